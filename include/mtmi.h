@@ -1,0 +1,128 @@
+/*
+ * mtmi.h - the one public header of libmtmi.
+ *
+ * libmtmi loads a multi-task vision network exported to ONNX, optimizes it,
+ * compiles it for a device and precision, and runs it.  Every object is an
+ * opaque handle owned by the caller; nothing here keeps global state, so two
+ * models (or two plans of one model on two devices) can be used at once, also
+ * from different threads (one thread per plan at a time).
+ *
+ * Errors: every function that can fail returns an mtmi_status.  On failure
+ * mtmi_last_error() returns a one-line message saying what and where (file,
+ * node, op, tensor).  The message is kept per thread, so it is valid until the
+ * next failing call on the same thread.
+ */
+#ifndef MTMI_H
+#define MTMI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MTMI_VERSION "0.1.0"
+#define MTMI_MAX_RANK 8
+
+typedef enum mtmi_status {
+    MTMI_OK = 0,
+    MTMI_ERR_IO = 1,          /* file missing, unreadable or unwritable   */
+    MTMI_ERR_PARSE = 2,       /* corrupt or truncated ONNX / PNG / cache   */
+    MTMI_ERR_UNSUPPORTED = 3, /* operator, attribute or dtype we lack      */
+    MTMI_ERR_SHAPE = 4,       /* shapes that do not fit together           */
+    MTMI_ERR_DEVICE = 5,      /* device missing or failing                 */
+    MTMI_ERR_NOMEM = 6,
+    MTMI_ERR_ARG = 7,         /* bad argument from the caller              */
+    MTMI_ERR_INTERNAL = 8
+} mtmi_status;
+
+/* Element types use ONNX's TensorProto codes so they round-trip unchanged. */
+typedef enum mtmi_dtype {
+    MTMI_UNDEFINED = 0,
+    MTMI_FLOAT = 1,
+    MTMI_UINT8 = 2,
+    MTMI_INT8 = 3,
+    MTMI_INT32 = 6,
+    MTMI_INT64 = 7,
+    MTMI_BOOL = 9,
+    MTMI_FLOAT16 = 10,
+    MTMI_DOUBLE = 11
+} mtmi_dtype;
+
+/* A caller-owned tensor descriptor used to pass data in and out. */
+typedef struct mtmi_tensor {
+    mtmi_dtype dtype;
+    int rank;
+    int64_t dims[MTMI_MAX_RANK];
+    void *data;
+} mtmi_tensor;
+
+/* The message of the last failure on this thread ("" if none). */
+const char *mtmi_last_error(void);
+/* A short fixed name for a status code. */
+const char *mtmi_status_name(mtmi_status s);
+
+/* ------------------------------------------------------------------ model */
+typedef struct mtmi_model mtmi_model;
+
+typedef struct mtmi_load_options {
+    /* External-data initializers whose weights file is missing are normally
+     * an error.  With fill_missing_weights set they are filled with seeded
+     * random values (normal / sqrt(fan_in)): for graph-only exports used in
+     * benchmarks and tests. */
+    int fill_missing_weights;
+    uint64_t seed;
+    /* Skip optimization passes (folding, fusion); for debugging. */
+    int no_optimize;
+} mtmi_load_options;
+
+mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt,
+                            mtmi_model **out);
+void mtmi_model_free(mtmi_model *m);
+
+int mtmi_model_num_inputs(const mtmi_model *m);
+int mtmi_model_num_outputs(const mtmi_model *m);
+const char *mtmi_model_input_name(const mtmi_model *m, int i);
+const char *mtmi_model_output_name(const mtmi_model *m, int i);
+/* Declared shape of an input; dynamic dimensions are reported as -1. */
+mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank,
+                                   int64_t dims[MTMI_MAX_RANK]);
+
+/* A human-readable report (inputs, outputs, op histogram, parameters, FLOPs
+ * per subgraph).  Returns a malloc'ed string the caller frees. */
+char *mtmi_model_describe(mtmi_model *m);
+
+/* ------------------------------------------------------------------- plan */
+typedef struct mtmi_plan mtmi_plan;
+
+typedef struct mtmi_plan_options {
+    /* "cpu" or "cuda:N" (N = GPU index). */
+    const char *device;
+    /* "fp32" (default), "fp16" (CUDA), "int8" (needs a calibration). */
+    const char *precision;
+    /* CPU threads; 0 = all cores. */
+    int threads;
+    /* Concrete input shapes; rank 0 = use the model's declared shape. */
+    int num_input_shapes;
+    const mtmi_tensor *input_shapes;
+} mtmi_plan_options;
+
+mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt,
+                             mtmi_plan **out);
+void mtmi_plan_free(mtmi_plan *p);
+
+/* Shape of output i of the plan (all dims concrete). */
+mtmi_status mtmi_plan_output_shape(const mtmi_plan *p, int i, int *rank,
+                                   int64_t dims[MTMI_MAX_RANK]);
+
+/* Runs the plan.  inputs[i].data must hold the plan's input i (dtype and
+ * shape checked); outputs[i].data must point to caller memory of the size of
+ * output i (dims are filled in). */
+mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs,
+                          mtmi_tensor *outputs, int noutputs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MTMI_H */

@@ -1,0 +1,231 @@
+/* The public API over the graph layer and the backends. */
+#include "api/api.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "onnx/onnx.h"
+
+/* ------------------------------------------------------------------ model */
+mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt, mtmi_model **out) {
+    if (!path || !out) return mt_fail(MTMI_ERR_ARG, "mtmi_model_load: NULL argument");
+    *out = NULL;
+    mt_clear_error();
+    mtmi_model *m = mt_alloc(sizeof *m);
+    if (!m) return MTMI_ERR_NOMEM;
+    if (opt) m->opt = *opt;
+    mt_onnx_load_opts lo = {.fill_missing_weights = m->opt.fill_missing_weights, .seed = m->opt.seed};
+    mtmi_status s = mt_onnx_load(path, &lo, &m->graph);
+    if (s) {
+        free(m);
+        return s;
+    }
+    for (int v = 0; v < m->graph->nvalues; v++) {
+        const mt_value *val = &m->graph->values[v];
+        if (val->is_weight && (val->dtype == MTMI_FLOAT || val->dtype == MTMI_FLOAT16)) m->params += mt_value_numel(val);
+    }
+    *out = m;
+    return MTMI_OK;
+}
+
+void mtmi_model_free(mtmi_model *m) {
+    if (!m) return;
+    mt_graph_free(m->graph);
+    free(m);
+}
+
+int mtmi_model_num_inputs(const mtmi_model *m) { return m->graph->ninputs; }
+int mtmi_model_num_outputs(const mtmi_model *m) { return m->graph->noutputs; }
+
+const char *mtmi_model_input_name(const mtmi_model *m, int i) {
+    return i >= 0 && i < m->graph->ninputs ? m->graph->values[m->graph->inputs[i]].name : NULL;
+}
+
+const char *mtmi_model_output_name(const mtmi_model *m, int i) {
+    return i >= 0 && i < m->graph->noutputs ? m->graph->values[m->graph->outputs[i]].name : NULL;
+}
+
+mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank, int64_t dims[MTMI_MAX_RANK]) {
+    if (i < 0 || i >= m->graph->ninputs) return mt_fail(MTMI_ERR_ARG, "input index %d out of range", i);
+    const mt_value *v = &m->graph->values[m->graph->inputs[i]];
+    *rank = v->rank;
+    for (int d = 0; d < v->rank; d++) dims[d] = v->dims[d];
+    return MTMI_OK;
+}
+
+mtmi_status mt_model_specialize(const mtmi_model *m, const mtmi_tensor *shapes, int nshapes, int fuse, mt_graph **out) {
+    *out = NULL;
+    mt_graph *g = mt_graph_clone(m->graph);
+    if (!g) return MTMI_ERR_NOMEM;
+    mtmi_status s = mt_graph_optimize(g, shapes, nshapes, mt_cpu_eval, NULL, fuse && !m->opt.no_optimize);
+    if (s) {
+        mt_graph_free(g);
+        return s;
+    }
+    *out = g;
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------------- describe */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if (b->s && b->len + n < b->cap) {
+            b->len += n;
+            return;
+        }
+        size_t nc = (b->cap + n + 1) * 2;
+        char *p = realloc(b->s, nc);
+        if (!p) return;
+        b->s = p;
+        b->cap = nc;
+    }
+}
+
+static int cmp_hist(const void *a, const void *b) {
+    const struct { const char *op; int n; } *x = a, *y = b;
+    if (x->n != y->n) return y->n - x->n;
+    return strcmp(x->op, y->op);
+}
+
+static void op_histogram(strbuf *b, const mt_graph *g, const char *title) {
+    struct { const char *op; int n; } h[256];
+    int nh = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const char *op = g->nodes[i].op;
+        int j;
+        for (j = 0; j < nh; j++)
+            if (!strcmp(h[j].op, op)) break;
+        if (j == nh && nh < 256) h[nh++] = (typeof(h[0])){op, 0};
+        if (j < nh) h[j].n++;
+    }
+    qsort(h, nh, sizeof h[0], cmp_hist);
+    sb_printf(b, "%s (%d nodes):", title, g->nnodes);
+    for (int j = 0; j < nh; j++) sb_printf(b, "%s %s=%d", j ? "," : "", h[j].op, h[j].n);
+    sb_printf(b, "\n");
+}
+
+char *mtmi_model_describe(mtmi_model *m) {
+    strbuf b = {0};
+    const mt_graph *g = m->graph;
+    char sh[128];
+    sb_printf(&b, "model: %s (ir %lld, opset %lld, producer '%s')\n", g->path ? g->path : "", (long long)g->ir_version,
+              (long long)g->opset, g->producer ? g->producer : "");
+    for (int i = 0; i < g->ninputs; i++) {
+        const mt_value *v = &g->values[g->inputs[i]];
+        sb_printf(&b, "input  %-24s %-8s %s\n", v->name, mt_dtype_name(v->dtype), mt_shape_str(v->rank, v->dims, sh, sizeof sh));
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+        const mt_value *v = &g->values[g->outputs[i]];
+        sb_printf(&b, "output %-24s %-8s %s\n", v->name, mt_dtype_name(v->dtype), mt_shape_str(v->rank, v->dims, sh, sizeof sh));
+    }
+    sb_printf(&b, "parameters: %lld\n", (long long)m->params);
+    op_histogram(&b, g, "ops as loaded");
+    mt_graph *opt = NULL;
+    if (mt_model_specialize(m, NULL, 0, 1, &opt) != MTMI_OK) {
+        sb_printf(&b, "optimized: not available (%s)\n", mtmi_last_error());
+        return b.s;
+    }
+    op_histogram(&b, opt, "ops optimized");
+    for (int i = 0; i < opt->noutputs; i++) {
+        const mt_value *v = &opt->values[opt->outputs[i]];
+        sb_printf(&b, "output %-24s %s\n", v->name, mt_shape_str(v->rank, v->dims, sh, sizeof sh));
+    }
+    int *label = malloc(sizeof(int) * (opt->nnodes + 1));
+    if (label && mt_graph_cone_labels(opt, label) == MTMI_OK) {
+        double total = 0, shared = 0, per[64] = {0};
+        int nshared = 0, nper[64] = {0};
+        for (int i = 0; i < opt->nnodes; i++) {
+            double f = mt_node_flops(opt, &opt->nodes[i]);
+            total += f;
+            if (label[i] == -1) { shared += f; nshared++; }
+            else if (label[i] >= 0 && label[i] < 64) { per[label[i]] += f; nper[label[i]]++; }
+        }
+        sb_printf(&b, "GFLOP total: %.2f\n", total / 1e9);
+        if (opt->noutputs > 1) sb_printf(&b, "  shared (encoder): %.2f GFLOP, %d nodes\n", shared / 1e9, nshared);
+        for (int k = 0; k < opt->noutputs && k < 64; k++)
+            sb_printf(&b, "  head '%s': %.2f GFLOP, %d nodes\n", opt->values[opt->outputs[k]].name, per[k] / 1e9, nper[k]);
+    }
+    free(label);
+    mt_graph_free(opt);
+    return b.s;
+}
+
+/* ------------------------------------------------------------------- plan */
+struct mtmi_plan {
+    mt_graph *graph;
+    mt_cpu_plan *cpu;
+};
+
+mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_plan **out) {
+    if (!m || !out) return mt_fail(MTMI_ERR_ARG, "mtmi_plan_create: NULL argument");
+    *out = NULL;
+    mt_clear_error();
+    const char *dev = opt && opt->device ? opt->device : "cpu";
+    const char *prec = opt && opt->precision ? opt->precision : "fp32";
+    if (strcmp(dev, "cpu") != 0) {
+        if (!strncmp(dev, "cuda", 4))
+            return mt_fail(MTMI_ERR_DEVICE, "device '%s': %s", dev,
+                           MTMI_HAVE_CUDA ? "the CUDA backend cannot run this plan yet" : "this build has no CUDA support");
+        return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
+    }
+    if (strcmp(prec, "fp32") != 0) return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the CPU (use fp32)", prec);
+    mtmi_plan *p = mt_alloc(sizeof *p);
+    if (!p) return MTMI_ERR_NOMEM;
+    mtmi_status s = mt_model_specialize(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &p->graph);
+    if (!s) s = mt_cpu_plan_create(p->graph, opt ? opt->threads : 0, &p->cpu);
+    if (s) {
+        mtmi_plan_free(p);
+        return s;
+    }
+    *out = p;
+    return MTMI_OK;
+}
+
+void mtmi_plan_free(mtmi_plan *p) {
+    if (!p) return;
+    mt_cpu_plan_free(p->cpu);
+    mt_graph_free(p->graph);
+    free(p);
+}
+
+mtmi_status mtmi_plan_output_shape(const mtmi_plan *p, int i, int *rank, int64_t dims[MTMI_MAX_RANK]) {
+    if (i < 0 || i >= p->graph->noutputs) return mt_fail(MTMI_ERR_ARG, "output index %d out of range", i);
+    const mt_value *v = &p->graph->values[p->graph->outputs[i]];
+    *rank = v->rank;
+    for (int d = 0; d < v->rank; d++) dims[d] = v->dims[d];
+    return MTMI_OK;
+}
+
+mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs, mtmi_tensor *outputs, int noutputs) {
+    if (!p || (ninputs && !inputs) || (noutputs && !outputs)) return mt_fail(MTMI_ERR_ARG, "mtmi_plan_run: NULL argument");
+    mt_tview in[16], out[16];
+    if (ninputs > 16 || noutputs > 16) return mt_fail(MTMI_ERR_ARG, "too many inputs or outputs");
+    for (int i = 0; i < ninputs; i++) {
+        in[i].data = inputs[i].data;
+        in[i].dtype = inputs[i].dtype;
+        in[i].rank = inputs[i].rank;
+        memcpy(in[i].dims, inputs[i].dims, sizeof in[i].dims);
+    }
+    for (int i = 0; i < noutputs; i++) out[i].data = outputs[i].data;
+    mtmi_status s = mt_cpu_plan_run(p->cpu, in, ninputs, out, noutputs);
+    if (s) return s;
+    for (int i = 0; i < noutputs; i++) {
+        outputs[i].dtype = out[i].dtype;
+        outputs[i].rank = out[i].rank;
+        memcpy(outputs[i].dims, out[i].dims, sizeof out[i].dims);
+    }
+    return MTMI_OK;
+}

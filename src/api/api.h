@@ -1,0 +1,18 @@
+/* api: the libmtmi entry points (include/mtmi.h) and the internals that the
+ * command-line app shares with them. */
+#ifndef MT_API_H
+#define MT_API_H
+
+#include "graph/graph.h"
+
+struct mtmi_model {
+    mt_graph *graph;      /* as loaded: Constant nodes folded into values only */
+    mtmi_load_options opt;
+    int64_t params;       /* float weight elements in the file */
+};
+
+/* The model's graph specialized to input shapes and optimized (caller frees). */
+mtmi_status mt_model_specialize(const mtmi_model *m, const mtmi_tensor *shapes, int nshapes, int fuse,
+                                mt_graph **out);
+
+#endif

@@ -1,0 +1,24 @@
+/* cli: the `mtmi` command-line app.  One file per command; this header has
+ * the command table's entries and the helpers they share. */
+#ifndef MT_CLI_H
+#define MT_CLI_H
+
+#include "core/core.h"
+
+int mt_cmd_info(int argc, char **argv);
+int mt_cmd_infer(int argc, char **argv);
+
+/* Prints "mtmi: error: <message>" (the library's last error if msg is
+ * NULL) on one line and returns the exit status 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_lib_error(void);
+/* Parses "1x3x512x512" into t (rank, dims). */
+int cli_parse_shape(const char *s, mtmi_tensor *t);
+/* Parses a non-negative integer option value; -1 on error. */
+long cli_parse_long(const char *opt, const char *s, long lo, long hi);
+/* Loads a model honoring --random-weights. */
+int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out);
+/* Makes a directory (and parents); 0 on success. */
+int cli_mkdirs(const char *path);
+
+#endif

@@ -1,0 +1,109 @@
+/* mtmi infer MODEL --input x.npy -o DIR: one run on the CPU. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/npy.h"
+
+int mt_cmd_infer(int argc, char **argv) {
+    const char *path = NULL, *outdir = ".";
+    const char *inputs[16];
+    int ninputs = 0, random = 0, threads = 0, repeat = 1;
+    long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: mtmi infer MODEL --input x.npy [--input y.npy ...] [-o DIR]\n"
+                   "       [--threads N] [--repeat N] [--random-weights SEED]\n"
+                   "Runs MODEL on the CPU in FP32 and writes each output as DIR/<name>.npy.\n"
+                   "Inputs are .npy files in the order of the model's inputs; their shapes\n"
+                   "set the plan's shapes (any size the model allows).\n");
+            return 0;
+        } else if (!strcmp(a, "--input") && i + 1 < argc) {
+            if (ninputs == 16) return cli_error("infer: too many inputs");
+            inputs[ninputs++] = argv[++i];
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && i + 1 < argc) outdir = argv[++i];
+        else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
+        } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
+            if ((repeat = (int)cli_parse_long(a, argv[++i], 1, 100000)) < 0) return 1;
+        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+            random = 1;
+            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
+        } else if (a[0] == '-') return cli_error("infer: unknown or incomplete option '%s'", a);
+        else if (!path) path = a;
+        else return cli_error("infer: more than one model given");
+    }
+    if (!path) return cli_error("infer: no model given");
+    mtmi_model *m;
+    if (cli_load_model(path, random, (uint64_t)seed, &m)) return 1;
+    int rc = 1;
+    int nin = mtmi_model_num_inputs(m), nout = mtmi_model_num_outputs(m);
+    mtmi_tensor in[16] = {0}, out[16] = {0};
+    mtmi_plan *plan = NULL;
+    if (ninputs != nin) {
+        cli_error("infer: model '%s' has %d inputs, %d given", path, nin, ninputs);
+        goto done;
+    }
+    if (nout > 16) {
+        cli_error("infer: too many outputs");
+        goto done;
+    }
+    for (int i = 0; i < nin; i++)
+        if (mt_npy_read(inputs[i], &in[i]) != MTMI_OK) {
+            cli_lib_error();
+            goto done;
+        }
+    mtmi_plan_options po = {.device = "cpu", .threads = threads, .num_input_shapes = nin, .input_shapes = in};
+    double t0 = mt_now_ms();
+    if (mtmi_plan_create(m, &po, &plan) != MTMI_OK) {
+        cli_lib_error();
+        goto done;
+    }
+    double t1 = mt_now_ms();
+    for (int i = 0; i < nout; i++) {
+        mtmi_plan_output_shape(plan, i, &out[i].rank, out[i].dims);
+        out[i].data = malloc(mt_numel(out[i].rank, out[i].dims) * 8 + 8);
+        if (!out[i].data) {
+            cli_error("infer: out of memory");
+            goto done;
+        }
+    }
+    double best = 1e30;
+    for (int r = 0; r < repeat; r++) {
+        double a = mt_now_ms();
+        if (mtmi_plan_run(plan, in, nin, out, nout) != MTMI_OK) {
+            cli_lib_error();
+            goto done;
+        }
+        double b = mt_now_ms() - a;
+        if (b < best) best = b;
+    }
+    if (cli_mkdirs(outdir)) {
+        cli_error("infer: cannot create output folder '%s'", outdir);
+        goto done;
+    }
+    for (int i = 0; i < nout; i++) {
+        char name[1024], fn[4096];
+        snprintf(name, sizeof name, "%s", mtmi_model_output_name(m, i));
+        for (char *p = name; *p; p++)
+            if (*p == '/' || *p == '\\' || *p == ':' || *p == ' ') *p = '_';
+        snprintf(fn, sizeof fn, "%s/%s.npy", outdir, name);
+        if (mt_npy_write(fn, &out[i]) != MTMI_OK) {
+            cli_lib_error();
+            goto done;
+        }
+        char sh[128];
+        printf("output %s %s -> %s\n", mtmi_model_output_name(m, i), mt_shape_str(out[i].rank, out[i].dims, sh, sizeof sh), fn);
+    }
+    printf("plan: %.1f ms, run: %.2f ms (best of %d)\n", t1 - t0, best, repeat);
+    rc = 0;
+done:
+    for (int i = 0; i < 16; i++) {
+        free(in[i].data);
+        free(out[i].data);
+    }
+    mtmi_plan_free(plan);
+    mtmi_model_free(m);
+    return rc;
+}

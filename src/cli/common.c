@@ -1,0 +1,71 @@
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_error(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n') *p = ' ';
+    fprintf(stderr, "mtmi: error: %s\n", msg);
+    return 1;
+}
+
+int cli_lib_error(void) {
+    const char *e = mtmi_last_error();
+    return cli_error("%s", e && e[0] ? e : "unknown failure");
+}
+
+int cli_parse_shape(const char *s, mtmi_tensor *t) {
+    memset(t, 0, sizeof *t);
+    const char *p = s;
+    while (*p) {
+        char *e;
+        errno = 0;
+        long long v = strtoll(p, &e, 10);
+        if (e == p || errno || v <= 0 || t->rank >= MTMI_MAX_RANK) return -1;
+        t->dims[t->rank++] = v;
+        if (*e == 'x' || *e == 'X' || *e == ',') e++;
+        else if (*e) return -1;
+        p = e;
+    }
+    t->dtype = MTMI_FLOAT;
+    return t->rank > 0 ? 0 : -1;
+}
+
+long cli_parse_long(const char *opt, const char *s, long lo, long hi) {
+    char *e;
+    errno = 0;
+    long v = s ? strtol(s, &e, 10) : 0;
+    if (!s || errno || e == s || *e || v < lo || v > hi) {
+        cli_error("%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s ? s : "");
+        return -1;
+    }
+    return v;
+}
+
+int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out) {
+    mtmi_load_options lo = {.fill_missing_weights = random_weights, .seed = seed};
+    if (mtmi_model_load(path, &lo, out) != MTMI_OK) return cli_lib_error();
+    return 0;
+}
+
+int cli_mkdirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    return 0;
+}

@@ -1,0 +1,40 @@
+/* mtmi: the command-line app.  `mtmi <command> [options]`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command g_commands[] = {
+    {"info", mt_cmd_info, "MODEL [--shape 1x3xHxW]: inputs, outputs, ops, parameters, FLOPs per subgraph"},
+    {"infer", mt_cmd_infer, "MODEL --input x.npy [--input ...] -o DIR: run a model on .npy inputs (CPU FP32)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mtmi <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < MT_ARRAY_LEN(g_commands); i++) fprintf(f, "  %-12s %s\n", g_commands[i].name, g_commands[i].help);
+    fprintf(f, "\n`mtmi <command> --help` for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("mtmi %s\n", MTMI_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < MT_ARRAY_LEN(g_commands); i++)
+        if (!strcmp(argv[1], g_commands[i].name)) return g_commands[i].fn(argc - 1, argv + 1);
+    return cli_error("unknown command '%s' (try mtmi --help)", argv[1]);
+}

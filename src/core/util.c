@@ -1,0 +1,229 @@
+#include "core/core.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void *mt_alloc(size_t n) {
+    void *p = calloc(1, n ? n : 1);
+    if (!p) mt_fail(MTMI_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *mt_alloc_aligned(size_t n) {
+    void *p = NULL;
+    size_t r = (n + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, r ? r : 64) != 0) {
+        mt_fail(MTMI_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+        return NULL;
+    }
+    return p;
+}
+
+void *mt_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) mt_fail(MTMI_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return q;
+}
+
+char *mt_strdup(const char *s) {
+    if (!s) s = "";
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (!d) {
+        mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(d, s, n);
+    return d;
+}
+
+int mt_grow(void **arr, int *cap, int need, size_t esz) {
+    if (need < *cap) return 0;
+    int nc = *cap ? *cap : 16;
+    while (nc <= need) nc *= 2;
+    void *p = realloc(*arr, (size_t)nc * esz);
+    if (!p) {
+        mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    memset((char *)p + (size_t)*cap * esz, 0, (size_t)(nc - *cap) * esz);
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+mtmi_status mt_read_file(const char *path, uint8_t **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mt_fail(MTMI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return mt_fail(MTMI_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        fclose(f);
+        return mt_fail(MTMI_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    if (n && fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return mt_fail(MTMI_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *data = buf;
+    *size = n;
+    return MTMI_OK;
+}
+
+FILE *mt_atomic_open(const char *path, char *tmp, size_t cap) {
+    snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) mt_fail(MTMI_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    return f;
+}
+
+mtmi_status mt_atomic_commit(FILE *f, const char *tmp, const char *path, int ok) {
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (!ok || bad) {
+        remove(tmp);
+        if (!ok) return MTMI_ERR_IO; /* caller already reported why */
+        return mt_fail(MTMI_ERR_IO, "%s: write failed", path);
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return mt_fail(MTMI_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
+    }
+    return MTMI_OK;
+}
+
+mtmi_status mt_write_file_atomic(const char *path, const void *data, size_t size) {
+    char tmp[4096];
+    FILE *f = mt_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return MTMI_ERR_IO;
+    int ok = fwrite(data, 1, size, f) == size;
+    if (!ok) mt_fail(MTMI_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return mt_atomic_commit(f, tmp, path, ok);
+}
+
+size_t mt_dtype_size(int t) {
+    switch (t) {
+    case MTMI_FLOAT: return 4;
+    case MTMI_UINT8: return 1;
+    case MTMI_INT8: return 1;
+    case 4: return 2; /* uint16 */
+    case 5: return 2; /* int16 */
+    case MTMI_INT32: return 4;
+    case MTMI_INT64: return 8;
+    case MTMI_BOOL: return 1;
+    case MTMI_FLOAT16: return 2;
+    case MTMI_DOUBLE: return 8;
+    case 12: return 4; /* uint32 */
+    case 13: return 8; /* uint64 */
+    case 16: return 2; /* bfloat16 */
+    default: return 0;
+    }
+}
+
+const char *mt_dtype_name(int t) {
+    static const char *names[] = {"undefined", "float", "uint8", "int8", "uint16", "int16",
+                                  "int32", "int64", "string", "bool", "float16", "double",
+                                  "uint32", "uint64", "complex64", "complex128", "bfloat16"};
+    if (t >= 0 && t < (int)MT_ARRAY_LEN(names)) return names[t];
+    return "unknown";
+}
+
+int64_t mt_numel(int rank, const int64_t *dims) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    return n;
+}
+
+const char *mt_shape_str(int rank, const int64_t *dims, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    if (rank == 0) {
+        snprintf(buf, cap, "scalar");
+        return buf;
+    }
+    for (int i = 0; i < rank && o < cap; i++) {
+        if (dims[i] < 0)
+            o += snprintf(buf + o, cap - o, "%s?", i ? "x" : "");
+        else
+            o += snprintf(buf + o, cap - o, "%s%lld", i ? "x" : "", (long long)dims[i]);
+    }
+    return buf;
+}
+
+float mt_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal */
+            float f = ldexpf((float)man, -24);
+            return sign ? -f : f;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000 | (man << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t mt_float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t man = x & 0x7fffff;
+    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        int shift = 14 - exp;
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (uint32_t)(exp << 10) | (man >> 13), rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into exp: fine */
+    return (uint16_t)(sign | h);
+}
+
+void mt_rng_seed(mt_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ull + 1; }
+
+uint64_t mt_rng_next(mt_rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+float mt_rng_uniform(mt_rng *r) { return (float)((mt_rng_next(r) >> 40) * (1.0 / 16777216.0)); }
+
+float mt_rng_normal(mt_rng *r) {
+    float u1 = mt_rng_uniform(r), u2 = mt_rng_uniform(r);
+    if (u1 < 1e-7f) u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+double mt_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}

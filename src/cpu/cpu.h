@@ -1,0 +1,74 @@
+/* cpu: the FP32 (and INT8 reference) executor.  Kernels are looked up by op
+ * in per-family tables (kernels_*.c); the executor plans memory once per
+ * compiled graph and runs the nodes in order with OpenMP threads. */
+#ifndef MT_CPU_H
+#define MT_CPU_H
+
+#include "graph/graph.h"
+
+/* A tensor as a kernel sees it: concrete shape, data in the plan's arena
+ * (or the caller's buffers, or a constant). */
+typedef struct mt_tview {
+    void *data;
+    int dtype;
+    int rank;
+    int64_t dims[MT_MAX_RANK];
+} mt_tview;
+
+typedef struct mt_cpu_ctx {
+    int nthreads;
+    void *scratch;          /* per-plan scratch, max over nodes of kernel->scratch() */
+    size_t scratch_size;
+} mt_cpu_ctx;
+
+typedef mtmi_status (*mt_cpu_run_fn)(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in,
+                                     int nin, mt_tview *out, int nout, mt_cpu_ctx *ctx);
+/* Bytes of scratch the node needs at run time (optional). */
+typedef size_t (*mt_cpu_scratch_fn)(const mt_graph *g, const mt_node *n, int nthreads);
+/* Builds per-node state once per plan, e.g. packed weights (optional). */
+typedef mtmi_status (*mt_cpu_prepare_fn)(const mt_graph *g, const mt_node *n, void **state);
+
+enum {
+    MT_KERNEL_ALIAS = 1, /* output 0 is input 0's bytes reinterpreted (Reshape...) */
+};
+
+typedef struct mt_cpu_kernel {
+    const char *op;
+    const char *domain;
+    mt_cpu_run_fn run;
+    mt_cpu_scratch_fn scratch;
+    mt_cpu_prepare_fn prepare;
+    void (*release)(void *state);
+    int flags;
+} mt_cpu_kernel;
+
+extern const mt_cpu_kernel mt_kernels_elementwise[];
+extern const mt_cpu_kernel mt_kernels_shape[];
+extern const mt_cpu_kernel mt_kernels_nn[];
+extern const mt_cpu_kernel mt_kernels_fused[];
+
+const mt_cpu_kernel *mt_cpu_find_kernel(const char *domain, const char *op);
+
+/* Evaluates one node on constant inputs into its outputs' data (for folding). */
+mtmi_status mt_cpu_eval(mt_graph *g, mt_node *n, void *ctx);
+
+/* ---------------------------------------------------------------- plans */
+typedef struct mt_cpu_plan mt_cpu_plan;
+
+/* Compiles an inferred graph (all shapes concrete).  The plan borrows g. */
+mtmi_status mt_cpu_plan_create(const mt_graph *g, int nthreads, mt_cpu_plan **out);
+void mt_cpu_plan_free(mt_cpu_plan *p);
+/* in[i]/out[i] are the graph inputs/outputs in order; out data must be
+ * caller memory of the right size. */
+mtmi_status mt_cpu_plan_run(mt_cpu_plan *p, const mt_tview *in, int nin, mt_tview *out, int nout);
+size_t mt_cpu_plan_arena_bytes(const mt_cpu_plan *p);
+/* Per-node times of the last run in ms (NULL if not profiling). */
+void mt_cpu_plan_set_profile(mt_cpu_plan *p, int on);
+const double *mt_cpu_plan_node_ms(const mt_cpu_plan *p, int *count);
+
+/* Helpers for kernels. */
+static inline int64_t mt_tview_numel(const mt_tview *t) { return mt_numel(t->rank, t->dims); }
+mtmi_status mt_kernel_fail(const mt_graph *g, const mt_node *n, mtmi_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,159 @@
+/* graph: the intermediate representation (values, nodes, attributes), shape
+ * inference with constant folding, and the optimization passes.
+ *
+ * A graph is a flat array of values (tensors) and a flat array of nodes that
+ * refer to values by index.  A value with data != NULL is a constant
+ * (initializer or folded).  Passes mark nodes dead and mt_graph_compact()
+ * removes them, so indices stay stable while a pass runs. */
+#ifndef MT_GRAPH_H
+#define MT_GRAPH_H
+
+#include "core/core.h"
+
+typedef struct mt_value {
+    char *name;
+    int dtype;                   /* ONNX code; 0 = not yet known        */
+    int rank;                    /* -1 = not yet known                  */
+    int64_t dims[MT_MAX_RANK];   /* -1 = dynamic                        */
+    char *dim_param[MT_MAX_RANK];/* symbolic names of dynamic dims      */
+    void *data;                  /* constant contents, or NULL          */
+    int producer;                /* node index, or -1                   */
+    int is_input, is_output;     /* graph input / output                */
+    int is_weight;               /* an initializer (a learned weight)   */
+} mt_value;
+
+enum {
+    MT_ATTR_FLOAT = 1,
+    MT_ATTR_INT = 2,
+    MT_ATTR_STRING = 3,
+    MT_ATTR_TENSOR = 4,
+    MT_ATTR_FLOATS = 6,
+    MT_ATTR_INTS = 7,
+    MT_ATTR_STRINGS = 8
+};
+
+typedef struct mt_attr {
+    char *name;
+    int type;
+    int64_t i;
+    float f;
+    char *s;
+    int n;            /* count of ints / floats / strings */
+    int64_t *ints;
+    float *floats;
+    char **strings;
+    mt_value *t;      /* tensor attribute (owned, detached from the graph) */
+} mt_attr;
+
+typedef struct mt_node {
+    char *name;
+    char *op;
+    char *domain;     /* "" for the ONNX domain, "mtmi" for our fused ops */
+    int nin, nout;
+    int *in;          /* value indices; -1 = absent optional input */
+    int *out;
+    int nattr;
+    mt_attr *attrs;
+    int dead;
+} mt_node;
+
+typedef struct mt_graph {
+    mt_value *values;
+    int nvalues, cap_values;
+    mt_node *nodes;
+    int nnodes, cap_nodes;
+    int *inputs, ninputs;     /* graph inputs (non-initializer)  */
+    int *outputs, noutputs;
+    int64_t opset;            /* default-domain opset version    */
+    int64_t ir_version;
+    char *name;
+    char *producer;
+    char *path;               /* file it was loaded from, for messages */
+} mt_graph;
+
+mt_graph *mt_graph_new(void);
+void mt_graph_free(mt_graph *g);
+mt_graph *mt_graph_clone(const mt_graph *g);
+
+/* Adds a value; returns its index or -1.  Names must be unique. */
+int mt_graph_add_value(mt_graph *g, const char *name);
+int mt_graph_find_value(const mt_graph *g, const char *name);
+/* A fresh unique name "<base>_<k>". */
+int mt_graph_add_value_unique(mt_graph *g, const char *base);
+/* Adds a node with the given value indices; returns its index or -1. */
+int mt_graph_add_node(mt_graph *g, const char *op, const char *name, const int *in,
+                      int nin, const int *out, int nout);
+/* Copies an attribute onto a node. */
+int mt_node_set_attr(mt_node *n, const mt_attr *a);
+int mt_node_set_int(mt_node *n, const char *name, int64_t v);
+int mt_node_set_float(mt_node *n, const char *name, float v);
+int mt_node_set_ints(mt_node *n, const char *name, const int64_t *v, int count);
+int mt_node_set_string(mt_node *n, const char *name, const char *s);
+
+const mt_attr *mt_node_attr(const mt_node *n, const char *name);
+int64_t mt_attr_int(const mt_node *n, const char *name, int64_t def);
+float mt_attr_float(const mt_node *n, const char *name, float def);
+const char *mt_attr_string(const mt_node *n, const char *name, const char *def);
+/* Number of ints (or -1 if absent); *v points into the node. */
+int mt_attr_ints(const mt_node *n, const char *name, const int64_t **v);
+
+void mt_attr_free(mt_attr *a);
+void mt_value_free_data(mt_value *v);
+
+/* Sets a value's type, shape and (owned) data. */
+void mt_value_set_shape(mt_value *v, int dtype, int rank, const int64_t *dims);
+int64_t mt_value_numel(const mt_value *v);
+size_t mt_value_bytes(const mt_value *v);
+int mt_value_shape_known(const mt_value *v);
+
+/* Consumers of value v among live nodes (indices into g->nodes). */
+int mt_graph_consumers(const mt_graph *g, int v, int *out, int cap);
+/* Recomputes producer links and sorts live nodes topologically (stable),
+ * removing dead nodes.  Fails on cycles. */
+mtmi_status mt_graph_compact(mt_graph *g);
+
+/* "node 'name' (Op)" for error messages. */
+const char *mt_node_desc(const mt_graph *g, const mt_node *n, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- ops */
+/* Shape/type inference of one node: sets dtype, rank and dims of outputs.
+ * Data-dependent ops (Reshape, Resize sizes, ...) read constant inputs. */
+typedef mtmi_status (*mt_infer_fn)(mt_graph *g, mt_node *n);
+
+typedef struct mt_op_schema {
+    const char *op;
+    const char *domain;   /* "" or "mtmi" */
+    mt_infer_fn infer;
+    int min_opset;        /* oldest opset of the default domain we handle */
+} mt_op_schema;
+
+const mt_op_schema *mt_op_find(const char *domain, const char *op);
+
+/* An evaluator of one node on constant inputs, supplied by a backend (the
+ * CPU one) so that the graph layer can fold without depending on it. */
+typedef mtmi_status (*mt_eval_fn)(mt_graph *g, mt_node *n, void *ctx);
+
+/* Specializes the graph to concrete input shapes (shapes[i] for input i,
+ * rank 0 = keep declared), infers every value's shape and folds every node
+ * whose inputs are all known (Shape of a known shape included). */
+mtmi_status mt_graph_infer(mt_graph *g, const mtmi_tensor *shapes, int nshapes,
+                           mt_eval_fn eval, void *eval_ctx);
+
+/* ------------------------------------------------------------- passes */
+/* Removes nodes whose outputs reach no graph output, and unused values. */
+mtmi_status mt_pass_dce(mt_graph *g);
+/* Pattern fusion: LayerNorm decomposition, Erf-GELU, attention,
+ * Conv+BatchNorm, Conv/Gemm/MatMul+bias, +Relu/Sigmoid. */
+mtmi_status mt_pass_fuse(mt_graph *g);
+/* Full pipeline: infer+fold, DCE, fuse, DCE, infer. */
+mtmi_status mt_graph_optimize(mt_graph *g, const mtmi_tensor *shapes, int nshapes,
+                              mt_eval_fn eval, void *eval_ctx, int fuse);
+
+/* label[i] for node i: -1 = in the cone of several outputs (shared, the
+ * encoder), k = only in output k's cone (a head), -2 = reaches no output. */
+mtmi_status mt_graph_cone_labels(const mt_graph *g, int *label);
+
+/* FLOPs of one node (multiply-add = 2), by its inferred shapes. */
+double mt_node_flops(const mt_graph *g, const mt_node *n);
+
+#endif
