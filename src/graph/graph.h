@@ -153,6 +153,39 @@ mtmi_status mt_graph_optimize(mt_graph *g, const mtmi_tensor *shapes, int nshape
  * encoder), k = only in output k's cone (a head), -2 = reaches no output. */
 mtmi_status mt_graph_cone_labels(const mt_graph *g, int *label);
 
+/* ------------------------------------------------------- fused operators
+ * Passes rewrite patterns into these ops of domain "mtmi" (plus ONNX's own
+ * LayerNormalization, which the opset-13 decomposition fuses into).  Every
+ * backend implements them; `simplify` writes them back as standard ONNX.
+ *
+ *  mtmi.FusedConv(X, W, B?)  Conv (all Conv attributes) followed by the
+ *      activation named by string attribute "activation": "" (none),
+ *      "Relu", "Sigmoid" or "Gelu" (erf form).  BatchNormalization after a
+ *      Conv is folded into W and B before this.
+ *  mtmi.Linear(X, W, B?)     Y = X @ W + B with X [..., K], W [K, N]
+ *      (constant), B [N]; then "activation" as above.  From MatMul+Add
+ *      and Gemm.
+ *  mtmi.Gelu(X)              0.5 x (1 + erf(x / sqrt 2)).
+ *  mtmi.Attention(Q, K, V)   softmax(Q K^T * scale) V over the last axis,
+ *      Q [B,H,N,d], K and V [B,H,M,d], float attribute "scale"; output
+ *      [B,H,N,d].  The N x M score matrix is never stored whole.
+ */
+
+/* ------------------------------------------------------------------ split
+ * Cuts g at the shared features: the encoder maps the graph inputs to the
+ * cut tensors; head k maps the cut tensors it reads to output k.  With
+ * cut == NULL the cut is found automatically: the tensors produced in the
+ * shared part (mt_graph_cone_labels == -1) and read by a head's part. */
+typedef struct mt_split {
+    mt_graph *encoder;
+    int nheads;
+    mt_graph **heads;     /* heads[k] computes original output k */
+    int ncut;
+    char **cut_names;     /* the shared features, encoder output order */
+} mt_split;
+mtmi_status mt_graph_split(const mt_graph *g, const char *const *cut, int ncut, mt_split *out);
+void mt_split_free(mt_split *s);
+
 /* FLOPs of one node (multiply-add = 2), by its inferred shapes. */
 double mt_node_flops(const mt_graph *g, const mt_node *n);
 
