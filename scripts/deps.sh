@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what mtmi needs on Debian 12 (run as root): compilers, CMake,
+# protobuf-c with ONNX's onnx.proto, OpenBLAS, libspng, and a Python venv
+# (.venv) with onnx, onnxruntime and numpy for the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs="build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
+      libopenblas-dev libspng-dev python3 python3-venv clang libclang-rt-14-dev libomp-14-dev"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if [ "${MTMI_NO_PY:-0}" != 1 ] && ! .venv/bin/python -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check onnx onnxruntime numpy
+fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test suite: installs dependencies, builds, runs every test (C unit
+# tests, ONNX backend node tests, checks against ONNX Runtime, one full
+# 1024x1024 check), then an ASan+UBSan build of the unit and bad-input tests
+# and short runs of the fuzz targets.  GPU tests run only where a GPU is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+bash scripts/build.sh
+status=0
+ctest --test-dir build --output-on-failure -j"${JOBS:-2}" -LE gpu || status=1
+
+echo "== sanitizers (ASan+UBSan)"
+py=$PWD/.venv/bin/python
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMTMI_SANITIZE=ON -DMTMI_NO_CUDA=ON \
+      -DPython3_EXECUTABLE="$py" >/dev/null
+cmake --build build-asan -j"${JOBS:-2}" >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"${JOBS:-2}" -L sanitize || status=1
+
+echo "== fuzz smoke (libFuzzer, clang)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMTMI_FUZZ=ON -DMTMI_NO_CUDA=ON \
+      -DPython3_EXECUTABLE="$py" >/dev/null
+cmake --build build-fuzz -j"${JOBS:-2}" >/dev/null
+for f in build-fuzz/fuzz_*; do
+  [ -x "$f" ] || continue
+  name=$(basename "$f")
+  corpus=fuzz/corpus/${name#fuzz_}
+  mkdir -p "build-fuzz/corpus-$name"
+  "$f" -runs="${FUZZ_RUNS:-20000}" -max_len=200000 "build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) \
+      >"build-fuzz/$name.log" 2>&1 || { echo "$name FAILED"; tail -30 "build-fuzz/$name.log"; status=1; }
+  echo "$name: $(grep -c . "build-fuzz/$name.log") log lines, $(grep -oE 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo 'no summary')"
+done
+exit $status
