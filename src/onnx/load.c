@@ -447,6 +447,11 @@ static mtmi_status convert_graph(load_ctx *c, const Onnx__ModelProto *mp, mt_gra
         if (v < 0) { s = mt_fail(MTMI_ERR_PARSE, "%s: graph output '%s' is produced by no node", c->what, vi->name ? vi->name : ""); goto done; }
         g->values[v].is_output = 1;
         g->outputs[g->noutputs++] = v;
+        /* The declared type is informative only (inference recomputes it). */
+        if (vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && !g->values[v].data) {
+            s = type_to_shape(c, vi, &g->values[v]);
+            if (s) goto done;
+        }
     }
     /* Every consumed value must come from somewhere. */
     for (int i = 0; i < g->nnodes; i++) {
