@@ -320,7 +320,10 @@ int mt_graph_consumers(const mt_graph *g, int v, int *out, int cap) {
 }
 
 const char *mt_node_desc(const mt_graph *g, const mt_node *n, char *buf, size_t cap) {
-    snprintf(buf, cap, "node '%s' (%s%s%s, opset %lld)", n->name && n->name[0] ? n->name : "<unnamed>",
+    char unnamed[300];
+    if (!n->name || !n->name[0]) /* name it by what it makes */
+        snprintf(unnamed, sizeof unnamed, "<unnamed, output '%s'>", n->nout && n->out[0] >= 0 ? g->values[n->out[0]].name : "");
+    snprintf(buf, cap, "node '%s' (%s%s%s, opset %lld)", n->name && n->name[0] ? n->name : unnamed,
              n->domain && n->domain[0] ? n->domain : "", n->domain && n->domain[0] ? "." : "", n->op,
              (long long)g->opset);
     return buf;
