@@ -1,6 +1,317 @@
-/* CPU kernels for the fused operator family. */
+/* CPU kernels for the fused operator family: mtmi.Gelu and mtmi.Attention
+ * (FusedConv and Linear are in kernels_nn.c).
+ *
+ * Attention is flash-style: each task takes a block of queries of one
+ * (batch, head), walks the keys in blocks, keeps a running row max and row
+ * sum (online softmax) and rescales its output accumulator, so only a
+ * BQ x BK block of scores ever exists.  Both products use AVX2 register
+ * tiles of 4 rows x 16 columns. */
 #include "cpu/cpu.h"
 
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* ------------------------------------------------------ vector math */
+/* exp(x) for x in float range: Cephes-style range reduction to
+ * [-ln2/2, ln2/2] and a degree-6 polynomial (about 1 ulp). */
+static inline __m256 exp256(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
+    fx = _mm256_floor_ps(fx);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, z, x);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    __m256i n = _mm256_cvttps_epi32(fx);
+    n = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+
+/* erf(x): Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), odd extension. */
+static inline __m256 erf256(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 s = _mm256_and_ps(x, sign), a = _mm256_andnot_ps(sign, x);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+    __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+    return _mm256_or_ps(r, s);
+}
+
+/* ----------------------------------------------------------------- Gelu */
+static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                            mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const float *x = in[0].data;
+    float *y = out[0].data;
+    int64_t cnt = mt_tview_numel(&in[0]);
+    const int64_t chunk = 16384;
+    int64_t nchunks = (cnt + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static) if (nchunks > 1)
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t i = c * chunk, end = MT_MIN(cnt, i + chunk);
+        const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), r2 = _mm256_set1_ps(0.70710678118654752f);
+        for (; i + 8 <= end; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i);
+            __m256 e = erf256(_mm256_mul_ps(v, r2));
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
+        }
+        for (; i < end; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    }
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------------ Attention */
+enum { BQ = 64, BK = 256 };
+
+typedef struct attn_dims {
+    int64_t B, H, N, M, d, dv, dvp;
+} attn_dims;
+
+static void attn_dims_of(const mt_graph *g, const mt_node *n, attn_dims *a) {
+    const mt_value *q = &g->values[n->in[0]], *k = &g->values[n->in[1]], *v = &g->values[n->in[2]];
+    a->B = q->dims[0];
+    a->H = q->dims[1];
+    a->N = q->dims[2];
+    a->d = q->dims[3];
+    a->M = k->dims[2];
+    a->dv = v->dims[3];
+    a->dvp = (a->dv + 7) & ~(int64_t)7;
+}
+
+/* floats of one thread's working set, rounded to a cache line */
+static size_t attn_thread_floats(const attn_dims *a) {
+    size_t f = (size_t)BQ * a->d      /* scaled query block        */
+               + (size_t)BK * a->d    /* key block, packed by 8    */
+               + (size_t)BQ * BK      /* scores / probabilities    */
+               + (size_t)BQ * a->dvp  /* output accumulator        */
+               + (size_t)BK * a->dvp  /* value block (padded dv)   */
+               + 3 * (size_t)BQ;      /* row max, row sum, rescale */
+    return (f + 15) & ~(size_t)15;
+}
+
+static size_t scratch_attention(const mt_graph *g, const mt_node *n, int nthreads) {
+    attn_dims a;
+    attn_dims_of(g, n, &a);
+    return attn_thread_floats(&a) * sizeof(float) * (size_t)(nthreads > 0 ? nthreads : 1);
+}
+
+/* S[r][0..kp) = Qb[r] . Kp[j] for 4 rows; Kp holds kp/8 panels of [d][8]. */
+static inline void scores_4x(const float *qb, int64_t d, const float *kp, int64_t npanel, float *s) {
+    int64_t p = 0;
+    for (; p + 2 <= npanel; p += 2) {
+        const float *k0 = kp + p * d * 8, *k1 = k0 + d * 8;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int64_t c = 0; c < d; c++) {
+            __m256 v0 = _mm256_loadu_ps(k0 + c * 8), v1 = _mm256_loadu_ps(k1 + c * 8);
+            __m256 q0 = _mm256_broadcast_ss(qb + c), q1 = _mm256_broadcast_ss(qb + d + c);
+            __m256 q2 = _mm256_broadcast_ss(qb + 2 * d + c), q3 = _mm256_broadcast_ss(qb + 3 * d + c);
+            a00 = _mm256_fmadd_ps(q0, v0, a00);
+            a01 = _mm256_fmadd_ps(q0, v1, a01);
+            a10 = _mm256_fmadd_ps(q1, v0, a10);
+            a11 = _mm256_fmadd_ps(q1, v1, a11);
+            a20 = _mm256_fmadd_ps(q2, v0, a20);
+            a21 = _mm256_fmadd_ps(q2, v1, a21);
+            a30 = _mm256_fmadd_ps(q3, v0, a30);
+            a31 = _mm256_fmadd_ps(q3, v1, a31);
+        }
+        float *o = s + p * 8;
+        _mm256_storeu_ps(o, a00);
+        _mm256_storeu_ps(o + 8, a01);
+        _mm256_storeu_ps(o + BK, a10);
+        _mm256_storeu_ps(o + BK + 8, a11);
+        _mm256_storeu_ps(o + 2 * BK, a20);
+        _mm256_storeu_ps(o + 2 * BK + 8, a21);
+        _mm256_storeu_ps(o + 3 * BK, a30);
+        _mm256_storeu_ps(o + 3 * BK + 8, a31);
+    }
+    for (; p < npanel; p++) {
+        const float *k0 = kp + p * d * 8;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t c = 0; c < d; c++) {
+            __m256 v0 = _mm256_loadu_ps(k0 + c * 8);
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(qb + c), v0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(qb + d + c), v0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(qb + 2 * d + c), v0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(qb + 3 * d + c), v0, a3);
+        }
+        float *o = s + p * 8;
+        _mm256_storeu_ps(o, a0);
+        _mm256_storeu_ps(o + BK, a1);
+        _mm256_storeu_ps(o + 2 * BK, a2);
+        _mm256_storeu_ps(o + 3 * BK, a3);
+    }
+}
+
+/* O[r][c..] = O[r][c..] * corr[r] + sum_j P[r][j] V[j][c..] for 4 rows and
+ * 8 or 16 columns starting at c. */
+static inline void pv_4x(const float *P, const float *V, int64_t ldv, int64_t kn, float *O, int64_t ldo,
+                         const float *corr, int64_t c, int wide) {
+    __m256 k0 = _mm256_broadcast_ss(corr), k1 = _mm256_broadcast_ss(corr + 1);
+    __m256 k2 = _mm256_broadcast_ss(corr + 2), k3 = _mm256_broadcast_ss(corr + 3);
+    float *o0 = O + c, *o1 = o0 + ldo, *o2 = o1 + ldo, *o3 = o2 + ldo;
+    if (wide) {
+        __m256 a00 = _mm256_mul_ps(k0, _mm256_loadu_ps(o0)), a01 = _mm256_mul_ps(k0, _mm256_loadu_ps(o0 + 8));
+        __m256 a10 = _mm256_mul_ps(k1, _mm256_loadu_ps(o1)), a11 = _mm256_mul_ps(k1, _mm256_loadu_ps(o1 + 8));
+        __m256 a20 = _mm256_mul_ps(k2, _mm256_loadu_ps(o2)), a21 = _mm256_mul_ps(k2, _mm256_loadu_ps(o2 + 8));
+        __m256 a30 = _mm256_mul_ps(k3, _mm256_loadu_ps(o3)), a31 = _mm256_mul_ps(k3, _mm256_loadu_ps(o3 + 8));
+        const float *v = V + c;
+        for (int64_t j = 0; j < kn; j++, v += ldv) {
+            __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+            __m256 p0 = _mm256_broadcast_ss(P + j), p1 = _mm256_broadcast_ss(P + BK + j);
+            __m256 p2 = _mm256_broadcast_ss(P + 2 * BK + j), p3 = _mm256_broadcast_ss(P + 3 * BK + j);
+            a00 = _mm256_fmadd_ps(p0, v0, a00);
+            a01 = _mm256_fmadd_ps(p0, v1, a01);
+            a10 = _mm256_fmadd_ps(p1, v0, a10);
+            a11 = _mm256_fmadd_ps(p1, v1, a11);
+            a20 = _mm256_fmadd_ps(p2, v0, a20);
+            a21 = _mm256_fmadd_ps(p2, v1, a21);
+            a30 = _mm256_fmadd_ps(p3, v0, a30);
+            a31 = _mm256_fmadd_ps(p3, v1, a31);
+        }
+        _mm256_storeu_ps(o0, a00);
+        _mm256_storeu_ps(o0 + 8, a01);
+        _mm256_storeu_ps(o1, a10);
+        _mm256_storeu_ps(o1 + 8, a11);
+        _mm256_storeu_ps(o2, a20);
+        _mm256_storeu_ps(o2 + 8, a21);
+        _mm256_storeu_ps(o3, a30);
+        _mm256_storeu_ps(o3 + 8, a31);
+    } else {
+        __m256 a0 = _mm256_mul_ps(k0, _mm256_loadu_ps(o0)), a1 = _mm256_mul_ps(k1, _mm256_loadu_ps(o1));
+        __m256 a2 = _mm256_mul_ps(k2, _mm256_loadu_ps(o2)), a3 = _mm256_mul_ps(k3, _mm256_loadu_ps(o3));
+        const float *v = V + c;
+        for (int64_t j = 0; j < kn; j++, v += ldv) {
+            __m256 v0 = _mm256_loadu_ps(v);
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(P + j), v0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(P + BK + j), v0, a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(P + 2 * BK + j), v0, a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(P + 3 * BK + j), v0, a3);
+        }
+        _mm256_storeu_ps(o0, a0);
+        _mm256_storeu_ps(o1, a1);
+        _mm256_storeu_ps(o2, a2);
+        _mm256_storeu_ps(o3, a3);
+    }
+}
+
+/* One (batch, head, query block) task. */
+static void attn_block(const attn_dims *a, float scale, const float *Q, const float *K, const float *V, float *Y,
+                       int64_t q0, int64_t qn, float *ws) {
+    const int64_t d = a->d, dv = a->dv, dvp = a->dvp;
+    float *qb = ws, *kp = qb + BQ * d, *S = kp + BK * d, *O = S + BQ * BK, *vp = O + BQ * dvp;
+    float *mx = vp + BK * dvp, *sum = mx + BQ, *corr = sum + BQ;
+    const int64_t qr = (qn + 3) & ~(int64_t)3; /* rows rounded to the 4-row tile */
+    /* scaled queries, zero rows past the end */
+    for (int64_t r = 0; r < qr; r++)
+        for (int64_t c = 0; c < d; c++) qb[r * d + c] = r < qn ? Q[(q0 + r) * d + c] * scale : 0.0f;
+    memset(O, 0, sizeof(float) * qr * dvp);
+    for (int64_t r = 0; r < qr; r++) {
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+    }
+    for (int64_t k0 = 0; k0 < a->M; k0 += BK) {
+        const int64_t kn = MT_MIN((int64_t)BK, a->M - k0), kpad = (kn + 7) & ~(int64_t)7, np = kpad / 8;
+        /* keys transposed into panels of 8: kp[p][c][lane] */
+        for (int64_t j = 0; j < kpad; j++) {
+            float *dst = kp + (j / 8) * d * 8 + (j % 8);
+            if (j < kn) {
+                const float *src = K + (k0 + j) * d;
+                for (int64_t c = 0; c < d; c++) dst[c * 8] = src[c];
+            } else
+                for (int64_t c = 0; c < d; c++) dst[c * 8] = 0.0f;
+        }
+        const float *vb = V + k0 * dv;
+        int64_t ldv = dv;
+        if (dv != dvp) { /* pad value rows so the 8-wide tiles stay inside */
+            for (int64_t j = 0; j < kn; j++) {
+                memcpy(vp + j * dvp, vb + j * dv, sizeof(float) * dv);
+                memset(vp + j * dvp + dv, 0, sizeof(float) * (dvp - dv));
+            }
+            vb = vp;
+            ldv = dvp;
+        }
+        for (int64_t r = 0; r < qr; r += 4) scores_4x(qb + r * d, d, kp, np, S + r * BK);
+        /* online softmax: new row max, rescale factor, probabilities */
+        for (int64_t r = 0; r < qr; r++) {
+            float *s = S + r * BK;
+            int64_t j = 0;
+            __m256 vm = _mm256_set1_ps(-INFINITY);
+            for (; j + 8 <= kn; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
+            float t[8];
+            _mm256_storeu_ps(t, vm);
+            float m = mx[r];
+            for (int i = 0; i < 8; i++) m = t[i] > m ? t[i] : m;
+            for (; j < kn; j++) m = s[j] > m ? s[j] : m;
+            corr[r] = mx[r] == -INFINITY ? 0.0f : expf(mx[r] - m);
+            mx[r] = m;
+            __m256 vmx = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+            for (j = 0; j + 8 <= kn; j += 8) {
+                __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
+                _mm256_storeu_ps(s + j, e);
+                vs = _mm256_add_ps(vs, e);
+            }
+            _mm256_storeu_ps(t, vs);
+            float l = 0.0f;
+            for (int i = 0; i < 8; i++) l += t[i];
+            for (; j < kn; j++) {
+                s[j] = expf(s[j] - m);
+                l += s[j];
+            }
+            sum[r] = sum[r] * corr[r] + l;
+        }
+        for (int64_t r = 0; r < qr; r += 4) {
+            int64_t c = 0;
+            for (; c + 16 <= dvp; c += 16) pv_4x(S + r * BK, vb, ldv, kn, O + r * dvp, dvp, corr + r, c, 1);
+            for (; c < dvp; c += 8) pv_4x(S + r * BK, vb, ldv, kn, O + r * dvp, dvp, corr + r, c, 0);
+        }
+    }
+    for (int64_t r = 0; r < qn; r++) {
+        float inv = 1.0f / sum[r];
+        float *y = Y + (q0 + r) * dv;
+        for (int64_t c = 0; c < dv; c++) y[c] = O[r * dvp + c] * inv;
+    }
+}
+
+static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                 mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    attn_dims a;
+    attn_dims_of(g, n, &a);
+    if (a.M <= 0) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "no keys (M = 0)");
+    float scale = mt_attr_float(n, "scale", 1.0f / sqrtf((float)a.d));
+    size_t per = attn_thread_floats(&a);
+    int nth = ctx->nthreads > 0 ? ctx->nthreads : 1;
+    if (!ctx->scratch || ctx->scratch_size < per * sizeof(float) * (size_t)nth)
+        return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch too small");
+    const float *Q = in[0].data, *K = in[1].data, *V = in[2].data;
+    float *Y = out[0].data, *scratch = ctx->scratch;
+    const int64_t nqb = (a.N + BQ - 1) / BQ, ntask = a.B * a.H * nqb;
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 4) if (ntask > 1)
+    for (int64_t t = 0; t < ntask; t++) {
+        int64_t bh = t / nqb, qb = t % nqb;
+        int64_t q0 = qb * BQ, qn = MT_MIN((int64_t)BQ, a.N - q0);
+        float *ws = scratch + per * (size_t)omp_get_thread_num();
+        attn_block(&a, scale, Q + bh * a.N * a.d, K + bh * a.M * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
+    }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_fused[] = {
+    {"Gelu", "mtmi", run_gelu, NULL, NULL, NULL, 0},
+    {"Attention", "mtmi", run_attention, scratch_attention, NULL, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };

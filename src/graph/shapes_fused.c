@@ -1,6 +1,37 @@
-/* Shape inference for the fused operator family. */
+/* Shape inference for the fused operator family (mtmi.Gelu, mtmi.Attention;
+ * FusedConv and Linear live with the nn family in shapes_nn.c). */
 #include "graph/ops.h"
 
+#include <string.h>
+
+static mtmi_status infer_gelu(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    if (mt_in(g, n, 0)->dtype != MTMI_FLOAT)
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "input must be float, is %s", mt_dtype_name(mt_in(g, n, 0)->dtype));
+    return mt_infer_same(g, n);
+}
+
+/* Q [B,H,N,d], K [B,H,M,d], V [B,H,M,dv] -> [B,H,N,dv]. */
+static mtmi_status infer_attention(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 3, 3);
+    if (s) return s;
+    const mt_value *q = mt_in(g, n, 0), *k = mt_in(g, n, 1), *v = mt_in(g, n, 2);
+    char a[128], b[128], c[128];
+    if (q->dtype != MTMI_FLOAT || k->dtype != MTMI_FLOAT || v->dtype != MTMI_FLOAT)
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "Q, K and V must be float");
+    if (q->rank != 4 || k->rank != 4 || v->rank != 4 || q->dims[0] != k->dims[0] || q->dims[0] != v->dims[0] ||
+        q->dims[1] != k->dims[1] || q->dims[1] != v->dims[1] || q->dims[3] != k->dims[3] || k->dims[2] != v->dims[2])
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "Q %s, K %s, V %s do not fit [B,H,N,d], [B,H,M,d], [B,H,M,dv]",
+                            mt_shape_str(q->rank, q->dims, a, sizeof a), mt_shape_str(k->rank, k->dims, b, sizeof b),
+                            mt_shape_str(v->rank, v->dims, c, sizeof c));
+    int64_t d[4] = {q->dims[0], q->dims[1], q->dims[2], v->dims[3]};
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT, 4, d);
+    return MTMI_OK;
+}
+
 const mt_op_schema mt_schemas_fused[] = {
+    {"Gelu", "mtmi", infer_gelu, 0},
+    {"Attention", "mtmi", infer_attention, 0},
     {NULL, NULL, NULL, 0},
 };
