@@ -23,4 +23,22 @@ mtmi_status mt_image_fit(const mt_image *src, int w, int h, mt_image *dst);
 /* SPEC normalization: (px - mean) / std per RGB channel, CHW float. */
 void mt_image_to_chw(const mt_image *img, float *chw);
 
+/* ----------------------------------------------------- visualization (SPEC 6)
+ * vis.png = input | class map | depth, side by side. */
+/* The 19 Cityscapes training classes' colours (road, sidewalk, ... bicycle). */
+extern const uint8_t mt_cityscapes_palette[19][3];
+/* Class map (one byte per pixel) to RGB8; classes >= 19 are black. */
+void mt_colorize_classes(const uint8_t *cls, int w, int h, uint8_t *rgb);
+/* Argmax over the c channels of CHW float logits (first maximum wins). */
+void mt_argmax_chw(const float *logits, int c, int w, int h, uint8_t *cls);
+/* Depth head output d (sigmoid, 0..1) to RGB8 in a jet colour map of the
+ * distance (1-d)*80 clipped to [1e-3, 80]: blue near, red far. */
+void mt_colorize_depth(const float *d, int w, int h, uint8_t *rgb);
+/* Places n RGB8 images of one height side by side. */
+mtmi_status mt_image_hconcat(const mt_image *parts, int n, mt_image *dst);
+
+/* A synthetic street-like RGB frame (sky gradient, road with lane marks,
+ * buildings, box "cars"), varied by seed: for demos without image files. */
+mtmi_status mt_image_synth_street(int w, int h, uint64_t seed, mt_image *dst);
+
 #endif
