@@ -69,6 +69,7 @@ typedef struct mt_graph {
     char *name;
     char *producer;
     char *path;               /* file it was loaded from, for messages */
+    size_t max_tensor_bytes;  /* inference rejects bigger tensors (0 = 16 GiB) */
 } mt_graph;
 
 mt_graph *mt_graph_new(void);

@@ -168,9 +168,19 @@ mtmi_status mt_graph_infer(mt_graph *g, const mtmi_tensor *shapes, int nshapes, 
         }
         s = sc->infer(g, n);
         if (s) return s;
+        size_t cap = g->max_tensor_bytes ? g->max_tensor_bytes : ((size_t)16 << 30);
         for (int k = 0; k < n->nout; k++) {
             mt_value *o = mt_out(g, n, k);
-            if (o && o->rank < 0) return mt_node_fail(g, n, MTMI_ERR_INTERNAL, "inference left output %d without a shape", k);
+            if (!o) continue;
+            if (o->rank < 0) return mt_node_fail(g, n, MTMI_ERR_INTERNAL, "inference left output %d without a shape", k);
+            /* Overflow-safe size check: corrupt shapes must fail here, not in malloc. */
+            double bytes = (double)mt_dtype_size(o->dtype);
+            for (int d = 0; d < o->rank; d++) {
+                if (o->dims[d] < 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "output %d has a negative dimension", k);
+                bytes *= (double)o->dims[d];
+            }
+            if (bytes > (double)cap)
+                return mt_node_fail(g, n, MTMI_ERR_SHAPE, "output '%s' would take %.3g bytes, over the %zu-byte limit", o->name, bytes, cap);
         }
         /* Shape-like ops set their output data in infer; others fold here. */
         int folded = 1;

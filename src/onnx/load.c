@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "onnx.pb-c.h"
 
@@ -95,7 +96,9 @@ static int is_supported_dtype(int t) {
            t == 5 || t == 12 || t == 13;
 }
 
-static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, void *dst, size_t bytes,
+/* Reads external data into a new buffer *dstp (allocated only once the
+ * file is known to hold the bytes). */
+static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, void **dstp, size_t bytes,
                                  int *missing) {
     const char *loc = NULL;
     long long off = 0, len = -1;
@@ -129,6 +132,17 @@ static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, void *
         *missing = 1;
         return mt_fail(MTMI_ERR_IO, "%s: tensor '%s': external data file '%s' missing: %s", c->what, t->name, loc, strerror(errno));
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (unsigned long long)st.st_size < (unsigned long long)off + bytes) {
+        fclose(f);
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data file '%s' too short for offset %lld + %zu bytes", c->what, t->name, loc, off, bytes);
+    }
+    void *dst = malloc(bytes ? bytes : 1);
+    if (!dst) {
+        fclose(f);
+        return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, t->name, bytes);
+    }
+    *dstp = dst;
     if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, bytes, f) != bytes) {
         fclose(f);
         return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data file '%s' too short for offset %lld + %zu bytes", c->what, t->name, loc, off, bytes);
@@ -166,21 +180,35 @@ static mtmi_status tensor_to_value(load_ctx *c, const Onnx__TensorProto *t, mt_v
     }
     mt_value_set_shape(v, t->data_type, (int)t->n_dims, dims);
     size_t esz = mt_dtype_size(t->data_type), bytes = (size_t)n * esz;
+    int external = t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    /* Validate that the data is really there before allocating for it: a
+     * corrupt shape must not make us ask for terabytes. */
+    if (!external) {
+        size_t have;
+        if (t->has_raw_data) have = t->raw_data.len / (esz ? esz : 1);
+        else switch (t->data_type) {
+            case MTMI_FLOAT: have = t->n_float_data; break;
+            case MTMI_DOUBLE: have = t->n_double_data; break;
+            case MTMI_INT64: have = t->n_int64_data; break;
+            case 12: case 13: have = t->n_uint64_data; break;
+            default: have = t->n_int32_data; break;
+            }
+        if ((t->has_raw_data && t->raw_data.len != bytes) || have != (size_t)n)
+            return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': holds %zu elements, its shape needs %lld", c->what, name, have, (long long)n);
+    } else {
+        int missing = 0;
+        mtmi_status s = read_external(c, t, &v->data, bytes, &missing);
+        if (s != MTMI_OK && missing && c->opt && c->opt->fill_missing_weights) {
+            mt_clear_error();
+            v->data = malloc(bytes ? bytes : 1);
+            if (!v->data) return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, name, bytes);
+            fill_random(c, v);
+            return MTMI_OK;
+        }
+        return s;
+    }
     v->data = malloc(bytes ? bytes : 1);
     if (!v->data) return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, name, bytes);
-    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-        int missing = 0;
-        mtmi_status s = read_external(c, t, v->data, bytes, &missing);
-        if (s != MTMI_OK) {
-            if (missing && c->opt && c->opt->fill_missing_weights) {
-                mt_clear_error();
-                fill_random(c, v);
-                return MTMI_OK;
-            }
-            return s;
-        }
-        return MTMI_OK;
-    }
     if (t->has_raw_data) {
         if (t->raw_data.len != bytes)
             return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': raw_data has %zu bytes, shape %s needs %zu", c->what, name, t->raw_data.len, "", bytes);
