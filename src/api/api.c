@@ -229,3 +229,60 @@ mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs, 
     }
     return MTMI_OK;
 }
+
+/* ---------------------------------------------------------------- profile */
+void mt_plan_set_profile(mtmi_plan *p, int on) {
+    if (p && p->cpu) mt_cpu_plan_set_profile(p->cpu, on);
+}
+
+typedef struct prof_row {
+    char key[200];
+    double ms;
+    int n;
+} prof_row;
+
+static int cmp_prof(const void *a, const void *b) {
+    const prof_row *x = a, *y = b;
+    return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : 0;
+}
+
+char *mt_plan_profile_report(const mtmi_plan *p, int top) {
+    int cnt = 0;
+    const double *ms = p && p->cpu ? mt_cpu_plan_node_ms(p->cpu, &cnt) : NULL;
+    const mt_graph *g = p ? p->graph : NULL;
+    if (!ms || !g || cnt != g->nnodes) return NULL;
+    prof_row *ops = calloc(cnt + 1, sizeof *ops), *nodes = calloc(cnt + 1, sizeof *nodes);
+    strbuf b = {0};
+    if (!ops || !nodes) goto done;
+    int nops = 0;
+    double total = 0;
+    for (int i = 0; i < cnt; i++) {
+        const mt_node *n = &g->nodes[i];
+        const char *act = mt_attr_string(n, "activation", "");
+        char key[96];
+        /* activations fused into a node are part of its cost: show them */
+        snprintf(key, sizeof key, "%s%s%s", n->op, act[0] ? "+" : "", act);
+        int j;
+        for (j = 0; j < nops; j++)
+            if (!strcmp(ops[j].key, key)) break;
+        if (j == nops) snprintf(ops[nops++].key, sizeof ops[0].key, "%s", key);
+        ops[j].ms += ms[i];
+        ops[j].n++;
+        snprintf(nodes[i].key, sizeof nodes[i].key, "%s (%s)", n->name && n->name[0] ? n->name : "?", key);
+        nodes[i].ms = ms[i];
+        nodes[i].n = 1;
+        total += ms[i];
+    }
+    qsort(ops, nops, sizeof *ops, cmp_prof);
+    qsort(nodes, cnt, sizeof *nodes, cmp_prof);
+    sb_printf(&b, "profile of the last run: %.2f ms in %d nodes\n", total, cnt);
+    sb_printf(&b, "  %-28s %6s %10s %6s\n", "op", "nodes", "ms", "%");
+    for (int j = 0; j < nops && j < top; j++)
+        sb_printf(&b, "  %-28s %6d %10.2f %5.1f%%\n", ops[j].key, ops[j].n, ops[j].ms, total > 0 ? 100 * ops[j].ms / total : 0);
+    sb_printf(&b, "  slowest nodes:\n");
+    for (int j = 0; j < cnt && j < top; j++) sb_printf(&b, "  %10.2f ms  %s\n", nodes[j].ms, nodes[j].key);
+done:
+    free(ops);
+    free(nodes);
+    return b.s;
+}

@@ -15,4 +15,10 @@ struct mtmi_model {
 mtmi_status mt_model_specialize(const mtmi_model *m, const mtmi_tensor *shapes, int nshapes, int fuse,
                                 mt_graph **out);
 
+/* Per-node timing of a CPU plan (for `mtmi infer --profile`): switch it on
+ * before running; the report (malloc'ed) lists the ops and nodes that took
+ * the most time in the last run. */
+void mt_plan_set_profile(mtmi_plan *p, int on);
+char *mt_plan_profile_report(const mtmi_plan *p, int top);
+
 #endif

@@ -3,21 +3,23 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "api/api.h"
 #include "core/npy.h"
 
 int mt_cmd_infer(int argc, char **argv) {
     const char *path = NULL, *outdir = ".";
     const char *inputs[16];
-    int ninputs = 0, random = 0, threads = 0, repeat = 1;
+    int ninputs = 0, random = 0, threads = 0, repeat = 1, profile = 0;
     long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
             printf("usage: mtmi infer MODEL --input x.npy [--input y.npy ...] [-o DIR]\n"
-                   "       [--threads N] [--repeat N] [--random-weights SEED]\n"
+                   "       [--threads N] [--repeat N] [--random-weights SEED] [--profile]\n"
                    "Runs MODEL on the CPU in FP32 and writes each output as DIR/<name>.npy.\n"
                    "Inputs are .npy files in the order of the model's inputs; their shapes\n"
-                   "set the plan's shapes (any size the model allows).\n");
+                   "set the plan's shapes (any size the model allows).\n"
+                   "--profile prints the ops and nodes that took the most time.\n");
             return 0;
         } else if (!strcmp(a, "--input") && i + 1 < argc) {
             if (ninputs == 16) return cli_error("infer: too many inputs");
@@ -30,7 +32,8 @@ int mt_cmd_infer(int argc, char **argv) {
         } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
             random = 1;
             if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
-        } else if (a[0] == '-') return cli_error("infer: unknown or incomplete option '%s'", a);
+        } else if (!strcmp(a, "--profile")) profile = 1;
+        else if (a[0] == '-') return cli_error("infer: unknown or incomplete option '%s'", a);
         else if (!path) path = a;
         else return cli_error("infer: more than one model given");
     }
@@ -69,15 +72,36 @@ int mt_cmd_infer(int argc, char **argv) {
             goto done;
         }
     }
-    double best = 1e30;
+    if (profile) mt_plan_set_profile(plan, 1);
+    double best = 1e30, *times = calloc(repeat, sizeof(double));
+    if (!times) {
+        cli_error("infer: out of memory");
+        goto done;
+    }
     for (int r = 0; r < repeat; r++) {
         double a = mt_now_ms();
         if (mtmi_plan_run(plan, in, nin, out, nout) != MTMI_OK) {
+            free(times);
             cli_lib_error();
             goto done;
         }
         double b = mt_now_ms() - a;
+        times[r] = b;
         if (b < best) best = b;
+    }
+    /* median for benchmarks: insertion sort of a handful of runs */
+    for (int i = 1; i < repeat; i++)
+        for (int j = i; j > 0 && times[j - 1] > times[j]; j--) {
+            double t = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = t;
+        }
+    double median = repeat % 2 ? times[repeat / 2] : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
+    free(times);
+    if (profile) {
+        char *rep = mt_plan_profile_report(plan, 15);
+        if (rep) fputs(rep, stdout);
+        free(rep);
     }
     if (cli_mkdirs(outdir)) {
         cli_error("infer: cannot create output folder '%s'", outdir);
@@ -96,7 +120,7 @@ int mt_cmd_infer(int argc, char **argv) {
         char sh[128];
         printf("output %s %s -> %s\n", mtmi_model_output_name(m, i), mt_shape_str(out[i].rank, out[i].dims, sh, sizeof sh), fn);
     }
-    printf("plan: %.1f ms, run: %.2f ms (best of %d)\n", t1 - t0, best, repeat);
+    printf("plan: %.1f ms, run: %.2f ms (best of %d), median %.2f ms\n", t1 - t0, best, repeat, median);
     rc = 0;
 done:
     for (int i = 0; i < 16; i++) {

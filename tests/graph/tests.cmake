@@ -3,3 +3,16 @@
 mtmi_c_test(test_fused_kernels tests/graph/test_fused_kernels.c)
 mtmi_py_test(fusion_patterns tests/graph/test_fusion_patterns.py)
 set_tests_properties(fusion_patterns PROPERTIES SKIP_RETURN_CODE 77)
+
+# The reference network from both exports against ONNX Runtime (FP32 within
+# 1e-4 relative): small sizes, batch 2, opset 13, a non-square size, and one
+# full 1024x1024 run (label "slow", still part of CI).
+mtmi_py_test(ref_models_256 tests/graph/test_reference_models.py ts_256 dyn_256 ts_op13_256 dyn_op13_256)
+mtmi_py_test(ref_models_batch2 tests/graph/test_reference_models.py ts_b2_256 dyn_b2_256)
+mtmi_py_test(ref_models_512x1024 tests/graph/test_reference_models.py ts_512x1024 dyn_512x1024)
+mtmi_py_test(ref_models_1024 tests/graph/test_reference_models.py dyn_1024)
+mtmi_py_test(ref_models_fusion tests/graph/test_reference_models.py fusion_ts fusion_dyn fusion_ts_op13 fusion_dyn_op13)
+foreach(t ref_models_256 ref_models_batch2 ref_models_512x1024 ref_models_1024 ref_models_fusion)
+  set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77)
+endforeach()
+set_tests_properties(ref_models_1024 PROPERTIES LABELS "ort;slow")
