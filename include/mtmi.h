@@ -106,6 +106,10 @@ typedef struct mtmi_plan_options {
     /* Concrete input shapes; rank 0 = use the model's declared shape. */
     int num_input_shapes;
     const mtmi_tensor *input_shapes;
+    /* Precision "int8": a calibration cache in TensorRT's text format
+     * (mtmi calibrate, or TensorRT's own).  The heads (nodes not shared
+     * by several outputs; every node of a one-output model) run in INT8. */
+    const char *calibration_cache;
 } mtmi_plan_options;
 
 mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt,

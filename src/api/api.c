@@ -7,6 +7,7 @@
 
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
+#include "quant/quant.h"
 
 /* ------------------------------------------------------------------ model */
 mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt, mtmi_model **out) {
@@ -181,10 +182,15 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
                            MTMI_HAVE_CUDA ? "the CUDA backend cannot run this plan yet" : "this build has no CUDA support");
         return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
     }
-    if (strcmp(prec, "fp32") != 0) return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the CPU (use fp32)", prec);
+    int int8 = !strcmp(prec, "int8");
+    if (strcmp(prec, "fp32") != 0 && !int8)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the CPU (use fp32 or int8)", prec);
+    if (int8 && !opt->calibration_cache)
+        return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache)");
     mtmi_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
     mtmi_status s = mt_model_specialize(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &p->graph);
+    if (!s && int8) s = mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL);
     if (!s) s = mt_cpu_plan_create(p->graph, opt ? opt->threads : 0, &p->cpu);
     if (s) {
         mtmi_plan_free(p);

@@ -12,6 +12,7 @@ static const mt_cpu_kernel *const g_tables[] = {
     mt_kernels_shape,
     mt_kernels_nn,
     mt_kernels_fused,
+    mt_kernels_quant,
 };
 
 const mt_cpu_kernel *mt_cpu_find_kernel(const char *domain, const char *op) {
@@ -101,6 +102,8 @@ struct mt_cpu_plan {
     mt_cpu_ctx ctx;
     int profile;
     double *node_ms;
+    mt_cpu_observer_fn observer;
+    void *observer_user;
 };
 
 typedef struct interval {
@@ -284,6 +287,11 @@ void mt_cpu_plan_set_profile(mt_cpu_plan *p, int on) {
     if (on && !p->node_ms) p->node_ms = calloc(p->nsteps + 1, sizeof(double));
 }
 
+void mt_cpu_plan_set_observer(mt_cpu_plan *p, mt_cpu_observer_fn fn, void *user) {
+    p->observer = fn;
+    p->observer_user = user;
+}
+
 const double *mt_cpu_plan_node_ms(const mt_cpu_plan *p, int *count) {
     *count = p->nsteps;
     return p->node_ms;
@@ -324,6 +332,11 @@ mtmi_status mt_cpu_plan_run(mt_cpu_plan *p, const mt_tview *in, int nin, mt_tvie
         double t0 = p->profile ? mt_now_ms() : 0;
         if (st->k->flags & MT_KERNEL_ALIAS) {
             if (st->alias_copy) memcpy(p->ptr[n->out[0]], p->ptr[n->in[0]], mt_value_bytes(&g->values[n->out[0]]));
+            if (p->observer) {
+                view_of(&g->values[n->out[0]], p->ptr[n->out[0]], &ov[0]);
+                mtmi_status so = p->observer(p->observer_user, g, n, ov, 1);
+                if (so) return so;
+            }
             continue;
         }
         int ni = n->nin < 16 ? n->nin : 16, no = n->nout < 8 ? n->nout : 8;
@@ -338,6 +351,7 @@ mtmi_status mt_cpu_plan_run(mt_cpu_plan *p, const mt_tview *in, int nin, mt_tvie
         mtmi_status st_ = st->k->run(g, n, st->state, iv, ni, ov, no, &p->ctx);
         if (st_) return st_;
         if (p->profile) p->node_ms[s] = mt_now_ms() - t0;
+        if (p->observer && (st_ = p->observer(p->observer_user, g, n, ov, no))) return st_;
     }
     /* Outputs that are constants or inputs themselves. */
     for (int i = 0; i < nout; i++) {

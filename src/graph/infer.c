@@ -11,6 +11,7 @@ static const mt_op_schema *const g_tables[] = {
     mt_schemas_shape,
     mt_schemas_nn,
     mt_schemas_fused,
+    mt_schemas_quant,
 };
 
 const mt_op_schema *mt_op_find(const char *domain, const char *op) {

@@ -1,0 +1,260 @@
+/* CPU kernels of mtmi.QConv and mtmi.QLinear: the exact INT8 reference
+ * (arithmetic contract in quant.h).
+ *
+ * Both are one int8 GEMM, C[m][col] = sum_k A[m][k] * B[k][col]:
+ *   A = the int8 weights (rows = output channels), packed once per plan as
+ *       pairs (a[2p], a[2p+1]) of int16 in an int32;
+ *   B = the quantized input, im2col'ed per tile of columns into the same
+ *       pair layout ([p][col][2] int16), so that AVX2's vpmaddwd forms
+ *       a[2p]*b[2p] + a[2p+1]*b[2p+1] in int32 for 8 columns at once.
+ * int8 products fit int16 and the int32 sums cannot overflow (|sum| <=
+ * K * 16256 for K < 2^17), so the result is exact whatever the order:
+ * any GPU kernel summing the same products gets the same acc. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "quant/quant.h"
+
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+enum { TILE = 128 }; /* columns per packed B tile; a multiple of 16 */
+enum { ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_GELU };
+
+typedef struct qstate {
+    int conv;
+    int64_t groups, Mg, K, P; /* output channels per group, K per row, K pairs */
+    int32_t *a;               /* [groups][Mg][P] packed pairs */
+    int act;
+    float ys;
+} qstate;
+
+static void qrelease(void *p) {
+    qstate *s = p;
+    if (!s) return;
+    free(s->a);
+    free(s);
+}
+
+static int act_code(const mt_node *n) {
+    const char *a = mt_attr_string(n, "activation", "");
+    if (!strcmp(a, "Relu")) return ACT_RELU;
+    if (!strcmp(a, "Sigmoid")) return ACT_SIGMOID;
+    if (!strcmp(a, "Gelu")) return ACT_GELU;
+    return ACT_NONE;
+}
+
+static mtmi_status qprepare(const mt_graph *g, const mt_node *n, void **state) {
+    const mt_value *w = &g->values[n->in[1]];
+    if (w->dtype != MTMI_INT8 || !w->data) return mt_kernel_fail(g, n, MTMI_ERR_ARG, "weights must be constant int8");
+    qstate *s = mt_alloc(sizeof *s);
+    if (!s) return MTMI_ERR_NOMEM;
+    s->conv = !strcmp(n->op, "QConv");
+    s->groups = s->conv ? mt_attr_int(n, "group", 1) : 1;
+    if (s->groups <= 0) s->groups = 1;
+    int64_t M = w->dims[0];
+    s->Mg = M / s->groups;
+    s->K = mt_value_numel(w) / (M ? M : 1);
+    s->P = (s->K + 1) / 2;
+    s->act = act_code(n);
+    s->ys = mt_attr_float(n, "y_scale", 0);
+    s->a = malloc(sizeof(int32_t) * (size_t)(M * s->P) + 4);
+    if (!s->a) {
+        free(s);
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory packing int8 weights");
+    }
+    const int8_t *wq = w->data;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t p = 0; p < s->P; p++) {
+            int16_t lo = wq[m * s->K + 2 * p];
+            int16_t hi = 2 * p + 1 < s->K ? wq[m * s->K + 2 * p + 1] : 0;
+            s->a[m * s->P + p] = (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo);
+        }
+    *state = s;
+    return MTMI_OK;
+}
+
+static size_t qscratch(const mt_graph *g, const mt_node *n, int nthreads) {
+    const mt_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]];
+    int64_t M = w->dims[0] ? w->dims[0] : 1;
+    int64_t K = mt_value_numel(w) / M;
+    size_t xq = ((size_t)mt_value_numel(x) + 63) & ~(size_t)63;
+    size_t tile = (size_t)((K + 1) / 2) * TILE * 2 * sizeof(int16_t);
+    return xq + (size_t)nthreads * ((tile + 63) & ~(size_t)63);
+}
+
+/* The float epilogue: int32 accumulator -> output value. */
+static inline float epilogue(int32_t acc, float mult, int act, float ys) {
+    float y = (float)acc * mult;
+    switch (act) {
+    case ACT_RELU: y = y > 0 ? y : 0.0f; break;
+    case ACT_SIGMOID: y = 1.0f / (1.0f + expf(-y)); break;
+    case ACT_GELU: y = 0.5f * y * (1.0f + erff(y * (float)M_SQRT1_2)); break;
+    default: break;
+    }
+    if (ys > 0) y = mt_dequantize(mt_quantize(y, ys), ys);
+    return y;
+}
+
+/* acc[r][c] for rows m0..m0+nr (nr <= 4), columns t0..t0+16 of the tile. */
+static void micro(const int32_t *a, int64_t P, int nr, const int16_t *b, int t0, int32_t acc[4][16]) {
+#ifdef __AVX2__
+    __m256i c[4][2];
+    for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+    for (int64_t p = 0; p < P; p++) {
+        const int16_t *bp = b + ((size_t)p * TILE + t0) * 2;
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)bp);
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + 16));
+        for (int r = 0; r < nr; r++) {
+            __m256i av = _mm256_set1_epi32(a[r * P + p]);
+            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(av, b0));
+            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(av, b1));
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        _mm256_storeu_si256((__m256i *)acc[r], c[r][0]);
+        _mm256_storeu_si256((__m256i *)(acc[r] + 8), c[r][1]);
+    }
+#else
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < 16; t++) acc[r][t] = 0;
+    for (int64_t p = 0; p < P; p++) {
+        const int16_t *bp = b + ((size_t)p * TILE + t0) * 2;
+        for (int r = 0; r < nr; r++) {
+            int32_t av = a[r * P + p];
+            int32_t lo = (int16_t)(av & 0xffff), hi = (int16_t)((uint32_t)av >> 16);
+            for (int t = 0; t < 16; t++) acc[r][t] += lo * bp[2 * t] + hi * bp[2 * t + 1];
+        }
+    }
+#endif
+}
+
+/* Quantizes a float tensor with scale s into int8 (parallel). */
+static void quantize_all(const float *x, int8_t *q, int64_t n, float s, int nthreads) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < n; i++) q[i] = mt_quantize(x[i], s);
+}
+
+/* QConv: per (image, group, tile of output pixels): im2col the tile into
+ * B, then GEMM + epilogue straight into the output. */
+static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                             mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    qstate *s = state;
+    mt_conv_geom cg;
+    char err[128];
+    if (mt_conv_geometry(n, in[0].dims, in[1].dims, &cg, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
+    const float *x = in[0].data;
+    const int32_t *bq = in[2].data;
+    const float *mult = in[3].data;
+    float *y = out[0].data;
+    float xs = mt_attr_float(n, "x_scale", 0);
+    if (!(xs > 0)) return mt_kernel_fail(g, n, MTMI_ERR_ARG, "x_scale must be positive");
+    int64_t xn = mt_tview_numel(&in[0]);
+    int8_t *xq = ctx->scratch;
+    size_t xqb = ((size_t)xn + 63) & ~(size_t)63;
+    size_t tileb = (((size_t)s->P * TILE * 2 * sizeof(int16_t)) + 63) & ~(size_t)63;
+    quantize_all(x, xq, xn, xs, ctx->nthreads);
+    int64_t cols = cg.OH * cg.OW, ntiles = (cols + TILE - 1) / TILE;
+    int64_t Cg = cg.C / cg.group, khw = cg.kh * cg.kw;
+    int64_t jobs = cg.N * cg.group * ntiles;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(dynamic)
+    for (int64_t job = 0; job < jobs; job++) {
+        int16_t *b = (int16_t *)((uint8_t *)ctx->scratch + xqb + tileb * (size_t)omp_get_thread_num());
+        int64_t tile = job % ntiles, grp = (job / ntiles) % cg.group, img = job / ntiles / cg.group;
+        int64_t c0 = tile * TILE, nc = MT_MIN((int64_t)TILE, cols - c0);
+        const int8_t *xg = xq + (img * cg.C + grp * Cg) * cg.H * cg.W;
+        /* im2col: k = (c, ky, kx) in weight order; zero for padding, for
+         * the odd k of the last pair and for columns past the end. */
+        for (int64_t p = 0; p < s->P; p++)
+            for (int h = 0; h < 2; h++) {
+                int64_t k = 2 * p + h;
+                int16_t *dst = b + (size_t)p * TILE * 2 + h;
+                if (k >= s->K) {
+                    for (int t = 0; t < TILE; t++) dst[2 * t] = 0;
+                    continue;
+                }
+                int64_t c = k / khw, ky = (k / cg.kw) % cg.kh, kx = k % cg.kw;
+                const int8_t *xc = xg + c * cg.H * cg.W;
+                int t = 0;
+                for (; t < nc; t++) {
+                    int64_t col = c0 + t, oy = col / cg.OW, ox = col % cg.OW;
+                    int64_t iy = oy * cg.sh - cg.pt + ky * cg.dh, ix = ox * cg.sw - cg.pl + kx * cg.dw;
+                    dst[2 * t] = (iy >= 0 && iy < cg.H && ix >= 0 && ix < cg.W) ? xc[iy * cg.W + ix] : 0;
+                }
+                for (; t < TILE; t++) dst[2 * t] = 0;
+            }
+        int32_t acc[4][16];
+        for (int64_t m0 = 0; m0 < s->Mg; m0 += 4) {
+            int nr = (int)MT_MIN((int64_t)4, s->Mg - m0);
+            const int32_t *a = s->a + (grp * s->Mg + m0) * s->P;
+            for (int t0 = 0; t0 < nc; t0 += 16) {
+                micro(a, s->P, nr, b, t0, acc);
+                int tn = (int)MT_MIN((int64_t)16, nc - t0);
+                for (int r = 0; r < nr; r++) {
+                    int64_t m = grp * s->Mg + m0 + r;
+                    float *yo = y + (img * cg.M + m) * cols + c0 + t0;
+                    for (int t = 0; t < tn; t++) yo[t] = epilogue(acc[r][t] + bq[m], mult[m], s->act, s->ys);
+                }
+            }
+        }
+    }
+    return MTMI_OK;
+}
+
+/* QLinear: rows of X are the GEMM's columns. */
+static mtmi_status run_qlinear(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                               mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    qstate *s = state;
+    const float *x = in[0].data;
+    const int32_t *bq = in[2].data;
+    const float *mult = in[3].data;
+    float *y = out[0].data;
+    float xs = mt_attr_float(n, "x_scale", 0);
+    if (!(xs > 0)) return mt_kernel_fail(g, n, MTMI_ERR_ARG, "x_scale must be positive");
+    int64_t xn = mt_tview_numel(&in[0]), K = s->K, N = s->Mg;
+    int64_t R = xn / (K ? K : 1);
+    int8_t *xq = ctx->scratch;
+    size_t xqb = ((size_t)xn + 63) & ~(size_t)63;
+    size_t tileb = (((size_t)s->P * TILE * 2 * sizeof(int16_t)) + 63) & ~(size_t)63;
+    quantize_all(x, xq, xn, xs, ctx->nthreads);
+    int64_t ntiles = (R + TILE - 1) / TILE;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(dynamic)
+    for (int64_t tile = 0; tile < ntiles; tile++) {
+        int16_t *b = (int16_t *)((uint8_t *)ctx->scratch + xqb + tileb * (size_t)omp_get_thread_num());
+        int64_t r0 = tile * TILE, nc = MT_MIN((int64_t)TILE, R - r0);
+        for (int64_t p = 0; p < s->P; p++) {
+            int16_t *dst = b + (size_t)p * TILE * 2;
+            int t = 0;
+            for (; t < nc; t++) {
+                const int8_t *row = xq + (r0 + t) * K;
+                dst[2 * t] = row[2 * p];
+                dst[2 * t + 1] = 2 * p + 1 < K ? row[2 * p + 1] : 0;
+            }
+            for (; t < TILE; t++) dst[2 * t] = dst[2 * t + 1] = 0;
+        }
+        int32_t acc[4][16];
+        for (int64_t m0 = 0; m0 < N; m0 += 4) {
+            int nr = (int)MT_MIN((int64_t)4, N - m0);
+            for (int t0 = 0; t0 < nc; t0 += 16) {
+                micro(s->a + m0 * s->P, s->P, nr, b, t0, acc);
+                int tn = (int)MT_MIN((int64_t)16, nc - t0);
+                for (int r = 0; r < nr; r++) {
+                    int64_t m = m0 + r;
+                    for (int t = 0; t < tn; t++)
+                        y[(r0 + t0 + t) * N + m] = epilogue(acc[r][t] + bq[m], mult[m], s->act, s->ys);
+                }
+            }
+        }
+    }
+    return MTMI_OK;
+}
+
+const mt_cpu_kernel mt_kernels_quant[] = {
+    {"QConv", "mtmi", run_qconv, qscratch, qprepare, qrelease, 0},
+    {"QLinear", "mtmi", run_qlinear, qscratch, qprepare, qrelease, 0},
+    {NULL, NULL, NULL, NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,223 @@
+/* quant: INT8 post-training quantization.
+ *
+ *  - statistics of float activations (histograms of |x|, max |x|) collected
+ *    by observing a CPU FP32 plan node by node;
+ *  - calibration methods: entropy (TensorRT EntropyCalibrator2), min-max,
+ *    percentile;
+ *  - calibration caches in TensorRT's text format (read and write);
+ *  - the INT8 graph rewrite (FusedConv / Conv / Linear -> mtmi.QConv /
+ *    mtmi.QLinear with int8 weights, int32 bias and float multipliers);
+ *  - helpers to cut a graph into encoder and heads for calibration.
+ *
+ * ------------------------------------------------------------------------
+ * INT8 ARITHMETIC CONTRACT (the CPU kernels are the exact reference; a GPU
+ * kernel that follows these steps produces the same bits):
+ *
+ *  quantize(x, s)  = clamp(rne(x / s), -128, 127)       x, s float32;
+ *                    x / s is IEEE float32 division (correctly rounded,
+ *                    __fdiv_rn on CUDA; not --use_fast_math), rne = round
+ *                    half to even (rintf / __float2int_rn); NaN -> 0.
+ *  dequantize(q,s) = (float)q * s                        one float32 multiply.
+ *
+ *  Activation scale s_x of a tensor: from the calibration cache
+ *      (symmetric, per tensor; s = amax / 127).
+ *  Weight scale per output channel c:
+ *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero)
+ *      wq[c,k] = clamp(rne(w[c,k] / s_w[c]), -127, 127)  (int8)
+ *  Bias:  bq[c] = clamp(rne((double)b[c] / ((double)s_x * (double)s_w[c])),
+ *                       INT32_MIN, INT32_MAX)           (int32)
+ *  Multiplier: m[c] = s_x * s_w[c]                      (float32 multiply)
+ *  These are computed once by the rewrite (mt_quant_rewrite) and stored as
+ *  constants of the QConv/QLinear node, so every backend reads the same
+ *  int8 weights, int32 biases and float multipliers.
+ *
+ *  Per output element:
+ *      acc = bq[c] + sum_k xq[k] * wq[c,k]        exact int32 (no overflow:
+ *                                                 |sum| <= K * 16256)
+ *      y   = (float)acc * m[c]                    int32->float rne, then
+ *                                                 one float32 multiply
+ *      y   = act(y)      Relu: y > 0 ? y : 0.0f (exact);
+ *                        Sigmoid: 1 / (1 + expf(-y)), Gelu: erf form
+ *                        (libm-accurate, NOT bit-exact across libraries)
+ *      if the output tensor has a scale s_y (attribute y_scale > 0):
+ *          y = dequantize(quantize(y, s_y), s_y)
+ *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
+ *  so a GPU may store int8 q and s_y instead and is still bit-identical.
+ *  Padding of convolutions pads xq with 0 (= quantize(0)).
+ *  Resize, Concat, Relu, Sigmoid and every other op between quantized
+ *  nodes run in float on these (dequantized) values.
+ * ------------------------------------------------------------------------ */
+#ifndef MT_QUANT_H
+#define MT_QUANT_H
+
+#include "graph/graph.h"
+
+/* ----------------------------------------------------------- arithmetic */
+static inline int8_t mt_quantize(float x, float s) {
+    float v = x / s;
+    if (!(v == v)) return 0;
+    if (v >= 127.0f) return 127;
+    if (v <= -128.0f) return -128;
+    return (int8_t)__builtin_rintf(v); /* default rounding mode: half to even */
+}
+static inline float mt_dequantize(int q, float s) { return (float)q * s; }
+
+/* ------------------------------------------------------------ histograms */
+#define MT_HIST_BINS 2048
+
+typedef enum mt_calib_method {
+    MT_CALIB_ENTROPY = 0,
+    MT_CALIB_MINMAX = 1,
+    MT_CALIB_PERCENTILE = 2
+} mt_calib_method;
+
+/* Histogram of |x| as TensorRT / pytorch-quantization's HistogramCalibrator
+ * keep it: the first batch with a nonzero max fixes the bin width
+ * (max / 2048); later batches with a larger max append bins of the same
+ * width, so there can be more than 2048 bins. */
+typedef struct mt_hist {
+    double *count;   /* nbins counts */
+    int nbins;
+    float width;     /* 0 until the first nonzero batch */
+    float amax;      /* exact max |x| seen */
+    uint64_t total;  /* elements seen (including NaN-free zeros) */
+} mt_hist;
+
+void mt_hist_free(mt_hist *h);
+/* Adds one batch of n floats. */
+mtmi_status mt_hist_add(mt_hist *h, const float *x, int64_t n);
+/* The threshold (amax) by each method; percentile in (0, 100]. */
+float mt_hist_amax_entropy(const mt_hist *h);
+float mt_hist_amax_percentile(const mt_hist *h, double percentile);
+/* The KL-divergence search on a bare histogram (bins[0..nbins), bin
+ * width w): returns the threshold i*w of the last minimizing i in
+ * [128, nbins]; *best_i gets i.  The algorithm, for the record:
+ *   p = bins with bins[0] := bins[1] (suppresses the spike of ReLU zeros);
+ *   for i in 128..nbins:
+ *     P = p[0..i), P[i-1] += sum p[i..]            (clipped outliers)
+ *     level(j) = floor(j * 128 / i) for j < i
+ *     Q[j] = 0 if p[j] == 0, else the mean of the nonzero p in j's level
+ *     D(i) = sum_{P>0} P/|P| * ln((P/|P|) / (Q/|Q|))   (inf if Q = 0 there)
+ *   i* = the last argmin.  Identical to pytorch-quantization's
+ *   _compute_amax_entropy (NVIDIA's open reference of EntropyCalibrator2). */
+float mt_entropy_threshold(const double *bins, int nbins, float width, int *best_i);
+
+/* ------------------------------------------------------------ cache */
+typedef struct mt_calib_entry {
+    char *name;
+    float scale;
+    int line;        /* line number in the file it came from (0 = set) */
+} mt_calib_entry;
+
+typedef struct mt_calib_cache {
+    char *header;    /* e.g. "TRT-8601-EntropyCalibration2" */
+    mt_calib_entry *e;
+    int n, cap;
+    char *path;      /* where it was read from, for messages */
+} mt_calib_cache;
+
+void mt_calib_cache_free(mt_calib_cache *c);
+/* Parses TensorRT's text format; `what` names the source in errors, which
+ * say "<what>:<line>: ...".  Non-positive, NaN or infinite scales, bad hex,
+ * lines without "name: hex" and duplicate names are errors. */
+mtmi_status mt_calib_cache_parse(const char *text, size_t len, const char *what, mt_calib_cache *c);
+mtmi_status mt_calib_cache_read(const char *path, mt_calib_cache *c);
+/* Writes atomically (temporary file + rename). */
+mtmi_status mt_calib_cache_write(const char *path, const mt_calib_cache *c);
+/* Sets (adds or replaces) a scale. */
+mtmi_status mt_calib_cache_set(mt_calib_cache *c, const char *name, float scale);
+/* Scale of a tensor, or 0 if absent. */
+float mt_calib_cache_get(const mt_calib_cache *c, const char *name);
+/* Every name must be a tensor of g: "<path>:<line>: tensor 'x' is not in
+ * the model". */
+mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g);
+/* Parses "name=scale" (scale a float, or 0x<8 hex digits>) into the cache. */
+mtmi_status mt_calib_cache_override(mt_calib_cache *c, const char *spec);
+/* "TRT-8601-EntropyCalibration2" etc. for a method. */
+const char *mt_calib_header(mt_calib_method m);
+
+/* float <-> "3cb9c64a" (big-endian bytes of the IEEE single). */
+void mt_scale_to_hex(float s, char hex[9]);
+int mt_scale_from_hex(const char *hex, float *s); /* 0 ok, -1 bad */
+
+/* ------------------------------------------------------------ collector */
+/* Statistics of a chosen set of tensors, by name, across graphs (the full
+ * graph, or an encoder and a head cut from it). */
+typedef struct mt_calib_stats {
+    int n;
+    char **names;
+    mt_hist *hist;
+} mt_calib_stats;
+
+/* Chooses the tensors to observe in g: the float activations (outputs of
+ * nodes with sel[node] != 0, and their non-constant float inputs). */
+mtmi_status mt_calib_stats_init(mt_calib_stats *st, const mt_graph *g, const unsigned char *sel);
+void mt_calib_stats_free(mt_calib_stats *st);
+/* Adds data for a tensor by name (ignored if not chosen). */
+mtmi_status mt_calib_stats_add(mt_calib_stats *st, const char *name, const float *x, int64_t n);
+int mt_calib_stats_find(const mt_calib_stats *st, const char *name);
+/* Scales (amax / 127) of every tensor with data into c.  Tensors that were
+ * all zeros get no entry (nothing to quantize). */
+mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, mt_calib_cache *c);
+
+/* Hooks a CPU plan of graph g so that every node output chosen in st is
+ * added after the node runs (mt_cpu_plan_set_observer). */
+struct mt_cpu_plan;
+typedef struct mt_calib_observer {
+    mt_calib_stats *st;
+    const struct mt_graph *g;
+    int *slot;        /* per value of g: index in st, or -1 */
+    mtmi_status status;
+} mt_calib_observer;
+mtmi_status mt_calib_observer_attach(mt_calib_observer *o, mt_calib_stats *st, const mt_graph *g,
+                                     struct mt_cpu_plan *plan);
+void mt_calib_observer_free(mt_calib_observer *o);
+
+/* ------------------------------------------------------------ graph side */
+/* Which nodes form a subgraph: "encoder" (shared, cone label -1), "all",
+ * "heads" (every node of a single output), or a head by name: "seg"
+ * (output with more than one channel or named *seg*), "depth" (one
+ * channel or named *depth*) or an output's name.  sel[i] = 1 for chosen
+ * nodes. */
+mtmi_status mt_quant_select(const mt_graph *g, const char *subgraph, unsigned char *sel);
+/* Index of the graph output that is the seg / depth head (-1 if none). */
+int mt_quant_find_head(const mt_graph *g, const char *which);
+
+/* A new graph computing `outputs` of g from `inputs` (value names of g;
+ * inputs become graph inputs, everything not needed is removed). */
+mtmi_status mt_graph_extract(const mt_graph *g, char *const *inputs, int ninputs, char *const *outputs,
+                             int noutputs, mt_graph **out);
+/* The shared features: values made by shared nodes (or graph inputs) that
+ * head nodes read, in value order.  names are malloc'ed. */
+mtmi_status mt_quant_cut(const mt_graph *g, char ***names, int *count);
+void mt_free_names(char **names, int count);
+
+typedef struct mt_quant_report {
+    int quantized;       /* nodes turned into QConv / QLinear */
+    int skipped;         /* candidate nodes left in float (no input scale) */
+    char first_skipped[256];
+} mt_quant_report;
+
+/* Rewrites the chosen nodes (sel[node] != 0, or every node if sel is NULL)
+ * of an inferred graph to INT8: FusedConv / Conv / Linear whose input has a
+ * scale in c become mtmi.QConv / mtmi.QLinear (see the contract above). */
+mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, mt_quant_report *rep);
+
+/* Geometry of a 2-D convolution node (Conv attributes; auto_pad
+ * resolved) for input dims xd [N,C,H,W] and weight dims wd [M,C/g,kh,kw].
+ * Returns 0, or -1 with a reason in err. */
+typedef struct mt_conv_geom {
+    int64_t N, C, H, W, M, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, OH, OW, group;
+} mt_conv_geom;
+int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap);
+
+/* The head nodes of g to run in INT8 for a plan: every node not shared by
+ * several outputs (cone label >= 0).  sel has g->nnodes entries. */
+mtmi_status mt_quant_head_nodes(const mt_graph *g, unsigned char *sel);
+
+/* What mtmi_plan_create does for precision "int8": reads the cache (names
+ * checked against the model as loaded), then rewrites the head nodes of the
+ * optimized graph g.  rep may be NULL. */
+mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char *cache_path, mt_quant_report *rep);
+
+#endif
