@@ -21,9 +21,13 @@ typedef struct mt_onnx_save_opts {
     /* Weights larger than this many bytes go to "<file>.data" beside the
      * model (0 = everything inline).  Models over 2 GiB need it. */
     size_t external_threshold;
+    /* Keep fused ops (FusedConv, Linear, Gelu, Attention) as "mtmi"-domain
+     * nodes instead of writing them back as standard ONNX ops. */
+    int keep_fused;
 } mt_onnx_save_opts;
 
-/* Writes a graph as ONNX (atomically). */
+/* Writes a graph as ONNX (atomically; the "<file>.data" file too).  A NULL
+ * opt writes everything inline unless the weights exceed protobuf's 2 GiB. */
 mtmi_status mt_onnx_save(const mt_graph *g, const char *path, const mt_onnx_save_opts *opt);
 
 #endif

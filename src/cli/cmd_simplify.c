@@ -1,0 +1,116 @@
+/* mtmi simplify IN OUT: shape inference, constant folding, dead-node removal
+ * and fusion, written back as a standard ONNX model (onnxsim's job, in C). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "onnx/onnx.h"
+
+typedef struct op_count {
+    const char *op;
+    int before, after;
+} op_count;
+
+static op_count *count_slot(op_count *h, int *nh, int cap, const char *op) {
+    for (int i = 0; i < *nh; i++)
+        if (!strcmp(h[i].op, op)) return &h[i];
+    if (*nh == cap) return NULL;
+    h[*nh] = (op_count){op, 0, 0};
+    return &h[(*nh)++];
+}
+
+static int cmp_count(const void *a, const void *b) {
+    const op_count *x = a, *y = b;
+    int nx = MT_MAX(x->before, x->after), ny = MT_MAX(y->before, y->after);
+    if (nx != ny) return ny - nx;
+    return strcmp(x->op, y->op);
+}
+
+int mt_cmd_simplify(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    mtmi_tensor shapes[16];
+    int nshapes = 0, keep_fused = 0, no_fuse = 0, random = 0;
+    long seed = 0, ext = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: mtmi simplify IN OUT [--shape 1x3xHxW ...] [--keep-fused] [--no-fuse]\n"
+                   "       [--external-data BYTES] [--random-weights SEED]\n"
+                   "Infers shapes (for the given input shapes, in input order), folds constants,\n"
+                   "removes dead nodes and fuses patterns, then writes OUT as standard ONNX\n"
+                   "(fused ops written back as ONNX ops; --keep-fused keeps them in the \"mtmi\"\n"
+                   "domain, which only mtmi runs).  Weights over BYTES go to OUT.data.\n");
+            return 0;
+        } else if (!strcmp(a, "--shape") && i + 1 < argc) {
+            if (nshapes == 16) return cli_error("simplify: too many --shape options");
+            if (cli_parse_shape(argv[++i], &shapes[nshapes]))
+                return cli_error("simplify: bad shape '%s' (expected e.g. 1x3x512x512)", argv[i]);
+            nshapes++;
+        } else if (!strcmp(a, "--keep-fused")) keep_fused = 1;
+        else if (!strcmp(a, "--no-fuse")) no_fuse = 1;
+        else if (!strcmp(a, "--external-data") && i + 1 < argc) {
+            if ((ext = cli_parse_long(a, argv[++i], 0, 1L << 40)) < 0) return 1;
+        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+            random = 1;
+            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
+        } else if (a[0] == '-') return cli_error("simplify: unknown or incomplete option '%s'", a);
+        else if (!in) in = a;
+        else if (!out) out = a;
+        else return cli_error("simplify: too many arguments (usage: mtmi simplify IN OUT)");
+    }
+    if (!in || !out) return cli_error("simplify: usage: mtmi simplify IN OUT [options]");
+
+    mtmi_model *m = NULL;
+    mt_graph *g = NULL, *back = NULL;
+    int rc = 1;
+    if (cli_load_model(in, random, (uint64_t)seed, &m)) return 1;
+    double t0 = mt_now_ms();
+    if (mt_model_specialize(m, shapes, nshapes, !no_fuse, &g) != MTMI_OK) {
+        cli_lib_error();
+        goto done;
+    }
+    mt_onnx_save_opts so = {.external_threshold = (size_t)ext, .keep_fused = keep_fused};
+    if (mt_onnx_save(g, out, &so) != MTMI_OK) {
+        cli_lib_error();
+        goto done;
+    }
+    double t1 = mt_now_ms();
+    /* Count what was written (fused ops come back as several ONNX nodes). */
+    if (mt_onnx_load(out, NULL, &back) != MTMI_OK) {
+        cli_error("simplify: the written model does not load back: %s", mtmi_last_error());
+        remove(out);
+        goto done;
+    }
+    op_count h[256];
+    int nh = 0, before = 0, after = 0, cbefore = 0;
+    const mt_graph *src = m->graph;
+    /* The loader turns Constant nodes into values; count them as nodes. */
+    for (int v = 0; v < src->nvalues; v++)
+        if (src->values[v].data && !src->values[v].is_weight) cbefore++;
+    if (cbefore) {
+        op_count *c = count_slot(h, &nh, 256, "Constant");
+        if (c) c->before = cbefore;
+    }
+    before = cbefore + src->nnodes;
+    for (int i = 0; i < src->nnodes; i++) {
+        op_count *c = count_slot(h, &nh, 256, src->nodes[i].op);
+        if (c) c->before++;
+    }
+    for (int i = 0; i < back->nnodes; i++) {
+        op_count *c = count_slot(h, &nh, 256, back->nodes[i].op);
+        if (c) c->after++;
+    }
+    after = back->nnodes;
+    qsort(h, nh, sizeof h[0], cmp_count);
+    printf("%-24s %10s %10s\n", "op", "original", "simplified");
+    for (int i = 0; i < nh; i++) printf("%-24s %10d %10d\n", h[i].op, h[i].before, h[i].after);
+    printf("%-24s %10d %10d\n", "total nodes", before, after);
+    printf("wrote %s (opset %lld, %.0f ms)\n", out, (long long)back->opset, t1 - t0);
+    rc = 0;
+done:
+    mt_graph_free(back);
+    mt_graph_free(g);
+    mtmi_model_free(m);
+    return rc;
+}
