@@ -1,0 +1,137 @@
+/* Private header of the nn CPU kernels (kernels_nn.c, nn_*.c): activation
+ * epilogues with vectorized exp/erf, and the run/prepare functions that the
+ * table in kernels_nn.c lists. */
+#ifndef MT_CPU_KERNELS_NN_H
+#define MT_CPU_KERNELS_NN_H
+
+#include <math.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define MT_NN_AVX2 1
+#endif
+
+enum { MT_ACT_NONE = 0, MT_ACT_RELU = 1, MT_ACT_SIGMOID = 2, MT_ACT_GELU = 3 };
+
+/* The "activation" attribute of mtmi.FusedConv / mtmi.Linear; -1 if unknown. */
+static inline int mt_nn_act_of(const mt_node *n) {
+    const char *a = mt_attr_string(n, "activation", "");
+    if (!a[0]) return MT_ACT_NONE;
+    if (!strcmp(a, "Relu")) return MT_ACT_RELU;
+    if (!strcmp(a, "Sigmoid")) return MT_ACT_SIGMOID;
+    if (!strcmp(a, "Gelu")) return MT_ACT_GELU;
+    return -1;
+}
+
+static inline float mt_nn_act1(float v, int act) {
+    switch (act) {
+    case MT_ACT_RELU: return v > 0 ? v : 0;
+    case MT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case MT_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    default: return v;
+    }
+}
+
+#ifdef MT_NN_AVX2
+/* exp(x), Cephes polynomial on the reduced argument; ~1 ulp over the
+ * float range, which keeps Sigmoid/GELU epilogues within 1e-7 relative. */
+static inline __m256 mt_nn_exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1f));
+    __m256 xx = _mm256_mul_ps(x, x);
+    p = _mm256_fmadd_ps(p, xx, _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7). */
+static inline __m256 mt_nn_erf8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 s = _mm256_and_ps(x, sign);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 e = mt_nn_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a));
+    __m256 y = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+    return _mm256_or_ps(y, s);
+}
+
+static inline __m256 mt_nn_act8(__m256 v, int act) {
+    switch (act) {
+    case MT_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case MT_ACT_SIGMOID: {
+        __m256 e = mt_nn_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
+        return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    }
+    case MT_ACT_GELU: {
+        __m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
+        __m256 e = mt_nn_erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
+        return _mm256_fmadd_ps(h, e, h);
+    }
+    default: return v;
+    }
+}
+#endif
+
+/* y[i] = act(y[i] + bias) over a contiguous run. */
+static inline void mt_nn_bias_act(float *y, int64_t n, float bias, int act) {
+    int64_t i = 0;
+    if (act == MT_ACT_NONE && bias == 0.0f) return;
+#ifdef MT_NN_AVX2
+    __m256 b = _mm256_set1_ps(bias);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, mt_nn_act8(_mm256_add_ps(_mm256_loadu_ps(y + i), b), act));
+#endif
+    for (; i < n; i++) y[i] = mt_nn_act1(y[i] + bias, act);
+}
+
+/* y[i] = act(y[i] + bias[i]) over a row (bias may be NULL). */
+static inline void mt_nn_bias_vec_act(float *y, int64_t n, const float *bias, int act) {
+    if (!bias) {
+        mt_nn_bias_act(y, n, 0.0f, act);
+        return;
+    }
+    int64_t i = 0;
+#ifdef MT_NN_AVX2
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, mt_nn_act8(_mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(bias + i)), act));
+#endif
+    for (; i < n; i++) y[i] = mt_nn_act1(y[i] + bias[i], act);
+}
+
+/* GEMM family (nn_gemm.c). */
+mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                         mt_cpu_ctx *ctx);
+mtmi_status mt_nn_gemm(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                       mt_cpu_ctx *ctx);
+mtmi_status mt_nn_linear(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                         mt_cpu_ctx *ctx);
+
+/* Convolutions (nn_conv.c). */
+mtmi_status mt_nn_conv(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                       mt_cpu_ctx *ctx);
+size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads);
+mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                        mt_cpu_ctx *ctx);
+size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads);
+
+/* Resize / Upsample (nn_resize.c). */
+mtmi_status mt_nn_resize(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                         mt_cpu_ctx *ctx);
+
+#endif

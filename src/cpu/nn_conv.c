@@ -1,0 +1,347 @@
+/* Conv, mtmi.FusedConv and ConvTranspose (1-D and 2-D, NCHW).
+ *
+ * Three paths for Conv:
+ *  - 1x1, stride 1, no padding: a GEMM straight on the input,
+ *    W[Cout, Cin] x X[Cin, HW], in column tiles so that bias+activation run
+ *    on output that is still in cache;
+ *  - depthwise (groups == channels): direct loops, an AVX2 one for 3x3
+ *    stride 1 (the MiT FFN's DWConv), parallel over channel planes;
+ *  - everything else: im2col of a column tile into the scratch buffer (a
+ *    few MiB, so it stays in cache between im2col and GEMM) and sgemm on it.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "cpu/kernels_nn.h"
+#include "graph/nn_geom.h"
+
+/* Bytes of im2col columns per tile: large enough that sgemm runs near peak,
+ * small enough to stay in the last-level cache. */
+#define MT_CONV_COL_BYTES (4u << 20)
+/* Output columns per tile of the direct 1x1 GEMM. */
+#define MT_CONV_1X1_BYTES (4u << 20)
+
+typedef struct conv_dims {
+    int64_t N, C, H, W;       /* input                          */
+    int64_t M, OH, OW;        /* output channels and size       */
+    int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+    int64_t G;
+} conv_dims;
+
+static int conv_setup(const mt_node *n, int kind, const mt_tview *x, const mt_tview *w, conv_dims *d, char *err, size_t cap) {
+    if (x->rank != 3 && x->rank != 4) {
+        snprintf(err, cap, "only 1-D and 2-D convolutions are supported (input rank %d)", x->rank);
+        return -1;
+    }
+    if (w->rank != x->rank) {
+        snprintf(err, cap, "weight rank %d differs from input rank %d", w->rank, x->rank);
+        return -1;
+    }
+    mt_geom geo;
+    int nsp = x->rank - 2;
+    if (mt_geom_get(n, kind, nsp, x->dims + 2, w->dims + 2, &geo, err, cap)) return -1;
+    d->N = x->dims[0];
+    d->C = x->dims[1];
+    d->G = geo.group;
+    if (d->G < 1 || d->C % d->G) {
+        snprintf(err, cap, "group %lld does not divide %lld channels", (long long)d->G, (long long)d->C);
+        return -1;
+    }
+    if (kind == MT_GEOM_CONVT) {
+        if (w->dims[0] != d->C) {
+            snprintf(err, cap, "weight has %lld input channels, input has %lld", (long long)w->dims[0], (long long)d->C);
+            return -1;
+        }
+        d->M = w->dims[1] * d->G;
+    } else {
+        d->M = w->dims[0];
+        if (w->dims[1] * d->G != d->C || d->M % d->G) {
+            snprintf(err, cap, "weight shape does not fit %lld channels in %lld groups", (long long)d->C, (long long)d->G);
+            return -1;
+        }
+    }
+    int o = nsp == 2 ? 0 : -1; /* 1-D maps onto 2-D with H = 1 */
+    d->H = o == 0 ? x->dims[2] : 1;
+    d->W = x->dims[x->rank - 1];
+    d->OH = o == 0 ? geo.out[0] : 1;
+    d->OW = geo.out[nsp - 1];
+    d->kh = o == 0 ? geo.k[0] : 1;
+    d->kw = geo.k[nsp - 1];
+    d->sh = o == 0 ? geo.stride[0] : 1;
+    d->sw = geo.stride[nsp - 1];
+    d->dh = o == 0 ? geo.dil[0] : 1;
+    d->dw = geo.dil[nsp - 1];
+    d->pt = o == 0 ? geo.pb[0] : 0;
+    d->pb = o == 0 ? geo.pe[0] : 0;
+    d->pl = geo.pb[nsp - 1];
+    d->pr = geo.pe[nsp - 1];
+    return 0;
+}
+
+static int is_direct_1x1(const conv_dims *d) {
+    return d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pt == 0 && d->pl == 0 && d->pb == 0 && d->pr == 0;
+}
+
+static int is_depthwise(const conv_dims *d) { return d->G == d->C && d->G > 1; }
+
+static int64_t col_tile(int64_t K, int64_t ohw) {
+    int64_t t = (int64_t)MT_CONV_COL_BYTES / (K * (int64_t)sizeof(float));
+    if (t < 64) t = 64;
+    if (t >= 16) t &= ~(int64_t)15;
+    if (t > ohw) t = ohw;
+    return t;
+}
+
+static int64_t direct_tile(int64_t cin, int64_t cout, int64_t hw) {
+    int64_t t = (int64_t)MT_CONV_1X1_BYTES / ((cin + cout) * (int64_t)sizeof(float));
+    if (t < 1024) t = 1024;
+    t &= ~(int64_t)15;
+    if (t > hw) t = hw;
+    return t;
+}
+
+size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
+    const mt_value *xv = &g->values[n->in[0]], *wv = &g->values[n->in[1]];
+    mt_tview x = {NULL, xv->dtype, xv->rank, {0}}, w = {NULL, wv->dtype, wv->rank, {0}};
+    memcpy(x.dims, xv->dims, sizeof x.dims);
+    memcpy(w.dims, wv->dims, sizeof w.dims);
+    conv_dims d;
+    char err[256];
+    if (conv_setup(n, MT_GEOM_CONV, &x, &w, &d, err, sizeof err)) return 0;
+    if (is_direct_1x1(&d) || is_depthwise(&d)) return 0;
+    int64_t K = d.C / d.G * d.kh * d.kw;
+    return (size_t)(K * col_tile(K, d.OH * d.OW)) * sizeof(float);
+}
+
+/* Columns [n0, n0 + tn) of the im2col matrix of one group's input
+ * (Cg channels) into col[K, tn]. */
+static void im2col_tile(const float *x, float *col, const conv_dims *d, int64_t Cg, int64_t n0, int64_t tn, int nth) {
+    const int64_t kk = d->kh * d->kw, K = Cg * kk;
+    #pragma omp parallel for num_threads(nth) schedule(static) if (K * tn > 32768)
+    for (int64_t r = 0; r < K; r++) {
+        int64_t c = r / kk, rem = r % kk, ky = rem / d->kw, kx = rem % d->kw;
+        const float *src = x + c * d->H * d->W;
+        float *dst = col + r * tn;
+        int64_t oy = n0 / d->OW, ox = n0 % d->OW, j = 0;
+        while (j < tn) {
+            int64_t cnt = MT_MIN(d->OW - ox, tn - j);
+            int64_t iy = oy * d->sh - d->pt + ky * d->dh;
+            if (iy < 0 || iy >= d->H) {
+                memset(dst + j, 0, sizeof(float) * cnt);
+            } else {
+                const float *row = src + iy * d->W;
+                int64_t ix0 = ox * d->sw - d->pl + kx * d->dw;
+                if (d->sw == 1) {
+                    int64_t lo = ix0 < 0 ? -ix0 : 0, hi = d->W - ix0;
+                    if (lo > cnt) lo = cnt;
+                    if (hi > cnt) hi = cnt;
+                    if (hi < lo) hi = lo;
+                    if (lo) memset(dst + j, 0, sizeof(float) * lo);
+                    if (hi > lo) memcpy(dst + j + lo, row + ix0 + lo, sizeof(float) * (hi - lo));
+                    if (cnt > hi) memset(dst + j + hi, 0, sizeof(float) * (cnt - hi));
+                } else {
+                    for (int64_t t = 0; t < cnt; t++) {
+                        int64_t ix = ix0 + t * d->sw;
+                        dst[j + t] = ix >= 0 && ix < d->W ? row[ix] : 0.0f;
+                    }
+                }
+            }
+            j += cnt;
+            ox = 0;
+            oy++;
+        }
+    }
+}
+
+/* One output value of a depthwise conv, with bounds checks (borders and
+ * the generic path). */
+static inline float dw_point(const float *x, const float *w, const conv_dims *d, int64_t oy, int64_t ox) {
+    float acc = 0.0f;
+    for (int64_t ky = 0; ky < d->kh; ky++) {
+        int64_t iy = oy * d->sh - d->pt + ky * d->dh;
+        if (iy < 0 || iy >= d->H) continue;
+        for (int64_t kx = 0; kx < d->kw; kx++) {
+            int64_t ix = ox * d->sw - d->pl + kx * d->dw;
+            if (ix < 0 || ix >= d->W) continue;
+            acc += w[ky * d->kw + kx] * x[iy * d->W + ix];
+        }
+    }
+    return acc;
+}
+
+static void depthwise(const float *X, const float *W, const float *B, float *Y, const conv_dims *d, int act, int nth) {
+    const int64_t mult = d->M / d->C, planes = d->N * d->M;
+    const int fast3 = d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 && d->pt == 1 && d->pl == 1 &&
+                      d->pb == 1 && d->pr == 1;
+    #pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        int64_t b = p / d->M, m = p % d->M, c = m / mult;
+        const float *x = X + (b * d->C + c) * d->H * d->W;
+        const float *w = W + m * d->kh * d->kw;
+        float *y = Y + p * d->OH * d->OW;
+        float bias = B ? B[m] : 0.0f;
+        if (!fast3) {
+            for (int64_t oy = 0; oy < d->OH; oy++)
+                for (int64_t ox = 0; ox < d->OW; ox++) y[oy * d->OW + ox] = mt_nn_act1(dw_point(x, w, d, oy, ox) + bias, act);
+            continue;
+        }
+        const int64_t Wd = d->W;
+#ifdef MT_NN_AVX2
+        __m256 wv[9];
+        for (int k = 0; k < 9; k++) wv[k] = _mm256_set1_ps(w[k]);
+        __m256 bv = _mm256_set1_ps(bias);
+#endif
+        for (int64_t oy = 0; oy < d->OH; oy++) {
+            float *yr = y + oy * Wd;
+            const float *r[3];
+            for (int k = 0; k < 3; k++) {
+                int64_t iy = oy + k - 1;
+                r[k] = iy >= 0 && iy < d->H ? x + iy * Wd : NULL;
+            }
+            int64_t ox = 1;
+#ifdef MT_NN_AVX2
+            for (; ox + 8 <= Wd - 1; ox += 8) {
+                __m256 acc = bv;
+                for (int k = 0; k < 3; k++) {
+                    if (!r[k]) continue;
+                    acc = _mm256_fmadd_ps(wv[3 * k], _mm256_loadu_ps(r[k] + ox - 1), acc);
+                    acc = _mm256_fmadd_ps(wv[3 * k + 1], _mm256_loadu_ps(r[k] + ox), acc);
+                    acc = _mm256_fmadd_ps(wv[3 * k + 2], _mm256_loadu_ps(r[k] + ox + 1), acc);
+                }
+                _mm256_storeu_ps(yr + ox, mt_nn_act8(acc, act));
+            }
+#endif
+            for (; ox < Wd - 1; ox++) {
+                float acc = bias;
+                for (int k = 0; k < 3; k++)
+                    if (r[k]) acc += w[3 * k] * r[k][ox - 1] + w[3 * k + 1] * r[k][ox] + w[3 * k + 2] * r[k][ox + 1];
+                yr[ox] = mt_nn_act1(acc, act);
+            }
+            yr[0] = mt_nn_act1(dw_point(x, w, d, oy, 0) + bias, act);
+            if (Wd > 1) yr[Wd - 1] = mt_nn_act1(dw_point(x, w, d, oy, Wd - 1) + bias, act);
+        }
+    }
+}
+
+static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const mt_tview *in, int nin, mt_tview *out, int act, mt_cpu_ctx *ctx) {
+    for (int i = 0; i < nin && i < 3; i++)
+        if (in[i].data && in[i].dtype != MTMI_FLOAT)
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
+    conv_dims d;
+    char err[256];
+    if (conv_setup(n, MT_GEOM_CONV, &in[0], &in[1], &d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+    if (out[0].dims[1] != d.M || out[0].dims[out[0].rank - 1] != d.OW)
+        return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "output shape does not match the convolution");
+    const float *X = in[0].data, *W = in[1].data;
+    const float *B = nin > 2 && in[2].data ? in[2].data : NULL;
+    float *Y = out[0].data;
+    const int nth = ctx->nthreads;
+    if (is_depthwise(&d)) {
+        depthwise(X, W, B, Y, &d, act, nth);
+        return MTMI_OK;
+    }
+    const int64_t Cg = d.C / d.G, Mg = d.M / d.G, HW = d.H * d.W, OHW = d.OH * d.OW;
+    const int64_t K = Cg * d.kh * d.kw;
+    const int direct = is_direct_1x1(&d);
+    const int64_t tile = direct ? direct_tile(Cg, Mg, OHW) : col_tile(K, OHW);
+    float *col = ctx->scratch;
+    if (!direct && (!col || ctx->scratch_size < (size_t)(K * tile) * sizeof(float)))
+        return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
+    const int epi = act != MT_ACT_NONE || B;
+    for (int64_t b = 0; b < d.N; b++)
+        for (int64_t gi = 0; gi < d.G; gi++) {
+            const float *Xg = X + (b * d.C + gi * Cg) * HW;
+            const float *Wg = W + gi * Mg * K;
+            float *Yg = Y + (b * d.M + gi * Mg) * OHW;
+            for (int64_t n0 = 0; n0 < OHW; n0 += tile) {
+                int64_t tn = MT_MIN(tile, OHW - n0);
+                const float *Bm;
+                int64_t ldb;
+                if (direct) {
+                    Bm = Xg + n0;
+                    ldb = HW;
+                } else {
+                    im2col_tile(Xg, col, &d, Cg, n0, tn, nth);
+                    Bm = col;
+                    ldb = tn;
+                }
+                if (K > 0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)tn, (int)K, 1.0f, Wg, (int)K, Bm, (int)ldb, 0.0f,
+                                Yg + n0, (int)OHW);
+                else
+                    for (int64_t m = 0; m < Mg; m++) memset(Yg + m * OHW + n0, 0, sizeof(float) * tn);
+                if (epi) {
+                    #pragma omp parallel for num_threads(nth) schedule(static) if (Mg * tn > 16384)
+                    for (int64_t m = 0; m < Mg; m++) mt_nn_bias_act(Yg + m * OHW + n0, tn, B ? B[gi * Mg + m] : 0.0f, act);
+                }
+            }
+        }
+    return MTMI_OK;
+}
+
+mtmi_status mt_nn_conv(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                       mt_cpu_ctx *ctx) {
+    int act = MT_ACT_NONE;
+    if (n->domain && !strcmp(n->domain, "mtmi")) {
+        act = mt_nn_act_of(n);
+        if (act < 0) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "unknown activation '%s'", mt_attr_string(n, "activation", ""));
+    }
+    return conv_run(g, n, in, nin, out, act, ctx);
+}
+
+/* ------------------------------------------------------- ConvTranspose */
+size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
+    const mt_value *xv = &g->values[n->in[0]], *wv = &g->values[n->in[1]];
+    mt_tview x = {NULL, xv->dtype, xv->rank, {0}}, w = {NULL, wv->dtype, wv->rank, {0}};
+    memcpy(x.dims, xv->dims, sizeof x.dims);
+    memcpy(w.dims, wv->dims, sizeof w.dims);
+    conv_dims d;
+    char err[256];
+    if (conv_setup(n, MT_GEOM_CONVT, &x, &w, &d, err, sizeof err)) return 0;
+    return (size_t)(d.M / d.G * d.kh * d.kw * d.H * d.W) * sizeof(float);
+}
+
+mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                        mt_cpu_ctx *ctx) {
+    for (int i = 0; i < nin && i < 3; i++)
+        if (in[i].data && in[i].dtype != MTMI_FLOAT)
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
+    conv_dims d;
+    char err[256];
+    if (conv_setup(n, MT_GEOM_CONVT, &in[0], &in[1], &d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+    const float *X = in[0].data, *W = in[1].data;
+    const float *B = nin > 2 && in[2].data ? in[2].data : NULL;
+    float *Y = out[0].data, *col = ctx->scratch;
+    const int64_t Cg = d.C / d.G, Mg = d.M / d.G, HW = d.H * d.W, OHW = d.OH * d.OW, kk = d.kh * d.kw;
+    const int64_t R = Mg * kk;
+    if (!col || ctx->scratch_size < (size_t)(R * HW) * sizeof(float)) return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
+    const int nth = ctx->nthreads;
+    for (int64_t b = 0; b < d.N; b++)
+        for (int64_t gi = 0; gi < d.G; gi++) {
+            const float *Xg = X + (b * d.C + gi * Cg) * HW;
+            const float *Wg = W + gi * Cg * R;
+            float *Yg = Y + (b * d.M + gi * Mg) * OHW;
+            /* col[R, HW] = Wg^T [R, Cg] x Xg [Cg, HW] */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)HW, (int)Cg, 1.0f, Wg, (int)R, Xg, (int)HW, 0.0f, col, (int)HW);
+            #pragma omp parallel for num_threads(nth) schedule(static)
+            for (int64_t m = 0; m < Mg; m++) {
+                float *y = Yg + m * OHW;
+                float bias = B ? B[gi * Mg + m] : 0.0f;
+                for (int64_t i = 0; i < OHW; i++) y[i] = bias;
+                for (int64_t ky = 0; ky < d.kh; ky++)
+                    for (int64_t kx = 0; kx < d.kw; kx++) {
+                        const float *c = col + ((m * d.kh + ky) * d.kw + kx) * HW;
+                        for (int64_t iy = 0; iy < d.H; iy++) {
+                            int64_t oy = iy * d.sh - d.pt + ky * d.dh;
+                            if (oy < 0 || oy >= d.OH) continue;
+                            for (int64_t ix = 0; ix < d.W; ix++) {
+                                int64_t ox = ix * d.sw - d.pl + kx * d.dw;
+                                if (ox >= 0 && ox < d.OW) y[oy * d.OW + ox] += c[iy * d.W + ix];
+                            }
+                        }
+                    }
+            }
+        }
+    return MTMI_OK;
+}

@@ -1,0 +1,139 @@
+/* MatMul, Gemm and mtmi.Linear on OpenBLAS sgemm.  OpenBLAS threads itself
+ * (the executor sets its thread count per run); our own passes (bias,
+ * activation, broadcasts) use OpenMP with ctx->nthreads. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "cpu/kernels_nn.h"
+
+static mtmi_status need_f32(const mt_graph *g, const mt_node *n, const mt_tview *in, int nin) {
+    for (int i = 0; i < nin; i++)
+        if (in[i].data && in[i].dtype != MTMI_FLOAT)
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
+    return MTMI_OK;
+}
+
+/* Row-major C[M,N] = A[M,K] B[K,N] (+ C if beta). */
+static void sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                     int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (beta == 0.0f)
+            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(float) * N);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                         mt_cpu_ctx *ctx) {
+    mtmi_status s = need_f32(g, n, in, 2);
+    if (s) return s;
+    const mt_tview *a = &in[0], *b = &in[1];
+    int64_t da[MT_MAX_RANK], db[MT_MAX_RANK];
+    int ra = a->rank, rb = b->rank;
+    memcpy(da, a->dims, sizeof(int64_t) * ra);
+    memcpy(db, b->dims, sizeof(int64_t) * rb);
+    if (ra == 1) { da[1] = da[0]; da[0] = 1; ra = 2; }
+    if (rb == 1) { db[1] = 1; rb = 2; }
+    int64_t M = da[ra - 2], K = da[ra - 1], N = db[rb - 1];
+    if (db[rb - 2] != K) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "inner dimensions %lld and %lld differ", (long long)K, (long long)db[rb - 2]);
+    /* Batch dims right-aligned to rank r. */
+    int r = MT_MAX(ra, rb) - 2;
+    int64_t ba[MT_MAX_RANK], bb[MT_MAX_RANK], bo[MT_MAX_RANK];
+    int64_t nba = 1, nbb = 1, nbo = 1;
+    for (int i = 0; i < r; i++) {
+        ba[i] = i - (r - (ra - 2)) >= 0 ? da[i - (r - (ra - 2))] : 1;
+        bb[i] = i - (r - (rb - 2)) >= 0 ? db[i - (r - (rb - 2))] : 1;
+        if (ba[i] != bb[i] && ba[i] != 1 && bb[i] != 1) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "batch dimensions do not broadcast");
+        bo[i] = ba[i] == 1 ? bb[i] : ba[i];
+        nba *= ba[i];
+        nbb *= bb[i];
+        nbo *= bo[i];
+    }
+    const float *A = a->data, *B = b->data;
+    float *Y = out[0].data;
+    if (nbb == 1) {
+        /* One GEMM: the batch folds into the rows of A. */
+        sgemm_nn(nba * M, N, K, A, K, B, N, 0.0f, Y, N);
+        return MTMI_OK;
+    }
+    int64_t idx[MT_MAX_RANK] = {0};
+    for (int64_t t = 0; t < nbo; t++) {
+        int64_t oa = 0, ob = 0, sa = 1, sb = 1;
+        for (int i = r - 1; i >= 0; i--) {
+            oa += (ba[i] == 1 ? 0 : idx[i]) * sa;
+            ob += (bb[i] == 1 ? 0 : idx[i]) * sb;
+            sa *= ba[i];
+            sb *= bb[i];
+        }
+        sgemm_nn(M, N, K, A + oa * M * K, K, B + ob * K * N, N, 0.0f, Y + t * M * N, N);
+        for (int i = r - 1; i >= 0; i--) {
+            if (++idx[i] < bo[i]) break;
+            idx[i] = 0;
+        }
+    }
+    (void)ctx;
+    return MTMI_OK;
+}
+
+mtmi_status mt_nn_gemm(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                       mt_cpu_ctx *ctx) {
+    mtmi_status s = need_f32(g, n, in, nin < 3 ? nin : 3);
+    if (s) return s;
+    int ta = mt_attr_int(n, "transA", 0) != 0, tb = mt_attr_int(n, "transB", 0) != 0;
+    float alpha = mt_attr_float(n, "alpha", 1.0f), beta = mt_attr_float(n, "beta", 1.0f);
+    const mt_tview *a = &in[0], *b = &in[1], *c = nin > 2 && in[2].data ? &in[2] : NULL;
+    int64_t M = ta ? a->dims[1] : a->dims[0], K = ta ? a->dims[0] : a->dims[1];
+    int64_t N = tb ? b->dims[0] : b->dims[1];
+    float *Y = out[0].data;
+    float bet = 0.0f;
+    if (c && beta != 0.0f) {
+        int64_t cm = c->rank == 2 ? c->dims[0] : 1, cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
+        const float *C = c->data;
+        #pragma omp parallel for num_threads(ctx->nthreads) if (M * N > 65536)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) Y[i * N + j] = beta * C[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)];
+        bet = 1.0f;
+    }
+    if (M > 0 && N > 0) {
+        if (K > 0)
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
+                        a->data, (int)a->dims[1], b->data, (int)b->dims[1], bet, Y, (int)N);
+        else if (bet == 0.0f)
+            memset(Y, 0, sizeof(float) * M * N);
+    }
+    return MTMI_OK;
+}
+
+mtmi_status mt_nn_linear(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
+                         mt_cpu_ctx *ctx) {
+    mtmi_status s = need_f32(g, n, in, nin < 3 ? nin : 3);
+    if (s) return s;
+    int act = mt_nn_act_of(n);
+    if (act < 0) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "unknown activation");
+    const mt_tview *x = &in[0], *w = &in[1];
+    const float *B = nin > 2 && in[2].data ? in[2].data : NULL;
+    int64_t K = w->dims[0], N = w->dims[1];
+    int64_t M = K ? mt_tview_numel(x) / K : 0;
+    float *Y = out[0].data;
+    if (M <= 0 || N <= 0) return MTMI_OK;
+    /* Row blocks keep each block's output in cache for the epilogue while
+     * leaving every block big enough for OpenBLAS to run at full speed. */
+    int64_t rb = M;
+    if (act != MT_ACT_NONE || B) {
+        rb = (int64_t)(2u << 20) / (int64_t)(sizeof(float) * (N + K));
+        if (rb < 256) rb = 256;
+        if (rb > M) rb = M;
+    }
+    for (int64_t r0 = 0; r0 < M; r0 += rb) {
+        int64_t m = MT_MIN(rb, M - r0);
+        sgemm_nn(m, N, K, (const float *)x->data + r0 * K, K, w->data, N, 0.0f, Y + r0 * N, N);
+        if (act != MT_ACT_NONE || B) {
+            #pragma omp parallel for num_threads(ctx->nthreads) schedule(static) if (m * N > 16384)
+            for (int64_t i = 0; i < m; i++) mt_nn_bias_vec_act(Y + (r0 + i) * N, N, B, act);
+        }
+    }
+    return MTMI_OK;
+}
