@@ -10,7 +10,8 @@
  * mt_graph_add_node/add_value may move g->nodes and g->values, so the
  * matchers work on indices and re-take pointers after adding anything.
  *
- * MTMI_NO_FUSE (environment, comma separated: bn,ln,gelu,attn,linear,act)
+ * MTMI_NO_FUSE (environment, comma separated: bn,ln,gelu,attn,linear,act,
+ * layout; or all)
  * switches single passes off, to compare fused against unfused runs. */
 #include "graph/ops.h"
 
@@ -566,6 +567,79 @@ static mtmi_status fuse_activation(mt_graph *g, int ai, int *hit) {
     return MTMI_OK;
 }
 
+/* An activation separated from its Conv only by Reshape/Transpose (MiT's
+ * token <-> image layout changes around the depthwise conv) commutes with
+ * them: apply it in the Conv and let the last layout node produce the
+ * activation's output value. */
+static mtmi_status fuse_activation_through_layout(mt_graph *g, int ai, int *hit) {
+    const mt_node *an = &g->nodes[ai];
+    const char *act = NULL;
+    if (is_op(an, "Relu")) act = "Relu";
+    else if (is_op(an, "Sigmoid")) act = "Sigmoid";
+    else if (is_mtmi(an, "Gelu")) act = "Gelu";
+    if (!act || an->nin != 1 || !mt_op_find("mtmi", "FusedConv")) return MTMI_OK;
+    int chain[8], nchain = 0, v = an->in[0], consumer = ai;
+    for (;;) {
+        int p = prod(g, v);
+        if (p < 0 || sole_consumer(g, v) != consumer) return MTMI_OK;
+        const mt_node *pn = &g->nodes[p];
+        if (is_op(pn, "Transpose") || is_op(pn, "Reshape")) {
+            if (nchain == (int)MT_ARRAY_LEN(chain)) return MTMI_OK;
+            chain[nchain++] = p;
+            consumer = p;
+            v = pn->in[0];
+            continue;
+        }
+        if (nchain == 0) return MTMI_OK; /* direct: fuse_activation's case */
+        if (is_op(pn, "Conv") || (is_mtmi(pn, "FusedConv") && !mt_attr_string(pn, "activation", "")[0])) {
+            mt_node *cn = &g->nodes[p];
+            if (set_str(&cn->op, "FusedConv") || set_str(&cn->domain, "mtmi")) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+            mt_node_set_string(cn, "activation", act);
+            break;
+        }
+        return MTMI_OK;
+    }
+    int out = g->nodes[ai].out[0];
+    g->nodes[chain[0]].out[0] = out;
+    g->values[out].producer = chain[0];
+    g->nodes[ai].dead = 1;
+    *hit = 1;
+    return MTMI_OK;
+}
+
+/* A Transpose that only moves axes of size 1 keeps the element order: make
+ * it a Reshape, which the executor runs as an alias (no copy).  Attention
+ * heads of 1 (MiT stage 1, the largest tensors) hit this. */
+static mtmi_status transpose_to_reshape(mt_graph *g, int ti, int *hit) {
+    const mt_node *tn = &g->nodes[ti];
+    if (!is_op(tn, "Transpose") || tn->nin != 1 || !mt_op_find("", "Reshape")) return MTMI_OK;
+    const mt_value *x = &g->values[tn->in[0]];
+    const int64_t *perm;
+    int np = mt_attr_ints(tn, "perm", &perm);
+    if (!mt_value_shape_known(x) || x->data || np != x->rank) return MTMI_OK;
+    int last = -1;
+    for (int i = 0; i < np; i++) {
+        if (perm[i] < 0 || perm[i] >= x->rank) return MTMI_OK;
+        if (x->dims[perm[i]] == 1) continue;
+        if (perm[i] < last) return MTMI_OK;
+        last = (int)perm[i];
+    }
+    int64_t rank = x->rank, dims[MT_MAX_RANK];
+    for (int i = 0; i < np; i++) dims[i] = x->dims[perm[i]];
+    int sv = mt_graph_add_value_unique(g, "reshape_shape");
+    if (sv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mt_value *s = &g->values[sv];
+    mt_value_set_shape(s, MTMI_INT64, 1, &rank);
+    s->data = mt_alloc(sizeof(int64_t) * rank);
+    if (!s->data) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    memcpy(s->data, dims, sizeof(int64_t) * rank);
+    int ins[2] = {g->nodes[ti].in[0], sv};
+    mtmi_status st = rewrite(g, ti, "", "Reshape", ins, 2, -1);
+    if (st) return st;
+    *hit = 1;
+    return MTMI_OK;
+}
+
 /* ---------------------------------------------------------------- driver */
 typedef mtmi_status (*pattern_fn)(mt_graph *g, int node, int *hit);
 
@@ -595,6 +669,8 @@ mtmi_status mt_pass_fuse(mt_graph *g) {
         }
     }
     if (!s) s = run_pattern(g, "act", fuse_activation);
+    if (!s) s = run_pattern(g, "act", fuse_activation_through_layout);
+    if (!s) s = run_pattern(g, "layout", transpose_to_reshape);
     if (!s) s = mt_graph_compact(g);
     return s;
 }
