@@ -7,6 +7,7 @@
 
 int mt_cmd_info(int argc, char **argv);
 int mt_cmd_infer(int argc, char **argv);
+int mt_cmd_ops(int argc, char **argv);
 int mt_cmd_simplify(int argc, char **argv);
 int mt_cmd_split(int argc, char **argv);
 int mt_cmd_make_model(int argc, char **argv);

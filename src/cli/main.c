@@ -12,6 +12,7 @@ typedef struct command {
 
 static const command g_commands[] = {
     {"info", mt_cmd_info, "MODEL [--shape 1x3xHxW]: inputs, outputs, ops, parameters, FLOPs per subgraph"},
+    {"ops", mt_cmd_ops, ": list the operators this build runs (domain op, one per line)"},
     {"infer", mt_cmd_infer, "MODEL --input x.npy [--input ...] -o DIR: run a model on .npy inputs (CPU FP32)"},
     {"simplify", mt_cmd_simplify, "IN OUT [--shape 1x3xHxW] [--keep-fused]: fold, fuse and write standard ONNX"},
     {"split", mt_cmd_split, "MODEL -o DIR [--cut a,b,..]: encoder.onnx and one ONNX file per head"},

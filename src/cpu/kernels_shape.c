@@ -1,6 +1,812 @@
-/* CPU kernels for the shape operator family. */
+/* CPU kernels for the shape and data-movement operator family, Softmax,
+ * reductions and ArgMax.
+ *
+ * Data movement is done on bytes through one strided-box copier (copy_box):
+ * Slice, Expand, Tile, Concat and Split are each a box copy with the right
+ * strides.  Transpose has its own cache-blocked path because its reads and
+ * writes cannot both be contiguous.  Reshape, Squeeze, Unsqueeze and Flatten
+ * are aliases and never run. */
 #include "cpu/cpu.h"
 
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/shape_math.h"
+
+#define MAXV 64
+#define BOX_RANK (2 * MT_MAX_RANK) /* Tile splits every dimension in two */
+
+/* Reads an int64/int32 tensor's values; -1 if it is neither or too long. */
+static int view_ints(const mt_tview *t, int64_t *v, int cap) {
+    int64_t cnt = mt_tview_numel(t);
+    if (!t->data || cnt > cap) return -1;
+    for (int64_t i = 0; i < cnt; i++) {
+        if (t->dtype == MTMI_INT64) v[i] = ((const int64_t *)t->data)[i];
+        else if (t->dtype == MTMI_INT32) v[i] = ((const int32_t *)t->data)[i];
+        else return -1;
+    }
+    return (int)cnt;
+}
+
+static void contiguous_strides(int rank, const int64_t *dims, int64_t *st) {
+    int64_t acc = 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        st[d] = acc;
+        acc *= dims[d];
+    }
+}
+
+/* ------------------------------------------------------------- box copy */
+/* Copies the box dims[0..rank) from src (element strides ss, which may be 0
+ * or negative) to dst (strides ds).  Dimensions are merged where both stride
+ * sets chain, so a plain slice of rows becomes a few long memcpys. */
+static void copy_box(void *dst, const int64_t *ds_in, const void *src, const int64_t *ss_in, const int64_t *dims_in, int rank,
+                     size_t esz, int nthreads) {
+    int64_t dims[BOX_RANK], ds[BOX_RANK], ss[BOX_RANK];
+    int r = 0;
+    for (int d = 0; d < rank; d++) {
+        if (dims_in[d] == 0) return;
+        if (dims_in[d] == 1) continue;
+        if (r > 0 && ds[r - 1] == ds_in[d] * dims_in[d] && ss[r - 1] == ss_in[d] * dims_in[d]) {
+            dims[r - 1] *= dims_in[d];
+            ds[r - 1] = ds_in[d];
+            ss[r - 1] = ss_in[d];
+            continue;
+        }
+        dims[r] = dims_in[d];
+        ds[r] = ds_in[d];
+        ss[r] = ss_in[d];
+        r++;
+    }
+    if (r == 0) {
+        memcpy(dst, src, esz);
+        return;
+    }
+    int64_t inner = dims[r - 1], outer = 1;
+    for (int d = 0; d < r - 1; d++) outer *= dims[d];
+    int64_t chunk = inner;
+    if (outer < (int64_t)nthreads * 4 && inner > 65536) chunk = 65536;
+    int64_t nchunks = (inner + chunk - 1) / chunk, tasks = outer * nchunks;
+    int64_t dsi = ds[r - 1], ssi = ss[r - 1];
+#pragma omp parallel for num_threads(nthreads) if (outer * inner > 65536 && tasks > 1) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t row = t / nchunks, c0 = (t % nchunks) * chunk, cnt = MT_MIN(chunk, inner - c0);
+        int64_t doff = c0 * dsi, soff = c0 * ssi, rem = row;
+        for (int d = r - 2; d >= 0; d--) {
+            int64_t idx = rem % dims[d];
+            rem /= dims[d];
+            doff += idx * ds[d];
+            soff += idx * ss[d];
+        }
+        char *o = (char *)dst + doff * (int64_t)esz;
+        const char *s = (const char *)src + soff * (int64_t)esz;
+        if (dsi == 1 && ssi == 1) {
+            memcpy(o, s, (size_t)cnt * esz);
+            continue;
+        }
+        switch (esz) {
+#define STRIDED(SZ, T)                                                                          \
+    case SZ:                                                                                    \
+        for (int64_t i = 0; i < cnt; i++) ((T *)o)[i * dsi] = ((const T *)s)[i * ssi];          \
+        break;
+            STRIDED(1, uint8_t)
+            STRIDED(2, uint16_t)
+            STRIDED(4, uint32_t)
+            STRIDED(8, uint64_t)
+#undef STRIDED
+        default:
+            for (int64_t i = 0; i < cnt; i++) memcpy(o + i * dsi * (int64_t)esz, s + i * ssi * (int64_t)esz, esz);
+        }
+    }
+}
+
+/* ------------------------------------------------------------- transpose */
+#define TILE 32
+
+/* Transposes with perm; public to the tests through mt_cpu_transpose. */
+void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_dims, const int64_t *perm_in, size_t esz,
+                      int nthreads);
+
+void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_dims, const int64_t *perm_in, size_t esz,
+                      int nthreads) {
+    /* Merge input axes that stay adjacent and in order in the output, and drop
+     * size-1 axes, so e.g. NCHW->NHWC becomes [N, C, HW] -> [N, HW, C]. */
+    int keep[MT_MAX_RANK], newidx[MT_MAX_RANK], nk = 0;
+    for (int d = 0; d < rank; d++)
+        if (in_dims[d] != 1) newidx[d] = nk, keep[nk++] = d;
+        else newidx[d] = -1;
+    int64_t perm[MT_MAX_RANK] = {0}, dims[MT_MAX_RANK] = {0};
+    int np = 0;
+    for (int k = 0; k < rank; k++)
+        if (newidx[perm_in[k]] >= 0) perm[np++] = newidx[perm_in[k]];
+    for (int d = 0; d < nk; d++) dims[d] = in_dims[keep[d]];
+    /* merge: input axis p followed by p+1 in the output */
+    int64_t mdims[MT_MAX_RANK], mperm[MT_MAX_RANK];
+    int group_of[MT_MAX_RANK], ng = 0;
+    int64_t gd[MT_MAX_RANK] = {0};
+    for (int d = 0; d < nk; d++) group_of[d] = -1;
+    for (int k = 0; k < np; k++) {
+        int p = (int)perm[k];
+        if (k > 0 && perm[k - 1] == p - 1) {
+            group_of[p] = group_of[p - 1];
+            gd[group_of[p]] *= dims[p];
+        } else {
+            group_of[p] = ng;
+            gd[ng] = dims[p];
+            mperm[ng] = p; /* first input axis of the group, renumbered below */
+            ng++;
+        }
+    }
+    /* Groups in input order give the merged input shape. */
+    int order[MT_MAX_RANK], no = 0;
+    for (int d = 0; d < nk; d++)
+        if (d == 0 || group_of[d] != group_of[d - 1]) order[no++] = group_of[d];
+    int pos_in[MT_MAX_RANK];
+    for (int i = 0; i < no; i++) {
+        mdims[i] = gd[order[i]];
+        pos_in[order[i]] = i;
+    }
+    int r = ng;
+    int64_t ist[MT_MAX_RANK], os[MT_MAX_RANK], is[MT_MAX_RANK] = {0}, od[MT_MAX_RANK] = {0};
+    contiguous_strides(r, mdims, ist);
+    for (int k = 0; k < r; k++) {
+        od[k] = gd[k];
+        is[k] = ist[pos_in[k]];
+    }
+    (void)mperm;
+    contiguous_strides(r, od, os);
+    int64_t total = mt_numel(r, od);
+    if (total == 0) return;
+    if (r <= 1 || is[r - 1] == 1) { /* rows stay contiguous: a box copy */
+        copy_box(dst, os, src, is, od, r, esz, nthreads);
+        return;
+    }
+    /* Blocked 2-D transpose between output axis a (contiguous in the input)
+     * and the last output axis (contiguous in the output). */
+    int a = 0;
+    for (int k = 0; k < r; k++)
+        if (is[k] == 1) a = k;
+    int64_t ni = od[a], nj = od[r - 1], oi = os[a], sj = is[r - 1];
+    int64_t outer = total / (ni * nj), ti = (ni + TILE - 1) / TILE, tasks = outer * ti;
+#pragma omp parallel for num_threads(nthreads) if (total > 32768) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t o = t / ti, i0 = (t % ti) * TILE, i1 = MT_MIN(i0 + TILE, ni);
+        int64_t soff = 0, doff = 0, rem = o;
+        for (int k = r - 2; k >= 0; k--) {
+            if (k == a) continue;
+            int64_t idx = rem % od[k];
+            rem /= od[k];
+            soff += idx * is[k];
+            doff += idx * os[k];
+        }
+        for (int64_t j0 = 0; j0 < nj; j0 += TILE) {
+            int64_t j1 = MT_MIN(j0 + TILE, nj);
+            switch (esz) {
+#define TBLOCK(SZ, T)                                                                           \
+    case SZ: {                                                                                  \
+        const T *s = (const T *)src + soff;                                                     \
+        T *d = (T *)dst + doff;                                                                 \
+        for (int64_t i = i0; i < i1; i++)                                                       \
+            for (int64_t j = j0; j < j1; j++) d[i * oi + j] = s[i + j * sj];                    \
+        break;                                                                                  \
+    }
+                TBLOCK(1, uint8_t)
+                TBLOCK(2, uint16_t)
+                TBLOCK(4, uint32_t)
+                TBLOCK(8, uint64_t)
+#undef TBLOCK
+            }
+        }
+    }
+}
+
+static mtmi_status k_transpose(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                               int nout, mt_cpu_ctx *ctx) {
+    int64_t perm[MT_MAX_RANK];
+    const int64_t *p;
+    int cnt = mt_attr_ints(n, "perm", &p);
+    for (int i = 0; i < in[0].rank; i++) perm[i] = cnt < 0 ? in[0].rank - 1 - i : p[i];
+    mt_cpu_transpose(out[0].data, in[0].data, in[0].rank, in[0].dims, perm, mt_dtype_size(in[0].dtype), ctx->nthreads);
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------------ shape ops */
+static mtmi_status k_shape(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                           int nout, mt_cpu_ctx *ctx) {
+    int r = in[0].rank;
+    int64_t st = mt_attr_int(n, "start", 0);
+    if (st < 0) st += r;
+    st = st < 0 ? 0 : (st > r ? r : st);
+    for (int64_t i = 0; i < out[0].dims[0]; i++) ((int64_t *)out[0].data)[i] = in[0].dims[st + i];
+    return MTMI_OK;
+}
+
+static mtmi_status k_size(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                          int nout, mt_cpu_ctx *ctx) {
+    *(int64_t *)out[0].data = mt_tview_numel(&in[0]);
+    return MTMI_OK;
+}
+
+static mtmi_status k_slice(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                           int nout, mt_cpu_ctx *ctx) {
+    int64_t st[MAXV], en[MAXV], ax[MAXV], sp[MAXV];
+    int cnt, na = -1, ns = -1;
+    if (g->opset < 10) {
+        const int64_t *a, *b, *c;
+        cnt = mt_attr_ints(n, "starts", &a);
+        if (cnt < 0 || cnt > MAXV || mt_attr_ints(n, "ends", &b) != cnt) return mt_kernel_fail(g, n, MTMI_ERR_PARSE, "bad starts/ends");
+        memcpy(st, a, sizeof(int64_t) * cnt);
+        memcpy(en, b, sizeof(int64_t) * cnt);
+        na = mt_attr_ints(n, "axes", &c);
+        if (na > MAXV) return mt_kernel_fail(g, n, MTMI_ERR_PARSE, "bad axes");
+        if (na > 0) memcpy(ax, c, sizeof(int64_t) * na);
+    } else {
+        cnt = view_ints(&in[1], st, MAXV);
+        if (cnt < 0 || view_ints(&in[2], en, MAXV) != cnt) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "bad starts/ends");
+        if (nin > 3 && in[3].data) na = view_ints(&in[3], ax, MAXV);
+        if (nin > 4 && in[4].data) ns = view_ints(&in[4], sp, MAXV);
+    }
+    int64_t o_st[MT_MAX_RANK], o_sp[MT_MAX_RANK], len[MT_MAX_RANK];
+    if ((na >= 0 && na != cnt) || (ns >= 0 && ns != cnt)) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "parameter lengths differ");
+    const char *err = mt_slice_resolve(in[0].rank, in[0].dims, cnt, st, en, na >= 0 ? ax : NULL, ns >= 0 ? sp : NULL, o_st, o_sp, len);
+    if (err) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
+    for (int d = 0; d < in[0].rank; d++)
+        if (len[d] != out[0].dims[d]) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "parameters changed since planning");
+    int64_t ist[MT_MAX_RANK], ss[MT_MAX_RANK], ds[MT_MAX_RANK], base = 0;
+    contiguous_strides(in[0].rank, in[0].dims, ist);
+    contiguous_strides(out[0].rank, out[0].dims, ds);
+    for (int d = 0; d < in[0].rank; d++) {
+        base += o_st[d] * ist[d];
+        ss[d] = o_sp[d] * ist[d];
+    }
+    size_t esz = mt_dtype_size(in[0].dtype);
+    if (mt_tview_numel(&out[0]) == 0) return MTMI_OK;
+    copy_box(out[0].data, ds, (const char *)in[0].data + base * (int64_t)esz, ss, out[0].dims, out[0].rank, esz, ctx->nthreads);
+    return MTMI_OK;
+}
+
+static mtmi_status k_concat(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    int r = out[0].rank;
+    int axis = (int)mt_attr_int(n, "axis", 1);
+    if (axis < 0) axis += r;
+    size_t esz = mt_dtype_size(out[0].dtype);
+    int64_t outer = mt_numel(axis, out[0].dims), inner = mt_numel(r - axis - 1, out[0].dims + axis + 1);
+    int64_t orow = out[0].dims[axis] * inner, at = 0;
+    for (int k = 0; k < nin; k++) {
+        if (!in[k].data) continue;
+        int64_t blk = in[k].dims[axis] * inner;
+        int64_t dims[2] = {outer, blk}, ds[2] = {orow, 1}, ss[2] = {blk, 1};
+        if (blk) copy_box((char *)out[0].data + at * (int64_t)esz, ds, in[k].data, ss, dims, 2, esz, ctx->nthreads);
+        at += blk;
+    }
+    return MTMI_OK;
+}
+
+static mtmi_status k_split(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                           int nout, mt_cpu_ctx *ctx) {
+    int r = in[0].rank;
+    int axis = (int)mt_attr_int(n, "axis", 0);
+    if (axis < 0) axis += r;
+    size_t esz = mt_dtype_size(in[0].dtype);
+    int64_t outer = mt_numel(axis, in[0].dims), inner = mt_numel(r - axis - 1, in[0].dims + axis + 1);
+    int64_t irow = in[0].dims[axis] * inner, at = 0;
+    for (int k = 0; k < nout; k++) {
+        if (!out[k].data) { /* an unused output still advances */
+            at += (k < n->nout && n->out[k] >= 0 ? g->values[n->out[k]].dims[axis] : 0) * inner;
+            continue;
+        }
+        int64_t blk = out[k].dims[axis] * inner;
+        int64_t dims[2] = {outer, blk}, ds[2] = {blk, 1}, ss[2] = {irow, 1};
+        if (blk) copy_box(out[k].data, ds, (const char *)in[0].data + at * (int64_t)esz, ss, dims, 2, esz, ctx->nthreads);
+        at += blk;
+    }
+    return MTMI_OK;
+}
+
+/* Strides of x broadcast into out's shape (0 on broadcast dimensions). */
+static void broadcast_strides(const mt_tview *x, const mt_tview *out, int64_t *ss) {
+    int off = out->rank - x->rank;
+    int64_t acc = 1;
+    for (int d = out->rank - 1; d >= 0; d--) {
+        int64_t xd = d >= off ? x->dims[d - off] : 1;
+        ss[d] = xd == 1 ? 0 : acc;
+        acc *= xd;
+    }
+}
+
+static mtmi_status k_expand(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    int64_t ss[MT_MAX_RANK], ds[MT_MAX_RANK];
+    broadcast_strides(&in[0], &out[0], ss);
+    contiguous_strides(out[0].rank, out[0].dims, ds);
+    if (mt_tview_numel(&out[0]))
+        copy_box(out[0].data, ds, in[0].data, ss, out[0].dims, out[0].rank, mt_dtype_size(out[0].dtype), ctx->nthreads);
+    return MTMI_OK;
+}
+
+static mtmi_status k_tile(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                          int nout, mt_cpu_ctx *ctx) {
+    int r = in[0].rank;
+    int64_t ist[MT_MAX_RANK], ost[MT_MAX_RANK], dims[BOX_RANK], ds[BOX_RANK], ss[BOX_RANK];
+    contiguous_strides(r, in[0].dims, ist);
+    contiguous_strides(r, out[0].dims, ost);
+    /* Output axis d of size rep*dim is the pair (rep, dim): the repeat index
+     * moves dim elements along the output and nowhere in the input. */
+    for (int d = 0; d < r; d++) {
+        int64_t dim = in[0].dims[d];
+        dims[2 * d] = dim ? out[0].dims[d] / dim : 0;
+        dims[2 * d + 1] = dim;
+        ds[2 * d] = dim * ost[d];
+        ds[2 * d + 1] = ost[d];
+        ss[2 * d] = 0;
+        ss[2 * d + 1] = ist[d];
+    }
+    if (mt_tview_numel(&out[0]))
+        copy_box(out[0].data, ds, in[0].data, ss, dims, 2 * r, mt_dtype_size(out[0].dtype), ctx->nthreads);
+    return MTMI_OK;
+}
+
+static mtmi_status k_gather(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0], *ix = &in[1];
+    int axis = (int)mt_attr_int(n, "axis", 0);
+    if (axis < 0) axis += x->rank;
+    size_t esz = mt_dtype_size(x->dtype);
+    int64_t outer = mt_numel(axis, x->dims), dim = x->dims[axis], inner = mt_numel(x->rank - axis - 1, x->dims + axis + 1);
+    int64_t ni = mt_tview_numel(ix);
+    for (int64_t j = 0; j < ni; j++) {
+        int64_t v = ix->dtype == MTMI_INT64 ? ((const int64_t *)ix->data)[j] : ((const int32_t *)ix->data)[j];
+        if (v < -dim || v >= dim)
+            return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "index %lld out of range for axis of size %lld", (long long)v, (long long)dim);
+    }
+    size_t row = (size_t)inner * esz;
+    int64_t tasks = outer * ni;
+#pragma omp parallel for num_threads(ctx->nthreads) if (tasks * inner > 65536) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t o = t / ni, j = t % ni;
+        int64_t v = ix->dtype == MTMI_INT64 ? ((const int64_t *)ix->data)[j] : ((const int32_t *)ix->data)[j];
+        if (v < 0) v += dim;
+        memcpy((char *)out[0].data + (size_t)t * row, (const char *)x->data + ((size_t)o * dim + v) * row, row);
+    }
+    return MTMI_OK;
+}
+
+static mtmi_status k_constant_of_shape(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                       mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_attr *v = mt_node_attr(n, "value");
+    size_t esz = mt_dtype_size(out[0].dtype);
+    int64_t cnt = mt_tview_numel(&out[0]);
+    if (!v || !v->t || !v->t->data) {
+        memset(out[0].data, 0, (size_t)cnt * esz);
+        return MTMI_OK;
+    }
+    for (int64_t i = 0; i < cnt; i++) memcpy((char *)out[0].data + i * esz, v->t->data, esz);
+    return MTMI_OK;
+}
+
+static mtmi_status k_range(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                           int nout, mt_cpu_ctx *ctx) {
+    int64_t cnt = mt_tview_numel(&out[0]);
+    switch (out[0].dtype) {
+#define RANGE(DT, T)                                                                     \
+    case DT: {                                                                           \
+        T s = *(const T *)in[0].data, d = *(const T *)in[2].data;                        \
+        for (int64_t i = 0; i < cnt; i++) ((T *)out[0].data)[i] = (T)(s + (T)i * d);     \
+        break;                                                                           \
+    }
+        RANGE(MTMI_FLOAT, float)
+        RANGE(MTMI_DOUBLE, double)
+        RANGE(MTMI_INT32, int32_t)
+        RANGE(MTMI_INT64, int64_t)
+#undef RANGE
+    default: return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(out[0].dtype));
+    }
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------------------ Pad */
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+
+/* Source coordinate of output coordinate o along a dimension of size dim
+ * padded by b in front; -1 = the constant value. */
+static inline int64_t pad_src(int64_t o, int64_t b, int64_t dim, int mode) {
+    int64_t c = o - b;
+    if (c >= 0 && c < dim) return c;
+    switch (mode) {
+    case PAD_EDGE: return c < 0 ? 0 : dim - 1;
+    case PAD_WRAP: c %= dim; return c < 0 ? c + dim : c;
+    case PAD_REFLECT: {
+        if (dim == 1) return 0;
+        int64_t period = 2 * (dim - 1);
+        c %= period;
+        if (c < 0) c += period;
+        return c < dim ? c : period - c;
+    }
+    default: return -1;
+    }
+}
+
+static mtmi_status k_pad(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                         int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int r = x->rank;
+    const char *ms = mt_attr_string(n, "mode", "constant");
+    int mode = !strcmp(ms, "reflect") ? PAD_REFLECT : !strcmp(ms, "edge") ? PAD_EDGE : !strcmp(ms, "wrap") ? PAD_WRAP : PAD_CONSTANT;
+    int64_t pads[2 * MAXV], axes[MAXV], b[MT_MAX_RANK], e[MT_MAX_RANK];
+    int np, na = -1;
+    size_t esz = mt_dtype_size(x->dtype);
+    uint64_t cval = 0; /* the constant's bytes */
+    if (g->opset < 11) {
+        const int64_t *p;
+        np = mt_attr_ints(n, "pads", &p);
+        if (np < 0) np = mt_attr_ints(n, "paddings", &p);
+        if (np < 0 || np > 2 * MAXV) return mt_kernel_fail(g, n, MTMI_ERR_PARSE, "bad pads");
+        memcpy(pads, p, sizeof(int64_t) * np);
+        float f = mt_attr_float(n, "value", 0.f);
+        if (x->dtype == MTMI_FLOAT) memcpy(&cval, &f, 4);
+        else if (x->dtype == MTMI_DOUBLE) {
+            double dv = f;
+            memcpy(&cval, &dv, 8);
+        }
+    } else {
+        np = view_ints(&in[1], pads, 2 * MAXV);
+        if (nin > 3 && in[3].data) na = view_ints(&in[3], axes, MAXV);
+        if (nin > 2 && in[2].data && mt_tview_numel(&in[2]) == 1) memcpy(&cval, in[2].data, esz);
+    }
+    const char *err = np < 0 ? "bad pads" : mt_pad_resolve(r, np, pads, na, na >= 0 ? axes : NULL, b, e);
+    if (err) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
+    int64_t total = mt_tview_numel(&out[0]);
+    if (total == 0) return MTMI_OK;
+    int64_t ist[MT_MAX_RANK];
+    contiguous_strides(r, x->dims, ist);
+    int64_t inner = r ? out[0].dims[r - 1] : 1, rows = total / inner;
+    int64_t idim = r ? x->dims[r - 1] : 1, ib = r ? b[r - 1] : 0;
+#pragma omp parallel for num_threads(ctx->nthreads) if (total > 65536) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        char *o = (char *)out[0].data + (size_t)(row * inner) * esz;
+        int64_t rem = row, soff = 0;
+        int constant_row = 0;
+        for (int d = r - 2; d >= 0; d--) {
+            int64_t idx = rem % out[0].dims[d];
+            rem /= out[0].dims[d];
+            int64_t c = pad_src(idx, b[d], x->dims[d], mode);
+            if (c < 0) constant_row = 1;
+            else soff += c * ist[d];
+        }
+        for (int64_t j = 0; j < inner; j++) {
+            int64_t c = constant_row ? -1 : pad_src(j, ib, idim, mode);
+            if (c < 0) memcpy(o + j * esz, &cval, esz);
+            else memcpy(o + j * esz, (const char *)x->data + (size_t)(soff + c) * esz, esz);
+        }
+    }
+    return MTMI_OK;
+}
+
+/* -------------------------------------------------------------- Softmax */
+/* The node's (outer, axis, inner) view: before opset 13 the input is coerced
+ * to 2-D at axis and the softmax runs over the whole second part. */
+static void softmax_view(const mt_graph *g, const mt_node *n, const mt_tview *x, int64_t *outer, int64_t *dim, int64_t *inner) {
+    int r = x->rank;
+    int64_t axis = mt_attr_int(n, "axis", g->opset < 13 ? 1 : -1);
+    if (axis < 0) axis += r;
+    *outer = mt_numel((int)axis, x->dims);
+    if (g->opset < 13) {
+        *dim = mt_numel(r - (int)axis, x->dims + axis);
+        *inner = 1;
+    } else {
+        *dim = x->dims[axis];
+        *inner = mt_numel(r - (int)axis - 1, x->dims + axis + 1);
+    }
+}
+
+#define SOFTMAX_T(NAME, T, EXP, LOG)                                                                   \
+    static void NAME(const T *x, T *y, int64_t outer, int64_t dim, int64_t inner, int logsm, int nthreads) { \
+        int64_t tasks = outer * inner;                                                                 \
+        _Pragma("omp parallel for num_threads(nthreads) if (tasks * dim > 16384) schedule(static)")    \
+        for (int64_t t = 0; t < tasks; t++) {                                                          \
+            int64_t o = t / inner, i = t % inner;                                                      \
+            const T *xs = x + o * dim * inner + i;                                                     \
+            T *ys = y + o * dim * inner + i;                                                           \
+            T mx = xs[0];                                                                              \
+            if (inner == 1) {                                                                          \
+                for (int64_t k = 1; k < dim; k++) mx = xs[k] > mx ? xs[k] : mx;                        \
+                T sum = 0;                                                                             \
+                if (logsm) {                                                                           \
+                    for (int64_t k = 0; k < dim; k++) sum += EXP(xs[k] - mx);                          \
+                    T lse = mx + LOG(sum);                                                             \
+                    for (int64_t k = 0; k < dim; k++) ys[k] = xs[k] - lse;                             \
+                } else {                                                                               \
+                    for (int64_t k = 0; k < dim; k++) {                                                \
+                        T e = EXP(xs[k] - mx);                                                         \
+                        ys[k] = e;                                                                     \
+                        sum += e;                                                                      \
+                    }                                                                                  \
+                    T inv = (T)1 / sum;                                                                \
+                    for (int64_t k = 0; k < dim; k++) ys[k] *= inv;                                    \
+                }                                                                                      \
+                continue;                                                                              \
+            }                                                                                          \
+            for (int64_t k = 1; k < dim; k++) mx = xs[k * inner] > mx ? xs[k * inner] : mx;            \
+            T sum = 0;                                                                                 \
+            for (int64_t k = 0; k < dim; k++) sum += EXP(xs[k * inner] - mx);                          \
+            if (logsm) {                                                                               \
+                T lse = mx + LOG(sum);                                                                 \
+                for (int64_t k = 0; k < dim; k++) ys[k * inner] = xs[k * inner] - lse;                 \
+            } else {                                                                                   \
+                T inv = (T)1 / sum;                                                                    \
+                for (int64_t k = 0; k < dim; k++) ys[k * inner] = EXP(xs[k * inner] - mx) * inv;       \
+            }                                                                                          \
+        }                                                                                              \
+    }
+SOFTMAX_T(softmax_f32, float, expf, logf)
+SOFTMAX_T(softmax_f64, double, exp, log)
+
+static mtmi_status k_softmax(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                             int nout, mt_cpu_ctx *ctx) {
+    int64_t outer, dim, inner;
+    softmax_view(g, n, &in[0], &outer, &dim, &inner);
+    if (!outer || !dim || !inner) return MTMI_OK;
+    int logsm = !strcmp(n->op, "LogSoftmax");
+    if (in[0].dtype == MTMI_FLOAT) softmax_f32(in[0].data, out[0].data, outer, dim, inner, logsm, ctx->nthreads);
+    else if (in[0].dtype == MTMI_DOUBLE) softmax_f64(in[0].data, out[0].data, outer, dim, inner, logsm, ctx->nthreads);
+    else return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(in[0].dtype));
+    return MTMI_OK;
+}
+
+/* ----------------------------------------------------------- reductions */
+enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_SUMSQ, R_L1, R_L2, R_LOGSUM, R_LOGSUMEXP };
+
+static int reduce_kind(const char *op) {
+    static const char *names[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                                  "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp"};
+    for (int i = 0; i < (int)MT_ARRAY_LEN(names); i++)
+        if (!strcmp(op, names[i])) return i;
+    return -1;
+}
+
+/* The reduced dimensions, merged where contiguous: count, sizes, strides. */
+typedef struct rplan {
+    int nk, nr;
+    int64_t kd[MT_MAX_RANK], ks[MT_MAX_RANK]; /* kept dims and input strides */
+    int64_t rd[MT_MAX_RANK], rs[MT_MAX_RANK]; /* reduced dims and input strides */
+    int64_t count;                            /* elements reduced per output */
+} rplan;
+
+static inline double reduce_init(int kind) {
+    switch (kind) {
+    case R_MAX: return -INFINITY;
+    case R_MIN: return INFINITY;
+    case R_PROD: return 1;
+    default: return 0;
+    }
+}
+
+/* Folds cnt elements x[0], x[s], ... into acc. */
+#define REDUCE_RUN(NAME, T)                                                                     \
+    static double NAME(const T *x, int64_t cnt, int64_t s, int kind, double acc) {              \
+        switch (kind) {                                                                         \
+        case R_SUM:                                                                             \
+        case R_MEAN:                                                                            \
+            if (s == 1)                                                                         \
+                for (int64_t i = 0; i < cnt; i++) acc += x[i];                                  \
+            else                                                                                \
+                for (int64_t i = 0; i < cnt; i++) acc += x[i * s];                              \
+            return acc;                                                                         \
+        case R_MAX:                                                                             \
+            for (int64_t i = 0; i < cnt; i++) acc = x[i * s] > acc ? x[i * s] : acc;            \
+            return acc;                                                                         \
+        case R_MIN:                                                                             \
+            for (int64_t i = 0; i < cnt; i++) acc = x[i * s] < acc ? x[i * s] : acc;            \
+            return acc;                                                                         \
+        case R_PROD:                                                                            \
+            for (int64_t i = 0; i < cnt; i++) acc *= x[i * s];                                  \
+            return acc;                                                                         \
+        case R_SUMSQ:                                                                           \
+        case R_L2:                                                                              \
+            for (int64_t i = 0; i < cnt; i++) acc += (double)x[i * s] * x[i * s];               \
+            return acc;                                                                         \
+        case R_L1:                                                                              \
+            for (int64_t i = 0; i < cnt; i++) acc += fabs((double)x[i * s]);                    \
+            return acc;                                                                         \
+        case R_LOGSUM:                                                                          \
+            for (int64_t i = 0; i < cnt; i++) acc += x[i * s];                                  \
+            return acc;                                                                         \
+        default:                                                                                \
+            for (int64_t i = 0; i < cnt; i++) acc += exp((double)x[i * s]);                     \
+            return acc;                                                                         \
+        }                                                                                       \
+    }
+
+static inline double reduce_final(int kind, double acc, int64_t count) {
+    switch (kind) {
+    case R_MEAN: return count ? acc / count : NAN;
+    case R_L2: return sqrt(acc);
+    case R_LOGSUM:
+    case R_LOGSUMEXP: return log(acc);
+    default: return acc;
+    }
+}
+
+#define REDUCE_T(NAME, RUN, T, TOUT)                                                            \
+    REDUCE_RUN(RUN, T)                                                                          \
+    static void NAME(const T *x, T *y, const rplan *p, int64_t nout, int kind, int nthreads) {  \
+        int64_t inner = p->nr ? p->rd[p->nr - 1] : 1, is = p->nr ? p->rs[p->nr - 1] : 1;        \
+        int64_t outer_r = p->nr ? p->count / inner : 1;                                         \
+        _Pragma("omp parallel for num_threads(nthreads) if (nout * p->count > 32768) schedule(static)") \
+        for (int64_t o = 0; o < nout; o++) {                                                    \
+            int64_t base = 0, rem = o;                                                          \
+            for (int d = p->nk - 1; d >= 0; d--) {                                              \
+                base += (rem % p->kd[d]) * p->ks[d];                                            \
+                rem /= p->kd[d];                                                                \
+            }                                                                                   \
+            double acc = reduce_init(kind);                                                     \
+            for (int64_t q = 0; q < outer_r; q++) {                                             \
+                int64_t off = base, rq = q;                                                     \
+                for (int d = p->nr - 2; d >= 0; d--) {                                          \
+                    off += (rq % p->rd[d]) * p->rs[d];                                          \
+                    rq /= p->rd[d];                                                             \
+                }                                                                               \
+                acc = RUN(x + off, p->nr ? inner : 1, is, kind, acc);                           \
+            }                                                                                   \
+            y[o] = (TOUT)reduce_final(kind, acc, p->count);                                     \
+        }                                                                                       \
+    }
+REDUCE_T(reduce_f32, run_f32, float, float)
+REDUCE_T(reduce_f64, run_f64, double, double)
+REDUCE_T(reduce_i32, run_i32, int32_t, int32_t)
+REDUCE_T(reduce_i64, run_i64, int64_t, int64_t)
+REDUCE_T(reduce_i8, run_i8, int8_t, int8_t)
+REDUCE_T(reduce_u8, run_u8, uint8_t, uint8_t)
+
+static mtmi_status k_reduce(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int kind = reduce_kind(n->op);
+    int64_t axes[MAXV];
+    const int64_t *a;
+    int cnt = mt_attr_ints(n, "axes", &a);
+    if (cnt > MAXV) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "too many axes");
+    if (cnt >= 0) memcpy(axes, a, sizeof(int64_t) * cnt);
+    else if (nin > 1 && in[1].data) cnt = view_ints(&in[1], axes, MAXV);
+    else cnt = 0;
+    if (cnt < 0) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "bad axes");
+    int mask[MT_MAX_RANK];
+    const char *err = mt_reduce_axes(x->rank, cnt, axes, (int)mt_attr_int(n, "noop_with_empty_axes", 0), mask);
+    if (err) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
+    int64_t ist[MT_MAX_RANK];
+    contiguous_strides(x->rank, x->dims, ist);
+    rplan p = {.count = 1};
+    for (int d = 0; d < x->rank; d++) {
+        if (x->dims[d] == 1) continue;
+        int64_t *dims = mask[d] ? p.rd : p.kd, *st = mask[d] ? p.rs : p.ks;
+        int *cntp = mask[d] ? &p.nr : &p.nk;
+        /* merge with the previous dimension of the same kind when contiguous */
+        if (*cntp > 0 && st[*cntp - 1] == ist[d] * x->dims[d]) {
+            dims[*cntp - 1] *= x->dims[d];
+            st[*cntp - 1] = ist[d];
+        } else {
+            dims[*cntp] = x->dims[d];
+            st[*cntp] = ist[d];
+            (*cntp)++;
+        }
+        if (mask[d]) p.count *= x->dims[d];
+    }
+    for (int d = 0; d < x->rank; d++)
+        if (mask[d] && x->dims[d] == 0) p.count = 0;
+    int64_t no = mt_tview_numel(&out[0]);
+    if (p.count == 0) { /* empty reduction: the identity of the operation */
+        for (int64_t o = 0; o < no; o++) {
+            double v = reduce_final(kind, reduce_init(kind), 0);
+            if (kind == R_LOGSUMEXP || kind == R_LOGSUM) v = -INFINITY;
+            if (x->dtype == MTMI_FLOAT) ((float *)out[0].data)[o] = (float)v;
+            else if (x->dtype == MTMI_DOUBLE) ((double *)out[0].data)[o] = v;
+            else if (x->dtype == MTMI_INT32) ((int32_t *)out[0].data)[o] = isfinite(v) ? (int32_t)v : (v > 0 ? INT32_MAX : INT32_MIN);
+            else ((int64_t *)out[0].data)[o] = isfinite(v) ? (int64_t)v : (v > 0 ? INT64_MAX : INT64_MIN);
+        }
+        return MTMI_OK;
+    }
+    switch (x->dtype) {
+    case MTMI_FLOAT: reduce_f32(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
+    case MTMI_DOUBLE: reduce_f64(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
+    case MTMI_INT32: reduce_i32(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
+    case MTMI_INT64: reduce_i64(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
+    case MTMI_INT8: reduce_i8(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
+    case MTMI_UINT8:
+    case MTMI_BOOL: reduce_u8(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
+    default: return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(x->dtype));
+    }
+    return MTMI_OK;
+}
+
+/* ---------------------------------------------------------------- ArgMax */
+#define ARG_CHUNK 256
+/* For each (outer, inner) position the index along the axis of the best
+ * element; inner positions are swept in chunks so that the compare loop runs
+ * over contiguous memory (the class map of a 19 x H x W logit tensor). */
+#define ARGMAX_T(NAME, T)                                                                          \
+    static void NAME(const T *x, int64_t *y, int64_t outer, int64_t dim, int64_t inner, int want_max, \
+                     int last, int nthreads) {                                                     \
+        int64_t nch = (inner + ARG_CHUNK - 1) / ARG_CHUNK, tasks = outer * nch;                    \
+        _Pragma("omp parallel for num_threads(nthreads) if (tasks * dim * ARG_CHUNK > 65536) schedule(static)") \
+        for (int64_t t = 0; t < tasks; t++) {                                                      \
+            int64_t o = t / nch, j0 = (t % nch) * ARG_CHUNK, cnt = MT_MIN(ARG_CHUNK, inner - j0);  \
+            const T *xs = x + o * dim * inner + j0;                                                \
+            int64_t *ys = y + o * inner + j0;                                                      \
+            T best[ARG_CHUNK];                                                                     \
+            for (int64_t j = 0; j < cnt; j++) {                                                    \
+                best[j] = xs[j];                                                                   \
+                ys[j] = 0;                                                                         \
+            }                                                                                      \
+            for (int64_t k = 1; k < dim; k++) {                                                    \
+                const T *row = xs + k * inner;                                                     \
+                for (int64_t j = 0; j < cnt; j++) {                                                \
+                    T v = row[j];                                                                  \
+                    int better = want_max ? (last ? v >= best[j] : v > best[j])                    \
+                                          : (last ? v <= best[j] : v < best[j]);                   \
+                    if (better) {                                                                  \
+                        best[j] = v;                                                               \
+                        ys[j] = k;                                                                 \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+ARGMAX_T(argmax_f32, float)
+ARGMAX_T(argmax_f64, double)
+ARGMAX_T(argmax_i32, int32_t)
+ARGMAX_T(argmax_i64, int64_t)
+
+static mtmi_status k_argmax(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int axis = (int)mt_attr_int(n, "axis", 0);
+    if (axis < 0) axis += x->rank;
+    int64_t outer = mt_numel(axis, x->dims), dim = x->dims[axis], inner = mt_numel(x->rank - axis - 1, x->dims + axis + 1);
+    int want_max = !strcmp(n->op, "ArgMax"), last = (int)mt_attr_int(n, "select_last_index", 0);
+    if (!outer || !inner) return MTMI_OK;
+    switch (x->dtype) {
+    case MTMI_FLOAT: argmax_f32(x->data, out[0].data, outer, dim, inner, want_max, last, ctx->nthreads); break;
+    case MTMI_DOUBLE: argmax_f64(x->data, out[0].data, outer, dim, inner, want_max, last, ctx->nthreads); break;
+    case MTMI_INT32: argmax_i32(x->data, out[0].data, outer, dim, inner, want_max, last, ctx->nthreads); break;
+    case MTMI_INT64: argmax_i64(x->data, out[0].data, outer, dim, inner, want_max, last, ctx->nthreads); break;
+    default: return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(x->dtype));
+    }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_shape[] = {
+    {"Reshape", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
+    {"Flatten", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
+    {"Squeeze", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
+    {"Unsqueeze", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
+    {"Shape", "", k_shape, NULL, NULL, NULL, 0},
+    {"Size", "", k_size, NULL, NULL, NULL, 0},
+    {"Transpose", "", k_transpose, NULL, NULL, NULL, 0},
+    {"Gather", "", k_gather, NULL, NULL, NULL, 0},
+    {"Concat", "", k_concat, NULL, NULL, NULL, 0},
+    {"Split", "", k_split, NULL, NULL, NULL, 0},
+    {"Slice", "", k_slice, NULL, NULL, NULL, 0},
+    {"Expand", "", k_expand, NULL, NULL, NULL, 0},
+    {"Tile", "", k_tile, NULL, NULL, NULL, 0},
+    {"ConstantOfShape", "", k_constant_of_shape, NULL, NULL, NULL, 0},
+    {"Range", "", k_range, NULL, NULL, NULL, 0},
+    {"Pad", "", k_pad, NULL, NULL, NULL, 0},
+    {"Softmax", "", k_softmax, NULL, NULL, NULL, 0},
+    {"LogSoftmax", "", k_softmax, NULL, NULL, NULL, 0},
+    {"ReduceMean", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceSum", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceMax", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceMin", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceProd", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceSumSquare", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceL1", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceL2", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceLogSum", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ReduceLogSumExp", "", k_reduce, NULL, NULL, NULL, 0},
+    {"ArgMax", "", k_argmax, NULL, NULL, NULL, 0},
+    {"ArgMin", "", k_argmax, NULL, NULL, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };
