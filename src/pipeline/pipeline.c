@@ -1,0 +1,721 @@
+/* The multi-frame pipeline: frame slots, one thread per stage, bounded
+ * queues between them, completion callbacks, clean shutdown on errors. */
+#include "pipeline/pipeline.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A FIFO of slot indices.  Its capacity is the number of slots and a slot is
+ * in at most one queue per consumer, so a push never has to wait; a pop
+ * waits on the queue's condition variable (all queues share the pipeline's
+ * mutex, which keeps the state machine simple and the shutdown race-free). */
+typedef struct queue {
+    int *buf;
+    int cap, head, count;
+    pthread_cond_t cv;
+} queue;
+
+struct mt_pipeline;
+
+typedef struct cbarg {
+    struct mt_pipeline *p;
+    int slot, stage;
+} cbarg;
+
+typedef struct stage {
+    char name[64];
+    mt_devspec dev;
+    const mt_backend *be;
+    void *plan;
+    int threads;
+    const mt_graph *g;
+    int nin, nout;
+    int in_kind[MT_STAGE_MAX_IO]; /* 0 = model input, 1 = cut tensor */
+    int in_idx[MT_STAGE_MAX_IO];
+    int out_idx[MT_STAGE_MAX_IO]; /* encoder: cut index; head: model output index */
+    queue q;
+    pthread_t th;
+    int started;
+    int devlock;                  /* index into p->devlocks, or -1 */
+} stage;
+
+typedef struct buf {
+    void *ptr;
+    size_t bytes;
+    int mem;                      /* MT_MEM_* */
+    const mt_backend *be;         /* who allocated it */
+    mt_devspec dev;
+} buf;
+
+typedef struct slot {
+    mt_frame f;
+    buf *in, *cut, *out;
+    int heads_left;
+    double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX];
+    cbarg cb[MT_PLACE_MAX];
+    mt_tview *in_views, *out_views;
+} slot;
+
+struct mt_pipeline {
+    int nstages;
+    stage st[MT_PLACE_MAX];
+    int nslots;
+    slot *slots;
+    /* model I/O and cut tensors: shapes (data = NULL) */
+    int nin, ncut, nout;
+    mt_tview *in_shape, *cut_shape, *out_shape;
+    char **in_names, **cut_names, **out_names;
+    int *cut_mem;
+    /* synchronization */
+    pthread_mutex_t mu;
+    queue free_q, done_q;
+    pthread_mutex_t devlocks[MT_PLACE_MAX];
+    int ndevlocks;
+    int stop;
+    int failed;
+    mtmi_status err;
+    char err_msg[768];
+    int64_t next_index;           /* next frame index to hand out          */
+    int64_t next_done;            /* next frame index expected from done_q */
+    int pending;
+    mt_pipeline_opts opt;
+    /* owned when made by mt_pipeline_from_model */
+    mt_graph *spec;
+    mt_split split;
+    int own_split;
+};
+
+/* ----------------------------------------------------------------- queues */
+static int q_init(queue *q, int cap) {
+    q->buf = calloc(cap, sizeof(int));
+    q->cap = cap;
+    q->head = q->count = 0;
+    pthread_cond_init(&q->cv, NULL);
+    return q->buf ? 0 : -1;
+}
+
+static void q_free(queue *q) {
+    if (!q->buf) return;
+    free(q->buf);
+    q->buf = NULL;
+    pthread_cond_destroy(&q->cv);
+}
+
+/* Caller holds p->mu. */
+static void q_push(queue *q, int v) {
+    /* Cannot overflow: see the comment on `queue`. */
+    q->buf[(q->head + q->count) % q->cap] = v;
+    q->count++;
+    pthread_cond_signal(&q->cv);
+}
+
+/* Caller holds p->mu.  -1 once the pipeline stops. */
+static int q_pop(mt_pipeline *p, queue *q) {
+    while (!q->count && !p->stop) pthread_cond_wait(&q->cv, &p->mu);
+    if (p->stop) return -1;
+    int v = q->buf[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    return v;
+}
+
+/* Caller holds p->mu: wakes every waiter so that all threads see `stop`. */
+static void stop_all(mt_pipeline *p) {
+    p->stop = 1;
+    for (int s = 0; s < p->nstages; s++) pthread_cond_broadcast(&p->st[s].q.cv);
+    pthread_cond_broadcast(&p->free_q.cv);
+    pthread_cond_broadcast(&p->done_q.cv);
+}
+
+/* Caller holds p->mu.  The first failure wins; later ones are consequences. */
+static void fail_locked(mt_pipeline *p, mtmi_status s, const char *fmt, ...) {
+    if (!p->failed) {
+        p->failed = 1;
+        p->err = s ? s : MTMI_ERR_INTERNAL;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err_msg, sizeof p->err_msg, fmt, ap);
+        va_end(ap);
+        for (char *c = p->err_msg; *c; c++)
+            if (*c == '\n') *c = ' ';
+    }
+    stop_all(p);
+}
+
+/* ------------------------------------------------------------- stage run */
+static void on_done(void *arg, mtmi_status s, const char *msg) {
+    cbarg *cb = arg;
+    mt_pipeline *p = cb->p;
+    slot *sl = &p->slots[cb->slot];
+    stage *st = &p->st[cb->stage];
+    double t = mt_now_ms();
+    pthread_mutex_lock(&p->mu);
+    sl->t_end[cb->stage] = t;
+    if (s) {
+        char dev[64];
+        fail_locked(p, s, "frame %lld, stage '%s' on %s: %s", (long long)sl->f.index, st->name,
+                    mt_devspec_str(&st->dev, dev, sizeof dev), msg && *msg ? msg : mtmi_status_name(s));
+    } else if (!p->stop) {
+        if (cb->stage == 0 && p->nstages > 1) {
+            for (int h = 1; h < p->nstages; h++) q_push(&p->st[h].q, cb->slot);
+        } else if (cb->stage == 0 || --sl->heads_left == 0) {
+            sl->f.t_done = t;
+            q_push(&p->done_q, cb->slot);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void fill_io(mt_pipeline *p, stage *st, slot *sl, mt_stage_io *io) {
+    memset(io, 0, sizeof *io);
+    io->nin = st->nin;
+    io->nout = st->nout;
+    for (int i = 0; i < st->nin; i++) {
+        const buf *b = st->in_kind[i] ? &sl->cut[st->in_idx[i]] : &sl->in[st->in_idx[i]];
+        io->in[i] = st->in_kind[i] ? p->cut_shape[st->in_idx[i]] : p->in_shape[st->in_idx[i]];
+        io->in[i].data = b->ptr;
+        io->in_mem[i] = (uint8_t)b->mem;
+    }
+    for (int i = 0; i < st->nout; i++) {
+        const buf *b = st == &p->st[0] ? &sl->cut[st->out_idx[i]] : &sl->out[st->out_idx[i]];
+        io->out[i] = st == &p->st[0] ? p->cut_shape[st->out_idx[i]] : p->out_shape[st->out_idx[i]];
+        io->out[i].data = b->ptr;
+        io->out_mem[i] = (uint8_t)b->mem;
+    }
+}
+
+static void *stage_main(void *arg) {
+    cbarg *a = arg;
+    mt_pipeline *p = a->p;
+    const int si = a->stage;
+    stage *st = &p->st[si];
+    char dev[64];
+    if (st->be->bind_thread && st->be->bind_thread(st->plan) != MTMI_OK) {
+        pthread_mutex_lock(&p->mu);
+        fail_locked(p, MTMI_ERR_DEVICE, "stage '%s' on %s: %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev),
+                    mtmi_last_error());
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int k = q_pop(p, &st->q);
+        pthread_mutex_unlock(&p->mu);
+        if (k < 0) break;
+        slot *sl = &p->slots[k];
+        mt_stage_io io;
+        fill_io(p, st, sl, &io);
+        /* The slot's fields this thread reads were written before the slot
+         * was pushed to this queue, under p->mu: the pop orders them. */
+        if (st->devlock >= 0) pthread_mutex_lock(&p->devlocks[st->devlock]);
+        sl->t_start[si] = mt_now_ms();
+        if (p->opt.inject_stage == si && sl->f.index == p->opt.inject_frame) {
+            if (st->devlock >= 0) pthread_mutex_unlock(&p->devlocks[st->devlock]);
+            on_done(&sl->cb[si], MTMI_ERR_INTERNAL, "injected failure (test hook)");
+            continue;
+        }
+        mtmi_status s = st->be->submit(st->plan, &io, on_done, &sl->cb[si]);
+        if (st->devlock >= 0) pthread_mutex_unlock(&p->devlocks[st->devlock]);
+        if (s) on_done(&sl->cb[si], s, mtmi_last_error());
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- create */
+static int value_view(const mt_graph *g, int v, mt_tview *t) {
+    const mt_value *val = &g->values[v];
+    memset(t, 0, sizeof *t);
+    if (!mt_value_shape_known(val) || !mt_dtype_size(val->dtype)) return -1;
+    t->dtype = val->dtype;
+    t->rank = val->rank;
+    memcpy(t->dims, val->dims, sizeof t->dims);
+    return 0;
+}
+
+static size_t view_bytes(const mt_tview *t) { return (size_t)mt_tview_numel(t) * mt_dtype_size(t->dtype); }
+
+static int same_shape(const mt_tview *a, const mt_tview *b) {
+    return a->dtype == b->dtype && a->rank == b->rank && !memcmp(a->dims, b->dims, sizeof(int64_t) * a->rank);
+}
+
+static mtmi_status alloc_buf(buf *b, const mt_backend *be, const mt_devspec *dev, size_t bytes, int mem, const char *what) {
+    b->be = be;
+    b->dev = *dev;
+    b->mem = mem;
+    b->bytes = bytes;
+    b->ptr = be->alloc(dev, bytes, mem);
+    if (!b->ptr) return mt_fail(MTMI_ERR_NOMEM, "out of %s memory for %s (%zu bytes)", mem ? "device" : "host", what, bytes);
+    return MTMI_OK;
+}
+
+static void free_buf(buf *b) {
+    if (b->ptr) b->be->release(&b->dev, b->ptr, b->mem);
+    b->ptr = NULL;
+}
+
+static char *dupname(const char *s) { return mt_strdup(s ? s : ""); }
+
+static mtmi_status setup_io(mt_pipeline *p) {
+    const mt_graph *enc = p->st[0].g;
+    char sh[128];
+    p->nin = enc->ninputs;
+    p->ncut = enc->noutputs;
+    p->nout = 0;
+    for (int s = 1; s < p->nstages; s++) p->nout += p->st[s].g->noutputs;
+    if (p->nstages == 1) p->nout = p->ncut; /* a lone encoder: its outputs are the model's */
+    if (p->nin > MT_STAGE_MAX_IO || p->ncut > MT_STAGE_MAX_IO || p->nout > 64)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "pipeline: too many inputs, cut tensors or outputs");
+    p->in_shape = calloc(p->nin + 1, sizeof(mt_tview));
+    p->cut_shape = calloc(p->ncut + 1, sizeof(mt_tview));
+    p->out_shape = calloc(p->nout + 1, sizeof(mt_tview));
+    p->in_names = calloc(p->nin + 1, sizeof(char *));
+    p->cut_names = calloc(p->ncut + 1, sizeof(char *));
+    p->out_names = calloc(p->nout + 1, sizeof(char *));
+    p->cut_mem = calloc(p->ncut + 1, sizeof(int));
+    if (!p->in_shape || !p->cut_shape || !p->out_shape || !p->in_names || !p->cut_names || !p->out_names || !p->cut_mem)
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < p->nin; i++) {
+        p->in_names[i] = dupname(enc->values[enc->inputs[i]].name);
+        if (value_view(enc, enc->inputs[i], &p->in_shape[i]))
+            return mt_fail(MTMI_ERR_SHAPE, "pipeline: model input '%s' has no concrete shape", p->in_names[i]);
+    }
+    stage *e = &p->st[0];
+    e->nin = p->nin;
+    for (int i = 0; i < p->nin; i++) e->in_kind[i] = 0, e->in_idx[i] = i;
+    e->nout = p->ncut;
+    for (int i = 0; i < p->ncut; i++) {
+        p->cut_names[i] = dupname(enc->values[enc->outputs[i]].name);
+        if (value_view(enc, enc->outputs[i], &p->cut_shape[i]))
+            return mt_fail(MTMI_ERR_SHAPE, "pipeline: cut tensor '%s' has no concrete shape", p->cut_names[i]);
+        e->out_idx[i] = i;
+    }
+    int o = 0;
+    if (p->nstages == 1)
+        for (int i = 0; i < p->ncut; i++) {
+            p->out_names[i] = dupname(p->cut_names[i]);
+            p->out_shape[i] = p->cut_shape[i];
+        }
+    for (int s = 1; s < p->nstages; s++) {
+        stage *st = &p->st[s];
+        const mt_graph *g = st->g;
+        if (g->ninputs > MT_STAGE_MAX_IO || g->noutputs > MT_STAGE_MAX_IO)
+            return mt_fail(MTMI_ERR_UNSUPPORTED, "stage '%s': too many inputs or outputs", st->name);
+        st->nin = g->ninputs;
+        for (int i = 0; i < g->ninputs; i++) {
+            const mt_value *v = &g->values[g->inputs[i]];
+            mt_tview want;
+            int found = 0;
+            for (int c = 0; c < p->ncut && !found; c++)
+                if (!strcmp(v->name, p->cut_names[c])) st->in_kind[i] = 1, st->in_idx[i] = c, found = 1;
+            for (int c = 0; c < p->nin && !found; c++)
+                if (!strcmp(v->name, p->in_names[c])) st->in_kind[i] = 0, st->in_idx[i] = c, found = 1;
+            if (!found)
+                return mt_fail(MTMI_ERR_SHAPE, "stage '%s': input '%s' is neither a model input nor one of the encoder's outputs",
+                               st->name, v->name);
+            const mt_tview *have = st->in_kind[i] ? &p->cut_shape[st->in_idx[i]] : &p->in_shape[st->in_idx[i]];
+            if (value_view(g, g->inputs[i], &want) || !same_shape(&want, have))
+                return mt_fail(MTMI_ERR_SHAPE, "stage '%s': input '%s' is %s %s, the encoder gives %s %s", st->name, v->name,
+                               mt_dtype_name(want.dtype), mt_shape_str(want.rank, want.dims, sh, sizeof sh),
+                               mt_dtype_name(have->dtype), mt_shape_str(have->rank, have->dims, sh + 64, 64));
+        }
+        st->nout = g->noutputs;
+        for (int i = 0; i < g->noutputs; i++, o++) {
+            p->out_names[o] = dupname(g->values[g->outputs[i]].name);
+            if (value_view(g, g->outputs[i], &p->out_shape[o]))
+                return mt_fail(MTMI_ERR_SHAPE, "stage '%s': output '%s' has no concrete shape", st->name, p->out_names[o]);
+            st->out_idx[i] = o;
+        }
+    }
+    for (int i = 0; i < p->nin; i++)
+        if (!p->in_names[i]) return MTMI_ERR_NOMEM;
+    return MTMI_OK;
+}
+
+/* The backend that allocates a tensor and its memory kind: device memory
+ * when the producer and every consumer are on one GPU; otherwise host
+ * memory, from a CUDA backend if any user is a GPU (pinned, for fast
+ * copies), else from the CPU backend. */
+static void pick_memory(mt_pipeline *p, int producer, const int *consumers, int nc, const mt_backend **be,
+                        mt_devspec *dev, int *mem) {
+    const stage *ps = &p->st[producer];
+    int all_same_gpu = ps->dev.kind == MT_DEV_CUDA;
+    for (int i = 0; i < nc && all_same_gpu; i++) {
+        const mt_devspec *d = &p->st[consumers[i]].dev;
+        all_same_gpu = d->kind == MT_DEV_CUDA && d->index == ps->dev.index;
+    }
+    if (all_same_gpu) {
+        *be = ps->be, *dev = ps->dev, *mem = MT_MEM_DEVICE;
+        return;
+    }
+    *mem = MT_MEM_HOST;
+    if (ps->dev.kind == MT_DEV_CUDA) {
+        *be = ps->be, *dev = ps->dev;
+        return;
+    }
+    for (int i = 0; i < nc; i++)
+        if (p->st[consumers[i]].dev.kind == MT_DEV_CUDA) {
+            *be = p->st[consumers[i]].be, *dev = p->st[consumers[i]].dev;
+            return;
+        }
+    *be = ps->be, *dev = ps->dev;
+}
+
+static mtmi_status setup_slots(mt_pipeline *p) {
+    p->slots = calloc(p->nslots, sizeof(slot));
+    if (!p->slots) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    int consumers[MT_PLACE_MAX], nc;
+    for (int k = 0; k < p->nslots; k++) {
+        slot *sl = &p->slots[k];
+        sl->f.slot = k;
+        sl->in = calloc(p->nin + 1, sizeof(buf));
+        sl->cut = calloc(p->ncut + 1, sizeof(buf));
+        sl->out = calloc(p->nout + 1, sizeof(buf));
+        sl->in_views = calloc(p->nin + 1, sizeof(mt_tview));
+        sl->out_views = calloc(p->nout + 1, sizeof(mt_tview));
+        sl->f.t_start = sl->t_start;
+        sl->f.t_end = sl->t_end;
+        if (!sl->in || !sl->cut || !sl->out || !sl->in_views || !sl->out_views) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        for (int s = 0; s < p->nstages; s++) sl->cb[s] = (cbarg){p, k, s};
+        mtmi_status s;
+        const mt_backend *be;
+        mt_devspec dev;
+        int mem;
+        for (int i = 0; i < p->nin; i++) {
+            /* Filled by the application on the host. */
+            nc = 0;
+            consumers[nc++] = 0;
+            pick_memory(p, 0, consumers, 0, &be, &dev, &mem);
+            if ((s = alloc_buf(&sl->in[i], be, &dev, view_bytes(&p->in_shape[i]), MT_MEM_HOST, p->in_names[i]))) return s;
+            sl->in_views[i] = p->in_shape[i];
+            sl->in_views[i].data = sl->in[i].ptr;
+        }
+        for (int c = 0; c < p->ncut; c++) {
+            nc = 0;
+            for (int h = 1; h < p->nstages; h++)
+                for (int i = 0; i < p->st[h].nin; i++)
+                    if (p->st[h].in_kind[i] && p->st[h].in_idx[i] == c) consumers[nc++] = h;
+            pick_memory(p, 0, consumers, nc, &be, &dev, &mem);
+            if (p->nstages == 1) mem = MT_MEM_HOST; /* read by the application */
+            if ((s = alloc_buf(&sl->cut[c], be, &dev, view_bytes(&p->cut_shape[c]), mem, p->cut_names[c]))) return s;
+            p->cut_mem[c] = mem;
+        }
+        if (p->nstages == 1)
+            for (int i = 0; i < p->nout; i++) {
+                sl->out_views[i] = p->out_shape[i];
+                sl->out_views[i].data = sl->cut[i].ptr;
+            }
+        for (int h = 1; h < p->nstages; h++)
+            for (int i = 0; i < p->st[h].nout; i++) {
+                int o = p->st[h].out_idx[i];
+                /* Model outputs go to the host, where the application reads them. */
+                if ((s = alloc_buf(&sl->out[o], p->st[h].be, &p->st[h].dev, view_bytes(&p->out_shape[o]), MT_MEM_HOST,
+                                   p->out_names[o])))
+                    return s;
+                sl->out_views[o] = p->out_shape[o];
+                sl->out_views[o].data = sl->out[o].ptr;
+            }
+        sl->f.ninputs = p->nin;
+        sl->f.noutputs = p->nout;
+        sl->f.inputs = sl->in_views;
+        sl->f.outputs = sl->out_views;
+    }
+    return MTMI_OK;
+}
+
+mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const mt_pipeline_opts *opt, mt_pipeline **out) {
+    *out = NULL;
+    if (!stages || nstages < 1 || nstages > MT_PLACE_MAX)
+        return mt_fail(MTMI_ERR_ARG, "pipeline: %d stages (1 to %d)", nstages, MT_PLACE_MAX);
+    mt_pipeline *p = mt_alloc(sizeof *p);
+    if (!p) return MTMI_ERR_NOMEM;
+    mt_pipeline_opts def = MT_PIPELINE_OPTS_DEFAULT;
+    p->opt = opt ? *opt : def;
+    p->nslots = p->opt.inflight > 0 ? p->opt.inflight : 2;
+    if (p->nslots > 64) p->nslots = 64;
+    pthread_mutex_init(&p->mu, NULL);
+    p->nstages = nstages;
+    mtmi_status s = MTMI_OK;
+    char dev[64];
+    /* Devices: backends, and the cores split among distinct CPU devices. */
+    int cpu_ids[MT_PLACE_MAX], ncpu = 0;
+    for (int i = 0; i < nstages; i++) {
+        stage *st = &p->st[i];
+        snprintf(st->name, sizeof st->name, "%s", stages[i].name ? stages[i].name : (i ? "head" : "encoder"));
+        st->dev = stages[i].dev;
+        st->g = stages[i].graph;
+        st->devlock = -1;
+        st->be = stages[i].backend ? stages[i].backend : mt_backend_for(&st->dev);
+        if (!st->be) {
+            s = mt_fail_context(MTMI_ERR_DEVICE, "stage '%s': ", st->name);
+            goto fail;
+        }
+        if (st->be->check && (s = st->be->check(&st->dev))) {
+            s = mt_fail_context(s, "stage '%s': ", st->name);
+            goto fail;
+        }
+        if (!st->g) {
+            s = mt_fail(MTMI_ERR_ARG, "stage '%s': no graph", st->name);
+            goto fail;
+        }
+        if (st->dev.kind == MT_DEV_CPU) {
+            int j;
+            for (j = 0; j < ncpu; j++)
+                if (cpu_ids[j] == st->dev.index) break;
+            if (j == ncpu) {
+                cpu_ids[ncpu++] = st->dev.index;
+                pthread_mutex_init(&p->devlocks[j], NULL);
+                p->ndevlocks = ncpu;
+            }
+            st->devlock = j;
+        }
+    }
+    int cores = p->opt.total_threads > 0 ? p->opt.total_threads : mt_num_cores();
+    for (int i = 0; i < nstages; i++) {
+        stage *st = &p->st[i];
+        if (stages[i].threads > 0) st->threads = stages[i].threads;
+        else if (st->dev.kind == MT_DEV_CPU) {
+            /* Equal shares (a remainder of cores stays idle): then every CPU
+             * plan sets OpenBLAS's process-global thread count to the same
+             * value, so concurrent devices never change each other's GEMMs
+             * (see pipeline.h). */
+            st->threads = cores / ncpu;
+            if (st->threads < 1) st->threads = 1;
+        }
+    }
+    if ((s = setup_io(p))) goto fail;
+    for (int i = 0; i < nstages; i++) {
+        stage *st = &p->st[i];
+        if ((s = st->be->create(&st->dev, st->g, st->threads, &st->plan))) {
+            s = mt_fail_context(s, "stage '%s' on %s: ", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
+            goto fail;
+        }
+    }
+    if ((s = setup_slots(p))) goto fail;
+    if (q_init(&p->free_q, p->nslots) || q_init(&p->done_q, p->nslots)) {
+        s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < nstages; i++)
+        if (q_init(&p->st[i].q, p->nslots)) {
+            s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    for (int k = 0; k < p->nslots; k++) q_push(&p->free_q, k);
+    for (int i = 0; i < nstages; i++) {
+        /* The thread's argument only names the pipeline and the stage; slot
+         * 0's callback argument for the stage does that and lives as long. */
+        if (pthread_create(&p->st[i].th, NULL, stage_main, &p->slots[0].cb[i]) != 0) {
+            s = mt_fail(MTMI_ERR_INTERNAL, "stage '%s': cannot start its thread", p->st[i].name);
+            goto fail;
+        }
+        p->st[i].started = 1;
+    }
+    *out = p;
+    return MTMI_OK;
+fail:
+    mt_pipeline_free(p);
+    return s;
+}
+
+void mt_pipeline_free(mt_pipeline *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    stop_all(p);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nstages; i++)
+        if (p->st[i].started) pthread_join(p->st[i].th, NULL);
+    for (int k = 0; p->slots && k < p->nslots; k++) {
+        slot *sl = &p->slots[k];
+        for (int i = 0; sl->in && i < p->nin; i++) free_buf(&sl->in[i]);
+        for (int i = 0; sl->cut && i < p->ncut; i++) free_buf(&sl->cut[i]);
+        for (int i = 0; sl->out && i < p->nout; i++) free_buf(&sl->out[i]);
+        free(sl->in);
+        free(sl->cut);
+        free(sl->out);
+        free(sl->in_views);
+        free(sl->out_views);
+    }
+    free(p->slots);
+    for (int i = 0; i < p->nstages; i++) {
+        if (p->st[i].plan) p->st[i].be->destroy(p->st[i].plan);
+        q_free(&p->st[i].q);
+    }
+    q_free(&p->free_q);
+    q_free(&p->done_q);
+    for (int i = 0; i < p->ndevlocks; i++) pthread_mutex_destroy(&p->devlocks[i]);
+    pthread_mutex_destroy(&p->mu);
+    for (int i = 0; p->in_names && i < p->nin; i++) free(p->in_names[i]);
+    for (int i = 0; p->cut_names && i < p->ncut; i++) free(p->cut_names[i]);
+    for (int i = 0; p->out_names && i < p->nout; i++) free(p->out_names[i]);
+    free(p->in_names);
+    free(p->cut_names);
+    free(p->out_names);
+    free(p->in_shape);
+    free(p->cut_shape);
+    free(p->out_shape);
+    free(p->cut_mem);
+    if (p->own_split) mt_split_free(&p->split);
+    mt_graph_free(p->spec);
+    free(p);
+}
+
+/* ------------------------------------------------------------ frame flow */
+static mtmi_status failed_status(mt_pipeline *p) {
+    /* Called with p->mu held; copies the message into this thread's error. */
+    char msg[sizeof p->err_msg];
+    memcpy(msg, p->err_msg, sizeof msg);
+    mtmi_status s = p->err ? p->err : MTMI_ERR_INTERNAL;
+    int failed = p->failed;
+    pthread_mutex_unlock(&p->mu);
+    mt_fail(s, "%s", failed ? msg : "pipeline stopped");
+    return s;
+}
+
+mtmi_status mt_pipeline_begin(mt_pipeline *p, mt_frame **f) {
+    *f = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->failed) return failed_status(p);
+    if (p->pending >= p->nslots) {
+        pthread_mutex_unlock(&p->mu);
+        return mt_fail(MTMI_ERR_ARG, "pipeline: all %d slots are taken; wait for and release a frame first", p->nslots);
+    }
+    int k = q_pop(p, &p->free_q);
+    if (k < 0) return failed_status(p);
+    slot *sl = &p->slots[k];
+    sl->f.index = p->next_index++;
+    sl->f.user = NULL;
+    sl->f.t_submit = sl->f.t_done = 0;
+    memset(sl->t_start, 0, sizeof sl->t_start);
+    memset(sl->t_end, 0, sizeof sl->t_end);
+    p->pending++;
+    pthread_mutex_unlock(&p->mu);
+    *f = &sl->f;
+    return MTMI_OK;
+}
+
+mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f) {
+    slot *sl = &p->slots[f->slot];
+    pthread_mutex_lock(&p->mu);
+    if (p->failed) return failed_status(p);
+    sl->heads_left = p->nstages - 1;
+    sl->f.t_submit = mt_now_ms();
+    q_push(&p->st[0].q, f->slot);
+    pthread_mutex_unlock(&p->mu);
+    return MTMI_OK;
+}
+
+mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f) {
+    *f = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->failed) return failed_status(p);
+    int k = q_pop(p, &p->done_q);
+    if (k < 0) return failed_status(p);
+    slot *sl = &p->slots[k];
+    if (sl->f.index != p->next_done) {
+        fail_locked(p, MTMI_ERR_INTERNAL, "pipeline: frame %lld finished before frame %lld", (long long)sl->f.index,
+                    (long long)p->next_done);
+        return failed_status(p);
+    }
+    p->next_done++;
+    pthread_mutex_unlock(&p->mu);
+    *f = &sl->f;
+    return MTMI_OK;
+}
+
+void mt_pipeline_release(mt_pipeline *p, mt_frame *f) {
+    if (!f) return;
+    pthread_mutex_lock(&p->mu);
+    p->pending--;
+    q_push(&p->free_q, f->slot);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int mt_pipeline_pending(const mt_pipeline *p) {
+    pthread_mutex_lock((pthread_mutex_t *)&p->mu);
+    int n = p->pending;
+    pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
+    return n;
+}
+
+int mt_pipeline_inflight(const mt_pipeline *p) { return p->nslots; }
+int mt_pipeline_num_stages(const mt_pipeline *p) { return p->nstages; }
+const char *mt_pipeline_stage_name(const mt_pipeline *p, int s) { return p->st[s].name; }
+const mt_devspec *mt_pipeline_stage_dev(const mt_pipeline *p, int s) { return &p->st[s].dev; }
+int mt_pipeline_stage_threads(const mt_pipeline *p, int s) { return p->st[s].threads; }
+const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s) { return p->st[s].g; }
+int mt_pipeline_num_outputs(const mt_pipeline *p) { return p->nout; }
+const char *mt_pipeline_output_name(const mt_pipeline *p, int i) { return p->out_names[i]; }
+int mt_pipeline_num_inputs(const mt_pipeline *p) { return p->nin; }
+const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i) { return &p->in_shape[i]; }
+
+size_t mt_pipeline_memory(const mt_pipeline *p) {
+    size_t b = 0;
+    for (int i = 0; i < p->nstages; i++)
+        if (p->st[i].be->memory) b += p->st[i].be->memory(p->st[i].plan);
+    for (int k = 0; k < p->nslots; k++) {
+        for (int i = 0; i < p->nin; i++) b += p->slots[k].in[i].bytes;
+        for (int i = 0; i < p->ncut; i++) b += p->slots[k].cut[i].bytes;
+        for (int i = 0; i < p->nout; i++) b += p->slots[k].out[i].bytes;
+    }
+    return b;
+}
+
+/* ------------------------------------------------------------ from model */
+mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
+                                   const mt_pipeline_opts *opt, mt_pipeline **out) {
+    *out = NULL;
+    mt_graph *g = NULL;
+    mtmi_status s = mt_model_specialize(m, shape, shape ? 1 : 0, 1, &g);
+    if (s) return s;
+    if (g->noutputs < 2) {
+        mt_graph_free(g);
+        return mt_fail(MTMI_ERR_SHAPE, "pipeline: the model has %d output(s); a multi-task model has an encoder and 2+ heads",
+                       g->noutputs);
+    }
+    mt_split sp;
+    memset(&sp, 0, sizeof sp);
+    if ((s = mt_graph_split(g, NULL, 0, &sp))) {
+        mt_graph_free(g);
+        return mt_fail_context(s, "splitting the model: ");
+    }
+    int nst = 1 + sp.nheads;
+    if (nst > MT_PLACE_MAX) {
+        mt_split_free(&sp);
+        mt_graph_free(g);
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "pipeline: %d heads, at most %d", sp.nheads, MT_PLACE_MAX - 1);
+    }
+    const char *names[MT_PLACE_MAX];
+    names[0] = "encoder";
+    for (int k = 0; k < sp.nheads; k++) names[k + 1] = g->values[g->outputs[k]].name;
+    mt_placement auto_pl;
+    const mt_placement *pl = place;
+    if (!pl || pl->is_auto) {
+        mt_placement_auto(names, nst, &auto_pl);
+        pl = &auto_pl;
+    } else if ((s = mt_placement_check(pl, names, nst))) {
+        mt_split_free(&sp);
+        mt_graph_free(g);
+        return s;
+    }
+    mt_stage_desc d[MT_PLACE_MAX];
+    memset(d, 0, sizeof d);
+    for (int i = 0; i < nst; i++) {
+        d[i].name = names[i];
+        d[i].graph = i ? sp.heads[i - 1] : sp.encoder;
+        d[i].dev = mt_placement_lookup(pl, names[i]);
+    }
+    mt_pipeline *p = NULL;
+    s = mt_pipeline_create(d, nst, opt, &p);
+    if (s) {
+        mt_split_free(&sp);
+        mt_graph_free(g);
+        return s;
+    }
+    p->spec = g;
+    p->split = sp;
+    p->own_split = 1;
+    *out = p;
+    return MTMI_OK;
+}

@@ -1,0 +1,262 @@
+/* pipeline: devices, placement, and the multi-frame pipeline of SPEC 6-8.
+ *
+ * A multi-task model is split (mt_graph_split) into an encoder and one head
+ * per output.  Each of these subgraphs is a *stage* with its own device and
+ * precision (the placement) and its own thread.  A *frame slot* holds one
+ * frame's input, its shared features and its head outputs; with N slots, N
+ * frames are in flight: while the heads of frame t run, the encoder already
+ * works on frame t+1.  Stages hand slots to each other through bounded queues
+ * (mutex + condition variables: nobody spins), and a frame is done when its
+ * last head finishes.  N = 1 is `--sync`: one frame at a time.
+ *
+ * Devices plug in through mt_backend (below): the CPU backend is in
+ * device_cpu.c; a CUDA backend (src/cuda) provides mt_backend_cuda().
+ *
+ * CPU threads.  Several CPU devices (`cpu`, `cpu:1`, ...) split the cores in
+ * equal shares: each distinct CPU device gets cores/ndevices threads (at
+ * least 1; a remainder stays idle), its plans are compiled with that count
+ * (the CPU kernels pass it to every OpenMP region), and the stage thread also
+ * sets it with omp_set_num_threads() (a per-thread ICV, so devices do not
+ * disturb each other).  Two stages on one CPU device take turns (a device
+ * lock): a device is a set of cores.
+ *
+ * OpenBLAS.  Its thread count is process-global, and the CPU executor sets it
+ * to its plan's count before every run (openblas_set_num_threads).  With
+ * unequal counts, concurrent devices would flip it under each other's GEMMs,
+ * and OpenBLAS 0.3.21's sgemm results differ in the last bit between thread
+ * counts (measured: 68 of 200 outputs off by 1 ulp), so a pipelined run
+ * would no longer reproduce the serial one.  Equal shares make every CPU plan
+ * set the same value: the global never changes while frames run, results are
+ * exactly the serial run's, and the BLAS threads never exceed the cores.  An
+ * explicit per-stage count (mt_stage_desc.threads) overrides the share and
+ * gives up that guarantee.  (OpenBLAS >= 0.3.27 has a thread-local count,
+ * openblas_set_num_threads_local, which would lift the restriction.)
+ */
+#ifndef MT_PIPELINE_H
+#define MT_PIPELINE_H
+
+#include "api/api.h"
+#include "cpu/cpu.h"
+
+/* ---------------------------------------------------------------- devices */
+typedef enum mt_dev_kind { MT_DEV_CPU = 0, MT_DEV_CUDA = 1 } mt_dev_kind;
+typedef enum mt_precision { MT_PREC_FP32 = 0, MT_PREC_FP16 = 1, MT_PREC_INT8 = 2 } mt_precision;
+
+/* "cpu", "cpu:2/fp32", "cuda:0/fp16", "cuda:1.sm16/int8". */
+typedef struct mt_devspec {
+    mt_dev_kind kind;
+    int index;         /* cpu:N -> the N-th share of the cores; cuda:N -> GPU N */
+    int sms;           /* cuda:N.smK -> a green context of K multiprocessors; 0 = whole GPU */
+    mt_precision prec;
+} mt_devspec;
+
+mtmi_status mt_devspec_parse(const char *s, mt_devspec *d);
+const char *mt_devspec_str(const mt_devspec *d, char *buf, size_t cap);
+/* The device part only ("cuda:0.sm16"), without the precision. */
+const char *mt_device_str(const mt_devspec *d, char *buf, size_t cap);
+const char *mt_precision_name(mt_precision p);
+/* Same executor: kind, index and SM partition equal (precision aside). */
+int mt_devspec_same_device(const mt_devspec *a, const mt_devspec *b);
+
+/* ------------------------------------------------------------- placement
+ * "encoder=cpu/fp32,depth=cpu:1/fp32,seg=cpu:2/fp32" (commas or spaces);
+ * a bare device ("cpu/fp32", "cuda:0/fp16") applies to every stage not
+ * named; "auto" leaves the choice to mt_placement_auto. */
+#define MT_PLACE_MAX 16
+typedef struct mt_placement {
+    int is_auto;
+    int has_default;
+    mt_devspec def;
+    int n;
+    char names[MT_PLACE_MAX][64];
+    mt_devspec dev[MT_PLACE_MAX];
+} mt_placement;
+
+mtmi_status mt_placement_parse(const char *s, mt_placement *p);
+/* The device of the stage called `stage` ("encoder" or a head's output
+ * name): an exact name, else a name that the stage's name contains
+ * ("seg" for "seg_logits"), else the default, else cpu/fp32. */
+mt_devspec mt_placement_lookup(const mt_placement *p, const char *stage);
+/* Fails if the placement names a stage that is not among `stages`. */
+mtmi_status mt_placement_check(const mt_placement *p, const char *const *stages, int nstages);
+/* "auto": every stage on cuda:0 (FP16 encoder, INT8 heads when the GPU
+ * backend has them, else FP16) when a GPU is there, else the encoder on
+ * `cpu` and each head on its own CPU device when there are cores for it. */
+mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placement *p);
+const char *mt_placement_str(const mt_placement *p, const char *const *stages, int nstages, char *buf, size_t cap);
+
+/* --------------------------------------------------------------- backends
+ * The device/stage interface.  One mt_backend per device kind; a plan is one
+ * subgraph compiled for one device and precision. */
+
+/* Where a tensor exchanged between stages lives. */
+enum { MT_MEM_HOST = 0,   /* host memory any backend reads (CUDA: pinned) */
+       MT_MEM_DEVICE = 1  /* the device's own memory (CUDA: cudaMalloc)  */ };
+
+#define MT_STAGE_MAX_IO 16
+/* One run's inputs and outputs, in the order of the subgraph's inputs and
+ * outputs, with the memory kind of each buffer. */
+typedef struct mt_stage_io {
+    int nin, nout;
+    mt_tview in[MT_STAGE_MAX_IO];
+    mt_tview out[MT_STAGE_MAX_IO];
+    uint8_t in_mem[MT_STAGE_MAX_IO];
+    uint8_t out_mem[MT_STAGE_MAX_IO];
+} mt_stage_io;
+
+/* Completion signal: called exactly once per submit, with the run's status
+ * and (on failure) its one-line message.  An asynchronous device calls it
+ * from whatever thread notices completion (e.g. a cudaLaunchHostFunc
+ * callback): it only takes a mutex and signals condition variables, so it is
+ * safe there, but it must not be called with the backend's own locks held. */
+typedef void (*mt_done_fn)(void *arg, mtmi_status s, const char *msg);
+
+typedef struct mt_backend {
+    const char *name;
+    /* Is the device there and does it take this precision?  One-line error
+     * ("cuda:1: no such GPU (this machine has 1)") if not. */
+    mtmi_status (*check)(const mt_devspec *d);
+    /* Compiles subgraph g (all shapes concrete; borrowed for the plan's
+     * life) for d.  threads: CPU threads for this plan (CPU backend). */
+    mtmi_status (*create)(const mt_devspec *d, const mt_graph *g, int threads, void **plan);
+    /* Called once on the stage's thread before its first submit: the CPU
+     * backend sets the OpenMP thread count, CUDA makes its context current. */
+    mtmi_status (*bind_thread)(void *plan);
+    /* Starts one run of the plan on io and calls done when it has finished.
+     * Synchronous devices run and call done before returning; asynchronous
+     * ones queue the work (a stream) and return at once.  The buffers in io
+     * stay untouched by the pipeline until done is called.  A submit that
+     * cannot even start returns non-zero and does NOT call done. */
+    mtmi_status (*submit)(void *plan, const mt_stage_io *io, mt_done_fn done, void *arg);
+    /* Memory for stage-to-stage tensors (mem = MT_MEM_*); 64-byte aligned. */
+    void *(*alloc)(const mt_devspec *d, size_t bytes, int mem);
+    void (*release)(const mt_devspec *d, void *ptr, int mem);
+    /* Bytes the plan holds on its device (arena, scratch, packed weights). */
+    size_t (*memory)(void *plan);
+    void (*destroy)(void *plan);
+} mt_backend;
+
+const mt_backend *mt_backend_cpu(void);
+/* The backend of d's kind; NULL with a one-line error when this build or
+ * machine lacks it. */
+const mt_backend *mt_backend_for(const mt_devspec *d);
+/* Defined by src/cuda when the CUDA backend is built.  Declared weak in
+ * device.c so the tree links without it; "cuda" placements then fail with
+ * "this build has no CUDA backend". */
+const mt_backend *mt_backend_cuda(void);
+/* Cores this process may use. */
+int mt_num_cores(void);
+
+/* ---------------------------------------------------------------- pipeline */
+typedef struct mt_pipeline mt_pipeline;
+
+typedef struct mt_stage_desc {
+    const char *name;          /* "encoder", or the head's output name      */
+    const mt_graph *graph;     /* subgraph, borrowed for the pipeline's life */
+    mt_devspec dev;
+    const mt_backend *backend; /* NULL = mt_backend_for(&dev); tests plug their own */
+    int threads;               /* CPU threads; 0 = this CPU device's share  */
+} mt_stage_desc;
+
+typedef struct mt_pipeline_opts {
+    int inflight;              /* frames in flight; 0 = 2; 1 = --sync        */
+    int total_threads;         /* cores split among CPU devices; 0 = all     */
+    /* Test hook: stage index whose run fails at frame inject_frame
+     * (inject_stage < 0 = off).  Exercises the shutdown path. */
+    int inject_stage;
+    int64_t inject_frame;
+} mt_pipeline_opts;
+#define MT_PIPELINE_OPTS_DEFAULT {.inflight = 2, .inject_stage = -1}
+
+/* A frame slot as the application sees it. */
+typedef struct mt_frame {
+    int64_t index;        /* 0, 1, 2, ... in submission order               */
+    int slot;
+    void *user;           /* the application's own data for this frame      */
+    int ninputs, noutputs;
+    mt_tview *inputs;     /* host buffers: fill them, then submit           */
+    mt_tview *outputs;    /* host results, in the model's output order      */
+    double t_submit, t_done;  /* ms on the mt_now_ms clock                  */
+    double *t_start, *t_end;  /* per stage (0 = encoder, 1.. = heads)       */
+} mt_frame;
+
+/* stages[0] is the encoder: its graph inputs are the model inputs and its
+ * outputs the cut tensors.  stages[1..] are the heads: each reads cut
+ * tensors, matched to the encoder's outputs by name; the model outputs are
+ * the heads' graph outputs, head after head. */
+mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const mt_pipeline_opts *opt,
+                               mt_pipeline **out);
+/* From a model: specialize to `shape` (NULL = declared), split, place and
+ * compile.  The pipeline owns the graphs it made. */
+mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
+                                   const mt_pipeline_opts *opt, mt_pipeline **out);
+/* Stops every stage thread (queued frames are dropped) and frees all. */
+void mt_pipeline_free(mt_pipeline *p);
+
+/* Waits (blocking, no spinning) for a free slot; *f's inputs are then the
+ * application's to fill.  Fails with the pipeline's error once a stage
+ * failed.  Never call it with all slots taken and none released: take a
+ * done frame first (mt_pipeline_pending tells). */
+mtmi_status mt_pipeline_begin(mt_pipeline *p, mt_frame **f);
+mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f);
+/* Waits for the oldest submitted frame to finish (frames finish in order). */
+mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f);
+/* Gives a finished frame's slot back. */
+void mt_pipeline_release(mt_pipeline *p, mt_frame *f);
+int mt_pipeline_pending(const mt_pipeline *p);   /* submitted, not yet released */
+int mt_pipeline_inflight(const mt_pipeline *p);
+
+int mt_pipeline_num_stages(const mt_pipeline *p);
+const char *mt_pipeline_stage_name(const mt_pipeline *p, int s);
+const mt_devspec *mt_pipeline_stage_dev(const mt_pipeline *p, int s);
+int mt_pipeline_stage_threads(const mt_pipeline *p, int s);
+const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s);
+/* Model input/output names and shapes. */
+int mt_pipeline_num_outputs(const mt_pipeline *p);
+const char *mt_pipeline_output_name(const mt_pipeline *p, int i);
+const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i);
+int mt_pipeline_num_inputs(const mt_pipeline *p);
+/* Bytes: plans' own memory plus the frame slots' buffers. */
+size_t mt_pipeline_memory(const mt_pipeline *p);
+
+/* ------------------------------------------------------ statistics, trace */
+typedef struct mt_frame_rec {
+    int64_t index;
+    double t_submit, t_done;
+    double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX];
+} mt_frame_rec;
+
+typedef struct mt_stats {
+    int nstages;
+    char stage_names[MT_PLACE_MAX][64];
+    char stage_devs[MT_PLACE_MAX][48];
+    mt_frame_rec *recs;
+    int64_t n, cap;
+} mt_stats;
+
+void mt_stats_init(mt_stats *st, const mt_pipeline *p);
+int mt_stats_add(mt_stats *st, const mt_frame *f);
+void mt_stats_free(mt_stats *st);
+/* Per-loop line: "loop: 12 encoder: 0.41 ms heads: 0.33 ms frame: 0.52 ms". */
+void mt_stats_loop_line(const mt_stats *st, int64_t i, char *buf, size_t cap);
+
+typedef struct mt_summary {
+    int64_t frames;
+    double wall_ms, fps;
+    /* 0 = encoder, 1.. = heads; then end-to-end latency and the heads' span */
+    double p50[MT_PLACE_MAX], p99[MT_PLACE_MAX], mean[MT_PLACE_MAX];
+    double e2e_p50, e2e_p99, e2e_mean;
+    double heads_p50, heads_p99;
+    double period_mean;   /* mean time between frame completions */
+} mt_summary;
+/* Skips the first `warmup` frames (no fewer than 1 frame is kept). */
+void mt_stats_summary(const mt_stats *st, int64_t warmup, mt_summary *s);
+/* Chrome trace-event JSON (Perfetto opens it): a process per device, a
+ * thread (track) per stage, one slice per frame and stage. Atomic write. */
+mtmi_status mt_stats_write_trace(const mt_stats *st, const char *path);
+
+/* Resident set size now and at peak, in bytes (from /proc/self/status). */
+size_t mt_rss_bytes(void);
+size_t mt_peak_rss_bytes(void);
+
+#endif

@@ -1,0 +1,471 @@
+/* The pipeline: placement parsing; 2-3 CPU devices with frames in flight give
+ * exactly the serial outputs, frame for frame; heads overlap the next
+ * frame's encoder; an error in a stage shuts down cleanly and names the frame
+ * and stage; memory stays flat over 1,000 frames.
+ *
+ * Fast on 2 cores: a tiny multi-task model (32x32), plus the reference MTMI
+ * network at 64x64 for a few frames. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "graph/builder.h"
+#include "graph/mtmi_net.h"
+#include "pipeline/pipeline.h"
+
+#pragma weak mt_backend_cuda
+
+static int failures, checks;
+#define CHECK(cond, ...)                                \
+    do {                                                \
+        checks++;                                       \
+        if (!(cond)) {                                  \
+            failures++;                                 \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                        \
+            printf("\n");                               \
+        }                                               \
+    } while (0)
+
+/* A tiny two-headed model: encoder = two convolutions (features at 1/1 and
+ * 1/2), seg head reads both, depth head reads the deeper one. */
+static mt_graph *tiny_model(int hw) {
+    mt_builder b;
+    mt_builder_init(&b, 7, 17);
+    int64_t in_dims[4] = {1, 3, hw, hw};
+    int x = mt_b_input(&b, "input", MTMI_FLOAT, 4, in_dims);
+    int f1 = mt_b_unary(&b, "Relu", mt_b_conv(&b, x, "enc.c1", 3, 8, 3, 1, 1, 1, 1, hw * hw));
+    int f2 = mt_b_unary(&b, "Relu", mt_b_conv(&b, f1, "enc.c2", 8, 16, 3, 2, 1, 1, 1, hw * hw / 4));
+    int s1 = mt_b_conv(&b, f1, "seg.a", 8, 19, 1, 1, 0, 1, 1, hw * hw);
+    const float up[4] = {1, 1, 2, 2};
+    int s2 = mt_b_resize_scales(&b, mt_b_conv(&b, f2, "seg.b", 16, 19, 1, 1, 0, 1, 1, hw * hw / 4), up, 4);
+    mt_b_output(&b, mt_b_binary(&b, "Add", s1, s2), "seg");
+    int d = mt_b_unary(&b, "Sigmoid", mt_b_conv(&b, f2, "depth.a", 16, 1, 3, 1, 1, 1, 1, hw * hw / 4));
+    mt_b_output(&b, mt_b_resize_scales(&b, d, up, 4), "depth");
+    mt_graph *g = NULL;
+    if (mt_builder_finish(&b, &g)) printf("builder: %s\n", mtmi_last_error());
+    return g;
+}
+
+static void fill_input(float *x, size_t n, uint64_t frame) {
+    mt_rng r;
+    mt_rng_seed(&r, 1000 + frame);
+    for (size_t i = 0; i < n; i++) x[i] = mt_rng_normal(&r);
+}
+
+/* The serial reference, on the calling thread, one frame at a time: either
+ * the whole model as one CPU plan with the stages' thread count (then the
+ * split itself is checked too), or the pipeline's
+ * own subgraphs run one after the other with the pipeline's thread counts
+ * (the CPU kernels' sums may differ in the last bit between thread counts,
+ * which is not the pipeline's business). */
+typedef struct serial {
+    int whole, nst;
+    mt_graph *g;
+    mt_cpu_plan *plan[MT_PLACE_MAX];
+    const mt_graph *sg[MT_PLACE_MAX];
+    mt_tview in, out[2];
+    mt_tview cut[MT_STAGE_MAX_IO];
+} serial;
+
+static void view_of_value(const mt_graph *g, int v, mt_tview *t, int alloc) {
+    const mt_value *val = &g->values[v];
+    t->dtype = val->dtype;
+    t->rank = val->rank;
+    memcpy(t->dims, val->dims, sizeof val->dims);
+    if (alloc) t->data = malloc(mt_value_bytes(val));
+}
+
+static int serial_init(serial *s, mtmi_model *m, const mt_pipeline *p, int whole) {
+    memset(s, 0, sizeof *s);
+    s->whole = whole;
+    if (mt_model_specialize(m, NULL, 0, 1, &s->g)) return -1;
+    view_of_value(s->g, s->g->inputs[0], &s->in, 1);
+    for (int i = 0; i < 2; i++) view_of_value(s->g, s->g->outputs[i], &s->out[i], 1);
+    if (whole) return mt_cpu_plan_create(s->g, mt_pipeline_stage_threads(p, 0), &s->plan[0]) ? -1 : 0;
+    s->nst = mt_pipeline_num_stages(p);
+    for (int k = 0; k < s->nst; k++) {
+        s->sg[k] = mt_pipeline_stage_graph(p, k);
+        if (mt_cpu_plan_create(s->sg[k], mt_pipeline_stage_threads(p, k), &s->plan[k])) return -1;
+    }
+    for (int c = 0; c < s->sg[0]->noutputs; c++) view_of_value(s->sg[0], s->sg[0]->outputs[c], &s->cut[c], 1);
+    return 0;
+}
+
+static int serial_run(serial *s) {
+    if (s->whole) return mt_cpu_plan_run(s->plan[0], &s->in, 1, s->out, 2) ? -1 : 0;
+    if (mt_cpu_plan_run(s->plan[0], &s->in, 1, s->cut, s->sg[0]->noutputs)) return -1;
+    int o = 0;
+    for (int k = 1; k < s->nst; k++) {
+        const mt_graph *g = s->sg[k];
+        mt_tview in[MT_STAGE_MAX_IO];
+        for (int i = 0; i < g->ninputs; i++)
+            for (int c = 0; c < s->sg[0]->noutputs; c++)
+                if (!strcmp(g->values[g->inputs[i]].name, s->sg[0]->values[s->sg[0]->outputs[c]].name)) in[i] = s->cut[c];
+        if (mt_cpu_plan_run(s->plan[k], in, g->ninputs, &s->out[o], g->noutputs)) return -1;
+        o += g->noutputs;
+    }
+    return 0;
+}
+
+static void serial_free(serial *s) {
+    free(s->in.data);
+    for (int i = 0; i < 2; i++) free(s->out[i].data);
+    for (int c = 0; c < MT_STAGE_MAX_IO; c++) free(s->cut[c].data);
+    for (int k = 0; k < MT_PLACE_MAX; k++) mt_cpu_plan_free(s->plan[k]);
+    mt_graph_free(s->g);
+}
+
+/* Runs `frames` frames through a pipeline made from m with placement pl,
+ * comparing every output with the serial run bit for bit. */
+static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int frames, int threads, int whole) {
+    mt_placement pl;
+    CHECK(mt_placement_parse(pl_str, &pl) == MTMI_OK, "parse '%s': %s", pl_str, mtmi_last_error());
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.inflight = inflight;
+    o.total_threads = threads;
+    mt_pipeline *p = NULL;
+    mtmi_status s = mt_pipeline_from_model(m, NULL, &pl, &o, &p);
+    CHECK(s == MTMI_OK, "pipeline '%s': %s", pl_str, mtmi_last_error());
+    if (s) return;
+    CHECK(mt_pipeline_num_stages(p) == 3, "stages %d", mt_pipeline_num_stages(p));
+    for (int k = 1; k < 3; k++)
+        CHECK(mt_pipeline_stage_threads(p, k) == mt_pipeline_stage_threads(p, 0), "stage %d: unequal thread shares", k);
+    serial ref;
+    if (serial_init(&ref, m, p, whole)) {
+        CHECK(0, "serial init: %s", mtmi_last_error());
+        serial_free(&ref);
+        mt_pipeline_free(p);
+        return;
+    }
+    size_t in_n = mt_tview_numel(&ref.in);
+    int mismatches = 0, submitted = 0, done = 0;
+    double t0 = mt_now_ms();
+    while (done < frames) {
+        if (submitted < frames && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
+            mt_frame *f;
+            if (mt_pipeline_begin(p, &f)) break;
+            fill_input(f->inputs[0].data, in_n, f->index);
+            if (mt_pipeline_submit(p, f)) break;
+            submitted++;
+            continue;
+        }
+        mt_frame *f;
+        if (mt_pipeline_wait(p, &f)) {
+            CHECK(0, "wait: %s", mtmi_last_error());
+            break;
+        }
+        fill_input(ref.in.data, in_n, f->index);
+        if (serial_run(&ref)) {
+            CHECK(0, "serial run: %s", mtmi_last_error());
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            /* Outputs come in the model's output order. */
+            CHECK(!strcmp(mt_pipeline_output_name(p, i), ref.g->values[ref.g->outputs[i]].name), "output %d name", i);
+            size_t nb = mt_tview_numel(&ref.out[i]) * 4;
+            if (memcmp(f->outputs[i].data, ref.out[i].data, nb)) {
+                if (!mismatches) {
+                    const float *a = f->outputs[i].data, *b = ref.out[i].data;
+                    double md = 0;
+                    for (size_t k = 0; k < nb / 4; k++)
+                        if (fabs(a[k] - b[k]) > md) md = fabs(a[k] - b[k]);
+                    printf("  first mismatch: frame %lld output %d, max abs diff %g\n", (long long)f->index, i, md);
+                }
+                mismatches++;
+            }
+        }
+        CHECK(f->t_start[0] >= f->t_submit && f->t_done >= f->t_end[1] && f->t_done >= f->t_end[2], "timestamps frame %lld",
+              (long long)f->index);
+        mt_pipeline_release(p, f);
+        done++;
+    }
+    CHECK(done == frames, "'%s': %d of %d frames", pl_str, done, frames);
+    CHECK(mismatches == 0, "'%s' inflight %d: %d outputs differ from the serial run", pl_str, inflight, mismatches);
+    printf("exact: '%s' inflight %d threads %d vs %s: %d frames, %d mismatches, %.1f ms\n", pl_str, inflight, threads,
+           whole ? "whole model" : "serial stages", done, mismatches, mt_now_ms() - t0);
+    serial_free(&ref);
+    mt_pipeline_free(p);
+}
+
+static void test_placement(void) {
+    mt_placement p;
+    char buf[256];
+    CHECK(mt_placement_parse("encoder=cpu/fp32,depth=cpu:1/fp32,seg=cpu:2/fp32", &p) == MTMI_OK, "parse: %s", mtmi_last_error());
+    CHECK(p.n == 3 && p.dev[1].kind == MT_DEV_CPU && p.dev[1].index == 1 && p.dev[2].index == 2, "entries");
+    mt_devspec d = mt_placement_lookup(&p, "seg_logits");
+    CHECK(d.index == 2, "substring lookup");
+    CHECK(mt_placement_parse("encoder=cuda:0/fp16 depth=cuda:0.sm16/int8 seg=cuda:1/int8", &p) == MTMI_OK, "cuda parse: %s",
+          mtmi_last_error());
+    CHECK(p.dev[0].kind == MT_DEV_CUDA && p.dev[0].prec == MT_PREC_FP16 && p.dev[1].sms == 16 && p.dev[1].prec == MT_PREC_INT8 &&
+              p.dev[2].index == 1,
+          "cuda entries");
+    CHECK(!strcmp(mt_devspec_str(&p.dev[1], buf, sizeof buf), "cuda:0.sm16/int8"), "devspec str '%s'", buf);
+    CHECK(mt_placement_parse("auto", &p) == MTMI_OK && p.is_auto, "auto");
+    CHECK(mt_placement_parse("cpu/fp32", &p) == MTMI_OK && p.has_default && mt_placement_lookup(&p, "x").kind == MT_DEV_CPU,
+          "default");
+    const char *bad[] = {"", "encoder=tpu:0", "encoder=cuda:0/fp8", "encoder=cpu.sm4", "encoder=cuda:x", "auto,cpu",
+                         "encoder=cpu,encoder=cpu:1", "=cpu", "encoder=cuda:0.sm0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(mt_placement_parse(bad[i], &p) != MTMI_OK, "'%s' accepted", bad[i]);
+        CHECK(strchr(mtmi_last_error(), '\n') == NULL && mtmi_last_error()[0], "'%s': error '%s'", bad[i], mtmi_last_error());
+    }
+    const char *stages[] = {"encoder", "seg", "depth"};
+    CHECK(mt_placement_parse("encoder=cpu,sky=cpu:1", &p) == MTMI_OK, "parse");
+    CHECK(mt_placement_check(&p, stages, 3) != MTMI_OK && strstr(mtmi_last_error(), "sky"), "unknown stage: %s", mtmi_last_error());
+    CHECK(mt_placement_auto(stages, 3, &p) == MTMI_OK, "auto placement");
+    /* CUDA when the build or machine has none: a clear error. */
+    mt_devspec g = {.kind = MT_DEV_CUDA, .index = 0, .prec = MT_PREC_FP16};
+    if (!mt_backend_cuda) {
+        CHECK(mt_backend_for(&g) == NULL && strstr(mtmi_last_error(), "cuda:0/fp16"), "cuda error: %s", mtmi_last_error());
+        printf("cuda unavailable: %s\n", mtmi_last_error());
+    }
+    mt_devspec c8 = {.kind = MT_DEV_CPU, .prec = MT_PREC_INT8};
+    CHECK(mt_backend_cpu()->check(&c8) != MTMI_OK, "cpu int8 accepted");
+}
+
+/* ------------------------------------------- a sleeping test backend
+ * Each run sleeps a fixed time, so overlap can be checked without depending
+ * on the machine's speed.  Outputs are filled with the frame's first input
+ * value, so data flow is checked too. */
+typedef struct sleep_plan {
+    const mt_graph *g;
+    int us;
+} sleep_plan;
+
+static mtmi_status sl_create(const mt_devspec *d, const mt_graph *g, int threads, void **plan) {
+    sleep_plan *p = calloc(1, sizeof *p);
+    p->g = g;
+    p->us = 20000;
+    *plan = p;
+    return MTMI_OK;
+}
+static mtmi_status sl_submit(void *plan, const mt_stage_io *io, mt_done_fn done, void *arg) {
+    sleep_plan *p = plan;
+    usleep(p->us);
+    float v = ((float *)io->in[0].data)[0];
+    for (int o = 0; o < io->nout; o++) {
+        float *y = io->out[o].data;
+        for (int64_t i = 0; i < mt_tview_numel(&io->out[o]); i++) y[i] = v + 1;
+    }
+    done(arg, MTMI_OK, NULL);
+    return MTMI_OK;
+}
+static void *sl_alloc(const mt_devspec *d, size_t bytes, int mem) { return malloc(bytes); }
+static void sl_release(const mt_devspec *d, void *p, int mem) { free(p); }
+static size_t sl_memory(void *plan) { return 0; }
+static void sl_destroy(void *plan) { free(plan); }
+static const mt_backend g_sleep = {"sleep", NULL, sl_create, NULL, sl_submit, sl_alloc, sl_release, sl_memory, sl_destroy};
+
+static mt_graph *io_graph(const char *in, const char *out, int64_t n, int64_t nout) {
+    mt_graph *g = mt_graph_new();
+    int a = mt_graph_add_value(g, in), b = mt_graph_add_value(g, out);
+    int64_t dims[2] = {1, n};
+    mt_value_set_shape(&g->values[a], MTMI_FLOAT, 2, dims);
+    dims[1] = nout;
+    mt_value_set_shape(&g->values[b], MTMI_FLOAT, 2, dims);
+    g->inputs = malloc(sizeof(int));
+    g->outputs = malloc(sizeof(int));
+    g->inputs[g->ninputs++] = a;
+    g->outputs[g->noutputs++] = b;
+    return g;
+}
+
+static double run_sleepy(int inflight, int frames, int *overlaps) {
+    mt_graph *ge = io_graph("x", "feat", 16, 16), *g1 = io_graph("feat", "seg", 16, 4),
+             *g2 = io_graph("feat", "depth", 16, 4);
+    mt_stage_desc d[3] = {
+        {"encoder", ge, {MT_DEV_CPU, 0, 0, MT_PREC_FP32}, &g_sleep, 1},
+        {"seg", g1, {MT_DEV_CPU, 1, 0, MT_PREC_FP32}, &g_sleep, 1},
+        {"depth", g2, {MT_DEV_CPU, 2, 0, MT_PREC_FP32}, &g_sleep, 1},
+    };
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.inflight = inflight;
+    mt_pipeline *p;
+    double wall = -1;
+    *overlaps = 0;
+    if (mt_pipeline_create(d, 3, &o, &p)) {
+        CHECK(0, "sleepy pipeline: %s", mtmi_last_error());
+        goto out;
+    }
+    mt_stats st;
+    mt_stats_init(&st, p);
+    int sub = 0, done = 0, wrong = 0;
+    double t0 = mt_now_ms();
+    while (done < frames) {
+        mt_frame *f;
+        if (sub < frames && mt_pipeline_pending(p) < inflight) {
+            mt_pipeline_begin(p, &f);
+            ((float *)f->inputs[0].data)[0] = (float)f->index;
+            mt_pipeline_submit(p, f);
+            sub++;
+            continue;
+        }
+        if (mt_pipeline_wait(p, &f)) break;
+        /* encoder gives index+1, heads index+2 */
+        if (((float *)f->outputs[0].data)[3] != f->index + 2 || ((float *)f->outputs[1].data)[0] != f->index + 2) wrong++;
+        mt_stats_add(&st, f);
+        mt_pipeline_release(p, f);
+        done++;
+    }
+    wall = mt_now_ms() - t0;
+    CHECK(wrong == 0, "sleepy: %d frames with wrong data", wrong);
+    /* The heads of frame t overlap the encoder of frame t+1. */
+    for (int64_t i = 0; i + 1 < st.n; i++)
+        if (st.recs[i + 1].t_start[0] < st.recs[i].t_end[1] && st.recs[i + 1].t_start[0] < st.recs[i].t_end[2]) (*overlaps)++;
+    char line[256];
+    mt_stats_loop_line(&st, 3, line, sizeof line);
+    CHECK(!strncmp(line, "loop: 3 encoder: ", 17) && strstr(line, " heads: ") && strstr(line, " frame: "), "loop line '%s'", line);
+    mt_summary sm;
+    mt_stats_summary(&st, 2, &sm);
+    CHECK(sm.frames == frames - 2 && sm.p50[0] >= 19 && sm.p50[0] < 200, "summary frames %lld enc p50 %.2f", (long long)sm.frames,
+          sm.p50[0]);
+    char tp[] = "/tmp/mtmi_trace_XXXXXX";
+    int fd = mkstemp(tp);
+    close(fd);
+    CHECK(mt_stats_write_trace(&st, tp) == MTMI_OK, "trace: %s", mtmi_last_error());
+    FILE *tf = fopen(tp, "r");
+    char head[64] = "";
+    if (tf) {
+        if (!fgets(head, sizeof head, tf)) head[0] = 0;
+        fclose(tf);
+    }
+    CHECK(strstr(head, "traceEvents") != NULL, "trace file starts '%s'", head);
+    remove(tp);
+    mt_stats_free(&st);
+    mt_pipeline_free(p);
+out:
+    mt_graph_free(ge);
+    mt_graph_free(g1);
+    mt_graph_free(g2);
+    return wall;
+}
+
+static void test_overlap(void) {
+    int ov_pipe, ov_sync;
+    double pipe = run_sleepy(2, 12, &ov_pipe), sync = run_sleepy(1, 12, &ov_sync);
+    printf("overlap: pipelined %.1f ms (%d overlapping frames), sync %.1f ms (%d)\n", pipe, ov_pipe, sync, ov_sync);
+    CHECK(ov_sync == 0, "sync mode overlapped %d frames", ov_sync);
+    CHECK(ov_pipe >= 8, "pipelined mode overlapped only %d of 11 frames", ov_pipe);
+    CHECK(pipe > 0 && sync > 1.3 * pipe, "pipelined %.1f ms is not clearly faster than sync %.1f ms", pipe, sync);
+}
+
+/* An error injected in a stage: every call fails with the frame and stage,
+ * and freeing returns (no hang: the watchdog alarm would kill the test). */
+static void test_error(mtmi_model *m, int stage, int64_t at) {
+    mt_placement pl;
+    mt_placement_parse("encoder=cpu,seg=cpu:1,depth=cpu:2", &pl);
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.inject_stage = stage;
+    o.inject_frame = at;
+    o.total_threads = 3;
+    mt_pipeline *p;
+    if (mt_pipeline_from_model(m, NULL, &pl, &o, &p)) {
+        CHECK(0, "pipeline: %s", mtmi_last_error());
+        return;
+    }
+    const char *sname = mt_pipeline_stage_name(p, stage);
+    size_t in_n = mt_tview_numel(mt_pipeline_input_shape(p, 0));
+    int ok_frames = 0, failed = 0;
+    char msg[1024] = "";
+    for (int i = 0; i < 40 && !failed; i++) {
+        mt_frame *f;
+        if (mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
+            if (mt_pipeline_begin(p, &f) || (fill_input(f->inputs[0].data, in_n, f->index), mt_pipeline_submit(p, f))) failed = 1;
+        } else if (mt_pipeline_wait(p, &f)) failed = 1;
+        else {
+            ok_frames++;
+            mt_pipeline_release(p, f);
+        }
+        if (failed) snprintf(msg, sizeof msg, "%s", mtmi_last_error());
+    }
+    char want_frame[64], want_stage[128];
+    snprintf(want_frame, sizeof want_frame, "frame %lld", (long long)at);
+    snprintf(want_stage, sizeof want_stage, "stage '%s'", sname);
+    CHECK(failed, "injected error at stage %d frame %lld never surfaced", stage, (long long)at);
+    CHECK(strstr(msg, want_frame) && strstr(msg, want_stage) && !strchr(msg, '\n'), "error message '%s'", msg);
+    CHECK(ok_frames <= at, "%d frames finished although frame %lld failed", ok_frames, (long long)at);
+    /* Later calls keep failing with the same message. */
+    mt_frame *f;
+    CHECK(mt_pipeline_wait(p, &f) != MTMI_OK && strstr(mtmi_last_error(), want_frame), "wait after failure");
+    double t0 = mt_now_ms();
+    mt_pipeline_free(p);
+    printf("error: '%s' (%d frames done before; shutdown %.1f ms)\n", msg, ok_frames, mt_now_ms() - t0);
+}
+
+/* 1,000 frames of the tiny model: resident memory must not grow. */
+static void test_memory(mtmi_model *m, int frames) {
+    mt_placement pl;
+    mt_placement_parse("encoder=cpu,seg=cpu:1,depth=cpu:1", &pl);
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.total_threads = 2;
+    mt_pipeline *p;
+    if (mt_pipeline_from_model(m, NULL, &pl, &o, &p)) {
+        CHECK(0, "pipeline: %s", mtmi_last_error());
+        return;
+    }
+    size_t in_n = mt_tview_numel(mt_pipeline_input_shape(p, 0));
+    size_t rss_warm = 0;
+    int done = 0, sub = 0;
+    double t0 = mt_now_ms();
+    while (done < frames) {
+        mt_frame *f;
+        if (sub < frames && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
+            if (mt_pipeline_begin(p, &f)) break;
+            fill_input(f->inputs[0].data, in_n, f->index % 7);
+            if (mt_pipeline_submit(p, f)) break;
+            sub++;
+            continue;
+        }
+        if (mt_pipeline_wait(p, &f)) break;
+        mt_pipeline_release(p, f);
+        if (++done == 100) rss_warm = mt_rss_bytes();
+    }
+    size_t rss_end = mt_rss_bytes();
+    double growth = ((double)rss_end - (double)rss_warm) / 1024.0;
+    printf("memory: %d frames in %.0f ms, RSS %.1f MiB after 100 frames, %.1f MiB after %d (growth %.0f KiB)\n", done,
+           mt_now_ms() - t0, rss_warm / 1048576.0, rss_end / 1048576.0, done, growth);
+    CHECK(done == frames, "memory run: %d of %d frames: %s", done, frames, mtmi_last_error());
+    CHECK(rss_warm > 0 && growth < 1024, "RSS grew by %.0f KiB over %d frames", growth, frames - 100);
+    mt_pipeline_free(p);
+}
+
+int main(int argc, char **argv) {
+    /* A hang anywhere is a failure, not a stuck CI job. */
+    alarm(300);
+    int quick = argc > 1 && !strcmp(argv[1], "--quick"); /* for the TSan build */
+    test_placement();
+    test_overlap();
+    mtmi_model tiny = {0};
+    tiny.graph = tiny_model(32);
+    CHECK(tiny.graph != NULL, "tiny model");
+    if (tiny.graph) {
+        check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 2, quick ? 40 : 300, 3, 1);
+        check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 3, quick ? 20 : 100, 2, 0);
+        check_exact(&tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 3, quick ? 20 : 100, 3, 0);
+        check_exact(&tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 2, quick ? 20 : 100, 2, 1);
+        check_exact(&tiny, "cpu/fp32", 1, 20, 2, 0);
+        check_exact(&tiny, "cpu/fp32", 2, 40, 2, 1);
+        test_error(&tiny, 2, 5);
+        test_error(&tiny, 0, 3);
+        test_error(&tiny, 1, 0);
+        test_memory(&tiny, quick ? 200 : 1000);
+        mt_graph_free(tiny.graph);
+    }
+    if (!quick) {
+        /* The reference network at 64x64: the real encoder/head split. */
+        mtmi_model net = {0};
+        mt_mtmi_net_opts no = {.seed = 3, .height = 64, .width = 64};
+        if (mt_make_mtmi_net(&no, &net.graph, NULL) == MTMI_OK) {
+            check_exact(&net, "encoder=cpu,seg=cpu:1,depth=cpu:2", 2, 6, 3, 1);
+            mt_graph_free(net.graph);
+        } else {
+            CHECK(0, "mtmi net: %s", mtmi_last_error());
+        }
+    }
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
