@@ -14,6 +14,8 @@ static const command g_commands[] = {
     {"info", mt_cmd_info, "MODEL [--shape 1x3xHxW]: inputs, outputs, ops, parameters, FLOPs per subgraph"},
     {"ops", mt_cmd_ops, ": list the operators this build runs (domain op, one per line)"},
     {"infer", mt_cmd_infer, "MODEL --input x.npy [--input ...] -o DIR: run a model on .npy inputs (CPU FP32)"},
+    {"calibrate", mt_cmd_calibrate, "MODEL --images DIR -o CACHE [--subgraph seg|depth|heads|encoder|all] [--method entropy|minmax|percentile]: INT8 calibration cache (TensorRT format)"},
+    {"accuracy", mt_cmd_accuracy, "MODEL --cache CACHE --images DIR [--json]: INT8 heads vs FP32 (seg agreement, IoU, depth error)"},
     {"simplify", mt_cmd_simplify, "IN OUT [--shape 1x3xHxW] [--keep-fused]: fold, fuse and write standard ONNX"},
     {"split", mt_cmd_split, "MODEL -o DIR [--cut a,b,..]: encoder.onnx and one ONNX file per head"},
     {"make-model", mt_cmd_make_model, "-o mtmi.onnx [--seed N] [--size HxW] [--batch N]: the reference MTMI network"},

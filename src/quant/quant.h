@@ -39,7 +39,9 @@
  *      y   = act(y)      Relu: y > 0 ? y : 0.0f (exact);
  *                        Sigmoid: 1 / (1 + expf(-y)), Gelu: erf form
  *                        (libm-accurate, NOT bit-exact across libraries)
- *      if the output tensor has a scale s_y (attribute y_scale > 0):
+ *      if the output tensor has a scale s_y in the cache and does not
+ *      reach a graph output through float ops only (attribute y_scale > 0;
+ *      the logits and the depth map stay float as in TensorRT):
  *          y = dequantize(quantize(y, s_y), s_y)
  *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
  *  so a GPU may store int8 q and s_y instead and is still bit-identical.
@@ -219,5 +221,44 @@ mtmi_status mt_quant_head_nodes(const mt_graph *g, unsigned char *sel);
  * checked against the model as loaded), then rewrites the head nodes of the
  * optimized graph g.  rep may be NULL. */
 mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char *cache_path, mt_quant_report *rep);
+
+/* ------------------------------------------------------------ runner
+ * The model cut at its shared features into an encoder and the heads, each
+ * a CPU FP32 plan, plus (optionally) the heads in INT8: what `calibrate`
+ * and `accuracy` run.  Features can be saved to / loaded from disk so that
+ * calibrating a head again does not rerun the encoder. */
+typedef struct mt_qrunner {
+    mt_graph *full;               /* optimized at the run's input shape */
+    char **cut;                   /* shared features (names) */
+    int ncut;
+    int *cut_is_input;            /* cut[i] is a graph input of full */
+    mt_graph *enc, *heads, *heads_q;
+    struct mt_cpu_plan *enc_plan, *head_plan, *head_qplan;
+    float **feat;                 /* per cut tensor, this frame */
+    int64_t *feat_numel;
+    float **out, **out_q;         /* per head output, FP32 and INT8 */
+    int64_t *out_numel;
+    mt_calib_observer obs_enc, obs_head;
+    int observing;
+} mt_qrunner;
+
+/* shapes: the input shape (one float input, rank 4).  threads 0 = all. */
+mtmi_status mt_qrunner_init(mt_qrunner *r, const mt_graph *loaded, const mtmi_tensor *shape, int threads);
+void mt_qrunner_free(mt_qrunner *r);
+/* Records statistics of st while running (encoder only if with_encoder). */
+mtmi_status mt_qrunner_observe(mt_qrunner *r, mt_calib_stats *st, int with_encoder);
+/* Builds the INT8 head plan from a cache (names checked against loaded). */
+mtmi_status mt_qrunner_quantize(mt_qrunner *r, const mt_graph *loaded, const mt_calib_cache *c, int threads,
+                                mt_quant_report *rep);
+/* Runs the encoder on input (the graph's input, full shape) into r->feat,
+ * then adds the cut tensors to st (if observing). */
+mtmi_status mt_qrunner_encode(mt_qrunner *r, const float *input);
+/* Runs the FP32 heads (and INT8 heads if built) on r->feat. */
+mtmi_status mt_qrunner_heads(mt_qrunner *r, int fp32, int int8);
+/* Feature files: a small binary of the cut tensors keyed by the caller. */
+mtmi_status mt_qrunner_save_features(const mt_qrunner *r, const char *path);
+/* 1 = loaded, 0 = absent or stale (not an error), or an error status < 0 is
+ * never returned: unreadable or mismatching files count as absent. */
+int mt_qrunner_load_features(mt_qrunner *r, const char *path);
 
 #endif

@@ -312,6 +312,30 @@ static const char *candidate(const mt_graph *g, const mt_node *n) {
 mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, mt_quant_report *rep) {
     memset(rep, 0, sizeof *rep);
     int nn = g->nnodes;
+    /* tail[v]: v reaches a graph output through float ops only.  Such
+     * outputs of quantized nodes stay unquantized (as TensorRT runs the
+     * last layers int8-in, float-out): requantizing the logits would clip
+     * them and tie the argmax. */
+    unsigned char *tail = calloc(g->nvalues + 1, 1), *will = calloc(nn + 1, 1);
+    if (!tail || !will) {
+        free(tail);
+        free(will);
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < nn; i++) {
+        const mt_node *n = &g->nodes[i];
+        will[i] = !n->dead && (!sel || sel[i]) && candidate(g, n) && mt_calib_cache_get(c, g->values[n->in[0]].name) > 0;
+    }
+    for (int i = 0; i < g->noutputs; i++) tail[g->outputs[i]] = 1;
+    for (int i = nn - 1; i >= 0; i--) {
+        const mt_node *n = &g->nodes[i];
+        if (n->dead || will[i]) continue;
+        int t = 0;
+        for (int k = 0; k < n->nout; k++)
+            if (n->out[k] >= 0 && tail[n->out[k]]) t = 1;
+        for (int k = 0; t && k < n->nin; k++)
+            if (n->in[k] >= 0) tail[n->in[k]] = 1;
+    }
     for (int i = 0; i < nn; i++) {
         if (g->nodes[i].dead || (sel && !sel[i]) || !candidate(g, &g->nodes[i])) continue;
         const mt_node *n = &g->nodes[i];
@@ -322,10 +346,16 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
             if (!rep->skipped++) snprintf(rep->first_skipped, sizeof rep->first_skipped, "%s", g->values[n->in[0]].name);
             continue;
         }
-        float sy = mt_calib_cache_get(c, g->values[n->out[0]].name);
+        float sy = tail[n->out[0]] ? 0.0f : mt_calib_cache_get(c, g->values[n->out[0]].name);
         mtmi_status s = quantize_node(g, i, sx, sy, rep);
-        if (s) return s;
+        if (s) {
+            free(tail);
+            free(will);
+            return s;
+        }
     }
+    free(tail);
+    free(will);
     return mt_pass_dce(g);
 }
 

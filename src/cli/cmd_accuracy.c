@@ -1,0 +1,246 @@
+/* mtmi accuracy MODEL --cache CACHE --images DIR: the INT8 heads against
+ * the FP32 heads on the same shared features (encoder in FP32 once per
+ * image): segmentation class-map agreement and per-class IoU between the
+ * two maps, depth mean/max absolute error. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "core/npy.h"
+#include "quant/quant.h"
+
+enum { MAXC = 256 };
+
+/* Class per pixel (first maximum wins, as numpy's argmax). */
+static void argmax(const float *x, int64_t C, int64_t HW, int32_t *cls) {
+    for (int64_t p = 0; p < HW; p++) {
+        int32_t best = 0;
+        float bv = x[p];
+        for (int64_t c = 1; c < C; c++)
+            if (x[c * HW + p] > bv) bv = x[c * HW + p], best = (int32_t)c;
+        cls[p] = best;
+    }
+}
+
+static int dump(const char *dir, const char *name, const char *suffix, const mt_graph *g, int out, float *data) {
+    char fn[4096], nm[1024];
+    snprintf(nm, sizeof nm, "%s", name);
+    for (char *p = nm; *p; p++)
+        if (*p == '/' || *p == '\\' || *p == ':' || *p == ' ') *p = '_';
+    snprintf(fn, sizeof fn, "%s/%s_%s.npy", dir, nm, suffix);
+    const mt_value *v = &g->values[g->outputs[out]];
+    mtmi_tensor t = {.dtype = MTMI_FLOAT, .rank = v->rank, .data = data};
+    memcpy(t.dims, v->dims, sizeof t.dims);
+    if (mt_npy_write(fn, &t)) return cli_lib_error();
+    return 0;
+}
+
+int mt_cmd_accuracy(int argc, char **argv) {
+    const char *path = NULL, *cache_path = NULL, *size = NULL, *featdir = NULL, *dumpdir = NULL;
+    char *inputs[256], *overrides[256];
+    int ninputs = 0, noverrides = 0, random = 0, threads = 0, json = 0, nofeat = 0;
+    long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: mtmi accuracy MODEL --cache CACHE --images DIR|FILE [--images ...] [--json]\n"
+                   "       [--override name=scale ...] [--size HxW] [--threads N] [--dump DIR]\n"
+                   "       [--features DIR | --no-feature-cache] [--random-weights SEED]\n"
+                   "Runs the encoder in FP32 and the heads both in FP32 and in INT8 (CPU reference\n"
+                   "kernels, scales from CACHE) and reports, over all images: the agreement of the\n"
+                   "segmentation class maps, the IoU of each class between the two maps, and the depth\n"
+                   "error.  --dump writes the first image's outputs as DIR/<output>_{fp32,int8}.npy.\n");
+            return 0;
+        } else if (!strcmp(a, "--images") && i + 1 < argc) {
+            if (ninputs == 256) return cli_error("accuracy: too many --images");
+            inputs[ninputs++] = argv[++i];
+        } else if (!strcmp(a, "--override") && i + 1 < argc) {
+            if (noverrides == 256) return cli_error("accuracy: too many --override");
+            overrides[noverrides++] = argv[++i];
+        } else if (!strcmp(a, "--cache") && i + 1 < argc) cache_path = argv[++i];
+        else if (!strcmp(a, "--size") && i + 1 < argc) size = argv[++i];
+        else if (!strcmp(a, "--features") && i + 1 < argc) featdir = argv[++i];
+        else if (!strcmp(a, "--dump") && i + 1 < argc) dumpdir = argv[++i];
+        else if (!strcmp(a, "--no-feature-cache")) nofeat = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
+        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+            random = 1;
+            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
+        } else if (a[0] == '-') return cli_error("accuracy: unknown or incomplete option '%s'", a);
+        else if (!path) path = a;
+        else return cli_error("accuracy: more than one model given");
+    }
+    if (!path) return cli_error("accuracy: no model given");
+    if (!cache_path) return cli_error("accuracy: no calibration cache given (--cache CACHE)");
+    if (!ninputs) return cli_error("accuracy: no inputs given (--images DIR)");
+
+    int rc = 1;
+    mtmi_model *m = NULL;
+    char **files = NULL;
+    int nfiles = 0;
+    float *input = NULL;
+    int32_t *c32 = NULL, *cq = NULL;
+    mt_qrunner r = {0};
+    mt_calib_cache cache = {0};
+    mt_quant_report rep;
+    mtmi_tensor shape;
+    char featbuf[4096];
+    /* Accumulated over all images. */
+    double inter[MAXC] = {0}, uni[MAXC] = {0}, n32[MAXC] = {0}, agree = 0, pixels = 0, dsum = 0, dmax = 0, dcount = 0, lmax = 0;
+    if (mt_calib_cache_read(cache_path, &cache)) {
+        cli_lib_error();
+        goto done;
+    }
+    for (int i = 0; i < noverrides; i++)
+        if (mt_calib_cache_override(&cache, overrides[i])) {
+            cli_lib_error();
+            goto done;
+        }
+    if (cli_list_inputs(inputs, ninputs, &files, &nfiles)) goto done;
+    if (cli_load_model(path, random, (uint64_t)seed, &m)) goto done;
+    if (cli_input_shape(m, size, &shape)) goto done;
+    if (mt_qrunner_init(&r, m->graph, &shape, threads) || mt_qrunner_quantize(&r, m->graph, &cache, threads, &rep)) {
+        cli_lib_error();
+        goto done;
+    }
+    int seg = mt_quant_find_head(r.full, "seg"), depth = mt_quant_find_head(r.full, "depth");
+    if (seg == depth) seg = -1;
+    const mt_value *sv = seg >= 0 ? &r.full->values[r.full->outputs[seg]] : NULL;
+    const mt_value *dv = depth >= 0 ? &r.full->values[r.full->outputs[depth]] : NULL;
+    if (sv && (sv->rank != 4 || sv->dims[1] > MAXC)) sv = NULL, seg = -1;
+    if (dv && dv->rank != 4) dv = NULL, depth = -1;
+    int64_t HW = sv ? sv->dims[2] * sv->dims[3] : 0, NB = sv ? sv->dims[0] : 0, C = sv ? sv->dims[1] : 0;
+    if (sv && (!(c32 = malloc(sizeof(int32_t) * HW)) || !(cq = malloc(sizeof(int32_t) * HW)))) {
+        cli_error("out of memory");
+        goto done;
+    }
+    int64_t per = mt_numel(shape.rank, shape.dims);
+    if (!(input = malloc(sizeof(float) * (size_t)per))) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (!featdir) {
+        snprintf(featbuf, sizeof featbuf, "%s.features", cache_path);
+        featdir = featbuf;
+    }
+    int batch = (int)shape.dims[0], frames = (nfiles + batch - 1) / batch;
+    int64_t img_elems = per / batch;
+    double t0 = mt_now_ms();
+    for (int f = 0; f < frames; f++) {
+        cli_progress("accuracy", f, frames, files[f * batch], t0);
+        for (int b = 0; b < batch; b++)
+            if (cli_load_input(files[MT_MIN(f * batch + b, nfiles - 1)], &shape, input + b * img_elems)) goto done;
+        char fp[4200] = "";
+        int have = 0;
+        if (!nofeat && batch == 1) {
+            cli_feature_path(featdir, path, random, seed, &shape, files[f], fp, sizeof fp);
+            have = mt_qrunner_load_features(&r, fp);
+        }
+        if (!have && mt_qrunner_encode(&r, input)) {
+            cli_lib_error();
+            goto done;
+        }
+        if (!have && fp[0] && r.enc_plan && (cli_mkdirs(featdir) || mt_qrunner_save_features(&r, fp)))
+            fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", featdir);
+        if (mt_qrunner_heads(&r, 1, 1)) {
+            cli_lib_error();
+            goto done;
+        }
+        if (dumpdir && f == 0) {
+            if (cli_mkdirs(dumpdir)) {
+                cli_error("accuracy: cannot create '%s'", dumpdir);
+                goto done;
+            }
+            for (int o = 0; o < r.full->noutputs; o++) {
+                const char *nm = r.full->values[r.full->outputs[o]].name;
+                if (dump(dumpdir, nm, "fp32", r.full, o, r.out[o]) || dump(dumpdir, nm, "int8", r.full, o, r.out_q[o])) goto done;
+            }
+        }
+        int nb = MT_MIN(batch, nfiles - f * batch); /* padding images of a last batch do not count */
+        if (sv)
+            for (int64_t b = 0; b < NB && b < nb; b++) {
+                argmax(r.out[seg] + b * C * HW, C, HW, c32);
+                argmax(r.out_q[seg] + b * C * HW, C, HW, cq);
+                for (int64_t p = 0; p < HW; p++) {
+                    n32[c32[p]]++;
+                    if (c32[p] == cq[p]) {
+                        agree++;
+                        inter[c32[p]]++;
+                        uni[c32[p]]++;
+                    } else {
+                        uni[c32[p]]++;
+                        uni[cq[p]]++;
+                    }
+                }
+                pixels += (double)HW;
+                for (int64_t k = b * C * HW; k < (b + 1) * C * HW; k++) {
+                    double e = fabs((double)r.out[seg][k] - r.out_q[seg][k]);
+                    if (e > lmax) lmax = e;
+                }
+            }
+        if (dv) {
+            int64_t dn = r.out_numel[depth] / dv->dims[0] * nb;
+            for (int64_t k = 0; k < dn; k++) {
+                double e = fabs((double)r.out[depth][k] - r.out_q[depth][k]);
+                dsum += e;
+                if (e > dmax) dmax = e;
+            }
+            dcount += (double)dn;
+        }
+    }
+    cli_progress("accuracy", frames, frames, "", t0);
+    double miou = 0;
+    int ncls = 0;
+    for (int c = 0; c < C; c++)
+        if (uni[c] > 0) {
+            miou += inter[c] / uni[c];
+            ncls++;
+        }
+    miou = ncls ? miou / ncls : 0;
+    if (json) {
+        printf("{\"model\": \"%s\", \"cache\": \"%s\", \"images\": %d, \"quantized_nodes\": %d, \"float_nodes\": %d", path, cache_path,
+               nfiles, rep.quantized, rep.skipped);
+        if (sv) {
+            printf(", \"seg\": {\"agreement_pct\": %.4f, \"miou_pct\": %.4f, \"logits_max_abs\": %.6g, \"iou_pct\": {", 100 * agree / pixels,
+                   100 * miou, lmax);
+            int first = 1;
+            for (int c = 0; c < C; c++)
+                if (uni[c] > 0) {
+                    printf("%s\"%d\": %.4f", first ? "" : ", ", c, 100 * inter[c] / uni[c]);
+                    first = 0;
+                }
+            printf("}}");
+        }
+        if (dv) printf(", \"depth\": {\"mean_abs\": %.6g, \"max_abs\": %.6g}", dcount ? dsum / dcount : 0, dmax);
+        printf("}\n");
+    } else {
+        printf("INT8 heads vs FP32 over %d image%s (%d convolutions in INT8, %d left in float)\n", nfiles, nfiles == 1 ? "" : "s",
+               rep.quantized, rep.skipped);
+        if (sv) {
+            printf("  seg   class-map agreement  %8.3f %%\n", 100 * agree / pixels);
+            printf("  seg   mean IoU (%2d classes) %8.3f %%\n", ncls, 100 * miou);
+            printf("  seg   logits max abs error %10.4g\n", lmax);
+            printf("  class   IoU %%   pixels(fp32)\n");
+            for (int c = 0; c < C; c++)
+                if (uni[c] > 0) printf("  %5d %7.2f %12.0f\n", c, 100 * inter[c] / uni[c], n32[c]);
+        }
+        if (dv) {
+            printf("  depth mean abs error       %10.4g\n", dcount ? dsum / dcount : 0);
+            printf("  depth max abs error        %10.4g\n", dmax);
+        }
+    }
+    rc = 0;
+done:
+    free(input);
+    free(c32);
+    free(cq);
+    mt_calib_cache_free(&cache);
+    mt_qrunner_free(&r);
+    mt_free_names(files, nfiles);
+    mtmi_model_free(m);
+    return rc;
+}

@@ -1,0 +1,338 @@
+/* mtmi calibrate MODEL --images DIR -o CACHE: INT8 post-training
+ * calibration of a subgraph, written as a TensorRT calibration cache.
+ * Also the input helpers that `accuracy` shares (cli.h). */
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "core/npy.h"
+#include "image/image.h"
+#include "quant/quant.h"
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int has_ext(const char *s, const char *ext) {
+    size_t n = strlen(s), e = strlen(ext);
+    return n > e && !strcasecmp(s + n - e, ext);
+}
+
+int cli_list_inputs(char *const *args, int nargs, char ***files, int *count) {
+    char **list = NULL;
+    int n = 0, cap = 0;
+    for (int a = 0; a < nargs; a++) {
+        struct stat sb;
+        if (stat(args[a], &sb) != 0) {
+            mt_free_names(list, n);
+            return cli_error("cannot read '%s': no such file or folder", args[a]);
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            if (mt_grow((void **)&list, &cap, n, sizeof(char *)) || !(list[n] = strdup(args[a]))) goto nomem;
+            n++;
+            continue;
+        }
+        DIR *d = opendir(args[a]);
+        if (!d) {
+            mt_free_names(list, n);
+            return cli_error("cannot open folder '%s'", args[a]);
+        }
+        struct dirent *e;
+        int first = n;
+        while ((e = readdir(d))) {
+            if (!has_ext(e->d_name, ".png") && !has_ext(e->d_name, ".npy")) continue;
+            if (mt_grow((void **)&list, &cap, n, sizeof(char *))) {
+                closedir(d);
+                goto nomem;
+            }
+            size_t len = strlen(args[a]) + strlen(e->d_name) + 2;
+            if (!(list[n] = malloc(len))) {
+                closedir(d);
+                goto nomem;
+            }
+            snprintf(list[n++], len, "%s/%s", args[a], e->d_name);
+        }
+        closedir(d);
+        qsort(list + first, n - first, sizeof(char *), cmp_str);
+    }
+    if (!n) {
+        free(list);
+        return cli_error("no .png or .npy inputs found");
+    }
+    *files = list;
+    *count = n;
+    return 0;
+nomem:
+    mt_free_names(list, n);
+    return cli_error("out of memory");
+}
+
+int cli_load_input(const char *path, const mtmi_tensor *shape, float *chw) {
+    int64_t H = shape->dims[2], W = shape->dims[3], want = 3 * H * W;
+    if (has_ext(path, ".npy")) {
+        mtmi_tensor t;
+        if (mt_npy_read(path, &t) != MTMI_OK) return cli_lib_error();
+        int64_t n = mt_numel(t.rank, t.dims);
+        if (t.dtype != MTMI_FLOAT || n != want) {
+            char a[128];
+            free(t.data);
+            return cli_error("%s: expected float32 3x%lldx%lld (normalized CHW), got %s %s", path, (long long)H, (long long)W,
+                             mt_dtype_name(t.dtype), mt_shape_str(t.rank, t.dims, a, sizeof a));
+        }
+        memcpy(chw, t.data, sizeof(float) * (size_t)n);
+        free(t.data);
+        return 0;
+    }
+    mt_image img = {0}, fit = {0};
+    if (mt_png_read(path, &img) != MTMI_OK) return cli_lib_error();
+    mtmi_status s = mt_image_fit(&img, (int)W, (int)H, &fit);
+    mt_image_free(&img);
+    if (s) return cli_lib_error();
+    mt_image_to_chw(&fit, chw);
+    mt_image_free(&fit);
+    return 0;
+}
+
+int cli_input_shape(mtmi_model *m, const char *size, mtmi_tensor *shape) {
+    memset(shape, 0, sizeof *shape);
+    int rank;
+    int64_t d[MTMI_MAX_RANK];
+    if (mtmi_model_num_inputs(m) != 1 || mtmi_model_input_shape(m, 0, &rank, d) || rank != 4)
+        return cli_error("the model must have one NCHW image input");
+    shape->dtype = MTMI_FLOAT;
+    shape->rank = 4;
+    shape->dims[0] = d[0] > 0 ? d[0] : 1;
+    shape->dims[1] = 3;
+    shape->dims[2] = d[2] > 0 ? d[2] : 1024;
+    shape->dims[3] = d[3] > 0 ? d[3] : 1024;
+    if (size) {
+        int h, w;
+        char extra;
+        if (sscanf(size, "%dx%d%c", &h, &w, &extra) != 2 || h <= 0 || w <= 0 || h > 16384 || w > 16384)
+            return cli_error("--size expects HxW, got '%s'", size);
+        shape->dims[2] = h;
+        shape->dims[3] = w;
+    }
+    return 0;
+}
+
+void cli_progress(const char *what, int i, int n, const char *item, double t0) {
+    if (!isatty(2)) return;
+    int w = 30, fill = n ? i * w / n : w;
+    char bar[64];
+    for (int k = 0; k < w; k++) bar[k] = k < fill ? '#' : '.';
+    bar[w] = 0;
+    const char *base = item ? strrchr(item, '/') : NULL;
+    base = base ? base + 1 : item ? item : "";
+    double el = (mt_now_ms() - t0) / 1000;
+    fprintf(stderr, "\r%s [%s] %d/%d %5.1fs %-24.24s", what, bar, i, n, el, base);
+    if (i == n) fprintf(stderr, "\n");
+    fflush(stderr);
+}
+
+/* FNV-1a over the things that decide a frame's features. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t file_key(uint64_t h, const char *path) {
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
+    h = fnv(h, real, strlen(real));
+    if (stat(path, &sb) == 0) {
+        int64_t v[2] = {(int64_t)sb.st_size, (int64_t)sb.st_mtime};
+        h = fnv(h, v, sizeof v);
+    }
+    return h;
+}
+
+void cli_feature_path(const char *dir, const char *model, int random, long seed, const mtmi_tensor *shape, const char *input,
+                      char *out, size_t cap) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = file_key(h, model);
+    int64_t v[6] = {random, seed, shape->dims[0], shape->dims[1], shape->dims[2], shape->dims[3]};
+    h = fnv(h, v, sizeof v);
+    h = file_key(h, input);
+    snprintf(out, cap, "%s/%016llx.feat", dir, (unsigned long long)h);
+}
+
+static int parse_method(const char *s, mt_calib_method *m, double *pct) {
+    *pct = 99.99;
+    if (!strcmp(s, "entropy")) *m = MT_CALIB_ENTROPY;
+    else if (!strcmp(s, "minmax")) *m = MT_CALIB_MINMAX;
+    else if (!strncmp(s, "percentile", 10)) {
+        *m = MT_CALIB_PERCENTILE;
+        if (s[10] == ':') {
+            char *e;
+            *pct = strtod(s + 11, &e);
+            if (e == s + 11 || *e || !(*pct > 0 && *pct <= 100)) return cli_error("--method percentile:P expects 0 < P <= 100, got '%s'", s);
+        } else if (s[10])
+            return cli_error("unknown method '%s' (entropy, minmax or percentile[:99.99])", s);
+    } else
+        return cli_error("unknown method '%s' (entropy, minmax or percentile[:99.99])", s);
+    return 0;
+}
+
+int mt_cmd_calibrate(int argc, char **argv) {
+    const char *path = NULL, *out = NULL, *subgraph = "heads", *method_s = "entropy", *size = NULL, *featdir = NULL;
+    char *inputs[256], *overrides[256];
+    int ninputs = 0, noverrides = 0, random = 0, threads = 0, nofeat = 0, limit = 0;
+    long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) {
+            printf("usage: mtmi calibrate MODEL --images DIR|FILE [--images ...] -o CACHE\n"
+                   "       [--subgraph heads|seg|depth|encoder|all|OUTPUT] [--method entropy|minmax|percentile[:99.99]]\n"
+                   "       [--override name=scale ...] [--size HxW] [--limit N] [--threads N]\n"
+                   "       [--features DIR | --no-feature-cache] [--random-weights SEED]\n"
+                   "Runs the model in FP32 on the CPU over the images (PNG, fitted and normalized as the\n"
+                   "SPEC says, or .npy tensors already normalized), collects the distribution of every\n"
+                   "float activation of the subgraph and writes a TensorRT calibration cache (scale =\n"
+                   "amax / 127 per tensor).  Entropy is TensorRT's EntropyCalibrator2.  The shared\n"
+                   "features of each image are kept in DIR (default CACHE.features) so that calibrating\n"
+                   "another head does not rerun the encoder.\n");
+            return 0;
+        } else if (!strcmp(a, "--images") && i + 1 < argc) {
+            if (ninputs == 256) return cli_error("calibrate: too many --images");
+            inputs[ninputs++] = argv[++i];
+        } else if (!strcmp(a, "--override") && i + 1 < argc) {
+            if (noverrides == 256) return cli_error("calibrate: too many --override");
+            overrides[noverrides++] = argv[++i];
+        } else if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(a, "--subgraph") && i + 1 < argc) subgraph = argv[++i];
+        else if (!strcmp(a, "--method") && i + 1 < argc) method_s = argv[++i];
+        else if (!strcmp(a, "--size") && i + 1 < argc) size = argv[++i];
+        else if (!strcmp(a, "--features") && i + 1 < argc) featdir = argv[++i];
+        else if (!strcmp(a, "--no-feature-cache")) nofeat = 1;
+        else if (!strcmp(a, "--limit") && i + 1 < argc) {
+            if ((limit = (int)cli_parse_long(a, argv[++i], 1, 1000000)) < 0) return 1;
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
+        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+            random = 1;
+            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
+        } else if (a[0] == '-') return cli_error("calibrate: unknown or incomplete option '%s'", a);
+        else if (!path) path = a;
+        else return cli_error("calibrate: more than one model given");
+    }
+    if (!path) return cli_error("calibrate: no model given");
+    if (!out) return cli_error("calibrate: no output cache given (-o CACHE)");
+    if (!ninputs) return cli_error("calibrate: no inputs given (--images DIR)");
+    mt_calib_method method;
+    double pct;
+    if (parse_method(method_s, &method, &pct)) return 1;
+
+    int rc = 1;
+    mtmi_model *m = NULL;
+    char **files = NULL;
+    int nfiles = 0, nlisted = 0;
+    float *input = NULL;
+    mt_qrunner r = {0};
+    mt_calib_stats st = {0};
+    mt_calib_cache cache = {0};
+    unsigned char *sel = NULL;
+    mtmi_tensor shape;
+    char featbuf[4096];
+    if (cli_list_inputs(inputs, ninputs, &files, &nfiles)) goto done;
+    nlisted = nfiles;
+    if (limit && nfiles > limit) nfiles = limit;
+    if (cli_load_model(path, random, (uint64_t)seed, &m)) goto done;
+    if (cli_input_shape(m, size, &shape)) goto done;
+    if (mt_qrunner_init(&r, m->graph, &shape, threads)) {
+        cli_lib_error();
+        goto done;
+    }
+    if (!(sel = malloc((size_t)r.full->nnodes + 1))) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (mt_quant_select(r.full, subgraph, sel) || mt_calib_stats_init(&st, r.full, sel)) {
+        cli_lib_error();
+        goto done;
+    }
+    /* Shared nodes chosen: the encoder must run (and be observed) every time. */
+    int *label = malloc(sizeof(int) * (r.full->nnodes + 1));
+    int with_enc = 0;
+    if (label && !mt_graph_cone_labels(r.full, label))
+        for (int i = 0; i < r.full->nnodes; i++)
+            if (sel[i] && label[i] == -1) with_enc = 1;
+    free(label);
+    if (mt_qrunner_observe(&r, &st, with_enc)) {
+        cli_lib_error();
+        goto done;
+    }
+    if (!featdir) {
+        snprintf(featbuf, sizeof featbuf, "%s.features", out);
+        featdir = featbuf;
+    }
+    int64_t per = mt_numel(shape.rank, shape.dims);
+    if (!(input = malloc(sizeof(float) * (size_t)per))) {
+        cli_error("out of memory");
+        goto done;
+    }
+    int batch = (int)shape.dims[0], frames = (nfiles + batch - 1) / batch, reused = 0;
+    double t0 = mt_now_ms();
+    int64_t img_elems = per / batch;
+    for (int f = 0; f < frames; f++) {
+        cli_progress("calibrate", f, frames, files[f * batch], t0);
+        for (int b = 0; b < batch; b++) {
+            /* A last partial batch repeats its last image. */
+            int k = MT_MIN(f * batch + b, nfiles - 1);
+            if (cli_load_input(files[k], &shape, input + b * img_elems)) goto done;
+        }
+        char fp[4200] = "";
+        int have = 0;
+        if (!nofeat && !with_enc && batch == 1) {
+            cli_feature_path(featdir, path, random, seed, &shape, files[f], fp, sizeof fp);
+            have = mt_qrunner_load_features(&r, fp);
+        }
+        if (!have) {
+            if (mt_qrunner_encode(&r, input)) {
+                cli_lib_error();
+                goto done;
+            }
+            if (fp[0] && r.enc_plan) {
+                if (cli_mkdirs(featdir) || mt_qrunner_save_features(&r, fp))
+                    fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", featdir);
+            }
+        } else
+            reused++;
+        if (mt_qrunner_heads(&r, 1, 0)) {
+            cli_lib_error();
+            goto done;
+        }
+    }
+    cli_progress("calibrate", frames, frames, "", t0);
+    if (!(cache.header = mt_strdup(mt_calib_header(method))) || mt_calib_stats_scales(&st, method, pct, &cache)) {
+        cli_lib_error();
+        goto done;
+    }
+    for (int i = 0; i < noverrides; i++)
+        if (mt_calib_cache_override(&cache, overrides[i])) {
+            cli_lib_error();
+            goto done;
+        }
+    if (mt_calib_cache_check(&cache, m->graph) || mt_calib_cache_write(out, &cache)) {
+        cli_lib_error();
+        goto done;
+    }
+    printf("calibrated %d tensors of subgraph '%s' over %d image%s (%s%s), %d with cached features, %.1f s -> %s\n", cache.n,
+           subgraph, nfiles, nfiles == 1 ? "" : "s", method_s, method == MT_CALIB_PERCENTILE && !strchr(method_s, ':') ? ":99.99" : "",
+           reused, (mt_now_ms() - t0) / 1000, out);
+    rc = 0;
+done:
+    free(input);
+    free(sel);
+    mt_calib_cache_free(&cache);
+    mt_calib_stats_free(&st);
+    mt_qrunner_free(&r);
+    mt_free_names(files, nlisted);
+    mtmi_model_free(m);
+    return rc;
+}
