@@ -8,7 +8,6 @@
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
 #include "quant/quant.h"
-#include "quant/quant.h"
 
 /* ------------------------------------------------------------------ model */
 mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt, mtmi_model **out) {

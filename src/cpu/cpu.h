@@ -47,7 +47,6 @@ extern const mt_cpu_kernel mt_kernels_shape[];
 extern const mt_cpu_kernel mt_kernels_nn[];
 extern const mt_cpu_kernel mt_kernels_fused[];
 extern const mt_cpu_kernel mt_kernels_quant[];
-extern const mt_cpu_kernel mt_kernels_quant[];
 
 const mt_cpu_kernel *mt_cpu_find_kernel(const char *domain, const char *op);
 
@@ -67,10 +66,6 @@ size_t mt_cpu_plan_arena_bytes(const mt_cpu_plan *p);
 /* Per-node times of the last run in ms (NULL if not profiling). */
 void mt_cpu_plan_set_profile(mt_cpu_plan *p, int on);
 const double *mt_cpu_plan_node_ms(const mt_cpu_plan *p, int *count);
-/* Calls fn after every node of a run with the node's output views (for
- * calibration statistics); a failure stops the run.  fn == NULL: off. */
-typedef mtmi_status (*mt_cpu_observer_fn)(void *user, const mt_graph *g, const mt_node *n, const mt_tview *out, int nout);
-void mt_cpu_plan_set_observer(mt_cpu_plan *p, mt_cpu_observer_fn fn, void *user);
 /* Calls fn after every node of a run with the node's output views (for
  * calibration statistics); a failure stops the run.  fn == NULL: off. */
 typedef mtmi_status (*mt_cpu_observer_fn)(void *user, const mt_graph *g, const mt_node *n, const mt_tview *out, int nout);

@@ -292,11 +292,6 @@ void mt_cpu_plan_set_observer(mt_cpu_plan *p, mt_cpu_observer_fn fn, void *user)
     p->observer_user = user;
 }
 
-void mt_cpu_plan_set_observer(mt_cpu_plan *p, mt_cpu_observer_fn fn, void *user) {
-    p->observer = fn;
-    p->observer_user = user;
-}
-
 const double *mt_cpu_plan_node_ms(const mt_cpu_plan *p, int *count) {
     *count = p->nsteps;
     return p->node_ms;
@@ -356,7 +351,6 @@ mtmi_status mt_cpu_plan_run(mt_cpu_plan *p, const mt_tview *in, int nin, mt_tvie
         mtmi_status st_ = st->k->run(g, n, st->state, iv, ni, ov, no, &p->ctx);
         if (st_) return st_;
         if (p->profile) p->node_ms[s] = mt_now_ms() - t0;
-        if (p->observer && (st_ = p->observer(p->observer_user, g, n, ov, no))) return st_;
         if (p->observer && (st_ = p->observer(p->observer_user, g, n, ov, no))) return st_;
     }
     /* Outputs that are constants or inputs themselves. */

@@ -10,7 +10,6 @@ extern const mt_op_schema mt_schemas_shape[];
 extern const mt_op_schema mt_schemas_nn[];
 extern const mt_op_schema mt_schemas_fused[];
 extern const mt_op_schema mt_schemas_quant[];
-extern const mt_op_schema mt_schemas_quant[];
 
 /* Input i's value (NULL if absent). */
 static inline mt_value *mt_in(mt_graph *g, const mt_node *n, int i) {
