@@ -19,6 +19,8 @@ static const command g_commands[] = {
     {"simplify", mt_cmd_simplify, "IN OUT [--shape 1x3xHxW] [--keep-fused]: fold, fuse and write standard ONNX"},
     {"split", mt_cmd_split, "MODEL -o DIR [--cut a,b,..]: encoder.onnx and one ONNX file per head"},
     {"make-model", mt_cmd_make_model, "-o mtmi.onnx [--seed N] [--size HxW] [--batch N]: the reference MTMI network"},
+    {"run", mt_cmd_run, "[--model M] [--images DIR] [--place P] [--frames N] [--sync] [-o DIR] [--trace F] [--json F]: the multi-task app, pipelined"},
+    {"bench", mt_cmd_bench, "[--model M] [--place P] [--size HxW] [--frames N] [--compare] [--json F]: the pipeline on a fixed input, timed"},
 };
 
 static void usage(FILE *f) {

@@ -647,6 +647,7 @@ int mt_pipeline_stage_threads(const mt_pipeline *p, int s) { return p->st[s].thr
 const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s) { return p->st[s].g; }
 int mt_pipeline_num_outputs(const mt_pipeline *p) { return p->nout; }
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i) { return p->out_names[i]; }
+const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i) { return &p->out_shape[i]; }
 int mt_pipeline_num_inputs(const mt_pipeline *p) { return p->nin; }
 const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i) { return &p->in_shape[i]; }
 

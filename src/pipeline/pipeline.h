@@ -214,6 +214,7 @@ const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s);
 /* Model input/output names and shapes. */
 int mt_pipeline_num_outputs(const mt_pipeline *p);
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i);
+const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i);
 const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i);
 int mt_pipeline_num_inputs(const mt_pipeline *p);
 /* Bytes: plans' own memory plus the frame slots' buffers. */

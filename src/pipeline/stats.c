@@ -146,7 +146,10 @@ mtmi_status mt_stats_write_trace(const mt_stats *st, const char *path) {
     double t0 = st->n ? st->recs[0].t_submit : 0;
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":0,\"tid\":0,\"args\":{\"name\":\"frames\"}},\n");
-    fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":0,\"tid\":0,\"args\":{\"name\":\"frame (submit to done)\"}},\n");
+    /* Frames overlap each other, so they take turns on 8 tracks. */
+    for (int k = 0; k < 8 && k < st->n; k++)
+        fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":0,\"tid\":%d,\"args\":{\"name\":\"frames %d mod 8 (submit to done)\"}},\n",
+                k + 1, k);
     for (int j = 0; j < npid; j++) {
         fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":", j + 1);
         json_str(f, devs[j]);
@@ -161,7 +164,6 @@ mtmi_status mt_stats_write_trace(const mt_stats *st, const char *path) {
     }
     for (int64_t i = 0; i < st->n; i++) {
         const mt_frame_rec *r = &st->recs[i];
-        /* Frames overlap each other, so they go on async tracks by id. */
         fprintf(f, "{\"ph\":\"X\",\"name\":\"frame %lld\",\"cat\":\"frame\",\"pid\":0,\"tid\":%lld,\"ts\":%.3f,\"dur\":%.3f},\n",
                 (long long)r->index, (long long)(r->index % 8) + 1, (r->t_submit - t0) * 1e3, (r->t_done - r->t_submit) * 1e3);
         for (int s = 0; s < st->nstages; s++) {

@@ -1,0 +1,175 @@
+/* mtmi bench: the run pipeline on a fixed input, without file I/O, for
+ * measurements (SPEC 7).  Prints a table; --compare runs --sync first and
+ * shows the pipelining speedup; --json writes the numbers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "image/image.h"
+#include "pipeline/app.h"
+
+static void usage(void) {
+    printf("usage: mtmi bench [--model M.onnx [--random-weights SEED]] [--place P] [--size HxW]\n"
+           "                  [--frames N] [--warmup N] [--inflight N | --sync] [--compare]\n"
+           "                  [--threads N] [--json F] [--trace F] [--quiet]\n"
+           "The `run` pipeline on one fixed synthetic frame, no file I/O: throughput,\n"
+           "latency percentiles per stage and end to end, memory.\n"
+           "  --frames N    measured frames (default 20), after --warmup N (default 3)\n"
+           "  --compare     also run --sync (one frame at a time) and print the speedup\n"
+           "  other options as in `mtmi run`\n");
+}
+
+typedef struct bench_result {
+    mt_summary s;
+    mt_stats st;
+} bench_result;
+
+/* Runs warmup + frames frames through app's pipeline; every slot's input
+ * is filled once (the input is fixed). */
+static int bench_once(mt_app *app, long warmup, long frames, int quiet, bench_result *r) {
+    mt_stats_init(&r->st, app->pipe);
+    mt_image src = {0}, fit = {0};
+    if (mt_image_synth_street(app->width, app->height, 1, &src) || mt_image_fit(&src, app->width, app->height, &fit)) {
+        mt_image_free(&src);
+        return cli_lib_error();
+    }
+    mt_image_free(&src);
+    size_t per = (size_t)3 * app->width * app->height;
+    uint8_t filled[64] = {0};
+    long total = warmup + frames, sub = 0, done = 0;
+    const int inflight = mt_pipeline_inflight(app->pipe);
+    int rc = 1;
+    while (done < total) {
+        mt_frame *f;
+        if (sub < total && mt_pipeline_pending(app->pipe) < inflight) {
+            if (mt_pipeline_begin(app->pipe, &f)) goto fail;
+            if (!filled[f->slot]) {
+                for (int b = 0; b < app->batch; b++) mt_image_to_chw(&fit, (float *)f->inputs[0].data + b * per);
+                filled[f->slot] = 1;
+            }
+            if (mt_pipeline_submit(app->pipe, f)) goto fail;
+            sub++;
+            continue;
+        }
+        if (mt_pipeline_wait(app->pipe, &f)) goto fail;
+        mt_stats_add(&r->st, f);
+        if (!quiet) {
+            char line[256];
+            mt_stats_loop_line(&r->st, r->st.n - 1, line, sizeof line);
+            printf("%s%s\n", line, done < warmup ? " (warm-up)" : "");
+            fflush(stdout);
+        }
+        mt_pipeline_release(app->pipe, f);
+        done++;
+    }
+    mt_stats_summary(&r->st, warmup, &r->s);
+    rc = 0;
+    goto out;
+fail:
+    cli_lib_error();
+out:
+    mt_image_free(&fit);
+    return rc;
+}
+
+int mt_cmd_bench(int argc, char **argv) {
+    mt_app_opts o = {.inject_stage = -1};
+    const char *json = NULL, *trace = NULL;
+    long frames = 20, warmup = 3;
+    int quiet = 0, compare = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 0;
+        } else if (!strcmp(a, "--model") && more) o.model_path = argv[++i];
+        else if (!strcmp(a, "--random-weights") && more) {
+            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
+            if (v < 0) return 1;
+            o.random_weights = 1;
+            o.seed = (uint64_t)v;
+        } else if (!strcmp(a, "--place") && more) o.place = argv[++i];
+        else if (!strcmp(a, "--frames") && more) {
+            if ((frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
+        } else if (!strcmp(a, "--warmup") && more) {
+            if ((warmup = cli_parse_long(a, argv[++i], 0, 1000000)) < 0) return 1;
+        } else if (!strcmp(a, "--inflight") && more) {
+            if ((o.inflight = (int)cli_parse_long(a, argv[++i], 1, 64)) < 0) return 1;
+        } else if (!strcmp(a, "--sync")) o.sync = 1;
+        else if (!strcmp(a, "--compare")) compare = 1;
+        else if (!strcmp(a, "--size") && more) {
+            mtmi_tensor t;
+            if (cli_parse_shape(argv[++i], &t) || t.rank != 2 || t.dims[0] > 8192 || t.dims[1] > 8192)
+                return cli_error("bench: bad --size '%s' (HxW, e.g. 512x512)", argv[i]);
+            o.height = (int)t.dims[0];
+            o.width = (int)t.dims[1];
+        } else if (!strcmp(a, "--threads") && more) {
+            if ((o.threads = (int)cli_parse_long(a, argv[++i], 1, 4096)) < 0) return 1;
+        } else if (!strcmp(a, "--json") && more) json = argv[++i];
+        else if (!strcmp(a, "--trace") && more) trace = argv[++i];
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = 1;
+        else if (!strcmp(a, "--seed") && more) {
+            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
+            if (v < 0) return 1;
+            o.seed = (uint64_t)v;
+        } else return cli_error("bench: unknown or incomplete option '%s' (try mtmi bench --help)", a);
+    }
+    if (compare && o.sync) return cli_error("bench: --compare already runs --sync; give one of them");
+    int rc = 1;
+    mt_app app;
+    memset(&app, 0, sizeof app);
+    bench_result sync_r, pipe_r;
+    memset(&sync_r, 0, sizeof sync_r);
+    memset(&pipe_r, 0, sizeof pipe_r);
+    if (compare) {
+        /* The same placement one frame at a time: the serial baseline. */
+        mt_app_opts so = o;
+        so.sync = 1;
+        if (mt_app_open(&so, &app)) {
+            cli_lib_error();
+            goto out;
+        }
+        if (!quiet) printf("== sync (1 frame in flight): %s\n", app.placement);
+        if (bench_once(&app, warmup, frames, quiet, &sync_r)) goto out;
+        mt_app_close(&app);
+    }
+    if (mt_app_open(&o, &app)) {
+        cli_lib_error();
+        goto out;
+    }
+    printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
+    printf("placement: %s; %d in flight; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe), app.build_ms);
+    if (bench_once(&app, warmup, frames, quiet, &pipe_r)) goto out;
+    mt_app_print_summary(stdout, &app, &pipe_r.st, &pipe_r.s);
+    char extra[512] = "";
+    if (compare) {
+        double speedup = sync_r.s.fps > 0 ? pipe_r.s.fps / sync_r.s.fps : 0;
+        printf("%-28s %10s %12s %12s\n", "mode", "fps", "frame ms", "latency p50");
+        printf("%-28s %10.2f %12.2f %12.2f\n", "sync (1 in flight)", sync_r.s.fps, sync_r.s.period_mean, sync_r.s.e2e_p50);
+        char mode[64];
+        snprintf(mode, sizeof mode, "pipelined (%d in flight)", mt_pipeline_inflight(app.pipe));
+        printf("%-28s %10.2f %12.2f %12.2f\n", mode, pipe_r.s.fps, pipe_r.s.period_mean, pipe_r.s.e2e_p50);
+        printf("pipelining speedup: %.2fx\n", speedup);
+        snprintf(extra, sizeof extra,
+                 ",\n  \"sync\": {\"fps\": %.4f, \"frame_ms\": %.4f, \"latency_p50_ms\": %.4f},\n  \"speedup\": %.4f",
+                 sync_r.s.fps, sync_r.s.period_mean, sync_r.s.e2e_p50, speedup);
+    }
+    if (trace) {
+        if (mt_stats_write_trace(&pipe_r.st, trace)) {
+            cli_lib_error();
+            goto out;
+        }
+        printf("trace: %s\n", trace);
+    }
+    if (json && mt_app_write_json(json, "bench", &app, &pipe_r.st, &pipe_r.s, extra)) {
+        cli_lib_error();
+        goto out;
+    }
+    rc = 0;
+out:
+    mt_stats_free(&sync_r.st);
+    mt_stats_free(&pipe_r.st);
+    mt_app_close(&app);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* app: what `mtmi run` and `mtmi bench` share: the model (a file or the
+ * built-in MTMI network), the pipeline from a placement string, the summary
+ * table and the JSON report. */
+#ifndef MT_PIPELINE_APP_H
+#define MT_PIPELINE_APP_H
+
+#include <stdio.h>
+
+#include "pipeline/pipeline.h"
+
+typedef struct mt_app_opts {
+    const char *model_path;   /* NULL = the built-in MTMI network            */
+    int random_weights;       /* fill missing external weights (graph-only)  */
+    uint64_t seed;
+    int height, width;        /* 0 = the model's declared input size         */
+    const char *place;        /* NULL or "auto" = automatic                  */
+    int inflight;             /* 0 = 2                                       */
+    int sync;                 /* one frame at a time                         */
+    int threads;              /* total CPU threads; 0 = all cores            */
+    int inject_stage;         /* test hook (-1 = off)                        */
+    int64_t inject_frame;
+} mt_app_opts;
+
+typedef struct mt_app {
+    mtmi_model *model;
+    char model_desc[512];
+    mt_pipeline *pipe;
+    char placement[512];
+    int batch, channels, height, width;  /* the pipeline's input 0 */
+    double build_ms;
+} mt_app;
+
+/* Loads or builds the model, specializes, splits, places, compiles. */
+mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app);
+void mt_app_close(mt_app *app);
+/* Parses "--inject-error STAGE:FRAME". */
+int mt_app_parse_inject(const char *s, mt_app_opts *o);
+/* Index of the segmentation output (rank 4, C > 1) and the depth output
+ * (rank 4, C == 1), or -1. */
+int mt_app_seg_output(const mt_pipeline *p);
+int mt_app_depth_output(const mt_pipeline *p);
+
+/* The summary block: throughput, per-stage and end-to-end percentiles,
+ * memory. */
+void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const mt_summary *s);
+/* JSON report; `extra` is inserted verbatim as more members (may be NULL
+ * or "", else it must start with a comma). Atomic write. */
+mtmi_status mt_app_write_json(const char *path, const char *command, const mt_app *app, const mt_stats *st,
+                              const mt_summary *s, const char *extra);
+
+#endif
