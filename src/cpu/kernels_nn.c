@@ -267,11 +267,18 @@ static mtmi_status k_global_pool(const mt_graph *g, const mt_node *n, void *st, 
     return MTMI_OK;
 }
 
+/* Kernels that call sgemm make sure OpenBLAS runs its best kernels. */
+static mtmi_status blas_prepare(const mt_graph *g, const mt_node *n, void **state) {
+    mt_nn_blas_init();
+    *state = NULL;
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_nn[] = {
-    {"Conv", "", mt_nn_conv, mt_nn_conv_scratch, NULL, NULL, 0},
-    {"ConvTranspose", "", mt_nn_convt, mt_nn_convt_scratch, NULL, NULL, 0},
-    {"MatMul", "", mt_nn_matmul, NULL, NULL, NULL, 0},
-    {"Gemm", "", mt_nn_gemm, NULL, NULL, NULL, 0},
+    {"Conv", "", mt_nn_conv, mt_nn_conv_scratch, blas_prepare, NULL, 0},
+    {"ConvTranspose", "", mt_nn_convt, mt_nn_convt_scratch, blas_prepare, NULL, 0},
+    {"MatMul", "", mt_nn_matmul, NULL, blas_prepare, NULL, 0},
+    {"Gemm", "", mt_nn_gemm, NULL, blas_prepare, NULL, 0},
     {"LayerNormalization", "", k_layernorm, NULL, NULL, NULL, 0},
     {"BatchNormalization", "", k_batchnorm, NULL, NULL, NULL, 0},
     {"Resize", "", mt_nn_resize, NULL, NULL, NULL, 0},
@@ -280,7 +287,7 @@ const mt_cpu_kernel mt_kernels_nn[] = {
     {"AveragePool", "", k_pool, NULL, NULL, NULL, 0},
     {"GlobalAveragePool", "", k_global_pool, NULL, NULL, NULL, 0},
     {"GlobalMaxPool", "", k_global_pool, NULL, NULL, NULL, 0},
-    {"FusedConv", "mtmi", mt_nn_conv, mt_nn_conv_scratch, NULL, NULL, 0},
-    {"Linear", "mtmi", mt_nn_linear, NULL, NULL, NULL, 0},
+    {"FusedConv", "mtmi", mt_nn_conv, mt_nn_conv_scratch, blas_prepare, NULL, 0},
+    {"Linear", "mtmi", mt_nn_linear, NULL, blas_prepare, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };

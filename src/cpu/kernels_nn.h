@@ -114,6 +114,10 @@ static inline void mt_nn_bias_vec_act(float *y, int64_t n, const float *bias, in
     for (; i < n; i++) y[i] = mt_nn_act1(y[i] + bias[i], act);
 }
 
+/* Picks OpenBLAS's AVX-512 kernels where the library fell back to AVX2
+ * (nn_blas.c); idempotent, called from the GEMM kernels' prepare. */
+void mt_nn_blas_init(void);
+
 /* GEMM family (nn_gemm.c). */
 mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                          mt_cpu_ctx *ctx);

@@ -16,11 +16,18 @@
 #include "cpu/kernels_nn.h"
 #include "graph/nn_geom.h"
 
-/* Bytes of im2col columns per tile: large enough that sgemm runs near peak,
- * small enough to stay in the last-level cache. */
-#define MT_CONV_COL_BYTES (4u << 20)
-/* Output columns per tile of the direct 1x1 GEMM. */
-#define MT_CONV_1X1_BYTES (4u << 20)
+/* Bytes of im2col columns per tile (each thread has its own): large
+ * enough that sgemm runs near peak, small enough to stay in the core's L2
+ * between im2col writing it and sgemm packing it. */
+#ifndef MT_CONV_COL_BYTES
+#define MT_CONV_COL_BYTES (1u << 20)
+#endif
+/* Input + output bytes per column tile of the direct 1x1 GEMM. */
+#ifndef MT_CONV_1X1_BYTES
+#define MT_CONV_1X1_BYTES (2u << 20)
+#endif
+/* Fewest columns per tile. */
+#define MT_CONV_MIN_TILE 64
 
 typedef struct conv_dims {
     int64_t N, C, H, W;       /* input                          */
@@ -85,20 +92,24 @@ static int is_direct_1x1(const conv_dims *d) {
 
 static int is_depthwise(const conv_dims *d) { return d->G == d->C && d->G > 1; }
 
-static int64_t col_tile(int64_t K, int64_t ohw) {
-    int64_t t = (int64_t)MT_CONV_COL_BYTES / (K * (int64_t)sizeof(float));
-    if (t < 64) t = 64;
-    if (t >= 16) t &= ~(int64_t)15;
+/* Columns per tile: the cache budget, but small enough that every thread
+ * gets work (tiles are what the threads share out). */
+static int64_t pick_tile(int64_t bytes_per_col, int64_t budget, int64_t ohw, int64_t items_per_tile, int nth) {
+    int64_t t = budget / bytes_per_col;
+    int64_t even = (ohw * items_per_tile + nth - 1) / nth; /* columns per thread */
+    if (t > even) t = even;
+    if (t < MT_CONV_MIN_TILE) t = MT_CONV_MIN_TILE;
+    t = (t + 15) & ~(int64_t)15;
     if (t > ohw) t = ohw;
     return t;
 }
 
-static int64_t direct_tile(int64_t cin, int64_t cout, int64_t hw) {
-    int64_t t = (int64_t)MT_CONV_1X1_BYTES / ((cin + cout) * (int64_t)sizeof(float));
-    if (t < 1024) t = 1024;
-    t &= ~(int64_t)15;
-    if (t > hw) t = hw;
-    return t;
+static int64_t col_tile(int64_t K, int64_t ohw, int64_t groups, int nth) {
+    return pick_tile(K * (int64_t)sizeof(float), MT_CONV_COL_BYTES, ohw, groups, nth);
+}
+
+static int64_t direct_tile(int64_t cin, int64_t cout, int64_t hw, int64_t groups, int nth) {
+    return pick_tile((cin + cout) * (int64_t)sizeof(float), MT_CONV_1X1_BYTES, hw, groups, nth);
 }
 
 size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
@@ -111,14 +122,14 @@ size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
     if (conv_setup(n, MT_GEOM_CONV, &x, &w, &d, err, sizeof err)) return 0;
     if (is_direct_1x1(&d) || is_depthwise(&d)) return 0;
     int64_t K = d.C / d.G * d.kh * d.kw;
-    return (size_t)(K * col_tile(K, d.OH * d.OW)) * sizeof(float);
+    if (nthreads < 1) nthreads = 1;
+    return (size_t)(K * col_tile(K, d.OH * d.OW, d.N * d.G, nthreads) * nthreads) * sizeof(float);
 }
 
 /* Columns [n0, n0 + tn) of the im2col matrix of one group's input
  * (Cg channels) into col[K, tn]. */
-static void im2col_tile(const float *x, float *col, const conv_dims *d, int64_t Cg, int64_t n0, int64_t tn, int nth) {
+static void im2col_tile(const float *x, float *col, const conv_dims *d, int64_t Cg, int64_t n0, int64_t tn) {
     const int64_t kk = d->kh * d->kw, K = Cg * kk;
-    #pragma omp parallel for num_threads(nth) schedule(static) if (K * tn > 32768)
     for (int64_t r = 0; r < K; r++) {
         int64_t c = r / kk, rem = r % kk, ky = rem / d->kw, kx = rem % d->kw;
         const float *src = x + c * d->H * d->W;
@@ -244,39 +255,45 @@ static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const mt_tview 
     const int64_t Cg = d.C / d.G, Mg = d.M / d.G, HW = d.H * d.W, OHW = d.OH * d.OW;
     const int64_t K = Cg * d.kh * d.kw;
     const int direct = is_direct_1x1(&d);
-    const int64_t tile = direct ? direct_tile(Cg, Mg, OHW) : col_tile(K, OHW);
+    const int64_t tile = direct ? direct_tile(Cg, Mg, OHW, d.N * d.G, nth) : col_tile(K, OHW, d.N * d.G, nth);
+    const int64_t ntiles = (OHW + tile - 1) / tile, items = d.N * d.G * ntiles;
+    const int team = (int)MT_MIN((int64_t)nth, items);
     float *col = ctx->scratch;
-    if (!direct && (!col || ctx->scratch_size < (size_t)(K * tile) * sizeof(float)))
+    if (!direct && (!col || ctx->scratch_size < (size_t)(K * tile * team) * sizeof(float)))
         return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
     const int epi = act != MT_ACT_NONE || B;
-    for (int64_t b = 0; b < d.N; b++)
-        for (int64_t gi = 0; gi < d.G; gi++) {
-            const float *Xg = X + (b * d.C + gi * Cg) * HW;
-            const float *Wg = W + gi * Mg * K;
-            float *Yg = Y + (b * d.M + gi * Mg) * OHW;
-            for (int64_t n0 = 0; n0 < OHW; n0 += tile) {
-                int64_t tn = MT_MIN(tile, OHW - n0);
-                const float *Bm;
-                int64_t ldb;
-                if (direct) {
-                    Bm = Xg + n0;
-                    ldb = HW;
-                } else {
-                    im2col_tile(Xg, col, &d, Cg, n0, tn, nth);
-                    Bm = col;
-                    ldb = tn;
-                }
-                if (K > 0)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)tn, (int)K, 1.0f, Wg, (int)K, Bm, (int)ldb, 0.0f,
-                                Yg + n0, (int)OHW);
-                else
-                    for (int64_t m = 0; m < Mg; m++) memset(Yg + m * OHW + n0, 0, sizeof(float) * tn);
-                if (epi) {
-                    #pragma omp parallel for num_threads(nth) schedule(static) if (Mg * tn > 16384)
-                    for (int64_t m = 0; m < Mg; m++) mt_nn_bias_act(Yg + m * OHW + n0, tn, B ? B[gi * Mg + m] : 0.0f, act);
-                }
-            }
+    /* One thread pool: our OpenMP threads share out the tiles and each runs
+     * im2col, a single-threaded sgemm and the epilogue on its own tile, so
+     * the data stays in that core's cache and OpenBLAS's pool (whose idle
+     * threads spin) never competes with ours for the cores. */
+    openblas_set_num_threads(1);
+    #pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t b = it / (d.G * ntiles), gi = it / ntiles % d.G, n0 = it % ntiles * tile;
+        int64_t tn = MT_MIN(tile, OHW - n0);
+        const float *Xg = X + (b * d.C + gi * Cg) * HW;
+        const float *Wg = W + gi * Mg * K;
+        float *Yg = Y + (b * d.M + gi * Mg) * OHW;
+        const float *Bm;
+        int64_t ldb;
+        if (direct) {
+            Bm = Xg + n0;
+            ldb = HW;
+        } else {
+            float *c = col + (size_t)omp_get_thread_num() * K * tile;
+            im2col_tile(Xg, c, &d, Cg, n0, tn);
+            Bm = c;
+            ldb = tn;
         }
+        if (K > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)tn, (int)K, 1.0f, Wg, (int)K, Bm, (int)ldb, 0.0f,
+                        Yg + n0, (int)OHW);
+        else
+            for (int64_t m = 0; m < Mg; m++) memset(Yg + m * OHW + n0, 0, sizeof(float) * tn);
+        if (epi)
+            for (int64_t m = 0; m < Mg; m++) mt_nn_bias_act(Yg + m * OHW + n0, tn, B ? B[gi * Mg + m] : 0.0f, act);
+    }
+    openblas_set_num_threads(nth);
     return MTMI_OK;
 }
 

@@ -1,6 +1,12 @@
-/* MatMul, Gemm and mtmi.Linear on OpenBLAS sgemm.  OpenBLAS threads itself
- * (the executor sets its thread count per run); our own passes (bias,
- * activation, broadcasts) use OpenMP with ctx->nthreads. */
+/* MatMul, Gemm and mtmi.Linear on OpenBLAS sgemm.
+ *
+ * Threading: where the rows split into blocks (Linear, MatMul with a 2-D B,
+ * Gemm without transA) or there are enough batches, our OpenMP threads
+ * share them out and each calls a single-threaded sgemm and runs the
+ * epilogue on its block while it is in cache.  Two thread pools taking
+ * turns (OpenBLAS's and OpenMP's, both spinning when idle) fight for the
+ * cores, so only the leftover cases (few large batched products) let
+ * OpenBLAS thread, with the count the executor set. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -24,6 +30,34 @@ static void sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ld
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+/* Rows per block: about `budget` bytes of A+C rows, at least 64 rows, and
+ * at least one block per thread. */
+static int64_t row_block(int64_t M, int64_t K, int64_t N, int nth) {
+    int64_t rb = (int64_t)(1u << 20) / ((K + N) * (int64_t)sizeof(float));
+    int64_t even = (M + nth - 1) / nth;
+    if (rb > even) rb = even;
+    if (rb < 64) rb = 64;
+    if (rb > M) rb = M;
+    return rb > 0 ? rb : 1;
+}
+
+/* Y[M,N] = act(X[M,K] W[K,N] + bias) by row blocks over the threads. */
+static void gemm_rows(int64_t M, int64_t N, int64_t K, const float *X, const float *W, const float *bias, int act, float *Y,
+                      int nth) {
+    if (M <= 0 || N <= 0) return;
+    int64_t rb = row_block(M, K, N, nth), nb = (M + rb - 1) / rb;
+    int team = (int)MT_MIN((int64_t)nth, nb);
+    openblas_set_num_threads(1);
+    #pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t r0 = b * rb, m = MT_MIN(rb, M - r0);
+        sgemm_nn(m, N, K, X + r0 * K, K, W, N, 0.0f, Y + r0 * N, N);
+        if (act != MT_ACT_NONE || bias)
+            for (int64_t i = 0; i < m; i++) mt_nn_bias_vec_act(Y + (r0 + i) * N, N, bias, act);
+    }
+    openblas_set_num_threads(nth);
 }
 
 mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
@@ -54,27 +88,30 @@ mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt
     }
     const float *A = a->data, *B = b->data;
     float *Y = out[0].data;
+    const int nth = ctx->nthreads;
     if (nbb == 1) {
-        /* One GEMM: the batch folds into the rows of A. */
-        sgemm_nn(nba * M, N, K, A, K, B, N, 0.0f, Y, N);
+        /* The batch folds into the rows of A. */
+        gemm_rows(nba * M, N, K, A, B, NULL, MT_ACT_NONE, Y, nth);
         return MTMI_OK;
     }
-    int64_t idx[MT_MAX_RANK] = {0};
+    /* Per batch: in parallel (single-threaded sgemm each) when there are
+     * enough batches, else one after the other with OpenBLAS threading. */
+    int par = nbo >= 2 * nth || (nbo >= nth && nbo % nth == 0);
+    if (par) openblas_set_num_threads(1);
+    #pragma omp parallel for num_threads(nth) schedule(dynamic, 1) if (par)
     for (int64_t t = 0; t < nbo; t++) {
-        int64_t oa = 0, ob = 0, sa = 1, sb = 1;
+        int64_t oa = 0, ob = 0, sa = 1, sb = 1, rem = t;
         for (int i = r - 1; i >= 0; i--) {
-            oa += (ba[i] == 1 ? 0 : idx[i]) * sa;
-            ob += (bb[i] == 1 ? 0 : idx[i]) * sb;
+            int64_t ix = rem % bo[i];
+            rem /= bo[i];
+            oa += (ba[i] == 1 ? 0 : ix) * sa;
+            ob += (bb[i] == 1 ? 0 : ix) * sb;
             sa *= ba[i];
             sb *= bb[i];
         }
         sgemm_nn(M, N, K, A + oa * M * K, K, B + ob * K * N, N, 0.0f, Y + t * M * N, N);
-        for (int i = r - 1; i >= 0; i--) {
-            if (++idx[i] < bo[i]) break;
-            idx[i] = 0;
-        }
     }
-    (void)ctx;
+    if (par) openblas_set_num_threads(nth);
     return MTMI_OK;
 }
 
@@ -117,23 +154,6 @@ mtmi_status mt_nn_linear(const mt_graph *g, const mt_node *n, void *st, const mt
     const float *B = nin > 2 && in[2].data ? in[2].data : NULL;
     int64_t K = w->dims[0], N = w->dims[1];
     int64_t M = K ? mt_tview_numel(x) / K : 0;
-    float *Y = out[0].data;
-    if (M <= 0 || N <= 0) return MTMI_OK;
-    /* Row blocks keep each block's output in cache for the epilogue while
-     * leaving every block big enough for OpenBLAS to run at full speed. */
-    int64_t rb = M;
-    if (act != MT_ACT_NONE || B) {
-        rb = (int64_t)(2u << 20) / (int64_t)(sizeof(float) * (N + K));
-        if (rb < 256) rb = 256;
-        if (rb > M) rb = M;
-    }
-    for (int64_t r0 = 0; r0 < M; r0 += rb) {
-        int64_t m = MT_MIN(rb, M - r0);
-        sgemm_nn(m, N, K, (const float *)x->data + r0 * K, K, w->data, N, 0.0f, Y + r0 * N, N);
-        if (act != MT_ACT_NONE || B) {
-            #pragma omp parallel for num_threads(ctx->nthreads) schedule(static) if (m * N > 16384)
-            for (int64_t i = 0; i < m; i++) mt_nn_bias_vec_act(Y + (r0 + i) * N, N, B, act);
-        }
-    }
+    gemm_rows(M, N, K, x->data, w->data, B, act, out[0].data, ctx->nthreads);
     return MTMI_OK;
 }
