@@ -7,6 +7,9 @@
 
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
+#if MTMI_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 #include "quant/quant.h"
 
 /* ------------------------------------------------------------------ model */
@@ -168,6 +171,7 @@ char *mtmi_model_describe(mtmi_model *m) {
 struct mtmi_plan {
     mt_graph *graph;
     mt_cpu_plan *cpu;
+    void *cuda; /* mt_cuda_plan when the plan runs on a GPU */
 };
 
 mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_plan **out) {
@@ -177,10 +181,27 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
     const char *dev = opt && opt->device ? opt->device : "cpu";
     const char *prec = opt && opt->precision ? opt->precision : "fp32";
     if (strcmp(dev, "cpu") != 0) {
-        if (!strncmp(dev, "cuda", 4))
-            return mt_fail(MTMI_ERR_DEVICE, "device '%s': %s", dev,
-                           MTMI_HAVE_CUDA ? "the CUDA backend cannot run this plan yet" : "this build has no CUDA support");
-        return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
+        if (strncmp(dev, "cuda", 4)) return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
+#if MTMI_HAVE_CUDA
+        int gpu = mt_cuda_parse_device(dev);
+        if (gpu < 0) return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
+        if (strcmp(prec, "fp16") && strcmp(prec, "fp32"))
+            return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the GPU (use fp16 or fp32)", prec);
+        mtmi_status cs = mt_cuda_check_device(gpu);
+        if (cs) return cs;
+        mtmi_plan *cp = mt_alloc(sizeof *cp);
+        if (!cp) return MTMI_ERR_NOMEM;
+        cs = mt_model_specialize(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &cp->graph);
+        if (!cs) cs = mt_cuda_plan_create(cp->graph, gpu, !strcmp(prec, "fp16"), (mt_cuda_plan **)&cp->cuda);
+        if (cs) {
+            mtmi_plan_free(cp);
+            return cs;
+        }
+        *out = cp;
+        return MTMI_OK;
+#else
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': this build has no CUDA support", dev);
+#endif
     }
     int int8 = !strcmp(prec, "int8");
     if (strcmp(prec, "fp32") != 0 && !int8)
@@ -202,6 +223,9 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
 
 void mtmi_plan_free(mtmi_plan *p) {
     if (!p) return;
+#if MTMI_HAVE_CUDA
+    mt_cuda_plan_free((mt_cuda_plan *)p->cuda);
+#endif
     mt_cpu_plan_free(p->cpu);
     mt_graph_free(p->graph);
     free(p);
@@ -226,7 +250,12 @@ mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs, 
         memcpy(in[i].dims, inputs[i].dims, sizeof in[i].dims);
     }
     for (int i = 0; i < noutputs; i++) out[i].data = outputs[i].data;
+#if MTMI_HAVE_CUDA
+    mtmi_status s = p->cuda ? mt_cuda_plan_run((mt_cuda_plan *)p->cuda, in, ninputs, out, noutputs)
+                            : mt_cpu_plan_run(p->cpu, in, ninputs, out, noutputs);
+#else
     mtmi_status s = mt_cpu_plan_run(p->cpu, in, ninputs, out, noutputs);
+#endif
     if (s) return s;
     for (int i = 0; i < noutputs; i++) {
         outputs[i].dtype = out[i].dtype;

@@ -7,7 +7,7 @@
 #include "core/npy.h"
 
 int mt_cmd_infer(int argc, char **argv) {
-    const char *path = NULL, *outdir = ".";
+    const char *path = NULL, *outdir = ".", *device = "cpu", *precision = NULL;
     const char *inputs[16];
     int ninputs = 0, random = 0, threads = 0, repeat = 1, profile = 0;
     long seed = 0;
@@ -16,6 +16,7 @@ int mt_cmd_infer(int argc, char **argv) {
         if (!strcmp(a, "--help")) {
             printf("usage: mtmi infer MODEL --input x.npy [--input y.npy ...] [-o DIR]\n"
                    "       [--threads N] [--repeat N] [--random-weights SEED] [--profile]\n"
+                   "       [--device cpu|cuda:N] [--precision fp32|fp16]\n"
                    "Runs MODEL on the CPU in FP32 and writes each output as DIR/<name>.npy.\n"
                    "Inputs are .npy files in the order of the model's inputs; their shapes\n"
                    "set the plan's shapes (any size the model allows).\n"
@@ -25,6 +26,8 @@ int mt_cmd_infer(int argc, char **argv) {
             if (ninputs == 16) return cli_error("infer: too many inputs");
             inputs[ninputs++] = argv[++i];
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && i + 1 < argc) outdir = argv[++i];
+        else if (!strcmp(a, "--device") && i + 1 < argc) device = argv[++i];
+        else if (!strcmp(a, "--precision") && i + 1 < argc) precision = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
         } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
@@ -57,7 +60,7 @@ int mt_cmd_infer(int argc, char **argv) {
             cli_lib_error();
             goto done;
         }
-    mtmi_plan_options po = {.device = "cpu", .threads = threads, .num_input_shapes = nin, .input_shapes = in};
+    mtmi_plan_options po = {.device = device, .precision = precision, .threads = threads, .num_input_shapes = nin, .input_shapes = in};
     double t0 = mt_now_ms();
     if (mtmi_plan_create(m, &po, &plan) != MTMI_OK) {
         cli_lib_error();

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# One command for the GPU machine: build with carried dependencies, run the
+# GPU tests (kernels under compute-sanitizer once), benchmark our CUDA plan
+# (whole net, encoder, heads; batch 1 and 8) and PyTorch's peers in the same
+# run, and print a table.
+#
+# Carried (git-ignored) folders, made on the dev machine:
+#   .deps/debs    Debian packages: protobuf-c (+ protoc-c and its libs),
+#                 OpenBLAS, libspng, libonnx-dev (for onnx.proto), gfortran
+#   .deps/shared  a copy of ../shared/reference (and images/1.png)
+# Usage: scripts/gpu_check.sh [--quick] [--no-peers] [--no-tests]
+# Logs and JSON go to $OUT (or ./results when unset).
+set -u
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+OUT=${OUT:-$ROOT_DIR/results}
+mkdir -p "$OUT"
+QUICK=0; PEERS=1; TESTS=1; SAN=1
+for a in "$@"; do
+  case $a in
+    --quick) QUICK=1 ;;
+    --no-peers) PEERS=0 ;;
+    --no-tests) TESTS=0 ;;
+    --no-sanitizer) SAN=0 ;;
+  esac
+done
+DEPS=$ROOT_DIR/.deps/root
+if [ -d .deps/debs ] && [ ! -x "$DEPS/usr/bin/protoc-c" ]; then
+  mkdir -p "$DEPS"
+  for f in .deps/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+fi
+LIBD=$DEPS/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
+export PKG_CONFIG_PATH=$LIBD/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$DEPS
+# cuDNN: the toolkit's, else the pip wheel's
+CUDNN_ARGS=()
+if ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
+  CUDNN_DIR=$(python3 -c 'import nvidia.cudnn,os;print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
+  if [ -n "$CUDNN_DIR" ] && [ -f "$CUDNN_DIR/include/cudnn.h" ]; then
+    CUDNN_LIBF=$(ls "$CUDNN_DIR"/lib/libcudnn.so* | head -1)
+    CUDNN_ARGS=(-DCUDNN_LIB="$CUDNN_LIBF" -DCUDNN_INCLUDE="$CUDNN_DIR/include")
+    export LD_LIBRARY_PATH=$CUDNN_DIR/lib:$LD_LIBRARY_PATH
+  fi
+fi
+export MTMI_SHARED=$ROOT_DIR/.deps/shared
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
+echo "== build"
+BUILD=$ROOT_DIR/build-gpu
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DONNX_PROTO_DIR="$DEPS/usr/include/onnx" -DPROTOC_C="$DEPS/usr/bin/protoc-c" \
+  -DCBLAS_INCLUDE="$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread" \
+  -DOPENBLAS_LIB="$LIBD/openblas-pthread/libopenblas.so" \
+  -DSPNG_LIB="$LIBD/libspng.so" -DCMAKE_C_FLAGS="-I$DEPS/usr/include" "${CUDNN_ARGS[@]}" \
+  > "$OUT/build.log" 2>&1 && cmake --build "$BUILD" -j 16 >> "$OUT/build.log" 2>&1
+if [ $? -ne 0 ]; then tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; fi
+grep -E "cuDNN|CUDNN" "$BUILD/CMakeCache.txt" | grep -E "^CUDNN_(LIB|INCLUDE)" || true
+REF=$ROOT_DIR/.deps/shared/reference
+MODEL=$REF/mtmi_dynamo_opset17.graph.onnx
+rc=0
+if [ $TESTS = 1 ]; then
+  echo "== GPU tests"
+  (cd "$BUILD" && ctest -L gpu --output-on-failure -E "$([ $QUICK = 1 ] && echo cuda_network || echo NONE)" 2>&1) | tee "$OUT/tests.log" | grep -vE "^\s*$" | tail -80
+  [ ${PIPESTATUS[0]} -ne 0 ] && rc=1
+  if [ $SAN = 1 ]; then
+    echo "== compute-sanitizer (memcheck) on the kernel tests"
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_cuda_kernels" > "$OUT/sanitizer.log" 2>&1 || \
+      compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_kernels" > "$OUT/sanitizer.log" 2>&1
+    src=$?
+    tail -3 "$OUT/sanitizer.log"; echo "sanitizer exit: $src"
+  fi
+fi
+echo "== benchmarks (ours)"
+BENCH=$(ls "$BUILD"/tests/mtmi_cuda_bench "$BUILD"/mtmi_cuda_bench 2>/dev/null | head -1)
+ITERS=$([ $QUICK = 1 ] && echo 50 || echo 200)
+"$BENCH" "$MODEL" --batch 1 --iters $ITERS --json "$OUT/ours_b1.json" --profile "$OUT/profile_b1.txt" || rc=1
+"$BENCH" "$MODEL" --batch 8 --iters $((ITERS / 4)) --json "$OUT/ours_b8.json" || rc=1
+"$BENCH" "$REF/mtmi_torchscript_opset17.graph.onnx" --batch 1 --iters $ITERS --json "$OUT/ours_ts_b1.json" > /dev/null || true
+if [ $PEERS = 1 ]; then
+  echo "== PyTorch peers (same run)"
+  OUT=$OUT PYTHONUNBUFFERED=1 timeout 420 python3 "$REF/peers.py" > "$OUT/peers.log" 2>&1 || echo "peers.py failed (see peers.log)"
+  tail -3 "$OUT/peers.log"
+fi
+python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def load(n):
+    try: return json.load(open(os.path.join(out, n)))
+    except Exception: return {}
+o1, o8, ots, pe = load("ours_b1.json"), load("ours_b8.json"), load("ours_ts_b1.json"), load("peers.json")
+tc = pe.get("compile_reduce-overhead_fp16_ms")
+rows = [("whole net, batch 1", o1.get("whole_ms"), pe.get("eager_fp16_ms"), pe.get("graph_fp16_ms"), tc),
+        ("encoder, batch 1", o1.get("encoder_ms"), pe.get("eager_fp16_enc_ms"), pe.get("graph_fp16_enc_ms"), None),
+        ("seg head, batch 1", o1.get("seg_ms"), pe.get("eager_fp16_seg_ms"), pe.get("graph_fp16_seg_ms"), None),
+        ("depth head, batch 1", o1.get("depth_ms"), pe.get("eager_fp16_depth_ms"), pe.get("graph_fp16_depth_ms"), None),
+        ("whole net, batch 8, per image", o8.get("whole_ms", 0) / 8 if o8 else None, None, pe.get("graph_fp16_b8_ms_per_img"), None),
+        ("whole net (torchscript export), b1", ots.get("whole_ms"), None, None, tc)]
+f = lambda v: f"{v:8.3f}" if isinstance(v, (int, float)) else "       -"
+r = lambda a, b: f"{a / b:6.2f}x" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "      -"
+print("\n%-36s %8s %8s %8s %8s | %7s %7s" % ("FP16, ms", "mtmi", "eager", "cudagr", "compile", "/graph", "/compil"))
+for name, ours, eager, graph, comp in rows:
+    print("%-36s %s %s %s %s | %s %s" % (name, f(ours), f(eager), f(graph), f(comp), r(ours, graph), r(ours, comp)))
+if o1:
+    print("memory (batch 1): arena %.1f MiB, weights+staging %.1f MiB, workspace %.1f MiB, device total %.1f MiB beyond the context"
+          % (o1["arena_mib"], o1["weights_mib"], o1["workspace_mib"], o1["device_delta_mib"]))
+if o8:
+    print("memory (batch 8): device total %.1f MiB" % o8["device_delta_mib"])
+if o1 and tc:
+    print("targets: whole <= 1.0 ms: %s (%.3f); <= 0.5x torch.compile: %s (%.2fx)" % (
+        "MET" if o1["whole_ms"] <= 1.0 else "MISSED", o1["whole_ms"], "MET" if o1["whole_ms"] <= 0.5 * tc else "MISSED", o1["whole_ms"] / tc))
+PY
+exit $rc

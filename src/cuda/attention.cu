@@ -1,0 +1,248 @@
+// Flash-style attention: softmax(Q K^T * scale) V without storing the score
+// matrix.  FP16: tensor cores (mma.sync m16n8k16, FP32 accumulation), one
+// warp per 16 query rows, 64-key tiles in shared memory, online softmax in
+// registers.  FP32: one thread per query row on CUDA cores.
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+namespace {
+
+constexpr int KT = 64;   // keys per tile
+constexpr int WARPS = 4; // 64 query rows per block
+
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+
+template <int D>
+__global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
+    constexpr int KS = D + 8;      // padded row of the K tile (halves)
+    constexpr int VS = KT + 8;     // padded row of the transposed V tile
+    __shared__ __align__(16) __half Ks[KT * KS];
+    __shared__ __align__(16) __half Vt[D * VS];
+    const int bh = blockIdx.y;
+    const int b = bh / a.H, h = bh % a.H;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int q0 = blockIdx.x * (WARPS * 16) + warp * 16;
+    const __half *Q = (const __half *)a.q + b * a.qs[0] + h * a.qs[1];
+    const __half *K = (const __half *)a.k + b * a.ks[0] + h * a.ks[1];
+    const __half *V = (const __half *)a.v + b * a.vs[0] + h * a.vs[1];
+    __half *O = (__half *)a.o + b * a.os[0] + h * a.os[1];
+
+    // Q fragments for D/16 k-steps.
+    uint32_t qf[D / 16][4];
+    const int r0 = q0 + g, r1 = q0 + g + 8;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const int c0 = kk * 16 + 2 * t, c1 = c0 + 8;
+        qf[kk][0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
+        qf[kk][1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
+        qf[kk][2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
+        qf[kk][3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = a.scale * 1.4426950408889634f;
+
+    for (int k0 = 0; k0 < a.M; k0 += KT) {
+        __syncthreads();
+        // Load K tile (row-major, padded) and V tile (transposed).
+        if (vec) {
+            for (int idx = threadIdx.x; idx < KT * (D / 8); idx += WARPS * 32) {
+                const int kr = idx / (D / 8), c = (idx % (D / 8)) * 8;
+                uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+                if (k0 + kr < a.M) {
+                    kv = *(const uint4 *)(K + (int64_t)(k0 + kr) * a.ks[2] + c);
+                    vv = *(const uint4 *)(V + (int64_t)(k0 + kr) * a.vs[2] + c);
+                }
+                *(uint4 *)(Ks + kr * KS + c) = kv;
+                const __half *vh = (const __half *)&vv;
+#pragma unroll
+                for (int e = 0; e < 8; e++) Vt[(c + e) * VS + kr] = vh[e];
+            }
+        } else {
+            for (int idx = threadIdx.x; idx < KT * D; idx += WARPS * 32) {
+                const int kr = idx / D, c = idx % D;
+                __half kv = __float2half(0.f), vv = __float2half(0.f);
+                if (k0 + kr < a.M) {
+                    kv = K[(int64_t)(k0 + kr) * a.ks[2] + c];
+                    vv = V[(int64_t)(k0 + kr) * a.vs[2] + c];
+                }
+                Ks[kr * KS + c] = kv;
+                Vt[c * VS + kr] = vv;
+            }
+        }
+        __syncthreads();
+        // S = Q K^T for 64 keys: 8 n-tiles of 8 keys.
+        float s[KT / 8][4];
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t bf[2];
+                const __half *kp = Ks + (n * 8 + g) * KS + kk * 16 + 2 * t;
+                bf[0] = *(const uint32_t *)kp;
+                bf[1] = *(const uint32_t *)(kp + 8);
+                mma16816(s[n], qf[kk], bf);
+            }
+        }
+        // Online softmax (base 2), masking keys past M.
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            const int key = k0 + n * 8 + 2 * t;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const bool ok = key + (e & 1) < a.M;
+                s[n][e] = ok ? s[n][e] * sl2 : -INFINITY;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+        float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            s[n][0] = exp2f(s[n][0] - mn0);
+            s[n][1] = exp2f(s[n][1] - mn0);
+            s[n][2] = exp2f(s[n][2] - mn1);
+            s[n][3] = exp2f(s[n][3] - mn1);
+            ps0 += s[n][0] + s[n][1];
+            ps1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * al0 + ps0;
+        l1 = l1 * al1 + ps1;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            o[j][0] *= al0;
+            o[j][1] *= al0;
+            o[j][2] *= al1;
+            o[j][3] *= al1;
+        }
+        // O += P V: k-steps of 16 keys.
+#pragma unroll
+        for (int kk = 0; kk < KT / 16; kk++) {
+            uint32_t pa[4];
+            pa[0] = pack_h2(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack_h2(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                uint32_t bf[2];
+                const __half *vp = Vt + (j * 8 + g) * VS + kk * 16 + 2 * t;
+                bf[0] = *(const uint32_t *)vp;
+                bf[1] = *(const uint32_t *)(vp + 8);
+                mma16816(o[j], pa, bf);
+            }
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = 1.f / l0, i1 = 1.f / l1;
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) {
+        const int c = j * 8 + 2 * t;
+        if (r0 < a.N) *(__half2 *)(O + (int64_t)r0 * a.os[2] + c) = __floats2half2_rn(o[j][0] * i0, o[j][1] * i0);
+        if (r1 < a.N) *(__half2 *)(O + (int64_t)r1 * a.os[2] + c) = __floats2half2_rn(o[j][2] * i1, o[j][3] * i1);
+    }
+}
+
+// FP32 (or odd head size) path: one thread per query row, key tiles in shared memory.
+template <typename T, int DM>
+__global__ void k_attn_simple(mtk_attn a) {
+    constexpr int TK = 32;
+    __shared__ float Ks[TK][DM], Vs[TK][DM];
+    const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H;
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    const T *Q = (const T *)a.q + b * a.qs[0] + h * a.qs[1];
+    const T *K = (const T *)a.k + b * a.ks[0] + h * a.ks[1];
+    const T *V = (const T *)a.v + b * a.vs[0] + h * a.vs[1];
+    T *O = (T *)a.o + b * a.os[0] + h * a.os[1];
+    const int D = a.D;
+    float q[DM], o[DM];
+    for (int d = 0; d < DM; d++) {
+        q[d] = (r < a.N && d < D) ? (float)Q[(int64_t)r * a.qs[2] + d] * a.scale : 0.f;
+        o[d] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int k0 = 0; k0 < a.M; k0 += TK) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < TK * DM; i += blockDim.x) {
+            int kr = i / DM, d = i % DM;
+            bool ok = k0 + kr < a.M && d < D;
+            Ks[kr][d] = ok ? (float)K[(int64_t)(k0 + kr) * a.ks[2] + d] : 0.f;
+            Vs[kr][d] = ok ? (float)V[(int64_t)(k0 + kr) * a.vs[2] + d] : 0.f;
+        }
+        __syncthreads();
+        int nk = min(TK, a.M - k0);
+        for (int kr = 0; kr < nk; kr++) {
+            float sc = 0.f;
+            for (int d = 0; d < DM; d++) sc += q[d] * Ks[kr][d];
+            float mn = fmaxf(m, sc);
+            float al = __expf(m - mn), p = __expf(sc - mn);
+            l = l * al + p;
+            for (int d = 0; d < DM; d++) o[d] = o[d] * al + p * Vs[kr][d];
+            m = mn;
+        }
+    }
+    if (r < a.N)
+        for (int d = 0; d < D; d++) O[(int64_t)r * a.os[2] + d] = (T)(o[d] / l);
+}
+
+template <typename T>
+cudaError_t attn_simple(cudaStream_t s, const mtk_attn *a) {
+    dim3 grid((a->N + 127) / 128, a->B * a->H);
+    if (a->D <= 16) k_attn_simple<T, 16><<<grid, 128, 0, s>>>(*a);
+    else if (a->D <= 32) k_attn_simple<T, 32><<<grid, 128, 0, s>>>(*a);
+    else if (a->D <= 64) k_attn_simple<T, 64><<<grid, 128, 0, s>>>(*a);
+    else if (a->D <= 128) k_attn_simple<T, 128><<<grid, 128, 0, s>>>(*a);
+    else return cudaErrorInvalidValue;
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16) {
+    if (a->N == 0 || a->B * a->H == 0) return cudaSuccess;
+    if (!f16) return attn_simple<float>(s, a);
+    bool aligned = ((uintptr_t)a->q % 4 == 0) && ((uintptr_t)a->o % 4 == 0) && a->qs[2] % 2 == 0 && a->os[2] % 2 == 0 &&
+                   a->qs[0] % 2 == 0 && a->qs[1] % 2 == 0 && a->os[0] % 2 == 0 && a->os[1] % 2 == 0;
+    int vec = ((uintptr_t)a->k % 16 == 0) && ((uintptr_t)a->v % 16 == 0) && a->ks[2] % 8 == 0 && a->vs[2] % 8 == 0 &&
+              a->ks[0] % 8 == 0 && a->ks[1] % 8 == 0 && a->vs[0] % 8 == 0 && a->vs[1] % 8 == 0;
+    if (a->M > 0 && aligned) {
+        dim3 grid((a->N + WARPS * 16 - 1) / (WARPS * 16), a->B * a->H);
+        switch (a->D) {
+        case 16: k_attn_f16<16><<<grid, WARPS * 32, 0, s>>>(*a, vec); return cudaGetLastError();
+        case 32: k_attn_f16<32><<<grid, WARPS * 32, 0, s>>>(*a, vec); return cudaGetLastError();
+        case 64: k_attn_f16<64><<<grid, WARPS * 32, 0, s>>>(*a, vec); return cudaGetLastError();
+        case 128: k_attn_f16<128><<<grid, WARPS * 32, 0, s>>>(*a, vec); return cudaGetLastError();
+        default: break;
+        }
+    }
+    return attn_simple<__half>(s, a);
+}

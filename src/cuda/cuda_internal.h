@@ -1,0 +1,118 @@
+/* Internals of the CUDA backend shared by plan.c, plan_ops.inc and run.c. */
+#ifndef MT_CUDA_INTERNAL_H
+#define MT_CUDA_INTERNAL_H
+
+#include <cuda_runtime.h>
+#include <stdio.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
+
+/* A strided view onto a buffer: logical dims, strides in elements, element
+ * offset; st = storage type (ONNX code). */
+typedef struct mc_tref {
+    int buf;
+    int st;
+    int rank;
+    int64_t off;
+    int64_t dims[MT_MAX_RANK];
+    int64_t strides[MT_MAX_RANK];
+} mc_tref;
+
+enum { MC_ARENA = 0, MC_CONST = 1, MC_STAGE = 2 };
+
+typedef struct mc_buf {
+    size_t bytes, off, host_bytes;
+    int kind;
+    int first, last; /* steps using it */
+    void *dptr;
+    void *host;      /* constant contents to upload */
+} mc_buf;
+
+enum {
+    MC_COPY = 0, MC_EW, MC_LN, MC_SOFTMAX, MC_RESIZE, MC_DW, MC_CONVD, MC_CUDNN, MC_GEMM, MC_BIASACT, MC_GATHER,
+    MC_ATTN, MC_NKINDS
+};
+
+typedef struct mc_gemm {
+    int64_t m, n, k;     /* row-major C[m,n] = A[m,k] B[k,n] */
+    int a_rowmajor;      /* A stored with k contiguous (else m contiguous) */
+    int b_rowmajor;      /* B stored with n contiguous (else k contiguous) */
+    int64_t lda, ldb, ldc;
+    int64_t batch, sa, sb, sc; /* batch count and strides (elements) */
+    int act;             /* 0 none, 1 relu, 2 sigmoid, 3 gelu (2/3 by a bias_act pass) */
+    int has_bias;        /* t[3] */
+    float alpha;
+} mc_gemm;
+
+typedef struct mc_conv {
+    int N, C, H, W, CO, OH, OW, KH, KW, sh, sw, ph, pw, ph2, pw2, dh, dw, groups, act, has_bias;
+} mc_conv;
+
+typedef struct mc_step {
+    int kind;
+    int node;   /* graph node, or -1 */
+    int label;  /* cone label: -1 shared, k head k */
+    int order;
+    int nt;
+    mc_tref t[12]; /* operands; t[0] is the (first) output */
+    mtk_prog prog;
+    mc_gemm gemm;
+    mc_conv conv;
+    int64_t ip[8];
+    float fp[4];
+    void *obj;      /* backend-library objects (cuBLASLt / cuDNN) */
+} mc_step;
+
+#define MC_MAX_PARTS 16
+
+typedef struct mc_plan {
+    const mt_graph *g;
+    int device, f16;
+    cudaStream_t stream;
+    mc_buf *bufs;
+    int nbufs, cap_bufs;
+    mc_step *steps;
+    int nsteps, cap_steps;
+    mc_tref *vt;
+    unsigned char *has;
+    int *nuse, *consumer;
+    unsigned char *skip;
+    int *label;
+    int cur_label;
+    mc_tref *in_stage, *out_stage;
+    void *arena, *pool;
+    size_t arena_bytes, weight_bytes, workspace_bytes;
+    size_t mem_free_before, mem_used;
+    cudaGraphExec_t exec;
+    int nparts;
+    int part_first[MC_MAX_PARTS], part_last[MC_MAX_PARTS];
+    cudaGraphExec_t part_exec[MC_MAX_PARTS];
+    /* libraries */
+    void *lt;        /* cublasLtHandle_t */
+    void *cudnn;     /* cudnnHandle_t */
+    void *ws;        /* shared workspace */
+    size_t ws_bytes;
+} mc_plan;
+
+size_t mc_esize(int st);
+int mc_copy_kind(int st);
+void mc_contig(mc_tref *t);
+int64_t mc_numel(const mc_tref *t);
+int mc_is_contig(const mc_tref *t);
+float mc_const_float(const mt_value *v, int64_t i);
+void *mc_ptr(const mc_plan *p, const mc_tref *t);
+
+/* run.c */
+mtmi_status mc_libs_init(mc_plan *p);
+void mc_libs_free(mc_plan *p);
+mtmi_status mc_finalize_step(mc_plan *p, mc_step *s);
+mtmi_status mc_run_step(mc_plan *p, mc_step *s);
+void mc_release_step(mc_plan *p, mc_step *s);
+const char *mc_step_name(int kind);
+/* Collapses and orders the dims of a copy / elementwise launch: views[0] is
+ * the output; all views share its logical dims. */
+int mc_collapse(int nviews, const mc_tref *const *views, mtk_view *out);
+
+
+#endif

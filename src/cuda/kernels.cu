@@ -1,0 +1,590 @@
+// Generic and fused CUDA kernels of the mtmi GPU backend (C entry points in
+// kernels.h).  Storage is FP16 or FP32; arithmetic is FP32.
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+namespace {
+
+struct IView {  // 32-bit strided view for index arithmetic
+    int rank;
+    int dims[MTK_RANK];
+    int strides[MTK_RANK];
+};
+
+IView to_iview(const mtk_view *v) {
+    IView r;
+    r.rank = v->rank;
+    for (int i = 0; i < MTK_RANK; i++) {
+        r.dims[i] = i < v->rank ? (int)v->dims[i] : 1;
+        r.strides[i] = i < v->rank ? (int)v->strides[i] : 0;
+    }
+    return r;
+}
+
+int64_t numel(const mtk_view *v) {
+    int64_t n = 1;
+    for (int i = 0; i < v->rank; i++) n *= v->dims[i];
+    return n;
+}
+
+__device__ __forceinline__ float ld(const void *p, long long i, int f16) {
+    return f16 ? __half2float(((const __half *)p)[i]) : ((const float *)p)[i];
+}
+__device__ __forceinline__ void st(void *p, long long i, float v, int f16) {
+    if (f16) ((__half *)p)[i] = __float2half_rn(v);
+    else ((float *)p)[i] = v;
+}
+
+// Offset of linear index `idx` (row-major over v's dims) through v's strides.
+__device__ __forceinline__ long long offset_of(const IView &v, int idx) {
+    long long off = 0;
+#pragma unroll
+    for (int d = MTK_RANK - 1; d >= 0; d--) {
+        if (d < v.rank) {
+            int q = idx / v.dims[d];
+            int r = idx - q * v.dims[d];
+            off += (long long)r * v.strides[d];
+            idx = q;
+        }
+    }
+    return off;
+}
+
+__device__ __forceinline__ float act_apply(float x, int act) {
+    switch (act) {
+    case 1: return x > 0.f ? x : 0.f;
+    case 2: return 1.f / (1.f + __expf(-x));
+    case 3: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    default: return x;
+    }
+}
+
+unsigned blocks_for(int64_t n, int t) {
+    int64_t b = (n + t - 1) / t;
+    return (unsigned)(b < 1 ? 1 : b);
+}
+
+// ----------------------------------------------------------------- copy
+__global__ void k_copy(void *dst, IView dv, int dt, const void *src, IView sv, int stt, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    long long so = offset_of(sv, i), dof = offset_of(dv, i);
+    if (dt <= MTK_T_F16 && stt <= MTK_T_F16) {
+        float v = ld(src, so, stt == MTK_T_F16);
+        st(dst, dof, v, dt == MTK_T_F16);
+        return;
+    }
+    switch (dt) {
+    case MTK_T_RAW1: ((uint8_t *)dst)[dof] = ((const uint8_t *)src)[so]; break;
+    case MTK_T_RAW2: ((uint16_t *)dst)[dof] = ((const uint16_t *)src)[so]; break;
+    case MTK_T_RAW4: ((uint32_t *)dst)[dof] = ((const uint32_t *)src)[so]; break;
+    default: ((uint64_t *)dst)[dof] = ((const uint64_t *)src)[so]; break;
+    }
+}
+
+// ---------------------------------------------------------- elementwise
+struct EwArgs {
+    mtk_prog prog;
+    int nin;
+    const void *in[MTK_MAX_IN];
+    IView iv[MTK_MAX_IN];
+    int mode[MTK_MAX_IN];  // 0 same layout as out (flat), 1 scalar, 2 strided
+    IView ov;
+    int out_flat;
+};
+
+__device__ __forceinline__ float ew_op(int op, float a, float b, float imm, float imm2) {
+    switch (op) {
+    case MTK_OP_ADD: return a + b;
+    case MTK_OP_SUB: return a - b;
+    case MTK_OP_MUL: return a * b;
+    case MTK_OP_DIV: return a / b;
+    case MTK_OP_POW: return (b == 2.f) ? a * a : powf(a, b);
+    case MTK_OP_MAX: return fmaxf(a, b);
+    case MTK_OP_MIN: return fminf(a, b);
+    case MTK_OP_RELU: return a > 0.f ? a : 0.f;
+    case MTK_OP_SIGMOID: return 1.f / (1.f + __expf(-a));
+    case MTK_OP_ERF: return erff(a);
+    case MTK_OP_TANH: return tanhf(a);
+    case MTK_OP_EXP: return __expf(a);
+    case MTK_OP_LOG: return __logf(a);
+    case MTK_OP_SQRT: return sqrtf(a);
+    case MTK_OP_NEG: return -a;
+    case MTK_OP_ABS: return fabsf(a);
+    case MTK_OP_RECIP: return 1.f / a;
+    case MTK_OP_GELU: return 0.5f * a * (1.f + erff(a * 0.70710678118654752f));
+    case MTK_OP_CLIP: return fminf(fmaxf(a, imm), imm2);
+    case MTK_OP_LEAKY: return a >= 0.f ? a : a * imm;
+    case MTK_OP_HSIGMOID: return fmaxf(0.f, fminf(1.f, imm * a + imm2));
+    case MTK_OP_FLOOR: return floorf(a);
+    case MTK_OP_CEIL: return ceilf(a);
+    case MTK_OP_SIN: return sinf(a);
+    case MTK_OP_COS: return cosf(a);
+    case MTK_OP_COPY: return a;
+    default: return a;
+    }
+}
+
+__global__ void k_elementwise(EwArgs A, void *out, int n, int f16) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float r[MTK_MAX_REG];
+    for (int k = 0; k < A.prog.n; k++) {
+        const mtk_instr in = A.prog.ins[k];
+        float v;
+        if (in.op == MTK_OP_LOAD) {
+            long long o = A.mode[in.a] == 0 ? i : A.mode[in.a] == 1 ? 0 : offset_of(A.iv[in.a], i);
+            v = ld(A.in[in.a], o, f16);
+        } else if (in.op == MTK_OP_IMM) {
+            v = in.imm;
+        } else {
+            v = ew_op(in.op, r[in.a & (MTK_MAX_REG - 1)], r[in.b & (MTK_MAX_REG - 1)], in.imm, in.imm2);
+        }
+        r[in.dst & (MTK_MAX_REG - 1)] = v;
+    }
+    long long oo = A.out_flat ? i : offset_of(A.ov, i);
+    st(out, oo, r[A.prog.result & (MTK_MAX_REG - 1)], f16);
+}
+
+// ------------------------------------------------------------ layernorm
+// One warp per row; C <= 32 * 32.
+template <typename T, int PER>
+__global__ void k_layernorm(const T *x, const T *res, T *sum, T *y, const T *g, const T *b, int64_t rows, int C,
+                            float eps) {
+    int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const T *xr = x + row * C;
+    float v[PER];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        int c = lane + 32 * k;
+        float t = 0.f;
+        if (c < C) {
+            t = (float)xr[c];
+            if (res) t += (float)res[row * C + c];
+        }
+        v[k] = t;
+        s += t;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    float mean = s / C;
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        int c = lane + 32 * k;
+        float d = c < C ? v[k] - mean : 0.f;
+        q += d * d;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+    float rstd = rsqrtf(q / C + eps);
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        int c = lane + 32 * k;
+        if (c < C) {
+            if (sum) sum[row * C + c] = (T)v[k];
+            y[row * C + c] = (T)((v[k] - mean) * rstd * (float)g[c] + (b ? (float)b[c] : 0.f));
+        }
+    }
+}
+
+// Block per row for long rows.
+template <typename T>
+__global__ void k_layernorm_long(const T *x, const T *res, T *sum, T *y, const T *g, const T *b, int C, float eps) {
+    int64_t row = blockIdx.x;
+    const T *xr = x + row * C;
+    __shared__ float red[64];
+    float s = 0.f, q = 0.f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float t = (float)xr[c] + (res ? (float)res[row * C + c] : 0.f);
+        s += t;
+        q += t * t;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+        q += __shfl_xor_sync(0xffffffffu, q, o);
+    }
+    int w = threadIdx.x / 32, nw = blockDim.x / 32;
+    if ((threadIdx.x & 31) == 0) { red[w] = s; red[32 + w] = q; }
+    __syncthreads();
+    s = 0.f; q = 0.f;
+    for (int i = 0; i < nw; i++) { s += red[i]; q += red[32 + i]; }
+    float mean = s / C;
+    float var = fmaxf(q / C - mean * mean, 0.f);
+    float rstd = rsqrtf(var + eps);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float t = (float)xr[c] + (res ? (float)res[row * C + c] : 0.f);
+        if (sum) sum[row * C + c] = (T)t;
+        y[row * C + c] = (T)((t - mean) * rstd * (float)g[c] + (b ? (float)b[c] : 0.f));
+    }
+}
+
+template <typename T>
+cudaError_t layernorm_t(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *g,
+                        const void *b, int64_t rows, int C, float eps) {
+    const T *X = (const T *)x, *R = (const T *)res, *G = (const T *)g, *B = (const T *)b;
+    T *S = (T *)sum, *Y = (T *)y;
+    unsigned grid = blocks_for(rows, 8);
+    if (C <= 32) k_layernorm<T, 1><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 64) k_layernorm<T, 2><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 128) k_layernorm<T, 4><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 256) k_layernorm<T, 8><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 512) k_layernorm<T, 16><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
+    else k_layernorm_long<T><<<(unsigned)rows, 256, 0, s>>>(X, R, S, Y, G, B, C, eps);
+    return cudaGetLastError();
+}
+
+// -------------------------------------------------------------- softmax
+template <typename T>
+__global__ void k_softmax(const T *x, T *y, int64_t rows, int C) {
+    int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const T *xr = x + row * C;
+    T *yr = y + row * C;
+    float m = -INFINITY;
+    for (int c = lane; c < C; c += 32) m = fmaxf(m, (float)xr[c]);
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    float s = 0.f;
+    for (int c = lane; c < C; c += 32) s += __expf((float)xr[c] - m);
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    float inv = 1.f / s;
+    for (int c = lane; c < C; c += 32) yr[c] = (T)(__expf((float)xr[c] - m) * inv);
+}
+
+// --------------------------------------------------------------- resize
+__device__ __forceinline__ float src_coord(int o, float scale, int in_len, int out_len, int coord) {
+    switch (coord) {
+    case 1: return out_len > 1 ? (o + 0.5f) / scale - 0.5f : 0.f;
+    case 2: return out_len > 1 ? o * (float)(in_len - 1) / (float)(out_len - 1) : 0.f;
+    case 3: return o / scale;
+    default: return (o + 0.5f) / scale - 0.5f;
+    }
+}
+
+__device__ __forceinline__ int nearest_idx(float x, int mode, int len) {
+    int i;
+    switch (mode) {
+    case 1: i = (x - floorf(x) == 0.5f) ? (int)ceilf(x) : (int)roundf(x); break;
+    case 2: i = (int)floorf(x); break;
+    case 3: i = (int)ceilf(x); break;
+    default: i = (x - floorf(x) == 0.5f) ? (int)floorf(x) : (int)roundf(x); break;
+    }
+    return i < 0 ? 0 : i >= len ? len - 1 : i;
+}
+
+__global__ void k_resize(const void *x, long long xs0, long long xs1, long long xs2, long long xs3, void *y,
+                         long long ys0, long long ys1, long long ys2, long long ys3, int N, int C, int IH, int IW,
+                         int OH, int OW, float sh, float sw, int mode, int coord, int nmode, int c_inner, int f16) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long)N * C * OH * OW;
+    if (i >= total) return;
+    int n, c, oh, ow;
+    if (c_inner) {
+        c = (int)(i % C); long long t = i / C;
+        ow = (int)(t % OW); t /= OW;
+        oh = (int)(t % OH); n = (int)(t / OH);
+    } else {
+        ow = (int)(i % OW); long long t = i / OW;
+        oh = (int)(t % OH); t /= OH;
+        c = (int)(t % C); n = (int)(t / C);
+    }
+    const long long base = n * xs0 + c * xs1;
+    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+    float v;
+    if (mode == 0) {
+        int iy = nearest_idx(fy, nmode, IH), ix = nearest_idx(fx, nmode, IW);
+        v = ld(x, base + iy * xs2 + ix * xs3, f16);
+    } else {
+        fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+        fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+        int y0 = (int)fy, x0 = (int)fx;
+        int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
+        float ay = fy - y0, ax = fx - x0;
+        float a = ld(x, base + y0 * xs2 + x0 * xs3, f16), b = ld(x, base + y0 * xs2 + x1 * xs3, f16);
+        float c0 = ld(x, base + y1 * xs2 + x0 * xs3, f16), d = ld(x, base + y1 * xs2 + x1 * xs3, f16);
+        v = (a * (1.f - ax) + b * ax) * (1.f - ay) + (c0 * (1.f - ax) + d * ax) * ay;
+    }
+    st(y, n * ys0 + c * ys1 + oh * ys2 + ow * ys3, v, f16);
+}
+
+// --------------------------------------------------------- depthwise conv
+// One thread per output (n, oh, ow) and two channels (NHWC); weights [KH][KW][C].
+template <typename T>
+__global__ void k_dwconv(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
+                         int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int act) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long)N * OH * OW * C;
+    if (i >= total) return;
+    int c = (int)(i % C);
+    long long t = i / C;
+    int ow = (int)(t % OW); t /= OW;
+    int oh = (int)(t % OH);
+    int n = (int)(t / OH);
+    float acc = b ? (float)b[c] : 0.f;
+    for (int kh = 0; kh < KH; kh++) {
+        int ih = oh * sh - ph + kh * dh;
+        if (ih < 0 || ih >= H) continue;
+        for (int kw = 0; kw < KW; kw++) {
+            int iw = ow * sw - pw + kw * dw;
+            if (iw < 0 || iw >= W) continue;
+            acc += (float)x[(((long long)n * H + ih) * W + iw) * C + c] * (float)w[(kh * KW + kw) * C + c];
+        }
+    }
+    y[i] = (T)act_apply(acc, act);
+}
+
+// 3x3 stride 1 pad 1 specialization, half2 over channel pairs, 4 outputs along W per thread.
+__global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const __half2 *b, int N, int H, int W,
+                           int C2, int act) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    int WB = (W + 3) / 4;
+    long long total = (long long)N * H * WB * C2;
+    if (i >= total) return;
+    int c = (int)(i % C2);
+    long long t = i / C2;
+    int wb = (int)(t % WB); t /= WB;
+    int h = (int)(t % H);
+    int n = (int)(t / H);
+    int w0 = wb * 4;
+    float2 acc[4];
+    float2 bb = b ? __half22float2(b[c]) : make_float2(0.f, 0.f);
+#pragma unroll
+    for (int k = 0; k < 4; k++) acc[k] = bb;
+#pragma unroll
+    for (int kh = 0; kh < 3; kh++) {
+        int ih = h - 1 + kh;
+        if (ih < 0 || ih >= H) continue;
+        const __half2 *row = x + ((long long)n * H + ih) * W * C2 + c;
+        float2 in[6];
+#pragma unroll
+        for (int k = 0; k < 6; k++) {
+            int iw = w0 - 1 + k;
+            in[k] = (iw >= 0 && iw < W) ? __half22float2(row[(long long)iw * C2]) : make_float2(0.f, 0.f);
+        }
+#pragma unroll
+        for (int kw = 0; kw < 3; kw++) {
+            float2 wk = __half22float2(w[(kh * 3 + kw) * C2 + c]);
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                acc[k].x += in[k + kw].x * wk.x;
+                acc[k].y += in[k + kw].y * wk.y;
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        int ow = w0 + k;
+        if (ow < W)
+            y[(((long long)n * H + h) * W + ow) * C2 + c] =
+                __floats2half2_rn(act_apply(acc[k].x, act), act_apply(acc[k].y, act));
+    }
+}
+
+// ------------------------------------------------------------ direct conv
+template <typename T>
+__global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
+                              int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                              int act) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = (long long)N * OH * OW * CO;
+    if (i >= total) return;
+    int co = (int)(i % CO);
+    long long t = i / CO;
+    int ow = (int)(t % OW); t /= OW;
+    int oh = (int)(t % OH);
+    int n = (int)(t / OH);
+    int cig = C / groups, cog = CO / groups, g = co / cog;
+    float acc = b ? (float)b[co] : 0.f;
+    for (int kh = 0; kh < KH; kh++) {
+        int ih = oh * sh - ph + kh * dh;
+        if (ih < 0 || ih >= H) continue;
+        for (int kw = 0; kw < KW; kw++) {
+            int iw = ow * sw - pw + kw * dw;
+            if (iw < 0 || iw >= W) continue;
+            const T *xp = x + (((long long)n * H + ih) * W + iw) * C + g * cig;
+            const T *wp = w + (((long long)co * KH + kh) * KW + kw) * cig;
+            for (int ci = 0; ci < cig; ci++) acc += (float)xp[ci] * (float)wp[ci];
+        }
+    }
+    y[i] = (T)act_apply(acc, act);
+}
+
+// ------------------------------------------------------------- bias+act
+template <typename T>
+__global__ void k_bias_act(T *y, const T *b, long long n, int C, int act) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = (float)y[i] + (b ? (float)b[i % C] : 0.f);
+    y[i] = (T)act_apply(v, act);
+}
+
+// --------------------------------------------------------------- gather
+__global__ void k_gather(const uint8_t *x, uint8_t *y, const int64_t *idx, long long pre, long long L, long long nidx,
+                         long long post, int es) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = pre * nidx * post;
+    if (i >= total) return;
+    long long p = i % post, t = i / post;
+    long long j = t % nidx, a = t / nidx;
+    long long k = idx[j];
+    if (k < 0) k += L;
+    if (k < 0) k = 0;
+    if (k >= L) k = L - 1;
+    const uint8_t *s = x + ((a * L + k) * post + p) * es;
+    uint8_t *d = y + i * es;
+    for (int e = 0; e < es; e++) d[e] = s[e];
+}
+
+// ----------------------------------------------------------- preprocess
+__global__ void k_preprocess(const uint8_t *img, int H, int W, void *y, long long s1, long long s2, long long s3,
+                             float m0, float m1, float m2, float i0, float i1, float i2, int f16) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (long long)H * W) return;
+    int h = (int)(i / W), w = (int)(i % W);
+    const uint8_t *p = img + i * 3;
+    long long o = h * s2 + w * s3;
+    st(y, o, ((float)p[0] - m0) * i0, f16);
+    st(y, o + s1, ((float)p[1] - m1) * i1, f16);
+    st(y, o + 2 * s1, ((float)p[2] - m2) * i2, f16);
+}
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t mtk_copy(cudaStream_t s, void *dst, const mtk_view *dv, int dt, const void *src, const mtk_view *sv,
+                     int stt) {
+    int64_t n = numel(dv);
+    if (n == 0) return cudaSuccess;
+    if (n >= (1ll << 31)) return cudaErrorInvalidValue;
+    k_copy<<<blocks_for(n, 256), 256, 0, s>>>(dst, to_iview(dv), dt, src, to_iview(sv), stt, (int)n);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, const mtk_view *ov, int nin,
+                            const void *const *in, const mtk_view *iv, int f16) {
+    int64_t n = numel(ov);
+    if (n == 0) return cudaSuccess;
+    if (n >= (1ll << 31) || nin > MTK_MAX_IN) return cudaErrorInvalidValue;
+    EwArgs A;
+    A.prog = *prog;
+    A.nin = nin;
+    A.ov = to_iview(ov);
+    // contiguous row-major strides of the output shape
+    int64_t cs[MTK_RANK], acc = 1;
+    for (int d = ov->rank - 1; d >= 0; d--) {
+        cs[d] = acc;
+        acc *= ov->dims[d];
+    }
+    A.out_flat = 1;
+    for (int d = 0; d < ov->rank; d++)
+        if (ov->dims[d] > 1 && ov->strides[d] != cs[d]) A.out_flat = 0;
+    for (int k = 0; k < nin; k++) {
+        A.in[k] = in[k];
+        A.iv[k] = to_iview(&iv[k]);
+        int same = A.out_flat, scalar = 1;
+        for (int d = 0; d < iv[k].rank; d++) {
+            if (iv[k].dims[d] > 1 && iv[k].strides[d] != 0) scalar = 0;
+            if (iv[k].dims[d] > 1 && iv[k].strides[d] != cs[d]) same = 0;
+        }
+        A.mode[k] = scalar ? 1 : same ? 0 : 2;
+    }
+    k_elementwise<<<blocks_for(n, 256), 256, 0, s>>>(A, out, (int)n, f16);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                          const void *beta, int64_t rows, int C, float eps, int f16) {
+    if (rows == 0) return cudaSuccess;
+    return f16 ? layernorm_t<__half>(s, x, res, sum, y, gamma, beta, rows, C, eps)
+               : layernorm_t<float>(s, x, res, sum, y, gamma, beta, rows, C, eps);
+}
+
+cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16) {
+    if (rows == 0) return cudaSuccess;
+    if (f16) k_softmax<__half><<<blocks_for(rows, 8), 256, 0, s>>>((const __half *)x, (__half *)y, rows, C);
+    else k_softmax<float><<<blocks_for(rows, 8), 256, 0, s>>>((const float *)x, (float *)y, rows, C);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void *y, const int64_t ys[4], int N, int C,
+                       int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
+                       int nearest_mode, int c_inner, int f16) {
+    long long total = (long long)N * C * OH * OW;
+    if (!total) return cudaSuccess;
+    k_resize<<<blocks_for(total, 256), 256, 0, s>>>(x, xs[0], xs[1], xs[2], xs[3], y, ys[0], ys[1], ys[2], ys[3], N, C,
+                                                     IH, IW, OH, OW, scale_h, scale_w, mode, coord, nearest_mode,
+                                                     c_inner, f16);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
+                       int C, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int act,
+                       int f16) {
+    if (f16 && KH == 3 && KW == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && dh == 1 && dw == 1 && C % 2 == 0 &&
+        OH == H && OW == W && ((uintptr_t)x % 4) == 0 && ((uintptr_t)y % 4) == 0) {
+        long long total = (long long)N * H * ((W + 3) / 4) * (C / 2);
+        k_dw3x3_h2<<<blocks_for(total, 256), 256, 0, s>>>((const __half2 *)x, (__half2 *)y, (const __half2 *)w,
+                                                           (const __half2 *)b, N, H, W, C / 2, act);
+        return cudaGetLastError();
+    }
+    long long total = (long long)N * OH * OW * C;
+    if (f16)
+        k_dwconv<__half><<<blocks_for(total, 256), 256, 0, s>>>((const __half *)x, (__half *)y, (const __half *)w,
+                                                                 (const __half *)b, N, H, W, C, OH, OW, KH, KW, sh,
+                                                                 sw, ph, pw, dh, dw, act);
+    else
+        k_dwconv<float><<<blocks_for(total, 256), 256, 0, s>>>((const float *)x, (float *)y, (const float *)w,
+                                                                (const float *)b, N, H, W, C, OH, OW, KH, KW, sh, sw,
+                                                                ph, pw, dh, dw, act);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
+                            int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int groups, int act, int f16) {
+    long long total = (long long)N * OH * OW * CO;
+    if (!total) return cudaSuccess;
+    if (f16)
+        k_conv_direct<__half><<<blocks_for(total, 128), 128, 0, s>>>(
+            (const __half *)x, (__half *)y, (const __half *)w, (const __half *)b, N, H, W, C, OH, OW, CO, KH, KW, sh,
+            sw, ph, pw, dh, dw, groups, act);
+    else
+        k_conv_direct<float><<<blocks_for(total, 128), 128, 0, s>>>((const float *)x, (float *)y, (const float *)w,
+                                                                     (const float *)b, N, H, W, C, OH, OW, CO, KH, KW,
+                                                                     sh, sw, ph, pw, dh, dw, groups, act);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_bias_act(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16) {
+    long long n = (long long)rows * C;
+    if (!n) return cudaSuccess;
+    if (f16) k_bias_act<__half><<<blocks_for(n, 256), 256, 0, s>>>((__half *)y, (const __half *)b, n, C, act);
+    else k_bias_act<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)y, (const float *)b, n, C, act);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_gather(cudaStream_t s, const void *x, void *y, const int64_t *idx, int64_t pre, int64_t axis_len,
+                       int64_t nidx, int64_t post, int esize) {
+    long long total = pre * nidx * post;
+    if (!total) return cudaSuccess;
+    k_gather<<<blocks_for(total, 256), 256, 0, s>>>((const uint8_t *)x, (uint8_t *)y, idx, pre, axis_len, nidx, post,
+                                                     esize);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_preprocess(cudaStream_t s, const uint8_t *img, int H, int W, void *y, const int64_t ys[4],
+                           const float mean[3], const float stdv[3], int f16) {
+    long long total = (long long)H * W;
+    k_preprocess<<<blocks_for(total, 256), 256, 0, s>>>(img, H, W, y, ys[1], ys[2], ys[3], mean[0], mean[1], mean[2],
+                                                         1.f / stdv[0], 1.f / stdv[1], 1.f / stdv[2], f16);
+    return cudaGetLastError();
+}
+
+}  // extern "C"

@@ -1,0 +1,118 @@
+/* CUDA kernels of the mtmi GPU backend: C entry points (defined in
+ * kernels.cu and attention.cu).  Float tensors are stored as FP16 (f16 = 1)
+ * or FP32 (f16 = 0); arithmetic is FP32.  Views are strided: dims and
+ * strides in elements, at most MTK_RANK dimensions (the planner collapses
+ * dimensions before a launch). */
+#ifndef MT_CUDA_KERNELS_H
+#define MT_CUDA_KERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MTK_RANK 6
+
+typedef struct mtk_view {
+    int rank;
+    int64_t dims[MTK_RANK];
+    int64_t strides[MTK_RANK];
+} mtk_view;
+
+/* Element kinds of copies. */
+enum { MTK_T_F32 = 0, MTK_T_F16 = 1, MTK_T_RAW1 = 2, MTK_T_RAW2 = 3, MTK_T_RAW4 = 4, MTK_T_RAW8 = 5 };
+
+/* dst[i] = src[i] over the logical shape dst->dims (src->dims equal, or
+ * broadcast with stride 0), converting between F32 and F16. */
+cudaError_t mtk_copy(cudaStream_t s, void *dst, const mtk_view *dv, int dt, const void *src, const mtk_view *sv, int st);
+
+/* ------------------------------------------------------- elementwise program
+ * A fused chain of elementwise operators evaluated per output element in
+ * FP32 registers.  Instructions: dst = op(a, b) over registers; MTK_OP_LOAD
+ * reads input a; MTK_OP_IMM sets dst to imm.  The result is register
+ * `result`.  Inputs are views over the output's logical shape (stride 0 for
+ * broadcast dimensions). */
+enum {
+    MTK_OP_LOAD = 0, MTK_OP_IMM, MTK_OP_ADD, MTK_OP_SUB, MTK_OP_MUL, MTK_OP_DIV, MTK_OP_POW, MTK_OP_MAX, MTK_OP_MIN,
+    MTK_OP_RELU, MTK_OP_SIGMOID, MTK_OP_ERF, MTK_OP_TANH, MTK_OP_EXP, MTK_OP_LOG, MTK_OP_SQRT, MTK_OP_NEG,
+    MTK_OP_ABS, MTK_OP_RECIP, MTK_OP_GELU, MTK_OP_CLIP, MTK_OP_LEAKY, MTK_OP_COPY, MTK_OP_HSIGMOID, MTK_OP_FLOOR,
+    MTK_OP_CEIL, MTK_OP_SIN, MTK_OP_COS
+};
+#define MTK_MAX_INSTR 32
+#define MTK_MAX_IN 8
+#define MTK_MAX_REG 16
+typedef struct mtk_instr {
+    uint8_t op, dst, a, b;
+    float imm, imm2;
+} mtk_instr;
+typedef struct mtk_prog {
+    int n;
+    int result;
+    mtk_instr ins[MTK_MAX_INSTR];
+} mtk_prog;
+
+cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, const mtk_view *ov, int nin,
+                            const void *const *in, const mtk_view *iv, int f16);
+
+/* LayerNorm over the last C elements of `rows` contiguous rows.  With res
+ * != NULL, x + res is normalized and (if sum != NULL) written to sum. */
+cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                          const void *beta, int64_t rows, int C, float eps, int f16);
+
+/* Softmax over contiguous rows of length C. */
+cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16);
+
+/* Bilinear / nearest resize of a 4-D tensor [N,C,H,W] with arbitrary strides
+ * (NHWC or NCHW).  mode: 0 nearest, 1 linear.  coord: 0 half_pixel,
+ * 1 pytorch_half_pixel, 2 align_corners, 3 asymmetric.  nearest_mode: 0
+ * round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil.  Output element
+ * order follows channel-innermost when c_inner. */
+cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void *y, const int64_t ys[4], int N, int C,
+                       int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
+                       int nearest_mode, int c_inner, int f16);
+
+/* Depthwise convolution on NHWC tensors, weights packed [KH][KW][C] in the
+ * storage type, bias [C] (or NULL), then act (0 none, 1 relu, 2 sigmoid,
+ * 3 gelu). */
+cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
+                       int C, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int act,
+                       int f16);
+
+/* Direct convolution, NHWC in and out, weights packed [Cout][KH][KW][Cin/g];
+ * a generic fallback (small Cin, e.g. the 3-channel stem, or fp32). */
+cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
+                            int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int groups, int act, int f16);
+
+/* y = act(x + bias[c]) in place over rows x C contiguous (channels last). */
+cudaError_t mtk_bias_act(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16);
+
+/* Gather along one axis: out[pre, i, post] = x[pre, idx[i], post], idx
+ * int64 (negatives wrap), x and out contiguous. */
+cudaError_t mtk_gather(cudaStream_t s, const void *x, void *y, const int64_t *idx, int64_t pre, int64_t axis_len,
+                       int64_t nidx, int64_t post, int esize);
+
+/* uint8 HWC RGB image -> normalized ((x - mean) / std) tensor with strides
+ * ys over [N=1, C=3, H, W]. */
+cudaError_t mtk_preprocess(cudaStream_t s, const uint8_t *img, int H, int W, void *y, const int64_t ys[4],
+                           const float mean[3], const float stdv[3], int f16);
+
+/* Attention softmax(Q K^T * scale) V for Q [B,H,N,D], K/V [B,H,M,D] given by
+ * strides (elements) over (b, h, row) with the D axis contiguous; O gets
+ * the same kind of strides.  FP16 on tensor cores for D in {16,32,64,128};
+ * FP32 path otherwise or when f16 == 0. */
+typedef struct mtk_attn {
+    const void *q, *k, *v;
+    void *o;
+    int B, H, N, M, D;
+    int64_t qs[3], ks[3], vs[3], os[3];
+    float scale;
+} mtk_attn;
+cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,396 @@
+/* CUDA plan steps: library objects (cuBLASLt, cuDNN) and launches. */
+#include <cublasLt.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef MTMI_HAVE_CUDNN
+#include <cudnn.h>
+#endif
+
+#include "cuda/cuda_internal.h"
+
+#define WS_BYTES ((size_t)32 << 20)
+
+const char *mc_step_name(int kind) {
+    static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
+                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention"};
+    return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
+}
+
+mtmi_status mc_libs_init(mc_plan *p) {
+    cublasLtHandle_t lt;
+    if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return mt_fail(MTMI_ERR_DEVICE, "cuBLASLt: cannot create a handle");
+    p->lt = lt;
+#ifdef MTMI_HAVE_CUDNN
+    cudnnHandle_t h;
+    if (cudnnCreate(&h) != CUDNN_STATUS_SUCCESS) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: cannot create a handle");
+    cudnnSetStream(h, p->stream);
+    p->cudnn = h;
+#endif
+    p->ws_bytes = WS_BYTES;
+    if (cudaMalloc(&p->ws, p->ws_bytes) != cudaSuccess) return mt_fail(MTMI_ERR_NOMEM, "CUDA: cannot allocate the workspace");
+    p->workspace_bytes = p->ws_bytes;
+    return MTMI_OK;
+}
+
+void mc_libs_free(mc_plan *p) {
+    if (p->lt) cublasLtDestroy((cublasLtHandle_t)p->lt);
+#ifdef MTMI_HAVE_CUDNN
+    if (p->cudnn) cudnnDestroy((cudnnHandle_t)p->cudnn);
+#endif
+    if (p->ws) cudaFree(p->ws);
+    p->lt = p->cudnn = p->ws = NULL;
+}
+
+/* ---------------------------------------------------------- collapse */
+int mc_collapse(int nv, const mc_tref *const *views, mtk_view *out) {
+    const mc_tref *o = views[0];
+    int r = o->rank;
+    int axes[MT_MAX_RANK], na = 0;
+    for (int d = 0; d < r; d++)
+        if (o->dims[d] != 1) axes[na++] = d;
+    /* order by output stride, outermost first (stable) */
+    for (int i = 1; i < na; i++)
+        for (int j = i; j > 0 && o->strides[axes[j]] > o->strides[axes[j - 1]]; j--) {
+            int t = axes[j];
+            axes[j] = axes[j - 1];
+            axes[j - 1] = t;
+        }
+    int64_t dims[MT_MAX_RANK], st[16][MT_MAX_RANK];
+    int nr = 0;
+    for (int i = 0; i < na; i++) {
+        int a = axes[i];
+        if (nr > 0) {
+            int ok = 1;
+            for (int k = 0; k < nv; k++)
+                if (st[k][nr - 1] != views[k]->strides[a] * views[k]->dims[a] && !(views[k]->strides[a] == 0 && st[k][nr - 1] == 0)) ok = 0;
+            if (ok) {
+                dims[nr - 1] *= o->dims[a];
+                for (int k = 0; k < nv; k++) st[k][nr - 1] = views[k]->strides[a];
+                continue;
+            }
+        }
+        dims[nr] = o->dims[a];
+        for (int k = 0; k < nv; k++) st[k][nr] = views[k]->strides[a];
+        nr++;
+    }
+    if (nr == 0) {
+        dims[0] = 1;
+        for (int k = 0; k < nv; k++) st[k][0] = 0;
+        nr = 1;
+    }
+    if (nr > MTK_RANK) return -1;
+    for (int k = 0; k < nv; k++) {
+        out[k].rank = nr;
+        for (int d = 0; d < nr; d++) {
+            out[k].dims[d] = dims[d];
+            out[k].strides[d] = st[k][d];
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ GEMM */
+typedef struct lt_obj {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+} lt_obj;
+
+static int align_of(const void *ptr) {
+    uintptr_t v = (uintptr_t)ptr;
+    int a = 256;
+    while (a > 1 && v % a) a >>= 1;
+    return a;
+}
+
+static mtmi_status gemm_finalize(mc_plan *p, mc_step *s) {
+    mc_gemm *g = &s->gemm;
+    lt_obj *o = calloc(1, sizeof *o);
+    if (!o) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    s->obj = o;
+    cudaDataType_t dt = p->f16 ? CUDA_R_16F : CUDA_R_32F;
+    cublasStatus_t st = cublasLtMatmulDescCreate(&o->op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (st) return mt_fail(MTMI_ERR_DEVICE, "cuBLASLt: matmul descriptor (%d)", (int)st);
+    /* column-major D[n x m] = opA(Bmat)[n x k] * opB(Amat)[k x m] */
+    cublasOperation_t ta = g->b_rowmajor ? CUBLAS_OP_N : CUBLAS_OP_T;
+    cublasOperation_t tb = g->a_rowmajor ? CUBLAS_OP_N : CUBLAS_OP_T;
+    cublasLtMatmulDescSetAttribute(o->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(o->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+    if (g->has_bias) epi = g->act == 1 ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    else if (g->act == 1) epi = CUBLASLT_EPILOGUE_RELU;
+    cublasLtMatmulDescSetAttribute(o->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    if (g->has_bias) {
+        void *bp = mc_ptr(p, &s->t[3]);
+        cublasLtMatmulDescSetAttribute(o->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+    }
+    if (g->b_rowmajor) st = cublasLtMatrixLayoutCreate(&o->a, dt, g->n, g->k, g->ldb);
+    else st = cublasLtMatrixLayoutCreate(&o->a, dt, g->k, g->n, g->ldb);
+    if (!st) {
+        if (g->a_rowmajor) st = cublasLtMatrixLayoutCreate(&o->b, dt, g->k, g->m, g->lda);
+        else st = cublasLtMatrixLayoutCreate(&o->b, dt, g->m, g->k, g->lda);
+    }
+    if (!st) st = cublasLtMatrixLayoutCreate(&o->c, dt, g->n, g->m, g->ldc);
+    if (st) return mt_fail(MTMI_ERR_DEVICE, "cuBLASLt: matrix layout (%d): m %lld n %lld k %lld lda %lld ldb %lld ldc %lld", (int)st,
+                           (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->lda, (long long)g->ldb, (long long)g->ldc);
+    if (g->batch > 1) {
+        int32_t bc = (int32_t)g->batch;
+        cublasLtMatrixLayoutSetAttribute(o->a, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+        cublasLtMatrixLayoutSetAttribute(o->b, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+        cublasLtMatrixLayoutSetAttribute(o->c, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc);
+        cublasLtMatrixLayoutSetAttribute(o->a, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sb, sizeof g->sb);
+        cublasLtMatrixLayoutSetAttribute(o->b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sa, sizeof g->sa);
+        cublasLtMatrixLayoutSetAttribute(o->c, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sc, sizeof g->sc);
+    }
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    size_t ws = p->ws_bytes;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    uint32_t al;
+    al = align_of(mc_ptr(p, &s->t[2]));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al);
+    al = align_of(mc_ptr(p, &s->t[1]));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al);
+    al = align_of(mc_ptr(p, &s->t[0]));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al);
+    cublasLtMatmulHeuristicResult_t res[8];
+    int nres = 0;
+    st = cublasLtMatmulAlgoGetHeuristic((cublasLtHandle_t)p->lt, o->op, o->a, o->b, o->c, o->c, pref, 8, res, &nres);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st || nres == 0)
+        return mt_fail(MTMI_ERR_DEVICE, "cuBLASLt: no algorithm for m %lld n %lld k %lld (status %d)", (long long)g->m,
+                       (long long)g->n, (long long)g->k, (int)st);
+    /* time the candidates once on the real buffers, keep the fastest */
+    int best = 0;
+    if (nres > 1) {
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        float bt = 1e30f;
+        float alpha = g->alpha, beta = 0.f;
+        for (int r = 0; r < nres; r++) {
+            float tot = 0;
+            int okr = 1;
+            for (int rep = 0; rep < 3 && okr; rep++) {
+                cudaEventRecord(e0, p->stream);
+                if (cublasLtMatmul((cublasLtHandle_t)p->lt, o->op, &alpha, mc_ptr(p, &s->t[2]), o->a, mc_ptr(p, &s->t[1]), o->b, &beta,
+                                   mc_ptr(p, &s->t[0]), o->c, mc_ptr(p, &s->t[0]), o->c, &res[r].algo, p->ws, p->ws_bytes, p->stream))
+                    okr = 0;
+                cudaEventRecord(e1, p->stream);
+                cudaEventSynchronize(e1);
+                float ms = 0;
+                cudaEventElapsedTime(&ms, e0, e1);
+                if (rep) tot += ms;
+            }
+            if (okr && tot < bt) {
+                bt = tot;
+                best = r;
+            }
+        }
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        cudaGetLastError();
+    }
+    o->algo = res[best].algo;
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------------ cuDNN */
+#ifdef MTMI_HAVE_CUDNN
+typedef struct dnn_obj {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t c;
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t ws;
+} dnn_obj;
+
+static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
+    const mc_conv *cv = &s->conv;
+    dnn_obj *o = calloc(1, sizeof *o);
+    if (!o) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    s->obj = o;
+    cudnnHandle_t h = (cudnnHandle_t)p->cudnn;
+    cudnnDataType_t dt = p->f16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    cudnnCreateTensorDescriptor(&o->x);
+    cudnnCreateTensorDescriptor(&o->y);
+    cudnnCreateFilterDescriptor(&o->w);
+    cudnnCreateConvolutionDescriptor(&o->c);
+    cudnnStatus_t st = cudnnSetTensor4dDescriptor(o->x, CUDNN_TENSOR_NHWC, dt, cv->N, cv->C, cv->H, cv->W);
+    if (!st) st = cudnnSetTensor4dDescriptor(o->y, CUDNN_TENSOR_NHWC, dt, cv->N, cv->CO, cv->OH, cv->OW);
+    if (!st) st = cudnnSetFilter4dDescriptor(o->w, dt, CUDNN_TENSOR_NHWC, cv->CO, cv->C / cv->groups, cv->KH, cv->KW);
+    if (!st) st = cudnnSetConvolution2dDescriptor(o->c, cv->ph, cv->pw, cv->sh, cv->sw, cv->dh, cv->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
+    if (!st) st = cudnnSetConvolutionGroupCount(o->c, cv->groups);
+    if (!st) st = cudnnSetConvolutionMathType(o->c, p->f16 ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH);
+    if (st) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: descriptors: %s", cudnnGetErrorString(st));
+    cudnnConvolutionFwdAlgoPerf_t perf[8];
+    int n = 0;
+    st = cudnnFindConvolutionForwardAlgorithmEx(h, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]), o->c, o->y,
+                                                mc_ptr(p, &s->t[0]), 8, &n, perf, p->ws, p->ws_bytes);
+    if (st) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm: %s", cudnnGetErrorString(st));
+    int pick = -1;
+    for (int i = 0; i < n; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= p->ws_bytes) {
+            pick = i;
+            break;
+        }
+    if (pick < 0) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm fits the workspace");
+    o->algo = perf[pick].algo;
+    o->ws = perf[pick].memory;
+    return MTMI_OK;
+}
+#endif
+
+mtmi_status mc_finalize_step(mc_plan *p, mc_step *s) {
+    if (s->kind == MC_GEMM) return gemm_finalize(p, s);
+#ifdef MTMI_HAVE_CUDNN
+    if (s->kind == MC_CUDNN) {
+        mtmi_status st = cudnn_finalize(p, s);
+        if (st) {
+            /* fall back to the direct kernel (same weight packing) */
+            mc_release_step(p, s);
+            mt_clear_error();
+            s->kind = MC_CONVD;
+        }
+    }
+#endif
+    return MTMI_OK;
+}
+
+void mc_release_step(mc_plan *p, mc_step *s) {
+    if (!s->obj) return;
+    if (s->kind == MC_GEMM) {
+        lt_obj *o = s->obj;
+        if (o->op) cublasLtMatmulDescDestroy(o->op);
+        if (o->a) cublasLtMatrixLayoutDestroy(o->a);
+        if (o->b) cublasLtMatrixLayoutDestroy(o->b);
+        if (o->c) cublasLtMatrixLayoutDestroy(o->c);
+    }
+#ifdef MTMI_HAVE_CUDNN
+    else if (s->kind == MC_CUDNN || s->kind == MC_CONVD) {
+        dnn_obj *o = s->obj;
+        if (o->x) cudnnDestroyTensorDescriptor(o->x);
+        if (o->y) cudnnDestroyTensorDescriptor(o->y);
+        if (o->w) cudnnDestroyFilterDescriptor(o->w);
+        if (o->c) cudnnDestroyConvolutionDescriptor(o->c);
+    }
+#endif
+    free(s->obj);
+    s->obj = NULL;
+}
+
+/* --------------------------------------------------------------- run */
+#define KCK(call)                                                                                              \
+    do {                                                                                                       \
+        cudaError_t e_ = (call);                                                                               \
+        if (e_ != cudaSuccess)                                                                                 \
+            return mt_fail(MTMI_ERR_DEVICE, "CUDA %s step: %s", mc_step_name(s->kind), cudaGetErrorString(e_)); \
+    } while (0)
+
+mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
+    cudaStream_t st = p->stream;
+    int f16 = p->f16;
+    switch (s->kind) {
+    case MC_COPY: {
+        const mc_tref *v[2] = {&s->t[0], &s->t[1]};
+        mtk_view kv[2];
+        if (mc_collapse(2, v, kv)) return mt_fail(MTMI_ERR_UNSUPPORTED, "copy of rank > %d after collapsing", MTK_RANK);
+        KCK(mtk_copy(st, mc_ptr(p, &s->t[0]), &kv[0], mc_copy_kind(s->t[0].st), mc_ptr(p, &s->t[1]), &kv[1], mc_copy_kind(s->t[1].st)));
+        return MTMI_OK;
+    }
+    case MC_EW: {
+        const mc_tref *v[1 + MTK_MAX_IN];
+        mtk_view kv[1 + MTK_MAX_IN];
+        const void *ptrs[MTK_MAX_IN];
+        for (int k = 0; k < s->nt; k++) v[k] = &s->t[k];
+        if (mc_collapse(s->nt, v, kv)) return mt_fail(MTMI_ERR_UNSUPPORTED, "elementwise of rank > %d after collapsing", MTK_RANK);
+        for (int k = 1; k < s->nt; k++) ptrs[k - 1] = mc_ptr(p, &s->t[k]);
+        KCK(mtk_elementwise(st, &s->prog, mc_ptr(p, &s->t[0]), &kv[0], s->nt - 1, ptrs, kv + 1, f16));
+        return MTMI_OK;
+    }
+    case MC_LN:
+        KCK(mtk_layernorm(st, mc_ptr(p, &s->t[1]), NULL, NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                          s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16));
+        return MTMI_OK;
+    case MC_SOFTMAX:
+        KCK(mtk_softmax(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), s->ip[0], (int)s->ip[1], f16));
+        return MTMI_OK;
+    case MC_RESIZE: {
+        const mc_tref *x = &s->t[1], *y = &s->t[0];
+        KCK(mtk_resize(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
+                       (int)x->dims[2], (int)x->dims[3], (int)y->dims[2], (int)y->dims[3], s->fp[0], s->fp[1], (int)s->ip[0],
+                       (int)s->ip[1], (int)s->ip[2], y->strides[1] == 1 && y->dims[1] > 1, f16));
+        return MTMI_OK;
+    }
+    case MC_DW: {
+        const mc_conv *c = &s->conv;
+        KCK(mtk_dwconv(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]), c->has_bias ? mc_ptr(p, &s->t[3]) : NULL,
+                       c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->act, f16));
+        return MTMI_OK;
+    }
+    case MC_CONVD: {
+        const mc_conv *c = &s->conv;
+        KCK(mtk_conv_direct(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                            c->has_bias ? mc_ptr(p, &s->t[3]) : NULL, c->N, c->H, c->W, c->C, c->OH, c->OW, c->CO, c->KH,
+                            c->KW, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups, c->act, f16));
+        return MTMI_OK;
+    }
+#ifdef MTMI_HAVE_CUDNN
+    case MC_CUDNN: {
+        const mc_conv *c = &s->conv;
+        dnn_obj *o = s->obj;
+        float one = 1.f, zero = 0.f;
+        cudnnStatus_t e = cudnnConvolutionForward((cudnnHandle_t)p->cudnn, &one, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]),
+                                                  o->c, o->algo, p->ws, o->ws, &zero, o->y, mc_ptr(p, &s->t[0]));
+        if (e) return mt_fail(MTMI_ERR_DEVICE, "cuDNN convolution: %s", cudnnGetErrorString(e));
+        if (c->has_bias || c->act)
+            KCK(mtk_bias_act(st, mc_ptr(p, &s->t[0]), c->has_bias ? mc_ptr(p, &s->t[3]) : NULL,
+                             (int64_t)c->N * c->OH * c->OW, c->CO, c->act, f16));
+        return MTMI_OK;
+    }
+#endif
+    case MC_GEMM: {
+        lt_obj *o = s->obj;
+        mc_gemm *g = &s->gemm;
+        float alpha = g->alpha, beta = 0.f;
+        cublasStatus_t e = cublasLtMatmul((cublasLtHandle_t)p->lt, o->op, &alpha, mc_ptr(p, &s->t[2]), o->a, mc_ptr(p, &s->t[1]), o->b,
+                                          &beta, mc_ptr(p, &s->t[0]), o->c, mc_ptr(p, &s->t[0]), o->c, &o->algo, p->ws, p->ws_bytes, st);
+        if (e) return mt_fail(MTMI_ERR_DEVICE, "cuBLASLt matmul failed (status %d)", (int)e);
+        if (g->act >= 2) KCK(mtk_bias_act(st, mc_ptr(p, &s->t[0]), NULL, g->m * g->batch, (int)g->n, g->act, f16));
+        return MTMI_OK;
+    }
+    case MC_GATHER:
+        KCK(mtk_gather(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]), s->ip[0], s->ip[1], s->ip[2], s->ip[3],
+                       (int)mc_esize(s->t[1].st)));
+        return MTMI_OK;
+    case MC_ATTN: {
+        mtk_attn a;
+        memset(&a, 0, sizeof a);
+        a.q = mc_ptr(p, &s->t[1]);
+        a.k = mc_ptr(p, &s->t[2]);
+        a.v = mc_ptr(p, &s->t[3]);
+        a.o = mc_ptr(p, &s->t[0]);
+        a.B = (int)s->ip[0];
+        a.H = (int)s->ip[1];
+        a.N = (int)s->ip[2];
+        a.M = (int)s->ip[3];
+        a.D = (int)s->ip[4];
+        for (int k = 0; k < 3; k++) {
+            a.qs[k] = s->t[1].strides[k];
+            a.ks[k] = s->t[2].strides[k];
+            a.vs[k] = s->t[3].strides[k];
+            a.os[k] = s->t[0].strides[k];
+        }
+        /* broadcast batch/head dims of K, V */
+        if (s->t[2].dims[0] == 1) a.ks[0] = 0;
+        if (s->t[2].dims[1] == 1) a.ks[1] = 0;
+        if (s->t[3].dims[0] == 1) a.vs[0] = 0;
+        if (s->t[3].dims[1] == 1) a.vs[1] = 0;
+        a.scale = s->fp[0];
+        KCK(mtk_attention(st, &a, f16));
+        return MTMI_OK;
+    }
+    default: return mt_fail(MTMI_ERR_INTERNAL, "unknown CUDA step kind %d", s->kind);
+    }
+}

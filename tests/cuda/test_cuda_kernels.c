@@ -1,0 +1,409 @@
+/* GPU kernel checks: every kernel of src/cuda against a plain CPU reference
+ * (double accumulation) on fresh random inputs, FP16 and FP32 storage.
+ * Prints max abs and relative L2 error per case; exit 1 on any failure,
+ * 77 (ctest SKIP_RETURN_CODE) when no GPU is visible. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/core.h"
+#include "cuda/kernels.h"
+
+static int g_fail = 0;
+static mt_rng g_rng;
+
+#define CK(x)                                                                        \
+    do {                                                                             \
+        cudaError_t e_ = (x);                                                        \
+        if (e_ != cudaSuccess) {                                                     \
+            printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
+            exit(1);                                                                 \
+        }                                                                            \
+    } while (0)
+
+static float *rnd(int64_t n, float scale) {
+    float *a = malloc(sizeof(float) * (n ? n : 1));
+    for (int64_t i = 0; i < n; i++) a[i] = mt_rng_normal(&g_rng) * scale;
+    return a;
+}
+
+/* device copy in storage type; host values rounded to it */
+static void *up(float *h, int64_t n, int f16) {
+    void *d;
+    size_t es = f16 ? 2 : 4;
+    CK(cudaMalloc(&d, n * es + 16));
+    if (f16) {
+        uint16_t *t = malloc(n * 2 + 2);
+        for (int64_t i = 0; i < n; i++) {
+            t[i] = mt_float_to_half(h[i]);
+            h[i] = mt_half_to_float(t[i]);
+        }
+        CK(cudaMemcpy(d, t, n * 2, cudaMemcpyHostToDevice));
+        free(t);
+    } else CK(cudaMemcpy(d, h, n * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+
+static void *dalloc(int64_t n, int f16) {
+    void *d;
+    CK(cudaMalloc(&d, n * (f16 ? 2 : 4) + 16));
+    CK(cudaMemset(d, 0xff, n * (f16 ? 2 : 4) + 16)); /* poison: NaN */
+    return d;
+}
+
+static float *down(void *d, int64_t n, int f16) {
+    CK(cudaDeviceSynchronize());
+    float *h = malloc(sizeof(float) * (n ? n : 1));
+    if (f16) {
+        uint16_t *t = malloc(n * 2 + 2);
+        CK(cudaMemcpy(t, d, n * 2, cudaMemcpyDeviceToHost));
+        for (int64_t i = 0; i < n; i++) h[i] = mt_half_to_float(t[i]);
+        free(t);
+    } else CK(cudaMemcpy(h, d, n * 4, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static void check(const char *name, const float *got, const double *ref, int64_t n, double tol) {
+    double mx = 0, num = 0, den = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) bad = 1;
+        double d = fabs(got[i] - ref[i]);
+        if (d > mx) mx = d;
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    double rel = den > 0 ? sqrt(num / den) : mx;
+    int ok = !bad && rel <= tol;
+    printf("  %-44s n=%-9lld max abs %.3e  rel L2 %.3e  %s (tol %.0e)\n", name, (long long)n, mx, rel,
+           bad ? "NON-FINITE" : ok ? "ok" : "FAIL", tol);
+    if (!ok) g_fail = 1;
+}
+
+static double tol_of(int f16) { return f16 ? 4e-3 : 1e-5; }
+
+/* --------------------------------------------------------------- tests */
+static void t_copy(int f16) {
+    /* NCHW -> NHWC transpose copy with conversion f32 -> storage */
+    int N = 2, C = 19, H = 33, W = 47;
+    int64_t n = (int64_t)N * C * H * W;
+    float *x = rnd(n, 1.f);
+    void *dx;
+    CK(cudaMalloc(&dx, n * 4));
+    CK(cudaMemcpy(dx, x, n * 4, cudaMemcpyHostToDevice));
+    void *dy = dalloc(n, f16);
+    mtk_view sv = {4, {N, C, H, W}, {(int64_t)C * H * W, (int64_t)H * W, W, 1}};
+    mtk_view dv = {4, {N, C, H, W}, {(int64_t)H * W * C, 1, (int64_t)W * C, C}};
+    CK(mtk_copy(0, dy, &dv, f16 ? MTK_T_F16 : MTK_T_F32, dx, &sv, MTK_T_F32));
+    float *y = down(dy, n, f16);
+    double *ref = malloc(sizeof(double) * n);
+    for (int a = 0; a < N; a++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++) ref[(((int64_t)a * H + h) * W + w) * C + c] = x[(((int64_t)a * C + c) * H + h) * W + w];
+    check(f16 ? "copy NCHW->NHWC f32->f16" : "copy NCHW->NHWC f32", y, ref, n, f16 ? 1e-3 : 0);
+    free(x); free(y); free(ref); cudaFree(dx); cudaFree(dy);
+}
+
+static void t_elementwise(int f16) {
+    /* gelu(x) * y + bias[c] with bias broadcast over rows, x transposed */
+    int R = 1000, C = 96;
+    int64_t n = (int64_t)R * C;
+    float *x = rnd(n, 2.f), *y = rnd(n, 1.f), *b = rnd(C, 1.f);
+    void *dx = up(x, n, f16), *dy = up(y, n, f16), *db = up(b, C, f16), *dout = dalloc(n, f16);
+    mtk_prog pr;
+    memset(&pr, 0, sizeof pr);
+    mtk_instr ins[] = {{MTK_OP_LOAD, 0, 0, 0, 0, 0}, {MTK_OP_IMM, 1, 0, 0, 1.41421356f, 0}, {MTK_OP_DIV, 2, 0, 1, 0, 0},
+                       {MTK_OP_ERF, 3, 2, 0, 0, 0},  {MTK_OP_IMM, 4, 0, 0, 1.f, 0},         {MTK_OP_ADD, 5, 3, 4, 0, 0},
+                       {MTK_OP_MUL, 6, 0, 5, 0, 0},  {MTK_OP_IMM, 7, 0, 0, 0.5f, 0},        {MTK_OP_MUL, 8, 6, 7, 0, 0},
+                       {MTK_OP_LOAD, 9, 1, 0, 0, 0}, {MTK_OP_MUL, 10, 8, 9, 0, 0},          {MTK_OP_LOAD, 11, 2, 0, 0, 0},
+                       {MTK_OP_ADD, 12, 10, 11, 0, 0}};
+    pr.n = sizeof ins / sizeof ins[0];
+    memcpy(pr.ins, ins, sizeof ins);
+    pr.result = 12;
+    mtk_view ov = {2, {R, C}, {C, 1}};
+    mtk_view iv[3] = {{2, {R, C}, {1, R}}, {2, {R, C}, {C, 1}}, {2, {R, C}, {0, 1}}};
+    /* x is stored transposed: x_t[c][r] */
+    float *xt = malloc(sizeof(float) * n);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) xt[(int64_t)c * R + r] = x[(int64_t)r * C + c];
+    cudaFree(dx);
+    dx = up(xt, n, f16);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) x[(int64_t)r * C + c] = xt[(int64_t)c * R + r];
+    const void *ptrs[3] = {dx, dy, db};
+    CK(mtk_elementwise(0, &pr, dout, &ov, 3, ptrs, iv, f16));
+    float *o = down(dout, n, f16);
+    double *ref = malloc(sizeof(double) * n);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            double v = x[(int64_t)r * C + c];
+            ref[(int64_t)r * C + c] = 0.5 * v * (1 + erf(v / sqrt(2.0))) * y[(int64_t)r * C + c] + b[c];
+        }
+    check(f16 ? "elementwise gelu*y+b (strided) f16" : "elementwise gelu*y+b (strided) f32", o, ref, n, tol_of(f16));
+    free(x); free(xt); free(y); free(b); free(o); free(ref);
+    cudaFree(dx); cudaFree(dy); cudaFree(db); cudaFree(dout);
+}
+
+static void t_layernorm(int f16, int C, int residual) {
+    int64_t R = 4099;
+    int64_t n = R * C;
+    float *x = rnd(n, 3.f), *r = rnd(n, 1.f), *g = rnd(C, 1.f), *b = rnd(C, 1.f);
+    for (int64_t i = 0; i < n; i++) x[i] += 0.5f;
+    void *dx = up(x, n, f16), *dr = up(r, n, f16), *dg = up(g, C, f16), *db = up(b, C, f16);
+    void *dy = dalloc(n, f16), *ds = dalloc(n, f16);
+    CK(mtk_layernorm(0, dx, residual ? dr : NULL, residual ? ds : NULL, dy, dg, db, R, C, 1e-6f, f16));
+    float *y = down(dy, n, f16);
+    double *ref = malloc(sizeof(double) * n);
+    for (int64_t i = 0; i < R; i++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += x[i * C + c] + (residual ? r[i * C + c] : 0);
+        m /= C;
+        for (int c = 0; c < C; c++) {
+            double d = x[i * C + c] + (residual ? r[i * C + c] : 0) - m;
+            v += d * d;
+        }
+        v /= C;
+        for (int c = 0; c < C; c++)
+            ref[i * C + c] = (x[i * C + c] + (residual ? r[i * C + c] : 0) - m) / sqrt(v + 1e-6) * g[c] + b[c];
+    }
+    char name[96];
+    snprintf(name, sizeof name, "layernorm C=%d%s %s", C, residual ? " +residual" : "", f16 ? "f16" : "f32");
+    check(name, y, ref, n, tol_of(f16));
+    free(x); free(r); free(g); free(b); free(y); free(ref);
+    cudaFree(dx); cudaFree(dr); cudaFree(dg); cudaFree(db); cudaFree(dy); cudaFree(ds);
+}
+
+static void t_softmax(int f16) {
+    int64_t R = 777;
+    int C = 1000;
+    int64_t n = R * C;
+    float *x = rnd(n, 3.f);
+    void *dx = up(x, n, f16), *dy = dalloc(n, f16);
+    CK(mtk_softmax(0, dx, dy, R, C, f16));
+    float *y = down(dy, n, f16);
+    double *ref = malloc(sizeof(double) * n);
+    for (int64_t i = 0; i < R; i++) {
+        double m = -1e30, s = 0;
+        for (int c = 0; c < C; c++) m = fmax(m, x[i * C + c]);
+        for (int c = 0; c < C; c++) s += exp(x[i * C + c] - m);
+        for (int c = 0; c < C; c++) ref[i * C + c] = exp(x[i * C + c] - m) / s;
+    }
+    check(f16 ? "softmax C=1000 f16" : "softmax C=1000 f32", y, ref, n, tol_of(f16));
+    free(x); free(y); free(ref); cudaFree(dx); cudaFree(dy);
+}
+
+static double lin_src(int o, double scale, int in_len, int out_len, int coord) {
+    switch (coord) {
+    case 2: return out_len > 1 ? o * (double)(in_len - 1) / (out_len - 1) : 0;
+    default: return (o + 0.5) / scale - 0.5;
+    }
+}
+
+static void t_resize(int f16, int coord, int nhwc) {
+    int N = 1, C = 19, IH = 17, IW = 23, OH = 68, OW = 92;
+    int64_t ni = (int64_t)N * C * IH * IW, no = (int64_t)N * C * OH * OW;
+    float *x = rnd(ni, 1.f);
+    void *dx = up(x, ni, f16), *dy = dalloc(no, f16);
+    int64_t xs[4], ys[4];
+    if (nhwc) {
+        xs[0] = (int64_t)IH * IW * C; xs[1] = 1; xs[2] = (int64_t)IW * C; xs[3] = C;
+        ys[0] = (int64_t)OH * OW * C; ys[1] = 1; ys[2] = (int64_t)OW * C; ys[3] = C;
+    } else {
+        xs[0] = (int64_t)C * IH * IW; xs[1] = (int64_t)IH * IW; xs[2] = IW; xs[3] = 1;
+        ys[0] = (int64_t)C * OH * OW; ys[1] = (int64_t)OH * OW; ys[2] = OW; ys[3] = 1;
+    }
+    float sh = (float)OH / IH, sw = (float)OW / IW;
+    CK(mtk_resize(0, dx, xs, dy, ys, N, C, IH, IW, OH, OW, sh, sw, 1, coord, 0, nhwc, f16));
+    float *y = down(dy, no, f16);
+    double *ref = malloc(sizeof(double) * no);
+    float *got = malloc(sizeof(float) * no);
+    for (int c = 0; c < C; c++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                double fy = lin_src(oh, sh, IH, OH, coord), fx = lin_src(ow, sw, IW, OW, coord);
+                fy = fmin(fmax(fy, 0), IH - 1);
+                fx = fmin(fmax(fx, 0), IW - 1);
+                int y0 = (int)fy, x0 = (int)fx, y1 = y0 + 1 < IH ? y0 + 1 : IH - 1, x1 = x0 + 1 < IW ? x0 + 1 : IW - 1;
+                double ay = fy - y0, ax = fx - x0;
+#define X(h, w) ((double)x[h * xs[2] + w * xs[3] + c * xs[1]])
+                double v = (X(y0, x0) * (1 - ax) + X(y0, x1) * ax) * (1 - ay) + (X(y1, x0) * (1 - ax) + X(y1, x1) * ax) * ay;
+#undef X
+                int64_t idx = ((int64_t)c * OH + oh) * OW + ow;
+                ref[idx] = v;
+                got[idx] = y[oh * ys[2] + ow * ys[3] + c * ys[1]];
+            }
+    char name[96];
+    snprintf(name, sizeof name, "resize bilinear %s %s %s", coord == 2 ? "align_corners" : "half_pixel", nhwc ? "NHWC" : "NCHW",
+             f16 ? "f16" : "f32");
+    check(name, got, ref, no, tol_of(f16));
+    free(x); free(y); free(ref); free(got); cudaFree(dx); cudaFree(dy);
+}
+
+/* conv reference: NHWC x, weights [CO][KH][KW][Cg] */
+static void conv_ref(const float *x, const float *w, const float *b, double *y, int N, int H, int W, int C, int OH, int OW,
+                     int CO, int KH, int KW, int s, int pd, int groups, int act) {
+    int cig = C / groups, cog = CO / groups;
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int co = 0; co < CO; co++) {
+                    int g = co / cog;
+                    double acc = b ? b[co] : 0;
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++) {
+                            int ih = oh * s - pd + kh, iw = ow * s - pd + kw;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                            for (int ci = 0; ci < cig; ci++)
+                                acc += (double)x[(((int64_t)n * H + ih) * W + iw) * C + g * cig + ci] *
+                                       w[(((int64_t)co * KH + kh) * KW + kw) * cig + ci];
+                        }
+                    if (act == 1) acc = acc > 0 ? acc : 0;
+                    if (act == 3) acc = 0.5 * acc * (1 + erf(acc / sqrt(2.0)));
+                    y[(((int64_t)n * OH + oh) * OW + ow) * CO + co] = acc;
+                }
+}
+
+static void t_dwconv(int f16, int W, int act) {
+    int N = 1, H = 37, C = 128;
+    int64_t n = (int64_t)N * H * W * C;
+    float *x = rnd(n, 1.f), *w = rnd(9 * C, 0.3f), *b = rnd(C, 0.5f);
+    void *dx = up(x, n, f16), *dw = up(w, 9 * C, f16), *db = up(b, C, f16), *dy = dalloc(n, f16);
+    CK(mtk_dwconv(0, dx, dy, dw, db, N, H, W, C, H, W, 3, 3, 1, 1, 1, 1, 1, 1, act, f16));
+    float *y = down(dy, n, f16);
+    /* weights [kh][kw][c] -> reference layout [c][kh][kw][1] */
+    float *wr = malloc(sizeof(float) * 9 * C);
+    for (int c = 0; c < C; c++)
+        for (int k = 0; k < 9; k++) wr[c * 9 + k] = w[k * C + c];
+    double *ref = malloc(sizeof(double) * n);
+    conv_ref(x, wr, b, ref, N, H, W, C, H, W, C, 3, 3, 1, 1, C, act);
+    char name[96];
+    snprintf(name, sizeof name, "dwconv3x3 W=%d act=%d %s", W, act, f16 ? "f16" : "f32");
+    check(name, y, ref, n, tol_of(f16));
+    free(x); free(w); free(b); free(y); free(wr); free(ref);
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
+}
+
+static void t_conv_direct(int f16) {
+    int N = 1, H = 64, W = 48, C = 3, CO = 32, K = 7, s = 4, pd = 3;
+    int OH = (H + 2 * pd - K) / s + 1, OW = (W + 2 * pd - K) / s + 1;
+    int64_t ni = (int64_t)N * H * W * C, no = (int64_t)N * OH * OW * CO, nw = (int64_t)CO * K * K * C;
+    float *x = rnd(ni, 1.f), *w = rnd(nw, 0.1f), *b = rnd(CO, 0.5f);
+    void *dx = up(x, ni, f16), *dw = up(w, nw, f16), *db = up(b, CO, f16), *dy = dalloc(no, f16);
+    CK(mtk_conv_direct(0, dx, dy, dw, db, N, H, W, C, OH, OW, CO, K, K, s, s, pd, pd, 1, 1, 1, 1, f16));
+    float *y = down(dy, no, f16);
+    double *ref = malloc(sizeof(double) * no);
+    conv_ref(x, w, b, ref, N, H, W, C, OH, OW, CO, K, K, s, pd, 1, 1);
+    check(f16 ? "conv direct 7x7/4 3->32 relu f16" : "conv direct 7x7/4 3->32 relu f32", y, ref, no, tol_of(f16));
+    free(x); free(w); free(b); free(y); free(ref);
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
+}
+
+static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) {
+    /* Q, O stored as [B, N, H, D] (token layout) when bnhd, else [B,H,N,D];
+     * K, V as slices of one [B, M, 2, H, D] buffer (the kv Linear output). */
+    int64_t nq = (int64_t)B * H * Nq * D, nkv = (int64_t)B * M * 2 * H * D;
+    float *q = rnd(nq, 1.f), *kv = rnd(nkv, 1.f);
+    void *dq = up(q, nq, f16), *dkv = up(kv, nkv, f16), *dout = dalloc(nq, f16);
+    mtk_attn a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.H = H; a.N = Nq; a.M = M; a.D = D;
+    a.scale = 1.f / sqrtf((float)D);
+    if (bnhd) {
+        a.qs[0] = (int64_t)Nq * H * D; a.qs[1] = D; a.qs[2] = (int64_t)H * D;
+    } else {
+        a.qs[0] = (int64_t)H * Nq * D; a.qs[1] = (int64_t)Nq * D; a.qs[2] = D;
+    }
+    memcpy(a.os, a.qs, sizeof a.qs);
+    a.ks[0] = (int64_t)M * 2 * H * D; a.ks[1] = D; a.ks[2] = 2 * H * D;
+    memcpy(a.vs, a.ks, sizeof a.ks);
+    a.q = dq;
+    a.o = dout;
+    a.k = dkv;
+    a.v = (char *)dkv + (size_t)H * D * (f16 ? 2 : 4);
+    CK(mtk_attention(0, &a, f16));
+    float *o = down(dout, nq, f16);
+    double *ref = malloc(sizeof(double) * nq);
+    float *got = malloc(sizeof(float) * nq);
+    double *sc = malloc(sizeof(double) * M);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < Nq; i++) {
+                const float *qi = q + b * a.qs[0] + h * a.qs[1] + i * a.qs[2];
+                double mx = -1e300, s = 0;
+                for (int j = 0; j < M; j++) {
+                    const float *kj = kv + b * a.ks[0] + h * a.ks[1] + j * a.ks[2];
+                    double d = 0;
+                    for (int e = 0; e < D; e++) d += (double)qi[e] * kj[e];
+                    sc[j] = d * a.scale;
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = 0; j < M; j++) {
+                    sc[j] = exp(sc[j] - mx);
+                    s += sc[j];
+                }
+                for (int e = 0; e < D; e++) {
+                    double acc = 0;
+                    for (int j = 0; j < M; j++) acc += sc[j] * kv[b * a.vs[0] + h * a.vs[1] + j * a.vs[2] + H * D + e];
+                    int64_t idx = (((int64_t)b * H + h) * Nq + i) * D + e;
+                    ref[idx] = acc / s;
+                    got[idx] = o[b * a.os[0] + h * a.os[1] + i * a.os[2] + e];
+                }
+            }
+    char name[128];
+    snprintf(name, sizeof name, "attention B%d H%d N%d M%d D%d %s %s", B, H, Nq, M, D, bnhd ? "BNHD" : "BHND", f16 ? "f16" : "f32");
+    check(name, got, ref, nq, f16 ? 1e-2 : 1e-5);
+    free(q); free(kv); free(o); free(ref); free(got); free(sc);
+    cudaFree(dq); cudaFree(dkv); cudaFree(dout);
+}
+
+static void t_preprocess(int f16) {
+    int H = 31, W = 45;
+    uint8_t *img = malloc(H * W * 3);
+    for (int i = 0; i < H * W * 3; i++) img[i] = (uint8_t)(mt_rng_next(&g_rng) & 255);
+    void *di, *dy = dalloc((int64_t)3 * H * W, f16);
+    CK(cudaMalloc(&di, H * W * 3));
+    CK(cudaMemcpy(di, img, H * W * 3, cudaMemcpyHostToDevice));
+    const float mean[3] = {123.675f, 116.28f, 103.53f}, sd[3] = {58.395f, 57.12f, 57.375f};
+    int64_t ys[4] = {(int64_t)3 * H * W, (int64_t)H * W, W, 1};
+    CK(mtk_preprocess(0, di, H, W, dy, ys, mean, sd, f16));
+    float *y = down(dy, (int64_t)3 * H * W, f16);
+    double *ref = malloc(sizeof(double) * 3 * H * W);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < H * W; i++) ref[c * H * W + i] = (img[i * 3 + c] - mean[c]) / sd[c];
+    check(f16 ? "preprocess uint8 HWC -> CHW f16" : "preprocess uint8 HWC -> CHW f32", y, ref, (int64_t)3 * H * W, tol_of(f16));
+    free(img); free(y); free(ref); cudaFree(di); cudaFree(dy);
+}
+
+int main(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("skipped: no GPU\n");
+        return 77;
+    }
+    mt_rng_seed(&g_rng, (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull);
+    for (int f16 = 1; f16 >= 0; f16--) {
+        printf("%s storage:\n", f16 ? "FP16" : "FP32");
+        t_copy(f16);
+        t_elementwise(f16);
+        t_layernorm(f16, 32, 0);
+        t_layernorm(f16, 160, 1);
+        t_layernorm(f16, 1000, 0);
+        t_softmax(f16);
+        t_resize(f16, 0, 1);
+        t_resize(f16, 2, 0);
+        t_dwconv(f16, 64, 3);
+        t_dwconv(f16, 37, 0);
+        t_conv_direct(f16);
+        t_attention(f16, 1, 1, 1000, 256, 32, 1);
+        t_attention(f16, 2, 2, 300, 100, 32, 1);
+        t_attention(f16, 1, 5, 257, 64, 32, 0);
+        t_attention(f16, 1, 2, 130, 70, 64, 1);
+        t_attention(f16, 1, 1, 64, 40, 24, 0);
+        t_preprocess(f16);
+    }
+    printf(g_fail ? "FAILED\n" : "all GPU kernel checks passed\n");
+    return g_fail;
+}

@@ -1,0 +1,30 @@
+# GPU backend checks (label "gpu").  The programs are built whenever CUDA is
+# (so CI compiles them); the tests are registered only when a GPU is visible
+# at configure time, and also report ctest's skip code 77 if none is at run
+# time, so a machine without a GPU never counts them as passed.
+if(MTMI_HAVE_CUDA)
+  add_executable(test_cuda_kernels ${CMAKE_SOURCE_DIR}/tests/cuda/test_cuda_kernels.c)
+  target_include_directories(test_cuda_kernels PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(test_cuda_kernels PRIVATE mtmi)
+  add_executable(mtmi_cuda_bench ${CMAKE_SOURCE_DIR}/tests/cuda/bench_cuda.c)
+  target_include_directories(mtmi_cuda_bench PRIVATE ${CMAKE_SOURCE_DIR}/src)
+  target_link_libraries(mtmi_cuda_bench PRIVATE mtmi)
+
+  set(MTMI_GPU_VISIBLE OFF)
+  find_program(NVIDIA_SMI nvidia-smi)
+  if(NVIDIA_SMI)
+    execute_process(COMMAND ${NVIDIA_SMI} -L OUTPUT_VARIABLE smi_out RESULT_VARIABLE smi_rc ERROR_QUIET)
+    if(smi_rc EQUAL 0 AND smi_out MATCHES "GPU [0-9]")
+      set(MTMI_GPU_VISIBLE ON)
+    endif()
+  endif()
+  if(MTMI_GPU_VISIBLE)
+    add_test(NAME cuda_kernels COMMAND test_cuda_kernels)
+    set_tests_properties(cuda_kernels PROPERTIES LABELS "gpu" TIMEOUT 600 SKIP_RETURN_CODE 77)
+    mtmi_py_test(cuda_ops tests/cuda/test_cuda_ops.py)
+    mtmi_py_test(cuda_network tests/cuda/test_cuda_network.py)
+    foreach(t cuda_ops cuda_network)
+      set_tests_properties(${t} PROPERTIES LABELS "gpu" SKIP_RETURN_CODE 77)
+    endforeach()
+  endif()
+endif()
