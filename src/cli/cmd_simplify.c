@@ -5,6 +5,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "graph/reshape_pass.h"
 #include "onnx/onnx.h"
 
 typedef struct op_count {
@@ -67,6 +68,10 @@ int mt_cmd_simplify(int argc, char **argv) {
     if (cli_load_model(in, random, (uint64_t)seed, &m)) return 1;
     double t0 = mt_now_ms();
     if (mt_model_specialize(m, shapes, nshapes, !no_fuse, &g) != MTMI_OK) {
+        cli_lib_error();
+        goto done;
+    }
+    if (mt_pass_reshape_chains(g, NULL) != MTMI_OK) {
         cli_lib_error();
         goto done;
     }

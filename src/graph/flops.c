@@ -23,7 +23,7 @@ double mt_node_flops(const mt_graph *gc, const mt_node *n) {
         for (int i = 1; i < w->rank; i++) k *= (double)w->dims[i];
         return 2.0 * (double)mt_value_numel(x) * k;
     }
-    if (!strcmp(op, "MatMul") || !strcmp(op, "Gemm") || !strcmp(op, "FusedMatMul")) {
+    if (!strcmp(op, "MatMul") || !strcmp(op, "Gemm") || !strcmp(op, "FusedMatMul") || !strcmp(op, "Linear")) {
         mt_value *a = mt_in(g, n, 0);
         if (!a || a->rank < 1) return 0;
         double kdim = (double)a->dims[a->rank - 1];

@@ -39,6 +39,10 @@ typedef struct writer {
     const char *domains[16]; /* other non-default domains seen */
     int ndomains;
     const char *gelu_c[3];   /* shared Gelu constants, made on first use */
+    const char **names;      /* hash set of node names written (ONNX Runtime
+                              * rejects duplicates; lowering makes several
+                              * nodes from one) */
+    int names_cap, nnames;
     mtmi_status err;
 } writer;
 
@@ -72,7 +76,58 @@ static char *w_strdup(writer *w, const char *s) {
     return d;
 }
 
+static uint64_t hash_name(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Inserts name if absent; 1 if inserted, 0 if present, -1 on no memory. */
+static int name_insert(writer *w, const char *name) {
+    if ((w->nnames + 1) * 2 > w->names_cap) {
+        int nc = w->names_cap ? w->names_cap * 2 : 1024;
+        const char **t = calloc(nc, sizeof(char *));
+        if (!t) return -1;
+        for (int i = 0; i < w->names_cap; i++)
+            if (w->names[i]) {
+                uint64_t h = hash_name(w->names[i]) & (nc - 1);
+                while (t[h]) h = (h + 1) & (nc - 1);
+                t[h] = w->names[i];
+            }
+        free(w->names);
+        w->names = t;
+        w->names_cap = nc;
+    }
+    uint64_t h = hash_name(name) & (w->names_cap - 1);
+    while (w->names[h]) {
+        if (!strcmp(w->names[h], name)) return 0;
+        h = (h + 1) & (w->names_cap - 1);
+    }
+    w->names[h] = name;
+    w->nnames++;
+    return 1;
+}
+
+/* The node's name, made unique with a "_<k>" suffix if already written. */
+static char *unique_node_name(writer *w, const char *name) {
+    if (!name || !name[0]) return w_strdup(w, "");
+    char *nm = w_strdup(w, name);
+    for (int k = 1; nm; k++) {
+        int r = name_insert(w, nm);
+        if (r < 0) {
+            w->oom = 1;
+            return NULL;
+        }
+        if (r == 1) return nm;
+        char buf[1100];
+        snprintf(buf, sizeof buf, "%s_%d", name, k);
+        nm = w_strdup(w, buf);
+    }
+    return NULL;
+}
+
 static void w_free(writer *w) {
+    free(w->names);
     for (int i = 0; i < w->nptrs; i++) free(w->ptrs[i]);
     free(w->ptrs);
     free(w->nodes);
@@ -210,7 +265,7 @@ static Onnx__NodeProto *add_node(writer *w, const char *op, const char *domain, 
     if (!n) return NULL;
     onnx__node_proto__init(n);
     n->op_type = w_strdup(w, op);
-    n->name = w_strdup(w, name);
+    n->name = unique_node_name(w, name);
     if (domain && domain[0]) n->domain = w_strdup(w, domain);
     n->n_input = nin;
     n->input = w_alloc(w, sizeof(char *) * (nin + 1));
