@@ -216,9 +216,27 @@ mtmi_status mt_calib_stats_add(mt_calib_stats *st, const char *name, const float
     return MTMI_OK;
 }
 
+/* MTMI_CALIB_HIST_DIR=dir: each tensor's histogram as dir/<name>.hist
+ * ("width nbins amax" then the counts), for checking the threshold search
+ * against other implementations. */
+static void dump_hist(const char *dir, const char *name, const mt_hist *h) {
+    char fn[4096], nm[1024];
+    snprintf(nm, sizeof nm, "%s", name);
+    for (char *p = nm; *p; p++)
+        if (*p == '/' || *p == ':' || *p == ' ') *p = '_';
+    snprintf(fn, sizeof fn, "%s/%s.hist", dir, nm);
+    FILE *f = fopen(fn, "w");
+    if (!f) return;
+    fprintf(f, "%.9g %d %.9g\n", (double)h->width, h->nbins, (double)h->amax);
+    for (int k = 0; k < h->nbins; k++) fprintf(f, "%.17g\n", h->count[k]);
+    fclose(f);
+}
+
 mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, mt_calib_cache *c) {
+    const char *dump = getenv("MTMI_CALIB_HIST_DIR");
     for (int i = 0; i < st->n; i++) {
         const mt_hist *h = &st->hist[i];
+        if (dump && h->width > 0) dump_hist(dump, st->names[i], h);
         float amax = 0;
         switch (m) {
         case MT_CALIB_ENTROPY: amax = mt_hist_amax_entropy(h); break;

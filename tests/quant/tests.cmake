@@ -1,0 +1,8 @@
+# INT8 quantization: caches, calibration, INT8 kernels, accuracy.
+mtmi_c_test(test_quant tests/quant/test_quant.c)
+add_executable(quant_entropy_tool ${CMAKE_SOURCE_DIR}/tests/quant/entropy_tool.c)
+target_include_directories(quant_entropy_tool PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(quant_entropy_tool PRIVATE mtmi)
+mtmi_py_test(quant_entropy tests/quant/test_entropy.py $<TARGET_FILE:quant_entropy_tool>)
+mtmi_py_test(quant_int8_conv tests/quant/test_int8_conv.py)
+mtmi_py_test(quant_accuracy tests/quant/test_accuracy.py)
