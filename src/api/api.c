@@ -7,7 +7,6 @@
 
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
-#include "quant/quant.h"
 #if MTMI_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
