@@ -104,12 +104,24 @@ static int64_t pick_tile(int64_t bytes_per_col, int64_t budget, int64_t ohw, int
     return t;
 }
 
+/* Tile budgets; MTMI_NN_COL_KB / MTMI_NN_1X1_KB override them for tuning
+ * on a new machine (read once; scratch sizes follow). */
+static int64_t budget(const char *env, int64_t def) {
+    const char *v = getenv(env);
+    long kb = v ? atol(v) : 0;
+    return kb > 0 ? (int64_t)kb << 10 : def;
+}
+
 static int64_t col_tile(int64_t K, int64_t ohw, int64_t groups, int nth) {
-    return pick_tile(K * (int64_t)sizeof(float), MT_CONV_COL_BYTES, ohw, groups, nth);
+    static int64_t b = -1;
+    if (b < 0) b = budget("MTMI_NN_COL_KB", MT_CONV_COL_BYTES);
+    return pick_tile(K * (int64_t)sizeof(float), b, ohw, groups, nth);
 }
 
 static int64_t direct_tile(int64_t cin, int64_t cout, int64_t hw, int64_t groups, int nth) {
-    return pick_tile((cin + cout) * (int64_t)sizeof(float), MT_CONV_1X1_BYTES, hw, groups, nth);
+    static int64_t b = -1;
+    if (b < 0) b = budget("MTMI_NN_1X1_KB", MT_CONV_1X1_BYTES);
+    return pick_tile((cin + cout) * (int64_t)sizeof(float), b, hw, groups, nth);
 }
 
 size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {

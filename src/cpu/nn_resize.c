@@ -86,7 +86,6 @@ static int build_taps(taps *t, int mode, int ct, int nm, float scale, int64_t L,
             int64_t i = nearest_index(nm, x, scale < 1.0f);
             ix[0] = i < 0 ? 0 : i >= L ? L - 1 : i;
             w[0] = 1.0f;
-            if (ix[0] != o) t->identity = 0;
         } else if (mode == MODE_LINEAR) {
             float xc = x < 0.0f ? 0.0f : x > (float)(L - 1) ? (float)(L - 1) : x;
             int64_t x1 = (int64_t)xc;
@@ -98,7 +97,6 @@ static int build_taps(taps *t, int mode, int ct, int nm, float scale, int64_t L,
             ix[1] = x2;
             w[0] = d2;
             w[1] = d1;
-            if (!(x1 == o && (w[0] == 1.0f && w[1] == 0.0f))) t->identity = 0;
         } else {
             float xf = floorf(x);
             int64_t xi = (int64_t)xf;
@@ -112,8 +110,14 @@ static int build_taps(taps *t, int mode, int ct, int nm, float scale, int64_t L,
                 ix[k] = i < 0 ? 0 : i >= L ? L - 1 : i;
             }
             for (int k = 0; k < 4; k++) w[k] = exclude_outside && sum != 0.0f ? c[k] / sum : c[k];
-            if (!(x == (float)o)) t->identity = 0;
         }
+        /* Identity when all the weight sits on source index o. */
+        float on = 0.0f, off = 0.0f;
+        for (int k = 0; k < t->ntap; k++) {
+            if (ix[k] == o) on += w[k];
+            else off += fabsf(w[k]);
+        }
+        if (on != 1.0f || off != 0.0f) t->identity = 0;
     }
     return 0;
 }
@@ -147,15 +151,45 @@ static void pass_axis(const float *src, float *dst, int64_t outer, int64_t L, in
     }
 }
 
-/* Bilinear over the last two axes.  tx/ty are 2-tap, no extrapolation. */
+/* Horizontal 2-tap interpolation of one source row into h[OW]. */
+static void hinterp(const float *r, float *h, int64_t OW, const int32_t *i0, const int32_t *i1, const float *w0, const float *w1) {
+    int64_t ox = 0;
+#ifdef MT_NN_AVX2
+    for (; ox + 8 <= OW; ox += 8) {
+        __m256 a = _mm256_i32gather_ps(r, _mm256_loadu_si256((const __m256i *)(i0 + ox)), 4);
+        __m256 b = _mm256_i32gather_ps(r, _mm256_loadu_si256((const __m256i *)(i1 + ox)), 4);
+        _mm256_storeu_ps(h + ox, _mm256_fmadd_ps(b, _mm256_loadu_ps(w1 + ox), _mm256_mul_ps(a, _mm256_loadu_ps(w0 + ox))));
+    }
+#endif
+    for (; ox < OW; ox++) h[ox] = r[i0[ox]] * w0[ox] + r[i1[ox]] * w1[ox];
+}
+
+/* Bilinear over the last two axes.  tx/ty are 2-tap, no extrapolation.
+ * Each output row blends two horizontally interpolated source rows; a
+ * thread keeps the last two it made, so each source row is interpolated
+ * about once however large the upscale. */
 static mtmi_status bilinear2d(const float *X, float *Y, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const taps *ty,
                               const taps *tx, int nth) {
     const int64_t RB = 32; /* output rows per task */
     const int64_t nblk = (OH + RB - 1) / RB, tasks = planes * nblk;
+    if (W > INT32_MAX) return MTMI_ERR_UNSUPPORTED;
+    int32_t *xi = malloc(sizeof(int32_t) * 2 * OW);
+    float *xw = malloc(sizeof(float) * 2 * OW);
+    if (!xi || !xw) {
+        free(xi);
+        free(xw);
+        return MTMI_ERR_NOMEM;
+    }
+    for (int64_t ox = 0; ox < OW; ox++) {
+        xi[ox] = (int32_t)tx->idx[2 * ox];
+        xi[OW + ox] = (int32_t)tx->idx[2 * ox + 1];
+        xw[ox] = tx->w[2 * ox];
+        xw[OW + ox] = tx->w[2 * ox + 1];
+    }
     int fail = 0;
     #pragma omp parallel num_threads(nth)
     {
-        float *buf = malloc(sizeof(float) * 2 * (OW + 8));
+        float *buf = malloc(sizeof(float) * 2 * (OW + 16));
         int64_t key[2] = {-1, -1};
         if (!buf) {
             #pragma omp atomic write
@@ -178,13 +212,10 @@ static mtmi_status bilinear2d(const float *X, float *Y, int64_t planes, int64_t 
                         /* Evict the slot the other tap does not use. */
                         int64_t other = p * H + iy[1 - k];
                         slot = key[0] == other ? 1 : 0;
-                        const float *r = x + iy[k] * W;
-                        float *hb = buf + slot * (OW + 8);
-                        for (int64_t ox = 0; ox < OW; ox++)
-                            hb[ox] = r[tx->idx[2 * ox]] * tx->w[2 * ox] + r[tx->idx[2 * ox + 1]] * tx->w[2 * ox + 1];
+                        hinterp(x + iy[k] * W, buf + slot * (OW + 16), OW, xi, xi + OW, xw, xw + OW);
                         key[slot] = rk;
                     }
-                    h[k] = buf + slot * (OW + 8);
+                    h[k] = buf + slot * (OW + 16);
                 }
                 float *yr = y + oy * OW;
                 float w0 = wy[0], w1 = wy[1];
@@ -199,6 +230,8 @@ static mtmi_status bilinear2d(const float *X, float *Y, int64_t planes, int64_t 
         }
         free(buf);
     }
+    free(xi);
+    free(xw);
     return fail ? MTMI_ERR_NOMEM : MTMI_OK;
 }
 
@@ -320,7 +353,7 @@ mtmi_status mt_nn_resize(const mt_graph *g, const mt_node *n, void *st, const mt
         for (int i = 0; i < rank - 2; i++) planes *= x->dims[i];
         s = bilinear2d(X, Y, planes, x->dims[rank - 2], x->dims[rank - 1], od[rank - 2], od[rank - 1], &t[rank - 2], &t[rank - 1],
                        ctx->nthreads);
-        if (s) mt_kernel_fail(g, n, s, "out of memory");
+        if (s) mt_kernel_fail(g, n, s, "out of memory (or a row too long)");
         goto done;
     }
     /* Generic: one pass per active axis, ping-ponging through temporaries. */
