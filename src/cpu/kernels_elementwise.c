@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/vmath.h"
 #include "graph/ops.h"
 
 /* The integer loops are instantiated for uint8 too, where tests like x < 0
@@ -415,10 +416,32 @@ static mtmi_status k_where(const mt_graph *g, const mt_node *n, void *state, con
     UN_LOOP(op##_i32, int32_t, e) UN_LOOP(op##_i64, int64_t, e) UN_LOOP(op##_i8, int8_t, e)          \
         UN_LOOP(op##_u8, uint8_t, e)
 
-UN_FLOAT(sqrt, sqrtf(x), sqrt(x))
+UN_LOOP(sqrt_f64, double, sqrt(x))
 UN_FLOAT(erf, erff(x), erf(x))
 UN_FLOAT(relu, x > 0 ? x : 0, x > 0 ? x : 0)
-UN_FLOAT(sigmoid, 1.0f / (1.0f + expf(-x)), 1.0 / (1.0 + exp(-x)))
+UN_LOOP(sigmoid_f64, double, 1.0 / (1.0 + exp(-x)))
+
+/* Sqrt and Sigmoid on floats are spelled out in AVX2: the compiler leaves
+ * sqrtf's errno branch and expf's call in the loop otherwise. */
+static void sqrt_f32(void *o_, const void *const *in, const int *s, int64_t n, const void *prm) {
+    const float *x = in[0];
+    float *o = o_;
+    int64_t i = 0;
+#ifdef __AVX2__
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) o[i] = sqrtf(x[i]);
+}
+
+static void sigmoid_f32(void *o_, const void *const *in, const int *s, int64_t n, const void *prm) {
+    const float *x = in[0];
+    float *o = o_;
+    int64_t i = 0;
+#ifdef __AVX2__
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, mt_vsigmoid8(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) o[i] = mt_vsigmoidf(x[i]);
+}
 UN_FLOAT(tanh, tanhf(x), tanh(x))
 UN_FLOAT(exp, expf(x), exp(x))
 UN_FLOAT(log, logf(x), log(x))

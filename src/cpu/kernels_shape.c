@@ -8,11 +8,13 @@
  * are aliases and never run. */
 #include "cpu/cpu.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/vmath.h"
 #include "graph/shape_math.h"
 
 #define MAXV 64
@@ -103,7 +105,52 @@ static void copy_box(void *dst, const int64_t *ds_in, const void *src, const int
 }
 
 /* ------------------------------------------------------------- transpose */
-#define TILE 32
+#define BLOCK 128
+
+/* d[i*oi + j] = s[i + j*sj] for i in [i0,i1), j in [j0,j1): 8x8 register
+ * transposes where a full 8x8 fits, scalar at the edges. */
+static void transpose_block_f32(const float *s, int64_t sj, float *d, int64_t oi, int64_t i0, int64_t i1, int64_t j0,
+                                int64_t j1) {
+    int64_t i8 = i0 + ((i1 - i0) & ~(int64_t)7), j8 = j0 + ((j1 - j0) & ~(int64_t)7);
+#ifdef __AVX__
+    /* Keep the 8 rows on the side with the larger (often power-of-two, so
+     * cache-set aliasing) stride in the inner loop's fixed set. */
+    int i_outer = oi >= sj;
+    int64_t na = i_outer ? i8 : j8, nb = i_outer ? j8 : i8, a0 = i_outer ? i0 : j0, b0 = i_outer ? j0 : i0;
+    for (int64_t a = a0; a < na; a += 8)
+        for (int64_t b = b0; b < nb; b += 8) {
+            int64_t i = i_outer ? a : b, j = i_outer ? b : a;
+            __m256 r0 = _mm256_loadu_ps(s + i + (j + 0) * sj), r1 = _mm256_loadu_ps(s + i + (j + 1) * sj);
+            __m256 r2 = _mm256_loadu_ps(s + i + (j + 2) * sj), r3 = _mm256_loadu_ps(s + i + (j + 3) * sj);
+            __m256 r4 = _mm256_loadu_ps(s + i + (j + 4) * sj), r5 = _mm256_loadu_ps(s + i + (j + 5) * sj);
+            __m256 r6 = _mm256_loadu_ps(s + i + (j + 6) * sj), r7 = _mm256_loadu_ps(s + i + (j + 7) * sj);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            _mm256_storeu_ps(d + (i + 0) * oi + j, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + (i + 1) * oi + j, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + (i + 2) * oi + j, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + (i + 3) * oi + j, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + (i + 4) * oi + j, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + (i + 5) * oi + j, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + (i + 6) * oi + j, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + (i + 7) * oi + j, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+#else
+    i8 = i0;
+    j8 = j0;
+#endif
+    /* edges: the rows past i8 for all j, and the columns past j8 for i < i8 */
+    for (int64_t i = i8; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) d[i * oi + j] = s[i + j * sj];
+    for (int64_t i = i0; i < i8; i++)
+        for (int64_t j = j8; j < j1; j++) d[i * oi + j] = s[i + j * sj];
+}
 
 /* Transposes with perm; public to the tests through mt_cpu_transpose. */
 void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_dims, const int64_t *perm_in, size_t esz,
@@ -164,15 +211,19 @@ void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_di
         return;
     }
     /* Blocked 2-D transpose between output axis a (contiguous in the input)
-     * and the last output axis (contiguous in the output). */
+     * and the last output axis (contiguous in the output), in BLOCK x BLOCK
+     * tiles that both sides keep in cache; one task per tile. */
     int a = 0;
     for (int k = 0; k < r; k++)
         if (is[k] == 1) a = k;
     int64_t ni = od[a], nj = od[r - 1], oi = os[a], sj = is[r - 1];
-    int64_t outer = total / (ni * nj), ti = (ni + TILE - 1) / TILE, tasks = outer * ti;
+    int64_t outer = total / (ni * nj), ti = (ni + BLOCK - 1) / BLOCK, tj = (nj + BLOCK - 1) / BLOCK;
+    int64_t tasks = outer * ti * tj;
 #pragma omp parallel for num_threads(nthreads) if (total > 32768) schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
-        int64_t o = t / ti, i0 = (t % ti) * TILE, i1 = MT_MIN(i0 + TILE, ni);
+        int64_t o = t / (ti * tj), rest = t % (ti * tj);
+        int64_t i0 = (rest / tj) * BLOCK, j0 = (rest % tj) * BLOCK;
+        int64_t i1 = MT_MIN(i0 + BLOCK, ni), j1 = MT_MIN(j0 + BLOCK, nj);
         int64_t soff = 0, doff = 0, rem = o;
         for (int k = r - 2; k >= 0; k--) {
             if (k == a) continue;
@@ -181,9 +232,11 @@ void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_di
             soff += idx * is[k];
             doff += idx * os[k];
         }
-        for (int64_t j0 = 0; j0 < nj; j0 += TILE) {
-            int64_t j1 = MT_MIN(j0 + TILE, nj);
-            switch (esz) {
+        if (esz == 4) {
+            transpose_block_f32((const float *)src + soff, sj, (float *)dst + doff, oi, i0, i1, j0, j1);
+            continue;
+        }
+        switch (esz) {
 #define TBLOCK(SZ, T)                                                                           \
     case SZ: {                                                                                  \
         const T *s = (const T *)src + soff;                                                     \
@@ -192,12 +245,10 @@ void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_di
             for (int64_t j = j0; j < j1; j++) d[i * oi + j] = s[i + j * sj];                    \
         break;                                                                                  \
     }
-                TBLOCK(1, uint8_t)
-                TBLOCK(2, uint16_t)
-                TBLOCK(4, uint32_t)
-                TBLOCK(8, uint64_t)
+            TBLOCK(1, uint8_t)
+            TBLOCK(2, uint16_t)
+            TBLOCK(8, uint64_t)
 #undef TBLOCK
-            }
         }
     }
 }
@@ -541,8 +592,96 @@ static void softmax_view(const mt_graph *g, const mt_node *n, const mt_tview *x,
             }                                                                                          \
         }                                                                                              \
     }
-SOFTMAX_T(softmax_f32, float, expf, logf)
 SOFTMAX_T(softmax_f64, double, exp, log)
+
+/* Float softmax over a contiguous row: AVX2 max, exp-and-sum, scale. */
+static void softmax_row_f32(const float *x, float *y, int64_t n, int logsm) {
+    int64_t i = 0;
+    float mx = -INFINITY, sum = 0;
+#ifdef __AVX2__
+    if (n >= 8) {
+        __m256 m = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        mx = mt_hmax8(m);
+    }
+#endif
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    i = 0;
+#ifdef __AVX2__
+    __m256 acc = _mm256_setzero_ps(), vm = _mm256_set1_ps(mx);
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = mt_vexp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        if (!logsm) _mm256_storeu_ps(y + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    sum = mt_hsum8(acc);
+#endif
+    for (; i < n; i++) {
+        float e = mt_vexpf(x[i] - mx);
+        if (!logsm) y[i] = e;
+        sum += e;
+    }
+    if (logsm) {
+        float lse = mx + logf(sum);
+        for (i = 0; i < n; i++) y[i] = x[i] - lse;
+    } else {
+        float inv = 1.0f / sum;
+        for (i = 0; i < n; i++) y[i] *= inv;
+    }
+}
+
+/* Softmax over a strided axis: SM_CHUNK inner positions at a time, so that
+ * every pass runs over contiguous memory. */
+#define SM_CHUNK 256
+static void softmax_strided_f32(const float *xs, float *ys, int64_t dim, int64_t inner, int64_t cnt, int logsm) {
+    float mx[SM_CHUNK], sum[SM_CHUNK];
+    for (int64_t j = 0; j < cnt; j++) {
+        mx[j] = -INFINITY;
+        sum[j] = 0;
+    }
+    for (int64_t k = 0; k < dim; k++)
+        for (int64_t j = 0; j < cnt; j++) mx[j] = xs[k * inner + j] > mx[j] ? xs[k * inner + j] : mx[j];
+    for (int64_t k = 0; k < dim; k++) {
+        const float *xr = xs + k * inner;
+        float *yr = ys + k * inner;
+        int64_t j = 0;
+#ifdef __AVX2__
+        for (; j + 8 <= cnt; j += 8) {
+            __m256 e = mt_vexp8(_mm256_sub_ps(_mm256_loadu_ps(xr + j), _mm256_loadu_ps(mx + j)));
+            if (!logsm) _mm256_storeu_ps(yr + j, e);
+            _mm256_storeu_ps(sum + j, _mm256_add_ps(_mm256_loadu_ps(sum + j), e));
+        }
+#endif
+        for (; j < cnt; j++) {
+            float e = mt_vexpf(xr[j] - mx[j]);
+            if (!logsm) yr[j] = e;
+            sum[j] += e;
+        }
+    }
+    if (logsm) {
+        for (int64_t j = 0; j < cnt; j++) sum[j] = mx[j] + logf(sum[j]);
+        for (int64_t k = 0; k < dim; k++)
+            for (int64_t j = 0; j < cnt; j++) ys[k * inner + j] = xs[k * inner + j] - sum[j];
+    } else {
+        for (int64_t j = 0; j < cnt; j++) sum[j] = 1.0f / sum[j];
+        for (int64_t k = 0; k < dim; k++)
+            for (int64_t j = 0; j < cnt; j++) ys[k * inner + j] *= sum[j];
+    }
+}
+
+static void softmax_f32(const float *x, float *y, int64_t outer, int64_t dim, int64_t inner, int logsm, int nthreads) {
+    if (inner == 1) {
+#pragma omp parallel for num_threads(nthreads) if (outer * dim > 16384) schedule(static)
+        for (int64_t o = 0; o < outer; o++) softmax_row_f32(x + o * dim, y + o * dim, dim, logsm);
+        return;
+    }
+    int64_t nch = (inner + SM_CHUNK - 1) / SM_CHUNK, tasks = outer * nch;
+#pragma omp parallel for num_threads(nthreads) if (outer * dim * inner > 16384) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t o = t / nch, j0 = (t % nch) * SM_CHUNK, cnt = MT_MIN(SM_CHUNK, inner - j0);
+        softmax_strided_f32(x + o * dim * inner + j0, y + o * dim * inner + j0, dim, inner, cnt, logsm);
+    }
+}
 
 static mtmi_status k_softmax(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
                              int nout, mt_cpu_ctx *ctx) {
@@ -630,8 +769,19 @@ static inline double reduce_final(int kind, double acc, int64_t count) {
     }
 }
 
+/* Float sum of a contiguous run with 8 accumulators (vectorizes). */
+static double sum_run_f32(const float *x, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    double s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
 #define REDUCE_T(NAME, RUN, T, TOUT)                                                            \
-    REDUCE_RUN(RUN, T)                                                                          \
     static void NAME(const T *x, T *y, const rplan *p, int64_t nout, int kind, int nthreads) {  \
         int64_t inner = p->nr ? p->rd[p->nr - 1] : 1, is = p->nr ? p->rs[p->nr - 1] : 1;        \
         int64_t outer_r = p->nr ? p->count / inner : 1;                                         \
@@ -654,6 +804,16 @@ static inline double reduce_final(int kind, double acc, int64_t count) {
             y[o] = (TOUT)reduce_final(kind, acc, p->count);                                     \
         }                                                                                       \
     }
+REDUCE_RUN(run_f32_generic, float)
+REDUCE_RUN(run_f64, double)
+REDUCE_RUN(run_i32, int32_t)
+REDUCE_RUN(run_i64, int64_t)
+REDUCE_RUN(run_i8, int8_t)
+REDUCE_RUN(run_u8, uint8_t)
+static double run_f32(const float *x, int64_t cnt, int64_t s, int kind, double acc) {
+    if (s == 1 && (kind == R_SUM || kind == R_MEAN)) return acc + sum_run_f32(x, cnt);
+    return run_f32_generic(x, cnt, s, kind, acc);
+}
 REDUCE_T(reduce_f32, run_f32, float, float)
 REDUCE_T(reduce_f64, run_f64, double, double)
 REDUCE_T(reduce_i32, run_i32, int32_t, int32_t)
