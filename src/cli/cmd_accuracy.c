@@ -37,10 +37,38 @@ static int dump(const char *dir, const char *name, const char *suffix, const mt_
     return 0;
 }
 
+/* The public API's INT8 plan (whole model, heads rewritten in place) must
+ * give exactly what the runner's encoder + INT8 heads give. */
+static int api_check(mtmi_model *m, const mtmi_tensor *shape, int threads, const char *cache, float *input, const mt_qrunner *r) {
+    mtmi_plan_options po = {.device = "cpu", .precision = "int8", .threads = threads, .num_input_shapes = 1,
+                            .input_shapes = shape, .calibration_cache = cache};
+    mtmi_plan *p = NULL;
+    if (mtmi_plan_create(m, &po, &p) != MTMI_OK) return cli_lib_error();
+    int nout = mtmi_model_num_outputs(m), rc = 0;
+    mtmi_tensor in = *shape, out[64];
+    in.data = input;
+    for (int i = 0; i < nout && i < 64; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].data = malloc(sizeof(float) * (size_t)r->out_numel[i] + 8);
+        if (!out[i].data) rc = cli_error("out of memory");
+    }
+    if (!rc && mtmi_plan_run(p, &in, 1, out, nout) != MTMI_OK) rc = cli_lib_error();
+    for (int i = 0; !rc && i < nout; i++) {
+        if (memcmp(out[i].data, r->out_q[i], sizeof(float) * (size_t)r->out_numel[i]) != 0) {
+            rc = cli_error("accuracy: output '%s' of mtmi_plan_create(int8) differs from the split INT8 heads",
+                           mtmi_model_output_name(m, i));
+        }
+    }
+    if (!rc) fprintf(stderr, "api check: mtmi_plan_create(precision int8) gives the same bits\n");
+    for (int i = 0; i < nout && i < 64; i++) free(out[i].data);
+    mtmi_plan_free(p);
+    return rc;
+}
+
 int mt_cmd_accuracy(int argc, char **argv) {
     const char *path = NULL, *cache_path = NULL, *size = NULL, *featdir = NULL, *dumpdir = NULL;
     char *inputs[256], *overrides[256];
-    int ninputs = 0, noverrides = 0, random = 0, threads = 0, json = 0, nofeat = 0;
+    int ninputs = 0, noverrides = 0, random = 0, threads = 0, json = 0, nofeat = 0, check_api = 0;
     long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -51,7 +79,9 @@ int mt_cmd_accuracy(int argc, char **argv) {
                    "Runs the encoder in FP32 and the heads both in FP32 and in INT8 (CPU reference\n"
                    "kernels, scales from CACHE) and reports, over all images: the agreement of the\n"
                    "segmentation class maps, the IoU of each class between the two maps, and the depth\n"
-                   "error.  --dump writes the first image's outputs as DIR/<output>_{fp32,int8}.npy.\n");
+                   "error.  --dump writes the first image's outputs as DIR/<output>_{fp32,int8}.npy.\n"
+                   "--check-api also runs the first image through mtmi_plan_create(precision int8)\n"
+                   "and requires the same bits as the split encoder + INT8 heads.\n");
             return 0;
         } else if (!strcmp(a, "--images") && i + 1 < argc) {
             if (ninputs == 256) return cli_error("accuracy: too many --images");
@@ -65,6 +95,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
         else if (!strcmp(a, "--dump") && i + 1 < argc) dumpdir = argv[++i];
         else if (!strcmp(a, "--no-feature-cache")) nofeat = 1;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--check-api")) check_api = 1;
         else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
         } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
@@ -160,6 +191,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
                 if (dump(dumpdir, nm, "fp32", r.full, o, r.out[o]) || dump(dumpdir, nm, "int8", r.full, o, r.out_q[o])) goto done;
             }
         }
+        if (check_api && f == 0 && api_check(m, &shape, threads, cache_path, input, &r)) goto done;
         int nb = MT_MIN(batch, nfiles - f * batch); /* padding images of a last batch do not count */
         if (sv)
             for (int64_t b = 0; b < NB && b < nb; b++) {
