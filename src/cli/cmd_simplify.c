@@ -31,17 +31,18 @@ static int cmp_count(const void *a, const void *b) {
 int mt_cmd_simplify(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     mtmi_tensor shapes[16];
-    int nshapes = 0, keep_fused = 0, no_fuse = 0, random = 0;
+    int nshapes = 0, keep_fused = 0, no_fuse = 0, no_opt = 0, random = 0;
     long seed = 0, ext = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            printf("usage: mtmi simplify IN OUT [--shape 1x3xHxW ...] [--keep-fused] [--no-fuse]\n"
+            printf("usage: mtmi simplify IN OUT [--shape 1x3xHxW ...] [--keep-fused] [--no-fuse] [--no-optimize]\n"
                    "       [--external-data BYTES] [--random-weights SEED]\n"
                    "Infers shapes (for the given input shapes, in input order), folds constants,\n"
                    "removes dead nodes and fuses patterns, then writes OUT as standard ONNX\n"
                    "(fused ops written back as ONNX ops; --keep-fused keeps them in the \"mtmi\"\n"
-                   "domain, which only mtmi runs).  Weights over BYTES go to OUT.data.\n");
+                   "domain, which only mtmi runs).  Weights over BYTES go to OUT.data.\n"
+                   "--no-optimize writes the graph as loaded (a plain re-save).\n");
             return 0;
         } else if (!strcmp(a, "--shape") && i + 1 < argc) {
             if (nshapes == 16) return cli_error("simplify: too many --shape options");
@@ -50,6 +51,7 @@ int mt_cmd_simplify(int argc, char **argv) {
             nshapes++;
         } else if (!strcmp(a, "--keep-fused")) keep_fused = 1;
         else if (!strcmp(a, "--no-fuse")) no_fuse = 1;
+        else if (!strcmp(a, "--no-optimize")) no_opt = 1;
         else if (!strcmp(a, "--external-data") && i + 1 < argc) {
             if ((ext = cli_parse_long(a, argv[++i], 0, 1L << 40)) < 0) return 1;
         } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
@@ -67,11 +69,19 @@ int mt_cmd_simplify(int argc, char **argv) {
     int rc = 1;
     if (cli_load_model(in, random, (uint64_t)seed, &m)) return 1;
     double t0 = mt_now_ms();
-    if (mt_model_specialize(m, shapes, nshapes, !no_fuse, &g) != MTMI_OK) {
-        cli_lib_error();
+    if (no_opt) {
+        if (!(g = mt_graph_clone(m->graph))) {
+            cli_lib_error();
+            goto done;
+        }
+    } else if (mt_model_specialize(m, shapes, nshapes, !no_fuse, &g) != MTMI_OK) {
+        /* Dynamic inputs are the usual cause: say how to fix it. */
+        if (nshapes == 0 && strstr(mtmi_last_error(), "dynamic shape"))
+            cli_error("%s (simplify: pass --shape for each input)", mtmi_last_error());
+        else cli_lib_error();
         goto done;
     }
-    if (mt_pass_reshape_chains(g, NULL) != MTMI_OK) {
+    if (!no_opt && mt_pass_reshape_chains(g, NULL) != MTMI_OK) {
         cli_lib_error();
         goto done;
     }
@@ -108,7 +118,7 @@ int mt_cmd_simplify(int argc, char **argv) {
     }
     after = back->nnodes;
     qsort(h, nh, sizeof h[0], cmp_count);
-    printf("%-24s %10s %10s\n", "op", "original", "simplified");
+    printf("%-24s %10s %10s\n", "op", "original", no_opt ? "written" : "simplified");
     for (int i = 0; i < nh; i++) printf("%-24s %10d %10d\n", h[i].op, h[i].before, h[i].after);
     printf("%-24s %10d %10d\n", "total nodes", before, after);
     printf("wrote %s (opset %lld, %.0f ms)\n", out, (long long)back->opset, t1 - t0);

@@ -302,6 +302,40 @@ static void test_split(void) {
     mt_graph_free(g);
 }
 
+/* The reference exports (graph only, weights filled at load): load, save,
+ * load gives the same graph.  The shared folder sits beside the repository
+ * (found from this file's path); skipped where it is absent. */
+static void test_reference_roundtrip(const char *dir) {
+    static const char *files[] = {"mtmi_torchscript_opset17.graph.onnx", "mtmi_dynamo_opset17.graph.onnx"};
+    char base[1024];
+    const char *env = getenv("MTMI_SHARED");
+    if (env) snprintf(base, sizeof base, "%s/reference", env);
+    else {
+        snprintf(base, sizeof base, "%s", __FILE__);
+        char *sl = strrchr(base, '/');
+        if (!sl) return;
+        snprintf(sl, sizeof base - (sl - base), "/../../../shared/reference");
+    }
+    for (int i = 0; i < 2; i++) {
+        char src[1400], dst[600];
+        snprintf(src, sizeof src, "%s/%s", base, files[i]);
+        if (access(src, R_OK) != 0) {
+            printf("note: %s not found, reference round trip skipped\n", src);
+            return;
+        }
+        mt_onnx_load_opts lo = {.fill_missing_weights = 1, .seed = 0};
+        mt_graph *g = NULL;
+        mtmi_status s = mt_onnx_load(src, &lo, &g);
+        CHECK(s == MTMI_OK, "load %s: %s", src, mtmi_last_error());
+        if (s) continue;
+        snprintf(dst, sizeof dst, "%s/ref%d.onnx", dir, i);
+        mt_graph *r = save_load(g, dst, &(mt_onnx_save_opts){.external_threshold = 4096});
+        if (r) CHECK(graphs_equal(g, r, files[i]), "%s: round trip differs", files[i]);
+        mt_graph_free(r);
+        mt_graph_free(g);
+    }
+}
+
 int main(void) {
     char dir[] = "/tmp/mtmi_prep_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -310,6 +344,7 @@ int main(void) {
     }
     test_network();
     test_roundtrip(dir);
+    test_reference_roundtrip(dir);
     test_layernorm_opset(dir);
     test_split();
     char cmd[600];
