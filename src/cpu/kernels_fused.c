@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------ vector math */
@@ -79,7 +80,7 @@ static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, co
 enum { BQ = 64, BK = 256 };
 
 typedef struct attn_dims {
-    int64_t B, H, N, M, d, dv, dvp;
+    int64_t B, H, N, M, d, dv, dvp, dvp16;
 } attn_dims;
 
 static void attn_dims_of(const mt_graph *g, const mt_node *n, attn_dims *a) {
@@ -91,6 +92,7 @@ static void attn_dims_of(const mt_graph *g, const mt_node *n, attn_dims *a) {
     a->M = k->dims[2];
     a->dv = v->dims[3];
     a->dvp = (a->dv + 7) & ~(int64_t)7;
+    a->dvp16 = (a->dv + 15) & ~(int64_t)15;
 }
 
 /* floats of one thread's working set, rounded to a cache line */
@@ -98,8 +100,8 @@ static size_t attn_thread_floats(const attn_dims *a) {
     size_t f = (size_t)BQ * a->d      /* scaled query block        */
                + (size_t)BK * a->d    /* key block, packed by 8    */
                + (size_t)BQ * BK      /* scores / probabilities    */
-               + (size_t)BQ * a->dvp  /* output accumulator        */
-               + (size_t)BK * a->dvp  /* value block (padded dv)   */
+               + (size_t)BQ * a->dvp16  /* output accumulator      */
+               + (size_t)BK * a->dvp16  /* value block (padded dv) */
                + 3 * (size_t)BQ;      /* row max, row sum, rescale */
     return (f + 15) & ~(size_t)15;
 }
@@ -287,6 +289,176 @@ static void attn_block(const attn_dims *a, float scale, const float *Q, const fl
     }
 }
 
+/* ------------------------------------------------ Attention, AVX-512 path
+ * The same algorithm with 16-wide vectors and 8-row tiles (16 accumulators
+ * of the 32 zmm registers): about twice the AVX2 path's speed where the CPU
+ * has AVX-512 (Xeon since Skylake-SP, EPYC since Zen 4). */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx2,fma")
+
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+                                     _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, z, x);
+    y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, fx); /* y * 2^fx */
+}
+
+/* S[r][p*16 ..] for 8 rows and 2 panels (32 keys); kp panels are [d][16]. */
+static inline void scores512_8x32(const float *qb, int64_t d, const float *k0, const float *k1, float *s) {
+    __m512 a[8][2];
+    for (int r = 0; r < 8; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c++) {
+        __m512 v0 = _mm512_loadu_ps(k0 + c * 16), v1 = _mm512_loadu_ps(k1 + c * 16);
+        for (int r = 0; r < 8; r++) {
+            __m512 q = _mm512_set1_ps(qb[r * d + c]);
+            a[r][0] = _mm512_fmadd_ps(q, v0, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(q, v1, a[r][1]);
+        }
+    }
+    for (int r = 0; r < 8; r++) {
+        _mm512_storeu_ps(s + r * BK, a[r][0]);
+        _mm512_storeu_ps(s + r * BK + 16, a[r][1]);
+    }
+}
+
+static inline void scores512_8x16(const float *qb, int64_t d, const float *k0, float *s) {
+    __m512 a[8];
+    for (int r = 0; r < 8; r++) a[r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; c++) {
+        __m512 v0 = _mm512_loadu_ps(k0 + c * 16);
+        for (int r = 0; r < 8; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qb[r * d + c]), v0, a[r]);
+    }
+    for (int r = 0; r < 8; r++) _mm512_storeu_ps(s + r * BK, a[r]);
+}
+
+/* O[r][c..c+16*w) = O * corr[r] + P[r] V for 8 rows, w = 1 or 2 vectors. */
+static inline void pv512_8x(const float *P, const float *V, int64_t ldv, int64_t kn, float *O, int64_t ldo,
+                            const float *corr, int64_t c, int w) {
+    __m512 a[8][2];
+    for (int r = 0; r < 8; r++) {
+        __m512 k = _mm512_set1_ps(corr[r]);
+        a[r][0] = _mm512_mul_ps(k, _mm512_loadu_ps(O + r * ldo + c));
+        a[r][1] = w == 2 ? _mm512_mul_ps(k, _mm512_loadu_ps(O + r * ldo + c + 16)) : _mm512_setzero_ps();
+    }
+    const float *v = V + c;
+    if (w == 2) {
+        for (int64_t j = 0; j < kn; j++, v += ldv) {
+            __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
+            for (int r = 0; r < 8; r++) {
+                __m512 p = _mm512_set1_ps(P[r * BK + j]);
+                a[r][0] = _mm512_fmadd_ps(p, v0, a[r][0]);
+                a[r][1] = _mm512_fmadd_ps(p, v1, a[r][1]);
+            }
+        }
+    } else {
+        for (int64_t j = 0; j < kn; j++, v += ldv) {
+            __m512 v0 = _mm512_loadu_ps(v);
+            for (int r = 0; r < 8; r++) a[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(P[r * BK + j]), v0, a[r][0]);
+        }
+    }
+    for (int r = 0; r < 8; r++) {
+        _mm512_storeu_ps(O + r * ldo + c, a[r][0]);
+        if (w == 2) _mm512_storeu_ps(O + r * ldo + c + 16, a[r][1]);
+    }
+}
+
+static void attn_block512(const attn_dims *a, float scale, const float *Q, const float *K, const float *V, float *Y,
+                          int64_t q0, int64_t qn, float *ws) {
+    const int64_t d = a->d, dv = a->dv, dvp = a->dvp16;
+    float *qb = ws, *kp = qb + BQ * d, *S = kp + BK * d, *O = S + BQ * BK, *vp = O + BQ * dvp;
+    float *mx = vp + BK * dvp, *sum = mx + BQ, *corr = sum + BQ;
+    const int64_t qr = (qn + 7) & ~(int64_t)7;
+    for (int64_t r = 0; r < qr; r++)
+        for (int64_t c = 0; c < d; c++) qb[r * d + c] = r < qn ? Q[(q0 + r) * d + c] * scale : 0.0f;
+    memset(O, 0, sizeof(float) * qr * dvp);
+    for (int64_t r = 0; r < qr; r++) {
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+    }
+    for (int64_t k0 = 0; k0 < a->M; k0 += BK) {
+        const int64_t kn = MT_MIN((int64_t)BK, a->M - k0), kpad = (kn + 15) & ~(int64_t)15, np = kpad / 16;
+        for (int64_t j = 0; j < kpad; j++) {
+            float *dst = kp + (j / 16) * d * 16 + (j % 16);
+            if (j < kn) {
+                const float *src = K + (k0 + j) * d;
+                for (int64_t c = 0; c < d; c++) dst[c * 16] = src[c];
+            } else
+                for (int64_t c = 0; c < d; c++) dst[c * 16] = 0.0f;
+        }
+        const float *vb = V + k0 * dv;
+        int64_t ldv = dv;
+        if (dv != dvp) {
+            for (int64_t j = 0; j < kn; j++) {
+                memcpy(vp + j * dvp, vb + j * dv, sizeof(float) * dv);
+                memset(vp + j * dvp + dv, 0, sizeof(float) * (dvp - dv));
+            }
+            vb = vp;
+            ldv = dvp;
+        }
+        for (int64_t r = 0; r < qr; r += 8) {
+            int64_t p = 0;
+            for (; p + 2 <= np; p += 2) scores512_8x32(qb + r * d, d, kp + p * d * 16, kp + (p + 1) * d * 16, S + r * BK + p * 16);
+            for (; p < np; p++) scores512_8x16(qb + r * d, d, kp + p * d * 16, S + r * BK + p * 16);
+        }
+        const int64_t kfull = kn & ~(int64_t)15;
+        const __mmask16 tail = (__mmask16)((1u << (kn - kfull)) - 1);
+        for (int64_t r = 0; r < qr; r++) {
+            float *s = S + r * BK;
+            __m512 vm = _mm512_set1_ps(-INFINITY);
+            int64_t j = 0;
+            for (; j < kfull; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+            if (tail) vm = _mm512_mask_max_ps(vm, tail, vm, _mm512_maskz_loadu_ps(tail, s + j));
+            float m = _mm512_reduce_max_ps(vm);
+            if (mx[r] > m) m = mx[r];
+            corr[r] = mx[r] == -INFINITY ? 0.0f : expf(mx[r] - m);
+            mx[r] = m;
+            __m512 vmx = _mm512_set1_ps(m), vs = _mm512_setzero_ps();
+            for (j = 0; j < kfull; j += 16) {
+                __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vmx));
+                _mm512_storeu_ps(s + j, e);
+                vs = _mm512_add_ps(vs, e);
+            }
+            if (tail) {
+                __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + j), vmx));
+                e = _mm512_maskz_mov_ps(tail, e);
+                _mm512_mask_storeu_ps(s + j, tail, e);
+                vs = _mm512_add_ps(vs, e);
+            }
+            sum[r] = sum[r] * corr[r] + _mm512_reduce_add_ps(vs);
+        }
+        for (int64_t r = 0; r < qr; r += 8) {
+            int64_t c = 0;
+            for (; c + 32 <= dvp; c += 32) pv512_8x(S + r * BK, vb, ldv, kn, O + r * dvp, dvp, corr + r, c, 2);
+            for (; c < dvp; c += 16) pv512_8x(S + r * BK, vb, ldv, kn, O + r * dvp, dvp, corr + r, c, 1);
+        }
+    }
+    for (int64_t r = 0; r < qn; r++) {
+        float inv = 1.0f / sum[r];
+        float *y = Y + (q0 + r) * dv;
+        for (int64_t c = 0; c < dv; c++) y[c] = O[r * dvp + c] * inv;
+    }
+}
+#pragma GCC pop_options
+
+/* AVX-512 when the CPU has it, unless MTMI_NO_AVX512 is set (to test and
+ * time the AVX2 path on the same machine). */
+static int use_avx512(void) {
+    const char *e = getenv("MTMI_NO_AVX512");
+    if (e && e[0] && strcmp(e, "0")) return 0;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+}
+
 static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
                                  mt_tview *out, int nout, mt_cpu_ctx *ctx) {
     attn_dims a;
@@ -300,12 +472,13 @@ static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *stat
     const float *Q = in[0].data, *K = in[1].data, *V = in[2].data;
     float *Y = out[0].data, *scratch = ctx->scratch;
     const int64_t nqb = (a.N + BQ - 1) / BQ, ntask = a.B * a.H * nqb;
+    const int wide = use_avx512();
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 4) if (ntask > 1)
     for (int64_t t = 0; t < ntask; t++) {
         int64_t bh = t / nqb, qb = t % nqb;
         int64_t q0 = qb * BQ, qn = MT_MIN((int64_t)BQ, a.N - q0);
         float *ws = scratch + per * (size_t)omp_get_thread_num();
-        attn_block(&a, scale, Q + bh * a.N * a.d, K + bh * a.M * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
+        (wide ? attn_block512 : attn_block)(&a, scale, Q + bh * a.N * a.d, K + bh * a.M * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
     }
     return MTMI_OK;
 }

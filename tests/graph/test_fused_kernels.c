@@ -151,12 +151,24 @@ static void gelu(int64_t n, int threads) {
     mt_graph_free(g);
 }
 
-int main(void) {
+static void attention_all(void) {
     attention(1, 1, 1, 1, 1, 1, 1.0f, 1);
     attention(2, 3, 100, 70, 16, 24, 0.25f, 2);
     attention(1, 2, 130, 600, 20, 12, 0.3f, 2);
     attention(1, 5, 257, 513, 32, 32, 0.1767767f, 3);
     attention(1, 1, 64, 256, 32, 40, 0.1767767f, 1);
+    attention(1, 2, 100, 1024, 32, 32, 0.1767767f, 2);
+    attention(2, 1, 9, 17, 7, 5, 0.5f, 2);
+}
+
+int main(void) {
+    /* both the AVX-512 path (where the CPU has it) and the AVX2 one */
+    printf("-- attention, widest vectors\n");
+    attention_all();
+    setenv("MTMI_NO_AVX512", "1", 1);
+    printf("-- attention, AVX2\n");
+    attention_all();
+    unsetenv("MTMI_NO_AVX512");
     gelu(5, 1);
     gelu(100003, 2);
     printf("%s\n", failures ? "FAILED" : "all ok");
