@@ -10,7 +10,7 @@
 namespace {
 
 constexpr int KT = 64;   // keys per tile
-constexpr int WARPS = 4; // 64 query rows per block
+constexpr int WARPS = 8; // 128 query rows per block
 
 __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
     asm volatile(

@@ -278,23 +278,23 @@ __device__ __forceinline__ int nearest_idx(float x, int mode, int len) {
     return i < 0 ? 0 : i >= len ? len - 1 : i;
 }
 
-__global__ void k_resize(const void *x, long long xs0, long long xs1, long long xs2, long long xs3, void *y,
-                         long long ys0, long long ys1, long long ys2, long long ys3, int N, int C, int IH, int IW,
-                         int OH, int OW, float sh, float sw, int mode, int coord, int nmode, int c_inner, int f16) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long)N * C * OH * OW;
+__global__ void k_resize(const void *x, int xs0, int xs1, int xs2, int xs3, void *y, int ys0, int ys1, int ys2,
+                         int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int mode, int coord,
+                         int nmode, int c_inner, int f16, int of16) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C * OH * OW;
     if (i >= total) return;
     int n, c, oh, ow;
     if (c_inner) {
-        c = (int)(i % C); long long t = i / C;
+        c = (int)(i % C); unsigned t = i / C;
         ow = (int)(t % OW); t /= OW;
         oh = (int)(t % OH); n = (int)(t / OH);
     } else {
-        ow = (int)(i % OW); long long t = i / OW;
+        ow = (int)(i % OW); unsigned t = i / OW;
         oh = (int)(t % OH); t /= OH;
         c = (int)(t % C); n = (int)(t / C);
     }
-    const long long base = n * xs0 + c * xs1;
+    const int base = n * xs0 + c * xs1;
     float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
     float v;
     if (mode == 0) {
@@ -310,7 +310,7 @@ __global__ void k_resize(const void *x, long long xs0, long long xs1, long long 
         float c0 = ld(x, base + y1 * xs2 + x0 * xs3, f16), d = ld(x, base + y1 * xs2 + x1 * xs3, f16);
         v = (a * (1.f - ax) + b * ax) * (1.f - ay) + (c0 * (1.f - ax) + d * ax) * ay;
     }
-    st(y, n * ys0 + c * ys1 + oh * ys2 + ow * ys3, v, f16);
+    st(y, n * ys0 + c * ys1 + oh * ys2 + ow * ys3, v, of16);
 }
 
 // --------------------------------------------------------- depthwise conv
@@ -318,11 +318,11 @@ __global__ void k_resize(const void *x, long long xs0, long long xs1, long long 
 template <typename T>
 __global__ void k_dwconv(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
                          int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int act) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long)N * OH * OW * C;
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * OH * OW * C;
     if (i >= total) return;
     int c = (int)(i % C);
-    long long t = i / C;
+    unsigned t = i / C;
     int ow = (int)(t % OW); t /= OW;
     int oh = (int)(t % OH);
     int n = (int)(t / OH);
@@ -342,12 +342,12 @@ __global__ void k_dwconv(const T *x, T *y, const T *w, const T *b, int N, int H,
 // 3x3 stride 1 pad 1 specialization, half2 over channel pairs, 4 outputs along W per thread.
 __global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const __half2 *b, int N, int H, int W,
                            int C2, int act) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     int WB = (W + 3) / 4;
-    long long total = (long long)N * H * WB * C2;
+    unsigned total = (unsigned)N * H * WB * C2;
     if (i >= total) return;
     int c = (int)(i % C2);
-    long long t = i / C2;
+    unsigned t = i / C2;
     int wb = (int)(t % WB); t /= WB;
     int h = (int)(t % H);
     int n = (int)(t / H);
@@ -391,11 +391,11 @@ template <typename T>
 __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
                               int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                               int act) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long)N * OH * OW * CO;
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * OH * OW * CO;
     if (i >= total) return;
     int co = (int)(i % CO);
-    long long t = i / CO;
+    unsigned t = i / CO;
     int ow = (int)(t % OW); t /= OW;
     int oh = (int)(t % OH);
     int n = (int)(t / OH);
@@ -415,12 +415,35 @@ __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, i
     y[i] = (T)act_apply(acc, act);
 }
 
+// ---------------------------------------------------------------- im2col
+// NHWC x -> rows (n, oh, ow) x cols (kh, kw, c) padded to Kp with zeros; vec: 8 channels a thread.
+template <typename V>
+__global__ void k_im2col(const V *x, V *y, int N, int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw,
+                         int ph, int pw, int dh, int dw, int K, int Kp) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * OH * OW * Kp;
+    if (i >= total) return;
+    int col = (int)(i % Kp);
+    unsigned row = i / Kp;
+    V v;
+    memset(&v, 0, sizeof v);
+    if (col < K) {
+        int c = col % C, t = col / C;
+        int kw = t % KW, kh = t / KW;
+        int ow = (int)(row % OW), r2 = (int)(row / OW);
+        int oh = r2 % OH, n = r2 / OH;
+        int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = x[(((unsigned)n * H + ih) * W + iw) * C + c];
+    }
+    y[i] = v;
+}
+
 // ------------------------------------------------------------- bias+act
 template <typename T>
-__global__ void k_bias_act(T *y, const T *b, long long n, int C, int act) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+__global__ void k_bias_act(T *y, const T *b, unsigned n, int C, int act) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float v = (float)y[i] + (b ? (float)b[i % C] : 0.f);
+    float v = (float)y[i] + (b ? (float)b[i % (unsigned)C] : 0.f);
     y[i] = (T)act_apply(v, act);
 }
 
@@ -515,12 +538,13 @@ cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, in
 
 cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void *y, const int64_t ys[4], int N, int C,
                        int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
-                       int nearest_mode, int c_inner, int f16) {
+                       int nearest_mode, int c_inner, int f16, int out_f16) {
     long long total = (long long)N * C * OH * OW;
     if (!total) return cudaSuccess;
-    k_resize<<<blocks_for(total, 256), 256, 0, s>>>(x, xs[0], xs[1], xs[2], xs[3], y, ys[0], ys[1], ys[2], ys[3], N, C,
-                                                     IH, IW, OH, OW, scale_h, scale_w, mode, coord, nearest_mode,
-                                                     c_inner, f16);
+    if (total >= (1ll << 31)) return cudaErrorInvalidValue;
+    k_resize<<<blocks_for(total, 256), 256, 0, s>>>(x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
+                                                     (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW, scale_h,
+                                                     scale_w, mode, coord, nearest_mode, c_inner, f16, out_f16);
     return cudaGetLastError();
 }
 
@@ -559,6 +583,30 @@ cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *
         k_conv_direct<float><<<blocks_for(total, 128), 128, 0, s>>>((const float *)x, (float *)y, (const float *)w,
                                                                      (const float *)b, N, H, W, C, OH, OW, CO, KH, KW,
                                                                      sh, sw, ph, pw, dh, dw, groups, act);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_im2col(cudaStream_t s, const void *x, void *y, int N, int H, int W, int C, int OH, int OW, int KH, int KW,
+                       int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int esize) {
+    long long total = (long long)N * OH * OW * Kp;
+    if (!total) return cudaSuccess;
+    if (total >= (1ll << 31)) return cudaErrorInvalidValue;
+    int K = KH * KW * C;
+    if (esize == 2 && C % 8 == 0 && Kp % 8 == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 16) == 0) {
+        long long t8 = total / 8;
+        k_im2col<uint4><<<blocks_for(t8, 256), 256, 0, s>>>((const uint4 *)x, (uint4 *)y, N, H, W, C / 8, OH, OW, KH, KW,
+                                                            sh, sw, ph, pw, dh, dw, K / 8, Kp / 8);
+    } else if (esize == 4 && C % 4 == 0 && Kp % 4 == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 16) == 0) {
+        long long t4 = total / 4;
+        k_im2col<uint4><<<blocks_for(t4, 256), 256, 0, s>>>((const uint4 *)x, (uint4 *)y, N, H, W, C / 4, OH, OW, KH, KW,
+                                                            sh, sw, ph, pw, dh, dw, K / 4, Kp / 4);
+    } else if (esize == 2) {
+        k_im2col<uint16_t><<<blocks_for(total, 256), 256, 0, s>>>((const uint16_t *)x, (uint16_t *)y, N, H, W, C, OH, OW,
+                                                                  KH, KW, sh, sw, ph, pw, dh, dw, K, Kp);
+    } else {
+        k_im2col<uint32_t><<<blocks_for(total, 256), 256, 0, s>>>((const uint32_t *)x, (uint32_t *)y, N, H, W, C, OH, OW,
+                                                                  KH, KW, sh, sw, ph, pw, dh, dw, K, Kp);
+    }
     return cudaGetLastError();
 }
 

@@ -71,7 +71,7 @@ cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, in
  * order follows channel-innermost when c_inner. */
 cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void *y, const int64_t ys[4], int N, int C,
                        int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
-                       int nearest_mode, int c_inner, int f16);
+                       int nearest_mode, int c_inner, int f16, int out_f16);
 
 /* Depthwise convolution on NHWC tensors, weights packed [KH][KW][C] in the
  * storage type, bias [C] (or NULL), then act (0 none, 1 relu, 2 sigmoid,
@@ -85,6 +85,11 @@ cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, co
 cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
                             int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
                             int dw, int groups, int act, int f16);
+
+/* im2col of an NHWC tensor: rows (n, oh, ow), columns (kh, kw, c) padded
+ * with zeros to Kp; esize 2 or 4 bytes. */
+cudaError_t mtk_im2col(cudaStream_t s, const void *x, void *y, int N, int H, int W, int C, int OH, int OW, int KH, int KW,
+                       int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int esize);
 
 /* y = act(x + bias[c]) in place over rows x C contiguous (channels last). */
 cudaError_t mtk_bias_act(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16);

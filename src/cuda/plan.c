@@ -500,6 +500,19 @@ static mtmi_status build_steps(mc_plan *p) {
         if ((s = emit_copy(p, -1, &t, &stg))) return s;
         set(p, v, &t);
     }
+    /* output staging (host types, row-major); producers may write it directly */
+    for (int i = 0; i < g->noutputs; i++) {
+        const mt_value *val = &g->values[g->outputs[i]];
+        mc_tref stg;
+        memset(&stg, 0, sizeof stg);
+        stg.st = val->dtype;
+        stg.rank = val->rank;
+        for (int d = 0; d < val->rank; d++) stg.dims[d] = val->dims[d];
+        mc_contig(&stg);
+        stg.buf = new_buf(p, (size_t)mc_numel(&stg) * mc_esize(val->dtype), MC_STAGE);
+        if (stg.buf < 0) return MTMI_ERR_NOMEM;
+        p->out_stage[i] = stg;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         if (p->skip[i] || g->nodes[i].dead) continue;
         p->cur_label = p->label[i];
@@ -517,15 +530,9 @@ static mtmi_status build_steps(mc_plan *p) {
         const mt_value *val = &g->values[v];
         mc_tref t;
         if ((s = get(p, v, &t))) return s;
-        mc_tref stg;
-        memset(&stg, 0, sizeof stg);
-        stg.st = val->dtype;
-        stg.rank = val->rank;
-        for (int d = 0; d < val->rank; d++) stg.dims[d] = val->dims[d];
-        mc_contig(&stg);
-        stg.buf = new_buf(p, (size_t)mc_numel(&stg) * mc_esize(val->dtype), MC_STAGE);
-        if (stg.buf < 0) return MTMI_ERR_NOMEM;
-        p->out_stage[i] = stg;
+        mc_tref stg = p->out_stage[i];
+        (void)val;
+        if (t.buf == stg.buf && t.off == stg.off) continue; /* written in place */
         p->cur_label = i;
         if ((s = emit_copy(p, -1, &stg, &t))) return s;
         p->steps[p->nsteps - 1].label = g->noutputs > 1 ? i : -1;

@@ -12,7 +12,7 @@
 
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
-                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention"};
+                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -320,13 +320,19 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_tref *x = &s->t[1], *y = &s->t[0];
         KCK(mtk_resize(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
                        (int)x->dims[2], (int)x->dims[3], (int)y->dims[2], (int)y->dims[3], s->fp[0], s->fp[1], (int)s->ip[0],
-                       (int)s->ip[1], (int)s->ip[2], y->strides[1] == 1 && y->dims[1] > 1, f16));
+                       (int)s->ip[1], (int)s->ip[2], y->strides[1] == 1 && y->dims[1] > 1, f16, y->st == MTMI_FLOAT16));
         return MTMI_OK;
     }
     case MC_DW: {
         const mc_conv *c = &s->conv;
         KCK(mtk_dwconv(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]), c->has_bias ? mc_ptr(p, &s->t[3]) : NULL,
                        c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->act, f16));
+        return MTMI_OK;
+    }
+    case MC_IM2COL: {
+        const mc_conv *c = &s->conv;
+        KCK(mtk_im2col(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh,
+                       c->sw, c->ph, c->pw, c->dh, c->dw, (int)s->t[0].dims[1], (int)mc_esize(s->t[0].st)));
         return MTMI_OK;
     }
     case MC_CONVD: {

@@ -216,7 +216,7 @@ static void t_resize(int f16, int coord, int nhwc) {
         ys[0] = (int64_t)C * OH * OW; ys[1] = (int64_t)OH * OW; ys[2] = OW; ys[3] = 1;
     }
     float sh = (float)OH / IH, sw = (float)OW / IW;
-    CK(mtk_resize(0, dx, xs, dy, ys, N, C, IH, IW, OH, OW, sh, sw, 1, coord, 0, nhwc, f16));
+    CK(mtk_resize(0, dx, xs, dy, ys, N, C, IH, IW, OH, OW, sh, sw, 1, coord, 0, nhwc, f16, f16));
     float *y = down(dy, no, f16);
     double *ref = malloc(sizeof(double) * no);
     float *got = malloc(sizeof(float) * no);

@@ -71,6 +71,7 @@ def main():
             seg_r, dep_r = ref["seg"], ref["depth"]
             cls_r = seg_r.argmax(1)
             for prec, min_agree, max_dep in (("fp16", 0.97, 0.05), ("fp32", 0.999, 1e-3)):
+                os.makedirs(os.path.join(d, f"{exp}_{prec}"), exist_ok=True)
                 try:
                     got = run_mtmi(path, [x], extra=["--device", "cuda:0", "--precision", prec],
                                    workdir=os.path.join(d, f"{exp}_{prec}"))

@@ -161,6 +161,7 @@ def main():
             ref = run_ort(path, {inp.name: x for inp, x in zip(m.graph.input, inputs)})
             for prec, tol in (("fp16", 2e-2), ("fp32", 1e-4)):
                 print(f"{name} {prec}:")
+                os.makedirs(os.path.join(d, f"{name}_{prec}"), exist_ok=True)
                 try:
                     got = run_mtmi(path, inputs, extra=["--device", "cuda:0", "--precision", prec],
                                    workdir=os.path.join(d, f"{name}_{prec}"))
