@@ -39,6 +39,32 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
+def ort_profile(path, x, threads):
+    """ORT's own per-op times (one profiled run after a warm-up)."""
+    import collections
+    import json
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.enable_profiling = True
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    sess.run(None, {name: x})
+    sess.run(None, {name: x})
+    with open(sess.end_profiling()) as f:
+        ev = [e for e in json.load(f) if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    ev = ev[len(ev) // 2:]
+    agg, cnt = collections.Counter(), collections.Counter()
+    for e in ev:
+        agg[e["args"]["op_name"]] += e["dur"] / 1e3
+        cnt[e["args"]["op_name"]] += 1
+    tot = sum(agg.values())
+    print(f"ORT profile (second run): {tot:.1f} ms")
+    for k, v in agg.most_common(12):
+        print(f"  {k:28s} {cnt[k]:4d} {v:9.2f} ms {100 * v / tot:5.1f}%")
+
+
 def bench_ort(path, x, threads, repeat):
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -92,6 +118,7 @@ def main():
     ap.add_argument("--omp-passive", action="store_true",
                     help="run mtmi with OMP_WAIT_POLICY=PASSIVE (OpenMP workers sleep instead of spinning, "
                          "which leaves the cores to OpenBLAS's own threads)")
+    ap.add_argument("--ort-profile", action="store_true", help="also print ORT's per-op times")
     ap.add_argument("--rounds", type=int, default=1, help="alternate ORT and mtmi this many times; best of all")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mtmi_bench_")
@@ -101,6 +128,8 @@ def main():
     x = np.random.default_rng(0).standard_normal(dims).astype(np.float32)
     print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs; model {os.path.basename(a.model)} "
           f"input {'x'.join(map(str, dims))}; threads {a.threads}; repeat {a.repeat}")
+    if a.ort_profile:
+        ort_profile(path, x, a.threads)
     ort_t, bests, meds = [], [], []
     for r in range(a.rounds):  # alternate, so load from elsewhere hits both
         t, ort_ver = bench_ort(path, x, a.threads, a.repeat)
