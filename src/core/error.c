@@ -27,9 +27,11 @@ const char *mtmi_status_name(mtmi_status s) {
     return "unknown";
 }
 
+/* Messages quote names from untrusted files: control characters would
+ * break the one-line contract (line feeds, vertical tabs, escapes). */
 static void strip_newlines(char *s) {
     for (; *s; s++)
-        if (*s == '\n' || *s == '\r') *s = ' ';
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
 }
 
 mtmi_status mt_fail(mtmi_status s, const char *fmt, ...) {

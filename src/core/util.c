@@ -144,8 +144,11 @@ const char *mt_dtype_name(int t) {
 }
 
 int64_t mt_numel(int rank, const int64_t *dims) {
+    /* Saturates instead of overflowing: corrupt shapes then fail the size
+     * checks cleanly. */
     int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i];
+    for (int i = 0; i < rank; i++)
+        if (__builtin_mul_overflow(n, dims[i], &n)) return INT64_MAX;
     return n;
 }
 

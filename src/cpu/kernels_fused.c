@@ -293,8 +293,12 @@ static void attn_block(const attn_dims *a, float scale, const float *Q, const fl
  * The same algorithm with 16-wide vectors and 8-row tiles (16 accumulators
  * of the 32 zmm registers): about twice the AVX2 path's speed where the CPU
  * has AVX-512 (Xeon since Skylake-SP, EPYC since Zen 4). */
+#ifdef __clang__ /* clang ignores GCC's target pragma */
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512dq,avx2,fma")
+#endif
 
 static inline __m512 exp512(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
@@ -449,7 +453,11 @@ static void attn_block512(const attn_dims *a, float scale, const float *Q, const
         for (int64_t c = 0; c < dv; c++) y[c] = O[r * dvp + c] * inv;
     }
 }
+#ifdef __clang__
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 /* AVX-512 when the CPU has it, unless MTMI_NO_AVX512 is set (to test and
  * time the AVX2 path on the same machine). */

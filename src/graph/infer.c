@@ -160,6 +160,16 @@ mtmi_status mt_graph_infer(mt_graph *g, const mtmi_tensor *shapes, int nshapes, 
         if (!sc) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "operator not supported");
         if (sc->min_opset && g->opset < sc->min_opset)
             return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "operator supported from opset %d only", sc->min_opset);
+        /* Absent outputs get an anonymous value so that every inference
+         * function may write all of its outputs. */
+        for (int k = 0; k < n->nout; k++)
+            if (n->out[k] < 0) {
+                int v = mt_graph_add_value_unique(g, "unused");
+                if (v < 0) return MTMI_ERR_NOMEM;
+                n = &g->nodes[i];
+                n->out[k] = v;
+                g->values[v].producer = i;
+            }
         int all_const = 1;
         for (int k = 0; k < n->nin; k++) {
             if (n->in[k] < 0) continue;

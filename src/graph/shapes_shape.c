@@ -98,7 +98,9 @@ static mtmi_status infer_reshape(mt_graph *g, mt_node *n) {
             infer_at = i;
         } else if (shape[i] < 0) {
             return mt_node_fail(g, n, MTMI_ERR_SHAPE, "shape entry %d is %lld", i, (long long)shape[i]);
-        } else known *= shape[i];
+        } else if (__builtin_mul_overflow(known, shape[i], &known)) {
+            return mt_node_fail(g, n, MTMI_ERR_SHAPE, "target shape overflows");
+        }
     }
     char a[128];
     if (infer_at >= 0) {

@@ -219,15 +219,15 @@ static mtmi_status tensor_to_value(load_ctx *c, const Onnx__TensorProto *t, mt_v
     switch (t->data_type) {
     case MTMI_FLOAT:
         have = t->n_float_data;
-        if (have == (size_t)n) memcpy(v->data, t->float_data, bytes);
+        if (have == (size_t)n && bytes) memcpy(v->data, t->float_data, bytes);
         break;
     case MTMI_DOUBLE:
         have = t->n_double_data;
-        if (have == (size_t)n) memcpy(v->data, t->double_data, bytes);
+        if (have == (size_t)n && bytes) memcpy(v->data, t->double_data, bytes);
         break;
     case MTMI_INT64:
         have = t->n_int64_data;
-        if (have == (size_t)n) memcpy(v->data, t->int64_data, bytes);
+        if (have == (size_t)n && bytes) memcpy(v->data, t->int64_data, bytes);
         break;
     case 12: case 13:
         have = t->n_uint64_data;
@@ -284,13 +284,13 @@ static mtmi_status convert_attr(load_ctx *c, const Onnx__NodeProto *np, const On
         a->n = (int)ap->n_floats;
         a->floats = malloc(sizeof(float) * (a->n ? a->n : 1));
         if (!a->floats) return MTMI_ERR_NOMEM;
-        memcpy(a->floats, ap->floats, sizeof(float) * a->n);
+        if (a->n) memcpy(a->floats, ap->floats, sizeof(float) * a->n);
         break;
     case MT_ATTR_INTS:
         a->n = (int)ap->n_ints;
         a->ints = malloc(sizeof(int64_t) * (a->n ? a->n : 1));
         if (!a->ints) return MTMI_ERR_NOMEM;
-        memcpy(a->ints, ap->ints, sizeof(int64_t) * a->n);
+        if (a->n) memcpy(a->ints, ap->ints, sizeof(int64_t) * a->n);
         break;
     case MT_ATTR_STRINGS:
         a->n = (int)ap->n_strings;

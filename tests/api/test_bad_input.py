@@ -30,7 +30,7 @@ def small_model(op="Relu", opset=17, shape=(1, 2, 8, 8), extra_init=None, extern
 def expect_error(name, args, must_contain=(), outputs=()):
     """Runs mtmi; requires exit 1, one stderr line, the words, no outputs."""
     global passed
-    r = subprocess.run([tu.MTMI_BIN] + args, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([tu.MTMI_BIN] + args, capture_output=True, text=True, errors="replace", timeout=300)
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     problems = []
     if r.returncode <= 0:
@@ -94,7 +94,7 @@ for k in range(20):
         b[int(rng.integers(len(b)))] = int(rng.integers(256))
     p = os.path.join(tmp, f"corrupt{k}.onnx")
     open(p, "wb").write(bytes(b))
-    r = subprocess.run([tu.MTMI_BIN, "infer", p, "--input", x, "-o", out], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([tu.MTMI_BIN, "infer", p, "--input", x, "-o", out], capture_output=True, text=True, errors="replace", timeout=120)
     if r.returncode < 0 or (r.returncode != 0 and len(r.stderr.strip().splitlines()) != 1):
         failures.append(f"corrupt{k}")
         print(f"FAIL corrupt{k}: exit {r.returncode}: {r.stderr[:300]}")
