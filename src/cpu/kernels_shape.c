@@ -914,7 +914,55 @@ static mtmi_status k_reduce(const mt_graph *g, const mt_node *n, void *state, co
             }                                                                                      \
         }                                                                                          \
     }
-ARGMAX_T(argmax_f32, float)
+ARGMAX_T(argmax_f32_generic, float)
+
+/* The float case, 8 positions at a time: compare, blend value and index. */
+static void argmax_f32(const float *x, int64_t *y, int64_t outer, int64_t dim, int64_t inner, int want_max, int last,
+                       int nthreads) {
+#ifdef __AVX2__
+    if (inner >= 8 && dim < INT32_MAX) {
+        int pred = want_max ? (last ? _CMP_GE_OQ : _CMP_GT_OQ) : (last ? _CMP_LE_OQ : _CMP_LT_OQ);
+        int64_t n8 = inner / 8, tasks = outer * n8;
+#pragma omp parallel for num_threads(nthreads) if (tasks * dim * 8 > 65536) schedule(static)
+        for (int64_t t = 0; t < tasks; t++) {
+            int64_t o = t / n8, j = (t % n8) * 8;
+            const float *xs = x + o * dim * inner + j;
+            __m256 best = _mm256_loadu_ps(xs);
+            __m256i idx = _mm256_setzero_si256();
+            for (int64_t k = 1; k < dim; k++) {
+                __m256 v = _mm256_loadu_ps(xs + k * inner), m;
+                switch (pred) { /* the predicate must be a compile-time constant */
+                case _CMP_GE_OQ: m = _mm256_cmp_ps(v, best, _CMP_GE_OQ); break;
+                case _CMP_GT_OQ: m = _mm256_cmp_ps(v, best, _CMP_GT_OQ); break;
+                case _CMP_LE_OQ: m = _mm256_cmp_ps(v, best, _CMP_LE_OQ); break;
+                default: m = _mm256_cmp_ps(v, best, _CMP_LT_OQ); break;
+                }
+                best = _mm256_blendv_ps(best, v, m);
+                idx = _mm256_blendv_epi8(idx, _mm256_set1_epi32((int32_t)k), _mm256_castps_si256(m));
+            }
+            int64_t *ys = y + o * inner + j;
+            _mm256_storeu_si256((__m256i *)ys, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
+            _mm256_storeu_si256((__m256i *)(ys + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
+        }
+        if (inner % 8 == 0) return;
+        /* the last inner % 8 positions of every outer row */
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t j = n8 * 8; j < inner; j++) {
+                const float *xs = x + o * dim * inner + j;
+                float best = xs[0];
+                int64_t bi = 0;
+                for (int64_t k = 1; k < dim; k++) {
+                    float v = xs[k * inner];
+                    int better = want_max ? (last ? v >= best : v > best) : (last ? v <= best : v < best);
+                    if (better) best = v, bi = k;
+                }
+                y[o * inner + j] = bi;
+            }
+        return;
+    }
+#endif
+    argmax_f32_generic(x, y, outer, dim, inner, want_max, last, nthreads);
+}
 ARGMAX_T(argmax_f64, double)
 ARGMAX_T(argmax_i32, int32_t)
 ARGMAX_T(argmax_i64, int64_t)

@@ -113,6 +113,8 @@ check("softmax_default", 13, [helper.make_node("Softmax", ["x"], ["y"])], [("x",
 check("argmax_last", 13, [helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0, select_last_index=1)],
       [("x", np.round(x4))], ["y"])
 check("argmin", 13, [helper.make_node("ArgMin", ["x"], ["y"], axis=-1)], [("x", x4)], ["y"])
+check("argmin_wide_last", 13, [helper.make_node("ArgMin", ["x"], ["y"], axis=1, select_last_index=1)],
+      [("x", np.round(f32(2, 4, 7, 13)))], ["y"])
 check("gather_neg", 13, [helper.make_node("Gather", ["x", "i"], ["y"], axis=2)], [("x", x4)], ["y"],
       inits=[("i", np.array([[-1, 0], [2, -3]], np.int64))])
 check("gather_runtime_idx", 13, [helper.make_node("Gather", ["x", "i"], ["y"], axis=0)],
