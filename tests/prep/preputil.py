@@ -1,5 +1,6 @@
 """Helpers shared by the model-preparation checks."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -8,6 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 from mtmi_testutil import MTMI_BIN  # noqa: E402
 
 FAILS = []
+_DIRS = []
 
 
 def check(cond, msg):
@@ -31,9 +33,18 @@ def mtmi_ok(*args):
 
 
 def tmpdir():
-    return tempfile.mkdtemp(prefix="mtmi_prep_")
+    d = tempfile.mkdtemp(prefix="mtmi_prep_")
+    _DIRS.append(d)
+    return d
 
 
 def finish():
+    """Exits with the result; work folders are removed unless something
+    failed (then they are kept for a look)."""
     print(f"{len(FAILS)} failed" if FAILS else "all passed")
+    for d in _DIRS:
+        if FAILS:
+            print(f"kept {d}")
+        else:
+            shutil.rmtree(d, ignore_errors=True)
     sys.exit(1 if FAILS else 0)

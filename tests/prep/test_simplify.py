@@ -86,4 +86,33 @@ except RuntimeError as e:
 dst = os.path.join(tmp, "mm_shape.onnx")
 mtmi_ok("simplify", src, dst, "--shape", "1x3x64x64")
 check(nodes(dst) < nodes(src), "--shape 1x3x64x64 accepted")
+# LayerNormalization written out as primitives (opset 11 with Flatten, whose
+# meaning changed at 13, so the opset cannot be raised), or raised to 17.
+from onnx import helper as oh, numpy_helper as nh, TensorProto as TP  # noqa: E402
+for opset, flatten in ((11, True), (13, False)):
+    rng = np.random.default_rng(opset)
+    inits = [nh.from_array(rng.standard_normal(8).astype(np.float32), "w"), nh.from_array(rng.standard_normal(8).astype(np.float32), "b"),
+             nh.from_array(np.array(2, np.float32), "two"), nh.from_array(np.array(1e-5, np.float32), "eps")]
+    ns = [oh.make_node("ReduceMean", ["x"], ["m"], axes=[-1]), oh.make_node("Sub", ["x", "m"], ["d"]),
+          oh.make_node("Pow", ["d", "two"], ["p"]), oh.make_node("ReduceMean", ["p"], ["v"], axes=[-1]),
+          oh.make_node("Add", ["v", "eps"], ["ve"]), oh.make_node("Sqrt", ["ve"], ["s"]), oh.make_node("Div", ["d", "s"], ["n"]),
+          oh.make_node("Mul", ["n", "w"], ["nw"]), oh.make_node("Add", ["nw", "b"], ["y0" if flatten else "y"])]
+    out_shape = [2, 4, 8]
+    if flatten:
+        ns.append(oh.make_node("Flatten", ["y0"], ["y"], axis=1))
+        out_shape = [2, 32]
+    g = oh.make_graph(ns, "ln", [oh.make_tensor_value_info("x", TP.FLOAT, [2, 4, 8])], [oh.make_tensor_value_info("y", TP.FLOAT, out_shape)], inits)
+    lm = oh.make_model(g, opset_imports=[oh.make_opsetid("", opset)])
+    lm.ir_version = 6 if opset == 11 else 7
+    src, dst = os.path.join(tmp, f"ln{opset}.onnx"), os.path.join(tmp, f"ln{opset}_simp.onnx")
+    onnx.save(lm, src)
+    mtmi_ok("simplify", src, dst)
+    sm = onnx.load(dst)
+    onnx.checker.check_model(sm, full_check=True)
+    ops = [n.op_type for n in sm.graph.node]
+    want = (11, False) if flatten else (17, True)
+    check((sm.opset_import[0].version, "LayerNormalization" in ops) == want,
+          f"LayerNorm at opset {opset}: written at opset {sm.opset_import[0].version} as {ops}")
+    x = np.random.default_rng(1).standard_normal((2, 4, 8)).astype(np.float32)
+    check(compare(f"ln{opset}", run_ort(dst, {"x": x})["y"], run_ort(src, {"x": x})["y"], 1e-5), f"LayerNorm at opset {opset}: ORT outputs equal")
 finish()
