@@ -12,16 +12,16 @@
  * OPENBLAS_CORETYPE set (it checks the CPU again itself).  A user's OPENBLAS_CORETYPE is respected,
  * and MTMI_BLAS_KEEP_CORE=1 turns this off.
  *
- * The symbols are weak so that a non-DYNAMIC_ARCH OpenBLAS still links. */
+ * OpenBLAS's internals are looked up with dlsym so that a non-DYNAMIC_ARCH
+ * OpenBLAS (without them) still links and simply keeps its kernels. */
 #include <cblas.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu/kernels_nn.h"
 
-extern void *gotoblas __attribute__((weak));
-extern void gotoblas_dynamic_init(void) __attribute__((weak));
 extern char *openblas_get_corename(void);
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -33,7 +33,9 @@ static int is_one_of(const char *core, const char *const *names) {
 }
 
 static void select_core(void) {
-    if (!&gotoblas || !gotoblas_dynamic_init) return;
+    void **gotoblas = (void **)dlsym(RTLD_DEFAULT, "gotoblas");
+    void (*dynamic_init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
+    if (!gotoblas || !dynamic_init) return;
     if (getenv("OPENBLAS_CORETYPE")) return;
     const char *keep = getenv("MTMI_BLAS_KEEP_CORE");
     if (keep && keep[0] == '1') return;
@@ -56,8 +58,8 @@ static void select_core(void) {
     /* Before any GEMM of ours runs (plan creation); OpenBLAS's worker
      * threads read the kernel table only inside a call. */
     setenv("OPENBLAS_CORETYPE", want, 1);
-    gotoblas = NULL;
-    gotoblas_dynamic_init();
+    *gotoblas = NULL;
+    dynamic_init();
     unsetenv("OPENBLAS_CORETYPE");
 #endif
 }
