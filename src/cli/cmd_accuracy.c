@@ -121,6 +121,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
     mtmi_tensor shape;
     char featbuf[4096];
     /* Accumulated over all images. */
+    double ms_fp32 = 0, ms_int8 = 0;
     double inter[MAXC] = {0}, uni[MAXC] = {0}, n32[MAXC] = {0}, agree = 0, pixels = 0, dsum = 0, dmax = 0, dcount = 0, lmax = 0;
     if (mt_calib_cache_read(cache_path, &cache)) {
         cli_lib_error();
@@ -177,10 +178,18 @@ int mt_cmd_accuracy(int argc, char **argv) {
         }
         if (!have && fp[0] && r.enc_plan && (cli_mkdirs(featdir) || mt_qrunner_save_features(&r, fp)))
             fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", featdir);
-        if (mt_qrunner_heads(&r, 1, 1)) {
+        double h0 = mt_now_ms();
+        if (mt_qrunner_heads(&r, 1, 0)) {
             cli_lib_error();
             goto done;
         }
+        double h1 = mt_now_ms();
+        if (mt_qrunner_heads(&r, 0, 1)) {
+            cli_lib_error();
+            goto done;
+        }
+        ms_fp32 += h1 - h0;
+        ms_int8 += mt_now_ms() - h1;
         if (dumpdir && f == 0) {
             if (cli_mkdirs(dumpdir)) {
                 cli_error("accuracy: cannot create '%s'", dumpdir);
@@ -248,7 +257,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
             printf("}}");
         }
         if (dv) printf(", \"depth\": {\"mean_abs\": %.6g, \"max_abs\": %.6g}", dcount ? dsum / dcount : 0, dmax);
-        printf("}\n");
+        printf(", \"heads_ms\": {\"fp32\": %.3f, \"int8\": %.3f}}\n", ms_fp32 / frames, ms_int8 / frames);
     } else {
         printf("INT8 heads vs FP32 over %d image%s (%d convolutions in INT8, %d left in float)\n", nfiles, nfiles == 1 ? "" : "s",
                rep.quantized, rep.skipped);
@@ -264,6 +273,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
             printf("  depth mean abs error       %10.4g\n", dcount ? dsum / dcount : 0);
             printf("  depth max abs error        %10.4g\n", dmax);
         }
+        printf("  heads on the CPU, per frame: FP32 %.1f ms, INT8 (reference kernels) %.1f ms\n", ms_fp32 / frames, ms_int8 / frames);
     }
     rc = 0;
 done:

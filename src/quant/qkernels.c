@@ -22,7 +22,18 @@
 #include <immintrin.h>
 #endif
 
-enum { TILE = 128 }; /* columns per packed B tile; a multiple of 16 */
+enum { TILE = 128 };
+
+/* mt_quantize (quant.h) in a branch-free form the compiler vectorizes:
+ * clamping before rounding gives the same result since the bounds are
+ * integers; NaN -> 0. */
+static inline int32_t quantize_fast(float x, float s) {
+    float v = x / s;
+    v = v == v ? v : 0.0f;
+    v = v > 127.0f ? 127.0f : v;
+    v = v < -128.0f ? -128.0f : v;
+    return (int32_t)__builtin_rintf(v);
+} /* columns per packed B tile; a multiple of 16 */
 enum { ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_GELU };
 
 typedef struct qstate {
@@ -87,17 +98,27 @@ static size_t qscratch(const mt_graph *g, const mt_node *n, int nthreads) {
     return xq + (size_t)nthreads * ((tile + 63) & ~(size_t)63);
 }
 
-/* The float epilogue: int32 accumulator -> output value. */
-static inline float epilogue(int32_t acc, float mult, int act, float ys) {
-    float y = (float)acc * mult;
+/* The float epilogue of n values of one output channel: int32
+ * accumulators (bias included) -> output values.  Written as separate
+ * simple loops so that they vectorize; every step is an IEEE operation
+ * with one rounding (vcvtdq2ps, vmulps, vdivps, vroundps), so vector and
+ * scalar forms give the same bits. */
+static inline void epilogue(const int32_t *acc, int n, float mult, int act, float ys, float *y) {
+    for (int t = 0; t < n; t++) y[t] = (float)acc[t] * mult;
     switch (act) {
-    case ACT_RELU: y = y > 0 ? y : 0.0f; break;
-    case ACT_SIGMOID: y = 1.0f / (1.0f + expf(-y)); break;
-    case ACT_GELU: y = 0.5f * y * (1.0f + erff(y * (float)M_SQRT1_2)); break;
+    case ACT_RELU:
+        for (int t = 0; t < n; t++) y[t] = y[t] > 0 ? y[t] : 0.0f;
+        break;
+    case ACT_SIGMOID:
+        for (int t = 0; t < n; t++) y[t] = 1.0f / (1.0f + expf(-y[t]));
+        break;
+    case ACT_GELU:
+        for (int t = 0; t < n; t++) y[t] = 0.5f * y[t] * (1.0f + erff(y[t] * (float)M_SQRT1_2));
+        break;
     default: break;
     }
-    if (ys > 0) y = mt_dequantize(mt_quantize(y, ys), ys);
-    return y;
+    if (ys > 0)
+        for (int t = 0; t < n; t++) y[t] = (float)quantize_fast(y[t], ys) * ys;
 }
 
 /* acc[r][c] for rows m0..m0+nr (nr <= 4), columns t0..t0+16 of the tile. */
@@ -135,8 +156,12 @@ static void micro(const int32_t *a, int64_t P, int nr, const int16_t *b, int t0,
 
 /* Quantizes a float tensor with scale s into int8 (parallel). */
 static void quantize_all(const float *x, int8_t *q, int64_t n, float s, int nthreads) {
+    int64_t chunk = 1 << 16, nch = (n + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++) q[i] = mt_quantize(x[i], s);
+    for (int64_t c = 0; c < nch; c++) {
+        int64_t e = MT_MIN(n, (c + 1) * chunk);
+        for (int64_t i = c * chunk; i < e; i++) q[i] = (int8_t)quantize_fast(x[i], s);
+    }
 }
 
 /* QConv: per (image, group, tile of output pixels): im2col the tile into
@@ -179,11 +204,25 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
                 }
                 int64_t c = k / khw, ky = (k / cg.kw) % cg.kh, kx = k % cg.kw;
                 const int8_t *xc = xg + c * cg.H * cg.W;
+                /* Walk the tile's output pixels row by row. */
+                int64_t oy = c0 / cg.OW, ox = c0 % cg.OW;
                 int t = 0;
-                for (; t < nc; t++) {
-                    int64_t col = c0 + t, oy = col / cg.OW, ox = col % cg.OW;
-                    int64_t iy = oy * cg.sh - cg.pt + ky * cg.dh, ix = ox * cg.sw - cg.pl + kx * cg.dw;
-                    dst[2 * t] = (iy >= 0 && iy < cg.H && ix >= 0 && ix < cg.W) ? xc[iy * cg.W + ix] : 0;
+                while (t < nc) {
+                    int run = (int)MT_MIN((int64_t)(nc - t), cg.OW - ox);
+                    int64_t iy = oy * cg.sh - cg.pt + ky * cg.dh;
+                    int64_t ix0 = ox * cg.sw - cg.pl + kx * cg.dw;
+                    if (iy < 0 || iy >= cg.H) {
+                        for (int u = 0; u < run; u++) dst[2 * (t + u)] = 0;
+                    } else {
+                        const int8_t *row = xc + iy * cg.W;
+                        for (int u = 0; u < run; u++) {
+                            int64_t ix = ix0 + u * cg.sw;
+                            dst[2 * (t + u)] = (ix >= 0 && ix < cg.W) ? row[ix] : 0;
+                        }
+                    }
+                    t += run;
+                    ox = 0;
+                    oy++;
                 }
                 for (; t < TILE; t++) dst[2 * t] = 0;
             }
@@ -196,8 +235,8 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
                 int tn = (int)MT_MIN((int64_t)16, nc - t0);
                 for (int r = 0; r < nr; r++) {
                     int64_t m = grp * s->Mg + m0 + r;
-                    float *yo = y + (img * cg.M + m) * cols + c0 + t0;
-                    for (int t = 0; t < tn; t++) yo[t] = epilogue(acc[r][t] + bq[m], mult[m], s->act, s->ys);
+                    for (int t = 0; t < 16; t++) acc[r][t] += bq[m];
+                    epilogue(acc[r], tn, mult[m], s->act, s->ys, y + (img * cg.M + m) * cols + c0 + t0);
                 }
             }
         }
@@ -244,8 +283,10 @@ static mtmi_status run_qlinear(const mt_graph *g, const mt_node *n, void *state,
                 int tn = (int)MT_MIN((int64_t)16, nc - t0);
                 for (int r = 0; r < nr; r++) {
                     int64_t m = m0 + r;
-                    for (int t = 0; t < tn; t++)
-                        y[(r0 + t0 + t) * N + m] = epilogue(acc[r][t] + bq[m], mult[m], s->act, s->ys);
+                    float v[16];
+                    for (int t = 0; t < 16; t++) acc[r][t] += bq[m];
+                    epilogue(acc[r], tn, mult[m], s->act, s->ys, v);
+                    for (int t = 0; t < tn; t++) y[(r0 + t0 + t) * N + m] = v[t];
                 }
             }
         }
