@@ -15,7 +15,7 @@ static mtmi_status builtin_model(const mt_app_opts *o, mtmi_model **out) {
     mtmi_status s = mt_make_mtmi_net(&no, &m->graph, &info);
     if (s) {
         free(m);
-        return mt_fail_context(s, "building the built-in MTMI network: ");
+        return mt_fail_context(s, "building the built-in MTMI network");
     }
     m->params = info.params;
     *out = m;

@@ -111,7 +111,7 @@ mtmi_status mt_placement_parse(const char *str, mt_placement *p) {
         char *eq = strchr(tok, '=');
         mt_devspec d;
         if (!eq) {
-            if (mt_devspec_parse(tok, &d)) return mt_fail_context(MTMI_ERR_ARG, "placement '%s': ", str);
+            if (mt_devspec_parse(tok, &d)) return mt_fail_context(MTMI_ERR_ARG, "placement '%s'", str);
             if (p->has_default) return mt_fail(MTMI_ERR_ARG, "placement '%s': more than one default device", str);
             p->has_default = 1;
             p->def = d;
@@ -121,7 +121,7 @@ mtmi_status mt_placement_parse(const char *str, mt_placement *p) {
         const char *name = tok, *dev = eq + 1;
         if (!*name || strlen(name) >= sizeof p->names[0])
             return mt_fail(MTMI_ERR_ARG, "placement '%s': bad stage name '%s'", str, name);
-        if (mt_devspec_parse(dev, &d)) return mt_fail_context(MTMI_ERR_ARG, "placement '%s', stage '%s': ", str, name);
+        if (mt_devspec_parse(dev, &d)) return mt_fail_context(MTMI_ERR_ARG, "placement '%s', stage '%s'", str, name);
         if (!strcmp(name, "*") || !strcmp(name, "default")) {
             p->has_default = 1;
             p->def = d;

@@ -448,11 +448,11 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
         st->devlock = -1;
         st->be = stages[i].backend ? stages[i].backend : mt_backend_for(&st->dev);
         if (!st->be) {
-            s = mt_fail_context(MTMI_ERR_DEVICE, "stage '%s': ", st->name);
+            s = mt_fail_context(MTMI_ERR_DEVICE, "stage '%s'", st->name);
             goto fail;
         }
         if (st->be->check && (s = st->be->check(&st->dev))) {
-            s = mt_fail_context(s, "stage '%s': ", st->name);
+            s = mt_fail_context(s, "stage '%s'", st->name);
             goto fail;
         }
         if (!st->g) {
@@ -488,7 +488,7 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
         if ((s = st->be->create(&st->dev, st->g, st->threads, &st->plan))) {
-            s = mt_fail_context(s, "stage '%s' on %s: ", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
+            s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
             goto fail;
         }
     }
@@ -526,6 +526,11 @@ void mt_pipeline_free(mt_pipeline *p) {
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->nstages; i++)
         if (p->st[i].started) pthread_join(p->st[i].th, NULL);
+    /* Plans go first: an asynchronous backend's destroy waits for the work it
+     * still has queued, which may write into the slots' buffers and call
+     * on_done (harmless once stopped: it only records a time). */
+    for (int i = 0; i < p->nstages; i++)
+        if (p->st[i].plan) p->st[i].be->destroy(p->st[i].plan);
     for (int k = 0; p->slots && k < p->nslots; k++) {
         slot *sl = &p->slots[k];
         for (int i = 0; sl->in && i < p->nin; i++) free_buf(&sl->in[i]);
@@ -538,10 +543,7 @@ void mt_pipeline_free(mt_pipeline *p) {
         free(sl->out_views);
     }
     free(p->slots);
-    for (int i = 0; i < p->nstages; i++) {
-        if (p->st[i].plan) p->st[i].be->destroy(p->st[i].plan);
-        q_free(&p->st[i].q);
-    }
+    for (int i = 0; i < p->nstages; i++) q_free(&p->st[i].q);
     q_free(&p->free_q);
     q_free(&p->done_q);
     for (int i = 0; i < p->ndevlocks; i++) pthread_mutex_destroy(&p->devlocks[i]);
@@ -679,7 +681,7 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     memset(&sp, 0, sizeof sp);
     if ((s = mt_graph_split(g, NULL, 0, &sp))) {
         mt_graph_free(g);
-        return mt_fail_context(s, "splitting the model: ");
+        return mt_fail_context(s, "splitting the model");
     }
     int nst = 1 + sp.nheads;
     if (nst > MT_PLACE_MAX) {

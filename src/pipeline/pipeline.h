@@ -133,6 +133,9 @@ typedef struct mt_backend {
     void (*release)(const mt_devspec *d, void *ptr, int mem);
     /* Bytes the plan holds on its device (arena, scratch, packed weights). */
     size_t (*memory)(void *plan);
+    /* Waits for the plan's outstanding work (whose done callbacks may still
+     * fire during the wait), then frees it.  Called before the pipeline
+     * frees the buffers that work used. */
     void (*destroy)(void *plan);
 } mt_backend;
 

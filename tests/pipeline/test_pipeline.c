@@ -422,14 +422,14 @@ static void test_memory(mtmi_model *m, int frames) {
         }
         if (mt_pipeline_wait(p, &f)) break;
         mt_pipeline_release(p, f);
-        if (++done == 100) rss_warm = mt_rss_bytes();
+        if (++done == frames / 10) rss_warm = mt_rss_bytes();
     }
     size_t rss_end = mt_rss_bytes();
     double growth = ((double)rss_end - (double)rss_warm) / 1024.0;
-    printf("memory: %d frames in %.0f ms, RSS %.1f MiB after 100 frames, %.1f MiB after %d (growth %.0f KiB)\n", done,
-           mt_now_ms() - t0, rss_warm / 1048576.0, rss_end / 1048576.0, done, growth);
+    printf("memory: %d frames in %.0f ms, RSS %.1f MiB after %d frames, %.1f MiB after %d (growth %.0f KiB)\n", done,
+           mt_now_ms() - t0, rss_warm / 1048576.0, frames / 10, rss_end / 1048576.0, done, growth);
     CHECK(done == frames, "memory run: %d of %d frames: %s", done, frames, mtmi_last_error());
-    CHECK(rss_warm > 0 && growth < 1024, "RSS grew by %.0f KiB over %d frames", growth, frames - 100);
+    CHECK(rss_warm > 0 && growth < 1024, "RSS grew by %.0f KiB over %d frames", growth, frames - frames / 10);
     mt_pipeline_free(p);
 }
 
@@ -443,16 +443,22 @@ int main(int argc, char **argv) {
     tiny.graph = tiny_model(32);
     CHECK(tiny.graph != NULL, "tiny model");
     if (tiny.graph) {
-        check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 2, quick ? 40 : 300, 3, 1);
+        /* --quick (the ThreadSanitizer run) keeps every CPU device at one
+         * thread: libgomp is not instrumented, so OpenMP teams would only
+         * give false reports; the pipeline's own synchronization is what
+         * this checks. */
+        check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 2, quick ? 30 : 300, 3, 1);
         check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 3, quick ? 20 : 100, 2, 0);
         check_exact(&tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 3, quick ? 20 : 100, 3, 0);
         check_exact(&tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 2, quick ? 20 : 100, 2, 1);
-        check_exact(&tiny, "cpu/fp32", 1, 20, 2, 0);
-        check_exact(&tiny, "cpu/fp32", 2, 40, 2, 1);
+        if (!quick) {
+            check_exact(&tiny, "cpu/fp32", 1, 20, 2, 0);
+            check_exact(&tiny, "cpu/fp32", 2, 40, 2, 1);
+        }
         test_error(&tiny, 2, 5);
         test_error(&tiny, 0, 3);
         test_error(&tiny, 1, 0);
-        test_memory(&tiny, quick ? 200 : 1000);
+        test_memory(&tiny, quick ? 300 : 1000);
         mt_graph_free(tiny.graph);
     }
     if (!quick) {
