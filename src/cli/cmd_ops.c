@@ -11,11 +11,14 @@ int mt_cmd_ops(int argc, char **argv) {
         if (!strcmp(argv[i], "--help")) {
             printf("usage: mtmi ops\n"
                    "Prints every operator that has both shape inference and a CPU kernel,\n"
-                   "one per line as '<domain> <op>' (domain 'ai.onnx' for ONNX's own).\n");
+                   "one per line as '<domain> <op>' (domain 'ai.onnx' for ONNX's own),\n"
+                   "and Constant, which the loader turns into data.\n");
             return 0;
         }
         return cli_error("ops: unknown argument '%s'", argv[i]);
     }
+    /* Constant never reaches a backend: the loader turns it into data. */
+    printf("ai.onnx Constant\n");
     const mt_op_schema *const tables[] = {mt_schemas_elementwise, mt_schemas_shape, mt_schemas_nn, mt_schemas_fused};
     for (size_t t = 0; t < MT_ARRAY_LEN(tables); t++)
         for (const mt_op_schema *s = tables[t]; s->op; s++) {
