@@ -5,6 +5,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cpu/cpu.h"
 #include "onnx/onnx.h"
 
 /* Gives the (unsplit, unfolded) graph the types and shapes that inference
@@ -27,6 +28,22 @@ static void annotate_shapes(const mtmi_model *m, mt_graph *g) {
         memcpy(d->dims, inf->values[k].dims, sizeof d->dims);
     }
     mt_graph_free(inf);
+}
+
+/* " 12.34 GFLOP" of a part (its shapes inferred on a copy), or "" when
+ * inference cannot run. */
+static const char *part_gflop(const mt_graph *part, char *buf, size_t cap) {
+    buf[0] = 0;
+    mt_graph *c = mt_graph_clone(part);
+    if (!c) return buf;
+    if (mt_graph_infer(c, NULL, 0, mt_cpu_eval, NULL) == MTMI_OK) {
+        double f = 0;
+        for (int i = 0; i < c->nnodes; i++) f += mt_node_flops(c, &c->nodes[i]);
+        snprintf(buf, cap, ", %.2f GFLOP", f / 1e9);
+    }
+    mt_clear_error();
+    mt_graph_free(c);
+    return buf;
 }
 
 static void file_name(char *buf, size_t cap, const char *dir, const char *name, int k) {
@@ -140,8 +157,10 @@ int mt_cmd_split(int argc, char **argv) {
             if (mt_graph_find_value(sp.heads[k], v->name) >= 0) printf(" %s", g->values[g->outputs[k]].name);
         printf("\n");
     }
-    printf("wrote %s (%d nodes)\n", written[0], sp.encoder->nnodes);
-    for (int k = 0; k < sp.nheads; k++) printf("wrote %s (%d nodes)\n", written[k + 1], sp.heads[k]->nnodes);
+    char fl[64];
+    printf("wrote %s (%d nodes%s)\n", written[0], sp.encoder->nnodes, part_gflop(sp.encoder, fl, sizeof fl));
+    for (int k = 0; k < sp.nheads; k++)
+        printf("wrote %s (%d nodes%s)\n", written[k + 1], sp.heads[k]->nnodes, part_gflop(sp.heads[k], fl, sizeof fl));
     rc = 0;
 done:
     /* A failed split leaves no part of the set behind. */

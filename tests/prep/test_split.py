@@ -30,6 +30,7 @@ def split_matches(model, outdir, shape, tag, cut=None):
         diff = float(np.abs(got - r).max())
         print(f"  {tag}/{name}: max abs diff {diff}")
         ok &= got.shape == r.shape and diff == 0.0
+    split_matches.gflop = {os.path.basename(f)[:-5]: float(g) for f, g in re.findall(r"^wrote (\S+) \(\d+ nodes, ([\d.]+) GFLOP\)", out, re.M)}
     return ok, cuts, feats
 
 
@@ -42,6 +43,9 @@ for tag, f in (("torchscript", "mtmi_torchscript_opset17.graph.onnx"), ("dynamo"
     check([c[1] for c in cuts] == want_shapes and all(c[2].split() == ["seg", "depth"] for c in cuts),
           f"{tag}: cut at the 4 shared features {[c[1] for c in cuts]}, each read by seg and depth")
     check(ok, f"{tag} 1024x1024: encoder -> heads in ORT equals the whole model exactly")
+    gf = split_matches.gflop
+    check(set(gf) == {"encoder", "seg", "depth"} and abs(gf["encoder"] - 50.6) < 0.1 and abs(gf["seg"] - 9.9) < 0.1
+          and abs(gf["depth"] - 56.5) < 0.1, f"{tag}: GFLOP per part {gf} (50.6 / 9.9 / 56.5)")
     check(sorted(os.listdir(os.path.join(tmp, tag))) == ["depth.onnx", "encoder.onnx", "seg.onnx"], f"{tag}: encoder.onnx, seg.onnx, depth.onnx")
     if tag == "dynamo":
         names = [c[0] for c in cuts]
