@@ -10,24 +10,78 @@
 
 /* Gives the (unsplit, unfolded) graph the types and shapes that inference
  * finds, so the cut tensors are declared with shapes in the head files.  The
- * graph itself is not folded: the parts compute exactly what the model did. */
-static void annotate_shapes(const mtmi_model *m, mt_graph *g) {
+ * graph itself is not folded: the parts compute exactly what the model did.
+ *
+ * Dynamic input dimensions are tried at two sets of sizes (multiples of 32,
+ * a different one per dimension); a dimension of a cut tensor that changes
+ * between the two stays dynamic, named after the input dimension when it
+ * follows that one exactly. */
+static const int64_t g_try[2][6] = {{96, 160, 224, 352, 416, 544}, {544, 608, 736, 928, 992, 1184}};
+
+static mt_graph *infer_at(const mtmi_model *m, int set) {
+    const mt_graph *g = m->graph;
+    mtmi_tensor shapes[16];
+    int n = g->ninputs < 16 ? g->ninputs : 16, j = 0;
+    for (int i = 0; i < n; i++) {
+        const mt_value *v = &g->values[g->inputs[i]];
+        memset(&shapes[i], 0, sizeof shapes[i]);
+        if (set < 0 || v->rank <= 0) continue;
+        shapes[i].rank = v->rank;
+        shapes[i].dtype = v->dtype;
+        for (int d = 0; d < v->rank; d++) shapes[i].dims[d] = v->dims[d] > 0 ? v->dims[d] : g_try[set][j++ % 6];
+    }
     mt_graph *inf = NULL;
-    if (mt_model_specialize(m, NULL, 0, 0, &inf) != MTMI_OK) {
+    if (mt_model_specialize(m, shapes, n, 0, &inf) != MTMI_OK) return NULL;
+    return inf;
+}
+
+/* The dim_param of the input dimension whose tried sizes were a and b. */
+static const char *dim_name(const mt_graph *g, int64_t a, int64_t b) {
+    int j = 0;
+    for (int i = 0; i < g->ninputs && i < 16; i++) {
+        const mt_value *v = &g->values[g->inputs[i]];
+        for (int d = 0; d < v->rank; d++) {
+            if (v->dims[d] > 0) continue;
+            if (g_try[0][j % 6] == a && g_try[1][j % 6] == b && j < 6) return v->dim_param[d];
+            j++;
+        }
+    }
+    return NULL;
+}
+
+static void annotate_shapes(const mtmi_model *m, mt_graph *g) {
+    int dynamic = 0;
+    for (int i = 0; i < g->ninputs; i++)
+        if (!mt_value_shape_known(&g->values[g->inputs[i]])) dynamic = 1;
+    mt_graph *a = infer_at(m, dynamic ? 0 : -1), *b = dynamic && a ? infer_at(m, 1) : NULL;
+    if (!a || (dynamic && !b)) {
         fprintf(stderr, "mtmi: note: shapes not inferred (%s); cut tensors are declared without shapes\n", mtmi_last_error());
         mt_clear_error();
+        mt_graph_free(a);
         return;
     }
     for (int v = 0; v < g->nvalues; v++) {
         mt_value *d = &g->values[v];
         if (d->data || d->is_input) continue;
-        int k = mt_graph_find_value(inf, d->name);
-        if (k < 0 || inf->values[k].rank < 0) continue;
-        d->dtype = inf->values[k].dtype;
-        d->rank = inf->values[k].rank;
-        memcpy(d->dims, inf->values[k].dims, sizeof d->dims);
+        int k = mt_graph_find_value(a, d->name);
+        if (k < 0 || a->values[k].rank < 0) continue;
+        const mt_value *x = &a->values[k];
+        int kb = b ? mt_graph_find_value(b, d->name) : -1;
+        const mt_value *y = kb >= 0 ? &b->values[kb] : NULL;
+        if (b && (!y || y->rank != x->rank)) continue;
+        d->dtype = x->dtype;
+        d->rank = x->rank;
+        for (int q = 0; q < x->rank; q++) {
+            d->dims[q] = x->dims[q];
+            if (!y || y->dims[q] == x->dims[q]) continue;
+            d->dims[q] = -1;
+            const char *nm = dim_name(g, x->dims[q], y->dims[q]);
+            free(d->dim_param[q]);
+            d->dim_param[q] = nm ? mt_strdup(nm) : NULL;
+        }
     }
-    mt_graph_free(inf);
+    mt_graph_free(a);
+    mt_graph_free(b);
 }
 
 /* " 12.34 GFLOP" of a part (its shapes inferred on a copy), or "" when

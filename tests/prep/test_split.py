@@ -60,4 +60,20 @@ src = os.path.join(tmp, "mm.onnx")
 mtmi_ok("make-model", "-o", src, "--size", "64x96", "--batch", "2")
 ok, cuts, _ = split_matches(src, os.path.join(tmp, "mm"), (2, 3, 64, 96), "builtin")
 check(ok and len(cuts) == 4 and cuts[0][1] == "2x32x16x24", "built-in model, batch 2: exact")
+# a model with symbolic batch, height and width: the parts stay dynamic
+from onnx import helper as oh, numpy_helper as nh, TensorProto as TP  # noqa: E402
+rng = np.random.default_rng(0)
+inits = [nh.from_array((rng.standard_normal(sh) / 3).astype(np.float32), n) for n, sh in (("w0", (8, 3, 3, 3)), ("w1", (4, 8, 1, 1)), ("w2", (2, 8, 3, 3)))]
+ns = [oh.make_node("Conv", ["input", "w0"], ["f"], pads=[1, 1, 1, 1], strides=[2, 2]), oh.make_node("Relu", ["f"], ["feat"]),
+      oh.make_node("Conv", ["feat", "w1"], ["a"]), oh.make_node("Relu", ["a"], ["out1"]),
+      oh.make_node("Conv", ["feat", "w2"], ["b"], pads=[1, 1, 1, 1]), oh.make_node("Sigmoid", ["b"], ["out2"])]
+g = oh.make_graph(ns, "dyn", [oh.make_tensor_value_info("input", TP.FLOAT, ["batch", 3, "height", "width"])],
+                  [oh.make_tensor_value_info("out1", TP.FLOAT, ["batch", 4, None, None]), oh.make_tensor_value_info("out2", TP.FLOAT, ["batch", 2, None, None])], inits)
+src = os.path.join(tmp, "dyn.onnx")
+onnx.save(oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)]), src)
+ok1, cuts, _ = split_matches(src, os.path.join(tmp, "dyn"), (2, 3, 64, 96), "dynamic 2x3x64x96")
+ok2, _, _ = split_matches(src, os.path.join(tmp, "dyn"), (1, 3, 32, 160), "dynamic 1x3x32x160")
+enc = onnx.load(os.path.join(tmp, "dyn", "encoder.onnx"))
+fd = [d.dim_param or d.dim_value for d in enc.graph.output[0].type.tensor_type.shape.dim]
+check(ok1 and ok2 and fd[:2] == ["batch", 8], f"dynamic model: parts run at two sizes exactly; cut declared {fd}")
 finish()
