@@ -2,6 +2,7 @@
  * and fusion, written back as a standard ONNX model (onnxsim's job, in C). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -19,6 +20,17 @@ static op_count *count_slot(op_count *h, int *nh, int cap, const char *op) {
     if (*nh == cap) return NULL;
     h[*nh] = (op_count){op, 0, 0};
     return &h[(*nh)++];
+}
+
+/* Bytes of a model file and its "<file>.data" (the weights it names). */
+static double model_mib(const char *path) {
+    struct stat st;
+    double n = 0;
+    char data[4200];
+    if (stat(path, &st) == 0) n += (double)st.st_size;
+    snprintf(data, sizeof data, "%s.data", path);
+    if (stat(data, &st) == 0) n += (double)st.st_size;
+    return n / (1024.0 * 1024.0);
 }
 
 static int cmp_count(const void *a, const void *b) {
@@ -68,7 +80,7 @@ int mt_cmd_simplify(int argc, char **argv) {
     mt_graph *g = NULL, *back = NULL;
     int rc = 1;
     if (cli_load_model(in, random, (uint64_t)seed, &m)) return 1;
-    double t0 = mt_now_ms();
+    double t0 = mt_now_ms(), in_mib = model_mib(in);
     if (no_opt) {
         if (!(g = mt_graph_clone(m->graph))) {
             cli_lib_error();
@@ -121,6 +133,7 @@ int mt_cmd_simplify(int argc, char **argv) {
     printf("%-24s %10s %10s\n", "op", "original", no_opt ? "written" : "simplified");
     for (int i = 0; i < nh; i++) printf("%-24s %10d %10d\n", h[i].op, h[i].before, h[i].after);
     printf("%-24s %10d %10d\n", "total nodes", before, after);
+    printf("%-24s %10.2f %10.2f\n", "model size (MiB)", in_mib, model_mib(out));
     printf("wrote %s (opset %lld, %.0f ms)\n", out, (long long)back->opset, t1 - t0);
     rc = 0;
 done:
