@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -200,7 +201,19 @@ int mt_cmd_accuracy(int argc, char **argv) {
                 if (dump(dumpdir, nm, "fp32", r.full, o, r.out[o]) || dump(dumpdir, nm, "int8", r.full, o, r.out_q[o])) goto done;
             }
         }
-        if (check_api && f == 0 && api_check(m, &shape, threads, cache_path, input, &r)) goto done;
+        if (check_api && f == 0) {
+            /* The API reads a cache file: give it the cache as overridden. */
+            char tmp[] = "/tmp/mtmi_check_api_XXXXXX";
+            int fd = mkstemp(tmp);
+            if (fd < 0) {
+                cli_error("accuracy: cannot create a temporary cache for --check-api");
+                goto done;
+            }
+            close(fd);
+            int bad = mt_calib_cache_write(tmp, &cache) ? cli_lib_error() : api_check(m, &shape, threads, tmp, input, &r);
+            unlink(tmp);
+            if (bad) goto done;
+        }
         int nb = MT_MIN(batch, nfiles - f * batch); /* padding images of a last batch do not count */
         if (sv)
             for (int64_t b = 0; b < NB && b < nb; b++) {
