@@ -15,13 +15,14 @@ cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
 mkdir -p "$OUT"
-QUICK=0; PEERS=1; TESTS=1; SAN=1
+QUICK=0; PEERS=1; TESTS=1; SAN=1; NCU=1
 for a in "$@"; do
   case $a in
     --quick) QUICK=1 ;;
     --no-peers) PEERS=0 ;;
     --no-tests) TESTS=0 ;;
     --no-sanitizer) SAN=0 ;;
+    --no-ncu) NCU=0 ;;
   esac
 done
 DEPS=$ROOT_DIR/.deps/root
@@ -52,16 +53,18 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITEC
   -DCBLAS_INCLUDE="$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread" \
   -DOPENBLAS_LIB="$LIBD/openblas-pthread/libopenblas.so" \
   -DSPNG_LIB="$LIBD/libspng.so" -DCMAKE_C_FLAGS="-I$DEPS/usr/include" "${CUDNN_ARGS[@]}" \
-  > "$OUT/build.log" 2>&1 && cmake --build "$BUILD" -j 16 >> "$OUT/build.log" 2>&1
-if [ $? -ne 0 ]; then tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; fi
+  > "$ROOT_DIR/build-gpu.log" 2>&1 && cmake --build "$BUILD" -j 16 >> "$ROOT_DIR/build-gpu.log" 2>&1
+if [ $? -ne 0 ]; then tail -40 "$ROOT_DIR/build-gpu.log"; cp "$ROOT_DIR/build-gpu.log" "$OUT/"; echo "BUILD FAILED"; exit 1; fi
 grep -E "cuDNN|CUDNN" "$BUILD/CMakeCache.txt" | grep -E "^CUDNN_(LIB|INCLUDE)" || true
 REF=$ROOT_DIR/.deps/shared/reference
 MODEL=$REF/mtmi_dynamo_opset17.graph.onnx
 rc=0
 if [ $TESTS = 1 ]; then
   echo "== GPU tests"
-  (cd "$BUILD" && ctest -L gpu --output-on-failure -E "$([ $QUICK = 1 ] && echo cuda_network || echo NONE)" 2>&1) | tee "$OUT/tests.log" | grep -vE "^\s*$" | tail -80
-  [ ${PIPESTATUS[0]} -ne 0 ] && rc=1
+  (cd "$BUILD" && ctest -L gpu -V -E "$([ $QUICK = 1 ] && echo cuda_network || echo NONE)" 2>&1) > "$OUT/tests.log"
+  trc=$?
+  grep -E "FAIL|agreement|Passed|Failed|passed|tests passed" "$OUT/tests.log" | sed 's/^[0-9]*: //' | tail -40
+  [ $trc -ne 0 ] && rc=1
   if [ $SAN = 1 ]; then
     echo "== compute-sanitizer (memcheck) on the kernel tests"
     compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/tests/test_cuda_kernels" > "$OUT/sanitizer.log" 2>&1 || \
@@ -78,10 +81,29 @@ B8=$REF/mtmi_dynamo_b8.graph.onnx
 [ -f "$B8" ] || python3 tests/tools/make_variants.py "$MODEL" "$B8" --batch 8 > /dev/null 2>&1
 "$BENCH" "$B8" --batch 8 --iters $((ITERS / 4)) --json "$OUT/ours_b8.json" || rc=1
 "$BENCH" "$REF/mtmi_torchscript_opset17.graph.onnx" --batch 1 --iters $ITERS --json "$OUT/ours_ts_b1.json" > /dev/null || true
+if [ $NCU = 1 ] && command -v ncu >/dev/null; then
+  echo "== per-kernel device times (ncu, one graph replay + 5 warm-ups, batch 1)"
+  ncu --profile-from-start off --metrics gpu__time_duration.sum --csv "$BENCH" "$MODEL" --ncu > "$OUT/ncu.csv" 2> /dev/null
+  python3 - "$OUT/ncu.csv" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+if not rows: sys.exit(0)
+h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value"); ui = h.index("Metric Unit")
+tot = collections.Counter(); cnt = collections.Counter()
+for r in rows[1:]:
+    try: v = float(r[vi].replace(",", ""))
+    except ValueError: continue
+    v = v / 1e3 if r[ui] == "nsecond" else v * 1e3 if r[ui] == "msecond" else v  # -> usecond
+    name = r[ki].split("(")[0][:60]
+    tot[name] += v / 6; cnt[name] += 1 / 6
+print("kernel time per replay: %.1f us over %d kernels" % (sum(tot.values()), round(sum(cnt.values()))))
+for k, v in tot.most_common(22): print("  %8.1f us  %5.1f x  %s" % (v, cnt[k], k))
+PY
+fi
 if [ $PEERS = 1 ]; then
   echo "== PyTorch peers (same run)"
-  OUT=$OUT PYTHONUNBUFFERED=1 timeout 420 python3 "$REF/peers.py" > "$OUT/peers.log" 2>&1 || echo "peers.py failed (see peers.log)"
-  tail -3 "$OUT/peers.log"
+  OUT=$OUT PYTHONUNBUFFERED=1 timeout 420 python3 "$REF/peers.py" > "$ROOT_DIR/peers.log" 2>&1 || echo "peers.py failed (see peers.log)"
+  tail -3 "$ROOT_DIR/peers.log"
 fi
 python3 - "$OUT" <<'PY'
 import json, os, sys

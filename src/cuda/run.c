@@ -224,20 +224,41 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
     if (!st) st = cudnnSetConvolutionGroupCount(o->c, cv->groups);
     if (!st) st = cudnnSetConvolutionMathType(o->c, p->f16 ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH);
     if (st) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: descriptors: %s", cudnnGetErrorString(st));
-    cudnnConvolutionFwdAlgoPerf_t perf[8];
-    int n = 0;
-    st = cudnnFindConvolutionForwardAlgorithmEx(h, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]), o->c, o->y,
-                                                mc_ptr(p, &s->t[0]), 8, &n, perf, p->ws, p->ws_bytes);
-    if (st) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm: %s", cudnnGetErrorString(st));
-    int pick = -1;
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= p->ws_bytes) {
-            pick = i;
-            break;
+    /* FP16: try FP32 and FP16 accumulation descriptors' engines, keep the
+     * fastest measured (both accumulate in FP32 on tensor cores on Hopper
+     * for the FP32 descriptor; the HALF one may pick other kernels) */
+    float best_t = 1e30f;
+    int found = 0;
+    for (int ct = 0; ct < (p->f16 ? 2 : 1); ct++) {
+        cudnnConvolutionDescriptor_t cd = o->c;
+        if (ct == 1) {
+            cudnnCreateConvolutionDescriptor(&cd);
+            cudnnSetConvolution2dDescriptor(cd, cv->ph, cv->pw, cv->sh, cv->sw, cv->dh, cv->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_HALF);
+            cudnnSetConvolutionGroupCount(cd, cv->groups);
+            cudnnSetConvolutionMathType(cd, CUDNN_TENSOR_OP_MATH);
         }
-    if (pick < 0) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm fits the workspace");
-    o->algo = perf[pick].algo;
-    o->ws = perf[pick].memory;
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int n = 0;
+        st = cudnnFindConvolutionForwardAlgorithmEx(h, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]), cd, o->y,
+                                                    mc_ptr(p, &s->t[0]), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, p->ws, p->ws_bytes);
+        for (int i = 0; !st && i < n; i++)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= p->ws_bytes) {
+                if (perf[i].time < best_t) {
+                    best_t = perf[i].time;
+                    o->algo = perf[i].algo;
+                    o->ws = perf[i].memory;
+                    if (cd != o->c) {
+                        cudnnDestroyConvolutionDescriptor(o->c);
+                        o->c = cd;
+                        cd = NULL;
+                    }
+                    found = 1;
+                }
+                break;
+            }
+        if (cd && cd != o->c) cudnnDestroyConvolutionDescriptor(cd);
+    }
+    if (!found) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm fits the workspace");
     return MTMI_OK;
 }
 #endif
@@ -310,7 +331,8 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     }
     case MC_LN:
-        KCK(mtk_layernorm(st, mc_ptr(p, &s->t[1]), NULL, NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+        KCK(mtk_layernorm(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL, s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL,
+                          mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
                           s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16));
         return MTMI_OK;
     case MC_SOFTMAX:

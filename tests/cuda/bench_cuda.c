@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_profiler_api.h>
+#include <cuda_runtime.h>
+
 #include "api/api.h"
 #include "cuda/cuda_backend.h"
 
 int main(int argc, char **argv) {
     const char *path = NULL, *prec = "fp16", *prof = NULL, *json = NULL;
-    int batch = 1, iters = 200;
+    int batch = 1, iters = 200, ncu = 0;
     long H = 0, W = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
@@ -21,6 +24,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
         else if (!strcmp(argv[i], "--profile") && i + 1 < argc) prof = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else if (!strcmp(argv[i], "--ncu")) ncu = 1;
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             if (sscanf(argv[++i], "%ldx%ld", &H, &W) != 2) return 2;
         } else path = argv[i];
@@ -76,6 +80,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     double whole;
+    if (ncu) {
+        cudaDeviceSynchronize();
+        cudaProfilerStart();
+        mt_cuda_plan_bench(p, -1, 1, &whole);
+        cudaProfilerStop();
+        return 0;
+    }
     if (mt_cuda_plan_bench(p, -1, iters, &whole)) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
         return 1;

@@ -203,7 +203,7 @@ static double lin_src(int o, double scale, int in_len, int out_len, int coord) {
 }
 
 static void t_resize(int f16, int coord, int nhwc) {
-    int N = 1, C = 19, IH = 17, IW = 23, OH = 68, OW = 92;
+    int N = 1, C = nhwc == 2 ? 32 : 19, IH = 17, IW = 23, OH = 68, OW = 92;
     int64_t ni = (int64_t)N * C * IH * IW, no = (int64_t)N * C * OH * OW;
     float *x = rnd(ni, 1.f);
     void *dx = up(x, ni, f16), *dy = dalloc(no, f16);
@@ -236,7 +236,7 @@ static void t_resize(int f16, int coord, int nhwc) {
                 got[idx] = y[oh * ys[2] + ow * ys[3] + c * ys[1]];
             }
     char name[96];
-    snprintf(name, sizeof name, "resize bilinear %s %s %s", coord == 2 ? "align_corners" : "half_pixel", nhwc ? "NHWC" : "NCHW",
+    snprintf(name, sizeof name, "resize bilinear %s %s %s", coord == 2 ? "align_corners" : "half_pixel", nhwc == 2 ? "NHWC C=32 (x8)" : nhwc ? "NHWC" : "NCHW",
              f16 ? "f16" : "f32");
     check(name, got, ref, no, tol_of(f16));
     free(x); free(y); free(ref); free(got); cudaFree(dx); cudaFree(dy);
@@ -394,6 +394,7 @@ int main(void) {
         t_softmax(f16);
         t_resize(f16, 0, 1);
         t_resize(f16, 2, 0);
+        t_resize(f16, 0, 2);
         t_dwconv(f16, 64, 3);
         t_dwconv(f16, 37, 0);
         t_conv_direct(f16);
