@@ -179,6 +179,17 @@ BIN_ARITH(mul, a * b, a * b)
 BIN_ARITH(div, a / b, IDIV(a, b))
 BIN_ARITH(max, a > b ? a : b, a > b ? a : b)
 BIN_ARITH(min, a < b ? a : b, a < b ? a : b)
+/* Mod with fmod=0 takes the divisor's sign (Python's %), with fmod=1 the
+ * dividend's (C's fmod and %).  Integer division by 0 gives 0, not a trap. */
+#define IMOD(a, b) ((b) == 0 ? 0 : ((a) % (b) != 0 && (((a) % (b) < 0) != ((b) < 0)) ? (a) % (b) + (b) : (a) % (b)))
+#define IFMOD(a, b) ((b) == 0 ? 0 : (a) % (b))
+static inline double float_mod(double a, double b) {
+    double r = fmod(a, b);
+    return r != 0 && ((r < 0) != (b < 0)) ? r + b : r;
+}
+BIN_ARITH(mod, float_mod(a, b), IMOD(a, b))
+BIN_ARITH(fmod, fmodf(a, b), IFMOD(a, b))
+BIN_ARITH(prelu, a < 0 ? a * b : a, a < 0 ? a * b : a)
 BIN_LOOP(pow_f32, float, float, powf(a, b))
 BIN_LOOP(pow_f64, double, double, pow(a, b))
 BIN_LOOP(pow_i32, int32_t, int32_t, ipow(a, b))
@@ -210,6 +221,9 @@ static const typed_loops g_binary[] = {
     {.op = "Div", ALL6(div)},
     {.op = "Max", ALL6(max)},
     {.op = "Min", ALL6(min)},
+    {.op = "Mod", ALL6(mod)},
+    {.op = "ModF", ALL6(fmod)}, /* Mod with fmod=1 */
+    {.op = "PRelu", ALL6(prelu)},
     {.op = "Pow", ALL6(pow)},
     {.op = "Equal", ALL6(eq), .b = eq_u8},
     {.op = "Less", ALL6(lt), .b = lt_u8},
@@ -315,7 +329,8 @@ static void convert(void *dst, int dt, const void *src, int st, int64_t n, int n
 /* --------------------------------------------------------------- kernels */
 static mtmi_status k_binary(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
                             int nout, mt_cpu_ctx *ctx) {
-    loop_fn fn = pick_loop(g_binary, MT_ARRAY_LEN(g_binary), n->op, in[0].dtype);
+    const char *op = !strcmp(n->op, "Mod") && mt_attr_int(n, "fmod", 0) ? "ModF" : n->op;
+    loop_fn fn = pick_loop(g_binary, MT_ARRAY_LEN(g_binary), op, in[0].dtype);
     if (!fn) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s is not supported", mt_dtype_name(in[0].dtype));
     const mt_tview *ins[2] = {&in[0], &in[1]};
     mt_tview conv = in[1];
@@ -461,6 +476,25 @@ UN_FLOAT(selu, x > 0 ? p->gamma * x : p->gamma * (p->alpha * expf(x) - p->alpha)
 UN_FLOAT(leaky, x < 0 ? p->alpha * x : x, x < 0 ? p->alpha * x : x)
 UN_FLOAT(hsig, fmaxf(0.f, fminf(1.f, p->alpha * x + p->beta)), fmax(0., fmin(1., p->alpha * x + p->beta)))
 UN_FLOAT(hswish, x * fmaxf(0.f, fminf(1.f, x / 6.f + 0.5f)), x * fmax(0., fmin(1., x / 6. + 0.5)))
+UN_FLOAT(celu, x > 0 ? x : p->alpha * (expf(x / p->alpha) - 1), x > 0 ? x : p->alpha * (exp(x / p->alpha) - 1))
+UN_FLOAT(softsign, x / (1 + fabsf(x)), x / (1 + fabs(x)))
+UN_FLOAT(threlu, x > p->alpha ? x : 0, x > p->alpha ? x : 0)
+UN_FLOAT(shrink, x < -p->beta ? x + p->alpha : (x > p->beta ? x - p->alpha : 0),
+         x < -p->beta ? x + p->alpha : (x > p->beta ? x - p->alpha : 0))
+UN_FLOAT(mish, x * tanhf(x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x))), x * tanh(x > 0 ? x + log1p(exp(-x)) : log1p(exp(x))))
+UN_FLOAT(swish, x / (1 + expf(-p->alpha * x)), x / (1 + exp(-p->alpha * x)))
+/* Gelu: beta = 1 selects the tanh approximation */
+UN_FLOAT(gelu, p->beta != 0 ? 0.5f * x * (1 + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))) : 0.5f * x * (1 + erff(x * 0.7071067811865476f)),
+         p->beta != 0 ? 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) : 0.5 * x * (1 + erf(x * 0.7071067811865476)))
+UN_FLOAT(tan, tanf(x), tan(x))
+UN_FLOAT(asin, asinf(x), asin(x))
+UN_FLOAT(acos, acosf(x), acos(x))
+UN_FLOAT(atan, atanf(x), atan(x))
+UN_FLOAT(sinh, sinhf(x), sinh(x))
+UN_FLOAT(cosh, coshf(x), cosh(x))
+UN_FLOAT(asinh, asinhf(x), asinh(x))
+UN_FLOAT(acosh, acoshf(x), acosh(x))
+UN_FLOAT(atanh, atanhf(x), atanh(x))
 UN_INT(neg, -x)
 UN_INT(abs, x < 0 ? -x : x)
 UN_INT(relu, x > 0 ? x : 0)
@@ -489,6 +523,22 @@ static const typed_loops g_unary[] = {
     {.op = "LeakyRelu", .f32 = leaky_f32, .f64 = leaky_f64},
     {.op = "HardSigmoid", .f32 = hsig_f32, .f64 = hsig_f64},
     {.op = "HardSwish", .f32 = hswish_f32, .f64 = hswish_f64},
+    {.op = "Celu", .f32 = celu_f32, .f64 = celu_f64},
+    {.op = "Softsign", .f32 = softsign_f32, .f64 = softsign_f64},
+    {.op = "ThresholdedRelu", .f32 = threlu_f32, .f64 = threlu_f64},
+    {.op = "Shrink", .f32 = shrink_f32, .f64 = shrink_f64},
+    {.op = "Mish", .f32 = mish_f32, .f64 = mish_f64},
+    {.op = "Swish", .f32 = swish_f32, .f64 = swish_f64},
+    {.op = "Gelu", .f32 = gelu_f32, .f64 = gelu_f64},
+    {.op = "Tan", .f32 = tan_f32, .f64 = tan_f64},
+    {.op = "Asin", .f32 = asin_f32, .f64 = asin_f64},
+    {.op = "Acos", .f32 = acos_f32, .f64 = acos_f64},
+    {.op = "Atan", .f32 = atan_f32, .f64 = atan_f64},
+    {.op = "Sinh", .f32 = sinh_f32, .f64 = sinh_f64},
+    {.op = "Cosh", .f32 = cosh_f32, .f64 = cosh_f64},
+    {.op = "Asinh", .f32 = asinh_f32, .f64 = asinh_f64},
+    {.op = "Acosh", .f32 = acosh_f32, .f64 = acosh_f64},
+    {.op = "Atanh", .f32 = atanh_f32, .f64 = atanh_f64},
 };
 
 static mtmi_status k_unary(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
@@ -504,9 +554,33 @@ static mtmi_status k_unary(const mt_graph *g, const mt_node *n, void *state, con
     } else if (!strcmp(n->op, "Selu")) {
         p.alpha = mt_attr_float(n, "alpha", 1.67326319217681884765625f);
         p.gamma = mt_attr_float(n, "gamma", 1.05070102214813232421875f);
+    } else if (!strcmp(n->op, "Celu") || !strcmp(n->op, "ThresholdedRelu") || !strcmp(n->op, "Swish")) {
+        p.alpha = mt_attr_float(n, "alpha", 1.0f);
+    } else if (!strcmp(n->op, "Shrink")) {
+        p.alpha = mt_attr_float(n, "bias", 0.0f);
+        p.beta = mt_attr_float(n, "lambd", 0.5f);
+    } else if (!strcmp(n->op, "Gelu")) {
+        const char *approx = mt_attr_string(n, "approximate", "none");
+        if (strcmp(approx, "none") && strcmp(approx, "tanh"))
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "approximate='%s' is not supported", approx);
+        p.beta = !strcmp(approx, "tanh");
     }
     const mt_tview *ins[1] = {&in[0]};
     run_broadcast(&out[0], ins, 1, fn, &p, ctx->nthreads);
+    return MTMI_OK;
+}
+
+/* IsNaN, IsInf: float in, bool out. */
+static mtmi_status k_isnan_isinf(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                 mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    int64_t cnt = mt_tview_numel(&in[0]);
+    uint8_t *y = out[0].data;
+    int isnan_op = !strcmp(n->op, "IsNaN");
+    int neg = (int)mt_attr_int(n, "detect_negative", 1), pos = (int)mt_attr_int(n, "detect_positive", 1);
+    for (int64_t i = 0; i < cnt; i++) {
+        double v = in[0].dtype == MTMI_FLOAT ? ((const float *)in[0].data)[i] : ((const double *)in[0].data)[i];
+        y[i] = isnan_op ? v != v : ((v == INFINITY && pos) || (v == -INFINITY && neg));
+    }
     return MTMI_OK;
 }
 
@@ -581,6 +655,10 @@ const mt_cpu_kernel mt_kernels_elementwise[] = {
     {"Or", "", k_binary, NULL, NULL, NULL, 0},
     {"Xor", "", k_binary, NULL, NULL, NULL, 0},
     {"Not", "", k_not, NULL, NULL, NULL, 0},
+    {"IsNaN", "", k_isnan_isinf, NULL, NULL, NULL, 0},
+    {"IsInf", "", k_isnan_isinf, NULL, NULL, NULL, 0},
+    {"Mod", "", k_binary, NULL, NULL, NULL, 0},
+    {"PRelu", "", k_binary, NULL, NULL, NULL, 0},
     {"Max", "", k_variadic, NULL, NULL, NULL, 0},
     {"Min", "", k_variadic, NULL, NULL, NULL, 0},
     {"Sum", "", k_variadic, NULL, NULL, NULL, 0},
@@ -608,6 +686,22 @@ const mt_cpu_kernel mt_kernels_elementwise[] = {
     {"LeakyRelu", "", k_unary, NULL, NULL, NULL, 0},
     {"HardSigmoid", "", k_unary, NULL, NULL, NULL, 0},
     {"HardSwish", "", k_unary, NULL, NULL, NULL, 0},
+    {"Celu", "", k_unary, NULL, NULL, NULL, 0},
+    {"Softsign", "", k_unary, NULL, NULL, NULL, 0},
+    {"ThresholdedRelu", "", k_unary, NULL, NULL, NULL, 0},
+    {"Shrink", "", k_unary, NULL, NULL, NULL, 0},
+    {"Mish", "", k_unary, NULL, NULL, NULL, 0},
+    {"Swish", "", k_unary, NULL, NULL, NULL, 0},
+    {"Gelu", "", k_unary, NULL, NULL, NULL, 0},
+    {"Tan", "", k_unary, NULL, NULL, NULL, 0},
+    {"Asin", "", k_unary, NULL, NULL, NULL, 0},
+    {"Acos", "", k_unary, NULL, NULL, NULL, 0},
+    {"Atan", "", k_unary, NULL, NULL, NULL, 0},
+    {"Sinh", "", k_unary, NULL, NULL, NULL, 0},
+    {"Cosh", "", k_unary, NULL, NULL, NULL, 0},
+    {"Asinh", "", k_unary, NULL, NULL, NULL, 0},
+    {"Acosh", "", k_unary, NULL, NULL, NULL, 0},
+    {"Atanh", "", k_unary, NULL, NULL, NULL, 0},
     {"Clip", "", k_clip, NULL, NULL, NULL, 0},
     {"Cast", "", k_cast, NULL, NULL, NULL, 0},
     {"CastLike", "", k_cast, NULL, NULL, NULL, 0},

@@ -108,6 +108,25 @@ static mtmi_status infer_logical(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+static mtmi_status infer_isnan_isinf(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (!s) s = need_dtype(g, n, mt_in(g, n, 0), 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_BOOL, x->rank, x->dims);
+    return MTMI_OK;
+}
+
+/* PRelu: the slope broadcasts to the input, whose shape the output keeps. */
+static mtmi_status infer_prelu(mt_graph *g, mt_node *n) {
+    mtmi_status s = infer_binary_arith(g, n);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *y = mt_out(g, n, 0);
+    if (y->rank != x->rank || memcmp(y->dims, x->dims, sizeof(int64_t) * x->rank))
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "slope does not broadcast to the input's shape");
+    return MTMI_OK;
+}
+
 static mtmi_status infer_not(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 1, 1);
     if (!s && mt_in(g, n, 0)->dtype != MTMI_BOOL) s = mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "input must be bool");
@@ -133,12 +152,12 @@ static mtmi_status infer_where(mt_graph *g, mt_node *n) {
     if (x->dtype != y->dtype)
         return mt_node_fail(g, n, MTMI_ERR_SHAPE, "X is %s but Y is %s", mt_dtype_name(x->dtype), mt_dtype_name(y->dtype));
     if (!mt_dtype_size(x->dtype)) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(x->dtype));
-    int r;
-    int64_t d[MT_MAX_RANK];
+    int r, r2;
+    int64_t d[MT_MAX_RANK], d2[MT_MAX_RANK]; /* mt_broadcast_shape must not write its input */
     s = mt_broadcast_shape(g, n, c->rank, c->dims, x->rank, x->dims, &r, d);
-    if (!s) s = mt_broadcast_shape(g, n, r, d, y->rank, y->dims, &r, d);
+    if (!s) s = mt_broadcast_shape(g, n, r, d, y->rank, y->dims, &r2, d2);
     if (s) return s;
-    mt_value_set_shape(mt_out(g, n, 0), x->dtype, r, d);
+    mt_value_set_shape(mt_out(g, n, 0), x->dtype, r2, d2);
     return MTMI_OK;
 }
 
@@ -208,6 +227,26 @@ const mt_op_schema mt_schemas_elementwise[] = {
     {"LeakyRelu", "", infer_unary_float, 1},
     {"HardSigmoid", "", infer_unary_float, 1},
     {"HardSwish", "", infer_unary_float, 1},
+    {"Celu", "", infer_unary_float, 12},
+    {"Softsign", "", infer_unary_float, 1},
+    {"ThresholdedRelu", "", infer_unary_float, 10},
+    {"Shrink", "", infer_unary_float, 9},
+    {"Mish", "", infer_unary_float, 18},
+    {"Swish", "", infer_unary_float, 1},
+    {"Gelu", "", infer_unary_float, 20},
+    {"Tan", "", infer_unary_float, 1},
+    {"Asin", "", infer_unary_float, 1},
+    {"Acos", "", infer_unary_float, 1},
+    {"Atan", "", infer_unary_float, 1},
+    {"Sinh", "", infer_unary_float, 1},
+    {"Cosh", "", infer_unary_float, 1},
+    {"Asinh", "", infer_unary_float, 1},
+    {"Acosh", "", infer_unary_float, 1},
+    {"Atanh", "", infer_unary_float, 1},
+    {"IsNaN", "", infer_isnan_isinf, 9},
+    {"IsInf", "", infer_isnan_isinf, 10},
+    {"Mod", "", infer_binary_arith, 10},
+    {"PRelu", "", infer_prelu, 1},
     {"Clip", "", infer_clip, 1},
     {"Cast", "", infer_cast, 1},
     {"CastLike", "", infer_cast, 15},
