@@ -108,7 +108,7 @@ int mt_cmd_bench(int argc, char **argv) {
             if ((o.threads = (int)cli_parse_long(a, argv[++i], 1, 4096)) < 0) return 1;
         } else if (!strcmp(a, "--json") && more) json = argv[++i];
         else if (!strcmp(a, "--trace") && more) trace = argv[++i];
-        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = o.quiet = 1;
         else if (!strcmp(a, "--seed") && more) {
             long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
             if (v < 0) return 1;

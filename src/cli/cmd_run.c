@@ -227,8 +227,10 @@ static void usage(void) {
            "  --images DIR     PNG frames (any PNG kind; centre-cropped and resized to the\n"
            "                   model's input); default: synthetic street scenes\n"
            "  --place P        e.g. encoder=cpu/fp32,depth=cpu:1/fp32,seg=cpu:2/fp32, or\n"
-           "                   encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,...; default auto\n"
-           "                   (GPU when there is one, else a CPU device per stage)\n"
+           "                   encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,...; `auto` builds\n"
+           "                   and times the candidate placements and keeps the fastest;\n"
+           "                   default: the GPU when there is one, else the CPU split\n"
+           "                   into a device per stage (two cores or more each)\n"
            "  --frames N       frames to run (images repeat); default: one per image, or 4\n"
            "  --size HxW       input size (multiples of 32); default: the model's\n"
            "  --threads N      CPU threads, split equally among CPU devices; default all\n"
@@ -275,7 +277,7 @@ int mt_cmd_run(int argc, char **argv) {
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c.outdir = argv[++i];
         else if (!strcmp(a, "--trace") && more) trace = argv[++i];
         else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = o.quiet = 1;
         else if (!strcmp(a, "--inject-error") && more) {
             if (mt_app_parse_inject(argv[++i], &o)) return cli_error("run: bad --inject-error '%s' (STAGE:FRAME)", argv[i]);
         } else if (!strcmp(a, "--seed") && more) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "graph/mtmi_net.h"
+#include "image/image.h"
 
 static mtmi_status builtin_model(const mt_app_opts *o, mtmi_model **out) {
     *out = NULL;
@@ -29,6 +30,89 @@ int mt_app_parse_inject(const char *s, mt_app_opts *o) {
     o->inject_stage = st;
     o->inject_frame = fr;
     return 0;
+}
+
+/* Frames a second of pipeline p on one fixed synthetic frame (SPEC 8:
+ * `auto` measures the candidates): `warmup` frames, then `frames` timed. */
+static mtmi_status measure_fps(mt_pipeline *p, int warmup, int frames, double *fps) {
+    *fps = 0;
+    const mt_tview *in = mt_pipeline_input_shape(p, 0);
+    int h = (int)in->dims[2], w = (int)in->dims[3];
+    mt_image img;
+    mtmi_status s = mt_image_synth_street(w, h, 1, &img);
+    if (s) return s;
+    mt_stats st;
+    mt_stats_init(&st, p);
+    int total = warmup + frames, sub = 0, done = 0;
+    size_t per = (size_t)3 * w * h;
+    while (done < total && !s) {
+        mt_frame *f;
+        if (sub < total && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
+            if (!(s = mt_pipeline_begin(p, &f))) {
+                for (int64_t b = 0; b < in->dims[0]; b++) mt_image_to_chw(&img, (float *)f->inputs[0].data + b * per);
+                s = mt_pipeline_submit(p, f);
+            }
+            sub++;
+            continue;
+        }
+        if ((s = mt_pipeline_wait(p, &f))) break;
+        mt_stats_add(&st, f);
+        mt_pipeline_release(p, f);
+        done++;
+    }
+    if (!s) s = mt_pipeline_restart(p);
+    if (!s) {
+        mt_summary sm;
+        mt_stats_summary(&st, warmup, &sm);
+        *fps = sm.fps;
+    }
+    mt_stats_free(&st);
+    mt_image_free(&img);
+    return s;
+}
+
+/* `--place auto`: builds every candidate placement, measures it, keeps the
+ * fastest.  Candidates that cannot be built (a device missing) are skipped. */
+static mtmi_status auto_place(mt_app *app, const mtmi_tensor *shape, const mt_pipeline_opts *po, int quiet) {
+    mt_placement heur;
+    memset(&heur, 0, sizeof heur);
+    heur.is_auto = 1;
+    mt_pipeline *first = NULL;
+    mtmi_status s = mt_pipeline_from_model(app->model, shape, &heur, po, &first);
+    if (s) return s;
+    const char *names[MT_PLACE_MAX];
+    int nst = mt_pipeline_num_stages(first);
+    for (int i = 0; i < nst; i++) names[i] = mt_pipeline_stage_name(first, i);
+    mt_placement cand[8];
+    int nc = mt_placement_candidates(names, nst, cand, 8);
+    mt_pipeline *best = NULL;
+    double best_fps = -1;
+    for (int c = 0; c < nc; c++) {
+        mt_pipeline *p = NULL;
+        char buf[512];
+        mt_placement_str(&cand[c], names, nst, buf, sizeof buf);
+        if (mt_pipeline_from_model(app->model, shape, &cand[c], po, &p)) {
+            if (!quiet) printf("auto: %s: not available (%s)\n", buf, mtmi_last_error());
+            continue;
+        }
+        double fps = 0;
+        s = measure_fps(p, 1, 3, &fps);
+        if (!quiet) printf("auto: %s: %.2f fps\n", buf, fps);
+        if (!s && fps > best_fps) {
+            mt_pipeline_free(best);
+            best = p;
+            best_fps = fps;
+        } else mt_pipeline_free(p);
+        if (s) break;
+    }
+    mt_pipeline_free(first);
+    if (s) {
+        mt_pipeline_free(best);
+        return s;
+    }
+    if (!best) return mt_fail(MTMI_ERR_DEVICE, "auto placement: no candidate placement could be built");
+    app->pipe = best;
+    return MTMI_OK;
 }
 
 mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
@@ -79,7 +163,11 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     po.total_threads = o->threads;
     po.inject_stage = o->inject_stage;
     po.inject_frame = o->inject_frame;
-    if ((s = mt_pipeline_from_model(app->model, &shape, &pl, &po, &app->pipe))) goto fail;
+    /* No --place: the heuristic choice (mt_placement_auto), at no cost;
+     * --place auto: measure the candidates and keep the fastest. */
+    if (o->place && pl.is_auto) {
+        if ((s = auto_place(app, &shape, &po, o->quiet))) goto fail;
+    } else if ((s = mt_pipeline_from_model(app->model, &shape, &pl, &po, &app->pipe))) goto fail;
     size_t len = 0;
     for (int i = 0; i < mt_pipeline_num_stages(app->pipe) && len < sizeof app->placement; i++) {
         char d[64];

@@ -211,6 +211,42 @@ mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placeme
     return MTMI_OK;
 }
 
+static void place_all(mt_placement *p, const char *const *stages, int nstages, const mt_devspec *enc, const mt_devspec *heads) {
+    memset(p, 0, sizeof *p);
+    for (int s = 0; s < nstages && s < MT_PLACE_MAX; s++) {
+        snprintf(p->names[s], sizeof p->names[0], "%s", stages[s]);
+        p->dev[s] = s ? *heads : *enc;
+    }
+    p->n = nstages < MT_PLACE_MAX ? nstages : MT_PLACE_MAX;
+}
+
+int mt_placement_candidates(const char *const *stages, int nstages, mt_placement *out, int cap) {
+    int n = 0;
+    const mt_backend *cuda = mt_backend_cuda ? mt_backend_cuda() : NULL;
+    mt_devspec g16 = {.kind = MT_DEV_CUDA, .prec = MT_PREC_FP16};
+    if (cuda && cuda->check(&g16) == MTMI_OK) {
+        mt_devspec g8 = g16, part = g16;
+        g8.prec = MT_PREC_INT8;
+        if (n < cap) place_all(&out[n++], stages, nstages, &g16, &g16);
+        if (cuda->check(&g8) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &g8);
+        /* The SoC-like split: heads on their own multiprocessors. */
+        part.sms = 16;
+        part.prec = MT_PREC_INT8;
+        if (cuda->check(&part) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &part);
+    }
+    mt_clear_error();
+    mt_devspec c0 = {.kind = MT_DEV_CPU, .prec = MT_PREC_FP32}, c1 = c0;
+    c1.index = 1;
+    if (n < cap) place_all(&out[n++], stages, nstages, &c0, &c0);
+    if (nstages > 1 && n < cap) place_all(&out[n++], stages, nstages, &c0, &c1);
+    if (nstages > 2 && n < cap) {
+        place_all(&out[n], stages, nstages, &c0, &c0);
+        for (int s = 0; s < out[n].n; s++) out[n].dev[s].index = s;
+        n++;
+    }
+    return n;
+}
+
 const char *mt_placement_str(const mt_placement *p, const char *const *stages, int nstages, char *buf, size_t cap) {
     size_t len = 0;
     buf[0] = 0;

@@ -150,8 +150,10 @@ static void on_done(void *arg, mtmi_status s, const char *msg) {
     mt_pipeline *p = cb->p;
     slot *sl = &p->slots[cb->slot];
     stage *st = &p->st[cb->stage];
-    double t = mt_now_ms();
     pthread_mutex_lock(&p->mu);
+    /* Read the clock under the lock: the head that completes a frame then
+     * never has an earlier time than the other heads' ends. */
+    double t = mt_now_ms();
     sl->t_end[cb->stage] = t;
     if (s) {
         char dev[64];
@@ -632,6 +634,19 @@ void mt_pipeline_release(mt_pipeline *p, mt_frame *f) {
     p->pending--;
     q_push(&p->free_q, f->slot);
     pthread_mutex_unlock(&p->mu);
+}
+
+mtmi_status mt_pipeline_restart(mt_pipeline *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->failed) return failed_status(p);
+    if (p->pending) {
+        int n = p->pending;
+        pthread_mutex_unlock(&p->mu);
+        return mt_fail(MTMI_ERR_ARG, "pipeline: cannot restart with %d frames pending", n);
+    }
+    p->next_index = p->next_done = 0;
+    pthread_mutex_unlock(&p->mu);
+    return MTMI_OK;
 }
 
 int mt_pipeline_pending(const mt_pipeline *p) {

@@ -83,6 +83,11 @@ mtmi_status mt_placement_check(const mt_placement *p, const char *const *stages,
  * backend has them, else FP16) when a GPU is there, else the encoder on
  * `cpu` and each head on its own CPU device when there are cores for it. */
 mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placement *p);
+/* The placements `auto` measures: on a GPU, everything on cuda:0 (fp16;
+ * int8 heads; heads on an SM partition when the backend takes them); on
+ * the CPU, all stages on one device, encoder apart from the heads, and a
+ * device per stage.  Returns how many were written to out (at most cap). */
+int mt_placement_candidates(const char *const *stages, int nstages, mt_placement *out, int cap);
 const char *mt_placement_str(const mt_placement *p, const char *const *stages, int nstages, char *buf, size_t cap);
 
 /* --------------------------------------------------------------- backends
@@ -206,6 +211,9 @@ mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f);
 mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f);
 /* Gives a finished frame's slot back. */
 void mt_pipeline_release(mt_pipeline *p, mt_frame *f);
+/* With no frame pending, numbers the next frame 0 again (after a warm-up
+ * or a measurement run). */
+mtmi_status mt_pipeline_restart(mt_pipeline *p);
 int mt_pipeline_pending(const mt_pipeline *p);   /* submitted, not yet released */
 int mt_pipeline_inflight(const mt_pipeline *p);
 

@@ -429,7 +429,13 @@ static void test_memory(mtmi_model *m, int frames) {
     printf("memory: %d frames in %.0f ms, RSS %.1f MiB after %d frames, %.1f MiB after %d (growth %.0f KiB)\n", done,
            mt_now_ms() - t0, rss_warm / 1048576.0, frames / 10, rss_end / 1048576.0, done, growth);
     CHECK(done == frames, "memory run: %d of %d frames: %s", done, frames, mtmi_last_error());
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* Sanitizer runtimes keep freed memory in quarantine (ASan: up to
+     * 256 MiB), so RSS says nothing there; the plain build checks it. */
+    (void)growth;
+#else
     CHECK(rss_warm > 0 && growth < 1024, "RSS grew by %.0f KiB over %d frames", growth, frames - frames / 10);
+#endif
     mt_pipeline_free(p);
 }
 

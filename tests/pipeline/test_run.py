@@ -146,6 +146,14 @@ check(r.returncode == 0, f"run (built-in, synthetic) failed: {r.stderr.strip()}"
 check(all(os.path.exists(os.path.join(out_syn, f"synth_00{i}_vis.png")) for i in range(3)), "synthetic outputs")
 
 
+# --- `--place auto` measures the candidates and keeps the fastest
+r = mtmi("run", "--model", model, "--images", imgs, "--place", "auto", "--frames", 2, "-o", os.path.join(tmp, "out_auto"))
+check(r.returncode == 0, f"run --place auto failed: {r.stderr.strip()}")
+cands = [l for l in r.stdout.splitlines() if l.startswith("auto: ")]
+check(len(cands) >= 2 and all(" fps" in l for l in cands), f"auto candidates: {cands}")
+check(any(l.startswith("loop: 0 ") for l in r.stdout.splitlines()), "auto: frames numbered from 0 after measuring")
+check(os.path.exists(os.path.join(tmp, "out_auto", "a_rgb_vis.png")), "auto: outputs")
+
 # --- failures: one line, exit 1, the frame and stage, no hang, no partial files
 def expect_fail(name, args, words, outdir):
     try:
