@@ -13,8 +13,13 @@
 static mtmi_status set_out(mt_graph *g, mt_node *n, int k, int dtype, int rank, const int64_t *dims) {
     mt_value *y = mt_out(g, n, k);
     if (rank > MT_MAX_RANK) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "output rank %d exceeds %d", rank, MT_MAX_RANK);
-    for (int d = 0; d < rank; d++)
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) {
         if (dims[d] < 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "output dimension %d would be negative", d);
+        /* corrupt or hostile sizes (Tile, Expand, ConstantOfShape) must fail here, not in malloc */
+        if (__builtin_mul_overflow(total, dims[d], &total) || total > ((int64_t)1 << 40))
+            return mt_node_fail(g, n, MTMI_ERR_SHAPE, "output would have more than 2^40 elements");
+    }
     if (y) mt_value_set_shape(y, dtype, rank, dims);
     return MTMI_OK;
 }
@@ -367,7 +372,7 @@ static mtmi_status infer_tile(mt_graph *g, mt_node *n) {
     if (cnt != x->rank) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "repeats has %d entries for rank %d", cnt, x->rank);
     for (int i = 0; i < cnt; i++) {
         if (rep[i] < 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "negative repeat");
-        d[i] = x->dims[i] * rep[i];
+        if (__builtin_mul_overflow(x->dims[i], rep[i], &d[i])) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "repeat overflows");
     }
     return set_out(g, n, 0, x->dtype, x->rank, d);
 }
@@ -410,6 +415,8 @@ static mtmi_status infer_range(mt_graph *g, mt_node *n) {
     }
     if (val[2] == 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "delta is 0");
     double c = ceil((val[1] - val[0]) / val[2]);
+    if (c != c) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "start, limit or delta is NaN");
+    if (c > 1e12) c = 1e12; /* set_out rejects the size */
     int64_t d[1] = {c > 0 ? (int64_t)c : 0};
     return set_out(g, n, 0, a->dtype, 1, d);
 }

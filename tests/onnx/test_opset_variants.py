@@ -3,7 +3,9 @@ Runtime: attributes that became inputs (Clip, Pad, Slice, Squeeze,
 Unsqueeze, Split, ReduceSum, ReduceMean), Softmax's axis semantics before
 and after opset 13, Split's num_outputs, and integer shape arithmetic
 (Shape -> Gather -> Concat -> Reshape) as exporters write it.  The node tests
-run every op at the newest opset only; these cover the older ones."""
+run every op at the newest opset only; these cover the older ones.  Then bad
+models (overflowing Tile, runtime Reshape shapes, bad perms, axes, indices,
+splits): a one-line error naming the op, a non-zero exit, no crash."""
 import os
 import sys
 import tempfile
@@ -149,5 +151,53 @@ check("shape_arith", 15, [
 ], [("x", x4)], ["out", "rg"], inits=[("i0", np.array(0, np.int64)), ("a0", i64(0)), ("m1", i64(-1)),
                                       ("z0", np.array(0, np.int64)), ("one", np.array(1, np.int64))])
 
+
+
+def expect_error(name, opset, nodes, inputs, outputs, inits, words):
+    """Bad models: a one-line error naming the node's op, a non-zero exit."""
+    global count
+    count += 1
+    import subprocess
+    vis = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in inputs]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs]
+    g = helper.make_graph(nodes, name, vis, outs, initializer=[numpy_helper.from_array(a, n) for n, a in inits])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    path = os.path.join(tmp, name + ".onnx")
+    onnx.save(m, path)
+    args = [tu.MTMI_BIN, "infer", path, "-o", os.path.join(tmp, name + "_out")]
+    for i, (_, a) in enumerate(inputs):
+        f = os.path.join(tmp, f"{name}_in{i}.npy")
+        np.save(f, a)
+        args += ["--input", f]
+    r = subprocess.run(args, capture_output=True)
+    err = r.stderr.decode("utf-8", "replace").strip()
+    ok = r.returncode > 0 and len(err.splitlines()) == 1 and all(w in err for w in words)
+    print(f"{'ok  ' if ok else 'FAIL'} error {name}: exit {r.returncode}: {err}")
+    if not ok:
+        failures.append(name)
+
+
+expect_error("huge_tile", 13, [helper.make_node("Tile", ["x", "r"], ["y"])], [("x", f32(2, 3))], ["y"],
+             [("r", i64(1 << 40, 1 << 40))], ["Tile", "elements"])
+expect_error("reshape_runtime_shape", 13, [helper.make_node("Reshape", ["x", "s"], ["y"])],
+             [("x", f32(2, 3)), ("s", i64(3, 2))], ["y"], [], ["Reshape", "constant"])
+expect_error("reshape_mismatch", 13, [helper.make_node("Reshape", ["x", "s"], ["y"])], [("x", f32(2, 3))], ["y"],
+             [("s", i64(4, 2))], ["Reshape", "2x3"])
+expect_error("bad_perm", 13, [helper.make_node("Transpose", ["x"], ["y"], perm=[0, 0])], [("x", f32(2, 3))], ["y"], [],
+             ["Transpose", "perm"])
+expect_error("bad_axis", 13, [helper.make_node("Softmax", ["x"], ["y"], axis=5)], [("x", f32(2, 3))], ["y"], [],
+             ["Softmax", "axis"])
+expect_error("no_broadcast", 13, [helper.make_node("Add", ["x", "z"], ["y"])], [("x", f32(2, 3)), ("z", f32(4))], ["y"], [],
+             ["Add", "broadcast"])
+expect_error("gather_oob", 13, [helper.make_node("Gather", ["x", "i"], ["y"])], [("x", f32(2, 3))], ["y"],
+             [("i", i64(5))], ["Gather", "out of range"])
+expect_error("gather_oob_runtime", 13, [helper.make_node("Gather", ["x", "i"], ["y"])], [("x", f32(2, 3)), ("i", i64(-3))],
+             ["y"], [], ["Gather", "out of range"])
+expect_error("squeeze_non1", 13, [helper.make_node("Squeeze", ["x", "a"], ["y"])], [("x", f32(2, 3))], ["y"],
+             [("a", i64(0))], ["Squeeze", "size"])
+expect_error("slice_step0", 13, [helper.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])], [("x", f32(2, 3))], ["y"],
+             [("s", i64(0)), ("e", i64(2)), ("a", i64(0)), ("p", i64(0))], ["Slice", "step"])
+expect_error("split_sum", 13, [helper.make_node("Split", ["x", "s"], ["y", "z"], axis=1)], [("x", f32(2, 3))], ["y", "z"],
+             [("s", i64(1, 1))], ["Split", "sum"])
 print(f"{count - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
