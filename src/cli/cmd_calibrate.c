@@ -288,9 +288,11 @@ int mt_cmd_calibrate(int argc, char **argv) {
         }
         char fp[4200] = "";
         int have = 0;
-        if (!nofeat && !with_enc && batch == 1) {
+        if (!nofeat && batch == 1) {
             cli_feature_path(featdir, path, random, seed, &shape, files[f], fp, sizeof fp);
-            have = mt_qrunner_load_features(&r, fp);
+            /* With encoder nodes chosen the encoder runs (and is observed)
+             * anyway; its features are still saved for later runs. */
+            if (!with_enc) have = mt_qrunner_load_features(&r, fp);
         }
         if (!have) {
             if (mt_qrunner_encode(&r, input)) {

@@ -234,20 +234,28 @@ static void dump_hist(const char *dir, const char *name, const mt_hist *h) {
 
 mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, mt_calib_cache *c) {
     const char *dump = getenv("MTMI_CALIB_HIST_DIR");
+    float *amax = malloc(sizeof(float) * (st->n + 1));
+    if (!amax) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    /* The entropy search is O(bins^2) per tensor: tensors in parallel. */
+#pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < st->n; i++) {
         const mt_hist *h = &st->hist[i];
-        if (dump && h->width > 0) dump_hist(dump, st->names[i], h);
-        float amax = 0;
+        float a = 0;
         switch (m) {
-        case MT_CALIB_ENTROPY: amax = mt_hist_amax_entropy(h); break;
-        case MT_CALIB_MINMAX: amax = h->amax; break;
-        case MT_CALIB_PERCENTILE: amax = mt_hist_amax_percentile(h, percentile); break;
+        case MT_CALIB_ENTROPY: a = mt_hist_amax_entropy(h); break;
+        case MT_CALIB_MINMAX: a = h->amax; break;
+        case MT_CALIB_PERCENTILE: a = mt_hist_amax_percentile(h, percentile); break;
         }
-        if (!(amax > 0) || !isfinite(amax)) continue;
-        mtmi_status s = mt_calib_cache_set(c, st->names[i], amax / 127.0f);
-        if (s) return s;
+        amax[i] = a;
     }
-    return MTMI_OK;
+    mtmi_status s = MTMI_OK;
+    for (int i = 0; i < st->n && !s; i++) {
+        if (dump && st->hist[i].width > 0) dump_hist(dump, st->names[i], &st->hist[i]);
+        if (!(amax[i] > 0) || !isfinite(amax[i])) continue;
+        s = mt_calib_cache_set(c, st->names[i], amax[i] / 127.0f);
+    }
+    free(amax);
+    return s;
 }
 
 /* ------------------------------------------------------------ observer */
