@@ -80,9 +80,12 @@ def main():
     bb = (rng.standard_normal(7) * 0.1).astype(F32)
     wc = (rng.standard_normal((5, 3, 3, 3)) * 0.3).astype(F32)
     wl = (rng.standard_normal((W, 6)) * 0.3).astype(F32)
+    wg = (rng.standard_normal((6, 1, 3, 3)) * 0.3).astype(F32)   # grouped: 3 groups of 1 -> 2
+    bg = (rng.standard_normal(6) * 0.2).astype(F32)
     bl = (rng.standard_normal(6) * 0.1).astype(F32)
     inits = [numpy_helper.from_array(a, n) for a, n in
-             [(wa, "wa"), (ba, "ba"), (wb, "wb"), (bb, "bb"), (wc, "wc"), (wl, "wl"), (bl, "bl")]]
+             [(wa, "wa"), (ba, "ba"), (wb, "wb"), (bb, "bb"), (wc, "wc"), (wl, "wl"), (bl, "bl"),
+              (wg, "wg"), (bg, "bg")]]
     nodes = [
         helper.make_node("Conv", ["x", "wa", "ba"], ["ca"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv_a"),
         helper.make_node("Relu", ["ca"], ["t1"], name="relu_a"),
@@ -90,9 +93,10 @@ def main():
         helper.make_node("Conv", ["x", "wc"], ["y2"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1], dilations=[2, 2], name="conv_c"),
         helper.make_node("MatMul", ["x", "wl"], ["ml"], name="mm"),
         helper.make_node("Add", ["ml", "bl"], ["y3"], name="add"),
+        helper.make_node("Conv", ["x", "wg", "bg"], ["y4"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=3, name="conv_g"),
     ]
     g = helper.make_graph(nodes, "qconv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, H, W])],
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ["y1", "y2", "y3"]], inits)
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ["y1", "y2", "y3", "y4"]], inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     sx, s1 = F32(0.031), F32(0.017)
     ok = True
@@ -104,7 +108,7 @@ def main():
         # As TensorRT would write it: the fused-away 'ca' too, and the outputs.
         with open(cache, "w") as f:
             f.write("TRT-8601-EntropyCalibration2\n")
-            for n, s in [("x", sx), ("ca", F32(0.02)), ("t1", s1), ("y1", F32(0.05)), ("y2", F32(0.04)), ("ml", F32(0.1)), ("y3", F32(0.1))]:
+            for n, s in [("x", sx), ("ca", F32(0.02)), ("t1", s1), ("y1", F32(0.05)), ("y2", F32(0.04)), ("ml", F32(0.1)), ("y3", F32(0.1)), ("y4", F32(0.1))]:
                 f.write(f"{n}: {hexs(s)}\n")
         r = subprocess.run([tu.MTMI_BIN, "accuracy", mp, "--cache", cache, "--images", os.path.join(d, "x.npy"), "--dump",
                             os.path.join(d, "out"), "--no-feature-cache", "--threads", "2"], capture_output=True, text=True)
@@ -112,8 +116,9 @@ def main():
         if r.returncode:
             print("mtmi accuracy failed:", r.stderr.strip())
             return 1
-        got = {n: np.load(os.path.join(d, "out", f"{n}_int8.npy")) for n in ["y1", "y2", "y3"]}
-        fp = {n: np.load(os.path.join(d, "out", f"{n}_fp32.npy")) for n in ["y1", "y2", "y3"]}
+        names = ["y1", "y2", "y3", "y4"]
+        got = {n: np.load(os.path.join(d, "out", f"{n}_int8.npy")) for n in names}
+        fp = {n: np.load(os.path.join(d, "out", f"{n}_fp32.npy")) for n in names}
         t1 = ref_conv(x, wa, ba, sx, s1, "Relu", pads=(1, 1, 1, 1))
         want = {"y1": ref_conv(t1, wb, bb, s1, 0, ""),
                 "y2": ref_conv(x, wc, None, sx, 0, "", stride=2, pads=(1, 0, 0, 1), dil=2)}
@@ -121,7 +126,9 @@ def main():
         wq, sw, mult = qweights(wl.T, sx)
         acc = quant(x, sx).reshape(-1, W) @ wq.T + qbias(bl, sx, sw)[None]
         want["y3"] = (acc.astype(F32) * mult[None]).reshape(1, 3, H, 6)
-        for n in ["y1", "y2", "y3"]:
+        want["y4"] = np.concatenate([ref_conv(x[:, g:g + 1], wg[2 * g:2 * g + 2], bg[2 * g:2 * g + 2], sx, 0, "", pads=(1, 1, 1, 1))
+                                     for g in range(3)], axis=1)
+        for n in names:
             same = got[n].shape == want[n].shape and np.array_equal(got[n].view(np.uint32), want[n].astype(F32).view(np.uint32))
             if n == "y3" and not same and np.array_equal(got[n], fp[n]):
                 print(f"  {n}: MatMul+Add was not fused into Linear here, so it ran in float (skipped)")
