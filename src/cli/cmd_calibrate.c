@@ -320,7 +320,7 @@ int mt_cmd_calibrate(int argc, char **argv) {
             cli_lib_error();
             goto done;
         }
-    if (mt_calib_cache_check(&cache, m->graph) || mt_calib_cache_write(out, &cache)) {
+    if (mt_calib_cache_check(&cache, m->graph, r.full) || mt_calib_cache_write(out, &cache)) {
         cli_lib_error();
         goto done;
     }

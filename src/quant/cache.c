@@ -181,9 +181,9 @@ mtmi_status mt_calib_cache_write(const char *path, const mt_calib_cache *c) {
     return s;
 }
 
-mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g) {
+mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g, const mt_graph *g2) {
     for (int i = 0; i < c->n; i++)
-        if (mt_graph_find_value(g, c->e[i].name) < 0) {
+        if (mt_graph_find_value(g, c->e[i].name) < 0 && (!g2 || mt_graph_find_value(g2, c->e[i].name) < 0)) {
             if (c->e[i].line)
                 return mt_fail(MTMI_ERR_ARG, "%s:%d: tensor '%s' is not in the model", c->path ? c->path : "calibration cache",
                                c->e[i].line, c->e[i].name);

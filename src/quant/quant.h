@@ -130,9 +130,10 @@ mtmi_status mt_calib_cache_write(const char *path, const mt_calib_cache *c);
 mtmi_status mt_calib_cache_set(mt_calib_cache *c, const char *name, float scale);
 /* Scale of a tensor, or 0 if absent. */
 float mt_calib_cache_get(const mt_calib_cache *c, const char *name);
-/* Every name must be a tensor of g: "<path>:<line>: tensor 'x' is not in
- * the model". */
-mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g);
+/* Every name must be a tensor of g (the model as loaded) or of g2 (its
+ * optimized form, whose fusions may name new tensors; may be NULL):
+ * "<path>:<line>: tensor 'x' is not in the model". */
+mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g, const mt_graph *g2);
 /* Parses "name=scale" (scale a float, or 0x<8 hex digits>) into the cache. */
 mtmi_status mt_calib_cache_override(mt_calib_cache *c, const char *spec);
 /* "TRT-8601-EntropyCalibration2" etc. for a method. */

@@ -367,7 +367,7 @@ mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char 
     if (s) return s;
     unsigned char *sel = malloc((size_t)g->nnodes + 1);
     if (!sel) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    if (!s) s = mt_calib_cache_check(&c, loaded);
+    if (!s) s = mt_calib_cache_check(&c, loaded, g);
     if (!s) s = mt_quant_head_nodes(g, sel);
     if (!s) s = mt_quant_rewrite(g, &c, sel, rep);
     if (!s && rep->quantized == 0)

@@ -114,7 +114,7 @@ mtmi_status mt_qrunner_observe(mt_qrunner *r, mt_calib_stats *st, int with_encod
 
 mtmi_status mt_qrunner_quantize(mt_qrunner *r, const mt_graph *loaded, const mt_calib_cache *c, int threads,
                                 mt_quant_report *rep) {
-    mtmi_status s = mt_calib_cache_check(c, loaded);
+    mtmi_status s = mt_calib_cache_check(c, loaded, r->full);
     if (s) return s;
     if (!(r->heads_q = mt_graph_clone(r->heads))) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     if ((s = mt_quant_rewrite(r->heads_q, c, NULL, rep))) return s;

@@ -102,13 +102,13 @@ static void test_parse(void) {
     mt_graph_add_value(g, "input.72");
     mt_graph_add_value(g, "onnx::Conv_123");
     mt_graph_add_value(g, "/seg/fuse/Relu_output_0");
-    CHECK(mt_calib_cache_check(&c, g) != MTMI_OK && strstr(mtmi_last_error(), "'added'"), "unknown name: %s", mtmi_last_error());
+    CHECK(mt_calib_cache_check(&c, g, NULL) != MTMI_OK && strstr(mtmi_last_error(), "'added'"), "unknown name: %s", mtmi_last_error());
     mt_calib_cache_free(&c);
     CHECK(parse(trt, &c) == MTMI_OK, "reparse");
-    CHECK(mt_calib_cache_check(&c, g) == MTMI_OK, "known names rejected: %s", mtmi_last_error());
+    CHECK(mt_calib_cache_check(&c, g, NULL) == MTMI_OK, "known names rejected: %s", mtmi_last_error());
     mt_calib_cache_free(&c);
     CHECK(parse("TRT-8601-EntropyCalibration2\ninput.72: 3cb9c64a\nconv9: 3cb9c64a\n", &c) == MTMI_OK, "parse");
-    CHECK(mt_calib_cache_check(&c, g) != MTMI_OK && strstr(mtmi_last_error(), "t.cache:3: tensor 'conv9' is not in the model"),
+    CHECK(mt_calib_cache_check(&c, g, NULL) != MTMI_OK && strstr(mtmi_last_error(), "t.cache:3: tensor 'conv9' is not in the model"),
           "unknown-name error '%s'", mtmi_last_error());
     mt_calib_cache_free(&c);
     mt_graph_free(g);
