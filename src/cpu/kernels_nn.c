@@ -275,7 +275,7 @@ static mtmi_status blas_prepare(const mt_graph *g, const mt_node *n, void **stat
 }
 
 const mt_cpu_kernel mt_kernels_nn[] = {
-    {"Conv", "", mt_nn_conv, mt_nn_conv_scratch, blas_prepare, NULL, 0},
+    {"Conv", "", mt_nn_conv, mt_nn_conv_scratch, mt_nn_conv_prepare, mt_nn_conv_release, 0},
     {"ConvTranspose", "", mt_nn_convt, mt_nn_convt_scratch, blas_prepare, NULL, 0},
     {"MatMul", "", mt_nn_matmul, NULL, blas_prepare, NULL, 0},
     {"Gemm", "", mt_nn_gemm, NULL, blas_prepare, NULL, 0},
@@ -287,7 +287,7 @@ const mt_cpu_kernel mt_kernels_nn[] = {
     {"AveragePool", "", k_pool, NULL, NULL, NULL, 0},
     {"GlobalAveragePool", "", k_global_pool, NULL, NULL, NULL, 0},
     {"GlobalMaxPool", "", k_global_pool, NULL, NULL, NULL, 0},
-    {"FusedConv", "mtmi", mt_nn_conv, mt_nn_conv_scratch, blas_prepare, NULL, 0},
+    {"FusedConv", "mtmi", mt_nn_conv, mt_nn_conv_scratch, mt_nn_conv_prepare, mt_nn_conv_release, 0},
     {"Linear", "mtmi", mt_nn_linear, NULL, blas_prepare, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };

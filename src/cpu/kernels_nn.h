@@ -130,6 +130,8 @@ mtmi_status mt_nn_linear(const mt_graph *g, const mt_node *n, void *st, const mt
 mtmi_status mt_nn_conv(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                        mt_cpu_ctx *ctx);
 size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads);
+mtmi_status mt_nn_conv_prepare(const mt_graph *g, const mt_node *n, void **state);
+void mt_nn_conv_release(void *state);
 mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                         mt_cpu_ctx *ctx);
 size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads);

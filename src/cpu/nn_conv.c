@@ -6,6 +6,8 @@
  *    on output that is still in cache;
  *  - depthwise (groups == channels): direct loops, an AVX2 one for 3x3
  *    stride 1 (the MiT FFN's DWConv), parallel over channel planes;
+ *  - 3x3 stride 1, groups 1, constant weights: Winograd F(2x2, 3x3)
+ *    (nn_winograd.c), weights transformed once in prepare;
  *  - everything else: im2col of a column tile into the scratch buffer (a
  *    few MiB, so it stays in cache between im2col and GEMM) and sgemm on it.
  */
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 
 #include "cpu/kernels_nn.h"
+#include "cpu/nn_winograd.h"
 #include "graph/nn_geom.h"
 
 /* Bytes of im2col columns per tile (each thread has its own): large
@@ -124,17 +127,64 @@ static int64_t direct_tile(int64_t cin, int64_t cout, int64_t hw, int64_t groups
     return pick_tile((cin + cout) * (int64_t)sizeof(float), b, hw, groups, nth);
 }
 
-size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
+/* Conv geometry from the graph's (inferred) shapes; -1 if it does not fit. */
+static int node_dims(const mt_graph *g, const mt_node *n, int kind, conv_dims *d) {
+    if (n->nin < 2 || n->in[0] < 0 || n->in[1] < 0) return -1;
     const mt_value *xv = &g->values[n->in[0]], *wv = &g->values[n->in[1]];
+    if (xv->rank < 0 || wv->rank < 0) return -1;
     mt_tview x = {NULL, xv->dtype, xv->rank, {0}}, w = {NULL, wv->dtype, wv->rank, {0}};
     memcpy(x.dims, xv->dims, sizeof x.dims);
     memcpy(w.dims, wv->dims, sizeof w.dims);
-    conv_dims d;
     char err[256];
-    if (conv_setup(n, MT_GEOM_CONV, &x, &w, &d, err, sizeof err)) return 0;
+    return conv_setup(n, kind, &x, &w, d, err, sizeof err);
+}
+
+/* Winograd pays off for 3x3 stride 1 with enough channels and pixels; the
+ * weights must be constant (transformed once per plan).  MTMI_NN_WINOGRAD=0
+ * turns it off (for comparisons). */
+static int wino_ok(const mt_graph *g, const mt_node *n, const conv_dims *d) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("MTMI_NN_WINOGRAD");
+        off = e && e[0] == '0';
+    }
+    if (off || g->values[n->in[1]].data == NULL || g->values[n->in[1]].dtype != MTMI_FLOAT) return 0;
+    return d->G == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 && d->H > 1 && d->C >= 8 &&
+           d->M >= 8 && d->OH * d->OW >= 256;
+}
+
+typedef struct conv_state {
+    mt_wino *wino;
+} conv_state;
+
+mtmi_status mt_nn_conv_prepare(const mt_graph *g, const mt_node *n, void **state) {
+    *state = NULL;
+    mt_nn_blas_init();
+    conv_dims d;
+    if (node_dims(g, n, MT_GEOM_CONV, &d) || !wino_ok(g, n, &d)) return MTMI_OK;
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st || !(st->wino = mt_nn_wino_prepare(g->values[n->in[1]].data, d.M, d.C))) {
+        free(st);
+        return mt_kernel_fail(g, n, MTMI_ERR_NOMEM, "out of memory transforming weights");
+    }
+    *state = st;
+    return MTMI_OK;
+}
+
+void mt_nn_conv_release(void *state) {
+    conv_state *st = state;
+    if (!st) return;
+    mt_nn_wino_free(st->wino);
+    free(st);
+}
+
+size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
+    conv_dims d;
+    if (node_dims(g, n, MT_GEOM_CONV, &d)) return 0;
+    if (nthreads < 1) nthreads = 1;
+    if (wino_ok(g, n, &d)) return mt_nn_wino_scratch(d.C, d.M, d.OH, d.OW, d.N, nthreads);
     if (is_direct_1x1(&d) || is_depthwise(&d)) return 0;
     int64_t K = d.C / d.G * d.kh * d.kw;
-    if (nthreads < 1) nthreads = 1;
     return (size_t)(K * col_tile(K, d.OH * d.OW, d.N * d.G, nthreads) * nthreads) * sizeof(float);
 }
 
@@ -247,7 +297,8 @@ static void depthwise(const float *X, const float *W, const float *B, float *Y, 
     }
 }
 
-static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const mt_tview *in, int nin, mt_tview *out, int act, mt_cpu_ctx *ctx) {
+static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const conv_state *st, const mt_tview *in, int nin, mt_tview *out, int act,
+                            mt_cpu_ctx *ctx) {
     for (int i = 0; i < nin && i < 3; i++)
         if (in[i].data && in[i].dtype != MTMI_FLOAT)
             return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
@@ -262,6 +313,12 @@ static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const mt_tview 
     const int nth = ctx->nthreads;
     if (is_depthwise(&d)) {
         depthwise(X, W, B, Y, &d, act, nth);
+        return MTMI_OK;
+    }
+    if (st && st->wino && st->wino->M == d.M && st->wino->C == d.C && d.kh == 3 && d.kw == 3 && d.sh == 1 && d.sw == 1 && d.G == 1) {
+        if (!ctx->scratch || ctx->scratch_size < mt_nn_wino_scratch(d.C, d.M, d.OH, d.OW, d.N, nth))
+            return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
+        mt_nn_wino_run(st->wino, X, d.N, d.H, d.W, d.pt, d.pl, d.OH, d.OW, B, act, Y, ctx->scratch, nth);
         return MTMI_OK;
     }
     const int64_t Cg = d.C / d.G, Mg = d.M / d.G, HW = d.H * d.W, OHW = d.OH * d.OW;
@@ -316,7 +373,7 @@ mtmi_status mt_nn_conv(const mt_graph *g, const mt_node *n, void *st, const mt_t
         act = mt_nn_act_of(n);
         if (act < 0) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "unknown activation '%s'", mt_attr_string(n, "activation", ""));
     }
-    return conv_run(g, n, in, nin, out, act, ctx);
+    return conv_run(g, n, st, in, nin, out, act, ctx);
 }
 
 /* ------------------------------------------------------- ConvTranspose */

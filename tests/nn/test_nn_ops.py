@@ -127,6 +127,12 @@ conv("mtmi sr conv k=s=2", (1, 160, 8, 8), (160, 160, 2, 2), strides=[2, 2])
 conv("mtmi 1x1 512->128", (1, 512, 32, 32), (128, 512, 1, 1))
 conv("mtmi depth 3x3 416->160", (1, 416, 16, 16), (160, 416, 3, 3), pads=[1, 1, 1, 1])
 conv("mtmi depth 3x3 96->32 big", (1, 96, 64, 64), (32, 96, 3, 3), pads=[1, 1, 1, 1])
+# Winograd F(2x2,3x3) path: 3x3 stride 1, >= 8 channels, >= 256 outputs.
+conv("wino odd sizes", (1, 12, 23, 17), (10, 12, 3, 3), pads=[1, 1, 1, 1])
+conv("wino no pads", (2, 9, 20, 19), (8, 9, 3, 3))
+conv("wino asym pads", (1, 16, 18, 21), (24, 16, 3, 3), pads=[0, 2, 1, 0])
+conv("wino big pads", (1, 8, 16, 16), (8, 8, 3, 3), pads=[3, 2, 2, 3], bias=False)
+conv("wino wide", (1, 8, 9, 100), (9, 8, 3, 3), pads=[1, 1, 1, 1])
 conv("conv batch2 big tile", (2, 64, 40, 40), (16, 64, 3, 3), pads=[1, 1, 1, 1])
 
 # ---------------------------------------------------------- ConvTranspose
