@@ -44,11 +44,19 @@ static mtmi_status make_reshape(mt_graph *g, int ni, int x) {
     return MTMI_OK;
 }
 
+/* Known and without zero dims (a 0 in a Reshape target means "copy"). */
+static int positive_shape(const mt_value *v) {
+    if (!mt_value_shape_known(v)) return 0;
+    for (int i = 0; i < v->rank; i++)
+        if (v->dims[i] <= 0) return 0;
+    return 1;
+}
+
 /* A Transpose that keeps the order of the axes larger than 1. */
 static int nop_transpose(const mt_graph *g, const mt_node *n) {
     if (n->nin < 1 || n->in[0] < 0 || n->nout != 1 || n->out[0] < 0) return 0;
     const mt_value *x = &g->values[n->in[0]];
-    if (!mt_value_shape_known(x) || !mt_value_shape_known(&g->values[n->out[0]])) return 0;
+    if (!positive_shape(x) || !positive_shape(&g->values[n->out[0]])) return 0;
     const int64_t *perm;
     int np = mt_attr_ints(n, "perm", &perm);
     if (np != x->rank) return 0;
@@ -79,7 +87,7 @@ mtmi_status mt_pass_reshape_chains(mt_graph *g, int *removed) {
         if (n->dead || !is_default(n)) continue;
         int is_t = !strcmp(n->op, "Transpose") && nop_transpose(g, n);
         int is_r = !strcmp(n->op, "Reshape") && n->nout == 1 && n->out[0] >= 0 && n->in[0] >= 0 &&
-                   mt_value_shape_known(&g->values[n->out[0]]);
+                   positive_shape(&g->values[n->out[0]]);
         if (!is_t && !is_r) continue;
         int x = n->in[0];
         /* Skip over a Reshape (or no-op Transpose, already turned into one)
