@@ -985,6 +985,165 @@ static mtmi_status k_argmax(const mt_graph *g, const mt_node *n, void *state, co
     return MTMI_OK;
 }
 
+
+/* ---------------------------------------------- matrices, scans, layouts */
+static mtmi_status k_trilu(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                           int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int64_t k = 0;
+    if (nin > 1 && in[1].data) k = in[1].dtype == MTMI_INT64 ? *(const int64_t *)in[1].data : *(const int32_t *)in[1].data;
+    int upper = (int)mt_attr_int(n, "upper", 1);
+    int64_t rows = x->dims[x->rank - 2], cols = x->dims[x->rank - 1], mats = mt_numel(x->rank - 2, x->dims);
+    size_t esz = mt_dtype_size(x->dtype);
+    for (int64_t m = 0; m < mats; m++)
+        for (int64_t i = 0; i < rows; i++) {
+            size_t row = (size_t)((m * rows + i) * cols) * esz;
+            const char *src = (const char *)x->data + row;
+            char *dst = (char *)out[0].data + row;
+            for (int64_t j = 0; j < cols; j++) {
+                int keep = upper ? j - i >= k : j - i <= k;
+                if (keep) memcpy(dst + j * esz, src + j * esz, esz);
+                else memset(dst + j * esz, 0, esz);
+            }
+        }
+    return MTMI_OK;
+}
+
+#define CUMSUM_T(NAME, T)                                                                          \
+    static void NAME(const T *x, T *y, int64_t outer, int64_t dim, int64_t inner, int excl, int rev) { \
+        for (int64_t o = 0; o < outer; o++)                                                        \
+            for (int64_t j = 0; j < inner; j++) {                                                  \
+                T acc = 0;                                                                         \
+                for (int64_t t = 0; t < dim; t++) {                                                \
+                    int64_t k = rev ? dim - 1 - t : t;                                             \
+                    int64_t at = (o * dim + k) * inner + j;                                        \
+                    if (excl) {                                                                    \
+                        y[at] = acc;                                                               \
+                        acc += x[at];                                                              \
+                    } else {                                                                       \
+                        acc += x[at];                                                              \
+                        y[at] = acc;                                                               \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+    }
+CUMSUM_T(cumsum_f32, float)
+CUMSUM_T(cumsum_f64, double)
+CUMSUM_T(cumsum_i32, int32_t)
+CUMSUM_T(cumsum_i64, int64_t)
+
+static mtmi_status k_cumsum(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int64_t axis = in[1].dtype == MTMI_INT64 ? *(const int64_t *)in[1].data : *(const int32_t *)in[1].data;
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
+    int64_t outer = mt_numel((int)axis, x->dims), dim = x->dims[axis], inner = mt_numel(x->rank - (int)axis - 1, x->dims + axis + 1);
+    int excl = (int)mt_attr_int(n, "exclusive", 0), rev = (int)mt_attr_int(n, "reverse", 0);
+    switch (x->dtype) {
+    case MTMI_FLOAT: cumsum_f32(x->data, out[0].data, outer, dim, inner, excl, rev); break;
+    case MTMI_DOUBLE: cumsum_f64(x->data, out[0].data, outer, dim, inner, excl, rev); break;
+    case MTMI_INT32: cumsum_i32(x->data, out[0].data, outer, dim, inner, excl, rev); break;
+    case MTMI_INT64: cumsum_i64(x->data, out[0].data, outer, dim, inner, excl, rev); break;
+    default: return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(x->dtype));
+    }
+    return MTMI_OK;
+}
+
+/* DepthToSpace / SpaceToDepth are a 6-D transpose between two reshapes. */
+static mtmi_status k_depth_space(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                 mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int64_t bs = mt_attr_int(n, "blocksize", 1), N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    int crd = !strcmp(mt_attr_string(n, "mode", "DCR"), "CRD");
+    int64_t dims[6], perm[6];
+    if (!strcmp(n->op, "DepthToSpace")) {
+        int64_t c = C / (bs * bs);
+        if (crd) {
+            int64_t d[6] = {N, c, bs, bs, H, W}, p[6] = {0, 1, 4, 2, 5, 3};
+            memcpy(dims, d, sizeof d), memcpy(perm, p, sizeof p);
+        } else {
+            int64_t d[6] = {N, bs, bs, c, H, W}, p[6] = {0, 3, 4, 1, 5, 2};
+            memcpy(dims, d, sizeof d), memcpy(perm, p, sizeof p);
+        }
+    } else {
+        /* DCR puts the block offset before the channel, CRD after it */
+        int64_t d[6] = {N, C, H / bs, bs, W / bs, bs}, p_dcr[6] = {0, 3, 5, 1, 2, 4}, p_crd[6] = {0, 1, 3, 5, 2, 4};
+        memcpy(dims, d, sizeof d), memcpy(perm, crd ? p_crd : p_dcr, sizeof perm);
+    }
+    mt_cpu_transpose(out[0].data, x->data, 6, dims, perm, mt_dtype_size(x->dtype), ctx->nthreads);
+    return MTMI_OK;
+}
+
+static mtmi_status k_gather_elements(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                     mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0], *ix = &in[1];
+    int r = x->rank;
+    int axis = (int)mt_attr_int(n, "axis", 0);
+    if (axis < 0) axis += r;
+    size_t esz = mt_dtype_size(x->dtype);
+    int64_t xst[MT_MAX_RANK], cnt = mt_tview_numel(ix), dim = x->dims[axis];
+    contiguous_strides(r, x->dims, xst);
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t v = ix->dtype == MTMI_INT64 ? ((const int64_t *)ix->data)[i] : ((const int32_t *)ix->data)[i];
+        if (v < -dim || v >= dim)
+            return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "index %lld out of range for axis of size %lld", (long long)v, (long long)dim);
+        if (v < 0) v += dim;
+        int64_t rem = i, off = 0;
+        for (int d = r - 1; d >= 0; d--) {
+            int64_t c = rem % ix->dims[d];
+            rem /= ix->dims[d];
+            off += (d == axis ? v : c) * xst[d];
+        }
+        memcpy((char *)out[0].data + i * esz, (const char *)x->data + off * esz, esz);
+    }
+    return MTMI_OK;
+}
+
+static mtmi_status k_eyelike(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                             int nout, mt_cpu_ctx *ctx) {
+    int64_t rows = out[0].dims[0], cols = out[0].dims[1], k = mt_attr_int(n, "k", 0);
+    size_t esz = mt_dtype_size(out[0].dtype);
+    memset(out[0].data, 0, (size_t)(rows * cols) * esz);
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t j = i + k;
+        if (j < 0 || j >= cols) continue;
+        char *p = (char *)out[0].data + (size_t)(i * cols + j) * esz;
+        switch (out[0].dtype) {
+        case MTMI_FLOAT: *(float *)p = 1; break;
+        case MTMI_DOUBLE: *(double *)p = 1; break;
+        case MTMI_INT32: *(int32_t *)p = 1; break;
+        case MTMI_INT64: *(int64_t *)p = 1; break;
+        default: *(uint8_t *)p = 1; break;
+        }
+    }
+    return MTMI_OK;
+}
+
+/* Hardmax: 1 at the first maximum along the softmax axis (same axis rules). */
+static mtmi_status k_hardmax(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                             int nout, mt_cpu_ctx *ctx) {
+    int64_t outer, dim, inner;
+    softmax_view(g, n, &in[0], &outer, &dim, &inner);
+    int isf = in[0].dtype == MTMI_FLOAT;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            int64_t best = 0;
+            for (int64_t k = 1; k < dim; k++) {
+                int64_t a = (o * dim + k) * inner + j, b = (o * dim + best) * inner + j;
+                double va = isf ? ((const float *)in[0].data)[a] : ((const double *)in[0].data)[a];
+                double vb = isf ? ((const float *)in[0].data)[b] : ((const double *)in[0].data)[b];
+                if (va > vb) best = k;
+            }
+            for (int64_t k = 0; k < dim; k++) {
+                int64_t a = (o * dim + k) * inner + j;
+                if (isf) ((float *)out[0].data)[a] = k == best;
+                else ((double *)out[0].data)[a] = k == best;
+            }
+        }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_shape[] = {
     {"Reshape", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
     {"Flatten", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
@@ -1016,5 +1175,12 @@ const mt_cpu_kernel mt_kernels_shape[] = {
     {"ReduceLogSumExp", "", k_reduce, NULL, NULL, NULL, 0},
     {"ArgMax", "", k_argmax, NULL, NULL, NULL, 0},
     {"ArgMin", "", k_argmax, NULL, NULL, NULL, 0},
+    {"Trilu", "", k_trilu, NULL, NULL, NULL, 0},
+    {"CumSum", "", k_cumsum, NULL, NULL, NULL, 0},
+    {"DepthToSpace", "", k_depth_space, NULL, NULL, NULL, 0},
+    {"SpaceToDepth", "", k_depth_space, NULL, NULL, NULL, 0},
+    {"GatherElements", "", k_gather_elements, NULL, NULL, NULL, 0},
+    {"EyeLike", "", k_eyelike, NULL, NULL, NULL, 0},
+    {"Hardmax", "", k_hardmax, NULL, NULL, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };

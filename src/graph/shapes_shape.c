@@ -525,6 +525,84 @@ static mtmi_status infer_argmax(mt_graph *g, mt_node *n) {
     return set_out(g, n, 0, MTMI_INT64, r, d);
 }
 
+
+/* ---------------------------------------------- matrices, scans, layouts */
+static mtmi_status infer_trilu(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 2);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *k = mt_in(g, n, 1);
+    if ((s = need_movable(g, n, x))) return s;
+    if (x->rank < 2) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must have rank 2 or more, has %d", x->rank);
+    if (k && (mt_value_numel(k) != 1 || (k->dtype != MTMI_INT64 && k->dtype != MTMI_INT32)))
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "k must be one int64");
+    return mt_infer_same(g, n);
+}
+
+static mtmi_status infer_cumsum(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 2, 2);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *a = mt_in(g, n, 1);
+    if ((s = need_numeric(g, n, x, 0))) return s;
+    if (x->rank == 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must have rank 1 or more");
+    if (mt_value_numel(a) != 1 || (a->dtype != MTMI_INT64 && a->dtype != MTMI_INT32))
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis must be one int64 or int32");
+    if (a->data) {
+        int64_t v = a->dtype == MTMI_INT64 ? *(int64_t *)a->data : *(int32_t *)a->data;
+        if (mt_norm_axis(v, x->rank) < 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis %lld out of range for rank %d", (long long)v, x->rank);
+    }
+    return mt_infer_same(g, n);
+}
+
+/* DepthToSpace and SpaceToDepth on NCHW. */
+static mtmi_status infer_depth_space(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    if ((s = need_movable(g, n, x))) return s;
+    int64_t bs = mt_attr_int(n, "blocksize", 0);
+    if (x->rank != 4) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must be NCHW, has rank %d", x->rank);
+    if (bs <= 0 || bs > 4096) return mt_node_fail(g, n, MTMI_ERR_PARSE, "blocksize must be positive, is %lld", (long long)bs);
+    const char *mode = mt_attr_string(n, "mode", "DCR");
+    if (strcmp(mode, "DCR") && strcmp(mode, "CRD")) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "mode '%s'", mode);
+    int64_t d[4] = {x->dims[0], 0, 0, 0};
+    if (!strcmp(n->op, "DepthToSpace")) {
+        if (x->dims[1] % (bs * bs)) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "channels %lld are not a multiple of blocksize^2", (long long)x->dims[1]);
+        d[1] = x->dims[1] / (bs * bs), d[2] = x->dims[2] * bs, d[3] = x->dims[3] * bs;
+    } else {
+        if (x->dims[2] % bs || x->dims[3] % bs) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "height and width must be multiples of blocksize");
+        d[1] = x->dims[1] * bs * bs, d[2] = x->dims[2] / bs, d[3] = x->dims[3] / bs;
+    }
+    return set_out(g, n, 0, x->dtype, 4, d);
+}
+
+static mtmi_status infer_gather_elements(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 2, 2);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *idx = mt_in(g, n, 1);
+    if ((s = need_movable(g, n, x))) return s;
+    if (idx->dtype != MTMI_INT64 && idx->dtype != MTMI_INT32)
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "indices must be int64 or int32, are %s", mt_dtype_name(idx->dtype));
+    if (idx->rank != x->rank || x->rank == 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "indices rank %d differs from data rank %d", idx->rank, x->rank);
+    int axis = mt_norm_axis(mt_attr_int(n, "axis", 0), x->rank);
+    if (axis < 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
+    for (int d = 0; d < x->rank; d++)
+        if (d != axis && idx->dims[d] > x->dims[d]) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "indices dimension %d exceeds the data's", d);
+    return set_out(g, n, 0, x->dtype, idx->rank, idx->dims);
+}
+
+static mtmi_status infer_eyelike(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    if (x->rank != 2) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must be 2-D");
+    int dt = (int)mt_attr_int(n, "dtype", x->dtype);
+    int ok = dt == MTMI_FLOAT || dt == MTMI_DOUBLE || dt == MTMI_INT32 || dt == MTMI_INT64 || dt == MTMI_INT8 || dt == MTMI_UINT8 || dt == MTMI_BOOL;
+    if (!ok) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "dtype %s", mt_dtype_name(dt));
+    return set_out(g, n, 0, dt, 2, x->dims);
+}
+
+static mtmi_status infer_hardmax(mt_graph *g, mt_node *n) { return infer_softmax(g, n); }
+
 const mt_op_schema mt_schemas_shape[] = {
     {"Shape", "", infer_shape_op, 1},
     {"Size", "", infer_size, 1},
@@ -556,5 +634,12 @@ const mt_op_schema mt_schemas_shape[] = {
     {"ReduceLogSumExp", "", infer_reduce, 1},
     {"ArgMax", "", infer_argmax, 1},
     {"ArgMin", "", infer_argmax, 1},
+    {"Trilu", "", infer_trilu, 14},
+    {"CumSum", "", infer_cumsum, 11},
+    {"DepthToSpace", "", infer_depth_space, 1},
+    {"SpaceToDepth", "", infer_depth_space, 1},
+    {"GatherElements", "", infer_gather_elements, 11},
+    {"EyeLike", "", infer_eyelike, 9},
+    {"Hardmax", "", infer_hardmax, 1},
     {NULL, NULL, NULL, 0},
 };
