@@ -138,6 +138,16 @@ def main():
             print(f"  {n}: {'bit-exact' if same else 'MISMATCH'} vs the NumPy integer reference (max diff {diff:.3g}); "
                   f"int8 vs fp32 max abs {err:.3g}")
             ok &= bool(same) and err > 0
+        # The same bits with any number of threads (the tiles split the work
+        # differently; integer sums and per-element epilogues do not care).
+        for t in ["1", "3"]:
+            od = os.path.join(d, "out" + t)
+            r = subprocess.run([tu.MTMI_BIN, "accuracy", mp, "--cache", cache, "--images", os.path.join(d, "x.npy"), "--dump", od,
+                                "--no-feature-cache", "--threads", t], capture_output=True, text=True)
+            same = r.returncode == 0 and all(
+                np.array_equal(np.load(os.path.join(od, f"{n}_int8.npy")).view(np.uint32), got[n].view(np.uint32)) for n in names)
+            print(f"  {t} thread(s): {'same bits' if same else 'DIFFERENT'}")
+            ok &= same
     print("INT8 kernels are bit-exact" if ok else "FAIL")
     return 0 if ok else 1
 
