@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from preputil import check, finish, mtmi_ok, tmpdir
-from mtmi_testutil import REFERENCE, run_ort
+from mtmi_testutil import REFERENCE, compare, run_ort
 
 tmp = tmpdir()
 ref = onnx.load(os.path.join(REFERENCE, "mtmi_dynamo_opset17.graph.onnx"), load_external_data=False)
@@ -54,6 +54,37 @@ check(all(abs(got[i] - want[i]) < 0.1 for i in range(3)), f"mtmi info GFLOP per 
 x = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
 r = run_ort(p, {"input": x}, threads=2)
 check(r["seg"].shape == (1, 19, 1024, 1024) and r["depth"].shape == (1, 1, 1024, 1024), "ORT runs it at 1024x1024")
+
+# The same network as the export: the dynamo export given make-model's
+# weights computes the same outputs.  Its MatMul weights are anonymous
+# (val_N): each is named here through the bias its MatMul's Add reads.
+from onnx import numpy_helper  # noqa: E402
+mine = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+consumers = {}
+for n in ref.graph.node:
+    for i in n.input:
+        consumers.setdefault(i, []).append(n)
+alias = {}
+for n in ref.graph.node:
+    if n.op_type == "MatMul" and n.input[1].startswith("val_"):
+        add = consumers[n.output[0]][0]
+        bias = [i for i in add.input if i != n.output[0]][0]
+        alias[n.input[1]] = bias[: -len(".bias")] + ".weight_t"
+mapped, unmapped = 0, []
+for t in ref.graph.initializer:
+    if t.data_location != onnx.TensorProto.EXTERNAL and t.name != "depth.cls.bias":
+        continue
+    name = alias.get(t.name, t.name)
+    if name not in mine or tuple(mine[name].shape) != tuple(t.dims):
+        unmapped.append(t.name)
+        continue
+    t.CopyFrom(numpy_helper.from_array(mine[name], t.name))
+    mapped += 1
+check(not unmapped, f"every export weight has a make-model weight of the same name and shape ({mapped} mapped, unmapped {unmapped[:5]})")
+refp = os.path.join(tmp, "dynamo_with_make_model_weights.onnx")
+onnx.save(ref, refp)
+rr = run_ort(refp, {"input": x}, threads=2)
+check(all(compare(f"vs export/{k}", r[k], rr[k], 1e-5) for k in r), "make-model computes what the dynamo export computes with the same weights")
 
 # small, batch 2, non-square; inline vs external data; seeds
 p2, p3, p4, p5 = (os.path.join(tmp, f) for f in ("s.onnx", "s_ext.onnx", "s_same.onnx", "s_other.onnx"))
