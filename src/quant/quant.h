@@ -25,7 +25,9 @@
  *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero)
  *      wq[c,k] = clamp(rne(w[c,k] / s_w[c]), -127, 127)  (int8)
  *  Bias:  bq[c] = clamp(rne((double)b[c] / ((double)s_x * (double)s_w[c])),
- *                       INT32_MIN, INT32_MAX)           (int32)
+ *                       -L, L)  with L = 2^31 - 1 - K * 16256, K = weights
+ *                       per output channel (int32; bias + sum never
+ *                       overflows)
  *  Multiplier: m[c] = s_x * s_w[c]                      (float32 multiply)
  *  These are computed once by the rewrite (mt_quant_rewrite) and stored as
  *  constants of the QConv/QLinear node, so every backend reads the same

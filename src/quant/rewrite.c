@@ -244,8 +244,11 @@ static mtmi_status quantize_node(mt_graph *g, int ni, float sx, float sy, mt_qua
             if (b->dtype == MTMI_FLOAT) bb = ((const float *)b->data)[c];
             else if (b->dtype == MTMI_DOUBLE) bb = ((const double *)b->data)[c];
         }
-        double r = nearbyint(bb / ((double)sx * (double)sw)); /* half to even */
-        bq[c] = r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
+        /* Half to even; clamped so that bias + sum can never overflow int32
+         * (|sum| <= K * 16256), whatever order a kernel adds them in. */
+        double r = nearbyint(bb / ((double)sx * (double)sw));
+        double lim = 2147483647.0 - (double)K * 16256.0;
+        bq[c] = (int32_t)(r > lim ? lim : r < -lim ? -lim : r);
         mult[c] = sx * sw;
     }
     char base[256];

@@ -35,9 +35,10 @@ def qweights(w2d, sx):
     return wq, sw, (F32(sx) * sw).astype(F32)
 
 
-def qbias(b, sx, sw):
+def qbias(b, sx, sw, K):
     r = np.rint(b.astype(np.float64) / (np.float64(sx) * sw.astype(np.float64)))
-    return np.clip(r, -2**31, 2**31 - 1).astype(np.int64)
+    lim = 2**31 - 1 - K * 16256
+    return np.clip(r, -lim, lim).astype(np.int64)
 
 
 def conv_int(xq, wq, kh, kw, stride, pads, dil):
@@ -60,7 +61,7 @@ def ref_conv(x, w, b, sx, sy, act, stride=1, pads=(0, 0, 0, 0), dil=1):
     wq, sw, mult = qweights(w.reshape(M, -1), sx)
     acc = conv_int(quant(x[0], sx), wq, kh, kw, stride, pads, dil)
     if b is not None:
-        acc = acc + qbias(b, sx, sw)[:, None, None]
+        acc = acc + qbias(b, sx, sw, C * kh * kw)[:, None, None]
     assert np.abs(acc).max() < 2**31
     y = acc.astype(F32) * mult[:, None, None]
     if act == "Relu":
@@ -82,6 +83,7 @@ def main():
     wl = (rng.standard_normal((W, 6)) * 0.3).astype(F32)
     wg = (rng.standard_normal((6, 1, 3, 3)) * 0.3).astype(F32)   # grouped: 3 groups of 1 -> 2
     bg = (rng.standard_normal(6) * 0.2).astype(F32)
+    bg[0], bg[3] = 1e6, -1e6   # beyond int32 at these scales: the bias clamp
     bl = (rng.standard_normal(6) * 0.1).astype(F32)
     inits = [numpy_helper.from_array(a, n) for a, n in
              [(wa, "wa"), (ba, "ba"), (wb, "wb"), (bb, "bb"), (wc, "wc"), (wl, "wl"), (bl, "bl"),
@@ -124,7 +126,7 @@ def main():
                 "y2": ref_conv(x, wc, None, sx, 0, "", stride=2, pads=(1, 0, 0, 1), dil=2)}
         # Linear: rows of x against W [K, N], per-output-column weight scales.
         wq, sw, mult = qweights(wl.T, sx)
-        acc = quant(x, sx).reshape(-1, W) @ wq.T + qbias(bl, sx, sw)[None]
+        acc = quant(x, sx).reshape(-1, W) @ wq.T + qbias(bl, sx, sw, W)[None]
         want["y3"] = (acc.astype(F32) * mult[None]).reshape(1, 3, H, 6)
         want["y4"] = np.concatenate([ref_conv(x[:, g:g + 1], wg[2 * g:2 * g + 2], bg[2 * g:2 * g + 2], sx, 0, "", pads=(1, 1, 1, 1))
                                      for g in range(3)], axis=1)
