@@ -31,7 +31,7 @@ typedef struct mc_buf {
 
 enum {
     MC_COPY = 0, MC_EW, MC_LN, MC_SOFTMAX, MC_RESIZE, MC_DW, MC_CONVD, MC_CUDNN, MC_GEMM, MC_BIASACT, MC_GATHER,
-    MC_ATTN, MC_IM2COL, MC_NKINDS
+    MC_ATTN, MC_IM2COL, MC_SMALLN, MC_NKINDS
 };
 
 typedef struct mc_gemm {

@@ -193,6 +193,72 @@ __global__ void k_layernorm(const T *x, const T *res, T *sum, T *y, const T *g, 
     }
 }
 
+// FP16 rows of C = 8 * C8 elements (C8 <= 32): L lanes a row (L a power of
+// two >= C8), 16-byte loads and stores.
+template <int L>
+__global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint4 *y, const uint4 *g, const uint4 *b,
+                              int64_t rows, int C8, float eps) {
+    constexpr int R = 32 / L;
+    int lane = threadIdx.x & 31, sub = lane % L;
+    int64_t row = ((int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R + lane / L;
+    bool ok = row < rows && sub < C8;
+    float v[8];
+    float s = 0.f;
+    if (ok) {
+        uint4 a = x[row * C8 + sub];
+        const __half2 *h = (const __half2 *)&a;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 f = __half22float2(h[k]);
+            v[2 * k] = f.x;
+            v[2 * k + 1] = f.y;
+        }
+        if (res) {
+            uint4 r = res[row * C8 + sub];
+            const __half2 *hr = (const __half2 *)&r;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 f = __half22float2(hr[k]);
+                v[2 * k] += f.x;
+                v[2 * k + 1] += f.y;
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k];
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = 0.f;
+    }
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, L);
+    float mean = s / (8 * C8);
+    float q = 0.f;
+    if (ok)
+#pragma unroll
+        for (int k = 0; k < 8; k++) q += (v[k] - mean) * (v[k] - mean);
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o, L);
+    float rstd = rsqrtf(q / (8 * C8) + eps);
+    if (!ok) return;
+    if (sum) {
+        uint4 o;
+        __half2 *ho = (__half2 *)&o;
+#pragma unroll
+        for (int k = 0; k < 4; k++) ho[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+        sum[row * C8 + sub] = o;
+    }
+    uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0);
+    const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
+        ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
+    }
+    y[row * C8 + sub] = o;
+}
+
 // Block per row for long rows.
 template <typename T>
 __global__ void k_layernorm_long(const T *x, const T *res, T *sum, T *y, const T *g, const T *b, int C, float eps) {
@@ -346,6 +412,36 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y,
     y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
 }
 
+// Bilinear resize with a plane-major output (NCHW, e.g. a graph output) from
+// a channels-last input: one thread per output pixel loops over channels,
+// so the index arithmetic is paid once per pixel and writes stay coalesced.
+__global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, void *y, int ys0, int ys1, int ys2,
+                             int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int coord,
+                             int f16, int of16) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * OH * OW;
+    if (i >= total) return;
+    int ow = (int)(i % OW);
+    unsigned t = i / OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+    int y0 = (int)fy, x0 = (int)fx;
+    int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
+    float ay = fy - y0, ax = fx - x0;
+    float w00 = (1.f - ay) * (1.f - ax), w01 = (1.f - ay) * ax, w10 = ay * (1.f - ax), w11 = ay * ax;
+    int b = n * xs0, o00 = b + y0 * xs2 + x0 * xs3, o01 = b + y0 * xs2 + x1 * xs3, o10 = b + y1 * xs2 + x0 * xs3,
+        o11 = b + y1 * xs2 + x1 * xs3;
+    int oo = n * ys0 + oh * ys2 + ow * ys3;
+    for (int c = 0; c < C; c++) {
+        int cc = c * xs1;
+        float v = ld(x, o00 + cc, f16) * w00 + ld(x, o01 + cc, f16) * w01 + ld(x, o10 + cc, f16) * w10 +
+                  ld(x, o11 + cc, f16) * w11;
+        st(y, oo + c * ys1, v, of16);
+    }
+}
+
 // --------------------------------------------------------- depthwise conv
 // One thread per output (n, oh, ow) and two channels (NHWC); weights [KH][KW][C].
 template <typename T>
@@ -419,6 +515,89 @@ __global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const
     }
 }
 
+// 3x3 stride 1 pad 1, 8 FP16 channels (16-byte loads) x 4 outputs along W a thread.
+__global__ void k_dw3x3_h8(const uint4 *x, uint4 *y, const uint4 *w, const uint4 *b, int N, int H, int W, int C8,
+                           int act) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    int WB = (W + 3) / 4;
+    unsigned total = (unsigned)N * H * WB * C8;
+    if (i >= total) return;
+    int c = (int)(i % C8);
+    unsigned t = i / C8;
+    int wb = (int)(t % WB);
+    t /= WB;
+    int h = (int)(t % H), n = (int)(t / H);
+    int w0 = wb * 4;
+    float acc[4][8];
+    float bb[8];
+    if (b) {
+        uint4 bq = b[c];
+        const __half2 *hb = (const __half2 *)&bq;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 f = __half22float2(hb[k]);
+            bb[2 * k] = f.x;
+            bb[2 * k + 1] = f.y;
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) bb[k] = 0.f;
+    }
+#pragma unroll
+    for (int o = 0; o < 4; o++)
+#pragma unroll
+        for (int k = 0; k < 8; k++) acc[o][k] = bb[k];
+#pragma unroll
+    for (int kh = 0; kh < 3; kh++) {
+        int ih = h - 1 + kh;
+        if (ih < 0 || ih >= H) continue;
+        const uint4 *row = x + ((unsigned)n * H + ih) * (unsigned)W * C8 + c;
+        float wk[3][8];
+#pragma unroll
+        for (int kw = 0; kw < 3; kw++) {
+            uint4 wq = w[(kh * 3 + kw) * C8 + c];
+            const __half2 *hw = (const __half2 *)&wq;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 f = __half22float2(hw[k]);
+                wk[kw][2 * k] = f.x;
+                wk[kw][2 * k + 1] = f.y;
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 6; e++) {
+            int iw = w0 - 1 + e;
+            if (iw < 0 || iw >= W) continue;
+            uint4 q = row[(unsigned)iw * C8];
+            const __half2 *hq = (const __half2 *)&q;
+            float in[8];
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                float2 f = __half22float2(hq[k]);
+                in[2 * k] = f.x;
+                in[2 * k + 1] = f.y;
+            }
+#pragma unroll
+            for (int o = 0; o < 4; o++) {
+                int kw = e - o;
+                if (kw >= 0 && kw < 3)
+#pragma unroll
+                    for (int k = 0; k < 8; k++) acc[o][k] += in[k] * wk[kw][k];
+            }
+        }
+    }
+#pragma unroll
+    for (int o = 0; o < 4; o++) {
+        int ow = w0 + o;
+        if (ow >= W) continue;
+        uint4 r;
+        __half2 *hr = (__half2 *)&r;
+#pragma unroll
+        for (int k = 0; k < 4; k++) hr[k] = __floats2half2_rn(act_apply(acc[o][2 * k], act), act_apply(acc[o][2 * k + 1], act));
+        y[(((unsigned)n * H + h) * (unsigned)W + ow) * C8 + c] = r;
+    }
+}
+
 // ------------------------------------------------------------ direct conv
 template <typename T>
 __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
@@ -446,6 +625,77 @@ __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, i
         }
     }
     y[i] = (T)act_apply(acc, act);
+}
+
+// Table-driven im2col from any strided [N,C,H,W] view (NHWC or NCHW, FP32 or
+// FP16) to a row-major [pixels, Kp] matrix: per block a run of pixels, the
+// (kh, kw, c) of each column and the base of each pixel in shared memory,
+// writes fully coalesced.  VEC: uint4 = 8 FP16 channels a column unit.
+template <typename TI, typename TO>
+__device__ __forceinline__ TO cvt(TI v) { return (TO)(float)v; }
+template <> __device__ __forceinline__ uint4 cvt<uint4, uint4>(uint4 v) { return v; }
+template <> __device__ __forceinline__ __half cvt<float, __half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __half cvt<__half, __half>(__half v) { return v; }
+template <> __device__ __forceinline__ float cvt<float, float>(float v) { return v; }
+template <typename T> __device__ __forceinline__ T zero_of() { return (T)0.f; }
+template <> __device__ __forceinline__ uint4 zero_of<uint4>() { return make_uint4(0, 0, 0, 0); }
+template <> __device__ __forceinline__ __half zero_of<__half>() { return __float2half_rn(0.f); }
+
+template <typename TI, typename TO>
+__global__ void k_im2col_tab(const TI *x, int xs0, int xs1, int xs2, int xs3, TO *y, int M, int H, int W, int C,
+                             int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int K,
+                             int Kp, int ppb) {
+    extern __shared__ int4 tab[]; /* Kp column entries, then ppb pixel entries */
+    int4 *pixt = tab + Kp;
+    for (int j = threadIdx.x; j < Kp; j += blockDim.x) {
+        if (j < K) {
+            int c = j % C, t = j / C;
+            int kw = t % KW, kh = t / KW;
+            tab[j] = make_int4(kh * dh, kw * dw, c * xs1, 1);
+        } else tab[j] = make_int4(0, 0, 0, 0);
+    }
+    int pix0 = blockIdx.x * ppb;
+    for (int q = threadIdx.x; q < ppb; q += blockDim.x) {
+        int pix = pix0 + q;
+        int ow = pix % OW, r = pix / OW;
+        int oh = r % OH, n = r / OH;
+        pixt[q] = make_int4(n * xs0, oh * sh - ph, ow * sw - pw, pix < M);
+    }
+    __syncthreads();
+    int npix = min(ppb, M - pix0);
+    int tot = npix * Kp;
+    TO *yb = y + (long long)pix0 * Kp;
+    for (int e = threadIdx.x; e < tot; e += blockDim.x) {
+        int q = e / Kp, j = e - q * Kp;
+        int4 pt = pixt[q], ct = tab[j];
+        int ih = pt.y + ct.x, iw = pt.z + ct.y;
+        TO v = zero_of<TO>();
+        if (ct.w && ih >= 0 && ih < H && iw >= 0 && iw < W) v = cvt<TI, TO>(x[pt.x + ih * xs2 + iw * xs3 + ct.z]);
+        yb[e] = v;
+    }
+}
+
+// ------------------------------------------------------------ small-N GEMM
+// C[m, n] = act(sum_k A[m, k] B[n, k] + bias[n]) for n < NMAX; A rows of
+// stride lda, B [n][k] contiguous; one thread per row.
+template <typename T, int NMAX>
+__global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T *C, int ldc, int M, int N, int K,
+                              int act) {
+    int m = blockIdx.x * blockDim.x + threadIdx.x;
+    if (m >= M) return;
+    float acc[NMAX];
+#pragma unroll
+    for (int n = 0; n < NMAX; n++) acc[n] = (n < N && bias) ? (float)bias[n] : 0.f;
+    const T *a = A + (long long)m * lda;
+    for (int k = 0; k < K; k++) {
+        float av = (float)a[k];
+#pragma unroll
+        for (int n = 0; n < NMAX; n++)
+            if (n < N) acc[n] += av * (float)B[n * K + k];
+    }
+#pragma unroll
+    for (int n = 0; n < NMAX; n++)
+        if (n < N) C[(long long)m * ldc + n] = (T)act_apply(acc[n], act);
 }
 
 // ---------------------------------------------------------------- im2col
@@ -558,6 +808,25 @@ cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, con
 cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
                           const void *beta, int64_t rows, int C, float eps, int f16) {
     if (rows == 0) return cudaSuccess;
+    int al = ((uintptr_t)x | (uintptr_t)y | (uintptr_t)gamma | (uintptr_t)(res ? res : x) | (uintptr_t)(sum ? sum : y) |
+              (uintptr_t)(beta ? beta : gamma)) % 16 == 0;
+    if (f16 && al && C % 8 == 0 && C <= 256) {
+        int C8 = C / 8;
+        const uint4 *X = (const uint4 *)x, *R = (const uint4 *)res, *G = (const uint4 *)gamma, *B = (const uint4 *)beta;
+        uint4 *S = (uint4 *)sum, *Y = (uint4 *)y;
+        int L = C8 <= 1 ? 1 : C8 <= 2 ? 2 : C8 <= 4 ? 4 : C8 <= 8 ? 8 : C8 <= 16 ? 16 : 32;
+        int64_t rows_per_block = 8 * (32 / L);
+        unsigned grid = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
+        switch (L) {
+        case 1: k_layernorm_v<1><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        case 2: k_layernorm_v<2><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        case 4: k_layernorm_v<4><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        case 8: k_layernorm_v<8><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        case 16: k_layernorm_v<16><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        default: k_layernorm_v<32><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        }
+        return cudaGetLastError();
+    }
     return f16 ? layernorm_t<__half>(s, x, res, sum, y, gamma, beta, rows, C, eps)
                : layernorm_t<float>(s, x, res, sum, y, gamma, beta, rows, C, eps);
 }
@@ -584,6 +853,13 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
                                                                scale_w, coord);
         return cudaGetLastError();
     }
+    if (mode == 1 && !c_inner && C <= 64) {
+        long long pix = (long long)N * OH * OW;
+        k_resize_pix<<<blocks_for(pix, 256), 256, 0, s>>>(x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
+                                                           (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW,
+                                                           scale_h, scale_w, coord, f16, out_f16);
+        return cudaGetLastError();
+    }
     k_resize<<<blocks_for(total, 256), 256, 0, s>>>(x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
                                                      (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW, scale_h,
                                                      scale_w, mode, coord, nearest_mode, c_inner, f16, out_f16);
@@ -595,6 +871,12 @@ cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, co
                        int f16) {
     if (f16 && KH == 3 && KW == 3 && sh == 1 && sw == 1 && ph == 1 && pw == 1 && dh == 1 && dw == 1 && C % 2 == 0 &&
         OH == H && OW == W && ((uintptr_t)x % 4) == 0 && ((uintptr_t)y % 4) == 0) {
+        if (C % 8 == 0 && ((uintptr_t)x | (uintptr_t)y | (uintptr_t)w | (uintptr_t)(b ? b : w)) % 16 == 0) {
+            long long t8 = (long long)N * H * ((W + 3) / 4) * (C / 8);
+            k_dw3x3_h8<<<blocks_for(t8, 128), 128, 0, s>>>((const uint4 *)x, (uint4 *)y, (const uint4 *)w, (const uint4 *)b,
+                                                           N, H, W, C / 8, act);
+            return cudaGetLastError();
+        }
         long long total = (long long)N * H * ((W + 3) / 4) * (C / 2);
         k_dw3x3_h2<<<blocks_for(total, 256), 256, 0, s>>>((const __half2 *)x, (__half2 *)y, (const __half2 *)w,
                                                            (const __half2 *)b, N, H, W, C / 2, act);
@@ -625,6 +907,52 @@ cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *
         k_conv_direct<float><<<blocks_for(total, 128), 128, 0, s>>>((const float *)x, (float *)y, (const float *)w,
                                                                      (const float *)b, N, H, W, C, OH, OW, CO, KH, KW,
                                                                      sh, sw, ph, pw, dh, dw, groups, act);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_im2col_view(cudaStream_t s, const void *x, const int64_t xs[4], int xf16, void *y, int yf16, int N,
+                            int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int Kp) {
+    int M = N * OH * OW, K = KH * KW * C;
+    if (!M) return cudaSuccess;
+    int vec = xf16 && yf16 && C % 8 == 0 && Kp % 8 == 0 && xs[1] == 1 && xs[0] % 8 == 0 && xs[2] % 8 == 0 &&
+              xs[3] % 8 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0;
+    int unit = vec ? 8 : 1;
+    int Ku = K / unit, Kpu = Kp / unit;
+    if (Kpu > 2048) return cudaErrorInvalidValue;
+    int ppb = 4096 / Kpu;
+    if (ppb < 1) ppb = 1;
+    if (ppb > 512) ppb = 512;
+    size_t smem = sizeof(int4) * (Kpu + ppb);
+    unsigned grid = (unsigned)((M + ppb - 1) / ppb);
+    int s0 = (int)(xs[0] / unit), s1 = (int)(vec ? 1 : xs[1]), s2 = (int)(xs[2] / unit), s3 = (int)(xs[3] / unit);
+    int Cu = C / unit;
+    if (vec)
+        k_im2col_tab<uint4, uint4><<<grid, 256, smem, s>>>((const uint4 *)x, s0, s1, s2, s3, (uint4 *)y, M, H, W, Cu, OH,
+                                                          OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
+    else if (!xf16 && yf16)
+        k_im2col_tab<float, __half><<<grid, 256, smem, s>>>((const float *)x, s0, s1, s2, s3, (__half *)y, M, H, W, Cu,
+                                                            OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
+    else if (xf16 && yf16)
+        k_im2col_tab<__half, __half><<<grid, 256, smem, s>>>((const __half *)x, s0, s1, s2, s3, (__half *)y, M, H, W, Cu,
+                                                             OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
+    else if (!xf16 && !yf16)
+        k_im2col_tab<float, float><<<grid, 256, smem, s>>>((const float *)x, s0, s1, s2, s3, (float *)y, M, H, W, Cu, OH,
+                                                           OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
+    else return cudaErrorInvalidValue;
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_gemm_smalln(cudaStream_t s, const void *A, int lda, const void *B, const void *bias, void *C, int ldc,
+                           int M, int N, int K, int act, int f16) {
+    if (N > 8) return cudaErrorInvalidValue;
+    if (!M) return cudaSuccess;
+    if (f16)
+        k_gemm_smalln<__half, 8><<<blocks_for(M, 128), 128, 0, s>>>((const __half *)A, lda, (const __half *)B,
+                                                                     (const __half *)bias, (__half *)C, ldc, M, N, K, act);
+    else
+        k_gemm_smalln<float, 8><<<blocks_for(M, 128), 128, 0, s>>>((const float *)A, lda, (const float *)B,
+                                                                    (const float *)bias, (float *)C, ldc, M, N, K, act);
     return cudaGetLastError();
 }
 

@@ -86,6 +86,17 @@ cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *
                             int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
                             int dw, int groups, int act, int f16);
 
+/* im2col from any strided [N,C,H,W] view xs (elements) of FP32/FP16 into
+ * a row-major [N*OH*OW, Kp] matrix (columns (kh, kw, c), zero padded). */
+cudaError_t mtk_im2col_view(cudaStream_t s, const void *x, const int64_t xs[4], int xf16, void *y, int yf16, int N,
+                            int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int Kp);
+
+/* C[m, n] = act(sum_k A[m, k] B[n, k] + bias[n]) for N <= 8 (1x1 convs to
+ * few channels, where cuBLASLt falls back to slow GEMV kernels). */
+cudaError_t mtk_gemm_smalln(cudaStream_t s, const void *A, int lda, const void *B, const void *bias, void *C, int ldc,
+                            int M, int N, int K, int act, int f16);
+
 /* im2col of an NHWC tensor: rows (n, oh, ow), columns (kh, kw, c) padded
  * with zeros to Kp; esize 2 or 4 bytes. */
 cudaError_t mtk_im2col(cudaStream_t s, const void *x, void *y, int N, int H, int W, int C, int OH, int OW, int KH, int KW,

@@ -261,9 +261,9 @@ static mtmi_status emit_copy(mc_plan *p, int node, const mc_tref *dst, const mc_
 
 /* Materializes t contiguously (row-major) if it is not. */
 static mtmi_status make_contig(mc_plan *p, int node, mc_tref *t) {
-    if (mc_is_contig(t)) return MTMI_OK;
+    if (mc_is_contig(t) && storage_of(p, t->st) == t->st) return MTMI_OK;
     mc_tref n;
-    if (new_tensor(p, t->st, t->rank, t->dims, &n)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    if (new_tensor(p, storage_of(p, t->st), t->rank, t->dims, &n)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     mtmi_status s = emit_copy(p, node, &n, t);
     if (s) return s;
     *t = n;
@@ -271,9 +271,9 @@ static mtmi_status make_contig(mc_plan *p, int node, mc_tref *t) {
 }
 
 static mtmi_status make_nhwc(mc_plan *p, int node, mc_tref *t) {
-    if (nhwc_ok(t)) return MTMI_OK;
+    if (nhwc_ok(t) && storage_of(p, t->st) == t->st) return MTMI_OK;
     mc_tref n;
-    if (new_tensor(p, t->st, t->rank, t->dims, &n)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    if (new_tensor(p, storage_of(p, t->st), t->rank, t->dims, &n)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     set_nhwc(&n);
     mtmi_status s = emit_copy(p, node, &n, t);
     if (s) return s;
@@ -493,9 +493,14 @@ static mtmi_status build_steps(mc_plan *p) {
             for (int j = 0; j < n->nin; j++)
                 if (n->in[j] == v && !(op_is(n, "Conv") || mtmi_op_is(n, "FusedConv"))) all_conv = 0;
         }
+        if (all_conv) {
+            /* convolutions read the staging input themselves (im2col from
+             * FP32 NCHW) or convert it to NHWC on demand */
+            set(p, v, &stg);
+            continue;
+        }
         mc_tref t;
         if (new_tensor(p, st, val->rank, val->dims, &t)) return MTMI_ERR_NOMEM;
-        if (all_conv) set_nhwc(&t);
         p->cur_label = -1;
         if ((s = emit_copy(p, -1, &t, &stg))) return s;
         set(p, v, &t);

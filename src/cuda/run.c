@@ -12,7 +12,7 @@
 
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
-                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col"};
+                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -204,6 +204,9 @@ typedef struct dnn_obj {
     cudnnConvolutionDescriptor_t c;
     cudnnConvolutionFwdAlgo_t algo;
     size_t ws;
+    int fused; /* bias + ReLU in cudnnConvolutionBiasActivationForward */
+    cudnnTensorDescriptor_t b;
+    cudnnActivationDescriptor_t act;
 } dnn_obj;
 
 static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
@@ -259,6 +262,18 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
         if (cd && cd != o->c) cudnnDestroyConvolutionDescriptor(cd);
     }
     if (!found) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm fits the workspace");
+    if (cv->has_bias && cv->act == 1) {
+        cudnnCreateTensorDescriptor(&o->b);
+        cudnnCreateActivationDescriptor(&o->act);
+        cudnnSetTensor4dDescriptor(o->b, CUDNN_TENSOR_NHWC, dt, 1, cv->CO, 1, 1);
+        cudnnSetActivationDescriptor(o->act, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0);
+        float one = 1.f, zero = 0.f;
+        cudnnStatus_t e = cudnnConvolutionBiasActivationForward(h, &one, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]), o->c,
+                                                                o->algo, p->ws, o->ws, &zero, o->y, mc_ptr(p, &s->t[0]), o->b,
+                                                                mc_ptr(p, &s->t[3]), o->act, o->y, mc_ptr(p, &s->t[0]));
+        o->fused = e == CUDNN_STATUS_SUCCESS && cudaStreamSynchronize(p->stream) == cudaSuccess;
+        cudaGetLastError();
+    }
     return MTMI_OK;
 }
 #endif
@@ -295,6 +310,8 @@ void mc_release_step(mc_plan *p, mc_step *s) {
         if (o->y) cudnnDestroyTensorDescriptor(o->y);
         if (o->w) cudnnDestroyFilterDescriptor(o->w);
         if (o->c) cudnnDestroyConvolutionDescriptor(o->c);
+        if (o->b) cudnnDestroyTensorDescriptor(o->b);
+        if (o->act) cudnnDestroyActivationDescriptor(o->act);
     }
 #endif
     free(s->obj);
@@ -353,10 +370,16 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     }
     case MC_IM2COL: {
         const mc_conv *c = &s->conv;
-        KCK(mtk_im2col(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh,
-                       c->sw, c->ph, c->pw, c->dh, c->dw, (int)s->t[0].dims[1], (int)mc_esize(s->t[0].st)));
+        KCK(mtk_im2col_view(st, mc_ptr(p, &s->t[1]), s->t[1].strides, s->t[1].st == MTMI_FLOAT16, mc_ptr(p, &s->t[0]),
+                            s->t[0].st == MTMI_FLOAT16, c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
+                            c->ph, c->pw, c->dh, c->dw, (int)s->t[0].dims[1]));
         return MTMI_OK;
     }
+    case MC_SMALLN:
+        KCK(mtk_gemm_smalln(st, mc_ptr(p, &s->t[1]), (int)s->t[1].strides[0], mc_ptr(p, &s->t[2]),
+                            s->ip[0] ? mc_ptr(p, &s->t[3]) : NULL, mc_ptr(p, &s->t[0]), (int)s->t[0].strides[0],
+                            (int)s->t[0].dims[0], (int)s->t[0].dims[1], (int)s->t[1].dims[1], (int)s->ip[1], f16));
+        return MTMI_OK;
     case MC_CONVD: {
         const mc_conv *c = &s->conv;
         KCK(mtk_conv_direct(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
@@ -369,6 +392,14 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_conv *c = &s->conv;
         dnn_obj *o = s->obj;
         float one = 1.f, zero = 0.f;
+        if (o->fused) {
+            cudnnStatus_t e = cudnnConvolutionBiasActivationForward((cudnnHandle_t)p->cudnn, &one, o->x, mc_ptr(p, &s->t[1]), o->w,
+                                                                    mc_ptr(p, &s->t[2]), o->c, o->algo, p->ws, o->ws, &zero, o->y,
+                                                                    mc_ptr(p, &s->t[0]), o->b, mc_ptr(p, &s->t[3]), o->act, o->y,
+                                                                    mc_ptr(p, &s->t[0]));
+            if (e) return mt_fail(MTMI_ERR_DEVICE, "cuDNN convolution: %s", cudnnGetErrorString(e));
+            return MTMI_OK;
+        }
         cudnnStatus_t e = cudnnConvolutionForward((cudnnHandle_t)p->cudnn, &one, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]),
                                                   o->c, o->algo, p->ws, o->ws, &zero, o->y, mc_ptr(p, &s->t[0]));
         if (e) return mt_fail(MTMI_ERR_DEVICE, "cuDNN convolution: %s", cudnnGetErrorString(e));

@@ -267,7 +267,7 @@ static void conv_ref(const float *x, const float *w, const float *b, double *y, 
 }
 
 static void t_dwconv(int f16, int W, int act) {
-    int N = 1, H = 37, C = 128;
+    int N = 1, H = 37, C = W == 37 ? 42 : 128;
     int64_t n = (int64_t)N * H * W * C;
     float *x = rnd(n, 1.f), *w = rnd(9 * C, 0.3f), *b = rnd(C, 0.5f);
     void *dx = up(x, n, f16), *dw = up(w, 9 * C, f16), *db = up(b, C, f16), *dy = dalloc(n, f16);
@@ -280,7 +280,7 @@ static void t_dwconv(int f16, int W, int act) {
     double *ref = malloc(sizeof(double) * n);
     conv_ref(x, wr, b, ref, N, H, W, C, H, W, C, 3, 3, 1, 1, C, act);
     char name[96];
-    snprintf(name, sizeof name, "dwconv3x3 W=%d act=%d %s", W, act, f16 ? "f16" : "f32");
+    snprintf(name, sizeof name, "dwconv3x3 W=%d C=%d act=%d %s", W, C, act, f16 ? "f16" : "f32");
     check(name, y, ref, n, tol_of(f16));
     free(x); free(w); free(b); free(y); free(wr); free(ref);
     cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
@@ -397,6 +397,7 @@ int main(void) {
         t_resize(f16, 0, 2);
         t_dwconv(f16, 64, 3);
         t_dwconv(f16, 37, 0);
+        t_dwconv(f16, 30, 1);
         t_conv_direct(f16);
         t_attention(f16, 1, 1, 1000, 256, 32, 1);
         t_attention(f16, 2, 2, 300, 100, 32, 1);
