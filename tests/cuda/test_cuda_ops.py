@@ -100,8 +100,8 @@ def case_mix_block():
 def case_heads():
     """Seg and depth head shapes: 1x1 conv+ReLU, bilinear resize into a concat,
     3x3 conv, sigmoid, a second output."""
-    i = [W("a_w", 16, 32, 1, 1), W("a_b", 16), W("b_w", 16, 64, 1, 1), W("b_b", 16), W("f_w", 8, 32, 1, 1), W("f_b", 8),
-         W("c3_w", 8, 24, 3, 3), W("c3_b", 8), W("o_w", 1, 8, 1, 1), W("o_b", 1),
+    i = [W("a_w", 16, 32, 1, 1), W("a_b", 16), W("b_w", 16, 64, 1, 1), W("b_b", 16), W("f_w", 19, 32, 1, 1), W("f_b", 19),
+         W("c3_w", 8, 35, 3, 3), W("c3_b", 8), W("o_w", 1, 8, 1, 1), W("o_b", 1),
          F("sc2", [1, 1, 2, 2]), F("sc4", [1, 1, 4, 4]), F("roi", [])]
     n = [helper.make_node("Conv", ["f1", "a_w", "a_b"], ["a0"], kernel_shape=[1, 1]), helper.make_node("Relu", ["a0"], ["a"]),
          helper.make_node("Conv", ["f2", "b_w", "b_b"], ["b0"], kernel_shape=[1, 1]), helper.make_node("Relu", ["b0"], ["b1"]),
