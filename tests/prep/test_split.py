@@ -60,6 +60,13 @@ src = os.path.join(tmp, "mm.onnx")
 mtmi_ok("make-model", "-o", src, "--size", "64x96", "--batch", "2")
 ok, cuts, _ = split_matches(src, os.path.join(tmp, "mm"), (2, 3, 64, 96), "builtin")
 check(ok and len(cuts) == 4 and cuts[0][1] == "2x32x16x24", "built-in model, batch 2: exact")
+# the opset-13 form (LayerNormalization decomposed), batch 2, non-square
+from make_variants import make_variant  # noqa: E402
+src = os.path.join(tmp, "op13.onnx")
+make_variant(os.path.join(REFERENCE, "mtmi_torchscript_opset17.graph.onnx"), src, (64, 96), 2, True, fill_seed=0)
+ok, cuts, _ = split_matches(src, os.path.join(tmp, "op13"), (2, 3, 64, 96), "op13 b2")
+check(ok and [c[1] for c in cuts] == ["2x32x16x24", "2x64x8x12", "2x160x4x6", "2x256x2x3"], "opset 13, batch 2, 64x96: exact")
+
 # a model with symbolic batch, height and width: the parts stay dynamic
 from onnx import helper as oh, numpy_helper as nh, TensorProto as TP  # noqa: E402
 rng = np.random.default_rng(0)
