@@ -194,7 +194,10 @@ int mt_cmd_split(int argc, char **argv) {
         mt_graph *h = sp.heads[k];
         file_name(written[k + 1], sizeof written[k + 1], outdir, h->values[h->outputs[0]].name, k);
         for (int j = 0; j < k + 1; j++)
-            if (!strcmp(written[j], written[k + 1])) snprintf(written[k + 1] + strlen(written[k + 1]) - 5, 32, "_%d.onnx", k);
+            if (!strcmp(written[j], written[k + 1])) { /* two outputs with one sanitized name */
+                size_t len = strlen(written[k + 1]);
+                snprintf(written[k + 1] + len - 5, sizeof written[k + 1] - (len - 5), "_%d.onnx", k);
+            }
         if (mt_onnx_save(h, written[k + 1], NULL) != MTMI_OK) {
             cli_lib_error();
             goto done;
