@@ -238,13 +238,18 @@ typedef struct mt_frame_rec {
     double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX];
 } mt_frame_rec;
 
+/* Records of the last MT_STATS_KEEP frames (a ring: a long run's memory
+ * stays bounded, ~18 MiB); percentiles and the trace cover those. */
+#define MT_STATS_KEEP 65536
 typedef struct mt_stats {
     int nstages;
     char stage_names[MT_PLACE_MAX][64];
     char stage_devs[MT_PLACE_MAX][48];
-    mt_frame_rec *recs;
-    int64_t n, cap;
+    mt_frame_rec *recs;   /* frame i at recs[i % MT_STATS_KEEP] */
+    int64_t n, cap;       /* frames added; records allocated */
 } mt_stats;
+/* Record of frame i (0 <= i < n), NULL when it has left the ring. */
+const mt_frame_rec *mt_stats_rec(const mt_stats *st, int64_t i);
 
 void mt_stats_init(mt_stats *st, const mt_pipeline *p);
 int mt_stats_add(mt_stats *st, const mt_frame *f);
@@ -261,7 +266,8 @@ typedef struct mt_summary {
     double heads_p50, heads_p99;
     double period_mean;   /* mean time between frame completions */
 } mt_summary;
-/* Skips the first `warmup` frames (no fewer than 1 frame is kept). */
+/* Skips the first `warmup` frames (no fewer than 1 frame is kept), and
+ * frames no longer kept. */
 void mt_stats_summary(const mt_stats *st, int64_t warmup, mt_summary *s);
 /* Chrome trace-event JSON (Perfetto opens it): a process per device, a
  * thread (track) per stage, one slice per frame and stage. Atomic write. */

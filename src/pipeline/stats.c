@@ -15,14 +15,16 @@ void mt_stats_init(mt_stats *st, const mt_pipeline *p) {
 }
 
 int mt_stats_add(mt_stats *st, const mt_frame *f) {
-    if (st->n == st->cap) {
+    if (st->n == st->cap && st->cap < MT_STATS_KEEP) {
         int64_t nc = st->cap ? st->cap * 2 : 256;
+        if (nc > MT_STATS_KEEP) nc = MT_STATS_KEEP;
         mt_frame_rec *r = realloc(st->recs, nc * sizeof *r);
         if (!r) return -1;
         st->recs = r;
         st->cap = nc;
     }
-    mt_frame_rec *r = &st->recs[st->n++];
+    mt_frame_rec *r = &st->recs[st->n % MT_STATS_KEEP];
+    st->n++;
     memset(r, 0, sizeof *r);
     r->index = f->index;
     r->t_submit = f->t_submit;
@@ -32,6 +34,11 @@ int mt_stats_add(mt_stats *st, const mt_frame *f) {
         r->t_end[s] = f->t_end[s];
     }
     return 0;
+}
+
+const mt_frame_rec *mt_stats_rec(const mt_stats *st, int64_t i) {
+    if (i < 0 || i >= st->n || i < st->n - MT_STATS_KEEP) return NULL;
+    return &st->recs[i % MT_STATS_KEEP];
 }
 
 void mt_stats_free(mt_stats *st) {
@@ -51,11 +58,15 @@ static double heads_span(const mt_stats *st, const mt_frame_rec *r) {
 }
 
 void mt_stats_loop_line(const mt_stats *st, int64_t i, char *buf, size_t cap) {
-    const mt_frame_rec *r = &st->recs[i];
+    const mt_frame_rec *r = mt_stats_rec(st, i), *prev = mt_stats_rec(st, i - 1);
+    if (!r) {
+        snprintf(buf, cap, "loop: %lld (no record)", (long long)i);
+        return;
+    }
     /* "frame" is the time between this frame's completion and the previous
      * one's: the pipeline's period, which is below encoder + heads when they
      * overlap.  The first frame has no predecessor: its latency is shown. */
-    double period = i > 0 ? r->t_done - st->recs[i - 1].t_done : r->t_done - r->t_submit;
+    double period = prev ? r->t_done - prev->t_done : r->t_done - r->t_submit;
     snprintf(buf, cap, "loop: %lld encoder: %.2f ms heads: %.2f ms frame: %.2f ms latency: %.2f ms", (long long)r->index,
              r->t_end[0] - r->t_start[0], heads_span(st, r), period, r->t_done - r->t_submit);
 }
@@ -85,26 +96,30 @@ static void describe(double *v, int64_t n, double *p50, double *p99, double *mea
 
 void mt_stats_summary(const mt_stats *st, int64_t warmup, mt_summary *s) {
     memset(s, 0, sizeof *s);
+    int64_t first = st->n > MT_STATS_KEEP ? st->n - MT_STATS_KEEP : 0;
     if (warmup >= st->n) warmup = st->n > 1 ? st->n - 1 : 0;
+    if (warmup < first) warmup = first;
     int64_t n = st->n - warmup;
     s->frames = n;
     if (n <= 0) return;
-    const mt_frame_rec *r = st->recs + warmup;
     double *v = malloc(sizeof(double) * n);
     if (!v) return;
+#define REC(i) mt_stats_rec(st, warmup + (i))
     for (int k = 0; k < st->nstages; k++) {
-        for (int64_t i = 0; i < n; i++) v[i] = r[i].t_end[k] - r[i].t_start[k];
+        for (int64_t i = 0; i < n; i++) v[i] = REC(i)->t_end[k] - REC(i)->t_start[k];
         describe(v, n, &s->p50[k], &s->p99[k], &s->mean[k]);
     }
-    for (int64_t i = 0; i < n; i++) v[i] = r[i].t_done - r[i].t_submit;
+    for (int64_t i = 0; i < n; i++) v[i] = REC(i)->t_done - REC(i)->t_submit;
     describe(v, n, &s->e2e_p50, &s->e2e_p99, &s->e2e_mean);
     double dummy;
-    for (int64_t i = 0; i < n; i++) v[i] = heads_span(st, &r[i]);
+    for (int64_t i = 0; i < n; i++) v[i] = heads_span(st, REC(i));
     describe(v, n, &s->heads_p50, &s->heads_p99, &dummy);
     /* Throughput over the measured frames: from the completion of the frame
      * before the first measured one (or the first submit) to the last one. */
-    double t0 = warmup > 0 ? st->recs[warmup - 1].t_done : r[0].t_submit;
-    s->wall_ms = r[n - 1].t_done - t0;
+    const mt_frame_rec *before = mt_stats_rec(st, warmup - 1);
+    double t0 = before ? before->t_done : REC(0)->t_submit;
+    s->wall_ms = REC(n - 1)->t_done - t0;
+#undef REC
     s->fps = s->wall_ms > 0 ? n * 1000.0 / s->wall_ms : 0;
     s->period_mean = s->wall_ms / n;
     free(v);
@@ -143,7 +158,8 @@ mtmi_status mt_stats_write_trace(const mt_stats *st, const char *path) {
         if (j == npid) strcpy(devs[npid++], d);
         pid[s] = j + 1;
     }
-    double t0 = st->n ? st->recs[0].t_submit : 0;
+    int64_t first = st->n > MT_STATS_KEEP ? st->n - MT_STATS_KEEP : 0;
+    double t0 = st->n ? mt_stats_rec(st, first)->t_submit : 0;
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":0,\"tid\":0,\"args\":{\"name\":\"frames\"}},\n");
     /* Frames overlap each other, so they take turns on 8 tracks. */
@@ -162,8 +178,8 @@ mtmi_status mt_stats_write_trace(const mt_stats *st, const char *path) {
         json_str(f, name);
         fprintf(f, "}},\n");
     }
-    for (int64_t i = 0; i < st->n; i++) {
-        const mt_frame_rec *r = &st->recs[i];
+    for (int64_t i = first; i < st->n; i++) {
+        const mt_frame_rec *r = mt_stats_rec(st, i);
         fprintf(f, "{\"ph\":\"X\",\"name\":\"frame %lld\",\"cat\":\"frame\",\"pid\":0,\"tid\":%lld,\"ts\":%.3f,\"dur\":%.3f},\n",
                 (long long)r->index, (long long)(r->index % 8) + 1, (r->t_submit - t0) * 1e3, (r->t_done - r->t_submit) * 1e3);
         for (int s = 0; s < st->nstages; s++) {

@@ -344,6 +344,36 @@ out:
     return wall;
 }
 
+/* A long run keeps the last MT_STATS_KEEP records only: bounded memory,
+ * and the summary and loop lines still work. */
+static void test_stats_ring(void) {
+    mt_stats st;
+    memset(&st, 0, sizeof st);
+    st.nstages = 2;
+    double ts[MT_PLACE_MAX] = {0}, te[MT_PLACE_MAX] = {0};
+    mt_frame f = {.t_start = ts, .t_end = te};
+    int64_t total = MT_STATS_KEEP + 5000;
+    for (int64_t i = 0; i < total; i++) {
+        f.index = i;
+        f.t_submit = i * 10.0;
+        ts[0] = f.t_submit + 1, te[0] = ts[0] + 3;
+        ts[1] = te[0], te[1] = ts[1] + 2;
+        f.t_done = te[1];
+        mt_stats_add(&st, &f);
+    }
+    CHECK(st.cap == MT_STATS_KEEP && st.n == total, "ring: cap %lld n %lld", (long long)st.cap, (long long)st.n);
+    CHECK(mt_stats_rec(&st, 0) == NULL && mt_stats_rec(&st, total - 1)->index == total - 1, "ring records");
+    mt_summary sm;
+    mt_stats_summary(&st, 10, &sm);
+    CHECK(sm.frames == MT_STATS_KEEP && sm.p50[0] == 3 && sm.p99[1] == 2 && sm.e2e_p50 == 6, "ring summary %lld %g %g %g",
+          (long long)sm.frames, sm.p50[0], sm.p99[1], sm.e2e_p50);
+    CHECK(sm.fps > 99.9 && sm.fps < 100.1, "ring fps %g", sm.fps);
+    char line[256];
+    mt_stats_loop_line(&st, total - 1, line, sizeof line);
+    CHECK(strstr(line, "encoder: 3.00 ms heads: 2.00 ms frame: 10.00 ms") != NULL, "ring loop line '%s'", line);
+    mt_stats_free(&st);
+}
+
 static void test_overlap(void) {
     int ov_pipe, ov_sync;
     double pipe = run_sleepy(2, 12, &ov_pipe), sync = run_sleepy(1, 12, &ov_sync);
@@ -444,6 +474,7 @@ int main(int argc, char **argv) {
     alarm(300);
     int quick = argc > 1 && !strcmp(argv[1], "--quick"); /* for the TSan build */
     test_placement();
+    test_stats_ring();
     test_overlap();
     mtmi_model tiny = {0};
     tiny.graph = tiny_model(32);
