@@ -425,6 +425,7 @@ static mtmi_status convert_graph(load_ctx *c, const Onnx__ModelProto *mp, mt_gra
         const char *op = np->op_type ? np->op_type : "";
         const char *nname = np->name ? np->name : "";
         if (!op[0]) { s = mt_fail(MTMI_ERR_PARSE, "%s: node %zu ('%s') has no op_type", c->what, i, nname); goto done; }
+        if (np->n_output == 0) { s = mt_fail(MTMI_ERR_PARSE, "%s: node %zu ('%s', %s) has no outputs", c->what, i, nname, op); goto done; }
         int nattr = (int)np->n_attribute;
         mt_attr *attrs = nattr ? calloc(nattr, sizeof(mt_attr)) : NULL;
         if (nattr && !attrs) { s = MTMI_ERR_NOMEM; goto done; }
