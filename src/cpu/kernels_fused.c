@@ -106,10 +106,31 @@ static size_t attn_thread_floats(const attn_dims *a) {
     return (f + 15) & ~(size_t)15;
 }
 
+/* floats of the keys of all heads, transposed into panels (shared by the
+ * query-block tasks of a head instead of packed by each of them) */
+static size_t attn_kpack_floats(const attn_dims *a) {
+    size_t f = (size_t)(a->B * a->H) * (size_t)((a->M + 15) & ~(int64_t)15) * (size_t)a->d;
+    return (f + 15) & ~(size_t)15;
+}
+
 static size_t scratch_attention(const mt_graph *g, const mt_node *n, int nthreads) {
     attn_dims a;
     attn_dims_of(g, n, &a);
-    return attn_thread_floats(&a) * sizeof(float) * (size_t)(nthreads > 0 ? nthreads : 1);
+    return (attn_kpack_floats(&a) + attn_thread_floats(&a) * (size_t)(nthreads > 0 ? nthreads : 1)) * sizeof(float);
+}
+
+/* K [M][d] -> panels of w keys: dst[p][c][lane], zero keys up to M rounded
+ * to 16. */
+static void pack_keys(const float *K, int64_t M, int64_t d, int w, float *dst) {
+    const int64_t mp = (M + 15) & ~(int64_t)15;
+    for (int64_t j = 0; j < mp; j++) {
+        float *o = dst + (j / w) * d * w + (j % w);
+        if (j < M) {
+            const float *src = K + j * d;
+            for (int64_t c = 0; c < d; c++) o[c * w] = src[c];
+        } else
+            for (int64_t c = 0; c < d; c++) o[c * w] = 0.0f;
+    }
 }
 
 /* S[r][0..kp) = Qb[r] . Kp[j] for 4 rows; Kp holds kp/8 panels of [d][8]. */
@@ -212,10 +233,10 @@ static inline void pv_4x(const float *P, const float *V, int64_t ldv, int64_t kn
 }
 
 /* One (batch, head, query block) task. */
-static void attn_block(const attn_dims *a, float scale, const float *Q, const float *K, const float *V, float *Y,
+static void attn_block(const attn_dims *a, float scale, const float *Q, const float *kpack, const float *V, float *Y,
                        int64_t q0, int64_t qn, float *ws) {
     const int64_t d = a->d, dv = a->dv, dvp = a->dvp;
-    float *qb = ws, *kp = qb + BQ * d, *S = kp + BK * d, *O = S + BQ * BK, *vp = O + BQ * dvp;
+    float *qb = ws, *S = qb + BQ * d + BK * d, *O = S + BQ * BK, *vp = O + BQ * dvp;
     float *mx = vp + BK * dvp, *sum = mx + BQ, *corr = sum + BQ;
     const int64_t qr = (qn + 3) & ~(int64_t)3; /* rows rounded to the 4-row tile */
     /* scaled queries, zero rows past the end */
@@ -228,15 +249,7 @@ static void attn_block(const attn_dims *a, float scale, const float *Q, const fl
     }
     for (int64_t k0 = 0; k0 < a->M; k0 += BK) {
         const int64_t kn = MT_MIN((int64_t)BK, a->M - k0), kpad = (kn + 7) & ~(int64_t)7, np = kpad / 8;
-        /* keys transposed into panels of 8: kp[p][c][lane] */
-        for (int64_t j = 0; j < kpad; j++) {
-            float *dst = kp + (j / 8) * d * 8 + (j % 8);
-            if (j < kn) {
-                const float *src = K + (k0 + j) * d;
-                for (int64_t c = 0; c < d; c++) dst[c * 8] = src[c];
-            } else
-                for (int64_t c = 0; c < d; c++) dst[c * 8] = 0.0f;
-        }
+        const float *kp = kpack + (k0 / 8) * d * 8; /* keys packed once per head */
         const float *vb = V + k0 * dv;
         int64_t ldv = dv;
         if (dv != dvp) { /* pad value rows so the 8-wide tiles stay inside */
@@ -377,10 +390,10 @@ static inline void pv512_8x(const float *P, const float *V, int64_t ldv, int64_t
     }
 }
 
-static void attn_block512(const attn_dims *a, float scale, const float *Q, const float *K, const float *V, float *Y,
+static void attn_block512(const attn_dims *a, float scale, const float *Q, const float *kpack, const float *V, float *Y,
                           int64_t q0, int64_t qn, float *ws) {
     const int64_t d = a->d, dv = a->dv, dvp = a->dvp16;
-    float *qb = ws, *kp = qb + BQ * d, *S = kp + BK * d, *O = S + BQ * BK, *vp = O + BQ * dvp;
+    float *qb = ws, *S = qb + BQ * d + BK * d, *O = S + BQ * BK, *vp = O + BQ * dvp;
     float *mx = vp + BK * dvp, *sum = mx + BQ, *corr = sum + BQ;
     const int64_t qr = (qn + 7) & ~(int64_t)7;
     for (int64_t r = 0; r < qr; r++)
@@ -392,14 +405,7 @@ static void attn_block512(const attn_dims *a, float scale, const float *Q, const
     }
     for (int64_t k0 = 0; k0 < a->M; k0 += BK) {
         const int64_t kn = MT_MIN((int64_t)BK, a->M - k0), kpad = (kn + 15) & ~(int64_t)15, np = kpad / 16;
-        for (int64_t j = 0; j < kpad; j++) {
-            float *dst = kp + (j / 16) * d * 16 + (j % 16);
-            if (j < kn) {
-                const float *src = K + (k0 + j) * d;
-                for (int64_t c = 0; c < d; c++) dst[c * 16] = src[c];
-            } else
-                for (int64_t c = 0; c < d; c++) dst[c * 16] = 0.0f;
-        }
+        const float *kp = kpack + (k0 / 16) * d * 16; /* keys packed once per head */
         const float *vb = V + k0 * dv;
         int64_t ldv = dv;
         if (dv != dvp) {
@@ -473,20 +479,23 @@ static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *stat
     attn_dims_of(g, n, &a);
     if (a.M <= 0) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "no keys (M = 0)");
     float scale = mt_attr_float(n, "scale", 1.0f / sqrtf((float)a.d));
-    size_t per = attn_thread_floats(&a);
+    size_t per = attn_thread_floats(&a), kpf = attn_kpack_floats(&a);
     int nth = ctx->nthreads > 0 ? ctx->nthreads : 1;
-    if (!ctx->scratch || ctx->scratch_size < per * sizeof(float) * (size_t)nth)
+    if (!ctx->scratch || ctx->scratch_size < (kpf + per * (size_t)nth) * sizeof(float))
         return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch too small");
     const float *Q = in[0].data, *K = in[1].data, *V = in[2].data;
-    float *Y = out[0].data, *scratch = ctx->scratch;
+    float *Y = out[0].data, *kpack = ctx->scratch, *scratch = kpack + kpf;
     const int64_t nqb = (a.N + BQ - 1) / BQ, ntask = a.B * a.H * nqb;
     const int wide = use_avx512();
+    const int64_t mp = (a.M + 15) & ~(int64_t)15;
+#pragma omp parallel for num_threads(nth) schedule(static) if (a.B * a.H > 1)
+    for (int64_t bh = 0; bh < a.B * a.H; bh++) pack_keys(K + bh * a.M * a.d, a.M, a.d, wide ? 16 : 8, kpack + bh * mp * a.d);
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 4) if (ntask > 1)
     for (int64_t t = 0; t < ntask; t++) {
         int64_t bh = t / nqb, qb = t % nqb;
         int64_t q0 = qb * BQ, qn = MT_MIN((int64_t)BQ, a.N - q0);
         float *ws = scratch + per * (size_t)omp_get_thread_num();
-        (wide ? attn_block512 : attn_block)(&a, scale, Q + bh * a.N * a.d, K + bh * a.M * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
+        (wide ? attn_block512 : attn_block)(&a, scale, Q + bh * a.N * a.d, kpack + bh * mp * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
     }
     return MTMI_OK;
 }
