@@ -214,7 +214,20 @@ static void im2col_tile(const float *x, float *col, const conv_dims *d, int64_t 
                     if (hi > lo) memcpy(dst + j + lo, row + ix0 + lo, sizeof(float) * (hi - lo));
                     if (cnt > hi) memset(dst + j + hi, 0, sizeof(float) * (cnt - hi));
                 } else {
-                    for (int64_t t = 0; t < cnt; t++) {
+                    int64_t t = 0;
+                    /* Leading pad, then (stride 2) 8 at a time while the
+                     * 16-float window stays inside the row. */
+                    for (; t < cnt && ix0 + t * d->sw < 0; t++) dst[j + t] = 0.0f;
+#ifdef MT_NN_AVX2
+                    if (d->sw == 2)
+                        for (; t + 8 <= cnt && ix0 + 2 * t + 16 <= d->W; t += 8) {
+                            const float *p = row + ix0 + 2 * t;
+                            __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+                            __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+                            _mm256_storeu_ps(dst + j + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
+                        }
+#endif
+                    for (; t < cnt; t++) {
                         int64_t ix = ix0 + t * d->sw;
                         dst[j + t] = ix >= 0 && ix < d->W ? row[ix] : 0.0f;
                     }

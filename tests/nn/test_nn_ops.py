@@ -291,6 +291,48 @@ check("upsample opset9 nearest", model("Upsample", [("x", x)], [("s", np.array([
 check("upsample opset9 linear", model("Upsample", [("x", x)], [("s", np.array([1, 1, 2, 2], np.float32))],
                                       attrs=dict(mode="linear"), opset=9), [("x", x)])
 
+# ------------------------------------------- fused kernels via the graph
+# The fusion pass turns these into mtmi.FusedConv / mtmi.Linear, whose CPU
+# kernels live with the convolutions and GEMMs.
+def graph(name, nodes, x, inits):
+    used = {i for nd in nodes for i in nd.input}
+    inits = [(n, a) for n, a in inits if n in used]
+    g = helper.make_graph(nodes, "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(a, n) for n, a in inits])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    check(name, m, [("x", x)])
+
+
+def gelu_nodes(src, dst):
+    return [helper.make_node("Div", [src, "sq2"], [src + "_d"]), helper.make_node("Erf", [src + "_d"], [src + "_e"]),
+            helper.make_node("Add", [src + "_e", "one"], [src + "_f"]), helper.make_node("Mul", [src, src + "_f"], [src + "_g"]),
+            helper.make_node("Mul", [src + "_g", "half"], [dst])]
+
+
+GELU_C = [("sq2", np.array(1.4142135, np.float32)), ("one", np.array(1.0, np.float32)), ("half", np.array(0.5, np.float32))]
+for act in ["Relu", "Sigmoid", "Gelu"]:
+    for k, grp, cin, cout in [(1, 1, 16, 24), (3, 1, 12, 20), (3, 16, 16, 16), (3, 2, 8, 6)]:
+        x = rnd(1, cin, 19, 21)
+        w = rnd(cout, cin // grp, k, k, scale=1.0 / np.sqrt(cin // grp * k * k))
+        conv_node = helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[k, k], pads=[k // 2] * 4, group=grp)
+        tail = gelu_nodes("c", "y") if act == "Gelu" else [helper.make_node(act, ["c"], ["y"])]
+        graph(f"fused conv{k}x{k} g{grp} +{act}", [conv_node] + tail, x, [("w", w), ("b", rnd(cout))] + GELU_C)
+for act in ["", "Relu", "Gelu"]:
+    x = rnd(2, 37, 24)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["a" if act else "y"])]
+    if act == "Relu":
+        nodes.append(helper.make_node("Relu", ["a"], ["y"]))
+    elif act == "Gelu":
+        nodes += gelu_nodes("a", "y")
+    graph(f"fused linear +{act or 'none'}", nodes, x, [("w", rnd(24, 40, scale=0.2)), ("b", rnd(40))] + GELU_C)
+x = rnd(300, 64)
+graph("fused gemm linear", [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], x, [("w", rnd(48, 64, scale=0.1)), ("b", rnd(48))])
+x = rnd(1, 4096, 32)
+graph("fused linear mtmi fc1+gelu", [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"])]
+      + gelu_nodes("a", "y"), x, [("w", rnd(32, 128, scale=0.2)), ("b", rnd(128))] + GELU_C)
+
 bad = [n for n, ok in results if not ok]
 print(f"\n{len(results) - len(bad)}/{len(results)} cases passed")
 for n in bad:
