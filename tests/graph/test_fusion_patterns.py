@@ -97,6 +97,28 @@ def attention_wrong_perm():
     return m, [f32(1, 4, 10, 4), f32(1, 4, 4, 4), f32(1, 4, 4, 6)]
 
 
+def attention_probs_output():
+    """The softmax probabilities are also a graph output: must not fuse."""
+    m, xs = attention_case(1, 2, 20, 12, 8, 8)
+    m.graph.output.append(helper.make_tensor_value_info("p", TensorProto.FLOAT, None))
+    return m, xs
+
+
+def layernorm_mean_used():
+    """The mean feeds another node too: must not fuse."""
+    m, xs = layernorm_case("Pow", 2)
+    m.graph.node.append(helper.make_node("Neg", ["mean"], ["negmean"]))
+    m.graph.output.append(helper.make_tensor_value_info("negmean", TensorProto.FLOAT, None))
+    return m, xs
+
+
+def conv_output_shared():
+    """The Conv output feeds the BatchNorm and a graph output: no folding."""
+    m, xs = conv_bn_case("Relu")
+    m.graph.output.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, None))
+    return m, xs
+
+
 def layernorm_case(square="Pow", affine=2, shape=(2, 50, 40), opset=13, eps=1e-6):
     C = shape[-1]
     inits = [const("two", np.float32(2.0)), const("eps", np.float32(eps)),
@@ -164,6 +186,9 @@ CASES = {
                              {"Attention": 1}, ["Softmax", "Div"]),
     "attention_segformer": (lambda: attention_case(1, 1, 1024, 64, 32, 32, scale=32 ** -0.5), {"Attention": 1}, ["Softmax"]),
     "attention_wrong_perm": (attention_wrong_perm, {"Softmax": 1}, ["Attention"]),
+    "attention_probs_output": (attention_probs_output, {"Softmax": 1}, ["Attention"]),
+    "layernorm_mean_used": (layernorm_mean_used, {"ReduceMean": 2}, ["LayerNormalization"]),
+    "conv_output_shared": (conv_output_shared, {"BatchNormalization": 1}, []),
     "layernorm_op13_pow": (lambda: layernorm_case("Pow", 2), {"LayerNormalization": 1}, ["ReduceMean", "Sqrt", "Pow"]),
     "layernorm_op13_mul": (lambda: layernorm_case("Mul", 2), {"LayerNormalization": 1}, ["ReduceMean", "Sqrt"]),
     "layernorm_no_affine": (lambda: layernorm_case("Pow", 0, eps=1e-5), {"LayerNormalization": 1}, ["ReduceMean", "Div"]),
