@@ -1010,20 +1010,17 @@ static mtmi_status k_trilu(const mt_graph *g, const mt_node *n, void *state, con
 }
 
 #define CUMSUM_T(NAME, T)                                                                          \
-    static void NAME(const T *x, T *y, int64_t outer, int64_t dim, int64_t inner, int excl, int rev) { \
+    static void NAME(const T *x, T *y, int64_t outer, int64_t dim, int64_t inner, int excl, int rev, int prod) { \
         for (int64_t o = 0; o < outer; o++)                                                        \
             for (int64_t j = 0; j < inner; j++) {                                                  \
-                T acc = 0;                                                                         \
+                T acc = prod ? 1 : 0;                                                              \
                 for (int64_t t = 0; t < dim; t++) {                                                \
                     int64_t k = rev ? dim - 1 - t : t;                                             \
                     int64_t at = (o * dim + k) * inner + j;                                        \
-                    if (excl) {                                                                    \
-                        y[at] = acc;                                                               \
-                        acc += x[at];                                                              \
-                    } else {                                                                       \
-                        acc += x[at];                                                              \
-                        y[at] = acc;                                                               \
-                    }                                                                              \
+                    T v = x[at];                                                                   \
+                    if (excl) y[at] = acc;                                                         \
+                    acc = prod ? acc * v : acc + v;                                                \
+                    if (!excl) y[at] = acc;                                                        \
                 }                                                                                  \
             }                                                                                      \
     }
@@ -1039,12 +1036,12 @@ static mtmi_status k_cumsum(const mt_graph *g, const mt_node *n, void *state, co
     if (axis < 0) axis += x->rank;
     if (axis < 0 || axis >= x->rank) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
     int64_t outer = mt_numel((int)axis, x->dims), dim = x->dims[axis], inner = mt_numel(x->rank - (int)axis - 1, x->dims + axis + 1);
-    int excl = (int)mt_attr_int(n, "exclusive", 0), rev = (int)mt_attr_int(n, "reverse", 0);
+    int excl = (int)mt_attr_int(n, "exclusive", 0), rev = (int)mt_attr_int(n, "reverse", 0), prod = !strcmp(n->op, "CumProd");
     switch (x->dtype) {
-    case MTMI_FLOAT: cumsum_f32(x->data, out[0].data, outer, dim, inner, excl, rev); break;
-    case MTMI_DOUBLE: cumsum_f64(x->data, out[0].data, outer, dim, inner, excl, rev); break;
-    case MTMI_INT32: cumsum_i32(x->data, out[0].data, outer, dim, inner, excl, rev); break;
-    case MTMI_INT64: cumsum_i64(x->data, out[0].data, outer, dim, inner, excl, rev); break;
+    case MTMI_FLOAT: cumsum_f32(x->data, out[0].data, outer, dim, inner, excl, rev, prod); break;
+    case MTMI_DOUBLE: cumsum_f64(x->data, out[0].data, outer, dim, inner, excl, rev, prod); break;
+    case MTMI_INT32: cumsum_i32(x->data, out[0].data, outer, dim, inner, excl, rev, prod); break;
+    case MTMI_INT64: cumsum_i64(x->data, out[0].data, outer, dim, inner, excl, rev, prod); break;
     default: return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(x->dtype));
     }
     return MTMI_OK;
@@ -1144,6 +1141,215 @@ static mtmi_status k_hardmax(const mt_graph *g, const mt_node *n, void *state, c
     return MTMI_OK;
 }
 
+
+/* ------------------------------------------------- scatter, gather, top-k */
+static inline int64_t index_at(const mt_tview *t, int64_t i) {
+    return t->dtype == MTMI_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+}
+
+enum { RED_NONE, RED_ADD, RED_MUL, RED_MAX, RED_MIN };
+
+/* dst = reduce(dst, src) for one element of a numeric type. */
+static void reduce_into(void *dst, const void *src, int dtype, int red) {
+    switch (dtype) {
+#define RED_CASE(DT, T)                                                                    \
+    case DT: {                                                                             \
+        T a = *(T *)dst, b = *(const T *)src;                                              \
+        *(T *)dst = red == RED_ADD ? a + b : red == RED_MUL ? a * b : red == RED_MAX ? (a > b ? a : b) : (a < b ? a : b); \
+        break;                                                                             \
+    }
+        RED_CASE(MTMI_FLOAT, float)
+        RED_CASE(MTMI_DOUBLE, double)
+        RED_CASE(MTMI_INT32, int32_t)
+        RED_CASE(MTMI_INT64, int64_t)
+#undef RED_CASE
+    }
+}
+
+static int reduction_of(const mt_node *n) {
+    const char *r = mt_attr_string(n, "reduction", "none");
+    return !strcmp(r, "add") ? RED_ADD : !strcmp(r, "mul") ? RED_MUL : !strcmp(r, "max") ? RED_MAX : !strcmp(r, "min") ? RED_MIN : RED_NONE;
+}
+
+static mtmi_status k_scatter_elements(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                      mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0], *ix = &in[1], *u = &in[2];
+    int r = x->rank, red = reduction_of(n);
+    int axis = (int)mt_attr_int(n, "axis", 0);
+    if (axis < 0) axis += r;
+    size_t esz = mt_dtype_size(x->dtype);
+    memcpy(out[0].data, x->data, (size_t)mt_tview_numel(x) * esz);
+    int64_t xst[MT_MAX_RANK], cnt = mt_tview_numel(ix), dim = x->dims[axis];
+    contiguous_strides(r, x->dims, xst);
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t v = index_at(ix, i);
+        if (v < -dim || v >= dim)
+            return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "index %lld out of range for axis of size %lld", (long long)v, (long long)dim);
+        if (v < 0) v += dim;
+        int64_t rem = i, off = 0;
+        for (int d = r - 1; d >= 0; d--) {
+            int64_t c = rem % ix->dims[d];
+            rem /= ix->dims[d];
+            off += (d == axis ? v : c) * xst[d];
+        }
+        char *dst = (char *)out[0].data + off * (int64_t)esz;
+        const char *src = (const char *)u->data + i * (int64_t)esz;
+        if (red == RED_NONE) memcpy(dst, src, esz);
+        else reduce_into(dst, src, x->dtype, red);
+    }
+    return MTMI_OK;
+}
+
+static mtmi_status k_scatter_nd(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0], *ix = &in[1], *u = &in[2];
+    int red = reduction_of(n);
+    size_t esz = mt_dtype_size(x->dtype);
+    memcpy(out[0].data, x->data, (size_t)mt_tview_numel(x) * esz);
+    int64_t k = ix->dims[ix->rank - 1], tuples = mt_tview_numel(ix) / (k ? k : 1);
+    int64_t slice = mt_numel(x->rank - (int)k, x->dims + k), xst[MT_MAX_RANK];
+    contiguous_strides(x->rank, x->dims, xst);
+    for (int64_t t = 0; t < tuples; t++) {
+        int64_t off = 0;
+        for (int64_t d = 0; d < k; d++) {
+            int64_t v = index_at(ix, t * k + d);
+            if (v < -x->dims[d] || v >= x->dims[d])
+                return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "index %lld out of range for axis of size %lld", (long long)v, (long long)x->dims[d]);
+            off += (v < 0 ? v + x->dims[d] : v) * xst[d];
+        }
+        char *dst = (char *)out[0].data + off * (int64_t)esz;
+        const char *src = (const char *)u->data + t * slice * (int64_t)esz;
+        if (red == RED_NONE) memcpy(dst, src, (size_t)slice * esz);
+        else
+            for (int64_t e = 0; e < slice; e++) reduce_into(dst + e * (int64_t)esz, src + e * (int64_t)esz, x->dtype, red);
+    }
+    return MTMI_OK;
+}
+
+static mtmi_status k_gather_nd(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                               mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0], *ix = &in[1];
+    int64_t b = mt_attr_int(n, "batch_dims", 0), k = ix->dims[ix->rank - 1];
+    size_t esz = mt_dtype_size(x->dtype);
+    int64_t batches = mt_numel((int)b, x->dims);
+    int64_t per_batch = mt_numel(ix->rank - 1 - (int)b, ix->dims + b); /* tuples per batch */
+    int64_t slice = mt_numel(x->rank - (int)(b + k), x->dims + b + k), xst[MT_MAX_RANK];
+    contiguous_strides(x->rank, x->dims, xst);
+    int64_t bstride = b ? xst[b - 1] : 0;
+    for (int64_t bi = 0; bi < batches; bi++)
+        for (int64_t t = 0; t < per_batch; t++) {
+            int64_t tuple = bi * per_batch + t, off = bi * bstride;
+            for (int64_t d = 0; d < k; d++) {
+                int64_t dim = x->dims[b + d], v = index_at(ix, tuple * k + d);
+                if (v < -dim || v >= dim)
+                    return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "index %lld out of range for axis of size %lld", (long long)v, (long long)dim);
+                off += (v < 0 ? v + dim : v) * xst[b + d];
+            }
+            memcpy((char *)out[0].data + tuple * slice * (int64_t)esz, (const char *)x->data + off * (int64_t)esz, (size_t)slice * esz);
+        }
+    return MTMI_OK;
+}
+
+static mtmi_status k_onehot(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                            int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *ix = &in[0], *vals = &in[2];
+    int r = out[0].rank;
+    int64_t axis = mt_attr_int(n, "axis", -1);
+    if (axis < 0) axis += r;
+    int64_t depth = out[0].dims[axis], outer = mt_numel((int)axis, out[0].dims), inner = mt_numel(r - (int)axis - 1, out[0].dims + axis + 1);
+    size_t esz = mt_dtype_size(vals->dtype);
+    const char *off = vals->data, *on = (const char *)vals->data + esz;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            int64_t i = o * inner + j, v;
+            switch (ix->dtype) {
+            case MTMI_FLOAT: v = (int64_t)((const float *)ix->data)[i]; break;
+            case MTMI_DOUBLE: v = (int64_t)((const double *)ix->data)[i]; break;
+            default: v = index_at(ix, i); break;
+            }
+            if (v < 0) v += depth;
+            for (int64_t k = 0; k < depth; k++)
+                memcpy((char *)out[0].data + ((o * depth + k) * inner + j) * (int64_t)esz, k == v ? on : off, esz);
+        }
+    return MTMI_OK;
+}
+
+/* TopK: one (value, index) sort per row; ties go to the smaller index. */
+typedef struct topk_item {
+    double v;
+    int64_t i;
+} topk_item;
+
+static int topk_cmp_largest(const void *a, const void *b) {
+    const topk_item *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int topk_cmp_smallest(const void *a, const void *b) {
+    const topk_item *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static double read_num(const void *p, int dtype, int64_t i) {
+    switch (dtype) {
+    case MTMI_FLOAT: return ((const float *)p)[i];
+    case MTMI_DOUBLE: return ((const double *)p)[i];
+    case MTMI_INT32: return ((const int32_t *)p)[i];
+    default: return (double)((const int64_t *)p)[i];
+    }
+}
+
+static void write_num(void *p, int dtype, int64_t i, double v) {
+    switch (dtype) {
+    case MTMI_FLOAT: ((float *)p)[i] = (float)v; break;
+    case MTMI_DOUBLE: ((double *)p)[i] = v; break;
+    case MTMI_INT32: ((int32_t *)p)[i] = (int32_t)v; break;
+    default: ((int64_t *)p)[i] = (int64_t)v; break;
+    }
+}
+
+static mtmi_status k_topk(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                          int nout, mt_cpu_ctx *ctx) {
+    const mt_tview *x = &in[0];
+    int axis = (int)mt_attr_int(n, "axis", -1);
+    if (axis < 0) axis += x->rank;
+    int64_t outer = mt_numel(axis, x->dims), dim = x->dims[axis], inner = mt_numel(x->rank - axis - 1, x->dims + axis + 1);
+    int64_t k = out[0].dims[axis];
+    int largest = (int)mt_attr_int(n, "largest", 1);
+    topk_item *items = malloc(sizeof(topk_item) * (size_t)(dim ? dim : 1));
+    if (!items) return mt_kernel_fail(g, n, MTMI_ERR_NOMEM, "out of memory");
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            for (int64_t t = 0; t < dim; t++) {
+                items[t].v = read_num(x->data, x->dtype, (o * dim + t) * inner + j);
+                items[t].i = t;
+            }
+            qsort(items, (size_t)dim, sizeof *items, largest ? topk_cmp_largest : topk_cmp_smallest);
+            for (int64_t t = 0; t < k; t++) {
+                int64_t at = (o * k + t) * inner + j;
+                write_num(out[0].data, x->dtype, at, items[t].v);
+                if (nout > 1 && out[1].data) ((int64_t *)out[1].data)[at] = items[t].i;
+            }
+        }
+    free(items);
+    return MTMI_OK;
+}
+
+/* Dropout at inference: the identity, and a mask of ones. */
+static mtmi_status k_dropout(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                             int nout, mt_cpu_ctx *ctx) {
+    int64_t cnt = mt_tview_numel(&in[0]);
+    memcpy(out[0].data, in[0].data, (size_t)cnt * mt_dtype_size(in[0].dtype));
+    if (nout > 1 && out[1].data) {
+        if (out[1].dtype == MTMI_BOOL) memset(out[1].data, 1, (size_t)cnt);
+        else
+            for (int64_t i = 0; i < cnt; i++) write_num(out[1].data, out[1].dtype, i, 1.0);
+    }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_shape[] = {
     {"Reshape", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
     {"Flatten", "", NULL, NULL, NULL, NULL, MT_KERNEL_ALIAS},
@@ -1177,6 +1383,13 @@ const mt_cpu_kernel mt_kernels_shape[] = {
     {"ArgMin", "", k_argmax, NULL, NULL, NULL, 0},
     {"Trilu", "", k_trilu, NULL, NULL, NULL, 0},
     {"CumSum", "", k_cumsum, NULL, NULL, NULL, 0},
+    {"CumProd", "", k_cumsum, NULL, NULL, NULL, 0},
+    {"ScatterElements", "", k_scatter_elements, NULL, NULL, NULL, 0},
+    {"ScatterND", "", k_scatter_nd, NULL, NULL, NULL, 0},
+    {"GatherND", "", k_gather_nd, NULL, NULL, NULL, 0},
+    {"OneHot", "", k_onehot, NULL, NULL, NULL, 0},
+    {"TopK", "", k_topk, NULL, NULL, NULL, 0},
+    {"Dropout", "", k_dropout, NULL, NULL, NULL, 0},
     {"DepthToSpace", "", k_depth_space, NULL, NULL, NULL, 0},
     {"SpaceToDepth", "", k_depth_space, NULL, NULL, NULL, 0},
     {"GatherElements", "", k_gather_elements, NULL, NULL, NULL, 0},

@@ -603,6 +603,125 @@ static mtmi_status infer_eyelike(mt_graph *g, mt_node *n) {
 
 static mtmi_status infer_hardmax(mt_graph *g, mt_node *n) { return infer_softmax(g, n); }
 
+
+/* ------------------------------------------------- scatter, gather, top-k */
+static int is_index_dtype(int t) { return t == MTMI_INT64 || t == MTMI_INT32; }
+
+static mtmi_status infer_scatter_elements(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 3, 3);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *idx = mt_in(g, n, 1), *u = mt_in(g, n, 2);
+    if ((s = need_movable(g, n, x))) return s;
+    if (!is_index_dtype(idx->dtype)) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "indices must be int64 or int32");
+    if (u->dtype != x->dtype) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "updates type differs from data");
+    if (idx->rank != x->rank || u->rank != x->rank || memcmp(idx->dims, u->dims, sizeof(int64_t) * idx->rank))
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "indices and updates must have the data's rank and one shape");
+    int axis = mt_norm_axis(mt_attr_int(n, "axis", 0), x->rank);
+    if (axis < 0 || x->rank == 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
+    for (int d = 0; d < x->rank; d++)
+        if (d != axis && idx->dims[d] > x->dims[d]) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "indices dimension %d exceeds the data's", d);
+    const char *red = mt_attr_string(n, "reduction", "none");
+    if (strcmp(red, "none") && (need_numeric(g, n, x, 0) || (strcmp(red, "add") && strcmp(red, "mul") && strcmp(red, "max") && strcmp(red, "min"))))
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "reduction '%s' on %s is not supported", red, mt_dtype_name(x->dtype));
+    return mt_infer_same(g, n);
+}
+
+static mtmi_status infer_scatter_nd(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 3, 3);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *idx = mt_in(g, n, 1), *u = mt_in(g, n, 2);
+    if ((s = need_movable(g, n, x))) return s;
+    if (!is_index_dtype(idx->dtype) || idx->rank < 1) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "indices must be int64 of rank >= 1");
+    int64_t k = idx->dims[idx->rank - 1];
+    if (k < 1 || k > x->rank) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "index tuples of length %lld for data of rank %d", (long long)k, x->rank);
+    /* updates = indices.shape[:-1] + data.shape[k:] */
+    int ur = idx->rank - 1 + x->rank - (int)k;
+    int ok = u->rank == ur && u->dtype == x->dtype;
+    for (int d = 0; ok && d < idx->rank - 1; d++) ok = u->dims[d] == idx->dims[d];
+    for (int d = 0; ok && d < x->rank - k; d++) ok = u->dims[idx->rank - 1 + d] == x->dims[k + d];
+    if (!ok) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "updates shape does not match indices and data");
+    const char *red = mt_attr_string(n, "reduction", "none");
+    if (strcmp(red, "none") && (need_numeric(g, n, x, 0) || (strcmp(red, "add") && strcmp(red, "mul") && strcmp(red, "max") && strcmp(red, "min"))))
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "reduction '%s' on %s is not supported", red, mt_dtype_name(x->dtype));
+    return mt_infer_same(g, n);
+}
+
+static mtmi_status infer_gather_nd(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 2, 2);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *idx = mt_in(g, n, 1);
+    if ((s = need_movable(g, n, x))) return s;
+    if (!is_index_dtype(idx->dtype) || idx->rank < 1) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "indices must be int64 of rank >= 1");
+    int64_t b = mt_attr_int(n, "batch_dims", 0), k = idx->dims[idx->rank - 1];
+    if (b < 0 || b >= idx->rank || b >= x->rank || k < 1 || b + k > x->rank)
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "batch_dims %lld and tuples of %lld do not fit data of rank %d", (long long)b, (long long)k, x->rank);
+    for (int d = 0; d < b; d++)
+        if (idx->dims[d] != x->dims[d]) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "batch dimension %d differs", d);
+    int64_t dd[MT_MAX_RANK * 2];
+    int r = 0;
+    for (int d = 0; d < idx->rank - 1; d++) dd[r++] = idx->dims[d];
+    for (int d = (int)(b + k); d < x->rank; d++) dd[r++] = x->dims[d];
+    return set_out(g, n, 0, x->dtype, r, dd);
+}
+
+static mtmi_status infer_onehot(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 3, 3);
+    if (s) return s;
+    const mt_value *idx = mt_in(g, n, 0), *depth = mt_in(g, n, 1), *vals = mt_in(g, n, 2);
+    if ((s = need_numeric(g, n, idx, 0))) return s;
+    if ((s = need_movable(g, n, vals))) return s;
+    if (mt_value_numel(vals) != 2) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "values must hold [off, on]");
+    if (!depth->data || mt_value_numel(depth) != 1)
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "depth must be a constant scalar (the output size depends on it)");
+    double dv = depth->dtype == MTMI_INT64 ? (double)*(int64_t *)depth->data : depth->dtype == MTMI_INT32 ? *(int32_t *)depth->data
+              : depth->dtype == MTMI_FLOAT ? *(float *)depth->data : depth->dtype == MTMI_DOUBLE ? *(double *)depth->data : -1;
+    if (!(dv >= 1 && dv < 1e9)) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "depth must be positive");
+    int r = idx->rank + 1;
+    int64_t axis = mt_attr_int(n, "axis", -1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
+    int64_t d[MT_MAX_RANK + 1];
+    for (int i = 0, k = 0; i < r; i++) d[i] = i == axis ? (int64_t)dv : idx->dims[k++];
+    return set_out(g, n, 0, vals->dtype, r, d);
+}
+
+static mtmi_status infer_topk(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 2);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    if ((s = need_numeric(g, n, x, 0))) return s;
+    int64_t k;
+    if (g->opset < 10) k = mt_attr_int(n, "k", -1);
+    else {
+        int64_t v[1];
+        if (mt_const_ints(g, n, 1, v, 1) != 1) return MTMI_ERR_UNSUPPORTED;
+        k = v[0];
+    }
+    int axis = mt_norm_axis(mt_attr_int(n, "axis", -1), x->rank);
+    if (axis < 0 || x->rank == 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
+    if (k < 0 || k > x->dims[axis]) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "k = %lld for an axis of %lld", (long long)k, (long long)x->dims[axis]);
+    int64_t d[MT_MAX_RANK];
+    memcpy(d, x->dims, sizeof(int64_t) * x->rank);
+    d[axis] = k;
+    if ((s = set_out(g, n, 0, x->dtype, x->rank, d))) return s;
+    return set_out(g, n, 1, MTMI_INT64, x->rank, d);
+}
+
+static mtmi_status infer_dropout(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 3);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0), *tm = mt_in(g, n, 2);
+    if ((s = need_movable(g, n, x))) return s;
+    if (tm) {
+        if (!tm->data || tm->dtype != MTMI_BOOL)
+            return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "training_mode must be a constant bool");
+        if (*(uint8_t *)tm->data) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "training mode (random dropout) is not supported");
+    }
+    if ((s = set_out(g, n, 0, x->dtype, x->rank, x->dims))) return s;
+    /* the mask is bool from opset 10, the input's type before */
+    return set_out(g, n, 1, g->opset >= 10 ? MTMI_BOOL : x->dtype, x->rank, x->dims);
+}
+
 const mt_op_schema mt_schemas_shape[] = {
     {"Shape", "", infer_shape_op, 1},
     {"Size", "", infer_size, 1},
@@ -636,6 +755,13 @@ const mt_op_schema mt_schemas_shape[] = {
     {"ArgMin", "", infer_argmax, 1},
     {"Trilu", "", infer_trilu, 14},
     {"CumSum", "", infer_cumsum, 11},
+    {"CumProd", "", infer_cumsum, 1},
+    {"ScatterElements", "", infer_scatter_elements, 11},
+    {"ScatterND", "", infer_scatter_nd, 11},
+    {"GatherND", "", infer_gather_nd, 11},
+    {"OneHot", "", infer_onehot, 9},
+    {"TopK", "", infer_topk, 1},
+    {"Dropout", "", infer_dropout, 1},
     {"DepthToSpace", "", infer_depth_space, 1},
     {"SpaceToDepth", "", infer_depth_space, 1},
     {"GatherElements", "", infer_gather_elements, 11},
