@@ -11,7 +11,7 @@
  * matchers work on indices and re-take pointers after adding anything.
  *
  * MTMI_NO_FUSE (environment, comma separated: bn,ln,gelu,attn,linear,act,
- * layout; or all)
+ * actlayout,layout; or all)
  * switches single passes off, to compare fused against unfused runs. */
 #include "graph/ops.h"
 
@@ -669,7 +669,7 @@ mtmi_status mt_pass_fuse(mt_graph *g) {
         }
     }
     if (!s) s = run_pattern(g, "act", fuse_activation);
-    if (!s) s = run_pattern(g, "act", fuse_activation_through_layout);
+    if (!s) s = run_pattern(g, "actlayout", fuse_activation_through_layout);
     if (!s) s = run_pattern(g, "layout", transpose_to_reshape);
     if (!s) s = mt_graph_compact(g);
     return s;
