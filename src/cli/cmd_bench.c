@@ -9,7 +9,7 @@
 #include "pipeline/app.h"
 
 static void usage(void) {
-    printf("usage: mtmi bench [--model M.onnx [--random-weights SEED]] [--place P] [--size HxW]\n"
+    printf("usage: mtmi bench [--model M.onnx [--random-weights SEED]] [--place P] [--cache F] [--size HxW]\n"
            "                  [--frames N] [--warmup N] [--inflight N | --sync] [--compare]\n"
            "                  [--threads N] [--json F] [--trace F] [--quiet]\n"
            "The `run` pipeline on one fixed synthetic frame, no file I/O: throughput,\n"
@@ -104,6 +104,8 @@ int mt_cmd_bench(int argc, char **argv) {
                 return cli_error("bench: bad --size '%s' (HxW, e.g. 512x512)", argv[i]);
             o.height = (int)t.dims[0];
             o.width = (int)t.dims[1];
+        } else if (!strcmp(a, "--cache") && more) {
+            o.calib_path = argv[++i];
         } else if (!strcmp(a, "--threads") && more) {
             if ((o.threads = (int)cli_parse_long(a, argv[++i], 1, 4096)) < 0) return 1;
         } else if (!strcmp(a, "--json") && more) json = argv[++i];

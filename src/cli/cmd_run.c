@@ -218,7 +218,7 @@ static int parse_size(const char *s, int *h, int *w) {
 }
 
 static void usage(void) {
-    printf("usage: mtmi run [--model M.onnx [--random-weights SEED]] [--images DIR] [--place P]\n"
+    printf("usage: mtmi run [--model M.onnx [--random-weights SEED]] [--images DIR] [--place P] [--cache F]\n"
            "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N]\n"
            "                [-o results/] [--trace trace.json] [--json report.json] [--quiet]\n"
            "The multi-task app: each frame goes through the encoder and then the heads, on\n"
@@ -231,6 +231,8 @@ static void usage(void) {
            "                   and times the candidate placements and keeps the fastest;\n"
            "                   default: the GPU when there is one, else the CPU split\n"
            "                   into a device per stage (two cores or more each)\n"
+           "  --cache F        calibration cache (mtmi calibrate) for int8 stages, e.g.\n"
+           "                   --place encoder=cpu,seg=cpu:1/int8,depth=cpu:1/int8\n"
            "  --frames N       frames to run (images repeat); default: one per image, or 4\n"
            "  --size HxW       input size (multiples of 32); default: the model's\n"
            "  --threads N      CPU threads, split equally among CPU devices; default all\n"
@@ -272,6 +274,8 @@ int mt_cmd_run(int argc, char **argv) {
         } else if (!strcmp(a, "--sync")) o.sync = 1;
         else if (!strcmp(a, "--size") && more) {
             if (parse_size(argv[++i], &o.height, &o.width)) return cli_error("run: bad --size '%s' (HxW, e.g. 512x512)", argv[i]);
+        } else if (!strcmp(a, "--cache") && more) {
+            o.calib_path = argv[++i];
         } else if (!strcmp(a, "--threads") && more) {
             if ((o.threads = (int)cli_parse_long(a, argv[++i], 1, 4096)) < 0) return 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c.outdir = argv[++i];

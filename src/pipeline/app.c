@@ -161,6 +161,7 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     mt_pipeline_opts po = MT_PIPELINE_OPTS_DEFAULT;
     po.inflight = o->sync ? 1 : (o->inflight > 0 ? o->inflight : 2);
     po.total_threads = o->threads;
+    po.calib_path = o->calib_path;
     po.inject_stage = o->inject_stage;
     po.inject_frame = o->inject_frame;
     /* No --place: the heuristic choice (mt_placement_auto), at no cost;

@@ -17,6 +17,7 @@ typedef struct mt_app_opts {
     int inflight;             /* 0 = 2                                       */
     int sync;                 /* one frame at a time                         */
     int threads;              /* total CPU threads; 0 = all cores            */
+    const char *calib_path;   /* calibration cache for INT8 stages           */
     int quiet;                /* no progress lines while choosing `auto`     */
     int inject_stage;         /* test hook (-1 = off)                        */
     int64_t inject_frame;

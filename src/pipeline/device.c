@@ -2,6 +2,7 @@
  * CPU backend. */
 #define _GNU_SOURCE /* strcasestr */
 #include "pipeline/pipeline.h"
+#include "quant/quant.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -278,29 +279,55 @@ const mt_backend *mt_backend_for(const mt_devspec *d) {
 typedef struct cpu_plan {
     mt_devspec dev;
     int threads;
+    mt_graph *qgraph;   /* INT8: the subgraph rewritten to QConv/QLinear */
     mt_cpu_plan *plan;
 } cpu_plan;
 
 static mtmi_status cpu_check(const mt_devspec *d) {
     char buf[64];
     if (d->kind != MT_DEV_CPU) return mt_fail(MTMI_ERR_DEVICE, "cpu backend given device '%s'", mt_devspec_str(d, buf, sizeof buf));
-    if (d->prec != MT_PREC_FP32)
-        return mt_fail(MTMI_ERR_UNSUPPORTED, "device '%s': the CPU runs fp32 only (INT8 CPU plans are not built yet)",
-                       mt_devspec_str(d, buf, sizeof buf));
+    if (d->prec == MT_PREC_FP16)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "device '%s': the CPU runs fp32 and int8, not fp16", mt_devspec_str(d, buf, sizeof buf));
     if (d->index >= 64) return mt_fail(MTMI_ERR_DEVICE, "device '%s': at most 64 CPU devices", mt_devspec_str(d, buf, sizeof buf));
     return MTMI_OK;
 }
 
-static mtmi_status cpu_create(const mt_devspec *d, const mt_graph *g, int threads, void **out) {
+static mtmi_status cpu_create(const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg, void **out) {
     *out = NULL;
+    char buf[64];
     mtmi_status s = cpu_check(d);
     if (s) return s;
     cpu_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
     p->dev = *d;
-    p->threads = threads > 0 ? threads : num_cores();
+    p->threads = cfg && cfg->threads > 0 ? cfg->threads : num_cores();
+    if (d->prec == MT_PREC_INT8) {
+        /* The CPU INT8 plan is the exact reference of the GPU's integer
+         * arithmetic (quant.h): every convolution / linear layer whose input
+         * has a scale becomes QConv / QLinear; the rest stays float. */
+        if (!cfg || !cfg->calib) {
+            free(p);
+            return mt_fail(MTMI_ERR_ARG, "device '%s' needs a calibration cache (mtmi calibrate; --cache FILE)",
+                           mt_devspec_str(d, buf, sizeof buf));
+        }
+        mt_quant_report rep;
+        memset(&rep, 0, sizeof rep);
+        if (!(p->qgraph = mt_graph_clone(g))) s = MTMI_ERR_NOMEM;
+        if (!s) s = mt_quant_rewrite(p->qgraph, cfg->calib, NULL, &rep);
+        if (!s && rep.quantized == 0)
+            s = mt_fail(MTMI_ERR_ARG, "device '%s': no convolution of this subgraph has a scale for its input in the calibration "
+                                      "cache (first missing: '%s')",
+                        mt_devspec_str(d, buf, sizeof buf), rep.first_skipped);
+        if (s) {
+            mt_graph_free(p->qgraph);
+            free(p);
+            return s;
+        }
+        g = p->qgraph;
+    }
     s = mt_cpu_plan_create(g, p->threads, &p->plan);
     if (s) {
+        mt_graph_free(p->qgraph);
         free(p);
         return s;
     }
@@ -340,6 +367,7 @@ static void cpu_destroy(void *plan) {
     cpu_plan *p = plan;
     if (!p) return;
     mt_cpu_plan_free(p->plan);
+    mt_graph_free(p->qgraph);
     free(p);
 }
 

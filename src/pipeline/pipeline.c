@@ -1,6 +1,7 @@
 /* The multi-frame pipeline: frame slots, one thread per stage, bounded
  * queues between them, completion callbacks, clean shutdown on errors. */
 #include "pipeline/pipeline.h"
+#include "quant/quant.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -489,7 +490,8 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
     if ((s = setup_io(p))) goto fail;
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
-        if ((s = st->be->create(&st->dev, st->g, st->threads, &st->plan))) {
+        mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib};
+        if ((s = st->be->create(&st->dev, st->g, &cfg, &st->plan))) {
             s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
             goto fail;
         }
@@ -719,13 +721,36 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     }
     mt_stage_desc d[MT_PLACE_MAX];
     memset(d, 0, sizeof d);
+    int any_int8 = 0;
     for (int i = 0; i < nst; i++) {
         d[i].name = names[i];
         d[i].graph = i ? sp.heads[i - 1] : sp.encoder;
         d[i].dev = mt_placement_lookup(pl, names[i]);
+        any_int8 |= d[i].dev.prec == MT_PREC_INT8;
+    }
+    mt_pipeline_opts o2 = MT_PIPELINE_OPTS_DEFAULT;
+    if (opt) o2 = *opt;
+    mt_calib_cache cache;
+    memset(&cache, 0, sizeof cache);
+    int own_cache = 0;
+    if (any_int8 && !o2.calib && o2.calib_path) {
+        /* Names are checked against the model as loaded and as optimized. */
+        s = mt_calib_cache_read(o2.calib_path, &cache);
+        if (!s) s = mt_calib_cache_check(&cache, m->graph, g);
+        if (s) {
+            mt_calib_cache_free(&cache);
+            mt_split_free(&sp);
+            mt_graph_free(g);
+            return s;
+        }
+        own_cache = 1;
+        o2.calib = &cache;
     }
     mt_pipeline *p = NULL;
-    s = mt_pipeline_create(d, nst, opt, &p);
+    s = mt_pipeline_create(d, nst, &o2, &p);
+    /* Plans hold their rewritten graphs; the cache is not needed after. */
+    if (own_cache) mt_calib_cache_free(&cache);
+    if (p) p->opt.calib = NULL;
     if (s) {
         mt_split_free(&sp);
         mt_graph_free(g);

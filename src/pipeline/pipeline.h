@@ -116,14 +116,23 @@ typedef struct mt_stage_io {
  * safe there, but it must not be called with the backend's own locks held. */
 typedef void (*mt_done_fn)(void *arg, mtmi_status s, const char *msg);
 
+struct mt_calib_cache;
+/* Per-plan settings a backend gets at create time. */
+typedef struct mt_stage_cfg {
+    int threads;                          /* CPU threads for this plan      */
+    /* INT8: activation scales (TensorRT calibration cache, see
+     * src/quant/quant.h for the arithmetic every backend must follow). */
+    const struct mt_calib_cache *calib;
+} mt_stage_cfg;
+
 typedef struct mt_backend {
     const char *name;
     /* Is the device there and does it take this precision?  One-line error
      * ("cuda:1: no such GPU (this machine has 1)") if not. */
     mtmi_status (*check)(const mt_devspec *d);
     /* Compiles subgraph g (all shapes concrete; borrowed for the plan's
-     * life) for d.  threads: CPU threads for this plan (CPU backend). */
-    mtmi_status (*create)(const mt_devspec *d, const mt_graph *g, int threads, void **plan);
+     * life) for d, with the settings in cfg. */
+    mtmi_status (*create)(const mt_devspec *d, const mt_graph *g, const struct mt_stage_cfg *cfg, void **plan);
     /* Called once on the stage's thread before its first submit: the CPU
      * backend sets the OpenMP thread count, CUDA makes its context current. */
     mtmi_status (*bind_thread)(void *plan);
@@ -173,6 +182,11 @@ typedef struct mt_pipeline_opts {
      * (inject_stage < 0 = off).  Exercises the shutdown path. */
     int inject_stage;
     int64_t inject_frame;
+    /* INT8 stages: a calibration cache, parsed (calib) or a file to read
+     * (calib_path; mt_pipeline_from_model checks its names against the
+     * model). */
+    const struct mt_calib_cache *calib;
+    const char *calib_path;
 } mt_pipeline_opts;
 #define MT_PIPELINE_OPTS_DEFAULT {.inflight = 2, .inject_stage = -1}
 

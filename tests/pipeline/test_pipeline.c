@@ -15,6 +15,7 @@
 #include "graph/builder.h"
 #include "graph/mtmi_net.h"
 #include "pipeline/pipeline.h"
+#include "quant/quant.h"
 
 #pragma weak mt_backend_cuda
 
@@ -79,12 +80,21 @@ static void view_of_value(const mt_graph *g, int v, mt_tview *t, int alloc) {
     if (alloc) t->data = malloc(mt_value_bytes(val));
 }
 
-static int serial_init(serial *s, mtmi_model *m, const mt_pipeline *p, int whole) {
+static int serial_init(serial *s, mtmi_model *m, const mt_pipeline *p, int whole, const mt_calib_cache *cache) {
     memset(s, 0, sizeof *s);
     s->whole = whole;
     if (mt_model_specialize(m, NULL, 0, 1, &s->g)) return -1;
     view_of_value(s->g, s->g->inputs[0], &s->in, 1);
     for (int i = 0; i < 2; i++) view_of_value(s->g, s->g->outputs[i], &s->out[i], 1);
+    if (whole && cache) {
+        /* What mtmi_plan_create does for int8: the head nodes of the whole
+         * graph in INT8 (quant.h). */
+        unsigned char *sel = malloc(s->g->nnodes + 1);
+        mt_quant_report rep;
+        int bad = !sel || mt_quant_head_nodes(s->g, sel) || mt_quant_rewrite(s->g, cache, sel, &rep) || rep.quantized == 0;
+        free(sel);
+        if (bad) return -1;
+    }
     if (whole) return mt_cpu_plan_create(s->g, mt_pipeline_stage_threads(p, 0), &s->plan[0]) ? -1 : 0;
     s->nst = mt_pipeline_num_stages(p);
     for (int k = 0; k < s->nst; k++) {
@@ -121,12 +131,14 @@ static void serial_free(serial *s) {
 
 /* Runs `frames` frames through a pipeline made from m with placement pl,
  * comparing every output with the serial run bit for bit. */
-static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int frames, int threads, int whole) {
+static void check_exact_q(mtmi_model *m, const char *pl_str, int inflight, int frames, int threads, int whole,
+                          const mt_calib_cache *cache) {
     mt_placement pl;
     CHECK(mt_placement_parse(pl_str, &pl) == MTMI_OK, "parse '%s': %s", pl_str, mtmi_last_error());
     mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
     o.inflight = inflight;
     o.total_threads = threads;
+    o.calib = cache;
     mt_pipeline *p = NULL;
     mtmi_status s = mt_pipeline_from_model(m, NULL, &pl, &o, &p);
     CHECK(s == MTMI_OK, "pipeline '%s': %s", pl_str, mtmi_last_error());
@@ -135,7 +147,7 @@ static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int fra
     for (int k = 1; k < 3; k++)
         CHECK(mt_pipeline_stage_threads(p, k) == mt_pipeline_stage_threads(p, 0), "stage %d: unequal thread shares", k);
     serial ref;
-    if (serial_init(&ref, m, p, whole)) {
+    if (serial_init(&ref, m, p, whole, cache)) {
         CHECK(0, "serial init: %s", mtmi_last_error());
         serial_free(&ref);
         mt_pipeline_free(p);
@@ -186,9 +198,43 @@ static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int fra
     CHECK(done == frames, "'%s': %d of %d frames", pl_str, done, frames);
     CHECK(mismatches == 0, "'%s' inflight %d: %d outputs differ from the serial run", pl_str, inflight, mismatches);
     printf("exact: '%s' inflight %d threads %d vs %s: %d frames, %d mismatches, %.1f ms\n", pl_str, inflight, threads,
-           whole ? "whole model" : "serial stages", done, mismatches, mt_now_ms() - t0);
+           whole ? (cache ? "whole model, int8 heads" : "whole model") : "serial stages", done, mismatches, mt_now_ms() - t0);
     serial_free(&ref);
     mt_pipeline_free(p);
+}
+
+static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int frames, int threads, int whole) {
+    check_exact_q(m, pl_str, inflight, frames, threads, whole, NULL);
+}
+
+/* INT8 heads on CPU devices: the pipeline's int8 plans must give exactly
+ * what the whole model gives with its head nodes in INT8.  The cache has a
+ * scale for every float tensor of the model (values from one float run, so
+ * they are realistic: max|x| / 127). */
+static void check_int8(mtmi_model *m, int frames) {
+    mt_graph *g = NULL;
+    if (mt_model_specialize(m, NULL, 0, 1, &g)) {
+        CHECK(0, "specialize: %s", mtmi_last_error());
+        return;
+    }
+    mt_calib_cache c;
+    memset(&c, 0, sizeof c);
+    for (int v = 0; v < g->nvalues; v++) {
+        const mt_value *val = &g->values[v];
+        if (val->data || val->dtype != MTMI_FLOAT || val->is_weight) continue;
+        mt_calib_cache_set(&c, val->name, 0.02f + 0.001f * (v % 7));
+    }
+    check_exact_q(m, "encoder=cpu,seg=cpu:1/int8,depth=cpu:2/int8", 2, frames, 3, 1, &c);
+    /* Without a cache: a clear error naming the device. */
+    mt_placement pl;
+    mt_placement_parse("encoder=cpu,seg=cpu:1/int8,depth=cpu:1", &pl);
+    mt_pipeline *p = NULL;
+    CHECK(mt_pipeline_from_model(m, NULL, &pl, NULL, &p) != MTMI_OK && strstr(mtmi_last_error(), "cpu:1/int8") &&
+              strstr(mtmi_last_error(), "calibration cache"),
+          "int8 without cache: %s", mtmi_last_error());
+    mt_pipeline_free(p);
+    mt_calib_cache_free(&c);
+    mt_graph_free(g);
 }
 
 static void test_placement(void) {
@@ -223,8 +269,9 @@ static void test_placement(void) {
         CHECK(mt_backend_for(&g) == NULL && strstr(mtmi_last_error(), "cuda:0/fp16"), "cuda error: %s", mtmi_last_error());
         printf("cuda unavailable: %s\n", mtmi_last_error());
     }
-    mt_devspec c8 = {.kind = MT_DEV_CPU, .prec = MT_PREC_INT8};
-    CHECK(mt_backend_cpu()->check(&c8) != MTMI_OK, "cpu int8 accepted");
+    mt_devspec c16 = {.kind = MT_DEV_CPU, .prec = MT_PREC_FP16}, c8 = {.kind = MT_DEV_CPU, .prec = MT_PREC_INT8};
+    CHECK(mt_backend_cpu()->check(&c16) != MTMI_OK && strstr(mtmi_last_error(), "fp16"), "cpu fp16 accepted");
+    CHECK(mt_backend_cpu()->check(&c8) == MTMI_OK, "cpu int8 refused: %s", mtmi_last_error());
 }
 
 /* ------------------------------------------- a sleeping test backend
@@ -236,7 +283,7 @@ typedef struct sleep_plan {
     int us;
 } sleep_plan;
 
-static mtmi_status sl_create(const mt_devspec *d, const mt_graph *g, int threads, void **plan) {
+static mtmi_status sl_create(const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg, void **plan) {
     sleep_plan *p = calloc(1, sizeof *p);
     p->g = g;
     p->us = 20000;
@@ -492,6 +539,7 @@ int main(int argc, char **argv) {
             check_exact(&tiny, "cpu/fp32", 1, 20, 2, 0);
             check_exact(&tiny, "cpu/fp32", 2, 40, 2, 1);
         }
+        check_int8(&tiny, quick ? 10 : 50);
         test_error(&tiny, 2, 5);
         test_error(&tiny, 0, 3);
         test_error(&tiny, 1, 0);
@@ -504,6 +552,7 @@ int main(int argc, char **argv) {
         mt_mtmi_net_opts no = {.seed = 3, .height = 64, .width = 64};
         if (mt_make_mtmi_net(&no, &net.graph, NULL) == MTMI_OK) {
             check_exact(&net, "encoder=cpu,seg=cpu:1,depth=cpu:2", 2, 6, 3, 1);
+            check_int8(&net, 4);
             mt_graph_free(net.graph);
         } else {
             CHECK(0, "mtmi net: %s", mtmi_last_error());

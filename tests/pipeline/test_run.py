@@ -146,6 +146,26 @@ check(r.returncode == 0, f"run (built-in, synthetic) failed: {r.stderr.strip()}"
 check(all(os.path.exists(os.path.join(out_syn, f"synth_00{i}_vis.png")) for i in range(3)), "synthetic outputs")
 
 
+# --- INT8 heads on CPU devices with a calibration cache from `mtmi calibrate`
+cache = os.path.join(tmp, "tiny.cache")
+r = mtmi("calibrate", model, "--images", imgs, "-o", cache)
+check(r.returncode == 0, f"calibrate failed: {r.stderr.strip()}")
+out_q = os.path.join(tmp, "out_q")
+r = mtmi("run", "--model", model, "--images", imgs, "--place", "encoder=cpu,seg=cpu:1/int8,depth=cpu:1/int8", "--cache", cache,
+         "--threads", "2", "-o", out_q, "--json", os.path.join(tmp, "q.json"), "--quiet")
+check(r.returncode == 0, f"run int8 failed: {r.stderr.strip()}")
+if r.returncode == 0:
+    qj = json.load(open(os.path.join(tmp, "q.json")))
+    check([s["device"] for s in qj["stages"]] == ["cpu/fp32", "cpu:1/int8", "cpu:1/int8"], f"int8 stages {qj['stages']}")
+    dq = np.fromfile(os.path.join(out_q, "a_rgb_depth.bin"), np.float32)
+    d32 = np.fromfile(os.path.join(out, "a_rgb_depth.bin"), np.float32)
+    err = float(np.abs(dq - d32).max())
+    check(np.isfinite(dq).all() and err < 0.5, f"int8 depth max error {err}")
+    print(f"int8 heads: depth max abs error vs fp32 {err:.4f}")
+expect_args = ["run", "--model", model, "--images", imgs, "--place", "seg=cpu/int8", "-o", os.path.join(tmp, "err_q")]
+r = mtmi(*expect_args)
+check(r.returncode == 1 and "calibration cache" in r.stderr, f"int8 without cache: {r.stderr.strip()}")
+
 # --- `--place auto` measures the candidates and keeps the fastest
 r = mtmi("run", "--model", model, "--images", imgs, "--place", "auto", "--frames", 2, "-o", os.path.join(tmp, "out_auto"))
 check(r.returncode == 0, f"run --place auto failed: {r.stderr.strip()}")
