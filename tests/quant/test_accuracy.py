@@ -30,15 +30,17 @@ STD = np.array([58.395, 57.12, 57.375], np.float32)
 
 
 def small_model(path, size, seed=0, gain_sigma=0.0):
-    """gain_sigma > 0: each output channel's weights scaled by a log-normal
-    gain (geometric mean 1), as folding trained BatchNorms leaves them:
-    channels of very different magnitude, hence heavy-tailed tensors."""
+    """gain_sigma > 0: each output channel's weights of the conv+ReLU layers
+    (those that carry a BatchNorm in such networks; not the classifiers)
+    scaled by a log-normal gain (geometric mean 1), as folding trained
+    BatchNorms leaves them: channels of very different magnitude, hence
+    heavy-tailed tensors."""
     rng = np.random.default_rng(seed)
     inits, nodes = [], []
 
     def conv(x, cin, cout, k, s, name, act="Relu"):
         w = rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))
-        if gain_sigma > 0:
+        if gain_sigma > 0 and act == "Relu":  # conv+BN+ReLU layers; the classifiers have no BN
             w *= np.exp(rng.normal(0, gain_sigma, (cout, 1, 1, 1)) - gain_sigma ** 2 / 2)
         w = w.astype(np.float32)
         b = (rng.standard_normal(cout) * 0.1).astype(np.float32)
