@@ -20,10 +20,6 @@ __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *(uint32_t *)&h;
-}
 
 template <int D>
 __global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
@@ -123,14 +119,18 @@ __global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
         m0 = mn0;
         m1 = mn1;
         float ps0 = 0.f, ps1 = 0.f;
+        /* P in FP16 (it feeds the FP16 P V product anyway): two exponentials
+         * per MUFU instruction */
+        uint32_t ph[KT / 8][2];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) {
-            s[n][0] = exp2f(s[n][0] - mn0);
-            s[n][1] = exp2f(s[n][1] - mn0);
-            s[n][2] = exp2f(s[n][2] - mn1);
-            s[n][3] = exp2f(s[n][3] - mn1);
-            ps0 += s[n][0] + s[n][1];
-            ps1 += s[n][2] + s[n][3];
+            __half2 e0 = h2exp2(__floats2half2_rn(s[n][0] - mn0, s[n][1] - mn0));
+            __half2 e1 = h2exp2(__floats2half2_rn(s[n][2] - mn1, s[n][3] - mn1));
+            float2 f0 = __half22float2(e0), f1 = __half22float2(e1);
+            ps0 += f0.x + f0.y;
+            ps1 += f1.x + f1.y;
+            ph[n][0] = *(uint32_t *)&e0;
+            ph[n][1] = *(uint32_t *)&e1;
         }
         l0 = l0 * al0 + ps0;
         l1 = l1 * al1 + ps1;
@@ -145,10 +145,10 @@ __global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
 #pragma unroll
         for (int kk = 0; kk < KT / 16; kk++) {
             uint32_t pa[4];
-            pa[0] = pack_h2(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack_h2(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack_h2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack_h2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            pa[0] = ph[2 * kk][0];
+            pa[1] = ph[2 * kk][1];
+            pa[2] = ph[2 * kk + 1][0];
+            pa[3] = ph[2 * kk + 1][1];
 #pragma unroll
             for (int j = 0; j < D / 8; j++) {
                 uint32_t bf[2];

@@ -47,6 +47,7 @@ typedef struct mc_gemm {
 
 typedef struct mc_conv {
     int N, C, H, W, CO, OH, OW, KH, KW, sh, sw, ph, pw, ph2, pw2, dh, dw, groups, act, has_bias;
+    int64_t ldy, ys0; /* output: pixels ldy apart, images ys0 apart (NHWC slice) */
 } mc_conv;
 
 typedef struct mc_step {

@@ -602,7 +602,7 @@ __global__ void k_dw3x3_h8(const uint4 *x, uint4 *y, const uint4 *w, const uint4
 template <typename T>
 __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
                               int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                              int act) {
+                              int act, int ldy) {
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * OH * OW * CO;
     if (i >= total) return;
@@ -624,7 +624,7 @@ __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, i
             for (int ci = 0; ci < cig; ci++) acc += (float)xp[ci] * (float)wp[ci];
         }
     }
-    y[i] = (T)act_apply(acc, act);
+    y[(size_t)(i / CO) * ldy + co] = (T)act_apply(acc, act);
 }
 
 // Table-driven im2col from any strided [N,C,H,W] view (NHWC or NCHW, FP32 or
@@ -687,12 +687,25 @@ __global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T 
 #pragma unroll
     for (int n = 0; n < NMAX; n++) acc[n] = (n < N && bias) ? (float)bias[n] : 0.f;
     const T *a = A + (long long)m * lda;
-    for (int k = 0; k < K; k++) {
-        float av = (float)a[k];
+    if (sizeof(T) == 2 && K % 8 == 0 && lda % 8 == 0 && ((uintptr_t)A % 16) == 0) {
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            uint4 q = *(const uint4 *)(a + k0);
+            const __half *hq = (const __half *)&q;
 #pragma unroll
-        for (int n = 0; n < NMAX; n++)
-            if (n < N) acc[n] += av * (float)B[n * K + k];
-    }
+            for (int e = 0; e < 8; e++) {
+                float av = __half2float(hq[e]);
+#pragma unroll
+                for (int n = 0; n < NMAX; n++)
+                    if (n < N) acc[n] += av * (float)B[n * K + k0 + e];
+            }
+        }
+    } else
+        for (int k = 0; k < K; k++) {
+            float av = (float)a[k];
+#pragma unroll
+            for (int n = 0; n < NMAX; n++)
+                if (n < N) acc[n] += av * (float)B[n * K + k];
+        }
 #pragma unroll
     for (int n = 0; n < NMAX; n++)
         if (n < N) C[(long long)m * ldc + n] = (T)act_apply(acc[n], act);
@@ -723,11 +736,13 @@ __global__ void k_im2col(const V *x, V *y, int N, int H, int W, int C, int OH, i
 
 // ------------------------------------------------------------- bias+act
 template <typename T>
-__global__ void k_bias_act(T *y, const T *b, unsigned n, int C, int act) {
+__global__ void k_bias_act(T *y, const T *b, unsigned n, int C, int act, int ldy) {
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float v = (float)y[i] + (b ? (float)b[i % (unsigned)C] : 0.f);
-    y[i] = (T)act_apply(v, act);
+    unsigned c = i % (unsigned)C, r = i / (unsigned)C;
+    size_t o = (size_t)r * ldy + c;
+    float v = (float)y[o] + (b ? (float)b[c] : 0.f);
+    y[o] = (T)act_apply(v, act);
 }
 
 // --------------------------------------------------------------- gather
@@ -897,16 +912,22 @@ cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, co
 cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
                             int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
                             int dw, int groups, int act, int f16) {
+    return mtk_conv_direct_ld(s, x, y, w, b, N, H, W, C, OH, OW, CO, KH, KW, sh, sw, ph, pw, dh, dw, groups, act, f16, CO);
+}
+
+cudaError_t mtk_conv_direct_ld(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
+                               int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                               int dw, int groups, int act, int f16, int ldy) {
     long long total = (long long)N * OH * OW * CO;
     if (!total) return cudaSuccess;
     if (f16)
         k_conv_direct<__half><<<blocks_for(total, 128), 128, 0, s>>>(
             (const __half *)x, (__half *)y, (const __half *)w, (const __half *)b, N, H, W, C, OH, OW, CO, KH, KW, sh,
-            sw, ph, pw, dh, dw, groups, act);
+            sw, ph, pw, dh, dw, groups, act, ldy);
     else
         k_conv_direct<float><<<blocks_for(total, 128), 128, 0, s>>>((const float *)x, (float *)y, (const float *)w,
                                                                      (const float *)b, N, H, W, C, OH, OW, CO, KH, KW,
-                                                                     sh, sw, ph, pw, dh, dw, groups, act);
+                                                                     sh, sw, ph, pw, dh, dw, groups, act, ldy);
     return cudaGetLastError();
 }
 
@@ -981,10 +1002,14 @@ cudaError_t mtk_im2col(cudaStream_t s, const void *x, void *y, int N, int H, int
 }
 
 cudaError_t mtk_bias_act(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16) {
+    return mtk_bias_act_ld(s, y, b, rows, C, act, f16, C);
+}
+
+cudaError_t mtk_bias_act_ld(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16, int ldy) {
     long long n = (long long)rows * C;
     if (!n) return cudaSuccess;
-    if (f16) k_bias_act<__half><<<blocks_for(n, 256), 256, 0, s>>>((__half *)y, (const __half *)b, n, C, act);
-    else k_bias_act<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)y, (const float *)b, n, C, act);
+    if (f16) k_bias_act<__half><<<blocks_for(n, 256), 256, 0, s>>>((__half *)y, (const __half *)b, (unsigned)n, C, act, ldy);
+    else k_bias_act<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)y, (const float *)b, (unsigned)n, C, act, ldy);
     return cudaGetLastError();
 }
 

@@ -85,6 +85,10 @@ cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, co
 cudaError_t mtk_conv_direct(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
                             int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
                             int dw, int groups, int act, int f16);
+/* the same with output pixels ldy elements apart (a slice of a concat) */
+cudaError_t mtk_conv_direct_ld(cudaStream_t s, const void *x, void *y, const void *w, const void *b, int N, int H, int W,
+                               int C, int OH, int OW, int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh,
+                               int dw, int groups, int act, int f16, int ldy);
 
 /* im2col from any strided [N,C,H,W] view xs (elements) of FP32/FP16 into
  * a row-major [N*OH*OW, Kp] matrix (columns (kh, kw, c), zero padded). */
@@ -102,8 +106,10 @@ cudaError_t mtk_gemm_smalln(cudaStream_t s, const void *A, int lda, const void *
 cudaError_t mtk_im2col(cudaStream_t s, const void *x, void *y, int N, int H, int W, int C, int OH, int OW, int KH, int KW,
                        int sh, int sw, int ph, int pw, int dh, int dw, int Kp, int esize);
 
-/* y = act(x + bias[c]) in place over rows x C contiguous (channels last). */
+/* y = act(x + bias[c]) in place over rows x C contiguous (channels last);
+ * _ld: rows ldy elements apart. */
 cudaError_t mtk_bias_act(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16);
+cudaError_t mtk_bias_act_ld(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16, int ldy);
 
 /* Gather along one axis: out[pre, i, post] = x[pre, idx[i], post], idx
  * int64 (negatives wrap), x and out contiguous. */

@@ -221,7 +221,7 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
     cudnnCreateFilterDescriptor(&o->w);
     cudnnCreateConvolutionDescriptor(&o->c);
     cudnnStatus_t st = cudnnSetTensor4dDescriptor(o->x, CUDNN_TENSOR_NHWC, dt, cv->N, cv->C, cv->H, cv->W);
-    if (!st) st = cudnnSetTensor4dDescriptor(o->y, CUDNN_TENSOR_NHWC, dt, cv->N, cv->CO, cv->OH, cv->OW);
+    if (!st) st = cudnnSetTensor4dDescriptorEx(o->y, dt, cv->N, cv->CO, cv->OH, cv->OW, (int)cv->ys0, 1, (int)(cv->ldy * cv->OW), (int)cv->ldy);
     if (!st) st = cudnnSetFilter4dDescriptor(o->w, dt, CUDNN_TENSOR_NHWC, cv->CO, cv->C / cv->groups, cv->KH, cv->KW);
     if (!st) st = cudnnSetConvolution2dDescriptor(o->c, cv->ph, cv->pw, cv->sh, cv->sw, cv->dh, cv->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
     if (!st) st = cudnnSetConvolutionGroupCount(o->c, cv->groups);
@@ -382,9 +382,9 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     case MC_CONVD: {
         const mc_conv *c = &s->conv;
-        KCK(mtk_conv_direct(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
-                            c->has_bias ? mc_ptr(p, &s->t[3]) : NULL, c->N, c->H, c->W, c->C, c->OH, c->OW, c->CO, c->KH,
-                            c->KW, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups, c->act, f16));
+        KCK(mtk_conv_direct_ld(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                               c->has_bias ? mc_ptr(p, &s->t[3]) : NULL, c->N, c->H, c->W, c->C, c->OH, c->OW, c->CO, c->KH,
+                               c->KW, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups, c->act, f16, (int)c->ldy));
         return MTMI_OK;
     }
 #ifdef MTMI_HAVE_CUDNN
@@ -404,8 +404,8 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
                                                   o->c, o->algo, p->ws, o->ws, &zero, o->y, mc_ptr(p, &s->t[0]));
         if (e) return mt_fail(MTMI_ERR_DEVICE, "cuDNN convolution: %s", cudnnGetErrorString(e));
         if (c->has_bias || c->act)
-            KCK(mtk_bias_act(st, mc_ptr(p, &s->t[0]), c->has_bias ? mc_ptr(p, &s->t[3]) : NULL,
-                             (int64_t)c->N * c->OH * c->OW, c->CO, c->act, f16));
+            KCK(mtk_bias_act_ld(st, mc_ptr(p, &s->t[0]), c->has_bias ? mc_ptr(p, &s->t[3]) : NULL,
+                                (int64_t)c->N * c->OH * c->OW, c->CO, c->act, f16, (int)c->ldy));
         return MTMI_OK;
     }
 #endif
