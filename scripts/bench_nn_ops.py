@@ -105,8 +105,14 @@ def time_ort(path, x, threads, repeat):
 
 
 def time_mtmi(binary, path, xpath, threads, repeat, d):
+    # OpenBLAS's worker threads spin for ~0.1 s after the library starts
+    # (our kernels never wake them again); a few runs of a 5 ms op would
+    # all fall in that window and share the cores with the spinner, which a
+    # full-network run does not.  OPENBLAS_THREAD_TIMEOUT=4 makes them sleep
+    # at once, so the per-op numbers match what the op costs in the network.
+    env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="4")
     r = subprocess.run([binary, "infer", path, "--input", xpath, "--threads", str(threads), "--repeat", str(repeat + 1), "-o", d],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=env)
     if r.returncode:
         raise RuntimeError(r.stderr.strip())
     return float(re.search(r"run: ([0-9.]+) ms", r.stdout).group(1))

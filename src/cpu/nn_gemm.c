@@ -1,12 +1,9 @@
 /* MatMul, Gemm and mtmi.Linear on OpenBLAS sgemm.
  *
- * Threading: where the rows split into blocks (Linear, MatMul with a 2-D B,
- * Gemm without transA) or there are enough batches, our OpenMP threads
- * share them out and each calls a single-threaded sgemm and runs the
- * epilogue on its block while it is in cache.  Two thread pools taking
- * turns (OpenBLAS's and OpenMP's, both spinning when idle) fight for the
- * cores, so only the leftover cases (few large batched products) let
- * OpenBLAS thread, with the count the executor set. */
+ * Threading: our OpenMP threads share out (batch, row block) items and
+ * each calls a single-threaded sgemm and runs the epilogue on its block
+ * while it is in cache.  OpenBLAS's own pool is never woken: two pools
+ * taking turns (both spin when idle) fight for the cores. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -94,12 +91,14 @@ mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt
         gemm_rows(nba * M, N, K, A, B, NULL, MT_ACT_NONE, Y, nth);
         return MTMI_OK;
     }
-    /* Per batch: in parallel (single-threaded sgemm each) when there are
-     * enough batches, else one after the other with OpenBLAS threading. */
-    int par = nbo >= 2 * nth || (nbo >= nth && nbo % nth == 0);
-    if (par) openblas_set_num_threads(1);
-    #pragma omp parallel for num_threads(nth) schedule(dynamic, 1) if (par)
-    for (int64_t t = 0; t < nbo; t++) {
+    /* Work items: (batch, row block); single-threaded sgemm each. */
+    int64_t rpb = row_block(M, K, N, (int)MT_MAX(1, nth / MT_MAX(nbo, 1))), nrb = (M + rpb - 1) / rpb;
+    int64_t items = nbo * nrb;
+    int team = (int)MT_MIN((int64_t)nth, items);
+    openblas_set_num_threads(1);
+    #pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+        int64_t t = it / nrb, r0 = it % nrb * rpb, m = MT_MIN(rpb, M - r0);
         int64_t oa = 0, ob = 0, sa = 1, sb = 1, rem = t;
         for (int i = r - 1; i >= 0; i--) {
             int64_t ix = rem % bo[i];
@@ -109,9 +108,9 @@ mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt
             sa *= ba[i];
             sb *= bb[i];
         }
-        sgemm_nn(M, N, K, A + oa * M * K, K, B + ob * K * N, N, 0.0f, Y + t * M * N, N);
+        sgemm_nn(m, N, K, A + oa * M * K + r0 * K, K, B + ob * K * N, N, 0.0f, Y + t * M * N + r0 * N, N);
     }
-    if (par) openblas_set_num_threads(nth);
+    openblas_set_num_threads(nth);
     return MTMI_OK;
 }
 
@@ -135,10 +134,21 @@ mtmi_status mt_nn_gemm(const mt_graph *g, const mt_node *n, void *st, const mt_t
         bet = 1.0f;
     }
     if (M > 0 && N > 0) {
-        if (K > 0)
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
-                        a->data, (int)a->dims[1], b->data, (int)b->dims[1], bet, Y, (int)N);
-        else if (bet == 0.0f)
+        if (K > 0) {
+            /* Row blocks of op(A) over our threads (see the top). */
+            const int nth = ctx->nthreads;
+            int64_t rb = row_block(M, K, N, nth), nb = (M + rb - 1) / rb;
+            const float *A = a->data;
+            int lda = (int)a->dims[1];
+            openblas_set_num_threads(1);
+            #pragma omp parallel for num_threads((int)MT_MIN((int64_t)nth, nb)) schedule(dynamic, 1)
+            for (int64_t bi = 0; bi < nb; bi++) {
+                int64_t r0 = bi * rb, m = MT_MIN(rb, M - r0);
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)N, (int)K, alpha,
+                            ta ? A + r0 : A + r0 * lda, lda, b->data, (int)b->dims[1], bet, Y + r0 * N, (int)N);
+            }
+            openblas_set_num_threads(nth);
+        } else if (bet == 0.0f)
             memset(Y, 0, sizeof(float) * M * N);
     }
     return MTMI_OK;
