@@ -15,6 +15,7 @@
 /* src/cuda defines it when the CUDA backend is built; weak, so that this
  * links before (and without) it and the address tells whether it is there. */
 #pragma weak mt_backend_cuda
+static const mt_backend *cuda_backend(void);
 
 /* ------------------------------------------------------------- devspec */
 const char *mt_precision_name(mt_precision p) {
@@ -183,7 +184,7 @@ static int num_cores(void) {
 mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placement *p) {
     memset(p, 0, sizeof *p);
     mt_devspec gpu = {.kind = MT_DEV_CUDA, .index = 0, .prec = MT_PREC_FP16};
-    const mt_backend *cuda = mt_backend_cuda ? mt_backend_cuda() : NULL;
+    const mt_backend *cuda = cuda_backend();
     if (cuda && cuda->check(&gpu) == MTMI_OK) {
         p->has_default = 1;
         p->def = gpu;
@@ -223,7 +224,7 @@ static void place_all(mt_placement *p, const char *const *stages, int nstages, c
 
 int mt_placement_candidates(const char *const *stages, int nstages, mt_placement *out, int cap) {
     int n = 0;
-    const mt_backend *cuda = mt_backend_cuda ? mt_backend_cuda() : NULL;
+    const mt_backend *cuda = cuda_backend();
     mt_devspec g16 = {.kind = MT_DEV_CUDA, .prec = MT_PREC_FP16};
     if (cuda && cuda->check(&g16) == MTMI_OK) {
         mt_devspec g8 = g16, part = g16;
@@ -262,10 +263,17 @@ const char *mt_placement_str(const mt_placement *p, const char *const *stages, i
 }
 
 /* ------------------------------------------------------------- backends */
+/* The CUDA backend: src/cuda's own (asynchronous) one when it exists, else
+ * the interim synchronous adapter. */
+static const mt_backend *cuda_backend(void) {
+    const mt_backend *b = mt_backend_cuda ? mt_backend_cuda() : NULL;
+    return b ? b : mt_backend_cuda_sync();
+}
+
 const mt_backend *mt_backend_for(const mt_devspec *d) {
     char buf[64];
     if (d->kind == MT_DEV_CPU) return mt_backend_cpu();
-    const mt_backend *b = mt_backend_cuda ? mt_backend_cuda() : NULL;
+    const mt_backend *b = cuda_backend();
     if (!b) {
         mt_fail(MTMI_ERR_DEVICE, "device '%s': %s", mt_devspec_str(d, buf, sizeof buf),
                 MTMI_HAVE_CUDA ? "the CUDA backend is not available in this build yet"

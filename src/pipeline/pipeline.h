@@ -161,6 +161,9 @@ const mt_backend *mt_backend_for(const mt_devspec *d);
  * device.c so the tree links without it; "cuda" placements then fail with
  * "this build has no CUDA backend". */
 const mt_backend *mt_backend_cuda(void);
+/* The interim CUDA device over src/cuda's synchronous plan API
+ * (device_cuda.c); NULL in builds without CUDA. */
+const mt_backend *mt_backend_cuda_sync(void);
 /* Cores this process may use. */
 int mt_num_cores(void);
 
