@@ -68,38 +68,52 @@ static void copy_box(void *dst, const int64_t *ds_in, const void *src, const int
     }
     int64_t inner = dims[r - 1], outer = 1;
     for (int d = 0; d < r - 1; d++) outer *= dims[d];
-    int64_t chunk = inner;
+    /* Work items: a chunk of one long row, or a run of short rows walked
+     * with an odometer (no division per row). */
+    int64_t chunk = inner, rows_per = 1;
     if (outer < (int64_t)nthreads * 4 && inner > 65536) chunk = 65536;
-    int64_t nchunks = (inner + chunk - 1) / chunk, tasks = outer * nchunks;
+    if (inner < 16384) rows_per = MT_MAX(1, MT_MIN(outer, 16384 / inner));
+    int64_t nchunks = (inner + chunk - 1) / chunk, nruns = (outer + rows_per - 1) / rows_per, tasks = nruns * nchunks;
     int64_t dsi = ds[r - 1], ssi = ss[r - 1];
 #pragma omp parallel for num_threads(nthreads) if (outer * inner > 65536 && tasks > 1) schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
-        int64_t row = t / nchunks, c0 = (t % nchunks) * chunk, cnt = MT_MIN(chunk, inner - c0);
-        int64_t doff = c0 * dsi, soff = c0 * ssi, rem = row;
+        int64_t run = t / nchunks, c0 = (t % nchunks) * chunk, cnt = MT_MIN(chunk, inner - c0);
+        int64_t row0 = run * rows_per, row1 = MT_MIN(row0 + rows_per, outer);
+        int64_t idx[BOX_RANK], doff = c0 * dsi, soff = c0 * ssi, rem = row0;
         for (int d = r - 2; d >= 0; d--) {
-            int64_t idx = rem % dims[d];
+            idx[d] = rem % dims[d];
             rem /= dims[d];
-            doff += idx * ds[d];
-            soff += idx * ss[d];
+            doff += idx[d] * ds[d];
+            soff += idx[d] * ss[d];
         }
-        char *o = (char *)dst + doff * (int64_t)esz;
-        const char *s = (const char *)src + soff * (int64_t)esz;
-        if (dsi == 1 && ssi == 1) {
-            memcpy(o, s, (size_t)cnt * esz);
-            continue;
-        }
-        switch (esz) {
+        for (int64_t row = row0; row < row1; row++) {
+            char *o = (char *)dst + doff * (int64_t)esz;
+            const char *s = (const char *)src + soff * (int64_t)esz;
+            if (dsi == 1 && ssi == 1) memcpy(o, s, (size_t)cnt * esz);
+            else {
+                switch (esz) {
 #define STRIDED(SZ, T)                                                                          \
     case SZ:                                                                                    \
         for (int64_t i = 0; i < cnt; i++) ((T *)o)[i * dsi] = ((const T *)s)[i * ssi];          \
         break;
-            STRIDED(1, uint8_t)
-            STRIDED(2, uint16_t)
-            STRIDED(4, uint32_t)
-            STRIDED(8, uint64_t)
+                    STRIDED(1, uint8_t)
+                    STRIDED(2, uint16_t)
+                    STRIDED(4, uint32_t)
+                    STRIDED(8, uint64_t)
 #undef STRIDED
-        default:
-            for (int64_t i = 0; i < cnt; i++) memcpy(o + i * dsi * (int64_t)esz, s + i * ssi * (int64_t)esz, esz);
+                default:
+                    for (int64_t i = 0; i < cnt; i++) memcpy(o + i * dsi * (int64_t)esz, s + i * ssi * (int64_t)esz, esz);
+                }
+            }
+            /* next row: increment the odometer over dims[0..r-2] */
+            for (int d = r - 2; d >= 0; d--) {
+                doff += ds[d];
+                soff += ss[d];
+                if (++idx[d] < dims[d]) break;
+                doff -= ds[d] * dims[d];
+                soff -= ss[d] * dims[d];
+                idx[d] = 0;
+            }
         }
     }
 }
