@@ -3,6 +3,7 @@
 #include "quant/quant.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ static mtmi_status hist_resize(mt_hist *h, int nbins) {
 mtmi_status mt_hist_add(mt_hist *h, const float *x, int64_t n) {
     /* Pass 1: the batch's max |x| (NaN ignored). */
     float mx = 0;
+#pragma omp parallel for reduction(max : mx) schedule(static) if (n > (1 << 16))
     for (int64_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
         if (a > mx) mx = a; /* false for NaN */
@@ -56,14 +58,28 @@ mtmi_status mt_hist_add(mt_hist *h, const float *x, int64_t n) {
     }
     double inv = 1.0 / (double)h->width;
     int last = h->nbins - 1;
-    double *c = h->count;
-    for (int64_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        if (!(a == a)) continue;
-        double b = (double)a * inv;
-        int k = b >= last ? last : (int)b;
-        c[k] += 1;
+    /* Pass 2: per-thread integer counts, summed after (exact in any order). */
+    int nt = n > (1 << 16) ? omp_get_max_threads() : 1;
+    uint32_t *local = calloc((size_t)nt * (size_t)h->nbins, sizeof(uint32_t));
+    if (!local) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    int64_t chunk = (n + nt - 1) / nt;
+    if (chunk > INT32_MAX) chunk = INT32_MAX; /* uint32 counts cannot wrap */
+    int64_t nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t ch = 0; ch < nchunks; ch++) {
+        uint32_t *c = local + (size_t)omp_get_thread_num() * (size_t)h->nbins;
+        int64_t e = MT_MIN(n, (ch + 1) * chunk);
+        for (int64_t i = ch * chunk; i < e; i++) {
+            float a = fabsf(x[i]);
+            if (!(a == a)) continue;
+            double b = (double)a * inv;
+            int k = b >= last ? last : (int)b;
+            c[k]++;
+        }
     }
+    for (int t = 0; t < nt; t++)
+        for (int k = 0; k < h->nbins; k++) h->count[k] += local[(size_t)t * h->nbins + k];
+    free(local);
     return MTMI_OK;
 }
 
