@@ -55,12 +55,19 @@ static inline __m256 mt_nn_exp8(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* 1/x: the 12-bit estimate and one Newton step (~23 bits), several times
+ * cheaper than a division. */
+static inline __m256 mt_nn_rcp8(__m256 x) {
+    __m256 r = _mm256_rcp_ps(x);
+    return _mm256_mul_ps(r, _mm256_fnmadd_ps(x, r, _mm256_set1_ps(2.0f)));
+}
+
 /* erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7). */
 static inline __m256 mt_nn_erf8(__m256 x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 s = _mm256_and_ps(x, sign);
     __m256 a = _mm256_andnot_ps(sign, x);
-    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 t = mt_nn_rcp8(_mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
     __m256 p = _mm256_set1_ps(1.061405429f);
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
@@ -77,7 +84,7 @@ static inline __m256 mt_nn_act8(__m256 v, int act) {
     case MT_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
     case MT_ACT_SIGMOID: {
         __m256 e = mt_nn_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        return mt_nn_rcp8(_mm256_add_ps(_mm256_set1_ps(1.0f), e));
     }
     case MT_ACT_GELU: {
         __m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));

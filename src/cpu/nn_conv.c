@@ -226,6 +226,11 @@ static void im2col_tile(const float *x, float *col, const conv_dims *d, int64_t 
                             __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
                             _mm256_storeu_ps(dst + j + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
                         }
+                    if (d->sw > 2 && d->sw * 8 < INT32_MAX) {
+                        const __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)d->sw));
+                        for (; t + 8 <= cnt && ix0 + (t + 7) * d->sw < d->W; t += 8)
+                            _mm256_storeu_ps(dst + j + t, _mm256_i32gather_ps(row + ix0 + t * d->sw, step, 4));
+                    }
 #endif
                     for (; t < cnt; t++) {
                         int64_t ix = ix0 + t * d->sw;
