@@ -64,7 +64,14 @@ static void wino_geom(int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t N, i
     g->TH = (OH + 1) / 2;
     g->TW = (OW + 1) / 2;
     g->TW8 = (g->TW + 7) & ~(int64_t)7;
-    int64_t R = (int64_t)MT_WINO_BAND_BYTES / (16 * (C + M) * (int64_t)sizeof(float) * g->TW8);
+    /* MTMI_NN_WINO_KB overrides the per-thread band budget (tuning). */
+    static int64_t budget = -1;
+    if (budget < 0) {
+        const char *e = getenv("MTMI_NN_WINO_KB");
+        long kb = e ? atol(e) : 0;
+        budget = kb > 0 ? (int64_t)kb << 10 : (int64_t)MT_WINO_BAND_BYTES;
+    }
+    int64_t R = budget / (16 * (C + M) * (int64_t)sizeof(float) * g->TW8);
     if (R < 1) R = 1;
     /* At least two bands per thread so that dynamic scheduling evens out. */
     int64_t fair = (N * g->TH + 2 * nth - 1) / (2 * nth);
