@@ -1,5 +1,5 @@
-/* The broadcasting, Transpose, Slice, Softmax, reduction and ArgMax CPU
- * kernels against naive loops, on random shapes (size-1 and lower-rank
+/* The broadcasting, Transpose, Slice, Softmax, reduction, ArgMax, Concat,
+ * Split, Expand, Gather and Pad CPU kernels against naive loops, on random shapes (size-1 and lower-rank
  * broadcasts, every permutation class, negative steps), with 1 and 2 threads
  * and sizes above the kernels' parallel thresholds.  Each case is a one-node
  * graph run through a CPU plan, as the engine runs it. */
@@ -437,6 +437,170 @@ static void test_argmax(int threads) {
     free(in.data), free(out.data);
 }
 
+/* ------------------------------------------ concat, split, expand, gather */
+typedef struct int_ctx {
+    const char *name;
+    int64_t v;
+    const char *sname, *sval;
+} int_ctx;
+
+static void set_int_attr(mt_node *n, void *c) {
+    int_ctx *a = c;
+    mt_node_set_int(n, a->name, a->v);
+    if (a->sname) mt_node_set_string(n, a->sname, a->sval);
+}
+
+static void test_concat_split(int threads) {
+    int rank = 1 + (int)rnd(4), axis = (int)rnd(rank);
+    int64_t dims[MT_MAX_RANK];
+    for (int d = 0; d < rank; d++) dims[d] = 1 + rnd(rank <= 2 ? 200 : 24);
+    tensor in[3], cat;
+    int64_t total = 0;
+    for (int k = 0; k < 3; k++) {
+        int64_t dk[MT_MAX_RANK];
+        memcpy(dk, dims, sizeof dk);
+        dk[axis] = 1 + rnd(40);
+        total += dk[axis];
+        in[k] = make(MTMI_FLOAT, rank, dk);
+    }
+    int_ctx ac = {"axis", axis - (rnd(2) ? rank : 0), NULL, NULL};
+    if (run_node("Concat", 17, in, NULL, 3, &cat, 1, threads, set_int_attr, &ac)) {
+        report("Concat", 0);
+        return;
+    }
+    int ok = cat.dims[axis] == total;
+    int64_t outer = mt_numel(axis, dims), inner = mt_numel(rank - axis - 1, dims + axis + 1), at = 0;
+    for (int k = 0; k < 3 && ok; k++) {
+        int64_t blk = in[k].dims[axis] * inner;
+        for (int64_t o = 0; o < outer && ok; o++)
+            if (memcmp((float *)cat.data + o * total * inner + at, (float *)in[k].data + o * blk, sizeof(float) * blk)) ok = 0;
+        at += blk;
+    }
+    report("Concat random axis", ok);
+    /* Split the concatenation back with the same sizes */
+    tensor sin[2], parts[3];
+    sin[0] = cat;
+    int64_t n3[1] = {3};
+    sin[1] = make(MTMI_INT64, 1, n3);
+    for (int k = 0; k < 3; k++) ((int64_t *)sin[1].data)[k] = in[k].dims[axis];
+    int consts[2] = {0, 1};
+    if (run_node("Split", 17, sin, consts, 2, parts, 3, threads, set_int_attr, &ac)) {
+        report("Split", 0);
+    } else {
+        ok = 1;
+        for (int k = 0; k < 3; k++) {
+            ok &= !memcmp(parts[k].data, in[k].data, sizeof(float) * numel(&in[k]));
+            free(parts[k].data);
+        }
+        report("Split inverts Concat", ok);
+    }
+    for (int k = 0; k < 3; k++) free(in[k].data);
+    free(cat.data), free(sin[1].data);
+}
+
+static void test_expand(int threads) {
+    tensor a, b;
+    random_broadcast_pair(&a, &b, 1);
+    /* the target shape: a's broadcast with b */
+    int r = a.rank > b.rank ? a.rank : b.rank;
+    int64_t n1[1] = {r};
+    tensor in[2] = {a, make(MTMI_INT64, 1, n1)};
+    for (int d = 0; d < r; d++) {
+        int64_t da = d - (r - a.rank) >= 0 ? a.dims[d - (r - a.rank)] : 1, db = d - (r - b.rank) >= 0 ? b.dims[d - (r - b.rank)] : 1;
+        ((int64_t *)in[1].data)[d] = da > db ? da : db;
+    }
+    int consts[2] = {0, 1};
+    tensor out;
+    if (run_node("Expand", 17, in, consts, 2, &out, 1, threads, NULL, NULL)) {
+        report("Expand", 0);
+        return;
+    }
+    int ok = 1;
+    int64_t idx[MT_MAX_RANK];
+    for (int64_t i = 0; i < numel(&out) && ok; i++) {
+        unravel(i, out.rank, out.dims, idx);
+        if (((float *)out.data)[i] != ((float *)a.data)[bcast_offset(&a, out.rank, idx)]) ok = 0;
+    }
+    report("Expand broadcast", ok);
+    free(a.data), free(b.data), free(in[1].data), free(out.data);
+}
+
+static void test_gather(int threads) {
+    int rank = 1 + (int)rnd(4), axis = (int)rnd(rank);
+    int64_t dims[MT_MAX_RANK];
+    for (int d = 0; d < rank; d++) dims[d] = 1 + rnd(rank <= 2 ? 300 : 20);
+    int64_t id[2] = {1 + rnd(4), 1 + rnd(30)};
+    tensor in[2] = {make(MTMI_FLOAT, rank, dims), make(MTMI_INT64, 2, id)};
+    for (int64_t i = 0; i < numel(&in[1]); i++) ((int64_t *)in[1].data)[i] = rnd(2 * dims[axis]) - dims[axis];
+    int_ctx ac = {"axis", axis, NULL, NULL};
+    tensor out;
+    if (run_node("Gather", 17, in, NULL, 2, &out, 1, threads, set_int_attr, &ac)) {
+        report("Gather", 0);
+        return;
+    }
+    int64_t outer = mt_numel(axis, dims), inner = mt_numel(rank - axis - 1, dims + axis + 1), ni = numel(&in[1]);
+    int ok = out.rank == rank + 1;
+    for (int64_t o = 0; o < outer && ok; o++)
+        for (int64_t j = 0; j < ni && ok; j++) {
+            int64_t v = ((int64_t *)in[1].data)[j];
+            if (v < 0) v += dims[axis];
+            if (memcmp((float *)out.data + (o * ni + j) * inner, (float *)in[0].data + (o * dims[axis] + v) * inner, sizeof(float) * inner)) ok = 0;
+        }
+    report("Gather runtime negative indices", ok);
+    free(in[0].data), free(in[1].data), free(out.data);
+}
+
+/* Pad against a per-element mapping written from ONNX's definition. */
+static int64_t naive_pad_src(int64_t o, int64_t b, int64_t dim, const char *mode) {
+    int64_t c = o - b;
+    if (c >= 0 && c < dim) return c;
+    if (!strcmp(mode, "constant")) return -1;
+    if (!strcmp(mode, "edge")) return c < 0 ? 0 : dim - 1;
+    while (c < 0 || c >= dim) c = c < 0 ? -c : 2 * (dim - 1) - c; /* reflect */
+    return c;
+}
+
+static void test_pad(const char *mode, int threads) {
+    int64_t dims[4] = {1 + rnd(2), 1 + rnd(5), 4 + rnd(60), 4 + rnd(60)};
+    int64_t n8[1] = {8};
+    tensor in[3] = {make(MTMI_FLOAT, 4, dims), make(MTMI_INT64, 1, n8), make(MTMI_FLOAT, 0, dims)};
+    int64_t *p = in[1].data;
+    for (int d = 0; d < 4; d++) {
+        int64_t lim = strcmp(mode, "reflect") ? 5 : dims[d] - 1;
+        p[d] = d < 2 ? 0 : rnd(lim + 1) - (strcmp(mode, "constant") ? 0 : 0);
+        p[d + 4] = d < 2 ? 0 : rnd(lim + 1);
+    }
+    if (!strcmp(mode, "constant")) p[3] = -(int64_t)rnd(3); /* a negative pad crops */
+    *(float *)in[2].data = 7.5f;
+    int consts[3] = {0, 1, 1};
+    int_ctx ac = {"unused", 0, "mode", mode};
+    tensor out;
+    if (run_node("Pad", 17, in, consts, 3, &out, 1, threads, set_int_attr, &ac)) {
+        report("Pad", 0);
+        return;
+    }
+    int ok = 1;
+    int64_t idx[4], ist[4];
+    strides_of(4, dims, ist);
+    for (int64_t i = 0; i < numel(&out) && ok; i++) {
+        unravel(i, 4, out.dims, idx);
+        int64_t src = 0;
+        int constant = 0;
+        for (int d = 0; d < 4; d++) {
+            int64_t c = naive_pad_src(idx[d], p[d], dims[d], mode);
+            if (c < 0) constant = 1;
+            else src += c * ist[d];
+        }
+        float want = constant ? 7.5f : ((float *)in[0].data)[src];
+        if (((float *)out.data)[i] != want) ok = 0;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "Pad %s t=%d", mode, threads);
+    report(what, ok);
+    for (int k = 0; k < 3; k++) free(in[k].data);
+    free(out.data);
+}
+
 int main(void) {
     mt_rng_seed(&g_rng, 12345);
     const char *bin[4] = {"Add", "Sub", "Mul", "Div"};
@@ -448,6 +612,11 @@ int main(void) {
         for (int k = 0; k < 6; k++) test_softmax(k % 2 ? 13 : 11, threads);
         for (int k = 0; k < 20; k++) test_reduce(k % 3 == 0 ? "ReduceMean" : k % 3 == 1 ? "ReduceSum" : "ReduceMax", threads);
         for (int k = 0; k < 3; k++) test_argmax(threads);
+        for (int k = 0; k < 8; k++) test_concat_split(threads);
+        for (int k = 0; k < 8; k++) test_expand(threads);
+        for (int k = 0; k < 8; k++) test_gather(threads);
+        const char *modes[3] = {"constant", "reflect", "edge"};
+        for (int k = 0; k < 9; k++) test_pad(modes[k % 3], threads);
     }
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
