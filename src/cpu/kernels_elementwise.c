@@ -173,23 +173,27 @@ static inline int64_t ipow(int64_t a, int64_t b) {
 /* b == -1 is split off because INT_MIN / -1 traps on x86. */
 #define IDIV(a, b) ((b) == 0 ? 0 : ((b) == -1 ? (int64_t)(0 - (uint64_t)(a)) : (a) / (b)))
 
-BIN_ARITH(add, a + b, a + b)
-BIN_ARITH(sub, a - b, a - b)
-BIN_ARITH(mul, a * b, a * b)
+/* Integer arithmetic wraps (through uint64_t) instead of overflowing, which
+ * C leaves undefined: shape arithmetic can meet INT64_MAX sentinels. */
+#define WRAP(op, a, b) ((uint64_t)(a) op (uint64_t)(b))
+BIN_ARITH(add, a + b, WRAP(+, a, b))
+BIN_ARITH(sub, a - b, WRAP(-, a, b))
+BIN_ARITH(mul, a * b, WRAP(*, a, b))
 BIN_ARITH(div, a / b, IDIV(a, b))
 BIN_ARITH(max, a > b ? a : b, a > b ? a : b)
 BIN_ARITH(min, a < b ? a : b, a < b ? a : b)
 /* Mod with fmod=0 takes the divisor's sign (Python's %), with fmod=1 the
- * dividend's (C's fmod and %).  Integer division by 0 gives 0, not a trap. */
-#define IMOD(a, b) ((b) == 0 ? 0 : ((a) % (b) != 0 && (((a) % (b) < 0) != ((b) < 0)) ? (a) % (b) + (b) : (a) % (b)))
-#define IFMOD(a, b) ((b) == 0 ? 0 : (a) % (b))
+ * dividend's (C's fmod and %).  Divisors 0 and -1 give 0: x86 traps on
+ * x % 0 and on INT_MIN % -1. */
+#define IMOD(a, b) ((b) == 0 || (b) == -1 ? 0 : ((a) % (b) != 0 && (((a) % (b) < 0) != ((b) < 0)) ? (a) % (b) + (b) : (a) % (b)))
+#define IFMOD(a, b) ((b) == 0 || (b) == -1 ? 0 : (a) % (b))
 static inline double float_mod(double a, double b) {
     double r = fmod(a, b);
     return r != 0 && ((r < 0) != (b < 0)) ? r + b : r;
 }
 BIN_ARITH(mod, float_mod(a, b), IMOD(a, b))
 BIN_ARITH(fmod, fmodf(a, b), IFMOD(a, b))
-BIN_ARITH(prelu, a < 0 ? a * b : a, a < 0 ? a * b : a)
+BIN_ARITH(prelu, a < 0 ? a * b : a, a < 0 ? WRAP(*, a, b) : (uint64_t)a)
 BIN_LOOP(pow_f32, float, float, powf(a, b))
 BIN_LOOP(pow_f64, double, double, pow(a, b))
 BIN_LOOP(pow_i32, int32_t, int32_t, ipow(a, b))
@@ -495,8 +499,8 @@ UN_FLOAT(cosh, coshf(x), cosh(x))
 UN_FLOAT(asinh, asinhf(x), asinh(x))
 UN_FLOAT(acosh, acoshf(x), acosh(x))
 UN_FLOAT(atanh, atanhf(x), atanh(x))
-UN_INT(neg, -x)
-UN_INT(abs, x < 0 ? -x : x)
+UN_INT(neg, 0 - (uint64_t)x)
+UN_INT(abs, x < 0 ? 0 - (uint64_t)x : (uint64_t)x)
 UN_INT(relu, x > 0 ? x : 0)
 UN_INT(sign, (x > 0) - (x < 0))
 

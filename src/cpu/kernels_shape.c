@@ -184,7 +184,7 @@ void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_di
         if (newidx[perm_in[k]] >= 0) perm[np++] = newidx[perm_in[k]];
     for (int d = 0; d < nk; d++) dims[d] = in_dims[keep[d]];
     /* merge: input axis p followed by p+1 in the output */
-    int64_t mdims[MT_MAX_RANK], mperm[MT_MAX_RANK];
+    int64_t mdims[MT_MAX_RANK];
     int group_of[MT_MAX_RANK], ng = 0;
     int64_t gd[MT_MAX_RANK] = {0};
     for (int d = 0; d < nk; d++) group_of[d] = -1;
@@ -196,7 +196,6 @@ void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_di
         } else {
             group_of[p] = ng;
             gd[ng] = dims[p];
-            mperm[ng] = p; /* first input axis of the group, renumbered below */
             ng++;
         }
     }
@@ -216,7 +215,6 @@ void mt_cpu_transpose(void *dst, const void *src, int rank, const int64_t *in_di
         od[k] = gd[k];
         is[k] = ist[pos_in[k]];
     }
-    (void)mperm;
     contiguous_strides(r, od, os);
     int64_t total = mt_numel(r, od);
     if (total == 0) return;
@@ -456,16 +454,16 @@ static mtmi_status k_range(const mt_graph *g, const mt_node *n, void *state, con
                            int nout, mt_cpu_ctx *ctx) {
     int64_t cnt = mt_tview_numel(&out[0]);
     switch (out[0].dtype) {
-#define RANGE(DT, T)                                                                     \
+#define RANGE(DT, T, W)                                                                  \
     case DT: {                                                                           \
         T s = *(const T *)in[0].data, d = *(const T *)in[2].data;                        \
-        for (int64_t i = 0; i < cnt; i++) ((T *)out[0].data)[i] = (T)(s + (T)i * d);     \
+        for (int64_t i = 0; i < cnt; i++) ((T *)out[0].data)[i] = (T)((W)s + (W)i * (W)d); \
         break;                                                                           \
     }
-        RANGE(MTMI_FLOAT, float)
-        RANGE(MTMI_DOUBLE, double)
-        RANGE(MTMI_INT32, int32_t)
-        RANGE(MTMI_INT64, int64_t)
+        RANGE(MTMI_FLOAT, float, float)
+        RANGE(MTMI_DOUBLE, double, double)
+        RANGE(MTMI_INT32, int32_t, uint64_t)
+        RANGE(MTMI_INT64, int64_t, uint64_t)
 #undef RANGE
     default: return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s", mt_dtype_name(out[0].dtype));
     }
@@ -1023,7 +1021,7 @@ static mtmi_status k_trilu(const mt_graph *g, const mt_node *n, void *state, con
     return MTMI_OK;
 }
 
-#define CUMSUM_T(NAME, T)                                                                          \
+#define CUMSUM_T(NAME, T, W)                                                                        \
     static void NAME(const T *x, T *y, int64_t outer, int64_t dim, int64_t inner, int excl, int rev, int prod) { \
         for (int64_t o = 0; o < outer; o++)                                                        \
             for (int64_t j = 0; j < inner; j++) {                                                  \
@@ -1033,15 +1031,16 @@ static mtmi_status k_trilu(const mt_graph *g, const mt_node *n, void *state, con
                     int64_t at = (o * dim + k) * inner + j;                                        \
                     T v = x[at];                                                                   \
                     if (excl) y[at] = acc;                                                         \
-                    acc = prod ? acc * v : acc + v;                                                \
+                    acc = (T)(prod ? (W)acc * (W)v : (W)acc + (W)v);                               \
                     if (!excl) y[at] = acc;                                                        \
                 }                                                                                  \
             }                                                                                      \
     }
-CUMSUM_T(cumsum_f32, float)
-CUMSUM_T(cumsum_f64, double)
-CUMSUM_T(cumsum_i32, int32_t)
-CUMSUM_T(cumsum_i64, int64_t)
+/* W: the type to compute in; integers wrap through uint64_t (no C overflow) */
+CUMSUM_T(cumsum_f32, float, float)
+CUMSUM_T(cumsum_f64, double, double)
+CUMSUM_T(cumsum_i32, int32_t, uint64_t)
+CUMSUM_T(cumsum_i64, int64_t, uint64_t)
 
 static mtmi_status k_cumsum(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
                             int nout, mt_cpu_ctx *ctx) {
