@@ -201,27 +201,39 @@ void mt_nn_wino_run(const mt_wino *w, const float *X, int64_t N, int64_t H, int6
         float *V = scratch + (size_t)omp_get_thread_num() * g.per_thread;
         float *Mo = V + 16 * C * T;
         float *rowbuf = Mo + 16 * M * T;
-        const float *rows[4];
-        for (int r = 0; r < 4; r++) rows[r] = rowbuf + r * (g.PW + 16);
-        /* Input transform, channel by channel. */
+        /* Input transform, channel by channel.  A group of 8 tiles reads
+         * input columns [2 tx0 - pl, 2 tx0 - pl + 18) of 4 rows: straight
+         * from the input when all of that is inside it, else from a small
+         * zero-padded copy. */
+        float *edge = rowbuf;
         for (int64_t c = 0; c < C; c++) {
             const float *xc = X + (b * C + c) * H * Wd;
             for (int64_t ty = ty0; ty < ty1; ty++) {
+                const float *src[4];
+                int rows_in = 1;
                 for (int r = 0; r < 4; r++) {
-                    float *rb = rowbuf + r * (g.PW + 16);
                     int64_t iy = 2 * ty - pt + r;
-                    if (iy < 0 || iy >= H) {
-                        memset(rb, 0, sizeof(float) * g.PW);
-                        continue;
-                    }
-                    /* Padded row: pl zeros, the input row, zeros to PW. */
-                    int64_t lo = MT_MIN(pl, g.PW), n = MT_MIN(Wd, g.PW - lo);
-                    memset(rb, 0, sizeof(float) * lo);
-                    if (n > 0) memcpy(rb + lo, xc + iy * Wd, sizeof(float) * n);
-                    if (lo + n < g.PW) memset(rb + lo + MT_MAX(n, 0), 0, sizeof(float) * (g.PW - lo - MT_MAX(n, 0)));
+                    src[r] = iy >= 0 && iy < H ? xc + iy * Wd : NULL;
+                    if (!src[r]) rows_in = 0;
                 }
                 float *Vt = V + c * T + (ty - ty0) * g.TW8;
-                for (int64_t tx0 = 0; tx0 < g.TW8; tx0 += 8) in_transform8(rows, tx0, Vt + tx0, C * T);
+                for (int64_t tx0 = 0; tx0 < g.TW8; tx0 += 8) {
+                    int64_t x0 = 2 * tx0 - pl;
+                    const float *rows[4];
+                    if (rows_in && x0 >= 0 && x0 + 18 <= Wd) {
+                        for (int r = 0; r < 4; r++) rows[r] = src[r] + x0;
+                    } else {
+                        for (int r = 0; r < 4; r++) {
+                            float *e = edge + r * 24;
+                            for (int k = 0; k < 18; k++) {
+                                int64_t ix = x0 + k;
+                                e[k] = src[r] && ix >= 0 && ix < Wd ? src[r][ix] : 0.0f;
+                            }
+                            rows[r] = e;
+                        }
+                    }
+                    in_transform8(rows, 0, Vt + tx0, C * T);
+                }
             }
         }
         for (int xi = 0; xi < 16; xi++)
