@@ -80,7 +80,8 @@ struct mt_pipeline {
     char err_msg[768];
     int64_t next_index;           /* next frame index to hand out          */
     int64_t next_done;            /* next frame index expected from done_q */
-    int pending;
+    int pending;                  /* begun, not yet released               */
+    int submitted;                /* submitted, not yet returned by wait    */
     mt_pipeline_opts opt;
     /* owned when made by mt_pipeline_from_model */
     mt_graph *spec;
@@ -607,6 +608,7 @@ mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f) {
     if (p->failed) return failed_status(p);
     sl->heads_left = p->nstages - 1;
     sl->f.t_submit = mt_now_ms();
+    p->submitted++;
     q_push(&p->st[0].q, f->slot);
     pthread_mutex_unlock(&p->mu);
     return MTMI_OK;
@@ -616,6 +618,11 @@ mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f) {
     *f = NULL;
     pthread_mutex_lock(&p->mu);
     if (p->failed) return failed_status(p);
+    if (!p->submitted) {
+        /* Nothing could ever arrive: fail instead of waiting forever. */
+        pthread_mutex_unlock(&p->mu);
+        return mt_fail(MTMI_ERR_ARG, "pipeline: wait with no frame submitted");
+    }
     int k = q_pop(p, &p->done_q);
     if (k < 0) return failed_status(p);
     slot *sl = &p->slots[k];
@@ -625,6 +632,7 @@ mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f) {
         return failed_status(p);
     }
     p->next_done++;
+    p->submitted--;
     pthread_mutex_unlock(&p->mu);
     *f = &sl->f;
     return MTMI_OK;

@@ -338,6 +338,8 @@ static double run_sleepy(int inflight, int frames, int *overlaps) {
         CHECK(0, "sleepy pipeline: %s", mtmi_last_error());
         goto out;
     }
+    mt_frame *none;
+    CHECK(mt_pipeline_wait(p, &none) == MTMI_ERR_ARG, "wait with nothing submitted must fail, not block");
     mt_stats st;
     mt_stats_init(&st, p);
     int sub = 0, done = 0, wrong = 0;
