@@ -7,9 +7,9 @@ integers and bools exactly).  New operators are picked up as soon as the
 binary claims them.
 
 The cases come from the ONNX package: the stored protobuf data in
-onnx/backend/test/data/node when the package ships it, otherwise the same
-cases generated in memory from onnx.backend.test.case.node (pip wheels leave
-the data out).
+onnx/backend/test/data/node when the package ships it (or the folder named by
+$MTMI_ONNX_NODE_DIR), otherwise the same cases generated in memory from
+onnx.backend.test.case.node (pip wheels leave the data out).
 
 mtmi plans need concrete shapes, so inputs that decide an output's shape
 (Reshape's shape, Slice's starts, Range's bounds, ...) are folded into the
@@ -36,7 +36,7 @@ from onnx import numpy_helper, TensorProto
 
 import mtmi_testutil as tu
 
-NODE_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/node")
+NODE_DIR = os.environ.get("MTMI_ONNX_NODE_DIR") or os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/node")
 
 # Cases we do not run, each with the reason.  Patterns are fnmatch globs over
 # the case name.
