@@ -404,6 +404,7 @@ int main(void) {
         t_attention(f16, 1, 5, 257, 64, 32, 0);
         t_attention(f16, 1, 2, 130, 70, 64, 1);
         t_attention(f16, 1, 1, 64, 40, 24, 0);
+        t_attention(f16, 1, 1, 34000, 200, 32, 1);
         t_preprocess(f16);
     }
     printf(g_fail ? "FAILED\n" : "all GPU kernel checks passed\n");
