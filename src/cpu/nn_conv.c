@@ -273,8 +273,10 @@ static void depthwise(const float *X, const float *W, const float *B, float *Y, 
         float *y = Y + p * d->OH * d->OW;
         float bias = B ? B[m] : 0.0f;
         if (!fast3) {
-            for (int64_t oy = 0; oy < d->OH; oy++)
-                for (int64_t ox = 0; ox < d->OW; ox++) y[oy * d->OW + ox] = mt_nn_act1(dw_point(x, w, d, oy, ox) + bias, act);
+            for (int64_t oy = 0; oy < d->OH; oy++) {
+                for (int64_t ox = 0; ox < d->OW; ox++) y[oy * d->OW + ox] = dw_point(x, w, d, oy, ox) + bias;
+                mt_nn_bias_act(y + oy * d->OW, d->OW, 0.0f, act);
+            }
             continue;
         }
         const int64_t Wd = d->W;
@@ -300,17 +302,20 @@ static void depthwise(const float *X, const float *W, const float *B, float *Y, 
                     acc = _mm256_fmadd_ps(wv[3 * k + 1], _mm256_loadu_ps(r[k] + ox), acc);
                     acc = _mm256_fmadd_ps(wv[3 * k + 2], _mm256_loadu_ps(r[k] + ox + 1), acc);
                 }
-                _mm256_storeu_ps(yr + ox, mt_nn_act8(acc, act));
+                _mm256_storeu_ps(yr + ox, acc);
             }
 #endif
             for (; ox < Wd - 1; ox++) {
                 float acc = bias;
                 for (int k = 0; k < 3; k++)
                     if (r[k]) acc += w[3 * k] * r[k][ox - 1] + w[3 * k + 1] * r[k][ox] + w[3 * k + 2] * r[k][ox + 1];
-                yr[ox] = mt_nn_act1(acc, act);
+                yr[ox] = acc;
             }
-            yr[0] = mt_nn_act1(dw_point(x, w, d, oy, 0) + bias, act);
-            if (Wd > 1) yr[Wd - 1] = mt_nn_act1(dw_point(x, w, d, oy, Wd - 1) + bias, act);
+            yr[0] = dw_point(x, w, d, oy, 0) + bias;
+            if (Wd > 1) yr[Wd - 1] = dw_point(x, w, d, oy, Wd - 1) + bias;
+            /* Activation over the whole row, vectorized (borders included:
+             * scalar erf on them would cost more than the convolution). */
+            mt_nn_bias_act(yr, Wd, 0.0f, act);
         }
     }
 }
