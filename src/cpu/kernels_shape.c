@@ -880,6 +880,16 @@ static mtmi_status k_reduce(const mt_graph *g, const mt_node *n, void *state, co
         }
         return MTMI_OK;
     }
+    /* LayerNorm-style means: each output reduces one contiguous row */
+    if (x->dtype == MTMI_FLOAT && (kind == R_SUM || kind == R_MEAN) && p.nr == 1 && p.rs[0] == 1 &&
+        (p.nk == 0 || (p.nk == 1 && p.ks[0] == p.count))) {
+        const float *xf = x->data;
+        float *yf = out[0].data;
+        double scale = kind == R_MEAN ? 1.0 / (double)p.count : 1.0;
+#pragma omp parallel for num_threads(ctx->nthreads) if (no * p.count > 32768) schedule(static)
+        for (int64_t o = 0; o < no; o++) yf[o] = (float)(sum_run_f32(xf + o * p.count, p.count) * scale);
+        return MTMI_OK;
+    }
     switch (x->dtype) {
     case MTMI_FLOAT: reduce_f32(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
     case MTMI_DOUBLE: reduce_f64(x->data, out[0].data, &p, no, kind, ctx->nthreads); break;
