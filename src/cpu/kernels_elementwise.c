@@ -205,6 +205,15 @@ BIN_CMP(lt, a < b)
 BIN_CMP(gt, a > b)
 BIN_CMP(le, a <= b)
 BIN_CMP(ge, a >= b)
+/* Bitwise ops: the four integer types only. */
+#define BIN_INT(op, e)                              \
+    BIN_LOOP(op##_i32, int32_t, int32_t, e)         \
+    BIN_LOOP(op##_i64, int64_t, int64_t, e)         \
+    BIN_LOOP(op##_i8, int8_t, int8_t, e)            \
+    BIN_LOOP(op##_u8, uint8_t, uint8_t, e)
+BIN_INT(bitand, a & b)
+BIN_INT(bitor, a | b)
+BIN_INT(bitxor, a ^ b)
 BIN_LOOP(and_b, uint8_t, uint8_t, a && b)
 BIN_LOOP(or_b, uint8_t, uint8_t, a || b)
 BIN_LOOP(xor_b, uint8_t, uint8_t, (a != 0) != (b != 0))
@@ -228,6 +237,9 @@ static const typed_loops g_binary[] = {
     {.op = "Mod", ALL6(mod)},
     {.op = "ModF", ALL6(fmod)}, /* Mod with fmod=1 */
     {.op = "PRelu", ALL6(prelu)},
+    {.op = "BitwiseAnd", .i32 = bitand_i32, .i64 = bitand_i64, .i8 = bitand_i8, .u8 = bitand_u8},
+    {.op = "BitwiseOr", .i32 = bitor_i32, .i64 = bitor_i64, .i8 = bitor_i8, .u8 = bitor_u8},
+    {.op = "BitwiseXor", .i32 = bitxor_i32, .i64 = bitxor_i64, .i8 = bitxor_i8, .u8 = bitxor_u8},
     {.op = "Pow", ALL6(pow)},
     {.op = "Equal", ALL6(eq), .b = eq_u8},
     {.op = "Less", ALL6(lt), .b = lt_u8},
@@ -333,7 +345,8 @@ static void convert(void *dst, int dt, const void *src, int st, int64_t n, int n
 /* --------------------------------------------------------------- kernels */
 static mtmi_status k_binary(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
                             int nout, mt_cpu_ctx *ctx) {
-    const char *op = !strcmp(n->op, "Mod") && mt_attr_int(n, "fmod", 0) ? "ModF" : n->op;
+    const char *op = n->op;
+    if (!strcmp(op, "Mod") && mt_attr_int(n, "fmod", 0)) op = "ModF";
     loop_fn fn = pick_loop(g_binary, MT_ARRAY_LEN(g_binary), op, in[0].dtype);
     if (!fn) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s is not supported", mt_dtype_name(in[0].dtype));
     const mt_tview *ins[2] = {&in[0], &in[1]};
@@ -503,6 +516,7 @@ UN_INT(neg, 0 - (uint64_t)x)
 UN_INT(abs, x < 0 ? 0 - (uint64_t)x : (uint64_t)x)
 UN_INT(relu, x > 0 ? x : 0)
 UN_INT(sign, (x > 0) - (x < 0))
+UN_INT(bitnot, ~x)
 
 static const typed_loops g_unary[] = {
     {.op = "Sqrt", .f32 = sqrt_f32, .f64 = sqrt_f64},
@@ -514,6 +528,7 @@ static const typed_loops g_unary[] = {
     {.op = "Log", .f32 = log_f32, .f64 = log_f64},
     {.op = "Neg", .f32 = neg_f32, .f64 = neg_f64, .i32 = neg_i32, .i64 = neg_i64, .i8 = neg_i8, .u8 = neg_u8},
     {.op = "Abs", .f32 = abs_f32, .f64 = abs_f64, .i32 = abs_i32, .i64 = abs_i64, .i8 = abs_i8, .u8 = abs_u8},
+    {.op = "BitwiseNot", .i32 = bitnot_i32, .i64 = bitnot_i64, .i8 = bitnot_i8, .u8 = bitnot_u8},
     {.op = "Sign", .f32 = sign_f32, .f64 = sign_f64, .i32 = sign_i32, .i64 = sign_i64, .i8 = sign_i8, .u8 = sign_u8},
     {.op = "Reciprocal", .f32 = recip_f32, .f64 = recip_f64},
     {.op = "Floor", .f32 = floor_f32, .f64 = floor_f64},
@@ -663,6 +678,10 @@ const mt_cpu_kernel mt_kernels_elementwise[] = {
     {"IsInf", "", k_isnan_isinf, NULL, NULL, NULL, 0},
     {"Mod", "", k_binary, NULL, NULL, NULL, 0},
     {"PRelu", "", k_binary, NULL, NULL, NULL, 0},
+    {"BitwiseAnd", "", k_binary, NULL, NULL, NULL, 0},
+    {"BitwiseOr", "", k_binary, NULL, NULL, NULL, 0},
+    {"BitwiseXor", "", k_binary, NULL, NULL, NULL, 0},
+    {"BitwiseNot", "", k_unary, NULL, NULL, NULL, 0},
     {"Max", "", k_variadic, NULL, NULL, NULL, 0},
     {"Min", "", k_variadic, NULL, NULL, NULL, 0},
     {"Sum", "", k_variadic, NULL, NULL, NULL, 0},

@@ -127,6 +127,17 @@ static mtmi_status infer_prelu(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+/* Bitwise ops: integers only. */
+static mtmi_status infer_bitwise(mt_graph *g, mt_node *n) {
+    int unary = !strcmp(n->op, "BitwiseNot");
+    mtmi_status s = mt_check_inputs(g, n, unary ? 1 : 2, unary ? 1 : 2);
+    if (s) return s;
+    int t = mt_in(g, n, 0)->dtype;
+    int ok = t == MTMI_INT32 || t == MTMI_INT64 || t == MTMI_INT8 || t == MTMI_UINT8;
+    if (!ok) return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "element type %s is not supported", mt_dtype_name(t));
+    return unary ? mt_infer_same(g, n) : infer_binary_arith(g, n);
+}
+
 static mtmi_status infer_not(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 1, 1);
     if (!s && mt_in(g, n, 0)->dtype != MTMI_BOOL) s = mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "input must be bool");
@@ -247,6 +258,10 @@ const mt_op_schema mt_schemas_elementwise[] = {
     {"IsInf", "", infer_isnan_isinf, 10},
     {"Mod", "", infer_binary_arith, 10},
     {"PRelu", "", infer_prelu, 1},
+    {"BitwiseAnd", "", infer_bitwise, 18},
+    {"BitwiseOr", "", infer_bitwise, 18},
+    {"BitwiseXor", "", infer_bitwise, 18},
+    {"BitwiseNot", "", infer_bitwise, 18},
     {"Clip", "", infer_clip, 1},
     {"Cast", "", infer_cast, 1},
     {"CastLike", "", infer_cast, 15},
