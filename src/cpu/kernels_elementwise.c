@@ -465,6 +465,25 @@ static void sqrt_f32(void *o_, const void *const *in, const int *s, int64_t n, c
     for (; i < n; i++) o[i] = sqrtf(x[i]);
 }
 
+/* Exp: the vector exp where all 8 lanes lie in its exact range, expf for
+ * the rest (overflow to inf, underflow to 0 and denormals, NaN). */
+static void exp_f32(void *o_, const void *const *in, const int *s, int64_t n, const void *prm) {
+    const float *x = in[0];
+    float *o = o_;
+    int64_t i = 0;
+#ifdef __AVX2__
+    const __m256 lo = _mm256_set1_ps(MT_EXP_LO), hi = _mm256_set1_ps(MT_EXP_HI);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 inside = _mm256_and_ps(_mm256_cmp_ps(v, lo, _CMP_GE_OQ), _mm256_cmp_ps(v, hi, _CMP_LE_OQ));
+        if (_mm256_movemask_ps(inside) == 0xff) _mm256_storeu_ps(o + i, mt_vexp8(v));
+        else
+            for (int k = 0; k < 8; k++) o[i + k] = expf(x[i + k]);
+    }
+#endif
+    for (; i < n; i++) o[i] = expf(x[i]);
+}
+
 static void sigmoid_f32(void *o_, const void *const *in, const int *s, int64_t n, const void *prm) {
     const float *x = in[0];
     float *o = o_;
@@ -475,7 +494,7 @@ static void sigmoid_f32(void *o_, const void *const *in, const int *s, int64_t n
     for (; i < n; i++) o[i] = mt_vsigmoidf(x[i]);
 }
 UN_FLOAT(tanh, tanhf(x), tanh(x))
-UN_FLOAT(exp, expf(x), exp(x))
+UN_LOOP(exp_f64, double, exp(x))
 UN_FLOAT(log, logf(x), log(x))
 UN_FLOAT(neg, -x, -x)
 UN_FLOAT(abs, fabsf(x), fabs(x))
