@@ -8,7 +8,6 @@
  * are aliases and never run. */
 #include "cpu/cpu.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -126,7 +125,7 @@ static void copy_box(void *dst, const int64_t *ds_in, const void *src, const int
 static void transpose_block_f32(const float *s, int64_t sj, float *d, int64_t oi, int64_t i0, int64_t i1, int64_t j0,
                                 int64_t j1) {
     int64_t i8 = i0 + ((i1 - i0) & ~(int64_t)7), j8 = j0 + ((j1 - j0) & ~(int64_t)7);
-#ifdef __AVX__
+#ifdef __AVX2__
     /* Keep the 8 rows on the side with the larger (often power-of-two, so
      * cache-set aliasing) stride in the inner loop's fixed set. */
     int i_outer = oi >= sj;
