@@ -17,7 +17,6 @@
 #include "pipeline/pipeline.h"
 #include "quant/quant.h"
 
-#pragma weak mt_backend_cuda
 
 static int failures, checks;
 #define CHECK(cond, ...)                                \
@@ -265,9 +264,15 @@ static void test_placement(void) {
     CHECK(mt_placement_auto(stages, 3, &p) == MTMI_OK, "auto placement");
     /* CUDA when the build or machine has none: a clear error. */
     mt_devspec g = {.kind = MT_DEV_CUDA, .index = 0, .prec = MT_PREC_FP16};
-    if (!mt_backend_cuda) {
-        CHECK(mt_backend_for(&g) == NULL && strstr(mtmi_last_error(), "cuda:0/fp16"), "cuda error: %s", mtmi_last_error());
+    const mt_backend *cb = mt_backend_for(&g);
+    if (!cb) {
+        CHECK(strstr(mtmi_last_error(), "cuda:0/fp16") != NULL, "cuda error: %s", mtmi_last_error());
         printf("cuda unavailable: %s\n", mtmi_last_error());
+    } else {
+        /* A CUDA build: a GPU that is not there is refused with its name. */
+        mt_devspec g9 = {.kind = MT_DEV_CUDA, .index = 9, .prec = MT_PREC_FP16};
+        CHECK(cb->check(&g9) != MTMI_OK && strstr(mtmi_last_error(), "cuda:9"), "cuda:9: %s", mtmi_last_error());
+        printf("cuda backend '%s'; cuda:9: %s\n", cb->name, mtmi_last_error());
     }
     mt_devspec c16 = {.kind = MT_DEV_CPU, .prec = MT_PREC_FP16}, c8 = {.kind = MT_DEV_CPU, .prec = MT_PREC_INT8};
     CHECK(mt_backend_cpu()->check(&c16) != MTMI_OK && strstr(mtmi_last_error(), "fp16"), "cpu fp16 accepted");
