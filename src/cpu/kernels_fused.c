@@ -5,15 +5,24 @@
  * (batch, head), walks the keys in blocks, keeps a running row max and row
  * sum (online softmax) and rescales its output accumulator, so only a
  * BQ x BK block of scores ever exists.  Both products use AVX2 register
- * tiles of 4 rows x 16 columns. */
+ * tiles of 4 rows x 16 columns, or AVX-512 ones of 8 x 32 where the CPU has
+ * it; builds without AVX2 (other architectures) get plain loops of the same
+ * algorithm. */
 #include "cpu/cpu.h"
 
+#ifdef __AVX2__
 #include <immintrin.h>
+#define MT_FUSED_AVX2 1
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MT_FUSED_AVX512 1
+#endif
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef MT_FUSED_AVX2
 /* ------------------------------------------------------ vector math */
 /* exp(x) for x in float range: Cephes-style range reduction to
  * [-ln2/2, ln2/2] and a degree-6 polynomial (about 1 ulp). */
@@ -54,6 +63,8 @@ static inline __m256 erf256(__m256 x) {
     return _mm256_or_ps(r, s);
 }
 
+#endif /* MT_FUSED_AVX2 */
+
 /* ----------------------------------------------------------------- Gelu */
 static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
                             mt_tview *out, int nout, mt_cpu_ctx *ctx) {
@@ -65,12 +76,14 @@ static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, co
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(static) if (nchunks > 1)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t i = c * chunk, end = MT_MIN(cnt, i + chunk);
+#ifdef MT_FUSED_AVX2
         const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), r2 = _mm256_set1_ps(0.70710678118654752f);
         for (; i + 8 <= end; i += 8) {
             __m256 v = _mm256_loadu_ps(x + i);
             __m256 e = erf256(_mm256_mul_ps(v, r2));
             _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
         }
+#endif
         for (; i < end; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
     }
     return MTMI_OK;
@@ -133,6 +146,7 @@ static void pack_keys(const float *K, int64_t M, int64_t d, int w, float *dst) {
     }
 }
 
+#ifdef MT_FUSED_AVX2
 /* S[r][0..kp) = Qb[r] . Kp[j] for 4 rows; Kp holds kp/8 panels of [d][8]. */
 static inline void scores_4x(const float *qb, int64_t d, const float *kp, int64_t npanel, float *s) {
     int64_t p = 0;
@@ -302,6 +316,48 @@ static void attn_block(const attn_dims *a, float scale, const float *Q, const fl
     }
 }
 
+#else /* no AVX2: the same blocks with plain loops */
+static void attn_block(const attn_dims *a, float scale, const float *Q, const float *kpack, const float *V, float *Y,
+                       int64_t q0, int64_t qn, float *ws) {
+    const int64_t d = a->d, dv = a->dv;
+    float *qb = ws, *S = qb + BQ * d + BK * d, *O = S + BQ * BK;
+    float *mx = O + BQ * a->dvp16 + BK * a->dvp16, *sum = mx + BQ;
+    for (int64_t r = 0; r < qn; r++) {
+        for (int64_t c = 0; c < d; c++) qb[r * d + c] = Q[(q0 + r) * d + c] * scale;
+        for (int64_t c = 0; c < dv; c++) O[r * dv + c] = 0.0f;
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+    }
+    for (int64_t k0 = 0; k0 < a->M; k0 += BK) {
+        const int64_t kn = MT_MIN((int64_t)BK, a->M - k0);
+        const float *kp = kpack + (k0 / 8) * d * 8;
+        for (int64_t r = 0; r < qn; r++) {
+            float *s = S + r * BK, m = mx[r];
+            for (int64_t j = 0; j < kn; j++) {
+                const float *kj = kp + (j / 8) * d * 8 + (j % 8);
+                float acc = 0.0f;
+                for (int64_t c = 0; c < d; c++) acc += qb[r * d + c] * kj[c * 8];
+                s[j] = acc;
+                m = acc > m ? acc : m;
+            }
+            float corr = mx[r] == -INFINITY ? 0.0f : expf(mx[r] - m), l = 0.0f;
+            mx[r] = m;
+            for (int64_t j = 0; j < kn; j++) l += (s[j] = expf(s[j] - m));
+            sum[r] = sum[r] * corr + l;
+            float *o = O + r * dv;
+            for (int64_t c = 0; c < dv; c++) o[c] *= corr;
+            for (int64_t j = 0; j < kn; j++) {
+                const float *v = V + (k0 + j) * dv;
+                for (int64_t c = 0; c < dv; c++) o[c] += s[j] * v[c];
+            }
+        }
+    }
+    for (int64_t r = 0; r < qn; r++)
+        for (int64_t c = 0; c < dv; c++) Y[(q0 + r) * dv + c] = O[r * dv + c] / sum[r];
+}
+#endif /* MT_FUSED_AVX2 */
+
+#ifdef MT_FUSED_AVX512
 /* ------------------------------------------------ Attention, AVX-512 path
  * The same algorithm with 16-wide vectors and 8-row tiles (16 accumulators
  * of the 32 zmm registers): about twice the AVX2 path's speed where the CPU
@@ -464,13 +520,18 @@ static void attn_block512(const attn_dims *a, float scale, const float *Q, const
 #else
 #pragma GCC pop_options
 #endif
+#endif /* MT_FUSED_AVX512 */
 
 /* AVX-512 when the CPU has it, unless MTMI_NO_AVX512 is set (to test and
  * time the AVX2 path on the same machine). */
 static int use_avx512(void) {
+#ifdef MT_FUSED_AVX512
     const char *e = getenv("MTMI_NO_AVX512");
     if (e && e[0] && strcmp(e, "0")) return 0;
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
 }
 
 static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
@@ -495,7 +556,13 @@ static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *stat
         int64_t bh = t / nqb, qb = t % nqb;
         int64_t q0 = qb * BQ, qn = MT_MIN((int64_t)BQ, a.N - q0);
         float *ws = scratch + per * (size_t)omp_get_thread_num();
-        (wide ? attn_block512 : attn_block)(&a, scale, Q + bh * a.N * a.d, kpack + bh * mp * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
+#ifdef MT_FUSED_AVX512
+        if (wide) {
+            attn_block512(&a, scale, Q + bh * a.N * a.d, kpack + bh * mp * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
+            continue;
+        }
+#endif
+        attn_block(&a, scale, Q + bh * a.N * a.d, kpack + bh * mp * a.d, V + bh * a.M * a.dv, Y + bh * a.N * a.dv, q0, qn, ws);
     }
     return MTMI_OK;
 }
