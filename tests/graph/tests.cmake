@@ -7,8 +7,8 @@ set_tests_properties(fusion_patterns PROPERTIES SKIP_RETURN_CODE 77)
 # The reference network from both exports against ONNX Runtime (FP32 within
 # 1e-4 relative): small sizes, batch 2, opset 13, a non-square size, and one
 # full 1024x1024 run (label "slow", still part of CI).
-mtmi_py_test(ref_models_256 tests/graph/test_reference_models.py ts_256 dyn_256 ts_op13_256 dyn_op13_256)
-mtmi_py_test(ref_models_batch2 tests/graph/test_reference_models.py ts_b2_256 dyn_b2_256 ts_op13_b2_256)
+mtmi_py_test(ref_models_256 tests/graph/test_reference_models.py ts_256 dyn_256 ts_op13_256 dyn_op13_256 ts_224x352)
+mtmi_py_test(ref_models_batch2 tests/graph/test_reference_models.py ts_b2_256 dyn_b2_256 ts_op13_b2_256 dyn_op13_b2_224x352)
 mtmi_py_test(ref_models_512x1024 tests/graph/test_reference_models.py ts_512x1024 dyn_512x1024)
 mtmi_py_test(ref_models_1024 tests/graph/test_reference_models.py dyn_1024)
 mtmi_py_test(ref_models_fusion tests/graph/test_reference_models.py fusion_ts fusion_dyn fusion_ts_op13 fusion_dyn_op13)
