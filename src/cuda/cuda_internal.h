@@ -31,7 +31,7 @@ typedef struct mc_buf {
 
 enum {
     MC_COPY = 0, MC_EW, MC_LN, MC_SOFTMAX, MC_RESIZE, MC_DW, MC_CONVD, MC_CUDNN, MC_GEMM, MC_BIASACT, MC_GATHER,
-    MC_ATTN, MC_IM2COL, MC_SMALLN, MC_NKINDS
+    MC_ATTN, MC_IM2COL, MC_SMALLN, MC_RESIZE_CAT, MC_NKINDS
 };
 
 typedef struct mc_gemm {
@@ -81,6 +81,7 @@ typedef struct mc_plan {
     unsigned char *skip;
     int *label;
     int cur_label;
+    int *vcat;       /* per value: Concat node left unmaterialized (read by a resize), or -1 */
     mc_tref *in_stage, *out_stage;
     void *arena, *pool;
     size_t arena_bytes, weight_bytes, workspace_bytes;

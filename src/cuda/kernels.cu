@@ -2,6 +2,7 @@
 // kernels.h).  Storage is FP16 or FP32; arithmetic is FP32.
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -442,6 +443,51 @@ __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, 
     }
 }
 
+// The same over a channel concatenation of up to 4 channels-last FP16
+// sources (the concat is never stored).
+struct CatSrc {
+    const uint4 *p[4];
+    int s0[4], s2[4], s3[4], begin[4];
+    int n;
+};
+__global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int IH, int IW, int OH,
+                              int OW, float sh, float sw, int coord) {
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C8 * OH * OW;
+    if (i >= total) return;
+    int c = (int)(i % C8);
+    unsigned t = i / C8;
+    int ow = (int)(t % OW);
+    t /= OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    int j = 0;
+#pragma unroll
+    for (int k = 1; k < 4; k++)
+        if (k < src.n && c >= src.begin[k]) j = k;
+    const uint4 *x = src.p[j];
+    int xs0 = src.s0[j], xs2 = src.s2[j], xs3 = src.s3[j], cl = c - src.begin[j];
+    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+    int y0 = (int)fy, x0 = (int)fx;
+    int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
+    float ay = fy - y0, ax = fx - x0;
+    float w00 = (1.f - ay) * (1.f - ax), w01 = (1.f - ay) * ax, w10 = ay * (1.f - ax), w11 = ay * ax;
+    const int b = n * xs0 + cl;
+    uint4 a = x[b + y0 * xs2 + x0 * xs3], bq = x[b + y0 * xs2 + x1 * xs3];
+    uint4 cq = x[b + y1 * xs2 + x0 * xs3], d = x[b + y1 * xs2 + x1 * xs3];
+    const __half2 *ha = (const __half2 *)&a, *hb = (const __half2 *)&bq, *hc = (const __half2 *)&cq, *hd = (const __half2 *)&d;
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]), fc = __half22float2(hc[k]), fd = __half22float2(hd[k]);
+        ho[k] = __floats2half2_rn(fa.x * w00 + fb.x * w01 + fc.x * w10 + fd.x * w11,
+                                  fa.y * w00 + fb.y * w01 + fc.y * w10 + fd.y * w11);
+    }
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
+}
+
 // --------------------------------------------------------- depthwise conv
 // One thread per output (n, oh, ow) and two channels (NHWC); weights [KH][KW][C].
 template <typename T>
@@ -878,6 +924,30 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
     k_resize<<<blocks_for(total, 256), 256, 0, s>>>(x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
                                                      (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW, scale_h,
                                                      scale_w, mode, coord, nearest_mode, c_inner, f16, out_f16);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *cbegin,
+                           void *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
+                           float scale_w, int coord) {
+    if (nsrc < 1 || nsrc > 4 || C % 8 || ys[1] != 1 || (uintptr_t)y % 16) return cudaErrorInvalidValue;
+    CatSrc src;
+    memset(&src, 0, sizeof src);
+    src.n = nsrc;
+    for (int k = 0; k < nsrc; k++) {
+        if ((uintptr_t)x[k] % 16 || xs[k][1] != 1 || xs[k][0] % 8 || xs[k][2] % 8 || xs[k][3] % 8 || cbegin[k] % 8)
+            return cudaErrorInvalidValue;
+        src.p[k] = (const uint4 *)x[k];
+        src.s0[k] = (int)(xs[k][0] / 8);
+        src.s2[k] = (int)(xs[k][2] / 8);
+        src.s3[k] = (int)(xs[k][3] / 8);
+        src.begin[k] = cbegin[k] / 8;
+    }
+    long long total = (long long)N * (C / 8) * OH * OW;
+    if (!total) return cudaSuccess;
+    k_resize_cat8<<<blocks_for(total, 256), 256, 0, s>>>(src, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+                                                         (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w,
+                                                         coord);
     return cudaGetLastError();
 }
 

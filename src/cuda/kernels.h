@@ -73,6 +73,13 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
                        int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
                        int nearest_mode, int c_inner, int f16, int out_f16);
 
+/* Bilinear resize of a channel concatenation of nsrc (<= 4) channels-last
+ * FP16 sources (source k holds channels cbegin[k]..), 16-byte aligned, to a
+ * channels-last FP16 output: the concatenation is never stored. */
+cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *cbegin,
+                           void *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
+                           float scale_w, int coord);
+
 /* Depthwise convolution on NHWC tensors, weights packed [KH][KW][C] in the
  * storage type, bias [C] (or NULL), then act (0 none, 1 relu, 2 sigmoid,
  * 3 gelu). */

@@ -603,13 +603,16 @@ mtmi_status mt_cuda_plan_create(const mt_graph *g, int device, int fp16, mt_cuda
     p->consumer = malloc(sizeof(int) * (nv + 1));
     p->skip = calloc(nn + 1, 1);
     p->label = malloc(sizeof(int) * (nn + 1));
+    p->vcat = malloc(sizeof(int) * (nv + 1));
     p->in_stage = calloc(g->ninputs + 1, sizeof(mc_tref));
     p->out_stage = calloc(g->noutputs + 1, sizeof(mc_tref));
-    if (!p->vt || !p->has || !p->nuse || !p->consumer || !p->skip || !p->label || !p->in_stage || !p->out_stage) {
+    if (!p->vt || !p->has || !p->nuse || !p->consumer || !p->skip || !p->label || !p->in_stage || !p->out_stage || !p->vcat) {
         s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int v = 0; v < nv; v++) p->consumer[v] = -1;
+    if (p->vcat)
+        for (int v = 0; v < nv; v++) p->vcat[v] = -1;
     for (int i = 0; i < nn; i++) {
         const mt_node *n = &g->nodes[i];
         if (n->dead) continue;
@@ -689,6 +692,7 @@ void mt_cuda_plan_free(mt_cuda_plan *pp) {
     free(p->consumer);
     free(p->skip);
     free(p->label);
+    free(p->vcat);
     free(p->in_stage);
     free(p->out_stage);
     free(p);

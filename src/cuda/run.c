@@ -12,7 +12,7 @@
 
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
-                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln"};
+                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -373,6 +373,22 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         KCK(mtk_im2col_view(st, mc_ptr(p, &s->t[1]), s->t[1].strides, s->t[1].st == MTMI_FLOAT16, mc_ptr(p, &s->t[0]),
                             s->t[0].st == MTMI_FLOAT16, c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
                             c->ph, c->pw, c->dh, c->dw, (int)s->t[0].dims[1]));
+        return MTMI_OK;
+    }
+    case MC_RESIZE_CAT: {
+        const mc_tref *y = &s->t[0];
+        int ns = s->nt - 1;
+        const void *ptrs[4];
+        int64_t xs[4][4];
+        int cb[4];
+        for (int k = 0; k < ns; k++) {
+            ptrs[k] = mc_ptr(p, &s->t[1 + k]);
+            memcpy(xs[k], s->t[1 + k].strides, sizeof xs[k]);
+            cb[k] = (int)s->ip[3 + k];
+        }
+        KCK(mtk_resize_cat(st, ns, ptrs, (const int64_t(*)[4])xs, cb, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
+                           (int)s->t[1].dims[2], (int)s->t[1].dims[3], (int)y->dims[2], (int)y->dims[3], s->fp[0], s->fp[1],
+                           (int)s->ip[1]));
         return MTMI_OK;
     }
     case MC_SMALLN:

@@ -242,6 +242,36 @@ static void t_resize(int f16, int coord, int nhwc) {
     free(x); free(y); free(ref); free(got); cudaFree(dx); cudaFree(dy);
 }
 
+/* resize of a never-stored concat of two NHWC sources vs the CPU */
+static void t_resize_cat(void) {
+    int IH = 19, IW = 13, OH = 38, OW = 26, C0 = 16, C1 = 24, C = C0 + C1;
+    int64_t n0 = (int64_t)IH * IW * C0, n1 = (int64_t)IH * IW * C1, no = (int64_t)OH * OW * C;
+    float *a = rnd(n0, 1.f), *b = rnd(n1, 1.f);
+    void *da = up(a, n0, 1), *db = up(b, n1, 1), *dy = dalloc(no, 1);
+    const void *ptrs[2] = {da, db};
+    int64_t xs[2][4] = {{n0, 1, (int64_t)IW * C0, C0}, {n1, 1, (int64_t)IW * C1, C1}};
+    int cb[2] = {0, C0};
+    int64_t ys[4] = {no, 1, (int64_t)OW * C, C};
+    CK(mtk_resize_cat(0, 2, ptrs, (const int64_t(*)[4])xs, cb, dy, ys, 1, C, IH, IW, OH, OW, 2.f, 2.f, 0));
+    float *y = down(dy, no, 1);
+    double *ref = malloc(sizeof(double) * no);
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++)
+            for (int c = 0; c < C; c++) {
+                double fy = fmin(fmax((oh + 0.5) / 2 - 0.5, 0), IH - 1), fx = fmin(fmax((ow + 0.5) / 2 - 0.5, 0), IW - 1);
+                int y0 = (int)fy, x0 = (int)fx, y1 = y0 + 1 < IH ? y0 + 1 : IH - 1, x1 = x0 + 1 < IW ? x0 + 1 : IW - 1;
+                double ay = fy - y0, ax = fx - x0;
+                const float *src = c < C0 ? a : b;
+                int cc = c < C0 ? c : c - C0, cs = c < C0 ? C0 : C1;
+#define X(h, w) ((double)src[((int64_t)(h) * IW + (w)) * cs + cc])
+                ref[((int64_t)oh * OW + ow) * C + c] =
+                    (X(y0, x0) * (1 - ax) + X(y0, x1) * ax) * (1 - ay) + (X(y1, x0) * (1 - ax) + X(y1, x1) * ax) * ay;
+#undef X
+            }
+    check("resize of a virtual concat (16+24 ch) f16", y, ref, no, tol_of(1));
+    free(a); free(b); free(y); free(ref); cudaFree(da); cudaFree(db); cudaFree(dy);
+}
+
 /* conv reference: NHWC x, weights [CO][KH][KW][Cg] */
 static void conv_ref(const float *x, const float *w, const float *b, double *y, int N, int H, int W, int C, int OH, int OW,
                      int CO, int KH, int KW, int s, int pd, int groups, int act) {
@@ -407,6 +437,7 @@ int main(void) {
         t_attention(f16, 1, 1, 34000, 200, 32, 1);
         t_preprocess(f16);
     }
+    t_resize_cat();
     printf(g_fail ? "FAILED\n" : "all GPU kernel checks passed\n");
     return g_fail;
 }
