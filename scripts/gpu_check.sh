@@ -15,15 +15,15 @@ cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
 mkdir -p "$OUT"
-# keep a copy of this run's output in the (ignored) results/ folder too, so a
+# keep a copy of this run's output in build-gpu/last (kept between calls), so a
 # run whose reply got lost can be read back by a later call
 if [ -z "${MTMI_GPU_CHECK_TEE:-}" ]; then
-  mkdir -p "$ROOT_DIR/results/last"
+  mkdir -p "$ROOT_DIR/build-gpu/last"
   export MTMI_GPU_CHECK_TEE=1
   set -o pipefail
-  bash "$0" "$@" 2>&1 | tee "$ROOT_DIR/results/last/run.txt"
+  bash "$0" "$@" 2>&1 | tee "$ROOT_DIR/build-gpu/last/run.txt"
   rc=$?
-  cp "$OUT"/* "$ROOT_DIR/results/last/" 2>/dev/null
+  cp "$OUT"/* "$ROOT_DIR/build-gpu/last/" 2>/dev/null
   exit $rc
 fi
 QUICK=0; PEERS=1; TESTS=1; SAN=1; NCU=1
