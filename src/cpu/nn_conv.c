@@ -400,15 +400,20 @@ mtmi_status mt_nn_conv(const mt_graph *g, const mt_node *n, void *st, const mt_t
 }
 
 /* ------------------------------------------------------- ConvTranspose */
+/* Input rows per ConvTranspose chunk: the chunk's columns (R x rows x W
+ * floats) stay within a few MiB of scratch whatever the input size. */
+static int64_t convt_rows(const conv_dims *d) {
+    int64_t R = d->M / d->G * d->kh * d->kw;
+    int64_t rows = (int64_t)(4u << 20) / (R * d->W * (int64_t)sizeof(float));
+    if (rows < 1) rows = 1;
+    if (rows > d->H) rows = d->H;
+    return rows;
+}
+
 size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
-    const mt_value *xv = &g->values[n->in[0]], *wv = &g->values[n->in[1]];
-    mt_tview x = {NULL, xv->dtype, xv->rank, {0}}, w = {NULL, wv->dtype, wv->rank, {0}};
-    memcpy(x.dims, xv->dims, sizeof x.dims);
-    memcpy(w.dims, wv->dims, sizeof w.dims);
     conv_dims d;
-    char err[256];
-    if (conv_setup(n, MT_GEOM_CONVT, &x, &w, &d, err, sizeof err)) return 0;
-    return (size_t)(d.M / d.G * d.kh * d.kw * d.H * d.W) * sizeof(float);
+    if (node_dims(g, n, MT_GEOM_CONVT, &d)) return 0;
+    return (size_t)(d.M / d.G * d.kh * d.kw * convt_rows(&d) * d.W) * sizeof(float);
 }
 
 mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
@@ -423,34 +428,54 @@ mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_
     const float *B = nin > 2 && in[2].data ? in[2].data : NULL;
     float *Y = out[0].data, *col = ctx->scratch;
     const int64_t Cg = d.C / d.G, Mg = d.M / d.G, HW = d.H * d.W, OHW = d.OH * d.OW, kk = d.kh * d.kw;
-    const int64_t R = Mg * kk;
-    if (!col || ctx->scratch_size < (size_t)(R * HW) * sizeof(float)) return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
+    const int64_t R = Mg * kk, rows = convt_rows(&d), CW = rows * d.W;
+    if (!col || ctx->scratch_size < (size_t)(R * CW) * sizeof(float)) return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
     const int nth = ctx->nthreads;
+    /* Per chunk of input rows: col[R, rows*W] = Wg^T [R, Cg] x Xg[:, chunk]
+     * with the R rows shared out over the threads (single-threaded sgemm
+     * each), then the scatter-add into the output planes, one thread per
+     * plane so that no two threads write the same pixel. */
+    openblas_set_num_threads(1);
+    #pragma omp parallel num_threads(nth)
     for (int64_t b = 0; b < d.N; b++)
         for (int64_t gi = 0; gi < d.G; gi++) {
             const float *Xg = X + (b * d.C + gi * Cg) * HW;
             const float *Wg = W + gi * Cg * R;
             float *Yg = Y + (b * d.M + gi * Mg) * OHW;
-            /* col[R, HW] = Wg^T [R, Cg] x Xg [Cg, HW] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)HW, (int)Cg, 1.0f, Wg, (int)R, Xg, (int)HW, 0.0f, col, (int)HW);
-            #pragma omp parallel for num_threads(nth) schedule(static)
+            #pragma omp for schedule(static)
             for (int64_t m = 0; m < Mg; m++) {
-                float *y = Yg + m * OHW;
                 float bias = B ? B[gi * Mg + m] : 0.0f;
-                for (int64_t i = 0; i < OHW; i++) y[i] = bias;
-                for (int64_t ky = 0; ky < d.kh; ky++)
-                    for (int64_t kx = 0; kx < d.kw; kx++) {
-                        const float *c = col + ((m * d.kh + ky) * d.kw + kx) * HW;
-                        for (int64_t iy = 0; iy < d.H; iy++) {
-                            int64_t oy = iy * d.sh - d.pt + ky * d.dh;
-                            if (oy < 0 || oy >= d.OH) continue;
-                            for (int64_t ix = 0; ix < d.W; ix++) {
-                                int64_t ox = ix * d.sw - d.pl + kx * d.dw;
-                                if (ox >= 0 && ox < d.OW) y[oy * d.OW + ox] += c[iy * d.W + ix];
+                for (int64_t i = 0; i < OHW; i++) Yg[m * OHW + i] = bias;
+            }
+            for (int64_t iy0 = 0; iy0 < d.H; iy0 += rows) {
+                const int64_t nr = MT_MIN(rows, d.H - iy0), ncol = nr * d.W;
+                const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+                int64_t per = (R + nt - 1) / nt, r0 = me * per, r1 = MT_MIN(R, r0 + per);
+                if (r1 > r0)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r1 - r0), (int)ncol, (int)Cg, 1.0f, Wg + r0, (int)R,
+                                Xg + iy0 * d.W, (int)HW, 0.0f, col + r0 * ncol, (int)ncol);
+                #pragma omp barrier
+                #pragma omp for schedule(static)
+                for (int64_t m = 0; m < Mg; m++) {
+                    float *y = Yg + m * OHW;
+                    for (int64_t ky = 0; ky < d.kh; ky++)
+                        for (int64_t kx = 0; kx < d.kw; kx++) {
+                            const float *c = col + ((m * d.kh + ky) * d.kw + kx) * ncol;
+                            for (int64_t iy = iy0; iy < iy0 + nr; iy++) {
+                                int64_t oy = iy * d.sh - d.pt + ky * d.dh;
+                                if (oy < 0 || oy >= d.OH) continue;
+                                const float *cr = c + (iy - iy0) * d.W;
+                                for (int64_t ix = 0; ix < d.W; ix++) {
+                                    int64_t ox = ix * d.sw - d.pl + kx * d.dw;
+                                    if (ox >= 0 && ox < d.OW) y[oy * d.OW + ox] += cr[ix];
+                                }
                             }
                         }
-                    }
+                }
+                /* (the implicit barrier of omp for keeps col until all
+                 * planes have read it) */
             }
         }
+    openblas_set_num_threads(nth);
     return MTMI_OK;
 }

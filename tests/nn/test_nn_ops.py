@@ -144,6 +144,7 @@ convt("convt same_lower", (1, 2, 5, 4), (2, 3, 3, 3), strides=[2, 2], auto_pad="
 convt("convt same_upper", (1, 2, 5, 4), (2, 3, 3, 3), strides=[2, 2], auto_pad="SAME_UPPER")
 convt("convt groups dil", (1, 4, 5, 5), (4, 2, 3, 2), group=2, dilations=[2, 1], bias=False)
 convt("convt 1d", (1, 3, 7), (3, 2, 4), strides=[2])
+convt("convt chunked rows", (1, 8, 40, 64), (8, 64, 5, 5), strides=[2, 2], pads=[2, 1, 1, 2])
 convt("convt k=s=2 upsampler", (1, 16, 8, 8), (16, 8, 2, 2), strides=[2, 2])
 
 # ------------------------------------------------------------- MatMul
