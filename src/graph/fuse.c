@@ -640,6 +640,33 @@ static mtmi_status transpose_to_reshape(mt_graph *g, int ti, int *hit) {
     return MTMI_OK;
 }
 
+/* A Resize whose output has its input's shape samples every input pixel at
+ * its own position in all modes but tf_crop_and_resize (the interpolation
+ * kernels are 1 at offset 0 and 0 at the other integers): an alias Reshape.
+ * The seg head resizes its first feature "to 256x256" that way. */
+static mtmi_status resize_identity(mt_graph *g, int ri, int *hit) {
+    const mt_node *rn = &g->nodes[ri];
+    if (!is_op(rn, "Resize") || !mt_op_find("", "Reshape")) return MTMI_OK;
+    if (!strcmp(mt_attr_string(rn, "coordinate_transformation_mode", "half_pixel"), "tf_crop_and_resize")) return MTMI_OK;
+    const mt_value *x = &g->values[rn->in[0]], *y = &g->values[rn->out[0]];
+    if (!mt_value_shape_known(x) || x->data || y->rank != x->rank || memcmp(x->dims, y->dims, sizeof(int64_t) * x->rank))
+        return MTMI_OK;
+    int64_t rank = x->rank, dims[MT_MAX_RANK];
+    memcpy(dims, x->dims, sizeof(int64_t) * rank);
+    int sv = mt_graph_add_value_unique(g, "reshape_shape");
+    if (sv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mt_value *s = &g->values[sv];
+    mt_value_set_shape(s, MTMI_INT64, 1, &rank);
+    s->data = mt_alloc(sizeof(int64_t) * rank);
+    if (!s->data) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    memcpy(s->data, dims, sizeof(int64_t) * rank);
+    int ins[2] = {g->nodes[ri].in[0], sv};
+    mtmi_status st = rewrite(g, ri, "", "Reshape", ins, 2, -1);
+    if (st) return st;
+    *hit = 1;
+    return MTMI_OK;
+}
+
 /* ---------------------------------------------------------------- driver */
 typedef mtmi_status (*pattern_fn)(mt_graph *g, int node, int *hit);
 
@@ -671,6 +698,7 @@ mtmi_status mt_pass_fuse(mt_graph *g) {
     if (!s) s = run_pattern(g, "act", fuse_activation);
     if (!s) s = run_pattern(g, "actlayout", fuse_activation_through_layout);
     if (!s) s = run_pattern(g, "layout", transpose_to_reshape);
+    if (!s) s = run_pattern(g, "layout", resize_identity);
     if (!s) s = mt_graph_compact(g);
     return s;
 }

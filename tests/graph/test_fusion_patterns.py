@@ -119,6 +119,15 @@ def conv_output_shared():
     return m, xs
 
 
+def resize_same_size(mode):
+    """Resize to the input's own size is the identity: an alias."""
+    inits = [const("sizes", np.array([1, 5, 12, 9], np.int64))]
+    nodes = [helper.make_node("Resize", ["x", "", "", "sizes"], ["r"], mode=mode,
+                              coordinate_transformation_mode="half_pixel"),
+             helper.make_node("Relu", ["r"], ["y"])]
+    return model(nodes, [("x", (1, 5, 12, 9))], ["y"], inits), [f32(1, 5, 12, 9)]
+
+
 def layernorm_case(square="Pow", affine=2, shape=(2, 50, 40), opset=13, eps=1e-6):
     C = shape[-1]
     inits = [const("two", np.float32(2.0)), const("eps", np.float32(eps)),
@@ -189,6 +198,8 @@ CASES = {
     "attention_probs_output": (attention_probs_output, {"Softmax": 1}, ["Attention"]),
     "layernorm_mean_used": (layernorm_mean_used, {"ReduceMean": 2}, ["LayerNormalization"]),
     "conv_output_shared": (conv_output_shared, {"BatchNormalization": 1}, []),
+    "resize_same_size_linear": (lambda: resize_same_size("linear"), {}, ["Resize"]),
+    "resize_same_size_cubic": (lambda: resize_same_size("cubic"), {}, ["Resize"]),
     "layernorm_op13_pow": (lambda: layernorm_case("Pow", 2), {"LayerNormalization": 1}, ["ReduceMean", "Sqrt", "Pow"]),
     "layernorm_op13_mul": (lambda: layernorm_case("Mul", 2), {"LayerNormalization": 1}, ["ReduceMean", "Sqrt"]),
     "layernorm_no_affine": (lambda: layernorm_case("Pow", 0, eps=1e-5), {"LayerNormalization": 1}, ["ReduceMean", "Div"]),
