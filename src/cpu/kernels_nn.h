@@ -143,6 +143,10 @@ mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_
                         mt_cpu_ctx *ctx);
 size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads);
 
+/* 3-D Conv (kind MT_GEOM_CONV) / ConvTranspose (MT_GEOM_CONVT), direct
+ * loops (nn_conv3d.c); -1 with err on bad shapes or attributes. */
+int mt_nn_conv3d(const mt_node *n, int kind, const mt_tview *in, int nin, mt_tview *out, int act, int nth, char *err, size_t cap);
+
 /* Resize / Upsample (nn_resize.c). */
 mtmi_status mt_nn_resize(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                          mt_cpu_ctx *ctx);

@@ -41,7 +41,7 @@ typedef struct conv_dims {
 
 static int conv_setup(const mt_node *n, int kind, const mt_tview *x, const mt_tview *w, conv_dims *d, char *err, size_t cap) {
     if (x->rank != 3 && x->rank != 4) {
-        snprintf(err, cap, "only 1-D and 2-D convolutions are supported (input rank %d)", x->rank);
+        snprintf(err, cap, "input rank %d is not supported (1-D to 3-D convolutions)", x->rank);
         return -1;
     }
     if (w->rank != x->rank) {
@@ -327,6 +327,11 @@ static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const conv_stat
             return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
     conv_dims d;
     char err[256];
+    if (in[0].rank == 5) {
+        if (mt_nn_conv3d(n, MT_GEOM_CONV, in, nin, out, act, ctx->nthreads, err, sizeof err))
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+        return MTMI_OK;
+    }
     if (conv_setup(n, MT_GEOM_CONV, &in[0], &in[1], &d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
     if (out[0].dims[1] != d.M || out[0].dims[out[0].rank - 1] != d.OW)
         return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "output shape does not match the convolution");
@@ -423,6 +428,11 @@ mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_
             return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
     conv_dims d;
     char err[256];
+    if (in[0].rank == 5) {
+        if (mt_nn_conv3d(n, MT_GEOM_CONVT, in, nin, out, MT_ACT_NONE, ctx->nthreads, err, sizeof err))
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+        return MTMI_OK;
+    }
     if (conv_setup(n, MT_GEOM_CONVT, &in[0], &in[1], &d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
     const float *X = in[0].data, *W = in[1].data;
     const float *B = nin > 2 && in[2].data ? in[2].data : NULL;

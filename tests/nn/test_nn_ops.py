@@ -116,6 +116,9 @@ conv("conv depthwise 3x3 w1", (1, 4, 6, 1), (4, 1, 3, 3), group=4, pads=[1, 1, 1
 conv("conv 1d", (2, 5, 23), (6, 5, 3), pads=[1, 1], strides=[2])
 conv("conv 1d 1x1", (1, 5, 23), (6, 5, 1))
 conv("conv 1d dw", (1, 6, 20), (6, 1, 5), group=6, pads=[2, 2], dilations=[2])
+conv("conv 3d", (1, 4, 6, 7, 8), (5, 4, 3, 2, 3), pads=[1, 0, 1, 1, 1, 0], strides=[1, 2, 1])
+conv("conv 3d groups dil", (2, 4, 7, 6, 5), (6, 2, 2, 3, 2), group=2, dilations=[2, 1, 1], pads=[1, 1, 0, 0, 1, 1])
+conv("conv 3d same_lower", (1, 2, 5, 6, 7), (3, 2, 3, 2, 2), auto_pad="SAME_LOWER", strides=[2, 2, 1])
 conv("conv kernel_shape attr", (1, 3, 8, 8), (4, 3, 3, 3), kernel_shape=[3, 3])
 # MTMI shapes at 1/8 resolution (128x128 input).
 conv("mtmi stem 7x7 s4", (1, 3, 128, 128), (32, 3, 7, 7), strides=[4, 4], pads=[3, 3, 3, 3])
@@ -145,6 +148,8 @@ convt("convt same_upper", (1, 2, 5, 4), (2, 3, 3, 3), strides=[2, 2], auto_pad="
 convt("convt groups dil", (1, 4, 5, 5), (4, 2, 3, 2), group=2, dilations=[2, 1], bias=False)
 convt("convt 1d", (1, 3, 7), (3, 2, 4), strides=[2])
 convt("convt chunked rows", (1, 8, 40, 64), (8, 64, 5, 5), strides=[2, 2], pads=[2, 1, 1, 2])
+convt("convt 3d", (1, 3, 4, 5, 3), (3, 2, 3, 3, 2), strides=[2, 1, 2], pads=[1, 0, 0, 1, 1, 0])
+convt("convt 3d groups", (1, 4, 3, 4, 3), (4, 1, 2, 2, 2), group=2, strides=[2, 2, 2])
 convt("convt k=s=2 upsampler", (1, 16, 8, 8), (16, 8, 2, 2), strides=[2, 2])
 
 # ------------------------------------------------------------- MatMul
