@@ -11,7 +11,7 @@
  * matchers work on indices and re-take pointers after adding anything.
  *
  * MTMI_NO_FUSE (environment, comma separated: bn,ln,gelu,attn,linear,act,
- * actlayout,layout; or all)
+ * actlayout,layout,concat; or all)
  * switches single passes off, to compare fused against unfused runs. */
 #include "graph/ops.h"
 
@@ -667,6 +667,144 @@ static mtmi_status resize_identity(mt_graph *g, int ri, int *hit) {
     return MTMI_OK;
 }
 
+/* A 1x1 Conv over Concat(channels) of upsampled features (the seg head:
+ * per-feature 128-channel maps resized to 1/4 scale, concatenated, fused by
+ * a 1x1 conv) is a sum of per-input 1x1 convs, and a 1x1 conv commutes with
+ * Resize (Resize mixes pixels of one channel, the conv channels of one
+ * pixel; both are linear).  So each upsampled input is convolved at its low
+ * resolution and then resized, the bias rides on the first branch, the
+ * branches are added and the activation comes last:
+ *   act(W [R0(x0); R1(x1); ...] + b) = act(b + sum_i R_i(W_i x_i)).
+ * Only where that is cheaper: Cout <= C_i for every resized branch. */
+static int is_plain_1x1(const mt_graph *g, const mt_node *n) {
+    const int64_t *v;
+    int k;
+    if (mt_attr_int(n, "group", 1) != 1) return 0;
+    if (strcmp(mt_attr_string(n, "auto_pad", "NOTSET"), "NOTSET")) return 0;
+    if ((k = mt_attr_ints(n, "strides", &v)) > 0)
+        for (int i = 0; i < k; i++)
+            if (v[i] != 1) return 0;
+    if ((k = mt_attr_ints(n, "dilations", &v)) > 0)
+        for (int i = 0; i < k; i++)
+            if (v[i] != 1) return 0;
+    if ((k = mt_attr_ints(n, "pads", &v)) > 0)
+        for (int i = 0; i < k; i++)
+            if (v[i] != 0) return 0;
+    int w = n->in[1];
+    return is_float_const(g, w) && g->values[w].rank == 4 && g->values[w].dims[2] == 1 && g->values[w].dims[3] == 1;
+}
+
+static mtmi_status conv_through_concat_resize(mt_graph *g, int ci, int *hit) {
+    const mt_node *cn = &g->nodes[ci];
+    const char *act = "";
+    if (is_mtmi(cn, "FusedConv")) act = mt_attr_string(cn, "activation", "");
+    else if (!is_op(cn, "Conv")) return MTMI_OK;
+    if (cn->nin < 2 || !is_plain_1x1(g, cn) || (cn->nin > 2 && cn->in[2] >= 0 && !is_float_const(g, cn->in[2]))) return MTMI_OK;
+    if (!mt_op_find("", "Add") || (act[0] && strcmp(act, "Gelu") && !mt_op_find("", act))) return MTMI_OK;
+    int cat = prod(g, cn->in[0]);
+    if (cat < 0 || !is_op(&g->nodes[cat], "Concat") || sole_consumer(g, cn->in[0]) != ci) return MTMI_OK;
+    const mt_value *cv = &g->values[cn->in[0]];
+    if (cv->rank != 4 || mt_norm_axis(mt_attr_int(&g->nodes[cat], "axis", 0), 4) != 1) return MTMI_OK;
+    const int64_t cout = g->values[cn->in[1]].dims[0];
+    int nb = g->nodes[cat].nin, resized = 0;
+    if (nb < 2 || nb > 16) return MTMI_OK;
+    int src[16], rz[16];
+    int64_t cin[16], off = 0;
+    for (int i = 0; i < nb; i++) {
+        int v = g->nodes[cat].in[i];
+        if (v < 0 || g->values[v].rank != 4) return MTMI_OK;
+        cin[i] = g->values[v].dims[1];
+        src[i] = v;
+        rz[i] = -1;
+        int r = prod(g, v);
+        if (r >= 0 && is_op(&g->nodes[r], "Resize") && sole_consumer(g, v) == cat && cout <= cin[i]) {
+            const mt_node *rn = &g->nodes[r];
+            const mt_value *x = &g->values[rn->in[0]];
+            int has_sizes = rn->nin > 3 && rn->in[3] >= 0;
+            float sc[4];
+            if (strcmp(mt_attr_string(rn, "coordinate_transformation_mode", "half_pixel"), "tf_crop_and_resize") &&
+                mt_value_shape_known(x) && !x->data && x->rank == 4 && x->dims[0] == cv->dims[0] &&
+                x->dims[2] * x->dims[3] < cv->dims[2] * cv->dims[3] &&
+                (has_sizes ? g->values[rn->in[3]].data && g->values[rn->in[3]].dtype == MTMI_INT64 &&
+                                 mt_value_numel(&g->values[rn->in[3]]) == 4
+                           : (rn->nin > 2 && mt_const_floats(g, rn, 2, sc, 4) == 4 && sc[0] == 1.0f && sc[1] == 1.0f))) {
+                rz[i] = r;
+                src[i] = rn->in[0];
+                resized++;
+            }
+            mt_clear_error(); /* a failed mt_const_floats probe is no error */
+        }
+        off += cin[i];
+    }
+    if (!resized || off != g->values[cn->in[1]].dims[1]) return MTMI_OK;
+    /* build the branches */
+    int wv = cn->in[1], bv = cn->nin > 2 ? cn->in[2] : -1, out = cn->out[0];
+    const int64_t ctot = off;
+    int sum = -1;
+    off = 0;
+    for (int i = 0; i < nb; i++) {
+        int64_t wd[4] = {cout, cin[i], 1, 1};
+        int wi = new_const(g, "split_w", 4, wd, NULL);
+        if (wi < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        const float *W = g->values[wv].data;
+        float *Wi = g->values[wi].data;
+        for (int64_t o = 0; o < cout; o++) memcpy(Wi + o * cin[i], W + o * ctot + off, sizeof(float) * cin[i]);
+        off += cin[i];
+        int t = mt_graph_add_value_unique(g, "branch");
+        if (t < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        int ins[3] = {src[i], wi, bv};
+        char name[256];
+        snprintf(name, sizeof name, "%s/branch%d", g->nodes[ci].name, i);
+        int ni = mt_graph_add_node(g, "Conv", name, ins, i == 0 && bv >= 0 ? 3 : 2, &t, 1);
+        if (ni < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        int64_t ks[2] = {1, 1};
+        mt_node_set_ints(&g->nodes[ni], "kernel_shape", ks, 2);
+        int bo = t;
+        if (rz[i] >= 0) {
+            mt_node *rn = &g->nodes[rz[i]];
+            rn->in[0] = t;
+            if (rn->nin > 3 && rn->in[3] >= 0) { /* sizes name the channel count */
+                int64_t n4 = 4, nsz[4];
+                const mt_value *sv = &g->values[rn->in[3]]; /* int64 x4, checked above */
+                memcpy(nsz, sv->data, sizeof nsz);
+                nsz[1] = cout;
+                int nsv = mt_graph_add_value_unique(g, "resize_sizes");
+                if (nsv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+                mt_value *ns = &g->values[nsv];
+                mt_value_set_shape(ns, MTMI_INT64, 1, &n4);
+                if (!(ns->data = mt_alloc(sizeof nsz))) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+                memcpy(ns->data, nsz, sizeof nsz);
+                g->nodes[rz[i]].in[3] = nsv;
+            }
+            bo = g->nodes[rz[i]].out[0];
+        }
+        if (sum < 0) {
+            sum = bo;
+            continue;
+        }
+        int last = i == nb - 1 && !act[0];
+        int s2 = last ? out : mt_graph_add_value_unique(g, "branch_sum");
+        if (s2 < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        int ains[2] = {sum, bo};
+        snprintf(name, sizeof name, "%s/sum%d", g->nodes[ci].name, i);
+        if (last) {
+            mtmi_status st = rewrite(g, ci, "", "Add", ains, 2, -1);
+            if (st) return st;
+        } else if (mt_graph_add_node(g, "Add", name, ains, 2, &s2, 1) < 0)
+            return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        sum = s2;
+    }
+    if (act[0]) {
+        char a[16];
+        snprintf(a, sizeof a, "%s", act); /* act points into the node rewritten here */
+        mtmi_status st = rewrite(g, ci, strcmp(a, "Gelu") ? "" : "mtmi", a, &sum, 1, -1);
+        if (st) return st;
+    }
+    g->nodes[cat].dead = 1;
+    *hit = 1;
+    return MTMI_OK;
+}
+
 /* ---------------------------------------------------------------- driver */
 typedef mtmi_status (*pattern_fn)(mt_graph *g, int node, int *hit);
 
@@ -699,6 +837,7 @@ mtmi_status mt_pass_fuse(mt_graph *g) {
     if (!s) s = run_pattern(g, "actlayout", fuse_activation_through_layout);
     if (!s) s = run_pattern(g, "layout", transpose_to_reshape);
     if (!s) s = run_pattern(g, "layout", resize_identity);
+    if (!s) s = run_pattern(g, "concat", conv_through_concat_resize);
     if (!s) s = mt_graph_compact(g);
     return s;
 }

@@ -128,6 +128,26 @@ def resize_same_size(mode):
     return model(nodes, [("x", (1, 5, 12, 9))], ["y"], inits), [f32(1, 5, 12, 9)]
 
 
+def seg_fuse_case(act="Relu", use_scales=False):
+    """Conv1x1(Concat(Resize(x0), Resize(x1), x2)) [+ act], the seg head's fuse
+    conv: split into per-input convs, resized after the conv, summed."""
+    H = W = 16
+    inits = [const("w", f32(6, 8 + 8 + 4, 1, 1, scale=0.3)), const("b", f32(6)),
+             const("sa", np.array([1, 8, H, W], np.int64)), const("scb", np.array([1, 1, 4, 4], np.float32))]
+    nodes = [helper.make_node("Resize", ["x0", "", "", "sa"], ["ra"], mode="linear"),
+             helper.make_node("Resize", ["x1", "", "scb"], ["rb"], mode="linear") if use_scales else
+             helper.make_node("Resize", ["x1", "", "", "sa2"], ["rb"], mode="linear"),
+             helper.make_node("Concat", ["ra", "rb", "x2"], ["cat"], axis=1),
+             helper.make_node("Conv", ["cat", "w", "b"], ["cv"], kernel_shape=[1, 1])]
+    inits.append(const("sa2", np.array([1, 8, H, W], np.int64)))
+    out = "cv"
+    if act:
+        nodes.append(helper.make_node(act, ["cv"], ["y"]))
+        out = "y"
+    m = model(nodes, [("x0", (1, 8, 8, 8)), ("x1", (1, 8, 4, 4)), ("x2", (1, 4, H, W))], [out], inits)
+    return m, [f32(1, 8, 8, 8), f32(1, 8, 4, 4), f32(1, 4, H, W)]
+
+
 def layernorm_case(square="Pow", affine=2, shape=(2, 50, 40), opset=13, eps=1e-6):
     C = shape[-1]
     inits = [const("two", np.float32(2.0)), const("eps", np.float32(eps)),
@@ -200,6 +220,8 @@ CASES = {
     "conv_output_shared": (conv_output_shared, {"BatchNormalization": 1}, []),
     "resize_same_size_linear": (lambda: resize_same_size("linear"), {}, ["Resize"]),
     "resize_same_size_cubic": (lambda: resize_same_size("cubic"), {}, ["Resize"]),
+    "seg_fuse_conv_relu": (lambda: seg_fuse_case("Relu"), {"Conv": 3, "Relu": 1, "Add": 2}, ["Concat"]),
+    "seg_fuse_conv_scales": (lambda: seg_fuse_case(None, use_scales=True), {"Conv": 3, "Add": 2}, ["Concat"]),
     "layernorm_op13_pow": (lambda: layernorm_case("Pow", 2), {"LayerNormalization": 1}, ["ReduceMean", "Sqrt", "Pow"]),
     "layernorm_op13_mul": (lambda: layernorm_case("Mul", 2), {"LayerNormalization": 1}, ["ReduceMean", "Sqrt"]),
     "layernorm_no_affine": (lambda: layernorm_case("Pow", 0, eps=1e-5), {"LayerNormalization": 1}, ["ReduceMean", "Div"]),
