@@ -460,12 +460,19 @@ __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, i
     int ow = (int)(t % OW);
     t /= OW;
     int oh = (int)(t % OH), n = (int)(t / OH);
-    int j = 0;
+    /* select the source with static indices only (a dynamic index would put
+     * the parameter struct in local memory) */
+    const uint4 *x = src.p[0];
+    int xs0 = src.s0[0], xs2 = src.s2[0], xs3 = src.s3[0], cl = c;
 #pragma unroll
     for (int k = 1; k < 4; k++)
-        if (k < src.n && c >= src.begin[k]) j = k;
-    const uint4 *x = src.p[j];
-    int xs0 = src.s0[j], xs2 = src.s2[j], xs3 = src.s3[j], cl = c - src.begin[j];
+        if (k < src.n && c >= src.begin[k]) {
+            x = src.p[k];
+            xs0 = src.s0[k];
+            xs2 = src.s2[k];
+            xs3 = src.s3[k];
+            cl = c - src.begin[k];
+        }
     float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
     fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
     fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
