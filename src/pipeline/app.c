@@ -229,8 +229,12 @@ void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const 
     }
     if (st->nstages > 1) fprintf(f, "  %-16s %-14s %7s %10.2f %10.2f\n", "heads (span)", "", "", s->heads_p50, s->heads_p99);
     fprintf(f, "  %-16s %-14s %7s %10.2f %10.2f %10.2f\n", "end to end", "", "", s->e2e_p50, s->e2e_p99, s->e2e_mean);
-    fprintf(f, "memory: %.1f MiB in plans and %d frame slots; peak RSS %.1f MiB\n", mt_pipeline_memory(p) / 1048576.0,
-            mt_pipeline_inflight(p), mt_peak_rss_bytes() / 1048576.0);
+    size_t gpu = 0, total = mt_pipeline_memory(p);
+    for (int k = 0; k < st->nstages; k++)
+        if (mt_pipeline_stage_dev(p, k)->kind == MT_DEV_CUDA) gpu += mt_pipeline_stage_memory(p, k);
+    fprintf(f, "memory: %.1f MiB in plans and %d frame slots", total / 1048576.0, mt_pipeline_inflight(p));
+    if (gpu) fprintf(f, " (%.1f MiB of it GPU plans)", gpu / 1048576.0);
+    fprintf(f, "; peak RSS %.1f MiB\n", mt_peak_rss_bytes() / 1048576.0);
 }
 
 static void json_escape(char *dst, size_t cap, const char *s) {
@@ -267,7 +271,11 @@ mtmi_status mt_app_write_json(const char *path, const char *command, const mt_ap
     }
     fprintf(f, "  ],\n  \"heads_ms\": {\"p50\": %.4f, \"p99\": %.4f},\n", s->heads_p50, s->heads_p99);
     fprintf(f, "  \"latency_ms\": {\"p50\": %.4f, \"p99\": %.4f, \"mean\": %.4f},\n", s->e2e_p50, s->e2e_p99, s->e2e_mean);
-    fprintf(f, "  \"memory\": {\"pipeline_bytes\": %zu, \"peak_rss_bytes\": %zu},\n", mt_pipeline_memory(p), mt_peak_rss_bytes());
+    size_t gpu = 0;
+    for (int k = 0; k < st->nstages; k++)
+        if (mt_pipeline_stage_dev(p, k)->kind == MT_DEV_CUDA) gpu += mt_pipeline_stage_memory(p, k);
+    fprintf(f, "  \"memory\": {\"pipeline_bytes\": %zu, \"gpu_plan_bytes\": %zu, \"peak_rss_bytes\": %zu},\n",
+            mt_pipeline_memory(p), gpu, mt_peak_rss_bytes());
     fprintf(f, "  \"build_ms\": %.1f%s\n}\n", app->build_ms, extra ? extra : "");
     return mt_atomic_commit(f, tmp, path, !ferror(f));
 }

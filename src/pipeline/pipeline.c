@@ -678,6 +678,10 @@ const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i) { return &
 int mt_pipeline_num_inputs(const mt_pipeline *p) { return p->nin; }
 const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i) { return &p->in_shape[i]; }
 
+size_t mt_pipeline_stage_memory(const mt_pipeline *p, int s) {
+    return p->st[s].be->memory && p->st[s].plan ? p->st[s].be->memory(p->st[s].plan) : 0;
+}
+
 size_t mt_pipeline_memory(const mt_pipeline *p) {
     size_t b = 0;
     for (int i = 0; i < p->nstages; i++)

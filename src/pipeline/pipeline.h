@@ -247,6 +247,8 @@ const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i);
 int mt_pipeline_num_inputs(const mt_pipeline *p);
 /* Bytes: plans' own memory plus the frame slots' buffers. */
 size_t mt_pipeline_memory(const mt_pipeline *p);
+/* Bytes one stage's plan holds on its device. */
+size_t mt_pipeline_stage_memory(const mt_pipeline *p, int s);
 
 /* ------------------------------------------------------ statistics, trace */
 typedef struct mt_frame_rec {
