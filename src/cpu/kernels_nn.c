@@ -175,23 +175,27 @@ static int pool_setup(const mt_node *n, const mt_tview *x, pool3 *p, char *err, 
 
 static mtmi_status k_pool(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                           mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, 1);
-    if (s) return s;
+    const int is_max = !strcmp(n->op, "MaxPool");
+    const int dt = in[0].dtype;
+    if (dt != MTMI_FLOAT && !(is_max && (dt == MTMI_INT8 || dt == MTMI_UINT8)))
+        return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input is %s, not supported", mt_dtype_name(dt));
     pool3 p;
     char err[256];
     if (pool_setup(n, &in[0], &p, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
-    const int is_max = !strcmp(n->op, "MaxPool");
     const int include_pad = (int)mt_attr_int(n, "count_include_pad", 0);
     const int col_major = (int)mt_attr_int(n, "storage_order", 0);
     const int64_t planes = in[0].dims[0] * in[0].dims[1];
     const int64_t isz = p.in[0] * p.in[1] * p.in[2], osz = p.out[0] * p.out[1] * p.out[2];
     const float *X = in[0].data;
     float *Y = out[0].data;
+    /* 8-bit MaxPool: values widen to float exactly and narrow back. */
+    const int8_t *Xs = in[0].data;
+    const uint8_t *Xu = in[0].data;
     int64_t *I = nout > 1 && out[1].data ? out[1].data : NULL;
     #pragma omp parallel for num_threads(ctx->nthreads) schedule(static) if (planes * osz > 4096)
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = X + pl * isz;
-        float *y = Y + pl * osz;
+        const float *x = dt == MTMI_FLOAT ? X + pl * isz : NULL;
+        float *y = dt == MTMI_FLOAT ? Y + pl * osz : NULL;
         for (int64_t oz = 0; oz < p.out[0]; oz++)
             for (int64_t oy = 0; oy < p.out[1]; oy++)
                 for (int64_t ox = 0; ox < p.out[2]; ox++) {
@@ -216,7 +220,8 @@ static mtmi_status k_pool(const mt_graph *g, const mt_node *n, void *st, const m
                             if (yy < 0 || yy >= p.in[1]) continue;
                             for (int64_t xx = lo[2]; xx <= hi[2]; xx += p.d[2]) {
                                 if (xx < 0 || xx >= p.in[2]) continue;
-                                float v = x[(z * p.in[1] + yy) * p.in[2] + xx];
+                                int64_t xi = (z * p.in[1] + yy) * p.in[2] + xx;
+                                float v = dt == MTMI_FLOAT ? x[xi] : dt == MTMI_INT8 ? (float)Xs[pl * isz + xi] : (float)Xu[pl * isz + xi];
                                 if (is_max) {
                                     if (!any || v > acc) {
                                         acc = v;
@@ -231,7 +236,9 @@ static mtmi_status k_pool(const mt_graph *g, const mt_node *n, void *st, const m
                     }
                     int64_t oi = (oz * p.out[1] + oy) * p.out[2] + ox;
                     if (is_max) {
-                        y[oi] = acc;
+                        if (dt == MTMI_FLOAT) y[oi] = acc;
+                        else if (dt == MTMI_INT8) ((int8_t *)out[0].data)[pl * osz + oi] = (int8_t)acc;
+                        else ((uint8_t *)out[0].data)[pl * osz + oi] = (uint8_t)acc;
                         if (I) I[pl * osz + oi] = arg < 0 ? -1 : pl * isz + arg;
                     } else {
                         int64_t div = include_pad ? cnt_pad : cnt;

@@ -316,19 +316,20 @@ static mtmi_status infer_pool(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 1, 1);
     if (s) return s;
     mt_value *x = mt_in(g, n, 0);
-    if ((s = need_float(g, n, 0))) return s;
+    /* MaxPool also takes 8-bit integers (opset 12). */
+    int int8_ok = !strcmp(n->op, "MaxPool") && (x->dtype == MTMI_INT8 || x->dtype == MTMI_UINT8);
+    if (!int8_ok && (s = need_float(g, n, 0))) return s;
     if (x->rank < 3 || x->rank > 2 + MT_GEOM_MAX_SP)
         return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must have rank 3 to %d, has %d", 2 + MT_GEOM_MAX_SP, x->rank);
     mt_geom geo;
     char err[256];
     if (mt_geom_get(n, MT_GEOM_POOL, x->rank - 2, x->dims + 2, NULL, &geo, err, sizeof err))
         return mt_node_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
-    if (!strcmp(n->op, "MaxPool") && mt_attr_int(n, "storage_order", 0) && n->nout < 2) { /* only affects Indices */ }
     int64_t d[MT_MAX_RANK];
     d[0] = x->dims[0];
     d[1] = x->dims[1];
     for (int i = 0; i < geo.nsp; i++) d[2 + i] = geo.out[i];
-    mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT, x->rank, d);
+    mt_value_set_shape(mt_out(g, n, 0), x->dtype, x->rank, d);
     if (mt_out(g, n, 1)) mt_value_set_shape(mt_out(g, n, 1), MTMI_INT64, x->rank, d);
     return MTMI_OK;
 }

@@ -230,6 +230,11 @@ pool("maxpool same_upper", "MaxPool", (1, 2, 10, 9), kernel_shape=[3, 2], stride
 pool("maxpool indices", "MaxPool", (2, 2, 6, 7), nout=2, kernel_shape=[2, 2], strides=[2, 2])
 pool("maxpool 1d", "MaxPool", (1, 3, 15), kernel_shape=[4], strides=[3], pads=[1, 2])
 pool("maxpool 3d", "MaxPool", (1, 2, 5, 6, 7), kernel_shape=[2, 3, 2], strides=[1, 2, 2])
+for dt in (np.uint8, np.int8):
+    x8 = rng.integers(-128 if dt == np.int8 else 0, 128 if dt == np.int8 else 256, (1, 3, 9, 10)).astype(dt)
+    m8 = model("MaxPool", [("x", x8)], [], attrs=dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    m8.graph.output[0].type.tensor_type.elem_type = helper.np_dtype_to_tensor_dtype(np.dtype(dt))
+    check(f"maxpool {np.dtype(dt).name}", m8, [("x", x8)])
 pool("avgpool basic", "AveragePool", (1, 3, 11, 12), kernel_shape=[3, 3], strides=[2, 2])
 pool("avgpool pads exclude", "AveragePool", (1, 3, 9, 8), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
 pool("avgpool pads include", "AveragePool", (1, 3, 9, 8), kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)
