@@ -1,6 +1,8 @@
-/* Conv, mtmi.FusedConv and ConvTranspose (1-D and 2-D, NCHW).
+/* Conv, mtmi.FusedConv and ConvTranspose (1-D and 2-D, NCHW; 3-D goes to
+ * the direct loops of nn_conv3d.c).
  *
- * Three paths for Conv:
+ * Paths for Conv, all on one thread pool (OpenMP threads share out tiles,
+ * each calling a single-threaded sgemm; see conv_run):
  *  - 1x1, stride 1, no padding: a GEMM straight on the input,
  *    W[Cout, Cin] x X[Cin, HW], in column tiles so that bias+activation run
  *    on output that is still in cache;
@@ -8,8 +10,12 @@
  *    stride 1 (the MiT FFN's DWConv), parallel over channel planes;
  *  - 3x3 stride 1, groups 1, constant weights: Winograd F(2x2, 3x3)
  *    (nn_winograd.c), weights transformed once in prepare;
- *  - everything else: im2col of a column tile into the scratch buffer (a
- *    few MiB, so it stays in cache between im2col and GEMM) and sgemm on it.
+ *  - everything else: im2col of a column tile into the thread's slice of
+ *    the scratch buffer (about 1 MiB, so it stays in cache between im2col
+ *    and GEMM) and sgemm on it.
+ * Measured at 1024x1024, 2 threads, on the H100 host's Xeon: the depth
+ * head's 3x3 convs 0.75-1.2x ONNX Runtime's time, its 1x1 convs 0.2-1.3x,
+ * the dwconv+GELU 0.8-1.0x.
  */
 #include <cblas.h>
 #include <omp.h>
