@@ -344,6 +344,11 @@ x = rnd(1, 4096, 32)
 graph("fused linear mtmi fc1+gelu", [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"])]
       + gelu_nodes("a", "y"), x, [("w", rnd(32, 128, scale=0.2)), ("b", rnd(128))] + GELU_C)
 
+x = rnd(1, 2, 3, 4)
+for mode in ("nearest", "linear"):
+    check(f"upsample opset7 {mode}", model("Upsample", [("x", x)], [], attrs=dict(mode=mode, scales=[1.0, 1.0, 2.0, 3.0]), opset=7),
+          [("x", x)])
+
 bad = [n for n, ok in results if not ok]
 print(f"\n{len(results) - len(bad)}/{len(results)} cases passed")
 for n in bad:
