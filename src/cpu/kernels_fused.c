@@ -90,7 +90,13 @@ static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, co
 }
 
 /* ------------------------------------------------------------ Attention */
-enum { BQ = 64, BK = 256 };
+#ifndef MT_ATTN_BQ
+#define MT_ATTN_BQ 64
+#endif
+#ifndef MT_ATTN_BK
+#define MT_ATTN_BK 256
+#endif
+enum { BQ = MT_ATTN_BQ, BK = MT_ATTN_BK }; /* query rows and keys per block */
 
 typedef struct attn_dims {
     int64_t B, H, N, M, d, dv, dvp, dvp16;
