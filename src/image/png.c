@@ -128,6 +128,12 @@ mtmi_status mt_png_write(const char *path, const mt_image *img) {
     /* Encode into memory, then write atomically: a failure never leaves a
      * partial PNG under the final name. */
     spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
+    /* Speed over size: `mtmi run` writes a 3072x1024 vis.png per frame on
+     * the thread that feeds the pipeline; zlib level 2 with the Paeth filter
+     * alone is several times faster than the defaults (level 6, every
+     * filter tried per row) for files within ~20% of their size. */
+    spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, 2);
+    spng_set_option(ctx, SPNG_FILTER_CHOICE, SPNG_FILTER_CHOICE_PAETH);
     struct spng_ihdr ih = {
         .width = (uint32_t)img->w,
         .height = (uint32_t)img->h,
