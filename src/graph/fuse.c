@@ -11,8 +11,9 @@
  * matchers work on indices and re-take pointers after adding anything.
  *
  * MTMI_NO_FUSE (environment, comma separated: bn,ln,gelu,attn,linear,act,
- * actlayout,layout,concat; or all)
- * switches single passes off, to compare fused against unfused runs. */
+ * actlayout,layout; or all) switches single passes off, to compare fused
+ * against unfused runs.  MTMI_FUSE_CONCAT=1 switches on the seg-head conv
+ * split (conv_through_concat_resize), which is off by default. */
 #include "graph/ops.h"
 
 #include <math.h>
@@ -837,7 +838,12 @@ mtmi_status mt_pass_fuse(mt_graph *g) {
     if (!s) s = run_pattern(g, "actlayout", fuse_activation_through_layout);
     if (!s) s = run_pattern(g, "layout", transpose_to_reshape);
     if (!s) s = run_pattern(g, "layout", resize_identity);
-    if (!s) s = run_pattern(g, "concat", conv_through_concat_resize);
+    /* Off unless asked for (MTMI_FUSE_CONCAT=1): it trades one conv and a
+     * Concat for several convs and Adds, which runs faster on the CPU but
+     * makes a larger graph for `simplify`/`split` and new tensor names for
+     * INT8 calibration, which share this pass. */
+    const char *fc = getenv("MTMI_FUSE_CONCAT");
+    if (!s && fc && fc[0] == '1') s = run_pattern(g, "concat", conv_through_concat_resize);
     if (!s) s = mt_graph_compact(g);
     return s;
 }

@@ -242,6 +242,11 @@ def missing_op(msg):
 
 
 def run_case(name, tmp):
+    # the seg-head conv split is opt-in (MTMI_FUSE_CONCAT=1)
+    if name.startswith("seg_fuse"):
+        os.environ["MTMI_FUSE_CONCAT"] = "1"
+    else:
+        os.environ.pop("MTMI_FUSE_CONCAT", None)
     build, must, absent = CASES[name]
     m, xs = build()
     path = os.path.join(tmp, name + ".onnx")

@@ -105,8 +105,8 @@ def check_fusion(export, variant, tmp):
     # k/v selects of the 8 attentions (no shape chains)
     want(ops.get("Concat", 0) <= 4, "at most 4 Concat (data concats only)")
     want(ops.get("Gather", 0) <= 16, "at most 16 Gather (k/v selects only)")
-    # 33 convolutions; the seg head's fuse conv may be split into one per
-    # concatenated feature (conv_through_concat_resize)
+    # 33 convolutions (36 when MTMI_FUSE_CONCAT=1 splits the seg head's
+    # fuse conv into one per concatenated feature)
     want(ops.get("Conv", 0) + ops.get("FusedConv", 0) in (33, 36), "33 convolutions (36 with the seg fuse conv split)")
     want(ops.get("MatMul", 0) == 0 or ops.get("Linear", 0) == 0, "MatMul+Add fused into Linear")
     print(f"fusion {export}_{variant}: {'ok' if ok else 'FAIL'}")
