@@ -87,6 +87,7 @@ __global__ void k_copy(void *dst, IView dv, int dt, const void *src, IView sv, i
 
 // ---------------------------------------------------------- elementwise
 struct EwArgs {
+    void *out;
     mtk_prog prog;
     int nin;
     const void *in[MTK_MAX_IN];
@@ -147,6 +148,39 @@ __global__ void k_elementwise(EwArgs A, void *out, int n, int f16) {
     }
     long long oo = A.out_flat ? i : offset_of(A.ov, i);
     st(out, oo, r[A.prog.result & (MTK_MAX_REG - 1)], f16);
+}
+
+// The same with the arguments in device memory, staged in shared memory per
+// block: the program indexes its inputs at run time, and a run-time index
+// into a kernel parameter struct would copy the struct to local memory.
+__global__ void k_elementwise_d(const EwArgs *__restrict__ Ag, int n, int f16) {
+    __shared__ EwArgs A;
+    {
+        const int *src = (const int *)Ag;
+        int *dst = (int *)&A;
+        for (int k = threadIdx.x; k < (int)(sizeof(EwArgs) / sizeof(int)); k += blockDim.x) dst[k] = src[k];
+    }
+    __syncthreads();
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float r[MTK_MAX_REG];
+    const int ni = A.prog.n;
+    for (int k = 0; k < ni; k++) {
+        const mtk_instr in = A.prog.ins[k];
+        float v;
+        if (in.op == MTK_OP_LOAD) {
+            int m = A.mode[in.a];
+            long long o = m == 0 ? i : m == 1 ? 0 : offset_of(A.iv[in.a], i);
+            v = ld(A.in[in.a], o, f16);
+        } else if (in.op == MTK_OP_IMM) {
+            v = in.imm;
+        } else {
+            v = ew_op(in.op, r[in.a & (MTK_MAX_REG - 1)], r[in.b & (MTK_MAX_REG - 1)], in.imm, in.imm2);
+        }
+        r[in.dst & (MTK_MAX_REG - 1)] = v;
+    }
+    long long oo = A.out_flat ? i : offset_of(A.ov, i);
+    st(A.out, oo, r[A.prog.result & (MTK_MAX_REG - 1)], f16);
 }
 
 // ------------------------------------------------------------ layernorm
@@ -841,12 +875,58 @@ cudaError_t mtk_copy(cudaStream_t s, void *dst, const mtk_view *dv, int dt, cons
     return cudaGetLastError();
 }
 
+static void ew_build(EwArgs &A, const mtk_prog *prog, void *out, const mtk_view *ov, int nin, const void *const *in,
+                     const mtk_view *iv) {
+    memset(&A, 0, sizeof A);
+    A.out = out;
+    A.prog = *prog;
+    A.nin = nin;
+    A.ov = to_iview(ov);
+    int64_t cs[MTK_RANK], acc = 1;
+    for (int d = ov->rank - 1; d >= 0; d--) {
+        cs[d] = acc;
+        acc *= ov->dims[d];
+    }
+    A.out_flat = 1;
+    for (int d = 0; d < ov->rank; d++)
+        if (ov->dims[d] > 1 && ov->strides[d] != cs[d]) A.out_flat = 0;
+    for (int k = 0; k < nin; k++) {
+        A.in[k] = in[k];
+        A.iv[k] = to_iview(&iv[k]);
+        int same = A.out_flat, scalar = 1;
+        for (int d = 0; d < iv[k].rank; d++) {
+            if (iv[k].dims[d] > 1 && iv[k].strides[d] != 0) scalar = 0;
+            if (iv[k].dims[d] > 1 && iv[k].strides[d] != cs[d]) same = 0;
+        }
+        A.mode[k] = scalar ? 1 : same ? 0 : 2;
+    }
+}
+
+cudaError_t mtk_elementwise_prepare(const mtk_prog *prog, void *out, const mtk_view *ov, int nin, const void *const *in,
+                                    const mtk_view *iv, void **dev_args) {
+    int64_t n = numel(ov);
+    *dev_args = NULL;
+    if (n >= (1ll << 31) || nin > MTK_MAX_IN) return cudaErrorInvalidValue;
+    EwArgs A;
+    ew_build(A, prog, out, ov, nin, in, iv);
+    cudaError_t e = cudaMalloc(dev_args, sizeof A);
+    if (e != cudaSuccess) return e;
+    return cudaMemcpy(*dev_args, &A, sizeof A, cudaMemcpyHostToDevice);
+}
+
+cudaError_t mtk_elementwise_run(cudaStream_t s, const void *dev_args, int64_t n, int f16) {
+    if (n == 0) return cudaSuccess;
+    k_elementwise_d<<<blocks_for(n, 256), 256, 0, s>>>((const EwArgs *)dev_args, (int)n, f16);
+    return cudaGetLastError();
+}
+
 cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, const mtk_view *ov, int nin,
                             const void *const *in, const mtk_view *iv, int f16) {
     int64_t n = numel(ov);
     if (n == 0) return cudaSuccess;
     if (n >= (1ll << 31) || nin > MTK_MAX_IN) return cudaErrorInvalidValue;
     EwArgs A;
+    A.out = out;
     A.prog = *prog;
     A.nin = nin;
     A.ov = to_iview(ov);

@@ -55,6 +55,11 @@ typedef struct mtk_prog {
 
 cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, const mtk_view *ov, int nin,
                             const void *const *in, const mtk_view *iv, int f16);
+/* The same in two parts: the arguments built once into device memory
+ * (cudaFree them), then launches that read them (faster: see kernels.cu). */
+cudaError_t mtk_elementwise_prepare(const mtk_prog *prog, void *out, const mtk_view *ov, int nin, const void *const *in,
+                                    const mtk_view *iv, void **dev_args);
+cudaError_t mtk_elementwise_run(cudaStream_t s, const void *dev_args, int64_t n, int f16);
 
 /* LayerNorm over the last C elements of `rows` contiguous rows.  With res
  * != NULL, x + res is normalized and (if sum != NULL) written to sum. */

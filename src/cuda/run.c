@@ -278,8 +278,22 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
 }
 #endif
 
+static mtmi_status ew_finalize(mc_plan *p, mc_step *s) {
+    const mc_tref *v[1 + MTK_MAX_IN];
+    mtk_view kv[1 + MTK_MAX_IN];
+    const void *ptrs[MTK_MAX_IN];
+    for (int k = 0; k < s->nt; k++) v[k] = &s->t[k];
+    if (mc_collapse(s->nt, v, kv)) return mt_fail(MTMI_ERR_UNSUPPORTED, "elementwise of rank > %d after collapsing", MTK_RANK);
+    for (int k = 1; k < s->nt; k++) ptrs[k - 1] = mc_ptr(p, &s->t[k]);
+    cudaError_t e = mtk_elementwise_prepare(&s->prog, mc_ptr(p, &s->t[0]), &kv[0], s->nt - 1, ptrs, kv + 1, &s->obj);
+    if (e != cudaSuccess) return mt_fail(MTMI_ERR_DEVICE, "CUDA elementwise arguments: %s", cudaGetErrorString(e));
+    s->ip[7] = mc_numel(&s->t[0]);
+    return MTMI_OK;
+}
+
 mtmi_status mc_finalize_step(mc_plan *p, mc_step *s) {
     if (s->kind == MC_GEMM) return gemm_finalize(p, s);
+    if (s->kind == MC_EW) return ew_finalize(p, s);
 #ifdef MTMI_HAVE_CUDNN
     if (s->kind == MC_CUDNN) {
         mtmi_status st = cudnn_finalize(p, s);
@@ -296,6 +310,11 @@ mtmi_status mc_finalize_step(mc_plan *p, mc_step *s) {
 
 void mc_release_step(mc_plan *p, mc_step *s) {
     if (!s->obj) return;
+    if (s->kind == MC_EW) {
+        cudaFree(s->obj);
+        s->obj = NULL;
+        return;
+    }
     if (s->kind == MC_GEMM) {
         lt_obj *o = s->obj;
         if (o->op) cublasLtMatmulDescDestroy(o->op);
@@ -338,6 +357,10 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     }
     case MC_EW: {
+        if (s->obj) {
+            KCK(mtk_elementwise_run(st, s->obj, s->ip[7], f16));
+            return MTMI_OK;
+        }
         const mc_tref *v[1 + MTK_MAX_IN];
         mtk_view kv[1 + MTK_MAX_IN];
         const void *ptrs[MTK_MAX_IN];

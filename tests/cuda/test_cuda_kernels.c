@@ -135,14 +135,22 @@ static void t_elementwise(int f16) {
         for (int c = 0; c < C; c++) x[(int64_t)r * C + c] = xt[(int64_t)c * R + r];
     const void *ptrs[3] = {dx, dy, db};
     CK(mtk_elementwise(0, &pr, dout, &ov, 3, ptrs, iv, f16));
+    float *o0 = down(dout, n, f16);
+    void *dargs;
+    CK(cudaMemset(dout, 0xff, n * (f16 ? 2 : 4)));
+    CK(mtk_elementwise_prepare(&pr, dout, &ov, 3, ptrs, iv, &dargs));
+    CK(mtk_elementwise_run(0, dargs, n, f16));
     float *o = down(dout, n, f16);
+    cudaFree(dargs);
     double *ref = malloc(sizeof(double) * n);
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++) {
             double v = x[(int64_t)r * C + c];
             ref[(int64_t)r * C + c] = 0.5 * v * (1 + erf(v / sqrt(2.0))) * y[(int64_t)r * C + c] + b[c];
         }
-    check(f16 ? "elementwise gelu*y+b (strided) f16" : "elementwise gelu*y+b (strided) f32", o, ref, n, tol_of(f16));
+    check(f16 ? "elementwise gelu*y+b (strided) f16" : "elementwise gelu*y+b (strided) f32", o0, ref, n, tol_of(f16));
+    check(f16 ? "elementwise, device args, f16" : "elementwise, device args, f32", o, ref, n, tol_of(f16));
+    free(o0);
     free(x); free(xt); free(y); free(b); free(o); free(ref);
     cudaFree(dx); cudaFree(dy); cudaFree(db); cudaFree(dout);
 }
