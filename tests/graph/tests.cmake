@@ -16,3 +16,5 @@ foreach(t ref_models_256 ref_models_batch2 ref_models_512x1024 ref_models_1024 r
   set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77)
 endforeach()
 set_tests_properties(ref_models_1024 PROPERTIES LABELS "ort;slow")
+mtmi_py_test(make_variants tests/graph/test_make_variants.py)
+set_tests_properties(make_variants PROPERTIES SKIP_RETURN_CODE 77)
