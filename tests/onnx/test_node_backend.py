@@ -72,8 +72,6 @@ SKIP = [
     ("test_resize_*_antialias", "Resize antialias=1 is not supported"),
     ("test_resize_downsample_scales_*_align_corners",
      "ONNX Runtime (our reference) gives the same result as mtmi; ONNX's expected output differs"),
-    ("test_convtranspose_3d", "3-D convolutions are not supported"),
-    ("test_maxpool_2d_uint8", "integer MaxPool is not supported"),
     ("test_flexattention_double_expanded*", "double MatMul is not supported"),
 ]
 
