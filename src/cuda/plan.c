@@ -787,6 +787,21 @@ size_t mt_cuda_plan_device_delta(const mt_cuda_plan *pp) { return ((const mc_pla
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *pp, FILE *f) {
     mc_plan *p = (mc_plan *)pp;
     CK(cudaSetDevice(p->device));
+    /* the plan: each step's operands (buffer, element offset, dims, strides) */
+    for (int i = 0; i < p->nsteps; i++) {
+        const mc_step *st = &p->steps[i];
+        char desc[256] = "(copy)";
+        if (st->node >= 0) mt_node_desc(p->g, &p->g->nodes[st->node], desc, sizeof desc);
+        fprintf(f, "plan %4d %-11s %s\n", i, mc_step_name(st->kind), desc);
+        for (int k = 0; k < st->nt; k++) {
+            const mc_tref *t = &st->t[k];
+            fprintf(f, "     t%d buf %d off %lld %s dims", k, t->buf, (long long)t->off, mt_dtype_name(t->st));
+            for (int d = 0; d < t->rank; d++) fprintf(f, " %lld", (long long)t->dims[d]);
+            fprintf(f, " strides");
+            for (int d = 0; d < t->rank; d++) fprintf(f, " %lld", (long long)t->strides[d]);
+            fprintf(f, "\n");
+        }
+    }
     mtmi_status s = run_steps(p, 0, p->nsteps, 1, f);
     if (s) return s;
     CK(cudaStreamSynchronize(p->stream));
