@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
 status=0
+# Two tests run at once on two cores: idle OpenMP threads must not spin.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 ctest --test-dir build --output-on-failure -j"${JOBS:-2}" -LE gpu || status=1
 
 echo "== sanitizers (ASan+UBSan)"
@@ -27,7 +29,10 @@ for f in build-fuzz/fuzz_*; do
   name=$(basename "$f")
   corpus=fuzz/corpus/${name#fuzz_}
   mkdir -p "build-fuzz/corpus-$name"
-  "$f" -runs="${FUZZ_RUNS:-20000}" -max_len=200000 "build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) \
+  # A minute each by default: the committed seed corpus (minimized from
+  # longer runs) gets the search deep into the loaders quickly.
+  "$f" -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 -max_len=200000 \
+      "build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) \
       >"build-fuzz/$name.log" 2>&1 || { echo "$name FAILED"; tail -30 "build-fuzz/$name.log"; status=1; }
   echo "$name: $(grep -c . "build-fuzz/$name.log") log lines, $(grep -oE 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo 'no summary')"
 done
