@@ -88,7 +88,7 @@ echo "== benchmarks (ours)"
 BENCH=$(ls "$BUILD"/tests/mtmi_cuda_bench "$BUILD"/mtmi_cuda_bench 2>/dev/null | head -1)
 ITERS=$([ $QUICK = 1 ] && echo 50 || echo 200)
 MTMI_CUDA_TRACE_DEST=1 "$BENCH" "$MODEL" --batch 1 --iters $ITERS --json "$OUT/ours_b1.json" --profile "$OUT/profile_b1.txt" 2> "$BUILD/dest_trace.txt" || rc=1
-grep -E "Conv_96|relu |upsample_bilinear2d:" "$BUILD/dest_trace.txt" | head -5
+grep -E "dest_for (relu|getitem|upsample_bilinear2d)[:]" "$BUILD/dest_trace.txt" | head -6
 B8=$REF/mtmi_dynamo_b8.graph.onnx
 [ -f "$B8" ] || python3 tests/tools/make_variants.py "$MODEL" "$B8" --batch 8 > /dev/null 2>&1
 "$BENCH" "$B8" --batch 8 --iters $((ITERS / 4)) --json "$OUT/ours_b8.json" || rc=1
