@@ -20,6 +20,14 @@ cmake --build build-asan -j"${JOBS:-2}" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"${JOBS:-2}" -L sanitize || status=1
 
+echo "== ThreadSanitizer (pipeline: frames in flight across CPU devices)"
+# --quick keeps one OpenMP thread per CPU device: libgomp is not built with
+# TSan and would only add false reports.
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMTMI_NO_CUDA=ON -DCMAKE_C_FLAGS="-fsanitize=thread -g -O1" \
+      -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DPython3_EXECUTABLE="$py" >/dev/null
+cmake --build build-tsan -j"${JOBS:-2}" --target test_pipeline >/dev/null
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_pipeline --quick | tail -1 || status=1
+
 echo "== fuzz smoke (libFuzzer, clang)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMTMI_FUZZ=ON -DMTMI_NO_CUDA=ON \
       -DPython3_EXECUTABLE="$py" >/dev/null
