@@ -40,4 +40,25 @@ void cli_progress(const char *what, int i, int n, const char *item, double t0);
 void cli_feature_path(const char *dir, const char *model, int random, long seed, const mtmi_tensor *shape, const char *input,
                       char *out, size_t cap);
 
+/* The options calibrate and accuracy share: --images and --override (256
+ * of each), --size, --features, --no-feature-cache, --threads and
+ * --random-weights. */
+typedef struct cli_quant_opts {
+    char *inputs[256], *overrides[256];
+    int ninputs, noverrides, random, threads, nofeat;
+    long seed;
+    const char *size, *featdir;
+} cli_quant_opts;
+/* Takes argv[*i] (and its value) into o if it is one of those options:
+ * 1 if taken, 0 if not, -1 on a bad value (reported; "cmd: ..."). */
+int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_opts *o);
+/* Loads frame f of files (batch shape->dims[0]; a last partial batch
+ * repeats its last image) into input and gets its encoder features: from
+ * the feature cache o->featdir when reuse is set and the batch is 1, else
+ * by running the encoder (and keeping its features there).  1 if the
+ * features came from the cache, 0 if encoded, -1 on an error (reported). */
+struct mt_qrunner;
+int cli_frame_features(struct mt_qrunner *r, const cli_quant_opts *o, const char *model, char **files, int nfiles, int f,
+                       const mtmi_tensor *shape, float *input, int reuse);
+
 #endif

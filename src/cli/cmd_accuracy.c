@@ -67,10 +67,9 @@ static int api_check(mtmi_model *m, const mtmi_tensor *shape, int threads, const
 }
 
 int mt_cmd_accuracy(int argc, char **argv) {
-    const char *path = NULL, *cache_path = NULL, *size = NULL, *featdir = NULL, *dumpdir = NULL;
-    char *inputs[256], *overrides[256];
-    int ninputs = 0, noverrides = 0, random = 0, threads = 0, json = 0, nofeat = 0, check_api = 0;
-    long seed = 0;
+    const char *path = NULL, *cache_path = NULL, *dumpdir = NULL;
+    cli_quant_opts o = {0};
+    int json = 0, check_api = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
@@ -84,31 +83,21 @@ int mt_cmd_accuracy(int argc, char **argv) {
                    "--check-api also runs the first image through mtmi_plan_create(precision int8)\n"
                    "and requires the same bits as the split encoder + INT8 heads.\n");
             return 0;
-        } else if (!strcmp(a, "--images") && i + 1 < argc) {
-            if (ninputs == 256) return cli_error("accuracy: too many --images");
-            inputs[ninputs++] = argv[++i];
-        } else if (!strcmp(a, "--override") && i + 1 < argc) {
-            if (noverrides == 256) return cli_error("accuracy: too many --override");
-            overrides[noverrides++] = argv[++i];
-        } else if (!strcmp(a, "--cache") && i + 1 < argc) cache_path = argv[++i];
-        else if (!strcmp(a, "--size") && i + 1 < argc) size = argv[++i];
-        else if (!strcmp(a, "--features") && i + 1 < argc) featdir = argv[++i];
+        }
+        int took = cli_quant_option("accuracy", argc, argv, &i, &o);
+        if (took < 0) return 1;
+        if (took) continue;
+        if (!strcmp(a, "--cache") && i + 1 < argc) cache_path = argv[++i];
         else if (!strcmp(a, "--dump") && i + 1 < argc) dumpdir = argv[++i];
-        else if (!strcmp(a, "--no-feature-cache")) nofeat = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--check-api")) check_api = 1;
-        else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
-        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
-            random = 1;
-            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
-        } else if (a[0] == '-') return cli_error("accuracy: unknown or incomplete option '%s'", a);
+        else if (a[0] == '-') return cli_error("accuracy: unknown or incomplete option '%s'", a);
         else if (!path) path = a;
         else return cli_error("accuracy: more than one model given");
     }
     if (!path) return cli_error("accuracy: no model given");
     if (!cache_path) return cli_error("accuracy: no calibration cache given (--cache CACHE)");
-    if (!ninputs) return cli_error("accuracy: no inputs given (--images DIR)");
+    if (!o.ninputs) return cli_error("accuracy: no inputs given (--images DIR)");
 
     int rc = 1;
     mtmi_model *m = NULL;
@@ -128,15 +117,15 @@ int mt_cmd_accuracy(int argc, char **argv) {
         cli_lib_error();
         goto done;
     }
-    for (int i = 0; i < noverrides; i++)
-        if (mt_calib_cache_override(&cache, overrides[i])) {
+    for (int i = 0; i < o.noverrides; i++)
+        if (mt_calib_cache_override(&cache, o.overrides[i])) {
             cli_lib_error();
             goto done;
         }
-    if (cli_list_inputs(inputs, ninputs, &files, &nfiles)) goto done;
-    if (cli_load_model(path, random, (uint64_t)seed, &m)) goto done;
-    if (cli_input_shape(m, size, &shape)) goto done;
-    if (mt_qrunner_init(&r, m->graph, &shape, threads) || mt_qrunner_quantize(&r, m->graph, &cache, threads, &rep)) {
+    if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
+    if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (cli_input_shape(m, o.size, &shape)) goto done;
+    if (mt_qrunner_init(&r, m->graph, &shape, o.threads) || mt_qrunner_quantize(&r, m->graph, &cache, o.threads, &rep)) {
         cli_lib_error();
         goto done;
     }
@@ -156,29 +145,15 @@ int mt_cmd_accuracy(int argc, char **argv) {
         cli_error("out of memory");
         goto done;
     }
-    if (!featdir) {
+    if (!o.featdir) {
         snprintf(featbuf, sizeof featbuf, "%s.features", cache_path);
-        featdir = featbuf;
+        o.featdir = featbuf;
     }
     int batch = (int)shape.dims[0], frames = (nfiles + batch - 1) / batch;
-    int64_t img_elems = per / batch;
     double t0 = mt_now_ms();
     for (int f = 0; f < frames; f++) {
         cli_progress("accuracy", f, frames, files[f * batch], t0);
-        for (int b = 0; b < batch; b++)
-            if (cli_load_input(files[MT_MIN(f * batch + b, nfiles - 1)], &shape, input + b * img_elems)) goto done;
-        char fp[4200] = "";
-        int have = 0;
-        if (!nofeat && batch == 1) {
-            cli_feature_path(featdir, path, random, seed, &shape, files[f], fp, sizeof fp);
-            have = mt_qrunner_load_features(&r, fp);
-        }
-        if (!have && mt_qrunner_encode(&r, input)) {
-            cli_lib_error();
-            goto done;
-        }
-        if (!have && fp[0] && r.enc_plan && (cli_mkdirs(featdir) || mt_qrunner_save_features(&r, fp)))
-            fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", featdir);
+        if (cli_frame_features(&r, &o, path, files, nfiles, f, &shape, input, 1) < 0) goto done;
         double h0 = mt_now_ms();
         if (mt_qrunner_heads(&r, 1, 0)) {
             cli_lib_error();
@@ -210,7 +185,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
                 goto done;
             }
             close(fd);
-            int bad = mt_calib_cache_write(tmp, &cache) ? cli_lib_error() : api_check(m, &shape, threads, tmp, input, &r);
+            int bad = mt_calib_cache_write(tmp, &cache) ? cli_lib_error() : api_check(m, &shape, o.threads, tmp, input, &r);
             unlink(tmp);
             if (bad) goto done;
         }

@@ -162,6 +162,29 @@ void cli_feature_path(const char *dir, const char *model, int random, long seed,
     snprintf(out, cap, "%s/%016llx.feat", dir, (unsigned long long)h);
 }
 
+int cli_frame_features(mt_qrunner *r, const cli_quant_opts *o, const char *model, char **files, int nfiles, int f,
+                       const mtmi_tensor *shape, float *input, int reuse) {
+    int batch = (int)shape->dims[0];
+    int64_t img_elems = mt_numel(shape->rank, shape->dims) / batch;
+    for (int b = 0; b < batch; b++) {
+        /* A last partial batch repeats its last image. */
+        int k = MT_MIN(f * batch + b, nfiles - 1);
+        if (cli_load_input(files[k], shape, input + b * img_elems)) return -1;
+    }
+    char fp[4200] = "";
+    if (!o->nofeat && batch == 1) {
+        cli_feature_path(o->featdir, model, o->random, o->seed, shape, files[f], fp, sizeof fp);
+        if (reuse && mt_qrunner_load_features(r, fp)) return 1;
+    }
+    if (mt_qrunner_encode(r, input)) {
+        cli_lib_error();
+        return -1;
+    }
+    if (fp[0] && r->enc_plan && (cli_mkdirs(o->featdir) || mt_qrunner_save_features(r, fp)))
+        fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", o->featdir);
+    return 0;
+}
+
 static int parse_method(const char *s, mt_calib_method *m, double *pct) {
     *pct = 99.99;
     if (!strcmp(s, "entropy")) *m = MT_CALIB_ENTROPY;
@@ -180,10 +203,9 @@ static int parse_method(const char *s, mt_calib_method *m, double *pct) {
 }
 
 int mt_cmd_calibrate(int argc, char **argv) {
-    const char *path = NULL, *out = NULL, *subgraph = "heads", *method_s = "entropy", *size = NULL, *featdir = NULL;
-    char *inputs[256], *overrides[256];
-    int ninputs = 0, noverrides = 0, random = 0, threads = 0, nofeat = 0, limit = 0;
-    long seed = 0;
+    const char *path = NULL, *out = NULL, *subgraph = "heads", *method_s = "entropy";
+    cli_quant_opts o = {0};
+    int limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
@@ -198,32 +220,22 @@ int mt_cmd_calibrate(int argc, char **argv) {
                    "features of each image are kept in DIR (default CACHE.features) so that calibrating\n"
                    "another head does not rerun the encoder.\n");
             return 0;
-        } else if (!strcmp(a, "--images") && i + 1 < argc) {
-            if (ninputs == 256) return cli_error("calibrate: too many --images");
-            inputs[ninputs++] = argv[++i];
-        } else if (!strcmp(a, "--override") && i + 1 < argc) {
-            if (noverrides == 256) return cli_error("calibrate: too many --override");
-            overrides[noverrides++] = argv[++i];
-        } else if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
+        }
+        int took = cli_quant_option("calibrate", argc, argv, &i, &o);
+        if (took < 0) return 1;
+        if (took) continue;
+        if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(a, "--subgraph") && i + 1 < argc) subgraph = argv[++i];
         else if (!strcmp(a, "--method") && i + 1 < argc) method_s = argv[++i];
-        else if (!strcmp(a, "--size") && i + 1 < argc) size = argv[++i];
-        else if (!strcmp(a, "--features") && i + 1 < argc) featdir = argv[++i];
-        else if (!strcmp(a, "--no-feature-cache")) nofeat = 1;
         else if (!strcmp(a, "--limit") && i + 1 < argc) {
             if ((limit = (int)cli_parse_long(a, argv[++i], 1, 1000000)) < 0) return 1;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
-        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
-            random = 1;
-            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
         } else if (a[0] == '-') return cli_error("calibrate: unknown or incomplete option '%s'", a);
         else if (!path) path = a;
         else return cli_error("calibrate: more than one model given");
     }
     if (!path) return cli_error("calibrate: no model given");
     if (!out) return cli_error("calibrate: no output cache given (-o CACHE)");
-    if (!ninputs) return cli_error("calibrate: no inputs given (--images DIR)");
+    if (!o.ninputs) return cli_error("calibrate: no inputs given (--images DIR)");
     mt_calib_method method;
     double pct;
     if (parse_method(method_s, &method, &pct)) return 1;
@@ -239,12 +251,12 @@ int mt_cmd_calibrate(int argc, char **argv) {
     unsigned char *sel = NULL;
     mtmi_tensor shape;
     char featbuf[4096];
-    if (cli_list_inputs(inputs, ninputs, &files, &nfiles)) goto done;
+    if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
     nlisted = nfiles;
     if (limit && nfiles > limit) nfiles = limit;
-    if (cli_load_model(path, random, (uint64_t)seed, &m)) goto done;
-    if (cli_input_shape(m, size, &shape)) goto done;
-    if (mt_qrunner_init(&r, m->graph, &shape, threads)) {
+    if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (cli_input_shape(m, o.size, &shape)) goto done;
+    if (mt_qrunner_init(&r, m->graph, &shape, o.threads)) {
         cli_lib_error();
         goto done;
     }
@@ -267,9 +279,9 @@ int mt_cmd_calibrate(int argc, char **argv) {
         cli_lib_error();
         goto done;
     }
-    if (!featdir) {
+    if (!o.featdir) {
         snprintf(featbuf, sizeof featbuf, "%s.features", out);
-        featdir = featbuf;
+        o.featdir = featbuf;
     }
     int64_t per = mt_numel(shape.rank, shape.dims);
     if (!(input = malloc(sizeof(float) * (size_t)per))) {
@@ -278,33 +290,13 @@ int mt_cmd_calibrate(int argc, char **argv) {
     }
     int batch = (int)shape.dims[0], frames = (nfiles + batch - 1) / batch, reused = 0;
     double t0 = mt_now_ms();
-    int64_t img_elems = per / batch;
     for (int f = 0; f < frames; f++) {
         cli_progress("calibrate", f, frames, files[f * batch], t0);
-        for (int b = 0; b < batch; b++) {
-            /* A last partial batch repeats its last image. */
-            int k = MT_MIN(f * batch + b, nfiles - 1);
-            if (cli_load_input(files[k], &shape, input + b * img_elems)) goto done;
-        }
-        char fp[4200] = "";
-        int have = 0;
-        if (!nofeat && batch == 1) {
-            cli_feature_path(featdir, path, random, seed, &shape, files[f], fp, sizeof fp);
-            /* With encoder nodes chosen the encoder runs (and is observed)
-             * anyway; its features are still saved for later runs. */
-            if (!with_enc) have = mt_qrunner_load_features(&r, fp);
-        }
-        if (!have) {
-            if (mt_qrunner_encode(&r, input)) {
-                cli_lib_error();
-                goto done;
-            }
-            if (fp[0] && r.enc_plan) {
-                if (cli_mkdirs(featdir) || mt_qrunner_save_features(&r, fp))
-                    fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", featdir);
-            }
-        } else
-            reused++;
+        /* With encoder nodes chosen the encoder runs (and is observed)
+         * anyway; its features are still saved for later runs. */
+        int have = cli_frame_features(&r, &o, path, files, nfiles, f, &shape, input, !with_enc);
+        if (have < 0) goto done;
+        reused += have;
         if (mt_qrunner_heads(&r, 1, 0)) {
             cli_lib_error();
             goto done;
@@ -315,8 +307,8 @@ int mt_cmd_calibrate(int argc, char **argv) {
         cli_lib_error();
         goto done;
     }
-    for (int i = 0; i < noverrides; i++)
-        if (mt_calib_cache_override(&cache, overrides[i])) {
+    for (int i = 0; i < o.noverrides; i++)
+        if (mt_calib_cache_override(&cache, o.overrides[i])) {
             cli_lib_error();
             goto done;
         }

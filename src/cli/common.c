@@ -69,3 +69,25 @@ int cli_mkdirs(const char *path) {
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
     return 0;
 }
+
+int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_opts *o) {
+    const char *a = argv[*i];
+    int more = *i + 1 < argc;
+    if (!strcmp(a, "--images") && more) {
+        if (o->ninputs == 256) return cli_error("%s: too many --images", cmd), -1;
+        o->inputs[o->ninputs++] = argv[++*i];
+    } else if (!strcmp(a, "--override") && more) {
+        if (o->noverrides == 256) return cli_error("%s: too many --override", cmd), -1;
+        o->overrides[o->noverrides++] = argv[++*i];
+    } else if (!strcmp(a, "--size") && more) o->size = argv[++*i];
+    else if (!strcmp(a, "--features") && more) o->featdir = argv[++*i];
+    else if (!strcmp(a, "--no-feature-cache")) o->nofeat = 1;
+    else if (!strcmp(a, "--threads") && more) {
+        if ((o->threads = (int)cli_parse_long(a, argv[++*i], 0, 1024)) < 0) return -1;
+    } else if (!strcmp(a, "--random-weights") && more) {
+        o->random = 1;
+        if ((o->seed = cli_parse_long(a, argv[++*i], 0, 1L << 30)) < 0) return -1;
+    } else
+        return 0;
+    return 1;
+}
