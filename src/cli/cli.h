@@ -61,4 +61,11 @@ struct mt_qrunner;
 int cli_frame_features(struct mt_qrunner *r, const cli_quant_opts *o, const char *model, char **files, int nfiles, int f,
                        const mtmi_tensor *shape, float *input, int reuse);
 
+/* The options run and bench share, into o: --model, --random-weights,
+ * --place, --inflight (1 to max_inflight), --sync, --size HxW, --cache,
+ * --threads, --quiet (-q) and --seed.  1 if argv[*i] (and its value) was
+ * one, 0 if not, -1 on a bad value (reported; "cmd: ..."). */
+struct mt_app_opts;
+int cli_app_option(const char *cmd, int argc, char **argv, int *i, struct mt_app_opts *o, int max_inflight);
+
 #endif

@@ -76,46 +76,25 @@ int mt_cmd_bench(int argc, char **argv) {
     mt_app_opts o = {.inject_stage = -1};
     const char *json = NULL, *trace = NULL;
     long frames = 20, warmup = 3;
-    int quiet = 0, compare = 0;
+    int compare = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 0;
-        } else if (!strcmp(a, "--model") && more) o.model_path = argv[++i];
-        else if (!strcmp(a, "--random-weights") && more) {
-            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
-            if (v < 0) return 1;
-            o.random_weights = 1;
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--place") && more) o.place = argv[++i];
-        else if (!strcmp(a, "--frames") && more) {
+        }
+        int took = cli_app_option("bench", argc, argv, &i, &o, 64);
+        if (took < 0) return 1;
+        if (took) continue;
+        if (!strcmp(a, "--frames") && more) {
             if ((frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
         } else if (!strcmp(a, "--warmup") && more) {
             if ((warmup = cli_parse_long(a, argv[++i], 0, 1000000)) < 0) return 1;
-        } else if (!strcmp(a, "--inflight") && more) {
-            if ((o.inflight = (int)cli_parse_long(a, argv[++i], 1, 64)) < 0) return 1;
-        } else if (!strcmp(a, "--sync")) o.sync = 1;
-        else if (!strcmp(a, "--compare")) compare = 1;
-        else if (!strcmp(a, "--size") && more) {
-            mtmi_tensor t;
-            if (cli_parse_shape(argv[++i], &t) || t.rank != 2 || t.dims[0] > 8192 || t.dims[1] > 8192)
-                return cli_error("bench: bad --size '%s' (HxW, e.g. 512x512)", argv[i]);
-            o.height = (int)t.dims[0];
-            o.width = (int)t.dims[1];
-        } else if (!strcmp(a, "--cache") && more) {
-            o.calib_path = argv[++i];
-        } else if (!strcmp(a, "--threads") && more) {
-            if ((o.threads = (int)cli_parse_long(a, argv[++i], 1, 4096)) < 0) return 1;
-        } else if (!strcmp(a, "--json") && more) json = argv[++i];
+        } else if (!strcmp(a, "--compare")) compare = 1;
+        else if (!strcmp(a, "--json") && more) json = argv[++i];
         else if (!strcmp(a, "--trace") && more) trace = argv[++i];
-        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = o.quiet = 1;
-        else if (!strcmp(a, "--seed") && more) {
-            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
-            if (v < 0) return 1;
-            o.seed = (uint64_t)v;
-        } else return cli_error("bench: unknown or incomplete option '%s' (try mtmi bench --help)", a);
+        else return cli_error("bench: unknown or incomplete option '%s' (try mtmi bench --help)", a);
     }
     if (compare && o.sync) return cli_error("bench: --compare already runs --sync; give one of them");
     int rc = 1;
@@ -132,8 +111,8 @@ int mt_cmd_bench(int argc, char **argv) {
             cli_lib_error();
             goto out;
         }
-        if (!quiet) printf("== sync (1 frame in flight): %s\n", app.placement);
-        if (bench_once(&app, warmup, frames, quiet, &sync_r)) goto out;
+        if (!o.quiet) printf("== sync (1 frame in flight): %s\n", app.placement);
+        if (bench_once(&app, warmup, frames, o.quiet, &sync_r)) goto out;
         mt_app_close(&app);
     }
     if (mt_app_open(&o, &app)) {
@@ -142,7 +121,7 @@ int mt_cmd_bench(int argc, char **argv) {
     }
     printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
     printf("placement: %s; %d in flight; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe), app.build_ms);
-    if (bench_once(&app, warmup, frames, quiet, &pipe_r)) goto out;
+    if (bench_once(&app, warmup, frames, o.quiet, &pipe_r)) goto out;
     mt_app_print_summary(stdout, &app, &pipe_r.st, &pipe_r.s);
     char extra[512] = "";
     if (compare) {

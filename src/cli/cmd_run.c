@@ -209,14 +209,6 @@ done:
     return rc;
 }
 
-static int parse_size(const char *s, int *h, int *w) {
-    mtmi_tensor t;
-    if (cli_parse_shape(s, &t) || t.rank != 2 || t.dims[0] > 8192 || t.dims[1] > 8192) return -1;
-    *h = (int)t.dims[0];
-    *w = (int)t.dims[1];
-    return 0;
-}
-
 static void usage(void) {
     printf("usage: mtmi run [--model M.onnx [--random-weights SEED]] [--images DIR] [--place P] [--cache F]\n"
            "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N]\n"
@@ -252,42 +244,24 @@ int mt_cmd_run(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.outdir = "results";
     long frames = 0;
-    int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 0;
-        } else if (!strcmp(a, "--model") && more) o.model_path = argv[++i];
-        else if (!strcmp(a, "--random-weights") && more) {
-            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
-            if (v < 0) return 1;
-            o.random_weights = 1;
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--images") && more) images = argv[++i];
-        else if (!strcmp(a, "--place") && more) o.place = argv[++i];
+        }
+        int took = cli_app_option("run", argc, argv, &i, &o, RUN_MAX_SLOTS);
+        if (took < 0) return 1;
+        if (took) continue;
+        if (!strcmp(a, "--images") && more) images = argv[++i];
         else if (!strcmp(a, "--frames") && more) {
             if ((frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
-        } else if (!strcmp(a, "--inflight") && more) {
-            if ((o.inflight = (int)cli_parse_long(a, argv[++i], 1, RUN_MAX_SLOTS)) < 0) return 1;
-        } else if (!strcmp(a, "--sync")) o.sync = 1;
-        else if (!strcmp(a, "--size") && more) {
-            if (parse_size(argv[++i], &o.height, &o.width)) return cli_error("run: bad --size '%s' (HxW, e.g. 512x512)", argv[i]);
-        } else if (!strcmp(a, "--cache") && more) {
-            o.calib_path = argv[++i];
-        } else if (!strcmp(a, "--threads") && more) {
-            if ((o.threads = (int)cli_parse_long(a, argv[++i], 1, 4096)) < 0) return 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c.outdir = argv[++i];
         else if (!strcmp(a, "--trace") && more) trace = argv[++i];
         else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = o.quiet = 1;
         else if (!strcmp(a, "--inject-error") && more) {
             if (mt_app_parse_inject(argv[++i], &o)) return cli_error("run: bad --inject-error '%s' (STAGE:FRAME)", argv[i]);
-        } else if (!strcmp(a, "--seed") && more) {
-            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
-            if (v < 0) return 1;
-            o.seed = (uint64_t)v;
         } else return cli_error("run: unknown or incomplete option '%s' (try mtmi run --help)", a);
     }
     int rc = 1;
@@ -334,7 +308,7 @@ int mt_cmd_run(int argc, char **argv) {
             goto out;
         }
         mt_stats_add(&st, f);
-        if (!quiet) {
+        if (!o.quiet) {
             char line[256];
             mt_stats_loop_line(&st, st.n - 1, line, sizeof line);
             printf("%s\n", line);
@@ -342,7 +316,7 @@ int mt_cmd_run(int argc, char **argv) {
         }
         /* While this frame's files are written, the pipeline goes on with
          * the frames still in flight. */
-        if (f->index < c.nwrite && write_outputs(&c, &app, f, quiet)) goto out;
+        if (f->index < c.nwrite && write_outputs(&c, &app, f, o.quiet)) goto out;
         mt_pipeline_release(app.pipe, f);
         done++;
     }

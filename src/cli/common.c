@@ -1,4 +1,5 @@
 #include "cli/cli.h"
+#include "pipeline/app.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -87,6 +88,38 @@ int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_o
     } else if (!strcmp(a, "--random-weights") && more) {
         o->random = 1;
         if ((o->seed = cli_parse_long(a, argv[++*i], 0, 1L << 30)) < 0) return -1;
+    } else
+        return 0;
+    return 1;
+}
+
+int cli_app_option(const char *cmd, int argc, char **argv, int *i, mt_app_opts *o, int max_inflight) {
+    const char *a = argv[*i];
+    int more = *i + 1 < argc;
+    if (!strcmp(a, "--model") && more) o->model_path = argv[++*i];
+    else if (!strcmp(a, "--random-weights") && more) {
+        long v = cli_parse_long(a, argv[++*i], 0, 1L << 30);
+        if (v < 0) return -1;
+        o->random_weights = 1;
+        o->seed = (uint64_t)v;
+    } else if (!strcmp(a, "--place") && more) o->place = argv[++*i];
+    else if (!strcmp(a, "--inflight") && more) {
+        if ((o->inflight = (int)cli_parse_long(a, argv[++*i], 1, max_inflight)) < 0) return -1;
+    } else if (!strcmp(a, "--sync")) o->sync = 1;
+    else if (!strcmp(a, "--size") && more) {
+        mtmi_tensor t;
+        if (cli_parse_shape(argv[++*i], &t) || t.rank != 2 || t.dims[0] > 8192 || t.dims[1] > 8192)
+            return cli_error("%s: bad --size '%s' (HxW, e.g. 512x512)", cmd, argv[*i]), -1;
+        o->height = (int)t.dims[0];
+        o->width = (int)t.dims[1];
+    } else if (!strcmp(a, "--cache") && more) o->calib_path = argv[++*i];
+    else if (!strcmp(a, "--threads") && more) {
+        if ((o->threads = (int)cli_parse_long(a, argv[++*i], 1, 4096)) < 0) return -1;
+    } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o->quiet = 1;
+    else if (!strcmp(a, "--seed") && more) {
+        long v = cli_parse_long(a, argv[++*i], 0, 1L << 30);
+        if (v < 0) return -1;
+        o->seed = (uint64_t)v;
     } else
         return 0;
     return 1;
