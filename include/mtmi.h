@@ -93,6 +93,34 @@ mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank,
  * per subgraph).  Returns a malloc'ed string the caller frees. */
 char *mtmi_model_describe(mtmi_model *m);
 
+/* ------------------------------------------------------ model preparation */
+typedef struct mtmi_reference_options {
+    uint64_t seed;       /* seeded random weights */
+    int height, width;   /* multiples of 32; 0 = 1024 */
+    int batch;           /* 0 = 1 */
+} mtmi_reference_options;
+
+/* The reference MTMI network of SPEC.md (MiT-B0 encoder, segmentation and
+ * depth heads) built in C with seeded random weights, with the structure
+ * and ops of a PyTorch export: what `mtmi run` uses when given no model. */
+mtmi_status mtmi_model_make_reference(const mtmi_reference_options *opt, mtmi_model **out);
+
+typedef struct mtmi_save_options {
+    /* Fold, fuse and tidy before writing (`mtmi simplify`); the fused ops
+     * are written back as standard ONNX unless keep_fused is set (then
+     * they stay in the "mtmi" domain, which only mtmi runs). */
+    int simplify;
+    int keep_fused;
+    /* Weights over this many bytes go to "<path>.data" (0 = all inline). */
+    size_t external_threshold;
+    /* Concrete input shapes for simplify, as in mtmi_plan_options. */
+    int num_input_shapes;
+    const mtmi_tensor *input_shapes;
+} mtmi_save_options;
+
+/* Writes the model as ONNX, atomically (no partial file on failure). */
+mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_options *opt);
+
 /* ------------------------------------------------------------------- plan */
 typedef struct mtmi_plan mtmi_plan;
 
