@@ -60,15 +60,20 @@ static mtmi_status broadcast_inputs(mt_graph *g, mt_node *n, int first, int same
     return MTMI_OK;
 }
 
+/* Output 0 of dtype: the broadcast of all inputs. */
+static mtmi_status broadcast_output(mt_graph *g, mt_node *n, int same_dtype, int dtype) {
+    int r;
+    int64_t d[MT_MAX_RANK];
+    mtmi_status s = broadcast_inputs(g, n, 0, same_dtype, &r, d);
+    if (s) return s;
+    mt_value_set_shape(mt_out(g, n, 0), dtype, r, d);
+    return MTMI_OK;
+}
+
 static mtmi_status infer_binary_arith(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 2, 2);
     if (!s) s = need_dtype(g, n, mt_in(g, n, 0), 0);
-    int r;
-    int64_t d[MT_MAX_RANK];
-    if (!s) s = broadcast_inputs(g, n, 0, 1, &r, d);
-    if (s) return s;
-    mt_value_set_shape(mt_out(g, n, 0), mt_in(g, n, 0)->dtype, r, d);
-    return MTMI_OK;
+    return s ? s : broadcast_output(g, n, 1, mt_in(g, n, 0)->dtype);
 }
 
 /* Pow's exponent may have another numeric type than its base. */
@@ -76,36 +81,21 @@ static mtmi_status infer_pow(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 2, 2);
     if (!s) s = need_dtype(g, n, mt_in(g, n, 0), 0);
     if (!s) s = need_dtype(g, n, mt_in(g, n, 1), 0);
-    int r;
-    int64_t d[MT_MAX_RANK];
-    if (!s) s = broadcast_inputs(g, n, 0, 0, &r, d);
-    if (s) return s;
-    mt_value_set_shape(mt_out(g, n, 0), mt_in(g, n, 0)->dtype, r, d);
-    return MTMI_OK;
+    return s ? s : broadcast_output(g, n, 0, mt_in(g, n, 0)->dtype);
 }
 
 static mtmi_status infer_compare(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 2, 2);
     const mt_value *a = mt_in(g, n, 0);
     if (!s && a->dtype != MTMI_BOOL) s = need_dtype(g, n, a, 0);
-    int r;
-    int64_t d[MT_MAX_RANK];
-    if (!s) s = broadcast_inputs(g, n, 0, 1, &r, d);
-    if (s) return s;
-    mt_value_set_shape(mt_out(g, n, 0), MTMI_BOOL, r, d);
-    return MTMI_OK;
+    return s ? s : broadcast_output(g, n, 1, MTMI_BOOL);
 }
 
 /* And/Or/Xor: bool in, bool out. */
 static mtmi_status infer_logical(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 2, 2);
     if (!s && mt_in(g, n, 0)->dtype != MTMI_BOOL) s = mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "inputs must be bool");
-    int r;
-    int64_t d[MT_MAX_RANK];
-    if (!s) s = broadcast_inputs(g, n, 0, 1, &r, d);
-    if (s) return s;
-    mt_value_set_shape(mt_out(g, n, 0), MTMI_BOOL, r, d);
-    return MTMI_OK;
+    return s ? s : broadcast_output(g, n, 1, MTMI_BOOL);
 }
 
 static mtmi_status infer_isnan_isinf(mt_graph *g, mt_node *n) {
@@ -147,12 +137,7 @@ static mtmi_status infer_not(mt_graph *g, mt_node *n) {
 static mtmi_status infer_variadic(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 1, 64);
     if (!s) s = need_dtype(g, n, mt_in(g, n, 0), 0);
-    int r;
-    int64_t d[MT_MAX_RANK];
-    if (!s) s = broadcast_inputs(g, n, 0, 1, &r, d);
-    if (s) return s;
-    mt_value_set_shape(mt_out(g, n, 0), mt_in(g, n, 0)->dtype, r, d);
-    return MTMI_OK;
+    return s ? s : broadcast_output(g, n, 1, mt_in(g, n, 0)->dtype);
 }
 
 static mtmi_status infer_where(mt_graph *g, mt_node *n) {
