@@ -608,6 +608,22 @@ static mtmi_status fuse_activation_through_layout(mt_graph *g, int ai, int *hit)
     return MTMI_OK;
 }
 
+/* Rewrites node i as a Reshape of its input 0 to dims (a new constant). */
+static mtmi_status rewrite_as_reshape(mt_graph *g, int i, int64_t rank, const int64_t *dims, int *hit) {
+    int sv = mt_graph_add_value_unique(g, "reshape_shape");
+    if (sv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mt_value *s = &g->values[sv];
+    mt_value_set_shape(s, MTMI_INT64, 1, &rank);
+    s->data = mt_alloc(sizeof(int64_t) * rank);
+    if (!s->data) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    memcpy(s->data, dims, sizeof(int64_t) * rank);
+    int ins[2] = {g->nodes[i].in[0], sv};
+    mtmi_status st = rewrite(g, i, "", "Reshape", ins, 2, -1);
+    if (st) return st;
+    *hit = 1;
+    return MTMI_OK;
+}
+
 /* A Transpose that only moves axes of size 1 keeps the element order: make
  * it a Reshape, which the executor runs as an alias (no copy).  Attention
  * heads of 1 (MiT stage 1, the largest tensors) hit this. */
@@ -627,18 +643,7 @@ static mtmi_status transpose_to_reshape(mt_graph *g, int ti, int *hit) {
     }
     int64_t rank = x->rank, dims[MT_MAX_RANK];
     for (int i = 0; i < np; i++) dims[i] = x->dims[perm[i]];
-    int sv = mt_graph_add_value_unique(g, "reshape_shape");
-    if (sv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mt_value *s = &g->values[sv];
-    mt_value_set_shape(s, MTMI_INT64, 1, &rank);
-    s->data = mt_alloc(sizeof(int64_t) * rank);
-    if (!s->data) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    memcpy(s->data, dims, sizeof(int64_t) * rank);
-    int ins[2] = {g->nodes[ti].in[0], sv};
-    mtmi_status st = rewrite(g, ti, "", "Reshape", ins, 2, -1);
-    if (st) return st;
-    *hit = 1;
-    return MTMI_OK;
+    return rewrite_as_reshape(g, ti, rank, dims, hit);
 }
 
 /* A Resize whose output has its input's shape samples every input pixel at
@@ -654,18 +659,7 @@ static mtmi_status resize_identity(mt_graph *g, int ri, int *hit) {
         return MTMI_OK;
     int64_t rank = x->rank, dims[MT_MAX_RANK];
     memcpy(dims, x->dims, sizeof(int64_t) * rank);
-    int sv = mt_graph_add_value_unique(g, "reshape_shape");
-    if (sv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mt_value *s = &g->values[sv];
-    mt_value_set_shape(s, MTMI_INT64, 1, &rank);
-    s->data = mt_alloc(sizeof(int64_t) * rank);
-    if (!s->data) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    memcpy(s->data, dims, sizeof(int64_t) * rank);
-    int ins[2] = {g->nodes[ri].in[0], sv};
-    mtmi_status st = rewrite(g, ri, "", "Reshape", ins, 2, -1);
-    if (st) return st;
-    *hit = 1;
-    return MTMI_OK;
+    return rewrite_as_reshape(g, ri, rank, dims, hit);
 }
 
 /* A 1x1 Conv over Concat(channels) of upsampled features (the seg head:
