@@ -607,6 +607,15 @@ static mtmi_status infer_hardmax(mt_graph *g, mt_node *n) { return infer_softmax
 /* ------------------------------------------------- scatter, gather, top-k */
 static int is_index_dtype(int t) { return t == MTMI_INT64 || t == MTMI_INT32; }
 
+/* The reduction attribute of ScatterElements and ScatterND: none, or add,
+ * mul, max or min on numbers. */
+static mtmi_status need_reduction(mt_graph *g, mt_node *n, const mt_value *x) {
+    const char *red = mt_attr_string(n, "reduction", "none");
+    if (strcmp(red, "none") && (need_numeric(g, n, x, 0) || (strcmp(red, "add") && strcmp(red, "mul") && strcmp(red, "max") && strcmp(red, "min"))))
+        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "reduction '%s' on %s is not supported", red, mt_dtype_name(x->dtype));
+    return MTMI_OK;
+}
+
 static mtmi_status infer_scatter_elements(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 3, 3);
     if (s) return s;
@@ -620,9 +629,7 @@ static mtmi_status infer_scatter_elements(mt_graph *g, mt_node *n) {
     if (axis < 0 || x->rank == 0) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "axis out of range");
     for (int d = 0; d < x->rank; d++)
         if (d != axis && idx->dims[d] > x->dims[d]) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "indices dimension %d exceeds the data's", d);
-    const char *red = mt_attr_string(n, "reduction", "none");
-    if (strcmp(red, "none") && (need_numeric(g, n, x, 0) || (strcmp(red, "add") && strcmp(red, "mul") && strcmp(red, "max") && strcmp(red, "min"))))
-        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "reduction '%s' on %s is not supported", red, mt_dtype_name(x->dtype));
+    if ((s = need_reduction(g, n, x))) return s;
     return mt_infer_same(g, n);
 }
 
@@ -640,9 +647,7 @@ static mtmi_status infer_scatter_nd(mt_graph *g, mt_node *n) {
     for (int d = 0; ok && d < idx->rank - 1; d++) ok = u->dims[d] == idx->dims[d];
     for (int d = 0; ok && d < x->rank - k; d++) ok = u->dims[idx->rank - 1 + d] == x->dims[k + d];
     if (!ok) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "updates shape does not match indices and data");
-    const char *red = mt_attr_string(n, "reduction", "none");
-    if (strcmp(red, "none") && (need_numeric(g, n, x, 0) || (strcmp(red, "add") && strcmp(red, "mul") && strcmp(red, "max") && strcmp(red, "min"))))
-        return mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED, "reduction '%s' on %s is not supported", red, mt_dtype_name(x->dtype));
+    if ((s = need_reduction(g, n, x))) return s;
     return mt_infer_same(g, n);
 }
 
