@@ -154,6 +154,36 @@ mtmi_status mtmi_plan_output_shape(const mtmi_plan *p, int i, int *rank,
 mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs,
                           mtmi_tensor *outputs, int noutputs);
 
+/* --------------------------------------------------------------- pipeline */
+/* The model split at its shared features into an encoder and one stage per
+ * head, each stage on its own device and precision, with several frames in
+ * flight: the heads of frame t run while the encoder runs frame t+1. */
+typedef struct mtmi_pipeline mtmi_pipeline;
+
+typedef struct mtmi_pipeline_options {
+    /* "encoder=cpu/fp32,seg=cpu:1/int8,depth=cuda:0/fp16" (stages named
+     * "encoder" and after the head outputs; a bare device applies to all);
+     * NULL or "auto" = a heuristic choice for the devices present. */
+    const char *placement;
+    int frames_in_flight;            /* 0 = 2; 1 = one frame at a time */
+    int threads;                     /* cores the CPU devices share; 0 = all */
+    const char *calibration_cache;   /* for int8 stages */
+    const mtmi_tensor *input_shape;  /* concrete input shape; NULL = declared */
+} mtmi_pipeline_options;
+
+mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);
+void mtmi_pipeline_free(mtmi_pipeline *p);
+int mtmi_pipeline_frames_in_flight(const mtmi_pipeline *p);
+/* Output i in the model's output order. */
+mtmi_status mtmi_pipeline_output_shape(const mtmi_pipeline *p, int i, int *rank, int64_t dims[MTMI_MAX_RANK]);
+/* Copies the inputs into a free frame slot and starts the frame; `user` comes
+ * back with its results.  With all slots in flight, collect one first. */
+mtmi_status mtmi_pipeline_submit(mtmi_pipeline *p, const mtmi_tensor *inputs, int ninputs, void *user);
+/* Waits for the oldest frame (frames finish in order) and copies its outputs
+ * into the caller's buffers (model output order; dims are filled in).  A
+ * failure in any stage is reported here, naming the frame and the stage. */
+mtmi_status mtmi_pipeline_collect(mtmi_pipeline *p, mtmi_tensor *outputs, int noutputs, void **user);
+
 #ifdef __cplusplus
 }
 #endif
