@@ -121,6 +121,29 @@ typedef struct mtmi_save_options {
 /* Writes the model as ONNX, atomically (no partial file on failure). */
 mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_options *opt);
 
+/* ------------------------------------------------------------ calibration */
+typedef enum mtmi_calib_method {
+    MTMI_CALIB_ENTROPY = 0,    /* TensorRT EntropyCalibrator2 (KL, 2048 bins, 128 levels) */
+    MTMI_CALIB_MINMAX = 1,     /* max |x| */
+    MTMI_CALIB_PERCENTILE = 2  /* a percentile of |x| */
+} mtmi_calib_method;
+
+typedef struct mtmi_calibrate_options {
+    mtmi_calib_method method;
+    double percentile;     /* for MTMI_CALIB_PERCENTILE; 0 = 99.99 */
+    /* "heads" (default: every node of a single output), "seg", "depth",
+     * "encoder", "all", or an output's name. */
+    const char *subgraph;
+    int threads;           /* CPU threads; 0 = all cores */
+} mtmi_calibrate_options;
+
+/* Runs the model in FP32 on the CPU over nframes inputs (each a whole model
+ * input, already preprocessed; all of one shape), collects statistics of
+ * every float activation of the subgraph and writes the per-tensor scales
+ * as a TensorRT-format calibration cache (atomically). */
+mtmi_status mtmi_calibrate(mtmi_model *m, const mtmi_tensor *frames, int nframes,
+                           const mtmi_calibrate_options *opt, const char *cache_path);
+
 /* ------------------------------------------------------------------- plan */
 typedef struct mtmi_plan mtmi_plan;
 
