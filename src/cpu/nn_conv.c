@@ -326,19 +326,31 @@ static void depthwise(const float *X, const float *W, const float *B, float *Y, 
     }
 }
 
-static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const conv_state *st, const mt_tview *in, int nin, mt_tview *out, int act,
-                            mt_cpu_ctx *ctx) {
+/* How Conv and ConvTranspose start: float inputs only; a rank-5 input runs
+ * whole in mt_nn_conv3d (*done = 1), else conv_setup fills d. */
+static mtmi_status conv_begin(const mt_graph *g, const mt_node *n, int kind, const mt_tview *in, int nin, mt_tview *out, int act,
+                              mt_cpu_ctx *ctx, conv_dims *d, int *done) {
+    *done = 0;
     for (int i = 0; i < nin && i < 3; i++)
         if (in[i].data && in[i].dtype != MTMI_FLOAT)
             return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
-    conv_dims d;
     char err[256];
     if (in[0].rank == 5) {
-        if (mt_nn_conv3d(n, MT_GEOM_CONV, in, nin, out, act, ctx->nthreads, err, sizeof err))
+        *done = 1;
+        if (mt_nn_conv3d(n, kind, in, nin, out, act, ctx->nthreads, err, sizeof err))
             return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
         return MTMI_OK;
     }
-    if (conv_setup(n, MT_GEOM_CONV, &in[0], &in[1], &d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+    if (conv_setup(n, kind, &in[0], &in[1], d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+    return MTMI_OK;
+}
+
+static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const conv_state *st, const mt_tview *in, int nin, mt_tview *out, int act,
+                            mt_cpu_ctx *ctx) {
+    conv_dims d;
+    int done;
+    mtmi_status s = conv_begin(g, n, MT_GEOM_CONV, in, nin, out, act, ctx, &d, &done);
+    if (s || done) return s;
     if (out[0].dims[1] != d.M || out[0].dims[out[0].rank - 1] != d.OW)
         return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "output shape does not match the convolution");
     const float *X = in[0].data, *W = in[1].data;
@@ -429,17 +441,10 @@ size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
 
 mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                         mt_cpu_ctx *ctx) {
-    for (int i = 0; i < nin && i < 3; i++)
-        if (in[i].data && in[i].dtype != MTMI_FLOAT)
-            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
     conv_dims d;
-    char err[256];
-    if (in[0].rank == 5) {
-        if (mt_nn_conv3d(n, MT_GEOM_CONVT, in, nin, out, MT_ACT_NONE, ctx->nthreads, err, sizeof err))
-            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
-        return MTMI_OK;
-    }
-    if (conv_setup(n, MT_GEOM_CONVT, &in[0], &in[1], &d, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "%s", err);
+    int done;
+    mtmi_status s = conv_begin(g, n, MT_GEOM_CONVT, in, nin, out, MT_ACT_NONE, ctx, &d, &done);
+    if (s || done) return s;
     const float *X = in[0].data, *W = in[1].data;
     const float *B = nin > 2 && in[2].data ? in[2].data : NULL;
     float *Y = out[0].data, *col = ctx->scratch;
