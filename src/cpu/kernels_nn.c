@@ -9,13 +9,6 @@
 #include "graph/nn_geom.h"
 #include "graph/ops.h"
 
-static mtmi_status need_f32(const mt_graph *g, const mt_node *n, const mt_tview *in, int nin) {
-    for (int i = 0; i < nin; i++)
-        if (in[i].data && in[i].dtype != MTMI_FLOAT)
-            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
-    return MTMI_OK;
-}
-
 /* ------------------------------------------------------ LayerNormalization */
 /* A parameter (Scale or B) broadcast to the normalized shape [cols]; when
  * it already has that many values it is used in place. */
@@ -48,7 +41,7 @@ static float *expand_param(const mt_tview *p, const mt_tview *x, int axis, int64
 
 static mtmi_status k_layernorm(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                                mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, nin < 3 ? nin : 3);
+    mtmi_status s = mt_nn_need_f32(g, n, in, nin < 3 ? nin : 3);
     if (s) return s;
     const mt_tview *x = &in[0];
     int axis = mt_norm_axis(mt_attr_int(n, "axis", -1), x->rank);
@@ -121,7 +114,7 @@ static mtmi_status k_layernorm(const mt_graph *g, const mt_node *n, void *st, co
 /* ------------------------------------------------------ BatchNormalization */
 static mtmi_status k_batchnorm(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                                mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, nin);
+    mtmi_status s = mt_nn_need_f32(g, n, in, nin);
     if (s) return s;
     if (nin < 5) return mt_kernel_fail(g, n, MTMI_ERR_PARSE, "expects 5 inputs");
     const mt_tview *x = &in[0];
@@ -251,7 +244,7 @@ static mtmi_status k_pool(const mt_graph *g, const mt_node *n, void *st, const m
 
 static mtmi_status k_global_pool(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                                  mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, 1);
+    mtmi_status s = mt_nn_need_f32(g, n, in, 1);
     if (s) return s;
     const int is_max = !strcmp(n->op, "GlobalMaxPool");
     int64_t planes = in[0].dims[0] * in[0].dims[1], inner = 1;

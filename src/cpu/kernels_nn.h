@@ -26,6 +26,15 @@ static inline int mt_nn_act_of(const mt_node *n) {
     return -1;
 }
 
+/* MTMI_ERR_UNSUPPORTED (reported) unless each present one of in[0..nin) is
+ * float. */
+static inline mtmi_status mt_nn_need_f32(const mt_graph *g, const mt_node *n, const mt_tview *in, int nin) {
+    for (int i = 0; i < nin; i++)
+        if (in[i].data && in[i].dtype != MTMI_FLOAT)
+            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
+    return MTMI_OK;
+}
+
 static inline float mt_nn_act1(float v, int act) {
     switch (act) {
     case MT_ACT_RELU: return v > 0 ? v : 0;

@@ -331,9 +331,8 @@ static void depthwise(const float *X, const float *W, const float *B, float *Y, 
 static mtmi_status conv_begin(const mt_graph *g, const mt_node *n, int kind, const mt_tview *in, int nin, mt_tview *out, int act,
                               mt_cpu_ctx *ctx, conv_dims *d, int *done) {
     *done = 0;
-    for (int i = 0; i < nin && i < 3; i++)
-        if (in[i].data && in[i].dtype != MTMI_FLOAT)
-            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
+    mtmi_status s = mt_nn_need_f32(g, n, in, MT_MIN(nin, 3));
+    if (s) return s;
     char err[256];
     if (in[0].rank == 5) {
         *done = 1;

@@ -10,13 +10,6 @@
 
 #include "cpu/kernels_nn.h"
 
-static mtmi_status need_f32(const mt_graph *g, const mt_node *n, const mt_tview *in, int nin) {
-    for (int i = 0; i < nin; i++)
-        if (in[i].data && in[i].dtype != MTMI_FLOAT)
-            return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input %d is %s, only float is supported", i, mt_dtype_name(in[i].dtype));
-    return MTMI_OK;
-}
-
 /* Row-major C[M,N] = A[M,K] B[K,N] (+ C if beta). */
 static void sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                      int64_t ldc) {
@@ -59,7 +52,7 @@ static void gemm_rows(int64_t M, int64_t N, int64_t K, const float *X, const flo
 
 mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                          mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, 2);
+    mtmi_status s = mt_nn_need_f32(g, n, in, 2);
     if (s) return s;
     const mt_tview *a = &in[0], *b = &in[1];
     int64_t da[MT_MAX_RANK], db[MT_MAX_RANK];
@@ -116,7 +109,7 @@ mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt
 
 mtmi_status mt_nn_gemm(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                        mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, nin < 3 ? nin : 3);
+    mtmi_status s = mt_nn_need_f32(g, n, in, nin < 3 ? nin : 3);
     if (s) return s;
     int ta = mt_attr_int(n, "transA", 0) != 0, tb = mt_attr_int(n, "transB", 0) != 0;
     float alpha = mt_attr_float(n, "alpha", 1.0f), beta = mt_attr_float(n, "beta", 1.0f);
@@ -156,7 +149,7 @@ mtmi_status mt_nn_gemm(const mt_graph *g, const mt_node *n, void *st, const mt_t
 
 mtmi_status mt_nn_linear(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                          mt_cpu_ctx *ctx) {
-    mtmi_status s = need_f32(g, n, in, nin < 3 ? nin : 3);
+    mtmi_status s = mt_nn_need_f32(g, n, in, nin < 3 ? nin : 3);
     if (s) return s;
     int act = mt_nn_act_of(n);
     if (act < 0) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "unknown activation");
