@@ -121,6 +121,14 @@ typedef struct mtmi_save_options {
 /* Writes the model as ONNX, atomically (no partial file on failure). */
 mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_options *opt);
 
+/* Cuts the model at its shared features (found automatically: the tensors
+ * computed by the part common to several outputs and read by a head; or the
+ * ncut tensors named in cut) and writes outdir/encoder.onnx and one
+ * outdir/<output>.onnx per head, each a model ONNX Runtime runs.  Running
+ * the encoder then the heads reproduces the model's outputs exactly.  On
+ * failure no file of the set is left behind. */
+mtmi_status mtmi_model_split(mtmi_model *m, const char *const *cut, int ncut, const char *outdir);
+
 /* ------------------------------------------------------------ calibration */
 typedef enum mtmi_calib_method {
     MTMI_CALIB_ENTROPY = 0,    /* TensorRT EntropyCalibrator2 (KL, 2048 bins, 128 levels) */

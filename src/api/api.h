@@ -21,4 +21,18 @@ mtmi_status mt_model_specialize(const mtmi_model *m, const mtmi_tensor *shapes, 
 void mt_plan_set_profile(mtmi_plan *p, int on);
 char *mt_plan_profile_report(const mtmi_plan *p, int top);
 
+/* Split and write: encoder.onnx plus one file per head in outdir; on
+ * failure nothing is left behind.  `annotated` is the model graph with the
+ * inferred shapes the cut tensors were declared with. */
+typedef struct mt_split_files {
+    mt_graph *annotated;
+    mt_split split;
+    int npaths;
+    char (*paths)[4096];  /* encoder first, then head k at k + 1 */
+} mt_split_files;
+mtmi_status mt_split_write(const mtmi_model *m, const char *const *cut, int ncut, const char *outdir, mt_split_files *r);
+void mt_split_files_free(mt_split_files *r);
+/* ", 12.34 GFLOP" of a part, or "" when its shapes cannot be inferred. */
+const char *mt_split_part_gflop(const mt_graph *part, char *buf, size_t cap);
+
 #endif

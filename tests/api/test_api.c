@@ -257,6 +257,33 @@ int main(void) {
         for (int f = 0; f < 3; f++) free(fr[f]);
     }
 
+    /* Split through the API: the encoder maps the image to the four shared
+     * features, each head reads them; a bad cut leaves no file behind. */
+    if (plain) {
+        char sdir[300], f[400];
+        snprintf(sdir, sizeof sdir, "%s/split", dir);
+        s = mtmi_model_split(plain, NULL, 0, sdir);
+        CHECK(s == MTMI_OK, "split: %s", mtmi_last_error());
+        const char *parts[3] = {"encoder", "seg", "depth"};
+        int want_in[3] = {1, 4, 4}, want_out[3] = {4, 1, 1};
+        for (int k = 0; k < 3; k++) {
+            mtmi_model *pm = NULL;
+            snprintf(f, sizeof f, "%s/%s.onnx", sdir, parts[k]);
+            CHECK(mtmi_model_load(f, NULL, &pm) == MTMI_OK, "load %s: %s", f, mtmi_last_error());
+            if (pm) {
+                CHECK(mtmi_model_num_inputs(pm) == want_in[k] && mtmi_model_num_outputs(pm) == want_out[k],
+                      "%s: %d inputs, %d outputs", parts[k], mtmi_model_num_inputs(pm), mtmi_model_num_outputs(pm));
+                mtmi_model_free(pm);
+            }
+        }
+        const char *bogus[1] = {"no_such_tensor"};
+        snprintf(sdir, sizeof sdir, "%s/split_bad", dir);
+        s = mtmi_model_split(plain, bogus, 1, sdir);
+        CHECK(s != MTMI_OK && strstr(mtmi_last_error(), "no_such_tensor"), "bad cut: %d '%s'", s, mtmi_last_error());
+        snprintf(f, sizeof f, "%s/encoder.onnx", sdir);
+        CHECK(access(f, F_OK) != 0, "bad cut left %s", f);
+    }
+
     mtmi_model_free(ref);
     mtmi_model_free(plain);
     mtmi_model_free(simple);
