@@ -205,14 +205,20 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
 #if MTMI_HAVE_CUDA
         int gpu = mt_cuda_parse_device(dev);
         if (gpu < 0) return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
-        if (strcmp(prec, "fp16") && strcmp(prec, "fp32"))
-            return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the GPU (use fp16 or fp32)", prec);
+        /* int8: the heads' convolutions in INT8 (the CPU int8 path's graph
+         * rewrite, run on tensor cores), everything else in FP16 */
+        int gint8 = !strcmp(prec, "int8");
+        if (strcmp(prec, "fp16") && strcmp(prec, "fp32") && !gint8)
+            return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the GPU (use fp16, fp32 or int8)", prec);
+        if (gint8 && !opt->calibration_cache)
+            return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache)");
         mtmi_status cs = mt_cuda_check_device(gpu);
         if (cs) return cs;
         mtmi_plan *cp = mt_alloc(sizeof *cp);
         if (!cp) return MTMI_ERR_NOMEM;
         cs = mt_model_specialize(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &cp->graph);
-        if (!cs) cs = mt_cuda_plan_create(cp->graph, gpu, !strcmp(prec, "fp16"), (mt_cuda_plan **)&cp->cuda);
+        if (!cs && gint8) cs = mt_quant_plan_graph(m->graph, cp->graph, opt->calibration_cache, NULL);
+        if (!cs) cs = mt_cuda_plan_create(cp->graph, gpu, strcmp(prec, "fp32") != 0, (mt_cuda_plan **)&cp->cuda);
         if (cs) {
             mtmi_plan_free(cp);
             return cs;

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
+#include "cuda/qkernels.h"
 #include "graph/ops.h"
+#include "quant/quant.h"
 
 /* ------------------------------------------------------------- helpers */
 #define CK(call)                                                                                               \

@@ -7,12 +7,13 @@
 #endif
 
 #include "cuda/cuda_internal.h"
+#include "cuda/qkernels.h"
 
 #define WS_BYTES ((size_t)32 << 20)
 
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
-                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat"};
+                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -487,6 +488,15 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->t[3].dims[1] == 1) a.vs[1] = 0;
         a.scale = s->fp[0];
         KCK(mtk_attention(st, &a, f16));
+        return MTMI_OK;
+    }
+    case MC_QCONV: { /* INT8 QConv / QLinear: quantize the input, then the tensor-core GEMM */
+        const mtk_qconv *q = s->obj;
+        const mc_tref *x = &s->t[1];
+        KCK(mtk_qconv_quantize(st, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), q->N, q->C, q->H, q->W,
+                               q->Cp, q->x_scale));
+        KCK(mtk_qconv_gemm(st, q, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]), mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]),
+                           mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL));
         return MTMI_OK;
     }
     default: return mt_fail(MTMI_ERR_INTERNAL, "unknown CUDA step kind %d", s->kind);

@@ -1,5 +1,9 @@
-/* mtmi_cuda_bench MODEL [--batch N] [--size HxW] [--iters N] [--precision fp16|fp32]
- *                       [--profile FILE] [--json FILE]
+/* mtmi_cuda_bench MODEL [--batch N] [--size HxW] [--iters N] [--precision fp16|fp32|int8]
+ *                       [--cache CALIB] [--seed S] [--profile FILE] [--json FILE]
+ * (int8: the heads' convolutions in INT8 on tensor cores with the scales of
+ * CALIB, everything else FP16, as mtmi_plan_create(precision "int8") on a
+ * GPU; --seed: the random weights' seed, 1 unless given, so that CALIB made
+ * by `mtmi calibrate --random-weights S` matches)
  * Times the CUDA plan of a model by CUDA-graph replay on device-resident
  * inputs: the whole network, the shared encoder and each head (the plan's
  * parts), and reports device memory.  Missing weights are filled with
@@ -13,9 +17,11 @@
 
 #include "api/api.h"
 #include "cuda/cuda_backend.h"
+#include "quant/quant.h"
 
 int main(int argc, char **argv) {
-    const char *path = NULL, *prec = "fp16", *prof = NULL, *json = NULL;
+    const char *path = NULL, *prec = "fp16", *prof = NULL, *json = NULL, *cache = NULL;
+    long seed = 1;
     int batch = 1, iters = 200, ncu = 0;
     long H = 0, W = 0;
     for (int i = 1; i < argc; i++) {
@@ -24,20 +30,22 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) prec = argv[++i];
         else if (!strcmp(argv[i], "--profile") && i + 1 < argc) prof = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+        else if (!strcmp(argv[i], "--cache") && i + 1 < argc) cache = argv[++i];
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = atol(argv[++i]);
         else if (!strcmp(argv[i], "--ncu")) ncu = 1;
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             if (sscanf(argv[++i], "%ldx%ld", &H, &W) != 2) return 2;
         } else path = argv[i];
     }
     if (!path) {
-        fprintf(stderr, "usage: mtmi_cuda_bench MODEL [--batch N] [--size HxW] [--iters N] [--precision fp16|fp32] [--profile FILE] [--json FILE]\n");
+        fprintf(stderr, "usage: mtmi_cuda_bench MODEL [--batch N] [--size HxW] [--iters N] [--precision fp16|fp32|int8] [--cache CALIB] [--seed S] [--profile FILE] [--json FILE]\n");
         return 2;
     }
     if (mt_cuda_check_device(0)) {
         printf("skipped: %s\n", mtmi_last_error());
         return 77;
     }
-    mtmi_load_options lo = {.fill_missing_weights = 1, .seed = 1};
+    mtmi_load_options lo = {.fill_missing_weights = 1, .seed = (uint64_t)seed};
     mtmi_model *m;
     if (mtmi_model_load(path, &lo, &m)) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
@@ -59,8 +67,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
         return 1;
     }
+    if (!strcmp(prec, "int8")) {
+        mt_quant_report rep;
+        if (!cache) {
+            fprintf(stderr, "error: --precision int8 needs --cache CALIB\n");
+            return 2;
+        }
+        if (mt_quant_plan_graph(m->graph, g, cache, &rep)) {
+            fprintf(stderr, "error: %s\n", mtmi_last_error());
+            return 1;
+        }
+        printf("int8: %d head nodes quantized, %d left in float\n", rep.quantized, rep.skipped);
+    }
     mt_cuda_plan *p;
-    if (mt_cuda_plan_create(g, 0, !strcmp(prec, "fp16"), &p)) {
+    if (mt_cuda_plan_create(g, 0, strcmp(prec, "fp32") != 0, &p)) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
         return 1;
     }

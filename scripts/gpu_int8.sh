@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# INT8 heads on the GPU, one command for the GPU machine: build (as
+# scripts/gpu_check.sh does, with the carried .deps), calibrate the reference
+# model's heads (random weights seed 1) on the carried image, run
+# test_cuda_int8 (GPU INT8 kernels and model vs the CPU INT8 reference) and
+# benchmark the CUDA plan with FP16 heads against INT8 heads; a table last.
+# Logs and JSON go to $OUT (or ./results).  Usage: scripts/gpu_int8.sh [ITERS]
+set -u
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+OUT=${OUT:-$ROOT_DIR/results}
+ITERS=${1:-100}
+mkdir -p "$OUT"
+T0=$(date +%s)
+DEPS=$ROOT_DIR/.deps/root
+if [ -d .deps/debs ] && [ ! -x "$DEPS/usr/bin/protoc-c" ]; then
+  mkdir -p "$DEPS"
+  for f in .deps/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+fi
+LIBD=$DEPS/usr/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
+export PKG_CONFIG_PATH=$LIBD/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$DEPS
+CUDNN_ARGS=()
+if ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
+  CUDNN_DIR=$(python3 -c 'import nvidia.cudnn,os;print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
+  if [ -n "$CUDNN_DIR" ] && [ -f "$CUDNN_DIR/include/cudnn.h" ]; then
+    CUDNN_LIBF=$(ls "$CUDNN_DIR"/lib/libcudnn.so* | head -1)
+    CUDNN_ARGS=(-DCUDNN_LIB="$CUDNN_LIBF" -DCUDNN_INCLUDE="$CUDNN_DIR/include")
+    export LD_LIBRARY_PATH=$CUDNN_DIR/lib:$LD_LIBRARY_PATH
+  fi
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
+echo "== build"
+BUILD=$ROOT_DIR/build-gpu
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DONNX_PROTO_DIR="$DEPS/usr/include/onnx" -DPROTOC_C="$DEPS/usr/bin/protoc-c" \
+  -DCBLAS_INCLUDE="$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread" \
+  -DOPENBLAS_LIB="$LIBD/openblas-pthread/libopenblas.so" \
+  -DSPNG_LIB="$LIBD/libspng.so" -DCMAKE_C_FLAGS="-I$DEPS/usr/include" "${CUDNN_ARGS[@]}" \
+  > "$OUT/build.log" 2>&1 && cmake --build "$BUILD" -j 16 --target mtmi_cli test_cuda_int8 mtmi_cuda_bench >> "$OUT/build.log" 2>&1
+if [ $? -ne 0 ]; then tail -30 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; fi
+grep -E "^CUDNN_(LIB|INCLUDE)" "$BUILD/CMakeCache.txt" || true
+echo "build done at +$(( $(date +%s) - T0 )) s"
+BIN=$BUILD/mtmi
+TEST=$(ls "$BUILD"/tests/test_cuda_int8 "$BUILD"/test_cuda_int8 2>/dev/null | head -1)
+BENCH=$(ls "$BUILD"/tests/mtmi_cuda_bench "$BUILD"/mtmi_cuda_bench 2>/dev/null | head -1)
+SH=$ROOT_DIR/.deps/shared
+MODEL=$SH/reference/mtmi_dynamo_opset17.graph.onnx
+CACHE=$OUT/heads_seed1.cache
+rc=0
+echo "== calibrate (entropy, random weights seed 1, $(ls "$SH/images" | wc -l) image(s))"
+"$BIN" calibrate "$MODEL" --images "$SH/images" --random-weights 1 -o "$CACHE" > "$OUT/calibrate.log" 2>&1 || { tail -5 "$OUT/calibrate.log"; echo "CALIBRATE FAILED"; exit 1; }
+tail -1 "$OUT/calibrate.log"
+echo "== INT8 kernel and model tests (+$(( $(date +%s) - T0 )) s)"
+timeout 180 "$TEST" "$MODEL" "$CACHE" > "$OUT/int8_test.log" 2>&1
+trc=$?
+grep -E "rewrite|QConv|QLinear|INT8 kernels|agreement|FAIL|passed|error|SUMMARY" "$OUT/int8_test.log" | cut -c1-210
+echo "test_cuda_int8 exit: $trc"
+[ $trc -ne 0 ] && rc=1
+echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"
+timeout 90 "$BENCH" "$MODEL" --precision fp16 --iters "$ITERS" --json "$OUT/bench_fp16.json" > "$OUT/bench_fp16.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_fp16.log"; }
+timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" --json "$OUT/bench_int8.json" \
+  --profile "$OUT/profile_int8.txt" > "$OUT/bench_int8.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8.log"; }
+cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"
+grep -E "^step .*qconv-int8" "$OUT/profile_int8.txt" 2>/dev/null | awk '{s+=$6; n++} END {if (n) printf "qconv-int8 steps (eager, one run): %d, %.3f ms in all\n", n, s}'
+python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def load(n):
+    try: return json.load(open(os.path.join(out, n)))
+    except Exception: return {}
+f, i = load("bench_fp16.json"), load("bench_int8.json")
+summ = ""
+try:
+    summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
+except Exception: pass
+kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
+print("\n%-28s %9s %9s %8s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16"))
+for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
+    a, b = f.get(k), i.get(k)
+    r = f"{b / a:8.2f}x" if a and b else "       -"
+    fa = f"{a:9.3f}" if isinstance(a, (int, float)) else "        -"
+    fb = f"{b:9.3f}" if isinstance(b, (int, float)) else "        -"
+    print("%-28s %s %s %s" % (name, fa, fb, r))
+if kv:
+    print("INT8 kernels vs CPU reference: %s nodes, %s outputs, %s not bit-identical (max %s ulp); int32 acc %s checked, %s wrong"
+          % (kv.get("nodes"), kv.get("outputs"), kv.get("mismatches"), kv.get("max_ulp"), kv.get("acc_checked"), kv.get("acc_bad")))
+    print("whole model, seg agreement / depth max err: GPU INT8 vs CPU INT8 %s / %s; GPU FP16 vs CPU FP32 %s / %s; CPU INT8 vs FP32 %s / %s"
+          % (kv.get("gpu_int8_vs_cpu_int8_agree"), kv.get("gpu_int8_vs_cpu_int8_depth_max"), kv.get("gpu_fp16_vs_cpu_fp32_agree"),
+             kv.get("gpu_fp16_vs_cpu_fp32_depth_max"), kv.get("cpu_int8_vs_fp32_agree"), kv.get("cpu_int8_vs_fp32_depth_max")))
+print("memory fp16: %s MiB, int8: %s MiB (cudaMemGetInfo delta)" % (f.get("device_delta_mib"), i.get("device_delta_mib")))
+PY
+echo "total +$(( $(date +%s) - T0 )) s, rc $rc"
+exit $rc

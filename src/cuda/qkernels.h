@@ -1,0 +1,47 @@
+/* INT8 kernels of the CUDA backend (qconv.cu): mtmi.QConv / mtmi.QLinear
+ * on integer tensor cores, bit-exact with the CPU reference of
+ * src/quant/qkernels.c (arithmetic contract in quant/quant.h).
+ *
+ * Two launches per node:
+ *  1. mtk_qconv_quantize: float activations (FP16 or FP32, any 4-D strides)
+ *     -> int8 NHWC with channels padded to Cp (a multiple of 32) by zeros,
+ *     q = clamp(rne(x / s), -128, 127), NaN -> 0;
+ *  2. mtk_qconv_gemm: implicit GEMM, rows = output pixels, k = (ky, kx, c),
+ *     int8 x int8 -> int32 with mma.sync m16n8k32, + int32 bias, then the
+ *     CPU's float epilogue, written as FP16 or FP32 to a strided NHWC view.
+ * Weights are repacked by the planner to [COp][KH*KW][Cp] int8 (zero
+ * padding), bias int32 [COp], multipliers float32 [COp]; COp = CO rounded up
+ * to 32. */
+#ifndef MT_CUDA_QKERNELS_H
+#define MT_CUDA_QKERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mtk_qconv {
+    int N, H, W, C, Cp;      /* input (Cp = padded channels of xq) */
+    int OH, OW, CO, COp;     /* output */
+    int KH, KW, sh, sw, ph, pw, dh, dw;
+    float x_scale, y_scale;  /* y_scale 0: no requantization */
+    int act;                 /* 0 none, 1 Relu, 2 Sigmoid, 3 Gelu */
+    int64_t ldy, ys0;        /* output: pixels ldy elements apart, images ys0 apart */
+} mtk_qconv;
+
+/* x: logical [N, C, H, W] with element strides xs (f16 or f32) ->
+ * xq [N][H][W][Cp]. */
+cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const int64_t xs[4], int x_f16, int8_t *xq, int N,
+                               int C, int H, int W, int Cp, float scale);
+
+/* y (f16 or f32) at y + n*ys0 + (oy*OW + ox)*ldy + co; acc (optional,
+ * for tests): int32 accumulators incl. bias, [N*OH*OW][CO]. */
+cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                           const float *mult, void *y, int y_f16, int32_t *acc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

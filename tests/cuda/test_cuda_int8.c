@@ -1,0 +1,375 @@
+/* test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S]
+ *
+ * The INT8 GPU kernels (src/cuda/qconv.cu) against the CPU INT8 reference
+ * (src/quant/qkernels.c), with the real int8 weights, int32 biases, float
+ * multipliers and calibrated scales of MODEL's heads (weights filled with
+ * seeded random values, seed S, as `mtmi calibrate --random-weights S`
+ * made CACHE):
+ *
+ *  1. per quantized node (QConv / QLinear of the rewritten graph at --size,
+ *     default the model's size): the node alone as a CPU plan and as an FP32 CUDA
+ *     plan on the same float input (random int8 grid values x = q * s_x,
+ *     off-grid values, out-of-range values, a few NaNs): outputs must be
+ *     bit-identical (Sigmoid / Gelu epilogues: at most 1 ulp, see
+ *     docs/ACCURACY.md); and, calling the kernels directly, the int32
+ *     accumulators (bias included) must equal an exact host computation at
+ *     sampled output elements.
+ *  2. the whole model at --full (default the model's size): the GPU plan
+ *     "cuda:0"/int8 (encoder FP16, heads INT8) against the CPU plan
+ *     "cpu"/int8 (encoder FP32, heads INT8): seg class-map agreement and
+ *     depth error; with GPU FP16 vs CPU FP32 alongside for scale.
+ * Exit 1 on failure, 77 when no GPU is visible. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "api/api.h"
+#include "cpu/cpu.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/qkernels.h"
+#include "quant/quant.h"
+
+static int g_fail = 0;
+static int g_dry = 0; /* --dry: CPU side only (machines without a GPU) */
+
+#define CK(x)                                                                                          \
+    do {                                                                                               \
+        cudaError_t e_ = (x);                                                                          \
+        if (e_ != cudaSuccess) {                                                                       \
+            printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x);    \
+            exit(1);                                                                                   \
+        }                                                                                              \
+    } while (0)
+#define OK(x)                                                                                          \
+    do {                                                                                               \
+        if ((x) != MTMI_OK) {                                                                          \
+            printf("error at %s:%d: %s\n", __FILE__, __LINE__, mtmi_last_error());                     \
+            exit(1);                                                                                   \
+        }                                                                                              \
+    } while (0)
+
+static uint32_t fbits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+/* distance in ulps between two floats of the same sign (large otherwise) */
+static int64_t ulps(float a, float b) {
+    if (fbits(a) == fbits(b)) return 0;
+    if (isnan(a) || isnan(b) || (a < 0) != (b < 0)) return 1 << 30;
+    int64_t d = (int64_t)fbits(a) - (int64_t)fbits(b);
+    return d < 0 ? -d : d;
+}
+
+/* Test input for scale s: mostly exact grid points q*s (the values a
+ * requantized producer leaves), plus ties, off-grid, clipped and NaN. */
+static void fill_input(float *x, int64_t n, float s, mt_rng *r) {
+    for (int64_t i = 0; i < n; i++) {
+        float u = mt_rng_uniform(r);
+        int q = (int)(mt_rng_uniform(r) * 256.0f) - 128;
+        if (u < 0.6f) x[i] = (float)q * s;
+        else if (u < 0.7f) x[i] = ((float)q + 0.5f) * s;            /* near ties */
+        else if (u < 0.9f) x[i] = mt_rng_normal(r) * 40.0f * s;       /* off grid */
+        else if (u < 0.999f) x[i] = (mt_rng_uniform(r) - 0.5f) * 600.0f * s; /* clipped */
+        else x[i] = NAN;
+    }
+}
+
+/* ------------------------------------------------------------ part 1 */
+static void check_node(const mt_graph *g, int ni, mt_rng *rng, int *nodes, int64_t *elems, int64_t *mism, int64_t *maxulp,
+                       int64_t *acc_checked, int64_t *acc_bad) {
+    const mt_node *n = &g->nodes[ni];
+    int lin = !strcmp(n->op, "QLinear");
+    char *in_name = g->values[n->in[0]].name, *out_name = g->values[n->out[0]].name;
+    mt_graph *g1;
+    OK(mt_graph_extract(g, &in_name, 1, &out_name, 1, &g1));
+    const mt_value *xv = &g1->values[g1->inputs[0]], *yv = &g1->values[g1->outputs[0]];
+    int64_t xn = mt_value_numel(xv), yn = mt_value_numel(yv);
+    float xs = mt_attr_float(n, "x_scale", 0), ys = mt_attr_float(n, "y_scale", 0);
+    const char *act = mt_attr_string(n, "activation", "");
+    int exact_act = !strcmp(act, "") || !strcmp(act, "Relu");
+    float *x = malloc(sizeof(float) * xn), *ycpu = malloc(sizeof(float) * yn), *ygpu = malloc(sizeof(float) * yn);
+    fill_input(x, xn, xs, rng);
+    mt_tview in = {.data = x, .dtype = MTMI_FLOAT, .rank = xv->rank};
+    memcpy(in.dims, xv->dims, sizeof(int64_t) * xv->rank);
+    mt_tview oc = {.data = ycpu}, og = {.data = ygpu};
+    mt_cpu_plan *cp;
+    OK(mt_cpu_plan_create(g1, 0, &cp));
+    OK(mt_cpu_plan_run(cp, &in, 1, &oc, 1));
+    mt_cuda_plan *gp = NULL;
+    if (g_dry) memcpy(ygpu, ycpu, sizeof(float) * yn);
+    else {
+        OK(mt_cuda_plan_create(g1, 0, 0, &gp)); /* FP32 storage: the kernel's float output as is */
+        OK(mt_cuda_plan_run(gp, &in, 1, &og, 1));
+    }
+    int64_t bad = 0, mu = 0;
+    for (int64_t i = 0; i < yn; i++) {
+        int64_t d = ulps(ycpu[i], ygpu[i]);
+        if (d) bad++;
+        if (d > mu) mu = d;
+    }
+    /* int32 accumulators: the kernels called directly, checked at sampled
+     * outputs against an exact host sum of mt_quantize(x) * Wq + Bq */
+    int64_t achk = 0, abad = 0;
+    if (!lin && !g_dry) {
+        const mt_value *wv = &g->values[n->in[1]], *bv = &g->values[n->in[2]], *mv = &g->values[n->in[3]];
+        mt_conv_geom cg;
+        char err[128];
+        if (mt_conv_geometry(n, xv->dims, wv->dims, &cg, err, sizeof err) == 0 && cg.group == 1) {
+            mtk_qconv q;
+            memset(&q, 0, sizeof q);
+            q.N = (int)cg.N; q.C = (int)cg.C; q.H = (int)cg.H; q.W = (int)cg.W; q.CO = (int)cg.M;
+            q.OH = (int)cg.OH; q.OW = (int)cg.OW; q.KH = (int)cg.kh; q.KW = (int)cg.kw; q.sh = (int)cg.sh;
+            q.sw = (int)cg.sw; q.dh = (int)cg.dh; q.dw = (int)cg.dw; q.ph = (int)cg.pt; q.pw = (int)cg.pl;
+            q.x_scale = xs; q.y_scale = ys;
+            q.act = !strcmp(act, "Relu") ? 1 : !strcmp(act, "Sigmoid") ? 2 : !strcmp(act, "Gelu") ? 3 : 0;
+            q.Cp = (q.C + 31) & ~31; q.COp = (q.CO + 31) & ~31;
+            q.ldy = q.CO; q.ys0 = (int64_t)q.OH * q.OW * q.CO;
+            int khw = q.KH * q.KW;
+            size_t wb = (size_t)q.COp * khw * q.Cp;
+            int8_t *wp = calloc(wb, 1);
+            int32_t *bp = calloc(q.COp, 4);
+            float *mp = calloc(q.COp, 4);
+            const int8_t *w = wv->data;
+            for (int co = 0; co < q.CO; co++)
+                for (int c = 0; c < q.C; c++)
+                    for (int k = 0; k < khw; k++) wp[((size_t)co * khw + k) * q.Cp + c] = w[((size_t)co * q.C + c) * khw + k];
+            memcpy(bp, bv->data, 4 * q.CO);
+            memcpy(mp, mv->data, 4 * q.CO);
+            int64_t P = (int64_t)q.N * q.OH * q.OW;
+            void *dx, *dxq, *dw, *db, *dm, *dy, *dacc;
+            CK(cudaMalloc(&dx, 4 * xn));
+            CK(cudaMalloc(&dxq, (size_t)q.N * q.H * q.W * q.Cp));
+            CK(cudaMalloc(&dw, wb));
+            CK(cudaMalloc(&db, 4 * q.COp));
+            CK(cudaMalloc(&dm, 4 * q.COp));
+            CK(cudaMalloc(&dy, 4 * P * q.CO));
+            CK(cudaMalloc(&dacc, 4 * P * q.CO));
+            CK(cudaMemcpy(dx, x, 4 * xn, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(dw, wp, wb, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(db, bp, 4 * q.COp, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(dm, mp, 4 * q.COp, cudaMemcpyHostToDevice));
+            int64_t xst[4] = {(int64_t)q.C * q.H * q.W, (int64_t)q.H * q.W, q.W, 1}; /* NCHW */
+            CK(mtk_qconv_quantize(0, dx, xst, 0, dxq, q.N, q.C, q.H, q.W, q.Cp, xs));
+            CK(mtk_qconv_gemm(0, &q, dxq, dw, db, dm, dy, 0, dacc));
+            CK(cudaDeviceSynchronize());
+            int32_t *acc = malloc(4 * P * q.CO);
+            float *yd = malloc(4 * P * q.CO);
+            CK(cudaMemcpy(acc, dacc, 4 * P * q.CO, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(yd, dy, 4 * P * q.CO, cudaMemcpyDeviceToHost));
+            /* direct call's output (NHWC) vs the CPU plan's (NCHW) */
+            for (int64_t pix = 0; pix < P; pix++)
+                for (int co = 0; co < q.CO; co++) {
+                    int64_t img = pix / ((int64_t)q.OH * q.OW), rem = pix % ((int64_t)q.OH * q.OW);
+                    float c = ycpu[(img * q.CO + co) * q.OH * q.OW + rem];
+                    int64_t d = ulps(c, yd[pix * q.CO + co]);
+                    if (d) bad++;
+                    if (d > mu) mu = d;
+                }
+            int ns = 4096;
+            for (int sidx = 0; sidx < ns; sidx++) {
+                int64_t pix = (int64_t)(mt_rng_uniform(rng) * P);
+                int co = (int)(mt_rng_uniform(rng) * q.CO);
+                if (pix >= P) pix = P - 1;
+                if (co >= q.CO) co = q.CO - 1;
+                int64_t img = pix / ((int64_t)q.OH * q.OW), rem = pix % ((int64_t)q.OH * q.OW);
+                int oy = (int)(rem / q.OW), ox = (int)(rem % q.OW);
+                int64_t s = 0;
+                for (int c = 0; c < q.C; c++)
+                    for (int ky = 0; ky < q.KH; ky++)
+                        for (int kx = 0; kx < q.KW; kx++) {
+                            int iy = oy * q.sh - q.ph + ky * q.dh, ix = ox * q.sw - q.pw + kx * q.dw;
+                            if (iy < 0 || iy >= q.H || ix < 0 || ix >= q.W) continue;
+                            int xq = mt_quantize(x[((img * q.C + c) * q.H + iy) * q.W + ix], xs);
+                            s += (int64_t)xq * w[(((int64_t)co * q.C + c) * q.KH + ky) * q.KW + kx];
+                        }
+                s += bp[co];
+                achk++;
+                if (s != acc[pix * q.CO + co]) abad++;
+            }
+            free(acc); free(yd); free(wp); free(bp); free(mp);
+            cudaFree(dx); cudaFree(dxq); cudaFree(dw); cudaFree(db); cudaFree(dm); cudaFree(dy); cudaFree(dacc);
+        }
+    }
+    char sh[64];
+    mt_shape_str(xv->rank, xv->dims, sh, sizeof sh);
+    int fail = abad || (exact_act ? bad != 0 : mu > 1);
+    printf("  %-7s %-40.40s x %-18s act %-7s y_scale %s: %lld outputs, %lld differ (max %lld ulp), acc %lld/%lld exact  %s\n",
+           n->op, n->name ? n->name : "?", sh, act[0] ? act : "none", ys > 0 ? "yes" : "no ", (long long)yn, (long long)bad,
+           (long long)mu, (long long)(achk - abad), (long long)achk, fail ? "FAIL" : "ok");
+    if (fail) g_fail = 1;
+    (*nodes)++;
+    *elems += yn;
+    *mism += bad;
+    if (mu > *maxulp) *maxulp = mu;
+    *acc_checked += achk;
+    *acc_bad += abad;
+    mt_cuda_plan_free(gp);
+    mt_cpu_plan_free(cp);
+    mt_graph_free(g1);
+    free(x); free(ycpu); free(ygpu);
+}
+
+/* ------------------------------------------------------------ part 2 */
+typedef struct run_out {
+    float *o[2];
+    int64_t dims[2][MTMI_MAX_RANK];
+    int rank[2];
+    double ms;
+} run_out;
+
+static void run_plan(mtmi_model *m, const char *dev, const char *prec, const char *cache, const mtmi_tensor *in, run_out *r) {
+    mtmi_plan_options po = {0};
+    po.device = dev;
+    po.precision = prec;
+    po.calibration_cache = cache;
+    po.input_shapes = in;
+    po.num_input_shapes = 1;
+    mtmi_plan *p;
+    OK(mtmi_plan_create(m, &po, &p));
+    mtmi_tensor out[2];
+    memset(out, 0, sizeof out);
+    for (int i = 0; i < 2; i++) {
+        OK(mtmi_plan_output_shape(p, i, &r->rank[i], r->dims[i]));
+        r->o[i] = malloc(sizeof(float) * mt_numel(r->rank[i], r->dims[i]));
+        out[i].data = r->o[i];
+    }
+    double t0 = mt_now_ms();
+    OK(mtmi_plan_run(p, in, 1, out, 2));
+    r->ms = mt_now_ms() - t0;
+    mtmi_plan_free(p);
+}
+
+static void compare(const char *what, run_out *a, run_out *b, double *agree_out, double *dmax_out) {
+    int seg = a->dims[0][1] > 1 ? 0 : 1, dep = 1 - seg;
+    int64_t C = a->dims[seg][1], HW = a->dims[seg][2] * a->dims[seg][3], same = 0;
+    for (int64_t i = 0; i < HW; i++) {
+        int ca = 0, cb = 0;
+        for (int64_t c = 1; c < C; c++) {
+            if (a->o[seg][c * HW + i] > a->o[seg][ca * HW + i]) ca = (int)c;
+            if (b->o[seg][c * HW + i] > b->o[seg][cb * HW + i]) cb = (int)c;
+        }
+        same += ca == cb;
+    }
+    int64_t dn = mt_numel(a->rank[dep], a->dims[dep]);
+    double dmax = 0, dsum = 0;
+    for (int64_t i = 0; i < dn; i++) {
+        double d = fabs((double)a->o[dep][i] - b->o[dep][i]);
+        if (!(d <= dmax)) dmax = d;
+        dsum += d;
+    }
+    *agree_out = (double)same / HW;
+    *dmax_out = dmax;
+    printf("  %-32s seg class agreement %.5f (%lld of %lld pixels differ), depth max |err| %.3g, mean %.3g\n", what,
+           (double)same / HW, (long long)(HW - same), (long long)HW, dmax, dsum / dn);
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *cache = NULL;
+    long H = 0, W = 0, FH = 0, FW = 0, seed = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--size") && i + 1 < argc) sscanf(argv[++i], "%ldx%ld", &H, &W);
+        else if (!strcmp(argv[i], "--full") && i + 1 < argc) sscanf(argv[++i], "%ldx%ld", &FH, &FW);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--dry")) g_dry = 1;
+        else if (!model) model = argv[i];
+        else cache = argv[i];
+    }
+    if (!model || !cache) {
+        fprintf(stderr, "usage: test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S]\n");
+        return 2;
+    }
+    if (!g_dry && mt_cuda_check_device(0)) {
+        printf("skipped: %s\n", mtmi_last_error());
+        return 77;
+    }
+    mtmi_load_options lo = {.fill_missing_weights = 1, .seed = (uint64_t)seed};
+    mtmi_model *m;
+    OK(mtmi_model_load(model, &lo, &m));
+    mtmi_tensor shape = {0};
+    OK(mtmi_model_input_shape(m, 0, &shape.rank, shape.dims));
+    shape.dtype = MTMI_FLOAT;
+    if (shape.dims[0] <= 0) shape.dims[0] = 1;
+    if (H) { /* else the model's own size */
+        shape.dims[2] = H;
+        shape.dims[3] = W;
+    }
+    for (int d = 2; d < 4; d++)
+        if (shape.dims[d] <= 0) shape.dims[d] = 1024;
+
+    printf("== INT8 kernels vs the CPU reference (%lldx%lld, cache %s)\n", (long long)shape.dims[2], (long long)shape.dims[3], cache);
+    mt_graph *g;
+    OK(mt_model_specialize(m, &shape, 1, 1, &g));
+    mt_quant_report rep;
+    OK(mt_quant_plan_graph(m->graph, g, cache, &rep));
+    printf("  rewrite: %d nodes quantized, %d left in float\n", rep.quantized, rep.skipped);
+    mt_rng rng;
+    mt_rng_seed(&rng, 12345);
+    int nodes = 0;
+    int64_t elems = 0, mism = 0, maxulp = 0, achk = 0, abad = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const mt_node *n = &g->nodes[i];
+        if (n->dead || !n->domain || strcmp(n->domain, "mtmi") || (strcmp(n->op, "QConv") && strcmp(n->op, "QLinear"))) continue;
+        check_node(g, i, &rng, &nodes, &elems, &mism, &maxulp, &achk, &abad);
+    }
+    if (!nodes) {
+        printf("  FAIL: no quantized node\n");
+        g_fail = 1;
+    }
+    printf("INT8 kernels: %d nodes, %lld outputs, %lld not bit-identical (max %lld ulp), int32 accumulators %lld/%lld identical\n",
+           nodes, (long long)elems, (long long)mism, (long long)maxulp, (long long)(achk - abad), (long long)achk);
+    mt_graph_free(g);
+
+    /* part 2: the whole model */
+    mtmi_tensor full = {0};
+    OK(mtmi_model_input_shape(m, 0, &full.rank, full.dims));
+    full.dtype = MTMI_FLOAT;
+    if (full.dims[0] <= 0) full.dims[0] = 1;
+    if (FH) {
+        full.dims[2] = FH;
+        full.dims[3] = FW;
+    }
+    for (int d = 2; d < 4; d++)
+        if (full.dims[d] <= 0) full.dims[d] = 1024;
+    printf("== whole model %lldx%lld: GPU (encoder FP16, heads INT8) vs CPU INT8 reference\n", (long long)full.dims[2],
+           (long long)full.dims[3]);
+    int64_t n = mt_numel(full.rank, full.dims);
+    float *x = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) x[i] = mt_rng_normal(&rng);
+    full.data = x;
+    run_out ci8, gi8, cf32, gf16;
+    if (g_dry) {
+        run_plan(m, "cpu", "int8", cache, &full, &ci8);
+        run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
+        double a, d;
+        compare("CPU int8 vs CPU fp32 (INT8 loss):", &ci8, &cf32, &a, &d);
+        printf("dry run: CPU side only\n");
+        return g_fail;
+    }
+    run_plan(m, "cpu", "int8", cache, &full, &ci8);
+    run_plan(m, "cuda:0", "int8", cache, &full, &gi8);
+    run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
+    run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
+    double a1, d1, a2, d2, a3, d3;
+    compare("GPU int8 vs CPU int8:", &gi8, &ci8, &a1, &d1);
+    compare("GPU fp16 vs CPU fp32 (scale):", &gf16, &cf32, &a2, &d2);
+    compare("CPU int8 vs CPU fp32 (INT8 loss):", &ci8, &cf32, &a3, &d3);
+    /* the GPU's INT8 heads see FP16 encoder features, the CPU's FP32 ones:
+     * its disagreement with the CPU INT8 plan should be of the order of the
+     * FP16-vs-FP32 one, far below a broken kernel's */
+    if (!(a1 >= 0.90) || !(d1 < 0.1)) {
+        printf("  FAIL: GPU INT8 too far from the CPU INT8 reference\n");
+        g_fail = 1;
+    }
+    printf("SUMMARY int8_kernels nodes=%d outputs=%lld mismatches=%lld max_ulp=%lld acc_checked=%lld acc_bad=%lld "
+           "gpu_int8_vs_cpu_int8_agree=%.5f gpu_int8_vs_cpu_int8_depth_max=%.3g gpu_fp16_vs_cpu_fp32_agree=%.5f "
+           "gpu_fp16_vs_cpu_fp32_depth_max=%.3g cpu_int8_vs_fp32_agree=%.5f cpu_int8_vs_fp32_depth_max=%.3g\n",
+           nodes, (long long)elems, (long long)mism, (long long)maxulp, (long long)achk, (long long)abad, a1, d1, a2, d2, a3, d3);
+    printf(g_fail ? "FAILED\n" : "all INT8 GPU checks passed\n");
+    mtmi_model_free(m);
+    free(x);
+    return g_fail;
+}
