@@ -9,17 +9,7 @@
 
 #include "mtmi.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        checks++;                                                \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);          \
-            printf(__VA_ARGS__);                                 \
-            printf("\n");                                        \
-        }                                                        \
-    } while (0)
+#include "check.h"
 
 static void *thread_error(void *arg) {
     mtmi_model *m = NULL;

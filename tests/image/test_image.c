@@ -8,17 +8,7 @@
 
 #include "image/image.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        checks++;                                       \
-        if (!(cond)) {                                  \
-            failures++;                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "check.h"
 
 /* Encodes raw pixels in the given PNG format with libspng directly, so that
  * the reader is tested on files that our writer never produces. */

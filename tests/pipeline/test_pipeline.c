@@ -18,17 +18,7 @@
 #include "quant/quant.h"
 
 
-static int failures, checks;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        checks++;                                       \
-        if (!(cond)) {                                  \
-            failures++;                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "check.h"
 
 /* A tiny two-headed model: encoder = two convolutions (features at 1/1 and
  * 1/2), seg head reads both, depth head reads the deeper one. */

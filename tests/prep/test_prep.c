@@ -14,17 +14,7 @@
 #include "graph/mtmi_net.h"
 #include "onnx/onnx.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        checks++;                                       \
-        if (!(cond)) {                                  \
-            failures++;                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "check.h"
 
 static int count_op(const mt_graph *g, const char *op) {
     int n = 0;

@@ -9,17 +9,7 @@
 #include "graph/graph.h"
 #include "quant/quant.h"
 
-static int failures, checks;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        checks++;                                       \
-        if (!(cond)) {                                  \
-            failures++;                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "check.h"
 
 static mtmi_status parse(const char *text, mt_calib_cache *c) { return mt_calib_cache_parse(text, strlen(text), "t.cache", c); }
 
