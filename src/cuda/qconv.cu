@@ -211,8 +211,11 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
                     v = v > 0.0f ? v : 0.0f;
                 } else if (q.act == 2) {
                     /* CPU: 1 / (1 + expf(-y)).  exp in double, rounded once
-                     * to float, is the correctly rounded expf (glibc's expf
-                     * agrees except in rare near-ties): <= 1 ulp apart. */
+                     * to float, is (nearly always) the correctly rounded
+                     * expf; glibc's expf is within 0.502 ulp of it, so e
+                     * may differ by 1 ulp and the output by up to 2 (H100:
+                     * 142 of 262144 outputs, max 2 ulp).  Not bit-exact
+                     * across math libraries, as quant.h says. */
                     float e = q_d2f(exp(-q_f2d(v)));
                     v = q_div(1.0f, q_add(1.0f, e));
                 } else if (q.act == 3) {
