@@ -1,37 +1,54 @@
 #!/usr/bin/env bash
 # The test suite: installs dependencies, builds, runs every test (C unit
 # tests, ONNX backend node tests, checks against ONNX Runtime, one full
-# 1024x1024 check), then an ASan+UBSan build of the unit and bad-input tests
-# and short runs of the fuzz targets.  GPU tests run only where a GPU is.
+# 1024x1024 check), then an ASan+UBSan build of the unit and bad-input tests,
+# a ThreadSanitizer run of the pipeline test and a minute of fuzzing per
+# loader.  GPU tests run only where a GPU is.  Ends with "N passed, N failed"
+# over these suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
-status=0
+py=$PWD/.venv/bin/python
+passed=0
+failed=0
+suite() { # suite NAME STATUS
+  if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "suite $1 FAILED"; fi
+}
+# Builds quietly; on failure shows the end of the log.
+quiet_build() { # quiet_build DIR [TARGET]
+  local log=$1.log
+  if ! cmake --build "$1" -j"${JOBS:-2}" ${2:+--target $2} >"$log" 2>&1; then tail -40 "$log"; return 1; fi
+}
+
+echo "== ctest"
 # Two tests run at once on two cores: idle OpenMP threads must not spin.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-ctest --test-dir build --output-on-failure -j"${JOBS:-2}" -LE gpu || status=1
+rc=0; ctest --test-dir build --output-on-failure -j"${JOBS:-2}" -LE gpu || rc=1
+suite ctest $rc
 
 echo "== sanitizers (ASan+UBSan)"
-py=$PWD/.venv/bin/python
+rc=0
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMTMI_SANITIZE=ON -DMTMI_NO_CUDA=ON \
-      -DPython3_EXECUTABLE="$py" >/dev/null
-cmake --build build-asan -j"${JOBS:-2}" >/dev/null
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j"${JOBS:-2}" -L sanitize || status=1
+      -DPython3_EXECUTABLE="$py" >/dev/null && quiet_build build-asan || rc=1
+[ $rc = 0 ] && { ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"${JOBS:-2}" -L sanitize || rc=1; }
+suite asan-ubsan $rc
 
 echo "== ThreadSanitizer (pipeline: frames in flight across CPU devices)"
 # --quick keeps one OpenMP thread per CPU device: libgomp is not built with
 # TSan and would only add false reports.
+rc=0
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMTMI_NO_CUDA=ON -DCMAKE_C_FLAGS="-fsanitize=thread -g -O1" \
-      -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DPython3_EXECUTABLE="$py" >/dev/null
-cmake --build build-tsan -j"${JOBS:-2}" --target test_pipeline >/dev/null
-TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_pipeline --quick | tail -1 || status=1
+      -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DPython3_EXECUTABLE="$py" >/dev/null && quiet_build build-tsan test_pipeline || rc=1
+[ $rc = 0 ] && { TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_pipeline --quick | tail -1 || rc=1; }
+suite tsan $rc
 
-echo "== fuzz smoke (libFuzzer, clang)"
+echo "== fuzz (libFuzzer, clang)"
+rc=0
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMTMI_FUZZ=ON -DMTMI_NO_CUDA=ON \
-      -DPython3_EXECUTABLE="$py" >/dev/null
-cmake --build build-fuzz -j"${JOBS:-2}" >/dev/null
+      -DPython3_EXECUTABLE="$py" >/dev/null && quiet_build build-fuzz || rc=1
+suite fuzz-build $rc
 for f in build-fuzz/fuzz_*; do
   [ -x "$f" ] || continue
   name=$(basename "$f")
@@ -39,9 +56,12 @@ for f in build-fuzz/fuzz_*; do
   mkdir -p "build-fuzz/corpus-$name"
   # A minute each by default: the committed seed corpus (minimized from
   # longer runs) gets the search deep into the loaders quickly.
+  rc=0
   "$f" -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 -max_len=200000 \
       "build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) \
-      >"build-fuzz/$name.log" 2>&1 || { echo "$name FAILED"; tail -30 "build-fuzz/$name.log"; status=1; }
-  echo "$name: $(grep -c . "build-fuzz/$name.log") log lines, $(grep -oE 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo 'no summary')"
+      >"build-fuzz/$name.log" 2>&1 || { tail -30 "build-fuzz/$name.log"; rc=1; }
+  echo "$name: $(grep -oE 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo 'no summary'), $(grep -oE 'cov: [0-9]+' "build-fuzz/$name.log" | tail -1)"
+  suite "$name" $rc
 done
-exit $status
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
