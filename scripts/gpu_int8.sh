@@ -12,32 +12,11 @@ OUT=${OUT:-$ROOT_DIR/results}
 ITERS=${1:-100}
 mkdir -p "$OUT"
 T0=$(date +%s)
-DEPS=$ROOT_DIR/.deps/root
-if [ -d .deps/debs ] && [ ! -x "$DEPS/usr/bin/protoc-c" ]; then
-  mkdir -p "$DEPS"
-  for f in .deps/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
-fi
-LIBD=$DEPS/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
-export PKG_CONFIG_PATH=$LIBD/pkgconfig
-export PKG_CONFIG_SYSROOT_DIR=$DEPS
-CUDNN_ARGS=()
-if ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
-  CUDNN_DIR=$(python3 -c 'import nvidia.cudnn,os;print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
-  if [ -n "$CUDNN_DIR" ] && [ -f "$CUDNN_DIR/include/cudnn.h" ]; then
-    CUDNN_LIBF=$(ls "$CUDNN_DIR"/lib/libcudnn.so* | head -1)
-    CUDNN_ARGS=(-DCUDNN_LIB="$CUDNN_LIBF" -DCUDNN_INCLUDE="$CUDNN_DIR/include")
-    export LD_LIBRARY_PATH=$CUDNN_DIR/lib:$LD_LIBRARY_PATH
-  fi
-fi
+source "$ROOT_DIR/scripts/gpu_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 echo "== build"
 BUILD=$ROOT_DIR/build-gpu
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DONNX_PROTO_DIR="$DEPS/usr/include/onnx" -DPROTOC_C="$DEPS/usr/bin/protoc-c" \
-  -DCBLAS_INCLUDE="$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread" \
-  -DOPENBLAS_LIB="$LIBD/openblas-pthread/libopenblas.so" \
-  -DSPNG_LIB="$LIBD/libspng.so" -DCMAKE_C_FLAGS="-I$DEPS/usr/include" "${CUDNN_ARGS[@]}" \
+gpu_configure "$BUILD" \
   > "$OUT/build.log" 2>&1 && cmake --build "$BUILD" -j 16 --target mtmi_cli test_cuda_int8 mtmi_cuda_bench >> "$OUT/build.log" 2>&1
 if [ $? -ne 0 ]; then tail -30 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; fi
 grep -E "^CUDNN_(LIB|INCLUDE)" "$BUILD/CMakeCache.txt" || true
