@@ -926,29 +926,7 @@ cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, con
     if (n == 0) return cudaSuccess;
     if (n >= (1ll << 31) || nin > MTK_MAX_IN) return cudaErrorInvalidValue;
     EwArgs A;
-    A.out = out;
-    A.prog = *prog;
-    A.nin = nin;
-    A.ov = to_iview(ov);
-    // contiguous row-major strides of the output shape
-    int64_t cs[MTK_RANK], acc = 1;
-    for (int d = ov->rank - 1; d >= 0; d--) {
-        cs[d] = acc;
-        acc *= ov->dims[d];
-    }
-    A.out_flat = 1;
-    for (int d = 0; d < ov->rank; d++)
-        if (ov->dims[d] > 1 && ov->strides[d] != cs[d]) A.out_flat = 0;
-    for (int k = 0; k < nin; k++) {
-        A.in[k] = in[k];
-        A.iv[k] = to_iview(&iv[k]);
-        int same = A.out_flat, scalar = 1;
-        for (int d = 0; d < iv[k].rank; d++) {
-            if (iv[k].dims[d] > 1 && iv[k].strides[d] != 0) scalar = 0;
-            if (iv[k].dims[d] > 1 && iv[k].strides[d] != cs[d]) same = 0;
-        }
-        A.mode[k] = scalar ? 1 : same ? 0 : 2;
-    }
+    ew_build(A, prog, out, ov, nin, in, iv);
     k_elementwise<<<blocks_for(n, 256), 256, 0, s>>>(A, out, (int)n, f16);
     return cudaGetLastError();
 }
