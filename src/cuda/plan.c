@@ -467,6 +467,17 @@ void *mc_ptr(const mc_plan *p, const mc_tref *t) {
 }
 
 /* -------------------------------------------------------------- create */
+/* A host-typed, row-major staging tensor for a graph input or output. */
+static int new_stage(mc_plan *p, const mt_value *val, mc_tref *stg) {
+    memset(stg, 0, sizeof *stg);
+    stg->st = val->dtype;
+    stg->rank = val->rank;
+    for (int d = 0; d < val->rank; d++) stg->dims[d] = val->dims[d];
+    mc_contig(stg);
+    stg->buf = new_buf(p, (size_t)mc_numel(stg) * mc_esize(val->dtype), MC_STAGE);
+    return stg->buf < 0 ? -1 : 0;
+}
+
 static mtmi_status build_steps(mc_plan *p) {
     const mt_graph *g = p->g;
     mtmi_status s;
@@ -475,13 +486,7 @@ static mtmi_status build_steps(mc_plan *p) {
         int v = g->inputs[i];
         const mt_value *val = &g->values[v];
         mc_tref stg;
-        memset(&stg, 0, sizeof stg);
-        stg.st = val->dtype;
-        stg.rank = val->rank;
-        for (int d = 0; d < val->rank; d++) stg.dims[d] = val->dims[d];
-        mc_contig(&stg);
-        stg.buf = new_buf(p, (size_t)mc_numel(&stg) * mc_esize(val->dtype), MC_STAGE);
-        if (stg.buf < 0) return MTMI_ERR_NOMEM;
+        if (new_stage(p, val, &stg)) return MTMI_ERR_NOMEM;
         p->in_stage[i] = stg;
         int st = storage_of(p, val->dtype);
         if (st == val->dtype) {
@@ -511,13 +516,7 @@ static mtmi_status build_steps(mc_plan *p) {
     for (int i = 0; i < g->noutputs; i++) {
         const mt_value *val = &g->values[g->outputs[i]];
         mc_tref stg;
-        memset(&stg, 0, sizeof stg);
-        stg.st = val->dtype;
-        stg.rank = val->rank;
-        for (int d = 0; d < val->rank; d++) stg.dims[d] = val->dims[d];
-        mc_contig(&stg);
-        stg.buf = new_buf(p, (size_t)mc_numel(&stg) * mc_esize(val->dtype), MC_STAGE);
-        if (stg.buf < 0) return MTMI_ERR_NOMEM;
+        if (new_stage(p, val, &stg)) return MTMI_ERR_NOMEM;
         p->out_stage[i] = stg;
     }
     for (int i = 0; i < g->nnodes; i++) {
