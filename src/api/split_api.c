@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "api/api.h"
 #include "cpu/cpu.h"
@@ -124,15 +123,7 @@ mtmi_status mt_split_write(const mtmi_model *m, const char *const *cuts, int ncu
     if (!(r->annotated = mt_graph_clone(m->graph))) return MTMI_ERR_NOMEM;
     annotate_shapes(m, r->annotated);
     if ((s = mt_graph_split(r->annotated, cuts, ncut, &r->split))) goto fail;
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s", outdir);
-    for (char *p = probe + 1; *p; p++) /* mkdir -p */
-        if (*p == '/') {
-            *p = 0;
-            mkdir(probe, 0777);
-            *p = '/';
-        }
-    if (mkdir(probe, 0777) != 0 && errno != EEXIST) {
+    if (mt_mkdirs(outdir) != 0) {
         s = mt_fail(MTMI_ERR_IO, "cannot create output folder '%s': %s", outdir, strerror(errno));
         goto fail;
     }

@@ -26,8 +26,6 @@ int cli_parse_shape(const char *s, mtmi_tensor *t);
 long cli_parse_long(const char *opt, const char *s, long lo, long hi);
 /* Loads a model honoring --random-weights. */
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out);
-/* Makes a directory (and parents); 0 on success. */
-int cli_mkdirs(const char *path);
 
 /* Inputs of calibrate and accuracy (cmd_calibrate.c): .png/.npy files of
  * folders and files (sorted), one loaded as normalized CHW at shape HxW,

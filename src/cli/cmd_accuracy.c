@@ -167,7 +167,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
         ms_fp32 += h1 - h0;
         ms_int8 += mt_now_ms() - h1;
         if (dumpdir && f == 0) {
-            if (cli_mkdirs(dumpdir)) {
+            if (mt_mkdirs(dumpdir)) {
                 cli_error("accuracy: cannot create '%s'", dumpdir);
                 goto done;
             }

@@ -180,7 +180,7 @@ int cli_frame_features(mt_qrunner *r, const cli_quant_opts *o, const char *model
         cli_lib_error();
         return -1;
     }
-    if (fp[0] && r->enc_plan && (cli_mkdirs(o->featdir) || mt_qrunner_save_features(r, fp)))
+    if (fp[0] && r->enc_plan && (mt_mkdirs(o->featdir) || mt_qrunner_save_features(r, fp)))
         fprintf(stderr, "mtmi: warning: cannot keep features in '%s'\n", o->featdir);
     return 0;
 }

@@ -106,7 +106,7 @@ int mt_cmd_infer(int argc, char **argv) {
         if (rep) fputs(rep, stdout);
         free(rep);
     }
-    if (cli_mkdirs(outdir)) {
+    if (mt_mkdirs(outdir)) {
         cli_error("infer: cannot create output folder '%s'", outdir);
         goto done;
     }

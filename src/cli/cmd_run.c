@@ -272,7 +272,7 @@ int mt_cmd_run(int argc, char **argv) {
     if (images && list_pngs(images, &c)) goto out;
     if (!frames) frames = c.nfiles ? c.nfiles : 4;
     c.nwrite = (int)(c.nfiles ? MT_MIN(frames, c.nfiles) : MT_MIN(frames, 8));
-    if (cli_mkdirs(c.outdir)) {
+    if (mt_mkdirs(c.outdir)) {
         cli_error("run: cannot create output folder '%s'", c.outdir);
         goto out;
     }

@@ -58,18 +58,6 @@ int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_mod
     return 0;
 }
 
-int cli_mkdirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
 
 int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_opts *o) {
     const char *a = argv[*i];

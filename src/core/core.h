@@ -40,6 +40,9 @@ mtmi_status mt_write_file_atomic(const char *path, const void *data, size_t size
 FILE *mt_atomic_open(const char *path, char *tmp_path, size_t tmp_cap);
 mtmi_status mt_atomic_commit(FILE *f, const char *tmp_path, const char *path, int ok);
 
+/* mkdir -p: creates path and its missing parents (0 on success). */
+int mt_mkdirs(const char *path);
+
 /* Element types (ONNX codes). */
 size_t mt_dtype_size(int dtype);            /* 0 for unsupported */
 const char *mt_dtype_name(int dtype);

@@ -116,6 +116,19 @@ mtmi_status mt_write_file_atomic(const char *path, const void *data, size_t size
     return mt_atomic_commit(f, tmp, path, ok);
 }
 
+int mt_mkdirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
 size_t mt_dtype_size(int t) {
     switch (t) {
     case MTMI_FLOAT: return 4;
