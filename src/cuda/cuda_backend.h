@@ -28,6 +28,35 @@ mtmi_status mt_cuda_check_device(int device);
 mtmi_status mt_cuda_plan_create(const mt_graph *g, int device, int fp16, mt_cuda_plan **out);
 void mt_cuda_plan_free(mt_cuda_plan *p);
 
+/* Plan settings beyond the graph (mt_cuda_plan_create_ex). */
+#define MT_MAX_IO_BIND 16
+typedef struct mt_cuda_plan_opts {
+    int fp16;       /* FP16 storage (else FP32), FP32 accumulation either way */
+    void *stream;   /* cudaStream_t the plan runs on (not owned); NULL = its own */
+    void *ctx;      /* CUcontext made current instead of the device's primary
+                     * context (a green context's, for an SM partition) */
+} mt_cuda_plan_opts;
+mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_plan_opts *o, mt_cuda_plan **out);
+
+/* Queues one run on the plan's stream and returns without waiting.  For
+ * each input and output, dev[i] says where its buffer is: 0 = host memory
+ * (pinned, for asynchronous copies: copied to / from the plan's own staging
+ * buffer on the stream), 1 = device memory of this GPU, read or written in
+ * place (no copy: the plan captures one CUDA graph per distinct set of
+ * device pointers, up to 16 sets, and runs step by step beyond that).
+ * Buffers must stay valid until the stream reaches the end of this run. */
+mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *p, const mt_tview *in, const unsigned char *in_dev, int nin,
+                                 const mt_tview *out, const unsigned char *out_dev, int nout);
+/* The stream runs are queued on (cudaStream_t). */
+void *mt_cuda_plan_stream(const mt_cuda_plan *p);
+int mt_cuda_plan_device(const mt_cuda_plan *p);
+
+/* A pipeline stage of the CUDA backend (src/cuda/stage.c, the plan behind
+ * mt_backend_cuda()): the multiprocessors it may use (its green context's
+ * for `cuda:N.smK`; 0 = the whole GPU) and its stream, for tests. */
+int mt_cuda_stage_sms(const void *stage);
+void *mt_cuda_stage_stream(const void *stage);
+
 /* Runs with host inputs and outputs (graph inputs/outputs in order, dtype
  * and shape as in the graph; outputs are written as the graph's dtypes). */
 mtmi_status mt_cuda_plan_run(mt_cuda_plan *p, const mt_tview *in, int nin, mt_tview *out, int nout);

@@ -2,6 +2,7 @@
 #ifndef MT_CUDA_INTERNAL_H
 #define MT_CUDA_INTERNAL_H
 
+#include <cuda.h> /* driver types only: the calls go through mc_driver() */
 #include <cuda_runtime.h>
 #include <stdio.h>
 
@@ -67,10 +68,25 @@ typedef struct mc_step {
 
 #define MC_MAX_PARTS 16
 
+/* A set of stage-buffer bindings (graph inputs / outputs read and written in
+ * place in the caller's device memory) and the CUDA graph captured for it;
+ * ew_objs: elementwise argument blocks made for these pointers. */
+#define MC_MAX_BINDINGS 16
+typedef struct mc_binding {
+    void *in[MT_MAX_IO_BIND], *out[MT_MAX_IO_BIND];
+    cudaGraphExec_t exec;
+    int nobjs;
+    void **objs;
+} mc_binding;
+
 typedef struct mc_plan {
     const mt_graph *g;
     int device, f16;
     cudaStream_t stream;
+    int own_stream;  /* 0: the caller's stream (mt_cuda_plan_opts.stream) */
+    CUcontext ctx;   /* made current instead of cudaSetDevice (green context) */
+    mc_binding binds[MC_MAX_BINDINGS];
+    int nbinds;
     mc_buf *bufs;
     int nbufs, cap_bufs;
     mc_step *steps;
@@ -104,6 +120,28 @@ int64_t mc_numel(const mc_tref *t);
 int mc_is_contig(const mc_tref *t);
 float mc_const_float(const mt_value *v, int64_t i);
 void *mc_ptr(const mc_plan *p, const mc_tref *t);
+
+/* Makes the plan's device (or context) current on the calling thread. */
+mtmi_status mc_bind(const mc_plan *p);
+
+/* driver.c: driver-API entry points, looked up at run time (NULL, with a
+ * one-line error, when the driver lacks them). */
+typedef struct mc_driver_api {
+    CUresult (*ctx_get_current)(CUcontext *);
+    CUresult (*ctx_set_current)(CUcontext);
+    CUresult (*device_get)(CUdevice *, int);
+    CUresult (*device_get_dev_resource)(CUdevice, CUdevResource *, CUdevResourceType);
+    CUresult (*dev_sm_resource_split_by_count)(CUdevResource *, unsigned *, const CUdevResource *, CUdevResource *,
+                                               unsigned, unsigned);
+    CUresult (*dev_resource_generate_desc)(CUdevResourceDesc *, CUdevResource *, unsigned);
+    CUresult (*green_ctx_create)(CUgreenCtx *, CUdevResourceDesc, CUdevice, unsigned);
+    CUresult (*green_ctx_destroy)(CUgreenCtx);
+    CUresult (*ctx_from_green_ctx)(CUcontext *, CUgreenCtx);
+    CUresult (*green_ctx_stream_create)(CUstream *, CUgreenCtx, unsigned, int);
+    CUresult (*get_error_string)(CUresult, const char **);
+} mc_driver_api;
+const mc_driver_api *mc_driver(void);
+const char *mc_driver_error(CUresult r);
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -1166,3 +1166,22 @@ cudaError_t mtk_preprocess(cudaStream_t s, const uint8_t *img, int H, int W, voi
 }
 
 }  // extern "C"
+
+/* Test probe: block b writes the multiprocessor it ran on; each block stays
+ * a few microseconds so that a grid larger than the GPU spreads over every
+ * SM it is allowed to use (green-context partition checks). */
+__global__ void k_smid_probe(int *out) {
+    if (threadIdx.x == 0) {
+        unsigned id;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+        out[blockIdx.x] = (int)id;
+        long long t0 = clock64();
+        while (clock64() - t0 < 20000) {
+        }
+    }
+}
+
+extern "C" cudaError_t mtk_smid_probe(cudaStream_t s, int *out, int nblocks) {
+    k_smid_probe<<<nblocks, 32, 0, s>>>(out);
+    return cudaGetLastError();
+}

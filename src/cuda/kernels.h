@@ -146,6 +146,9 @@ typedef struct mtk_attn {
 } mtk_attn;
 cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
 
+/* Tests: block b of an nblocks grid writes its multiprocessor id to out[b]. */
+cudaError_t mtk_smid_probe(cudaStream_t s, int *out, int nblocks);
+
 #ifdef __cplusplus
 }
 #endif

@@ -587,16 +587,37 @@ static mtmi_status capture(mc_plan *p, int first, int last, cudaGraphExec_t *exe
     return MTMI_OK;
 }
 
+mtmi_status mc_bind(const mc_plan *p) {
+    if (!p->ctx) {
+        CK(cudaSetDevice(p->device));
+        return MTMI_OK;
+    }
+    const mc_driver_api *d = mc_driver();
+    if (!d) return MTMI_ERR_DEVICE;
+    CUresult r = d->ctx_set_current(p->ctx);
+    if (r != CUDA_SUCCESS) return mt_fail(MTMI_ERR_DEVICE, "CUDA: cannot make the plan's context current: %s", mc_driver_error(r));
+    return MTMI_OK;
+}
+
 mtmi_status mt_cuda_plan_create(const mt_graph *g, int device, int fp16, mt_cuda_plan **out) {
+    mt_cuda_plan_opts o = {.fp16 = fp16};
+    return mt_cuda_plan_create_ex(g, device, &o, out);
+}
+
+mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_plan_opts *o, mt_cuda_plan **out) {
     *out = NULL;
     mtmi_status s = mt_cuda_check_device(device);
     if (s) return s;
-    CK(cudaSetDevice(device));
     mc_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
     p->g = g;
     p->device = device;
-    p->f16 = fp16;
+    p->f16 = o->fp16;
+    p->ctx = (CUcontext)o->ctx;
+    if ((s = mc_bind(p))) {
+        free(p);
+        return s;
+    }
     int nv = g->nvalues, nn = g->nnodes;
     p->vt = calloc(nv + 1, sizeof(mc_tref));
     p->has = calloc(nv + 1, 1);
@@ -634,9 +655,13 @@ mtmi_status mt_cuda_plan_create(const mt_graph *g, int device, int fp16, mt_cuda
         cudaMemGetInfo(&free0, &tot);
         p->mem_free_before = free0;
     }
-    if (cudaStreamCreateWithFlags(&p->stream, cudaStreamNonBlocking) != cudaSuccess) {
+    if (o->stream) {
+        p->stream = (cudaStream_t)o->stream;
+    } else if (cudaStreamCreateWithFlags(&p->stream, cudaStreamNonBlocking) != cudaSuccess) {
         s = mt_fail(MTMI_ERR_DEVICE, "cannot create a CUDA stream");
         goto fail;
+    } else {
+        p->own_stream = 1;
     }
     if ((s = mc_libs_init(p))) goto fail;
     if ((s = build_steps(p))) goto fail;
@@ -674,9 +699,15 @@ fail:
 void mt_cuda_plan_free(mt_cuda_plan *pp) {
     mc_plan *p = (mc_plan *)pp;
     if (!p) return;
-    cudaSetDevice(p->device);
+    mc_bind(p);
     if (p->stream) cudaStreamSynchronize(p->stream);
     if (p->exec) cudaGraphExecDestroy(p->exec);
+    for (int i = 0; i < p->nbinds; i++) {
+        mc_binding *b = &p->binds[i];
+        if (b->exec) cudaGraphExecDestroy(b->exec);
+        for (int k = 0; k < b->nobjs; k++) cudaFree(b->objs[k]);
+        free(b->objs);
+    }
     for (int i = 0; i < MC_MAX_PARTS; i++)
         if (p->part_exec[i]) cudaGraphExecDestroy(p->part_exec[i]);
     for (int i = 0; i < p->nsteps; i++) mc_release_step(p, &p->steps[i]);
@@ -684,7 +715,7 @@ void mt_cuda_plan_free(mt_cuda_plan *pp) {
     for (int b = 0; b < p->nbufs; b++) free(p->bufs[b].host);
     if (p->arena) cudaFree(p->arena);
     if (p->pool) cudaFree(p->pool);
-    if (p->stream) cudaStreamDestroy(p->stream);
+    if (p->stream && p->own_stream) cudaStreamDestroy(p->stream);
     free(p->bufs);
     free(p->steps);
     free(p->vt);
@@ -705,7 +736,8 @@ mtmi_status mt_cuda_plan_run(mt_cuda_plan *pp, const mt_tview *in, int nin, mt_t
     char a[128], b[128];
     if (nin != g->ninputs || nout != g->noutputs)
         return mt_fail(MTMI_ERR_ARG, "plan has %d inputs and %d outputs, got %d and %d", g->ninputs, g->noutputs, nin, nout);
-    CK(cudaSetDevice(p->device));
+    mtmi_status bs = mc_bind(p);
+    if (bs) return bs;
     for (int i = 0; i < nin; i++) {
         const mt_value *v = &g->values[g->inputs[i]];
         if (in[i].dtype != v->dtype || in[i].rank != v->rank || memcmp(in[i].dims, v->dims, sizeof(int64_t) * v->rank))
@@ -738,7 +770,7 @@ static int cmp_double(const void *a, const void *b) {
 
 mtmi_status mt_cuda_plan_bench(mt_cuda_plan *pp, int part, int iters, double *median_ms) {
     mc_plan *p = (mc_plan *)pp;
-    CK(cudaSetDevice(p->device));
+    if (mc_bind(p)) return MTMI_ERR_DEVICE;
     cudaGraphExec_t ex = p->exec;
     if (part >= 0) {
         if (part >= p->nparts || part >= MC_MAX_PARTS) return mt_fail(MTMI_ERR_ARG, "part %d out of range", part);
@@ -787,7 +819,7 @@ size_t mt_cuda_plan_device_delta(const mt_cuda_plan *pp) { return ((const mc_pla
 
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *pp, FILE *f) {
     mc_plan *p = (mc_plan *)pp;
-    CK(cudaSetDevice(p->device));
+    if (mc_bind(p)) return MTMI_ERR_DEVICE;
     /* the plan: each step's operands (buffer, element offset, dims, strides) */
     for (int i = 0; i < p->nsteps; i++) {
         const mc_step *st = &p->steps[i];
@@ -806,5 +838,136 @@ mtmi_status mt_cuda_plan_profile(mt_cuda_plan *pp, FILE *f) {
     mtmi_status s = run_steps(p, 0, p->nsteps, 1, f);
     if (s) return s;
     CK(cudaStreamSynchronize(p->stream));
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------------ enqueue */
+void *mt_cuda_plan_stream(const mt_cuda_plan *pp) { return ((const mc_plan *)pp)->stream; }
+int mt_cuda_plan_device(const mt_cuda_plan *pp) { return ((const mc_plan *)pp)->device; }
+
+/* Captures the plan with the staging buffers of the bound inputs / outputs
+ * pointing at the caller's device memory.  Every step reads its operands'
+ * addresses when it is launched, except elementwise steps whose argument
+ * block (with the addresses in it) lives in device memory: those that touch
+ * a rebound buffer get a block of their own for this binding. */
+static mtmi_status capture_binding(mc_plan *p, void *const *in, void *const *out, mc_binding *b) {
+    const mt_graph *g = p->g;
+    void **saved = malloc(sizeof(void *) * (p->nbufs + 1));
+    unsigned char *rebound = calloc(p->nbufs + 1, 1);
+    void **saved_obj = calloc(p->nsteps + 1, sizeof(void *));
+    unsigned char *swapped = calloc(p->nsteps + 1, 1);
+    b->objs = calloc(p->nsteps + 1, sizeof(void *));
+    mtmi_status s = MTMI_OK;
+    if (!saved || !rebound || !saved_obj || !swapped || !b->objs) {
+        s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < p->nbufs; k++) saved[k] = p->bufs[k].dptr;
+    for (int i = 0; i < g->ninputs; i++)
+        if (in[i]) p->bufs[p->in_stage[i].buf].dptr = in[i], rebound[p->in_stage[i].buf] = 1;
+    for (int i = 0; i < g->noutputs; i++)
+        if (out[i]) p->bufs[p->out_stage[i].buf].dptr = out[i], rebound[p->out_stage[i].buf] = 1;
+    for (int i = 0; i < p->nsteps && !s; i++) {
+        mc_step *st = &p->steps[i];
+        if (st->kind != MC_EW || !st->obj) continue;
+        int uses = 0;
+        for (int k = 0; k < st->nt; k++) uses |= st->t[k].buf >= 0 && rebound[st->t[k].buf];
+        if (!uses) continue;
+        saved_obj[i] = st->obj;
+        swapped[i] = 1;
+        st->obj = NULL;
+        s = mc_finalize_step(p, st);
+        if (st->obj) b->objs[b->nobjs++] = st->obj;
+    }
+    if (!s) s = capture(p, 0, p->nsteps, &b->exec);
+done:
+    for (int i = 0; i < p->nsteps && swapped; i++)
+        if (swapped[i]) p->steps[i].obj = saved_obj[i];
+    if (saved)
+        for (int k = 0; k < p->nbufs; k++) p->bufs[k].dptr = saved[k];
+    free(saved);
+    free(rebound);
+    free(saved_obj);
+    free(swapped);
+    return s;
+}
+
+mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const unsigned char *in_dev, int nin,
+                                 const mt_tview *out, const unsigned char *out_dev, int nout) {
+    mc_plan *p = (mc_plan *)pp;
+    const mt_graph *g = p->g;
+    char a[128], b2[128];
+    if (nin != g->ninputs || nout != g->noutputs || nin > MT_MAX_IO_BIND || nout > MT_MAX_IO_BIND)
+        return mt_fail(MTMI_ERR_ARG, "plan has %d inputs and %d outputs, got %d and %d", g->ninputs, g->noutputs, nin, nout);
+    void *bin[MT_MAX_IO_BIND] = {0}, *bout[MT_MAX_IO_BIND] = {0};
+    int bound = 0;
+    for (int i = 0; i < nin; i++) {
+        const mt_value *v = &g->values[g->inputs[i]];
+        if (in[i].dtype != v->dtype || in[i].rank != v->rank || memcmp(in[i].dims, v->dims, sizeof(int64_t) * v->rank))
+            return mt_fail(MTMI_ERR_SHAPE, "input '%s': plan expects %s %s, got %s %s", v->name, mt_dtype_name(v->dtype),
+                           mt_shape_str(v->rank, v->dims, a, sizeof a), mt_dtype_name(in[i].dtype),
+                           mt_shape_str(in[i].rank, in[i].dims, b2, sizeof b2));
+        if (!in[i].data) return mt_fail(MTMI_ERR_ARG, "input '%s': no data", v->name);
+        if (in_dev && in_dev[i]) bin[i] = in[i].data, bound = 1;
+    }
+    for (int i = 0; i < nout; i++) {
+        if (!out[i].data) return mt_fail(MTMI_ERR_ARG, "output %d: no buffer", i);
+        if (out_dev && out_dev[i]) bout[i] = out[i].data, bound = 1;
+    }
+    mtmi_status s = mc_bind(p);
+    if (s) return s;
+    for (int i = 0; i < nin; i++)
+        if (!bin[i])
+            CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(&g->values[g->inputs[i]]),
+                               cudaMemcpyHostToDevice, p->stream));
+    cudaGraphExec_t exec = p->exec;
+    if (bound) {
+        exec = NULL;
+        for (int k = 0; k < p->nbinds && !exec; k++)
+            if (!memcmp(p->binds[k].in, bin, sizeof bin) && !memcmp(p->binds[k].out, bout, sizeof bout)) exec = p->binds[k].exec;
+        if (!exec && p->nbinds < MC_MAX_BINDINGS) {
+            mc_binding *b = &p->binds[p->nbinds];
+            memset(b, 0, sizeof *b);
+            memcpy(b->in, bin, sizeof bin);
+            memcpy(b->out, bout, sizeof bout);
+            s = capture_binding(p, bin, bout, b);
+            p->nbinds++; /* kept even on failure: its objects are freed with the plan */
+            if (s) return s;
+            exec = b->exec;
+        }
+    }
+    if (exec) {
+        CK(cudaGraphLaunch(exec, p->stream));
+    } else {
+        /* More pointer sets than cached graphs: launch step by step, with
+         * the elementwise steps' by-value path (their prepared argument
+         * blocks hold the staging addresses). */
+        void **saved = malloc(sizeof(void *) * (p->nbufs + 1));
+        void **saved_obj = malloc(sizeof(void *) * (p->nsteps + 1));
+        if (!saved || !saved_obj) {
+            free(saved);
+            free(saved_obj);
+            return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        }
+        for (int k = 0; k < p->nbufs; k++) saved[k] = p->bufs[k].dptr;
+        for (int i = 0; i < p->nsteps; i++) {
+            saved_obj[i] = p->steps[i].obj;
+            if (p->steps[i].kind == MC_EW) p->steps[i].obj = NULL;
+        }
+        for (int i = 0; i < nin; i++)
+            if (bin[i]) p->bufs[p->in_stage[i].buf].dptr = bin[i];
+        for (int i = 0; i < nout; i++)
+            if (bout[i]) p->bufs[p->out_stage[i].buf].dptr = bout[i];
+        s = run_steps(p, 0, p->nsteps, 0, NULL);
+        for (int k = 0; k < p->nbufs; k++) p->bufs[k].dptr = saved[k];
+        for (int i = 0; i < p->nsteps; i++) p->steps[i].obj = saved_obj[i];
+        free(saved);
+        free(saved_obj);
+        if (s) return s;
+    }
+    for (int i = 0; i < nout; i++)
+        if (!bout[i])
+            CK(cudaMemcpyAsync(out[i].data, mc_ptr(p, &p->out_stage[i]), mt_value_bytes(&g->values[g->outputs[i]]),
+                               cudaMemcpyDeviceToHost, p->stream));
     return MTMI_OK;
 }

@@ -84,7 +84,7 @@ static mtmi_status auto_place(mt_app *app, const mtmi_tensor *shape, const mt_pi
     int nst = mt_pipeline_num_stages(first);
     for (int i = 0; i < nst; i++) names[i] = mt_pipeline_stage_name(first, i);
     mt_placement cand[8];
-    int nc = mt_placement_candidates(names, nst, cand, 8);
+    int nc = mt_placement_candidates(names, nst, po->calib || po->calib_path, cand, 8);
     mt_pipeline *best = NULL;
     double best_fps = -1;
     for (int c = 0; c < nc; c++) {
@@ -235,6 +235,12 @@ void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const 
     fprintf(f, "memory: %.1f MiB in plans and %d frame slots", total / 1048576.0, mt_pipeline_inflight(p));
     if (gpu) fprintf(f, " (%.1f MiB of it GPU plans)", gpu / 1048576.0);
     fprintf(f, "; peak RSS %.1f MiB\n", mt_peak_rss_bytes() / 1048576.0);
+    for (int k = 0; k < mt_pipeline_num_gpus(p); k++) {
+        int gi = 0;
+        size_t b = mt_pipeline_gpu_memory(p, k, &gi);
+        fprintf(f, "device memory cuda:%d: %.1f MiB beyond the CUDA context (%d frame%s in flight)\n", gi, b / 1048576.0,
+                mt_pipeline_inflight(p), mt_pipeline_inflight(p) == 1 ? "" : "s");
+    }
 }
 
 static void json_escape(char *dst, size_t cap, const char *s) {
@@ -274,8 +280,14 @@ mtmi_status mt_app_write_json(const char *path, const char *command, const mt_ap
     size_t gpu = 0;
     for (int k = 0; k < st->nstages; k++)
         if (mt_pipeline_stage_dev(p, k)->kind == MT_DEV_CUDA) gpu += mt_pipeline_stage_memory(p, k);
-    fprintf(f, "  \"memory\": {\"pipeline_bytes\": %zu, \"gpu_plan_bytes\": %zu, \"peak_rss_bytes\": %zu},\n",
+    fprintf(f, "  \"memory\": {\"pipeline_bytes\": %zu, \"gpu_plan_bytes\": %zu, \"peak_rss_bytes\": %zu, \"gpu_device_bytes\": {",
             mt_pipeline_memory(p), gpu, mt_peak_rss_bytes());
+    for (int k = 0; k < mt_pipeline_num_gpus(p); k++) {
+        int gi = 0;
+        size_t b = mt_pipeline_gpu_memory(p, k, &gi);
+        fprintf(f, "%s\"cuda:%d\": %zu", k ? ", " : "", gi, b);
+    }
+    fprintf(f, "}},\n");
     fprintf(f, "  \"build_ms\": %.1f%s\n}\n", app->build_ms, extra ? extra : "");
     return mt_atomic_commit(f, tmp, path, !ferror(f));
 }

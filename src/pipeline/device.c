@@ -12,9 +12,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* src/cuda defines it when the CUDA backend is built; weak, so that this
- * links before (and without) it and the address tells whether it is there. */
-#pragma weak mt_backend_cuda
 static const mt_backend *cuda_backend(void);
 
 /* ------------------------------------------------------------- devspec */
@@ -181,7 +178,7 @@ static int num_cores(void) {
     return n > 0 ? (int)n : 1;
 }
 
-mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placement *p) {
+mtmi_status mt_placement_auto(const char *const *stages, int nstages, int have_calib, mt_placement *p) {
     memset(p, 0, sizeof *p);
     mt_devspec gpu = {.kind = MT_DEV_CUDA, .index = 0, .prec = MT_PREC_FP16};
     const mt_backend *cuda = cuda_backend();
@@ -190,7 +187,7 @@ mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placeme
         p->def = gpu;
         mt_devspec h = gpu;
         h.prec = MT_PREC_INT8;
-        if (cuda->check(&h) == MTMI_OK)
+        if (have_calib && cuda->check(&h) == MTMI_OK)
             for (int s = 1; s < nstages && p->n < MT_PLACE_MAX; s++) {
                 snprintf(p->names[p->n], sizeof p->names[0], "%s", stages[s]);
                 p->dev[p->n++] = h;
@@ -222,7 +219,7 @@ static void place_all(mt_placement *p, const char *const *stages, int nstages, c
     p->n = nstages < MT_PLACE_MAX ? nstages : MT_PLACE_MAX;
 }
 
-int mt_placement_candidates(const char *const *stages, int nstages, mt_placement *out, int cap) {
+int mt_placement_candidates(const char *const *stages, int nstages, int have_calib, mt_placement *out, int cap) {
     int n = 0;
     const mt_backend *cuda = cuda_backend();
     mt_devspec g16 = {.kind = MT_DEV_CUDA, .prec = MT_PREC_FP16};
@@ -230,10 +227,10 @@ int mt_placement_candidates(const char *const *stages, int nstages, mt_placement
         mt_devspec g8 = g16, part = g16;
         g8.prec = MT_PREC_INT8;
         if (n < cap) place_all(&out[n++], stages, nstages, &g16, &g16);
-        if (cuda->check(&g8) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &g8);
+        if (have_calib && cuda->check(&g8) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &g8);
         /* The SoC-like split: heads on their own multiprocessors. */
         part.sms = 16;
-        part.prec = MT_PREC_INT8;
+        part.prec = have_calib ? MT_PREC_INT8 : MT_PREC_FP16;
         if (cuda->check(&part) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &part);
     }
     mt_clear_error();
@@ -263,11 +260,13 @@ const char *mt_placement_str(const mt_placement *p, const char *const *stages, i
 }
 
 /* ------------------------------------------------------------- backends */
-/* The CUDA backend: src/cuda's own (asynchronous) one when it exists, else
- * the interim synchronous adapter. */
+/* The CUDA backend (src/cuda/stage.c); NULL in builds without nvcc. */
 static const mt_backend *cuda_backend(void) {
-    const mt_backend *b = mt_backend_cuda ? mt_backend_cuda() : NULL;
-    return b ? b : mt_backend_cuda_sync();
+#if MTMI_HAVE_CUDA
+    return mt_backend_cuda();
+#else
+    return NULL;
+#endif
 }
 
 const mt_backend *mt_backend_for(const mt_devspec *d) {
@@ -275,9 +274,8 @@ const mt_backend *mt_backend_for(const mt_devspec *d) {
     if (d->kind == MT_DEV_CPU) return mt_backend_cpu();
     const mt_backend *b = cuda_backend();
     if (!b) {
-        mt_fail(MTMI_ERR_DEVICE, "device '%s': %s", mt_devspec_str(d, buf, sizeof buf),
-                MTMI_HAVE_CUDA ? "the CUDA backend is not available in this build yet"
-                               : "this build has no CUDA support (no nvcc at build time)");
+        mt_fail(MTMI_ERR_DEVICE, "device '%s': this build has no CUDA support (no nvcc at build time)",
+                mt_devspec_str(d, buf, sizeof buf));
         return NULL;
     }
     return b;
@@ -313,21 +311,9 @@ static mtmi_status cpu_create(const mt_devspec *d, const mt_graph *g, const mt_s
         /* The CPU INT8 plan is the exact reference of the GPU's integer
          * arithmetic (quant.h): every convolution / linear layer whose input
          * has a scale becomes QConv / QLinear; the rest stays float. */
-        if (!cfg || !cfg->calib) {
-            free(p);
-            return mt_fail(MTMI_ERR_ARG, "device '%s' needs a calibration cache (mtmi calibrate; --cache FILE)",
-                           mt_devspec_str(d, buf, sizeof buf));
-        }
-        mt_quant_report rep;
-        memset(&rep, 0, sizeof rep);
-        if (!(p->qgraph = mt_graph_clone(g))) s = MTMI_ERR_NOMEM;
-        if (!s) s = mt_quant_rewrite(p->qgraph, cfg->calib, NULL, &rep);
-        if (!s && rep.quantized == 0)
-            s = mt_fail(MTMI_ERR_ARG, "device '%s': no convolution of this subgraph has a scale for its input in the calibration "
-                                      "cache (first missing: '%s')",
-                        mt_devspec_str(d, buf, sizeof buf), rep.first_skipped);
-        if (s) {
-            mt_graph_free(p->qgraph);
+        char what[80];
+        snprintf(what, sizeof what, "device '%s'", mt_devspec_str(d, buf, sizeof buf));
+        if ((s = mt_quant_stage_graph(g, cfg ? cfg->calib : NULL, what, &p->qgraph))) {
             free(p);
             return s;
         }

@@ -40,6 +40,7 @@ typedef struct stage {
     pthread_t th;
     int started;
     int devlock;                  /* index into p->devlocks, or -1 */
+    double last_end;              /* when its previous frame finished (under mu) */
 } stage;
 
 typedef struct buf {
@@ -69,6 +70,11 @@ struct mt_pipeline {
     mt_tview *in_shape, *cut_shape, *out_shape;
     char **in_names, **cut_names, **out_names;
     int *cut_mem;
+    /* GPUs: device memory in use before the plans were made */
+    int ngpus;
+    mt_devspec gpu_dev[MT_PLACE_MAX];
+    const mt_backend *gpu_be[MT_PLACE_MAX];
+    size_t gpu_base[MT_PLACE_MAX];
     /* synchronization */
     pthread_mutex_t mu;
     queue free_q, done_q;
@@ -157,6 +163,12 @@ static void on_done(void *arg, mtmi_status s, const char *msg) {
      * never has an earlier time than the other heads' ends. */
     double t = mt_now_ms();
     sl->t_end[cb->stage] = t;
+    /* A stage runs its frames in order: on an asynchronous device a frame
+     * submitted while the previous one still ran starts when that one ends
+     * (what the trace and the stage percentiles should show), not when it
+     * was queued. */
+    if (sl->t_start[cb->stage] < st->last_end) sl->t_start[cb->stage] = st->last_end;
+    st->last_end = t;
     if (s) {
         char dev[64];
         fail_locked(p, s, "frame %lld, stage '%s' on %s: %s", (long long)sl->f.index, st->name,
@@ -489,6 +501,20 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
         }
     }
     if ((s = setup_io(p))) goto fail;
+    /* Device memory baseline per GPU, after check() made its context. */
+    for (int i = 0; i < nstages; i++) {
+        stage *st = &p->st[i];
+        if (!st->be->device_used) continue;
+        int j;
+        for (j = 0; j < p->ngpus; j++)
+            if (p->gpu_dev[j].kind == st->dev.kind && p->gpu_dev[j].index == st->dev.index) break;
+        if (j < p->ngpus) continue;
+        p->gpu_dev[j] = st->dev;
+        p->gpu_dev[j].sms = 0;
+        p->gpu_be[j] = st->be;
+        p->gpu_base[j] = st->be->device_used(&st->dev);
+        p->ngpus++;
+    }
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
         mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib};
@@ -682,6 +708,15 @@ size_t mt_pipeline_stage_memory(const mt_pipeline *p, int s) {
     return p->st[s].be->memory && p->st[s].plan ? p->st[s].be->memory(p->st[s].plan) : 0;
 }
 
+int mt_pipeline_num_gpus(const mt_pipeline *p) { return p->ngpus; }
+
+size_t mt_pipeline_gpu_memory(const mt_pipeline *p, int k, int *gpu) {
+    if (k < 0 || k >= p->ngpus) return 0;
+    if (gpu) *gpu = p->gpu_dev[k].index;
+    size_t now = p->gpu_be[k]->device_used(&p->gpu_dev[k]);
+    return now > p->gpu_base[k] ? now - p->gpu_base[k] : 0;
+}
+
 size_t mt_pipeline_memory(const mt_pipeline *p) {
     size_t b = 0;
     for (int i = 0; i < p->nstages; i++)
@@ -724,7 +759,7 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     mt_placement auto_pl;
     const mt_placement *pl = place;
     if (!pl || pl->is_auto) {
-        mt_placement_auto(names, nst, &auto_pl);
+        mt_placement_auto(names, nst, opt && (opt->calib || opt->calib_path), &auto_pl);
         pl = &auto_pl;
     } else if ((s = mt_placement_check(pl, names, nst))) {
         mt_split_free(&sp);

@@ -10,7 +10,7 @@
  * last head finishes.  N = 1 is `--sync`: one frame at a time.
  *
  * Devices plug in through mt_backend (below): the CPU backend is in
- * device_cpu.c; a CUDA backend (src/cuda) provides mt_backend_cuda().
+ * device.c; the CUDA backend is src/cuda/stage.c (mt_backend_cuda()).
  *
  * CPU threads.  Several CPU devices (`cpu`, `cpu:1`, ...) split the cores in
  * equal shares: each distinct CPU device gets cores/ndevices threads (at
@@ -79,15 +79,15 @@ mtmi_status mt_placement_parse(const char *s, mt_placement *p);
 mt_devspec mt_placement_lookup(const mt_placement *p, const char *stage);
 /* Fails if the placement names a stage that is not among `stages`. */
 mtmi_status mt_placement_check(const mt_placement *p, const char *const *stages, int nstages);
-/* "auto": every stage on cuda:0 (FP16 encoder, INT8 heads when the GPU
- * backend has them, else FP16) when a GPU is there, else the encoder on
+/* "auto": every stage on cuda:0 (FP16 encoder; INT8 heads when there is a
+ * calibration cache, else FP16) when a GPU is there, else the encoder on
  * `cpu` and each head on its own CPU device when there are cores for it. */
-mtmi_status mt_placement_auto(const char *const *stages, int nstages, mt_placement *p);
+mtmi_status mt_placement_auto(const char *const *stages, int nstages, int have_calib, mt_placement *p);
 /* The placements `auto` measures: on a GPU, everything on cuda:0 (fp16;
  * int8 heads; heads on an SM partition when the backend takes them); on
  * the CPU, all stages on one device, encoder apart from the heads, and a
  * device per stage.  Returns how many were written to out (at most cap). */
-int mt_placement_candidates(const char *const *stages, int nstages, mt_placement *out, int cap);
+int mt_placement_candidates(const char *const *stages, int nstages, int have_calib, mt_placement *out, int cap);
 const char *mt_placement_str(const mt_placement *p, const char *const *stages, int nstages, char *buf, size_t cap);
 
 /* --------------------------------------------------------------- backends
@@ -147,6 +147,9 @@ typedef struct mt_backend {
     void (*release)(const mt_devspec *d, void *ptr, int mem);
     /* Bytes the plan holds on its device (arena, scratch, packed weights). */
     size_t (*memory)(void *plan);
+    /* Bytes in use on the device now, all users together (CUDA:
+     * cudaMemGetInfo); NULL for devices that share the host's memory. */
+    size_t (*device_used)(const mt_devspec *d);
     /* Waits for the plan's outstanding work (whose done callbacks may still
      * fire during the wait), then frees it.  Called before the pipeline
      * frees the buffers that work used. */
@@ -157,13 +160,8 @@ const mt_backend *mt_backend_cpu(void);
 /* The backend of d's kind; NULL with a one-line error when this build or
  * machine lacks it. */
 const mt_backend *mt_backend_for(const mt_devspec *d);
-/* Defined by src/cuda when the CUDA backend is built.  Declared weak in
- * device.c so the tree links without it; "cuda" placements then fail with
- * "this build has no CUDA backend". */
+/* src/cuda/stage.c, in builds with CUDA (device.c only calls it then). */
 const mt_backend *mt_backend_cuda(void);
-/* The interim CUDA device over src/cuda's synchronous plan API
- * (device_cuda.c); NULL in builds without CUDA. */
-const mt_backend *mt_backend_cuda_sync(void);
 /* Cores this process may use. */
 int mt_num_cores(void);
 
@@ -247,6 +245,12 @@ const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i);
 int mt_pipeline_num_inputs(const mt_pipeline *p);
 /* Bytes: plans' own memory plus the frame slots' buffers. */
 size_t mt_pipeline_memory(const mt_pipeline *p);
+/* GPUs the stages use, and device memory in use on the k-th of them now
+ * beyond what was in use before the pipeline made its plans (its CUDA
+ * context excluded): plans, frame slots' device buffers, library
+ * workspaces, green contexts.  *gpu gets the GPU's index. */
+int mt_pipeline_num_gpus(const mt_pipeline *p);
+size_t mt_pipeline_gpu_memory(const mt_pipeline *p, int k, int *gpu);
 /* Bytes one stage's plan holds on its device. */
 size_t mt_pipeline_stage_memory(const mt_pipeline *p, int s);
 

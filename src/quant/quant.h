@@ -224,6 +224,12 @@ mtmi_status mt_quant_head_nodes(const mt_graph *g, unsigned char *sel);
  * checked against the model as loaded), then rewrites the head nodes of the
  * optimized graph g.  rep may be NULL. */
 mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char *cache_path, mt_quant_report *rep);
+/* A pipeline stage's INT8 graph: a copy of subgraph g with every
+ * convolution / linear layer whose input has a scale in c rewritten to
+ * QConv / QLinear (the rest stays float).  `what` names the stage's device
+ * in errors ("device 'cuda:0/int8'"); fails if c is NULL or nothing could
+ * be quantized. */
+mtmi_status mt_quant_stage_graph(const mt_graph *g, const mt_calib_cache *c, const char *what, mt_graph **out);
 
 /* ------------------------------------------------------------ runner
  * The model cut at its shared features into an encoder and the heads, each

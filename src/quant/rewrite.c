@@ -380,3 +380,22 @@ mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char 
     mt_calib_cache_free(&c);
     return s;
 }
+
+mtmi_status mt_quant_stage_graph(const mt_graph *g, const mt_calib_cache *c, const char *what, mt_graph **out) {
+    *out = NULL;
+    if (!c) return mt_fail(MTMI_ERR_ARG, "%s needs a calibration cache (mtmi calibrate; --cache FILE)", what);
+    mt_quant_report rep;
+    memset(&rep, 0, sizeof rep);
+    mt_graph *q = mt_graph_clone(g);
+    if (!q) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mtmi_status s = mt_quant_rewrite(q, c, NULL, &rep);
+    if (!s && rep.quantized == 0)
+        s = mt_fail(MTMI_ERR_ARG, "%s: no convolution of this subgraph has a scale for its input in the calibration cache (first missing: '%s')",
+                    what, rep.first_skipped);
+    if (s) {
+        mt_graph_free(q);
+        return s;
+    }
+    *out = q;
+    return MTMI_OK;
+}

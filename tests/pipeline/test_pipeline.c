@@ -251,7 +251,7 @@ static void test_placement(void) {
     const char *stages[] = {"encoder", "seg", "depth"};
     CHECK(mt_placement_parse("encoder=cpu,sky=cpu:1", &p) == MTMI_OK, "parse");
     CHECK(mt_placement_check(&p, stages, 3) != MTMI_OK && strstr(mtmi_last_error(), "sky"), "unknown stage: %s", mtmi_last_error());
-    CHECK(mt_placement_auto(stages, 3, &p) == MTMI_OK, "auto placement");
+    CHECK(mt_placement_auto(stages, 3, 0, &p) == MTMI_OK, "auto placement");
     /* CUDA when the build or machine has none: a clear error. */
     mt_devspec g = {.kind = MT_DEV_CUDA, .index = 0, .prec = MT_PREC_FP16};
     const mt_backend *cb = mt_backend_for(&g);
@@ -300,7 +300,13 @@ static void *sl_alloc(const mt_devspec *d, size_t bytes, int mem) { return mallo
 static void sl_release(const mt_devspec *d, void *p, int mem) { free(p); }
 static size_t sl_memory(void *plan) { return 0; }
 static void sl_destroy(void *plan) { free(plan); }
-static const mt_backend g_sleep = {"sleep", NULL, sl_create, NULL, sl_submit, sl_alloc, sl_release, sl_memory, sl_destroy};
+static const mt_backend g_sleep = {.name = "sleep",
+                                   .create = sl_create,
+                                   .submit = sl_submit,
+                                   .alloc = sl_alloc,
+                                   .release = sl_release,
+                                   .memory = sl_memory,
+                                   .destroy = sl_destroy};
 
 static mt_graph *io_graph(const char *in, const char *out, int64_t n, int64_t nout) {
     mt_graph *g = mt_graph_new();

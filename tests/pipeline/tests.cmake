@@ -7,3 +7,14 @@
 mtmi_c_test(test_pipeline tests/pipeline/test_pipeline.c)
 # `mtmi run` / `mtmi bench` end to end (needs numpy; small 64x64 model).
 mtmi_py_test(pipeline_run tests/pipeline/test_run.py)
+# The pipeline on a GPU (stream-ordered CUDA stages, SM partitions, INT8
+# heads): built whenever CUDA is, registered when tests/cuda found a GPU.
+if(MTMI_HAVE_CUDA)
+  add_executable(test_pipeline_gpu ${CMAKE_SOURCE_DIR}/tests/pipeline/test_pipeline_gpu.c)
+  target_include_directories(test_pipeline_gpu PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(test_pipeline_gpu PRIVATE mtmi)
+  if(MTMI_GPU_VISIBLE)
+    add_test(NAME pipeline_gpu COMMAND test_pipeline_gpu)
+    set_tests_properties(pipeline_gpu PROPERTIES LABELS "gpu" TIMEOUT 600 SKIP_RETURN_CODE 77)
+  endif()
+endif()

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The pipeline on a GPU machine, in one command: build (carried .deps, as
+# gpu_check.sh), the GPU pipeline test (partitions, pipelined == one at a
+# time, INT8 heads, error shutdown), then `mtmi bench --compare` (serial vs
+# 2 frames in flight) for the SPEC's placements at 1024x1024, a calibrated
+# INT8 run, and `mtmi run` with a Chrome trace.  Logs, JSON and the trace go
+# to $OUT (or ./results); a table last.
+# Carry: .deps/debs .deps/shared.   Usage: scripts/gpu_pipeline.sh [FRAMES]
+set -u
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+OUT=${OUT:-$ROOT_DIR/results}
+FRAMES=${1:-200}
+mkdir -p "$OUT"
+T0=$(date +%s)
+source "$ROOT_DIR/scripts/gpu_env.sh"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+BUILD=$ROOT_DIR/build-gpu
+gpu_configure "$BUILD" > "$OUT/build.log" 2>&1 &&
+  cmake --build "$BUILD" -j 16 --target mtmi_cli test_pipeline_gpu >> "$OUT/build.log" 2>&1 ||
+  { tail -30 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; }
+echo "build done at +$(( $(date +%s) - T0 )) s"
+M=$BUILD/mtmi
+SH=$ROOT_DIR/.deps/shared
+rc=0
+echo "== GPU pipeline test"
+timeout 300 "$BUILD/tests/test_pipeline_gpu" > "$OUT/test_pipeline_gpu.log" 2>&1 || rc=1
+grep -vE "^$" "$OUT/test_pipeline_gpu.log" | cut -c1-260
+echo "== calibrate the heads (entropy, 4 images)"
+CACHE=$OUT/heads.cache
+"$M" calibrate --images "$SH/images" -o "$CACHE" > "$OUT/calibrate.log" 2>&1 || { tail -3 "$OUT/calibrate.log"; rc=1; }
+tail -1 "$OUT/calibrate.log"
+bench() { # name placement [extra args]
+  local name=$1 place=$2; shift 2
+  echo "== bench $name: $place (+$(( $(date +%s) - T0 )) s)"
+  timeout 120 "$M" bench --place "$place" --frames "$FRAMES" --warmup 20 --compare --json "$OUT/bench_$name.json" --quiet "$@" \
+    > "$OUT/bench_$name.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_$name.log"; }
+  grep -E "summary|encoder|seg|depth|end to end|speedup|device memory|sync" "$OUT/bench_$name.log" | head -24
+}
+bench fp16 "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/fp16"
+bench int8 "encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8" --cache "$CACHE"
+bench soc "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" --cache "$CACHE"
+bench soc16 "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
+bench gpu_cpu "encoder=cuda:0/fp16,seg=cpu:1,depth=cpu:2" --size 256x256
+echo "== run with a trace (+$(( $(date +%s) - T0 )) s)"
+"$M" run --images "$SH/images" --calib "$CACHE" --place "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" \
+  --frames 40 -o "$OUT/res" --trace "$OUT/trace_soc.json" --json "$OUT/run_soc.json" > "$OUT/run_soc.log" 2>&1 || rc=1
+tail -12 "$OUT/run_soc.log"
+"$M" run --frames 4 -o "$OUT/res_auto" --trace "$OUT/trace_auto.json" > "$OUT/run_auto.log" 2>&1 || rc=1
+grep -E "placement|summary|device memory" "$OUT/run_auto.log"
+cp "$OUT"/res/*_vis.png "$OUT/" 2>/dev/null; rm -rf "$OUT/res" "$OUT/res_auto"
+echo "== errors"
+"$M" run --place encoder=cuda:0.sm1000/fp16 --frames 1 -o /tmp/e 2>&1 | tail -1
+"$M" run --place encoder=cuda:3/fp16 --frames 1 -o /tmp/e 2>&1 | tail -1
+"$M" run --place seg=cuda:0/int8 --frames 1 -o /tmp/e 2>&1 | tail -1
+"$M" bench --place cuda:0/fp16 --frames 6 --inject-error 1:2 --quiet 2>&1 | tail -1
+python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+print("\n%-10s %-62s %9s %9s %7s %10s" % ("bench", "placement", "sync fps", "pipe fps", "ratio", "dev MiB"))
+for n in ("fp16", "int8", "soc", "soc16", "gpu_cpu"):
+    try: j = json.load(open(os.path.join(out, "bench_%s.json" % n)))
+    except Exception: continue
+    mem = j.get("memory", {}).get("gpu_device_bytes", {}).get("cuda:0", 0) / 1048576.0
+    s = (j.get("sync") or {}).get("fps")
+    print("%-10s %-62s %9s %9.1f %7s %10.1f" % (n, j.get("placement", "")[:62], "%.1f" % s if s else "-", j.get("fps", 0),
+          "%.2f" % (j["fps"] / s) if s else "-", mem))
+PY
+echo "total +$(( $(date +%s) - T0 )) s, rc $rc"
+exit $rc

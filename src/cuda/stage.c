@@ -1,0 +1,291 @@
+/* The CUDA device of the pipeline (mt_backend of src/pipeline/pipeline.h).
+ *
+ * A stage on `cuda:N` is a CUDA plan (plan.c) with its own stream.  submit()
+ * only queues work: copies of host inputs into the plan's staging buffers,
+ * the plan's CUDA graph, copies of host outputs back, then a stream callback
+ * that reports completion to the pipeline; the stage thread is free for the
+ * next frame at once and nothing on the hot path waits for the GPU.  Tensors
+ * that stay on one GPU (the encoder's features, read by heads on the same
+ * GPU) are read and written in place in device memory: the plan captures a
+ * CUDA graph per frame slot's buffers (mt_cuda_plan_enqueue).
+ *
+ * `cuda:N.smK` is a green context of K multiprocessors of GPU N: the SoC's
+ * dedicated engine, carved out of one GPU.  Every stage on a partition gets
+ * its own green context made from the same SM group (the driver's split is
+ * deterministic, so stages naming the same `.smK` share those SMs), because
+ * a green context may be current to only one thread at a time and each
+ * stage has its own thread.  The whole-GPU device `cuda:N` keeps every SM,
+ * including a partition's: the hardware scheduler shares them.
+ *
+ * INT8 stages run the subgraph rewritten to QConv / QLinear (the CPU INT8
+ * reference's rewrite, mt_quant_stage_graph) on integer tensor cores; the
+ * float tensors between them stay FP16. */
+#include "pipeline/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_internal.h"
+#include "quant/quant.h"
+
+#define CUDA_RING 64 /* completion records per plan: more than frames in flight */
+
+typedef struct done_rec {
+    mt_done_fn done;
+    void *arg;
+} done_rec;
+
+typedef struct cuda_stage {
+    mt_devspec dev;
+    mt_graph *qgraph;     /* INT8: the rewritten subgraph */
+    mt_cuda_plan *plan;
+    CUgreenCtx gctx;      /* .smK: this stage's green context */
+    CUcontext ctx;
+    cudaStream_t gstream; /* .smK: the green context's stream (the plan's) */
+    int sms;              /* multiprocessors the stage may use */
+    done_rec ring[CUDA_RING];
+    unsigned next;
+} cuda_stage;
+
+static const char *dev_str(const mt_devspec *d, char *buf, size_t cap) { return mt_devspec_str(d, buf, cap); }
+
+/* The SM resource of GPU `index` (the primary context made current first,
+ * as the driver advises before creating green contexts). */
+static mtmi_status sm_resource(const mt_devspec *d, const mc_driver_api **api, CUdevice *dev, CUdevResource *all) {
+    char buf[64];
+    if (!(*api = mc_driver())) return mt_fail_context(MTMI_ERR_DEVICE, "device '%s'", dev_str(d, buf, sizeof buf));
+    if (cudaSetDevice(d->index) != cudaSuccess || cudaFree(0) != cudaSuccess) {
+        cudaGetLastError();
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot initialize the GPU", dev_str(d, buf, sizeof buf));
+    }
+    CUresult r = (*api)->device_get(dev, d->index);
+    if (r == CUDA_SUCCESS) r = (*api)->device_get_dev_resource(*dev, all, CU_DEV_RESOURCE_TYPE_SM);
+    if (r != CUDA_SUCCESS)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot query its multiprocessors: %s", dev_str(d, buf, sizeof buf),
+                       mc_driver_error(r));
+    return MTMI_OK;
+}
+
+static mtmi_status cuda_check(const mt_devspec *d) {
+    char buf[64];
+    if (d->kind != MT_DEV_CUDA) return mt_fail(MTMI_ERR_DEVICE, "cuda backend given device '%s'", dev_str(d, buf, sizeof buf));
+    mtmi_status s = mt_cuda_check_device(d->index); /* names the device itself */
+    if (s) return s;
+    if (!d->sms) return MTMI_OK;
+    const mc_driver_api *api;
+    CUdevice dev;
+    CUdevResource all;
+    if ((s = sm_resource(d, &api, &dev, &all))) return s;
+    unsigned total = all.sm.smCount, least = all.sm.minSmPartitionSize ? all.sm.minSmPartitionSize : 1;
+    if ((unsigned)d->sms >= total)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': GPU %d has %u multiprocessors; a partition must leave some (K < %u)",
+                       dev_str(d, buf, sizeof buf), d->index, total, total);
+    if ((unsigned)d->sms < least)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': the smallest partition of GPU %d is %u multiprocessors",
+                       dev_str(d, buf, sizeof buf), d->index, least);
+    return MTMI_OK;
+}
+
+/* A green context of d->sms multiprocessors and a stream in it. */
+static mtmi_status make_partition(const mt_devspec *d, cuda_stage *c) {
+    char buf[64];
+    const mc_driver_api *api;
+    CUdevice dev;
+    CUdevResource all, group;
+    mtmi_status s = sm_resource(d, &api, &dev, &all);
+    if (s) return s;
+    unsigned n = 1;
+    memset(&group, 0, sizeof group);
+    CUresult r = api->dev_sm_resource_split_by_count(&group, &n, &all, NULL, 0, (unsigned)d->sms);
+    if (r != CUDA_SUCCESS || n < 1)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot split off %d multiprocessors: %s", dev_str(d, buf, sizeof buf), d->sms,
+                       r != CUDA_SUCCESS ? mc_driver_error(r) : "no group");
+    CUdevResourceDesc desc;
+    r = api->dev_resource_generate_desc(&desc, &group, 1);
+    if (r == CUDA_SUCCESS) r = api->green_ctx_create(&c->gctx, desc, dev, CU_GREEN_CTX_DEFAULT_STREAM);
+    if (r == CUDA_SUCCESS) r = api->ctx_from_green_ctx(&c->ctx, c->gctx);
+    if (r == CUDA_SUCCESS) r = api->green_ctx_stream_create((CUstream *)&c->gstream, c->gctx, CU_STREAM_NON_BLOCKING, 0);
+    if (r != CUDA_SUCCESS)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot create its green context: %s", dev_str(d, buf, sizeof buf),
+                       mc_driver_error(r));
+    c->sms = (int)group.sm.smCount;
+    return MTMI_OK;
+}
+
+static void cuda_destroy(void *plan);
+
+static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg, void **out) {
+    *out = NULL;
+    char buf[64], what[80];
+    mtmi_status s = cuda_check(d);
+    if (s) return s;
+    cuda_stage *c = mt_alloc(sizeof *c);
+    if (!c) return MTMI_ERR_NOMEM;
+    c->dev = *d;
+    if (d->prec == MT_PREC_INT8) {
+        snprintf(what, sizeof what, "device '%s'", dev_str(d, buf, sizeof buf));
+        if ((s = mt_quant_stage_graph(g, cfg ? cfg->calib : NULL, what, &c->qgraph))) {
+            free(c);
+            return s;
+        }
+        g = c->qgraph;
+    }
+    mt_cuda_plan_opts o = {.fp16 = d->prec != MT_PREC_FP32};
+    if (d->sms) {
+        if ((s = make_partition(d, c))) goto fail;
+        o.stream = c->gstream;
+        o.ctx = c->ctx;
+    }
+    s = mt_cuda_plan_create_ex(g, d->index, &o, &c->plan);
+    /* Plan creation made the green context current on this thread; give
+     * the thread its device's primary context back for what follows
+     * (allocating the pipeline's buffers, creating the next stage). */
+    if (c->ctx) {
+        const mc_driver_api *api = mc_driver();
+        if (api) api->ctx_set_current(NULL);
+        cudaSetDevice(d->index);
+    }
+    if (s) goto fail;
+    *out = c;
+    return MTMI_OK;
+fail:
+    cuda_destroy(c);
+    return s;
+}
+
+/* On the stage's thread: its GPU, or its green context (current to this
+ * thread only, as green contexts require). */
+static mtmi_status cuda_bind(void *plan) {
+    cuda_stage *c = plan;
+    char buf[64];
+    if (c->ctx) {
+        const mc_driver_api *api = mc_driver();
+        CUresult r = api ? api->ctx_set_current(c->ctx) : CUDA_ERROR_NOT_INITIALIZED;
+        if (r != CUDA_SUCCESS)
+            return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot make its green context current: %s", dev_str(&c->dev, buf, sizeof buf),
+                           mc_driver_error(r));
+        return MTMI_OK;
+    }
+    if (cudaSetDevice(c->dev.index) != cudaSuccess)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': %s", dev_str(&c->dev, buf, sizeof buf), cudaGetErrorString(cudaGetLastError()));
+    return MTMI_OK;
+}
+
+/* Runs on a driver thread when the stream reaches it: no CUDA calls here
+ * (cudaGetErrorString is a table lookup); `done` only takes the pipeline's
+ * mutex.  Unlike cudaLaunchHostFunc, a stream callback also runs when the
+ * stream's work failed, with the error: a fault reaches the pipeline as a
+ * stage error instead of a hang. */
+static void CUDART_CB stream_done(cudaStream_t stream, cudaError_t status, void *ud) {
+    (void)stream;
+    done_rec *r = ud;
+    if (status != cudaSuccess) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "GPU work failed: %s", cudaGetErrorString(status));
+        r->done(r->arg, MTMI_ERR_DEVICE, msg);
+    } else {
+        r->done(r->arg, MTMI_OK, NULL);
+    }
+}
+
+static mtmi_status cuda_submit(void *plan, const mt_stage_io *io, mt_done_fn done, void *arg) {
+    cuda_stage *c = plan;
+    char buf[64];
+    mtmi_status s = mt_cuda_plan_enqueue(c->plan, io->in, io->in_mem, io->nin, io->out, io->out_mem, io->nout);
+    if (s) return mt_fail_context(s, "device '%s'", dev_str(&c->dev, buf, sizeof buf));
+    done_rec *r = &c->ring[c->next++ % CUDA_RING];
+    r->done = done;
+    r->arg = arg;
+    cudaError_t e = cudaStreamAddCallback((cudaStream_t)mt_cuda_plan_stream(c->plan), stream_done, r, 0);
+    if (e != cudaSuccess)
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot queue the completion callback: %s", dev_str(&c->dev, buf, sizeof buf),
+                       cudaGetErrorString(e));
+    return MTMI_OK;
+}
+
+/* Device memory for tensors that stay on this GPU; pinned, portable host
+ * memory for the rest (asynchronous copies need pinned memory, and
+ * pageable copies serialize through the driver's staging buffers). */
+static void *cuda_alloc(const mt_devspec *d, size_t bytes, int mem) {
+    void *p = NULL;
+    if (!bytes) bytes = 256;
+    if (mem == MT_MEM_DEVICE) {
+        int prev = 0;
+        cudaGetDevice(&prev);
+        cudaSetDevice(d->index);
+        cudaError_t e = cudaMalloc(&p, bytes);
+        cudaSetDevice(prev);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            return NULL;
+        }
+        return p;
+    }
+    if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_release(const mt_devspec *d, void *ptr, int mem) {
+    (void)d;
+    if (mem == MT_MEM_DEVICE) cudaFree(ptr);
+    else cudaFreeHost(ptr);
+}
+
+static size_t cuda_memory(void *plan) {
+    size_t a = 0, w = 0, ws = 0;
+    mt_cuda_plan_memory(((cuda_stage *)plan)->plan, &a, &w, &ws);
+    return a + w + ws;
+}
+
+static size_t cuda_device_used(const mt_devspec *d) {
+    size_t fr = 0, tot = 0;
+    int prev = 0;
+    cudaGetDevice(&prev);
+    if (cudaSetDevice(d->index) != cudaSuccess || cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+        cudaGetLastError();
+        cudaSetDevice(prev);
+        return 0;
+    }
+    cudaSetDevice(prev);
+    return tot - fr;
+}
+
+static void cuda_destroy(void *plan) {
+    cuda_stage *c = plan;
+    if (!c) return;
+    /* mt_cuda_plan_free waits for the stream: callbacks still queued fire
+     * first, while the pipeline's buffers and records are alive. */
+    mt_cuda_plan_free(c->plan);
+    if (c->gstream) cudaStreamDestroy(c->gstream);
+    if (c->gctx) {
+        const mc_driver_api *api = mc_driver();
+        if (api) {
+            api->ctx_set_current(NULL);
+            api->green_ctx_destroy(c->gctx);
+        }
+        cudaSetDevice(c->dev.index);
+    }
+    mt_graph_free(c->qgraph);
+    free(c);
+}
+
+static const mt_backend g_cuda_backend = {
+    .name = "cuda",
+    .check = cuda_check,
+    .create = cuda_create,
+    .bind_thread = cuda_bind,
+    .submit = cuda_submit,
+    .alloc = cuda_alloc,
+    .release = cuda_release,
+    .memory = cuda_memory,
+    .device_used = cuda_device_used,
+    .destroy = cuda_destroy,
+};
+
+const mt_backend *mt_backend_cuda(void) { return &g_cuda_backend; }
+
+int mt_cuda_stage_sms(const void *plan) { return plan ? ((const cuda_stage *)plan)->sms : 0; }
+void *mt_cuda_stage_stream(const void *plan) { return plan ? mt_cuda_plan_stream(((const cuda_stage *)plan)->plan) : NULL; }

@@ -1,0 +1,385 @@
+/* The pipeline on a GPU (label "gpu"; needs one CUDA GPU):
+ *  - SM partitions: a `cuda:0.smK` stage's green context keeps its kernels
+ *    on at most its multiprocessors, launched from any thread and through
+ *    the plan's captured CUDA graph (a GEMM-heavy plan is several times
+ *    slower on a 16-SM partition than on the whole GPU);
+ *  - the reference network (256x256) with every stage on cuda:0 FP16, with
+ *    the heads on an SM partition, and with INT8 heads: frames pipelined
+ *    (2 in flight, device-resident features, stream callbacks) give bit for
+ *    bit the outputs of the same pipeline run one frame at a time, over many
+ *    frames with distinct inputs, and agree with the whole model as one
+ *    CUDA plan (seg class agreement, depth max error printed);
+ *  - an error injected in a head shuts the GPU pipeline down cleanly;
+ *  - device memory for 2 frames in flight is printed.
+ * Exits 77 (skipped) when no GPU is visible. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
+#include "graph/builder.h"
+#include "graph/mtmi_net.h"
+#include "pipeline/pipeline.h"
+#include "quant/quant.h"
+
+#include "check.h"
+
+/* ------------------------------------------------------- SM partitions */
+static mt_graph *gemm_graph(int rows, int dim, int layers) {
+    mt_builder b;
+    mt_builder_init(&b, 5, 17);
+    int64_t dims[3] = {1, rows, dim};
+    int x = mt_b_input(&b, "x", MTMI_FLOAT, 3, dims);
+    for (int i = 0; i < layers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "l%d", i);
+        x = mt_b_linear(&b, x, name, dim, dim, rows);
+    }
+    mt_b_output(&b, x, "y");
+    mt_graph *g = NULL;
+    if (mt_builder_finish(&b, &g)) return NULL;
+    mtmi_model m = {.graph = g};
+    mt_graph *s = NULL;
+    if (mt_model_specialize(&m, NULL, 0, 1, &s)) s = NULL;
+    mt_graph_free(g);
+    return s;
+}
+
+static int distinct_sms(const int *ids, int n) {
+    unsigned char seen[1024] = {0};
+    int d = 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < 1024 && !seen[ids[i]]) seen[ids[i]] = 1, d++;
+    return d;
+}
+
+/* Blocks of a probe grid on the stage's stream: how many SMs it touched. */
+static int probe(void *stream) {
+    enum { NB = 2048 };
+    int *d = NULL, h[NB];
+    if (cudaMalloc((void **)&d, sizeof h) != cudaSuccess) return -1;
+    int r = -1;
+    if (mtk_smid_probe((cudaStream_t)stream, d, NB) == cudaSuccess && cudaStreamSynchronize((cudaStream_t)stream) == cudaSuccess &&
+        cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost) == cudaSuccess)
+        r = distinct_sms(h, NB);
+    cudaFree(d);
+    return r;
+}
+
+typedef struct probe_arg {
+    const mt_backend *be;
+    void *plan;
+    int sms_seen;
+} probe_arg;
+
+static void *probe_thread(void *arg) {
+    probe_arg *a = arg;
+    a->sms_seen = a->be->bind_thread(a->plan) == MTMI_OK ? probe(mt_cuda_stage_stream(a->plan)) : -1;
+    return NULL;
+}
+
+static void noop_done(void *arg, mtmi_status s, const char *msg) {
+    (void)msg;
+    *(mtmi_status *)arg = s;
+}
+
+/* Median ms of `reps` runs of the plan, host input and output. */
+static double time_stage(const mt_backend *be, void *plan, const mt_devspec *d, const mt_graph *g) {
+    mt_stage_io io;
+    memset(&io, 0, sizeof io);
+    io.nin = io.nout = 1;
+    const mt_value *vi = &g->values[g->inputs[0]], *vo = &g->values[g->outputs[0]];
+    io.in[0] = (mt_tview){.dtype = vi->dtype, .rank = vi->rank};
+    memcpy(io.in[0].dims, vi->dims, sizeof vi->dims);
+    io.out[0] = (mt_tview){.dtype = vo->dtype, .rank = vo->rank};
+    memcpy(io.out[0].dims, vo->dims, sizeof vo->dims);
+    io.in[0].data = be->alloc(d, mt_value_bytes(vi), MT_MEM_HOST);
+    io.out[0].data = be->alloc(d, mt_value_bytes(vo), MT_MEM_HOST);
+    if (!io.in[0].data || !io.out[0].data) return -1;
+    memset(io.in[0].data, 0, mt_value_bytes(vi));
+    double t[9];
+    mtmi_status st = MTMI_OK;
+    cudaStream_t s = mt_cuda_stage_stream(plan);
+    for (int r = 0; r < 11; r++) {
+        double t0 = mt_now_ms();
+        if (be->submit(plan, &io, noop_done, &st) || cudaStreamSynchronize(s) != cudaSuccess) return -1;
+        if (r >= 2) t[r - 2] = mt_now_ms() - t0;
+    }
+    for (int i = 0; i < 9; i++)
+        for (int j = i + 1; j < 9; j++)
+            if (t[j] < t[i]) {
+                double x = t[i];
+                t[i] = t[j], t[j] = x;
+            }
+    be->release(d, io.in[0].data, MT_MEM_HOST);
+    be->release(d, io.out[0].data, MT_MEM_HOST);
+    return st ? -1 : t[4];
+}
+
+static void test_partition(void) {
+    const mt_backend *be = mt_backend_cuda();
+    mt_devspec whole = {.kind = MT_DEV_CUDA, .prec = MT_PREC_FP16}, part = whole;
+    part.sms = 16;
+    if (be->check(&part) != MTMI_OK) {
+        CHECK(0, "cuda:0.sm16: %s", mtmi_last_error());
+        return;
+    }
+    mt_graph *g = gemm_graph(4096, 2048, 4);
+    CHECK(g != NULL, "gemm graph: %s", mtmi_last_error());
+    if (!g) return;
+    void *pw = NULL, *pp = NULL;
+    mt_stage_cfg cfg = {0};
+    CHECK(be->create(&whole, g, &cfg, &pw) == MTMI_OK, "create cuda:0: %s", mtmi_last_error());
+    CHECK(be->create(&part, g, &cfg, &pp) == MTMI_OK, "create cuda:0.sm16: %s", mtmi_last_error());
+    if (pw && pp) {
+        int total = 0;
+        cudaDeviceGetAttribute(&total, cudaDevAttrMultiProcessorCount, 0);
+        int k = mt_cuda_stage_sms(pp);
+        int from_main = probe(mt_cuda_stage_stream(pp));
+        probe_arg a = {be, pp, -1};
+        pthread_t th;
+        pthread_create(&th, NULL, probe_thread, &a);
+        pthread_join(th, NULL);
+        int all = probe(mt_cuda_stage_stream(pw));
+        printf("partition: GPU has %d SMs; cuda:0.sm16 got %d; probe kernels ran on %d SMs (launched from the creating thread), "
+               "%d (from a stage thread), %d on cuda:0\n",
+               total, k, from_main, a.sms_seen, all);
+        CHECK(k >= 16 && k < total, "partition size %d", k);
+        CHECK(from_main > 0 && from_main <= k, "probe from the main thread used %d SMs (partition %d)", from_main, k);
+        CHECK(a.sms_seen > 0 && a.sms_seen <= k, "probe from a stage thread used %d SMs (partition %d)", a.sms_seen, k);
+        CHECK(all > k, "whole GPU probe used only %d SMs", all);
+        /* The plan's own work (cuBLASLt GEMMs in a captured CUDA graph). */
+        double tw = time_stage(be, pw, &whole, g), tp = time_stage(be, pp, &part, g);
+        printf("partition: 4 GEMMs 4096x2048x2048 FP16 (%.1f GFLOP): whole GPU %.3f ms, cuda:0.sm%d %.3f ms (%.1fx)\n",
+               4 * 2.0 * 4096 * 2048 * 2048 / 1e9, tw, k, tp, tp / tw);
+        CHECK(tw > 0 && tp > 0, "timing runs failed: %s", mtmi_last_error());
+        CHECK(tp > 2.5 * tw, "the partition's graph does not look confined: %.3f ms vs %.3f ms", tp, tw);
+    }
+    if (pw) be->destroy(pw);
+    if (pp) be->destroy(pp);
+    mt_graph_free(g);
+    /* Bad partitions: one-line errors. */
+    part.sms = 100000 % 4096;
+    CHECK(be->check(&part) != MTMI_OK && strstr(mtmi_last_error(), "multiprocessors"), "huge partition: %s", mtmi_last_error());
+}
+
+/* ------------------------------------------------------------ exactness */
+static void fill_input(float *x, size_t n, int pattern) {
+    mt_rng r;
+    mt_rng_seed(&r, 77 + pattern);
+    for (size_t i = 0; i < n; i++) x[i] = mt_rng_normal(&r);
+}
+
+enum { PATTERNS = 6 };
+
+/* Whole model as one CUDA plan (mtmi_plan), for agreement numbers. */
+static int whole_outputs(mtmi_model *m, const char *prec, const char *cache, int pattern, float **out, size_t *n) {
+    mtmi_plan_options po = {.device = "cuda:0", .precision = prec, .calibration_cache = cache};
+    mtmi_plan *pl = NULL;
+    if (mtmi_plan_create(m, &po, &pl)) return -1;
+    const mt_graph *g = m->graph;
+    (void)g;
+    int rank;
+    int64_t dims[MTMI_MAX_RANK];
+    mtmi_tensor in = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 256, 256}};
+    in.data = malloc(sizeof(float) * 3 * 256 * 256);
+    fill_input(in.data, 3 * 256 * 256, pattern);
+    mtmi_tensor o[2];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 2; i++) {
+        mtmi_plan_output_shape(pl, i, &rank, dims);
+        n[i] = 1;
+        for (int d = 0; d < rank; d++) n[i] *= (size_t)dims[d];
+        out[i] = malloc(n[i] * sizeof(float));
+        o[i].data = out[i];
+    }
+    int rc = mtmi_plan_run(pl, &in, 1, o, 2) ? -1 : 0;
+    free(in.data);
+    mtmi_plan_free(pl);
+    return rc;
+}
+
+static void agreement(const float *seg_a, const float *seg_b, const float *dep_a, const float *dep_b, int C, size_t hw,
+                      double *agree, double *dmax) {
+    size_t same = 0;
+    for (size_t i = 0; i < hw; i++) {
+        int ka = 0, kb = 0;
+        for (int c = 1; c < C; c++) {
+            if (seg_a[c * hw + i] > seg_a[ka * hw + i]) ka = c;
+            if (seg_b[c * hw + i] > seg_b[kb * hw + i]) kb = c;
+        }
+        same += ka == kb;
+    }
+    *agree = 100.0 * same / hw;
+    *dmax = 0;
+    for (size_t i = 0; i < hw; i++)
+        if (fabs(dep_a[i] - dep_b[i]) > *dmax) *dmax = fabs(dep_a[i] - dep_b[i]);
+}
+
+/* Runs PATTERNS frames one at a time, then `frames` frames pipelined
+ * (cycling through the patterns), and compares every pipelined output
+ * with the one-at-a-time output of its pattern, bit for bit. */
+static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_cache *calib, const char *cache_path,
+                               int frames) {
+    mt_placement pl;
+    CHECK(mt_placement_parse(place, &pl) == MTMI_OK, "parse '%s': %s", place, mtmi_last_error());
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.inflight = 2;
+    o.calib = calib;
+    mt_pipeline *p = NULL;
+    if (mt_pipeline_from_model(m, NULL, &pl, &o, &p) != MTMI_OK) {
+        CHECK(0, "pipeline '%s': %s", place, mtmi_last_error());
+        return;
+    }
+    int seg = -1, dep = -1;
+    for (int i = 0; i < mt_pipeline_num_outputs(p); i++) {
+        const mt_tview *t = mt_pipeline_output_shape(p, i);
+        if (t->rank == 4 && t->dims[1] > 1) seg = i;
+        if (t->rank == 4 && t->dims[1] == 1) dep = i;
+    }
+    CHECK(seg >= 0 && dep >= 0, "outputs");
+    size_t in_n = mt_tview_numel(mt_pipeline_input_shape(p, 0));
+    size_t on[2] = {mt_tview_numel(mt_pipeline_output_shape(p, 0)), mt_tview_numel(mt_pipeline_output_shape(p, 1))};
+    float *ref[PATTERNS][2];
+    for (int k = 0; k < PATTERNS; k++) {
+        mt_frame *f;
+        if (mt_pipeline_begin(p, &f) || (fill_input(f->inputs[0].data, in_n, k), mt_pipeline_submit(p, f)) ||
+            mt_pipeline_wait(p, &f)) {
+            CHECK(0, "serial frame %d: %s", k, mtmi_last_error());
+            mt_pipeline_free(p);
+            return;
+        }
+        for (int i = 0; i < 2; i++) {
+            ref[k][i] = malloc(on[i] * sizeof(float));
+            memcpy(ref[k][i], f->outputs[i].data, on[i] * sizeof(float));
+        }
+        mt_pipeline_release(p, f);
+    }
+    double t_serial0 = mt_now_ms();
+    for (int k = 0; k < 20; k++) {
+        mt_frame *f;
+        if (mt_pipeline_begin(p, &f) || mt_pipeline_submit(p, f) || mt_pipeline_wait(p, &f)) break;
+        mt_pipeline_release(p, f);
+    }
+    double serial_ms = (mt_now_ms() - t_serial0) / 20;
+    int submitted = 0, done = 0, mism = 0;
+    double t0 = mt_now_ms();
+    while (done < frames) {
+        mt_frame *f;
+        if (submitted < frames && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
+            if (mt_pipeline_begin(p, &f)) break;
+            fill_input(f->inputs[0].data, in_n, (int)(f->index % PATTERNS));
+            if (mt_pipeline_submit(p, f)) break;
+            submitted++;
+            continue;
+        }
+        if (mt_pipeline_wait(p, &f)) {
+            CHECK(0, "wait: %s", mtmi_last_error());
+            break;
+        }
+        int k = (int)(f->index % PATTERNS);
+        for (int i = 0; i < 2; i++)
+            if (memcmp(f->outputs[i].data, ref[k][i], on[i] * sizeof(float))) mism++;
+        mt_pipeline_release(p, f);
+        done++;
+    }
+    double piped_ms = (mt_now_ms() - t0) / (done ? done : 1);
+    CHECK(done == frames, "'%s': %d of %d frames: %s", place, done, frames, mtmi_last_error());
+    CHECK(mism == 0, "'%s': %d pipelined outputs differ from the one-at-a-time run", place, mism);
+    size_t devmem = mt_pipeline_num_gpus(p) ? mt_pipeline_gpu_memory(p, 0, NULL) : 0;
+    printf("gpu pipeline '%s': %d frames pipelined, %d mismatches vs one at a time; %.3f ms/frame one at a time, %.3f pipelined "
+           "(host I/O included); device memory %.1f MiB\n",
+           place, done, mism, serial_ms, piped_ms, devmem / 1048576.0);
+    /* Against the whole model as one CUDA plan. */
+    float *w[2];
+    size_t wn[2];
+    if (whole_outputs(m, calib ? "int8" : "fp16", cache_path, 0, w, wn) == 0) {
+        const mt_tview *t = mt_pipeline_output_shape(p, seg);
+        size_t hw = (size_t)t->dims[2] * t->dims[3];
+        double agree, dmax;
+        agreement(ref[0][seg], w[seg], ref[0][dep], w[dep], (int)t->dims[1], hw, &agree, &dmax);
+        printf("  vs whole model (%s, one CUDA plan): seg class agreement %.3f%%, depth max abs error %.2e\n",
+               calib ? "int8 heads" : "fp16", agree, dmax);
+        CHECK(agree > 99.0 && dmax < 5e-3, "'%s' disagrees with the whole model: %.3f%% / %.2e", place, agree, dmax);
+        free(w[0]);
+        free(w[1]);
+    } else {
+        CHECK(0, "whole model plan: %s", mtmi_last_error());
+    }
+    for (int k = 0; k < PATTERNS; k++) free(ref[k][0]), free(ref[k][1]);
+    mt_pipeline_free(p);
+}
+
+static void test_error(mtmi_model *m) {
+    mt_placement pl;
+    mt_placement_parse("cuda:0/fp16", &pl);
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.inject_stage = 2;
+    o.inject_frame = 3;
+    mt_pipeline *p = NULL;
+    if (mt_pipeline_from_model(m, NULL, &pl, &o, &p)) {
+        CHECK(0, "pipeline: %s", mtmi_last_error());
+        return;
+    }
+    int failed = 0;
+    for (int k = 0; k < 20 && !failed; k++) {
+        mt_frame *f;
+        if (mt_pipeline_pending(p) < 2) {
+            if (mt_pipeline_begin(p, &f) || mt_pipeline_submit(p, f)) failed = 1;
+            continue;
+        }
+        if (mt_pipeline_wait(p, &f)) failed = 1;
+        else mt_pipeline_release(p, f);
+    }
+    CHECK(failed && strstr(mtmi_last_error(), "frame 3") && strstr(mtmi_last_error(), "cuda:0"), "error: %s", mtmi_last_error());
+    printf("error shutdown: %s\n", mtmi_last_error());
+    mt_pipeline_free(p);
+}
+
+int main(void) {
+    alarm(600);
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("no CUDA GPU: skipped\n");
+        return 77;
+    }
+    test_partition();
+    mtmi_model *m = NULL;
+    mt_mtmi_net_opts no = {.seed = 5, .height = 256, .width = 256};
+    if (mt_mtmi_net_model(&no, &m) != MTMI_OK) {
+        CHECK(0, "mtmi net: %s", mtmi_last_error());
+    } else {
+        check_gpu_pipeline(m, "cuda:0/fp16", NULL, NULL, 60);
+        check_gpu_pipeline(m, "encoder=cuda:0/fp16,seg=cuda:0.sm16/fp16,depth=cuda:0.sm16/fp16", NULL, NULL, 30);
+        /* INT8 heads: a min-max cache from two frames. */
+        const char *cache = "/tmp/mtmi_gpu_pipe.cache";
+        mtmi_tensor fr[2];
+        for (int k = 0; k < 2; k++) {
+            fr[k] = (mtmi_tensor){.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 256, 256}};
+            fr[k].data = malloc(sizeof(float) * 3 * 256 * 256);
+            fill_input(fr[k].data, 3 * 256 * 256, 100 + k);
+        }
+        mtmi_calibrate_options co = {.method = MTMI_CALIB_MINMAX};
+        mt_calib_cache c;
+        memset(&c, 0, sizeof c);
+        if (mtmi_calibrate(m, fr, 2, &co, cache) != MTMI_OK || mt_calib_cache_read(cache, &c) != MTMI_OK) {
+            CHECK(0, "calibrate: %s", mtmi_last_error());
+        } else {
+            check_gpu_pipeline(m, "encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8", &c, cache, 30);
+            check_gpu_pipeline(m, "encoder=cuda:0/fp16,seg=cuda:0.sm16/int8,depth=cuda:0.sm16/int8", &c, cache, 20);
+        }
+        mt_calib_cache_free(&c);
+        free(fr[0].data);
+        free(fr[1].data);
+        test_error(m);
+        mtmi_model_free(m);
+    }
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
