@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
 FRAMES=${1:-200}
-mkdir -p "$OUT"
+LOGS=$ROOT_DIR/gpu-pipeline-logs   # everything; $OUT gets the summary files only
+mkdir -p "$OUT" "$LOGS"
 T0=$(date +%s)
 source "$ROOT_DIR/scripts/gpu_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -24,18 +25,20 @@ M=$BUILD/mtmi
 SH=$ROOT_DIR/.deps/shared
 rc=0
 echo "== GPU pipeline test"
-timeout 300 "$BUILD/tests/test_pipeline_gpu" > "$OUT/test_pipeline_gpu.log" 2>&1 || rc=1
-grep -vE "^$" "$OUT/test_pipeline_gpu.log" | cut -c1-260
-echo "== calibrate the heads (entropy, 4 images)"
+timeout 300 "$BUILD/tests/test_pipeline_gpu" > "$LOGS/test_pipeline_gpu.log" 2>&1 || rc=1
+grep -vE "^$" "$LOGS/test_pipeline_gpu.log" | cut -c1-300
+echo "== the built-in network as ONNX (seed 1), its heads calibrated (entropy, the shared images)"
+MODEL=$LOGS/mtmi_seed1.onnx
 CACHE=$OUT/heads.cache
-"$M" calibrate --images "$SH/images" -o "$CACHE" > "$OUT/calibrate.log" 2>&1 || { tail -3 "$OUT/calibrate.log"; rc=1; }
-tail -1 "$OUT/calibrate.log"
+"$M" make-model -o "$MODEL" --seed 1 > "$LOGS/make_model.log" 2>&1 || { tail -3 "$LOGS/make_model.log"; rc=1; }
+"$M" calibrate "$MODEL" --images "$SH/images" -o "$CACHE" > "$LOGS/calibrate.log" 2>&1 || { tail -3 "$LOGS/calibrate.log"; rc=1; }
+tail -1 "$LOGS/calibrate.log"
 bench() { # name placement [extra args]
   local name=$1 place=$2; shift 2
   echo "== bench $name: $place (+$(( $(date +%s) - T0 )) s)"
-  timeout 120 "$M" bench --place "$place" --frames "$FRAMES" --warmup 20 --compare --json "$OUT/bench_$name.json" --quiet "$@" \
-    > "$OUT/bench_$name.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_$name.log"; }
-  grep -E "summary|encoder|seg|depth|end to end|speedup|device memory|sync" "$OUT/bench_$name.log" | head -24
+  timeout 120 "$M" bench --model "$MODEL" --place "$place" --frames "$FRAMES" --warmup 20 --compare --json "$OUT/bench_$name.json" \
+    --quiet "$@" > "$LOGS/bench_$name.log" 2>&1 || { rc=1; tail -3 "$LOGS/bench_$name.log"; }
+  grep -E "summary|encoder|seg|depth|end to end|speedup|device memory|sync" "$LOGS/bench_$name.log" | head -24
 }
 bench fp16 "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/fp16"
 bench int8 "encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8" --cache "$CACHE"
@@ -43,17 +46,19 @@ bench soc "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" --ca
 bench soc16 "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
 bench gpu_cpu "encoder=cuda:0/fp16,seg=cpu:1,depth=cpu:2" --size 256x256
 echo "== run with a trace (+$(( $(date +%s) - T0 )) s)"
-"$M" run --images "$SH/images" --calib "$CACHE" --place "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" \
-  --frames 40 -o "$OUT/res" --trace "$OUT/trace_soc.json" --json "$OUT/run_soc.json" > "$OUT/run_soc.log" 2>&1 || rc=1
-tail -12 "$OUT/run_soc.log"
-"$M" run --frames 4 -o "$OUT/res_auto" --trace "$OUT/trace_auto.json" > "$OUT/run_auto.log" 2>&1 || rc=1
-grep -E "placement|summary|device memory" "$OUT/run_auto.log"
-cp "$OUT"/res/*_vis.png "$OUT/" 2>/dev/null; rm -rf "$OUT/res" "$OUT/res_auto"
+"$M" run --model "$MODEL" --images "$SH/images" --cache "$CACHE" \
+  --place "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" \
+  --frames 40 -o "$LOGS/res" --trace "$OUT/trace_soc.json" --json "$LOGS/run_soc.json" > "$LOGS/run_soc.log" 2>&1 || rc=1
+tail -12 "$LOGS/run_soc.log"
+"$M" run --frames 4 -o "$LOGS/res_auto" > "$LOGS/run_auto.log" 2>&1 || rc=1
+grep -E "placement|summary|device memory" "$LOGS/run_auto.log"
+cp "$LOGS"/res/*_vis.png "$OUT/" 2>/dev/null
 echo "== errors"
 "$M" run --place encoder=cuda:0.sm1000/fp16 --frames 1 -o /tmp/e 2>&1 | tail -1
+"$M" run --place encoder=cuda:0.sm2/fp16 --frames 1 -o /tmp/e 2>&1 | tail -1
 "$M" run --place encoder=cuda:3/fp16 --frames 1 -o /tmp/e 2>&1 | tail -1
 "$M" run --place seg=cuda:0/int8 --frames 1 -o /tmp/e 2>&1 | tail -1
-"$M" bench --place cuda:0/fp16 --frames 6 --inject-error 1:2 --quiet 2>&1 | tail -1
+"$M" run --place cuda:0/fp16 --frames 6 --inject-error 1:2 -o /tmp/e --quiet 2>&1 | tail -1
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]

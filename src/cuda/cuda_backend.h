@@ -35,6 +35,10 @@ typedef struct mt_cuda_plan_opts {
     void *stream;   /* cudaStream_t the plan runs on (not owned); NULL = its own */
     void *ctx;      /* CUcontext made current instead of the device's primary
                      * context (a green context's, for an SM partition) */
+    /* Inputs / outputs always given in device memory (mt_cuda_plan_enqueue
+     * with dev[i] = 1; NULL = none): the plan keeps no staging buffer for
+     * them, and every run must bind them. */
+    const unsigned char *in_dev, *out_dev;
 } mt_cuda_plan_opts;
 mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_plan_opts *o, mt_cuda_plan **out);
 

@@ -25,6 +25,7 @@ enum { MC_ARENA = 0, MC_CONST = 1, MC_STAGE = 2 };
 typedef struct mc_buf {
     size_t bytes, off, host_bytes;
     int kind;
+    int bound;       /* staging of an always-bound input / output: no memory of its own */
     int first, last; /* steps using it */
     void *dptr;
     void *host;      /* constant contents to upload */
@@ -87,6 +88,7 @@ typedef struct mc_plan {
     CUcontext ctx;   /* made current instead of cudaSetDevice (green context) */
     mc_binding binds[MC_MAX_BINDINGS];
     int nbinds;
+    int any_bound;   /* some input / output is always given in device memory: no unbound graph */
     mc_buf *bufs;
     int nbufs, cap_bufs;
     mc_step *steps;

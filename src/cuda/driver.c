@@ -21,16 +21,18 @@ static int lookup(const char *sym, void **fn, unsigned ver) {
     cudaError_t e = cudaGetDriverEntryPointByVersion(sym, fn, ver, cudaEnableDefault, &q);
     if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !*fn) {
         cudaGetLastError();
-        snprintf(g_api_err, sizeof g_api_err, "the CUDA driver has no %s (green contexts need a CUDA 12.4 or newer driver)", sym);
+        snprintf(g_api_err, sizeof g_api_err, "the CUDA driver has no %s (green contexts need a CUDA 12.5 or newer driver)", sym);
         return -1;
     }
     return 0;
 }
 
 static void load_api(void) {
-    /* 12040: the ABI version these entry points have had since green
-     * contexts appeared (CUDA 12.4). */
-    const unsigned v = 12040;
+    /* The entry points as of the toolkit we were compiled with: their
+     * prototypes are the ones in our cuda.h (cuGreenCtxStreamCreate, for
+     * one, only exists from 12.5 on; the driver must be at least as new as
+     * the runtime anyway). */
+    const unsigned v = CUDART_VERSION;
     if (lookup("cuCtxGetCurrent", (void **)&g_api.ctx_get_current, v) ||
         lookup("cuCtxSetCurrent", (void **)&g_api.ctx_set_current, v) ||
         lookup("cuDeviceGet", (void **)&g_api.device_get, v) ||

@@ -419,7 +419,7 @@ static mtmi_status plan_memory(mc_plan *p) {
         mc_buf *B = &p->bufs[b];
         B->bytes = (B->bytes + 255) & ~(size_t)255;
         if (B->kind == MC_ARENA && B->first >= 0) list[cnt++] = B;
-        else if (B->kind != MC_ARENA) weights += B->bytes;
+        else if (B->kind != MC_ARENA && !B->bound) weights += B->bytes;
     }
     qsort(list, cnt, sizeof *list, by_size_desc);
     size_t total = 0;
@@ -450,6 +450,12 @@ static mtmi_status plan_memory(mc_plan *p) {
         mc_buf *B = &p->bufs[b];
         if (B->kind == MC_ARENA) {
             B->dptr = B->first >= 0 ? (char *)p->arena + B->off : NULL;
+            continue;
+        }
+        if (B->bound) {
+            /* Only for the validating first run (mt_cuda_plan_create_ex
+             * frees it after): every later run binds the caller's memory. */
+            CK(cudaMalloc(&B->dptr, B->bytes ? B->bytes : 256));
             continue;
         }
         B->dptr = (char *)p->pool + off;
@@ -665,6 +671,10 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     }
     if ((s = mc_libs_init(p))) goto fail;
     if ((s = build_steps(p))) goto fail;
+    for (int i = 0; i < g->ninputs; i++)
+        if (o->in_dev && o->in_dev[i] && p->in_stage[i].buf >= 0) p->bufs[p->in_stage[i].buf].bound = 1, p->any_bound = 1;
+    for (int i = 0; i < g->noutputs; i++)
+        if (o->out_dev && o->out_dev[i] && p->out_stage[i].buf >= 0) p->bufs[p->out_stage[i].buf].bound = 1, p->any_bound = 1;
     /* encoder steps first, then each head's: parts replay separately */
     qsort(p->steps, p->nsteps, sizeof(mc_step), step_cmp);
     for (int i = 0; i < p->nparts; i++) p->part_first[i] = p->part_last[i] = -1;
@@ -683,7 +693,16 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
         s = mt_fail(MTMI_ERR_DEVICE, "CUDA: first run failed: %s", cudaGetErrorString(cudaGetLastError()));
         goto fail;
     }
-    if ((s = capture(p, 0, p->nsteps, &p->exec))) goto fail;
+    if (p->any_bound) {
+        /* No graph of its own: its staging buffers are gone. */
+        for (int b = 0; b < p->nbufs; b++)
+            if (p->bufs[b].bound) {
+                cudaFree(p->bufs[b].dptr);
+                p->bufs[b].dptr = NULL;
+            }
+    } else if ((s = capture(p, 0, p->nsteps, &p->exec))) {
+        goto fail;
+    }
     {
         size_t free1 = 0, tot = 0;
         cudaMemGetInfo(&free1, &tot);
@@ -712,7 +731,10 @@ void mt_cuda_plan_free(mt_cuda_plan *pp) {
         if (p->part_exec[i]) cudaGraphExecDestroy(p->part_exec[i]);
     for (int i = 0; i < p->nsteps; i++) mc_release_step(p, &p->steps[i]);
     mc_libs_free(p);
-    for (int b = 0; b < p->nbufs; b++) free(p->bufs[b].host);
+    for (int b = 0; b < p->nbufs; b++) {
+        free(p->bufs[b].host);
+        if (p->bufs[b].bound && p->bufs[b].dptr) cudaFree(p->bufs[b].dptr);
+    }
     if (p->arena) cudaFree(p->arena);
     if (p->pool) cudaFree(p->pool);
     if (p->stream && p->own_stream) cudaStreamDestroy(p->stream);
@@ -736,6 +758,7 @@ mtmi_status mt_cuda_plan_run(mt_cuda_plan *pp, const mt_tview *in, int nin, mt_t
     char a[128], b[128];
     if (nin != g->ninputs || nout != g->noutputs)
         return mt_fail(MTMI_ERR_ARG, "plan has %d inputs and %d outputs, got %d and %d", g->ninputs, g->noutputs, nin, nout);
+    if (p->any_bound) return mt_fail(MTMI_ERR_ARG, "this plan takes some inputs / outputs in device memory only (mt_cuda_plan_enqueue)");
     mtmi_status bs = mc_bind(p);
     if (bs) return bs;
     for (int i = 0; i < nin; i++) {
@@ -770,6 +793,7 @@ static int cmp_double(const void *a, const void *b) {
 
 mtmi_status mt_cuda_plan_bench(mt_cuda_plan *pp, int part, int iters, double *median_ms) {
     mc_plan *p = (mc_plan *)pp;
+    if (p->any_bound) return mt_fail(MTMI_ERR_ARG, "this plan takes some inputs / outputs in device memory only");
     if (mc_bind(p)) return MTMI_ERR_DEVICE;
     cudaGraphExec_t ex = p->exec;
     if (part >= 0) {
@@ -819,6 +843,7 @@ size_t mt_cuda_plan_device_delta(const mt_cuda_plan *pp) { return ((const mc_pla
 
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *pp, FILE *f) {
     mc_plan *p = (mc_plan *)pp;
+    if (p->any_bound) return mt_fail(MTMI_ERR_ARG, "this plan takes some inputs / outputs in device memory only");
     if (mc_bind(p)) return MTMI_ERR_DEVICE;
     /* the plan: each step's operands (buffer, element offset, dims, strides) */
     for (int i = 0; i < p->nsteps; i++) {
@@ -909,10 +934,14 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const uns
                            mt_shape_str(in[i].rank, in[i].dims, b2, sizeof b2));
         if (!in[i].data) return mt_fail(MTMI_ERR_ARG, "input '%s': no data", v->name);
         if (in_dev && in_dev[i]) bin[i] = in[i].data, bound = 1;
+        else if (p->bufs[p->in_stage[i].buf].bound)
+            return mt_fail(MTMI_ERR_ARG, "input '%s': this plan takes it in device memory only", v->name);
     }
     for (int i = 0; i < nout; i++) {
         if (!out[i].data) return mt_fail(MTMI_ERR_ARG, "output %d: no buffer", i);
         if (out_dev && out_dev[i]) bout[i] = out[i].data, bound = 1;
+        else if (p->bufs[p->out_stage[i].buf].bound)
+            return mt_fail(MTMI_ERR_ARG, "output %d: this plan writes it to device memory only", i);
     }
     mtmi_status s = mc_bind(p);
     if (s) return s;

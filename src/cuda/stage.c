@@ -131,6 +131,11 @@ static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_
         g = c->qgraph;
     }
     mt_cuda_plan_opts o = {.fp16 = d->prec != MT_PREC_FP32};
+    unsigned char in_dev[MT_STAGE_MAX_IO] = {0}, out_dev[MT_STAGE_MAX_IO] = {0};
+    for (int i = 0; cfg && cfg->in_mem && i < g->ninputs && i < MT_STAGE_MAX_IO; i++) in_dev[i] = cfg->in_mem[i] == MT_MEM_DEVICE;
+    for (int i = 0; cfg && cfg->out_mem && i < g->noutputs && i < MT_STAGE_MAX_IO; i++) out_dev[i] = cfg->out_mem[i] == MT_MEM_DEVICE;
+    o.in_dev = in_dev;
+    o.out_dev = out_dev;
     if (d->sms) {
         if ((s = make_partition(d, c))) goto fail;
         o.stream = c->gstream;

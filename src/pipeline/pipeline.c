@@ -378,6 +378,16 @@ static void pick_memory(mt_pipeline *p, int producer, const int *consumers, int 
     *be = ps->be, *dev = ps->dev;
 }
 
+/* Cut tensor c: its allocator, device and memory kind. */
+static void cut_placement(mt_pipeline *p, int c, const mt_backend **be, mt_devspec *dev, int *mem) {
+    int consumers[MT_PLACE_MAX], nc = 0;
+    for (int h = 1; h < p->nstages; h++)
+        for (int i = 0; i < p->st[h].nin; i++)
+            if (p->st[h].in_kind[i] && p->st[h].in_idx[i] == c && nc < MT_PLACE_MAX) consumers[nc++] = h;
+    pick_memory(p, 0, consumers, nc, be, dev, mem);
+    if (p->nstages == 1) *mem = MT_MEM_HOST; /* read by the application */
+}
+
 static mtmi_status setup_slots(mt_pipeline *p) {
     p->slots = calloc(p->nslots, sizeof(slot));
     if (!p->slots) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
@@ -408,14 +418,8 @@ static mtmi_status setup_slots(mt_pipeline *p) {
             sl->in_views[i].data = sl->in[i].ptr;
         }
         for (int c = 0; c < p->ncut; c++) {
-            nc = 0;
-            for (int h = 1; h < p->nstages; h++)
-                for (int i = 0; i < p->st[h].nin; i++)
-                    if (p->st[h].in_kind[i] && p->st[h].in_idx[i] == c) consumers[nc++] = h;
-            pick_memory(p, 0, consumers, nc, &be, &dev, &mem);
-            if (p->nstages == 1) mem = MT_MEM_HOST; /* read by the application */
+            cut_placement(p, c, &be, &dev, &mem);
             if ((s = alloc_buf(&sl->cut[c], be, &dev, view_bytes(&p->cut_shape[c]), mem, p->cut_names[c]))) return s;
-            p->cut_mem[c] = mem;
         }
         if (p->nstages == 1)
             for (int i = 0; i < p->nout; i++) {
@@ -515,9 +519,20 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
         p->gpu_base[j] = st->be->device_used(&st->dev);
         p->ngpus++;
     }
+    /* Where each cut tensor lives, known before the plans are made so that
+     * a backend can skip staging for tensors that stay on its device. */
+    for (int c = 0; c < p->ncut; c++) {
+        const mt_backend *be;
+        mt_devspec dv;
+        cut_placement(p, c, &be, &dv, &p->cut_mem[c]);
+    }
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
-        mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib};
+        unsigned char in_mem[MT_STAGE_MAX_IO] = {0}, out_mem[MT_STAGE_MAX_IO] = {0};
+        for (int k = 0; k < st->nin; k++) in_mem[k] = st->in_kind[k] ? (unsigned char)p->cut_mem[st->in_idx[k]] : MT_MEM_HOST;
+        if (i == 0)
+            for (int k = 0; k < st->nout; k++) out_mem[k] = (unsigned char)p->cut_mem[st->out_idx[k]];
+        mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib, .in_mem = in_mem, .out_mem = out_mem};
         if ((s = st->be->create(&st->dev, st->g, &cfg, &st->plan))) {
             s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
             goto fail;

@@ -123,6 +123,10 @@ typedef struct mt_stage_cfg {
     /* INT8: activation scales (TensorRT calibration cache, see
      * src/quant/quant.h for the arithmetic every backend must follow). */
     const struct mt_calib_cache *calib;
+    /* Where each of the stage's inputs / outputs will be in every run
+     * (MT_MEM_*, in the subgraph's order; NULL = all host): a backend may
+     * skip staging for tensors that stay in its device memory. */
+    const unsigned char *in_mem, *out_mem;
 } mt_stage_cfg;
 
 typedef struct mt_backend {

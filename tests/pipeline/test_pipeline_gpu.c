@@ -245,14 +245,21 @@ static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_
     }
     CHECK(seg >= 0 && dep >= 0, "outputs");
     size_t in_n = mt_tview_numel(mt_pipeline_input_shape(p, 0));
+    /* Inputs made once: the timed loop measures the pipeline, not the RNG. */
+    float *pat[PATTERNS];
+    for (int k = 0; k < PATTERNS; k++) {
+        pat[k] = malloc(in_n * sizeof(float));
+        fill_input(pat[k], in_n, k);
+    }
     size_t on[2] = {mt_tview_numel(mt_pipeline_output_shape(p, 0)), mt_tview_numel(mt_pipeline_output_shape(p, 1))};
     float *ref[PATTERNS][2];
     for (int k = 0; k < PATTERNS; k++) {
         mt_frame *f;
-        if (mt_pipeline_begin(p, &f) || (fill_input(f->inputs[0].data, in_n, k), mt_pipeline_submit(p, f)) ||
+        if (mt_pipeline_begin(p, &f) || (memcpy(f->inputs[0].data, pat[k], in_n * sizeof(float)), mt_pipeline_submit(p, f)) ||
             mt_pipeline_wait(p, &f)) {
             CHECK(0, "serial frame %d: %s", k, mtmi_last_error());
             mt_pipeline_free(p);
+            for (int j = 0; j < PATTERNS; j++) free(pat[j]);
             return;
         }
         for (int i = 0; i < 2; i++) {
@@ -274,7 +281,7 @@ static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_
         mt_frame *f;
         if (submitted < frames && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
             if (mt_pipeline_begin(p, &f)) break;
-            fill_input(f->inputs[0].data, in_n, (int)(f->index % PATTERNS));
+            memcpy(f->inputs[0].data, pat[(int)(f->index % PATTERNS)], in_n * sizeof(float));
             if (mt_pipeline_submit(p, f)) break;
             submitted++;
             continue;
@@ -312,7 +319,7 @@ static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_
     } else {
         CHECK(0, "whole model plan: %s", mtmi_last_error());
     }
-    for (int k = 0; k < PATTERNS; k++) free(ref[k][0]), free(ref[k][1]);
+    for (int k = 0; k < PATTERNS; k++) free(ref[k][0]), free(ref[k][1]), free(pat[k]);
     mt_pipeline_free(p);
 }
 
