@@ -15,6 +15,7 @@
 #include <cuda_fp16.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "qkernels.h"
 
@@ -67,37 +68,79 @@ __device__ __forceinline__ int q_quant(float x, float s) {
     return q_f2i(v);
 }
 
-/* ------------------------------------------------------------ quantize */
-__global__ void k_qquant(const void *__restrict__ x, int64_t s0, int64_t s1, int64_t s2, int64_t s3, int f16,
-                         int *__restrict__ xq, int N, int C, int H, int W, int Cp4, float s, int64_t total) {
-    for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (int64_t)gridDim.x * blockDim.x) {
-        int c4 = (int)(idx % Cp4);
-        int64_t pix = idx / Cp4;
-        int w = (int)(pix % W), h = (int)((pix / W) % H);
-        int64_t n = pix / ((int64_t)W * H);
-        unsigned packed = 0;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int c = c4 * 4 + j, q = 0;
-            if (c < C) {
-                int64_t off = n * s0 + (int64_t)c * s1 + (int64_t)h * s2 + (int64_t)w * s3;
-                float f = f16 ? __half2float(((const __half *)x)[off]) : ((const float *)x)[off];
-                q = q_quant(f, s);
-            }
-            packed |= ((unsigned)q & 0xffu) << (8 * j);
+/* ------------------------------------------------------------ quantize
+ * One thread per (pixel, group of 8 channels): 8 quantized bytes, one 8-byte
+ * store.  Index order: with channels contiguous (NHWC, s1 == 1) the channel
+ * group runs fastest, and FP16 inputs with 8-aligned strides are read as one
+ * 16-byte load; otherwise (NCHW) the pixel's w runs fastest so that each of
+ * the 8 channel reads is coalesced across the warp.  32-bit index math
+ * where the sizes allow it. */
+template <typename I>
+__global__ void k_qquant8(const void *__restrict__ x, int64_t s0, int64_t s1, int64_t s2, int64_t s3, int f16, int vec,
+                          int cfast, uint2 *__restrict__ xq, I N, I C, I H, I W, I Cp8, float s, I total) {
+    for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (I)gridDim.x * blockDim.x) {
+        I c8, w, h, n;
+        if (cfast) {
+            c8 = idx % Cp8;
+            I pix = idx / Cp8;
+            w = pix % W;
+            I r = pix / W;
+            h = r % H;
+            n = r / H;
+        } else {
+            w = idx % W;
+            I r = idx / W;
+            c8 = r % Cp8;
+            r /= Cp8;
+            h = r % H;
+            n = r / H;
         }
-        xq[idx] = (int)packed;
+        const int64_t base = (int64_t)n * s0 + (int64_t)h * s2 + (int64_t)w * s3;
+        const int c0 = (int)c8 * 8;
+        unsigned lo = 0, hi = 0;
+        if (vec && c0 + 8 <= (int)C) {
+            uint4 v = __ldg((const uint4 *)((const __half *)x + base + c0));
+            const __half2 *hv = (const __half2 *)&v;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                float2 f = __half22float2(hv[j]);
+                unsigned b = ((unsigned)q_quant(f.x, s) & 0xffu) | (((unsigned)q_quant(f.y, s) & 0xffu) << 8);
+                if (j < 2) lo |= b << (16 * j);
+                else hi |= b << (16 * (j - 2));
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                int c = c0 + j, q = 0;
+                if (c < (int)C) {
+                    int64_t off = base + (int64_t)c * s1;
+                    float f = f16 ? __half2float(((const __half *)x)[off]) : ((const float *)x)[off];
+                    q = q_quant(f, s);
+                }
+                if (j < 4) lo |= ((unsigned)q & 0xffu) << (8 * j);
+                else hi |= ((unsigned)q & 0xffu) << (8 * (j - 4));
+            }
+        }
+        int64_t o = (((int64_t)n * H + h) * W + w) * Cp8 + c8;
+        xq[o] = make_uint2(lo, hi);
     }
 }
 
 extern "C" cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const int64_t xs[4], int x_f16, int8_t *xq, int N,
                                           int C, int H, int W, int Cp, float scale) {
-    int64_t total = (int64_t)N * H * W * (Cp / 4);
+    if (Cp % 8) return cudaErrorInvalidValue;
+    int64_t total = (int64_t)N * H * W * (Cp / 8);
     if (total <= 0) return cudaSuccess;
+    int cfast = xs[1] == 1 || W == 1;
+    int vec = x_f16 && xs[1] == 1 && xs[0] % 8 == 0 && xs[2] % 8 == 0 && xs[3] % 8 == 0 && ((uintptr_t)x & 15) == 0;
     int64_t blocks = (total + 255) / 256;
-    if (blocks > 65536) blocks = 65536;
-    k_qquant<<<(unsigned)blocks, 256, 0, st>>>(x, xs[0], xs[1], xs[2], xs[3], x_f16, (int *)xq, N, C, H, W, Cp / 4, scale,
-                                              total);
+    if (blocks > 131072) blocks = 131072;
+    if (total < ((int64_t)1 << 31) - (int64_t)blocks * 256)
+        k_qquant8<int><<<(unsigned)blocks, 256, 0, st>>>(x, xs[0], xs[1], xs[2], xs[3], x_f16, vec, cfast, (uint2 *)xq, N, C, H, W,
+                                                       Cp / 8, scale, (int)total);
+    else
+        k_qquant8<int64_t><<<(unsigned)blocks, 256, 0, st>>>(x, xs[0], xs[1], xs[2], xs[3], x_f16, vec, cfast, (uint2 *)xq, N, C,
+                                                           H, W, Cp / 8, scale, total);
     return cudaGetLastError();
 }
 
@@ -114,6 +157,28 @@ extern "C" cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const 
  * pixels x 32 channels (2 x 4 mma tiles); a block is 4 warps along the
  * pixels.  Operands come straight from global memory (L1/L2-resident for
  * these layer sizes): the simplest correct tensor-core kernel. */
+/* The CPU's float steps after the int32 sum (bias included), in its order. */
+__device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m) {
+    float v = q_mul(q_i2f(av), m);
+    if (q.act == 1) {
+        v = v > 0.0f ? v : 0.0f;
+    } else if (q.act == 2) {
+        /* CPU: 1 / (1 + expf(-y)).  exp in double, rounded once
+         * to float, is (nearly always) the correctly rounded
+         * expf; glibc's expf is within 0.502 ulp of it, so e
+         * may differ by 1 ulp and the output by up to 2 (H100:
+         * 142 of 262144 outputs, max 2 ulp).  Not bit-exact
+         * across math libraries, as quant.h says. */
+        float e = q_d2f(exp(-q_f2d(v)));
+        v = q_div(1.0f, q_add(1.0f, e));
+    } else if (q.act == 3) {
+        float e = q_d2f(erf(q_f2d(q_mul(v, 0.70710677f))));
+        v = q_mul(q_mul(0.5f, v), q_add(1.0f, e));
+    }
+    if (q.y_scale > 0.0f) v = q_mul(q_i2f(q_quant(v, q.y_scale)), q.y_scale);
+    return v;
+}
+
 #define QG_WARPS 4
 
 __device__ __forceinline__ void q_mma(int c[4], const unsigned a[4], const unsigned b[2]) {
@@ -206,30 +271,14 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
                 if (!pv[r] || col >= q.CO) continue;
                 const int av = acc[mi][ni][i] + bq[col]; /* cannot overflow: |bq| <= 2^31-1 - K*16256 */
                 if (acc_out) acc_out[(pbase + g + 8 * r) * q.CO + col] = av;
-                float v = q_mul(q_i2f(av), mult[col]);
-                if (q.act == 1) {
-                    v = v > 0.0f ? v : 0.0f;
-                } else if (q.act == 2) {
-                    /* CPU: 1 / (1 + expf(-y)).  exp in double, rounded once
-                     * to float, is (nearly always) the correctly rounded
-                     * expf; glibc's expf is within 0.502 ulp of it, so e
-                     * may differ by 1 ulp and the output by up to 2 (H100:
-                     * 142 of 262144 outputs, max 2 ulp).  Not bit-exact
-                     * across math libraries, as quant.h says. */
-                    float e = q_d2f(exp(-q_f2d(v)));
-                    v = q_div(1.0f, q_add(1.0f, e));
-                } else if (q.act == 3) {
-                    float e = q_d2f(erf(q_f2d(q_mul(v, 0.70710677f))));
-                    v = q_mul(q_mul(0.5f, v), q_add(1.0f, e));
-                }
-                if (q.y_scale > 0.0f) v = q_mul(q_i2f(q_quant(v, q.y_scale)), q.y_scale);
+                const float v = q_epilogue(q, av, mult[col]);
                 const int64_t off = (int64_t)pn[r] * q.ys0 + ((int64_t)poy[r] * q.OW + pox[r]) * q.ldy + col;
                 if (y_f16) ((__half *)y)[off] = __float2half_rn(v);
                 else ((float *)y)[off] = v;
             }
 }
 
-extern "C" cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+extern "C" cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                       const float *mult, void *y, int y_f16, int32_t *acc) {
     int64_t P = (int64_t)q->N * q->OH * q->OW;
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
@@ -237,4 +286,339 @@ extern "C" cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const
     dim3 grid((unsigned)((P + QG_WARPS * 32 - 1) / (QG_WARPS * 32)), (unsigned)(q->COp / 32));
     k_qgemm<<<grid, QG_WARPS * 32, 0, st>>>(*q, xq, wq, bq, mult, y, y_f16, acc);
     return cudaGetLastError();
+}
+
+/* ------------------------------------------------------- tiled GEMM
+ * The fast kernel: a block computes BM output pixels x BN output channels.
+ * The k loop runs over chunks of 32 int8 (chunk kc: tap kc / (Cp/32),
+ * channels 32 * (kc % (Cp/32)); the repacked weights are [COp][KH*KW*Cp],
+ * so a weight chunk is simply bytes 32 kc of its row).  A pipeline stage
+ * holds two chunks of A ([BM][32] bytes each: the tap's source pixels,
+ * zero-filled by cp.async src-size 0 outside the image, as the CPU's
+ * im2col pads with quantize(0) = 0) and B ([BN][32]), loaded with 16-byte
+ * cp.async into a STAGES-deep ring.  Rows of 32 bytes are two 16-byte
+ * halves, swapped on rows 4..7 of every 8 so that ldmatrix (8 rows x 16
+ * bytes per phase) hits 32 distinct banks.  ldmatrix.x4 yields the s8
+ * m16n8k32 fragments directly: an int8 16x32 tile is a b16 16x16 tile.
+ * Warps tile the block as (BM / WM) x (BN / WN), each WM x WN of
+ * m16n8k32 mma.sync.  The epilogue is q_epilogue on the exact int32 sums,
+ * so the result does not depend on the tiling. */
+__device__ __forceinline__ unsigned q_smem(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void q_cp16(unsigned dst, const void *src, bool ok) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+#endif
+}
+__device__ __forceinline__ void q_cp16g(unsigned dst, const void *src, bool ok) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+#endif
+}
+__device__ __forceinline__ void q_cp_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;");
+#endif
+}
+template <int N> __device__ __forceinline__ void q_cp_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
+#endif
+}
+__device__ __forceinline__ void q_ldsm4(unsigned r[4], unsigned addr) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+#endif
+}
+/* byte offset of (row r, 16-byte half h) in a [rows][32] chunk */
+__device__ __forceinline__ int q_sw(int r, int h) { return r * 32 + ((h ^ ((r >> 2) & 1)) << 4); }
+
+template <int BM, int BN, int WM, int WN, int STAGES, int CH> struct QT {
+    static constexpr int WARPS_M = BM / WM, WARPS_N = BN / WN, NT = 32 * WARPS_M * WARPS_N;
+    static constexpr int MI = WM / 16, NI = WN / 8;
+    static constexpr int A_IT = (BM * 2 + NT - 1) / NT, B_IT = (BN * 2 + NT - 1) / NT;
+    static constexpr int STAGE_BYTES = CH * (BM + BN) * 32;
+    static constexpr int SMEM = STAGES * STAGE_BYTES;
+};
+
+template <int BM, int BN, int WM, int WN, int STAGES, int CH>
+__global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
+    k_qgemm_tiled(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
+                  const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+    typedef QT<BM, BN, WM, WN, STAGES, CH> T;
+    extern __shared__ __align__(128) unsigned char q_sm[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp % T::WARPS_M, wn = warp / T::WARPS_M;
+    const int g = lane >> 2, t = lane & 3;
+    const int P = q.N * q.OH * q.OW; /* < 2^31: checked by the launcher */
+    const int p0 = blockIdx.x * BM;
+    const int n0 = blockIdx.y * BN;
+    const int KT = q.KH * q.KW * (q.Cp >> 5), NS = (KT + CH - 1) / CH;
+    const int64_t wrow = (int64_t)q.KH * q.KW * q.Cp;
+
+    /* this thread's A pieces (pixel rows, 16-byte halves) and B pieces */
+    const int8_t *abase[T::A_IT];
+    const int8_t *asrc[T::A_IT];
+    int aiy[T::A_IT], aix[T::A_IT], aoff[T::A_IT];
+    bool aok[T::A_IT], aval[T::A_IT];
+#pragma unroll
+    for (int i = 0; i < T::A_IT; i++) {
+        const int piece = tid + i * T::NT, r = piece >> 1;
+        aok[i] = piece < BM * 2 && p0 + r < P;
+        const int pix = aok[i] ? p0 + r : 0;
+        const int ox = pix % q.OW, rr = pix / q.OW;
+        const int oy = rr % q.OH, n = rr / q.OH;
+        abase[i] = xq + (int64_t)n * q.H * q.W * q.Cp + (piece & 1) * 16;
+        aiy[i] = oy * q.sh - q.ph;
+        aix[i] = ox * q.sw - q.pw;
+        aoff[i] = q_sw(r, piece & 1);
+        asrc[i] = xq;
+        aval[i] = false;
+    }
+    const int8_t *bsrc[T::B_IT];
+    int boff[T::B_IT];
+    bool bok[T::B_IT];
+#pragma unroll
+    for (int i = 0; i < T::B_IT; i++) {
+        const int piece = tid + i * T::NT, r = piece >> 1;
+        bok[i] = piece < BN * 2 && n0 + r < q.COp;
+        bsrc[i] = bok[i] ? wq + (int64_t)(n0 + r) * wrow + (piece & 1) * 16 : wq;
+        boff[i] = q_sw(r, piece & 1);
+    }
+    const unsigned sm0 = q_smem(q_sm);
+
+    /* the loader walks the chunks in order: (ky, kx) tap and channel offset
+     * c0 advance incrementally; the source pixels are recomputed per tap */
+    int l_ky = 0, l_kx = 0, l_c0 = 0, l_kc = 0;
+    auto set_tap = [&]() {
+#pragma unroll
+        for (int i = 0; i < T::A_IT; i++) {
+            const int iy = aiy[i] + l_ky * q.dh, ix = aix[i] + l_kx * q.dw;
+            aval[i] = aok[i] && iy >= 0 && iy < q.H && ix >= 0 && ix < q.W;
+            asrc[i] = aval[i] ? abase[i] + ((int64_t)iy * q.W + ix) * q.Cp : xq;
+        }
+    };
+    set_tap();
+    auto load_stage = [&](int s) {
+        const unsigned sa = sm0 + (s % STAGES) * T::STAGE_BYTES, sb = sa + CH * BM * 32;
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            if (l_kc >= KT) break;
+#pragma unroll
+            for (int i = 0; i < T::A_IT; i++)
+                if (T::A_IT * T::NT == BM * 2 || tid + i * T::NT < BM * 2)
+                    q_cp16(sa + c * BM * 32 + aoff[i], aval[i] ? asrc[i] + l_c0 : xq, aval[i]);
+#pragma unroll
+            for (int i = 0; i < T::B_IT; i++)
+                if (T::B_IT * T::NT == BN * 2 || tid + i * T::NT < BN * 2)
+                    q_cp16g(sb + c * BN * 32 + boff[i], bok[i] ? bsrc[i] + l_kc * 32 : wq, bok[i]);
+            l_kc++;
+            l_c0 += 32;
+            if (l_c0 == q.Cp && l_kc < KT) {
+                l_c0 = 0;
+                if (++l_kx == q.KW) {
+                    l_kx = 0;
+                    l_ky++;
+                }
+                set_tap();
+            }
+        }
+    };
+
+    int acc[T::MI][T::NI][4];
+#pragma unroll
+    for (int mi = 0; mi < T::MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < T::NI; ni++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[mi][ni][i] = 0;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < NS) load_stage(s);
+        q_cp_commit();
+    }
+    /* ldmatrix row / half of this lane: A x4 = rows 0-7 h0, 8-15 h0, 0-7 h1,
+     * 8-15 h1 (a0..a3); B x4 = n 0-7 h0, 0-7 h1, 8-15 h0, 8-15 h1 */
+    const int a_r = lane & 15, a_h = lane >> 4;
+    const int b_r = (lane & 7) + ((lane >> 4) << 3), b_h = (lane >> 3) & 1;
+    for (int s = 0; s < NS; s++) {
+        q_cp_wait<STAGES - 2>();
+        __syncthreads();
+        if (s + STAGES - 1 < NS) load_stage(s + STAGES - 1);
+        q_cp_commit();
+        const unsigned sa = sm0 + (s % STAGES) * T::STAGE_BYTES, sb = sa + CH * BM * 32;
+#pragma unroll
+        for (int c = 0; c < CH; c++) {
+            if (s * CH + c >= KT) break;
+            unsigned a[T::MI][4], b[T::NI][2];
+#pragma unroll
+            for (int mi = 0; mi < T::MI; mi++) {
+                const int r = wm * WM + mi * 16 + a_r;
+                q_ldsm4(a[mi], sa + c * BM * 32 + q_sw(r, a_h));
+            }
+#pragma unroll
+            for (int nj = 0; nj < T::NI / 2; nj++) {
+                const int r = wn * WN + nj * 16 + b_r;
+                unsigned v[4];
+                q_ldsm4(v, sb + c * BN * 32 + q_sw(r, b_h));
+                b[2 * nj][0] = v[0];
+                b[2 * nj][1] = v[1];
+                b[2 * nj + 1][0] = v[2];
+                b[2 * nj + 1][1] = v[3];
+            }
+#pragma unroll
+            for (int mi = 0; mi < T::MI; mi++)
+#pragma unroll
+                for (int ni = 0; ni < T::NI; ni++) q_mma(acc[mi][ni], a[mi], b[ni]);
+        }
+    }
+    q_cp_wait<0>();
+
+    /* epilogue: q_epilogue per element; pairs stored as one half2 / float2 */
+#pragma unroll
+    for (int mi = 0; mi < T::MI; mi++)
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const int pix = p0 + wm * WM + mi * 16 + g + 8 * hr;
+            if (pix >= P) continue;
+            const int ox = pix % q.OW, rr = pix / q.OW;
+            const int oy = rr % q.OH, n = rr / q.OH;
+            const int64_t obase = (int64_t)n * q.ys0 + ((int64_t)oy * q.OW + ox) * q.ldy;
+#pragma unroll
+            for (int ni = 0; ni < T::NI; ni++) {
+                const int col = n0 + wn * WN + ni * 8 + t * 2;
+                if (col >= q.CO) continue;
+                const bool two = col + 1 < q.CO;
+                const int av0 = acc[mi][ni][2 * hr] + bq[col]; /* cannot overflow: |bq| <= 2^31-1 - K*16256 */
+                const int av1 = two ? acc[mi][ni][2 * hr + 1] + bq[col + 1] : 0;
+                if (acc_out) {
+                    acc_out[(int64_t)pix * q.CO + col] = av0;
+                    if (two) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
+                }
+                const float v0 = q_epilogue(q, av0, mult[col]);
+                const float v1 = two ? q_epilogue(q, av1, mult[col + 1]) : 0.0f;
+                const int64_t off = obase + col;
+                if (y_f16) {
+                    __half *yh = (__half *)y;
+                    if (two && (off & 1) == 0) {
+                        *(__half2 *)(yh + off) = __halves2half2(__float2half_rn(v0), __float2half_rn(v1));
+                    } else {
+                        yh[off] = __float2half_rn(v0);
+                        if (two) yh[off + 1] = __float2half_rn(v1);
+                    }
+                } else {
+                    float *yf = (float *)y;
+                    if (two && (off & 1) == 0) {
+                        *(float2 *)(yf + off) = make_float2(v0, v1);
+                    } else {
+                        yf[off] = v0;
+                        if (two) yf[off + 1] = v1;
+                    }
+                }
+            }
+        }
+}
+
+template <int BM, int BN, int WM, int WN, int STAGES, int CH>
+static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
+                            const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc) {
+    typedef QT<BM, BN, WM, WN, STAGES, CH> T;
+    auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH>;
+    if (T::SMEM > 48 * 1024) { /* once per device (a host call, also fine while a graph is captured) */
+        static unsigned long long done;
+        int dev = 0;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e != cudaSuccess) return e;
+        if (dev >= 64 || !((done >> dev) & 1ull)) {
+            e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, T::SMEM);
+            if (e != cudaSuccess) return e;
+            if (dev < 64) done |= 1ull << dev;
+        }
+    }
+    dim3 grid((unsigned)((P + BM - 1) / BM), (unsigned)((q->COp + BN - 1) / BN));
+    kern<<<grid, T::NT, T::SMEM, st>>>(*q, xq, wq, bq, mult, y, y_f16, acc);
+    return cudaGetLastError();
+}
+
+/* tile configurations: BM pixels x BN channels, warp tile WM x WN, STAGES
+ * deep, CH 32-byte chunks of k per stage */
+#define Q_CFGS(X)                      \
+    X(1, 128, 32, 32, 32, 4, 2)        \
+    X(2, 256, 32, 64, 32, 3, 2)        \
+    X(3, 128, 32, 32, 32, 3, 4)        \
+    X(4, 128, 64, 32, 32, 4, 2)        \
+    X(5, 128, 64, 64, 32, 4, 2)        \
+    X(6, 256, 64, 64, 32, 3, 2)        \
+    X(7, 128, 128, 64, 32, 4, 2)       \
+    X(8, 128, 128, 64, 64, 3, 2)       \
+    X(9, 64, 128, 32, 32, 4, 2)        \
+    X(10, 128, 128, 64, 32, 3, 4)      \
+    X(11, 128, 160, 64, 32, 4, 2)      \
+    X(12, 64, 160, 32, 32, 4, 2)       \
+    X(13, 128, 64, 64, 32, 3, 4)       \
+    X(14, 256, 128, 64, 64, 3, 2)
+#define Q_NCFG 14
+
+static const char *q_cfg_name(int c) {
+    switch (c) {
+#define X(id, BM, BN, WM, WN, S, CH) \
+    case id: return #BM "x" #BN " w" #WM "x" #WN " s" #S " k" #CH;
+        Q_CFGS(X)
+#undef X
+    case 0: return "simple";
+    default: return "auto";
+    }
+}
+
+static cudaError_t q_run_cfg(int c, cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
+                             const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc) {
+    switch (c) {
+#define X(id, BM, BN, WM, WN, S, CH) \
+    case id: return q_launch<BM, BN, WM, WN, S, CH>(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
+        Q_CFGS(X)
+#undef X
+    default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
+    }
+}
+
+/* the configuration for a layer */
+static int q_pick(const mtk_qconv *q, int64_t P) {
+    const int64_t pb128 = (P + 127) / 128;
+    if (q->COp == 32) return 1;
+    if (q->COp == 64) return 4;
+    if (q->COp == 160) return pb128 >= 120 ? 11 : 12;
+    if (q->COp % 128 == 0) return pb128 * (q->COp / 128) >= 120 ? 7 : 9;
+    if (q->COp % 64 == 0) return 4;
+    return 1;
+}
+
+extern "C" int mtk_qconv_ncfg(void) { return Q_NCFG; }
+extern "C" const char *mtk_qconv_cfg_name(int cfg) { return q_cfg_name(cfg); }
+
+/* MTMI_QCONV_SIMPLE=1: the simple kernel (for comparisons) */
+static int q_simple(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("MTMI_QCONV_SIMPLE");
+        v = e && e[0] == '1';
+    }
+    return v;
+}
+
+extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq,
+                                          const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, int cfg) {
+    int64_t P = (int64_t)q->N * q->OH * q->OW;
+    if (P <= 0 || q->CO <= 0) return cudaSuccess;
+    if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
+    if (cfg < 0) cfg = q_simple() ? 0 : q_pick(q, P);
+    if (cfg > Q_NCFG || P > ((int64_t)1 << 30) || (int64_t)q->N * q->H * q->W > ((int64_t)1 << 30)) cfg = 0;
+    return q_run_cfg(cfg, st, q, P, xq, wq, bq, mult, y, y_f16, acc);
+}
+
+extern "C" cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                                      const float *mult, void *y, int y_f16, int32_t *acc) {
+    return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, -1);
 }

@@ -40,6 +40,17 @@ cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const int64_t xs[
  * for tests): int32 accumulators incl. bias, [N*OH*OW][CO]. */
 cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                            const float *mult, void *y, int y_f16, int32_t *acc);
+/* the same with the first, simple kernel (no shared-memory tiling), kept
+ * for comparisons; mtk_qconv_gemm uses it when MTMI_QCONV_SIMPLE=1. */
+/* mtk_qconv_gemm with tile configuration cfg: -1 the automatic choice, 0 the
+ * simple kernel, 1..mtk_qconv_ncfg() the tiled kernel's configurations
+ * (named by mtk_qconv_cfg_name; for tests and tuning). */
+cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                               const float *mult, void *y, int y_f16, int32_t *acc, int cfg);
+int mtk_qconv_ncfg(void);
+const char *mtk_qconv_cfg_name(int cfg);
+cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                                  const float *mult, void *y, int y_f16, int32_t *acc);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S]
+/* test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S] [--bench]
  *
  * The INT8 GPU kernels (src/cuda/qconv.cu) against the CPU INT8 reference
  * (src/quant/qkernels.c), with the real int8 weights, int32 biases, float
@@ -34,6 +34,7 @@
 
 static int g_fail = 0;
 static int g_dry = 0; /* --dry: CPU side only (machines without a GPU) */
+static int g_bench = 0; /* --bench: time quantize and every GEMM tile configuration per node */
 
 #define CK(x)                                                                                          \
     do {                                                                                               \
@@ -76,6 +77,86 @@ static void fill_input(float *x, int64_t n, float s, mt_rng *r) {
         else if (u < 0.999f) x[i] = (mt_rng_uniform(r) - 0.5f) * 600.0f * s; /* clipped */
         else x[i] = NAN;
     }
+}
+
+/* float -> IEEE half bits (round to nearest even; tiny values flush to 0):
+ * FP16 test inputs for the --bench timings */
+static uint16_t f2h(float f) {
+    uint32_t u = fbits(f), sgn = (u >> 16) & 0x8000u;
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7e00;
+    int e = (int)((u >> 23) & 0xff) - 127 + 15;
+    uint32_t m = u & 0x7fffffu;
+    if (e >= 31) return (uint16_t)(sgn | 0x7c00);
+    if (e <= 0) return (uint16_t)sgn;
+    uint32_t h = ((uint32_t)e << 10) | (m >> 13), rest = m & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sgn | h);
+}
+
+/* --bench: the node's quantize (FP16 NHWC input, as the plan feeds it) and
+ * GEMM (FP16 NHWC output) timed per tile configuration; every
+ * configuration's FP32 output and int32 accumulators must equal the
+ * automatic choice's bit for bit. */
+static void bench_node(const mtk_qconv *q, const float *x, int64_t xn, const void *dw, const void *db, const void *dm,
+                       const float *yref, const int32_t *accref, const char *name) {
+    int64_t P = (int64_t)q->N * q->OH * q->OW, HW = (int64_t)q->H * q->W;
+    uint16_t *xh = malloc(2 * xn);
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t c = 0; c < q->C; c++)
+            for (int64_t i = 0; i < HW; i++) xh[(n * HW + i) * q->C + c] = f2h(x[(n * q->C + c) * HW + i]);
+    void *dxh, *dxq, *dyh, *dyf, *dacc;
+    CK(cudaMalloc(&dxh, 2 * xn));
+    CK(cudaMalloc(&dxq, (size_t)q->N * HW * q->Cp));
+    CK(cudaMalloc(&dyh, 2 * P * q->CO));
+    CK(cudaMalloc(&dyf, 4 * P * q->CO));
+    CK(cudaMalloc(&dacc, 4 * P * q->CO));
+    CK(cudaMemcpy(dxh, xh, 2 * xn, cudaMemcpyHostToDevice));
+    int64_t xst[4] = {HW * q->C, 1, (int64_t)q->W * q->C, q->C};
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    const int it = 20;
+    float ms;
+    CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
+    CK(cudaEventRecord(e0, 0));
+    for (int k = 0; k < it; k++) CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
+    CK(cudaEventRecord(e1, 0));
+    CK(cudaEventSynchronize(e1));
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    printf("  bench %-16s P %7lld K %5d CO %3d: quantize %7.1f us;", name, (long long)P, q->KH * q->KW * q->Cp, q->CO,
+           1000.0 * ms / it);
+    /* the same x quantized from FP32 NCHW for the exactness comparison */
+    void *dx;
+    CK(cudaMalloc(&dx, 4 * xn));
+    CK(cudaMemcpy(dx, x, 4 * xn, cudaMemcpyHostToDevice));
+    int64_t xs32[4] = {(int64_t)q->C * HW, HW, q->W, 1};
+    CK(mtk_qconv_quantize(0, dx, xs32, 0, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
+    float *yf = malloc(4 * P * q->CO);
+    int32_t *ac = malloc(4 * P * q->CO);
+    double best = 1e30;
+    int bestc = -1;
+    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
+        CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyf, 0, dacc, c));
+        CK(cudaMemcpy(yf, dyf, 4 * P * q->CO, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(ac, dacc, 4 * P * q->CO, cudaMemcpyDeviceToHost));
+        int same = !memcmp(yf, yref, 4 * P * q->CO) && !memcmp(ac, accref, 4 * P * q->CO);
+        CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyh, 1, NULL, c));
+        CK(cudaEventRecord(e0, 0));
+        for (int k = 0; k < it; k++) CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyh, 1, NULL, c));
+        CK(cudaEventRecord(e1, 0));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        double us = 1000.0 * ms / it;
+        printf(" [%d] %.1f%s", c, us, same ? "" : " DIFFERS");
+        if (!same) g_fail = 1;
+        if (c > 0 && us < best) best = us, bestc = c;
+    }
+    printf("; best [%d] %s %.1f us (%.0f TOPS)\n", bestc, mtk_qconv_cfg_name(bestc), best,
+           2.0 * P * q->CO * q->KH * q->KW * q->C / (best * 1e6));
+    free(xh); free(yf); free(ac);
+    cudaFree(dx); cudaFree(dxh); cudaFree(dxq); cudaFree(dyh); cudaFree(dyf); cudaFree(dacc);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
 }
 
 /* ------------------------------------------------------------ part 1 */
@@ -190,6 +271,7 @@ static void check_node(const mt_graph *g, int ni, mt_rng *rng, int *nodes, int64
                 achk++;
                 if (s != acc[pix * q.CO + co]) abad++;
             }
+            if (g_bench) bench_node(&q, x, xn, dw, db, dm, yd, acc, n->name ? n->name : "?");
             free(acc); free(yd); free(wp); free(bp); free(mp);
             cudaFree(dx); cudaFree(dxq); cudaFree(dw); cudaFree(db); cudaFree(dm); cudaFree(dy); cudaFree(dacc);
         }
@@ -282,11 +364,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--full") && i + 1 < argc) sscanf(argv[++i], "%ldx%ld", &FH, &FW);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = atol(argv[++i]);
         else if (!strcmp(argv[i], "--dry")) g_dry = 1;
+        else if (!strcmp(argv[i], "--bench")) g_bench = 1;
         else if (!model) model = argv[i];
         else cache = argv[i];
     }
     if (!model || !cache) {
-        fprintf(stderr, "usage: test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S]\n");
+        fprintf(stderr, "usage: test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S] [--bench]\n");
         return 2;
     }
     if (!g_dry && mt_cuda_check_device(0)) {
