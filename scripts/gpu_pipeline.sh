@@ -36,7 +36,7 @@ tail -1 "$LOGS/calibrate.log"
 bench() { # name placement [extra args]
   local name=$1 place=$2; shift 2
   echo "== bench $name: $place (+$(( $(date +%s) - T0 )) s)"
-  timeout 120 "$M" bench --model "$MODEL" --place "$place" --frames "$FRAMES" --warmup 20 --compare --json "$OUT/bench_$name.json" \
+  timeout 120 "$M" bench ${MODEL:+--model "$MODEL"} --place "$place" --frames "$FRAMES" --warmup 20 --compare --json "$OUT/bench_$name.json" \
     --quiet "$@" > "$LOGS/bench_$name.log" 2>&1 || { rc=1; tail -3 "$LOGS/bench_$name.log"; }
   grep -E "summary|encoder|seg|depth|end to end|speedup|device memory|sync" "$LOGS/bench_$name.log" | head -24
 }
@@ -44,12 +44,18 @@ bench fp16 "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/fp16"
 bench int8 "encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8" --cache "$CACHE"
 bench soc "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" --cache "$CACHE"
 bench soc16 "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
+# The heads do more FLOPs than the encoder (66 vs 51 GFLOP): half the GPU for them.
+bench soc64 "encoder=cuda:0/fp16,depth=cuda:0.sm64/int8,seg=cuda:0.sm64/int8" --cache "$CACHE"
+bench soc64h "encoder=cuda:0/fp16,depth=cuda:0.sm64/fp16,seg=cuda:0.sm64/fp16"
+MODEL_SAVED=$MODEL; MODEL=  # the built-in network at 256x256 (a file's input size is fixed)
 bench gpu_cpu "encoder=cuda:0/fp16,seg=cpu:1,depth=cpu:2" --size 256x256
+MODEL=$MODEL_SAVED
 echo "== run with a trace (+$(( $(date +%s) - T0 )) s)"
 "$M" run --model "$MODEL" --images "$SH/images" --cache "$CACHE" \
   --place "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" \
   --frames 40 -o "$LOGS/res" --trace "$OUT/trace_soc.json" --json "$LOGS/run_soc.json" > "$LOGS/run_soc.log" 2>&1 || rc=1
 tail -12 "$LOGS/run_soc.log"
+python3 scripts/trace_png.py "$OUT/trace_soc.json" "$OUT/timeline_soc.png" --frames 8 || true
 "$M" run --frames 4 -o "$LOGS/res_auto" > "$LOGS/run_auto.log" 2>&1 || rc=1
 grep -E "placement|summary|device memory" "$LOGS/run_auto.log"
 cp "$LOGS"/res/*_vis.png "$OUT/" 2>/dev/null
@@ -63,7 +69,7 @@ python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
 print("\n%-10s %-62s %9s %9s %7s %10s" % ("bench", "placement", "sync fps", "pipe fps", "ratio", "dev MiB"))
-for n in ("fp16", "int8", "soc", "soc16", "gpu_cpu"):
+for n in ("fp16", "int8", "soc", "soc16", "soc64", "soc64h", "gpu_cpu"):
     try: j = json.load(open(os.path.join(out, "bench_%s.json" % n)))
     except Exception: continue
     mem = j.get("memory", {}).get("gpu_device_bytes", {}).get("cuda:0", 0) / 1048576.0

@@ -14,6 +14,7 @@
 #include "pipeline/app.h"
 
 #define RUN_MAX_SLOTS 64
+#define RUN_CACHE_MAX 64  /* fitted sources kept in memory (3 MiB each at 1024x1024) */
 
 typedef struct run_ctx {
     char **files;
@@ -21,7 +22,13 @@ typedef struct run_ctx {
     const char *outdir;
     int nwrite;               /* frames whose outputs are written (first pass) */
     int seg, depth;           /* output indices or -1 */
-    mt_image fitted[RUN_MAX_SLOTS];
+    /* Each source decoded and fitted once (frames cycle through them); up
+     * to RUN_CACHE_MAX of them, decoded per frame beyond that.  A slot
+     * points at its frame's image until the frame is written. */
+    mt_image *cache;
+    int ncache;
+    mt_image own[RUN_MAX_SLOTS];
+    const mt_image *fitted[RUN_MAX_SLOTS];
     char stem[RUN_MAX_SLOTS][256];
     char *json_outputs;       /* ",\n  \"outputs\": [...]" member for --json */
     size_t json_len, json_cap;
@@ -72,26 +79,28 @@ static void stem_of(const char *path, char *out, size_t cap) {
  * normalizes it into the frame's input tensor (every batch element). */
 static int prepare_frame(run_ctx *c, mt_app *app, mt_frame *f) {
     mt_image src = {0};
-    mtmi_status s;
+    mtmi_status s = MTMI_OK;
     int k = f->slot;
-    if (c->nfiles) {
-        const char *path = c->files[f->index % c->nfiles];
-        s = mt_png_read(path, &src);
-        stem_of(path, c->stem[k], sizeof c->stem[k]);
-    } else {
+    int nsrc = c->nfiles ? c->nfiles : 8;
+    int i = (int)(f->index % nsrc);
+    if (c->nfiles) stem_of(c->files[i], c->stem[k], sizeof c->stem[k]);
+    else snprintf(c->stem[k], sizeof c->stem[k], "synth_%03d", i);
+    mt_image *dst = i < c->ncache ? &c->cache[i] : &c->own[k];
+    if (dst == &c->own[k]) mt_image_free(dst); /* not cached: this slot's previous frame */
+    if (!dst->px) {
+        if (c->nfiles) s = mt_png_read(c->files[i], &src);
         /* A different scene per frame, at a camera-like 2:1 aspect, so the
          * centre crop and resize are exercised as with real images. */
-        s = mt_image_synth_street(app->width * 2, app->height, (uint64_t)(f->index % 8), &src);
-        snprintf(c->stem[k], sizeof c->stem[k], "synth_%03lld", (long long)(f->index % 8));
+        else s = mt_image_synth_street(app->width * 2, app->height, (uint64_t)i, &src);
+        if (s) return cli_lib_error();
+        s = mt_image_fit(&src, app->width, app->height, dst);
+        mt_image_free(&src);
+        if (s) return cli_lib_error();
     }
-    if (s) return cli_lib_error();
-    mt_image_free(&c->fitted[k]);
-    s = mt_image_fit(&src, app->width, app->height, &c->fitted[k]);
-    mt_image_free(&src);
-    if (s) return cli_lib_error();
+    c->fitted[k] = dst;
     float *x = f->inputs[0].data;
     size_t per = (size_t)3 * app->width * app->height;
-    mt_image_to_chw(&c->fitted[k], x);
+    mt_image_to_chw(dst, x);
     for (int b = 1; b < app->batch; b++) memcpy(x + b * per, x, per * sizeof(float));
     return 0;
 }
@@ -126,7 +135,7 @@ static int write_outputs(run_ctx *c, mt_app *app, mt_frame *f, int quiet) {
     int h = app->height, w = app->width;
     mt_image parts[3];
     int nparts = 0;
-    parts[nparts++] = c->fitted[k];
+    parts[nparts++] = *c->fitted[k];
     uint8_t *cls = NULL, *crgb = NULL, *drgb = NULL;
     int8_t *q = NULL;
     mt_image cimg = {0}, dimg = {0}, cfit = {0}, dfit = {0}, vis = {0};
@@ -282,6 +291,11 @@ int mt_cmd_run(int argc, char **argv) {
     }
     c.seg = mt_app_seg_output(app.pipe);
     c.depth = mt_app_depth_output(app.pipe);
+    c.ncache = c.nfiles ? (c.nfiles < RUN_CACHE_MAX ? c.nfiles : RUN_CACHE_MAX) : 8;
+    if (!(c.cache = calloc(c.ncache, sizeof *c.cache))) {
+        cli_error("run: out of memory");
+        goto out;
+    }
     printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
     printf("placement: %s; %d frame%s in flight; %s; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe),
            mt_pipeline_inflight(app.pipe) > 1 ? "s" : "", c.nfiles ? "PNG frames" : "synthetic frames", app.build_ms);
@@ -348,7 +362,9 @@ int mt_cmd_run(int argc, char **argv) {
 out:
     mt_stats_free(&st);
     mt_app_close(&app);
-    for (int i = 0; i < RUN_MAX_SLOTS; i++) mt_image_free(&c.fitted[i]);
+    for (int i = 0; i < RUN_MAX_SLOTS; i++) mt_image_free(&c.own[i]);
+    for (int i = 0; i < c.ncache; i++) mt_image_free(&c.cache[i]);
+    free(c.cache);
     for (int i = 0; i < c.nfiles; i++) free(c.files[i]);
     free(c.files);
     free(c.json_outputs);

@@ -113,6 +113,7 @@ typedef struct mc_plan {
     void *cudnn;     /* cudnnHandle_t */
     void *ws;        /* shared workspace */
     size_t ws_bytes;
+    size_t ws_needed; /* the most any chosen algorithm asks for */
 } mc_plan;
 
 size_t mc_esize(int st);

@@ -687,6 +687,20 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     if ((s = plan_memory(p))) goto fail;
     for (int i = 0; i < p->nsteps; i++)
         if ((s = mc_finalize_step(p, &p->steps[i]))) goto fail;
+    /* The algorithms were chosen among those fitting the full workspace;
+     * keep only what the chosen ones need (often a few MiB, not 32: it
+     * counts once per plan, and a pipeline has a plan per stage). */
+    if (p->ws && p->ws_needed < p->ws_bytes) {
+        cudaFree(p->ws);
+        p->ws = NULL;
+        p->ws_bytes = (p->ws_needed + 255) & ~(size_t)255;
+        if (p->ws_bytes < 256) p->ws_bytes = 256;
+        if (cudaMalloc(&p->ws, p->ws_bytes) != cudaSuccess) {
+            s = mt_fail(MTMI_ERR_NOMEM, "CUDA: cannot allocate the workspace");
+            goto fail;
+        }
+        p->workspace_bytes = p->ws_bytes;
+    }
     /* one eager run (validates every launch), then the CUDA graph */
     if ((s = run_steps(p, 0, p->nsteps, 0, NULL))) goto fail;
     if (cudaStreamSynchronize(p->stream) != cudaSuccess) {

@@ -219,16 +219,16 @@ void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const 
     const mt_pipeline *p = app->pipe;
     fprintf(f, "summary: %lld frames measured, %s, %d in flight: %.2f fps (%.2f ms a frame)\n", (long long)s->frames,
             mt_pipeline_inflight(p) == 1 ? "sync" : "pipelined", mt_pipeline_inflight(p), s->fps, s->period_mean);
-    fprintf(f, "  %-16s %-14s %7s %10s %10s %10s\n", "stage", "device", "threads", "p50 ms", "p99 ms", "mean ms");
+    fprintf(f, "  %-16s %-16s %7s %10s %10s %10s %9s\n", "stage", "device", "threads", "p50 ms", "p99 ms", "mean ms", "plan MiB");
     for (int k = 0; k < st->nstages; k++) {
         const mt_devspec *d = mt_pipeline_stage_dev(p, k);
         char thr[16] = "-";
         if (d->kind == MT_DEV_CPU) snprintf(thr, sizeof thr, "%d", mt_pipeline_stage_threads(p, k));
-        fprintf(f, "  %-16s %-14s %7s %10.2f %10.2f %10.2f\n", st->stage_names[k], st->stage_devs[k], thr, s->p50[k], s->p99[k],
-                s->mean[k]);
+        fprintf(f, "  %-16s %-16s %7s %10.2f %10.2f %10.2f %9.1f\n", st->stage_names[k], st->stage_devs[k], thr, s->p50[k],
+                s->p99[k], s->mean[k], mt_pipeline_stage_memory(p, k) / 1048576.0);
     }
-    if (st->nstages > 1) fprintf(f, "  %-16s %-14s %7s %10.2f %10.2f\n", "heads (span)", "", "", s->heads_p50, s->heads_p99);
-    fprintf(f, "  %-16s %-14s %7s %10.2f %10.2f %10.2f\n", "end to end", "", "", s->e2e_p50, s->e2e_p99, s->e2e_mean);
+    if (st->nstages > 1) fprintf(f, "  %-16s %-16s %7s %10.2f %10.2f\n", "heads (span)", "", "", s->heads_p50, s->heads_p99);
+    fprintf(f, "  %-16s %-16s %7s %10.2f %10.2f %10.2f\n", "end to end", "", "", s->e2e_p50, s->e2e_p99, s->e2e_mean);
     size_t gpu = 0, total = mt_pipeline_memory(p);
     for (int k = 0; k < st->nstages; k++)
         if (mt_pipeline_stage_dev(p, k)->kind == MT_DEV_CUDA) gpu += mt_pipeline_stage_memory(p, k);
