@@ -47,6 +47,10 @@ bench soc16 "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
 # The heads do more FLOPs than the encoder (66 vs 51 GFLOP): half the GPU for them.
 bench soc64 "encoder=cuda:0/fp16,depth=cuda:0.sm64/int8,seg=cuda:0.sm64/int8" --cache "$CACHE"
 bench soc64h "encoder=cuda:0/fp16,depth=cuda:0.sm64/fp16,seg=cuda:0.sm64/fp16"
+echo "== bench --place auto (measures the candidates, keeps the fastest)"
+timeout 200 "$M" bench --model "$MODEL" --cache "$CACHE" --place auto --frames "$FRAMES" --warmup 20 --json "$OUT/bench_auto.json" \
+  > "$LOGS/bench_auto.log" 2>&1 || { rc=1; tail -3 "$LOGS/bench_auto.log"; }
+grep -E "^auto:|^placement|^summary|device memory" "$LOGS/bench_auto.log"
 MODEL_SAVED=$MODEL; MODEL=  # the built-in network at 256x256 (a file's input size is fixed)
 bench gpu_cpu "encoder=cuda:0/fp16,seg=cpu:1,depth=cpu:2" --size 256x256
 MODEL=$MODEL_SAVED

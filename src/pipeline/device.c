@@ -228,10 +228,15 @@ int mt_placement_candidates(const char *const *stages, int nstages, int have_cal
         g8.prec = MT_PREC_INT8;
         if (n < cap) place_all(&out[n++], stages, nstages, &g16, &g16);
         if (have_calib && cuda->check(&g8) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &g8);
-        /* The SoC-like split: heads on their own multiprocessors. */
-        part.sms = 16;
-        part.prec = have_calib ? MT_PREC_INT8 : MT_PREC_FP16;
-        if (cuda->check(&part) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &part);
+        /* The SoC-like split: heads on their own multiprocessors, a small
+         * engine (16 SMs) or half of an H100 (64: the heads do more FLOPs
+         * than the encoder). */
+        static const int parts[2] = {16, 64};
+        for (int k = 0; k < 2; k++) {
+            part.sms = parts[k];
+            part.prec = have_calib ? MT_PREC_INT8 : MT_PREC_FP16;
+            if (cuda->check(&part) == MTMI_OK && n < cap) place_all(&out[n++], stages, nstages, &g16, &part);
+        }
     }
     mt_clear_error();
     mt_devspec c0 = {.kind = MT_DEV_CPU, .prec = MT_PREC_FP32}, c1 = c0;
