@@ -34,7 +34,7 @@ tail -1 "$OUT/calibrate.log"
 echo "== INT8 kernel and model tests (+$(( $(date +%s) - T0 )) s)"
 timeout 180 "$TEST" "$MODEL" "$CACHE" > "$OUT/int8_test.log" 2>&1
 trc=$?
-grep -E "rewrite|QConv|QLinear|INT8 kernels|agreement|FAIL|passed|error|SUMMARY" "$OUT/int8_test.log" | cut -c1-210
+grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|agreement|FAIL|passed|error|SUMMARY" "$OUT/int8_test.log" | cut -c1-210
 echo "test_cuda_int8 exit: $trc"
 [ $trc -ne 0 ] && rc=1
 echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"

@@ -2,7 +2,8 @@
  * on integer tensor cores, bit-exact with the CPU reference of
  * src/quant/qkernels.c (arithmetic contract in quant/quant.h).
  *
- * Two launches per node:
+ * Two launches per node (mtk_qconv_run; optionally one for 1x1
+ * convolutions of FP16 NHWC inputs):
  *  1. mtk_qconv_quantize: float activations (FP16 or FP32, any 4-D strides)
  *     -> int8 NHWC with channels padded to Cp (a multiple of 32) by zeros,
  *     q = clamp(rne(x / s), -128, 127), NaN -> 0;
@@ -49,6 +50,18 @@ cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, const int8_t
                                const float *mult, void *y, int y_f16, int32_t *acc, int cfg);
 int mtk_qconv_ncfg(void);
 const char *mtk_qconv_cfg_name(int cfg);
+/* One node: mtk_qconv_quantize, then the GEMM (tile configuration cfg as
+ * above).  fuse 1, for 1x1 convolutions of FP16 NHWC inputs (channels
+ * contiguous, C % 16 == 0, 16-byte aligned: mtk_qconv_can_fuse): one
+ * kernel that quantizes A while loading it and leaves xq untouched, the
+ * same bits; fuse -1: only with MTMI_QCONV_FUSE=1 (slower on H100 so far);
+ * 0: never. */
+int mtk_qconv_can_fuse(const mtk_qconv *q, const void *x, const int64_t xs[4], int x_f16);
+cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const void *x, const int64_t xs[4], int x_f16, int8_t *xq,
+                          const int8_t *wq, const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, int cfg,
+                          int fuse);
+/* the same with the first, simple kernel (no shared-memory tiling), kept
+ * for comparisons; mtk_qconv_gemm uses it when MTMI_QCONV_SIMPLE=1. */
 cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                   const float *mult, void *y, int y_f16, int32_t *acc);
 

@@ -492,11 +492,11 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         KCK(mtk_attention(st, &a, f16));
         return MTMI_OK;
     }
-    case MC_QCONV: { /* INT8 QConv / QLinear: quantize the input and the tensor-core GEMM (one kernel for 1x1 on FP16 NHWC) */
+    case MC_QCONV: { /* INT8 QConv / QLinear: quantize the input, then the tensor-core GEMM (qconv.cu) */
         const mtk_qconv *q = s->obj;
         const mc_tref *x = &s->t[1];
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
-                          mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1));
+                          mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1, -1));
         return MTMI_OK;
     }
     default: return mt_fail(MTMI_ERR_INTERNAL, "unknown CUDA step kind %d", s->kind);

@@ -13,7 +13,10 @@
  *     bit-identical (Sigmoid: at most 2 ulp, Gelu: 4, libm-dependent; see
  *     docs/ACCURACY.md); and, calling the kernels directly, the int32
  *     accumulators (bias included) must equal an exact host computation at
- *     sampled output elements.
+ *     sampled output elements; and on an FP16 NHWC copy of the input, the
+ *     one-kernel path of 1x1 convolutions (quantize while loading) must
+ *     equal the quantize pass + GEMM bit for bit in every tile
+ *     configuration.  --bench also times quantize and each configuration.
  *  2. the whole model at --full (default the model's size): the GPU plan
  *     "cuda:0"/int8 (encoder FP16, heads INT8) against the CPU plan
  *     "cpu"/int8 (encoder FP32, heads INT8): seg class-map agreement and
@@ -93,13 +96,15 @@ static uint16_t f2h(float f) {
     return (uint16_t)(sgn | h);
 }
 
-/* --bench: the node's quantize (FP16 NHWC input, as the plan feeds it) and
- * GEMM (FP16 NHWC output) timed per tile configuration; every
- * configuration's FP32 output and int32 accumulators must equal the
- * automatic choice's bit for bit. */
-static void bench_node(const mtk_qconv *q, const float *x, int64_t xn, const void *dw, const void *db, const void *dm,
-                       const float *yref, const int32_t *accref, const char *name) {
-    int64_t P = (int64_t)q->N * q->OH * q->OW, HW = (int64_t)q->H * q->W;
+/* The node on an FP16 NHWC copy of x (the plan's layout): the one-kernel
+ * path of mtk_qconv_run (1x1: quantize while loading) must equal the
+ * quantize pass + GEMM bit for bit, in every tile configuration (FP32
+ * output and int32 accumulators).  --bench: quantize and GEMM times per
+ * configuration (FP16 output), and every configuration's output on the
+ * FP32 input against the automatic choice's (yref, accref). */
+static void fp16_node(const mtk_qconv *q, const float *x, int64_t xn, const void *dw, const void *db, const void *dm,
+                      const float *yref, const int32_t *accref, const char *name, int64_t *fchk, int64_t *fbad) {
+    int64_t P = (int64_t)q->N * q->OH * q->OW, HW = (int64_t)q->H * q->W, no = P * q->CO;
     uint16_t *xh = malloc(2 * xn);
     for (int64_t n = 0; n < q->N; n++)
         for (int64_t c = 0; c < q->C; c++)
@@ -107,61 +112,92 @@ static void bench_node(const mtk_qconv *q, const float *x, int64_t xn, const voi
     void *dxh, *dxq, *dyh, *dyf, *dacc;
     CK(cudaMalloc(&dxh, 2 * xn));
     CK(cudaMalloc(&dxq, (size_t)q->N * HW * q->Cp));
-    CK(cudaMalloc(&dyh, 2 * P * q->CO));
-    CK(cudaMalloc(&dyf, 4 * P * q->CO));
-    CK(cudaMalloc(&dacc, 4 * P * q->CO));
+    CK(cudaMalloc(&dyh, 2 * no));
+    CK(cudaMalloc(&dyf, 4 * no));
+    CK(cudaMalloc(&dacc, 4 * no));
     CK(cudaMemcpy(dxh, xh, 2 * xn, cudaMemcpyHostToDevice));
     int64_t xst[4] = {HW * q->C, 1, (int64_t)q->W * q->C, q->C};
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    const int it = 20;
-    float ms;
+    float *yf = malloc(4 * no), *y16 = malloc(4 * no);
+    int32_t *ac = malloc(4 * no), *a16 = malloc(4 * no);
+    /* reference on the FP16 input: quantize pass + GEMM (automatic tiles) */
     CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
-    CK(cudaEventRecord(e0, 0));
-    for (int k = 0; k < it; k++) CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
-    CK(cudaEventRecord(e1, 0));
-    CK(cudaEventSynchronize(e1));
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    printf("  bench %-16s P %7lld K %5d CO %3d: quantize %7.1f us;", name, (long long)P, q->KH * q->KW * q->Cp, q->CO,
-           1000.0 * ms / it);
-    /* the same x quantized from FP32 NCHW for the exactness comparison */
-    void *dx;
-    CK(cudaMalloc(&dx, 4 * xn));
-    CK(cudaMemcpy(dx, x, 4 * xn, cudaMemcpyHostToDevice));
-    int64_t xs32[4] = {(int64_t)q->C * HW, HW, q->W, 1};
-    CK(mtk_qconv_quantize(0, dx, xs32, 0, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
-    float *yf = malloc(4 * P * q->CO);
-    int32_t *ac = malloc(4 * P * q->CO);
-    double best = 1e30;
-    int bestc = -1;
-    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
-        CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyf, 0, dacc, c));
-        CK(cudaMemcpy(yf, dyf, 4 * P * q->CO, cudaMemcpyDeviceToHost));
-        CK(cudaMemcpy(ac, dacc, 4 * P * q->CO, cudaMemcpyDeviceToHost));
-        int same = !memcmp(yf, yref, 4 * P * q->CO) && !memcmp(ac, accref, 4 * P * q->CO);
-        CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyh, 1, NULL, c));
+    CK(mtk_qconv_gemm(0, q, dxq, dw, db, dm, dyf, 0, dacc));
+    CK(cudaMemcpy(y16, dyf, 4 * no, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(a16, dacc, 4 * no, cudaMemcpyDeviceToHost));
+    int fuse = mtk_qconv_can_fuse(q, dxh, xst, 1);
+    if (fuse)
+        for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
+            if (c == 0) continue;
+            CK(mtk_qconv_run(0, q, dxh, xst, 1, dxq, dw, db, dm, dyf, 0, dacc, c, 1));
+            CK(cudaMemcpy(yf, dyf, 4 * no, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(ac, dacc, 4 * no, cudaMemcpyDeviceToHost));
+            (*fchk)++;
+            if (memcmp(yf, y16, 4 * no) || memcmp(ac, a16, 4 * no)) {
+                (*fbad)++;
+                printf("  FAIL: %s: fused quantize, tiles %s, differs from quantize + GEMM\n", name, mtk_qconv_cfg_name(c));
+                g_fail = 1;
+            }
+        }
+    if (g_bench) {
+        cudaEvent_t e0, e1;
+        CK(cudaEventCreate(&e0));
+        CK(cudaEventCreate(&e1));
+        const int it = 20;
+        float ms;
         CK(cudaEventRecord(e0, 0));
-        for (int k = 0; k < it; k++) CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyh, 1, NULL, c));
+        for (int k = 0; k < it; k++) CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
         CK(cudaEventRecord(e1, 0));
         CK(cudaEventSynchronize(e1));
         CK(cudaEventElapsedTime(&ms, e0, e1));
-        double us = 1000.0 * ms / it;
-        printf(" [%d] %.1f%s", c, us, same ? "" : " DIFFERS");
-        if (!same) g_fail = 1;
-        if (c > 0 && us < best) best = us, bestc = c;
+        printf("  bench %-16s P %7lld K %5d CO %3d: quantize %6.1f us; gemm", name, (long long)P, q->KH * q->KW * q->Cp, q->CO,
+               1000.0 * ms / it);
+        /* the same x quantized from FP32 NCHW for the comparison with yref */
+        void *dx;
+        CK(cudaMalloc(&dx, 4 * xn));
+        CK(cudaMemcpy(dx, x, 4 * xn, cudaMemcpyHostToDevice));
+        int64_t xs32[4] = {(int64_t)q->C * HW, HW, q->W, 1};
+        CK(mtk_qconv_quantize(0, dx, xs32, 0, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
+        double best = 1e30;
+        int bestc = -1;
+        for (int pass = 0; pass < 1 + fuse; pass++) {
+            if (pass) printf("; fused");
+            for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
+                if (pass && c == 0) continue;
+                if (!pass) {
+                    CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyf, 0, dacc, c));
+                    CK(cudaMemcpy(yf, dyf, 4 * no, cudaMemcpyDeviceToHost));
+                    CK(cudaMemcpy(ac, dacc, 4 * no, cudaMemcpyDeviceToHost));
+                    if (memcmp(yf, yref, 4 * no) || memcmp(ac, accref, 4 * no)) {
+                        printf(" DIFFERS");
+                        g_fail = 1;
+                    }
+                }
+                CK(cudaEventRecord(e0, 0));
+                for (int k = 0; k < it; k++) {
+                    if (pass) CK(mtk_qconv_run(0, q, dxh, xst, 1, dxq, dw, db, dm, dyh, 1, NULL, c, 1));
+                    else CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dyh, 1, NULL, c));
+                }
+                CK(cudaEventRecord(e1, 0));
+                CK(cudaEventSynchronize(e1));
+                CK(cudaEventElapsedTime(&ms, e0, e1));
+                double us = 1000.0 * ms / it;
+                printf(" [%d] %.1f", c, us);
+                if (c > 0 && us < best) best = us, bestc = c + 100 * pass;
+            }
+        }
+        printf("; best %s[%d] %s %.1f us (%.0f TOPS)\n", bestc >= 100 ? "fused " : "", bestc % 100,
+               mtk_qconv_cfg_name(bestc % 100), best, 2.0 * P * q->CO * q->KH * q->KW * q->C / (best * 1e6));
+        cudaFree(dx);
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
     }
-    printf("; best [%d] %s %.1f us (%.0f TOPS)\n", bestc, mtk_qconv_cfg_name(bestc), best,
-           2.0 * P * q->CO * q->KH * q->KW * q->C / (best * 1e6));
-    free(xh); free(yf); free(ac);
-    cudaFree(dx); cudaFree(dxh); cudaFree(dxq); cudaFree(dyh); cudaFree(dyf); cudaFree(dacc);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    free(xh); free(yf); free(y16); free(ac); free(a16);
+    cudaFree(dxh); cudaFree(dxq); cudaFree(dyh); cudaFree(dyf); cudaFree(dacc);
 }
 
 /* ------------------------------------------------------------ part 1 */
 static void check_node(const mt_graph *g, int ni, mt_rng *rng, int *nodes, int64_t *elems, int64_t *mism, int64_t *maxulp,
-                       int64_t *acc_checked, int64_t *acc_bad) {
+                       int64_t *acc_checked, int64_t *acc_bad, int64_t *fchk, int64_t *fbad) {
     const mt_node *n = &g->nodes[ni];
     int lin = !strcmp(n->op, "QLinear");
     char *in_name = g->values[n->in[0]].name, *out_name = g->values[n->out[0]].name;
@@ -271,7 +307,7 @@ static void check_node(const mt_graph *g, int ni, mt_rng *rng, int *nodes, int64
                 achk++;
                 if (s != acc[pix * q.CO + co]) abad++;
             }
-            if (g_bench) bench_node(&q, x, xn, dw, db, dm, yd, acc, n->name ? n->name : "?");
+            fp16_node(&q, x, xn, dw, db, dm, yd, acc, n->name ? n->name : "?", fchk, fbad);
             free(acc); free(yd); free(wp); free(bp); free(mp);
             cudaFree(dx); cudaFree(dxq); cudaFree(dw); cudaFree(db); cudaFree(dm); cudaFree(dy); cudaFree(dacc);
         }
@@ -399,11 +435,11 @@ int main(int argc, char **argv) {
     mt_rng rng;
     mt_rng_seed(&rng, 12345);
     int nodes = 0;
-    int64_t elems = 0, mism = 0, maxulp = 0, achk = 0, abad = 0;
+    int64_t elems = 0, mism = 0, maxulp = 0, achk = 0, abad = 0, fchk = 0, fbad = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const mt_node *n = &g->nodes[i];
         if (n->dead || !n->domain || strcmp(n->domain, "mtmi") || (strcmp(n->op, "QConv") && strcmp(n->op, "QLinear"))) continue;
-        check_node(g, i, &rng, &nodes, &elems, &mism, &maxulp, &achk, &abad);
+        check_node(g, i, &rng, &nodes, &elems, &mism, &maxulp, &achk, &abad, &fchk, &fbad);
     }
     if (!nodes) {
         printf("  FAIL: no quantized node\n");
@@ -411,6 +447,8 @@ int main(int argc, char **argv) {
     }
     printf("INT8 kernels: %d nodes, %lld outputs, %lld not bit-identical (max %lld ulp), int32 accumulators %lld/%lld identical\n",
            nodes, (long long)elems, (long long)mism, (long long)maxulp, (long long)(achk - abad), (long long)achk);
+    printf("INT8 fused quantize (1x1, FP16 NHWC input) vs quantize pass + GEMM: %lld runs, %lld differ\n", (long long)fchk,
+           (long long)fbad);
     mt_graph_free(g);
 
     /* part 2: the whole model */
