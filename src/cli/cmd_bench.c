@@ -34,7 +34,6 @@ static int bench_once(mt_app *app, long warmup, long frames, int quiet, bench_re
         return cli_lib_error();
     }
     mt_image_free(&src);
-    size_t per = (size_t)3 * app->width * app->height;
     uint8_t filled[64] = {0};
     long total = warmup + frames, sub = 0, done = 0;
     const int inflight = mt_pipeline_inflight(app->pipe);
@@ -44,7 +43,7 @@ static int bench_once(mt_app *app, long warmup, long frames, int quiet, bench_re
         if (sub < total && mt_pipeline_pending(app->pipe) < inflight) {
             if (mt_pipeline_begin(app->pipe, &f)) goto fail;
             if (!filled[f->slot]) {
-                for (int b = 0; b < app->batch; b++) mt_image_to_chw(&fit, (float *)f->inputs[0].data + b * per);
+                mt_app_fill_input(app->pipe, f, &fit);
                 filled[f->slot] = 1;
             }
             if (mt_pipeline_submit(app->pipe, f)) goto fail;

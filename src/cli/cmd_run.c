@@ -98,10 +98,7 @@ static int prepare_frame(run_ctx *c, mt_app *app, mt_frame *f) {
         if (s) return cli_lib_error();
     }
     c->fitted[k] = dst;
-    float *x = f->inputs[0].data;
-    size_t per = (size_t)3 * app->width * app->height;
-    mt_image_to_chw(dst, x);
-    for (int b = 1; b < app->batch; b++) memcpy(x + b * per, x, per * sizeof(float));
+    mt_app_fill_input(app->pipe, f, dst);
     return 0;
 }
 
@@ -220,7 +217,7 @@ done:
 
 static void usage(void) {
     printf("usage: mtmi run [--model M.onnx [--random-weights SEED]] [--images DIR] [--place P] [--cache F]\n"
-           "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N]\n"
+           "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N] [--host-preprocess]\n"
            "                [-o results/] [--trace trace.json] [--json report.json] [--quiet]\n"
            "The multi-task app: each frame goes through the encoder and then the heads, on\n"
            "the devices of the placement, with N frames in flight (default 2; --sync = 1).\n"
@@ -237,6 +234,8 @@ static void usage(void) {
            "  --frames N       frames to run (images repeat); default: one per image, or 4\n"
            "  --size HxW       input size (multiples of 32); default: the model's\n"
            "  --threads N      CPU threads, split equally among CPU devices; default all\n"
+           "  --host-preprocess  normalize frames on this thread (default: the encoder's\n"
+           "                   device does it, from the 8-bit pixels)\n"
            "  -o DIR           writes <stem>_seg.bin (int8 logits CxHxW, symmetric per-tensor\n"
            "                   scale max|x|/127, printed and in the JSON), <stem>_depth.bin\n"
            "                   (float32 HxW) and <stem>_vis.png (input | classes | depth)\n"

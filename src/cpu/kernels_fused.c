@@ -1,4 +1,5 @@
-/* CPU kernels for the fused operator family: mtmi.Gelu and mtmi.Attention
+/* CPU kernels for the fused operator family: mtmi.Gelu, mtmi.Attention and
+ * mtmi.Preprocess
  * (FusedConv and Linear are in kernels_nn.c).
  *
  * Attention is flash-style: each task takes a block of queries of one
@@ -573,8 +574,29 @@ static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *stat
     return MTMI_OK;
 }
 
+/* ----------------------------------------------------------- Preprocess */
+/* The same arithmetic as mt_image_to_chw (image.c), so that normalizing in
+ * the graph gives the host path's floats bit for bit. */
+static mtmi_status run_preprocess(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                  mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    const mt_attr *m = mt_node_attr(n, "mean"), *d = mt_node_attr(n, "std");
+    const uint8_t *x = in[0].data;
+    float *y = out[0].data;
+    const int64_t N = in[0].dims[0], hw = in[0].dims[1] * in[0].dims[2];
+#pragma omp parallel for collapse(2) num_threads(ctx->nthreads) schedule(static) if (N * hw > 65536)
+    for (int64_t b = 0; b < N; b++)
+        for (int k = 0; k < 3; k++) {
+            const float mk = m->floats[k], inv = 1.0f / d->floats[k];
+            const uint8_t *src = x + b * hw * 3 + k;
+            float *o = y + (b * 3 + k) * hw;
+            for (int64_t i = 0; i < hw; i++) o[i] = ((float)src[i * 3] - mk) * inv;
+        }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_fused[] = {
     {"Gelu", "mtmi", run_gelu, NULL, NULL, NULL, 0},
     {"Attention", "mtmi", run_attention, scratch_attention, NULL, NULL, 0},
+    {"Preprocess", "mtmi", run_preprocess, NULL, NULL, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };

@@ -13,7 +13,8 @@
 
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
-                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8"};
+                                  "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
+                                  "preprocess"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -490,6 +491,16 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->t[3].dims[1] == 1) a.vs[1] = 0;
         a.scale = s->fp[0];
         KCK(mtk_attention(st, &a, f16));
+        return MTMI_OK;
+    }
+    case MC_PREP: { /* mtmi.Preprocess: uint8 [N,H,W,3] -> normalized [N,3,H,W], one image at a time */
+        const float *ms = s->obj;
+        const mc_tref *x = &s->t[1], *y = &s->t[0];
+        const int H = (int)x->dims[1], W = (int)x->dims[2];
+        for (int64_t b = 0; b < x->dims[0]; b++)
+            KCK(mtk_preprocess(st, (const uint8_t *)mc_ptr(p, x) + b * x->strides[0], H, W,
+                               (char *)mc_ptr(p, y) + b * y->strides[0] * (int64_t)mc_esize(y->st), y->strides, ms, ms + 3,
+                               y->st == MTMI_FLOAT16));
         return MTMI_OK;
     }
     case MC_QCONV: { /* INT8 QConv / QLinear: quantize the input, then the tensor-core GEMM (qconv.cu) */

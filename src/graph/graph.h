@@ -113,6 +113,11 @@ int mt_graph_consumers(const mt_graph *g, int v, int *out, int cap);
  * removing dead nodes.  Fails on cycles. */
 mtmi_status mt_graph_compact(mt_graph *g);
 
+/* Makes input `input` (float [N,3,H,W], known sizes) an image input:
+ * a new graph input uint8 [N,H,W,3] (RGB) feeds mtmi.Preprocess, which
+ * computes the old input as (x - mean[c]) / std[c] (image_input.c). */
+mtmi_status mt_graph_image_input(mt_graph *g, int input, const float mean[3], const float stdv[3]);
+
 /* "node 'name' (Op)" for error messages. */
 const char *mt_node_desc(const mt_graph *g, const mt_node *n, char *buf, size_t cap);
 

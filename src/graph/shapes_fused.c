@@ -1,5 +1,6 @@
-/* Shape inference for the fused operator family (mtmi.Gelu, mtmi.Attention;
- * FusedConv and Linear live with the nn family in shapes_nn.c). */
+/* Shape inference for the fused operator family (mtmi.Gelu, mtmi.Attention,
+ * mtmi.Preprocess; FusedConv and Linear live with the nn family in
+ * shapes_nn.c). */
 #include "graph/ops.h"
 
 #include <string.h>
@@ -30,8 +31,31 @@ static mtmi_status infer_attention(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+/* mtmi.Preprocess: uint8 images [N,H,W,3] (RGB, interleaved) -> float
+ * [N,3,H,W], y = (x - mean[c]) * (1 / std[c]) with mean and std on 0..255
+ * pixels (attributes "mean" and "std", 3 floats each).  Prepended to a
+ * model by mt_graph_image_input so that the encoder's device normalizes. */
+static mtmi_status infer_preprocess(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    char a[128];
+    if (x->dtype != MTMI_UINT8 || x->rank != 4 || x->dims[3] != 3)
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must be uint8 [N,H,W,3], is %s %s", mt_dtype_name(x->dtype),
+                            mt_shape_str(x->rank, x->dims, a, sizeof a));
+    const mt_attr *m = mt_node_attr(n, "mean"), *d = mt_node_attr(n, "std");
+    if (!m || !d || m->type != MT_ATTR_FLOATS || d->type != MT_ATTR_FLOATS || m->n != 3 || d->n != 3)
+        return mt_node_fail(g, n, MTMI_ERR_ARG, "needs float attributes 'mean' and 'std' of 3 values each");
+    for (int k = 0; k < 3; k++)
+        if (!(d->floats[k] > 0)) return mt_node_fail(g, n, MTMI_ERR_ARG, "std[%d] = %g must be positive", k, d->floats[k]);
+    int64_t dims[4] = {x->dims[0], 3, x->dims[1], x->dims[2]};
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT, 4, dims);
+    return MTMI_OK;
+}
+
 const mt_op_schema mt_schemas_fused[] = {
     {"Gelu", "mtmi", infer_gelu, 0},
     {"Attention", "mtmi", infer_attention, 0},
+    {"Preprocess", "mtmi", infer_preprocess, 0},
     {NULL, NULL, NULL, 0},
 };

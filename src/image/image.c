@@ -60,12 +60,13 @@ mtmi_status mt_image_fit(const mt_image *src, int w, int h, mt_image *dst) {
     return MTMI_OK;
 }
 
+const float mt_image_mean[3] = {123.675f, 116.28f, 103.53f};
+const float mt_image_std[3] = {58.395f, 57.12f, 57.375f};
+
 void mt_image_to_chw(const mt_image *img, float *chw) {
-    static const float mean[3] = {123.675f, 116.28f, 103.53f};
-    static const float std_[3] = {58.395f, 57.12f, 57.375f};
     const size_t n = (size_t)img->w * img->h;
     for (int k = 0; k < 3; k++) {
-        const float m = mean[k], inv = 1.0f / std_[k];
+        const float m = mt_image_mean[k], inv = 1.0f / mt_image_std[k];
         float *o = chw + k * n;
         for (size_t i = 0; i < n; i++) o[i] = ((float)img->px[i * img->c + k] - m) * inv;
     }

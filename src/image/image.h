@@ -20,7 +20,10 @@ void mt_image_free(mt_image *img);
 
 /* Centre-crops src to the aspect of w x h, then resizes (bilinear). */
 mtmi_status mt_image_fit(const mt_image *src, int w, int h, mt_image *dst);
-/* SPEC normalization: (px - mean) / std per RGB channel, CHW float. */
+/* SPEC normalization: (px - mean) / std per RGB channel, CHW float,
+ * computed as (px - mean) * (1 / std) (mtmi.Preprocess on the CPU and the
+ * GPU computes exactly this). */
+extern const float mt_image_mean[3], mt_image_std[3];
 void mt_image_to_chw(const mt_image *img, float *chw);
 
 /* ----------------------------------------------------- visualization (SPEC 6)

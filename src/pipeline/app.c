@@ -34,22 +34,41 @@ int mt_app_parse_inject(const char *s, mt_app_opts *o) {
 
 /* Frames a second of pipeline p on one fixed synthetic frame (SPEC 8:
  * `auto` measures the candidates): `warmup` frames, then `frames` timed. */
+/* The pipeline's input 0: float N x 3 x H x W, or uint8 images N x H x W x 3
+ * (mt_pipeline_opts.image_input). */
+static void input_geometry(const mt_pipeline *p, int *n, int *h, int *w) {
+    const mt_tview *in = mt_pipeline_input_shape(p, 0);
+    int img = in->dtype == MTMI_UINT8;
+    *n = (int)in->dims[0];
+    *h = (int)in->dims[img ? 1 : 2];
+    *w = (int)in->dims[img ? 2 : 3];
+}
+
+void mt_app_fill_input(const mt_pipeline *p, mt_frame *f, const mt_image *img) {
+    int n, h, w;
+    input_geometry(p, &n, &h, &w);
+    size_t per = (size_t)3 * w * h;
+    for (int b = 0; b < n; b++) {
+        if (f->inputs[0].dtype == MTMI_UINT8) memcpy((uint8_t *)f->inputs[0].data + b * per, img->px, per);
+        else mt_image_to_chw(img, (float *)f->inputs[0].data + b * per);
+    }
+}
+
 static mtmi_status measure_fps(mt_pipeline *p, int warmup, int frames, double *fps) {
     *fps = 0;
-    const mt_tview *in = mt_pipeline_input_shape(p, 0);
-    int h = (int)in->dims[2], w = (int)in->dims[3];
+    int n, h, w;
+    input_geometry(p, &n, &h, &w);
     mt_image img;
     mtmi_status s = mt_image_synth_street(w, h, 1, &img);
     if (s) return s;
     mt_stats st;
     mt_stats_init(&st, p);
     int total = warmup + frames, sub = 0, done = 0;
-    size_t per = (size_t)3 * w * h;
     while (done < total && !s) {
         mt_frame *f;
         if (sub < total && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
             if (!(s = mt_pipeline_begin(p, &f))) {
-                for (int64_t b = 0; b < in->dims[0]; b++) mt_image_to_chw(&img, (float *)f->inputs[0].data + b * per);
+                mt_app_fill_input(p, f, &img);
                 s = mt_pipeline_submit(p, f);
             }
             sub++;
@@ -162,6 +181,7 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     po.inflight = o->sync ? 1 : (o->inflight > 0 ? o->inflight : 2);
     po.total_threads = o->threads;
     po.calib_path = o->calib_path;
+    po.image_input = !o->host_preprocess;
     po.inject_stage = o->inject_stage;
     po.inject_frame = o->inject_frame;
     /* No --place: the heuristic choice (mt_placement_auto), at no cost;
@@ -177,10 +197,9 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
         if (n > 0) len += n;
     }
     const mt_tview *in = mt_pipeline_input_shape(app->pipe, 0);
-    app->batch = (int)in->dims[0];
-    app->channels = (int)in->dims[1];
-    app->height = (int)in->dims[2];
-    app->width = (int)in->dims[3];
+    (void)in;
+    input_geometry(app->pipe, &app->batch, &app->height, &app->width);
+    app->channels = 3;
     app->build_ms = mt_now_ms() - t0;
     return MTMI_OK;
 fail:

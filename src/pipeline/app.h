@@ -19,6 +19,8 @@ typedef struct mt_app_opts {
     int threads;              /* total CPU threads; 0 = all cores            */
     const char *calib_path;   /* calibration cache for INT8 stages           */
     int quiet;                /* no progress lines while choosing `auto`     */
+    int host_preprocess;      /* normalize on the application's thread, not in
+                               * the encoder stage (mtmi.Preprocess)         */
     int inject_stage;         /* test hook (-1 = off)                        */
     int64_t inject_frame;
 } mt_app_opts;
@@ -35,6 +37,11 @@ typedef struct mt_app {
 /* Loads or builds the model, specializes, splits, places, compiles. */
 mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app);
 void mt_app_close(mt_app *app);
+/* Puts image img (the input's H x W, RGB) into frame f's input 0, as
+ * uint8 pixels or normalized floats, whichever the pipeline takes, for every
+ * batch element. */
+struct mt_image;
+void mt_app_fill_input(const mt_pipeline *p, mt_frame *f, const struct mt_image *img);
 /* Parses "--inject-error STAGE:FRAME". */
 int mt_app_parse_inject(const char *s, mt_app_opts *o);
 /* Index of the segmentation output (rank 4, C > 1) and the depth output

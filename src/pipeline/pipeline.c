@@ -1,6 +1,7 @@
 /* The multi-frame pipeline: frame slots, one thread per stage, bounded
  * queues between them, completion callbacks, clean shutdown on errors. */
 #include "pipeline/pipeline.h"
+#include "image/image.h"
 #include "quant/quant.h"
 
 #include <pthread.h>
@@ -751,6 +752,10 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     mt_graph *g = NULL;
     mtmi_status s = mt_model_specialize(m, shape, shape ? 1 : 0, 1, &g);
     if (s) return s;
+    if (opt && opt->image_input && (s = mt_graph_image_input(g, 0, mt_image_mean, mt_image_std))) {
+        mt_graph_free(g);
+        return s;
+    }
     if (g->noutputs < 2) {
         mt_graph_free(g);
         return mt_fail(MTMI_ERR_SHAPE, "pipeline: the model has %d output(s); a multi-task model has an encoder and 2+ heads",

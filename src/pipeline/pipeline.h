@@ -192,6 +192,10 @@ typedef struct mt_pipeline_opts {
      * model). */
     const struct mt_calib_cache *calib;
     const char *calib_path;
+    /* mt_pipeline_from_model: take input 0 as uint8 RGB images [N,H,W,3]
+     * and normalize them in the encoder stage (mt_graph_image_input), on
+     * its device. */
+    int image_input;
 } mt_pipeline_opts;
 #define MT_PIPELINE_OPTS_DEFAULT {.inflight = 2, .inject_stage = -1}
 

@@ -14,6 +14,8 @@
 
 #include "graph/builder.h"
 #include "graph/mtmi_net.h"
+#include "image/image.h"
+#include "pipeline/app.h"
 #include "pipeline/pipeline.h"
 #include "quant/quant.h"
 
@@ -519,6 +521,42 @@ static void test_memory(mtmi_model *m, int frames) {
     mt_pipeline_free(p);
 }
 
+/* mt_pipeline_opts.image_input: 8-bit frames normalized in the encoder
+ * stage (mtmi.Preprocess) give bit for bit what host-normalized floats give. */
+static void test_image_input(mtmi_model *m, int hw) {
+    mt_placement pl;
+    mt_placement_parse("encoder=cpu,seg=cpu:1,depth=cpu:2", &pl);
+    mt_pipeline *pf = NULL, *pi = NULL;
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.total_threads = 3;
+    CHECK(mt_pipeline_from_model(m, NULL, &pl, &o, &pf) == MTMI_OK, "float pipeline: %s", mtmi_last_error());
+    o.image_input = 1;
+    CHECK(mt_pipeline_from_model(m, NULL, &pl, &o, &pi) == MTMI_OK, "image pipeline: %s", mtmi_last_error());
+    mt_image img = {0};
+    CHECK(mt_image_synth_street(hw, hw, 3, &img) == MTMI_OK, "synth");
+    if (pf && pi && img.px) {
+        const mt_tview *in = mt_pipeline_input_shape(pi, 0);
+        CHECK(in->dtype == MTMI_UINT8 && in->rank == 4 && in->dims[1] == hw && in->dims[2] == hw && in->dims[3] == 3,
+              "image input shape");
+        mt_frame *a, *b;
+        int ok = !mt_pipeline_begin(pf, &a) && (mt_app_fill_input(pf, a, &img), !mt_pipeline_submit(pf, a)) &&
+                 !mt_pipeline_wait(pf, &a) && !mt_pipeline_begin(pi, &b) &&
+                 (mt_app_fill_input(pi, b, &img), !mt_pipeline_submit(pi, b)) && !mt_pipeline_wait(pi, &b);
+        CHECK(ok, "image input run: %s", mtmi_last_error());
+        if (ok) {
+            int same = 1;
+            for (int i = 0; i < mt_pipeline_num_outputs(pf); i++)
+                same &= !memcmp(a->outputs[i].data, b->outputs[i].data, mt_tview_numel(&a->outputs[i]) * 4);
+            CHECK(same, "image input: outputs differ from host-normalized input");
+            printf("image input (mtmi.Preprocess in the encoder stage): outputs %s host normalization\n",
+                   same ? "identical to" : "DIFFERENT from");
+        }
+    }
+    mt_image_free(&img);
+    mt_pipeline_free(pf);
+    mt_pipeline_free(pi);
+}
+
 int main(int argc, char **argv) {
     /* A hang anywhere is a failure, not a stuck CI job. */
     alarm(300);
@@ -547,6 +585,7 @@ int main(int argc, char **argv) {
         test_error(&tiny, 0, 3);
         test_error(&tiny, 1, 0);
         test_memory(&tiny, quick ? 300 : 1000);
+        test_image_input(&tiny, 32);
         mt_graph_free(tiny.graph);
     }
     if (!quick) {

@@ -9,6 +9,8 @@
  *    bit the outputs of the same pipeline run one frame at a time, over many
  *    frames with distinct inputs, and agree with the whole model as one
  *    CUDA plan (seg class agreement, depth max error printed);
+ *  - 8-bit frames normalized on the GPU (mtmi.Preprocess) give the outputs
+ *    of host-normalized floats, bit for bit;
  *  - an error injected in a head shuts the GPU pipeline down cleanly;
  *  - device memory for 2 frames in flight is printed.
  * Exits 77 (skipped) when no GPU is visible. */
@@ -25,6 +27,8 @@
 #include "cuda/kernels.h"
 #include "graph/builder.h"
 #include "graph/mtmi_net.h"
+#include "image/image.h"
+#include "pipeline/app.h"
 #include "pipeline/pipeline.h"
 #include "quant/quant.h"
 
@@ -326,6 +330,41 @@ static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_
     mt_pipeline_free(p);
 }
 
+/* 8-bit frames normalized on the GPU (mtmi.Preprocess in the encoder's
+ * plan) vs floats normalized on the host: the same FP16 inputs, so the
+ * same outputs bit for bit. */
+static void test_image_input(mtmi_model *m) {
+    mt_placement pl;
+    mt_placement_parse("cuda:0/fp16", &pl);
+    mt_pipeline *pf = NULL, *pi = NULL;
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    CHECK(mt_pipeline_from_model(m, NULL, &pl, &o, &pf) == MTMI_OK, "float pipeline: %s", mtmi_last_error());
+    o.image_input = 1;
+    CHECK(mt_pipeline_from_model(m, NULL, &pl, &o, &pi) == MTMI_OK, "image pipeline: %s", mtmi_last_error());
+    mt_image img = {0};
+    CHECK(mt_image_synth_street(256, 256, 2, &img) == MTMI_OK, "synth");
+    if (pf && pi && img.px) {
+        mt_frame *a, *b;
+        int ok = !mt_pipeline_begin(pf, &a) && (mt_app_fill_input(pf, a, &img), !mt_pipeline_submit(pf, a)) &&
+                 !mt_pipeline_wait(pf, &a) && !mt_pipeline_begin(pi, &b) &&
+                 (mt_app_fill_input(pi, b, &img), !mt_pipeline_submit(pi, b)) && !mt_pipeline_wait(pi, &b);
+        CHECK(ok, "image input run: %s", mtmi_last_error());
+        if (ok) {
+            double md = 0;
+            for (int i = 0; i < mt_pipeline_num_outputs(pf); i++) {
+                const float *x = a->outputs[i].data, *y = b->outputs[i].data;
+                for (size_t k = 0; k < mt_tview_numel(&a->outputs[i]); k++)
+                    if (fabs(x[k] - y[k]) > md) md = fabs(x[k] - y[k]);
+            }
+            printf("image input on the GPU (mtmi.Preprocess): max abs difference %.3g from host-normalized input\n", md);
+            CHECK(md == 0, "GPU preprocessing differs from the host's: %g", md);
+        }
+    }
+    mt_image_free(&img);
+    mt_pipeline_free(pf);
+    mt_pipeline_free(pi);
+}
+
 static void test_error(mtmi_model *m) {
     mt_placement pl;
     mt_placement_parse("cuda:0/fp16", &pl);
@@ -387,6 +426,7 @@ int main(void) {
         mt_calib_cache_free(&c);
         free(fr[0].data);
         free(fr[1].data);
+        test_image_input(m);
         test_error(m);
         mtmi_model_free(m);
     }
