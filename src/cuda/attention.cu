@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace {
 
@@ -22,6 +23,7 @@ __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint
 
 template <int D, int WARPS, int KT>  /* KT keys a tile (128 measured slower than 64 on H100) */
 __global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
+    MTK_PDL_WAIT();
     constexpr int KS = D + 8;      // padded row of the K tile (halves)
     constexpr int VS = KT + 8;     // padded row of the transposed V tile
     __shared__ __align__(16) __half Ks[KT * KS];
@@ -172,6 +174,7 @@ __global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
 // FP32 (or odd head size) path: one thread per query row, key tiles in shared memory.
 template <typename T, int DM>
 __global__ void k_attn_simple(mtk_attn a) {
+    MTK_PDL_WAIT();
     constexpr int TK = 32;
     __shared__ float Ks[TK][DM], Vs[TK][DM];
     const int bh = blockIdx.y, b = bh / a.H, h = bh % a.H;
@@ -214,10 +217,10 @@ __global__ void k_attn_simple(mtk_attn a) {
 template <typename T>
 cudaError_t attn_simple(cudaStream_t s, const mtk_attn *a) {
     dim3 grid((a->N + 127) / 128, a->B * a->H);
-    if (a->D <= 16) k_attn_simple<T, 16><<<grid, 128, 0, s>>>(*a);
-    else if (a->D <= 32) k_attn_simple<T, 32><<<grid, 128, 0, s>>>(*a);
-    else if (a->D <= 64) k_attn_simple<T, 64><<<grid, 128, 0, s>>>(*a);
-    else if (a->D <= 128) k_attn_simple<T, 128><<<grid, 128, 0, s>>>(*a);
+    if (a->D <= 16) mtk_launch(k_attn_simple<T, 16>, grid, 128, 0, s, *a);
+    else if (a->D <= 32) mtk_launch(k_attn_simple<T, 32>, grid, 128, 0, s, *a);
+    else if (a->D <= 64) mtk_launch(k_attn_simple<T, 64>, grid, 128, 0, s, *a);
+    else if (a->D <= 128) mtk_launch(k_attn_simple<T, 128>, grid, 128, 0, s, *a);
     else return cudaErrorInvalidValue;
     return cudaGetLastError();
 }
@@ -237,8 +240,8 @@ extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16)
         dim3 grid((a->N + w * 16 - 1) / (w * 16), a->B * a->H);
 #define LAUNCH(DD)                                                                                   \
     do {                                                                                             \
-        if (w == 8) k_attn_f16<DD, 8, 64><<<grid, 8 * 32, 0, s>>>(*a, vec);       \
-        else k_attn_f16<DD, 4, 64><<<grid, 4 * 32, 0, s>>>(*a, vec);              \
+        if (w == 8) mtk_launch(k_attn_f16<DD, 8, 64>, grid, 8 * 32, 0, s, *a, vec);       \
+        else mtk_launch(k_attn_f16<DD, 4, 64>, grid, 4 * 32, 0, s, *a, vec);              \
         return cudaGetLastError();                                                                   \
     } while (0)
         switch (a->D) {

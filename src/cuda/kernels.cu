@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "launch.cuh"
 
 namespace {
 
@@ -69,6 +70,7 @@ unsigned blocks_for(int64_t n, int t) {
 
 // ----------------------------------------------------------------- copy
 __global__ void k_copy(void *dst, IView dv, int dt, const void *src, IView sv, int stt, int n) {
+    MTK_PDL_WAIT();
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     long long so = offset_of(sv, i), dof = offset_of(dv, i);
@@ -130,6 +132,7 @@ __device__ __forceinline__ float ew_op(int op, float a, float b, float imm, floa
 }
 
 __global__ void k_elementwise(EwArgs A, void *out, int n, int f16) {
+    MTK_PDL_WAIT();
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     float r[MTK_MAX_REG];
@@ -154,6 +157,7 @@ __global__ void k_elementwise(EwArgs A, void *out, int n, int f16) {
 // block: the program indexes its inputs at run time, and a run-time index
 // into a kernel parameter struct would copy the struct to local memory.
 __global__ void k_elementwise_d(const EwArgs *__restrict__ Ag, int n, int f16) {
+    MTK_PDL_WAIT();
     __shared__ EwArgs A;
     {
         const int *src = (const int *)Ag;
@@ -188,6 +192,7 @@ __global__ void k_elementwise_d(const EwArgs *__restrict__ Ag, int n, int f16) {
 template <typename T, int PER>
 __global__ void k_layernorm(const T *x, const T *res, T *sum, T *y, const T *g, const T *b, int64_t rows, int C,
                             float eps) {
+    MTK_PDL_WAIT();
     int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -233,6 +238,7 @@ __global__ void k_layernorm(const T *x, const T *res, T *sum, T *y, const T *g, 
 template <int L>
 __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint4 *y, const uint4 *g, const uint4 *b,
                               int64_t rows, int C8, float eps) {
+    MTK_PDL_WAIT();
     constexpr int R = 32 / L;
     int lane = threadIdx.x & 31, sub = lane % L;
     int64_t row = ((int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R + lane / L;
@@ -297,6 +303,7 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
 // Block per row for long rows.
 template <typename T>
 __global__ void k_layernorm_long(const T *x, const T *res, T *sum, T *y, const T *g, const T *b, int C, float eps) {
+    MTK_PDL_WAIT();
     int64_t row = blockIdx.x;
     const T *xr = x + row * C;
     __shared__ float red[64];
@@ -331,18 +338,19 @@ cudaError_t layernorm_t(cudaStream_t s, const void *x, const void *res, void *su
     const T *X = (const T *)x, *R = (const T *)res, *G = (const T *)g, *B = (const T *)b;
     T *S = (T *)sum, *Y = (T *)y;
     unsigned grid = blocks_for(rows, 8);
-    if (C <= 32) k_layernorm<T, 1><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
-    else if (C <= 64) k_layernorm<T, 2><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
-    else if (C <= 128) k_layernorm<T, 4><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
-    else if (C <= 256) k_layernorm<T, 8><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
-    else if (C <= 512) k_layernorm<T, 16><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C, eps);
-    else k_layernorm_long<T><<<(unsigned)rows, 256, 0, s>>>(X, R, S, Y, G, B, C, eps);
+    if (C <= 32) mtk_launch(k_layernorm<T, 1>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 64) mtk_launch(k_layernorm<T, 2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 128) mtk_launch(k_layernorm<T, 4>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 256) mtk_launch(k_layernorm<T, 8>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C, eps);
+    else if (C <= 512) mtk_launch(k_layernorm<T, 16>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C, eps);
+    else mtk_launch(k_layernorm_long<T>, (unsigned)rows, 256, 0, s, X, R, S, Y, G, B, C, eps);
     return cudaGetLastError();
 }
 
 // -------------------------------------------------------------- softmax
 template <typename T>
 __global__ void k_softmax(const T *x, T *y, int64_t rows, int C) {
+    MTK_PDL_WAIT();
     int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -382,6 +390,7 @@ __device__ __forceinline__ int nearest_idx(float x, int mode, int len) {
 __global__ void k_resize(const void *x, int xs0, int xs1, int xs2, int xs3, void *y, int ys0, int ys1, int ys2,
                          int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int mode, int coord,
                          int nmode, int c_inner, int f16, int of16) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * C * OH * OW;
     if (i >= total) return;
@@ -417,6 +426,7 @@ __global__ void k_resize(const void *x, int xs0, int xs1, int xs2, int xs3, void
 // Channels-last bilinear resize, 8 FP16 channels (16 bytes) a thread.
 __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y, int ys0, int ys2, int ys3, int N,
                             int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * C8 * OH * OW;
     if (i >= total) return;
@@ -453,6 +463,7 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y,
 __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, void *y, int ys0, int ys1, int ys2,
                              int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int coord,
                              int f16, int of16) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * OH * OW;
     if (i >= total) return;
@@ -486,6 +497,7 @@ struct CatSrc {
 };
 __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int IH, int IW, int OH,
                               int OW, float sh, float sw, int coord) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * C8 * OH * OW;
     if (i >= total) return;
@@ -534,6 +546,7 @@ __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, i
 template <typename T>
 __global__ void k_dwconv(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
                          int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int act) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * OH * OW * C;
     if (i >= total) return;
@@ -558,6 +571,7 @@ __global__ void k_dwconv(const T *x, T *y, const T *w, const T *b, int N, int H,
 // 3x3 stride 1 pad 1 specialization, half2 over channel pairs, 4 outputs along W per thread.
 __global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const __half2 *b, int N, int H, int W,
                            int C2, int act) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     int WB = (W + 3) / 4;
     unsigned total = (unsigned)N * H * WB * C2;
@@ -605,6 +619,7 @@ __global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const
 // 3x3 stride 1 pad 1, 8 FP16 channels (16-byte loads) x 4 outputs along W a thread.
 __global__ void k_dw3x3_h8(const uint4 *x, uint4 *y, const uint4 *w, const uint4 *b, int N, int H, int W, int C8,
                            int act) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     int WB = (W + 3) / 4;
     unsigned total = (unsigned)N * H * WB * C8;
@@ -690,6 +705,7 @@ template <typename T>
 __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, int H, int W, int C, int OH, int OW,
                               int CO, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                               int act, int ldy) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * OH * OW * CO;
     if (i >= total) return;
@@ -732,6 +748,7 @@ template <typename TI, typename TO>
 __global__ void k_im2col_tab(const TI *x, int xs0, int xs1, int xs2, int xs3, TO *y, int M, int H, int W, int C,
                              int OH, int OW, int KH, int KW, int sh, int sw, int ph, int pw, int dh, int dw, int K,
                              int Kp, int ppb) {
+    MTK_PDL_WAIT();
     extern __shared__ int4 tab[]; /* Kp column entries, then ppb pixel entries */
     int4 *pixt = tab + Kp;
     for (int j = threadIdx.x; j < Kp; j += blockDim.x) {
@@ -768,6 +785,7 @@ __global__ void k_im2col_tab(const TI *x, int xs0, int xs1, int xs2, int xs3, TO
 template <typename T, int NMAX>
 __global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T *C, int ldc, int M, int N, int K,
                               int act) {
+    MTK_PDL_WAIT();
     int m = blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M) return;
     float acc[NMAX];
@@ -803,6 +821,7 @@ __global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T 
 template <typename V>
 __global__ void k_im2col(const V *x, V *y, int N, int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw,
                          int ph, int pw, int dh, int dw, int K, int Kp) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * OH * OW * Kp;
     if (i >= total) return;
@@ -824,6 +843,7 @@ __global__ void k_im2col(const V *x, V *y, int N, int H, int W, int C, int OH, i
 // ------------------------------------------------------------- bias+act
 template <typename T>
 __global__ void k_bias_act(T *y, const T *b, unsigned n, int C, int act, int ldy) {
+    MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     unsigned c = i % (unsigned)C, r = i / (unsigned)C;
@@ -835,6 +855,7 @@ __global__ void k_bias_act(T *y, const T *b, unsigned n, int C, int act, int ldy
 // --------------------------------------------------------------- gather
 __global__ void k_gather(const uint8_t *x, uint8_t *y, const int64_t *idx, long long pre, long long L, long long nidx,
                          long long post, int es) {
+    MTK_PDL_WAIT();
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long total = pre * nidx * post;
     if (i >= total) return;
@@ -852,6 +873,7 @@ __global__ void k_gather(const uint8_t *x, uint8_t *y, const int64_t *idx, long 
 // ----------------------------------------------------------- preprocess
 __global__ void k_preprocess(const uint8_t *img, int H, int W, void *y, long long s1, long long s2, long long s3,
                              float m0, float m1, float m2, float i0, float i1, float i2, int f16) {
+    MTK_PDL_WAIT();
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (long long)H * W) return;
     int h = (int)(i / W), w = (int)(i % W);
@@ -871,7 +893,7 @@ cudaError_t mtk_copy(cudaStream_t s, void *dst, const mtk_view *dv, int dt, cons
     int64_t n = numel(dv);
     if (n == 0) return cudaSuccess;
     if (n >= (1ll << 31)) return cudaErrorInvalidValue;
-    k_copy<<<blocks_for(n, 256), 256, 0, s>>>(dst, to_iview(dv), dt, src, to_iview(sv), stt, (int)n);
+    mtk_launch(k_copy, blocks_for(n, 256), 256, 0, s, dst, to_iview(dv), dt, src, to_iview(sv), stt, (int)n);
     return cudaGetLastError();
 }
 
@@ -916,7 +938,7 @@ cudaError_t mtk_elementwise_prepare(const mtk_prog *prog, void *out, const mtk_v
 
 cudaError_t mtk_elementwise_run(cudaStream_t s, const void *dev_args, int64_t n, int f16) {
     if (n == 0) return cudaSuccess;
-    k_elementwise_d<<<blocks_for(n, 256), 256, 0, s>>>((const EwArgs *)dev_args, (int)n, f16);
+    mtk_launch(k_elementwise_d, blocks_for(n, 256), 256, 0, s, (const EwArgs *)dev_args, (int)n, f16);
     return cudaGetLastError();
 }
 
@@ -927,7 +949,7 @@ cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, con
     if (n >= (1ll << 31) || nin > MTK_MAX_IN) return cudaErrorInvalidValue;
     EwArgs A;
     ew_build(A, prog, out, ov, nin, in, iv);
-    k_elementwise<<<blocks_for(n, 256), 256, 0, s>>>(A, out, (int)n, f16);
+    mtk_launch(k_elementwise, blocks_for(n, 256), 256, 0, s, A, out, (int)n, f16);
     return cudaGetLastError();
 }
 
@@ -944,12 +966,12 @@ cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *
         int64_t rows_per_block = 8 * (32 / L);
         unsigned grid = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
         switch (L) {
-        case 1: k_layernorm_v<1><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
-        case 2: k_layernorm_v<2><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
-        case 4: k_layernorm_v<4><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
-        case 8: k_layernorm_v<8><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
-        case 16: k_layernorm_v<16><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
-        default: k_layernorm_v<32><<<grid, 256, 0, s>>>(X, R, S, Y, G, B, rows, C8, eps); break;
+        case 1: mtk_launch(k_layernorm_v<1>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
+        case 2: mtk_launch(k_layernorm_v<2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
+        case 4: mtk_launch(k_layernorm_v<4>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
+        case 8: mtk_launch(k_layernorm_v<8>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
+        case 16: mtk_launch(k_layernorm_v<16>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
+        default: mtk_launch(k_layernorm_v<32>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
         }
         return cudaGetLastError();
     }
@@ -959,8 +981,8 @@ cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *
 
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16) {
     if (rows == 0) return cudaSuccess;
-    if (f16) k_softmax<__half><<<blocks_for(rows, 8), 256, 0, s>>>((const __half *)x, (__half *)y, rows, C);
-    else k_softmax<float><<<blocks_for(rows, 8), 256, 0, s>>>((const float *)x, (float *)y, rows, C);
+    if (f16) mtk_launch(k_softmax<__half>, blocks_for(rows, 8), 256, 0, s, (const __half *)x, (__half *)y, rows, C);
+    else mtk_launch(k_softmax<float>, blocks_for(rows, 8), 256, 0, s, (const float *)x, (float *)y, rows, C);
     return cudaGetLastError();
 }
 
@@ -973,7 +995,7 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
     if (mode == 1 && c_inner && f16 && out_f16 && C % 8 == 0 && xs[1] == 1 && ys[1] == 1 && xs[0] % 8 == 0 &&
         xs[2] % 8 == 0 && xs[3] % 8 == 0 && ys[0] % 8 == 0 && ys[2] % 8 == 0 && ys[3] % 8 == 0 &&
         (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0) {
-        k_resize_c8<<<blocks_for(total / 8, 256), 256, 0, s>>>((const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
+        mtk_launch(k_resize_c8, blocks_for(total / 8, 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
                                                                (int)xs[3] / 8, (uint4 *)y, (int)ys[0] / 8, (int)ys[2] / 8,
                                                                (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
                                                                scale_w, coord);
@@ -981,12 +1003,12 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
     }
     if (mode == 1 && !c_inner && C <= 64) {
         long long pix = (long long)N * OH * OW;
-        k_resize_pix<<<blocks_for(pix, 256), 256, 0, s>>>(x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
+        mtk_launch(k_resize_pix, blocks_for(pix, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
                                                            (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW,
                                                            scale_h, scale_w, coord, f16, out_f16);
         return cudaGetLastError();
     }
-    k_resize<<<blocks_for(total, 256), 256, 0, s>>>(x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
+    mtk_launch(k_resize, blocks_for(total, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
                                                      (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW, scale_h,
                                                      scale_w, mode, coord, nearest_mode, c_inner, f16, out_f16);
     return cudaGetLastError();
@@ -1010,7 +1032,7 @@ cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const
     }
     long long total = (long long)N * (C / 8) * OH * OW;
     if (!total) return cudaSuccess;
-    k_resize_cat8<<<blocks_for(total, 256), 256, 0, s>>>(src, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+    mtk_launch(k_resize_cat8, blocks_for(total, 256), 256, 0, s, src, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
                                                          (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w,
                                                          coord);
     return cudaGetLastError();
@@ -1023,22 +1045,22 @@ cudaError_t mtk_dwconv(cudaStream_t s, const void *x, void *y, const void *w, co
         OH == H && OW == W && ((uintptr_t)x % 4) == 0 && ((uintptr_t)y % 4) == 0) {
         if (C % 8 == 0 && ((uintptr_t)x | (uintptr_t)y | (uintptr_t)w | (uintptr_t)(b ? b : w)) % 16 == 0) {
             long long t8 = (long long)N * H * ((W + 3) / 4) * (C / 8);
-            k_dw3x3_h8<<<blocks_for(t8, 128), 128, 0, s>>>((const uint4 *)x, (uint4 *)y, (const uint4 *)w, (const uint4 *)b,
+            mtk_launch(k_dw3x3_h8, blocks_for(t8, 128), 128, 0, s, (const uint4 *)x, (uint4 *)y, (const uint4 *)w, (const uint4 *)b,
                                                            N, H, W, C / 8, act);
             return cudaGetLastError();
         }
         long long total = (long long)N * H * ((W + 3) / 4) * (C / 2);
-        k_dw3x3_h2<<<blocks_for(total, 256), 256, 0, s>>>((const __half2 *)x, (__half2 *)y, (const __half2 *)w,
+        mtk_launch(k_dw3x3_h2, blocks_for(total, 256), 256, 0, s, (const __half2 *)x, (__half2 *)y, (const __half2 *)w,
                                                            (const __half2 *)b, N, H, W, C / 2, act);
         return cudaGetLastError();
     }
     long long total = (long long)N * OH * OW * C;
     if (f16)
-        k_dwconv<__half><<<blocks_for(total, 256), 256, 0, s>>>((const __half *)x, (__half *)y, (const __half *)w,
+        mtk_launch(k_dwconv<__half>, blocks_for(total, 256), 256, 0, s, (const __half *)x, (__half *)y, (const __half *)w,
                                                                  (const __half *)b, N, H, W, C, OH, OW, KH, KW, sh,
                                                                  sw, ph, pw, dh, dw, act);
     else
-        k_dwconv<float><<<blocks_for(total, 256), 256, 0, s>>>((const float *)x, (float *)y, (const float *)w,
+        mtk_launch(k_dwconv<float>, blocks_for(total, 256), 256, 0, s, (const float *)x, (float *)y, (const float *)w,
                                                                 (const float *)b, N, H, W, C, OH, OW, KH, KW, sh, sw,
                                                                 ph, pw, dh, dw, act);
     return cudaGetLastError();
@@ -1056,11 +1078,11 @@ cudaError_t mtk_conv_direct_ld(cudaStream_t s, const void *x, void *y, const voi
     long long total = (long long)N * OH * OW * CO;
     if (!total) return cudaSuccess;
     if (f16)
-        k_conv_direct<__half><<<blocks_for(total, 128), 128, 0, s>>>(
+        mtk_launch(k_conv_direct<__half>, blocks_for(total, 128), 128, 0, s, 
             (const __half *)x, (__half *)y, (const __half *)w, (const __half *)b, N, H, W, C, OH, OW, CO, KH, KW, sh,
             sw, ph, pw, dh, dw, groups, act, ldy);
     else
-        k_conv_direct<float><<<blocks_for(total, 128), 128, 0, s>>>((const float *)x, (float *)y, (const float *)w,
+        mtk_launch(k_conv_direct<float>, blocks_for(total, 128), 128, 0, s, (const float *)x, (float *)y, (const float *)w,
                                                                      (const float *)b, N, H, W, C, OH, OW, CO, KH, KW,
                                                                      sh, sw, ph, pw, dh, dw, groups, act, ldy);
     return cudaGetLastError();
@@ -1084,16 +1106,16 @@ cudaError_t mtk_im2col_view(cudaStream_t s, const void *x, const int64_t xs[4], 
     int s0 = (int)(xs[0] / unit), s1 = (int)(vec ? 1 : xs[1]), s2 = (int)(xs[2] / unit), s3 = (int)(xs[3] / unit);
     int Cu = C / unit;
     if (vec)
-        k_im2col_tab<uint4, uint4><<<grid, 256, smem, s>>>((const uint4 *)x, s0, s1, s2, s3, (uint4 *)y, M, H, W, Cu, OH,
+        mtk_launch(k_im2col_tab<uint4, uint4>, grid, 256, smem, s, (const uint4 *)x, s0, s1, s2, s3, (uint4 *)y, M, H, W, Cu, OH,
                                                           OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
     else if (!xf16 && yf16)
-        k_im2col_tab<float, __half><<<grid, 256, smem, s>>>((const float *)x, s0, s1, s2, s3, (__half *)y, M, H, W, Cu,
+        mtk_launch(k_im2col_tab<float, __half>, grid, 256, smem, s, (const float *)x, s0, s1, s2, s3, (__half *)y, M, H, W, Cu,
                                                             OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
     else if (xf16 && yf16)
-        k_im2col_tab<__half, __half><<<grid, 256, smem, s>>>((const __half *)x, s0, s1, s2, s3, (__half *)y, M, H, W, Cu,
+        mtk_launch(k_im2col_tab<__half, __half>, grid, 256, smem, s, (const __half *)x, s0, s1, s2, s3, (__half *)y, M, H, W, Cu,
                                                              OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
     else if (!xf16 && !yf16)
-        k_im2col_tab<float, float><<<grid, 256, smem, s>>>((const float *)x, s0, s1, s2, s3, (float *)y, M, H, W, Cu, OH,
+        mtk_launch(k_im2col_tab<float, float>, grid, 256, smem, s, (const float *)x, s0, s1, s2, s3, (float *)y, M, H, W, Cu, OH,
                                                            OW, KH, KW, sh, sw, ph, pw, dh, dw, Ku, Kpu, ppb);
     else return cudaErrorInvalidValue;
     return cudaGetLastError();
@@ -1104,10 +1126,10 @@ cudaError_t mtk_gemm_smalln(cudaStream_t s, const void *A, int lda, const void *
     if (N > 8) return cudaErrorInvalidValue;
     if (!M) return cudaSuccess;
     if (f16)
-        k_gemm_smalln<__half, 8><<<blocks_for(M, 128), 128, 0, s>>>((const __half *)A, lda, (const __half *)B,
+        mtk_launch(k_gemm_smalln<__half, 8>, blocks_for(M, 128), 128, 0, s, (const __half *)A, lda, (const __half *)B,
                                                                      (const __half *)bias, (__half *)C, ldc, M, N, K, act);
     else
-        k_gemm_smalln<float, 8><<<blocks_for(M, 128), 128, 0, s>>>((const float *)A, lda, (const float *)B,
+        mtk_launch(k_gemm_smalln<float, 8>, blocks_for(M, 128), 128, 0, s, (const float *)A, lda, (const float *)B,
                                                                     (const float *)bias, (float *)C, ldc, M, N, K, act);
     return cudaGetLastError();
 }
@@ -1120,17 +1142,17 @@ cudaError_t mtk_im2col(cudaStream_t s, const void *x, void *y, int N, int H, int
     int K = KH * KW * C;
     if (esize == 2 && C % 8 == 0 && Kp % 8 == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 16) == 0) {
         long long t8 = total / 8;
-        k_im2col<uint4><<<blocks_for(t8, 256), 256, 0, s>>>((const uint4 *)x, (uint4 *)y, N, H, W, C / 8, OH, OW, KH, KW,
+        mtk_launch(k_im2col<uint4>, blocks_for(t8, 256), 256, 0, s, (const uint4 *)x, (uint4 *)y, N, H, W, C / 8, OH, OW, KH, KW,
                                                             sh, sw, ph, pw, dh, dw, K / 8, Kp / 8);
     } else if (esize == 4 && C % 4 == 0 && Kp % 4 == 0 && ((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 16) == 0) {
         long long t4 = total / 4;
-        k_im2col<uint4><<<blocks_for(t4, 256), 256, 0, s>>>((const uint4 *)x, (uint4 *)y, N, H, W, C / 4, OH, OW, KH, KW,
+        mtk_launch(k_im2col<uint4>, blocks_for(t4, 256), 256, 0, s, (const uint4 *)x, (uint4 *)y, N, H, W, C / 4, OH, OW, KH, KW,
                                                             sh, sw, ph, pw, dh, dw, K / 4, Kp / 4);
     } else if (esize == 2) {
-        k_im2col<uint16_t><<<blocks_for(total, 256), 256, 0, s>>>((const uint16_t *)x, (uint16_t *)y, N, H, W, C, OH, OW,
+        mtk_launch(k_im2col<uint16_t>, blocks_for(total, 256), 256, 0, s, (const uint16_t *)x, (uint16_t *)y, N, H, W, C, OH, OW,
                                                                   KH, KW, sh, sw, ph, pw, dh, dw, K, Kp);
     } else {
-        k_im2col<uint32_t><<<blocks_for(total, 256), 256, 0, s>>>((const uint32_t *)x, (uint32_t *)y, N, H, W, C, OH, OW,
+        mtk_launch(k_im2col<uint32_t>, blocks_for(total, 256), 256, 0, s, (const uint32_t *)x, (uint32_t *)y, N, H, W, C, OH, OW,
                                                                   KH, KW, sh, sw, ph, pw, dh, dw, K, Kp);
     }
     return cudaGetLastError();
@@ -1143,8 +1165,8 @@ cudaError_t mtk_bias_act(cudaStream_t s, void *y, const void *b, int64_t rows, i
 cudaError_t mtk_bias_act_ld(cudaStream_t s, void *y, const void *b, int64_t rows, int C, int act, int f16, int ldy) {
     long long n = (long long)rows * C;
     if (!n) return cudaSuccess;
-    if (f16) k_bias_act<__half><<<blocks_for(n, 256), 256, 0, s>>>((__half *)y, (const __half *)b, (unsigned)n, C, act, ldy);
-    else k_bias_act<float><<<blocks_for(n, 256), 256, 0, s>>>((float *)y, (const float *)b, (unsigned)n, C, act, ldy);
+    if (f16) mtk_launch(k_bias_act<__half>, blocks_for(n, 256), 256, 0, s, (__half *)y, (const __half *)b, (unsigned)n, C, act, ldy);
+    else mtk_launch(k_bias_act<float>, blocks_for(n, 256), 256, 0, s, (float *)y, (const float *)b, (unsigned)n, C, act, ldy);
     return cudaGetLastError();
 }
 
@@ -1152,7 +1174,7 @@ cudaError_t mtk_gather(cudaStream_t s, const void *x, void *y, const int64_t *id
                        int64_t nidx, int64_t post, int esize) {
     long long total = pre * nidx * post;
     if (!total) return cudaSuccess;
-    k_gather<<<blocks_for(total, 256), 256, 0, s>>>((const uint8_t *)x, (uint8_t *)y, idx, pre, axis_len, nidx, post,
+    mtk_launch(k_gather, blocks_for(total, 256), 256, 0, s, (const uint8_t *)x, (uint8_t *)y, idx, pre, axis_len, nidx, post,
                                                      esize);
     return cudaGetLastError();
 }
@@ -1160,7 +1182,7 @@ cudaError_t mtk_gather(cudaStream_t s, const void *x, void *y, const int64_t *id
 cudaError_t mtk_preprocess(cudaStream_t s, const uint8_t *img, int H, int W, void *y, const int64_t ys[4],
                            const float mean[3], const float stdv[3], int f16) {
     long long total = (long long)H * W;
-    k_preprocess<<<blocks_for(total, 256), 256, 0, s>>>(img, H, W, y, ys[1], ys[2], ys[3], mean[0], mean[1], mean[2],
+    mtk_launch(k_preprocess, blocks_for(total, 256), 256, 0, s, img, H, W, y, ys[1], ys[2], ys[3], mean[0], mean[1], mean[2],
                                                          1.f / stdv[0], 1.f / stdv[1], 1.f / stdv[2], f16);
     return cudaGetLastError();
 }
@@ -1171,6 +1193,7 @@ cudaError_t mtk_preprocess(cudaStream_t s, const uint8_t *img, int H, int W, voi
  * a few microseconds so that a grid larger than the GPU spreads over every
  * SM it is allowed to use (green-context partition checks). */
 __global__ void k_smid_probe(int *out) {
+    MTK_PDL_WAIT();
     if (threadIdx.x == 0) {
         unsigned id;
         asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
@@ -1182,6 +1205,6 @@ __global__ void k_smid_probe(int *out) {
 }
 
 extern "C" cudaError_t mtk_smid_probe(cudaStream_t s, int *out, int nblocks) {
-    k_smid_probe<<<nblocks, 32, 0, s>>>(out);
+    mtk_launch(k_smid_probe, nblocks, 32, 0, s, out);
     return cudaGetLastError();
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "qkernels.h"
+#include "launch.cuh"
 
 __device__ __forceinline__ float q_div(float a, float b) {
     float r;
@@ -78,6 +79,7 @@ __device__ __forceinline__ int q_quant(float x, float s) {
 template <typename I>
 __global__ void k_qquant8(const void *__restrict__ x, int64_t s0, int64_t s1, int64_t s2, int64_t s3, int f16, int vec,
                           int cfast, uint2 *__restrict__ xq, I N, I C, I H, I W, I Cp8, float s, I total) {
+    MTK_PDL_WAIT();
     for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (I)gridDim.x * blockDim.x) {
         I c8, w, h, n;
         if (cfast) {
@@ -136,10 +138,10 @@ extern "C" cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const 
     int64_t blocks = (total + 255) / 256;
     if (blocks > 131072) blocks = 131072;
     if (total < ((int64_t)1 << 31) - (int64_t)blocks * 256)
-        k_qquant8<int><<<(unsigned)blocks, 256, 0, st>>>(x, xs[0], xs[1], xs[2], xs[3], x_f16, vec, cfast, (uint2 *)xq, N, C, H, W,
+        mtk_launch(k_qquant8<int>, (unsigned)blocks, 256, 0, st, x, xs[0], xs[1], xs[2], xs[3], x_f16, vec, cfast, (uint2 *)xq, N, C, H, W,
                                                        Cp / 8, scale, (int)total);
     else
-        k_qquant8<int64_t><<<(unsigned)blocks, 256, 0, st>>>(x, xs[0], xs[1], xs[2], xs[3], x_f16, vec, cfast, (uint2 *)xq, N, C,
+        mtk_launch(k_qquant8<int64_t>, (unsigned)blocks, 256, 0, st, x, xs[0], xs[1], xs[2], xs[3], x_f16, vec, cfast, (uint2 *)xq, N, C,
                                                            H, W, Cp / 8, scale, total);
     return cudaGetLastError();
 }
@@ -204,6 +206,7 @@ __device__ __forceinline__ unsigned q_ld(const int8_t *p, int off) {
 __global__ void __launch_bounds__(QG_WARPS * 32)
     k_qgemm(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
             const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+    MTK_PDL_WAIT();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int64_t P = (int64_t)q.N * q.OH * q.OW;
@@ -288,7 +291,7 @@ extern "C" cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
     dim3 grid((unsigned)((P + QG_WARPS * 32 - 1) / (QG_WARPS * 32)), (unsigned)(q->COp / 32));
-    k_qgemm<<<grid, QG_WARPS * 32, 0, st>>>(*q, xq, wq, bq, mult, y, y_f16, acc);
+    mtk_launch(k_qgemm, grid, QG_WARPS * 32, 0, st, *q, xq, wq, bq, mult, y, y_f16, acc);
     return cudaGetLastError();
 }
 
@@ -410,6 +413,7 @@ template <int BM, int BN, int WM, int WN, int STAGES, int CH, bool FQ>
 __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
     k_qgemm_tiled(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                   const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, q_fx fx) {
+    MTK_PDL_WAIT();
     typedef QT<BM, BN, WM, WN, STAGES, CH> T;
     extern __shared__ __align__(128) unsigned char q_sm[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -620,7 +624,7 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
         }
     }
     dim3 grid((unsigned)((P + BM - 1) / BM), (unsigned)((q->COp + BN - 1) / BN));
-    kern<<<grid, T::NT, T::SMEM, st>>>(*q, xq, wq, bq, mult, y, y_f16, acc, fx);
+    mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc, fx);
     return cudaGetLastError();
 }
 

@@ -1,0 +1,55 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90+).
+//
+// In a CUDA graph every kernel waits for the previous one to finish and for
+// its own blocks to be scheduled: 1-2 us a boundary, 0.15-0.25 ms over the
+// ~130 kernels of the network (docs/PERFORMANCE.md).  A kernel launched with
+// mtk_launch carries the programmatic-stream-serialization attribute: the
+// GPU may start scheduling its blocks while the previous kernel drains, and
+// the kernel's first statement, MTK_PDL_WAIT(), holds every thread until the
+// previous grid has completed and its writes are visible.  So every kernel
+// launched through mtk_launch must begin with MTK_PDL_WAIT() (before any
+// early return): then no block can finish before its predecessor, and the
+// ordering stays transitive for the kernels after it.  Library kernels
+// (cuBLASLt, cuDNN) are launched without the attribute and keep the full
+// serialization.  MTMI_NO_PDL=1 in the environment launches without the
+// attribute (for A/B measurements); the waits are then no-ops.
+#ifndef MT_CUDA_LAUNCH_CUH
+#define MT_CUDA_LAUNCH_CUH
+
+#include <cuda_runtime.h>
+#include <stdlib.h>
+
+#include <utility>
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define MTK_PDL_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
+#else
+#define MTK_PDL_WAIT() ((void)0)
+#endif
+
+static inline int mtk_pdl_enabled(void) {
+    static int v = -1; /* a benign race: every thread computes the same value */
+    if (v < 0) {
+        const char *e = getenv("MTMI_NO_PDL");
+        v = !(e && *e && *e != '0');
+    }
+    return v;
+}
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t mtk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                     Args &&...args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = mtk_pdl_enabled() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+#endif
