@@ -4,6 +4,7 @@
 // registers.  FP32: one thread per query row on CUDA cores.
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "kernels.h"
 #include "launch.cuh"
@@ -171,6 +172,257 @@ __global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
     }
 }
 
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// 16 bytes global -> shared, asynchronously; zero-filled when !pred (the
+// source is then not read).
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// B fragment (k16 x n8) of mma.m16n8k16 from a row-major [k][n] tile in
+// shared memory: rows k0..k0+15 at column n0, transposed by ldmatrix.
+__device__ __forceinline__ void ldsm_x2_trans(uint32_t &r0, uint32_t &r1, const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
+}
+
+// The tensor-core kernel for 16-byte-aligned K and V rows, 8 warps:
+//  - K and V tiles stream into shared memory with cp.async, double-buffered
+//    (the next tile loads while this one is computed: one barrier a tile);
+//  - V stays row-major and ldmatrix.trans builds the P V operand (no
+//    transposing scalar stores);
+//  - KSPLIT warps share 16 query rows and take interleaved 64-key sub-tiles
+//    each, merged at the end (max / rescale / sum through shared memory),
+//    so that short query sequences with many heads (the encoder's later
+//    stages: 1024-4096 queries) still fill the GPU: the grid has KSPLIT
+//    times more blocks than with 16 rows a warp.
+template <int D, int KSPLIT>
+__global__ void __launch_bounds__(256) k_attn_f16_async(mtk_attn a) {
+    MTK_PDL_WAIT();
+    constexpr int KT = 64, WARPS = 8, QG = WARPS / KSPLIT;
+    constexpr int RS = D + 8;          // padded smem row (halves): conflict-free ldmatrix / 32-bit reads
+    constexpr int TILE = KSPLIT * KT;  // keys a stage
+    extern __shared__ __align__(16) unsigned char smraw[];
+    __half *Ks = (__half *)smraw;        // [2][TILE][RS]
+    __half *Vs = Ks + 2 * TILE * RS;     // [2][TILE][RS]
+    const int bh = blockIdx.y;
+    const int b = bh / a.H, h = bh % a.H;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int qg = warp / KSPLIT, ks = warp % KSPLIT;
+    const int q0 = blockIdx.x * (QG * 16) + qg * 16;
+    const __half *Q = (const __half *)a.q + b * a.qs[0] + h * a.qs[1];
+    const __half *K = (const __half *)a.k + b * a.ks[0] + h * a.ks[1];
+    const __half *V = (const __half *)a.v + b * a.vs[0] + h * a.vs[1];
+    __half *O = (__half *)a.o + b * a.os[0] + h * a.os[1];
+
+    uint32_t qf[D / 16][4];
+    const int r0 = q0 + g, r1 = q0 + g + 8;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const int c0 = kk * 16 + 2 * t, c1 = c0 + 8;
+        qf[kk][0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
+        qf[kk][1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
+        qf[kk][2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
+        qf[kk][3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = a.scale * 1.4426950408889634f;
+    const int ntiles = (a.M + TILE - 1) / TILE;
+
+    auto load = [&](int tile, int buf) {
+        const int kb = tile * TILE;
+        __half *kd = Ks + buf * TILE * RS, *vd = Vs + buf * TILE * RS;
+        for (int idx = threadIdx.x; idx < TILE * (D / 8); idx += WARPS * 32) {
+            const int kr = idx / (D / 8), c = (idx % (D / 8)) * 8;
+            const bool ok = kb + kr < a.M;
+            const int64_t row = ok ? kb + kr : 0;
+            cp_async16(kd + kr * RS + c, K + row * a.ks[2] + c, ok);
+            cp_async16(vd + kr * RS + c, V + row * a.vs[2] + c, ok);
+        }
+        cp_async_commit();
+    };
+    load(0, 0);
+    for (int tile = 0; tile < ntiles; tile++) {
+        cp_async_wait_all();
+        __syncthreads();  // tile landed for everyone; everyone is done with the other buffer
+        if (tile + 1 < ntiles) load(tile + 1, (tile + 1) & 1);
+        const int k0 = tile * TILE + ks * KT;
+        if (k0 >= a.M) continue;  // warp-uniform: this warp's sub-tile is past the keys
+        const __half *kt = Ks + (tile & 1) * TILE * RS + ks * KT * RS;
+        const __half *vt = Vs + (tile & 1) * TILE * RS + ks * KT * RS;
+        float s[KT / 8][4];
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t bf[2];
+                const __half *kp = kt + (n * 8 + g) * RS + kk * 16 + 2 * t;
+                bf[0] = *(const uint32_t *)kp;
+                bf[1] = *(const uint32_t *)(kp + 8);
+                mma16816(s[n], qf[kk], bf);
+            }
+        }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            const int key = k0 + n * 8 + 2 * t;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const bool ok = key + (e & 1) < a.M;
+                s[n][e] = ok ? s[n][e] * sl2 : -INFINITY;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        // k0 < M: every row sees at least one key here, so mn is finite.
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+        float ps0 = 0.f, ps1 = 0.f;
+        uint32_t ph[KT / 8][2];
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            float e00 = exp2f(s[n][0] - mn0), e01 = exp2f(s[n][1] - mn0);
+            float e10 = exp2f(s[n][2] - mn1), e11 = exp2f(s[n][3] - mn1);
+            ps0 += e00 + e01;
+            ps1 += e10 + e11;
+            __half2 h0 = __floats2half2_rn(e00, e01), h1 = __floats2half2_rn(e10, e11);
+            ph[n][0] = *(uint32_t *)&h0;
+            ph[n][1] = *(uint32_t *)&h1;
+        }
+        l0 = l0 * al0 + ps0;
+        l1 = l1 * al1 + ps1;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            o[j][0] *= al0;
+            o[j][1] *= al0;
+            o[j][2] *= al1;
+            o[j][3] *= al1;
+        }
+#pragma unroll
+        for (int kk = 0; kk < KT / 16; kk++) {
+            uint32_t pa[4];
+            pa[0] = ph[2 * kk][0];
+            pa[1] = ph[2 * kk][1];
+            pa[2] = ph[2 * kk + 1][0];
+            pa[3] = ph[2 * kk + 1][1];
+            const __half *vrow = vt + (kk * 16 + (lane & 15)) * RS;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                uint32_t bf[2];
+                ldsm_x2_trans(bf[0], bf[1], vrow + j * 8);
+                mma16816(o[j], pa, bf);
+            }
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    if (KSPLIT > 1) {
+        // Merge the KSPLIT partial results of each query group: warp ks = 0
+        // rescales everyone's (o, l) to the common maximum and sums.  A warp
+        // that saw no key has m = -inf, l = 0, o = 0 and weight 0.
+        constexpr int PER = D / 2 + 4;  // floats a lane: o fragments, m0, m1, l0, l1
+        cp_async_wait_all();
+        __syncthreads();               // K/V buffers are free: reuse them
+        float *red = (float *)smraw;
+        float *mine = red + warp * PER * 32;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) mine[(j * 4 + e) * 32 + lane] = o[j][e];
+        mine[(D / 2 + 0) * 32 + lane] = m0;
+        mine[(D / 2 + 1) * 32 + lane] = m1;
+        mine[(D / 2 + 2) * 32 + lane] = l0;
+        mine[(D / 2 + 3) * 32 + lane] = l1;
+        __syncthreads();
+        if (ks != 0) return;
+        float M0 = m0, M1 = m1;
+#pragma unroll
+        for (int w = 1; w < KSPLIT; w++) {
+            const float *ow = red + (warp + w) * PER * 32;
+            M0 = fmaxf(M0, ow[(D / 2 + 0) * 32 + lane]);
+            M1 = fmaxf(M1, ow[(D / 2 + 1) * 32 + lane]);
+        }
+        const float f0 = exp2f(m0 - M0), f1 = exp2f(m1 - M1);
+        l0 *= f0;
+        l1 *= f1;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            o[j][0] *= f0;
+            o[j][1] *= f0;
+            o[j][2] *= f1;
+            o[j][3] *= f1;
+        }
+#pragma unroll
+        for (int w = 1; w < KSPLIT; w++) {
+            const float *ow = red + (warp + w) * PER * 32;
+            const float w0 = exp2f(ow[(D / 2 + 0) * 32 + lane] - M0), w1 = exp2f(ow[(D / 2 + 1) * 32 + lane] - M1);
+            l0 += ow[(D / 2 + 2) * 32 + lane] * w0;
+            l1 += ow[(D / 2 + 3) * 32 + lane] * w1;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                o[j][0] += ow[(j * 4 + 0) * 32 + lane] * w0;
+                o[j][1] += ow[(j * 4 + 1) * 32 + lane] * w0;
+                o[j][2] += ow[(j * 4 + 2) * 32 + lane] * w1;
+                o[j][3] += ow[(j * 4 + 3) * 32 + lane] * w1;
+            }
+        }
+    }
+    const float i0 = 1.f / l0, i1 = 1.f / l1;
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) {
+        const int c = j * 8 + 2 * t;
+        if (r0 < a.N) *(__half2 *)(O + (int64_t)r0 * a.os[2] + c) = __floats2half2_rn(o[j][0] * i0, o[j][1] * i0);
+        if (r1 < a.N) *(__half2 *)(O + (int64_t)r1 * a.os[2] + c) = __floats2half2_rn(o[j][2] * i1, o[j][3] * i1);
+    }
+}
+
+template <int D, int KSPLIT>
+cudaError_t launch_async(cudaStream_t s, const mtk_attn *a) {
+    constexpr int TILE = KSPLIT * 64, RS = D + 8;
+    constexpr size_t kv = (size_t)4 * TILE * RS * sizeof(__half);
+    constexpr size_t red = KSPLIT > 1 ? (size_t)8 * (D / 2 + 4) * 32 * sizeof(float) : 0;
+    constexpr size_t smem = kv > red ? kv : red;
+    if (smem > 48 * 1024) {
+        /* Idempotent; launches happen when a plan is built and captured, not per frame. */
+        cudaError_t e = cudaFuncSetAttribute(k_attn_f16_async<D, KSPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    constexpr int QROWS = 16 * 8 / KSPLIT;
+    dim3 grid((a->N + QROWS - 1) / QROWS, a->B * a->H);
+    mtk_launch(k_attn_f16_async<D, KSPLIT>, grid, 256, smem, s, *a);
+    return cudaGetLastError();
+}
+
+// Smallest split whose grid covers the GPU twice over (keys permitting).
+template <int D>
+cudaError_t attn_async(cudaStream_t s, const mtk_attn *a) {
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    const long long bhs = (long long)a->B * a->H, want = 2LL * sms;
+    int ksplit = 1;
+    if (((a->N + 127) / 128) * bhs < want && a->M > 64) ksplit = 2;
+    /* D = 128 with 4 sub-tiles would need 278 KB of shared memory */
+    if (ksplit == 2 && D < 128 && ((a->N + 63) / 64) * bhs < want && a->M > 128) ksplit = 4;
+    if (ksplit == 4) return launch_async<D, 4>(s, a);
+    if (ksplit == 2) return launch_async<D, 2>(s, a);
+    return launch_async<D, 1>(s, a);
+}
+
 // FP32 (or odd head size) path: one thread per query row, key tiles in shared memory.
 template <typename T, int DM>
 __global__ void k_attn_simple(mtk_attn a) {
@@ -234,6 +486,15 @@ extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16)
                    a->qs[0] % 2 == 0 && a->qs[1] % 2 == 0 && a->os[0] % 2 == 0 && a->os[1] % 2 == 0;
     int vec = ((uintptr_t)a->k % 16 == 0) && ((uintptr_t)a->v % 16 == 0) && a->ks[2] % 8 == 0 && a->vs[2] % 8 == 0 &&
               a->ks[0] % 8 == 0 && a->ks[1] % 8 == 0 && a->vs[0] % 8 == 0 && a->vs[1] % 8 == 0;
+    if (a->M > 0 && aligned && vec && !getenv("MTMI_ATTN_V1")) {
+        switch (a->D) {
+        case 16: return attn_async<16>(s, a);
+        case 32: return attn_async<32>(s, a);
+        case 64: return attn_async<64>(s, a);
+        case 128: return attn_async<128>(s, a);
+        default: break;
+        }
+    }
     if (a->M > 0 && aligned) {
         long long blocks8 = (long long)((a->N + 127) / 128) * a->B * a->H;
         int w = blocks8 > 0 ? 8 : 4; /* 4 warps measured slower even on small grids (H100) */

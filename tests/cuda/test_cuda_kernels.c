@@ -443,6 +443,13 @@ int main(void) {
         t_attention(f16, 1, 2, 130, 70, 64, 1);
         t_attention(f16, 1, 1, 64, 40, 24, 0);
         t_attention(f16, 1, 1, 34000, 200, 32, 1);
+        /* the encoder's later stages (key-split variants of the FP16 kernel) */
+        t_attention(f16, 1, 8, 1024, 1024, 32, 1);
+        t_attention(f16, 1, 5, 4096, 1024, 32, 1);
+        t_attention(f16, 1, 8, 100, 200, 64, 0);
+        t_attention(f16, 1, 4, 70, 130, 128, 1);
+        t_attention(f16, 1, 3, 50, 7, 16, 0);
+        t_attention(f16, 2, 3, 333, 257, 32, 0);
         t_preprocess(f16);
     }
     t_resize_cat();
