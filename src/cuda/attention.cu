@@ -198,8 +198,8 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t &r0, uint32_t &r1, const 
 //    so that short query sequences with many heads (the encoder's later
 //    stages: 1024-4096 queries) still fill the GPU: the grid has KSPLIT
 //    times more blocks than with 16 rows a warp.
-template <int D, int KSPLIT>
-__global__ void __launch_bounds__(256) k_attn_f16_async(mtk_attn a) {
+template <int D, int KSPLIT, int MINB>
+__global__ void __launch_bounds__(256, MINB) k_attn_f16_async(mtk_attn a) {
     MTK_PDL_WAIT();
     constexpr int KT = 64, WARPS = 8, QG = WARPS / KSPLIT;
     constexpr int RS = D + 8;          // padded smem row (halves): conflict-free ldmatrix / 32-bit reads
@@ -269,15 +269,20 @@ __global__ void __launch_bounds__(256) k_attn_f16_async(mtk_attn a) {
                 mma16816(s[n], qf[kk], bf);
             }
         }
+        // Keys past M only in the last tile (a warp-uniform test): masking
+        // costs nothing elsewhere.
+        if (k0 + KT > a.M) {
+#pragma unroll
+            for (int n = 0; n < KT / 8; n++) {
+                const int key = k0 + n * 8 + 2 * t;
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (key + (e & 1) >= a.M) s[n][e] = -INFINITY;
+            }
+        }
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) {
-            const int key = k0 + n * 8 + 2 * t;
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const bool ok = key + (e & 1) < a.M;
-                s[n][e] = ok ? s[n][e] * sl2 : -INFINITY;
-            }
             mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
             mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
         }
@@ -285,8 +290,10 @@ __global__ void __launch_bounds__(256) k_attn_f16_async(mtk_attn a) {
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        // Running maxima are kept in scaled (log2) units; the scale goes into
+        // one FMA per exponent (sl2 > 0, so the max of the raw scores scales).
         // k0 < M: every row sees at least one key here, so mn is finite.
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float mn0 = fmaxf(m0, mx0 * sl2), mn1 = fmaxf(m1, mx1 * sl2);
         const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
         m0 = mn0;
         m1 = mn1;
@@ -294,8 +301,8 @@ __global__ void __launch_bounds__(256) k_attn_f16_async(mtk_attn a) {
         uint32_t ph[KT / 8][2];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) {
-            float e00 = exp2f(s[n][0] - mn0), e01 = exp2f(s[n][1] - mn0);
-            float e10 = exp2f(s[n][2] - mn1), e11 = exp2f(s[n][3] - mn1);
+            float e00 = exp2f(fmaf(s[n][0], sl2, -mn0)), e01 = exp2f(fmaf(s[n][1], sl2, -mn0));
+            float e10 = exp2f(fmaf(s[n][2], sl2, -mn1)), e11 = exp2f(fmaf(s[n][3], sl2, -mn1));
             ps0 += e00 + e01;
             ps1 += e10 + e11;
             __half2 h0 = __floats2half2_rn(e00, e01), h1 = __floats2half2_rn(e10, e11);
@@ -391,7 +398,7 @@ __global__ void __launch_bounds__(256) k_attn_f16_async(mtk_attn a) {
     }
 }
 
-template <int D, int KSPLIT>
+template <int D, int KSPLIT, int MINB>
 cudaError_t launch_async(cudaStream_t s, const mtk_attn *a) {
     constexpr int TILE = KSPLIT * 64, RS = D + 8;
     constexpr size_t kv = (size_t)4 * TILE * RS * sizeof(__half);
@@ -399,12 +406,12 @@ cudaError_t launch_async(cudaStream_t s, const mtk_attn *a) {
     constexpr size_t smem = kv > red ? kv : red;
     if (smem > 48 * 1024) {
         /* Idempotent; launches happen when a plan is built and captured, not per frame. */
-        cudaError_t e = cudaFuncSetAttribute(k_attn_f16_async<D, KSPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaError_t e = cudaFuncSetAttribute(k_attn_f16_async<D, KSPLIT, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
     }
     constexpr int QROWS = 16 * 8 / KSPLIT;
     dim3 grid((a->N + QROWS - 1) / QROWS, a->B * a->H);
-    mtk_launch(k_attn_f16_async<D, KSPLIT>, grid, 256, smem, s, *a);
+    mtk_launch(k_attn_f16_async<D, KSPLIT, MINB>, grid, 256, smem, s, *a);
     return cudaGetLastError();
 }
 
@@ -418,9 +425,17 @@ cudaError_t attn_async(cudaStream_t s, const mtk_attn *a) {
     if (((a->N + 127) / 128) * bhs < want && a->M > 64) ksplit = 2;
     /* D = 128 with 4 sub-tiles would need 278 KB of shared memory */
     if (ksplit == 2 && D < 128 && ((a->N + 63) / 64) * bhs < want && a->M > 128) ksplit = 4;
-    if (ksplit == 4) return launch_async<D, 4>(s, a);
-    if (ksplit == 2) return launch_async<D, 2>(s, a);
-    return launch_async<D, 1>(s, a);
+    if (ksplit == 4) return launch_async<D, 4, 1>(s, a);
+    if (ksplit == 2) return launch_async<D, 2, 1>(s, a);
+    /* Blocks resident per SM for the long single-split case (D = 32, the
+     * encoder's first stage): MTMI_ATTN_MINB=2|3 asks the compiler to fit
+     * that many (fewer registers); for measurement. */
+    if (D == 32) {
+        const char *mb = getenv("MTMI_ATTN_MINB");
+        if (mb && *mb == '2') return launch_async<D, 1, 2>(s, a);
+        if (mb && *mb == '3') return launch_async<D, 1, 3>(s, a);
+    }
+    return launch_async<D, 1, 1>(s, a);
 }
 
 // FP32 (or odd head size) path: one thread per query row, key tiles in shared memory.
