@@ -425,16 +425,10 @@ cudaError_t attn_async(cudaStream_t s, const mtk_attn *a) {
     if (((a->N + 127) / 128) * bhs < want && a->M > 64) ksplit = 2;
     /* D = 128 with 4 sub-tiles would need 278 KB of shared memory */
     if (ksplit == 2 && D < 128 && ((a->N + 63) / 64) * bhs < want && a->M > 128) ksplit = 4;
+    /* MINB (blocks per SM in __launch_bounds__) 2 or 3 measured no faster
+     * than 1 for the encoder's first stage (H100, 2026-11-25). */
     if (ksplit == 4) return launch_async<D, 4, 1>(s, a);
     if (ksplit == 2) return launch_async<D, 2, 1>(s, a);
-    /* Blocks resident per SM for the long single-split case (D = 32, the
-     * encoder's first stage): MTMI_ATTN_MINB=2|3 asks the compiler to fit
-     * that many (fewer registers); for measurement. */
-    if (D == 32) {
-        const char *mb = getenv("MTMI_ATTN_MINB");
-        if (mb && *mb == '2') return launch_async<D, 1, 2>(s, a);
-        if (mb && *mb == '3') return launch_async<D, 1, 3>(s, a);
-    }
     return launch_async<D, 1, 1>(s, a);
 }
 
