@@ -71,6 +71,14 @@ B8=$REF/mtmi_dynamo_b8.graph.onnx
 [ -f "$B8" ] || python3 tests/tools/make_variants.py "$MODEL" "$B8" --batch 8 > /dev/null 2>&1
 "$BENCH" "$B8" --batch 8 --iters $((ITERS / 4)) --json "$OUT/ours_b8.json" || rc=1
 "$BENCH" "$REF/mtmi_torchscript_opset17.graph.onnx" --batch 1 --iters $ITERS --json "$OUT/ours_ts_b1.json" > /dev/null || true
+echo "== INT8 heads (entropy cache of the heads, random weights seed 1, the shared images) vs FP16 heads"
+CACHE=$BUILD/heads_seed1.cache
+if "$BUILD/mtmi" calibrate "$MODEL" --images "$ROOT_DIR/.deps/shared/images" --random-weights 1 -o "$CACHE" > "$BUILD/calibrate.log" 2>&1; then
+  "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters $ITERS --json "$OUT/ours_int8_b1.json" > "$BUILD/int8_bench.log" 2>&1 || rc=1
+  grep -E "whole|encoder|seg|depth" "$BUILD/int8_bench.log" | head -4
+else
+  tail -3 "$BUILD/calibrate.log"; rc=1
+fi
 if [ $NCU = 1 ] && command -v ncu >/dev/null; then
   echo "== per-kernel device times (ncu, one graph replay + 5 warm-ups, batch 1)"
   ncu --profile-from-start off --metrics gpu__time_duration.sum --csv "$BENCH" "$MODEL" --ncu > "$OUT/ncu.csv" 2> /dev/null
@@ -119,6 +127,11 @@ if o1:
           % (o1["arena_mib"], o1["weights_mib"], o1["workspace_mib"], o1["device_delta_mib"]))
 if o8:
     print("memory (batch 8): device total %.1f MiB" % o8["device_delta_mib"])
+i8 = load("ours_int8_b1.json")
+if i8 and o1:
+    print("\nINT8 heads vs FP16 heads (batch 1, ms): whole %.3f vs %.3f (%.2fx), seg %.3f vs %.3f (%.2fx), depth %.3f vs %.3f (%.2fx)" % (
+        i8["whole_ms"], o1["whole_ms"], i8["whole_ms"] / o1["whole_ms"], i8["seg_ms"], o1["seg_ms"], i8["seg_ms"] / o1["seg_ms"],
+        i8["depth_ms"], o1["depth_ms"], i8["depth_ms"] / o1["depth_ms"]))
 if o1 and tc:
     print("targets: whole <= 1.0 ms: %s (%.3f); <= 0.5x torch.compile: %s (%.2fx)" % (
         "MET" if o1["whole_ms"] <= 1.0 else "MISSED", o1["whole_ms"], "MET" if o1["whole_ms"] <= 0.5 * tc else "MISSED", o1["whole_ms"] / tc))
