@@ -89,13 +89,6 @@ typedef struct mc_plan {
     mc_binding binds[MC_MAX_BINDINGS];
     int nbinds;
     int any_bound;   /* some input / output is always given in device memory: no unbound graph */
-    /* Heads on concurrent branches of the CUDA graph (2+ heads): head k > 1
-     * runs on aux[k] with its own workspace; fork after the encoder's steps,
-     * join before the end. */
-    int conc;
-    cudaStream_t aux[MC_MAX_PARTS];
-    cudaEvent_t ev_fork, ev_join[MC_MAX_PARTS];
-    void *part_ws[MC_MAX_PARTS];
     mc_buf *bufs;
     int nbufs, cap_bufs;
     mc_step *steps;
@@ -131,8 +124,6 @@ int mc_is_contig(const mc_tref *t);
 float mc_const_float(const mt_value *v, int64_t i);
 void *mc_ptr(const mc_plan *p, const mc_tref *t);
 
-/* Points the plan's launches (its stream, the cuDNN handle) at stream s. */
-void mc_use_stream(mc_plan *p, cudaStream_t s);
 /* Makes the plan's device (or context) current on the calling thread. */
 mtmi_status mc_bind(const mc_plan *p);
 

@@ -401,30 +401,18 @@ static int step_cmp(const void *a, const void *b) {
     return x->order - y->order;
 }
 
-/* With concurrent heads, two buffers used by different heads may be live at
- * once whatever their step order: heads[b] = the heads (bit k for part k)
- * using buffer b. */
-static int head_conflict(unsigned a, unsigned b) { return a && b && !(a == b && !(a & (a - 1))); }
-
 static mtmi_status plan_memory(mc_plan *p) {
-    unsigned *heads = calloc(p->nbufs + 1, sizeof(unsigned));
-    if (!heads) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     for (int s = 0; s < p->nsteps; s++) {
         mc_step *st = &p->steps[s];
-        int part = st->label < 0 ? 0 : st->label + 1;
         for (int k = 0; k < st->nt; k++) {
             int b = st->t[k].buf;
             if (b < 0) continue;
             if (p->bufs[b].first < 0 || p->bufs[b].first > s) p->bufs[b].first = s;
             if (p->bufs[b].last < s) p->bufs[b].last = s;
-            if (p->conc && part > 0 && part < 32) heads[b] |= 1u << part;
         }
     }
     mc_buf **list = malloc(sizeof(mc_buf *) * (p->nbufs + 1));
-    if (!list) {
-        free(heads);
-        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    }
+    if (!list) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     int cnt = 0;
     size_t weights = 0;
     for (int b = 0; b < p->nbufs; b++) {
@@ -441,9 +429,7 @@ static mtmi_status plan_memory(mc_plan *p) {
         while (moved) {
             moved = 0;
             for (int j = 0; j < i; j++) {
-                if ((list[j]->last < list[i]->first || list[i]->last < list[j]->first) &&
-                    !head_conflict(heads[list[j] - p->bufs], heads[list[i] - p->bufs]))
-                    continue;
+                if (list[j]->last < list[i]->first || list[i]->last < list[j]->first) continue;
                 if (off < list[j]->off + list[j]->bytes && list[j]->off < off + list[i]->bytes) {
                     off = list[j]->off + list[j]->bytes;
                     moved = 1;
@@ -454,7 +440,6 @@ static mtmi_status plan_memory(mc_plan *p) {
         if (off + list[i]->bytes > total) total = off + list[i]->bytes;
     }
     free(list);
-    free(heads);
     p->arena_bytes = total;
     CK(cudaMalloc(&p->arena, total ? total : 256));
     /* persistent buffers: one pool */
@@ -595,35 +580,10 @@ static mtmi_status run_steps(mc_plan *p, int first, int last, int profile, FILE 
     return MTMI_OK;
 }
 
-/* The whole plan with its heads on concurrent branches: encoder steps on
- * the plan's stream, then head 1 there and head k > 1 on aux[k] (each with
- * its own workspace), joined back before the capture ends. */
-static mtmi_status run_steps_conc(mc_plan *p) {
-    cudaStream_t main = p->stream;
-    void *ws = p->ws;
-    mtmi_status s = run_steps(p, p->part_first[0] < 0 ? 0 : p->part_first[0], p->part_first[0] < 0 ? 0 : p->part_last[0], 0, NULL);
-    if (!s && cudaEventRecord(p->ev_fork, main) != cudaSuccess) s = mt_fail(MTMI_ERR_DEVICE, "CUDA: fork event");
-    for (int k = 1; k < p->nparts && k < MC_MAX_PARTS && !s; k++) {
-        if (p->part_first[k] < 0) continue;
-        cudaStream_t st = k == 1 ? main : p->aux[k];
-        if (k > 1 && cudaStreamWaitEvent(st, p->ev_fork, 0) != cudaSuccess) s = mt_fail(MTMI_ERR_DEVICE, "CUDA: fork wait");
-        mc_use_stream(p, st);
-        p->ws = k == 1 ? ws : p->part_ws[k];
-        if (!s) s = run_steps(p, p->part_first[k], p->part_last[k], 0, NULL);
-        if (!s && k > 1 && cudaEventRecord(p->ev_join[k], st) != cudaSuccess) s = mt_fail(MTMI_ERR_DEVICE, "CUDA: join event");
-    }
-    mc_use_stream(p, main);
-    p->ws = ws;
-    for (int k = 2; k < p->nparts && k < MC_MAX_PARTS && !s; k++)
-        if (p->part_first[k] >= 0 && cudaStreamWaitEvent(main, p->ev_join[k], 0) != cudaSuccess)
-            s = mt_fail(MTMI_ERR_DEVICE, "CUDA: join wait");
-    return s;
-}
-
 static mtmi_status capture(mc_plan *p, int first, int last, cudaGraphExec_t *exec) {
     cudaGraph_t graph;
     CK(cudaStreamBeginCapture(p->stream, cudaStreamCaptureModeThreadLocal));
-    mtmi_status s = p->conc && first == 0 && last == p->nsteps ? run_steps_conc(p) : run_steps(p, first, last, 0, NULL);
+    mtmi_status s = run_steps(p, first, last, 0, NULL);
     cudaError_t e = cudaStreamEndCapture(p->stream, &graph);
     if (s) return s;
     if (e != cudaSuccess) return mt_fail(MTMI_ERR_DEVICE, "CUDA graph capture: %s", cudaGetErrorString(e));
@@ -710,17 +670,6 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
         p->own_stream = 1;
     }
     if ((s = mc_libs_init(p))) goto fail;
-    /* Heads on concurrent graph branches (MTMI_SERIAL_HEADS=1: one after the
-     * other, as the step order has them). */
-    if (p->nparts > 2 && p->nparts <= MC_MAX_PARTS && !getenv("MTMI_SERIAL_HEADS")) {
-        p->conc = 1;
-        if (cudaEventCreateWithFlags(&p->ev_fork, cudaEventDisableTiming) != cudaSuccess) p->conc = 0;
-        for (int k = 2; k < p->nparts && p->conc; k++)
-            if (cudaStreamCreateWithFlags(&p->aux[k], cudaStreamNonBlocking) != cudaSuccess ||
-                cudaEventCreateWithFlags(&p->ev_join[k], cudaEventDisableTiming) != cudaSuccess)
-                p->conc = 0;
-        cudaGetLastError();
-    }
     if ((s = build_steps(p))) goto fail;
     for (int i = 0; i < g->ninputs; i++)
         if (o->in_dev && o->in_dev[i] && p->in_stage[i].buf >= 0) p->bufs[p->in_stage[i].buf].bound = 1, p->any_bound = 1;
@@ -751,13 +700,6 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
             goto fail;
         }
         p->workspace_bytes = p->ws_bytes;
-    }
-    for (int k = 2; p->conc && k < p->nparts; k++) {
-        if (cudaMalloc(&p->part_ws[k], p->ws_bytes) != cudaSuccess) {
-            s = mt_fail(MTMI_ERR_NOMEM, "CUDA: cannot allocate a head's workspace");
-            goto fail;
-        }
-        p->workspace_bytes += p->ws_bytes;
     }
     /* one eager run (validates every launch), then the CUDA graph */
     if ((s = run_steps(p, 0, p->nsteps, 0, NULL))) goto fail;
@@ -803,12 +745,6 @@ void mt_cuda_plan_free(mt_cuda_plan *pp) {
         if (p->part_exec[i]) cudaGraphExecDestroy(p->part_exec[i]);
     for (int i = 0; i < p->nsteps; i++) mc_release_step(p, &p->steps[i]);
     mc_libs_free(p);
-    for (int k = 0; k < MC_MAX_PARTS; k++) {
-        if (p->part_ws[k]) cudaFree(p->part_ws[k]);
-        if (p->aux[k]) cudaStreamDestroy(p->aux[k]);
-        if (p->ev_join[k]) cudaEventDestroy(p->ev_join[k]);
-    }
-    if (p->ev_fork) cudaEventDestroy(p->ev_fork);
     for (int b = 0; b < p->nbufs; b++) {
         free(p->bufs[b].host);
         if (p->bufs[b].bound && p->bufs[b].dptr) cudaFree(p->bufs[b].dptr);

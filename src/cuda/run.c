@@ -34,13 +34,6 @@ mtmi_status mc_libs_init(mc_plan *p) {
     return MTMI_OK;
 }
 
-void mc_use_stream(mc_plan *p, cudaStream_t s) {
-    p->stream = s;
-#ifdef MTMI_HAVE_CUDNN
-    if (p->cudnn) cudnnSetStream((cudnnHandle_t)p->cudnn, s);
-#endif
-}
-
 void mc_libs_free(mc_plan *p) {
     if (p->lt) cublasLtDestroy((cublasLtHandle_t)p->lt);
 #ifdef MTMI_HAVE_CUDNN
