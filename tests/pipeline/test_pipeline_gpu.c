@@ -12,6 +12,7 @@
  *  - 8-bit frames normalized on the GPU (mtmi.Preprocess) give the outputs
  *    of host-normalized floats, bit for bit;
  *  - an error injected in a head shuts the GPU pipeline down cleanly;
+ *  - device and resident memory stay flat over 1,000 frames;
  *  - device memory for 2 frames in flight is printed.
  * Exits 77 (skipped) when no GPU is visible. */
 #include <math.h>
@@ -365,6 +366,45 @@ static void test_image_input(mtmi_model *m) {
     mt_pipeline_free(pi);
 }
 
+/* 1,000 frames through a GPU pipeline: device memory and the process's
+ * resident memory stay flat (no per-frame allocation, no growing cache of
+ * CUDA graphs: one per frame slot). */
+static void test_memory_flat(mtmi_model *m) {
+    mt_placement pl;
+    mt_placement_parse("encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0.sm16/fp16", &pl);
+    mt_pipeline *p = NULL;
+    if (mt_pipeline_from_model(m, NULL, &pl, NULL, &p)) {
+        CHECK(0, "pipeline: %s", mtmi_last_error());
+        return;
+    }
+    size_t dev100 = 0, rss100 = 0;
+    int done = 0, sub = 0, failed = 0;
+    while (done < 1000 && !failed) {
+        mt_frame *f;
+        if (sub < 1000 && mt_pipeline_pending(p) < mt_pipeline_inflight(p)) {
+            if (mt_pipeline_begin(p, &f) || mt_pipeline_submit(p, f)) failed = 1;
+            sub++;
+            continue;
+        }
+        if (mt_pipeline_wait(p, &f)) {
+            failed = 1;
+            break;
+        }
+        mt_pipeline_release(p, f);
+        if (++done == 100) {
+            dev100 = mt_pipeline_gpu_memory(p, 0, NULL);
+            rss100 = mt_rss_bytes();
+        }
+    }
+    size_t dev1000 = mt_pipeline_gpu_memory(p, 0, NULL), rss1000 = mt_rss_bytes();
+    printf("memory over 1000 frames: device %.1f -> %.1f MiB (after 100 -> 1000 frames), RSS %.1f -> %.1f MiB\n", dev100 / 1048576.0,
+           dev1000 / 1048576.0, rss100 / 1048576.0, rss1000 / 1048576.0);
+    CHECK(!failed && done == 1000, "1000 frames: %s", mtmi_last_error());
+    CHECK(dev1000 <= dev100, "device memory grew over 1000 frames");
+    CHECK(rss1000 < rss100 + 8 * 1048576, "resident memory grew by %.1f MiB", (rss1000 - (double)rss100) / 1048576.0);
+    mt_pipeline_free(p);
+}
+
 static void test_error(mtmi_model *m) {
     mt_placement pl;
     mt_placement_parse("cuda:0/fp16", &pl);
@@ -427,6 +467,7 @@ int main(void) {
         free(fr[0].data);
         free(fr[1].data);
         test_image_input(m);
+        test_memory_flat(m);
         test_error(m);
         mtmi_model_free(m);
     }
