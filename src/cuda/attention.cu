@@ -1,17 +1,16 @@
 // Flash-style attention: softmax(Q K^T * scale) V without storing the score
-// matrix.  FP16: tensor cores (mma.sync m16n8k16, FP32 accumulation), one
-// warp per 16 query rows, 64-key tiles in shared memory, online softmax in
-// registers.  FP32: one thread per query row on CUDA cores.
+// matrix.  FP16: tensor cores (mma.sync m16n8k16, FP32 accumulation), 16
+// query rows a warp (or a group of 2 / 4 warps splitting the keys), 64-key
+// tiles streamed into shared memory, online softmax in registers.  FP32 (and
+// head sizes other than 16 / 32 / 64 / 128): one thread per query row on
+// CUDA cores.
 #include <cuda_fp16.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "kernels.h"
 #include "launch.cuh"
 
 namespace {
-
-// warps a block (16 query rows each): a template parameter, 8 or 4
 
 __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
     asm volatile(
@@ -21,156 +20,6 @@ __device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-
-template <int D, int WARPS, int KT>  /* KT keys a tile (128 measured slower than 64 on H100) */
-__global__ void __launch_bounds__(WARPS * 32) k_attn_f16(mtk_attn a, int vec) {
-    MTK_PDL_WAIT();
-    constexpr int KS = D + 8;      // padded row of the K tile (halves)
-    constexpr int VS = KT + 8;     // padded row of the transposed V tile
-    __shared__ __align__(16) __half Ks[KT * KS];
-    __shared__ __align__(16) __half Vt[D * VS];
-    const int bh = blockIdx.y;
-    const int b = bh / a.H, h = bh % a.H;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const int g = lane >> 2, t = lane & 3;
-    const int q0 = blockIdx.x * (WARPS * 16) + warp * 16;
-    const __half *Q = (const __half *)a.q + b * a.qs[0] + h * a.qs[1];
-    const __half *K = (const __half *)a.k + b * a.ks[0] + h * a.ks[1];
-    const __half *V = (const __half *)a.v + b * a.vs[0] + h * a.vs[1];
-    __half *O = (__half *)a.o + b * a.os[0] + h * a.os[1];
-
-    // Q fragments for D/16 k-steps.
-    uint32_t qf[D / 16][4];
-    const int r0 = q0 + g, r1 = q0 + g + 8;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        const int c0 = kk * 16 + 2 * t, c1 = c0 + 8;
-        qf[kk][0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
-        qf[kk][1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
-        qf[kk][2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
-        qf[kk][3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
-    }
-    float o[D / 8][4];
-#pragma unroll
-    for (int j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
-    const float sl2 = a.scale * 1.4426950408889634f;
-
-    for (int k0 = 0; k0 < a.M; k0 += KT) {
-        __syncthreads();
-        // Load K tile (row-major, padded) and V tile (transposed).
-        if (vec) {
-            for (int idx = threadIdx.x; idx < KT * (D / 8); idx += WARPS * 32) {
-                const int kr = idx / (D / 8), c = (idx % (D / 8)) * 8;
-                uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-                if (k0 + kr < a.M) {
-                    kv = *(const uint4 *)(K + (int64_t)(k0 + kr) * a.ks[2] + c);
-                    vv = *(const uint4 *)(V + (int64_t)(k0 + kr) * a.vs[2] + c);
-                }
-                *(uint4 *)(Ks + kr * KS + c) = kv;
-                const __half *vh = (const __half *)&vv;
-#pragma unroll
-                for (int e = 0; e < 8; e++) Vt[(c + e) * VS + kr] = vh[e];
-            }
-        } else {
-            for (int idx = threadIdx.x; idx < KT * D; idx += WARPS * 32) {
-                const int kr = idx / D, c = idx % D;
-                __half kv = __float2half(0.f), vv = __float2half(0.f);
-                if (k0 + kr < a.M) {
-                    kv = K[(int64_t)(k0 + kr) * a.ks[2] + c];
-                    vv = V[(int64_t)(k0 + kr) * a.vs[2] + c];
-                }
-                Ks[kr * KS + c] = kv;
-                Vt[c * VS + kr] = vv;
-            }
-        }
-        __syncthreads();
-        // S = Q K^T for 64 keys: 8 n-tiles of 8 keys.
-        float s[KT / 8][4];
-#pragma unroll
-        for (int n = 0; n < KT / 8; n++) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                uint32_t bf[2];
-                const __half *kp = Ks + (n * 8 + g) * KS + kk * 16 + 2 * t;
-                bf[0] = *(const uint32_t *)kp;
-                bf[1] = *(const uint32_t *)(kp + 8);
-                mma16816(s[n], qf[kk], bf);
-            }
-        }
-        // Online softmax (base 2), masking keys past M.
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < KT / 8; n++) {
-            const int key = k0 + n * 8 + 2 * t;
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const bool ok = key + (e & 1) < a.M;
-                s[n][e] = ok ? s[n][e] * sl2 : -INFINITY;
-            }
-            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-        m0 = mn0;
-        m1 = mn1;
-        float ps0 = 0.f, ps1 = 0.f;
-        uint32_t ph[KT / 8][2];
-#pragma unroll
-        for (int n = 0; n < KT / 8; n++) {
-            float e00 = exp2f(s[n][0] - mn0), e01 = exp2f(s[n][1] - mn0);
-            float e10 = exp2f(s[n][2] - mn1), e11 = exp2f(s[n][3] - mn1);
-            ps0 += e00 + e01;
-            ps1 += e10 + e11;
-            __half2 h0 = __floats2half2_rn(e00, e01), h1 = __floats2half2_rn(e10, e11);
-            ph[n][0] = *(uint32_t *)&h0;
-            ph[n][1] = *(uint32_t *)&h1;
-        }
-        l0 = l0 * al0 + ps0;
-        l1 = l1 * al1 + ps1;
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            o[j][0] *= al0;
-            o[j][1] *= al0;
-            o[j][2] *= al1;
-            o[j][3] *= al1;
-        }
-        // O += P V: k-steps of 16 keys.
-#pragma unroll
-        for (int kk = 0; kk < KT / 16; kk++) {
-            uint32_t pa[4];
-            pa[0] = ph[2 * kk][0];
-            pa[1] = ph[2 * kk][1];
-            pa[2] = ph[2 * kk + 1][0];
-            pa[3] = ph[2 * kk + 1][1];
-#pragma unroll
-            for (int j = 0; j < D / 8; j++) {
-                uint32_t bf[2];
-                const __half *vp = Vt + (j * 8 + g) * VS + kk * 16 + 2 * t;
-                bf[0] = *(const uint32_t *)vp;
-                bf[1] = *(const uint32_t *)(vp + 8);
-                mma16816(o[j], pa, bf);
-            }
-        }
-    }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float i0 = 1.f / l0, i1 = 1.f / l1;
-#pragma unroll
-    for (int j = 0; j < D / 8; j++) {
-        const int c = j * 8 + 2 * t;
-        if (r0 < a.N) *(__half2 *)(O + (int64_t)r0 * a.os[2] + c) = __floats2half2_rn(o[j][0] * i0, o[j][1] * i0);
-        if (r1 < a.N) *(__half2 *)(O + (int64_t)r1 * a.os[2] + c) = __floats2half2_rn(o[j][2] * i1, o[j][3] * i1);
-    }
-}
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
@@ -495,7 +344,7 @@ extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16)
                    a->qs[0] % 2 == 0 && a->qs[1] % 2 == 0 && a->os[0] % 2 == 0 && a->os[1] % 2 == 0;
     int vec = ((uintptr_t)a->k % 16 == 0) && ((uintptr_t)a->v % 16 == 0) && a->ks[2] % 8 == 0 && a->vs[2] % 8 == 0 &&
               a->ks[0] % 8 == 0 && a->ks[1] % 8 == 0 && a->vs[0] % 8 == 0 && a->vs[1] % 8 == 0;
-    if (a->M > 0 && aligned && vec && !getenv("MTMI_ATTN_V1")) {
+    if (a->M > 0 && aligned && vec) {
         switch (a->D) {
         case 16: return attn_async<16>(s, a);
         case 32: return attn_async<32>(s, a);
@@ -504,24 +353,6 @@ extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16)
         default: break;
         }
     }
-    if (a->M > 0 && aligned) {
-        long long blocks8 = (long long)((a->N + 127) / 128) * a->B * a->H;
-        int w = blocks8 > 0 ? 8 : 4; /* 4 warps measured slower even on small grids (H100) */
-        dim3 grid((a->N + w * 16 - 1) / (w * 16), a->B * a->H);
-#define LAUNCH(DD)                                                                                   \
-    do {                                                                                             \
-        if (w == 8) mtk_launch(k_attn_f16<DD, 8, 64>, grid, 8 * 32, 0, s, *a, vec);       \
-        else mtk_launch(k_attn_f16<DD, 4, 64>, grid, 4 * 32, 0, s, *a, vec);              \
-        return cudaGetLastError();                                                                   \
-    } while (0)
-        switch (a->D) {
-        case 16: LAUNCH(16);
-        case 32: LAUNCH(32);
-        case 64: LAUNCH(64);
-        case 128: LAUNCH(128);
-        default: break;
-        }
-#undef LAUNCH
-    }
+    /* other head sizes, or K / V rows not 16-byte aligned (cp.async) */
     return attn_simple<__half>(s, a);
 }

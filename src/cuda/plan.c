@@ -766,23 +766,31 @@ void mt_cuda_plan_free(mt_cuda_plan *pp) {
     free(p);
 }
 
+/* Input i of a run: the graph's dtype and shape, and data. */
+static mtmi_status check_input(const mc_plan *p, int i, const mt_tview *in) {
+    const mt_value *v = &p->g->values[p->g->inputs[i]];
+    char a[128], b[128];
+    if (in->dtype != v->dtype || in->rank != v->rank || memcmp(in->dims, v->dims, sizeof(int64_t) * v->rank))
+        return mt_fail(MTMI_ERR_SHAPE, "input '%s': plan expects %s %s, got %s %s", v->name, mt_dtype_name(v->dtype),
+                       mt_shape_str(v->rank, v->dims, a, sizeof a), mt_dtype_name(in->dtype),
+                       mt_shape_str(in->rank, in->dims, b, sizeof b));
+    if (!in->data) return mt_fail(MTMI_ERR_ARG, "input '%s': no data", v->name);
+    return MTMI_OK;
+}
+
 mtmi_status mt_cuda_plan_run(mt_cuda_plan *pp, const mt_tview *in, int nin, mt_tview *out, int nout) {
     mc_plan *p = (mc_plan *)pp;
     const mt_graph *g = p->g;
-    char a[128], b[128];
     if (nin != g->ninputs || nout != g->noutputs)
         return mt_fail(MTMI_ERR_ARG, "plan has %d inputs and %d outputs, got %d and %d", g->ninputs, g->noutputs, nin, nout);
     if (p->any_bound) return mt_fail(MTMI_ERR_ARG, "this plan takes some inputs / outputs in device memory only (mt_cuda_plan_enqueue)");
     mtmi_status bs = mc_bind(p);
     if (bs) return bs;
     for (int i = 0; i < nin; i++) {
-        const mt_value *v = &g->values[g->inputs[i]];
-        if (in[i].dtype != v->dtype || in[i].rank != v->rank || memcmp(in[i].dims, v->dims, sizeof(int64_t) * v->rank))
-            return mt_fail(MTMI_ERR_SHAPE, "input '%s': plan expects %s %s, got %s %s", v->name, mt_dtype_name(v->dtype),
-                           mt_shape_str(v->rank, v->dims, a, sizeof a), mt_dtype_name(in[i].dtype),
-                           mt_shape_str(in[i].rank, in[i].dims, b, sizeof b));
-        if (!in[i].data) return mt_fail(MTMI_ERR_ARG, "input '%s': no data", v->name);
-        CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(v), cudaMemcpyHostToDevice, p->stream));
+        mtmi_status cs = check_input(p, i, &in[i]);
+        if (cs) return cs;
+        CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(&g->values[g->inputs[i]]),
+                           cudaMemcpyHostToDevice, p->stream));
     }
     CK(cudaGraphLaunch(p->exec, p->stream));
     for (int i = 0; i < nout; i++) {
@@ -935,21 +943,16 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const uns
                                  const mt_tview *out, const unsigned char *out_dev, int nout) {
     mc_plan *p = (mc_plan *)pp;
     const mt_graph *g = p->g;
-    char a[128], b2[128];
     if (nin != g->ninputs || nout != g->noutputs || nin > MT_MAX_IO_BIND || nout > MT_MAX_IO_BIND)
         return mt_fail(MTMI_ERR_ARG, "plan has %d inputs and %d outputs, got %d and %d", g->ninputs, g->noutputs, nin, nout);
     void *bin[MT_MAX_IO_BIND] = {0}, *bout[MT_MAX_IO_BIND] = {0};
     int bound = 0;
     for (int i = 0; i < nin; i++) {
-        const mt_value *v = &g->values[g->inputs[i]];
-        if (in[i].dtype != v->dtype || in[i].rank != v->rank || memcmp(in[i].dims, v->dims, sizeof(int64_t) * v->rank))
-            return mt_fail(MTMI_ERR_SHAPE, "input '%s': plan expects %s %s, got %s %s", v->name, mt_dtype_name(v->dtype),
-                           mt_shape_str(v->rank, v->dims, a, sizeof a), mt_dtype_name(in[i].dtype),
-                           mt_shape_str(in[i].rank, in[i].dims, b2, sizeof b2));
-        if (!in[i].data) return mt_fail(MTMI_ERR_ARG, "input '%s': no data", v->name);
+        mtmi_status cs = check_input(p, i, &in[i]);
+        if (cs) return cs;
         if (in_dev && in_dev[i]) bin[i] = in[i].data, bound = 1;
         else if (p->bufs[p->in_stage[i].buf].bound)
-            return mt_fail(MTMI_ERR_ARG, "input '%s': this plan takes it in device memory only", v->name);
+            return mt_fail(MTMI_ERR_ARG, "input '%s': this plan takes it in device memory only", g->values[g->inputs[i]].name);
     }
     for (int i = 0; i < nout; i++) {
         if (!out[i].data) return mt_fail(MTMI_ERR_ARG, "output %d: no buffer", i);
