@@ -54,6 +54,14 @@ void mt_app_fill_input(const mt_pipeline *p, mt_frame *f, const mt_image *img) {
     }
 }
 
+mtmi_status mt_app_run_one(mt_pipeline *p, const mt_image *img, mt_frame **f) {
+    mtmi_status s = mt_pipeline_begin(p, f);
+    if (s) return s;
+    mt_app_fill_input(p, *f, img);
+    if ((s = mt_pipeline_submit(p, *f))) return s;
+    return mt_pipeline_wait(p, f);
+}
+
 static mtmi_status measure_fps(mt_pipeline *p, int warmup, int frames, double *fps) {
     *fps = 0;
     int n, h, w;

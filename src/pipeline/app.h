@@ -42,6 +42,9 @@ void mt_app_close(mt_app *app);
  * batch element. */
 struct mt_image;
 void mt_app_fill_input(const mt_pipeline *p, mt_frame *f, const struct mt_image *img);
+/* One frame of image img through p, with no other frame pending: begin,
+ * fill, submit, wait.  *f is then the finished frame (release it). */
+mtmi_status mt_app_run_one(mt_pipeline *p, const struct mt_image *img, mt_frame **f);
 /* Parses "--inject-error STAGE:FRAME". */
 int mt_app_parse_inject(const char *s, mt_app_opts *o);
 /* Index of the segmentation output (rank 4, C > 1) and the depth output

@@ -539,9 +539,7 @@ static void test_image_input(mtmi_model *m, int hw) {
         CHECK(in->dtype == MTMI_UINT8 && in->rank == 4 && in->dims[1] == hw && in->dims[2] == hw && in->dims[3] == 3,
               "image input shape");
         mt_frame *a, *b;
-        int ok = !mt_pipeline_begin(pf, &a) && (mt_app_fill_input(pf, a, &img), !mt_pipeline_submit(pf, a)) &&
-                 !mt_pipeline_wait(pf, &a) && !mt_pipeline_begin(pi, &b) &&
-                 (mt_app_fill_input(pi, b, &img), !mt_pipeline_submit(pi, b)) && !mt_pipeline_wait(pi, &b);
+        int ok = !mt_app_run_one(pf, &img, &a) && !mt_app_run_one(pi, &img, &b);
         CHECK(ok, "image input run: %s", mtmi_last_error());
         if (ok) {
             int same = 1;

@@ -346,9 +346,7 @@ static void test_image_input(mtmi_model *m) {
     CHECK(mt_image_synth_street(256, 256, 2, &img) == MTMI_OK, "synth");
     if (pf && pi && img.px) {
         mt_frame *a, *b;
-        int ok = !mt_pipeline_begin(pf, &a) && (mt_app_fill_input(pf, a, &img), !mt_pipeline_submit(pf, a)) &&
-                 !mt_pipeline_wait(pf, &a) && !mt_pipeline_begin(pi, &b) &&
-                 (mt_app_fill_input(pi, b, &img), !mt_pipeline_submit(pi, b)) && !mt_pipeline_wait(pi, &b);
+        int ok = !mt_app_run_one(pf, &img, &a) && !mt_app_run_one(pi, &img, &b);
         CHECK(ok, "image input run: %s", mtmi_last_error());
         if (ok) {
             double md = 0;
