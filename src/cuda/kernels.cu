@@ -131,42 +131,9 @@ __device__ __forceinline__ float ew_op(int op, float a, float b, float imm, floa
     }
 }
 
-__global__ void k_elementwise(EwArgs A, void *out, int n, int f16) {
-    MTK_PDL_WAIT();
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float r[MTK_MAX_REG];
-    for (int k = 0; k < A.prog.n; k++) {
-        const mtk_instr in = A.prog.ins[k];
-        float v;
-        if (in.op == MTK_OP_LOAD) {
-            long long o = A.mode[in.a] == 0 ? i : A.mode[in.a] == 1 ? 0 : offset_of(A.iv[in.a], i);
-            v = ld(A.in[in.a], o, f16);
-        } else if (in.op == MTK_OP_IMM) {
-            v = in.imm;
-        } else {
-            v = ew_op(in.op, r[in.a & (MTK_MAX_REG - 1)], r[in.b & (MTK_MAX_REG - 1)], in.imm, in.imm2);
-        }
-        r[in.dst & (MTK_MAX_REG - 1)] = v;
-    }
-    long long oo = A.out_flat ? i : offset_of(A.ov, i);
-    st(out, oo, r[A.prog.result & (MTK_MAX_REG - 1)], f16);
-}
-
-// The same with the arguments in device memory, staged in shared memory per
-// block: the program indexes its inputs at run time, and a run-time index
-// into a kernel parameter struct would copy the struct to local memory.
-__global__ void k_elementwise_d(const EwArgs *__restrict__ Ag, int n, int f16) {
-    MTK_PDL_WAIT();
-    __shared__ EwArgs A;
-    {
-        const int *src = (const int *)Ag;
-        int *dst = (int *)&A;
-        for (int k = threadIdx.x; k < (int)(sizeof(EwArgs) / sizeof(int)); k += blockDim.x) dst[k] = src[k];
-    }
-    __syncthreads();
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+// Runs the program for element i: loads, immediates and operations into
+// registers, then the result into `out` at the output view's offset.
+__device__ __forceinline__ void ew_eval(const EwArgs &A, void *out, int i, int f16) {
     float r[MTK_MAX_REG];
     const int ni = A.prog.n;
     for (int k = 0; k < ni; k++) {
@@ -184,7 +151,31 @@ __global__ void k_elementwise_d(const EwArgs *__restrict__ Ag, int n, int f16) {
         r[in.dst & (MTK_MAX_REG - 1)] = v;
     }
     long long oo = A.out_flat ? i : offset_of(A.ov, i);
-    st(A.out, oo, r[A.prog.result & (MTK_MAX_REG - 1)], f16);
+    st(out, oo, r[A.prog.result & (MTK_MAX_REG - 1)], f16);
+}
+
+__global__ void k_elementwise(EwArgs A, void *out, int n, int f16) {
+    MTK_PDL_WAIT();
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    ew_eval(A, out, i, f16);
+}
+
+// The same with the arguments in device memory, staged in shared memory per
+// block: the program indexes its inputs at run time, and a run-time index
+// into a kernel parameter struct would copy the struct to local memory.
+__global__ void k_elementwise_d(const EwArgs *__restrict__ Ag, int n, int f16) {
+    MTK_PDL_WAIT();
+    __shared__ EwArgs A;
+    {
+        const int *src = (const int *)Ag;
+        int *dst = (int *)&A;
+        for (int k = threadIdx.x; k < (int)(sizeof(EwArgs) / sizeof(int)); k += blockDim.x) dst[k] = src[k];
+    }
+    __syncthreads();
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    ew_eval(A, A.out, i, f16);
 }
 
 // ------------------------------------------------------------ layernorm
@@ -423,6 +414,39 @@ __global__ void k_resize(const void *x, int xs0, int xs1, int xs2, int xs3, void
     st(y, n * ys0 + c * ys1 + oh * ys2 + ow * ys3, v, of16);
 }
 
+// Bilinear sampling of output pixel (oh, ow) for the channels-last resize
+// kernels below: the four input taps (clamped) and their weights.
+struct Bilin {
+    int y0, y1, x0, x1;
+    float w00, w01, w10, w11;
+};
+__device__ __forceinline__ Bilin bilin_at(int oh, int ow, float sh, float sw, int IH, int IW, int OH, int OW, int coord) {
+    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+    Bilin t;
+    t.y0 = (int)fy, t.x0 = (int)fx;
+    t.y1 = min(t.y0 + 1, IH - 1), t.x1 = min(t.x0 + 1, IW - 1);
+    const float ay = fy - t.y0, ax = fx - t.x0;
+    t.w00 = (1.f - ay) * (1.f - ax), t.w01 = (1.f - ay) * ax, t.w10 = ay * (1.f - ax), t.w11 = ay * ax;
+    return t;
+}
+// 8 FP16 channels at element b of a channels-last uint4 tensor, blended.
+__device__ __forceinline__ uint4 bilin8(const uint4 *x, int b, int xs2, int xs3, const Bilin &t) {
+    uint4 a = x[b + t.y0 * xs2 + t.x0 * xs3], bq = x[b + t.y0 * xs2 + t.x1 * xs3];
+    uint4 cq = x[b + t.y1 * xs2 + t.x0 * xs3], d = x[b + t.y1 * xs2 + t.x1 * xs3];
+    const __half2 *ha = (const __half2 *)&a, *hb = (const __half2 *)&bq, *hc = (const __half2 *)&cq, *hd = (const __half2 *)&d;
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]), fc = __half22float2(hc[k]), fd = __half22float2(hd[k]);
+        ho[k] = __floats2half2_rn(fa.x * t.w00 + fb.x * t.w01 + fc.x * t.w10 + fd.x * t.w11,
+                                  fa.y * t.w00 + fb.y * t.w01 + fc.y * t.w10 + fd.y * t.w11);
+    }
+    return o;
+}
+
 // Channels-last bilinear resize, 8 FP16 channels (16 bytes) a thread.
 __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y, int ys0, int ys2, int ys3, int N,
                             int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord) {
@@ -435,26 +459,8 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y,
     int ow = (int)(t % OW);
     t /= OW;
     int oh = (int)(t % OH), n = (int)(t / OH);
-    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
-    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
-    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
-    int y0 = (int)fy, x0 = (int)fx;
-    int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
-    float ay = fy - y0, ax = fx - x0;
-    float w00 = (1.f - ay) * (1.f - ax), w01 = (1.f - ay) * ax, w10 = ay * (1.f - ax), w11 = ay * ax;
-    const int b = n * xs0 + c;
-    uint4 a = x[b + y0 * xs2 + x0 * xs3], bq = x[b + y0 * xs2 + x1 * xs3];
-    uint4 cq = x[b + y1 * xs2 + x0 * xs3], d = x[b + y1 * xs2 + x1 * xs3];
-    const __half2 *ha = (const __half2 *)&a, *hb = (const __half2 *)&bq, *hc = (const __half2 *)&cq, *hd = (const __half2 *)&d;
-    uint4 o;
-    __half2 *ho = (__half2 *)&o;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]), fc = __half22float2(hc[k]), fd = __half22float2(hd[k]);
-        ho[k] = __floats2half2_rn(fa.x * w00 + fb.x * w01 + fc.x * w10 + fd.x * w11,
-                                  fa.y * w00 + fb.y * w01 + fc.y * w10 + fd.y * w11);
-    }
-    y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
+    const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(x, n * xs0 + c, xs2, xs3, tp);
 }
 
 // Bilinear resize with a plane-major output (NCHW, e.g. a graph output) from
@@ -470,20 +476,14 @@ __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, 
     int ow = (int)(i % OW);
     unsigned t = i / OW;
     int oh = (int)(t % OH), n = (int)(t / OH);
-    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
-    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
-    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
-    int y0 = (int)fy, x0 = (int)fx;
-    int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
-    float ay = fy - y0, ax = fx - x0;
-    float w00 = (1.f - ay) * (1.f - ax), w01 = (1.f - ay) * ax, w10 = ay * (1.f - ax), w11 = ay * ax;
-    int b = n * xs0, o00 = b + y0 * xs2 + x0 * xs3, o01 = b + y0 * xs2 + x1 * xs3, o10 = b + y1 * xs2 + x0 * xs3,
-        o11 = b + y1 * xs2 + x1 * xs3;
+    const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    int b = n * xs0, o00 = b + tp.y0 * xs2 + tp.x0 * xs3, o01 = b + tp.y0 * xs2 + tp.x1 * xs3,
+        o10 = b + tp.y1 * xs2 + tp.x0 * xs3, o11 = b + tp.y1 * xs2 + tp.x1 * xs3;
     int oo = n * ys0 + oh * ys2 + ow * ys3;
     for (int c = 0; c < C; c++) {
         int cc = c * xs1;
-        float v = ld(x, o00 + cc, f16) * w00 + ld(x, o01 + cc, f16) * w01 + ld(x, o10 + cc, f16) * w10 +
-                  ld(x, o11 + cc, f16) * w11;
+        float v = ld(x, o00 + cc, f16) * tp.w00 + ld(x, o01 + cc, f16) * tp.w01 + ld(x, o10 + cc, f16) * tp.w10 +
+                  ld(x, o11 + cc, f16) * tp.w11;
         st(y, oo + c * ys1, v, of16);
     }
 }
@@ -519,26 +519,8 @@ __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, i
             xs3 = src.s3[k];
             cl = c - src.begin[k];
         }
-    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
-    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
-    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
-    int y0 = (int)fy, x0 = (int)fx;
-    int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
-    float ay = fy - y0, ax = fx - x0;
-    float w00 = (1.f - ay) * (1.f - ax), w01 = (1.f - ay) * ax, w10 = ay * (1.f - ax), w11 = ay * ax;
-    const int b = n * xs0 + cl;
-    uint4 a = x[b + y0 * xs2 + x0 * xs3], bq = x[b + y0 * xs2 + x1 * xs3];
-    uint4 cq = x[b + y1 * xs2 + x0 * xs3], d = x[b + y1 * xs2 + x1 * xs3];
-    const __half2 *ha = (const __half2 *)&a, *hb = (const __half2 *)&bq, *hc = (const __half2 *)&cq, *hd = (const __half2 *)&d;
-    uint4 o;
-    __half2 *ho = (__half2 *)&o;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]), fc = __half22float2(hc[k]), fd = __half22float2(hd[k]);
-        ho[k] = __floats2half2_rn(fa.x * w00 + fb.x * w01 + fc.x * w10 + fd.x * w11,
-                                  fa.y * w00 + fb.y * w01 + fc.y * w10 + fd.y * w11);
-    }
-    y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
+    const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(x, n * xs0 + cl, xs2, xs3, tp);
 }
 
 // --------------------------------------------------------- depthwise conv
