@@ -10,6 +10,7 @@
  * it; builds without AVX2 (other architectures) get plain loops of the same
  * algorithm. */
 #include "cpu/cpu.h"
+#include "cpu/vmath.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -23,48 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef MT_FUSED_AVX2
-/* ------------------------------------------------------ vector math */
-/* exp(x) for x in float range: Cephes-style range reduction to
- * [-ln2/2, ln2/2] and a degree-6 polynomial (about 1 ulp). */
-static inline __m256 exp256(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-    __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
-    fx = _mm256_floor_ps(fx);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 z = _mm256_mul_ps(x, x);
-    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-    y = _mm256_fmadd_ps(y, z, x);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    __m256i n = _mm256_cvttps_epi32(fx);
-    n = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
-}
-
-/* erf(x): Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), odd extension. */
-static inline __m256 erf256(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 s = _mm256_and_ps(x, sign), a = _mm256_andnot_ps(sign, x);
-    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
-    __m256 p = _mm256_set1_ps(1.061405429f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-    p = _mm256_mul_ps(p, t);
-    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
-    __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
-    return _mm256_or_ps(r, s);
-}
-
-#endif /* MT_FUSED_AVX2 */
 
 /* ----------------------------------------------------------------- Gelu */
 static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
@@ -81,7 +40,7 @@ static mtmi_status run_gelu(const mt_graph *g, const mt_node *n, void *state, co
         const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), r2 = _mm256_set1_ps(0.70710678118654752f);
         for (; i + 8 <= end; i += 8) {
             __m256 v = _mm256_loadu_ps(x + i);
-            __m256 e = erf256(_mm256_mul_ps(v, r2));
+            __m256 e = mt_verf8(_mm256_mul_ps(v, r2));
             _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
         }
 #endif
@@ -297,7 +256,7 @@ static void attn_block(const attn_dims *a, float scale, const float *Q, const fl
             mx[r] = m;
             __m256 vmx = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
             for (j = 0; j + 8 <= kn; j += 8) {
-                __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
+                __m256 e = mt_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
                 _mm256_storeu_ps(s + j, e);
                 vs = _mm256_add_ps(vs, e);
             }

@@ -1,5 +1,5 @@
 /* Private header of the nn CPU kernels (kernels_nn.c, nn_*.c): activation
- * epilogues with vectorized exp/erf, and the run/prepare functions that the
+ * epilogues with vectorized exp/erf (vmath.h), and the run/prepare functions that the
  * table in kernels_nn.c lists. */
 #ifndef MT_CPU_KERNELS_NN_H
 #define MT_CPU_KERNELS_NN_H
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/vmath.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -45,25 +46,6 @@ static inline float mt_nn_act1(float v, int act) {
 }
 
 #ifdef MT_NN_AVX2
-/* exp(x), Cephes polynomial on the reduced argument; ~1 ulp over the
- * float range, which keeps Sigmoid/GELU epilogues within 1e-7 relative. */
-static inline __m256 mt_nn_exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201E-1f));
-    __m256 xx = _mm256_mul_ps(x, x);
-    p = _mm256_fmadd_ps(p, xx, _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 /* 1/x: the 12-bit estimate and one Newton step (~23 bits), several times
  * cheaper than a division. */
 static inline __m256 mt_nn_rcp8(__m256 x) {
@@ -71,33 +53,16 @@ static inline __m256 mt_nn_rcp8(__m256 x) {
     return _mm256_mul_ps(r, _mm256_fnmadd_ps(x, r, _mm256_set1_ps(2.0f)));
 }
 
-/* erf(x): Abramowitz-Stegun 7.1.26 (absolute error < 1.5e-7). */
-static inline __m256 mt_nn_erf8(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 s = _mm256_and_ps(x, sign);
-    __m256 a = _mm256_andnot_ps(sign, x);
-    __m256 t = mt_nn_rcp8(_mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
-    __m256 p = _mm256_set1_ps(1.061405429f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-    p = _mm256_mul_ps(p, t);
-    __m256 e = mt_nn_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), a), a));
-    __m256 y = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
-    return _mm256_or_ps(y, s);
-}
-
 static inline __m256 mt_nn_act8(__m256 v, int act) {
     switch (act) {
     case MT_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
     case MT_ACT_SIGMOID: {
-        __m256 e = mt_nn_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
+        __m256 e = mt_vexp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
         return mt_nn_rcp8(_mm256_add_ps(_mm256_set1_ps(1.0f), e));
     }
     case MT_ACT_GELU: {
         __m256 h = _mm256_mul_ps(v, _mm256_set1_ps(0.5f));
-        __m256 e = mt_nn_erf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
+        __m256 e = mt_verf8(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
         return _mm256_fmadd_ps(h, e, h);
     }
     default: return v;

@@ -63,6 +63,24 @@ static inline __m256 mt_vsigmoid8(__m256 x) {
     return _mm256_div_ps(one, _mm256_add_ps(one, mt_vexp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
+/* erf(x): Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), odd
+ * extension; for GELU (mtmi.Gelu and the Gelu epilogue of FusedConv /
+ * Linear). */
+static inline __m256 mt_verf8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 s = _mm256_and_ps(x, sign), a = _mm256_andnot_ps(sign, x);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    __m256 e = mt_vexp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+    __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+    return _mm256_or_ps(r, s);
+}
+
 static inline float mt_hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
