@@ -43,6 +43,18 @@ mtmi_status mt_atomic_commit(FILE *f, const char *tmp_path, const char *path, in
 /* mkdir -p: creates path and its missing parents (0 on success). */
 int mt_mkdirs(const char *path);
 
+/* Memory planning shared by the backends: tensors with lifetimes [first,
+ * last] (step indices) and sizes get offsets in one arena, greedily by size
+ * (largest first, ties by first use): each at the lowest offset that no
+ * already placed tensor with an overlapping lifetime occupies.  Reorders r
+ * (sorts it), sets each off, returns the arena's size. */
+typedef struct mt_live_range {
+    int id;            /* the caller's tensor / buffer index */
+    int first, last;
+    size_t size, off;
+} mt_live_range;
+size_t mt_place_ranges(mt_live_range *r, int n);
+
 /* Element types (ONNX codes). */
 size_t mt_dtype_size(int dtype);            /* 0 for unsupported */
 const char *mt_dtype_name(int dtype);

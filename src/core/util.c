@@ -243,3 +243,32 @@ double mt_now_ms(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
+
+/* ------------------------------------------------------ memory planning */
+static int by_size_desc(const void *a, const void *b) {
+    const mt_live_range *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->first - y->first;
+}
+
+size_t mt_place_ranges(mt_live_range *r, int n) {
+    qsort(r, n, sizeof *r, by_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        size_t off = 0;
+        int moved = 1;
+        while (moved) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (r[j].last < r[i].first || r[i].last < r[j].first) continue;
+                if (off < r[j].off + r[j].size && r[j].off < off + r[i].size) {
+                    off = r[j].off + r[j].size;
+                    moved = 1;
+                }
+            }
+        }
+        r[i].off = off;
+        if (off + r[i].size > total) total = off + r[i].size;
+    }
+    return total;
+}

@@ -106,23 +106,11 @@ struct mt_cpu_plan {
     void *observer_user;
 };
 
-typedef struct interval {
-    int v;
-    int first, last;
-    size_t size, off;
-} interval;
-
-static int by_size_desc(const void *a, const void *b) {
-    const interval *x = a, *y = b;
-    if (x->size != y->size) return x->size < y->size ? 1 : -1;
-    return x->first - y->first;
-}
-
 static mtmi_status plan_memory(mt_cpu_plan *p) {
     const mt_graph *g = p->g;
     int nv = g->nvalues;
     int *first = malloc(sizeof(int) * nv), *last = malloc(sizeof(int) * nv);
-    interval *iv = malloc(sizeof(interval) * (nv + 1));
+    mt_live_range *iv = malloc(sizeof(mt_live_range) * (nv + 1));
     if (!first || !last || !iv) {
         free(first); free(last); free(iv);
         return mt_fail(MTMI_ERR_NOMEM, "out of memory planning");
@@ -147,33 +135,14 @@ static mtmi_status plan_memory(mt_cpu_plan *p) {
     int cnt = 0;
     for (int v = 0; v < nv; v++) {
         if (p->kind[v] != ST_ARENA || first[v] < 0) continue;
-        iv[cnt].v = v;
+        iv[cnt].id = v;
         iv[cnt].first = first[v];
         iv[cnt].last = last[v];
         iv[cnt].size = (mt_value_bytes(&g->values[v]) + 63) & ~(size_t)63;
         cnt++;
     }
-    /* Greedy by size: each buffer goes at the lowest offset that no
-     * already-placed buffer with an overlapping lifetime occupies. */
-    qsort(iv, cnt, sizeof *iv, by_size_desc);
-    size_t total = 0;
-    for (int i = 0; i < cnt; i++) {
-        size_t off = 0;
-        int moved = 1;
-        while (moved) {
-            moved = 0;
-            for (int j = 0; j < i; j++) {
-                if (iv[j].last < iv[i].first || iv[i].last < iv[j].first) continue;
-                if (off < iv[j].off + iv[j].size && iv[j].off < off + iv[i].size) {
-                    off = iv[j].off + iv[j].size;
-                    moved = 1;
-                }
-            }
-        }
-        iv[i].off = off;
-        if (off + iv[i].size > total) total = off + iv[i].size;
-        p->offset[iv[i].v] = off;
-    }
+    size_t total = mt_place_ranges(iv, cnt);
+    for (int i = 0; i < cnt; i++) p->offset[iv[i].id] = iv[i].off;
     p->arena_size = total;
     free(first); free(last); free(iv);
     p->arena = mt_alloc_aligned(total ? total : 64);

@@ -388,12 +388,6 @@ static int absorb_act(mc_plan *p, int v, int *act) {
 #include "cuda/plan_ops.inc"
 
 /* ------------------------------------------------------ memory planning */
-static int by_size_desc(const void *a, const void *b) {
-    const mc_buf *const *x = a, *const *y = b;
-    if ((*x)->bytes != (*y)->bytes) return (*x)->bytes < (*y)->bytes ? 1 : -1;
-    return (*x)->first - (*y)->first;
-}
-
 static int step_cmp(const void *a, const void *b) {
     const mc_step *x = a, *y = b;
     int lx = x->label < 0 ? -1 : x->label, ly = y->label < 0 ? -1 : y->label;
@@ -411,34 +405,19 @@ static mtmi_status plan_memory(mc_plan *p) {
             if (p->bufs[b].last < s) p->bufs[b].last = s;
         }
     }
-    mc_buf **list = malloc(sizeof(mc_buf *) * (p->nbufs + 1));
+    mt_live_range *list = malloc(sizeof(mt_live_range) * (p->nbufs + 1));
     if (!list) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     int cnt = 0;
     size_t weights = 0;
     for (int b = 0; b < p->nbufs; b++) {
         mc_buf *B = &p->bufs[b];
         B->bytes = (B->bytes + 255) & ~(size_t)255;
-        if (B->kind == MC_ARENA && B->first >= 0) list[cnt++] = B;
+        if (B->kind == MC_ARENA && B->first >= 0)
+            list[cnt++] = (mt_live_range){.id = b, .first = B->first, .last = B->last, .size = B->bytes};
         else if (B->kind != MC_ARENA && !B->bound) weights += B->bytes;
     }
-    qsort(list, cnt, sizeof *list, by_size_desc);
-    size_t total = 0;
-    for (int i = 0; i < cnt; i++) {
-        size_t off = 0;
-        int moved = 1;
-        while (moved) {
-            moved = 0;
-            for (int j = 0; j < i; j++) {
-                if (list[j]->last < list[i]->first || list[i]->last < list[j]->first) continue;
-                if (off < list[j]->off + list[j]->bytes && list[j]->off < off + list[i]->bytes) {
-                    off = list[j]->off + list[j]->bytes;
-                    moved = 1;
-                }
-            }
-        }
-        list[i]->off = off;
-        if (off + list[i]->bytes > total) total = off + list[i]->bytes;
-    }
+    size_t total = mt_place_ranges(list, cnt);
+    for (int i = 0; i < cnt; i++) p->bufs[list[i].id].off = list[i].off;
     free(list);
     p->arena_bytes = total;
     CK(cudaMalloc(&p->arena, total ? total : 256));
