@@ -282,13 +282,21 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
 }
 #endif
 
-static mtmi_status ew_finalize(mc_plan *p, mc_step *s) {
+/* An elementwise step's operands as kernel views (dims collapsed) and input
+ * addresses; kv[0] is the output's view. */
+static mtmi_status ew_operands(const mc_plan *p, const mc_step *s, mtk_view *kv, const void **ptrs) {
     const mc_tref *v[1 + MTK_MAX_IN];
-    mtk_view kv[1 + MTK_MAX_IN];
-    const void *ptrs[MTK_MAX_IN];
     for (int k = 0; k < s->nt; k++) v[k] = &s->t[k];
     if (mc_collapse(s->nt, v, kv)) return mt_fail(MTMI_ERR_UNSUPPORTED, "elementwise of rank > %d after collapsing", MTK_RANK);
     for (int k = 1; k < s->nt; k++) ptrs[k - 1] = mc_ptr(p, &s->t[k]);
+    return MTMI_OK;
+}
+
+static mtmi_status ew_finalize(mc_plan *p, mc_step *s) {
+    mtk_view kv[1 + MTK_MAX_IN];
+    const void *ptrs[MTK_MAX_IN];
+    mtmi_status ms = ew_operands(p, s, kv, ptrs);
+    if (ms) return ms;
     cudaError_t e = mtk_elementwise_prepare(&s->prog, mc_ptr(p, &s->t[0]), &kv[0], s->nt - 1, ptrs, kv + 1, &s->obj);
     if (e != cudaSuccess) return mt_fail(MTMI_ERR_DEVICE, "CUDA elementwise arguments: %s", cudaGetErrorString(e));
     s->ip[7] = mc_numel(&s->t[0]);
@@ -365,12 +373,10 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
             KCK(mtk_elementwise_run(st, s->obj, s->ip[7], f16));
             return MTMI_OK;
         }
-        const mc_tref *v[1 + MTK_MAX_IN];
         mtk_view kv[1 + MTK_MAX_IN];
         const void *ptrs[MTK_MAX_IN];
-        for (int k = 0; k < s->nt; k++) v[k] = &s->t[k];
-        if (mc_collapse(s->nt, v, kv)) return mt_fail(MTMI_ERR_UNSUPPORTED, "elementwise of rank > %d after collapsing", MTK_RANK);
-        for (int k = 1; k < s->nt; k++) ptrs[k - 1] = mc_ptr(p, &s->t[k]);
+        mtmi_status ms = ew_operands(p, s, kv, ptrs);
+        if (ms) return ms;
         KCK(mtk_elementwise(st, &s->prog, mc_ptr(p, &s->t[0]), &kv[0], s->nt - 1, ptrs, kv + 1, f16));
         return MTMI_OK;
     }
