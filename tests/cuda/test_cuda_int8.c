@@ -35,18 +35,12 @@
 #include "cuda/qkernels.h"
 #include "quant/quant.h"
 
+#include "cuda/cuda_ck.h"
+
 static int g_fail = 0;
 static int g_dry = 0; /* --dry: CPU side only (machines without a GPU) */
 static int g_bench = 0; /* --bench: time quantize and every GEMM tile configuration per node */
 
-#define CK(x)                                                                                          \
-    do {                                                                                               \
-        cudaError_t e_ = (x);                                                                          \
-        if (e_ != cudaSuccess) {                                                                       \
-            printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x);    \
-            exit(1);                                                                                   \
-        }                                                                                              \
-    } while (0)
 #define OK(x)                                                                                          \
     do {                                                                                               \
         if ((x) != MTMI_OK) {                                                                          \

@@ -11,17 +11,11 @@
 #include "core/core.h"
 #include "cuda/kernels.h"
 
+#include "cuda/cuda_ck.h"
+
 static int g_fail = 0;
 static mt_rng g_rng;
 
-#define CK(x)                                                                        \
-    do {                                                                             \
-        cudaError_t e_ = (x);                                                        \
-        if (e_ != cudaSuccess) {                                                     \
-            printf("CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #x); \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
 
 static float *rnd(int64_t n, float scale) {
     float *a = malloc(sizeof(float) * (n ? n : 1));
