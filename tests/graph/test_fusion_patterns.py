@@ -5,7 +5,6 @@ the optimized graph (`mtmi info`) showing that the fusion did (not) happen.
 Usage: test_fusion_patterns.py [case ...]  (default: all)."""
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -13,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mtmi_testutil import MTMI_BIN, compare, run_mtmi, run_ort
+from mtmi_testutil import optimized_ops, compare, run_mtmi, run_ort
 
 SKIP = 77
 rng = np.random.default_rng(1234)
@@ -36,16 +35,6 @@ def model(nodes, inputs, outputs, inits, opset=17):
     m.ir_version = 8
     # outputs are left without shapes, which the checker rejects; ORT loads it
     return m
-
-
-def optimized_ops(path):
-    r = subprocess.run([MTMI_BIN, "info", path], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"mtmi info failed: {r.stderr.strip()}")
-    for line in r.stdout.splitlines():
-        if line.startswith("ops optimized"):
-            return {k: int(v) for k, v in re.findall(r"([\w.]+)=(\d+)", line.split(":", 1)[1])}
-    raise RuntimeError("no 'ops optimized' line in mtmi info:\n" + r.stdout + r.stderr)
 
 
 # ---------------------------------------------------------------- cases

@@ -9,8 +9,6 @@ Usage: test_reference_models.py CASE [CASE ...]
   fusion_<export>[_op13]   op histogram check (at 256x256)
 Prints max abs and ||a-b||/||b|| per output; FP32 must be within 1e-4."""
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +17,7 @@ import numpy as np
 import onnx
 
 from make_variants import make_variant
-from mtmi_testutil import MTMI_BIN, REFERENCE, compare, run_mtmi, run_ort
+from mtmi_testutil import optimized_ops, REFERENCE, compare, run_mtmi, run_ort
 
 SKIP = 77
 REL_TOL = 1e-4
@@ -70,16 +68,6 @@ def check_outputs(export, variant, tmp):
         agree = float(np.mean(np.argmax(got["seg"], 1) == np.argmax(ref["seg"], 1)))
         print(f"  seg argmax agreement {agree * 100:.4f}%")
     return ok
-
-
-def optimized_ops(path):
-    r = subprocess.run([MTMI_BIN, "info", path], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"mtmi info failed: {r.stderr.strip()}")
-    for line in r.stdout.splitlines():
-        if line.startswith("ops optimized"):
-            return {k: int(v) for k, v in re.findall(r"([\w.]+)=(\d+)", line.split(":", 1)[1])}
-    raise RuntimeError("mtmi info printed no optimized histogram:\n" + r.stdout)
 
 
 def check_fusion(export, variant, tmp):

@@ -1,6 +1,7 @@
 """Shared helpers for the Python checks: seeded weights for graph-only
 exports, running ONNX Runtime and the mtmi binary, comparing outputs."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -84,3 +85,14 @@ def compare(name, got, ref, rel_tol, abs_tol=None):
     ok = rel <= rel_tol and (abs_tol is None or mx <= abs_tol)
     print(f"  {name}: max abs {mx:.3e}  rel L2 {rel:.3e}  {'ok' if ok else 'FAIL'} (tol {rel_tol:g})")
     return ok
+
+
+def optimized_ops(path):
+    """The optimized graph's op histogram from `mtmi info` ({op: count})."""
+    r = subprocess.run([MTMI_BIN, "info", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"mtmi info failed: {r.stderr.strip()}")
+    for line in r.stdout.splitlines():
+        if line.startswith("ops optimized"):
+            return {k: int(v) for k, v in re.findall(r"([\w.]+)=(\d+)", line.split(":", 1)[1])}
+    raise RuntimeError("no 'ops optimized' line in mtmi info:\n" + r.stdout + r.stderr)
