@@ -268,9 +268,7 @@ int mt_cmd_run(int argc, char **argv) {
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c.outdir = argv[++i];
         else if (!strcmp(a, "--trace") && more) trace = argv[++i];
         else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else if (!strcmp(a, "--inject-error") && more) {
-            if (mt_app_parse_inject(argv[++i], &o)) return cli_error("run: bad --inject-error '%s' (STAGE:FRAME)", argv[i]);
-        } else return cli_error("run: unknown or incomplete option '%s' (try mtmi run --help)", a);
+        else return cli_error("run: unknown or incomplete option '%s' (try mtmi run --help)", a);
     }
     int rc = 1;
     mt_app app;

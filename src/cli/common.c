@@ -105,6 +105,9 @@ int cli_app_option(const char *cmd, int argc, char **argv, int *i, mt_app_opts *
         if ((o->threads = (int)cli_parse_long(a, argv[++*i], 1, 4096)) < 0) return -1;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o->quiet = 1;
     else if (!strcmp(a, "--host-preprocess")) o->host_preprocess = 1;
+    else if (!strcmp(a, "--inject-error") && more) {
+        if (mt_app_parse_inject(argv[++*i], o)) return cli_error("%s: bad --inject-error '%s' (STAGE:FRAME)", cmd, argv[*i]), -1;
+    }
     else if (!strcmp(a, "--seed") && more) {
         long v = cli_parse_long(a, argv[++*i], 0, 1L << 30);
         if (v < 0) return -1;
