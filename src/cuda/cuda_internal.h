@@ -33,7 +33,10 @@ typedef struct mc_buf {
 
 enum {
     MC_COPY = 0, MC_EW, MC_LN, MC_SOFTMAX, MC_RESIZE, MC_DW, MC_CONVD, MC_CUDNN, MC_GEMM, MC_BIASACT, MC_GATHER,
-    MC_ATTN, MC_IM2COL, MC_SMALLN, MC_RESIZE_CAT, MC_QCONV, MC_PREP, MC_NKINDS
+    MC_ATTN, MC_IM2COL, MC_SMALLN, MC_RESIZE_CAT, MC_QCONV, MC_PREP,
+    MC_MLP,    /* fc1 -> depthwise 3x3 + act -> fc2 in one kernel (fuse_mlp.c) */
+    MC_UPCONV, /* bilinear 2x upsample (of a channel concat) -> 3x3 conv in one kernel (fuse_upconv.c) */
+    MC_NKINDS
 };
 
 typedef struct mc_gemm {
@@ -145,6 +148,23 @@ typedef struct mc_driver_api {
 } mc_driver_api;
 const mc_driver_api *mc_driver(void);
 const char *mc_driver_error(CUresult r);
+
+/* fuse.c: step-level fusion passes, run on the emitted steps before memory
+ * planning (so buffers that fusion leaves unread take no arena space).
+ * MTMI_CUDA_NO_FUSE (comma-separated pass names, or "all") turns passes off
+ * for A/B measurements. */
+mtmi_status mc_fuse_steps(mc_plan *p);
+int mc_fuse_enabled(const char *pass);
+/* 1 if some step other than steps[a] and steps[b] uses buffer buf, or it is a
+ * staging buffer (graph input / output) */
+int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);
+/* removes the steps whose drop[] flag is set, keeping the order */
+void mc_drop_steps(mc_plan *p, const unsigned char *drop);
+/* the passes (each returns the number of fusions made, or -1 with the error set) */
+int mc_fuse_mlp(mc_plan *p);
+int mc_fuse_upconv(mc_plan *p);
+int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
+int mc_fuse_ln_pair(mc_plan *p);   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastmath.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 
@@ -62,6 +63,9 @@ __device__ __forceinline__ float act_apply(float x, int act) {
     default: return x;
     }
 }
+
+// For kernels whose output is FP16: GELU by mtk_gelu_fast (fastmath.cuh).
+__device__ __forceinline__ float act_apply_h(float x, int act) { return act == 3 ? mtk_gelu_fast(x) : act_apply(x, act); }
 
 unsigned blocks_for(int64_t n, int t) {
     int64_t b = (n + t - 1) / t;
@@ -224,11 +228,81 @@ __global__ void k_layernorm(const T *x, const T *res, T *sum, T *y, const T *g, 
     }
 }
 
+// The im2col matrix of a convolution over the LayerNorm output, written by
+// the LayerNorm kernel itself (COL = true): the rows, read as an NHWC image
+// [N, H, W, C], scattered to a row-major [N*OH*OW, Kp] matrix with columns
+// (kh, kw, c), in units of 8 halves.  Saves the separate im2col launch and
+// its re-read of the normalized tensor (SegFormer: the spatial-reduction and
+// patch-embedding convs right after a LayerNorm).
+struct LnCol {
+    uint4 *col;
+    int H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+    int K8, Kp8; // K = KH*KW*C and the padded row length, in uint4
+};
+
+__device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+__device__ __forceinline__ int ceil_div(int a, int b) { return -floor_div(-a, b); }
+// dilation 1 everywhere but in atrous convs: skip the division then
+__device__ __forceinline__ int floor_div_d(int a, int d) { return d == 1 ? a : floor_div(a, d); }
+__device__ __forceinline__ int ceil_div_d(int a, int d) { return d == 1 ? a : ceil_div(a, d); }
+
+// Writes the column-matrix entries owned by this thread's 8 channels (sub)
+// of pixel pix.  Every entry (output pixel, tap) has one owner: the pixel its
+// input position clamps to (clamp to [0, H-1] x [0, W-1]).  A tap inside the
+// image gets the value, one outside gets zeros; and the owner of tap (KH-1,
+// KW-1) of an output pixel also zeroes that row's columns K..Kp-1.  So the
+// whole matrix is written (the arena buffer is never assumed zeroed), each
+// element exactly once.  Per dimension the owned (o, k) pairs are those with
+// o*s - p + k*d == h, plus, on the first / last row, the taps before / past
+// the image; interior pixels own kernel/stride (rounded) taps a dimension.
+__device__ __forceinline__ void ln_col_store(const LnCol &c, unsigned pix, int sub, int C8, uint4 v) {
+    unsigned hw = (unsigned)c.H * (unsigned)c.W;
+    unsigned n = pix / hw, r = pix - n * hw;
+    int h = (int)(r / (unsigned)c.W), w = (int)r - h * c.W;
+    bool h0 = h == 0, h1 = h == c.H - 1, w0 = w == 0, w1 = w == c.W - 1;
+    int oh_lo = h0 ? 0 : max(0, ceil_div(h + c.ph - (c.KH - 1) * c.dh, c.sh));
+    int oh_hi = min(c.OH - 1, h1 ? c.OH - 1 : floor_div(h + c.ph, c.sh));
+    int ow_lo = w0 ? 0 : max(0, ceil_div(w + c.pw - (c.KW - 1) * c.dw, c.sw));
+    int ow_hi = min(c.OW - 1, w1 ? c.OW - 1 : floor_div(w + c.pw, c.sw));
+    const uint4 z = make_uint4(0, 0, 0, 0);
+    for (int oh = oh_lo; oh <= oh_hi; oh++) {
+        int bh = oh * c.sh - c.ph; // input row of tap 0
+        int kh_lo = h0 ? 0 : max(0, ceil_div_d(h - bh, c.dh));
+        int kh_hi = h1 ? c.KH - 1 : min(c.KH - 1, floor_div_d(h - bh, c.dh));
+        for (int kh = kh_lo; kh <= kh_hi; kh++) {
+            bool inh = bh + kh * c.dh == h;
+            for (int ow = ow_lo; ow <= ow_hi; ow++) {
+                int bw = ow * c.sw - c.pw;
+                int kw_lo = w0 ? 0 : max(0, ceil_div_d(w - bw, c.dw));
+                int kw_hi = w1 ? c.KW - 1 : min(c.KW - 1, floor_div_d(w - bw, c.dw));
+                uint4 *dst = c.col + ((size_t)(n * c.OH + oh) * c.OW + ow) * c.Kp8;
+                for (int kw = kw_lo; kw <= kw_hi; kw++) {
+                    bool in = inh && bw + kw * c.dw == w;
+                    dst[(kh * c.KW + kw) * C8 + sub] = in ? v : z;
+                    if (kh == c.KH - 1 && kw == c.KW - 1)
+                        for (int j = c.K8 + sub; j < c.Kp8; j += C8) dst[j] = z;
+                }
+            }
+        }
+    }
+}
+
+// A second LayerNorm applied to the first one's (FP16-rounded) output, in
+// the same pass: the encoder's patch embedding ends with a LayerNorm that the
+// first block's LayerNorm follows at once (y2 = LN2(LN1(x)); both are kept,
+// y1 feeds the residual).  One launch and one re-read of the rows less.
+struct Ln2 {
+    uint4 *y;
+    const uint4 *g, *b;
+    float eps;
+};
+
 // FP16 rows of C = 8 * C8 elements (C8 <= 32): L lanes a row (L a power of
-// two >= C8), 16-byte loads and stores.
-template <int L>
+// two >= C8), 16-byte loads and stores; COL: also the im2col matrix (LnCol)
+// of the last output; LN2: also a second LayerNorm of the output (Ln2).
+template <int L, bool COL, bool LN2>
 __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint4 *y, const uint4 *g, const uint4 *b,
-                              int64_t rows, int C8, float eps) {
+                              int64_t rows, int C8, float eps, LnCol cg, Ln2 l2) {
     MTK_PDL_WAIT();
     constexpr int R = 32 / L;
     int lane = threadIdx.x & 31, sub = lane % L;
@@ -271,24 +345,58 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
 #pragma unroll
     for (int o = L / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o, L);
     float rstd = rsqrtf(q / (8 * C8) + eps);
-    if (!ok) return;
-    if (sum) {
-        uint4 o;
-        __half2 *ho = (__half2 *)&o;
-#pragma unroll
-        for (int k = 0; k < 4; k++) ho[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-        sum[row * C8 + sub] = o;
-    }
-    uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0);
-    const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
-    uint4 o;
+    if (!LN2 && !ok) return;
+    uint4 o = make_uint4(0, 0, 0, 0);
     __half2 *ho = (__half2 *)&o;
+    if (ok) {
+        if (sum) {
+            uint4 t;
+            __half2 *ht = (__half2 *)&t;
 #pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
-        ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
+            for (int k = 0; k < 4; k++) ht[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+            sum[row * C8 + sub] = t;
+        }
+        uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0);
+        const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
+            ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
+        }
+        y[row * C8 + sub] = o;
     }
-    y[row * C8 + sub] = o;
+    if (LN2) {
+        // the second LayerNorm reads the stored (FP16) values, as the unfused
+        // kernel would; every lane takes part in the reductions
+        float s2 = 0.f;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 f = __half22float2(ho[k]);
+            v[2 * k] = f.x;
+            v[2 * k + 1] = f.y;
+            s2 += ok ? f.x + f.y : 0.f;
+        }
+#pragma unroll
+        for (int o2 = L / 2; o2 > 0; o2 >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o2, L);
+        const float mean2 = s2 / (8 * C8);
+        float q2 = 0.f;
+        if (ok)
+#pragma unroll
+            for (int k = 0; k < 8; k++) q2 += (v[k] - mean2) * (v[k] - mean2);
+#pragma unroll
+        for (int o2 = L / 2; o2 > 0; o2 >>= 1) q2 += __shfl_xor_sync(0xffffffffu, q2, o2, L);
+        const float rstd2 = rsqrtf(q2 / (8 * C8) + l2.eps);
+        if (!ok) return;
+        uint4 gg = l2.g[sub], bb = l2.b ? l2.b[sub] : make_uint4(0, 0, 0, 0);
+        const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
+            ho[k] = __floats2half2_rn((v[2 * k] - mean2) * rstd2 * gf.x + bf.x, (v[2 * k + 1] - mean2) * rstd2 * gf.y + bf.y);
+        }
+        l2.y[row * C8 + sub] = o;
+    }
+    if (COL) ln_col_store(cg, (unsigned)row, sub, C8, o);
 }
 
 // Block per row for long rows.
@@ -336,6 +444,33 @@ cudaError_t layernorm_t(cudaStream_t s, const void *x, const void *res, void *su
     else if (C <= 512) mtk_launch(k_layernorm<T, 16>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C, eps);
     else mtk_launch(k_layernorm_long<T>, (unsigned)rows, 256, 0, s, X, R, S, Y, G, B, C, eps);
     return cudaGetLastError();
+}
+
+// the vectorized kernel applies (FP16, 16-byte aligned, C = 8k <= 256)
+int layernorm_v_ok(const void *x, const void *res, const void *sum, const void *y, const void *gamma, const void *beta,
+                   int C, int f16) {
+    int al = ((uintptr_t)x | (uintptr_t)y | (uintptr_t)gamma | (uintptr_t)(res ? res : x) | (uintptr_t)(sum ? sum : y) |
+              (uintptr_t)(beta ? beta : gamma)) % 16 == 0;
+    return f16 && al && C % 8 == 0 && C <= 256;
+}
+
+template <bool COL, bool LN2 = false>
+void layernorm_v_launch(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                        const void *beta, int64_t rows, int C, float eps, const LnCol &cg, const Ln2 &l2 = Ln2{}) {
+    int C8 = C / 8;
+    const uint4 *X = (const uint4 *)x, *R = (const uint4 *)res, *G = (const uint4 *)gamma, *B = (const uint4 *)beta;
+    uint4 *S = (uint4 *)sum, *Y = (uint4 *)y;
+    int L = C8 <= 1 ? 1 : C8 <= 2 ? 2 : C8 <= 4 ? 4 : C8 <= 8 ? 8 : C8 <= 16 ? 16 : 32;
+    int64_t rows_per_block = 8 * (32 / L);
+    unsigned grid = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
+    switch (L) {
+    case 1: mtk_launch(k_layernorm_v<1, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    case 2: mtk_launch(k_layernorm_v<2, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    case 4: mtk_launch(k_layernorm_v<4, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    case 8: mtk_launch(k_layernorm_v<8, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    case 16: mtk_launch(k_layernorm_v<16, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    default: mtk_launch(k_layernorm_v<32, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    }
 }
 
 // -------------------------------------------------------------- softmax
@@ -594,7 +729,7 @@ __global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const
         int ow = w0 + k;
         if (ow < W)
             y[(((long long)n * H + h) * W + ow) * C2 + c] =
-                __floats2half2_rn(act_apply(acc[k].x, act), act_apply(acc[k].y, act));
+                __floats2half2_rn(act_apply_h(acc[k].x, act), act_apply_h(acc[k].y, act));
     }
 }
 
@@ -677,7 +812,7 @@ __global__ void k_dw3x3_h8(const uint4 *x, uint4 *y, const uint4 *w, const uint4
         uint4 r;
         __half2 *hr = (__half2 *)&r;
 #pragma unroll
-        for (int k = 0; k < 4; k++) hr[k] = __floats2half2_rn(act_apply(acc[o][2 * k], act), act_apply(acc[o][2 * k + 1], act));
+        for (int k = 0; k < 4; k++) hr[k] = __floats2half2_rn(act_apply_h(acc[o][2 * k], act), act_apply_h(acc[o][2 * k + 1], act));
         y[(((unsigned)n * H + h) * (unsigned)W + ow) * C8 + c] = r;
     }
 }
@@ -768,6 +903,15 @@ template <typename T, int NMAX>
 __global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T *C, int ldc, int M, int N, int K,
                               int act) {
     MTK_PDL_WAIT();
+    // B (at most 8 x K) as floats in shared memory: read from global once a
+    // block instead of once per multiply-add (the depth head's 32 -> 1 conv
+    // over 262144 pixels was bound by those loads)
+    extern __shared__ float Bs[];  // [K][NMAX]
+    for (int i = threadIdx.x; i < K * NMAX; i += blockDim.x) {
+        const int k = i / NMAX, n = i % NMAX;
+        Bs[i] = n < N ? (float)B[n * K + k] : 0.f;
+    }
+    __syncthreads();
     int m = blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M) return;
     float acc[NMAX];
@@ -782,16 +926,14 @@ __global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T 
             for (int e = 0; e < 8; e++) {
                 float av = __half2float(hq[e]);
 #pragma unroll
-                for (int n = 0; n < NMAX; n++)
-                    if (n < N) acc[n] += av * (float)B[n * K + k0 + e];
+                for (int n = 0; n < NMAX; n++) acc[n] = fmaf(av, Bs[(k0 + e) * NMAX + n], acc[n]);
             }
         }
     } else
         for (int k = 0; k < K; k++) {
             float av = (float)a[k];
 #pragma unroll
-            for (int n = 0; n < NMAX; n++)
-                if (n < N) acc[n] += av * (float)B[n * K + k];
+            for (int n = 0; n < NMAX; n++) acc[n] = fmaf(av, Bs[k * NMAX + n], acc[n]);
         }
 #pragma unroll
     for (int n = 0; n < NMAX; n++)
@@ -938,27 +1080,71 @@ cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, con
 cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
                           const void *beta, int64_t rows, int C, float eps, int f16) {
     if (rows == 0) return cudaSuccess;
-    int al = ((uintptr_t)x | (uintptr_t)y | (uintptr_t)gamma | (uintptr_t)(res ? res : x) | (uintptr_t)(sum ? sum : y) |
-              (uintptr_t)(beta ? beta : gamma)) % 16 == 0;
-    if (f16 && al && C % 8 == 0 && C <= 256) {
-        int C8 = C / 8;
-        const uint4 *X = (const uint4 *)x, *R = (const uint4 *)res, *G = (const uint4 *)gamma, *B = (const uint4 *)beta;
-        uint4 *S = (uint4 *)sum, *Y = (uint4 *)y;
-        int L = C8 <= 1 ? 1 : C8 <= 2 ? 2 : C8 <= 4 ? 4 : C8 <= 8 ? 8 : C8 <= 16 ? 16 : 32;
-        int64_t rows_per_block = 8 * (32 / L);
-        unsigned grid = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
-        switch (L) {
-        case 1: mtk_launch(k_layernorm_v<1>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
-        case 2: mtk_launch(k_layernorm_v<2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
-        case 4: mtk_launch(k_layernorm_v<4>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
-        case 8: mtk_launch(k_layernorm_v<8>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
-        case 16: mtk_launch(k_layernorm_v<16>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
-        default: mtk_launch(k_layernorm_v<32>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps); break;
-        }
+    if (layernorm_v_ok(x, res, sum, y, gamma, beta, C, f16)) {
+        LnCol none;
+        memset(&none, 0, sizeof none);
+        layernorm_v_launch<false>(s, x, res, sum, y, gamma, beta, rows, C, eps, none);
         return cudaGetLastError();
     }
     return f16 ? layernorm_t<__half>(s, x, res, sum, y, gamma, beta, rows, C, eps)
                : layernorm_t<float>(s, x, res, sum, y, gamma, beta, rows, C, eps);
+}
+
+cudaError_t mtk_layernorm_im2col(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                                 const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_im2col *ic) {
+    int64_t K = (int64_t)ic->KH * ic->KW * C, M = (int64_t)ic->N * ic->OH * ic->OW;
+    if ((int64_t)ic->N * ic->H * ic->W != rows || ic->Kp < K || ic->H < 1 || ic->W < 1 || ic->sh < 1 || ic->sw < 1 ||
+        ic->dh < 1 || ic->dw < 1)
+        return cudaErrorInvalidValue;
+    if (rows == 0 || M == 0) return mtk_layernorm(s, x, res, sum, y, gamma, beta, rows, C, eps, f16);
+    if (layernorm_v_ok(x, res, sum, y, gamma, beta, C, f16) && ic->Kp % 8 == 0 && (uintptr_t)ic->col % 16 == 0 &&
+        rows < (1ll << 31) && M < (1ll << 31)) { /* 32-bit pixel indices in the kernel */
+        LnCol cg;
+        cg.col = (uint4 *)ic->col;
+        cg.H = ic->H; cg.W = ic->W; cg.OH = ic->OH; cg.OW = ic->OW;
+        cg.KH = ic->KH; cg.KW = ic->KW; cg.sh = ic->sh; cg.sw = ic->sw;
+        cg.ph = ic->ph; cg.pw = ic->pw; cg.dh = ic->dh; cg.dw = ic->dw;
+        cg.K8 = (int)(K / 8); cg.Kp8 = ic->Kp / 8;
+        layernorm_v_launch<true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg);
+        return cudaGetLastError();
+    }
+    /* other layouts / FP32: the two kernels */
+    cudaError_t e = mtk_layernorm(s, x, res, sum, y, gamma, beta, rows, C, eps, f16);
+    if (e != cudaSuccess) return e;
+    int64_t xs[4] = {(int64_t)ic->H * ic->W * C, 1, (int64_t)ic->W * C, C};
+    return mtk_im2col_view(s, y, xs, f16, ic->col, f16, ic->N, ic->H, ic->W, C, ic->OH, ic->OW, ic->KH, ic->KW, ic->sh,
+                           ic->sw, ic->ph, ic->pw, ic->dh, ic->dw, ic->Kp);
+}
+
+cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                               const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_second *second,
+                               const mtk_ln_im2col *ic) {
+    int64_t K = ic ? (int64_t)ic->KH * ic->KW * C : 0, M = ic ? (int64_t)ic->N * ic->OH * ic->OW : 0;
+    int vec = layernorm_v_ok(x, res, sum, y, gamma, beta, C, f16) &&
+              layernorm_v_ok(y, NULL, NULL, second->y, second->gamma, second->beta, C, f16) && rows > 0 && rows < (1ll << 31);
+    if (ic)
+        vec = vec && (int64_t)ic->N * ic->H * ic->W == rows && ic->Kp >= K && ic->Kp % 8 == 0 && (uintptr_t)ic->col % 16 == 0 &&
+              M > 0 && M < (1ll << 31) && ic->H > 0 && ic->W > 0 && ic->sh > 0 && ic->sw > 0 && ic->dh > 0 && ic->dw > 0;
+    if (!vec) { /* other layouts / FP32: the unfused kernels */
+        cudaError_t e = mtk_layernorm(s, x, res, sum, y, gamma, beta, rows, C, eps, f16);
+        if (e != cudaSuccess) return e;
+        return ic ? mtk_layernorm_im2col(s, y, NULL, NULL, second->y, second->gamma, second->beta, rows, C, second->eps, f16, ic)
+                  : mtk_layernorm(s, y, NULL, NULL, second->y, second->gamma, second->beta, rows, C, second->eps, f16);
+    }
+    Ln2 l2 = {(uint4 *)second->y, (const uint4 *)second->gamma, (const uint4 *)second->beta, second->eps};
+    LnCol cg;
+    memset(&cg, 0, sizeof cg);
+    if (ic) {
+        cg.col = (uint4 *)ic->col;
+        cg.H = ic->H; cg.W = ic->W; cg.OH = ic->OH; cg.OW = ic->OW;
+        cg.KH = ic->KH; cg.KW = ic->KW; cg.sh = ic->sh; cg.sw = ic->sw;
+        cg.ph = ic->ph; cg.pw = ic->pw; cg.dh = ic->dh; cg.dw = ic->dw;
+        cg.K8 = (int)(K / 8); cg.Kp8 = ic->Kp / 8;
+        layernorm_v_launch<true, true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, l2);
+    } else {
+        layernorm_v_launch<false, true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, l2);
+    }
+    return cudaGetLastError();
 }
 
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16) {
@@ -1105,14 +1291,19 @@ cudaError_t mtk_im2col_view(cudaStream_t s, const void *x, const int64_t xs[4], 
 
 cudaError_t mtk_gemm_smalln(cudaStream_t s, const void *A, int lda, const void *B, const void *bias, void *C, int ldc,
                            int M, int N, int K, int act, int f16) {
-    if (N > 8) return cudaErrorInvalidValue;
+    if (N > 8 || K > 1024) return cudaErrorInvalidValue;
     if (!M) return cudaSuccess;
-    if (f16)
-        mtk_launch(k_gemm_smalln<__half, 8>, blocks_for(M, 128), 128, 0, s, (const __half *)A, lda, (const __half *)B,
-                                                                     (const __half *)bias, (__half *)C, ldc, M, N, K, act);
+    // N == 1 (a conv to one channel: the depth output) gets its own
+    // instance: 1 accumulator instead of 8
+    if (f16 && N == 1)
+        mtk_launch(k_gemm_smalln<__half, 1>, blocks_for(M, 128), 128, (size_t)K * 1 * sizeof(float), s, (const __half *)A, lda,
+                   (const __half *)B, (const __half *)bias, (__half *)C, ldc, M, N, K, act);
+    else if (f16)
+        mtk_launch(k_gemm_smalln<__half, 8>, blocks_for(M, 128), 128, (size_t)K * 8 * sizeof(float), s, (const __half *)A, lda,
+                   (const __half *)B, (const __half *)bias, (__half *)C, ldc, M, N, K, act);
     else
-        mtk_launch(k_gemm_smalln<float, 8>, blocks_for(M, 128), 128, 0, s, (const float *)A, lda, (const float *)B,
-                                                                    (const float *)bias, (float *)C, ldc, M, N, K, act);
+        mtk_launch(k_gemm_smalln<float, 8>, blocks_for(M, 128), 128, (size_t)K * 8 * sizeof(float), s, (const float *)A, lda,
+                   (const float *)B, (const float *)bias, (float *)C, ldc, M, N, K, act);
     return cudaGetLastError();
 }
 

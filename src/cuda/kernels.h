@@ -65,6 +65,33 @@ cudaError_t mtk_elementwise_run(cudaStream_t s, const void *dev_args, int64_t n,
  * != NULL, x + res is normalized and (if sum != NULL) written to sum. */
 cudaError_t mtk_layernorm(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
                           const void *beta, int64_t rows, int C, float eps, int f16);
+/* The same, also writing the normalized rows, read as an NHWC image
+ * [N, H, W, C] (rows = N*H*W), as the im2col matrix of a convolution over
+ * it: exactly what mtk_im2col_view writes from that view (row-major
+ * [N*OH*OW, Kp], columns (kh, kw, c), zeros for taps outside the image and
+ * for columns K..Kp-1; every element written).  One kernel in the FP16
+ * vectorized case (C % 8 == 0, C <= 256, Kp % 8 == 0, 16-byte aligned), else
+ * mtk_layernorm then mtk_im2col_view. */
+typedef struct mtk_ln_im2col {
+    void *col; /* storage type as y */
+    int N, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, Kp;
+} mtk_ln_im2col;
+cudaError_t mtk_layernorm_im2col(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                                 const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_im2col *col);
+
+/* Two LayerNorms in one pass: y = LN(x [+ res]) as mtk_layernorm, then
+ * second->y = LN'(y) over the FP16-rounded y with second's gamma / beta /
+ * eps; with ic != NULL the im2col matrix (see mtk_layernorm_im2col) is of
+ * second->y.  One kernel in the FP16 vectorized case, else the unfused
+ * kernels. */
+typedef struct mtk_ln_second {
+    void *y;
+    const void *gamma, *beta; /* beta may be NULL */
+    float eps;
+} mtk_ln_second;
+cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                               const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_second *second,
+                               const mtk_ln_im2col *ic);
 
 /* Softmax over contiguous rows of length C. */
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16);
@@ -146,8 +173,51 @@ typedef struct mtk_attn {
 } mtk_attn;
 cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
 
+/* The encoder MLP in one kernel (mlp.cu), FP16:
+ *   y[n,h,w,:] = fc2(act(dw3x3(fc1(x))))  with
+ *   fc1: x [N,H,W,C] (pixel stride C) @ w1 [C][Ch] + b1 -> [N,H,W,Ch] (FP16-rounded)
+ *   dw3x3: depthwise 3x3, stride 1, zero pad 1, weights wdw [9][Ch] (tap-major), + bdw, then act
+ *          (0 none, 1 relu, 2 sigmoid, 3 gelu-erf), FP16-rounded
+ *   fc2: @ w2 [Ch][C] + b2 -> y (pixel stride ldy >= C).
+ * Biases may be NULL.  Needs mtk_mlp_supported(C, Ch); x, w1, w2 16-byte
+ * aligned. */
+typedef struct mtk_mlp {
+    const void *x, *w1, *b1, *wdw, *bdw, *w2, *b2;
+    void *y;
+    int N, H, W, C, Ch, act, ldy;
+} mtk_mlp;
+int mtk_mlp_supported(int C, int Ch);
+cudaError_t mtk_mlp_dw(cudaStream_t s, const mtk_mlp *m);
+
 /* Tests: block b of an nblocks grid writes its multiprocessor id to out[b]. */
 cudaError_t mtk_smid_probe(cudaStream_t s, int *out, int nblocks);
+
+/* Fused bilinear 2x upsample -> 3x3 convolution (upconv.cu):
+ *   y = act(conv3x3(resize2x(cat(x[0], .., x[nsrc-1]))) + bias)
+ * with the resize ONNX linear / half_pixel at scale 2 (taps clamped at the
+ * border, each upsampled value rounded to FP16 as mtk_resize_cat does), the
+ * conv stride 1, pad 1 (zeros around the upsampled image), groups 1.
+ *   x[k]: source k, FP16 channels-last [N, csrc[k], IH, IW] given by strides
+ *         xs[k] over (n, c, h, w) in elements: xs[k][1] == 1, the others
+ *         multiples of 8, 16-byte aligned; csrc[k] a multiple of 8;
+ *   w:    FP16 [CO][3][3][C] (C = sum of csrc), 16-byte aligned;
+ *   bias: FP16 [CO] or NULL;  act: 0 none, 1 relu, 2 sigmoid, 3 gelu;
+ *   y:    FP16 [N, CO, 2 IH, 2 IW] given by strides ys (ys[1] == 1, the
+ *         others even: may be a channel slice of a wider tensor); CO a
+ *         multiple of 8.
+ * cudaErrorInvalidValue when the shapes are not supported (check first with
+ * mtk_upconv3x3_supported). */
+int mtk_upconv3x3_supported(int nsrc, const int *csrc, int CO, int act);
+cudaError_t mtk_upconv3x3(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *csrc,
+                          const void *w, const void *bias, void *y, const int64_t ys[4], int N, int IH, int IW, int CO,
+                          int act);
+/* Benchmarks: the same with a given tile variant (0 .. nvariants-1; -1 the
+ * one mtk_upconv3x3 picks). */
+int mtk_upconv3x3_nvariants(void);
+const char *mtk_upconv3x3_variant_name(int v);
+cudaError_t mtk_upconv3x3_variant(cudaStream_t s, int variant, int nsrc, const void *const *x, const int64_t (*xs)[4],
+                                  const int *csrc, const void *w, const void *bias, void *y, const int64_t ys[4], int N,
+                                  int IH, int IW, int CO, int act);
 
 #ifdef __cplusplus
 }

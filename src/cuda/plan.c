@@ -650,6 +650,7 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     }
     if ((s = mc_libs_init(p))) goto fail;
     if ((s = build_steps(p))) goto fail;
+    if ((s = mc_fuse_steps(p))) goto fail;
     for (int i = 0; i < g->ninputs; i++)
         if (o->in_dev && o->in_dev[i] && p->in_stage[i].buf >= 0) p->bufs[p->in_stage[i].buf].bound = 1, p->any_bound = 1;
     for (int i = 0; i < g->noutputs; i++)

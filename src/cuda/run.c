@@ -14,7 +14,7 @@
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
-                                  "preprocess"};
+                                  "preprocess", "mlp-fused", "upconv"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -381,6 +381,30 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     }
     case MC_LN:
+        if (s->ip[6]) {
+            /* two LayerNorms in one pass (fuse_ln2.c), the im2col matrix of
+             * the second one's output when ip[5] */
+            const mc_conv *c = &s->conv;
+            mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
+                                c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+            mtk_ln_second sec = {mc_ptr(p, &s->t[7]), mc_ptr(p, &s->t[8]), s->ip[7] ? mc_ptr(p, &s->t[9]) : NULL, s->fp[1]};
+            KCK(mtk_layernorm_pair(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL,
+                                   s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                                   s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16, &sec,
+                                   s->ip[5] ? &ic : NULL));
+            return MTMI_OK;
+        }
+        if (s->ip[5]) {
+            /* also writes the im2col matrix t[6] of the conv s->conv over
+             * the output (fuse_im2col.c) */
+            const mc_conv *c = &s->conv;
+            mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
+                                c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+            KCK(mtk_layernorm_im2col(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL,
+                                     s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                                     s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16, &ic));
+            return MTMI_OK;
+        }
         KCK(mtk_layernorm(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL, s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL,
                           mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
                           s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16));
@@ -399,6 +423,14 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_conv *c = &s->conv;
         KCK(mtk_dwconv(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]), c->has_bias ? mc_ptr(p, &s->t[3]) : NULL,
                        c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->act, f16));
+        return MTMI_OK;
+    }
+    case MC_MLP: {
+        const mc_conv *c = &s->conv;
+        mtk_mlp m = {.x = mc_ptr(p, &s->t[1]), .w1 = mc_ptr(p, &s->t[2]), .b1 = mc_ptr(p, &s->t[3]), .wdw = mc_ptr(p, &s->t[4]),
+                     .bdw = mc_ptr(p, &s->t[5]), .w2 = mc_ptr(p, &s->t[6]), .b2 = mc_ptr(p, &s->t[7]), .y = mc_ptr(p, &s->t[0]),
+                     .N = c->N, .H = c->H, .W = c->W, .C = (int)s->ip[0], .Ch = (int)s->ip[1], .act = c->act, .ldy = (int)s->ip[2]};
+        KCK(mtk_mlp_dw(st, &m));
         return MTMI_OK;
     }
     case MC_IM2COL: {
@@ -514,6 +546,22 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_tref *x = &s->t[1];
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
                           mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1, -1));
+        return MTMI_OK;
+    }
+    case MC_UPCONV: { /* upsample 2x -> conv 3x3 (fuse_upconv.c: t[0] y, t[1] w, t[2] bias, t[3..] sources) */
+        const mc_conv *c = &s->conv;
+        const int ns = (int)s->ip[0];
+        const void *xp[4];
+        int64_t xs[4][4];
+        int cs[4];
+        for (int k = 0; k < ns; k++) {
+            const mc_tref *x = &s->t[3 + k];
+            xp[k] = mc_ptr(p, x);
+            memcpy(xs[k], x->strides, sizeof xs[k]);
+            cs[k] = (int)x->dims[1];
+        }
+        KCK(mtk_upconv3x3(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[0]),
+                          s->t[0].strides, c->N, (int)s->t[3].dims[2], (int)s->t[3].dims[3], c->CO, c->act));
         return MTMI_OK;
     }
     default: return mt_fail(MTMI_ERR_INTERNAL, "unknown CUDA step kind %d", s->kind);

@@ -178,6 +178,72 @@ static void t_layernorm(int f16, int C, int residual) {
     cudaFree(dx); cudaFree(dr); cudaFree(dg); cudaFree(db); cudaFree(dy); cudaFree(ds);
 }
 
+/* LayerNorm that also writes the im2col matrix of a conv over its output
+ * (read as NHWC [N, H, W, C]): the normal outputs against the double
+ * reference, the column matrix against the reference LN scattered by the
+ * im2col permutation, and bit for bit against the kernel's own y (each
+ * entry a copy of one normalized element, or exactly zero for taps outside
+ * the image and the columns K..Kp-1).  The matrix is poisoned (NaN) first,
+ * as the arena is never zeroed: an entry left unwritten shows.  Kp = K +
+ * kpad; kpad % 8 != 0 and FP32 take the two-kernel fallback. */
+static void t_layernorm_im2col(int f16, int C, int residual, int N, int H, int W, int KH, int KW, int sh, int sw, int ph,
+                               int pw, int dh, int dw, int kpad) {
+    int OH = (H + 2 * ph - dh * (KH - 1) - 1) / sh + 1, OW = (W + 2 * pw - dw * (KW - 1) - 1) / sw + 1;
+    int64_t R = (int64_t)N * H * W, n = R * C;
+    int64_t K = (int64_t)KH * KW * C, Kp = K + kpad, M = (int64_t)N * OH * OW;
+    float *x = rnd(n, 3.f), *r = rnd(n, 1.f), *g = rnd(C, 1.f), *b = rnd(C, 1.f);
+    for (int64_t i = 0; i < n; i++) x[i] += 0.5f;
+    void *dx = up(x, n, f16), *dr = up(r, n, f16), *dg = up(g, C, f16), *db = up(b, C, f16);
+    void *dy = dalloc(n, f16), *ds = dalloc(n, f16), *dc = dalloc(M * Kp, f16);
+    mtk_ln_im2col ic = {dc, N, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, (int)Kp};
+    CK(mtk_layernorm_im2col(0, dx, residual ? dr : NULL, residual ? ds : NULL, dy, dg, db, R, C, 1e-6f, f16, &ic));
+    float *y = down(dy, n, f16), *col = down(dc, M * Kp, f16);
+    double *ref = malloc(sizeof(double) * n), *sref = malloc(sizeof(double) * n), *cref = malloc(sizeof(double) * M * Kp);
+    for (int64_t i = 0; i < R; i++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) {
+            sref[i * C + c] = (double)x[i * C + c] + (residual ? r[i * C + c] : 0);
+            m += sref[i * C + c];
+        }
+        m /= C;
+        for (int c = 0; c < C; c++) v += (sref[i * C + c] - m) * (sref[i * C + c] - m);
+        v /= C;
+        for (int c = 0; c < C; c++) ref[i * C + c] = (sref[i * C + c] - m) / sqrt(v + 1e-6) * g[c] + b[c];
+    }
+    int64_t wrong = 0;
+    for (int nn = 0; nn < N; nn++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int64_t row = ((int64_t)nn * OH + oh) * OW + ow;
+                for (int64_t j = 0; j < Kp; j++) {
+                    int64_t src = -1;
+                    if (j < K) {
+                        int c = (int)(j % C), t = (int)(j / C), kw = t % KW, kh = t / KW;
+                        int ih = oh * sh - ph + kh * dh, iw = ow * sw - pw + kw * dw;
+                        if (ih >= 0 && ih < H && iw >= 0 && iw < W) src = (((int64_t)nn * H + ih) * W + iw) * C + c;
+                    }
+                    float got = col[row * Kp + j];
+                    cref[row * Kp + j] = src >= 0 ? ref[src] : 0.;
+                    if (!(got == (src >= 0 ? y[src] : 0.f))) wrong++;
+                }
+            }
+    char name[128];
+    snprintf(name, sizeof name, "ln+im2col C=%d %dx%d %dx%d/%d p%d%s Kp=K+%d%s %s", C, N * H, W, KH, KW, sh, ph,
+             dh > 1 ? " dil" : "", kpad, residual ? " +res" : "", f16 ? "f16" : "f32");
+    check(name, y, ref, n, tol_of(f16));
+    if (residual) {
+        float *sm = down(ds, n, f16);
+        check("  its residual sum", sm, sref, n, tol_of(f16));
+        free(sm);
+    }
+    check("  its im2col matrix", col, cref, M * Kp, tol_of(f16));
+    printf("  %-44s %lld of %lld entries differ from the permuted y / zero  %s\n", "  its im2col matrix, exact", (long long)wrong,
+           (long long)(M * Kp), wrong ? "FAIL" : "ok");
+    if (wrong) g_fail = 1;
+    free(x); free(r); free(g); free(b); free(y); free(col); free(ref); free(sref); free(cref);
+    cudaFree(dx); cudaFree(dr); cudaFree(dg); cudaFree(db); cudaFree(dy); cudaFree(ds); cudaFree(dc);
+}
+
 static void t_softmax(int f16) {
     int64_t R = 777;
     int C = 1000;
@@ -423,6 +489,30 @@ int main(void) {
         t_layernorm(f16, 32, 0);
         t_layernorm(f16, 160, 1);
         t_layernorm(f16, 1000, 0);
+        /* LayerNorm + im2col: the encoder's spatial reductions (kernel ==
+         * stride, pad 0; rows past the last window unused at 67 / 18x15) */
+        t_layernorm_im2col(f16, 32, 1, 1, 64, 64, 8, 8, 8, 8, 0, 0, 1, 1, 0);
+        t_layernorm_im2col(f16, 32, 0, 1, 67, 70, 8, 8, 8, 8, 0, 0, 1, 1, 0);
+        t_layernorm_im2col(f16, 64, 1, 2, 32, 32, 4, 4, 4, 4, 0, 0, 1, 1, 0);
+        t_layernorm_im2col(f16, 64, 0, 1, 30, 29, 4, 4, 4, 4, 0, 0, 1, 1, 0);
+        t_layernorm_im2col(f16, 160, 1, 1, 16, 16, 2, 2, 2, 2, 0, 0, 1, 1, 0);
+        t_layernorm_im2col(f16, 160, 0, 1, 18, 15, 2, 2, 2, 2, 0, 0, 1, 1, 0);
+        /* the patch embeddings (3x3 / 2 pad 1: up to 4 places a pixel, zero
+         * taps on the borders), odd sizes, padded columns */
+        t_layernorm_im2col(f16, 32, 1, 1, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 0);
+        t_layernorm_im2col(f16, 32, 0, 2, 33, 31, 3, 3, 2, 2, 1, 1, 1, 1, 8);
+        t_layernorm_im2col(f16, 64, 1, 1, 31, 33, 3, 3, 2, 2, 1, 1, 1, 1, 0);
+        t_layernorm_im2col(f16, 64, 0, 1, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 16);
+        t_layernorm_im2col(f16, 160, 1, 1, 17, 16, 3, 3, 2, 2, 1, 1, 1, 1, 0);
+        t_layernorm_im2col(f16, 160, 0, 1, 16, 17, 3, 3, 2, 2, 1, 1, 1, 1, 0);
+        /* other geometries the kernel takes: stride 1 (9 places a pixel),
+         * padding wider than the stride, dilation, 1-pixel images, and the
+         * two-kernel fallback (Kp not a multiple of 8) */
+        t_layernorm_im2col(f16, 32, 1, 1, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1, 0);
+        t_layernorm_im2col(f16, 16, 0, 1, 37, 35, 7, 7, 4, 4, 3, 3, 1, 1, 8);
+        t_layernorm_im2col(f16, 32, 0, 1, 19, 20, 3, 3, 2, 1, 2, 2, 2, 3, 0);
+        t_layernorm_im2col(f16, 64, 1, 3, 1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 8);
+        t_layernorm_im2col(f16, 32, 1, 1, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1, 3);
         t_softmax(f16);
         t_resize(f16, 0, 1);
         t_resize(f16, 2, 0);

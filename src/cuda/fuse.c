@@ -1,0 +1,52 @@
+/* Step-level fusion for the CUDA plan.
+ *
+ * plan_node() emits one or two steps per graph node; some chains of steps
+ * are cheaper as one kernel because the tensors between them are large and
+ * read once (the encoder's MLP: fc1 -> depthwise conv -> fc2 moves 16 MB
+ * intermediates three times at stage 1).  These passes look at the emitted
+ * steps, not at graph nodes, so they see the tensors as they will be laid out
+ * (strides, concat slices, views) and need not know how an exporter spelled
+ * the transposes between the ops. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "cuda/cuda_internal.h"
+
+int mc_fuse_enabled(const char *pass) {
+    const char *e = getenv("MTMI_CUDA_NO_FUSE");
+    if (!e || !*e) return 1;
+    if (!strcmp(e, "all") || !strcmp(e, "1")) return 0;
+    size_t n = strlen(pass);
+    for (const char *q = e; (q = strstr(q, pass)); q += n)
+        if ((q == e || q[-1] == ',') && (q[n] == 0 || q[n] == ',')) return 0;
+    return 1;
+}
+
+int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
+    if (buf < 0) return 0;
+    if (p->bufs[buf].kind != MC_ARENA) return 1;
+    for (int s = 0; s < p->nsteps; s++) {
+        if (s == a || s == b) continue;
+        const mc_step *st = &p->steps[s];
+        for (int k = 0; k < st->nt; k++)
+            if (st->t[k].buf == buf) return 1;
+    }
+    return 0;
+}
+
+void mc_drop_steps(mc_plan *p, const unsigned char *drop) {
+    int w = 0;
+    for (int s = 0; s < p->nsteps; s++)
+        if (!drop[s]) p->steps[w++] = p->steps[s];
+    p->nsteps = w;
+}
+
+mtmi_status mc_fuse_steps(mc_plan *p) {
+    if (!p->f16) return MTMI_OK; /* the fused kernels are FP16 */
+    if (mc_fuse_enabled("mlp") && mc_fuse_mlp(p) < 0) return MTMI_ERR_DEVICE;
+    if (mc_fuse_enabled("upconv") && mc_fuse_upconv(p) < 0) return MTMI_ERR_DEVICE;
+    if (mc_fuse_enabled("lnim2col") && mc_fuse_ln_im2col(p) < 0) return MTMI_ERR_DEVICE;
+    if (mc_fuse_enabled("lnpair") && mc_fuse_ln_pair(p) < 0) return MTMI_ERR_DEVICE; /* after lnim2col */
+    return MTMI_OK;
+}

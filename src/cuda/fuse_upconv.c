@@ -1,0 +1,156 @@
+/* Fusion pass: bilinear 2x upsample (MC_RESIZE_CAT of a concat, or a plain
+ * MC_RESIZE) -> 3x3 convolution (MC_CUDNN) as one MC_UPCONV step (kernel
+ * mtk_upconv3x3, upconv.cu).
+ *
+ * The depth head upsamples cat(feat, x) and convolves it three times a
+ * frame; the upsampled tensor is the largest of the head (50 MB at the last
+ * scale), written once and read once.  When the conv is its only reader, the
+ * fused kernel builds the upsampled tile in shared memory from the
+ * low-resolution sources instead.  The cuDNN step has no library objects yet
+ * (mc_finalize_step runs after the passes), so the steps are just rewritten.
+ * A conv planned as MC_CONVD (no cuDNN in the build) fuses the same way.
+ *
+ * The MC_UPCONV step: t[0] the conv's output, t[1] the weights [CO][3][3][C]
+ * (FP16, as plan_conv packs them for cuDNN), t[2] the bias (buf -1: none),
+ * t[3 ..] the sources (channel order of the concat); ip[0] the number of
+ * sources; conv as the conv step's (act, CO, N, ...). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "cuda/cuda_internal.h"
+
+#define UPC_MAXSRC 4
+
+/* NCHW-ordered dims, FP16, channels innermost with 8-element-aligned strides */
+static int src_ok(const mc_tref *t, int64_t N, int64_t H, int64_t W) {
+    return t->rank == 4 && t->st == MTMI_FLOAT16 && t->dims[0] == N && t->dims[2] == H && t->dims[3] == W &&
+           t->strides[1] == 1 && t->strides[0] % 8 == 0 && t->strides[2] % 8 == 0 && t->strides[3] % 8 == 0 &&
+           t->off % 8 == 0 && t->dims[1] % 8 == 0;
+}
+
+static int same_view(const mc_tref *a, const mc_tref *b) {
+    if (a->buf != b->buf || a->st != b->st || a->off != b->off || a->rank != b->rank) return 0;
+    for (int d = 0; d < a->rank; d++)
+        if (a->dims[d] != b->dims[d] || (a->dims[d] > 1 && a->strides[d] != b->strides[d])) return 0;
+    return 1;
+}
+
+/* 1 if the element ranges of two views of one buffer may intersect */
+static int overlap(const mc_tref *a, const mc_tref *b) {
+    if (a->buf != b->buf || a->buf < 0) return 0;
+    int64_t alo = a->off, ahi = a->off, blo = b->off, bhi = b->off;
+    for (int d = 0; d < a->rank; d++) {
+        int64_t e = (a->dims[d] - 1) * a->strides[d];
+        if (e < 0) alo += e;
+        else ahi += e;
+    }
+    for (int d = 0; d < b->rank; d++) {
+        int64_t e = (b->dims[d] - 1) * b->strides[d];
+        if (e < 0) blo += e;
+        else bhi += e;
+    }
+    return alo <= bhi && blo <= ahi;
+}
+
+/* The upsample: linear, half_pixel (or pytorch_half_pixel: the same for an
+ * output longer than 1), scale exactly 2 on both axes; its FP16 sources in
+ * src[], their count returned (0: not a candidate). */
+static int upsample_sources(const mc_step *s, mc_tref *src) {
+    if (s->kind != MC_RESIZE_CAT && s->kind != MC_RESIZE) return 0;
+    if (s->ip[0] != 1 || (s->ip[1] != 0 && s->ip[1] != 1) || s->fp[0] != 2.f || s->fp[1] != 2.f) return 0;
+    const mc_tref *y = &s->t[0];
+    if (y->rank != 4 || y->st != MTMI_FLOAT16) return 0;
+    const int ns = s->nt - 1;
+    if (ns < 1 || ns > UPC_MAXSRC || (s->kind == MC_RESIZE && ns != 1)) return 0;
+    const int64_t N = y->dims[0], IH = y->dims[2] / 2, IW = y->dims[3] / 2;
+    if (y->dims[2] != 2 * IH || y->dims[3] != 2 * IW || IH < 1 || IW < 1) return 0;
+    int64_t at = 0;
+    for (int k = 0; k < ns; k++) {
+        const mc_tref *x = &s->t[1 + k];
+        if (!src_ok(x, N, IH, IW)) return 0;
+        if (s->kind == MC_RESIZE_CAT && s->ip[3 + k] != at) return 0; /* concat order, no gaps */
+        at += x->dims[1];
+        src[k] = *x;
+    }
+    return at == y->dims[1] ? ns : 0;
+}
+
+int mc_fuse_upconv(mc_plan *p) {
+    unsigned char *drop = NULL;
+    int made = 0;
+    for (int i = 0; i < p->nsteps; i++) {
+        mc_tref src[UPC_MAXSRC];
+        const mc_step *rs = &p->steps[i];
+        const int ns = upsample_sources(rs, src);
+        if (!ns || (drop && drop[i])) continue;
+        const int ub = rs->t[0].buf;
+        /* the first later step touching the upsampled tensor must be a 3x3
+         * cuDNN conv reading exactly it, and nothing else may use it */
+        int j = -1;
+        for (int k = i + 1; k < p->nsteps && j < 0; k++)
+            for (int q = 0; q < p->steps[k].nt; q++)
+                if (p->steps[k].t[q].buf == ub) j = k;
+        if (j < 0) continue;
+        mc_step *cs = &p->steps[j];
+        const mc_conv *c = &cs->conv;
+        /* cuDNN, or the direct kernel where cuDNN is absent (same weight packing) */
+        if ((cs->kind != MC_CUDNN && cs->kind != MC_CONVD) || cs->label != rs->label || !same_view(&cs->t[1], &rs->t[0])) continue;
+        if (c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->ph != 1 || c->pw != 1 || c->ph2 != 1 || c->pw2 != 1 ||
+            c->dh != 1 || c->dw != 1 || c->groups != 1 || c->N != rs->t[0].dims[0] || c->C != rs->t[0].dims[1] ||
+            c->H != rs->t[0].dims[2] || c->W != rs->t[0].dims[3] || c->OH != c->H || c->OW != c->W)
+            continue;
+        if (mc_buf_used_elsewhere(p, ub, i, j)) continue;
+        int csrc[UPC_MAXSRC];
+        for (int k = 0; k < ns; k++) csrc[k] = (int)src[k].dims[1];
+        if (!mtk_upconv3x3_supported(ns, csrc, c->CO, c->act)) continue;
+        /* Only where the fused kernel beats resize + cuDNN.  Measured on an
+         * H100 (test_cuda_upconv --bench, 2026-11-25; the depth head's three
+         * cases): 64+32 -> CO 32 at 512x512: 80 us against 100; 160+64 ->
+         * CO 64 at 256x256: 73 against 74; 256+160 -> CO 160 at 128x128: 95
+         * against 79.  So: narrow outputs only, where cuDNN's tiles waste
+         * most of the tensor cores. */
+        if (c->CO > 32) continue;
+        /* weights [CO][3][3][C] and bias [CO] in FP16 */
+        const mc_tref *w = &cs->t[2], *b = c->has_bias ? &cs->t[3] : NULL;
+        if (w->st != MTMI_FLOAT16 || mc_numel(w) != (int64_t)c->CO * 9 * c->C || w->off % 8) continue;
+        if (b && (cs->nt < 4 || b->st != MTMI_FLOAT16 || mc_numel(b) != c->CO || b->off % 2)) continue;
+        /* output: FP16 channels-last, even strides (a channel slice is fine) */
+        const mc_tref *y = &cs->t[0];
+        if (y->rank != 4 || y->st != MTMI_FLOAT16 || y->dims[1] != c->CO || y->dims[2] != c->OH || y->dims[3] != c->OW ||
+            y->strides[1] != 1 || y->strides[0] % 2 || y->strides[2] % 2 || y->strides[3] % 2 || y->off % 2)
+            continue;
+        /* the fused step runs at the conv's place and reads the sources
+         * there: no step in between may write them */
+        int clobbered = 0;
+        for (int k = i + 1; k < j && !clobbered; k++)
+            for (int q = 0; q < ns; q++)
+                if (p->steps[k].nt > 0 && overlap(&p->steps[k].t[0], &src[q])) clobbered = 1;
+        if (clobbered) continue;
+        if (!drop && !(drop = calloc((size_t)p->nsteps, 1))) {
+            mt_fail(MTMI_ERR_NOMEM, "out of memory");
+            return -1;
+        }
+        mc_step fused;
+        memset(&fused, 0, sizeof fused);
+        fused.kind = MC_UPCONV;
+        fused.node = cs->node;
+        fused.label = cs->label;
+        fused.order = cs->order;
+        fused.conv = *c;
+        fused.t[0] = *y;
+        fused.t[1] = *w;
+        fused.t[2] = b ? *b : (mc_tref){.buf = -1};
+        for (int k = 0; k < ns; k++) fused.t[3 + k] = src[k];
+        fused.nt = 3 + ns;
+        fused.ip[0] = ns;
+        *cs = fused;
+        drop[i] = 1;
+        made++;
+    }
+    if (drop) {
+        mc_drop_steps(p, drop);
+        free(drop);
+    }
+    return made;
+}
