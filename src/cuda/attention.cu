@@ -69,13 +69,58 @@ __global__ void __launch_bounds__(256, MINB) k_attn_f16_async(mtk_attn a) {
 
     uint32_t qf[D / 16][4];
     const int r0 = q0 + g, r1 = q0 + g + 8;
+    if (a.wq) {
+        // Fused query projection: this warp's 16 x D block of q = x W_h + b_h
+        // on tensor cores, straight into the A-fragment layout (the m16n8
+        // accumulators of two adjacent n-tiles are the m16k16 A fragment),
+        // rounded to FP16 where the separate GEMM would have stored it.
+        const __half *Wq = (const __half *)a.wq + h * D, *Bq = (const __half *)a.bq;
+        float qa[D / 8][4];
 #pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        const int c0 = kk * 16 + 2 * t, c1 = c0 + 8;
-        qf[kk][0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
-        qf[kk][1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
-        qf[kk][2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
-        qf[kk][3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
+        for (int j = 0; j < D / 8; j++) qa[j][0] = qa[j][1] = qa[j][2] = qa[j][3] = 0.f;
+        for (int k0 = 0; k0 < a.cin; k0 += 16) {
+            uint32_t xa[4];
+            const int c0 = k0 + 2 * t, c1 = c0 + 8;
+            xa[0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
+            xa[1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
+            xa[2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
+            xa[3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
+            const __half *w0 = Wq + (int64_t)c0 * a.ldw + g, *w1 = Wq + (int64_t)c1 * a.ldw + g;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                // B fragment (k16 x n8, column g): rows 2t, 2t+1 and 2t+8, 2t+9
+                __half2 b0 = __halves2half2(w0[j * 8], w0[a.ldw + j * 8]);
+                __half2 b1 = __halves2half2(w1[j * 8], w1[a.ldw + j * 8]);
+                uint32_t bf[2] = {*(uint32_t *)&b0, *(uint32_t *)&b1};
+                mma16816(qa[j], xa, bf);
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            float b00 = 0.f, b01 = 0.f, b10 = 0.f, b11 = 0.f;
+            if (Bq) {
+                const int c = h * D + kk * 16 + 2 * t;
+                b00 = __half2float(Bq[c]), b01 = __half2float(Bq[c + 1]);
+                b10 = __half2float(Bq[c + 8]), b11 = __half2float(Bq[c + 9]);
+            }
+            __half2 q00 = __floats2half2_rn(qa[2 * kk][0] + b00, qa[2 * kk][1] + b01);
+            __half2 q01 = __floats2half2_rn(qa[2 * kk][2] + b00, qa[2 * kk][3] + b01);
+            __half2 q10 = __floats2half2_rn(qa[2 * kk + 1][0] + b10, qa[2 * kk + 1][1] + b11);
+            __half2 q11 = __floats2half2_rn(qa[2 * kk + 1][2] + b10, qa[2 * kk + 1][3] + b11);
+            qf[kk][0] = *(uint32_t *)&q00;
+            qf[kk][1] = *(uint32_t *)&q01;
+            qf[kk][2] = *(uint32_t *)&q10;
+            qf[kk][3] = *(uint32_t *)&q11;
+        }
+    } else {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const int c0 = kk * 16 + 2 * t, c1 = c0 + 8;
+            qf[kk][0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
+            qf[kk][1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
+            qf[kk][2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
+            qf[kk][3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
+        }
     }
     float o[D / 8][4];
 #pragma unroll
@@ -295,10 +340,23 @@ __global__ void k_attn_simple(mtk_attn a) {
     T *O = (T *)a.o + b * a.os[0] + h * a.os[1];
     const int D = a.D;
     float q[DM], o[DM];
+#pragma unroll
     for (int d = 0; d < DM; d++) {
-        q[d] = (r < a.N && d < D) ? (float)Q[(int64_t)r * a.qs[2] + d] * a.scale : 0.f;
+        q[d] = (r < a.N && d < D && !a.wq) ? (float)Q[(int64_t)r * a.qs[2] + d] : 0.f;
         o[d] = 0.f;
     }
+    if (a.wq && r < a.N) { /* fused query projection (see mtk_attn), rounded to T */
+        const T *W = (const T *)a.wq, *Bq = (const T *)a.bq;
+#pragma unroll
+        for (int d = 0; d < DM; d++) {
+            if (d >= D) break;
+            float acc = Bq ? (float)Bq[h * D + d] : 0.f;
+            for (int k = 0; k < a.cin; k++) acc += (float)Q[(int64_t)r * a.qs[2] + k] * (float)W[(int64_t)k * a.ldw + h * D + d];
+            q[d] = (float)(T)acc;
+        }
+    }
+#pragma unroll
+    for (int d = 0; d < DM; d++) q[d] *= a.scale;
     float m = -INFINITY, l = 0.f;
     for (int k0 = 0; k0 < a.M; k0 += TK) {
         __syncthreads();
@@ -340,7 +398,9 @@ cudaError_t attn_simple(cudaStream_t s, const mtk_attn *a) {
 extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16) {
     if (a->N == 0 || a->B * a->H == 0) return cudaSuccess;
     if (!f16) return attn_simple<float>(s, a);
+    if (a->wq && (a->cin < 1 || a->ldw < a->H * a->D)) return cudaErrorInvalidValue;
     bool aligned = ((uintptr_t)a->q % 4 == 0) && ((uintptr_t)a->o % 4 == 0) && a->qs[2] % 2 == 0 && a->os[2] % 2 == 0 &&
+                   (!a->wq || a->cin % 16 == 0) &&
                    a->qs[0] % 2 == 0 && a->qs[1] % 2 == 0 && a->os[0] % 2 == 0 && a->os[1] % 2 == 0;
     int vec = ((uintptr_t)a->k % 16 == 0) && ((uintptr_t)a->v % 16 == 0) && a->ks[2] % 8 == 0 && a->vs[2] % 8 == 0 &&
               a->ks[0] % 8 == 0 && a->ks[1] % 8 == 0 && a->vs[0] % 8 == 0 && a->vs[1] % 8 == 0;

@@ -164,7 +164,8 @@ void mc_drop_steps(mc_plan *p, const unsigned char *drop);
 int mc_fuse_mlp(mc_plan *p);
 int mc_fuse_upconv(mc_plan *p);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
-int mc_fuse_ln_pair(mc_plan *p);   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
+int mc_fuse_ln_pair(mc_plan *p);
+int mc_fuse_attn_q(mc_plan *p);   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -374,8 +374,10 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
             float2 f = __half22float2(ho[k]);
             v[2 * k] = f.x;
             v[2 * k + 1] = f.y;
-            s2 += ok ? f.x + f.y : 0.f;
         }
+        if (ok)  // summed in the unfused kernel's order: bit-identical results
+#pragma unroll
+            for (int k = 0; k < 8; k++) s2 += v[k];
 #pragma unroll
         for (int o2 = L / 2; o2 > 0; o2 >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o2, L);
         const float mean2 = s2 / (8 * C8);

@@ -170,6 +170,13 @@ typedef struct mtk_attn {
     int B, H, N, M, D;
     int64_t qs[3], ks[3], vs[3], os[3];
     float scale;
+    /* Optional fused query projection: with wq != NULL, q is the layer's
+     * input x (strides qs, qs[1] = 0: every head reads the same row) and head
+     * h's queries are x @ wq[:, h*D .. h*D+D) + bq[h*D ..], rounded to the
+     * storage type as a separate projection would store them.  wq row-major
+     * [cin][ldw]; bq may be NULL. */
+    const void *wq, *bq;
+    int cin, ldw;
 } mtk_attn;
 cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
 

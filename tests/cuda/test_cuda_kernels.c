@@ -178,6 +178,60 @@ static void t_layernorm(int f16, int C, int residual) {
     cudaFree(dx); cudaFree(dr); cudaFree(dg); cudaFree(db); cudaFree(dy); cudaFree(ds);
 }
 
+/* Two LayerNorms in one pass (mtk_layernorm_pair, optionally with the
+ * im2col matrix of the second output): bit for bit the two separate
+ * launches (mtk_layernorm, then mtk_layernorm / mtk_layernorm_im2col on its
+ * output), which the other cases check against double references; the
+ * second output also against a double reference of LN'(fp(LN(x))). */
+static void t_layernorm_pair(int f16, int C, int residual, int H, int W, int col) {
+    int64_t R = (int64_t)H * W, n = R * C;
+    int OH = H / 2, OW = W / 2, KH = 2, KW = 2; /* a 2x2/2 conv over the second output */
+    int64_t Kp = (int64_t)KH * KW * C, M = (int64_t)OH * OW;
+    float *x = rnd(n, 3.f), *r = rnd(n, 1.f), *g = rnd(C, 1.f), *b = rnd(C, 1.f), *g2 = rnd(C, 1.f), *b2 = rnd(C, 1.f);
+    void *dx = up(x, n, f16), *dr = up(r, n, f16), *dg = up(g, C, f16), *db = up(b, C, f16), *dg2 = up(g2, C, f16), *db2 = up(b2, C, f16);
+    void *y1 = dalloc(n, f16), *s1 = dalloc(n, f16), *y2 = dalloc(n, f16), *c1 = dalloc(M * Kp, f16);
+    void *u1 = dalloc(n, f16), *us = dalloc(n, f16), *u2 = dalloc(n, f16), *uc = dalloc(M * Kp, f16);
+    mtk_ln_im2col ic = {c1, 1, H, W, OH, OW, KH, KW, 2, 2, 0, 0, 1, 1, (int)Kp};
+    mtk_ln_second sec = {y2, dg2, db2, 1e-5f};
+    CK(mtk_layernorm_pair(0, dx, residual ? dr : NULL, residual ? s1 : NULL, y1, dg, db, R, C, 1e-6f, f16, &sec, col ? &ic : NULL));
+    CK(mtk_layernorm(0, dx, residual ? dr : NULL, residual ? us : NULL, u1, dg, db, R, C, 1e-6f, f16));
+    mtk_ln_im2col uic = ic;
+    uic.col = uc;
+    if (col) CK(mtk_layernorm_im2col(0, u1, NULL, NULL, u2, dg2, db2, R, C, 1e-5f, f16, &uic));
+    else CK(mtk_layernorm(0, u1, NULL, NULL, u2, dg2, db2, R, C, 1e-5f, f16));
+    CK(cudaDeviceSynchronize());
+    size_t es = f16 ? 2 : 4;
+    int same = 1;
+    void *pairs[4][2] = {{y1, u1}, {y2, u2}, {s1, us}, {c1, uc}};
+    int64_t sizes[4] = {n, n, residual ? n : 0, col ? M * Kp : 0};
+    for (int k = 0; k < 4; k++) {
+        if (!sizes[k]) continue;
+        unsigned char *ha = malloc(sizes[k] * es), *hb = malloc(sizes[k] * es);
+        CK(cudaMemcpy(ha, pairs[k][0], sizes[k] * es, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(hb, pairs[k][1], sizes[k] * es, cudaMemcpyDeviceToHost));
+        same &= !memcmp(ha, hb, sizes[k] * es);
+        free(ha); free(hb);
+    }
+    float *h1 = down(y1, n, f16), *h2 = down(y2, n, f16);
+    double *ref = malloc(sizeof(double) * n);
+    for (int64_t i = 0; i < R; i++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += h1[i * C + c];
+        m /= C;
+        for (int c = 0; c < C; c++) v += (h1[i * C + c] - m) * (h1[i * C + c] - m);
+        v /= C;
+        for (int c = 0; c < C; c++) ref[i * C + c] = (h1[i * C + c] - m) / sqrt(v + 1e-5) * g2[c] + b2[c];
+    }
+    char name[128];
+    snprintf(name, sizeof name, "layernorm pair C=%d%s%s %s", C, residual ? " +residual" : "", col ? " +im2col" : "", f16 ? "f16" : "f32");
+    check(name, h2, ref, n, tol_of(f16));
+    printf("%s %s: %s the two separate launches\n", same ? "ok  " : "FAIL", name, same ? "bit-identical to" : "DIFFERS from");
+    if (!same) g_fail = 1;
+    free(x); free(r); free(g); free(b); free(g2); free(b2); free(h1); free(h2); free(ref);
+    void *all[] = {dx, dr, dg, db, dg2, db2, y1, s1, y2, c1, u1, us, u2, uc};
+    for (int k = 0; k < 14; k++) cudaFree(all[k]);
+}
+
 /* LayerNorm that also writes the im2col matrix of a conv over its output
  * (read as NHWC [N, H, W, C]): the normal outputs against the double
  * reference, the column matrix against the reference LN scattered by the
@@ -399,7 +453,10 @@ static void t_conv_direct(int f16) {
     cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
 }
 
-static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) {
+/* cin > 0: the fused query projection (mtk_attn.wq): the kernel gets the
+ * layer input x [B, N, cin], Wq [cin][H*D] and its bias, and q = x Wq + b
+ * (rounded to the storage type) is the reference's query. */
+static void t_attention_q(int f16, int B, int H, int Nq, int M, int D, int bnhd, int cin) {
     /* Q, O stored as [B, N, H, D] (token layout) when bnhd, else [B,H,N,D];
      * K, V as slices of one [B, M, 2, H, D] buffer (the kv Linear output). */
     int64_t nq = (int64_t)B * H * Nq * D, nkv = (int64_t)B * M * 2 * H * D;
@@ -409,19 +466,39 @@ static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) {
     memset(&a, 0, sizeof a);
     a.B = B; a.H = H; a.N = Nq; a.M = M; a.D = D;
     a.scale = 1.f / sqrtf((float)D);
-    if (bnhd) {
+    if (bnhd || cin) {
         a.qs[0] = (int64_t)Nq * H * D; a.qs[1] = D; a.qs[2] = (int64_t)H * D;
     } else {
         a.qs[0] = (int64_t)H * Nq * D; a.qs[1] = (int64_t)Nq * D; a.qs[2] = D;
     }
     memcpy(a.os, a.qs, sizeof a.qs);
+    void *dx = NULL, *dw = NULL, *db = NULL;
+    if (cin) {
+        int64_t nx = (int64_t)B * Nq * cin, nw = (int64_t)cin * H * D;
+        float *x = rnd(nx, 1.f), *w = rnd(nw, 1.f / sqrtf((float)cin)), *bq = rnd(H * D, 0.5f);
+        dx = up(x, nx, f16), dw = up(w, nw, f16), db = up(bq, H * D, f16);
+        for (int64_t r = 0; r < (int64_t)B * Nq; r++) /* q in [B, N, H, D] */
+            for (int c = 0; c < H * D; c++) {
+                double acc = bq[c];
+                for (int k = 0; k < cin; k++) acc += (double)x[r * cin + k] * w[(int64_t)k * H * D + c];
+                q[r * H * D + c] = f16 ? mt_half_to_float(mt_float_to_half((float)acc)) : (float)acc;
+            }
+        free(x); free(w); free(bq);
+    }
     a.ks[0] = (int64_t)M * 2 * H * D; a.ks[1] = D; a.ks[2] = 2 * H * D;
     memcpy(a.vs, a.ks, sizeof a.ks);
     a.q = dq;
     a.o = dout;
     a.k = dkv;
     a.v = (char *)dkv + (size_t)H * D * (f16 ? 2 : 4);
-    CK(mtk_attention(0, &a, f16));
+    if (cin) {
+        mtk_attn f = a;
+        f.q = dx;
+        f.qs[0] = (int64_t)Nq * cin; f.qs[1] = 0; f.qs[2] = cin;
+        f.wq = dw; f.bq = db; f.cin = cin; f.ldw = H * D;
+        CK(mtk_attention(0, &f, f16));
+    } else
+        CK(mtk_attention(0, &a, f16));
     float *o = down(dout, nq, f16);
     double *ref = malloc(sizeof(double) * nq);
     float *got = malloc(sizeof(float) * nq);
@@ -451,11 +528,15 @@ static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) {
                 }
             }
     char name[128];
-    snprintf(name, sizeof name, "attention B%d H%d N%d M%d D%d %s %s", B, H, Nq, M, D, bnhd ? "BNHD" : "BHND", f16 ? "f16" : "f32");
+    snprintf(name, sizeof name, "attention B%d H%d N%d M%d D%d %s %s%s", B, H, Nq, M, D, bnhd || cin ? "BNHD" : "BHND",
+             f16 ? "f16" : "f32", cin ? " fused q-projection" : "");
     check(name, got, ref, nq, f16 ? 1e-2 : 1e-5);
     free(q); free(kv); free(o); free(ref); free(got); free(sc);
     cudaFree(dq); cudaFree(dkv); cudaFree(dout);
+    if (dx) cudaFree(dx), cudaFree(dw), cudaFree(db);
 }
+
+static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) { t_attention_q(f16, B, H, Nq, M, D, bnhd, 0); }
 
 static void t_preprocess(int f16) {
     int H = 31, W = 45;
@@ -489,6 +570,10 @@ int main(void) {
         t_layernorm(f16, 32, 0);
         t_layernorm(f16, 160, 1);
         t_layernorm(f16, 1000, 0);
+        t_layernorm_pair(f16, 32, 0, 64, 50, 1);
+        t_layernorm_pair(f16, 64, 1, 31, 17, 0);
+        t_layernorm_pair(f16, 160, 0, 16, 16, 1);
+        t_layernorm_pair(f16, 256, 1, 8, 12, 0);
         /* LayerNorm + im2col: the encoder's spatial reductions (kernel ==
          * stride, pad 0; rows past the last window unused at 67 / 18x15) */
         t_layernorm_im2col(f16, 32, 1, 1, 64, 64, 8, 8, 8, 8, 0, 0, 1, 1, 0);
@@ -534,6 +619,14 @@ int main(void) {
         t_attention(f16, 1, 4, 70, 130, 128, 1);
         t_attention(f16, 1, 3, 50, 7, 16, 0);
         t_attention(f16, 2, 3, 333, 257, 32, 0);
+        /* fused query projection: the encoder's shapes (C = H*D) at reduced
+         * size, a key split, an odd head size (CUDA-core path), C != H*D */
+        t_attention_q(f16, 1, 1, 2000, 256, 32, 1, 32);
+        t_attention_q(f16, 1, 2, 300, 1024, 32, 1, 64);
+        t_attention_q(f16, 2, 5, 257, 64, 32, 1, 160);
+        t_attention_q(f16, 1, 8, 100, 100, 32, 1, 256);
+        t_attention_q(f16, 1, 2, 70, 50, 24, 1, 48);
+        t_attention_q(f16, 1, 4, 130, 70, 64, 1, 128);
         t_preprocess(f16);
     }
     t_resize_cat();
