@@ -36,6 +36,7 @@ enum {
     MC_ATTN, MC_IM2COL, MC_SMALLN, MC_RESIZE_CAT, MC_QCONV, MC_PREP,
     MC_MLP,    /* fc1 -> depthwise 3x3 + act -> fc2 in one kernel (fuse_mlp.c) */
     MC_UPCONV, /* bilinear 2x upsample (of a channel concat) -> 3x3 conv in one kernel (fuse_upconv.c) */
+    MC_RESIZE_SUM, /* sum of bilinear resizes of several maps to one size (fuse_catgemm.c) */
     MC_NKINDS
 };
 
@@ -48,6 +49,7 @@ typedef struct mc_gemm {
     int act;             /* 0 none, 1 relu, 2 sigmoid, 3 gelu (2/3 by a bias_act pass) */
     int has_bias;        /* t[3] */
     float alpha;
+    float beta;          /* != 0: D = alpha A B + beta C (+ bias, act) with C = t[4] (laid out as t[0]) */
 } mc_gemm;
 
 typedef struct mc_conv {
@@ -158,6 +160,12 @@ int mc_fuse_enabled(const char *pass);
 /* 1 if some step other than steps[a] and steps[b] uses buffer buf, or it is a
  * staging buffer (graph input / output) */
 int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);
+/* a fresh arena buffer of `bytes` (its index), or -1 when out of memory */
+int mc_new_arena(mc_plan *p, size_t bytes);
+/* inserts a zeroed step before steps[at] (pointer to it, NULL when out of
+ * memory) and renumbers the steps' order to their positions: fusion passes
+ * run on the steps in emission order, before the plan sorts them */
+mc_step *mc_insert_step(mc_plan *p, int at);
 /* removes the steps whose drop[] flag is set, keeping the order */
 void mc_drop_steps(mc_plan *p, const unsigned char *drop);
 /* the passes (each returns the number of fusions made, or -1 with the error set) */
@@ -165,7 +173,8 @@ int mc_fuse_mlp(mc_plan *p);
 int mc_fuse_upconv(mc_plan *p);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
 int mc_fuse_ln_pair(mc_plan *p);
-int mc_fuse_attn_q(mc_plan *p);   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
+int mc_fuse_attn_q(mc_plan *p);
+int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -35,6 +35,21 @@ int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
     return 0;
 }
 
+mc_step *mc_insert_step(mc_plan *p, int at) {
+    if (p->nsteps == p->cap_steps) {
+        int nc = p->cap_steps ? p->cap_steps * 2 : 256;
+        mc_step *s = realloc(p->steps, sizeof(mc_step) * nc);
+        if (!s) return NULL;
+        p->steps = s;
+        p->cap_steps = nc;
+    }
+    memmove(&p->steps[at + 1], &p->steps[at], sizeof(mc_step) * (size_t)(p->nsteps - at));
+    p->nsteps++;
+    memset(&p->steps[at], 0, sizeof(mc_step));
+    for (int k = 0; k < p->nsteps; k++) p->steps[k].order = k;
+    return &p->steps[at];
+}
+
 void mc_drop_steps(mc_plan *p, const unsigned char *drop) {
     int w = 0;
     for (int s = 0; s < p->nsteps; s++)
@@ -46,6 +61,7 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
     if (!p->f16) return MTMI_OK; /* the fused kernels are FP16 */
     if (mc_fuse_enabled("mlp") && mc_fuse_mlp(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("upconv") && mc_fuse_upconv(p) < 0) return MTMI_ERR_DEVICE;
+    if (mc_fuse_enabled("catgemm") && mc_fuse_concat_gemm(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("lnim2col") && mc_fuse_ln_im2col(p) < 0) return MTMI_ERR_DEVICE;
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=attnq): correct, but measured slower
      * on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating rounds: whole

@@ -584,6 +584,53 @@ __device__ __forceinline__ uint4 bilin8(const uint4 *x, int b, int xs2, int xs3,
     return o;
 }
 
+// The sum of bilinear resizes of up to 4 channels-last FP16 maps (each its
+// own size) to one output size, 8 channels a thread, summed in FP32 and
+// rounded once.  Used where a 1x1 conv over a concat of upsampled maps is
+// reassociated (fuse_catgemm.c): the maps are projected at their own, small
+// resolution and only their sum is upsampled.
+struct ResizeSrc {
+    const uint4 *x[4];
+    int xs0[4], xs2[4], xs3[4], ih[4], iw[4];
+    float sh[4], sw[4];
+};
+__global__ void k_resize_sum8(ResizeSrc src, int nsrc, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int OH, int OW,
+                              int coord) {
+    MTK_PDL_WAIT();
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C8 * OH * OW;
+    if (i >= total) return;
+    int c = (int)(i % C8);
+    unsigned t = i / C8;
+    int ow = (int)(t % OW);
+    t /= OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int k = 0; k < nsrc; k++) {
+        const Bilin tp = bilin_at(oh, ow, src.sh[k], src.sw[k], src.ih[k], src.iw[k], OH, OW, coord);
+        const uint4 *x = src.x[k];
+        const int b = n * src.xs0[k] + c, xs2 = src.xs2[k], xs3 = src.xs3[k];
+        uint4 q[4] = {x[b + tp.y0 * xs2 + tp.x0 * xs3], x[b + tp.y0 * xs2 + tp.x1 * xs3], x[b + tp.y1 * xs2 + tp.x0 * xs3],
+                      x[b + tp.y1 * xs2 + tp.x1 * xs3]};
+        const float w[4] = {tp.w00, tp.w01, tp.w10, tp.w11};
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const __half2 *h = (const __half2 *)&q[u];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h[e]);
+                acc[2 * e] = fmaf(f.x, w[u], acc[2 * e]);
+                acc[2 * e + 1] = fmaf(f.y, w[u], acc[2 * e + 1]);
+            }
+        }
+    }
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int e = 0; e < 4; e++) ho[e] = __floats2half2_rn(acc[2 * e], acc[2 * e + 1]);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
+}
+
 // Channels-last bilinear resize, 8 FP16 channels (16 bytes) a thread.
 __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y, int ys0, int ys2, int ys3, int N,
                             int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord) {
@@ -1153,6 +1200,28 @@ cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, in
     if (rows == 0) return cudaSuccess;
     if (f16) mtk_launch(k_softmax<__half>, blocks_for(rows, 8), 256, 0, s, (const __half *)x, (__half *)y, rows, C);
     else mtk_launch(k_softmax<float>, blocks_for(rows, 8), 256, 0, s, (const float *)x, (float *)y, rows, C);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_resize_sum(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *ih,
+                           const int *iw, void *y, const int64_t ys[4], int N, int C, int OH, int OW, int coord) {
+    long long total = (long long)N * C * OH * OW;
+    if (nsrc < 1 || nsrc > 4 || C % 8 || ys[1] != 1 || ys[0] % 8 || ys[2] % 8 || ys[3] % 8 || (uintptr_t)y % 16 ||
+        total >= (1ll << 31))
+        return cudaErrorInvalidValue;
+    if (!total) return cudaSuccess;
+    ResizeSrc src;
+    memset(&src, 0, sizeof src);
+    for (int k = 0; k < nsrc; k++) {
+        if (xs[k][1] != 1 || xs[k][0] % 8 || xs[k][2] % 8 || xs[k][3] % 8 || (uintptr_t)x[k] % 16 || ih[k] < 1 || iw[k] < 1)
+            return cudaErrorInvalidValue;
+        src.x[k] = (const uint4 *)x[k];
+        src.xs0[k] = (int)(xs[k][0] / 8), src.xs2[k] = (int)(xs[k][2] / 8), src.xs3[k] = (int)(xs[k][3] / 8);
+        src.ih[k] = ih[k], src.iw[k] = iw[k];
+        src.sh[k] = (float)OH / (float)ih[k], src.sw[k] = (float)OW / (float)iw[k];
+    }
+    mtk_launch(k_resize_sum8, blocks_for(total / 8, 256), 256, 0, s, src, nsrc, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+               (int)(ys[3] / 8), N, C / 8, OH, OW, coord);
     return cudaGetLastError();
 }
 

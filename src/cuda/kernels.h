@@ -93,6 +93,13 @@ cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, v
                                const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_second *second,
                                const mtk_ln_im2col *ic);
 
+/* y = sum over k < nsrc (<= 4) of the bilinear resize of x[k] (channels-last
+ * FP16 [N, C, ih[k], iw[k]] with strides xs[k], each scaled by OH / ih[k])
+ * to [N, C, OH, OW] (channels-last, strides ys); summed in FP32, rounded
+ * once.  coord as mtk_resize.  C % 8 == 0, 16-byte aligned. */
+cudaError_t mtk_resize_sum(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *ih,
+                           const int *iw, void *y, const int64_t ys[4], int N, int C, int OH, int OW, int coord);
+
 /* Softmax over contiguous rows of length C. */
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16);
 

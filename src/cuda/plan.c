@@ -145,6 +145,8 @@ static int new_buf(mc_plan *p, size_t bytes, int kind) {
     return p->nbufs++;
 }
 
+int mc_new_arena(mc_plan *p, size_t bytes) { return new_buf(p, bytes, MC_ARENA); }
+
 static mc_step *new_step(mc_plan *p, int kind, int node) {
     if (p->nsteps == p->cap_steps) {
         int nc = p->cap_steps ? p->cap_steps * 2 : 256;

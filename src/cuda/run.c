@@ -14,7 +14,7 @@
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
-                                  "preprocess", "mlp-fused", "upconv"};
+                                  "preprocess", "mlp-fused", "upconv", "resize-sum"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -170,14 +170,15 @@ static mtmi_status gemm_finalize(mc_plan *p, mc_step *s) {
         cudaEventCreate(&e0);
         cudaEventCreate(&e1);
         float bt = 1e30f;
-        float alpha = g->alpha, beta = 0.f;
+        float alpha = g->alpha, beta = g->beta;
+        void *cin = g->beta != 0.f ? mc_ptr(p, &s->t[4]) : mc_ptr(p, &s->t[0]);
         for (int r = 0; r < nres; r++) {
             float tot = 0;
             int okr = 1;
             for (int rep = 0; rep < 3 && okr; rep++) {
                 cudaEventRecord(e0, p->stream);
                 if (cublasLtMatmul((cublasLtHandle_t)p->lt, o->op, &alpha, mc_ptr(p, &s->t[2]), o->a, mc_ptr(p, &s->t[1]), o->b, &beta,
-                                   mc_ptr(p, &s->t[0]), o->c, mc_ptr(p, &s->t[0]), o->c, &res[r].algo, p->ws, p->ws_bytes, p->stream))
+                                   cin, o->c, mc_ptr(p, &s->t[0]), o->c, &res[r].algo, p->ws, p->ws_bytes, p->stream))
                     okr = 0;
                 cudaEventRecord(e1, p->stream);
                 cudaEventSynchronize(e1);
@@ -493,9 +494,10 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     case MC_GEMM: {
         lt_obj *o = s->obj;
         mc_gemm *g = &s->gemm;
-        float alpha = g->alpha, beta = 0.f;
+        float alpha = g->alpha, beta = g->beta;
+        void *cin = g->beta != 0.f ? mc_ptr(p, &s->t[4]) : mc_ptr(p, &s->t[0]);
         cublasStatus_t e = cublasLtMatmul((cublasLtHandle_t)p->lt, o->op, &alpha, mc_ptr(p, &s->t[2]), o->a, mc_ptr(p, &s->t[1]), o->b,
-                                          &beta, mc_ptr(p, &s->t[0]), o->c, mc_ptr(p, &s->t[0]), o->c, &o->algo, p->ws, p->ws_bytes, st);
+                                          &beta, cin, o->c, mc_ptr(p, &s->t[0]), o->c, &o->algo, p->ws, p->ws_bytes, st);
         if (e) return mt_fail(MTMI_ERR_DEVICE, "cuBLASLt matmul failed (status %d)", (int)e);
         if (g->act >= 2) KCK(mtk_bias_act(st, mc_ptr(p, &s->t[0]), NULL, g->m * g->batch, (int)g->n, g->act, f16));
         return MTMI_OK;
@@ -552,6 +554,22 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_tref *x = &s->t[1];
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
                           mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1, -1));
+        return MTMI_OK;
+    }
+    case MC_RESIZE_SUM: { /* t[0] = sum over t[1..] of their bilinear resizes (fuse_catgemm.c) */
+        const mc_tref *y = &s->t[0];
+        const int ns = s->nt - 1;
+        const void *xp[4];
+        int64_t xs[4][4];
+        int ih[4], iw[4];
+        for (int k = 0; k < ns && k < 4; k++) {
+            xp[k] = mc_ptr(p, &s->t[1 + k]);
+            memcpy(xs[k], s->t[1 + k].strides, sizeof xs[k]);
+            ih[k] = (int)s->t[1 + k].dims[2];
+            iw[k] = (int)s->t[1 + k].dims[3];
+        }
+        KCK(mtk_resize_sum(st, ns, xp, (const int64_t(*)[4])xs, ih, iw, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
+                           (int)y->dims[2], (int)y->dims[3], (int)s->ip[0]));
         return MTMI_OK;
     }
     case MC_UPCONV: { /* upsample 2x -> conv 3x3 (fuse_upconv.c: t[0] y, t[1] w, t[2] bias, t[3..] sources) */

@@ -365,6 +365,45 @@ static void t_resize(int f16, int coord, int nhwc) {
 }
 
 /* resize of a never-stored concat of two NHWC sources vs the CPU */
+/* Sum of bilinear resizes of three channels-last FP16 maps of different
+ * sizes (mtk_resize_sum, half_pixel) against the double reference. */
+static void t_resize_sum(void) {
+    const int C = 24, OH = 40, OW = 56, ih[3] = {20, 10, 5}, iw[3] = {28, 14, 7};
+    float *xs[3];
+    void *dx[3];
+    int64_t st[3][4];
+    for (int k = 0; k < 3; k++) {
+        int64_t n = (int64_t)C * ih[k] * iw[k];
+        xs[k] = rnd(n, 1.f);
+        dx[k] = up(xs[k], n, 1);
+        st[k][0] = n, st[k][1] = 1, st[k][2] = (int64_t)iw[k] * C, st[k][3] = C;
+    }
+    int64_t no = (int64_t)C * OH * OW, ys[4] = {no, 1, (int64_t)OW * C, C};
+    void *dy = dalloc(no, 1);
+    CK(mtk_resize_sum(0, 3, (const void *const *)dx, (const int64_t(*)[4])st, ih, iw, dy, ys, 1, C, OH, OW, 0));
+    float *y = down(dy, no, 1);
+    double *ref = malloc(sizeof(double) * no);
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++)
+            for (int c = 0; c < C; c++) {
+                double acc = 0;
+                for (int k = 0; k < 3; k++) {
+                    double fy = lin_src(oh, (double)OH / ih[k], ih[k], OH, 0), fx = lin_src(ow, (double)OW / iw[k], iw[k], OW, 0);
+                    fy = fmin(fmax(fy, 0), ih[k] - 1), fx = fmin(fmax(fx, 0), iw[k] - 1);
+                    int y0 = (int)fy, x0 = (int)fx, y1 = y0 + 1 < ih[k] ? y0 + 1 : y0, x1 = x0 + 1 < iw[k] ? x0 + 1 : x0;
+                    double ay = fy - y0, ax = fx - x0;
+                    const float *x = xs[k];
+#define AT(yy, xx) x[((int64_t)(yy) * iw[k] + (xx)) * C + c]
+                    acc += (1 - ay) * ((1 - ax) * AT(y0, x0) + ax * AT(y0, x1)) + ay * ((1 - ax) * AT(y1, x0) + ax * AT(y1, x1));
+#undef AT
+                }
+                ref[((int64_t)oh * OW + ow) * C + c] = acc;
+            }
+    check("resize-sum of 3 maps (20x28, 10x14, 5x7 -> 40x56) f16", y, ref, no, tol_of(1));
+    for (int k = 0; k < 3; k++) free(xs[k]), cudaFree(dx[k]);
+    free(y); free(ref); cudaFree(dy);
+}
+
 static void t_resize_cat(void) {
     int IH = 19, IW = 13, OH = 38, OW = 26, C0 = 16, C1 = 24, C = C0 + C1;
     int64_t n0 = (int64_t)IH * IW * C0, n1 = (int64_t)IH * IW * C1, no = (int64_t)OH * OW * C;
@@ -619,6 +658,7 @@ int main(void) {
         t_attention(f16, 1, 4, 70, 130, 128, 1);
         t_attention(f16, 1, 3, 50, 7, 16, 0);
         t_attention(f16, 2, 3, 333, 257, 32, 0);
+        if (f16) t_resize_sum();
         /* fused query projection: the encoder's shapes (C = H*D) at reduced
          * size, a key split, an odd head size (CUDA-core path), C != H*D */
         t_attention_q(f16, 1, 1, 2000, 256, 32, 1, 32);
