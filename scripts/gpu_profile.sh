@@ -49,7 +49,8 @@ else:
     rows = [r for r in csv.reader(open(os.path.join(out, "kernels_ncu.csv"))) if len(r) > 10]
     h = rows[0]; ki, vi, ui = h.index("Kernel Name"), h.index("Metric Value"), h.index("Metric Unit")
     for r in rows[1:]:
-        v = float(r[vi].replace(",", "")); v = v if r[ui] == "nsecond" else v * 1e3 if r[ui] == "usecond" else v * 1e6
+        u = r[ui]; v = float(r[vi].replace(",", ""))
+        v = v if u in ("ns", "nsecond") else v * 1e3 if u in ("us", "usecond") else v * 1e6 if u in ("ms", "msecond") else v * 1e9
         ks.append((r[ki], None, v))
 n = len(ks) // 6
 ks = ks[-n:]

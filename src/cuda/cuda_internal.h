@@ -37,6 +37,7 @@ enum {
     MC_MLP,    /* fc1 -> depthwise 3x3 + act -> fc2 in one kernel (fuse_mlp.c) */
     MC_UPCONV, /* bilinear 2x upsample (of a channel concat) -> 3x3 conv in one kernel (fuse_upconv.c) */
     MC_RESIZE_SUM, /* sum of bilinear resizes of several maps to one size (fuse_catgemm.c) */
+    MC_CONV_SMALLK, /* im2col -> GEMM of a small-K conv in one kernel (fuse_stem.c) */
     MC_NKINDS
 };
 
@@ -67,7 +68,7 @@ typedef struct mc_step {
     mtk_prog prog;
     mc_gemm gemm;
     mc_conv conv;
-    int64_t ip[8];
+    int64_t ip[12];
     float fp[4];
     void *obj;      /* backend-library objects (cuBLASLt / cuDNN) */
 } mc_step;
@@ -174,7 +175,9 @@ int mc_fuse_upconv(mc_plan *p);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
 int mc_fuse_ln_pair(mc_plan *p);
 int mc_fuse_attn_q(mc_plan *p);
-int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
+int mc_fuse_im2col_gemm(mc_plan *p); /* fuse_stem.c: im2col + GEMM of a small-K conv (the stem) as one kernel */
+int mc_fuse_concat_gemm(mc_plan *p);
+int mc_fuse_ln_proj(mc_plan *p);   /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */ /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -59,17 +59,25 @@ void mc_drop_steps(mc_plan *p, const unsigned char *drop) {
 
 mtmi_status mc_fuse_steps(mc_plan *p) {
     if (!p->f16) return MTMI_OK; /* the fused kernels are FP16 */
+    const char *opt = getenv("MTMI_CUDA_FUSE_OPT"); /* passes that are off unless named here */
     if (mc_fuse_enabled("mlp") && mc_fuse_mlp(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("upconv") && mc_fuse_upconv(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("catgemm") && mc_fuse_concat_gemm(p) < 0) return MTMI_ERR_DEVICE;
+    /* Opt-in only (MTMI_CUDA_FUSE_OPT=lnproj): correct, but measured no
+     * faster on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating
+     * rounds, first two stages only: whole net 1.076-1.091 ms with it,
+     * 1.065-1.083 without; every stage: +130 us) */
+    if (opt && strstr(opt, "lnproj") && mc_fuse_enabled("lnproj") && mc_fuse_ln_proj(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("lnim2col") && mc_fuse_ln_im2col(p) < 0) return MTMI_ERR_DEVICE;
+    /* after lnim2col: an im2col that a LayerNorm already writes is gone;
+     * the stem's (over the network input) is not one of those */
+    if (mc_fuse_enabled("stem") && mc_fuse_im2col_gemm(p) < 0) return MTMI_ERR_DEVICE;
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=attnq): correct, but measured slower
      * on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating rounds: whole
      * net 1.119-1.140 ms with it, 1.083-1.096 without; the encoder +50 us
      * for 8 GEMM launches saved): the projection's weight fragments come
      * from global memory in every warp's prologue, which the attention
      * kernels' latency-bound start cannot hide. */
-    const char *opt = getenv("MTMI_CUDA_FUSE_OPT");
     if (opt && strstr(opt, "attnq") && mc_fuse_enabled("attnq") && mc_fuse_attn_q(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("lnpair") && mc_fuse_ln_pair(p) < 0) return MTMI_ERR_DEVICE; /* after lnim2col */
     return MTMI_OK;

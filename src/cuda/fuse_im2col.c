@@ -55,7 +55,7 @@ static int find_ln(const mc_plan *p, int j) {
     for (int k = j - 1; k >= 0; k--) {
         const mc_step *s = &p->steps[k];
         if (!uses_buf(s, buf)) continue;
-        if (s->kind == MC_LN && s->t[0].buf == buf) return k;
+        if (s->kind == MC_LN && s->t[0].buf == buf) return s->ip[8] ? -1 : k; /* not an LN computing a projection (fuse_lnproj.c) */
         /* a reader in between is fine; anything that may write it is not */
         if (!writes_only_t0(s->kind) || s->t[0].buf == buf) return -1;
     }

@@ -33,7 +33,7 @@ int mc_fuse_ln_pair(mc_plan *p) {
     for (int i = 0; i + 1 < p->nsteps; i++) {
         mc_step *a = &p->steps[i], *b = &p->steps[i + 1];
         if (a->kind != MC_LN || b->kind != MC_LN || a->label != b->label) continue;
-        if (a->ip[5] || a->ip[6] || b->ip[6] || b->ip[3] || b->ip[4]) continue; /* a has no im2col; b no residual */
+        if (a->ip[5] || a->ip[6] || a->ip[8] || b->ip[6] || b->ip[8] || b->ip[3] || b->ip[4]) continue; /* a has no im2col; b no residual; no projection */
         if (a->ip[0] != b->ip[0] || a->ip[1] != b->ip[1] || a->t[0].st != MTMI_FLOAT16 || !same_view(&b->t[1], &a->t[0]))
             continue;
         if (!a->ip[2]) a->t[3] = a->t[2];

@@ -375,7 +375,7 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
             v[2 * k] = f.x;
             v[2 * k + 1] = f.y;
         }
-        if (ok)  // summed in the unfused kernel's order: bit-identical results
+        if (ok)  // summed in the unfused kernel's order
 #pragma unroll
             for (int k = 0; k < 8; k++) s2 += v[k];
 #pragma unroll
@@ -399,6 +399,89 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
         l2.y[row * C8 + sub] = o;
     }
     if (COL) ln_col_store(cg, (unsigned)row, sub, C8, o);
+}
+
+// LayerNorm of x + r where r = a W + bias is a small projection (K <= 256)
+// computed here, row by row: each lane of a row's group projects the whole
+// input row onto its 8 channels (8 K FMAs, W rows as 16-byte loads that
+// L1 serves to every row), rounds to FP16 as a separate GEMM would store it,
+// and goes on as k_layernorm_v.  Replaces a GEMM launch whose output (the
+// attention's output projection) only this LayerNorm reads.
+template <int L>
+__global__ void k_layernorm_proj(const uint4 *x, uint4 *sum, uint4 *y, const uint4 *g, const uint4 *b, int64_t rows,
+                                 int C8, float eps, const __half *a, int lda, const uint4 *w, const __half *pb, int cin) {
+    MTK_PDL_WAIT();
+    constexpr int R = 32 / L;
+    int lane = threadIdx.x & 31, sub = lane % L;
+    int64_t row = ((int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R + lane / L;
+    bool ok = row < rows && sub < C8;
+    float v[8];
+    float s = 0.f;
+    if (ok) {
+        uint4 xq = x[row * C8 + sub];
+        const __half2 *h = (const __half2 *)&xq;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float2 f = __half22float2(h[k]);
+            v[2 * k] = f.x;
+            v[2 * k + 1] = f.y;
+        }
+        float acc[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[j] = pb ? __half2float(pb[sub * 8 + j]) : 0.f;
+        const uint4 *ar = (const uint4 *)(a + row * (int64_t)lda);
+        for (int k8 = 0; k8 < cin / 8; k8++) {
+            uint4 aq = ar[k8];
+            const __half2 *ha = (const __half2 *)&aq;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float av = e & 1 ? __high2float(ha[e / 2]) : __low2float(ha[e / 2]);
+                uint4 wq = w[(int64_t)(k8 * 8 + e) * C8 + sub];
+                const __half2 *hw = (const __half2 *)&wq;
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    float2 wf = __half22float2(hw[j]);
+                    acc[2 * j] = fmaf(av, wf.x, acc[2 * j]);
+                    acc[2 * j + 1] = fmaf(av, wf.y, acc[2 * j + 1]);
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] += __half2float(__float2half_rn(acc[j]));
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k];
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = 0.f;
+    }
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, L);
+    float mean = s / (8 * C8);
+    float q = 0.f;
+    if (ok)
+#pragma unroll
+        for (int k = 0; k < 8; k++) q += (v[k] - mean) * (v[k] - mean);
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o, L);
+    float rstd = rsqrtf(q / (8 * C8) + eps);
+    if (!ok) return;
+    if (sum) {
+        uint4 t;
+        __half2 *ht = (__half2 *)&t;
+#pragma unroll
+        for (int k = 0; k < 4; k++) ht[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+        sum[row * C8 + sub] = t;
+    }
+    uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0);
+    const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
+        ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
+    }
+    y[row * C8 + sub] = o;
 }
 
 // Block per row for long rows.
@@ -592,9 +675,9 @@ __device__ __forceinline__ uint4 bilin8(const uint4 *x, int b, int xs2, int xs3,
 struct ResizeSrc {
     const uint4 *x[4];
     int xs0[4], xs2[4], xs3[4], ih[4], iw[4];
-    float sh[4], sw[4];
+    float rh[4], rw[4];  // 1 / scale: a multiply instead of a division a coordinate (exact for the power-of-two scales)
 };
-__global__ void k_resize_sum8(ResizeSrc src, int nsrc, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int OH, int OW,
+__global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int OH, int OW,
                               int coord) {
     MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -607,7 +690,19 @@ __global__ void k_resize_sum8(ResizeSrc src, int nsrc, uint4 *y, int ys0, int ys
     int oh = (int)(t % OH), n = (int)(t / OH);
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     for (int k = 0; k < nsrc; k++) {
-        const Bilin tp = bilin_at(oh, ow, src.sh[k], src.sw[k], src.ih[k], src.iw[k], OH, OW, coord);
+        // bilin_at with the coordinate's division turned into a multiply
+        const int IH = src.ih[k], IW = src.iw[k];
+        float fy = coord == 2 ? (OH > 1 ? oh * (float)(IH - 1) / (float)(OH - 1) : 0.f)
+                 : coord == 3 ? oh * src.rh[k] : (coord == 1 && OH <= 1) ? 0.f : (oh + 0.5f) * src.rh[k] - 0.5f;
+        float fx = coord == 2 ? (OW > 1 ? ow * (float)(IW - 1) / (float)(OW - 1) : 0.f)
+                 : coord == 3 ? ow * src.rw[k] : (coord == 1 && OW <= 1) ? 0.f : (ow + 0.5f) * src.rw[k] - 0.5f;
+        fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+        fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+        Bilin tp;
+        tp.y0 = (int)fy, tp.x0 = (int)fx;
+        tp.y1 = min(tp.y0 + 1, IH - 1), tp.x1 = min(tp.x0 + 1, IW - 1);
+        const float ay = fy - tp.y0, ax = fx - tp.x0;
+        tp.w00 = (1.f - ay) * (1.f - ax), tp.w01 = (1.f - ay) * ax, tp.w10 = ay * (1.f - ax), tp.w11 = ay * ax;
         const uint4 *x = src.x[k];
         const int b = n * src.xs0[k] + c, xs2 = src.xs2[k], xs3 = src.xs3[k];
         uint4 q[4] = {x[b + tp.y0 * xs2 + tp.x0 * xs3], x[b + tp.y0 * xs2 + tp.x1 * xs3], x[b + tp.y1 * xs2 + tp.x0 * xs3],
@@ -1196,6 +1291,30 @@ cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, v
     return cudaGetLastError();
 }
 
+cudaError_t mtk_layernorm_proj(cudaStream_t s, const void *x, void *sum, void *y, const void *gamma, const void *beta,
+                               int64_t rows, int C, float eps, const void *a, int lda, const void *w, const void *bias, int cin) {
+    if (!layernorm_v_ok(x, NULL, sum, y, gamma, beta, C, 1) || cin < 8 || cin % 8 || cin > 1024 || lda % 8 ||
+        ((uintptr_t)a | (uintptr_t)w) % 16 || (bias && (uintptr_t)bias % 2))
+        return cudaErrorInvalidValue;
+    if (rows == 0) return cudaSuccess;
+    const int C8 = C / 8;
+    const int L = C8 <= 1 ? 1 : C8 <= 2 ? 2 : C8 <= 4 ? 4 : C8 <= 8 ? 8 : C8 <= 16 ? 16 : 32;
+    const int64_t per_block = 8 * (32 / L);
+    const unsigned grid = (unsigned)((rows + per_block - 1) / per_block);
+    const uint4 *X = (const uint4 *)x, *G = (const uint4 *)gamma, *B = (const uint4 *)beta, *W = (const uint4 *)w;
+    uint4 *S = (uint4 *)sum, *Y = (uint4 *)y;
+    const __half *A = (const __half *)a, *PB = (const __half *)bias;
+    switch (L) {
+    case 1: mtk_launch(k_layernorm_proj<1>, grid, 256, 0, s, X, S, Y, G, B, rows, C8, eps, A, lda, W, PB, cin); break;
+    case 2: mtk_launch(k_layernorm_proj<2>, grid, 256, 0, s, X, S, Y, G, B, rows, C8, eps, A, lda, W, PB, cin); break;
+    case 4: mtk_launch(k_layernorm_proj<4>, grid, 256, 0, s, X, S, Y, G, B, rows, C8, eps, A, lda, W, PB, cin); break;
+    case 8: mtk_launch(k_layernorm_proj<8>, grid, 256, 0, s, X, S, Y, G, B, rows, C8, eps, A, lda, W, PB, cin); break;
+    case 16: mtk_launch(k_layernorm_proj<16>, grid, 256, 0, s, X, S, Y, G, B, rows, C8, eps, A, lda, W, PB, cin); break;
+    default: mtk_launch(k_layernorm_proj<32>, grid, 256, 0, s, X, S, Y, G, B, rows, C8, eps, A, lda, W, PB, cin); break;
+    }
+    return cudaGetLastError();
+}
+
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16) {
     if (rows == 0) return cudaSuccess;
     if (f16) mtk_launch(k_softmax<__half>, blocks_for(rows, 8), 256, 0, s, (const __half *)x, (__half *)y, rows, C);
@@ -1218,7 +1337,7 @@ cudaError_t mtk_resize_sum(cudaStream_t s, int nsrc, const void *const *x, const
         src.x[k] = (const uint4 *)x[k];
         src.xs0[k] = (int)(xs[k][0] / 8), src.xs2[k] = (int)(xs[k][2] / 8), src.xs3[k] = (int)(xs[k][3] / 8);
         src.ih[k] = ih[k], src.iw[k] = iw[k];
-        src.sh[k] = (float)OH / (float)ih[k], src.sw[k] = (float)OW / (float)iw[k];
+        src.rh[k] = (float)ih[k] / (float)OH, src.rw[k] = (float)iw[k] / (float)OW;
     }
     mtk_launch(k_resize_sum8, blocks_for(total / 8, 256), 256, 0, s, src, nsrc, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
                (int)(ys[3] / 8), N, C / 8, OH, OW, coord);

@@ -100,6 +100,14 @@ cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, v
 cudaError_t mtk_resize_sum(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *ih,
                            const int *iw, void *y, const int64_t ys[4], int N, int C, int OH, int OW, int coord);
 
+/* FP16 LayerNorm of x + r, r = a @ w + bias computed in the kernel (a: rows
+ * of cin halves, row stride lda; w: [cin][C] row-major; bias [C] or NULL),
+ * r rounded to FP16 before the add as a separate GEMM would store it; sum
+ * (x + r) written when non-NULL.  Needs the vectorized LayerNorm's layout
+ * (C % 8 == 0, C <= 256, 16-byte aligned), cin % 8 == 0, lda % 8 == 0. */
+cudaError_t mtk_layernorm_proj(cudaStream_t s, const void *x, void *sum, void *y, const void *gamma, const void *beta,
+                               int64_t rows, int C, float eps, const void *a, int lda, const void *w, const void *bias, int cin);
+
 /* Softmax over contiguous rows of length C. */
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16);
 
@@ -232,6 +240,35 @@ const char *mtk_upconv3x3_variant_name(int v);
 cudaError_t mtk_upconv3x3_variant(cudaStream_t s, int variant, int nsrc, const void *const *x, const int64_t (*xs)[4],
                                   const int *csrc, const void *w, const void *bias, void *y, const int64_t ys[4], int N,
                                   int IH, int IW, int CO, int act);
+
+/* A small-K convolution (the network's 7x7/4 stem over the RGB input) as one
+ * tensor-core kernel (stem.cu): the im2col matrix never reaches memory.
+ *   y[row, co] = act(sum_k A[row, k] w[co * ldw + k] + bias[co]),
+ *   row = (n * OH + oh) * OW + ow,  k = (kh * KW + kw) * C + c  (K = KH KW C),
+ *   A[row, k] = FP16(x[n, c, oh*sh - ph + kh, ow*sw - pw + kw]) (round to
+ *               nearest), 0 outside the image: exactly what mtk_im2col_view
+ *               writes for the GEMM that follows it; dilation 1, groups 1.
+ *   x:    [N, C, H, W] FP32 (xf16 0) or FP16 (xf16 1), strides xs over
+ *         (n, c, h, w) in elements (any: NCHW, NHWC, a view);
+ *   w:    FP16 [CO][ldw], ldw >= K (the columns from K on are not read);
+ *   bias: FP16 [CO] or NULL;  act: 0 none, 1 relu, 2 sigmoid, 3 gelu (erf);
+ *   y:    FP16 rows of CO channels, ldy >= CO apart (elements).
+ * FP32 accumulation, one FP16 rounding of the result.  Supported when
+ * mtk_conv_smallk_supported (K <= 256, CO 16, 32 or 64, the tile fits in
+ * shared memory); cudaErrorInvalidValue otherwise. */
+typedef struct mtk_smallk {
+    const void *x;
+    int64_t xs[4];
+    int xf16;
+    const void *w;
+    int ldw;
+    const void *bias;
+    void *y;
+    int64_t ldy;
+    int N, C, H, W, CO, OH, OW, KH, KW, sh, sw, ph, pw, act;
+} mtk_smallk;
+int mtk_conv_smallk_supported(int C, int KH, int KW, int sh, int sw, int CO, int xf16, int act);
+cudaError_t mtk_conv_smallk(cudaStream_t s, const mtk_smallk *a);
 
 #ifdef __cplusplus
 }

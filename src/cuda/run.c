@@ -14,7 +14,7 @@
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
-                                  "preprocess", "mlp-fused", "upconv", "resize-sum"};
+                                  "preprocess", "mlp-fused", "upconv", "resize-sum", "conv-smallk"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -382,6 +382,12 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     }
     case MC_LN:
+        if (s->ip[8]) { /* x + (a W + bias), the projection computed here (fuse_lnproj.c) */
+            KCK(mtk_layernorm_proj(st, mc_ptr(p, &s->t[1]), s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]),
+                                   mc_ptr(p, &s->t[2]), s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0],
+                                   mc_ptr(p, &s->t[10]), (int)s->ip[10], mc_ptr(p, &s->t[11]), mc_ptr(p, &s->t[4]), (int)s->ip[9]));
+            return MTMI_OK;
+        }
         if (s->ip[6]) {
             /* two LayerNorms in one pass (fuse_ln2.c), the im2col matrix of
              * the second one's output when ip[5] */
@@ -439,6 +445,17 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         KCK(mtk_im2col_view(st, mc_ptr(p, &s->t[1]), s->t[1].strides, s->t[1].st == MTMI_FLOAT16, mc_ptr(p, &s->t[0]),
                             s->t[0].st == MTMI_FLOAT16, c->N, c->H, c->W, c->C, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
                             c->ph, c->pw, c->dh, c->dw, (int)s->t[0].dims[1]));
+        return MTMI_OK;
+    }
+    case MC_CONV_SMALLK: { /* im2col + GEMM in one kernel (fuse_stem.c): t[0] y, t[1] x, t[2] w, t[3] bias */
+        const mc_conv *c = &s->conv;
+        const mc_tref *x = &s->t[1];
+        mtk_smallk a = {.x = mc_ptr(p, x), .xf16 = x->st == MTMI_FLOAT16, .w = mc_ptr(p, &s->t[2]), .ldw = (int)s->ip[0],
+                        .bias = c->has_bias ? mc_ptr(p, &s->t[3]) : NULL, .y = mc_ptr(p, &s->t[0]), .ldy = s->ip[1],
+                        .N = c->N, .C = c->C, .H = c->H, .W = c->W, .CO = c->CO, .OH = c->OH, .OW = c->OW, .KH = c->KH,
+                        .KW = c->KW, .sh = c->sh, .sw = c->sw, .ph = c->ph, .pw = c->pw, .act = c->act};
+        memcpy(a.xs, x->strides, sizeof a.xs);
+        KCK(mtk_conv_smallk(st, &a));
         return MTMI_OK;
     }
     case MC_RESIZE_CAT: {
