@@ -37,6 +37,7 @@ enum {
     MC_MLP,    /* fc1 -> depthwise 3x3 + act -> fc2 in one kernel (fuse_mlp.c) */
     MC_UPCONV, /* bilinear 2x upsample (of a channel concat) -> 3x3 conv in one kernel (fuse_upconv.c) */
     MC_RESIZE_SUM, /* sum of bilinear resizes of several maps to one size (fuse_catgemm.c) */
+    MC_CHAIN,  /* three chained per-pixel GEMMs in one kernel (chain.cu, fuse_chain.c) */
     MC_CONV_SMALLK, /* im2col -> GEMM of a small-K conv in one kernel (fuse_stem.c) */
     MC_NKINDS
 };
@@ -177,6 +178,7 @@ int mc_fuse_ln_pair(mc_plan *p);
 int mc_fuse_attn_q(mc_plan *p);
 int mc_fuse_im2col_gemm(mc_plan *p); /* fuse_stem.c: im2col + GEMM of a small-K conv (the stem) as one kernel */
 int mc_fuse_concat_gemm(mc_plan *p);
+int mc_fuse_chain(mc_plan *p);     /* fuse_chain.c: three chained per-pixel GEMMs as one step */
 int mc_fuse_ln_proj(mc_plan *p);   /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */ /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 
 /* run.c */

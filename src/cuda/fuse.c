@@ -63,6 +63,7 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
     if (mc_fuse_enabled("mlp") && mc_fuse_mlp(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("upconv") && mc_fuse_upconv(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("catgemm") && mc_fuse_concat_gemm(p) < 0) return MTMI_ERR_DEVICE;
+    if (mc_fuse_enabled("chain") && mc_fuse_chain(p) < 0) return MTMI_ERR_DEVICE; /* after catgemm */
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=lnproj): correct, but measured no
      * faster on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating
      * rounds, first two stages only: whole net 1.076-1.091 ms with it,

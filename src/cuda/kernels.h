@@ -108,6 +108,21 @@ cudaError_t mtk_resize_sum(cudaStream_t s, int nsrc, const void *const *x, const
 cudaError_t mtk_layernorm_proj(cudaStream_t s, const void *x, void *sum, void *y, const void *gamma, const void *beta,
                                int64_t rows, int C, float eps, const void *a, int lda, const void *w, const void *bias, int cin);
 
+/* Three chained per-pixel GEMMs (chain.cu), FP16, FP32 accumulation, the
+ * intermediates rounded to FP16:  h1 = act1(x w1 + b1), h2 = act2(h1 w2 + r +
+ * b2), y = act3(h2 w3 + b3); x [m, k1] (k1 32 or 64, row stride ldx), h1 and
+ * h2 128 wide, r [m, 128] (row stride ldr), y [m, n3] (n3 even, <= 32, row
+ * stride ldy).  Each w is stored [k][n] (wt 0) or [n][k] (wt 1) with row
+ * stride ldw; biases may be NULL; acts 0 none, 1 relu. */
+typedef struct mtk_chain {
+    const void *x, *r, *w1, *w2, *w3, *b1, *b2, *b3;
+    void *y;
+    int64_t m;
+    int k1, n3, ldx, ldr, ldy, ldw1, ldw2, ldw3, wt1, wt2, wt3, act1, act2, act3;
+} mtk_chain;
+int mtk_chain3_supported(int k1, int n1, int n2, int n3);
+cudaError_t mtk_chain3(cudaStream_t s, const mtk_chain *c);
+
 /* Softmax over contiguous rows of length C. */
 cudaError_t mtk_softmax(cudaStream_t s, const void *x, void *y, int64_t rows, int C, int f16);
 

@@ -14,7 +14,7 @@
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
-                                  "preprocess", "mlp-fused", "upconv", "resize-sum", "conv-smallk"};
+                                  "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -571,6 +571,17 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_tref *x = &s->t[1];
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
                           mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1, -1));
+        return MTMI_OK;
+    }
+    case MC_CHAIN: { /* fuse_chain.c: t[0] y, t[1] x, t[2..3] w1 b1, t[4] r, t[5..6] w2 b2, t[7..8] w3 b3 */
+        mtk_chain c = {.x = mc_ptr(p, &s->t[1]), .r = mc_ptr(p, &s->t[4]), .w1 = mc_ptr(p, &s->t[2]), .w2 = mc_ptr(p, &s->t[5]),
+                       .w3 = mc_ptr(p, &s->t[7]), .b1 = mc_ptr(p, &s->t[3]), .b2 = mc_ptr(p, &s->t[6]), .b3 = mc_ptr(p, &s->t[8]),
+                       .y = mc_ptr(p, &s->t[0]), .m = s->ip[0], .k1 = (int)s->ip[1], .n3 = (int)s->ip[2], .ldx = (int)s->ip[3],
+                       .ldr = (int)s->ip[4], .ldy = (int)s->ip[5], .ldw1 = (int)s->ip[6], .ldw2 = (int)s->ip[7],
+                       .ldw3 = (int)s->ip[8], .wt1 = (int)(s->ip[9] & 1), .wt2 = (int)(s->ip[9] >> 1 & 1),
+                       .wt3 = (int)(s->ip[9] >> 2 & 1), .act1 = (int)(s->ip[10] & 3), .act2 = (int)(s->ip[10] >> 2 & 3),
+                       .act3 = (int)(s->ip[10] >> 4 & 3)};
+        KCK(mtk_chain3(st, &c));
         return MTMI_OK;
     }
     case MC_RESIZE_SUM: { /* t[0] = sum over t[1..] of their bilinear resizes (fuse_catgemm.c) */

@@ -20,6 +20,12 @@
 // the taps so that the four k columns one fragment load touches (lanes t of
 // a quad) fall into different shared-memory banks, padding K up with loads
 // of a zero region where that removes conflicts (see plan_k below).
+// The weights land in that order once a block: read in their own order (16
+// bytes a thread, four loads in flight before any store) and scattered by
+// the inverse table kinv.  (Gathering them through the permutation instead
+// put one table read from the kernel parameters, divergent, and a dependent
+// 2-byte L2 load per element in sequence: ~44 round trips a thread before
+// the first MMA, the most of the kernel's time.)
 #include <cuda_fp16.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -37,8 +43,7 @@ constexpr int KQMAX = KMAX + 16;  // K padded to k16 steps, one extra step allow
 constexpr int SMEM_MAX = 200 * 1024;
 
 // q = n / d for n < 2^31 by a multiply (Granlund-Montgomery): the patch
-// loader splits a flat chunk index into (channel, row, chunk) per 16 bytes,
-// where two hardware divisions would cost more than the copy.
+// loader splits its row index into (channel, kernel row).
 struct FastDiv {
     unsigned mul;
     int l;
@@ -63,9 +68,11 @@ struct Prm {
     int PB;        // patch buffer size (elements; multiple of 16 bytes)
     int ZOFF, ZL;  // zero region of a buffer (the padding taps read it)
     int Kq;        // K padded (multiple of 16)
-    FastDiv dq, dkh;  // / NQ, / KH
+    int K;         // C * KH * KW
+    int wvec;      // weight rows 16-byte aligned: 16-byte loads
+    FastDiv dkh;   // / KH
     int koff[KQMAX];       // patch offset of column k' (relative to the pixel's base)
-    short kmap[KQMAX];     // original column of k' (-1: padding, weight 0)
+    short kinv[KMAX];      // column k' of original column k (k < K; the other k' are padding, weight 0)
 };
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -106,7 +113,8 @@ __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 
 // smem layout (bytes): weights [CO][Kq+8] halves | output staging [NW][16][CO+8]
-// halves | 2 patch buffers of PB elements | koff [Kq] ints | bias [CO] floats
+// halves | 2 patch buffers of PB elements | koff [Kq] ints | bias [CO] floats |
+// kinv [K rounded to even] shorts
 template <int CO>
 __host__ __device__ constexpr size_t off_patch(int Kq) {
     return (size_t)CO * (Kq + 8) * 2 + (size_t)NW * 16 * (CO + 8) * 2;
@@ -115,8 +123,10 @@ __host__ __device__ constexpr size_t off_patch(int Kq) {
 // The patch of strip `strip` into buffer `pb`: rows (c, kh) of RS elements,
 // element j of a row = input column iwA + j (iwA = first column, rounded down
 // to 16 bytes on the vector path), zeros outside the image.
+// A warp per patch row (c, kh), its lanes along the row: the row's address
+// arithmetic (64-bit) once per row, a few instructions per 16-byte chunk.
 template <typename TI>
-__device__ __forceinline__ void load_patch(const Prm &m, int strip, TI *pb, int tid, int &sh0) {
+__device__ __forceinline__ void load_patch(const Prm &m, int strip, TI *pb, int warp, int lane, int &sh0) {
     constexpr int VE = 16 / (int)sizeof(TI);
     const int sx = strip % m.SX, r = strip / m.SX;
     const int oh = r % m.OH, n = r / m.OH;
@@ -124,22 +134,25 @@ __device__ __forceinline__ void load_patch(const Prm &m, int strip, TI *pb, int 
     sh0 = m.vec ? ((iw0 % VE) + VE) % VE : 0;
     const int iwA = iw0 - sh0, ih0 = oh * m.sh - m.ph;
     const TI *x = (const TI *)m.x + (long long)n * m.xs0;
-    const int nch = m.C * m.KH * m.NQ;
-    for (int i = tid; i < nch; i += NW * 32) {
-        const unsigned row = fdiv((unsigned)i, m.dq), q = (unsigned)i - row * (unsigned)m.NQ;
-        const unsigned c = fdiv(row, m.dkh), kh = row - c * (unsigned)m.KH;
-        const int ih = ih0 + (int)kh, ga = iwA + (int)q * VE;
-        TI *dst = pb + c * m.CS + kh * m.RS + q * VE;
+    const int nrow = m.C * m.KH;
+    for (int row = warp; row < nrow; row += NW) {
+        const unsigned c = fdiv((unsigned)row, m.dkh), kh = (unsigned)row - c * (unsigned)m.KH;
+        const int ih = ih0 + (int)kh;
         const bool rok = ih >= 0 && ih < m.H;
-        const TI *src = x + (long long)c * m.xs1 + (long long)ih * m.xs2;
-        if (m.vec && rok && ga >= 0 && ga + VE <= m.W) {
-            cp_async16(dst, src + ga);
-        } else {
-            // image border, or a strided / unaligned input: element by element
+        const TI *src = x + (long long)c * m.xs1 + (long long)(rok ? ih : 0) * m.xs2;
+        TI *drow = pb + c * m.CS + kh * m.RS;
+        for (int q = lane; q < m.NQ; q += 32) {
+            const int ga = iwA + q * VE;
+            TI *dst = drow + q * VE;
+            if (m.vec && rok && ga >= 0 && ga + VE <= m.W) {
+                cp_async16(dst, src + ga);
+            } else {
+                // image border, or a strided / unaligned input: element by element
 #pragma unroll
-            for (int e = 0; e < VE; e++) {
-                const int iw = ga + e;
-                dst[e] = (rok && iw >= 0 && iw < m.W) ? src[(long long)iw * m.xs3] : (TI)0.f;
+                for (int e = 0; e < VE; e++) {
+                    const int iw = ga + e;
+                    dst[e] = (rok && iw >= 0 && iw < m.W) ? src[(long long)iw * m.xs3] : (TI)0.f;
+                }
             }
         }
     }
@@ -156,20 +169,60 @@ __global__ void __launch_bounds__(NW * 32) k_conv_smallk(const __grid_constant__
     TI *Pt = (TI *)(smraw + off_patch<CO>(Kq));
     int *koff = (int *)(Pt + 2 * m.PB);
     float *bs = (float *)(koff + Kq);
+    short *kinv = (short *)(bs + CO);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int K = m.K;
 
     int strip = blockIdx.x, buf = 0, sh0 = 0, sh0n = 0;
-    if (strip < m.nstrips) load_patch<TI>(m, strip, Pt, tid, sh0);
+    if (strip < m.nstrips) load_patch<TI>(m, strip, Pt, warp, lane, sh0);
 
-    // block constants, while the first patch is in flight: the weights in
-    // the permuted K order, the tap table, the bias, the zero regions
-    for (int i = tid; i < CO * Kq; i += NW * 32) {
-        const int n = i / Kq, k = i - n * Kq, src = m.kmap[k];
-        Ws[n * LW + k] = src >= 0 ? m.w[(long long)n * m.ldw + src] : __float2half_rn(0.f);
-    }
+    // block constants, while the first patch is in flight.  First the
+    // tables (out of the kernel parameters, 4 bytes a lane), the bias, the
+    // zero regions and zeros in the whole weight tile (the padding columns)
+    for (int i = tid; i < CO * LW / 8; i += NW * 32) ((uint4 *)Ws)[i] = make_uint4(0, 0, 0, 0);
     for (int i = tid; i < Kq; i += NW * 32) koff[i] = m.koff[i];
+    for (int i = tid; i < (K + 1) / 2; i += NW * 32) ((int *)kinv)[i] = ((const int *)m.kinv)[i];
     for (int i = tid; i < CO; i += NW * 32) bs[i] = m.bias ? __half2float(m.bias[i]) : 0.f;
     for (int i = tid; i < 2 * m.ZL; i += NW * 32) Pt[(i / m.ZL) * m.PB + m.ZOFF + i % m.ZL] = (TI)0.f;
+    __syncthreads();
+    // then the weights: read in their own order, 8 columns of a row a
+    // thread, four such loads in flight before any store (one or two L2
+    // round trips a block, not one per element), scattered to the permuted
+    // columns k' = kinv[k]
+    {
+        const int KC = (K + 7) >> 3, tot = CO * KC;
+        for (int b0 = 0; b0 < tot; b0 += 4 * NW * 32) {
+            uint4 v[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int i = b0 + u * NW * 32 + tid;
+                v[u] = make_uint4(0, 0, 0, 0);
+                if (i < tot) {
+                    const int n = i / KC, c8 = (i - n * KC) * 8;
+                    const __half *src = m.w + (long long)n * m.ldw + c8;
+                    if (m.wvec) {
+                        v[u] = *(const uint4 *)src;  // columns past K read (within ldw), never stored
+                    } else {
+                        __half *h = (__half *)&v[u];
+#pragma unroll
+                        for (int e = 0; e < 8; e++)
+                            if (c8 + e < K) h[e] = src[e];
+                    }
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int i = b0 + u * NW * 32 + tid;
+                if (i < tot) {
+                    const int n = i / KC, c8 = (i - n * KC) * 8;
+                    const __half *h = (const __half *)&v[u];
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        if (c8 + e < K) Ws[n * LW + kinv[c8 + e]] = h[e];
+                }
+            }
+        }
+    }
 
     __half *os = Os + warp * 16 * LO;
     const int KS = Kq / 16, MT = m.P / 16;
@@ -177,7 +230,7 @@ __global__ void __launch_bounds__(NW * 32) k_conv_smallk(const __grid_constant__
         // prefetch the next strip into the other buffer (an empty group at
         // the end keeps the wait count uniform)
         const int next = strip + gridDim.x;
-        if (next < m.nstrips) load_patch<TI>(m, next, Pt + (buf ^ 1) * m.PB, tid, sh0n);
+        if (next < m.nstrips) load_patch<TI>(m, next, Pt + (buf ^ 1) * m.PB, warp, lane, sh0n);
         else cp_async_commit();
         cp_async_wait1();
         __syncthreads();  // this strip's patch (and, the first time, the constants) visible
@@ -269,8 +322,9 @@ Geo geometry(int P, int C, int KH, int KW, int sw, int es) {
     return q;
 }
 
-size_t smem_for(const Geo &q, int CO, int Kq, int es) {
-    return (size_t)CO * (Kq + 8) * 2 + (size_t)NW * 16 * (CO + 8) * 2 + 2 * (size_t)q.PB * es + (size_t)Kq * 4 + (size_t)CO * 4;
+size_t smem_for(const Geo &q, int CO, int Kq, int K, int es) {
+    return (size_t)CO * (Kq + 8) * 2 + (size_t)NW * 16 * (CO + 8) * 2 + 2 * (size_t)q.PB * es + (size_t)Kq * 4 + (size_t)CO * 4 +
+           (size_t)(K + 1) / 2 * 4;
 }
 
 // Shared-memory wavefronts of one fragment load: lanes (g, t) read the word
@@ -387,7 +441,7 @@ int pick_p(int C, int KH, int KW, int sw, int CO, int OW, int es) {
     const int K = KH * KW * C, Kq = (K + 15) / 16 * 16 + 16;
     for (int P = 64; P >= 16; P /= 2) {
         if (P > 16 && P / 2 >= OW) continue;
-        if (smem_for(geometry(P, C, KH, KW, sw, es), CO, Kq, es) <= SMEM_MAX) return P;
+        if (smem_for(geometry(P, C, KH, KW, sw, es), CO, Kq, K, es) <= SMEM_MAX) return P;
     }
     return 0;
 }
@@ -431,8 +485,9 @@ cudaError_t setup(const mtk_smallk *a, Prm &m, size_t &smem) {
     m.yvec = a->ldy % 8 == 0 && (uintptr_t)a->y % 16 == 0;
     m.RS = q.RS, m.CS = q.CS, m.NQ = q.NQ, m.PB = q.PB, m.ZL = q.ZL;
     m.ZOFF = a->C * q.CS;  // the zero region starts here; the padding taps read from ZOFF + 0..3 on
-    m.dq = make_div((unsigned)q.NQ);
     m.dkh = make_div((unsigned)a->KH);
+    m.K = a->KH * a->KW * a->C;
+    m.wvec = a->ldw % 8 == 0 && (uintptr_t)a->w % 16 == 0;
     // the K order and padding with the fewest estimated wavefronts: K
     // rounded up to 16 or one step more, the padding taps at 4 shifts.  The
     // search takes ~2 ms for the stem: done once per geometry (a plan calls
@@ -462,9 +517,10 @@ cudaError_t setup(const mtk_smallk *a, Prm &m, size_t &smem) {
     }
     m.Kq = ko->Kq;
     memcpy(m.koff, ko->koff, sizeof(int) * m.Kq);
-    memcpy(m.kmap, ko->kmap, sizeof(short) * m.Kq);
+    for (int k = 0; k < m.Kq; k++)
+        if (ko->kmap[k] >= 0) m.kinv[ko->kmap[k]] = (short)k;
     pthread_mutex_unlock(&g_kcache_lock);
-    smem = smem_for(q, a->CO, m.Kq, es);
+    smem = smem_for(q, a->CO, m.Kq, m.K, es);
     return cudaSuccess;
 }
 

@@ -281,6 +281,65 @@ static void t_layernorm_proj(int C, int cin, int64_t R, int bias) {
     for (int k = 0; k < 8; k++) cudaFree(all[k]);
 }
 
+/* Three chained per-pixel GEMMs (mtk_chain3) against the double reference
+ * with the intermediates rounded to FP16; weights in both layouts; rows not
+ * a multiple of the 128-row tile; the output a slice of wider rows. */
+static float rh(double v) { return mt_half_to_float(mt_float_to_half((float)v)); }
+static void t_chain3(int k1, int n3, int64_t M, int wt, int ldy) {
+    const int NH = 128;
+    float *x = rnd(M * k1, 1.f), *r = rnd(M * NH, 1.f), *w1 = rnd((int64_t)k1 * NH, 1.f / sqrtf((float)k1));
+    float *w2 = rnd((int64_t)NH * NH, 1.f / sqrtf((float)NH)), *w3 = rnd((int64_t)NH * n3, 1.f / sqrtf((float)NH));
+    float *b1 = rnd(NH, 0.5f), *b2 = rnd(NH, 0.5f), *b3 = rnd(n3, 0.5f);
+    void *dx = up(x, M * k1, 1), *dr = up(r, M * NH, 1), *dw1 = up(w1, (int64_t)k1 * NH, 1), *dw2 = up(w2, (int64_t)NH * NH, 1);
+    void *dw3 = up(w3, (int64_t)NH * n3, 1), *db1 = up(b1, NH, 1), *db2 = up(b2, NH, 1), *db3 = up(b3, n3, 1), *dy = dalloc(M * ldy, 1);
+    /* w as stored: [k][n] when !wt, [n][k] when wt (the host arrays are [k][n]; transpose for wt) */
+    if (wt) {
+        float *t1 = malloc(sizeof(float) * k1 * NH), *t2 = malloc(sizeof(float) * NH * NH), *t3 = malloc(sizeof(float) * NH * n3);
+        for (int k = 0; k < k1; k++) for (int n = 0; n < NH; n++) t1[n * k1 + k] = w1[k * NH + n];
+        for (int k = 0; k < NH; k++) for (int n = 0; n < NH; n++) t2[n * NH + k] = w2[k * NH + n];
+        for (int k = 0; k < NH; k++) for (int n = 0; n < n3; n++) t3[n * NH + k] = w3[k * n3 + n];
+        cudaFree(dw1); cudaFree(dw2); cudaFree(dw3);
+        dw1 = up(t1, (int64_t)k1 * NH, 1), dw2 = up(t2, (int64_t)NH * NH, 1), dw3 = up(t3, (int64_t)NH * n3, 1);
+        free(t1); free(t2); free(t3);
+    }
+    mtk_chain c = {.x = dx, .r = dr, .w1 = dw1, .w2 = dw2, .w3 = dw3, .b1 = db1, .b2 = db2, .b3 = db3, .y = dy, .m = M, .k1 = k1,
+                   .n3 = n3, .ldx = k1, .ldr = NH, .ldy = ldy, .ldw1 = wt ? k1 : NH, .ldw2 = NH, .ldw3 = wt ? NH : n3,
+                   .wt1 = wt, .wt2 = wt, .wt3 = wt, .act1 = 1, .act2 = 1, .act3 = 0};
+    CK(mtk_chain3(0, &c));
+    float *y = down(dy, M * ldy, 1), *got = malloc(sizeof(float) * M * n3);
+    double *ref = malloc(sizeof(double) * M * n3), h1[128], h2[128];
+    int canary = 0;
+    for (int64_t i = 0; i < M; i++) {
+        for (int n = 0; n < NH; n++) {
+            double a = b1[n];
+            for (int k = 0; k < k1; k++) a += (double)x[i * k1 + k] * w1[k * NH + n];
+            h1[n] = rh(a > 0 ? a : 0);
+        }
+        for (int n = 0; n < NH; n++) {
+            double a = b2[n] + r[i * NH + n];
+            for (int k = 0; k < NH; k++) a += h1[k] * w2[k * NH + n];
+            h2[n] = rh(a > 0 ? a : 0);
+        }
+        for (int n = 0; n < n3; n++) {
+            double a = b3[n];
+            for (int k = 0; k < NH; k++) a += h2[k] * w3[k * n3 + n];
+            ref[i * n3 + n] = a;
+            got[i * n3 + n] = y[i * ldy + n];
+        }
+        for (int n = n3; n < ldy; n++) canary += !isnan(y[i * ldy + n]);
+    }
+    char name[128];
+    snprintf(name, sizeof name, "gemm chain K%d -> 128 -> 128 (+r) -> %d, W %s, ldy %d", k1, n3, wt ? "[n][k]" : "[k][n]", ldy);
+    check(name, got, ref, M * n3, tol_of(1));
+    if (canary) {
+        printf("FAIL %s: wrote %d values outside its columns\n", name, canary);
+        g_fail = 1;
+    }
+    free(x); free(r); free(w1); free(w2); free(w3); free(b1); free(b2); free(b3); free(y); free(got); free(ref);
+    void *all[] = {dx, dr, dw1, dw2, dw3, db1, db2, db3, dy};
+    for (int k = 0; k < 9; k++) cudaFree(all[k]);
+}
+
 /* LayerNorm that also writes the im2col matrix of a conv over its output
  * (read as NHWC [N, H, W, C]): the normal outputs against the double
  * reference, the column matrix against the reference LN scattered by the
@@ -713,6 +772,8 @@ int main(void) {
             t_layernorm_proj(64, 64, 1000, 0);
             t_layernorm_proj(160, 160, 333, 1);
             t_layernorm_proj(256, 256, 130, 1);
+            t_chain3(32, 24, 65536 + 77, 1, 24);
+            t_chain3(64, 32, 1000, 0, 40);
         }
         /* fused query projection: the encoder's shapes (C = H*D) at reduced
          * size, a key split, an odd head size (CUDA-core path), C != H*D */

@@ -5,10 +5,11 @@
  * and strips that end inside a row, two images, CO 16 / 32 / 64, FP16 and
  * FP32 inputs, NCHW, NHWC and misaligned views, a 3x3/2 pad 1 conv over 8
  * channels, asymmetric padding, output rows wider than CO (the other
- * channels must stay untouched); the weights' columns past K are NaN (they
- * must not be read).  Prints max abs and relative L2 errors; exit 1 on
- * failure, 77 without a GPU.  --bench: times the full stem (1x3x1024x1024
- * FP32 -> 256x256x32) and, for reference, the im2col launch it replaces. */
+ * channels must stay untouched), weight rows K + 1 apart; the weights'
+ * columns past K are NaN (they must not be read).  Prints max abs and
+ * relative L2 errors; exit 1 on failure, 77 without a GPU.  --bench: times
+ * the full stem (1x3x1024x1024 FP32 -> 256x256x32) and, for reference, the
+ * im2col launch it replaces. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +38,13 @@ typedef struct tcase {
     int N, C, H, W, CO, KH, KW, sh, sw, ph, pw, ph2, pw2;
     int xf16, nhwc, misalign; /* input type, layout, start one element past a 16-byte boundary */
     int act, bias, ldy;
+    int wodd; /* weight rows K + 1 apart (not a multiple of 8 halves: the element-wise weight loads) */
 } tcase;
 
 static int check(const tcase *tc) {
     const int N = tc->N, C = tc->C, H = tc->H, W = tc->W, CO = tc->CO, KH = tc->KH, KW = tc->KW;
     const int OH = (H + tc->ph + tc->ph2 - KH) / tc->sh + 1, OW = (W + tc->pw + tc->pw2 - KW) / tc->sw + 1;
-    const int K = KH * KW * C, ldw = (K + 7) / 8 * 8 + 8, ldy = tc->ldy;
+    const int K = KH * KW * C, ldw = tc->wodd ? K + 1 : (K + 7) / 8 * 8 + 8, ldy = tc->ldy;
     const int64_t nx = (int64_t)N * C * H * W, M = (int64_t)N * OH * OW;
     const int es = tc->xf16 ? 2 : 4;
     /* input: reference values (FP16-rounded) in NCHW order, device copy in the case's layout */
@@ -229,21 +231,22 @@ int main(int argc, char **argv) {
     }
     mt_rng_seed(&g_rng, 42);
     static const tcase cases[] = {
-        /* name                 N  C  H    W    CO  KH KW sh sw ph pw ph2 pw2 f16 nhwc mis act bias ldy */
-        {"stem reduced",        1, 3, 128, 96,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 32},
-        {"stem wide (2 strips)", 1, 3, 64,  300, 32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 32},
-        {"stem odd, gelu",      1, 3, 101, 77,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 3, 1, 40},
-        {"stem odd ldy",        1, 3, 45,  61,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 36},
-        {"N2 CO64 relu",        2, 3, 64,  80,  64, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 1, 0, 64},
-        {"CO16 f16",            1, 3, 96,  96,  16, 7, 7, 4, 4, 3, 3, 3, 3, 1, 0, 0, 0, 1, 16},
-        {"misaligned f32",      1, 3, 70,  66,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 1, 2, 1, 32},
-        {"nhwc f32",            1, 3, 40,  52,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 1, 0, 0, 1, 32},
-        {"asym pad",            1, 3, 66,  70,  32, 7, 7, 4, 4, 3, 2, 2, 3, 0, 0, 0, 0, 1, 32},
-        {"3x3/2 C8 f16 nhwc",   1, 8, 33,  33,  32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 1, 32},
-        {"3x3/2 C8 f16 nchw",   2, 8, 30,  41,  64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0, 0, 3, 1, 64},
-        {"3x3/2 C8 f32 sigm",   1, 8, 47,  39,  16, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 2, 0, 24},
-        {"3x3/1 C3",            1, 3, 20,  100, 32, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 32},
-        {"2x8/2,4 C16 K256",     1, 16, 64, 64,  64, 2, 8, 2, 4, 0, 2, 0, 2, 1, 1, 0, 0, 1, 64},
+        /* name                 N  C  H    W    CO  KH KW sh sw ph pw ph2 pw2 f16 nhwc mis act bias ldy wodd */
+        {"stem reduced",        1, 3, 128, 96,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 32, 0},
+        {"stem wide (2 strips)", 1, 3, 64,  300, 32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 32, 0},
+        {"stem odd, gelu",      1, 3, 101, 77,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 3, 1, 40, 0},
+        {"stem odd ldy",        1, 3, 45,  61,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 36, 0},
+        {"N2 CO64 relu",        2, 3, 64,  80,  64, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 1, 0, 64, 0},
+        {"CO16 f16",            1, 3, 96,  96,  16, 7, 7, 4, 4, 3, 3, 3, 3, 1, 0, 0, 0, 1, 16, 0},
+        {"misaligned f32",      1, 3, 70,  66,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 1, 2, 1, 32, 0},
+        {"nhwc f32",            1, 3, 40,  52,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 1, 0, 0, 1, 32, 0},
+        {"asym pad",            1, 3, 66,  70,  32, 7, 7, 4, 4, 3, 2, 2, 3, 0, 0, 0, 0, 1, 32, 0},
+        {"3x3/2 C8 f16 nhwc",   1, 8, 33,  33,  32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 1, 32, 0},
+        {"3x3/2 C8 f16 nchw",   2, 8, 30,  41,  64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0, 0, 3, 1, 64, 0},
+        {"3x3/2 C8 f32 sigm",   1, 8, 47,  39,  16, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 2, 0, 24, 0},
+        {"3x3/1 C3",            1, 3, 20,  100, 32, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 32, 0},
+        {"2x8/2,4 C16 K256",     1, 16, 64, 64,  64, 2, 8, 2, 4, 0, 2, 0, 2, 1, 1, 0, 0, 1, 64, 0},
+        {"stem weights ldw K+1", 1, 3, 72,  88,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 32, 1},
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) ok &= check(&cases[i]);
