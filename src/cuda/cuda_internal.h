@@ -172,6 +172,7 @@ mc_step *mc_insert_step(mc_plan *p, int at);
 void mc_drop_steps(mc_plan *p, const unsigned char *drop);
 /* the passes (each returns the number of fusions made, or -1 with the error set) */
 int mc_fuse_mlp(mc_plan *p);
+int mc_fuse_mlp_ln(mc_plan *p);    /* fuse_mlp.c: the residual LayerNorm before a fused MLP, in its prologue */
 int mc_fuse_upconv(mc_plan *p);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
 int mc_fuse_ln_pair(mc_plan *p);

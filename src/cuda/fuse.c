@@ -81,5 +81,11 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
      * kernels' latency-bound start cannot hide. */
     if (opt && strstr(opt, "attnq") && mc_fuse_enabled("attnq") && mc_fuse_attn_q(p) < 0) return MTMI_ERR_DEVICE;
     if (mc_fuse_enabled("lnpair") && mc_fuse_ln_pair(p) < 0) return MTMI_ERR_DEVICE; /* after lnim2col */
+    /* Opt-in only (MTMI_CUDA_FUSE_OPT=mlpln): correct, but measured no
+     * faster on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 rounds: whole net
+     * 1.058-1.090 ms with it, 1.061-1.064 without): the LayerNorm of the 180
+     * halo rows, serialized before each block's first product, costs what
+     * the saved launch and round trip gained. */
+    if (opt && strstr(opt, "mlpln") && mc_fuse_enabled("mlpln") && mc_fuse_mlp_ln(p) < 0) return MTMI_ERR_DEVICE;
     return MTMI_OK;
 }

@@ -222,6 +222,14 @@ typedef struct mtk_mlp {
     const void *x, *w1, *b1, *wdw, *bdw, *w2, *b2;
     void *y;
     int N, H, W, C, Ch, act, ldy;
+    /* ln != 0: x is not the MLP input but the first addend of a residual
+     * LayerNorm computed first: input = LN(x + res) (gamma, beta (may be
+     * NULL), eps), and x + res (FP16) is written to sum when non-NULL, as the
+     * unfused LayerNorm step does.  x, res dense [N,H,W,C]. */
+    int ln;
+    const void *res, *gamma, *beta;
+    void *sum;
+    float eps;
 } mtk_mlp;
 int mtk_mlp_supported(int C, int Ch);
 cudaError_t mtk_mlp_dw(cudaStream_t s, const mtk_mlp *m);

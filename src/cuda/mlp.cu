@@ -100,6 +100,7 @@ struct MlpCfg {
     static_assert(WM1 * WN1 == 8 && WM2 * WN2 == 8, "8 warps");
     static_assert(MT2 % WM2 == 0 && NT2 % WN2 == 0 && NW2 % 2 == 0 && NW1 % 2 == 0, "even warp split");
     static_assert((HALVES * 2) % 16 == 0, "float area aligned");
+    static_assert(HC >= C, "the LayerNorm prologue stages the residual in Hs");
 };
 
 template <int C, int TH, int TW, int WM1, int WN1, int WM2, int WN2, int ACT>
@@ -145,7 +146,58 @@ __global__ void __launch_bounds__(256) k_mlp_dw(mtk_mlp m) {
         cp_async_commit();
     };
     if (tid < C) sf[K::F_B2 + tid] = B2 ? __half2float(B2[tid]) : 0.f;
+    if (m.ln) {
+        // the residual's second addend lands in Hs (free until fc1)
+        const __half *Rr = (const __half *)m.res + (int64_t)n * H * W * C;
+        for (int i = tid; i < K::HR * (C / 8); i += 256) {
+            const int r = i / (C / 8), c = (i % (C / 8)) * 8;
+            const int yy = y0 - 1 + r / (TW + 2), xx = x0 - 1 + r % (TW + 2);
+            const bool ok = r < K::HALO && yy >= 0 && yy < H && xx >= 0 && xx < W;
+            cp_async16(Hs + r * K::LX + c, ok ? Rr + ((int64_t)yy * W + xx) * C + c : Rr, ok);
+        }
+    }
     load_chunk(0, 0);
+    if (m.ln) {
+        // Residual LayerNorm of the halo rows, a warp a row, C / 32 channels
+        // a lane, in the unfused kernel's formula (v = x + r in FP32, two-pass
+        // variance); the normalized rows replace x in Xs, and the tile's own
+        // pixels write x + r (the residual stream) as the unfused step does.
+        cp_async_wait_all();
+        __syncthreads();
+        constexpr int CL = C / 32;  // channels a lane: 1 or 2
+        float gm[CL], bt[CL];
+#pragma unroll
+        for (int e = 0; e < CL; e++) {
+            gm[e] = __half2float(((const __half *)m.gamma)[lane * CL + e]);
+            bt[e] = m.beta ? __half2float(((const __half *)m.beta)[lane * CL + e]) : 0.f;
+        }
+        __half *Sum = m.sum ? (__half *)m.sum + (int64_t)n * H * W * C : NULL;
+        for (int r = warp; r < K::HALO; r += 8) {
+            const int hy = r / (TW + 2), hx = r % (TW + 2), yy = y0 - 1 + hy, xx = x0 - 1 + hx;
+            const bool in = yy >= 0 && yy < H && xx >= 0 && xx < W;  // warp-uniform
+            if (!in) continue;  // stays zero (cp.async zero-filled it)
+            float v[CL], s = 0.f;
+#pragma unroll
+            for (int e = 0; e < CL; e++) {
+                v[e] = __half2float(Xs[r * K::LX + lane * CL + e]) + __half2float(Hs[r * K::LX + lane * CL + e]);
+                s += v[e];
+            }
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+            const float mean = s / C;
+            float q = 0.f;
+#pragma unroll
+            for (int e = 0; e < CL; e++) q += (v[e] - mean) * (v[e] - mean);
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+            const float rstd = rsqrtf(q / C + m.eps);
+#pragma unroll
+            for (int e = 0; e < CL; e++) Xs[r * K::LX + lane * CL + e] = __float2half_rn((v[e] - mean) * rstd * gm[e] + bt[e]);
+            if (Sum && hy >= 1 && hy <= TH && hx >= 1 && hx <= TW)
+#pragma unroll
+                for (int e = 0; e < CL; e++) Sum[((int64_t)yy * W + xx) * C + lane * CL + e] = __float2half_rn(v[e]);
+        }
+    }
 
     float acc2[K::MW2][K::NW2][4];
 #pragma unroll
@@ -308,7 +360,7 @@ cudaError_t launch_mlp(cudaStream_t s, const mtk_mlp *m) {
 extern "C" int mtk_mlp_supported(int C, int Ch) { return (C == 32 || C == 64) && Ch > 0 && Ch % HC == 0; }
 
 extern "C" cudaError_t mtk_mlp_dw(cudaStream_t s, const mtk_mlp *m) {
-    if (m->act < 0 || m->act > 3 || !mtk_mlp_supported(m->C, m->Ch) || m->ldy < m->C || m->ldy % 2 || (uintptr_t)m->x % 16 || (uintptr_t)m->y % 4 ||
+    if ((m->ln && (!m->res || !m->gamma || (uintptr_t)m->res % 16)) || m->act < 0 || m->act > 3 || !mtk_mlp_supported(m->C, m->Ch) || m->ldy < m->C || m->ldy % 2 || (uintptr_t)m->x % 16 || (uintptr_t)m->y % 4 ||
         (uintptr_t)m->w1 % 16 || (uintptr_t)m->w2 % 16)
         return cudaErrorInvalidValue;
     if (!m->N || !m->H || !m->W) return cudaSuccess;

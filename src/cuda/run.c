@@ -437,6 +437,15 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         mtk_mlp m = {.x = mc_ptr(p, &s->t[1]), .w1 = mc_ptr(p, &s->t[2]), .b1 = mc_ptr(p, &s->t[3]), .wdw = mc_ptr(p, &s->t[4]),
                      .bdw = mc_ptr(p, &s->t[5]), .w2 = mc_ptr(p, &s->t[6]), .b2 = mc_ptr(p, &s->t[7]), .y = mc_ptr(p, &s->t[0]),
                      .N = c->N, .H = c->H, .W = c->W, .C = (int)s->ip[0], .Ch = (int)s->ip[1], .act = c->act, .ldy = (int)s->ip[2]};
+        if (s->ip[3]) { /* the residual LayerNorm in the prologue (fuse_mlp.c: mc_fuse_mlp_ln) */
+            m.ln = 1;
+            m.x = mc_ptr(p, &s->t[8]);
+            m.res = mc_ptr(p, &s->t[9]);
+            m.gamma = mc_ptr(p, &s->t[10]);
+            m.beta = s->ip[4] ? mc_ptr(p, &s->t[11]) : NULL;
+            m.sum = mc_ptr(p, &s->t[1]);
+            m.eps = s->fp[0];
+        }
         KCK(mtk_mlp_dw(st, &m));
         return MTMI_OK;
     }

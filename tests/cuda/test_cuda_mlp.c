@@ -42,13 +42,38 @@ static double act_ref(double x, int act) {
     }
 }
 
-static int check(int N, int H, int W, int C, int Ch, int act, int biases, int ldy) {
+/* ln: the input is LN(x + r) computed by the kernel (mtk_mlp.ln), whose
+ * sum x + r is also checked */
+static int check_ln(int N, int H, int W, int C, int Ch, int act, int biases, int ldy, int ln) {
     int64_t P = (int64_t)N * H * W;
     float *x = malloc(sizeof(float) * P * C), *w1 = malloc(sizeof(float) * C * Ch), *b1 = malloc(sizeof(float) * Ch);
     float *wd = malloc(sizeof(float) * 9 * Ch), *bd = malloc(sizeof(float) * Ch), *w2 = malloc(sizeof(float) * Ch * C);
     float *b2 = malloc(sizeof(float) * C);
     mtk_mlp m = {0};
     m.x = rnd16(x, P * C, 1.f);
+    float *rr = malloc(sizeof(float) * P * C), *gmm = malloc(sizeof(float) * C), *bet = malloc(sizeof(float) * C);
+    void *dr = rnd16(rr, P * C, 1.f), *dg = rnd16(gmm, C, 1.f), *dbe = rnd16(bet, C, 0.5f), *dsum = NULL;
+    float *sumref = NULL; /* ln: x + r rounded, the kernel's sum output */
+    if (ln) {
+        CK(cudaMalloc(&dsum, P * C * 2));
+        m.ln = 1, m.res = dr, m.gamma = dg, m.beta = dbe, m.sum = dsum, m.eps = 1e-6f;
+        sumref = malloc(sizeof(float) * P * C);
+        for (int64_t p = 0; p < P; p++) {
+            double mu = 0, var = 0;
+            for (int c = 0; c < C; c++) mu += (double)x[p * C + c] + rr[p * C + c];
+            mu /= C;
+            for (int c = 0; c < C; c++) {
+                double d = (double)x[p * C + c] + rr[p * C + c] - mu;
+                var += d * d;
+            }
+            var /= C;
+            for (int c = 0; c < C; c++) {
+                sumref[p * C + c] = h16(x[p * C + c] + rr[p * C + c]);
+                /* from here on x is the MLP's input: the LayerNorm, rounded */
+                x[p * C + c] = h16((float)(((double)x[p * C + c] + rr[p * C + c] - mu) / sqrt(var + 1e-6) * gmm[c] + bet[c]));
+            }
+        }
+    }
     m.w1 = rnd16(w1, (int64_t)C * Ch, 1.f / sqrtf((float)C));
     m.wdw = rnd16(wd, 9 * Ch, 1.f / 3.f);
     m.w2 = rnd16(w2, (int64_t)Ch * C, 1.f / sqrtf((float)Ch));
@@ -106,9 +131,20 @@ static int check(int N, int H, int W, int C, int Ch, int act, int biases, int ld
         for (int c = C; c < ldy; c++) canary += y[p * ldy + c] != 0xffff;
     }
     double rel = sqrt(se / (sr > 0 ? sr : 1));
-    int ok = !bad && !canary && rel < 3e-3;
-    printf("%s mlp N%d %dx%d C%d Ch%d act%d bias%d ldy%d: max abs %.3g rel L2 %.3g%s\n", ok ? "ok  " : "FAIL", N, H, W, C,
-           Ch, act, biases, ldy, maxe, rel, canary ? " (wrote outside its channels)" : "");
+    int sumbad = 0;
+    if (ln) {
+        uint16_t *hs = malloc(P * C * 2);
+        CK(cudaMemcpy(hs, dsum, P * C * 2, cudaMemcpyDeviceToHost));
+        for (int64_t i = 0; i < P * C; i++) sumbad += fabsf(mt_half_to_float(hs[i]) - sumref[i]) > 1e-3f * (1 + fabsf(sumref[i]));
+        free(hs);
+    }
+    int ok = !bad && !canary && !sumbad && rel < 3e-3;
+    printf("%s mlp N%d %dx%d C%d Ch%d act%d bias%d ldy%d%s: max abs %.3g rel L2 %.3g%s%s\n", ok ? "ok  " : "FAIL", N, H, W, C,
+           Ch, act, biases, ldy, ln ? " with the LayerNorm prologue" : "", maxe, rel, canary ? " (wrote outside its channels)" : "",
+           sumbad ? " (wrong residual sum)" : "");
+    free(rr), free(gmm), free(bet), free(sumref);
+    cudaFree(dr), cudaFree(dg), cudaFree(dbe);
+    if (dsum) cudaFree(dsum);
     cudaFree((void *)m.x), cudaFree((void *)m.w1), cudaFree((void *)m.wdw), cudaFree((void *)m.w2);
     cudaFree(db1), cudaFree(dbd), cudaFree(db2), cudaFree(m.y);
     free(x), free(w1), free(b1), free(wd), free(bd), free(w2), free(b2), free(y), free(h), free(gbuf);
@@ -152,6 +188,8 @@ static void bench(int H, int W, int C, int Ch) {
     for (int i = 0; i < 8; i++) cudaFree(buf[i]);
 }
 
+static int check(int N, int H, int W, int C, int Ch, int act, int biases, int ldy) { return check_ln(N, H, W, C, Ch, act, biases, ldy, 0); }
+
 int main(int argc, char **argv) {
     int n;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1) {
@@ -166,6 +204,8 @@ int main(int argc, char **argv) {
     ok &= check(1, 16, 16, 64, 128, 1, 0, 64);  /* relu, no biases */
     ok &= check(1, 20, 40, 32, 128, 0, 1, 48);  /* no act, output rows 48 wide */
     ok &= check(1, 9, 9, 64, 64, 2, 1, 80);
+    ok &= check_ln(2, 37, 29, 32, 128, 3, 1, 32, 1);
+    ok &= check_ln(1, 19, 23, 64, 256, 3, 1, 64, 1);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--bench")) {
             bench(256, 256, 32, 128);
