@@ -60,6 +60,13 @@ if [ $TESTS = 1 ]; then
       compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_kernels" > "$OUT/sanitizer.log" 2>&1
     src=$?
     tail -3 "$OUT/sanitizer.log"; echo "sanitizer exit: $src"
+    # the fused kernels' own test programs (mlp, upconv, stem)
+    for t in test_cuda_mlp test_cuda_upconv test_cuda_stem; do
+      bin=$(ls "$BUILD/tests/$t" "$BUILD/$t" 2>/dev/null | head -1)
+      [ -n "$bin" ] || continue
+      timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" > "$BUILD/sanitizer_$t.log" 2>&1
+      echo "sanitizer $t exit: $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$BUILD/sanitizer_$t.log") clean summaries)"
+    done
   fi
 fi
 echo "== benchmarks (ours)"
@@ -91,7 +98,8 @@ tot = collections.Counter(); cnt = collections.Counter()
 for r in rows[1:]:
     try: v = float(r[vi].replace(",", ""))
     except ValueError: continue
-    v = v / 1e3 if r[ui] == "nsecond" else v * 1e3 if r[ui] == "msecond" else v  # -> usecond
+    u = r[ui]
+    v = v / 1e3 if u in ("ns", "nsecond") else v * 1e3 if u in ("ms", "msecond") else v  # -> usecond
     name = r[ki].split("(")[0][:60]
     tot[name] += v / 6; cnt[name] += 1 / 6
 print("kernel time per replay: %.1f us over %d kernels" % (sum(tot.values()), round(sum(cnt.values()))))

@@ -449,8 +449,7 @@ int pick_p(int C, int KH, int KW, int sw, int CO, int OW, int es) {
 // K orders already searched, by geometry (ZOFF = C * CS follows from the key).
 struct KOrder {
     int key[9];
-    int Kq;
-    int koff[KQMAX];
+    int Kq, z;  // padded K and the padding taps' shift
     short kmap[KQMAX];
 };
 constexpr int KCACHE = 8;
@@ -492,7 +491,14 @@ cudaError_t setup(const mtk_smallk *a, Prm &m, size_t &smem) {
     // rounded up to 16 or one step more, the padding taps at 4 shifts.  The
     // search takes ~2 ms for the stem: done once per geometry (a plan calls
     // this for its eager run and its graph capture; benchmarks per launch).
-    const int key[9] = {a->C, a->KH, a->KW, a->sw, es, a->CO, P, q.RS, q.CS};
+    //
+    // The order is searched on the FP32 input's patch layout whatever the
+    // input type, so that FP16 and FP32 inputs holding the same values
+    // accumulate in the same order and give identical results (the
+    // pipeline's GPU preprocessing feeds FP16, the host path FP32); the
+    // offsets are then those of the actual layout.
+    const Geo q4 = geometry(P, a->C, a->KH, a->KW, a->sw, 4);
+    const int key[9] = {a->C, a->KH, a->KW, a->sw, 4, a->CO, P, q4.RS, q4.CS};
     pthread_mutex_lock(&g_kcache_lock);
     KOrder *ko = NULL;
     for (int i = 0; i < g_kcache_n && !ko; i++)
@@ -506,19 +512,26 @@ cudaError_t setup(const mtk_smallk *a, Prm &m, size_t &smem) {
         int best = 1 << 30;
         for (int Kq = Kq0; Kq <= Kq0 + 16; Kq += 16)
             for (int z = 0; z < 4; z++) {
-                const int c = plan_k(a->C, a->KW, K, Kq, q.RS, q.CS, m.ZOFF + z, a->sw, es, a->CO, kt, mtb);
+                const int c = plan_k(a->C, a->KW, K, Kq, q4.RS, q4.CS, a->C * q4.CS + z, a->sw, 4, a->CO, kt, mtb);
                 if (c < best) {
                     best = c;
                     ko->Kq = Kq;
-                    memcpy(ko->koff, kt, sizeof(int) * Kq);
+                    ko->z = z;
                     memcpy(ko->kmap, mtb, sizeof(short) * Kq);
                 }
             }
     }
     m.Kq = ko->Kq;
-    memcpy(m.koff, ko->koff, sizeof(int) * m.Kq);
-    for (int k = 0; k < m.Kq; k++)
-        if (ko->kmap[k] >= 0) m.kinv[ko->kmap[k]] = (short)k;
+    for (int k = 0; k < m.Kq; k++) {
+        const int t = ko->kmap[k];
+        if (t >= 0) {
+            const int c = t % a->C, tap = t / a->C, kw = tap % a->KW, kh = tap / a->KW;
+            m.koff[k] = c * q.CS + kh * q.RS + kw;
+            m.kinv[t] = (short)k;
+        } else {
+            m.koff[k] = m.ZOFF + ko->z;
+        }
+    }
     pthread_mutex_unlock(&g_kcache_lock);
     smem = smem_for(q, a->CO, m.Kq, m.K, es);
     return cudaSuccess;
