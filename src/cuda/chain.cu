@@ -16,37 +16,11 @@
 
 #include "kernels.h"
 #include "launch.cuh"
+#include "mma.cuh"
 
 namespace {
 
 constexpr int ROWS = 128, NH = 128;  // rows a tile (8 warps x 16), hidden width
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// B fragments of n-tiles n0 and n0 + 8 from a row-major [k][n] tile.
-__device__ __forceinline__ void ldsm_b2(uint32_t *b, const __half *p, int ld, int lane) {
-    const __half *q = p + (lane & 15) * ld + (lane >> 4) * 8;
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                 : "r"(smem_u32(q)));
-}
-__device__ __forceinline__ void ldsm_a(uint32_t *a, const __half *p, int ld, int lane) {
-    const __half *q = p + (lane & 15) * ld + (lane >> 4) * 8;
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
-                 : "r"(smem_u32(q)));
-}
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool pred) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(pred ? 16 : 0));
-}
 
 __device__ __forceinline__ float act_f(float v, int act) { return act == 1 ? fmaxf(v, 0.f) : v; }
 

@@ -1,5 +1,6 @@
-// Device math for the FP16 kernels, where results are rounded to FP16
-// (relative precision 4.9e-4) right after.
+// Device math shared by the kernels: the plans' activations, and a faster
+// GELU for the FP16 kernels, where results are rounded to FP16 (relative
+// precision 4.9e-4) right after.
 #ifndef MT_CUDA_FASTMATH_CUH
 #define MT_CUDA_FASTMATH_CUH
 
@@ -24,5 +25,19 @@ __device__ __forceinline__ float mtk_gelu_fast(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(q) : "f"(p));
     return x * (x >= 0.f ? 1.f - q : q);
 }
+
+// The activations of the plans' fused steps in FP32: 0 none, 1 relu,
+// 2 sigmoid, 3 gelu (erf form).
+static __device__ __forceinline__ float mtk_act(float x, int act) {
+    switch (act) {
+    case 1: return x > 0.f ? x : 0.f;
+    case 2: return 1.f / (1.f + __expf(-x));
+    case 3: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    default: return x;
+    }
+}
+
+// The same for kernels whose output is FP16: GELU by mtk_gelu_fast.
+static __device__ __forceinline__ float mtk_act_h(float x, int act) { return act == 3 ? mtk_gelu_fast(x) : mtk_act(x, act); }
 
 #endif

@@ -55,18 +55,6 @@ __device__ __forceinline__ long long offset_of(const IView &v, int idx) {
     return off;
 }
 
-__device__ __forceinline__ float act_apply(float x, int act) {
-    switch (act) {
-    case 1: return x > 0.f ? x : 0.f;
-    case 2: return 1.f / (1.f + __expf(-x));
-    case 3: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    default: return x;
-    }
-}
-
-// For kernels whose output is FP16: GELU by mtk_gelu_fast (fastmath.cuh).
-__device__ __forceinline__ float act_apply_h(float x, int act) { return act == 3 ? mtk_gelu_fast(x) : act_apply(x, act); }
-
 unsigned blocks_for(int64_t n, int t) {
     int64_t b = (n + t - 1) / t;
     return (unsigned)(b < 1 ? 1 : b);
@@ -826,7 +814,7 @@ __global__ void k_dwconv(const T *x, T *y, const T *w, const T *b, int N, int H,
             acc += (float)x[(((long long)n * H + ih) * W + iw) * C + c] * (float)w[(kh * KW + kw) * C + c];
         }
     }
-    y[i] = (T)act_apply(acc, act);
+    y[i] = (T)mtk_act(acc, act);
 }
 
 // 3x3 stride 1 pad 1 specialization, half2 over channel pairs, 4 outputs along W per thread.
@@ -873,7 +861,7 @@ __global__ void k_dw3x3_h2(const __half2 *x, __half2 *y, const __half2 *w, const
         int ow = w0 + k;
         if (ow < W)
             y[(((long long)n * H + h) * W + ow) * C2 + c] =
-                __floats2half2_rn(act_apply_h(acc[k].x, act), act_apply_h(acc[k].y, act));
+                __floats2half2_rn(mtk_act_h(acc[k].x, act), mtk_act_h(acc[k].y, act));
     }
 }
 
@@ -956,7 +944,7 @@ __global__ void k_dw3x3_h8(const uint4 *x, uint4 *y, const uint4 *w, const uint4
         uint4 r;
         __half2 *hr = (__half2 *)&r;
 #pragma unroll
-        for (int k = 0; k < 4; k++) hr[k] = __floats2half2_rn(act_apply_h(acc[o][2 * k], act), act_apply_h(acc[o][2 * k + 1], act));
+        for (int k = 0; k < 4; k++) hr[k] = __floats2half2_rn(mtk_act_h(acc[o][2 * k], act), mtk_act_h(acc[o][2 * k + 1], act));
         y[(((unsigned)n * H + h) * (unsigned)W + ow) * C8 + c] = r;
     }
 }
@@ -988,7 +976,7 @@ __global__ void k_conv_direct(const T *x, T *y, const T *w, const T *b, int N, i
             for (int ci = 0; ci < cig; ci++) acc += (float)xp[ci] * (float)wp[ci];
         }
     }
-    y[(size_t)(i / CO) * ldy + co] = (T)act_apply(acc, act);
+    y[(size_t)(i / CO) * ldy + co] = (T)mtk_act(acc, act);
 }
 
 // Table-driven im2col from any strided [N,C,H,W] view (NHWC or NCHW, FP32 or
@@ -1081,7 +1069,7 @@ __global__ void k_gemm_smalln(const T *A, int lda, const T *B, const T *bias, T 
         }
 #pragma unroll
     for (int n = 0; n < NMAX; n++)
-        if (n < N) C[(long long)m * ldc + n] = (T)act_apply(acc[n], act);
+        if (n < N) C[(long long)m * ldc + n] = (T)mtk_act(acc[n], act);
 }
 
 // ---------------------------------------------------------------- im2col
@@ -1117,7 +1105,7 @@ __global__ void k_bias_act(T *y, const T *b, unsigned n, int C, int act, int ldy
     unsigned c = i % (unsigned)C, r = i / (unsigned)C;
     size_t o = (size_t)r * ldy + c;
     float v = (float)y[o] + (b ? (float)b[c] : 0.f);
-    y[o] = (T)act_apply(v, act);
+    y[o] = (T)mtk_act(v, act);
 }
 
 // --------------------------------------------------------------- gather

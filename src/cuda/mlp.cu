@@ -25,51 +25,11 @@
 #include "fastmath.cuh"
 #include "kernels.h"
 #include "launch.cuh"
+#include "mma.cuh"
 
 namespace {
 
 constexpr int HC = 64;  // hidden channels a chunk
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// A fragment (m16 x k16) of a row-major tile at p (row stride ld halves).
-__device__ __forceinline__ void ldsm_a(uint32_t *a, const __half *p, int ld, int lane) {
-    const __half *q = p + (lane & 15) * ld + (lane >> 4) * 8;
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
-                 : "r"(smem_u32(q)));
-}
-
-// B fragments (k16 x n8) of two adjacent n-tiles from a row-major [k][n]
-// tile at p: b[0..1] for columns n0..n0+7, b[2..3] for n0+8..n0+15.
-__device__ __forceinline__ void ldsm_b2(uint32_t *b, const __half *p, int ld, int lane) {
-    const __half *q = p + (lane & 15) * ld + (lane >> 4) * 8;
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                 : "r"(smem_u32(q)));
-}
-
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool pred) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(pred ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-template <int ACT>
-__device__ __forceinline__ float act_f(float x) {
-    if (ACT == 1) return x > 0.f ? x : 0.f;
-    if (ACT == 2) return 1.f / (1.f + __expf(-x));
-    if (ACT == 3) return mtk_gelu_fast(x);  // FP16 output: see fastmath.cuh
-    return x;
-}
 
 // C: token channels; TH x TW: output pixels a block; WM1 x WN1 and WM2 x WN2:
 // how the 8 warps split fc1's [halo rows x 64] and fc2's [pixels x C].
@@ -292,7 +252,7 @@ __global__ void __launch_bounds__(256) k_mlp_dw(mtk_mlp m) {
                 }
 #pragma unroll
                 for (int u = 0; u < 4; u++)
-                    *(__half2 *)(Gs + (ty * TW + tx0 + u) * K::LH + c) = __floats2half2_rn(act_f<ACT>(s[u].x), act_f<ACT>(s[u].y));
+                    *(__half2 *)(Gs + (ty * TW + tx0 + u) * K::LH + c) = __floats2half2_rn(mtk_act_h(s[u].x, ACT), mtk_act_h(s[u].y, ACT));
             }
         }
         __syncthreads();

@@ -34,6 +34,7 @@
 #include "fastmath.cuh"
 #include "kernels.h"
 #include "launch.cuh"
+#include "mma.cuh"
 
 namespace {
 
@@ -74,40 +75,6 @@ struct Prm {
     int koff[KQMAX];       // patch offset of column k' (relative to the pixel's base)
     short kinv[KMAX];      // column k' of original column k (k < K; the other k' are padding, weight 0)
 };
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// B fragments (k16 x n8) of two adjacent n-tiles from an [n][k] tile (k
-// contiguous, row stride ld halves) at p: b[0..1] columns n0..n0+7, b[2..3]
-// n0+8..n0+15.  Non-transposed ldmatrix: the weights are stored n-major.
-__device__ __forceinline__ void ldsm_bn2(uint32_t *b, const __half *p, int ld, int lane) {
-    const __half *q = p + ((lane & 7) + ((lane >> 4) << 3)) * ld + ((lane >> 3) & 1) * 8;
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                 : "r"(smem_u32(q)));
-}
-
-__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-template <int ACT>
-__device__ __forceinline__ float act_f(float x) {
-    if (ACT == 1) return x > 0.f ? x : 0.f;
-    if (ACT == 2) return 1.f / (1.f + __expf(-x));
-    if (ACT == 3) return mtk_gelu_fast(x);  // FP16 output: see fastmath.cuh
-    return x;
-}
 
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
@@ -232,7 +199,7 @@ __global__ void __launch_bounds__(NW * 32) k_conv_smallk(const __grid_constant__
         const int next = strip + gridDim.x;
         if (next < m.nstrips) load_patch<TI>(m, next, Pt + (buf ^ 1) * m.PB, warp, lane, sh0n);
         else cp_async_commit();
-        cp_async_wait1();
+        cp_async_wait<1>();
         __syncthreads();  // this strip's patch (and, the first time, the constants) visible
 
         const TI *pt = Pt + buf * m.PB;
@@ -268,8 +235,8 @@ __global__ void __launch_bounds__(NW * 32) k_conv_smallk(const __grid_constant__
             for (int j = 0; j < CO / 8; j++) {
                 const int col = j * 8 + 2 * t;
                 const float b0 = bs[col], b1 = bs[col + 1];
-                *(__half2 *)(os + g * LO + col) = __floats2half2_rn(act_f<ACT>(acc[j][0] + b0), act_f<ACT>(acc[j][1] + b1));
-                *(__half2 *)(os + (g + 8) * LO + col) = __floats2half2_rn(act_f<ACT>(acc[j][2] + b0), act_f<ACT>(acc[j][3] + b1));
+                *(__half2 *)(os + g * LO + col) = __floats2half2_rn(mtk_act_h(acc[j][0] + b0, ACT), mtk_act_h(acc[j][1] + b1, ACT));
+                *(__half2 *)(os + (g + 8) * LO + col) = __floats2half2_rn(mtk_act_h(acc[j][2] + b0, ACT), mtk_act_h(acc[j][3] + b1, ACT));
             }
             __syncwarp();
             const int pw0 = ow0 + mt * 16, nv = min(16, m.OW - pw0);

@@ -34,8 +34,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fastmath.cuh"
 #include "kernels.h"
 #include "launch.cuh"
+#include "mma.cuh"
 
 namespace {
 
@@ -55,14 +57,6 @@ struct UpArgs {
     int IH, IW, OH, OW, CO, act, tiles_x;
 };
 
-__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, const uint32_t *b) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
 // volatile: ldmatrix reads what other threads stored before a barrier, so it
 // must not move across __syncthreads
 __device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr) {
@@ -72,24 +66,6 @@ __device__ __forceinline__ void ldsm_x4(uint32_t *r, uint32_t addr) {
 }
 __device__ __forceinline__ void ldsm_x2(uint32_t *r, uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(addr));
-}
-
-// 16 bytes global -> shared, asynchronously; zero-filled when !pred (the
-// source is then not read).
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool pred) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(pred ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
-
-__device__ __forceinline__ float act_fn(float x, int act) {
-    switch (act) {
-    case 1: return x > 0.f ? x : 0.f;
-    case 2: return 1.f / (1.f + __expf(-x));
-    case 3: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    default: return x;
-    }
 }
 
 // One axis of bilin_at() (kernels.cu) for scale 2, half_pixel: the two taps
@@ -361,7 +337,7 @@ __global__ void __launch_bounds__(K::NT, K::MINB) k_upconv3x3(const __grid_const
             for (int hlf = 0; hlf < 2; hlf++) {
                 const int ox = ox0 + col0 + g + hlf * 8;
                 if (ox >= a.OW) continue;
-                const float v0 = act_fn(acc[m][n][2 * hlf] + b0, a.act), v1 = act_fn(acc[m][n][2 * hlf + 1] + b1, a.act);
+                const float v0 = mtk_act(acc[m][n][2 * hlf] + b0, a.act), v1 = mtk_act(acc[m][n][2 * hlf + 1] + b1, a.act);
                 *(__half2 *)(yb + oy * a.ys2 + ox * a.ys3 + co) = __floats2half2_rn(v0, v1);
             }
         }
