@@ -159,17 +159,26 @@ const char *mc_driver_error(CUresult r);
  * for A/B measurements. */
 mtmi_status mc_fuse_steps(mc_plan *p);
 int mc_fuse_enabled(const char *pass);
+/* A pass removes a step by setting its kind to MC_DROPPED; mc_fuse_steps
+ * takes such steps out after each pass (until then they keep their
+ * operands, and other steps' indices stay valid). */
+#define MC_DROPPED (-1)
+/* 1 if one of the step's operands lies in buffer buf */
+int mc_step_uses(const mc_step *s, int buf);
 /* 1 if some step other than steps[a] and steps[b] uses buffer buf, or it is a
  * staging buffer (graph input / output) */
 int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);
+/* a fused step replacing `from`: zeroed, with kind and from's node, label
+ * and order (its place in the plan) */
+mc_step mc_step_like(const mc_step *from, int kind);
 /* a fresh arena buffer of `bytes` (its index), or -1 when out of memory */
 int mc_new_arena(mc_plan *p, size_t bytes);
+/* room for one more step in p->steps; -1 when out of memory */
+int mc_reserve_step(mc_plan *p);
 /* inserts a zeroed step before steps[at] (pointer to it, NULL when out of
  * memory) and renumbers the steps' order to their positions: fusion passes
  * run on the steps in emission order, before the plan sorts them */
 mc_step *mc_insert_step(mc_plan *p, int at);
-/* removes the steps whose drop[] flag is set, keeping the order */
-void mc_drop_steps(mc_plan *p, const unsigned char *drop);
 /* the passes (each returns the number of fusions made, or -1 with the error set) */
 int mc_fuse_mlp(mc_plan *p);
 int mc_fuse_mlp_ln(mc_plan *p);    /* fuse_mlp.c: the residual LayerNorm before a fused MLP, in its prologue */

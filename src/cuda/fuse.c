@@ -23,26 +23,32 @@ int mc_fuse_enabled(const char *pass) {
     return 1;
 }
 
-int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
-    if (buf < 0) return 0;
-    if (p->bufs[buf].kind != MC_ARENA) return 1;
-    for (int s = 0; s < p->nsteps; s++) {
-        if (s == a || s == b) continue;
-        const mc_step *st = &p->steps[s];
-        for (int k = 0; k < st->nt; k++)
-            if (st->t[k].buf == buf) return 1;
-    }
+int mc_step_uses(const mc_step *s, int buf) {
+    for (int k = 0; k < s->nt; k++)
+        if (s->t[k].buf == buf) return 1;
     return 0;
 }
 
+int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
+    if (buf < 0) return 0;
+    if (p->bufs[buf].kind != MC_ARENA) return 1;
+    for (int s = 0; s < p->nsteps; s++)
+        if (s != a && s != b && mc_step_uses(&p->steps[s], buf)) return 1;
+    return 0;
+}
+
+mc_step mc_step_like(const mc_step *from, int kind) {
+    mc_step s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    s.node = from->node;
+    s.label = from->label;
+    s.order = from->order;
+    return s;
+}
+
 mc_step *mc_insert_step(mc_plan *p, int at) {
-    if (p->nsteps == p->cap_steps) {
-        int nc = p->cap_steps ? p->cap_steps * 2 : 256;
-        mc_step *s = realloc(p->steps, sizeof(mc_step) * nc);
-        if (!s) return NULL;
-        p->steps = s;
-        p->cap_steps = nc;
-    }
+    if (mc_reserve_step(p)) return NULL;
     memmove(&p->steps[at + 1], &p->steps[at], sizeof(mc_step) * (size_t)(p->nsteps - at));
     p->nsteps++;
     memset(&p->steps[at], 0, sizeof(mc_step));
@@ -50,42 +56,53 @@ mc_step *mc_insert_step(mc_plan *p, int at) {
     return &p->steps[at];
 }
 
-void mc_drop_steps(mc_plan *p, const unsigned char *drop) {
+/* takes the steps a pass marked MC_DROPPED out, keeping the order */
+static void sweep(mc_plan *p) {
     int w = 0;
     for (int s = 0; s < p->nsteps; s++)
-        if (!drop[s]) p->steps[w++] = p->steps[s];
+        if (p->steps[s].kind != MC_DROPPED) p->steps[w++] = p->steps[s];
     p->nsteps = w;
+}
+
+/* runs pass `name` unless MTMI_CUDA_NO_FUSE names it (an opt-in pass only
+ * when MTMI_CUDA_FUSE_OPT names it) and sweeps what it dropped; -1 (error
+ * set) on failure */
+static int run_pass(mc_plan *p, const char *name, int optin, int (*pass)(mc_plan *)) {
+    const char *opt = getenv("MTMI_CUDA_FUSE_OPT");
+    if (!mc_fuse_enabled(name) || (optin && !(opt && strstr(opt, name)))) return 0;
+    int made = pass(p);
+    sweep(p);
+    return made;
 }
 
 mtmi_status mc_fuse_steps(mc_plan *p) {
     if (!p->f16) return MTMI_OK; /* the fused kernels are FP16 */
-    const char *opt = getenv("MTMI_CUDA_FUSE_OPT"); /* passes that are off unless named here */
-    if (mc_fuse_enabled("mlp") && mc_fuse_mlp(p) < 0) return MTMI_ERR_DEVICE;
-    if (mc_fuse_enabled("upconv") && mc_fuse_upconv(p) < 0) return MTMI_ERR_DEVICE;
-    if (mc_fuse_enabled("catgemm") && mc_fuse_concat_gemm(p) < 0) return MTMI_ERR_DEVICE;
-    if (mc_fuse_enabled("chain") && mc_fuse_chain(p) < 0) return MTMI_ERR_DEVICE; /* after catgemm */
+    if (run_pass(p, "mlp", 0, mc_fuse_mlp) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "upconv", 0, mc_fuse_upconv) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "catgemm", 0, mc_fuse_concat_gemm) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "chain", 0, mc_fuse_chain) < 0) return MTMI_ERR_DEVICE; /* after catgemm */
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=lnproj): correct, but measured no
      * faster on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating
      * rounds, first two stages only: whole net 1.076-1.091 ms with it,
      * 1.065-1.083 without; every stage: +130 us) */
-    if (opt && strstr(opt, "lnproj") && mc_fuse_enabled("lnproj") && mc_fuse_ln_proj(p) < 0) return MTMI_ERR_DEVICE;
-    if (mc_fuse_enabled("lnim2col") && mc_fuse_ln_im2col(p) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "lnproj", 1, mc_fuse_ln_proj) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "lnim2col", 0, mc_fuse_ln_im2col) < 0) return MTMI_ERR_DEVICE;
     /* after lnim2col: an im2col that a LayerNorm already writes is gone;
      * the stem's (over the network input) is not one of those */
-    if (mc_fuse_enabled("stem") && mc_fuse_im2col_gemm(p) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "stem", 0, mc_fuse_im2col_gemm) < 0) return MTMI_ERR_DEVICE;
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=attnq): correct, but measured slower
      * on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating rounds: whole
      * net 1.119-1.140 ms with it, 1.083-1.096 without; the encoder +50 us
      * for 8 GEMM launches saved): the projection's weight fragments come
      * from global memory in every warp's prologue, which the attention
      * kernels' latency-bound start cannot hide. */
-    if (opt && strstr(opt, "attnq") && mc_fuse_enabled("attnq") && mc_fuse_attn_q(p) < 0) return MTMI_ERR_DEVICE;
-    if (mc_fuse_enabled("lnpair") && mc_fuse_ln_pair(p) < 0) return MTMI_ERR_DEVICE; /* after lnim2col */
+    if (run_pass(p, "attnq", 1, mc_fuse_attn_q) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "lnpair", 0, mc_fuse_ln_pair) < 0) return MTMI_ERR_DEVICE; /* after lnim2col */
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=mlpln): correct, but measured no
      * faster on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 rounds: whole net
      * 1.058-1.090 ms with it, 1.061-1.064 without): the LayerNorm of the 180
      * halo rows, serialized before each block's first product, costs what
      * the saved launch and round trip gained. */
-    if (opt && strstr(opt, "mlpln") && mc_fuse_enabled("mlpln") && mc_fuse_mlp_ln(p) < 0) return MTMI_ERR_DEVICE;
+    if (run_pass(p, "mlpln", 1, mc_fuse_mlp_ln) < 0) return MTMI_ERR_DEVICE;
     return MTMI_OK;
 }

@@ -10,17 +10,11 @@
  * The rewritten attention step: t[1] = x as [B, H, N, K] with head stride 0,
  * t[4] = Wq [K][ldw] (FP16, row-major), t[5] = its bias (buf -1 when none),
  * ip[5] = 1, ip[6] = K, ip[7] = ldw. */
-#include <stdlib.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
 
 int mc_fuse_attn_q(mc_plan *p) {
-    unsigned char *drop = calloc((size_t)p->nsteps + 1, 1);
-    if (!drop) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
     int made = 0;
     for (int i = 0; i < p->nsteps; i++) {
         const mc_step *g = &p->steps[i];
@@ -37,8 +31,7 @@ int mc_fuse_attn_q(mc_plan *p) {
         /* the first later step touching q must be the attention reading it as [B, H, N, D] */
         int j = -1;
         for (int k = i + 1; k < p->nsteps && j < 0; k++)
-            for (int u = 0; u < p->steps[k].nt; u++)
-                if (p->steps[k].t[u].buf == q->buf) j = k;
+            if (mc_step_uses(&p->steps[k], q->buf)) j = k;
         if (j < 0) continue;
         mc_step *at = &p->steps[j];
         const mc_tref *qv = &at->t[1];
@@ -62,10 +55,8 @@ int mc_fuse_attn_q(mc_plan *p) {
         at->ip[5] = 1;
         at->ip[6] = K;
         at->ip[7] = Nq;
-        drop[i] = 1;
+        p->steps[i].kind = MC_DROPPED;
         made++;
     }
-    if (made) mc_drop_steps(p, drop);
-    free(drop);
     return made;
 }

@@ -23,12 +23,6 @@
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
 
-static int uses(const mc_step *s, int buf) {
-    for (int k = 0; k < s->nt; k++)
-        if (s->t[k].buf == buf) return 1;
-    return 0;
-}
-
 static mc_tref tref2(int buf, int64_t off, int64_t rows, int64_t cols, int64_t ld) {
     mc_tref t;
     memset(&t, 0, sizeof t);
@@ -68,7 +62,7 @@ int mc_fuse_concat_gemm(mc_plan *p) {
         int w0 = -1, rs[3], nres = 0, bad = 0, coord = -1;
         int64_t cover = 0;
         for (int k = 0; k < p->nsteps && !bad; k++) {
-            if (k == f || !uses(&p->steps[k], X)) continue;
+            if (k == f || !mc_step_uses(&p->steps[k], X)) continue;
             const mc_step *s = &p->steps[k];
             const mc_tref *o = &s->t[0];
             int only_out = o->buf == X;

@@ -10,8 +10,6 @@
  * Matched: G2, a GEMM with beta = 1 (its C input r), whose A is written by
  * a GEMM G1 and whose output is read only by the GEMM G3 after it; the
  * tensors between them have no other user. */
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -30,11 +28,6 @@ static int rows_ok(const mc_step *s) {
 }
 
 int mc_fuse_chain(mc_plan *p) {
-    unsigned char *drop = calloc((size_t)p->nsteps + 1, 1);
-    if (!drop) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
     int made = 0;
     for (int i2 = 1; i2 + 1 < p->nsteps; i2++) {
         mc_step *g2 = &p->steps[i2];
@@ -45,7 +38,7 @@ int mc_fuse_chain(mc_plan *p) {
         for (int k = i2 - 1; k >= 0 && i1 < 0; k--)
             if (p->steps[k].t[0].buf == g2->t[1].buf) i1 = k;
         int i3 = i2 + 1;
-        if (i1 < 0 || drop[i1]) continue;
+        if (i1 < 0) continue;
         mc_step *g1 = &p->steps[i1], *g3 = &p->steps[i3];
         if (!plain(g1) || g1->gemm.beta != 0.f || !plain(g3) || g3->gemm.beta != 0.f || !rows_ok(g1) || !rows_ok(g3)) continue;
         if (g1->label != g2->label || g3->label != g2->label) continue;
@@ -59,10 +52,7 @@ int mc_fuse_chain(mc_plan *p) {
             continue;
         if (mc_buf_used_elsewhere(p, g1->t[0].buf, i1, i2) || mc_buf_used_elsewhere(p, g2->t[0].buf, i2, i3)) continue;
         if (g3->gemm.ldc % 2 || g3->t[0].off % 2) continue;
-        mc_step f;
-        memset(&f, 0, sizeof f);
-        f.kind = MC_CHAIN;
-        f.node = g2->node, f.label = g2->label, f.order = g2->order;
+        mc_step f = mc_step_like(g2, MC_CHAIN);
         f.t[0] = g3->t[0];
         f.t[1] = g1->t[1];
         f.t[2] = g1->t[2];
@@ -83,11 +73,9 @@ int mc_fuse_chain(mc_plan *p) {
         f.ip[9] = (!g1->gemm.b_rowmajor) | (!g2->gemm.b_rowmajor) << 1 | (!g3->gemm.b_rowmajor) << 2;
         f.ip[10] = g1->gemm.act | g2->gemm.act << 2 | g3->gemm.act << 4;
         *g2 = f;
-        drop[i1] = drop[i3] = 1;
+        g1->kind = g3->kind = MC_DROPPED;
         made++;
         i2++;
     }
-    if (made) mc_drop_steps(p, drop);
-    free(drop);
     return made;
 }

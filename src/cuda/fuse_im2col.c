@@ -15,7 +15,6 @@
  * matrix, ip[5] = 1; the unused operand slots before t[6] repeat operands the
  * step already has, so the memory planner sees no new buffers but the
  * column matrix (whose lifetime now starts at the LN step). */
-#include <stdlib.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -30,12 +29,6 @@ static int writes_only_t0(int kind) {
     default:
         return 0;
     }
-}
-
-static int uses_buf(const mc_step *s, int buf) {
-    for (int k = 0; k < s->nt; k++)
-        if (s->t[k].buf == buf) return 1;
-    return 0;
 }
 
 /* x is the LN output (contiguous rows of C) read as an NHWC [N, C, H, W]
@@ -54,7 +47,7 @@ static int find_ln(const mc_plan *p, int j) {
     int buf = p->steps[j].t[1].buf;
     for (int k = j - 1; k >= 0; k--) {
         const mc_step *s = &p->steps[k];
-        if (!uses_buf(s, buf)) continue;
+        if (s->kind == MC_DROPPED || !mc_step_uses(s, buf)) continue; /* an im2col this pass already folded away */
         if (s->kind == MC_LN && s->t[0].buf == buf) return s->ip[8] ? -1 : k; /* not an LN computing a projection (fuse_lnproj.c) */
         /* a reader in between is fine; anything that may write it is not */
         if (!writes_only_t0(s->kind) || s->t[0].buf == buf) return -1;
@@ -63,11 +56,6 @@ static int find_ln(const mc_plan *p, int j) {
 }
 
 int mc_fuse_ln_im2col(mc_plan *p) {
-    unsigned char *drop = calloc((size_t)p->nsteps + 1, 1);
-    if (!drop) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
     int made = 0;
     for (int j = 0; j < p->nsteps; j++) {
         const mc_step *ic = &p->steps[j];
@@ -96,7 +84,7 @@ int mc_fuse_ln_im2col(mc_plan *p) {
          * can overwrite it once its lifetime starts at the LN) */
         int g = -1;
         for (int k = j + 1; k < p->nsteps && g < 0; k++)
-            if (uses_buf(&p->steps[k], col->buf)) g = k;
+            if (mc_step_uses(&p->steps[k], col->buf)) g = k;
         if (g < 0 || p->steps[g].kind != MC_GEMM || p->steps[g].label != ic->label || p->steps[g].t[0].buf == col->buf ||
             mc_buf_used_elsewhere(p, col->buf, j, g))
             continue;
@@ -107,10 +95,8 @@ int mc_fuse_ln_im2col(mc_plan *p) {
         ln->t[6] = *col;
         ln->nt = 7;
         ln->ip[5] = 1;
-        drop[j] = 1;
+        p->steps[j].kind = MC_DROPPED;
         made++;
     }
-    if (made) mc_drop_steps(p, drop);
-    free(drop);
     return made;
 }

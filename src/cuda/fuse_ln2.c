@@ -13,7 +13,6 @@
  * t[6] the im2col matrix (or t[0]), t[7] the second output, t[8] / t[9] its
  * gamma / beta (t[8] again when there is no beta), ip[6] = 1, ip[7] = has
  * beta, fp[1] = its epsilon. */
-#include <stdlib.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -24,11 +23,6 @@ static int same_view(const mc_tref *a, const mc_tref *b) {
 }
 
 int mc_fuse_ln_pair(mc_plan *p) {
-    unsigned char *drop = calloc((size_t)p->nsteps + 1, 1);
-    if (!drop) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
     int made = 0;
     for (int i = 0; i + 1 < p->nsteps; i++) {
         mc_step *a = &p->steps[i], *b = &p->steps[i + 1];
@@ -53,11 +47,9 @@ int mc_fuse_ln_pair(mc_plan *p) {
         a->ip[7] = b->ip[2];
         a->fp[1] = b->fp[0];
         a->nt = 10;
-        drop[i + 1] = 1;
+        b->kind = MC_DROPPED;
         made++;
         i++;
     }
-    if (made) mc_drop_steps(p, drop);
-    free(drop);
     return made;
 }

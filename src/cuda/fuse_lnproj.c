@@ -15,7 +15,6 @@
  * t[1] the operand that is not projected (the sum commutes), t[4] the
  * projection's bias (buf -1 without), t[10] its input rows, t[11] its
  * weights [K][C]; ip[8] = 1, ip[9] = K, ip[10] = the input's row stride. */
-#include <stdlib.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -30,11 +29,6 @@ static int same_dense(const mc_tref *v, const mc_tref *t) {
 }
 
 int mc_fuse_ln_proj(mc_plan *p) {
-    unsigned char *drop = calloc((size_t)p->nsteps + 1, 1);
-    if (!drop) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
     int made = 0;
     for (int l = 1; l < p->nsteps; l++) {
         mc_step *ln = &p->steps[l];
@@ -47,7 +41,7 @@ int mc_fuse_ln_proj(mc_plan *p) {
             int gi = -1;
             for (int k = l - 1; k >= 0 && gi < 0; k--)
                 if (p->steps[k].t[0].buf == op->buf) gi = k;
-            if (gi < 0 || drop[gi]) continue;
+            if (gi < 0) continue;
             const mc_step *g = &p->steps[gi];
             const mc_gemm *gm = &g->gemm;
             if (g->kind != MC_GEMM || g->label != ln->label || gm->batch != 1 || gm->act != 0 || gm->alpha != 1.f ||
@@ -72,12 +66,10 @@ int mc_fuse_ln_proj(mc_plan *p) {
             ln->ip[8] = 1;
             ln->ip[9] = gm->k;
             ln->ip[10] = rows > 1 ? g->t[1].strides[0] : gm->k;
-            drop[gi] = 1;
+            p->steps[gi].kind = MC_DROPPED; /* after the last read of g */
             made++;
             break;
         }
     }
-    if (made) mc_drop_steps(p, drop);
-    free(drop);
     return made;
 }

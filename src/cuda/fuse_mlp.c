@@ -6,8 +6,6 @@
  * intermediates are the widest tensors of the encoder (4x the channels of
  * the tokens).  When both intermediates are read by nothing else, the three
  * steps become one and the intermediates never reach memory. */
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -36,7 +34,6 @@ static int bias_ok(const mc_step *s, int64_t n) {
 }
 
 int mc_fuse_mlp(mc_plan *p) {
-    unsigned char *drop = NULL;
     int made = 0;
     for (int i = 0; i + 2 < p->nsteps; i++) {
         mc_step *f1 = &p->steps[i], *dw = &p->steps[i + 1], *f2 = &p->steps[i + 2];
@@ -65,16 +62,7 @@ int mc_fuse_mlp(mc_plan *p) {
             f2->t[0].dims[0] != M || f2->t[0].dims[1] != C || (M > 1 && f2->t[0].strides[0] < C) || !bias_ok(f2, C))
             continue;
         if (mc_buf_used_elsewhere(p, f1->t[0].buf, i, i + 1) || mc_buf_used_elsewhere(p, dw->t[0].buf, i + 1, i + 2)) continue;
-        if (!drop && !(drop = calloc((size_t)p->nsteps, 1))) {
-            mt_fail(MTMI_ERR_NOMEM, "out of memory");
-            return -1;
-        }
-        mc_step fused;
-        memset(&fused, 0, sizeof fused);
-        fused.kind = MC_MLP;
-        fused.node = f1->node;
-        fused.label = f1->label;
-        fused.order = f1->order;
+        mc_step fused = mc_step_like(f1, MC_MLP);
         fused.conv = *c;
         fused.t[0] = f2->t[0];
         fused.t[1] = f1->t[1];
@@ -90,13 +78,9 @@ int mc_fuse_mlp(mc_plan *p) {
         fused.ip[1] = Ch;
         fused.ip[2] = M > 1 ? f2->t[0].strides[0] : C;
         *f1 = fused;
-        drop[i + 1] = drop[i + 2] = 1;
+        dw->kind = f2->kind = MC_DROPPED;
         made++;
         i += 2;
-    }
-    if (drop) {
-        mc_drop_steps(p, drop);
-        free(drop);
     }
     return made;
 }
@@ -108,11 +92,6 @@ int mc_fuse_mlp(mc_plan *p) {
  * beta (gamma again without beta), t[1] the sum output (buf -1 when the
  * LayerNorm did not keep it), ip[3] = 1, ip[4] = has beta, fp[0] = eps. */
 int mc_fuse_mlp_ln(mc_plan *p) {
-    unsigned char *drop = calloc((size_t)p->nsteps + 1, 1);
-    if (!drop) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
     int made = 0;
     for (int i = 1; i < p->nsteps; i++) {
         mc_step *m = &p->steps[i], *l = &p->steps[i - 1];
@@ -136,10 +115,8 @@ int mc_fuse_mlp_ln(mc_plan *p) {
         m->ip[3] = 1;
         m->ip[4] = l->ip[2];
         m->fp[0] = l->fp[0];
-        drop[i - 1] = 1;
+        l->kind = MC_DROPPED;
         made++;
     }
-    if (made) mc_drop_steps(p, drop);
-    free(drop);
     return made;
 }

@@ -15,14 +15,11 @@
  * the GEMM; t[0] the GEMM output [M, CO] (row stride ip[1]), t[1] the conv
  * input view, t[2] the weights (row stride ip[0]), t[3] the bias or
  * {.buf = -1}. */
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
 
 int mc_fuse_im2col_gemm(mc_plan *p) {
-    unsigned char *drop = NULL;
     int made = 0;
     for (int j = 0; j + 1 < p->nsteps; j++) {
         mc_step *ic = &p->steps[j], *gs = &p->steps[j + 1];
@@ -60,16 +57,7 @@ int mc_fuse_im2col_gemm(mc_plan *p) {
         if (M > 0x7fffffff || g->ldb > 0x7fffffff) continue;
         if (!mtk_conv_smallk_supported(c->C, c->KH, c->KW, c->sh, c->sw, (int)CO, x->st == MTMI_FLOAT16, g->act)) continue;
         if (mc_buf_used_elsewhere(p, col->buf, j, j + 1)) continue;
-        if (!drop && !(drop = calloc((size_t)p->nsteps, 1))) {
-            mt_fail(MTMI_ERR_NOMEM, "out of memory");
-            return -1;
-        }
-        mc_step fused;
-        memset(&fused, 0, sizeof fused);
-        fused.kind = MC_CONV_SMALLK;
-        fused.node = ic->node;
-        fused.label = ic->label;
-        fused.order = ic->order;
+        mc_step fused = mc_step_like(ic, MC_CONV_SMALLK);
         fused.conv = *c;
         fused.conv.CO = (int)CO;
         fused.conv.act = g->act;
@@ -82,13 +70,9 @@ int mc_fuse_im2col_gemm(mc_plan *p) {
         fused.ip[0] = g->ldb;
         fused.ip[1] = M > 1 ? y->strides[0] : CO;
         *ic = fused;
-        drop[j + 1] = 1;
+        p->steps[j + 1].kind = MC_DROPPED;
         made++;
         j++;
-    }
-    if (drop) {
-        mc_drop_steps(p, drop);
-        free(drop);
     }
     return made;
 }

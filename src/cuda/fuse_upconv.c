@@ -14,8 +14,6 @@
  * (FP16, as plan_conv packs them for cuDNN), t[2] the bias (buf -1: none),
  * t[3 ..] the sources (channel order of the concat); ip[0] the number of
  * sources; conv as the conv step's (act, CO, N, ...). */
-#include <stdlib.h>
-#include <string.h>
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -77,13 +75,12 @@ static int upsample_sources(const mc_step *s, mc_tref *src) {
 }
 
 int mc_fuse_upconv(mc_plan *p) {
-    unsigned char *drop = NULL;
     int made = 0;
     for (int i = 0; i < p->nsteps; i++) {
         mc_tref src[UPC_MAXSRC];
         const mc_step *rs = &p->steps[i];
         const int ns = upsample_sources(rs, src);
-        if (!ns || (drop && drop[i])) continue;
+        if (!ns) continue; /* (a dropped step is no resize) */
         const int ub = rs->t[0].buf;
         /* the first later step touching the upsampled tensor must be a 3x3
          * cuDNN conv reading exactly it, and nothing else may use it */
@@ -127,16 +124,7 @@ int mc_fuse_upconv(mc_plan *p) {
             for (int q = 0; q < ns; q++)
                 if (p->steps[k].nt > 0 && overlap(&p->steps[k].t[0], &src[q])) clobbered = 1;
         if (clobbered) continue;
-        if (!drop && !(drop = calloc((size_t)p->nsteps, 1))) {
-            mt_fail(MTMI_ERR_NOMEM, "out of memory");
-            return -1;
-        }
-        mc_step fused;
-        memset(&fused, 0, sizeof fused);
-        fused.kind = MC_UPCONV;
-        fused.node = cs->node;
-        fused.label = cs->label;
-        fused.order = cs->order;
+        mc_step fused = mc_step_like(cs, MC_UPCONV);
         fused.conv = *c;
         fused.t[0] = *y;
         fused.t[1] = *w;
@@ -145,12 +133,8 @@ int mc_fuse_upconv(mc_plan *p) {
         fused.nt = 3 + ns;
         fused.ip[0] = ns;
         *cs = fused;
-        drop[i] = 1;
+        p->steps[i].kind = MC_DROPPED;
         made++;
-    }
-    if (drop) {
-        mc_drop_steps(p, drop);
-        free(drop);
     }
     return made;
 }

@@ -147,14 +147,18 @@ static int new_buf(mc_plan *p, size_t bytes, int kind) {
 
 int mc_new_arena(mc_plan *p, size_t bytes) { return new_buf(p, bytes, MC_ARENA); }
 
+int mc_reserve_step(mc_plan *p) {
+    if (p->nsteps < p->cap_steps) return 0;
+    int nc = p->cap_steps ? p->cap_steps * 2 : 256;
+    mc_step *s = realloc(p->steps, sizeof(mc_step) * nc);
+    if (!s) return -1;
+    p->steps = s;
+    p->cap_steps = nc;
+    return 0;
+}
+
 static mc_step *new_step(mc_plan *p, int kind, int node) {
-    if (p->nsteps == p->cap_steps) {
-        int nc = p->cap_steps ? p->cap_steps * 2 : 256;
-        mc_step *s = realloc(p->steps, sizeof(mc_step) * nc);
-        if (!s) return NULL;
-        p->steps = s;
-        p->cap_steps = nc;
-    }
+    if (mc_reserve_step(p)) return NULL;
     mc_step *s = &p->steps[p->nsteps++];
     memset(s, 0, sizeof *s);
     s->kind = kind;
