@@ -285,6 +285,58 @@ struct Ln2 {
     float eps;
 };
 
+// 8 FP16 values (16 bytes) to floats and back (round to nearest).
+__device__ __forceinline__ void h8_to_f(uint4 q, float *v) {
+    const __half2 *h = (const __half2 *)&q;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 f = __half22float2(h[k]);
+        v[2 * k] = f.x;
+        v[2 * k + 1] = f.y;
+    }
+}
+__device__ __forceinline__ uint4 f_to_h8(const float *v) {
+    uint4 q;
+    __half2 *h = (__half2 *)&q;
+#pragma unroll
+    for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+    return q;
+}
+
+// Mean and 1 / std of a row held by the L lanes of its group, 8 values a
+// lane (lanes with !ok hold none and add nothing, but take part in the
+// shuffles); two-pass variance, the same order in every LayerNorm kernel.
+template <int L>
+__device__ __forceinline__ void ln_stats(const float *v, bool ok, int C8, float eps, float &mean, float &rstd) {
+    float s = 0.f;
+    if (ok)
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k];
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, L);
+    mean = s / (8 * C8);
+    float q = 0.f;
+    if (ok)
+#pragma unroll
+        for (int k = 0; k < 8; k++) q += (v[k] - mean) * (v[k] - mean);
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o, L);
+    rstd = rsqrtf(q / (8 * C8) + eps);
+}
+
+// (v - mean) * rstd * gamma + beta for this lane's 8 channels (beta may be NULL), FP16.
+__device__ __forceinline__ uint4 ln_affine(const float *v, float mean, float rstd, const uint4 *g, const uint4 *b, int sub) {
+    uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0), o;
+    const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
+        ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
+    }
+    return o;
+}
+
 // FP16 rows of C = 8 * C8 elements (C8 <= 32): L lanes a row (L a power of
 // two >= C8), 16-byte loads and stores; COL: also the im2col matrix (LnCol)
 // of the last output; LN2: also a second LayerNorm of the output (Ln2).
@@ -296,94 +348,32 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
     int lane = threadIdx.x & 31, sub = lane % L;
     int64_t row = ((int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R + lane / L;
     bool ok = row < rows && sub < C8;
-    float v[8];
-    float s = 0.f;
+    float v[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     if (ok) {
-        uint4 a = x[row * C8 + sub];
-        const __half2 *h = (const __half2 *)&a;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 f = __half22float2(h[k]);
-            v[2 * k] = f.x;
-            v[2 * k + 1] = f.y;
-        }
+        h8_to_f(x[row * C8 + sub], v);
         if (res) {
-            uint4 r = res[row * C8 + sub];
-            const __half2 *hr = (const __half2 *)&r;
+            float r[8];
+            h8_to_f(res[row * C8 + sub], r);
 #pragma unroll
-            for (int k = 0; k < 4; k++) {
-                float2 f = __half22float2(hr[k]);
-                v[2 * k] += f.x;
-                v[2 * k + 1] += f.y;
-            }
+            for (int k = 0; k < 8; k++) v[k] += r[k];
         }
-#pragma unroll
-        for (int k = 0; k < 8; k++) s += v[k];
-    } else {
-#pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = 0.f;
     }
-#pragma unroll
-    for (int o = L / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, L);
-    float mean = s / (8 * C8);
-    float q = 0.f;
-    if (ok)
-#pragma unroll
-        for (int k = 0; k < 8; k++) q += (v[k] - mean) * (v[k] - mean);
-#pragma unroll
-    for (int o = L / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o, L);
-    float rstd = rsqrtf(q / (8 * C8) + eps);
+    float mean, rstd;
+    ln_stats<L>(v, ok, C8, eps, mean, rstd);
     if (!LN2 && !ok) return;
     uint4 o = make_uint4(0, 0, 0, 0);
-    __half2 *ho = (__half2 *)&o;
     if (ok) {
-        if (sum) {
-            uint4 t;
-            __half2 *ht = (__half2 *)&t;
-#pragma unroll
-            for (int k = 0; k < 4; k++) ht[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-            sum[row * C8 + sub] = t;
-        }
-        uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0);
-        const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
-            ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
-        }
+        if (sum) sum[row * C8 + sub] = f_to_h8(v);
+        o = ln_affine(v, mean, rstd, g, b, sub);
         y[row * C8 + sub] = o;
     }
     if (LN2) {
         // the second LayerNorm reads the stored (FP16) values, as the unfused
         // kernel would; every lane takes part in the reductions
-        float s2 = 0.f;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 f = __half22float2(ho[k]);
-            v[2 * k] = f.x;
-            v[2 * k + 1] = f.y;
-        }
-        if (ok)  // summed in the unfused kernel's order
-#pragma unroll
-            for (int k = 0; k < 8; k++) s2 += v[k];
-#pragma unroll
-        for (int o2 = L / 2; o2 > 0; o2 >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o2, L);
-        const float mean2 = s2 / (8 * C8);
-        float q2 = 0.f;
-        if (ok)
-#pragma unroll
-            for (int k = 0; k < 8; k++) q2 += (v[k] - mean2) * (v[k] - mean2);
-#pragma unroll
-        for (int o2 = L / 2; o2 > 0; o2 >>= 1) q2 += __shfl_xor_sync(0xffffffffu, q2, o2, L);
-        const float rstd2 = rsqrtf(q2 / (8 * C8) + l2.eps);
+        h8_to_f(o, v);
+        ln_stats<L>(v, ok, C8, l2.eps, mean, rstd);
         if (!ok) return;
-        uint4 gg = l2.g[sub], bb = l2.b ? l2.b[sub] : make_uint4(0, 0, 0, 0);
-        const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
-            ho[k] = __floats2half2_rn((v[2 * k] - mean2) * rstd2 * gf.x + bf.x, (v[2 * k + 1] - mean2) * rstd2 * gf.y + bf.y);
-        }
+        o = ln_affine(v, mean, rstd, l2.g, l2.b, sub);
         l2.y[row * C8 + sub] = o;
     }
     if (COL) ln_col_store(cg, (unsigned)row, sub, C8, o);
@@ -403,73 +393,32 @@ __global__ void k_layernorm_proj(const uint4 *x, uint4 *sum, uint4 *y, const uin
     int lane = threadIdx.x & 31, sub = lane % L;
     int64_t row = ((int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * R + lane / L;
     bool ok = row < rows && sub < C8;
-    float v[8];
-    float s = 0.f;
+    float v[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     if (ok) {
-        uint4 xq = x[row * C8 + sub];
-        const __half2 *h = (const __half2 *)&xq;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 f = __half22float2(h[k]);
-            v[2 * k] = f.x;
-            v[2 * k + 1] = f.y;
-        }
+        h8_to_f(x[row * C8 + sub], v);
         float acc[8];
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[j] = pb ? __half2float(pb[sub * 8 + j]) : 0.f;
         const uint4 *ar = (const uint4 *)(a + row * (int64_t)lda);
         for (int k8 = 0; k8 < cin / 8; k8++) {
-            uint4 aq = ar[k8];
-            const __half2 *ha = (const __half2 *)&aq;
+            float av[8];
+            h8_to_f(ar[k8], av);
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                const float av = e & 1 ? __high2float(ha[e / 2]) : __low2float(ha[e / 2]);
-                uint4 wq = w[(int64_t)(k8 * 8 + e) * C8 + sub];
-                const __half2 *hw = (const __half2 *)&wq;
+                float wf[8];
+                h8_to_f(w[(int64_t)(k8 * 8 + e) * C8 + sub], wf);
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    float2 wf = __half22float2(hw[j]);
-                    acc[2 * j] = fmaf(av, wf.x, acc[2 * j]);
-                    acc[2 * j + 1] = fmaf(av, wf.y, acc[2 * j + 1]);
-                }
+                for (int j = 0; j < 8; j++) acc[j] = fmaf(av[e], wf[j], acc[j]);
             }
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) v[j] += __half2float(__float2half_rn(acc[j]));
-#pragma unroll
-        for (int k = 0; k < 8; k++) s += v[k];
-    } else {
-#pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = 0.f;
     }
-#pragma unroll
-    for (int o = L / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o, L);
-    float mean = s / (8 * C8);
-    float q = 0.f;
-    if (ok)
-#pragma unroll
-        for (int k = 0; k < 8; k++) q += (v[k] - mean) * (v[k] - mean);
-#pragma unroll
-    for (int o = L / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o, L);
-    float rstd = rsqrtf(q / (8 * C8) + eps);
+    float mean, rstd;
+    ln_stats<L>(v, ok, C8, eps, mean, rstd);
     if (!ok) return;
-    if (sum) {
-        uint4 t;
-        __half2 *ht = (__half2 *)&t;
-#pragma unroll
-        for (int k = 0; k < 4; k++) ht[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-        sum[row * C8 + sub] = t;
-    }
-    uint4 gg = g[sub], bb = b ? b[sub] : make_uint4(0, 0, 0, 0);
-    const __half2 *hg = (const __half2 *)&gg, *hb = (const __half2 *)&bb;
-    uint4 o;
-    __half2 *ho = (__half2 *)&o;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 gf = __half22float2(hg[k]), bf = __half22float2(hb[k]);
-        ho[k] = __floats2half2_rn((v[2 * k] - mean) * rstd * gf.x + bf.x, (v[2 * k + 1] - mean) * rstd * gf.y + bf.y);
-    }
-    y[row * C8 + sub] = o;
+    if (sum) sum[row * C8 + sub] = f_to_h8(v);
+    y[row * C8 + sub] = ln_affine(v, mean, rstd, g, b, sub);
 }
 
 // Block per row for long rows.
