@@ -12,6 +12,7 @@
 #include "cuda/kernels.h"
 
 #include "cuda/cuda_ck.h"
+#include "cuda/cuda_testutil.h"
 
 static int g_fail = 0;
 static mt_rng g_rng;
@@ -284,7 +285,6 @@ static void t_layernorm_proj(int C, int cin, int64_t R, int bias) {
 /* Three chained per-pixel GEMMs (mtk_chain3) against the double reference
  * with the intermediates rounded to FP16; weights in both layouts; rows not
  * a multiple of the 128-row tile; the output a slice of wider rows. */
-static float rh(double v) { return mt_half_to_float(mt_float_to_half((float)v)); }
 static void t_chain3(int k1, int n3, int64_t M, int wt, int ldy) {
     const int NH = 128;
     float *x = rnd(M * k1, 1.f), *r = rnd(M * NH, 1.f), *w1 = rnd((int64_t)k1 * NH, 1.f / sqrtf((float)k1));
@@ -313,12 +313,12 @@ static void t_chain3(int k1, int n3, int64_t M, int wt, int ldy) {
         for (int n = 0; n < NH; n++) {
             double a = b1[n];
             for (int k = 0; k < k1; k++) a += (double)x[i * k1 + k] * w1[k * NH + n];
-            h1[n] = rh(a > 0 ? a : 0);
+            h1[n] = h16((float)(a > 0 ? a : 0));
         }
         for (int n = 0; n < NH; n++) {
             double a = b2[n] + r[i * NH + n];
             for (int k = 0; k < NH; k++) a += h1[k] * w2[k * NH + n];
-            h2[n] = rh(a > 0 ? a : 0);
+            h2[n] = h16((float)(a > 0 ? a : 0));
         }
         for (int n = 0; n < n3; n++) {
             double a = b3[n];

@@ -14,10 +14,9 @@
 #include "cuda/kernels.h"
 
 #include "cuda/cuda_ck.h"
+#include "cuda/cuda_testutil.h"
 
 static mt_rng g_rng;
-
-static float h16(float x) { return mt_half_to_float(mt_float_to_half(x)); }
 
 /* n random FP16 values (host copy rounded), device copy */
 static void *rnd16(float *h, int64_t n, float scale) {
@@ -31,15 +30,6 @@ static void *rnd16(float *h, int64_t n, float scale) {
     CK(cudaMemcpy(d, t, n * 2, cudaMemcpyHostToDevice));
     free(t);
     return d;
-}
-
-static double act_ref(double x, int act) {
-    switch (act) {
-    case 1: return x > 0 ? x : 0;
-    case 2: return 1.0 / (1.0 + exp(-x));
-    case 3: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
-    default: return x;
-    }
 }
 
 /* ln: the input is LN(x + r) computed by the kernel (mtk_mlp.ln), whose
@@ -174,14 +164,7 @@ static void bench(int H, int W, int C, int Ch) {
         CK(cudaEventSynchronize(b));
         CK(cudaEventElapsedTime(&t[i], a, b));
     }
-    for (int i = 0; i < 50; i++)
-        for (int j = i + 1; j < 50; j++)
-            if (t[j] < t[i]) {
-                float s = t[i];
-                t[i] = t[j];
-                t[j] = s;
-            }
-    double us = t[25] * 1e3;
+    double us = median_of(t, 50) * 1e3;
     double gflop = 2.0 * P * (2.0 * C * Ch + 9.0 * Ch) / 1e9;
     printf("bench mlp %dx%d C%d Ch%d: %.1f us (%.0f GFLOP/s; unfused it moves %.0f MB, fused %.0f MB)\n", H, W, C, Ch, us,
            gflop / (us * 1e-6), (P * C * 2.0 + 4.0 * P * Ch * 2 + P * C * 2) / 1e6, 2.0 * P * C * 2 / 1e6);

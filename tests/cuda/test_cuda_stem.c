@@ -19,19 +19,9 @@
 #include "cuda/kernels.h"
 
 #include "cuda/cuda_ck.h"
+#include "cuda/cuda_testutil.h"
 
 static mt_rng g_rng;
-
-static float h16(float x) { return mt_half_to_float(mt_float_to_half(x)); }
-
-static double act_ref(double x, int act) {
-    switch (act) {
-    case 1: return x > 0 ? x : 0;
-    case 2: return 1.0 / (1.0 + exp(-x));
-    case 3: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
-    default: return x;
-    }
-}
 
 typedef struct tcase {
     const char *name;
@@ -148,16 +138,8 @@ static int check(const tcase *tc) {
     return ok;
 }
 
-static float median_us(float *t, int n) {
-    for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++)
-            if (t[j] < t[i]) {
-                float s = t[i];
-                t[i] = t[j];
-                t[j] = s;
-            }
-    return t[n / 2] * 1e3f;
-}
+/* the median of n timings in ms, in us */
+static float median_us(float *t, int n) { return median_of(t, n) * 1e3f; }
 
 static void bench(void) {
     const int H = 1024, W = 1024, C = 3, CO = 32, OH = 256, OW = 256, K = 147, Kp = 152;

@@ -25,6 +25,7 @@
 #include "cuda/kernels.h"
 
 #include "cuda/cuda_ck.h"
+#include "cuda/cuda_testutil.h"
 
 static int g_fail = 0;
 static mt_rng g_rng;
@@ -56,15 +57,6 @@ static void tap_at(int o, int len, int *i0, int *i1, float *a) {
     *i0 = (int)f;
     *i1 = *i0 + 1 < len ? *i0 + 1 : len - 1;
     *a = f - *i0;
-}
-
-static double act_ref(double x, int act) {
-    switch (act) {
-    case 1: return x > 0 ? x : 0;
-    case 2: return 1 / (1 + exp(-x));
-    case 3: return 0.5 * x * (1 + erf(x * 0.70710678118654752));
-    default: return x;
-    }
 }
 
 /* Sources, weights, bias and an output buffer for a case; ref != NULL:
@@ -260,10 +252,6 @@ static void run_checks(void) {
 
 #define NREP 50
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
 
 #ifdef MTMI_HAVE_CUDNN
 #define DNN(x)                                                                                     \
@@ -333,7 +321,7 @@ static void bench_unfused(const ucase *c, ubufs *b, cudaStream_t st, cudaEvent_t
             }
             CK(cudaEventSynchronize(ev[nrep]));
             for (int r = 0; r < nrep; r++) CK(cudaEventElapsedTime(&t[part][r], ev[r], ev[r + 1]));
-            qsort(t[part], nrep, sizeof(float), cmp_float);
+            median_of(t[part], nrep); /* sorts: t[part][nrep / 2] is the median */
         }
         printf("   %-28s %8.1f us  (resize-cat %.1f + cuDNN algo %d %.1f)\n", "unfused", t[2][nrep / 2] * 1e3,
                t[0][nrep / 2] * 1e3, (int)perf[best].algo, t[1][nrep / 2] * 1e3);
@@ -380,8 +368,7 @@ static void run_bench(void) {
             }
             CK(cudaEventSynchronize(ev[NREP]));
             for (int r = 0; r < NREP; r++) CK(cudaEventElapsedTime(&t[r], ev[r], ev[r + 1]));
-            qsort(t, NREP, sizeof t[0], cmp_float);
-            double us = t[NREP / 2] * 1e3;
+            double us = median_of(t, NREP) * 1e3;
             printf("   %-28s %8.1f us  %6.1f TFLOP/s\n", v < 0 ? "default" : mtk_upconv3x3_variant_name(v), us,
                    flop / (us * 1e-6) * 1e-12);
         }
