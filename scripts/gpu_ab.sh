@@ -6,7 +6,9 @@
 # clock and neighbour drift hit all of them alike.
 # Usage: scripts/gpu_ab.sh [-R CTEST_REGEX] [-r ROUNDS] [SETTING ...]
 #   SETTING: a value of MTMI_CUDA_NO_FUSE ("" or none = every fusion on,
-#   all = every fusion off, or pass names such as mlp,upconv).
+#   all = every fusion off, or pass names such as mlp,upconv), or
+#   VAR=VALUE[,...] to set another variable instead (every fusion on), e.g.
+#   MTMI_ATTN_CFG=0,0 for the first-generation attention kernel.
 set -u
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
@@ -39,8 +41,12 @@ echo "== whole network, batch 1, ms (median of 200 replays), $ROUNDS alternating
 for r in $(seq "$ROUNDS"); do
   line="round $r:"
   for st in "${SETTINGS[@]}"; do
-    v=$([ "$st" = none ] && echo "" || echo "$st")
-    res=$(MTMI_CUDA_NO_FUSE=$v "$BENCH" "$MODEL" --iters 200 2>&1)
+    if [[ $st == *=* ]]; then
+      res=$(env "$st" "$BENCH" "$MODEL" --iters 200 2>&1)
+    else
+      v=$([ "$st" = none ] && echo "" || echo "$st")
+      res=$(MTMI_CUDA_NO_FUSE=$v "$BENCH" "$MODEL" --iters 200 2>&1)
+    fi
     w=$(echo "$res" | awk '/whole/ {print $2}'); e=$(echo "$res" | awk '/encoder/ {print $2}')
     d=$(echo "$res" | awk '/depth/ {print $2}'); sg=$(echo "$res" | awk '/ seg/ {print $2}')
     n=$(echo "$res" | sed -n 's/.*, \([0-9]*\) steps.*/\1/p')

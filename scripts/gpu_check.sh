@@ -78,6 +78,9 @@ B8=$REF/mtmi_dynamo_b8.graph.onnx
 [ -f "$B8" ] || python3 tests/tools/make_variants.py "$MODEL" "$B8" --batch 8 > /dev/null 2>&1
 "$BENCH" "$B8" --batch 8 --iters $((ITERS / 4)) --json "$OUT/ours_b8.json" || rc=1
 "$BENCH" "$REF/mtmi_torchscript_opset17.graph.onnx" --batch 1 --iters $ITERS --json "$OUT/ours_ts_b1.json" > /dev/null || true
+echo "== attention kernels on the encoder's shapes (every configuration)"
+"$BUILD/tests/mtmi_attn_bench" > "$OUT/attn_bench.txt" 2>&1 || rc=1
+grep -E "picked|resident ksplit=1 |stream ksplit=1 " "$OUT/attn_bench.txt"
 echo "== INT8 heads (entropy cache of the heads, random weights seed 1, the shared images) vs FP16 heads"
 CACHE=$BUILD/heads_seed1.cache
 if "$BUILD/mtmi" calibrate "$MODEL" --images "$ROOT_DIR/.deps/shared/images" --random-weights 1 -o "$CACHE" > "$BUILD/calibrate.log" 2>&1; then

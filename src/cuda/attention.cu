@@ -1,11 +1,13 @@
 // Flash-style attention: softmax(Q K^T * scale) V without storing the score
 // matrix.  FP16: tensor cores (mma.sync m16n8k16, FP32 accumulation), 16
 // query rows a warp (or a group of 2 / 4 warps splitting the keys), 64-key
-// tiles streamed into shared memory, online softmax in registers.  FP32 (and
-// head sizes other than 16 / 32 / 64 / 128): one thread per query row on
-// CUDA cores.
+// tiles in shared memory (a head's whole K and V where they fit, streamed
+// otherwise), online softmax in registers.  FP32 (and head sizes other than
+// 16 / 32 / 64 / 128): one thread per query row on CUDA cores.
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "kernels.h"
 #include "launch.cuh"
@@ -13,243 +15,198 @@
 
 namespace {
 
-// The tensor-core kernel for 16-byte-aligned K and V rows, 8 warps:
-//  - K and V tiles stream into shared memory with cp.async, double-buffered
-//    (the next tile loads while this one is computed: one barrier a tile);
-//  - V stays row-major and ldmatrix.trans builds the P V operand (no
-//    transposing scalar stores);
-//  - KSPLIT warps share 16 query rows and take interleaved 64-key sub-tiles
-//    each, merged at the end (max / rescale / sum through shared memory),
-//    so that short query sequences with many heads (the encoder's later
-//    stages: 1024-4096 queries) still fill the GPU: the grid has KSPLIT
-//    times more blocks than with 16 rows a warp.
-template <int D, int KSPLIT, int MINB>
-__global__ void __launch_bounds__(256, MINB) k_attn_f16_async(mtk_attn a) {
-    MTK_PDL_WAIT();
-    constexpr int KT = 64, WARPS = 8, QG = WARPS / KSPLIT;
-    constexpr int RS = D + 8;          // padded smem row (halves): conflict-free ldmatrix / 32-bit reads
-    constexpr int TILE = KSPLIT * KT;  // keys a stage
-    extern __shared__ __align__(16) unsigned char smraw[];
-    __half *Ks = (__half *)smraw;        // [2][TILE][RS]
-    __half *Vs = Ks + 2 * TILE * RS;     // [2][TILE][RS]
-    const int bh = blockIdx.y;
-    const int b = bh / a.H, h = bh % a.H;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int g = lane >> 2, t = lane & 3;
-    const int qg = warp / KSPLIT, ks = warp % KSPLIT;
-    const int q0 = blockIdx.x * (QG * 16) + qg * 16;
-    const __half *Q = (const __half *)a.q + b * a.qs[0] + h * a.qs[1];
-    const __half *K = (const __half *)a.k + b * a.ks[0] + h * a.ks[1];
-    const __half *V = (const __half *)a.v + b * a.vs[0] + h * a.vs[1];
-    __half *O = (__half *)a.o + b * a.os[0] + h * a.os[1];
+// The FP16 tensor-core kernels.  Per 64-key tile and warp (16 query rows),
+// against the instruction count of the first-generation kernel (removed
+// 2026-11-25; docs/PERFORMANCE.md):
+//  - the head dimension is permuted, identically for Q and K (a dot product
+//    does not depend on the order of its terms), so that one 16-byte
+//    shared-memory load gives a thread its K fragments of two k-steps
+//    (8 loads a tile instead of 32);
+//  - V fragments of two n-tiles per ldmatrix.x4.trans;
+//  - the softmax denominator comes out of the P V product (a fifth n-tile
+//    whose B operand is all ones): no additions per exponent, and it is the
+//    sum of exactly the FP16 probabilities the numerator used;
+//  - the running maximum is raised (and O rescaled) only when a tile's
+//    maximum exceeds it by more than ATTN_RESCALE_LOG2 (log2 units; a
+//    warp-uniform test): probabilities up to 2^8 are exact enough in FP16
+//    and FP32 accumulation, and after the first tiles almost no tile
+//    rescales.
+// Two kernels share that tile step: k_attn_resident keeps a head's whole K
+// and V in shared memory (D = 32, up to 1280 keys: the encoder's shapes)
+// and k_attn_stream streams 64-key tiles through a double buffer.
+constexpr float ATTN_RESCALE_LOG2 = 8.f;
+constexpr int ATTN_KT = 64;  // keys a tile
 
+// Offset of thread t's Q / K elements of k-step kk in a row (see above):
+// k-slots 2t, 2t+1 hold elements base, base+1 and k-slots 2t+8, 2t+9 hold
+// base+2, base+3; for D >= 32 a thread's four k-step pairs are 8
+// contiguous elements.
+template <int D>
+__device__ __forceinline__ int qk_base(int kk, int t) {
+    return D == 16 ? 4 * t : 32 * (kk >> 1) + 8 * t + 4 * (kk & 1);
+}
+
+// Shared-memory row strides (halves).  K: a quarter-warp's 16-byte loads
+// (rows g, g+1) hit 8 distinct bank quads when a row is 64 bytes mod 128
+// (D = 32: unpadded); D = 16 reads 8-byte pieces of 32-byte rows, also
+// conflict-free.  V: ldmatrix.trans over 8 rows, conflict-free with 16
+// bytes of padding.
+template <int D>
+struct AttnRows {
+    static constexpr int K = D <= 32 ? D : D + 32;
+    static constexpr int V = D + 8;
+};
+
+// One warp's 16 query rows: Q fragments, running maxima (log2 units), the
+// unnormalized output and the denominator (l[0]: row g, l[2]: row g + 8;
+// every column of the ones-product is the row sum).
+template <int D>
+struct AttnAcc {
     uint32_t qf[D / 16][4];
-    const int r0 = q0 + g, r1 = q0 + g + 8;
-    if (a.wq) {
-        // Fused query projection: this warp's 16 x D block of q = x W_h + b_h
-        // on tensor cores, straight into the A-fragment layout (the m16n8
-        // accumulators of two adjacent n-tiles are the m16k16 A fragment),
-        // rounded to FP16 where the separate GEMM would have stored it.
-        const __half *Wq = (const __half *)a.wq + h * D, *Bq = (const __half *)a.bq;
-        float qa[D / 8][4];
-#pragma unroll
-        for (int j = 0; j < D / 8; j++) qa[j][0] = qa[j][1] = qa[j][2] = qa[j][3] = 0.f;
-        for (int k0 = 0; k0 < a.cin; k0 += 16) {
-            uint32_t xa[4];
-            const int c0 = k0 + 2 * t, c1 = c0 + 8;
-            xa[0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
-            xa[1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
-            xa[2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
-            xa[3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
-            const __half *w0 = Wq + (int64_t)c0 * a.ldw + g, *w1 = Wq + (int64_t)c1 * a.ldw + g;
-#pragma unroll
-            for (int j = 0; j < D / 8; j++) {
-                // B fragment (k16 x n8, column g): rows 2t, 2t+1 and 2t+8, 2t+9
-                __half2 b0 = __halves2half2(w0[j * 8], w0[a.ldw + j * 8]);
-                __half2 b1 = __halves2half2(w1[j * 8], w1[a.ldw + j * 8]);
-                uint32_t bf[2] = {*(uint32_t *)&b0, *(uint32_t *)&b1};
-                mma16816(qa[j], xa, bf);
-            }
-        }
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            float b00 = 0.f, b01 = 0.f, b10 = 0.f, b11 = 0.f;
-            if (Bq) {
-                const int c = h * D + kk * 16 + 2 * t;
-                b00 = __half2float(Bq[c]), b01 = __half2float(Bq[c + 1]);
-                b10 = __half2float(Bq[c + 8]), b11 = __half2float(Bq[c + 9]);
-            }
-            __half2 q00 = __floats2half2_rn(qa[2 * kk][0] + b00, qa[2 * kk][1] + b01);
-            __half2 q01 = __floats2half2_rn(qa[2 * kk][2] + b00, qa[2 * kk][3] + b01);
-            __half2 q10 = __floats2half2_rn(qa[2 * kk + 1][0] + b10, qa[2 * kk + 1][1] + b11);
-            __half2 q11 = __floats2half2_rn(qa[2 * kk + 1][2] + b10, qa[2 * kk + 1][3] + b11);
-            qf[kk][0] = *(uint32_t *)&q00;
-            qf[kk][1] = *(uint32_t *)&q01;
-            qf[kk][2] = *(uint32_t *)&q10;
-            qf[kk][3] = *(uint32_t *)&q11;
-        }
-    } else {
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            const int c0 = kk * 16 + 2 * t, c1 = c0 + 8;
-            qf[kk][0] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c0) : 0u;
-            qf[kk][1] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c0) : 0u;
-            qf[kk][2] = r0 < a.N ? *(const uint32_t *)(Q + (int64_t)r0 * a.qs[2] + c1) : 0u;
-            qf[kk][3] = r1 < a.N ? *(const uint32_t *)(Q + (int64_t)r1 * a.qs[2] + c1) : 0u;
-        }
-    }
-    float o[D / 8][4];
-#pragma unroll
-    for (int j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
-    const float sl2 = a.scale * 1.4426950408889634f;
-    const int ntiles = (a.M + TILE - 1) / TILE;
+    float o[D / 8][4], l[4], m[2];
 
-    auto load = [&](int tile, int buf) {
-        const int kb = tile * TILE;
-        __half *kd = Ks + buf * TILE * RS, *vd = Vs + buf * TILE * RS;
-        for (int idx = threadIdx.x; idx < TILE * (D / 8); idx += WARPS * 32) {
-            const int kr = idx / (D / 8), c = (idx % (D / 8)) * 8;
-            const bool ok = kb + kr < a.M;
-            const int64_t row = ok ? kb + kr : 0;
-            cp_async16(kd + kr * RS + c, K + row * a.ks[2] + c, ok);
-            cp_async16(vd + kr * RS + c, V + row * a.vs[2] + c, ok);
+    __device__ __forceinline__ void start(const __half *Q, int64_t ld, int q0, int N, int g, int t) {
+        const int r0 = q0 + g, r1 = r0 + 8;
+        const __half *p0 = Q + (int64_t)r0 * ld, *p1 = Q + (int64_t)r1 * ld;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const int c = qk_base<D>(kk, t);
+            qf[kk][0] = r0 < N ? *(const uint32_t *)(p0 + c) : 0u;
+            qf[kk][1] = r1 < N ? *(const uint32_t *)(p1 + c) : 0u;
+            qf[kk][2] = r0 < N ? *(const uint32_t *)(p0 + c + 2) : 0u;
+            qf[kk][3] = r1 < N ? *(const uint32_t *)(p1 + c + 2) : 0u;
         }
-        cp_async_commit();
-    };
-    load(0, 0);
-    for (int tile = 0; tile < ntiles; tile++) {
-        cp_async_wait_all();
-        __syncthreads();  // tile landed for everyone; everyone is done with the other buffer
-        if (tile + 1 < ntiles) load(tile + 1, (tile + 1) & 1);
-        const int k0 = tile * TILE + ks * KT;
-        if (k0 >= a.M) continue;  // warp-uniform: this warp's sub-tile is past the keys
-        const __half *kt = Ks + (tile & 1) * TILE * RS + ks * KT * RS;
-        const __half *vt = Vs + (tile & 1) * TILE * RS + ks * KT * RS;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+        l[0] = l[1] = l[2] = l[3] = 0.f;
+        m[0] = m[1] = -INFINITY;
+    }
+
+    // Keys k0 .. k0+63 (k0 < M; those >= M masked) from row-major K / V
+    // tiles kt, vt in shared memory; sl2 = scale * log2(e).
+    __device__ __forceinline__ void tile(const __half *kt, const __half *vt, int k0, int M, float sl2, int lane) {
+        constexpr int KT = ATTN_KT, KRS = AttnRows<D>::K, VRS = AttnRows<D>::V;
+        const int g = lane >> 2, t = lane & 3;
         float s[KT / 8][4];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) {
+            uint32_t kb[D / 16][2];
+            const __half *row = kt + (n * 8 + g) * KRS;
+            if constexpr (D == 16) {
+                const uint2 v = *(const uint2 *)(row + 4 * t);
+                kb[0][0] = v.x, kb[0][1] = v.y;
+            } else {
+#pragma unroll
+                for (int c = 0; c < D / 32; c++) {
+                    const uint4 v = *(const uint4 *)(row + 32 * c + 8 * t);
+                    kb[2 * c][0] = v.x, kb[2 * c][1] = v.y;
+                    kb[2 * c + 1][0] = v.z, kb[2 * c + 1][1] = v.w;
+                }
+            }
             s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                uint32_t bf[2];
-                const __half *kp = kt + (n * 8 + g) * RS + kk * 16 + 2 * t;
-                bf[0] = *(const uint32_t *)kp;
-                bf[1] = *(const uint32_t *)(kp + 8);
-                mma16816(s[n], qf[kk], bf);
-            }
+            for (int kk = 0; kk < D / 16; kk++) mma16816(s[n], qf[kk], kb[kk]);
         }
-        // Keys past M only in the last tile (a warp-uniform test): masking
-        // costs nothing elsewhere.
-        if (k0 + KT > a.M) {
+        if (k0 + KT > M) {  // keys past M: only in the last tile (warp-uniform)
 #pragma unroll
             for (int n = 0; n < KT / 8; n++) {
                 const int key = k0 + n * 8 + 2 * t;
 #pragma unroll
                 for (int e = 0; e < 4; e++)
-                    if (key + (e & 1) >= a.M) s[n][e] = -INFINITY;
+                    if (key + (e & 1) >= M) s[n][e] = -INFINITY;
             }
         }
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < KT / 8; n++) {
-            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        // Running maxima are kept in scaled (log2) units; the scale goes into
-        // one FMA per exponent (sl2 > 0, so the max of the raw scores scales).
-        // k0 < M: every row sees at least one key here, so mn is finite.
-        const float mn0 = fmaxf(m0, mx0 * sl2), mn1 = fmaxf(m1, mx1 * sl2);
-        const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
-        m0 = mn0;
-        m1 = mn1;
-        float ps0 = 0.f, ps1 = 0.f;
         uint32_t ph[KT / 8][2];
+        auto probabilities = [&]() {
+#pragma unroll
+            for (int n = 0; n < KT / 8; n++) {
+                const float e00 = exp2f(fmaf(s[n][0], sl2, -m[0])), e01 = exp2f(fmaf(s[n][1], sl2, -m[0]));
+                const float e10 = exp2f(fmaf(s[n][2], sl2, -m[1])), e11 = exp2f(fmaf(s[n][3], sl2, -m[1]));
+                __half2 h0 = __floats2half2_rn(e00, e01), h1 = __floats2half2_rn(e10, e11);
+                ph[n][0] = *(uint32_t *)&h0;
+                ph[n][1] = *(uint32_t *)&h1;
+            }
+        };
+        // Row maxima of the tile (a tree, not a chain), in log2 units.
+        float r[KT / 8][2];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) {
-            float e00 = exp2f(fmaf(s[n][0], sl2, -mn0)), e01 = exp2f(fmaf(s[n][1], sl2, -mn0));
-            float e10 = exp2f(fmaf(s[n][2], sl2, -mn1)), e11 = exp2f(fmaf(s[n][3], sl2, -mn1));
-            ps0 += e00 + e01;
-            ps1 += e10 + e11;
-            __half2 h0 = __floats2half2_rn(e00, e01), h1 = __floats2half2_rn(e10, e11);
-            ph[n][0] = *(uint32_t *)&h0;
-            ph[n][1] = *(uint32_t *)&h1;
+            r[n][0] = fmaxf(s[n][0], s[n][1]);
+            r[n][1] = fmaxf(s[n][2], s[n][3]);
         }
-        l0 = l0 * al0 + ps0;
-        l1 = l1 * al1 + ps1;
 #pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            o[j][0] *= al0;
-            o[j][1] *= al0;
-            o[j][2] *= al1;
-            o[j][3] *= al1;
+        for (int w = KT / 16; w >= 1; w >>= 1)
+#pragma unroll
+            for (int n = 0; n < w; n++) {
+                r[n][0] = fmaxf(r[n][0], r[n + w][0]);
+                r[n][1] = fmaxf(r[n][1], r[n + w][1]);
+            }
+        bool raise = false;
+        float mx[2];
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            r[0][e] = fmaxf(r[0][e], __shfl_xor_sync(0xffffffffu, r[0][e], 1));
+            r[0][e] = fmaxf(r[0][e], __shfl_xor_sync(0xffffffffu, r[0][e], 2));
+            mx[e] = r[0][e] * sl2;  // sl2 > 0: the maximum scales
+            raise |= mx[e] > m[e] + ATTN_RESCALE_LOG2;
         }
+        if (__any_sync(0xffffffffu, raise)) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                // k0 < M: every row saw a key, so mn is finite (al = 0 at the start)
+                const float mn = fmaxf(m[e], mx[e]), al = exp2f(m[e] - mn);
+                m[e] = mn;
+#pragma unroll
+                for (int j = 0; j < D / 8; j++) o[j][2 * e] *= al, o[j][2 * e + 1] *= al;
+                l[2 * e] *= al, l[2 * e + 1] *= al;
+            }
+        }
+        probabilities();
+        const uint32_t ones[2] = {0x3C003C00u, 0x3C003C00u};  // FP16 1.0 pairs
 #pragma unroll
         for (int kk = 0; kk < KT / 16; kk++) {
-            uint32_t pa[4];
-            pa[0] = ph[2 * kk][0];
-            pa[1] = ph[2 * kk][1];
-            pa[2] = ph[2 * kk + 1][0];
-            pa[3] = ph[2 * kk + 1][1];
-            const __half *vrow = vt + (kk * 16 + (lane & 15)) * RS;
+            const uint32_t pa[4] = {ph[2 * kk][0], ph[2 * kk][1], ph[2 * kk + 1][0], ph[2 * kk + 1][1]};
 #pragma unroll
-            for (int j = 0; j < D / 8; j++) {
-                uint32_t bf[2];
-                ldsm_x2_trans(bf[0], bf[1], vrow + j * 8);
-                mma16816(o[j], pa, bf);
+            for (int jp = 0; jp < D / 16; jp++) {
+                uint32_t vb[4];
+                ldsm_b2(vb, vt + kk * 16 * VRS + jp * 16, VRS, lane);
+                mma16816(o[2 * jp], pa, vb);
+                mma16816(o[2 * jp + 1], pa, vb + 2);
             }
+            mma16816(l, pa, ones);
         }
     }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    if (KSPLIT > 1) {
-        // Merge the KSPLIT partial results of each query group: warp ks = 0
-        // rescales everyone's (o, l) to the common maximum and sums.  A warp
-        // that saw no key has m = -inf, l = 0, o = 0 and weight 0.
-        constexpr int PER = D / 2 + 4;  // floats a lane: o fragments, m0, m1, l0, l1
-        cp_async_wait_all();
-        __syncthreads();               // K/V buffers are free: reuse them
-        float *red = (float *)smraw;
-        float *mine = red + warp * PER * 32;
+
+    // Partial results of KSPLIT warps over disjoint keys: each stores its
+    // own to red (floats a lane: D/2 + 4, lane-interleaved), then warp
+    // part 0 of the group combines them (rescaled to the common maximum;
+    // a warp that saw no key has m = -inf, l = 0, o = 0 and weight 0).
+    static constexpr int PER = D / 2 + 4;
+    __device__ __forceinline__ void put(float *red, int lane) const {
 #pragma unroll
         for (int j = 0; j < D / 8; j++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) mine[(j * 4 + e) * 32 + lane] = o[j][e];
-        mine[(D / 2 + 0) * 32 + lane] = m0;
-        mine[(D / 2 + 1) * 32 + lane] = m1;
-        mine[(D / 2 + 2) * 32 + lane] = l0;
-        mine[(D / 2 + 3) * 32 + lane] = l1;
-        __syncthreads();
-        if (ks != 0) return;
-        float M0 = m0, M1 = m1;
-#pragma unroll
-        for (int w = 1; w < KSPLIT; w++) {
-            const float *ow = red + (warp + w) * PER * 32;
-            M0 = fmaxf(M0, ow[(D / 2 + 0) * 32 + lane]);
-            M1 = fmaxf(M1, ow[(D / 2 + 1) * 32 + lane]);
+            for (int e = 0; e < 4; e++) red[(j * 4 + e) * 32 + lane] = o[j][e];
+        red[(D / 2 + 0) * 32 + lane] = m[0];
+        red[(D / 2 + 1) * 32 + lane] = m[1];
+        red[(D / 2 + 2) * 32 + lane] = l[0];
+        red[(D / 2 + 3) * 32 + lane] = l[2];
+    }
+    __device__ __forceinline__ void merge(const float *red, int parts, int lane) {
+        float M0 = m[0], M1 = m[1];
+        for (int w = 1; w < parts; w++) {
+            M0 = fmaxf(M0, red[(w * PER + D / 2 + 0) * 32 + lane]);
+            M1 = fmaxf(M1, red[(w * PER + D / 2 + 1) * 32 + lane]);
         }
-        const float f0 = exp2f(m0 - M0), f1 = exp2f(m1 - M1);
-        l0 *= f0;
-        l1 *= f1;
+        const float f0 = exp2f(m[0] - M0), f1 = exp2f(m[1] - M1);
+        l[0] *= f0, l[2] *= f1;
 #pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            o[j][0] *= f0;
-            o[j][1] *= f0;
-            o[j][2] *= f1;
-            o[j][3] *= f1;
-        }
-#pragma unroll
-        for (int w = 1; w < KSPLIT; w++) {
-            const float *ow = red + (warp + w) * PER * 32;
+        for (int j = 0; j < D / 8; j++) o[j][0] *= f0, o[j][1] *= f0, o[j][2] *= f1, o[j][3] *= f1;
+        for (int w = 1; w < parts; w++) {
+            const float *ow = red + w * PER * 32;
             const float w0 = exp2f(ow[(D / 2 + 0) * 32 + lane] - M0), w1 = exp2f(ow[(D / 2 + 1) * 32 + lane] - M1);
-            l0 += ow[(D / 2 + 2) * 32 + lane] * w0;
-            l1 += ow[(D / 2 + 3) * 32 + lane] * w1;
+            l[0] += ow[(D / 2 + 2) * 32 + lane] * w0;
+            l[2] += ow[(D / 2 + 3) * 32 + lane] * w1;
 #pragma unroll
             for (int j = 0; j < D / 8; j++) {
                 o[j][0] += ow[(j * 4 + 0) * 32 + lane] * w0;
@@ -259,47 +216,270 @@ __global__ void __launch_bounds__(256, MINB) k_attn_f16_async(mtk_attn a) {
             }
         }
     }
-    const float i0 = 1.f / l0, i1 = 1.f / l1;
+
+    __device__ __forceinline__ void store(__half *O, int64_t ld, int q0, int N, int g, int t) const {
+        const int r0 = q0 + g, r1 = r0 + 8;
+        const float i0 = 1.f / l[0], i1 = 1.f / l[2];
 #pragma unroll
-    for (int j = 0; j < D / 8; j++) {
-        const int c = j * 8 + 2 * t;
-        if (r0 < a.N) *(__half2 *)(O + (int64_t)r0 * a.os[2] + c) = __floats2half2_rn(o[j][0] * i0, o[j][1] * i0);
-        if (r1 < a.N) *(__half2 *)(O + (int64_t)r1 * a.os[2] + c) = __floats2half2_rn(o[j][2] * i1, o[j][3] * i1);
+        for (int j = 0; j < D / 8; j++) {
+            const int c = j * 8 + 2 * t;
+            if (r0 < N) *(__half2 *)(O + (int64_t)r0 * ld + c) = __floats2half2_rn(o[j][0] * i0, o[j][1] * i0);
+            if (r1 < N) *(__half2 *)(O + (int64_t)r1 * ld + c) = __floats2half2_rn(o[j][2] * i1, o[j][3] * i1);
+        }
     }
+};
+
+// Streaming kernel: 8 warps, KSPLIT warps share 16 query rows and take
+// interleaved 64-key sub-tiles (so that short query sequences still fill
+// the GPU); K / V tiles double-buffered with cp.async, one barrier a tile.
+template <int D, int KSPLIT>
+struct StreamShape {
+    static constexpr int WARPS = 8, TILE = KSPLIT * ATTN_KT, ROWS = WARPS / KSPLIT * 16;
+    static constexpr size_t KV_BYTES = (size_t)2 * TILE * (AttnRows<D>::K + AttnRows<D>::V) * sizeof(__half);
+    static constexpr size_t RED_BYTES = KSPLIT > 1 ? (size_t)WARPS * AttnAcc<D>::PER * 32 * sizeof(float) : 0;
+    static constexpr size_t SMEM = KV_BYTES > RED_BYTES ? KV_BYTES : RED_BYTES;
+};
+
+// Two blocks an SM (128 registers) up to D = 64: one block of 8 warps
+// leaves the SM half idle at the tile barriers (D = 64 at 134 registers:
+// 1.28x slower, H100 2026-11-25).
+template <int D, int KSPLIT>
+__global__ void __launch_bounds__(256, D <= 64 ? 2 : 1) k_attn_stream(mtk_attn a) {
+    MTK_PDL_WAIT();
+    using S = StreamShape<D, KSPLIT>;
+    constexpr int TILE = S::TILE, KRS = AttnRows<D>::K, VRS = AttnRows<D>::V;
+    extern __shared__ __align__(16) unsigned char smraw[];
+    __half *Ks = (__half *)smraw;      // [2][TILE][KRS]
+    __half *Vs = Ks + 2 * TILE * KRS;  // [2][TILE][VRS]
+    const int b = blockIdx.y / a.H, h = blockIdx.y % a.H;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int qg = warp / KSPLIT, ks = warp % KSPLIT;
+    const int q0 = blockIdx.x * S::ROWS + qg * 16;
+    const __half *K = (const __half *)a.k + b * a.ks[0] + h * a.ks[1];
+    const __half *V = (const __half *)a.v + b * a.vs[0] + h * a.vs[1];
+    AttnAcc<D> acc;
+    acc.start((const __half *)a.q + b * a.qs[0] + h * a.qs[1], a.qs[2], q0, a.N, lane >> 2, lane & 3);
+    const float sl2 = a.scale * 1.4426950408889634f;
+    const int ntiles = (a.M + TILE - 1) / TILE;
+    auto load = [&](int tile, int buf) {
+        const int kb = tile * TILE;
+        __half *kd = Ks + buf * TILE * KRS, *vd = Vs + buf * TILE * VRS;
+        for (int idx = threadIdx.x; idx < TILE * (D / 8); idx += S::WARPS * 32) {
+            const int kr = idx / (D / 8), c = (idx % (D / 8)) * 8;
+            const bool ok = kb + kr < a.M;
+            const int64_t row = ok ? kb + kr : 0;
+            cp_async16(kd + kr * KRS + c, K + row * a.ks[2] + c, ok);
+            cp_async16(vd + kr * VRS + c, V + row * a.vs[2] + c, ok);
+        }
+        cp_async_commit();
+    };
+    load(0, 0);
+    for (int tile = 0; tile < ntiles; tile++) {
+        cp_async_wait_all();
+        __syncthreads();  // tile landed for everyone; everyone is done with the other buffer
+        if (tile + 1 < ntiles) load(tile + 1, (tile + 1) & 1);
+        const int k0 = tile * TILE + ks * ATTN_KT;
+        if (k0 >= a.M) continue;  // warp-uniform: this warp's sub-tile is past the keys
+        const int off = (tile & 1) * TILE + ks * ATTN_KT;
+        acc.tile(Ks + off * KRS, Vs + off * VRS, k0, a.M, sl2, lane);
+    }
+    if (KSPLIT > 1) {
+        cp_async_wait_all();
+        __syncthreads();  // K/V buffers are free: reuse them
+        float *red = (float *)smraw + qg * KSPLIT * AttnAcc<D>::PER * 32;
+        acc.put(red + ks * AttnAcc<D>::PER * 32, lane);
+        __syncthreads();
+        if (ks != 0) return;
+        acc.merge(red, KSPLIT, lane);
+    }
+    acc.store((__half *)a.o + b * a.os[0] + h * a.os[1], a.os[2], q0, a.N, lane >> 2, lane & 3);
 }
 
-template <int D, int KSPLIT, int MINB>
-cudaError_t launch_async(cudaStream_t s, const mtk_attn *a) {
-    constexpr int TILE = KSPLIT * 64, RS = D + 8;
-    constexpr size_t kv = (size_t)4 * TILE * RS * sizeof(__half);
-    constexpr size_t red = KSPLIT > 1 ? (size_t)8 * (D / 2 + 4) * 32 * sizeof(float) : 0;
-    constexpr size_t smem = kv > red ? kv : red;
-    if (smem > 48 * 1024) {
-        /* Idempotent; launches happen when a plan is built and captured, not per frame. */
-        cudaError_t e = cudaFuncSetAttribute(k_attn_f16_async<D, KSPLIT, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+// Resident kernel: one block an SM keeps one head's whole K and V in shared
+// memory (loaded once, 64-key tiles, each with an mbarrier that the copies
+// arrive on) and its 16 warps work through a range of 16-row query groups
+// each.  No block-wide barrier after the start: warps drift apart, so that
+// one warp's exponentials (MUFU) overlap another's products (tensor cores),
+// which the lock-step tile barrier of the streaming kernel prevents; and K
+// and V cross L2 once per SM instead of once per 128 query rows.  KSPLIT
+// warps share a query group (interleaved tiles, merged through shared
+// memory behind a named barrier) when there are fewer groups than warps.
+constexpr int ATTN_RES_WARPS = 16;
+constexpr int ATTN_RES_MAX_TILES = 20;  // 1280 keys: 184 KB with the merge area
+
+template <int D>
+struct ResShape {
+    static constexpr size_t kv_bytes(int M) {
+        return (size_t)((M + ATTN_KT - 1) / ATTN_KT) * ATTN_KT * (AttnRows<D>::K + AttnRows<D>::V) * sizeof(__half);
+    }
+    static constexpr size_t RED_BYTES = (size_t)ATTN_RES_WARPS * AttnAcc<D>::PER * 32 * sizeof(float);
+    static constexpr size_t BAR_BYTES = ATTN_RES_MAX_TILES * 8;
+    static size_t smem(int M) { return BAR_BYTES + RED_BYTES + kv_bytes(M); }
+};
+
+static __device__ __forceinline__ void mbar_init(uint64_t *bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+// arrives on bar once this thread's earlier cp.async copies have landed
+static __device__ __forceinline__ void mbar_arrive_cp_async(uint64_t *bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_u32(bar)) : "memory");
+}
+static __device__ __forceinline__ void mbar_wait(uint64_t *bar, unsigned parity) {
+    uint32_t done = 0;
+    while (!done)
+        asm volatile(
+            "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+            : "=r"(done)
+            : "r"(smem_u32(bar)), "r"(parity)
+            : "memory");
+}
+
+template <int D, int KSPLIT>
+__global__ void __launch_bounds__(ATTN_RES_WARPS * 32, 1) k_attn_resident(mtk_attn a, int groups_per_block) {
+    MTK_PDL_WAIT();
+    constexpr int KRS = AttnRows<D>::K, VRS = AttnRows<D>::V, NT = ATTN_RES_WARPS * 32;
+    constexpr int SLOTS = ATTN_RES_WARPS / KSPLIT;  // query groups in flight in the block
+    extern __shared__ __align__(16) unsigned char smraw[];
+    uint64_t *bars = (uint64_t *)smraw;
+    float *red = (float *)(smraw + ResShape<D>::BAR_BYTES);
+    const int ntiles = (a.M + ATTN_KT - 1) / ATTN_KT;
+    __half *Ks = (__half *)(smraw + ResShape<D>::BAR_BYTES + ResShape<D>::RED_BYTES);  // [ntiles*64][KRS]
+    __half *Vs = Ks + ntiles * ATTN_KT * KRS;                                            // [ntiles*64][VRS]
+    const int b = blockIdx.y / a.H, h = blockIdx.y % a.H;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const __half *K = (const __half *)a.k + b * a.ks[0] + h * a.ks[1];
+    const __half *V = (const __half *)a.v + b * a.vs[0] + h * a.vs[1];
+    if (threadIdx.x == 0)
+        for (int i = 0; i < ntiles; i++) mbar_init(&bars[i], NT);
+    __syncthreads();
+    for (int tile = 0; tile < ntiles; tile++) {
+        for (int idx = threadIdx.x; idx < ATTN_KT * (D / 8); idx += NT) {
+            const int kr = tile * ATTN_KT + idx / (D / 8), c = (idx % (D / 8)) * 8;
+            const bool ok = kr < a.M;
+            const int64_t row = ok ? kr : 0;
+            cp_async16(Ks + kr * KRS + c, K + row * a.ks[2] + c, ok);
+            cp_async16(Vs + kr * VRS + c, V + row * a.vs[2] + c, ok);
+        }
+        mbar_arrive_cp_async(&bars[tile]);
+    }
+    const int slot = warp / KSPLIT, part = warp % KSPLIT;
+    const int g0 = blockIdx.x * groups_per_block;
+    const int g1 = min(g0 + groups_per_block, (a.N + 15) / 16);
+    const __half *Q = (const __half *)a.q + b * a.qs[0] + h * a.qs[1];
+    __half *O = (__half *)a.o + b * a.os[0] + h * a.os[1];
+    const float sl2 = a.scale * 1.4426950408889634f;
+    int ready = 0;  // tiles below this one are known to have landed
+    for (int grp = g0 + slot; grp < g1; grp += SLOTS) {
+        AttnAcc<D> acc;
+        acc.start(Q, a.qs[2], grp * 16, a.N, lane >> 2, lane & 3);
+        for (int tile = part; tile < ntiles; tile += KSPLIT) {
+            if (tile >= ready) {
+                // an mbarrier completes when every thread's copies up to its tile have landed
+                mbar_wait(&bars[tile], 0);
+                ready = tile + 1;
+            }
+            acc.tile(Ks + tile * ATTN_KT * KRS, Vs + tile * ATTN_KT * VRS, tile * ATTN_KT, a.M, sl2, lane);
+        }
+        if (KSPLIT > 1) {
+            float *r = red + slot * KSPLIT * AttnAcc<D>::PER * 32;
+            acc.put(r + part * AttnAcc<D>::PER * 32, lane);
+            // named barrier 1 + slot: the KSPLIT warps of this slot only
+            asm volatile("bar.sync %0, %1;" ::"r"(1 + slot), "r"(KSPLIT * 32) : "memory");
+            if (part == 0) {
+                acc.merge(r, KSPLIT, lane);
+                acc.store(O, a.os[2], grp * 16, a.N, lane >> 2, lane & 3);
+            }
+            asm volatile("bar.sync %0, %1;" ::"r"(1 + slot), "r"(KSPLIT * 32) : "memory");  // slots free again
+        } else
+            acc.store(O, a.os[2], grp * 16, a.N, lane >> 2, lane & 3);
+    }
+    cp_async_wait_all();  // a warp with no query group must not exit with copies in flight
+}
+
+template <int D, int KSPLIT>
+cudaError_t launch_stream(cudaStream_t s, const mtk_attn *a) {
+    using S = StreamShape<D, KSPLIT>;
+    if (S::SMEM > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(k_attn_stream<D, KSPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)S::SMEM);
         if (e != cudaSuccess) return e;
     }
-    constexpr int QROWS = 16 * 8 / KSPLIT;
-    dim3 grid((a->N + QROWS - 1) / QROWS, a->B * a->H);
-    mtk_launch(k_attn_f16_async<D, KSPLIT, MINB>, grid, 256, smem, s, *a);
+    dim3 grid((a->N + S::ROWS - 1) / S::ROWS, a->B * a->H);
+    mtk_launch(k_attn_stream<D, KSPLIT>, grid, 256, S::SMEM, s, *a);
     return cudaGetLastError();
 }
 
-// Smallest split whose grid covers the GPU twice over (keys permitting).
+template <int D, int KSPLIT>
+cudaError_t launch_resident(cudaStream_t s, const mtk_attn *a, int blocks_per_head) {
+    const size_t smem = ResShape<D>::smem(a->M);
+    cudaError_t e = cudaFuncSetAttribute(k_attn_resident<D, KSPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    const int groups = (a->N + 15) / 16;
+    if (blocks_per_head > groups) blocks_per_head = groups;
+    const int gpb = (groups + blocks_per_head - 1) / blocks_per_head;
+    dim3 grid((groups + gpb - 1) / gpb, a->B * a->H);
+    mtk_launch(k_attn_resident<D, KSPLIT>, grid, ATTN_RES_WARPS * 32, smem, s, *a, gpb);
+    return cudaGetLastError();
+}
+
+// Whether the resident kernel takes a: D = 32 and one head's K and V (plus
+// the merge area) within the SM's shared memory.
+bool resident_fits(const mtk_attn *a) {
+    if (a->D != 32 || a->M > ATTN_RES_MAX_TILES * ATTN_KT) return false;
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    return ResShape<32>::smem(a->M) <= (size_t)optin;
+}
+
 template <int D>
-cudaError_t attn_async(cudaStream_t s, const mtk_attn *a) {
+cudaError_t attn_stream(cudaStream_t s, const mtk_attn *a, int ksplit) {
+    if (ksplit == 1) return launch_stream<D, 1>(s, a);
+    if (ksplit == 2) return launch_stream<D, 2>(s, a);
+    if constexpr (D < 128) {  // 4 x 128-key double buffers would need 300 KB
+        if (ksplit == 4) return launch_stream<D, 4>(s, a);
+    }
+    return cudaErrorInvalidValue;
+}
+
+int sm_count(void) {
     int dev = 0, sms = 132;
     if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    const long long bhs = (long long)a->B * a->H, want = 2LL * sms;
-    int ksplit = 1;
-    if (((a->N + 127) / 128) * bhs < want && a->M > 64) ksplit = 2;
-    /* D = 128 with 4 sub-tiles would need 278 KB of shared memory */
-    if (ksplit == 2 && D < 128 && ((a->N + 63) / 64) * bhs < want && a->M > 128) ksplit = 4;
-    /* MINB (blocks per SM in __launch_bounds__) 2 or 3 measured no faster
-     * than 1 for the encoder's first stage (H100, 2026-11-25). */
-    if (ksplit == 4) return launch_async<D, 4, 1>(s, a);
-    if (ksplit == 2) return launch_async<D, 2, 1>(s, a);
-    return launch_async<D, 1, 1>(s, a);
+    return sms;
+}
+
+// Blocks of the resident kernel a head: one wave (one block an SM) over all
+// heads and batch items.
+int resident_blocks_per_head(const mtk_attn *a) {
+    const long long bh = (long long)a->B * a->H, per = sm_count() / bh;
+    return per < 1 ? 1 : (int)per;
+}
+
+// The kernel (MTK_ATTN_STREAM / MTK_ATTN_RESIDENT) and its key split for a.  Resident
+// where it fits, with the split that minimizes the tiles its busiest warp
+// computes; streaming otherwise, with the fewest splits whose grid still
+// covers the GPU one and a half times (H100 sweep, 2026-11-25:
+// tests/cuda/bench_attention.c).  MTMI_ATTN_CFG="kernel,ksplit" overrides.
+void attn_choice(const mtk_attn *a, int *kernel, int *ksplit) {
+    const char *e = getenv("MTMI_ATTN_CFG");
+    if (e && sscanf(e, "%d,%d", kernel, ksplit) == 2) return;
+    if (resident_fits(a)) {
+        const int bph = resident_blocks_per_head(a), groups = (a->N + 15) / 16;
+        const int gpb = (groups + bph - 1) / bph, ntiles = (a->M + ATTN_KT - 1) / ATTN_KT;
+        long best = -1;
+        for (int k = 1; k <= 4; k *= 2) {
+            const int slots = ATTN_RES_WARPS / k;
+            const long cost = (long)((gpb + slots - 1) / slots) * ((ntiles + k - 1) / k);
+            if (best < 0 || cost < best) best = cost, *ksplit = k;
+        }
+        *kernel = MTK_ATTN_RESIDENT;
+        return;
+    }
+    const long long bhs = (long long)a->B * a->H, want = 3LL * sm_count() / 2;
+    *kernel = MTK_ATTN_STREAM;
+    for (int k = 1; k <= 4; k *= 2) {
+        *ksplit = k;
+        if ((a->N + 128 / k - 1) / (128 / k) * bhs >= want || (k == 2 && a->D >= 128)) return;
+    }
 }
 
 // FP32 (or odd head size) path: one thread per query row, key tiles in shared memory.
@@ -318,18 +498,8 @@ __global__ void k_attn_simple(mtk_attn a) {
     float q[DM], o[DM];
 #pragma unroll
     for (int d = 0; d < DM; d++) {
-        q[d] = (r < a.N && d < D && !a.wq) ? (float)Q[(int64_t)r * a.qs[2] + d] : 0.f;
+        q[d] = (r < a.N && d < D) ? (float)Q[(int64_t)r * a.qs[2] + d] : 0.f;
         o[d] = 0.f;
-    }
-    if (a.wq && r < a.N) { /* fused query projection (see mtk_attn), rounded to T */
-        const T *W = (const T *)a.wq, *Bq = (const T *)a.bq;
-#pragma unroll
-        for (int d = 0; d < DM; d++) {
-            if (d >= D) break;
-            float acc = Bq ? (float)Bq[h * D + d] : 0.f;
-            for (int k = 0; k < a.cin; k++) acc += (float)Q[(int64_t)r * a.qs[2] + k] * (float)W[(int64_t)k * a.ldw + h * D + d];
-            q[d] = (float)(T)acc;
-        }
     }
 #pragma unroll
     for (int d = 0; d < DM; d++) q[d] *= a.scale;
@@ -371,24 +541,39 @@ cudaError_t attn_simple(cudaStream_t s, const mtk_attn *a) {
 
 }  // namespace
 
+extern "C" cudaError_t mtk_attention_config(cudaStream_t s, const mtk_attn *a, int kernel, int ksplit) {
+    if (kernel == MTK_ATTN_RESIDENT) {
+        if (!resident_fits(a)) return cudaErrorInvalidValue;
+        const int bph = resident_blocks_per_head(a);
+        if (ksplit == 1) return launch_resident<32, 1>(s, a, bph);
+        if (ksplit == 2) return launch_resident<32, 2>(s, a, bph);
+        if (ksplit == 4) return launch_resident<32, 4>(s, a, bph);
+        return cudaErrorInvalidValue;
+    }
+    if (kernel != MTK_ATTN_STREAM) return cudaErrorInvalidValue;
+    switch (a->D) {
+    case 16: return attn_stream<16>(s, a, ksplit);
+    case 32: return attn_stream<32>(s, a, ksplit);
+    case 64: return attn_stream<64>(s, a, ksplit);
+    case 128: return attn_stream<128>(s, a, ksplit);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
 extern "C" cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16) {
     if (a->N == 0 || a->B * a->H == 0) return cudaSuccess;
     if (!f16) return attn_simple<float>(s, a);
-    if (a->wq && (a->cin < 1 || a->ldw < a->H * a->D)) return cudaErrorInvalidValue;
-    bool aligned = ((uintptr_t)a->q % 4 == 0) && ((uintptr_t)a->o % 4 == 0) && a->qs[2] % 2 == 0 && a->os[2] % 2 == 0 &&
-                   (!a->wq || a->cin % 16 == 0) &&
-                   a->qs[0] % 2 == 0 && a->qs[1] % 2 == 0 && a->os[0] % 2 == 0 && a->os[1] % 2 == 0;
-    int vec = ((uintptr_t)a->k % 16 == 0) && ((uintptr_t)a->v % 16 == 0) && a->ks[2] % 8 == 0 && a->vs[2] % 8 == 0 &&
-              a->ks[0] % 8 == 0 && a->ks[1] % 8 == 0 && a->vs[0] % 8 == 0 && a->vs[1] % 8 == 0;
+    /* Q / O in 32-bit pairs, K / V rows by 16-byte cp.async */
+    const bool aligned = ((uintptr_t)a->q % 4 == 0) && ((uintptr_t)a->o % 4 == 0) && a->qs[2] % 2 == 0 && a->os[2] % 2 == 0 &&
+                         a->qs[0] % 2 == 0 && a->qs[1] % 2 == 0 && a->os[0] % 2 == 0 && a->os[1] % 2 == 0;
+    const bool vec = ((uintptr_t)a->k % 16 == 0) && ((uintptr_t)a->v % 16 == 0) && a->ks[2] % 8 == 0 && a->vs[2] % 8 == 0 &&
+                     a->ks[0] % 8 == 0 && a->ks[1] % 8 == 0 && a->vs[0] % 8 == 0 && a->vs[1] % 8 == 0;
     if (a->M > 0 && aligned && vec) {
-        switch (a->D) {
-        case 16: return attn_async<16>(s, a);
-        case 32: return attn_async<32>(s, a);
-        case 64: return attn_async<64>(s, a);
-        case 128: return attn_async<128>(s, a);
-        default: break;
-        }
+        int kernel = 0, ksplit = 0;
+        attn_choice(a, &kernel, &ksplit);
+        const cudaError_t e = mtk_attention_config(s, a, kernel, ksplit);
+        if (e != cudaErrorInvalidValue) return e;
     }
-    /* other head sizes, or K / V rows not 16-byte aligned (cp.async) */
+    /* other head sizes, or K / V rows not 16-byte aligned */
     return attn_simple<__half>(s, a);
 }

@@ -184,12 +184,11 @@ int mc_fuse_mlp(mc_plan *p);
 int mc_fuse_mlp_ln(mc_plan *p);    /* fuse_mlp.c: the residual LayerNorm before a fused MLP, in its prologue */
 int mc_fuse_upconv(mc_plan *p);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
-int mc_fuse_ln_pair(mc_plan *p);
-int mc_fuse_attn_q(mc_plan *p);
+int mc_fuse_ln_pair(mc_plan *p);     /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 int mc_fuse_im2col_gemm(mc_plan *p); /* fuse_stem.c: im2col + GEMM of a small-K conv (the stem) as one kernel */
-int mc_fuse_concat_gemm(mc_plan *p);
-int mc_fuse_chain(mc_plan *p);     /* fuse_chain.c: three chained per-pixel GEMMs as one step */
-int mc_fuse_ln_proj(mc_plan *p);   /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */ /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */   /* fuse_attnq.c: the query projection computed in the attention kernel */   /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
+int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */
+int mc_fuse_chain(mc_plan *p);       /* fuse_chain.c: three chained per-pixel GEMMs as one step */
+int mc_fuse_ln_proj(mc_plan *p);     /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -90,13 +90,6 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
     /* after lnim2col: an im2col that a LayerNorm already writes is gone;
      * the stem's (over the network input) is not one of those */
     if (run_pass(p, "stem", 0, mc_fuse_im2col_gemm) < 0) return MTMI_ERR_DEVICE;
-    /* Opt-in only (MTMI_CUDA_FUSE_OPT=attnq): correct, but measured slower
-     * on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 alternating rounds: whole
-     * net 1.119-1.140 ms with it, 1.083-1.096 without; the encoder +50 us
-     * for 8 GEMM launches saved): the projection's weight fragments come
-     * from global memory in every warp's prologue, which the attention
-     * kernels' latency-bound start cannot hide. */
-    if (run_pass(p, "attnq", 1, mc_fuse_attn_q) < 0) return MTMI_ERR_DEVICE;
     if (run_pass(p, "lnpair", 0, mc_fuse_ln_pair) < 0) return MTMI_ERR_DEVICE; /* after lnim2col */
     /* Opt-in only (MTMI_CUDA_FUSE_OPT=mlpln): correct, but measured no
      * faster on an H100 (2026-11-25, scripts/gpu_ab.sh, 3 rounds: whole net

@@ -200,15 +200,15 @@ typedef struct mtk_attn {
     int B, H, N, M, D;
     int64_t qs[3], ks[3], vs[3], os[3];
     float scale;
-    /* Optional fused query projection: with wq != NULL, q is the layer's
-     * input x (strides qs, qs[1] = 0: every head reads the same row) and head
-     * h's queries are x @ wq[:, h*D .. h*D+D) + bq[h*D ..], rounded to the
-     * storage type as a separate projection would store them.  wq row-major
-     * [cin][ldw]; bq may be NULL. */
-    const void *wq, *bq;
-    int cin, ldw;
 } mtk_attn;
 cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
+/* One FP16 tensor-core configuration, for benchmarks and tests: K and V
+ * streamed through shared memory (MTK_ATTN_STREAM) or a head's whole K and
+ * V kept there (MTK_ATTN_RESIDENT; D = 32, up to 1280 keys), with ksplit
+ * (1, 2, 4) warps sharing a query group's keys.  cudaErrorInvalidValue for
+ * a configuration that does not exist; mtk_attention picks one. */
+enum { MTK_ATTN_STREAM = 1, MTK_ATTN_RESIDENT = 2 };
+cudaError_t mtk_attention_config(cudaStream_t s, const mtk_attn *a, int kernel, int ksplit);
 
 /* The encoder MLP in one kernel (mlp.cu), FP16:
  *   y[n,h,w,:] = fc2(act(dw3x3(fc1(x))))  with

@@ -556,12 +556,6 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->t[3].dims[0] == 1) a.vs[0] = 0;
         if (s->t[3].dims[1] == 1) a.vs[1] = 0;
         a.scale = s->fp[0];
-        if (s->ip[5]) { /* fused query projection (fuse_attnq.c): t[1] is the layer input */
-            a.wq = mc_ptr(p, &s->t[4]);
-            a.bq = mc_ptr(p, &s->t[5]);
-            a.cin = (int)s->ip[6];
-            a.ldw = (int)s->ip[7];
-        }
         KCK(mtk_attention(st, &a, f16));
         return MTMI_OK;
     }

@@ -600,51 +600,40 @@ static void t_conv_direct(int f16) {
     cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
 }
 
-/* cin > 0: the fused query projection (mtk_attn.wq): the kernel gets the
- * layer input x [B, N, cin], Wq [cin][H*D] and its bias, and q = x Wq + b
- * (rounded to the storage type) is the reference's query. */
-static void t_attention_q(int f16, int B, int H, int Nq, int M, int D, int bnhd, int cin) {
+/* Set by t_attention_cfg: the queries' amplitude (large: sharp softmax rows
+ * whose maximum rises from tile to tile, the lazy-rescale path) and a fixed
+ * configuration of the FP16 kernel (mtk_attention_config) instead of the
+ * one mtk_attention picks. */
+static float g_attn_qamp = 1.f;
+static int g_attn_kernel = 0, g_attn_ksplit = 0;
+
+static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) {
     /* Q, O stored as [B, N, H, D] (token layout) when bnhd, else [B,H,N,D];
      * K, V as slices of one [B, M, 2, H, D] buffer (the kv Linear output). */
     int64_t nq = (int64_t)B * H * Nq * D, nkv = (int64_t)B * M * 2 * H * D;
-    float *q = rnd(nq, 1.f), *kv = rnd(nkv, 1.f);
+    float *q = rnd(nq, g_attn_qamp), *kv = rnd(nkv, 1.f);
+    if (g_attn_qamp > 1.f) /* keys later in the sequence score higher: the row maximum keeps rising */
+        for (int64_t i = 0; i < nkv; i++) kv[i] *= 0.25f + 0.75f * (float)((i / (2 * H * D)) % M) / M;
     void *dq = up(q, nq, f16), *dkv = up(kv, nkv, f16), *dout = dalloc(nq, f16);
     mtk_attn a;
     memset(&a, 0, sizeof a);
     a.B = B; a.H = H; a.N = Nq; a.M = M; a.D = D;
     a.scale = 1.f / sqrtf((float)D);
-    if (bnhd || cin) {
+    if (bnhd) {
         a.qs[0] = (int64_t)Nq * H * D; a.qs[1] = D; a.qs[2] = (int64_t)H * D;
     } else {
         a.qs[0] = (int64_t)H * Nq * D; a.qs[1] = (int64_t)Nq * D; a.qs[2] = D;
     }
     memcpy(a.os, a.qs, sizeof a.qs);
-    void *dx = NULL, *dw = NULL, *db = NULL;
-    if (cin) {
-        int64_t nx = (int64_t)B * Nq * cin, nw = (int64_t)cin * H * D;
-        float *x = rnd(nx, 1.f), *w = rnd(nw, 1.f / sqrtf((float)cin)), *bq = rnd(H * D, 0.5f);
-        dx = up(x, nx, f16), dw = up(w, nw, f16), db = up(bq, H * D, f16);
-        for (int64_t r = 0; r < (int64_t)B * Nq; r++) /* q in [B, N, H, D] */
-            for (int c = 0; c < H * D; c++) {
-                double acc = bq[c];
-                for (int k = 0; k < cin; k++) acc += (double)x[r * cin + k] * w[(int64_t)k * H * D + c];
-                q[r * H * D + c] = f16 ? mt_half_to_float(mt_float_to_half((float)acc)) : (float)acc;
-            }
-        free(x); free(w); free(bq);
-    }
     a.ks[0] = (int64_t)M * 2 * H * D; a.ks[1] = D; a.ks[2] = 2 * H * D;
     memcpy(a.vs, a.ks, sizeof a.ks);
     a.q = dq;
     a.o = dout;
     a.k = dkv;
     a.v = (char *)dkv + (size_t)H * D * (f16 ? 2 : 4);
-    if (cin) {
-        mtk_attn f = a;
-        f.q = dx;
-        f.qs[0] = (int64_t)Nq * cin; f.qs[1] = 0; f.qs[2] = cin;
-        f.wq = dw; f.bq = db; f.cin = cin; f.ldw = H * D;
-        CK(mtk_attention(0, &f, f16));
-    } else
+    if (g_attn_kernel)
+        CK(mtk_attention_config(0, &a, g_attn_kernel, g_attn_ksplit));
+    else
         CK(mtk_attention(0, &a, f16));
     float *o = down(dout, nq, f16);
     double *ref = malloc(sizeof(double) * nq);
@@ -675,15 +664,22 @@ static void t_attention_q(int f16, int B, int H, int Nq, int M, int D, int bnhd,
                 }
             }
     char name[128];
-    snprintf(name, sizeof name, "attention B%d H%d N%d M%d D%d %s %s%s", B, H, Nq, M, D, bnhd || cin ? "BNHD" : "BHND",
-             f16 ? "f16" : "f32", cin ? " fused q-projection" : "");
+    char extra[48] = "";
+    if (g_attn_kernel)
+        snprintf(extra, sizeof extra, " %s ksplit=%d", g_attn_kernel == MTK_ATTN_RESIDENT ? "resident" : "stream", g_attn_ksplit);
+    if (g_attn_qamp > 1.f) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " sharp");
+    snprintf(name, sizeof name, "attention B%d H%d N%d M%d D%d %s %s%s", B, H, Nq, M, D, bnhd ? "BNHD" : "BHND",
+             f16 ? "f16" : "f32", extra);
     check(name, got, ref, nq, f16 ? 1e-2 : 1e-5);
     free(q); free(kv); free(o); free(ref); free(got); free(sc);
     cudaFree(dq); cudaFree(dkv); cudaFree(dout);
-    if (dx) cudaFree(dx), cudaFree(dw), cudaFree(db);
 }
 
-static void t_attention(int f16, int B, int H, int Nq, int M, int D, int bnhd) { t_attention_q(f16, B, H, Nq, M, D, bnhd, 0); }
+static void t_attention_cfg(int B, int H, int Nq, int M, int D, int kernel, int ksplit, float qamp) {
+    g_attn_kernel = kernel, g_attn_ksplit = ksplit, g_attn_qamp = qamp;
+    t_attention(1, B, H, Nq, M, D, 1);
+    g_attn_kernel = 0, g_attn_ksplit = 0, g_attn_qamp = 1.f;
+}
 
 static void t_preprocess(int f16) {
     int H = 31, W = 45;
@@ -767,6 +763,24 @@ int main(void) {
         t_attention(f16, 1, 3, 50, 7, 16, 0);
         t_attention(f16, 2, 3, 333, 257, 32, 0);
         if (f16) {
+            /* every configuration of the FP16 kernels (K / V streamed or
+             * resident), ragged sizes (rows and keys not multiples of a
+             * tile), sharp rows (lazy rescale), more query groups than a
+             * block's warps, and the largest key count kept resident */
+            const int S = MTK_ATTN_STREAM, R = MTK_ATTN_RESIDENT;
+            for (int ks = 1; ks <= 4; ks *= 2) {
+                t_attention_cfg(1, 2, 777, 333, 32, S, ks, 1.f);
+                t_attention_cfg(2, 1, 301, 1024, 32, S, ks, 6.f);
+                t_attention_cfg(1, 3, 100, 90, 16, S, ks, 4.f);
+                t_attention_cfg(1, 2, 130, 200, 64, S, ks, 4.f);
+                if (ks < 4) t_attention_cfg(1, 2, 70, 130, 128, S, ks, 3.f);
+                t_attention_cfg(1, 2, 777, 333, 32, R, ks, 1.f);
+                t_attention_cfg(2, 1, 301, 1024, 32, R, ks, 6.f);
+                t_attention_cfg(1, 1, 9000, 97, 32, R, ks, 4.f);
+                t_attention_cfg(1, 1, 40000, 200, 32, R, ks, 2.f);
+                t_attention_cfg(1, 3, 50, 1250, 32, R, ks, 5.f);
+            }
+            t_attention_cfg(1, 1, 5000, 1024, 32, 0, 0, 8.f);
             t_resize_sum();
             t_layernorm_proj(32, 32, 4099, 1);
             t_layernorm_proj(64, 64, 1000, 0);
@@ -775,14 +789,6 @@ int main(void) {
             t_chain3(32, 24, 65536 + 77, 1, 24);
             t_chain3(64, 32, 1000, 0, 40);
         }
-        /* fused query projection: the encoder's shapes (C = H*D) at reduced
-         * size, a key split, an odd head size (CUDA-core path), C != H*D */
-        t_attention_q(f16, 1, 1, 2000, 256, 32, 1, 32);
-        t_attention_q(f16, 1, 2, 300, 1024, 32, 1, 64);
-        t_attention_q(f16, 2, 5, 257, 64, 32, 1, 160);
-        t_attention_q(f16, 1, 8, 100, 100, 32, 1, 256);
-        t_attention_q(f16, 1, 2, 70, 50, 24, 1, 48);
-        t_attention_q(f16, 1, 4, 130, 70, 64, 1, 128);
         t_preprocess(f16);
     }
     t_resize_cat();
