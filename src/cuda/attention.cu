@@ -441,16 +441,12 @@ cudaError_t attn_stream(cudaStream_t s, const mtk_attn *a, int ksplit) {
     return cudaErrorInvalidValue;
 }
 
-int sm_count(void) {
-    int dev = 0, sms = 132;
-    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    return sms;
-}
-
 // Blocks of the resident kernel a head: one wave (one block an SM) over all
 // heads and batch items.
 int resident_blocks_per_head(const mtk_attn *a) {
-    const long long bh = (long long)a->B * a->H, per = sm_count() / bh;
+    int sms;
+    mtk_sm_count(&sms);
+    const long long bh = (long long)a->B * a->H, per = sms / bh;
     return per < 1 ? 1 : (int)per;
 }
 
@@ -474,7 +470,9 @@ void attn_choice(const mtk_attn *a, int *kernel, int *ksplit) {
         *kernel = MTK_ATTN_RESIDENT;
         return;
     }
-    const long long bhs = (long long)a->B * a->H, want = 3LL * sm_count() / 2;
+    int sms;
+    mtk_sm_count(&sms);
+    const long long bhs = (long long)a->B * a->H, want = 3LL * sms / 2;
     *kernel = MTK_ATTN_STREAM;
     for (int k = 1; k <= 4; k *= 2) {
         *ksplit = k;

@@ -204,8 +204,8 @@ cudaError_t launch(cudaStream_t s, const mtk_chain *c) {
     /* idempotent; launches happen when a plan is built and captured, not per frame */
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ChCfg<K1>::SMEM);
     if (e != cudaSuccess) return e;
-    int dev = 0, sms = 132;
-    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    int sms;
+    mtk_sm_count(&sms);
     const int64_t ntiles = (c->m + ROWS - 1) / ROWS;
     const unsigned grid = (unsigned)(ntiles < sms ? ntiles : sms);
     return mtk_launch(kern, dim3(grid), dim3(256), ChCfg<K1>::SMEM, s, *c);

@@ -40,6 +40,20 @@ static inline int mtk_pdl_enabled(void) {
     return v;
 }
 
+// The current device's SM count, for sizing grids: 132 (an H100) when the
+// runtime cannot tell, with its error returned and cleared (a failed query
+// is not the error of the launch it sizes).
+static inline cudaError_t mtk_sm_count(int *sms) {
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e != cudaSuccess) {
+        *sms = 132;
+        (void)cudaGetLastError();
+    }
+    return e;
+}
+
 template <typename... KArgs, typename... Args>
 static inline cudaError_t mtk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                                      Args &&...args) {

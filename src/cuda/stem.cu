@@ -371,9 +371,7 @@ cudaError_t launch3(cudaStream_t s, Prm &m, size_t smem) {
     // persistent grid: as many blocks as fit at once (each keeps the weights
     // in shared memory across its strips); more would only queue, fewer
     // would leave SMs idle.  The count only sizes the grid: any works.
-    int dev = 0, sms = 132, per = 0, failed = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        sms = 132, failed = 1;
+    int sms, per = 0, failed = mtk_sm_count(&sms) != cudaSuccess;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kern, NW * 32, smem) != cudaSuccess || per < 1) {
         per = (int)((227u << 10) / (smem + 1024));
         per = per < 1 ? 1 : per > 16 ? 16 : per;
