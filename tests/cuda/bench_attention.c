@@ -19,26 +19,14 @@
 
 #include "core/core.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/cuda_ck.h"
+#include "cuda/cuda_testutil.h"
 #include "cuda/kernels.h"
-
-#define CKB(x)                                                                              \
-    do {                                                                                    \
-        cudaError_t e_ = (x);                                                               \
-        if (e_ != cudaSuccess) {                                                            \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
 
 typedef struct {
     const char *name;
     int H, N, M, D;
 } shape;
-
-static int cmp_f(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
 
 /* kernel 0: mtk_attention's own choice */
 static float time_cfg(const mtk_attn *a, int kernel, int ks, int iters, cudaEvent_t e0, cudaEvent_t e1) {
@@ -47,19 +35,18 @@ static float time_cfg(const mtk_attn *a, int kernel, int ks, int iters, cudaEven
         cudaGetLastError();
         return -1.f;
     }
-    CKB(r);
-    CKB(cudaDeviceSynchronize());
+    CK(r);
+    CK(cudaDeviceSynchronize());
     float t[7];
     for (int b = 0; b < 7; b++) {
-        CKB(cudaEventRecord(e0, 0));
+        CK(cudaEventRecord(e0, 0));
         for (int i = 0; i < iters; i++) kernel ? mtk_attention_config(0, a, kernel, ks) : mtk_attention(0, a, 1);
-        CKB(cudaEventRecord(e1, 0));
-        CKB(cudaEventSynchronize(e1));
-        CKB(cudaEventElapsedTime(&t[b], e0, e1));
+        CK(cudaEventRecord(e1, 0));
+        CK(cudaEventSynchronize(e1));
+        CK(cudaEventElapsedTime(&t[b], e0, e1));
         t[b] = t[b] * 1000.f / iters;
     }
-    qsort(t, 7, sizeof t[0], cmp_f);
-    return t[3];
+    return median_of(t, 7);
 }
 
 static double max_diff(const uint16_t *x, const uint16_t *y, int64_t n) {
@@ -92,8 +79,8 @@ int main(int argc, char **argv) {
     static const int cfgs[][2] = {{MTK_ATTN_STREAM, 1},   {MTK_ATTN_STREAM, 2},   {MTK_ATTN_STREAM, 4},
                                   {MTK_ATTN_RESIDENT, 1}, {MTK_ATTN_RESIDENT, 2}, {MTK_ATTN_RESIDENT, 4}};
     cudaEvent_t e0, e1;
-    CKB(cudaEventCreate(&e0));
-    CKB(cudaEventCreate(&e1));
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
     mt_rng rng;
     mt_rng_seed(&rng, 7);
     printf("attention kernels, FP16, %d SMs at %.2f GHz (MUFU peak %.1f G exp/s); us a call, median of 7 x %d\n", sms,
@@ -106,11 +93,11 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < nq; i++) hq[i] = mt_float_to_half(mt_rng_normal(&rng) * 1.5f);
         for (int64_t i = 0; i < nkv; i++) hkv[i] = mt_float_to_half(mt_rng_normal(&rng));
         void *dq, *dkv, *dout;
-        CKB(cudaMalloc(&dq, nq * 2));
-        CKB(cudaMalloc(&dkv, nkv * 2));
-        CKB(cudaMalloc(&dout, nq * 2));
-        CKB(cudaMemcpy(dq, hq, nq * 2, cudaMemcpyHostToDevice));
-        CKB(cudaMemcpy(dkv, hkv, nkv * 2, cudaMemcpyHostToDevice));
+        CK(cudaMalloc(&dq, nq * 2));
+        CK(cudaMalloc(&dkv, nkv * 2));
+        CK(cudaMalloc(&dout, nq * 2));
+        CK(cudaMemcpy(dq, hq, nq * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dkv, hkv, nkv * 2, cudaMemcpyHostToDevice));
         mtk_attn a;
         memset(&a, 0, sizeof a);
         a.B = 1, a.H = sh->H, a.N = sh->N, a.M = sh->M, a.D = sh->D;
@@ -122,14 +109,14 @@ int main(int argc, char **argv) {
         a.q = dq, a.k = dkv, a.v = (char *)dkv + (size_t)C * 2, a.o = dout;
         const double exps = (double)sh->H * sh->N * sh->M;
         const float tauto = time_cfg(&a, 0, 0, iters, e0, e1);
-        CKB(cudaMemcpy(ref, dout, nq * 2, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(ref, dout, nq * 2, cudaMemcpyDeviceToHost));
         printf("%-22s %-18s %8.2f us  1.00x  %5.1f %% of MUFU peak\n", sh->name, "picked", tauto,
                100.0 * exps / (tauto * 1e-6) / mufu_peak);
         for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
-            CKB(cudaMemset(dout, 0xff, nq * 2));
+            CK(cudaMemset(dout, 0xff, nq * 2));
             const float tc = time_cfg(&a, cfgs[c][0], cfgs[c][1], iters, e0, e1);
             if (tc < 0) continue;
-            CKB(cudaMemcpy(got, dout, nq * 2, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(got, dout, nq * 2, cudaMemcpyDeviceToHost));
             char nm[32];
             snprintf(nm, sizeof nm, "%s ksplit=%d", cfgs[c][0] == MTK_ATTN_RESIDENT ? "resident" : "stream", cfgs[c][1]);
             printf("%-22s %-18s %8.2f us  %.2fx  %5.1f %% of MUFU peak  max diff %.2e\n", sh->name, nm, tc, tc / tauto,
