@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "concat.cuh"
 #include "fastmath.cuh"
 #include "kernels.h"
 #include "launch.cuh"
@@ -705,12 +706,7 @@ __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, 
 }
 
 // The same over a channel concatenation of up to 4 channels-last FP16
-// sources (the concat is never stored).
-struct CatSrc {
-    const uint4 *p[4];
-    int s0[4], s2[4], s3[4], begin[4];
-    int n;
-};
+// sources (the concat is never stored; concat.cuh).
 __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int IH, int IW, int OH,
                               int OW, float sh, float sw, int coord) {
     MTK_PDL_WAIT();
@@ -722,21 +718,9 @@ __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, i
     int ow = (int)(t % OW);
     t /= OW;
     int oh = (int)(t % OH), n = (int)(t / OH);
-    /* select the source with static indices only (a dynamic index would put
-     * the parameter struct in local memory) */
-    const uint4 *x = src.p[0];
-    int xs0 = src.s0[0], xs2 = src.s2[0], xs3 = src.s3[0], cl = c;
-#pragma unroll
-    for (int k = 1; k < 4; k++)
-        if (k < src.n && c >= src.begin[k]) {
-            x = src.p[k];
-            xs0 = src.s0[k];
-            xs2 = src.s2[k];
-            xs3 = src.s3[k];
-            cl = c - src.begin[k];
-        }
+    const CatAt at = cat_at(src, c);
     const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
-    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(x, n * xs0 + cl, xs2, xs3, tp);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(at.x, n * at.s0 + at.c, at.s2, at.s3, tp);
 }
 
 // --------------------------------------------------------- depthwise conv
@@ -1312,19 +1296,10 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
 cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *cbegin,
                            void *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
                            float scale_w, int coord) {
-    if (nsrc < 1 || nsrc > 4 || C % 8 || ys[1] != 1 || (uintptr_t)y % 16) return cudaErrorInvalidValue;
+    if (C % 8 || ys[1] != 1 || (uintptr_t)y % 16) return cudaErrorInvalidValue;
     CatSrc src;
-    memset(&src, 0, sizeof src);
-    src.n = nsrc;
-    for (int k = 0; k < nsrc; k++) {
-        if ((uintptr_t)x[k] % 16 || xs[k][1] != 1 || xs[k][0] % 8 || xs[k][2] % 8 || xs[k][3] % 8 || cbegin[k] % 8)
-            return cudaErrorInvalidValue;
-        src.p[k] = (const uint4 *)x[k];
-        src.s0[k] = (int)(xs[k][0] / 8);
-        src.s2[k] = (int)(xs[k][2] / 8);
-        src.s3[k] = (int)(xs[k][3] / 8);
-        src.begin[k] = cbegin[k] / 8;
-    }
+    const cudaError_t e = cat_src_fill(&src, nsrc, x, xs, cbegin);
+    if (e != cudaSuccess) return e;
     long long total = (long long)N * (C / 8) * OH * OW;
     if (!total) return cudaSuccess;
     mtk_launch(k_resize_cat8, blocks_for(total, 256), 256, 0, s, src, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),

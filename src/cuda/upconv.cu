@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "concat.cuh"
 #include "fastmath.cuh"
 #include "kernels.h"
 #include "launch.cuh"
@@ -41,14 +42,9 @@
 
 namespace {
 
-#define UPC_MAXSRC 4
-
 struct UpArgs {
-    const __half *x[UPC_MAXSRC];
-    long long xs0[UPC_MAXSRC];  // image stride (elements)
-    int xs2[UPC_MAXSRC], xs3[UPC_MAXSRC];  // row, pixel stride (elements)
-    int cbeg[UPC_MAXSRC];       // first channel of source k in the concat
-    int nsrc, C;                // sources, concat channels
+    CatSrc src;                 // the concat's sources (concat.cuh)
+    int C;                      // concat channels
     const __half *w;            // [CO][3][3][C]
     const __half *b;            // [CO] or NULL
     __half *y;
@@ -154,22 +150,9 @@ __global__ void __launch_bounds__(K::NT, K::MINB) k_upconv3x3(const __grid_const
             const int cg = u % CPP, pix = u / CPP, rr = pix / K::RW, rc = pix % K::RW;
             const int iy = min(max(iy0 + rr, 0), a.IH - 1), ix = min(max(ix0 + rc, 0), a.IW - 1);
             const int c = ch * K::KC + cg * 8;
-            // source of channel c: static indices only (a dynamic index would
-            // put the argument struct in local memory)
-            const __half *src = a.x[0];
-            long long s0 = a.xs0[0];
-            int s2 = a.xs2[0], s3 = a.xs3[0], cl = c;
-#pragma unroll
-            for (int k = 1; k < UPC_MAXSRC; k++)
-                if (k < a.nsrc && c >= a.cbeg[k]) {
-                    src = a.x[k];
-                    s0 = a.xs0[k];
-                    s2 = a.xs2[k];
-                    s3 = a.xs3[k];
-                    cl = c - a.cbeg[k];
-                }
+            const CatAt at = cat_at(a.src, c / 8);
             const bool ok = c < C;
-            cp_async16(dst + u, ok ? src + img * s0 + iy * s2 + ix * s3 + cl : a.x[0], ok);
+            cp_async16(dst + u, ok ? at.x + img * at.s0 + iy * at.s2 + ix * at.s3 + at.c : a.src.p[0], ok);
         }
     };
     auto load_w = [&](int ch, int buf) {
@@ -404,17 +387,10 @@ cudaError_t fill_args(UpArgs *a, int nsrc, const void *const *x, const int64_t (
                       const void *bias, void *y, const int64_t ys[4], int IH, int IW, int CO, int act) {
     if (!mtk_upconv3x3_supported(nsrc, csrc, CO, act)) return cudaErrorInvalidValue;
     memset(a, 0, sizeof *a);
-    a->nsrc = nsrc;
-    int c = 0;
-    for (int k = 0; k < nsrc; k++) {
-        if ((uintptr_t)x[k] % 16 || xs[k][1] != 1 || xs[k][0] % 8 || xs[k][2] % 8 || xs[k][3] % 8) return cudaErrorInvalidValue;
-        a->x[k] = (const __half *)x[k];
-        a->xs0[k] = xs[k][0];
-        a->xs2[k] = (int)xs[k][2];
-        a->xs3[k] = (int)xs[k][3];
-        a->cbeg[k] = c;
-        c += csrc[k];
-    }
+    int cbegin[CAT_MAXSRC], c = 0;
+    for (int k = 0; k < nsrc; k++) cbegin[k] = c, c += csrc[k];
+    const cudaError_t e = cat_src_fill(&a->src, nsrc, x, xs, cbegin);
+    if (e != cudaSuccess) return e;
     if ((uintptr_t)w % 16 || (uintptr_t)y % 4 || (bias && (uintptr_t)bias % 4) || ys[1] != 1 || ys[2] % 2 || ys[3] % 2 ||
         ys[0] % 2)
         return cudaErrorInvalidValue;
@@ -437,7 +413,7 @@ cudaError_t fill_args(UpArgs *a, int nsrc, const void *const *x, const int64_t (
 }  // namespace
 
 extern "C" int mtk_upconv3x3_supported(int nsrc, const int *csrc, int CO, int act) {
-    if (nsrc < 1 || nsrc > UPC_MAXSRC || CO < 8 || CO % 8 || act < 0 || act > 3) return 0;
+    if (nsrc < 1 || nsrc > CAT_MAXSRC || CO < 8 || CO % 8 || act < 0 || act > 3) return 0;
     for (int k = 0; k < nsrc; k++)
         if (csrc[k] < 8 || csrc[k] % 8) return 0;
     return 1;
