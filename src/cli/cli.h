@@ -4,6 +4,7 @@
 #define MT_CLI_H
 
 #include "core/core.h"
+#include "image/image.h"
 
 int mt_cmd_info(int argc, char **argv);
 int mt_cmd_infer(int argc, char **argv);
@@ -65,5 +66,74 @@ int cli_frame_features(struct mt_qrunner *r, const cli_quant_opts *o, const char
  * one, 0 if not, -1 on a bad value (reported; "cmd: ..."). */
 struct mt_app_opts;
 int cli_app_option(const char *cmd, int argc, char **argv, int *i, struct mt_app_opts *o, int max_inflight);
+
+/* ------------------------------------------------- run: I/O threads (run_io.c) */
+#define RUN_MAX_THREADS 64
+#define RUN_CACHE_MAX 64      /* sources kept decoded when frames repeat them */
+#define RUN_PATH_MAX 4096
+enum { RUN_SAVE_CLASSES = 1, RUN_SAVE_DEPTH = 2, RUN_SAVE_VIS = 4, RUN_SAVE_LOGITS = 8 };
+
+/* Decoding: frame k is source k % nsrc (files[], or synthetic scenes when
+ * files is NULL) fitted to w x h, decoded by nthreads threads into a ring a
+ * few frames ahead of the application. */
+typedef struct run_reader run_reader;
+mtmi_status run_reader_start(char **files, int nsrc, int w, int h, int64_t frames, int nthreads, run_reader **out);
+/* Frame k (frames are taken in order): *owned says whether *img is the
+ * caller's to free (else it belongs to the reader's cache). */
+mtmi_status run_reader_take(run_reader *r, int64_t k, mt_image *img, int *owned);
+void run_reader_stats(run_reader *r, double *decode_ms, int64_t *decoded, int *threads, int *slots);
+void run_reader_stop(run_reader *r);
+
+/* Writing: what a job's frame writes, and where. */
+typedef struct run_write_opts {
+    const char *outdir;
+    unsigned save;          /* RUN_SAVE_* */
+    int format_seed;        /* _seg.bin / _depth.bin instead of .npy */
+    int nwrite;             /* frames 0 .. nwrite-1 are written */
+    int test_slow_write_ms; /* test hook: each job sleeps first */
+} run_write_opts;
+/* One frame's results, owned by the job (buffers kept across frames). */
+typedef struct run_job {
+    int64_t index;
+    char stem[256];
+    mt_image input;         /* the fitted frame, for the vis */
+    int input_owned;
+    uint8_t *classes;       /* cw x ch, or NULL */
+    size_t classes_cap;
+    int cw, ch;
+    void *logits;           /* lc x lh x lw of logits_dtype, or NULL */
+    size_t logits_cap;
+    int logits_dtype, lc, lh, lw;
+    double scale;           /* int8 logits' scale */
+    void *depth;            /* dh x dw of depth_dtype, or NULL */
+    size_t depth_cap;
+    int depth_dtype, dh, dw;
+} run_job;
+typedef struct run_written {
+    int done;
+    unsigned files;         /* RUN_SAVE_* written */
+    double scale;
+} run_written;
+typedef struct run_writer_stat {
+    double write_ms, wait_ms;  /* summed over jobs; the application's waits for a free job */
+    int64_t jobs_done;
+    int threads, jobs;
+    size_t job_bytes;          /* result buffers held by the jobs */
+} run_writer_stat;
+typedef struct run_writer run_writer;
+mtmi_status run_writer_start(const run_write_opts *o, int nthreads, int njobs, run_writer **out);
+/* A free job (waits while every job is queued or being written). */
+run_job *run_writer_acquire(run_writer *w);
+void run_writer_submit(run_writer *w, run_job *j);
+/* The first write error so far (set as the last error), else MTMI_OK. */
+mtmi_status run_writer_error(run_writer *w);
+/* Waits until every submitted job is written. */
+mtmi_status run_writer_finish(run_writer *w);
+void run_writer_stats(run_writer *w, run_writer_stat *st);
+const run_written *run_writer_written(const run_writer *w);
+void run_writer_stop(run_writer *w);
+int run_job_reserve(void **buf, size_t *cap, size_t n);
+/* "<outdir>/<stem><suffix>" into path; -1 (error set) when it does not fit. */
+int run_output_path(const char *outdir, const char *stem, const char *suffix, char *path, size_t cap);
 
 #endif

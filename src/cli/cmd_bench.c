@@ -11,11 +11,19 @@
 static void usage(void) {
     printf("usage: mtmi bench [--model M.onnx [--random-weights SEED]] [--place P] [--cache F] [--size HxW]\n"
            "                  [--frames N] [--warmup N] [--inflight N | --sync] [--compare]\n"
-           "                  [--threads N] [--json F] [--trace F] [--quiet]\n"
+           "                  [--threads N] [--results LIST] [--on-device] [--vs-engine] [--json F]\n"
+           "                  [--trace F] [--quiet]\n"
            "The `run` pipeline on one fixed synthetic frame, no file I/O: throughput,\n"
-           "latency percentiles per stage and end to end, memory.\n"
+           "latency percentiles per stage and end to end, the bytes the results bring\n"
+           "to the host and the copy bandwidth, memory.\n"
            "  --frames N    measured frames (default 20), after --warmup N (default 3)\n"
            "  --compare     also run --sync (one frame at a time) and print the speedup\n"
+           "  --results L   what the heads return, made on their devices: classes,\n"
+           "                logits (int8), logits:fp16, logits:fp32, depth (fp32),\n"
+           "                depth:fp16; default classes,depth\n"
+           "  --on-device   leave the results in GPU memory (no copy to the host)\n"
+           "  --vs-engine   also time the whole network as one plan on the encoder's GPU\n"
+           "                (the engine's rate) and print the pipeline's fraction of it\n"
            "  other options as in `mtmi run`\n");
 }
 
@@ -75,7 +83,7 @@ int mt_cmd_bench(int argc, char **argv) {
     mt_app_opts o = {.inject_stage = -1};
     const char *json = NULL, *trace = NULL;
     long frames = 20, warmup = 3;
-    int compare = 0;
+    int compare = 0, vs_engine = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -91,6 +99,12 @@ int mt_cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--warmup") && more) {
             if ((warmup = cli_parse_long(a, argv[++i], 0, 1000000)) < 0) return 1;
         } else if (!strcmp(a, "--compare")) compare = 1;
+        else if (!strcmp(a, "--vs-engine")) vs_engine = 1;
+        else if (!strcmp(a, "--on-device")) o.results_on_device = 1;
+        else if (!strcmp(a, "--results") && more) {
+            if (mt_app_parse_results(argv[++i], &o.seg_forms, &o.depth_forms)) return cli_error("bench: %s", mtmi_last_error());
+            o.forms_set = 1;
+        }
         else if (!strcmp(a, "--json") && more) json = argv[++i];
         else if (!strcmp(a, "--trace") && more) trace = argv[++i];
         else return cli_error("bench: unknown or incomplete option '%s' (try mtmi bench --help)", a);
@@ -122,7 +136,19 @@ int mt_cmd_bench(int argc, char **argv) {
     printf("placement: %s; %d in flight; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe), app.build_ms);
     if (bench_once(&app, warmup, frames, o.quiet, &pipe_r)) goto out;
     mt_app_print_summary(stdout, &app, &pipe_r.st, &pipe_r.s);
-    char extra[512] = "";
+    char extra[1024] = "";
+    size_t elen = 0;
+    if (vs_engine) {
+        double ms = 0;
+        if (mt_app_engine_ms(&app, 200, &ms)) {
+            cli_lib_error();
+            goto out;
+        }
+        const double rate = ms > 0 ? 1000.0 / ms : 0, frac = rate > 0 ? pipe_r.s.fps / rate : 0;
+        printf("engine: whole network as one plan %.3f ms (%.1f frames/s); this pipeline delivers %.2f fps = %.3fx of it\n", ms,
+               rate, pipe_r.s.fps, frac);
+        elen += (size_t)snprintf(extra + elen, sizeof extra - elen, ",\n  \"engine_ms\": %.4f,\n  \"engine_fraction\": %.4f", ms, frac);
+    }
     if (compare) {
         double speedup = sync_r.s.fps > 0 ? pipe_r.s.fps / sync_r.s.fps : 0;
         printf("%-28s %10s %12s %12s\n", "mode", "fps", "frame ms", "latency p50");
@@ -131,7 +157,7 @@ int mt_cmd_bench(int argc, char **argv) {
         snprintf(mode, sizeof mode, "pipelined (%d in flight)", mt_pipeline_inflight(app.pipe));
         printf("%-28s %10.2f %12.2f %12.2f\n", mode, pipe_r.s.fps, pipe_r.s.period_mean, pipe_r.s.e2e_p50);
         printf("pipelining speedup: %.2fx\n", speedup);
-        snprintf(extra, sizeof extra,
+        snprintf(extra + elen, sizeof extra - elen,
                  ",\n  \"sync\": {\"fps\": %.4f, \"frame_ms\": %.4f, \"latency_p50_ms\": %.4f},\n  \"speedup\": %.4f",
                  sync_r.s.fps, sync_r.s.period_mean, sync_r.s.e2e_p50, speedup);
     }

@@ -1,37 +1,44 @@
 /* mtmi run: the multi-task app (SPEC 6).  Frames (PNG files, or synthetic
  * street scenes) go through the pipeline: encoder, then the heads on their
- * devices, N frames in flight; per frame it writes <stem>_seg.bin (int8
- * logits), <stem>_depth.bin (float32) and <stem>_vis.png, all atomically. */
+ * devices, N frames in flight.  The heads make on their devices only what
+ * --save asks for (the class map, int8 logits, depth), and image decoding
+ * and file writing run on worker threads (run_io.c) in parallel with the
+ * devices, with bounded queues both ways.  Files per frame:
+ *   <stem>_classes.png  8-bit class indices (Cityscapes train IDs)
+ *   <stem>_depth.npy    depth head output, float32 (or fp16) H x W
+ *   <stem>_logits.npy   int8 C x H x W (scale in manifest.json), or fp16/fp32
+ *   <stem>_vis.png      input | class map | depth, with a class legend
+ * or with --format seed the original deployment's headerless
+ * <stem>_seg.bin (int8 logits) and <stem>_depth.bin (float32); and
+ * manifest.json describing the run and every frame's files. */
 #include <ctype.h>
 #include <dirent.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "graph/graph.h"
 #include "image/image.h"
 #include "pipeline/app.h"
 
 #define RUN_MAX_SLOTS 64
-#define RUN_CACHE_MAX 64  /* fitted sources kept in memory (3 MiB each at 1024x1024) */
 
 typedef struct run_ctx {
     char **files;
     int nfiles;
-    const char *outdir;
-    int nwrite;               /* frames whose outputs are written (first pass) */
-    int seg, depth;           /* output indices or -1 */
-    /* Each source decoded and fitted once (frames cycle through them); up
-     * to RUN_CACHE_MAX of them, decoded per frame beyond that.  A slot
-     * points at its frame's image until the frame is written. */
-    mt_image *cache;
-    int ncache;
-    mt_image own[RUN_MAX_SLOTS];
-    const mt_image *fitted[RUN_MAX_SLOTS];
-    char stem[RUN_MAX_SLOTS][256];
-    char *json_outputs;       /* ",\n  \"outputs\": [...]" member for --json */
-    size_t json_len, json_cap;
+    int64_t frames;
+    int nwrite;                 /* frames whose outputs are written (the first pass) */
+    char (*stems)[256];         /* of the written frames, made unique */
+    run_write_opts wo;
+    int logits_form, depth_form; /* MT_FORM_* of the saved logits / depth */
+    int workers;                /* 0 = automatic */
+    /* result indices in the pipeline (-1 = not made) */
+    int r_classes, r_logits, r_scale, r_depth;
+    /* the frame image of each pipeline slot, until its frame is handed on */
+    mt_image slot_img[RUN_MAX_SLOTS];
+    int slot_owned[RUN_MAX_SLOTS];
 } run_ctx;
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -75,152 +82,245 @@ static void stem_of(const char *path, char *out, size_t cap) {
     if (dot && dot != out) *dot = 0;
 }
 
-/* Loads (or synthesizes) frame `index`, fits it to the model's input and
- * normalizes it into the frame's input tensor (every batch element). */
-static int prepare_frame(run_ctx *c, mt_app *app, mt_frame *f) {
-    mt_image src = {0};
-    mtmi_status s = MTMI_OK;
-    int k = f->slot;
-    int nsrc = c->nfiles ? c->nfiles : 8;
-    int i = (int)(f->index % nsrc);
-    if (c->nfiles) stem_of(c->files[i], c->stem[k], sizeof c->stem[k]);
-    else snprintf(c->stem[k], sizeof c->stem[k], "synth_%03d", i);
-    mt_image *dst = i < c->ncache ? &c->cache[i] : &c->own[k];
-    if (dst == &c->own[k]) mt_image_free(dst); /* not cached: this slot's previous frame */
-    if (!dst->px) {
-        if (c->nfiles) s = mt_png_read(c->files[i], &src);
-        /* A different scene per frame, at a camera-like 2:1 aspect, so the
-         * centre crop and resize are exercised as with real images. */
-        else s = mt_image_synth_street(app->width * 2, app->height, (uint64_t)i, &src);
-        if (s) return cli_lib_error();
-        s = mt_image_fit(&src, app->width, app->height, dst);
-        mt_image_free(&src);
-        if (s) return cli_lib_error();
+/* Stems of the written frames.  Two sources whose stems differ only in
+ * case or extension (A.png, A.PNG, a.png) would write the same files (or
+ * the same files on a case-insensitive disk): every stem after the first
+ * of such a group gets its frame index ("A_f0001"). */
+static int make_stems(run_ctx *c) {
+    if (!(c->stems = calloc((size_t)c->nwrite + 1, sizeof *c->stems))) return cli_error("run: out of memory");
+    for (int i = 0; i < c->nwrite; i++) {
+        if (c->nfiles) stem_of(c->files[i], c->stems[i], sizeof c->stems[i]);
+        else snprintf(c->stems[i], sizeof c->stems[i], "synth_%03d", i);
+        for (int k = 0; k < i; k++)
+            if (!strcasecmp(c->stems[k], c->stems[i])) {
+                char s[256];
+                snprintf(s, sizeof s, "%.240s_f%04d", c->stems[i], i);
+                memcpy(c->stems[i], s, sizeof s);
+                k = -1; /* check the new name against all again */
+            }
     }
-    c->fitted[k] = dst;
-    mt_app_fill_input(app->pipe, f, dst);
     return 0;
 }
 
-static void json_add(run_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void json_add(run_ctx *c, const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (c->json_len + n + 1 > c->json_cap) {
-        size_t nc = (c->json_cap + n + 1) * 2;
-        char *p = realloc(c->json_outputs, nc);
-        if (!p) return;
-        c->json_outputs = p;
-        c->json_cap = nc;
-    }
-    memcpy(c->json_outputs + c->json_len, buf, n + 1);
-    c->json_len += n;
-}
+static const char *const g_suffix[2][4] = {{"_classes.png", "_depth.npy", "_vis.png", "_logits.npy"},
+                                           {"_classes.png", "_depth.bin", "_vis.png", "_seg.bin"}};
 
-/* Writes the frame's three files.  The seg logits are quantized to int8
- * symmetrically per tensor: scale = max|logit| / 127, q = round(x / scale).
- * The scale (printed and in the JSON report) dequantizes them; the argmax,
- * which is what the class map needs, survives except between logits closer
- * than one step. */
-static int write_outputs(run_ctx *c, mt_app *app, mt_frame *f, int quiet) {
-    int k = f->slot;
-    char path[4096];
-    int h = app->height, w = app->width;
-    mt_image parts[3];
-    int nparts = 0;
-    parts[nparts++] = *c->fitted[k];
-    uint8_t *cls = NULL, *crgb = NULL, *drgb = NULL;
-    int8_t *q = NULL;
-    mt_image cimg = {0}, dimg = {0}, cfit = {0}, dfit = {0}, vis = {0};
-    int rc = 1;
-    double scale = 0;
-    if (c->seg >= 0) {
-        const mt_tview *t = &f->outputs[c->seg];
-        int nc = (int)t->dims[1], oh = (int)t->dims[2], ow = (int)t->dims[3];
-        size_t n = (size_t)nc * oh * ow;
-        const float *x = t->data;
-        float mx = 0;
-        for (size_t i = 0; i < n; i++)
-            if (fabsf(x[i]) > mx) mx = fabsf(x[i]);
-        scale = mx > 0 && isfinite(mx) ? mx / 127.0 : 1.0;
-        q = malloc(n);
-        cls = malloc((size_t)oh * ow);
-        crgb = malloc((size_t)oh * ow * 3);
-        if (!q || !cls || !crgb) goto oom;
-        for (size_t i = 0; i < n; i++) {
-            double v = x[i] / scale;
-            v = v > 127 ? 127 : v < -127 ? -127 : v;
-            q[i] = (int8_t)lrint(isfinite(v) ? v : 0);
+static int cmp_path(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+/* Before anything is written: every output path fits, no two outputs are
+ * the same file, and no output is one of the input images. */
+static int check_outputs(const run_ctx *c) {
+    const int nkinds = 4;
+    char(*paths)[RUN_PATH_MAX] = malloc((size_t)(c->nwrite * nkinds + 1) * RUN_PATH_MAX);
+    if (!paths) return cli_error("run: out of memory");
+    int n = 0, rc = 1;
+    for (int i = 0; i < c->nwrite; i++)
+        for (int k = 0; k < nkinds; k++)
+            if (c->wo.save & (1u << k)) {
+                if (run_output_path(c->wo.outdir, c->stems[i], g_suffix[c->wo.format_seed][k], paths[n], RUN_PATH_MAX)) {
+                    cli_lib_error();
+                    goto done;
+                }
+                n++;
+            }
+    qsort(paths, n, RUN_PATH_MAX, cmp_path);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(paths[i - 1], paths[i])) {
+            cli_error("run: two frames would write '%s'", paths[i]);
+            goto done;
         }
-        snprintf(path, sizeof path, "%s/%s_seg.bin", c->outdir, c->stem[k]);
-        if (mt_write_file_atomic(path, q, n)) goto lib_fail;
-        mt_argmax_chw(x, nc, ow, oh, cls);
-        mt_colorize_classes(cls, ow, oh, crgb);
-        cimg = (mt_image){ow, oh, 3, crgb};
-        crgb = NULL;
-        if (oh != h || ow != w) {
-            if (mt_image_fit(&cimg, w, h, &cfit)) goto lib_fail;
-            parts[nparts++] = cfit;
-        } else parts[nparts++] = cimg;
-        json_add(c, "%s\n    {\"frame\": %lld, \"stem\": \"%s\", \"seg\": \"%s_seg.bin\", \"seg_shape\": [%d, %d, %d], \"seg_scale\": %.9g",
-                 c->json_len ? "," : "", (long long)f->index, c->stem[k], c->stem[k], nc, oh, ow, scale);
-    } else {
-        json_add(c, "%s\n    {\"frame\": %lld, \"stem\": \"%s\"", c->json_len ? "," : "", (long long)f->index, c->stem[k]);
-    }
-    if (c->depth >= 0) {
-        const mt_tview *t = &f->outputs[c->depth];
-        int oh = (int)t->dims[2], ow = (int)t->dims[3];
-        snprintf(path, sizeof path, "%s/%s_depth.bin", c->outdir, c->stem[k]);
-        if (mt_write_file_atomic(path, t->data, (size_t)oh * ow * sizeof(float))) goto lib_fail;
-        drgb = malloc((size_t)oh * ow * 3);
-        if (!drgb) goto oom;
-        mt_colorize_depth(t->data, ow, oh, drgb);
-        dimg = (mt_image){ow, oh, 3, drgb};
-        drgb = NULL;
-        if (oh != h || ow != w) {
-            if (mt_image_fit(&dimg, w, h, &dfit)) goto lib_fail;
-            parts[nparts++] = dfit;
-        } else parts[nparts++] = dimg;
-        json_add(c, ", \"depth\": \"%s_depth.bin\", \"depth_shape\": [%d, %d]", c->stem[k], oh, ow);
-    }
-    json_add(c, ", \"vis\": \"%s_vis.png\"}", c->stem[k]);
-    if (mt_image_hconcat(parts, nparts, &vis)) goto lib_fail;
-    snprintf(path, sizeof path, "%s/%s_vis.png", c->outdir, c->stem[k]);
-    if (mt_png_write(path, &vis)) goto lib_fail;
-    if (!quiet) {
-        if (c->seg >= 0) printf("wrote %s/%s_{seg.bin (int8, scale %.6g),depth.bin,vis.png}\n", c->outdir, c->stem[k], scale);
-        else printf("wrote %s/%s_vis.png\n", c->outdir, c->stem[k]);
+    for (int i = 0; i < c->nfiles; i++) {
+        struct stat in;
+        if (stat(c->files[i], &in)) continue;
+        for (int k = 0; k < n; k++) {
+            struct stat o;
+            if (!stat(paths[k], &o) && o.st_dev == in.st_dev && o.st_ino == in.st_ino) {
+                cli_error("run: output '%s' is the input image '%s'; choose another -o folder", paths[k], c->files[i]);
+                goto done;
+            }
+        }
     }
     rc = 0;
-    goto done;
-oom:
-    cli_error("run: out of memory writing frame %lld", (long long)f->index);
-    goto done;
-lib_fail:
-    cli_lib_error();
 done:
-    free(q);
-    free(cls);
-    free(crgb);
-    free(drgb);
-    mt_image_free(&cimg);
-    mt_image_free(&dimg);
-    mt_image_free(&cfit);
-    mt_image_free(&dfit);
-    mt_image_free(&vis);
+    free(paths);
     return rc;
+}
+
+/* --save LIST and --format into the files written and the results the
+ * heads make: only what is written (or drawn) leaves the device. */
+static int parse_save(const char *s, run_ctx *c) {
+    unsigned save = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *sv = NULL, *t = strtok_r(buf, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+        if (!strcmp(t, "classes")) save |= RUN_SAVE_CLASSES;
+        else if (!strcmp(t, "depth")) save |= RUN_SAVE_DEPTH;
+        else if (!strcmp(t, "vis")) save |= RUN_SAVE_VIS;
+        else if (!strcmp(t, "logits")) save |= RUN_SAVE_LOGITS;
+        else if (!strcmp(t, "none")) save |= 1u << 8;
+        else return cli_error("run: unknown --save item '%s' (classes, depth, vis, logits, none)", t);
+    }
+    if ((save & (1u << 8)) && (save & 15)) return cli_error("run: --save none cannot be combined with other items");
+    c->wo.save = save & 15;
+    return 0;
+}
+
+static void app_forms(const run_ctx *c, mt_app_opts *o) {
+    const unsigned save = c->wo.save;
+    o->seg_forms = (save & (RUN_SAVE_CLASSES | RUN_SAVE_VIS) ? MT_FORM_CLASSES : 0) | (save & RUN_SAVE_LOGITS ? c->logits_form : 0);
+    o->depth_forms = save & (RUN_SAVE_DEPTH | RUN_SAVE_VIS) ? c->depth_form : 0;
+    if (!save) { /* --save none: the pipeline still makes what `run` shows */
+        o->seg_forms = MT_FORM_CLASSES;
+        o->depth_forms = c->depth_form;
+    }
+    o->forms_set = 1;
+}
+
+/* Frame f's pixels from the reader into the pipeline's input slot. */
+static int prepare_frame(run_ctx *c, run_reader *rd, mt_app *app, mt_frame *f) {
+    mt_image *img = &c->slot_img[f->slot];
+    if (c->slot_owned[f->slot]) mt_image_free(img);
+    if (run_reader_take(rd, f->index, img, &c->slot_owned[f->slot])) return cli_lib_error();
+    mt_app_fill_input(app->pipe, f, img);
+    return 0;
+}
+
+/* Copies result r of frame f (batch element 0: every element holds the
+ * same image) into *buf; returns the bytes or 0 if r is not made. */
+static size_t take_result(const mt_frame *f, int r, void **buf, size_t *cap) {
+    if (r < 0) return 0;
+    const mt_tview *t = &f->outputs[r];
+    const size_t bytes = (size_t)(mt_tview_numel(t) / t->dims[0]) * mt_dtype_size(t->dtype);
+    if (run_job_reserve(buf, cap, bytes)) return 0;
+    memcpy(*buf, t->data, bytes);
+    return bytes;
+}
+
+/* Frame f's results into a writer job (the frame image moves with it). */
+static int hand_to_writer(run_ctx *c, run_writer *w, const mt_frame *f) {
+    run_job *j = run_writer_acquire(w);
+    j->index = f->index;
+    snprintf(j->stem, sizeof j->stem, "%s", c->stems[f->index]);
+    j->input = c->slot_img[f->slot];
+    j->input_owned = c->slot_owned[f->slot];
+    memset(&c->slot_img[f->slot], 0, sizeof c->slot_img[f->slot]);
+    c->slot_owned[f->slot] = 0;
+    int ok = 1;
+    if (c->r_classes >= 0) {
+        const mt_tview *t = &f->outputs[c->r_classes];
+        j->ch = (int)t->dims[t->rank - 2], j->cw = (int)t->dims[t->rank - 1];
+        ok &= take_result(f, c->r_classes, (void **)&j->classes, &j->classes_cap) > 0;
+    }
+    if (c->r_logits >= 0) {
+        const mt_tview *t = &f->outputs[c->r_logits];
+        j->logits_dtype = t->dtype, j->lc = (int)t->dims[1], j->lh = (int)t->dims[2], j->lw = (int)t->dims[3];
+        ok &= take_result(f, c->r_logits, &j->logits, &j->logits_cap) > 0;
+        j->scale = c->r_scale >= 0 ? ((const float *)f->outputs[c->r_scale].data)[0] : 0;
+    }
+    if (c->r_depth >= 0) {
+        const mt_tview *t = &f->outputs[c->r_depth];
+        j->depth_dtype = t->dtype, j->dh = (int)t->dims[t->rank - 2], j->dw = (int)t->dims[t->rank - 1];
+        ok &= take_result(f, c->r_depth, &j->depth, &j->depth_cap) > 0;
+    }
+    if (c->r_classes < 0) j->ch = j->cw = 0;
+    if (!ok) j->index = -1; /* the writer gives the job back unwritten */
+    run_writer_submit(w, j);
+    return ok ? 0 : cli_error("run: out of memory for frame %lld's results", (long long)f->index);
+}
+
+/* Which pipeline outputs hold what run writes. */
+static int find_results(run_ctx *c, const mt_app *app) {
+    c->r_classes = c->r_logits = c->r_scale = c->r_depth = -1;
+    const mt_pipeline *p = app->pipe;
+    if (app->seg_forms & MT_FORM_CLASSES) c->r_classes = mt_app_seg_result(app, MT_FORM_CLASSES);
+    if (c->wo.save & RUN_SAVE_LOGITS) {
+        c->r_logits = mt_app_seg_result(app, (unsigned)c->logits_form);
+        /* the scales follow the int8 values (mt_graph_output_forms) */
+        if (c->logits_form == MT_FORM_INT8 && c->r_logits >= 0) c->r_scale = c->r_logits + 1;
+        if (c->r_scale >= 0 && (c->r_scale >= mt_pipeline_num_outputs(p) || mt_pipeline_output_shape(p, c->r_scale)->dtype != MTMI_FLOAT))
+            return cli_error("run: the int8 logits come without their scales");
+    }
+    if (app->depth_forms) c->r_depth = mt_app_depth_result(app, (unsigned)c->depth_form);
+    if ((c->wo.save & RUN_SAVE_LOGITS) && c->r_logits < 0) return cli_error("run: the model has no segmentation output for --save logits");
+    if ((c->wo.save & RUN_SAVE_CLASSES) && c->r_classes < 0) return cli_error("run: the model has no segmentation output for --save classes");
+    if ((c->wo.save & RUN_SAVE_DEPTH) && c->r_depth < 0) return cli_error("run: the model has no depth output for --save depth");
+    return 0;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* manifest.json: what the run was and every written frame's files. */
+static int write_manifest(const run_ctx *c, const mt_app *app, const run_written *wr) {
+    char path[RUN_PATH_MAX], tmp[RUN_PATH_MAX + 64];
+    if (run_output_path(c->wo.outdir, "manifest", ".json", path, sizeof path)) return cli_lib_error();
+    FILE *f = mt_atomic_open(path, tmp, sizeof tmp);
+    if (!f) return cli_lib_error();
+    const mt_pipeline *p = app->pipe;
+    fprintf(f, "{\n  \"mtmi_version\": \"%s\",\n  \"model\": ", MTMI_VERSION);
+    json_str(f, app->model_desc);
+    fprintf(f, ",\n  \"placement\": ");
+    json_str(f, app->placement);
+    fprintf(f, ",\n  \"stages\": [");
+    for (int s = 0; s < mt_pipeline_num_stages(p); s++) {
+        char dev[64];
+        const mt_devspec *d = mt_pipeline_stage_dev(p, s);
+        fprintf(f, "%s{\"name\": ", s ? ", " : "");
+        json_str(f, mt_pipeline_stage_name(p, s));
+        fprintf(f, ", \"device\": \"%s\", \"precision\": \"%s\"}", mt_device_str(d, dev, sizeof dev), mt_precision_name(d->prec));
+    }
+    fprintf(f, "],\n  \"input\": {\"batch\": %d, \"height\": %d, \"width\": %d},\n", app->batch, app->height, app->width);
+    fprintf(f, "  \"format\": \"%s\",\n  \"logits\": {\"dtype\": \"%s\", \"layout\": \"CHW\"},\n  \"depth\": {\"dtype\": \"%s\", "
+               "\"meaning\": \"depth head output d in [0, 1] (sigmoid); the vis draws (1 - d) * 80 m\"},\n",
+            c->wo.format_seed ? "seed" : "npy",
+            c->logits_form == MT_FORM_INT8 ? "int8" : c->logits_form == MT_FORM_FP16 ? "float16" : "float32",
+            c->depth_form == MT_FORM_FP16 ? "float16" : "float32");
+    fprintf(f, "  \"classes\": [");
+    for (int k = 0; k < 19; k++) fprintf(f, "%s\"%s\"", k ? ", " : "", mt_cityscapes_names[k]);
+    fprintf(f, "],\n  \"frames\": [");
+    int first = 1;
+    for (int i = 0; i < c->nwrite; i++) {
+        if (!wr[i].done) continue;
+        fprintf(f, "%s\n    {\"frame\": %d, \"stem\": ", first ? "" : ",", i);
+        json_str(f, c->stems[i]);
+        fprintf(f, ", \"source\": ");
+        json_str(f, c->nfiles ? c->files[i] : "synthetic");
+        fprintf(f, ", \"files\": {");
+        const char *names[4] = {"classes", "depth", "vis", "logits"};
+        int fk = 0;
+        for (int k = 0; k < 4; k++)
+            if (wr[i].files & (1u << k)) {
+                char name[300];
+                snprintf(name, sizeof name, "%s%s", c->stems[i], g_suffix[c->wo.format_seed][k]);
+                fprintf(f, "%s\"%s\": ", fk++ ? ", " : "", names[k]);
+                json_str(f, name);
+            }
+        fprintf(f, "}");
+        if ((wr[i].files & RUN_SAVE_LOGITS) && c->logits_form == MT_FORM_INT8) fprintf(f, ", \"logits_scale\": %.9g", wr[i].scale);
+        fprintf(f, "}");
+        first = 0;
+    }
+    fprintf(f, "\n  ]\n}\n");
+    if (mt_atomic_commit(f, tmp, path, !ferror(f))) return cli_lib_error();
+    return 0;
 }
 
 static void usage(void) {
     printf("usage: mtmi run [--model M.onnx [--random-weights SEED]] [--images DIR] [--place P] [--cache F]\n"
-           "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N] [--host-preprocess]\n"
-           "                [-o results/] [--trace trace.json] [--json report.json] [--quiet]\n"
+           "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N] [--workers N]\n"
+           "                [--save LIST] [--format npy|seed] [--logits int8|fp16|fp32] [--depth fp32|fp16]\n"
+           "                [--host-preprocess] [-o results/] [--trace trace.json] [--json report.json] [--quiet]\n"
            "The multi-task app: each frame goes through the encoder and then the heads, on\n"
-           "the devices of the placement, with N frames in flight (default 2; --sync = 1).\n"
+           "the devices of the placement, with N frames in flight (default 2; --sync = 1);\n"
+           "images are decoded and results written by worker threads meanwhile.\n"
            "  --model M        ONNX model; default: the built-in MTMI network (seeded weights)\n"
            "  --images DIR     PNG frames (any PNG kind; centre-cropped and resized to the\n"
            "                   model's input); default: synthetic street scenes\n"
@@ -229,20 +329,117 @@ static void usage(void) {
            "                   and times the candidate placements and keeps the fastest;\n"
            "                   default: the GPU when there is one, else the CPU split\n"
            "                   into a device per stage (two cores or more each)\n"
-           "  --cache F        calibration cache (mtmi calibrate) for int8 stages, e.g.\n"
-           "                   --place encoder=cpu,seg=cpu:1/int8,depth=cpu:1/int8\n"
+           "  --cache F        calibration cache (mtmi calibrate) for int8 stages\n"
            "  --frames N       frames to run (images repeat); default: one per image, or 4\n"
            "  --size HxW       input size (multiples of 32); default: the model's\n"
            "  --threads N      CPU threads, split equally among CPU devices; default all\n"
+           "  --workers N      threads decoding images and writing files; default: the\n"
+           "                   cores the devices leave (at least 2)\n"
+           "  --save LIST      what each frame writes: classes, depth, vis, logits, or none\n"
+           "                   (default classes,depth,vis); the heads make only that on their\n"
+           "                   device, and only that crosses to the host:\n"
+           "                     <stem>_classes.png  8-bit class indices (Cityscapes train IDs)\n"
+           "                     <stem>_depth.npy    depth head output, HxW (--depth type)\n"
+           "                     <stem>_logits.npy   CxHxW logits (--logits type; int8: symmetric\n"
+           "                                         scale max|x|/127 in manifest.json)\n"
+           "                     <stem>_vis.png      input | class map | depth, class legend\n"
+           "  --format seed    the original deployment's headerless <stem>_seg.bin (int8\n"
+           "                   logits) and <stem>_depth.bin (float32) instead of .npy\n"
+           "  --logits T       int8 (default), fp16 or fp32;   --depth T   fp32 (default) or fp16\n"
            "  --host-preprocess  normalize frames on this thread (default: the encoder's\n"
            "                   device does it, from the 8-bit pixels)\n"
-           "  -o DIR           writes <stem>_seg.bin (int8 logits CxHxW, symmetric per-tensor\n"
-           "                   scale max|x|/127, printed and in the JSON), <stem>_depth.bin\n"
-           "                   (float32 HxW) and <stem>_vis.png (input | classes | depth)\n"
-           "                   for the first pass over the frames; default results/\n"
+           "  -o DIR           output folder (default results/); files of the first pass\n"
+           "                   over the frames, and manifest.json\n"
            "  --trace F        Chrome trace-event timeline (open in ui.perfetto.dev)\n"
-           "  --json F         summary and per-frame outputs as JSON\n"
+           "  --json F         summary as JSON\n"
            "  --inject-error S:F  testing: make stage S (0 = encoder) fail at frame F\n");
+}
+
+static int parse_args(int argc, char **argv, run_ctx *c, mt_app_opts *o, const char **images, const char **trace,
+                      const char **json) {
+    c->wo.outdir = "results";
+    c->wo.save = RUN_SAVE_CLASSES | RUN_SAVE_DEPTH | RUN_SAVE_VIS;
+    c->logits_form = MT_FORM_INT8;
+    c->depth_form = MT_FORM_FLOAT;
+    int format_given = 0, save_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 2;
+        }
+        int took = cli_app_option("run", argc, argv, &i, o, RUN_MAX_SLOTS);
+        if (took < 0) return 1;
+        if (took) continue;
+        if (!strcmp(a, "--images") && more) *images = argv[++i];
+        else if (!strcmp(a, "--frames") && more) {
+            if ((c->frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
+        } else if (!strcmp(a, "--workers") && more) {
+            if ((c->workers = (int)cli_parse_long(a, argv[++i], 1, RUN_MAX_THREADS)) < 0) return 1;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c->wo.outdir = argv[++i];
+        else if (!strcmp(a, "--trace") && more) *trace = argv[++i];
+        else if (!strcmp(a, "--json") && more) *json = argv[++i];
+        else if (!strcmp(a, "--save") && more) {
+            if (parse_save(argv[++i], c)) return 1;
+            save_given = 1;
+        } else if (!strcmp(a, "--format") && more) {
+            const char *v = argv[++i];
+            if (strcmp(v, "npy") && strcmp(v, "seed")) return cli_error("run: --format is npy or seed, not '%s'", v);
+            c->wo.format_seed = !strcmp(v, "seed");
+            format_given = 1;
+        } else if (!strcmp(a, "--logits") && more) {
+            const char *v = argv[++i];
+            c->logits_form = !strcmp(v, "int8") ? MT_FORM_INT8 : !strcmp(v, "fp16") ? MT_FORM_FP16 : !strcmp(v, "fp32") ? MT_FORM_FLOAT : 0;
+            if (!c->logits_form) return cli_error("run: --logits is int8, fp16 or fp32, not '%s'", v);
+        } else if (!strcmp(a, "--depth") && more) {
+            const char *v = argv[++i];
+            c->depth_form = !strcmp(v, "fp32") ? MT_FORM_FLOAT : !strcmp(v, "fp16") ? MT_FORM_FP16 : 0;
+            if (!c->depth_form) return cli_error("run: --depth is fp32 or fp16, not '%s'", v);
+        } else if (!strcmp(a, "--test-slow-writer") && more) { /* test hook: writers sleep MS per frame */
+            if ((c->wo.test_slow_write_ms = (int)cli_parse_long(a, argv[++i], 0, 60000)) < 0) return 1;
+        } else
+            return cli_error("run: unknown or incomplete option '%s' (try mtmi run --help)", a);
+    }
+    if (c->wo.format_seed) {
+        if (!save_given) c->wo.save = RUN_SAVE_LOGITS | RUN_SAVE_DEPTH | RUN_SAVE_VIS;
+        if (c->logits_form != MT_FORM_INT8 || c->depth_form != MT_FORM_FLOAT)
+            return cli_error("run: --format seed writes int8 logits and float32 depth (drop --logits / --depth)");
+    }
+    (void)format_given;
+    return 0;
+}
+
+/* Worker threads: the cores the devices leave (GPU stages leave all but
+ * the application thread and the stage threads), at least 2; a third of
+ * them decode, the rest write (encoding a vis PNG costs more than decoding
+ * a frame). */
+static void split_workers(const run_ctx *c, const mt_app *app, int *nread, int *nwrite) {
+    int n = c->workers;
+    if (!n) {
+        int busy = 1 + mt_pipeline_num_stages(app->pipe);
+        for (int s = 0; s < mt_pipeline_num_stages(app->pipe); s++)
+            if (mt_pipeline_stage_dev(app->pipe, s)->kind == MT_DEV_CPU) busy = mt_num_cores(); /* the CPU is computing */
+        n = mt_num_cores() - busy;
+        if (n < 2) n = 2;
+    }
+    *nread = n >= 3 ? n / 3 : 1;
+    *nwrite = n - *nread > 0 ? n - *nread : 1;
+}
+
+static void print_io_summary(const run_ctx *c, run_reader *rd, run_writer *w) {
+    double dec_ms = 0;
+    int64_t decoded = 0;
+    int rthreads = 0, rslots = 0;
+    run_reader_stats(rd, &dec_ms, &decoded, &rthreads, &rslots);
+    run_writer_stat ws;
+    run_writer_stats(w, &ws);
+    printf("io: %d reader thread%s (%d frames ahead), %.2f ms a frame to decode; %d writer thread%s, %d jobs (%.1f MiB of "
+           "results), %.2f ms a frame to write",
+           rthreads, rthreads == 1 ? "" : "s", rslots, decoded ? dec_ms / decoded : 0, ws.threads, ws.threads == 1 ? "" : "s",
+           ws.jobs, ws.job_bytes / 1048576.0, ws.jobs_done ? ws.write_ms / ws.jobs_done : 0);
+    printf("; waited %.1f ms in all for a free job\n", ws.wait_ms);
+    if (c->nwrite) printf("wrote %d frame%s to %s/ (manifest.json)\n", c->nwrite, c->nwrite == 1 ? "" : "s", c->wo.outdir);
 }
 
 int mt_cmd_run(int argc, char **argv) {
@@ -250,63 +447,54 @@ int mt_cmd_run(int argc, char **argv) {
     const char *images = NULL, *trace = NULL, *json = NULL;
     run_ctx c;
     memset(&c, 0, sizeof c);
-    c.outdir = "results";
-    long frames = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage();
-            return 0;
-        }
-        int took = cli_app_option("run", argc, argv, &i, &o, RUN_MAX_SLOTS);
-        if (took < 0) return 1;
-        if (took) continue;
-        if (!strcmp(a, "--images") && more) images = argv[++i];
-        else if (!strcmp(a, "--frames") && more) {
-            if ((frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c.outdir = argv[++i];
-        else if (!strcmp(a, "--trace") && more) trace = argv[++i];
-        else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else return cli_error("run: unknown or incomplete option '%s' (try mtmi run --help)", a);
-    }
-    int rc = 1;
+    int rc = parse_args(argc, argv, &c, &o, &images, &trace, &json);
+    if (rc) return rc == 2 ? 0 : rc;
+    rc = 1;
     mt_app app;
     memset(&app, 0, sizeof app);
     mt_stats st;
     memset(&st, 0, sizeof st);
+    run_reader *rd = NULL;
+    run_writer *wr = NULL;
     if (images && list_pngs(images, &c)) goto out;
-    if (!frames) frames = c.nfiles ? c.nfiles : 4;
-    c.nwrite = (int)(c.nfiles ? MT_MIN(frames, c.nfiles) : MT_MIN(frames, 8));
-    if (mt_mkdirs(c.outdir)) {
-        cli_error("run: cannot create output folder '%s'", c.outdir);
+    if (!c.frames) c.frames = c.nfiles ? c.nfiles : 4;
+    c.nwrite = c.wo.save ? (int)(c.nfiles ? MT_MIN(c.frames, c.nfiles) : MT_MIN(c.frames, 8)) : 0;
+    c.wo.nwrite = c.nwrite;
+    app_forms(&c, &o);
+    if (make_stems(&c) || check_outputs(&c)) goto out;
+    if (c.nwrite && mt_mkdirs(c.wo.outdir)) {
+        cli_error("run: cannot create output folder '%s'", c.wo.outdir);
         goto out;
     }
     if (mt_app_open(&o, &app)) {
         cli_lib_error();
         goto out;
     }
-    c.seg = mt_app_seg_output(app.pipe);
-    c.depth = mt_app_depth_output(app.pipe);
-    c.ncache = c.nfiles ? (c.nfiles < RUN_CACHE_MAX ? c.nfiles : RUN_CACHE_MAX) : 8;
-    if (!(c.cache = calloc(c.ncache, sizeof *c.cache))) {
-        cli_error("run: out of memory");
+    if (find_results(&c, &app)) goto out;
+    int nread, nwrite;
+    split_workers(&c, &app, &nread, &nwrite);
+    if (run_reader_start(c.nfiles ? c.files : NULL, c.nfiles ? c.nfiles : 8, app.width, app.height, c.frames, nread, &rd) ||
+        run_writer_start(&c.wo, nwrite, 2 * nwrite, &wr)) {
+        cli_lib_error();
         goto out;
     }
+    char res[128];
     printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
-    printf("placement: %s; %d frame%s in flight; %s; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe),
-           mt_pipeline_inflight(app.pipe) > 1 ? "s" : "", c.nfiles ? "PNG frames" : "synthetic frames", app.build_ms);
+    printf("placement: %s; %d frame%s in flight; %s; results %s; built in %.0f ms\n", app.placement,
+           mt_pipeline_inflight(app.pipe), mt_pipeline_inflight(app.pipe) > 1 ? "s" : "", c.nfiles ? "PNG frames" : "synthetic frames",
+           mt_app_results_str(app.seg_forms, app.depth_forms, res, sizeof res), app.build_ms);
     mt_stats_init(&st, app.pipe);
-    long sub = 0, done = 0;
+    const double t_first = mt_now_ms();
+    int64_t sub = 0, done = 0;
     const int inflight = mt_pipeline_inflight(app.pipe);
-    while (done < frames) {
+    while (done < c.frames) {
         mt_frame *f;
-        if (sub < frames && mt_pipeline_pending(app.pipe) < inflight) {
+        if (sub < c.frames && mt_pipeline_pending(app.pipe) < inflight) {
             if (mt_pipeline_begin(app.pipe, &f)) {
                 cli_lib_error();
                 goto out;
             }
-            if (prepare_frame(&c, &app, f)) goto out;
+            if (prepare_frame(&c, rd, &app, f)) goto out;
             if (mt_pipeline_submit(app.pipe, f)) {
                 cli_lib_error();
                 goto out;
@@ -323,17 +511,28 @@ int mt_cmd_run(int argc, char **argv) {
             char line[256];
             mt_stats_loop_line(&st, st.n - 1, line, sizeof line);
             printf("%s\n", line);
-            fflush(stdout);
         }
-        /* While this frame's files are written, the pipeline goes on with
-         * the frames still in flight. */
-        if (f->index < c.nwrite && write_outputs(&c, &app, f, o.quiet)) goto out;
+        /* The writers take the frame's results; the pipeline goes on. */
+        if (f->index < c.nwrite && hand_to_writer(&c, wr, f)) goto out;
         mt_pipeline_release(app.pipe, f);
         done++;
+        if (run_writer_error(wr)) {
+            cli_lib_error();
+            goto out;
+        }
     }
+    if (run_writer_finish(wr)) {
+        cli_lib_error();
+        goto out;
+    }
+    /* What the user gets: every frame through and every file written. */
+    const double wall_s = (mt_now_ms() - t_first) / 1000.0, wall_fps = wall_s > 0 ? c.frames / wall_s : 0;
     mt_summary sm;
     mt_stats_summary(&st, st.n > 2 ? 1 : 0, &sm);
     mt_app_print_summary(stdout, &app, &st, &sm);
+    print_io_summary(&c, rd, wr);
+    printf("overall: %lld frames in %.2f s with every file written: %.1f frames/s\n", (long long)c.frames, wall_s, wall_fps);
+    if (c.nwrite && write_manifest(&c, &app, run_writer_written(wr))) goto out;
     if (trace) {
         if (mt_stats_write_trace(&st, trace)) {
             cli_lib_error();
@@ -341,29 +540,23 @@ int mt_cmd_run(int argc, char **argv) {
         }
         printf("trace: %s (open in ui.perfetto.dev)\n", trace);
     }
-    if (json) {
-        char *extra = malloc(c.json_len + 64);
-        if (!extra) {
-            cli_error("run: out of memory");
-            goto out;
-        }
-        snprintf(extra, c.json_len + 64, ",\n  \"outputs\": [%s\n  ]", c.json_outputs ? c.json_outputs : "");
-        mtmi_status s = mt_app_write_json(json, "run", &app, &st, &sm, extra);
-        free(extra);
-        if (s) {
-            cli_lib_error();
-            goto out;
-        }
+    char extra[128];
+    snprintf(extra, sizeof extra, ",\n  \"overall_fps\": %.3f,\n  \"overall_s\": %.4f", wall_fps, wall_s);
+    if (json && mt_app_write_json(json, "run", &app, &st, &sm, extra)) {
+        cli_lib_error();
+        goto out;
     }
     rc = 0;
 out:
+    fflush(stdout);
+    run_writer_stop(wr); /* finishes what was queued: only complete files */
+    run_reader_stop(rd);
     mt_stats_free(&st);
     mt_app_close(&app);
-    for (int i = 0; i < RUN_MAX_SLOTS; i++) mt_image_free(&c.own[i]);
-    for (int i = 0; i < c.ncache; i++) mt_image_free(&c.cache[i]);
-    free(c.cache);
+    for (int i = 0; i < RUN_MAX_SLOTS; i++)
+        if (c.slot_owned[i]) mt_image_free(&c.slot_img[i]);
     for (int i = 0; i < c.nfiles; i++) free(c.files[i]);
     free(c.files);
-    free(c.json_outputs);
+    free(c.stems);
     return rc;
 }

@@ -553,9 +553,59 @@ static mtmi_status run_preprocess(const mt_graph *g, const mt_node *n, void *sta
     return MTMI_OK;
 }
 
+/* ------------------------------------------------------ result forms */
+/* mtmi.ClassMap: the first of equal maxima over axis 1; NaN never wins (a
+ * broken logit cannot pick a class), as mt_argmax_chw for the vis. */
+static mtmi_status run_classmap(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                                int nout, mt_cpu_ctx *ctx) {
+    const float *x = in[0].data;
+    uint8_t *y = out[0].data;
+    const int64_t N = in[0].dims[0], C = in[0].dims[1], hw = mt_tview_numel(&in[0]) / (N * C ? N * C : 1);
+#pragma omp parallel for collapse(2) num_threads(ctx->nthreads) schedule(static) if (N * hw > 65536)
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t i = 0; i < hw; i++) {
+            const float *p = x + b * C * hw + i;
+            float bv = p[0];
+            int best = 0;
+            for (int64_t k = 1; k < C; k++) {
+                const float v = p[k * hw];
+                if (v > bv || (bv != bv && v == v)) bv = v, best = (int)k;
+            }
+            y[b * hw + i] = (uint8_t)best;
+        }
+    return MTMI_OK;
+}
+
+/* mtmi.SymQuant: per batch element, scale = max |x| / 127 (1 if that is 0
+ * or not finite), q = round-half-even(clamp(x / scale)) in double: the
+ * bytes `mtmi run` has always written as <stem>_seg.bin. */
+static mtmi_status run_symquant(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                                int nout, mt_cpu_ctx *ctx) {
+    const float *x = in[0].data;
+    int8_t *q = out[0].data;
+    float *scales = out[1].data;
+    const int64_t N = in[0].dims[0], per = N ? mt_tview_numel(&in[0]) / N : 0;
+    for (int64_t b = 0; b < N; b++) {
+        const float *xb = x + b * per;
+        float mx = 0;
+#pragma omp parallel for num_threads(ctx->nthreads) reduction(max : mx) if (per > 65536)
+        for (int64_t i = 0; i < per; i++) {
+            const float a = fabsf(xb[i]);
+            if (a > mx) mx = a;
+        }
+        const double scale = mt_symquant_scale(mx);
+        scales[b] = (float)scale;
+#pragma omp parallel for num_threads(ctx->nthreads) if (per > 65536)
+        for (int64_t i = 0; i < per; i++) q[b * per + i] = mt_symquant_value(xb[i], scale);
+    }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_fused[] = {
     {"Gelu", "mtmi", run_gelu, NULL, NULL, NULL, 0},
     {"Attention", "mtmi", run_attention, scratch_attention, NULL, NULL, 0},
     {"Preprocess", "mtmi", run_preprocess, NULL, NULL, NULL, 0},
+    {"ClassMap", "mtmi", run_classmap, NULL, NULL, NULL, 0},
+    {"SymQuant", "mtmi", run_symquant, NULL, NULL, NULL, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},
 };

@@ -39,6 +39,10 @@ enum {
     MC_RESIZE_SUM, /* sum of bilinear resizes of several maps to one size (fuse_catgemm.c) */
     MC_CHAIN,  /* three chained per-pixel GEMMs in one kernel (chain.cu, fuse_chain.c) */
     MC_CONV_SMALLK, /* im2col -> GEMM of a small-K conv in one kernel (fuse_stem.c) */
+    MC_CLASSMAP,    /* mtmi.ClassMap: t[0] uint8 [N,H,W], t[1] x [N,C,H,W] (outputs.cu) */
+    MC_SYMQUANT,    /* mtmi.SymQuant: t[0] int8, t[1] scales float [N], t[2] x, t[3] uint32 [N] scratch */
+    MC_RESIZE_ARGMAX, /* bilinear resize -> ClassMap in one kernel (fuse_classmap.c): t[0] uint8 map,
+                       * t[1] the resize's input; ip[0..2], fp[0..1] as MC_RESIZE */
     MC_NKINDS
 };
 
@@ -186,6 +190,7 @@ int mc_fuse_upconv(mc_plan *p);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
 int mc_fuse_ln_pair(mc_plan *p);     /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 int mc_fuse_im2col_gemm(mc_plan *p); /* fuse_stem.c: im2col + GEMM of a small-K conv (the stem) as one kernel */
+int mc_fuse_classmap(mc_plan *p);    /* fuse_classmap.c: bilinear resize + class map as one kernel */
 int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */
 int mc_fuse_chain(mc_plan *p);       /* fuse_chain.c: three chained per-pixel GEMMs as one step */
 int mc_fuse_ln_proj(mc_plan *p);     /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */

@@ -680,6 +680,27 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y,
     y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(x, n * xs0 + c, xs2, xs3, tp);
 }
 
+// The four taps of output pixel (n, oh, ow) and their weights, and the
+// blend of channel offset cc: shared by k_resize_pix and k_resize_argmax so
+// that both compute every value with the same operations.
+struct PixTaps {
+    int o00, o01, o10, o11;
+    Bilin tp;
+};
+__device__ __forceinline__ PixTaps pix_taps(int n, int oh, int ow, int xs0, int xs2, int xs3, float sh, float sw, int IH,
+                                            int IW, int OH, int OW, int coord) {
+    PixTaps p;
+    p.tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    const int b = n * xs0;
+    p.o00 = b + p.tp.y0 * xs2 + p.tp.x0 * xs3, p.o01 = b + p.tp.y0 * xs2 + p.tp.x1 * xs3;
+    p.o10 = b + p.tp.y1 * xs2 + p.tp.x0 * xs3, p.o11 = b + p.tp.y1 * xs2 + p.tp.x1 * xs3;
+    return p;
+}
+__device__ __forceinline__ float pix_value(const void *x, const PixTaps &p, int cc, int f16) {
+    return ld(x, p.o00 + cc, f16) * p.tp.w00 + ld(x, p.o01 + cc, f16) * p.tp.w01 + ld(x, p.o10 + cc, f16) * p.tp.w10 +
+           ld(x, p.o11 + cc, f16) * p.tp.w11;
+}
+
 // Bilinear resize with a plane-major output (NCHW, e.g. a graph output) from
 // a channels-last input: one thread per output pixel loops over channels,
 // so the index arithmetic is paid once per pixel and writes stay coalesced.
@@ -693,16 +714,34 @@ __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, 
     int ow = (int)(i % OW);
     unsigned t = i / OW;
     int oh = (int)(t % OH), n = (int)(t / OH);
-    const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
-    int b = n * xs0, o00 = b + tp.y0 * xs2 + tp.x0 * xs3, o01 = b + tp.y0 * xs2 + tp.x1 * xs3,
-        o10 = b + tp.y1 * xs2 + tp.x0 * xs3, o11 = b + tp.y1 * xs2 + tp.x1 * xs3;
+    const PixTaps px = pix_taps(n, oh, ow, xs0, xs2, xs3, sh, sw, IH, IW, OH, OW, coord);
     int oo = n * ys0 + oh * ys2 + ow * ys3;
-    for (int c = 0; c < C; c++) {
-        int cc = c * xs1;
-        float v = ld(x, o00 + cc, f16) * tp.w00 + ld(x, o01 + cc, f16) * tp.w01 + ld(x, o10 + cc, f16) * tp.w10 +
-                  ld(x, o11 + cc, f16) * tp.w11;
-        st(y, oo + c * ys1, v, of16);
+    for (int c = 0; c < C; c++) st(y, oo + c * ys1, pix_value(x, px, c * xs1, f16), of16);
+}
+
+// k_resize_pix's values, reduced to the index of the largest per pixel
+// (mtmi.ClassMap: the first of equal maxima, NaN never wins) instead of
+// stored: a segmentation head's class map without its logits ever written.
+// The values are k_resize_pix's own (pix_value), in FP32 as the plan keeps
+// a resize that feeds a class map, so the map is the argmax of the logits
+// the plan returns when asked for them.
+__global__ void k_resize_argmax(const void *x, int xs0, int xs1, int xs2, int xs3, uint8_t *y, int N, int C, int IH, int IW,
+                                int OH, int OW, float sh, float sw, int coord, int f16) {
+    MTK_PDL_WAIT();
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * OH * OW;
+    if (i >= total) return;
+    int ow = (int)(i % OW);
+    unsigned t = i / OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    const PixTaps px = pix_taps(n, oh, ow, xs0, xs2, xs3, sh, sw, IH, IW, OH, OW, coord);
+    float best = pix_value(x, px, 0, f16);
+    int arg = 0;
+    for (int c = 1; c < C; c++) {
+        const float v = pix_value(x, px, c * xs1, f16);
+        if (v > best || (best != best && v == v)) best = v, arg = c;
     }
+    y[i] = (uint8_t)arg;
 }
 
 // The same over a channel concatenation of up to 4 channels-last FP16
@@ -1290,6 +1329,18 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
     mtk_launch(k_resize, blocks_for(total, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
                                                      (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW, scale_h,
                                                      scale_w, mode, coord, nearest_mode, c_inner, f16, out_f16);
+    return cudaGetLastError();
+}
+
+int mtk_resize_argmax_supported(int mode, int C, int f16, int out_f16) { return mode == 1 && C >= 1 && C <= 256 && !out_f16; }
+
+cudaError_t mtk_resize_argmax(cudaStream_t s, const void *x, const int64_t xs[4], uint8_t *y, int N, int C, int IH, int IW,
+                              int OH, int OW, float scale_h, float scale_w, int coord, int f16) {
+    long long pix = (long long)N * OH * OW;
+    if (!pix) return cudaSuccess;
+    if (pix >= (1ll << 31) || (long long)N * C * IH * IW >= (1ll << 31)) return cudaErrorInvalidValue;
+    mtk_launch(k_resize_argmax, blocks_for(pix, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, N, C, IH, IW,
+               OH, OW, scale_h, scale_w, coord, f16);
     return cudaGetLastError();
 }
 

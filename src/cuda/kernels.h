@@ -135,6 +135,28 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
                        int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
                        int nearest_mode, int c_inner, int f16, int out_f16);
 
+/* mtk_resize's bilinear values (FP32, as the unfused path keeps them
+ * before mtmi.ClassMap) reduced to their argmax over C per output pixel:
+ * y uint8 [N, OH, OW]; the first of equal maxima, NaN never wins. */
+int mtk_resize_argmax_supported(int mode, int C, int f16, int out_f16);
+cudaError_t mtk_resize_argmax(cudaStream_t s, const void *x, const int64_t xs[4], uint8_t *y, int N, int C, int IH, int IW,
+                              int OH, int OW, float scale_h, float scale_w, int coord, int f16);
+
+/* ------------------------------------------------------------ result forms
+ * (outputs.cu) What an application asks of a head instead of its float
+ * output, made on the GPU so that only it crosses the bus. */
+/* mtmi.ClassMap: x [N, C, H, W] (strides xs, FP16 or FP32) -> y uint8
+ * [N, H, W] contiguous, the index of the largest of the C values (the first
+ * of equal maxima; NaN never wins).  C <= 256. */
+cudaError_t mtk_classmap(cudaStream_t s, const void *x, const int64_t xs[4], int f16, int N, int C, int H, int W, uint8_t *y);
+/* mtmi.SymQuant over x [N, C, H, W] (strides xs, FP16 or FP32): per batch
+ * element m = max |x| (NaN ignored), scale = m / 127 (1 if m is 0 or
+ * infinite), q = round-half-even(clamp(x / scale, +-127)) in double, NaN ->
+ * 0: q int8 [N, C, H, W] contiguous, scales float [N].  work: N uint32s of
+ * device scratch. */
+cudaError_t mtk_symquant(cudaStream_t s, const void *x, const int64_t xs[4], int f16, int N, int C, int H, int W, int8_t *q,
+                         float *scales, unsigned *work);
+
 /* Bilinear resize of a channel concatenation of nsrc (<= 4) channels-last
  * FP16 sources (source k holds channels cbegin[k]..), 16-byte aligned, to a
  * channels-last FP16 output: the concatenation is never stored. */

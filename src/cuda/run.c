@@ -14,7 +14,8 @@
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
-                                  "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk"};
+                                  "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk",
+                                  "classmap", "symquant", "resize-argmax"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -617,6 +618,25 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         }
         KCK(mtk_upconv3x3(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[0]),
                           s->t[0].strides, c->N, (int)s->t[3].dims[2], (int)s->t[3].dims[3], c->CO, c->act));
+        return MTMI_OK;
+    }
+    case MC_CLASSMAP: {
+        const mc_tref *x = &s->t[1];
+        KCK(mtk_classmap(st, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, (int)x->dims[0], (int)x->dims[1], (int)x->dims[2],
+                         (int)x->dims[3], mc_ptr(p, &s->t[0])));
+        return MTMI_OK;
+    }
+    case MC_SYMQUANT: {
+        const mc_tref *x = &s->t[2];
+        KCK(mtk_symquant(st, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, (int)x->dims[0], (int)x->dims[1], (int)x->dims[2],
+                         (int)x->dims[3], mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[3])));
+        return MTMI_OK;
+    }
+    case MC_RESIZE_ARGMAX: {
+        const mc_tref *x = &s->t[1], *y = &s->t[0];
+        KCK(mtk_resize_argmax(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), (int)y->dims[0], (int)x->dims[1], (int)x->dims[2],
+                              (int)x->dims[3], (int)y->dims[1], (int)y->dims[2], s->fp[0], s->fp[1], (int)s->ip[1],
+                              x->st == MTMI_FLOAT16));
         return MTMI_OK;
     }
     default: return mt_fail(MTMI_ERR_INTERNAL, "unknown CUDA step kind %d", s->kind);

@@ -1,10 +1,14 @@
 /* The CUDA device of the pipeline (mt_backend of src/pipeline/pipeline.h).
  *
- * A stage on `cuda:N` is a CUDA plan (plan.c) with its own stream.  submit()
- * only queues work: copies of host inputs into the plan's staging buffers,
- * the plan's CUDA graph, copies of host outputs back, then a stream callback
- * that reports completion to the pipeline; the stage thread is free for the
- * next frame at once and nothing on the hot path waits for the GPU.  Tensors
+ * A stage on `cuda:N` is a CUDA plan (plan.c) with its own stream, and a
+ * second stream for what follows a run.  submit() only queues work: copies
+ * of host inputs into the plan's staging buffers, the plan's CUDA graph (an
+ * event recorded after it), then on the second stream, behind that event,
+ * the copies of results the application takes on the host and a stream
+ * callback that reports completion to the pipeline.  So neither a frame's
+ * download nor the host callback (which holds up its stream until it
+ * returns) delays the next frame's kernels; the stage thread is free for
+ * the next frame at once and nothing on the hot path waits for the GPU.  Tensors
  * that stay on one GPU (the encoder's features, read by heads on the same
  * GPU) are read and written in place in device memory: the plan captures a
  * CUDA graph per frame slot's buffers (mt_cuda_plan_enqueue).
@@ -42,6 +46,8 @@ typedef struct cuda_stage {
     CUgreenCtx gctx;      /* .smK: this stage's green context */
     CUcontext ctx;
     cudaStream_t gstream; /* .smK: the green context's stream (the plan's) */
+    cudaStream_t side;    /* result copies and completion callbacks */
+    cudaEvent_t ran[CUDA_RING]; /* after a run, when the pipeline gives no event */
     int sms;              /* multiprocessors the stage may use */
     done_rec ring[CUDA_RING];
     unsigned next;
@@ -114,6 +120,29 @@ static mtmi_status make_partition(const mt_devspec *d, cuda_stage *c) {
 
 static void cuda_destroy(void *plan);
 
+/* The stage's second stream and its ring of events, in the stage's
+ * context (current after plan creation: the green context for `.smK`). */
+static mtmi_status make_side_stream(cuda_stage *c) {
+    char buf[64];
+    cudaError_t e = cudaSuccess;
+    if (c->ctx) {
+        const mc_driver_api *api = mc_driver();
+        CUresult r = api->green_ctx_stream_create((CUstream *)&c->side, c->gctx, CU_STREAM_NON_BLOCKING, 0);
+        if (r != CUDA_SUCCESS)
+            return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot create its copy stream: %s", dev_str(&c->dev, buf, sizeof buf),
+                           mc_driver_error(r));
+    } else {
+        e = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking);
+    }
+    for (int k = 0; k < CUDA_RING && e == cudaSuccess; k++) e = cudaEventCreateWithFlags(&c->ran[k], cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot create its copy stream: %s", dev_str(&c->dev, buf, sizeof buf),
+                       cudaGetErrorString(e));
+    }
+    return MTMI_OK;
+}
+
 static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg, void **out) {
     *out = NULL;
     char buf[64], what[80];
@@ -142,6 +171,7 @@ static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_
         o.ctx = c->ctx;
     }
     s = mt_cuda_plan_create_ex(g, d->index, &o, &c->plan);
+    if (!s) s = make_side_stream(c);
     /* Plan creation made the green context current on this thread; give
      * the thread its device's primary context back for what follows
      * (allocating the pipeline's buffers, creating the next stage). */
@@ -193,19 +223,79 @@ static void CUDART_CB stream_done(cudaStream_t stream, cudaError_t status, void 
     }
 }
 
+/* The results the application takes on the host, copied on the side
+ * stream (between the timing events when given). */
+static cudaError_t copy_results(cuda_stage *c, const mt_stage_io *io) {
+    cudaError_t e = cudaSuccess;
+    if (io->copy_begin) e = cudaEventRecord((cudaEvent_t)io->copy_begin, c->side);
+    for (int i = 0; i < io->nout && e == cudaSuccess; i++)
+        if (io->out_host[i])
+            e = cudaMemcpyAsync(io->out_host[i], io->out[i].data, mt_tview_numel(&io->out[i]) * mt_dtype_size(io->out[i].dtype),
+                                cudaMemcpyDeviceToHost, c->side);
+    if (io->copy_end && e == cudaSuccess) e = cudaEventRecord((cudaEvent_t)io->copy_end, c->side);
+    return e;
+}
+
+static cudaError_t wait_and_enqueue(cuda_stage *c, const mt_stage_io *io, mtmi_status *s) {
+    cudaStream_t st = (cudaStream_t)mt_cuda_plan_stream(c->plan);
+    cudaError_t e = io->wait_event ? cudaStreamWaitEvent(st, (cudaEvent_t)io->wait_event, 0) : cudaSuccess;
+    if (e != cudaSuccess) return e;
+    *s = mt_cuda_plan_enqueue(c->plan, io->in, io->in_mem, io->nin, io->out, io->out_mem, io->nout);
+    return cudaSuccess;
+}
+
 static mtmi_status cuda_submit(void *plan, const mt_stage_io *io, mt_done_fn done, void *arg) {
     cuda_stage *c = plan;
     char buf[64];
-    mtmi_status s = mt_cuda_plan_enqueue(c->plan, io->in, io->in_mem, io->nin, io->out, io->out_mem, io->nout);
+    mtmi_status s = MTMI_OK;
+    cudaError_t e = wait_and_enqueue(c, io, &s);
     if (s) return mt_fail_context(s, "device '%s'", dev_str(&c->dev, buf, sizeof buf));
-    done_rec *r = &c->ring[c->next++ % CUDA_RING];
+    const unsigned k = c->next++ % CUDA_RING;
+    done_rec *r = &c->ring[k];
     r->done = done;
     r->arg = arg;
-    cudaError_t e = cudaStreamAddCallback((cudaStream_t)mt_cuda_plan_stream(c->plan), stream_done, r, 0);
-    if (e != cudaSuccess)
-        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot queue the completion callback: %s", dev_str(&c->dev, buf, sizeof buf),
+    cudaEvent_t ran = io->ready_event ? (cudaEvent_t)io->ready_event : c->ran[k];
+    if (e == cudaSuccess) e = cudaEventRecord(ran, (cudaStream_t)mt_cuda_plan_stream(c->plan));
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(c->side, ran, 0);
+    if (e == cudaSuccess) e = copy_results(c, io);
+    if (e == cudaSuccess) e = cudaStreamAddCallback(c->side, stream_done, r, 0);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot queue the run's completion: %s", dev_str(&c->dev, buf, sizeof buf),
                        cudaGetErrorString(e));
+    }
     return MTMI_OK;
+}
+
+/* In the stage's own context (its green context for `.smK`), which its
+ * streams record into; the caller's context is restored after. */
+static void *cuda_event_create(void *plan, int timing) {
+    cuda_stage *c = plan;
+    const mc_driver_api *api = c->ctx ? mc_driver() : NULL;
+    CUcontext prev_ctx = NULL;
+    int prev = 0;
+    cudaGetDevice(&prev);
+    if (api && (api->ctx_get_current(&prev_ctx) != CUDA_SUCCESS || api->ctx_set_current(c->ctx) != CUDA_SUCCESS)) return NULL;
+    if (!api) cudaSetDevice(c->dev.index);
+    cudaEvent_t ev = NULL;
+    if (cudaEventCreateWithFlags(&ev, timing ? cudaEventDefault : cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        ev = NULL;
+    }
+    if (api) api->ctx_set_current(prev_ctx);
+    else cudaSetDevice(prev);
+    return ev;
+}
+
+static void cuda_event_destroy(void *ev) { cudaEventDestroy((cudaEvent_t)ev); }
+
+static double cuda_event_elapsed_ms(void *begin, void *end) {
+    float ms = 0;
+    if (cudaEventElapsedTime(&ms, (cudaEvent_t)begin, (cudaEvent_t)end) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return ms;
 }
 
 /* Device memory for tensors that stay on this GPU; pinned, portable host
@@ -263,7 +353,11 @@ static void cuda_destroy(void *plan) {
     if (!c) return;
     /* mt_cuda_plan_free waits for the stream: callbacks still queued fire
      * first, while the pipeline's buffers and records are alive. */
+    if (c->side) cudaStreamSynchronize(c->side); /* callbacks still queued there fire first */
     mt_cuda_plan_free(c->plan);
+    if (c->side) cudaStreamDestroy(c->side);
+    for (int k = 0; k < CUDA_RING; k++)
+        if (c->ran[k]) cudaEventDestroy(c->ran[k]);
     if (c->gstream) cudaStreamDestroy(c->gstream);
     if (c->gctx) {
         const mc_driver_api *api = mc_driver();
@@ -287,6 +381,9 @@ static const mt_backend g_cuda_backend = {
     .release = cuda_release,
     .memory = cuda_memory,
     .device_used = cuda_device_used,
+    .event_create = cuda_event_create,
+    .event_destroy = cuda_event_destroy,
+    .event_elapsed_ms = cuda_event_elapsed_ms,
     .destroy = cuda_destroy,
 };
 

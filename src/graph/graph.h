@@ -118,6 +118,34 @@ mtmi_status mt_graph_compact(mt_graph *g);
  * computes the old input as (x - mean[c]) / std[c] (image_input.c). */
 mtmi_status mt_graph_image_input(mt_graph *g, int input, const float mean[3], const float stdv[3]);
 
+/* ------------------------------------------------------- result forms
+ * What an application takes of a float output: the values (FLOAT), the
+ * values as FP16, int8 with a symmetric per-frame scale (INT8: two
+ * results, the int8 values and the scales [N]), or the class map (CLASSES:
+ * uint8, the argmax over axis 1).  Computing the form inside the graph puts
+ * it on the head's device, so only what was asked for leaves the device. */
+enum { MT_FORM_FLOAT = 1, MT_FORM_FP16 = 2, MT_FORM_INT8 = 4, MT_FORM_CLASSES = 8, MT_FORM_ALL = 15 };
+/* Replaces each graph output i by its forms[i] (a set of MT_FORM_*; 0
+ * drops the output), in the order FLOAT "<name>", FP16 "<name>:fp16",
+ * INT8 "<name>:int8" and "<name>:scale", CLASSES "<name>:classes"; nodes
+ * that then reach no output are removed.  src_output / form_of (cap
+ * entries, may be NULL) get, per new output, the index of the old output
+ * it comes from and its MT_FORM_* bit (the scales: MT_FORM_INT8 too).
+ * Returns the new number of outputs, or -1 with the error set. */
+int mt_graph_output_forms(mt_graph *g, const unsigned *forms, int *src_output, unsigned *form_of, int cap);
+/* The arithmetic of mtmi.SymQuant (every backend follows it): the scale of
+ * a batch element from m = max |x| over it (NaN ignored, inf kept), and one
+ * value's int8 code.  Division, clamp and rounding (half to even) in
+ * double, as `mtmi run` always wrote its int8 logits. */
+static inline double mt_symquant_scale(float m) { return m > 0 && m <= 3.402823466e+38f ? m / 127.0 : 1.0; }
+static inline int8_t mt_symquant_value(float x, double scale) {
+    double v = x / scale;
+    v = v > 127 ? 127 : v < -127 ? -127 : v;
+    return (int8_t)(v == v ? __builtin_rint(v) : 0);
+}
+/* "float", "fp16", "int8", "scale", "classes": the suffix of a form's name. */
+const char *mt_form_name(unsigned form);
+
 /* "node 'name' (Op)" for error messages. */
 const char *mt_node_desc(const mt_graph *g, const mt_node *n, char *buf, size_t cap);
 

@@ -1,5 +1,6 @@
 /* Shape inference for the fused operator family (mtmi.Gelu, mtmi.Attention,
- * mtmi.Preprocess; FusedConv and Linear live with the nn family in
+ * mtmi.Preprocess, and the result forms mtmi.ClassMap and mtmi.SymQuant;
+ * FusedConv and Linear live with the nn family in
  * shapes_nn.c). */
 #include "graph/ops.h"
 
@@ -53,9 +54,48 @@ static mtmi_status infer_preprocess(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+/* mtmi.ClassMap: logits [N,C,d...] (float) -> uint8 [N,d...], the index
+ * of the largest of the C values at each position (the first of equal
+ * maxima; NaN never wins).  What an application asks for instead of the
+ * logits when it only needs the class map (mt_graph_output_forms). */
+static mtmi_status infer_classmap(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    char a[128];
+    if (x->dtype != MTMI_FLOAT || x->rank < 2 || x->dims[1] < 1 || x->dims[1] > 256)
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must be float [N,C,...] with 1 <= C <= 256, is %s %s",
+                            mt_dtype_name(x->dtype), mt_shape_str(x->rank, x->dims, a, sizeof a));
+    int64_t d[MT_MAX_RANK];
+    d[0] = x->dims[0];
+    for (int k = 2; k < x->rank; k++) d[k - 1] = x->dims[k];
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_UINT8, x->rank - 1, d);
+    return MTMI_OK;
+}
+
+/* mtmi.SymQuant: float [N,...] -> int8 [N,...] and float scales [N]: per
+ * batch element, m = max |x| (NaN ignored), scale = m / 127 (1 when m is
+ * 0 or infinite), q = round-half-even(clamp(x / scale, -127, 127))
+ * computed in double, NaN -> 0 (mt_symquant_value).  The int8 logits of
+ * `mtmi run`. */
+static mtmi_status infer_symquant(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    if (x->dtype != MTMI_FLOAT || x->rank < 1)
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "input must be float [N,...], is %s rank %d", mt_dtype_name(x->dtype), x->rank);
+    if (n->nout != 2) return mt_node_fail(g, n, MTMI_ERR_ARG, "has %d outputs; SymQuant gives the int8 values and the scales", n->nout);
+    int64_t nb = x->dims[0];
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_INT8, x->rank, x->dims);
+    mt_value_set_shape(mt_out(g, n, 1), MTMI_FLOAT, 1, &nb);
+    return MTMI_OK;
+}
+
 const mt_op_schema mt_schemas_fused[] = {
     {"Gelu", "mtmi", infer_gelu, 0},
     {"Attention", "mtmi", infer_attention, 0},
     {"Preprocess", "mtmi", infer_preprocess, 0},
+    {"ClassMap", "mtmi", infer_classmap, 0},
+    {"SymQuant", "mtmi", infer_symquant, 0},
     {NULL, NULL, NULL, 0},
 };

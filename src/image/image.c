@@ -22,6 +22,11 @@ mtmi_status mt_image_fit(const mt_image *src, int w, int h, mt_image *dst) {
     if (cw < 1) cw = 1;
     if (ch < 1) ch = 1;
     const int x0 = (src->w - cw) / 2, y0 = (src->h - ch) / 2;
+    if (cw == w && ch == h) { /* scale 1: the crop itself (what the bilinear below gives, without the arithmetic) */
+        for (int y = 0; y < h; y++) memcpy(px + (size_t)y * w * c, src->px + ((size_t)(y0 + y) * src->w + x0) * c, (size_t)w * c);
+        *dst = (mt_image){w, h, c, px};
+        return MTMI_OK;
+    }
     /* Bilinear with pixel centres at +0.5 (align_corners = False, like
      * PyTorch and OpenCV); at scale 1 every sample falls on a pixel, so a
      * same-size fit is an exact copy. */

@@ -5,7 +5,7 @@
 
 #include "core/core.h"
 
-/* 8-bit interleaved pixels, c = 3 (RGB) or 4 (RGBA). */
+/* 8-bit interleaved pixels, c = 3 (RGB) or 4 (RGBA); 1 (gray) for writing. */
 typedef struct mt_image {
     int w, h, c;
     uint8_t *px;
@@ -14,7 +14,7 @@ typedef struct mt_image {
 /* Reads any PNG (gray, gray+alpha, RGB, RGBA, palette, 16-bit) as RGB8. */
 mtmi_status mt_png_read(const char *path, mt_image *img);
 mtmi_status mt_png_read_buffer(const uint8_t *buf, size_t len, const char *what, mt_image *img);
-/* Writes RGB8/RGBA8 atomically. */
+/* Writes gray8/RGB8/RGBA8 atomically, at a fast compression level. */
 mtmi_status mt_png_write(const char *path, const mt_image *img);
 void mt_image_free(mt_image *img);
 
@@ -39,6 +39,14 @@ void mt_argmax_chw(const float *logits, int c, int w, int h, uint8_t *cls);
 void mt_colorize_depth(const float *d, int w, int h, uint8_t *rgb);
 /* Places n RGB8 images of one height side by side. */
 mtmi_status mt_image_hconcat(const mt_image *parts, int n, mt_image *dst);
+
+/* Their names, lowercase ("road", ..., "bicycle"). */
+extern const char *const mt_cityscapes_names[19];
+/* vis.c: input | class map (cw x ch classes, NULL = none) | depth (dw x dh
+ * sigmoid outputs, NULL = none), the maps fitted to the input's size, with
+ * a legend strip of the class colours below when there is a class map. */
+mtmi_status mt_vis_compose(const mt_image *input, const uint8_t *classes, int cw, int ch, const float *depth, int dw, int dh,
+                           mt_image *out);
 
 /* A synthetic street-like RGB frame (sky gradient, road with lane marks,
  * buildings, box "cars"), varied by seed: for demos without image files. */

@@ -119,7 +119,7 @@ mtmi_status mt_png_read(const char *path, mt_image *img) {
 mtmi_status mt_png_write(const char *path, const mt_image *img) {
     if (!path || !img || !img->px) return mt_fail(MTMI_ERR_ARG, "mt_png_write: NULL argument");
     if (img->w <= 0 || img->h <= 0 || img->w > MT_PNG_MAX_DIM * 4 || img->h > MT_PNG_MAX_DIM * 4 ||
-        (img->c != 3 && img->c != 4))
+        (img->c != 1 && img->c != 3 && img->c != 4))
         return mt_fail(MTMI_ERR_ARG, "%s: cannot write a %dx%d image with %d channels", path, img->w, img->h, img->c);
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
     if (!ctx) return mt_fail(MTMI_ERR_NOMEM, "%s: out of memory creating PNG encoder", path);
@@ -138,7 +138,9 @@ mtmi_status mt_png_write(const char *path, const mt_image *img) {
         .width = (uint32_t)img->w,
         .height = (uint32_t)img->h,
         .bit_depth = 8,
-        .color_type = img->c == 4 ? SPNG_COLOR_TYPE_TRUECOLOR_ALPHA : SPNG_COLOR_TYPE_TRUECOLOR,
+        .color_type = img->c == 4   ? SPNG_COLOR_TYPE_TRUECOLOR_ALPHA
+                      : img->c == 1 ? SPNG_COLOR_TYPE_GRAYSCALE
+                                    : SPNG_COLOR_TYPE_TRUECOLOR,
     };
     if ((e = spng_set_ihdr(ctx, &ih)) != 0) {
         st = mt_fail(MTMI_ERR_ARG, "%s: %s", path, spng_strerror(e));

@@ -6,6 +6,9 @@
 
 #include "graph/mtmi_net.h"
 #include "image/image.h"
+#if MTMI_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 static mtmi_status builtin_model(const mt_app_opts *o, mtmi_model **out) {
     *out = NULL;
@@ -21,6 +24,20 @@ static mtmi_status builtin_model(const mt_app_opts *o, mtmi_model **out) {
     m->params = info.params;
     *out = m;
     return MTMI_OK;
+}
+
+/* The segmentation output (class logits NxCxHxW, C > 1) and the depth
+ * output (C == 1) of the model, by name first ("seg...", "depth..."), then
+ * by declared shape; -1 where none is found. */
+static int model_output_role(const mtmi_model *m, int seg) {
+    const mt_graph *g = m->graph;
+    for (int i = 0; i < g->noutputs; i++)
+        if (strstr(g->values[g->outputs[i]].name, seg ? "seg" : "depth")) return i;
+    for (int i = 0; i < g->noutputs; i++) {
+        const mt_value *v = &g->values[g->outputs[i]];
+        if (v->rank == 4 && (seg ? v->dims[1] > 1 && v->dims[1] <= 255 : v->dims[1] == 1)) return i;
+    }
+    return -1;
 }
 
 int mt_app_parse_inject(const char *s, mt_app_opts *o) {
@@ -185,7 +202,29 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     memset(&pl, 0, sizeof pl);
     if (o->place && (s = mt_placement_parse(o->place, &pl))) goto fail;
     if (!o->place) pl.is_auto = 1;
+    /* The results: the class map (or what was asked) of the segmentation
+     * output, float depth; other outputs of a model stay as float. */
+    app->seg = model_output_role(app->model, 1);
+    app->depth = model_output_role(app->model, 0);
+    if (app->depth == app->seg) app->depth = -1;
+    app->seg_forms = o->forms_set ? o->seg_forms : MT_FORM_CLASSES;
+    app->depth_forms = o->forms_set ? o->depth_forms : MT_FORM_FLOAT;
+    const int nmo = mtmi_model_num_outputs(app->model);
+    unsigned *forms = calloc((size_t)nmo + 1, sizeof *forms);
+    unsigned char *on_dev = calloc((size_t)nmo + 1, 1);
+    if (!forms || !on_dev) {
+        free(forms);
+        free(on_dev);
+        s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < nmo; i++) {
+        forms[i] = i == app->seg ? app->seg_forms : i == app->depth ? app->depth_forms : MT_FORM_FLOAT;
+        on_dev[i] = (unsigned char)(o->results_on_device != 0);
+    }
     mt_pipeline_opts po = MT_PIPELINE_OPTS_DEFAULT;
+    po.model_forms = forms;
+    po.model_on_device = on_dev;
     po.inflight = o->sync ? 1 : (o->inflight > 0 ? o->inflight : 2);
     po.total_threads = o->threads;
     po.calib_path = o->calib_path;
@@ -194,9 +233,11 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     po.inject_frame = o->inject_frame;
     /* No --place: the heuristic choice (mt_placement_auto), at no cost;
      * --place auto: measure the candidates and keep the fastest. */
-    if (o->place && pl.is_auto) {
-        if ((s = auto_place(app, &shape, &po, o->quiet))) goto fail;
-    } else if ((s = mt_pipeline_from_model(app->model, &shape, &pl, &po, &app->pipe))) goto fail;
+    if (o->place && pl.is_auto) s = auto_place(app, &shape, &po, o->quiet);
+    else s = mt_pipeline_from_model(app->model, &shape, &pl, &po, &app->pipe);
+    free(forms);
+    free(on_dev);
+    if (s) goto fail;
     size_t len = 0;
     for (int i = 0; i < mt_pipeline_num_stages(app->pipe) && len < sizeof app->placement; i++) {
         char d[64];
@@ -216,36 +257,110 @@ fail:
     return s;
 }
 
+mtmi_status mt_app_engine_ms(const mt_app *app, int iters, double *ms) {
+    *ms = 0;
+    const mt_devspec *d = mt_pipeline_stage_dev(app->pipe, 0);
+    if (d->kind != MT_DEV_CUDA)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "the engine's whole-network time is measured on a GPU; the encoder runs on %s",
+                       mt_precision_name(d->prec));
+#if MTMI_HAVE_CUDA
+    /* The whole model as one plan on the encoder's GPU and precision, at
+     * the pipeline's input size, replayed as one CUDA graph: what the
+     * engine computes per frame with nothing around it. */
+    mtmi_tensor shape = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {app->batch, 3, app->height, app->width}};
+    mt_graph *g = NULL;
+    mt_cuda_plan *plan = NULL;
+    mtmi_status s = mt_model_specialize(app->model, &shape, 1, 1, &g);
+    if (!s) s = mt_cuda_plan_create(g, d->index, d->prec != MT_PREC_FP32, &plan);
+    if (!s) s = mt_cuda_plan_bench(plan, -1, iters, ms);
+    mt_cuda_plan_free(plan);
+    mt_graph_free(g);
+    return s;
+#else
+    (void)iters;
+    return mt_fail(MTMI_ERR_DEVICE, "this build has no CUDA support");
+#endif
+}
+
 void mt_app_close(mt_app *app) {
     mt_pipeline_free(app->pipe);
     mtmi_model_free(app->model);
     memset(app, 0, sizeof *app);
 }
 
-static int find_output(const mt_pipeline *p, int seg) {
-    /* By name first ("seg...", "depth..."), then by shape: class logits
-     * are NxCxHxW with C > 1, depth has C == 1. */
-    int n = mt_pipeline_num_outputs(p);
-    for (int i = 0; i < n; i++) {
-        const char *name = mt_pipeline_output_name(p, i);
-        const mt_tview *t = mt_pipeline_output_shape(p, i);
-        if (t->rank == 4 && t->dtype == MTMI_FLOAT && (seg ? strstr(name, "seg") != NULL : strstr(name, "depth") != NULL))
-            return i;
-    }
-    for (int i = 0; i < n; i++) {
-        const mt_tview *t = mt_pipeline_output_shape(p, i);
-        if (t->rank == 4 && t->dtype == MTMI_FLOAT && (seg ? t->dims[1] > 1 && t->dims[1] <= 255 : t->dims[1] == 1)) return i;
-    }
-    return -1;
+int mt_app_seg_result(const mt_app *app, unsigned form) {
+    return app->seg < 0 ? -1 : mt_pipeline_find_output(app->pipe, app->seg, form);
+}
+int mt_app_depth_result(const mt_app *app, unsigned form) {
+    return app->depth < 0 ? -1 : mt_pipeline_find_output(app->pipe, app->depth, form);
 }
 
-int mt_app_seg_output(const mt_pipeline *p) { return find_output(p, 1); }
-int mt_app_depth_output(const mt_pipeline *p) { return find_output(p, 0); }
+int mt_app_parse_results(const char *s, unsigned *seg_forms, unsigned *depth_forms) {
+    static const struct {
+        const char *name;
+        int seg;
+        unsigned form;
+    } items[] = {{"classes", 1, MT_FORM_CLASSES}, {"logits", 1, MT_FORM_INT8},  {"logits:int8", 1, MT_FORM_INT8},
+                 {"logits:fp16", 1, MT_FORM_FP16},  {"logits:fp32", 1, MT_FORM_FLOAT}, {"depth", 0, MT_FORM_FLOAT},
+                 {"depth:fp32", 0, MT_FORM_FLOAT},  {"depth:fp16", 0, MT_FORM_FP16}};
+    *seg_forms = *depth_forms = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s ? s : "");
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t k = 0, n = sizeof items / sizeof *items;
+        while (k < n && strcmp(items[k].name, t)) k++;
+        if (k == n)
+            return mt_fail(MTMI_ERR_ARG, "unknown result '%s' (classes, logits[:int8|:fp16|:fp32], depth[:fp32|:fp16])", t), -1;
+        *(items[k].seg ? seg_forms : depth_forms) |= items[k].form;
+    }
+    return 0;
+}
+
+const char *mt_app_results_str(unsigned seg_forms, unsigned depth_forms, char *buf, size_t cap) {
+    static const struct {
+        const char *name;
+        int seg;
+        unsigned form;
+    } items[] = {{"classes", 1, MT_FORM_CLASSES}, {"logits:int8", 1, MT_FORM_INT8}, {"logits:fp16", 1, MT_FORM_FP16},
+                 {"logits:fp32", 1, MT_FORM_FLOAT}, {"depth:fp32", 0, MT_FORM_FLOAT},  {"depth:fp16", 0, MT_FORM_FP16}};
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t k = 0; k < sizeof items / sizeof *items && len < cap; k++)
+        if ((items[k].seg ? seg_forms : depth_forms) & items[k].form) {
+            int n = snprintf(buf + len, cap - len, "%s%s", len ? "," : "", items[k].name);
+            if (n > 0) len += (size_t)n;
+        }
+    return buf;
+}
+
+
+/* Device-to-host bytes a frame, and the bandwidth its copies reached (the
+ * bytes over the copy time the device measured), or -1. */
+static double copy_gbps(const mt_app *app, const mt_summary *s) {
+    const size_t b = mt_pipeline_d2h_bytes(app->pipe);
+    return b && s->copy_mean > 0 ? b / (s->copy_mean * 1e6) : -1;
+}
 
 void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const mt_summary *s) {
     const mt_pipeline *p = app->pipe;
+    const int overlap = mt_pipeline_can_overlap(p);
     fprintf(f, "summary: %lld frames measured, %s, %d in flight: %.2f fps (%.2f ms a frame)\n", (long long)s->frames,
-            mt_pipeline_inflight(p) == 1 ? "sync" : "pipelined", mt_pipeline_inflight(p), s->fps, s->period_mean);
+            mt_pipeline_inflight(p) == 1 ? "sync" : overlap ? "pipelined" : "in turns", mt_pipeline_inflight(p), s->fps,
+            s->period_mean);
+    if (!overlap && mt_pipeline_inflight(p) > 1)
+        fprintf(f, "note: every stage runs on the same CPU device, so stages take turns on its cores and frames in flight "
+                   "cannot overlap; give the heads their own device (--place) to pipeline\n");
+    char res[128];
+    const size_t d2h = mt_pipeline_d2h_bytes(p);
+    fprintf(f, "results: %s, %s", mt_app_results_str(app->seg_forms, app->depth_forms, res, sizeof res),
+            mt_pipeline_num_outputs(p) && mt_pipeline_output_mem(p, 0) == MT_MEM_DEVICE ? "left in device memory" : "to the host");
+    if (d2h) {
+        fprintf(f, "; %.2f MB a frame from the GPU", d2h / 1e6);
+        if (copy_gbps(app, s) > 0)
+            fprintf(f, ", copies %.3f ms a frame (%.1f GB/s while copying, %.1f GB/s sustained)", s->copy_mean, copy_gbps(app, s),
+                    d2h * s->fps / 1e9);
+    }
+    fprintf(f, "\n");
     fprintf(f, "  %-16s %-16s %7s %10s %10s %10s %9s\n", "stage", "device", "threads", "p50 ms", "p99 ms", "mean ms", "plan MiB");
     for (int k = 0; k < st->nstages; k++) {
         const mt_devspec *d = mt_pipeline_stage_dev(p, k);
@@ -315,6 +430,11 @@ mtmi_status mt_app_write_json(const char *path, const char *command, const mt_ap
         fprintf(f, "%s\"cuda:%d\": %zu", k ? ", " : "", gi, b);
     }
     fprintf(f, "}},\n");
+    char res[128];
+    fprintf(f, "  \"results\": \"%s\",\n  \"overlap\": %s,\n", mt_app_results_str(app->seg_forms, app->depth_forms, res, sizeof res),
+            mt_pipeline_can_overlap(p) ? "true" : "false");
+    fprintf(f, "  \"d2h_bytes_per_frame\": %zu,\n  \"copy_ms_per_frame\": %.4f,\n  \"copy_gbps\": %.3f,\n",
+            mt_pipeline_d2h_bytes(p), s->copy_mean, copy_gbps(app, s));
     fprintf(f, "  \"build_ms\": %.1f%s\n}\n", app->build_ms, extra ? extra : "");
     return mt_atomic_commit(f, tmp, path, !ferror(f));
 }

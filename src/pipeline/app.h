@@ -23,6 +23,13 @@ typedef struct mt_app_opts {
                                * the encoder stage (mtmi.Preprocess)         */
     int inject_stage;         /* test hook (-1 = off)                        */
     int64_t inject_frame;
+    /* What the application takes of the segmentation and the depth outputs
+     * (MT_FORM_* sets, made on the heads' devices; a head asked for nothing
+     * does not run), when forms_set; else the class map and float depth.
+     * And whether the results stay in device memory. */
+    int forms_set;
+    unsigned seg_forms, depth_forms;
+    int results_on_device;
 } mt_app_opts;
 
 typedef struct mt_app {
@@ -32,11 +39,18 @@ typedef struct mt_app {
     char placement[512];
     int batch, channels, height, width;  /* the pipeline's input 0 */
     double build_ms;
+    int seg, depth;           /* model output indices (-1 = none) */
+    unsigned seg_forms, depth_forms;
 } mt_app;
 
 /* Loads or builds the model, specializes, splits, places, compiles. */
 mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app);
 void mt_app_close(mt_app *app);
+/* The engine's own whole-network time (ms, median of `iters` replays):
+ * the whole model as one plan on the encoder's GPU and precision at the
+ * pipeline's input size, float inputs and outputs on the device, no copies:
+ * the rate (1000 / ms) a pipeline is measured against. */
+mtmi_status mt_app_engine_ms(const mt_app *app, int iters, double *ms);
 /* Puts image img (the input's H x W, RGB) into frame f's input 0, as
  * uint8 pixels or normalized floats, whichever the pipeline takes, for every
  * batch element. */
@@ -47,10 +61,16 @@ void mt_app_fill_input(const mt_pipeline *p, mt_frame *f, const struct mt_image 
 mtmi_status mt_app_run_one(mt_pipeline *p, const struct mt_image *img, mt_frame **f);
 /* Parses "--inject-error STAGE:FRAME". */
 int mt_app_parse_inject(const char *s, mt_app_opts *o);
-/* Index of the segmentation output (rank 4, C > 1) and the depth output
- * (rank 4, C == 1), or -1. */
-int mt_app_seg_output(const mt_pipeline *p);
-int mt_app_depth_output(const mt_pipeline *p);
+/* The pipeline output holding result `form` of the segmentation / depth
+ * output, or -1. */
+int mt_app_seg_result(const mt_app *app, unsigned form);
+int mt_app_depth_result(const mt_app *app, unsigned form);
+/* Parses a result list ("classes,logits,depth:fp16"; items classes,
+ * logits (int8), logits:fp16, logits:fp32, depth (fp32), depth:fp16) into
+ * MT_FORM_* sets; -1 with the error set on an unknown item. */
+int mt_app_parse_results(const char *s, unsigned *seg_forms, unsigned *depth_forms);
+/* "classes,depth:fp16" from the sets (buf of cap bytes). */
+const char *mt_app_results_str(unsigned seg_forms, unsigned depth_forms, char *buf, size_t cap);
 
 /* The summary block: throughput, per-stage and end-to-end percentiles,
  * memory. */

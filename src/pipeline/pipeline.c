@@ -52,13 +52,27 @@ typedef struct buf {
     mt_devspec dev;
 } buf;
 
+/* Device events of one stage's run in one slot (NULL where the stage's
+ * backend has none): see mt_stage_io. */
+typedef struct slot_events {
+    void *ready, *copy_begin, *copy_end;
+} slot_events;
+
 typedef struct slot {
     mt_frame f;
     buf *in, *cut, *out;
+    /* out_dev[o]: the device buffer a GPU head writes output o into when
+     * the application takes it on the host (then out[o] is pinned host
+     * memory, filled by the stage's copy); ptr NULL otherwise. */
+    buf *out_dev;
     int heads_left;
-    double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX];
+    double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX], copy_ms[MT_PLACE_MAX];
     cbarg cb[MT_PLACE_MAX];
     mt_tview *in_views, *out_views;
+    uint8_t *out_mem;
+    void **out_ready;
+    slot_events ev[MT_PLACE_MAX];
+    void *consumer_event;     /* mt_pipeline_release_after's, until the next run */
 } slot;
 
 struct mt_pipeline {
@@ -71,6 +85,12 @@ struct mt_pipeline {
     mt_tview *in_shape, *cut_shape, *out_shape;
     char **in_names, **cut_names, **out_names;
     int *cut_mem;
+    /* per output: delivered in device memory; made from which model output
+     * in which form (mt_pipeline_output_form) */
+    uint8_t *out_on_dev;
+    int *out_src;
+    unsigned *out_form;
+    size_t d2h_bytes;
     /* GPUs: device memory in use before the plans were made */
     int ngpus;
     mt_devspec gpu_dev[MT_PLACE_MAX];
@@ -195,12 +215,21 @@ static void fill_io(mt_pipeline *p, stage *st, slot *sl, mt_stage_io *io) {
         io->in[i].data = b->ptr;
         io->in_mem[i] = (uint8_t)b->mem;
     }
+    const int head = st != &p->st[0];
     for (int i = 0; i < st->nout; i++) {
-        const buf *b = st == &p->st[0] ? &sl->cut[st->out_idx[i]] : &sl->out[st->out_idx[i]];
-        io->out[i] = st == &p->st[0] ? p->cut_shape[st->out_idx[i]] : p->out_shape[st->out_idx[i]];
+        const int o = st->out_idx[i];
+        const buf *b = !head ? &sl->cut[o] : sl->out_dev[o].ptr ? &sl->out_dev[o] : &sl->out[o];
+        io->out[i] = !head ? p->cut_shape[o] : p->out_shape[o];
         io->out[i].data = b->ptr;
         io->out_mem[i] = (uint8_t)b->mem;
+        if (head && sl->out_dev[o].ptr) io->out_host[i] = sl->out[o].ptr; /* NULL: the result stays on the device */
     }
+    const slot_events *ev = &sl->ev[st - p->st];
+    io->ready_event = ev->ready;
+    io->copy_begin = ev->copy_begin;
+    io->copy_end = ev->copy_end;
+    /* Only the heads write what an application may still be reading. */
+    if (head) io->wait_event = sl->consumer_event;
 }
 
 static void *stage_main(void *arg) {
@@ -291,8 +320,17 @@ static mtmi_status setup_io(mt_pipeline *p) {
     p->cut_names = calloc(p->ncut + 1, sizeof(char *));
     p->out_names = calloc(p->nout + 1, sizeof(char *));
     p->cut_mem = calloc(p->ncut + 1, sizeof(int));
-    if (!p->in_shape || !p->cut_shape || !p->out_shape || !p->in_names || !p->cut_names || !p->out_names || !p->cut_mem)
+    p->out_on_dev = calloc(p->nout + 1, 1);
+    p->out_src = calloc(p->nout + 1, sizeof(int));
+    p->out_form = calloc(p->nout + 1, sizeof(unsigned));
+    if (!p->in_shape || !p->cut_shape || !p->out_shape || !p->in_names || !p->cut_names || !p->out_names || !p->cut_mem ||
+        !p->out_on_dev || !p->out_src || !p->out_form)
         return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < p->nout; i++) {
+        p->out_src[i] = i;
+        p->out_form[i] = MT_FORM_FLOAT;
+        p->out_on_dev[i] = p->opt.on_device && p->opt.on_device[i];
+    }
     for (int i = 0; i < p->nin; i++) {
         p->in_names[i] = dupname(enc->values[enc->inputs[i]].name);
         if (value_view(enc, enc->inputs[i], &p->in_shape[i]))
@@ -343,6 +381,11 @@ static mtmi_status setup_io(mt_pipeline *p) {
             if (value_view(g, g->outputs[i], &p->out_shape[o]))
                 return mt_fail(MTMI_ERR_SHAPE, "stage '%s': output '%s' has no concrete shape", st->name, p->out_names[o]);
             st->out_idx[i] = o;
+            if (p->out_on_dev[o] && st->dev.kind != MT_DEV_CUDA) {
+                char dv[64];
+                return mt_fail(MTMI_ERR_DEVICE, "output '%s': device-memory results need a GPU stage; stage '%s' runs on %s",
+                               p->out_names[o], st->name, mt_devspec_str(&st->dev, dv, sizeof dv));
+            }
         }
     }
     for (int i = 0; i < p->nin; i++)
@@ -389,6 +432,45 @@ static void cut_placement(mt_pipeline *p, int c, const mt_backend **be, mt_devsp
     if (p->nstages == 1) *mem = MT_MEM_HOST; /* read by the application */
 }
 
+/* Output o of head stage st in slot sl.  A GPU head writes its outputs to
+ * device memory of the slot: left there when the application takes them on
+ * the device, else copied to pinned host memory by the stage (its copy
+ * stream overlaps the next frame's kernels).  A CPU head writes host
+ * memory directly. */
+static mtmi_status setup_result(mt_pipeline *p, const stage *st, int o, slot *sl) {
+    mtmi_status s;
+    const size_t bytes = view_bytes(&p->out_shape[o]);
+    const int gpu = st->dev.kind == MT_DEV_CUDA;
+    if (gpu && (s = alloc_buf(&sl->out_dev[o], st->be, &st->dev, bytes, MT_MEM_DEVICE, p->out_names[o]))) return s;
+    sl->out_views[o] = p->out_shape[o];
+    if (gpu && p->out_on_dev[o]) { /* out[o] stays empty: nothing to copy */
+        sl->out_mem[o] = MT_MEM_DEVICE;
+        sl->out_ready[o] = sl->ev[st - p->st].ready;
+        sl->out_views[o].data = sl->out_dev[o].ptr;
+        return MTMI_OK;
+    }
+    if ((s = alloc_buf(&sl->out[o], st->be, &st->dev, bytes, MT_MEM_HOST, p->out_names[o]))) return s;
+    if (gpu && sl == p->slots) p->d2h_bytes += bytes;
+    sl->out_mem[o] = MT_MEM_HOST;
+    sl->out_views[o].data = sl->out[o].ptr;
+    return MTMI_OK;
+}
+
+/* The device events of every stage's runs in slot sl. */
+static mtmi_status make_slot_events(mt_pipeline *p, slot *sl) {
+    for (int i = 0; i < p->nstages; i++) {
+        const stage *st = &p->st[i];
+        if (!st->be->event_create) continue;
+        slot_events *e = &sl->ev[i];
+        e->ready = st->be->event_create(st->plan, 0);
+        e->copy_begin = st->be->event_create(st->plan, 1);
+        e->copy_end = st->be->event_create(st->plan, 1);
+        if (!e->ready || !e->copy_begin || !e->copy_end)
+            return mt_fail(MTMI_ERR_DEVICE, "stage '%s': cannot create its device events", st->name);
+    }
+    return MTMI_OK;
+}
+
 static mtmi_status setup_slots(mt_pipeline *p) {
     p->slots = calloc(p->nslots, sizeof(slot));
     if (!p->slots) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
@@ -396,16 +478,24 @@ static mtmi_status setup_slots(mt_pipeline *p) {
     for (int k = 0; k < p->nslots; k++) {
         slot *sl = &p->slots[k];
         sl->f.slot = k;
+        mtmi_status s;
         sl->in = calloc(p->nin + 1, sizeof(buf));
         sl->cut = calloc(p->ncut + 1, sizeof(buf));
         sl->out = calloc(p->nout + 1, sizeof(buf));
+        sl->out_dev = calloc(p->nout + 1, sizeof(buf));
         sl->in_views = calloc(p->nin + 1, sizeof(mt_tview));
         sl->out_views = calloc(p->nout + 1, sizeof(mt_tview));
+        sl->out_mem = calloc(p->nout + 1, 1);
+        sl->out_ready = calloc(p->nout + 1, sizeof(void *));
         sl->f.t_start = sl->t_start;
         sl->f.t_end = sl->t_end;
-        if (!sl->in || !sl->cut || !sl->out || !sl->in_views || !sl->out_views) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        sl->f.copy_ms = sl->copy_ms;
+        sl->f.out_mem = sl->out_mem;
+        sl->f.out_ready = sl->out_ready;
+        if (!sl->in || !sl->cut || !sl->out || !sl->out_dev || !sl->in_views || !sl->out_views || !sl->out_mem || !sl->out_ready)
+            return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        if ((s = make_slot_events(p, sl))) return s;
         for (int s = 0; s < p->nstages; s++) sl->cb[s] = (cbarg){p, k, s};
-        mtmi_status s;
         const mt_backend *be;
         mt_devspec dev;
         int mem;
@@ -428,15 +518,8 @@ static mtmi_status setup_slots(mt_pipeline *p) {
                 sl->out_views[i].data = sl->cut[i].ptr;
             }
         for (int h = 1; h < p->nstages; h++)
-            for (int i = 0; i < p->st[h].nout; i++) {
-                int o = p->st[h].out_idx[i];
-                /* Model outputs go to the host, where the application reads them. */
-                if ((s = alloc_buf(&sl->out[o], p->st[h].be, &p->st[h].dev, view_bytes(&p->out_shape[o]), MT_MEM_HOST,
-                                   p->out_names[o])))
-                    return s;
-                sl->out_views[o] = p->out_shape[o];
-                sl->out_views[o].data = sl->out[o].ptr;
-            }
+            for (int i = 0; i < p->st[h].nout; i++)
+                if ((s = setup_result(p, &p->st[h], p->st[h].out_idx[i], sl))) return s;
         sl->f.ninputs = p->nin;
         sl->f.noutputs = p->nout;
         sl->f.inputs = sl->in_views;
@@ -533,6 +616,8 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
         for (int k = 0; k < st->nin; k++) in_mem[k] = st->in_kind[k] ? (unsigned char)p->cut_mem[st->in_idx[k]] : MT_MEM_HOST;
         if (i == 0)
             for (int k = 0; k < st->nout; k++) out_mem[k] = (unsigned char)p->cut_mem[st->out_idx[k]];
+        else if (st->dev.kind == MT_DEV_CUDA) /* a GPU head writes the slot's device buffers (setup_result) */
+            for (int k = 0; k < st->nout; k++) out_mem[k] = MT_MEM_DEVICE;
         mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib, .in_mem = in_mem, .out_mem = out_mem};
         if ((s = st->be->create(&st->dev, st->g, &cfg, &st->plan))) {
             s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
@@ -583,11 +668,20 @@ void mt_pipeline_free(mt_pipeline *p) {
         for (int i = 0; sl->in && i < p->nin; i++) free_buf(&sl->in[i]);
         for (int i = 0; sl->cut && i < p->ncut; i++) free_buf(&sl->cut[i]);
         for (int i = 0; sl->out && i < p->nout; i++) free_buf(&sl->out[i]);
+        for (int i = 0; sl->out_dev && i < p->nout; i++) free_buf(&sl->out_dev[i]);
+        for (int i = 0; i < p->nstages; i++) {
+            void *evs[3] = {sl->ev[i].ready, sl->ev[i].copy_begin, sl->ev[i].copy_end};
+            for (int k = 0; k < 3; k++)
+                if (evs[k]) p->st[i].be->event_destroy(evs[k]);
+        }
         free(sl->in);
         free(sl->cut);
         free(sl->out);
+        free(sl->out_dev);
         free(sl->in_views);
         free(sl->out_views);
+        free(sl->out_mem);
+        free(sl->out_ready);
     }
     free(p->slots);
     for (int i = 0; i < p->nstages; i++) q_free(&p->st[i].q);
@@ -605,6 +699,9 @@ void mt_pipeline_free(mt_pipeline *p) {
     free(p->cut_shape);
     free(p->out_shape);
     free(p->cut_mem);
+    free(p->out_on_dev);
+    free(p->out_src);
+    free(p->out_form);
     if (p->own_split) mt_split_free(&p->split);
     mt_graph_free(p->spec);
     free(p);
@@ -656,6 +753,14 @@ mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f) {
     return MTMI_OK;
 }
 
+/* Does stage st copy results of slot sl to the host? */
+static int stage_copies(const mt_pipeline *p, const stage *st, const slot *sl) {
+    if (st == &p->st[0]) return 0;
+    for (int i = 0; i < st->nout; i++)
+        if (sl->out_dev[st->out_idx[i]].ptr && sl->out[st->out_idx[i]].ptr) return 1;
+    return 0;
+}
+
 mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f) {
     *f = NULL;
     pthread_mutex_lock(&p->mu);
@@ -676,17 +781,27 @@ mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f) {
     p->next_done++;
     p->submitted--;
     pthread_mutex_unlock(&p->mu);
+    /* The frame is complete, so are its events: how long its copies took. */
+    for (int i = 0; i < p->nstages; i++) {
+        const stage *st = &p->st[i];
+        sl->copy_ms[i] = -1;
+        if (st->be->event_elapsed_ms && sl->ev[i].copy_begin && stage_copies(p, st, sl))
+            sl->copy_ms[i] = st->be->event_elapsed_ms(sl->ev[i].copy_begin, sl->ev[i].copy_end);
+    }
     *f = &sl->f;
     return MTMI_OK;
 }
 
-void mt_pipeline_release(mt_pipeline *p, mt_frame *f) {
+void mt_pipeline_release_after(mt_pipeline *p, mt_frame *f, void *event) {
     if (!f) return;
     pthread_mutex_lock(&p->mu);
+    p->slots[f->slot].consumer_event = event;
     p->pending--;
     q_push(&p->free_q, f->slot);
     pthread_mutex_unlock(&p->mu);
 }
+
+void mt_pipeline_release(mt_pipeline *p, mt_frame *f) { mt_pipeline_release_after(p, f, NULL); }
 
 mtmi_status mt_pipeline_restart(mt_pipeline *p) {
     pthread_mutex_lock(&p->mu);
@@ -717,6 +832,25 @@ const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s) { return p-
 int mt_pipeline_num_outputs(const mt_pipeline *p) { return p->nout; }
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i) { return p->out_names[i]; }
 const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i) { return &p->out_shape[i]; }
+int mt_pipeline_output_mem(const mt_pipeline *p, int i) { return p->out_on_dev[i] ? MT_MEM_DEVICE : MT_MEM_HOST; }
+size_t mt_pipeline_d2h_bytes(const mt_pipeline *p) { return p->d2h_bytes; }
+
+void mt_pipeline_output_form(const mt_pipeline *p, int i, int *model_output, unsigned *form) {
+    if (model_output) *model_output = p->out_src[i];
+    if (form) *form = p->out_form[i];
+}
+
+int mt_pipeline_find_output(const mt_pipeline *p, int model_output, unsigned form) {
+    for (int i = 0; i < p->nout; i++)
+        if (p->out_src[i] == model_output && p->out_form[i] == form) return i;
+    return -1;
+}
+
+int mt_pipeline_can_overlap(const mt_pipeline *p) {
+    for (int i = 1; i < p->nstages; i++)
+        if (p->st[i].dev.kind != MT_DEV_CPU || !mt_devspec_same_device(&p->st[i].dev, &p->st[0].dev)) return 1;
+    return p->st[0].dev.kind != MT_DEV_CPU;
+}
 int mt_pipeline_num_inputs(const mt_pipeline *p) { return p->nin; }
 const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i) { return &p->in_shape[i]; }
 
@@ -740,7 +874,7 @@ size_t mt_pipeline_memory(const mt_pipeline *p) {
     for (int k = 0; k < p->nslots; k++) {
         for (int i = 0; i < p->nin; i++) b += p->slots[k].in[i].bytes;
         for (int i = 0; i < p->ncut; i++) b += p->slots[k].cut[i].bytes;
-        for (int i = 0; i < p->nout; i++) b += p->slots[k].out[i].bytes;
+        for (int i = 0; i < p->nout; i++) b += p->slots[k].out[i].bytes + p->slots[k].out_dev[i].bytes;
     }
     return b;
 }
@@ -789,14 +923,45 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     mt_stage_desc d[MT_PLACE_MAX];
     memset(d, 0, sizeof d);
     int any_int8 = 0;
+    /* The results asked of each head, made on its device (a head asked for
+     * nothing is not run); per pipeline output, its model output and form. */
+    enum { MAX_RESULTS = 64 };
+    int res_src[MAX_RESULTS], nres = 0, ndesc = 0;
+    unsigned res_form[MAX_RESULTS];
+    unsigned char res_dev[MAX_RESULTS];
     for (int i = 0; i < nst; i++) {
-        d[i].name = names[i];
-        d[i].graph = i ? sp.heads[i - 1] : sp.encoder;
-        d[i].dev = mt_placement_lookup(pl, names[i]);
-        any_int8 |= d[i].dev.prec == MT_PREC_INT8;
+        if (i) {
+            const unsigned forms = opt && opt->model_forms ? opt->model_forms[i - 1] : MT_FORM_FLOAT;
+            int src[MAX_RESULTS];
+            const int n = mt_graph_output_forms(sp.heads[i - 1], &forms, src, res_form + nres, MAX_RESULTS - nres);
+            if (n < 0 || nres + n > MAX_RESULTS) {
+                s = n < 0 ? mt_fail_context(MTMI_ERR_ARG, "head '%s'", names[i])
+                          : mt_fail(MTMI_ERR_UNSUPPORTED, "pipeline: more than %d results", MAX_RESULTS);
+                mt_split_free(&sp);
+                mt_graph_free(g);
+                return s;
+            }
+            if (!n) continue;
+            for (int k = 0; k < n; k++) {
+                res_src[nres + k] = i - 1;
+                res_dev[nres + k] = opt && opt->model_on_device && opt->model_on_device[i - 1];
+            }
+            nres += n;
+        }
+        d[ndesc].name = names[i];
+        d[ndesc].graph = i ? sp.heads[i - 1] : sp.encoder;
+        d[ndesc].dev = mt_placement_lookup(pl, names[i]);
+        any_int8 |= d[ndesc].dev.prec == MT_PREC_INT8;
+        ndesc++;
+    }
+    if (ndesc < 2) {
+        mt_split_free(&sp);
+        mt_graph_free(g);
+        return mt_fail(MTMI_ERR_ARG, "pipeline: no result asked of any head");
     }
     mt_pipeline_opts o2 = MT_PIPELINE_OPTS_DEFAULT;
     if (opt) o2 = *opt;
+    o2.on_device = res_dev;
     mt_calib_cache cache;
     memset(&cache, 0, sizeof cache);
     int own_cache = 0;
@@ -814,7 +979,7 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
         o2.calib = &cache;
     }
     mt_pipeline *p = NULL;
-    s = mt_pipeline_create(d, nst, &o2, &p);
+    s = mt_pipeline_create(d, ndesc, &o2, &p);
     /* Plans hold their rewritten graphs; the cache is not needed after. */
     if (own_cache) mt_calib_cache_free(&cache);
     if (p) p->opt.calib = NULL;
@@ -826,6 +991,10 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     p->spec = g;
     p->split = sp;
     p->own_split = 1;
+    p->opt.on_device = NULL; /* res_dev was read at creation */
+    p->opt.model_forms = NULL;
+    p->opt.model_on_device = NULL;
+    for (int i = 0; i < p->nout && i < nres; i++) p->out_src[i] = res_src[i], p->out_form[i] = res_form[i];
     *out = p;
     return MTMI_OK;
 }

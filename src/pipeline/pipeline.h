@@ -107,6 +107,21 @@ typedef struct mt_stage_io {
     mt_tview out[MT_STAGE_MAX_IO];
     uint8_t in_mem[MT_STAGE_MAX_IO];
     uint8_t out_mem[MT_STAGE_MAX_IO];
+    /* Device outputs the application wants on the host: after the run,
+     * out[i] (device memory) is copied to out_host[i] (pinned host memory)
+     * on a stream of its own, so that the copy overlaps the stage's next
+     * run instead of queueing before it; done is called once the copies
+     * are complete.  NULL = none. */
+    void *out_host[MT_STAGE_MAX_IO];
+    /* Device events (backend->event_create; NULL = none, and always NULL
+     * for backends without events):
+     *   wait_event    the run may not write its outputs before it (an
+     *                 application still reading the slot's previous
+     *                 results on its own stream),
+     *   ready_event   recorded once the run's outputs are written,
+     *   copy_begin / copy_end  recorded around the out_host copies (timing
+     *                 events: the pipeline reports the copy time). */
+    void *wait_event, *ready_event, *copy_begin, *copy_end;
 } mt_stage_io;
 
 /* Completion signal: called exactly once per submit, with the run's status
@@ -154,6 +169,13 @@ typedef struct mt_backend {
     /* Bytes in use on the device now, all users together (CUDA:
      * cudaMemGetInfo); NULL for devices that share the host's memory. */
     size_t (*device_used)(const mt_devspec *d);
+    /* Device events (optional; NULL entries = a device without them): an
+     * event the plan's streams can record, with timing when `timing`;
+     * milliseconds between two completed timing events (negative if
+     * unknown). */
+    void *(*event_create)(void *plan, int timing);
+    void (*event_destroy)(void *event);
+    double (*event_elapsed_ms)(void *begin, void *end);
     /* Waits for the plan's outstanding work (whose done callbacks may still
      * fire during the wait), then frees it.  Called before the pipeline
      * frees the buffers that work used. */
@@ -196,6 +218,15 @@ typedef struct mt_pipeline_opts {
      * and normalize them in the encoder stage (mt_graph_image_input), on
      * its device. */
     int image_input;
+    /* mt_pipeline_from_model: per model output (the model's order), the
+     * results made of it on its head's device (MT_FORM_* of graph.h, see
+     * mt_graph_output_forms; NULL = MT_FORM_FLOAT each), and whether they
+     * stay in device memory (1) or come to the host (0; NULL = host). */
+    const unsigned *model_forms;
+    const unsigned char *model_on_device;
+    /* mt_pipeline_create: per pipeline output, 1 = leave it in device
+     * memory (its stage must be on a GPU); NULL = every output to the host. */
+    const unsigned char *on_device;
 } mt_pipeline_opts;
 #define MT_PIPELINE_OPTS_DEFAULT {.inflight = 2, .inject_stage = -1}
 
@@ -209,6 +240,14 @@ typedef struct mt_frame {
     mt_tview *outputs;    /* host results, in the model's output order      */
     double t_submit, t_done;  /* ms on the mt_now_ms clock                  */
     double *t_start, *t_end;  /* per stage (0 = encoder, 1.. = heads)       */
+    /* Per stage: ms its device-to-host result copies took (measured by
+     * device events; -1 = no copy or no measurement). */
+    double *copy_ms;
+    /* Per output: where outputs[i].data is (MT_MEM_HOST or MT_MEM_DEVICE)
+     * and, for device results, the event recorded once it was written (a
+     * cudaEvent_t; complete when wait returns the frame). */
+    const uint8_t *out_mem;
+    void *const *out_ready;
 } mt_frame;
 
 /* stages[0] is the encoder: its graph inputs are the model inputs and its
@@ -234,6 +273,10 @@ mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f);
 mtmi_status mt_pipeline_wait(mt_pipeline *p, mt_frame **f);
 /* Gives a finished frame's slot back. */
 void mt_pipeline_release(mt_pipeline *p, mt_frame *f);
+/* The same, for an application still reading the frame's device results
+ * on its own stream: the slot's next run does not write them before
+ * `event` (a cudaEvent_t the application recorded after its reads). */
+void mt_pipeline_release_after(mt_pipeline *p, mt_frame *f, void *event);
 /* With no frame pending, numbers the next frame 0 again (after a warm-up
  * or a measurement run). */
 mtmi_status mt_pipeline_restart(mt_pipeline *p);
@@ -249,6 +292,19 @@ const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s);
 int mt_pipeline_num_outputs(const mt_pipeline *p);
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i);
 const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i);
+/* Output i is result form *form (MT_FORM_*) of model output *model_output
+ * (what mt_pipeline_from_model made; plain pipelines: output i, FLOAT). */
+void mt_pipeline_output_form(const mt_pipeline *p, int i, int *model_output, unsigned *form);
+/* Where output i is delivered: MT_MEM_HOST or MT_MEM_DEVICE. */
+int mt_pipeline_output_mem(const mt_pipeline *p, int i);
+/* Output i by model output and form; -1 if the pipeline does not make it. */
+int mt_pipeline_find_output(const mt_pipeline *p, int model_output, unsigned form);
+/* Bytes a frame's results bring from devices to the host (copies that
+ * leave a GPU; 0 when everything runs on the CPU or stays on the GPU). */
+size_t mt_pipeline_d2h_bytes(const mt_pipeline *p);
+/* Whether stages of different frames can run at the same time: 0 when
+ * every stage is on the same CPU device (they take turns), 1 otherwise. */
+int mt_pipeline_can_overlap(const mt_pipeline *p);
 const mt_tview *mt_pipeline_input_shape(const mt_pipeline *p, int i);
 int mt_pipeline_num_inputs(const mt_pipeline *p);
 /* Bytes: plans' own memory plus the frame slots' buffers. */
@@ -267,6 +323,7 @@ typedef struct mt_frame_rec {
     int64_t index;
     double t_submit, t_done;
     double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX];
+    double copy_ms;       /* the frame's device-to-host copies; -1 = none */
 } mt_frame_rec;
 
 /* Records of the last MT_STATS_KEEP frames (a ring: a long run's memory
@@ -296,6 +353,9 @@ typedef struct mt_summary {
     double e2e_p50, e2e_p99, e2e_mean;
     double heads_p50, heads_p99;
     double period_mean;   /* mean time between frame completions */
+    /* Device-to-host result copies per frame (summed over stages), as the
+     * device timed them; copy_mean < 0 when no frame copied. */
+    double copy_p50, copy_mean;
 } mt_summary;
 /* Skips the first `warmup` frames (no fewer than 1 frame is kept), and
  * frames no longer kept. */

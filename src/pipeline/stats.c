@@ -29,9 +29,11 @@ int mt_stats_add(mt_stats *st, const mt_frame *f) {
     r->index = f->index;
     r->t_submit = f->t_submit;
     r->t_done = f->t_done;
+    r->copy_ms = -1;
     for (int s = 0; s < st->nstages; s++) {
         r->t_start[s] = f->t_start[s];
         r->t_end[s] = f->t_end[s];
+        if (f->copy_ms && f->copy_ms[s] >= 0) r->copy_ms = (r->copy_ms < 0 ? 0 : r->copy_ms) + f->copy_ms[s];
     }
     return 0;
 }
@@ -114,6 +116,11 @@ void mt_stats_summary(const mt_stats *st, int64_t warmup, mt_summary *s) {
     double dummy;
     for (int64_t i = 0; i < n; i++) v[i] = heads_span(st, REC(i));
     describe(v, n, &s->heads_p50, &s->heads_p99, &dummy);
+    int64_t nc = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (REC(i)->copy_ms >= 0) v[nc++] = REC(i)->copy_ms;
+    s->copy_mean = -1;
+    if (nc) describe(v, nc, &s->copy_p50, &dummy, &s->copy_mean);
     /* Throughput over the measured frames: from the completion of the frame
      * before the first measured one (or the first submit) to the last one. */
     const mt_frame_rec *before = mt_stats_rec(st, warmup - 1);

@@ -18,3 +18,12 @@ endforeach()
 set_tests_properties(ref_models_1024 PROPERTIES LABELS "ort;slow")
 mtmi_py_test(make_variants tests/graph/test_make_variants.py)
 set_tests_properties(make_variants PROPERTIES SKIP_RETURN_CODE 77)
+
+# Result forms (class map, int8 logits, FP16) against oracles written in the
+# test; with --gpu the same on the GPU (FP16 and FP32 plans, the fused
+# resize + class map).
+mtmi_c_test(test_output_forms tests/graph/test_output_forms.c)
+if(MTMI_HAVE_CUDA AND MTMI_GPU_VISIBLE)
+  add_test(NAME output_forms_gpu COMMAND test_output_forms --gpu)
+  set_tests_properties(output_forms_gpu PROPERTIES LABELS "gpu" SKIP_RETURN_CODE 77)
+endif()
