@@ -191,6 +191,31 @@ mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs,
  * flight: the heads of frame t run while the encoder runs frame t+1. */
 typedef struct mtmi_pipeline mtmi_pipeline;
 
+/* What an application takes of a float model output, made on the device of
+ * the head that computes it, so that only that crosses to the host (a
+ * 19-class 1024x1024 segmentation: 1 MB of class map, 19 MB of int8
+ * logits, 80 MB of float32 logits).  Bits of mtmi_result_request.forms. */
+typedef enum mtmi_result_form {
+    MTMI_RESULT_FLOAT = 1,    /* the output as computed, float32                     */
+    MTMI_RESULT_FP16 = 2,     /* float16 (round to nearest even)                      */
+    MTMI_RESULT_INT8 = 4,     /* int8 codes q and, as a second result, float32 scales
+                               * [N]: per batch element scale = max|x| / 127 (1 when
+                               * that is 0 or infinite), q = round-half-even(clamp(x /
+                               * scale, -127, 127)), NaN -> 0; x ~ q * scale          */
+    MTMI_RESULT_CLASSES = 8   /* uint8 [N, d2, ...]: the index of the largest value
+                               * along axis 1 (a class map); the first of equal
+                               * maxima, NaN never wins; at most 256 channels        */
+} mtmi_result_form;
+
+typedef struct mtmi_result_request {
+    const char *output;       /* a model output's name                               */
+    unsigned forms;           /* MTMI_RESULT_* bits; 0 = not wanted (a head that makes
+                               * nothing wanted does not run)                          */
+    int on_device;            /* 1 = the results stay in the GPU's memory (see
+                               * mtmi_pipeline_collect_results); the head must run on
+                               * a GPU                                                 */
+} mtmi_result_request;
+
 typedef struct mtmi_pipeline_options {
     /* "encoder=cpu/fp32,seg=cpu:1/int8,depth=cuda:0/fp16" (stages named
      * "encoder" and after the head outputs; a bare device applies to all);
@@ -200,20 +225,73 @@ typedef struct mtmi_pipeline_options {
     int threads;                     /* cores the CPU devices share; 0 = all */
     const char *calibration_cache;   /* for int8 stages */
     const mtmi_tensor *input_shape;  /* concrete input shape; NULL = declared */
+    /* The results: outputs not named here come as float32 on the host
+     * (nresults = 0: every output so, the model's output order). */
+    const mtmi_result_request *results;
+    int nresults;
 } mtmi_pipeline_options;
 
 mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);
 void mtmi_pipeline_free(mtmi_pipeline *p);
 int mtmi_pipeline_frames_in_flight(const mtmi_pipeline *p);
-/* Output i in the model's output order. */
+
+/* The pipeline's results, head by head in the model's output order, each
+ * head's in the order FLOAT, FP16, INT8 (codes, then scales), CLASSES.
+ * Without result requests: the model's outputs, in order, float32. */
+int mtmi_pipeline_num_results(const mtmi_pipeline *p);
+typedef struct mtmi_result_info {
+    const char *name;         /* "<output>", "<output>:fp16", ":int8", ":scale", ":classes" */
+    int output;               /* the model output it is made of                       */
+    mtmi_result_form form;    /* the scales of an INT8 result: MTMI_RESULT_INT8 too     */
+    int is_scale;
+    mtmi_dtype dtype;
+    int rank;
+    int64_t dims[MTMI_MAX_RANK];
+    int on_device;            /* in the memory of GPU `device`                         */
+    int device;
+} mtmi_result_info;
+mtmi_status mtmi_pipeline_result_info(const mtmi_pipeline *p, int i, mtmi_result_info *info);
+/* Result i's shape (as mtmi_pipeline_result_info). */
 mtmi_status mtmi_pipeline_output_shape(const mtmi_pipeline *p, int i, int *rank, int64_t dims[MTMI_MAX_RANK]);
 /* Copies the inputs into a free frame slot and starts the frame; `user` comes
  * back with its results.  With all slots in flight, collect one first. */
 mtmi_status mtmi_pipeline_submit(mtmi_pipeline *p, const mtmi_tensor *inputs, int ninputs, void *user);
-/* Waits for the oldest frame (frames finish in order) and copies its outputs
- * into the caller's buffers (model output order; dims are filled in).  A
- * failure in any stage is reported here, naming the frame and the stage. */
+/* Waits for the oldest frame (frames finish in order) and copies its
+ * results into the caller's buffers (one per result, in result order; dims
+ * are filled in).  Results left on a GPU are not copied: take those with
+ * mtmi_pipeline_collect_results.  A failure in any stage is reported here,
+ * naming the frame and the stage.  The frame's slot is free again when this
+ * returns. */
 mtmi_status mtmi_pipeline_collect(mtmi_pipeline *p, mtmi_tensor *outputs, int noutputs, void **user);
+
+/* The results of the oldest frame without a copy.
+ *
+ * Ownership and lifetime: every results[i].tensor.data points into the
+ * pipeline's own buffers for that frame: pinned host memory, or (on_device)
+ * device memory of GPU `device`.  They belong to the pipeline; the caller
+ * reads them, never frees them, and gives the frame back with
+ * mtmi_pipeline_release before the next mtmi_pipeline_collect_results (a
+ * frame can be held while more frames are submitted, up to the frames in
+ * flight).  After release the buffers are reused by a later frame.
+ *
+ * Device results: ready_event (a cudaEvent_t) was recorded on the head's
+ * stream once the result was written, and has completed when this returns;
+ * a consumer on its own stream may read the buffer at once (or
+ * cudaStreamWaitEvent on it, which returns immediately).  To keep reading
+ * asynchronously after giving the frame back, pass mtmi_pipeline_release an
+ * event recorded on the consumer's stream after its reads: the pipeline's
+ * later writes into those buffers wait for it on the GPU (no host sync). */
+typedef struct mtmi_result {
+    mtmi_tensor tensor;
+    int on_device, device;
+    void *ready_event;        /* device results: cudaEvent_t; NULL otherwise */
+} mtmi_result;
+mtmi_status mtmi_pipeline_collect_results(mtmi_pipeline *p, mtmi_result *results, int nresults, void **user);
+/* Gives back the frame of the last mtmi_pipeline_collect_results.
+ * after_event: NULL, or a cudaEvent_t the pipeline's next writes into this
+ * frame's device buffers wait for on the GPU; it must stay valid until as
+ * many more frames as there are frames in flight have been collected. */
+mtmi_status mtmi_pipeline_release(mtmi_pipeline *p, void *after_event);
 
 #ifdef __cplusplus
 }

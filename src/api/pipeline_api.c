@@ -1,6 +1,6 @@
 /* The pipeline through the public API: a thin layer over src/pipeline that
- * copies between the caller's buffers and the frame slots and keeps the
- * model's output order. */
+ * turns result requests into the pipeline's result forms, and copies (or
+ * lends) the frame slots' results to the caller. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,15 +9,32 @@
 
 struct mtmi_pipeline {
     mt_pipeline *pipe;
-    int noutputs;
-    int *out_slot;   /* model output i = pipeline output out_slot[i] */
+    mt_frame *held;  /* the frame of mtmi_pipeline_collect_results, until released */
 };
 
 void mtmi_pipeline_free(mtmi_pipeline *p) {
     if (!p) return;
     mt_pipeline_free(p->pipe);
-    free(p->out_slot);
     free(p);
+}
+
+/* The requests as the pipeline's per-output forms and device flags. */
+static mtmi_status request_forms(mtmi_model *m, const mtmi_pipeline_options *opt, unsigned *forms, unsigned char *on_dev) {
+    const int n = mtmi_model_num_outputs(m);
+    for (int i = 0; i < n; i++) forms[i] = MT_FORM_FLOAT, on_dev[i] = 0;
+    if (opt->nresults < 0 || (opt->nresults && !opt->results))
+        return mt_fail(MTMI_ERR_ARG, "mtmi_pipeline_create: %d result requests and no array", opt->nresults);
+    for (int r = 0; r < opt->nresults; r++) {
+        const mtmi_result_request *q = &opt->results[r];
+        int k = -1;
+        for (int i = 0; i < n && q->output; i++)
+            if (!strcmp(mtmi_model_output_name(m, i), q->output)) k = i;
+        if (k < 0) return mt_fail(MTMI_ERR_ARG, "result request %d: the model has no output '%s'", r, q->output ? q->output : "(null)");
+        if (q->forms & ~(unsigned)MT_FORM_ALL) return mt_fail(MTMI_ERR_ARG, "result request '%s': unknown forms 0x%x", q->output, q->forms);
+        forms[k] = q->forms;
+        on_dev[k] = q->on_device != 0;
+    }
+    return MTMI_OK;
 }
 
 mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out) {
@@ -38,37 +55,49 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
     po.inflight = opt->frames_in_flight > 0 ? opt->frames_in_flight : 2;
     po.total_threads = opt->threads;
     po.calib_path = opt->calibration_cache;
+    const int nout = mtmi_model_num_outputs(m);
+    unsigned *forms = calloc((size_t)nout + 1, sizeof *forms);
+    unsigned char *on_dev = calloc((size_t)nout + 1, 1);
     mtmi_pipeline *p = mt_alloc(sizeof *p);
-    if (!p) return MTMI_ERR_NOMEM;
-    if ((s = mt_pipeline_from_model(m, opt->input_shape, &pl, &po, &p->pipe))) {
+    if (!forms || !on_dev || !p) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    else s = request_forms(m, opt, forms, on_dev);
+    po.model_forms = forms;
+    po.model_on_device = on_dev;
+    if (!s) s = mt_pipeline_from_model(m, opt->input_shape, &pl, &po, &p->pipe);
+    free(forms);
+    free(on_dev);
+    if (s) {
         free(p);
         return s;
     }
-    p->noutputs = mtmi_model_num_outputs(m);
-    p->out_slot = malloc(sizeof(int) * (p->noutputs + 1));
-    if (!p->out_slot) {
-        mtmi_pipeline_free(p);
-        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < p->noutputs; i++) {
-        const char *name = mtmi_model_output_name(m, i);
-        p->out_slot[i] = -1;
-        for (int k = 0; k < mt_pipeline_num_outputs(p->pipe); k++)
-            if (!strcmp(mt_pipeline_output_name(p->pipe, k), name)) p->out_slot[i] = k;
-        if (p->out_slot[i] < 0) {
-            mtmi_pipeline_free(p);
-            return mt_fail(MTMI_ERR_INTERNAL, "pipeline has no stage computing output '%s'", name);
-        }
-    }
     *out = p;
+    return MTMI_OK;
+}
+
+int mtmi_pipeline_num_results(const mtmi_pipeline *p) { return p ? mt_pipeline_num_outputs(p->pipe) : 0; }
+
+mtmi_status mtmi_pipeline_result_info(const mtmi_pipeline *p, int i, mtmi_result_info *info) {
+    if (!p || !info || i < 0 || i >= mt_pipeline_num_outputs(p->pipe)) return mt_fail(MTMI_ERR_ARG, "result index %d out of range", i);
+    memset(info, 0, sizeof *info);
+    const mt_tview *t = mt_pipeline_output_shape(p->pipe, i);
+    unsigned form;
+    mt_pipeline_output_form(p->pipe, i, &info->output, &form);
+    info->name = mt_pipeline_output_name(p->pipe, i);
+    info->form = (mtmi_result_form)form;
+    info->is_scale = form == MT_FORM_INT8 && t->dtype == MTMI_FLOAT;
+    info->dtype = (mtmi_dtype)t->dtype;
+    info->rank = t->rank;
+    memcpy(info->dims, t->dims, sizeof(int64_t) * t->rank);
+    info->on_device = mt_pipeline_output_mem(p->pipe, i) == MT_MEM_DEVICE;
+    info->device = info->on_device ? mt_pipeline_output_device(p->pipe, i) : -1;
     return MTMI_OK;
 }
 
 int mtmi_pipeline_frames_in_flight(const mtmi_pipeline *p) { return mt_pipeline_inflight(p->pipe); }
 
 mtmi_status mtmi_pipeline_output_shape(const mtmi_pipeline *p, int i, int *rank, int64_t dims[MTMI_MAX_RANK]) {
-    if (!p || i < 0 || i >= p->noutputs) return mt_fail(MTMI_ERR_ARG, "output index %d out of range", i);
-    const mt_tview *t = mt_pipeline_output_shape(p->pipe, p->out_slot[i]);
+    if (!p || i < 0 || i >= mt_pipeline_num_outputs(p->pipe)) return mt_fail(MTMI_ERR_ARG, "result index %d out of range", i);
+    const mt_tview *t = mt_pipeline_output_shape(p->pipe, i);
     *rank = t->rank;
     memcpy(dims, t->dims, sizeof(int64_t) * t->rank);
     return MTMI_OK;
@@ -99,17 +128,28 @@ mtmi_status mtmi_pipeline_submit(mtmi_pipeline *p, const mtmi_tensor *inputs, in
     return mt_pipeline_submit(pp, f);
 }
 
+/* Waits for the oldest frame; fails while one is held. */
+static mtmi_status take_frame(mtmi_pipeline *p, int nresults, mt_frame **f) {
+    const int n = mt_pipeline_num_outputs(p->pipe);
+    if (nresults != n) return mt_fail(MTMI_ERR_ARG, "pipeline has %d results, got %d", n, nresults);
+    if (p->held) return mt_fail(MTMI_ERR_ARG, "a frame from mtmi_pipeline_collect_results is still held: release it first");
+    if (mt_pipeline_pending(p->pipe) == 0) return mt_fail(MTMI_ERR_ARG, "no frame in flight to collect");
+    return mt_pipeline_wait(p->pipe, f);
+}
+
 mtmi_status mtmi_pipeline_collect(mtmi_pipeline *p, mtmi_tensor *outputs, int noutputs, void **user) {
     if (!p || (noutputs && !outputs)) return mt_fail(MTMI_ERR_ARG, "mtmi_pipeline_collect: NULL argument");
-    if (noutputs != p->noutputs) return mt_fail(MTMI_ERR_ARG, "pipeline has %d outputs, got %d buffers", p->noutputs, noutputs);
-    for (int i = 0; i < noutputs; i++)
-        if (!outputs[i].data) return mt_fail(MTMI_ERR_ARG, "output %d: no buffer", i);
-    if (mt_pipeline_pending(p->pipe) == 0) return mt_fail(MTMI_ERR_ARG, "no frame in flight to collect");
+    for (int i = 0; i < noutputs; i++) {
+        if (!outputs[i].data) return mt_fail(MTMI_ERR_ARG, "result %d: no buffer", i);
+        if (i < mt_pipeline_num_outputs(p->pipe) && mt_pipeline_output_mem(p->pipe, i) == MT_MEM_DEVICE)
+            return mt_fail(MTMI_ERR_ARG, "result '%s' stays in device memory: take it with mtmi_pipeline_collect_results",
+                           mt_pipeline_output_name(p->pipe, i));
+    }
     mt_frame *f;
-    mtmi_status s = mt_pipeline_wait(p->pipe, &f);
+    mtmi_status s = take_frame(p, noutputs, &f);
     if (s) return s;
     for (int i = 0; i < noutputs; i++) {
-        const mt_tview *t = &f->outputs[p->out_slot[i]];
+        const mt_tview *t = &f->outputs[i];
         memcpy(outputs[i].data, t->data, (size_t)mt_tview_numel(t) * mt_dtype_size(t->dtype));
         outputs[i].dtype = t->dtype;
         outputs[i].rank = t->rank;
@@ -117,5 +157,35 @@ mtmi_status mtmi_pipeline_collect(mtmi_pipeline *p, mtmi_tensor *outputs, int no
     }
     if (user) *user = f->user;
     mt_pipeline_release(p->pipe, f);
+    return MTMI_OK;
+}
+
+mtmi_status mtmi_pipeline_collect_results(mtmi_pipeline *p, mtmi_result *results, int nresults, void **user) {
+    if (!p || (nresults && !results)) return mt_fail(MTMI_ERR_ARG, "mtmi_pipeline_collect_results: NULL argument");
+    mt_frame *f;
+    mtmi_status s = take_frame(p, nresults, &f);
+    if (s) return s;
+    for (int i = 0; i < nresults; i++) {
+        const mt_tview *t = &f->outputs[i];
+        mtmi_result *r = &results[i];
+        memset(r, 0, sizeof *r);
+        r->tensor.dtype = (mtmi_dtype)t->dtype;
+        r->tensor.rank = t->rank;
+        memcpy(r->tensor.dims, t->dims, sizeof(int64_t) * t->rank);
+        r->tensor.data = t->data;
+        r->on_device = f->out_mem[i] == MT_MEM_DEVICE;
+        r->device = r->on_device ? mt_pipeline_output_device(p->pipe, i) : -1;
+        r->ready_event = r->on_device ? f->out_ready[i] : NULL;
+    }
+    if (user) *user = f->user;
+    p->held = f;
+    return MTMI_OK;
+}
+
+mtmi_status mtmi_pipeline_release(mtmi_pipeline *p, void *after_event) {
+    if (!p) return mt_fail(MTMI_ERR_ARG, "mtmi_pipeline_release: NULL argument");
+    if (!p->held) return mt_fail(MTMI_ERR_ARG, "no frame is held (mtmi_pipeline_collect_results first)");
+    mt_pipeline_release_after(p->pipe, p->held, after_event);
+    p->held = NULL;
     return MTMI_OK;
 }

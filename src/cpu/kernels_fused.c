@@ -560,7 +560,7 @@ static mtmi_status run_classmap(const mt_graph *g, const mt_node *n, void *state
                                 int nout, mt_cpu_ctx *ctx) {
     const float *x = in[0].data;
     uint8_t *y = out[0].data;
-    const int64_t N = in[0].dims[0], C = in[0].dims[1], hw = mt_tview_numel(&in[0]) / (N * C ? N * C : 1);
+    const int64_t N = in[0].dims[0], C = in[0].dims[1], hw = N * C > 0 ? mt_tview_numel(&in[0]) / (N * C) : 0;
 #pragma omp parallel for collapse(2) num_threads(ctx->nthreads) schedule(static) if (N * hw > 65536)
     for (int64_t b = 0; b < N; b++)
         for (int64_t i = 0; i < hw; i++) {

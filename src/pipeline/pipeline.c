@@ -833,6 +833,13 @@ int mt_pipeline_num_outputs(const mt_pipeline *p) { return p->nout; }
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i) { return p->out_names[i]; }
 const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i) { return &p->out_shape[i]; }
 int mt_pipeline_output_mem(const mt_pipeline *p, int i) { return p->out_on_dev[i] ? MT_MEM_DEVICE : MT_MEM_HOST; }
+
+int mt_pipeline_output_device(const mt_pipeline *p, int i) {
+    for (int s = 1; s < p->nstages; s++)
+        for (int k = 0; k < p->st[s].nout; k++)
+            if (p->st[s].out_idx[k] == i) return p->st[s].dev.index;
+    return p->st[0].dev.index;
+}
 size_t mt_pipeline_d2h_bytes(const mt_pipeline *p) { return p->d2h_bytes; }
 
 void mt_pipeline_output_form(const mt_pipeline *p, int i, int *model_output, unsigned *form) {

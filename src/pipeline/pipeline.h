@@ -295,8 +295,10 @@ const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i);
 /* Output i is result form *form (MT_FORM_*) of model output *model_output
  * (what mt_pipeline_from_model made; plain pipelines: output i, FLOAT). */
 void mt_pipeline_output_form(const mt_pipeline *p, int i, int *model_output, unsigned *form);
-/* Where output i is delivered: MT_MEM_HOST or MT_MEM_DEVICE. */
+/* Where output i is delivered: MT_MEM_HOST or MT_MEM_DEVICE; the index of
+ * the device of the stage that makes it (the GPU of a device result). */
 int mt_pipeline_output_mem(const mt_pipeline *p, int i);
+int mt_pipeline_output_device(const mt_pipeline *p, int i);
 /* Output i by model output and form; -1 if the pipeline does not make it. */
 int mt_pipeline_find_output(const mt_pipeline *p, int model_output, unsigned form);
 /* Bytes a frame's results bring from devices to the host (copies that

@@ -1,10 +1,16 @@
 """`mtmi run` and `mtmi bench` end to end on a small model (64x64): output
-files and their sizes, agreement with `mtmi infer`, --sync == pipelined bit
-for bit, JSON and trace reports, and clean one-line failures (injected stage
-error, corrupt PNG, missing device, unknown stage) with no partial files."""
+files (class-map PNGs, .npy, vis, the seed format's .bin) with their shapes
+and types, manifest.json, agreement with `mtmi infer`, the class map equal to
+the argmax of the logits, the int8 logits equal to the quantization `run`
+always wrote, --sync == pipelined bit for bit, a slow writer (bounded memory,
+no frame lost), an interrupted run (only complete files), JSON and trace
+reports, and clean one-line failures (injected stage error, corrupt PNG,
+missing device, unknown stage) with no partial files."""
 import json
 import os
+import signal
 import struct
+import time
 import subprocess
 import sys
 import tempfile
@@ -85,22 +91,87 @@ loops = [l for l in r.stdout.splitlines() if l.startswith("loop: ")]
 check(len(loops) == 8 and " encoder: " in loops[0] and " heads: " in loops[0] and " frame: " in loops[0],
       f"loop lines: {loops[:2]}")
 check("summary:" in r.stdout and "end to end" in r.stdout and "memory:" in r.stdout, "summary block missing")
+def png_gray(path):
+    """Decodes an 8-bit grayscale, unfiltered-or-filtered PNG (what mtmi writes)."""
+    d = open(path, "rb").read()
+    i, idat = 8, b""
+    while i < len(d):
+        n, = struct.unpack(">I", d[i:i + 4])
+        t, c = d[i + 4:i + 8], d[i + 8:i + 8 + n]
+        if t == b"IHDR":
+            w, h, bd, ct = struct.unpack(">IIBB", c[:10])
+        elif t == b"IDAT":
+            idat += c
+        i += 12 + n
+    assert bd == 8 and ct == 0, (bd, ct)
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, w + 1)
+    out = np.zeros((h, w), np.int32)
+    prev = np.zeros(w, np.int32)
+    for y in range(h):
+        f, line = raw[y, 0], raw[y, 1:].astype(np.int32)
+        cur = np.zeros(w, np.int32)
+        for x in range(w):
+            a = cur[x - 1] if x else 0
+            b, c = prev[x], (prev[x - 1] if x else 0)
+            if f == 0: p = 0
+            elif f == 1: p = a
+            elif f == 2: p = b
+            elif f == 3: p = (a + b) // 2
+            else:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            cur[x] = (line[x] + p) & 255
+        out[y] = prev = cur
+    return out.astype(np.uint8)
+
+
+def png_complete(path):
+    """Every chunk through IEND present and the pixel data all there."""
+    try:
+        d = open(path, "rb").read()
+        i, idat, end = 8, b"", False
+        while i < len(d):
+            n, = struct.unpack(">I", d[i:i + 4])
+            t, c = d[i + 4:i + 8], d[i + 8:i + 8 + n]
+            if t == b"IHDR":
+                w, h, bd, ct = struct.unpack(">IIBB", c[:10])
+            elif t == b"IDAT":
+                idat += c
+            end |= t == b"IEND"
+            i += 12 + n
+        return end and len(zlib.decompress(idat)) == h * (w * {0: 1, 2: 3, 6: 4}[ct] * bd // 8 + 1)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 for s in stems:
-    seg, dep, vis = (os.path.join(out, f"{s}_{k}") for k in ("seg.bin", "depth.bin", "vis.png"))
-    check(os.path.exists(seg) and os.path.getsize(seg) == 19 * 64 * 64, f"{s}: seg.bin size")
-    check(os.path.exists(dep) and os.path.getsize(dep) == 64 * 64 * 4, f"{s}: depth.bin size")
-    check(os.path.exists(vis) and png_size(vis) == (192, 64), f"{s}: vis.png size {png_size(vis) if os.path.exists(vis) else None}")
+    cls, dep, vis = (os.path.join(out, f"{s}_{k}") for k in ("classes.png", "depth.npy", "vis.png"))
+    check(os.path.exists(cls) and png_size(cls) == (64, 64), f"{s}: classes.png size")
+    if os.path.exists(dep):
+        d = np.load(dep)
+        check(d.dtype == np.float32 and d.shape == (64, 64), f"{s}: depth.npy is {d.dtype} {d.shape}")
+    else:
+        check(False, f"{s}: no depth.npy")
+    # input | classes | depth, 64 high, and the legend strip (2 rows of 12 px)
+    check(os.path.exists(vis) and png_size(vis) == (192, 88), f"{s}: vis.png size {png_size(vis) if os.path.exists(vis) else None}")
+    check(not os.path.exists(os.path.join(out, f"{s}_logits.npy")), f"{s}: logits written without --save logits")
 check(not no_tmp_files(out), f"temporary files left: {no_tmp_files(out)}")
+try:
+    man = json.load(open(os.path.join(out, "manifest.json")))
+    check(len(man["frames"]) == 4 and [f["stem"] for f in man["frames"]] == stems, f"manifest frames {man.get('frames')}")
+    check(set(man["frames"][0]["files"]) == {"classes", "depth", "vis"}, f"manifest files {man['frames'][0]['files']}")
+    check(man["placement"] and len(man["stages"]) == 3 and man["mtmi_version"] and len(man["classes"]) == 19, "manifest fields")
+    check(man["input"] == {"batch": 1, "height": 64, "width": 64}, f"manifest input {man['input']}")
+except Exception as e:  # noqa: BLE001
+    check(False, f"manifest: {e}")
 try:
     j = json.load(open(rep))
     check(j["frames"] == 8 and j["fps"] > 0 and len(j["stages"]) == 3 and j["inflight"] == 2, "json fields")
     check([s["name"] for s in j["stages"]][0] == "encoder" and j["latency_ms"]["p99"] >= j["latency_ms"]["p50"] > 0,
           "json stages/latency")
-    check(len(j["outputs"]) == 4 and all(o["seg_scale"] > 0 for o in j["outputs"]), "json outputs")
-    scales = {o["stem"]: o["seg_scale"] for o in j["outputs"]}
+    check(j["results"] == "classes,depth:fp32" and j["d2h_bytes_per_frame"] == 0, f"json results {j.get('results')}")
 except Exception as e:  # noqa: BLE001
     check(False, f"json report: {e}")
-    scales = {}
 try:
     t = json.load(open(trace))
     xs = [e for e in t["traceEvents"] if e["ph"] == "X" and e.get("cat") == "stage"]
@@ -118,24 +189,110 @@ inv = np.float32(1) / np.array([58.395, 57.12, 57.375], np.float32)
 x = ((rgb.astype(np.float32) - mean) * inv).transpose(2, 0, 1)[None].astype(np.float32)
 ref = tu.run_mtmi(model, [x], extra=["--threads", "1"])
 seg_ref, depth_ref = ref["seg"][0], ref["depth"][0, 0]
-depth = np.fromfile(os.path.join(out, "a_rgb_depth.bin"), np.float32).reshape(64, 64)
-seg = np.fromfile(os.path.join(out, "a_rgb_seg.bin"), np.int8).reshape(19, 64, 64)
+depth = np.load(os.path.join(out, "a_rgb_depth.npy"))
 dd = float(np.abs(depth - depth_ref).max())
 check(dd <= 1e-5, f"depth vs infer: max diff {dd}")
-sc = scales.get("a_rgb", 0)
-ds = float(np.abs(seg.astype(np.float32) * sc - seg_ref).max())
-check(sc > 0 and ds <= sc * 0.5 + 1e-6, f"seg int8 vs infer: max diff {ds}, scale {sc}")
-check(abs(sc - float(np.abs(seg_ref).max()) / 127) <= 1e-6 * max(sc, 1e-6) + 1e-9, f"seg scale {sc}")
-agree = float((seg.argmax(0) == seg_ref.argmax(0)).mean())
-check(agree >= 0.98, f"class map agreement {agree}")
-print(f"vs infer: depth max diff {dd:.2e}, seg max diff {ds:.2e} (scale {sc:.3e}), class agreement {agree:.4f}")
+
+# --- every form of the results in one run: float logits, their int8 form
+# (with its scale), their class map, fp16 depth; and the seed format
+def old_seg_bin(x):
+    """The int8 logits `mtmi run` always wrote: scale = max|x| / 127 in
+    double, x / scale rounded half to even, clamped to +-127."""
+    m = float(np.abs(x).max())
+    sc = m / 127.0 if m > 0 and np.isfinite(m) else 1.0
+    return np.rint(np.clip(x.astype(np.float64) / sc, -127, 127)).astype(np.int8), sc
+
+
+def run_forms(outdir, *extra):
+    r = mtmi("run", "--model", model, "--images", imgs, "--place", place, "--threads", "2", "-o", outdir, "--quiet", *extra)
+    check(r.returncode == 0, f"run {' '.join(extra)} failed: {r.stderr.strip()}")
+    return r
+
+
+out_f = os.path.join(tmp, "out_f32")
+run_forms(out_f, "--save", "classes,logits,depth", "--logits", "fp32", "--depth", "fp16")
+out_q8 = os.path.join(tmp, "out_q8")
+run_forms(out_q8, "--save", "logits")
+out_seed = os.path.join(tmp, "out_seed")
+run_forms(out_seed, "--format", "seed")
+try:
+    man_q = json.load(open(os.path.join(out_q8, "manifest.json")))
+    scales = {f["stem"]: f["logits_scale"] for f in man_q["frames"]}
+    for s in stems:
+        lf = np.load(os.path.join(out_f, f"{s}_logits.npy"))
+        check(lf.dtype == np.float32 and lf.shape == (19, 64, 64), f"{s}: fp32 logits.npy {lf.dtype} {lf.shape}")
+        cls = png_gray(os.path.join(out_f, f"{s}_classes.png"))
+        check(np.array_equal(cls, lf.argmax(0)), f"{s}: class map != argmax of the logits ({int((cls != lf.argmax(0)).sum())} px)")
+        d16 = np.load(os.path.join(out_f, f"{s}_depth.npy"))
+        check(d16.dtype == np.float16 and d16.shape == (64, 64), f"{s}: fp16 depth.npy {d16.dtype} {d16.shape}")
+        check(np.array_equal(d16, np.load(os.path.join(out, f"{s}_depth.npy")).astype(np.float16)), f"{s}: fp16 depth != fp32 depth rounded")
+        q = np.load(os.path.join(out_q8, f"{s}_logits.npy"))
+        want, sc = old_seg_bin(lf)
+        check(q.dtype == np.int8 and q.shape == (19, 64, 64), f"{s}: int8 logits.npy {q.dtype} {q.shape}")
+        check(np.array_equal(q, want), f"{s}: int8 logits differ from the old _seg.bin bytes in {int((q != want).sum())} values")
+        check(scales[s] == np.float32(sc), f"{s}: manifest scale {scales[s]} != {sc}")
+        seg_bin = np.fromfile(os.path.join(out_seed, f"{s}_seg.bin"), np.int8)
+        check(seg_bin.size == 19 * 64 * 64 and np.array_equal(seg_bin.reshape(19, 64, 64), want), f"{s}: seed _seg.bin bytes")
+        dep_bin = np.fromfile(os.path.join(out_seed, f"{s}_depth.bin"), np.float32)
+        check(np.array_equal(dep_bin.reshape(64, 64), np.load(os.path.join(out, f"{s}_depth.npy"))), f"{s}: seed _depth.bin bytes")
+        check(not os.path.exists(os.path.join(out_q8, f"{s}_depth.npy")), f"{s}: depth written without --save depth")
+    sc = scales["a_rgb"]
+    lf = np.load(os.path.join(out_f, "a_rgb_logits.npy"))
+    ds = float(np.abs(lf - seg_ref).max())
+    check(ds <= 1e-4 * max(1.0, float(np.abs(seg_ref).max())), f"fp32 logits vs infer: max diff {ds}")
+    print(f"vs infer: depth max diff {dd:.2e}, logits max diff {ds:.2e}; int8 scale {sc:.3e}")
+except Exception as e:  # noqa: BLE001
+    check(False, f"result forms: {e}")
+
+# --- a slow writer: the pipeline waits for free jobs (bounded memory), and
+# no frame is lost
+out_slow = os.path.join(tmp, "out_slow")
+many = os.path.join(tmp, "many")
+os.makedirs(many)
+a_png = open(os.path.join(imgs, "a_rgb.png"), "rb").read()
+for i in range(24):
+    open(os.path.join(many, f"f{i:02d}.png"), "wb").write(a_png)
+r = mtmi("run", "--model", model, "--images", many, "--place", place, "--threads", "2", "-o", out_slow, "--workers", "2",
+         "--test-slow-writer", "40", "--save", "classes,depth")
+check(r.returncode == 0, f"slow writer run failed: {r.stderr.strip()}")
+io_line = [l for l in r.stdout.splitlines() if l.startswith("io: ")]
+check(io_line and "1 writer thread, 2 jobs" in io_line[0] and "waited 0.0 ms" not in io_line[0], f"slow writer: {io_line}")
+check(sorted(n for n in os.listdir(out_slow) if n.endswith("_classes.png")) == [f"f{i:02d}_classes.png" for i in range(24)],
+      "slow writer: a frame's files are missing")
+try:
+    check(len(json.load(open(os.path.join(out_slow, "manifest.json")))["frames"]) == 24, "slow writer: manifest frames")
+except Exception as e:  # noqa: BLE001
+    check(False, f"slow writer manifest: {e}")
+
+# --- interrupted: SIGINT / SIGTERM mid-run leave only complete files
+for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+    out_int = os.path.join(tmp, f"out_int{int(sig)}")
+    p = subprocess.Popen([tu.MTMI_BIN, "run", "--model", model, "--images", many, "--place", place, "--threads", "2", "-o", out_int,
+                          "--workers", "2", "--test-slow-writer", "150", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        check(False, f"signal {int(sig)}: run did not stop")
+        continue
+    check(p.returncode == code, f"signal {int(sig)}: exit {p.returncode}, expected {code} ({err.decode().strip()[-200:]})")
+    left = no_tmp_files(out_int) if os.path.isdir(out_int) else []
+    check(not left, f"signal {int(sig)}: temporary files left: {left}")
+    for n in os.listdir(out_int) if os.path.isdir(out_int) else []:
+        path = os.path.join(out_int, n)
+        if n.endswith(".npy"):
+            check(np.load(path).shape == (64, 64), f"signal {int(sig)}: {n} incomplete")
+        elif n.endswith(".png"):
+            check(png_complete(path), f"signal {int(sig)}: {n} incomplete")
 
 # --- --sync gives the same bytes as pipelined
 out_sync = os.path.join(tmp, "out_sync")
 r = mtmi("run", "--model", model, "--images", imgs, "--place", place, "--threads", "2", "--sync", "-o", out_sync, "--quiet")
 check(r.returncode == 0, f"run --sync failed: {r.stderr.strip()}")
 for s in stems:
-    for k in ("seg.bin", "depth.bin", "vis.png"):
+    for k in ("classes.png", "depth.npy", "vis.png"):
         a, b = os.path.join(out, f"{s}_{k}"), os.path.join(out_sync, f"{s}_{k}")
         check(os.path.exists(b) and open(a, "rb").read() == open(b, "rb").read(), f"--sync differs: {s}_{k}")
 
@@ -157,8 +314,8 @@ check(r.returncode == 0, f"run int8 failed: {r.stderr.strip()}")
 if r.returncode == 0:
     qj = json.load(open(os.path.join(tmp, "q.json")))
     check([s["device"] for s in qj["stages"]] == ["cpu/fp32", "cpu:1/int8", "cpu:1/int8"], f"int8 stages {qj['stages']}")
-    dq = np.fromfile(os.path.join(out_q, "a_rgb_depth.bin"), np.float32)
-    d32 = np.fromfile(os.path.join(out, "a_rgb_depth.bin"), np.float32)
+    dq = np.load(os.path.join(out_q, "a_rgb_depth.npy"))
+    d32 = np.load(os.path.join(out, "a_rgb_depth.npy"))
     err = float(np.abs(dq - d32).max())
     check(np.isfinite(dq).all() and err < 0.5, f"int8 depth max error {err}")
     print(f"int8 heads: depth max abs error vs fp32 {err:.4f}")
