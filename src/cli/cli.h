@@ -73,17 +73,6 @@ int cli_app_option(const char *cmd, int argc, char **argv, int *i, struct mt_app
 #define RUN_PATH_MAX 4096
 enum { RUN_SAVE_CLASSES = 1, RUN_SAVE_DEPTH = 2, RUN_SAVE_VIS = 4, RUN_SAVE_LOGITS = 8 };
 
-/* Decoding: frame k is source k % nsrc (files[], or synthetic scenes when
- * files is NULL) fitted to w x h, decoded by nthreads threads into a ring a
- * few frames ahead of the application. */
-typedef struct run_reader run_reader;
-mtmi_status run_reader_start(char **files, int nsrc, int w, int h, int64_t frames, int nthreads, run_reader **out);
-/* Frame k (frames are taken in order): *owned says whether *img is the
- * caller's to free (else it belongs to the reader's cache). */
-mtmi_status run_reader_take(run_reader *r, int64_t k, mt_image *img, int *owned);
-void run_reader_stats(run_reader *r, double *decode_ms, int64_t *decoded, int *threads, int *slots);
-void run_reader_stop(run_reader *r);
-
 /* Writing: what a job's frame writes, and where. */
 typedef struct run_write_opts {
     const char *outdir;
@@ -114,24 +103,33 @@ typedef struct run_written {
     unsigned files;         /* RUN_SAVE_* written */
     double scale;
 } run_written;
-typedef struct run_writer_stat {
-    double write_ms, wait_ms;  /* summed over jobs; the application's waits for a free job */
-    int64_t jobs_done;
-    int threads, jobs;
+typedef struct run_io_stat {
+    double decode_ms, write_ms, wait_ms; /* summed over frames / jobs; the application's waits for a free job */
+    int64_t decoded, jobs_done;
+    int threads, jobs, slots;
     size_t job_bytes;          /* result buffers held by the jobs */
-} run_writer_stat;
-typedef struct run_writer run_writer;
-mtmi_status run_writer_start(const run_write_opts *o, int nthreads, int njobs, run_writer **out);
+} run_io_stat;
+/* The I/O workers (run_io.c): nthreads threads decode frames (frame k is
+ * source k % nsrc, files[] or synthetic scenes when files is NULL, fitted
+ * to w x h) a few frames ahead of the application and write the jobs it
+ * hands them (2 per thread at most: then acquire waits). */
+typedef struct run_io run_io;
+mtmi_status run_io_start(char **files, int nsrc, int w, int h, int64_t frames, const run_write_opts *o, int nthreads,
+                         run_io **out);
+/* Frame k (frames are taken in order): *owned says whether *img is the
+ * caller's to free (else it belongs to the decoded-source cache). */
+mtmi_status run_io_take(run_io *r, int64_t k, mt_image *img, int *owned);
 /* A free job (waits while every job is queued or being written). */
-run_job *run_writer_acquire(run_writer *w);
-void run_writer_submit(run_writer *w, run_job *j);
+run_job *run_io_acquire(run_io *w);
+void run_io_submit(run_io *w, run_job *j);
 /* The first write error so far (set as the last error), else MTMI_OK. */
-mtmi_status run_writer_error(run_writer *w);
+mtmi_status run_io_error(run_io *w);
 /* Waits until every submitted job is written. */
-mtmi_status run_writer_finish(run_writer *w);
-void run_writer_stats(run_writer *w, run_writer_stat *st);
-const run_written *run_writer_written(const run_writer *w);
-void run_writer_stop(run_writer *w);
+mtmi_status run_io_finish(run_io *w);
+void run_io_stats(run_io *w, run_io_stat *st);
+const run_written *run_io_written(const run_io *w);
+/* Finishes the queued writes (only complete files), joins, frees. */
+void run_io_stop(run_io *w);
 int run_job_reserve(void **buf, size_t *cap, size_t n);
 /* "<outdir>/<stem><suffix>" into path; -1 (error set) when it does not fit. */
 int run_output_path(const char *outdir, const char *stem, const char *suffix, char *path, size_t cap);

@@ -177,10 +177,10 @@ static void app_forms(const run_ctx *c, mt_app_opts *o) {
 }
 
 /* Frame f's pixels from the reader into the pipeline's input slot. */
-static int prepare_frame(run_ctx *c, run_reader *rd, mt_app *app, mt_frame *f) {
+static int prepare_frame(run_ctx *c, run_io *rd, mt_app *app, mt_frame *f) {
     mt_image *img = &c->slot_img[f->slot];
     if (c->slot_owned[f->slot]) mt_image_free(img);
-    if (run_reader_take(rd, f->index, img, &c->slot_owned[f->slot])) return cli_lib_error();
+    if (run_io_take(rd, f->index, img, &c->slot_owned[f->slot])) return cli_lib_error();
     mt_app_fill_input(app->pipe, f, img);
     return 0;
 }
@@ -197,8 +197,8 @@ static size_t take_result(const mt_frame *f, int r, void **buf, size_t *cap) {
 }
 
 /* Frame f's results into a writer job (the frame image moves with it). */
-static int hand_to_writer(run_ctx *c, run_writer *w, const mt_frame *f) {
-    run_job *j = run_writer_acquire(w);
+static int hand_to_writer(run_ctx *c, run_io *w, const mt_frame *f) {
+    run_job *j = run_io_acquire(w);
     j->index = f->index;
     snprintf(j->stem, sizeof j->stem, "%s", c->stems[f->index]);
     j->input = c->slot_img[f->slot];
@@ -224,7 +224,7 @@ static int hand_to_writer(run_ctx *c, run_writer *w, const mt_frame *f) {
     }
     if (c->r_classes < 0) j->ch = j->cw = 0;
     if (!ok) j->index = -1; /* the writer gives the job back unwritten */
-    run_writer_submit(w, j);
+    run_io_submit(w, j);
     return ok ? 0 : cli_error("run: out of memory for frame %lld's results", (long long)f->index);
 }
 
@@ -411,34 +411,23 @@ static int parse_args(int argc, char **argv, run_ctx *c, mt_app_opts *o, const c
 }
 
 /* Worker threads: the cores the devices leave (GPU stages leave all but
- * the application thread and the stage threads), at least 2; a third of
- * them decode, the rest write (encoding a vis PNG costs more than decoding
- * a frame). */
-static void split_workers(const run_ctx *c, const mt_app *app, int *nread, int *nwrite) {
-    int n = c->workers;
-    if (!n) {
-        int busy = 1 + mt_pipeline_num_stages(app->pipe);
-        for (int s = 0; s < mt_pipeline_num_stages(app->pipe); s++)
-            if (mt_pipeline_stage_dev(app->pipe, s)->kind == MT_DEV_CPU) busy = mt_num_cores(); /* the CPU is computing */
-        n = mt_num_cores() - busy;
-        if (n < 2) n = 2;
-    }
-    *nread = n >= 3 ? n / 3 : 1;
-    *nwrite = n - *nread > 0 ? n - *nread : 1;
+ * the application thread and the stage threads), at least 2. */
+static int io_workers(const run_ctx *c, const mt_app *app) {
+    if (c->workers) return c->workers;
+    int busy = 1 + mt_pipeline_num_stages(app->pipe);
+    for (int s = 0; s < mt_pipeline_num_stages(app->pipe); s++)
+        if (mt_pipeline_stage_dev(app->pipe, s)->kind == MT_DEV_CPU) busy = mt_num_cores(); /* the CPU is computing */
+    const int n = mt_num_cores() - busy;
+    return n < 2 ? 2 : n;
 }
 
-static void print_io_summary(const run_ctx *c, run_reader *rd, run_writer *w) {
-    double dec_ms = 0;
-    int64_t decoded = 0;
-    int rthreads = 0, rslots = 0;
-    run_reader_stats(rd, &dec_ms, &decoded, &rthreads, &rslots);
-    run_writer_stat ws;
-    run_writer_stats(w, &ws);
-    printf("io: %d reader thread%s (%d frames ahead), %.2f ms a frame to decode; %d writer thread%s, %d jobs (%.1f MiB of "
-           "results), %.2f ms a frame to write",
-           rthreads, rthreads == 1 ? "" : "s", rslots, decoded ? dec_ms / decoded : 0, ws.threads, ws.threads == 1 ? "" : "s",
-           ws.jobs, ws.job_bytes / 1048576.0, ws.jobs_done ? ws.write_ms / ws.jobs_done : 0);
-    printf("; waited %.1f ms in all for a free job\n", ws.wait_ms);
+static void print_io_summary(const run_ctx *c, run_io *io) {
+    run_io_stat st;
+    run_io_stats(io, &st);
+    printf("io: %d worker thread%s (decoding up to %d frames ahead, %d write jobs, %.1f MiB of results held); per frame "
+           "%.2f ms to decode, %.2f ms to write; waited %.1f ms in all for a free job\n",
+           st.threads, st.threads == 1 ? "" : "s", st.slots, st.jobs, st.job_bytes / 1048576.0, st.decoded ? st.decode_ms / st.decoded : 0,
+           st.jobs_done ? st.write_ms / st.jobs_done : 0, st.wait_ms);
     if (c->nwrite) printf("wrote %d frame%s to %s/ (manifest.json)\n", c->nwrite, c->nwrite == 1 ? "" : "s", c->wo.outdir);
 }
 
@@ -454,8 +443,7 @@ int mt_cmd_run(int argc, char **argv) {
     memset(&app, 0, sizeof app);
     mt_stats st;
     memset(&st, 0, sizeof st);
-    run_reader *rd = NULL;
-    run_writer *wr = NULL;
+    run_io *io = NULL;
     if (images && list_pngs(images, &c)) goto out;
     if (!c.frames) c.frames = c.nfiles ? c.nfiles : 4;
     c.nwrite = c.wo.save ? (int)(c.nfiles ? MT_MIN(c.frames, c.nfiles) : MT_MIN(c.frames, 8)) : 0;
@@ -471,10 +459,8 @@ int mt_cmd_run(int argc, char **argv) {
         goto out;
     }
     if (find_results(&c, &app)) goto out;
-    int nread, nwrite;
-    split_workers(&c, &app, &nread, &nwrite);
-    if (run_reader_start(c.nfiles ? c.files : NULL, c.nfiles ? c.nfiles : 8, app.width, app.height, c.frames, nread, &rd) ||
-        run_writer_start(&c.wo, nwrite, 2 * nwrite, &wr)) {
+    if (run_io_start(c.nfiles ? c.files : NULL, c.nfiles ? c.nfiles : 8, app.width, app.height, c.frames, &c.wo,
+                     io_workers(&c, &app), &io)) {
         cli_lib_error();
         goto out;
     }
@@ -494,7 +480,7 @@ int mt_cmd_run(int argc, char **argv) {
                 cli_lib_error();
                 goto out;
             }
-            if (prepare_frame(&c, rd, &app, f)) goto out;
+            if (prepare_frame(&c, io, &app, f)) goto out;
             if (mt_pipeline_submit(app.pipe, f)) {
                 cli_lib_error();
                 goto out;
@@ -513,15 +499,15 @@ int mt_cmd_run(int argc, char **argv) {
             printf("%s\n", line);
         }
         /* The writers take the frame's results; the pipeline goes on. */
-        if (f->index < c.nwrite && hand_to_writer(&c, wr, f)) goto out;
+        if (f->index < c.nwrite && hand_to_writer(&c, io, f)) goto out;
         mt_pipeline_release(app.pipe, f);
         done++;
-        if (run_writer_error(wr)) {
+        if (run_io_error(io)) {
             cli_lib_error();
             goto out;
         }
     }
-    if (run_writer_finish(wr)) {
+    if (run_io_finish(io)) {
         cli_lib_error();
         goto out;
     }
@@ -530,9 +516,9 @@ int mt_cmd_run(int argc, char **argv) {
     mt_summary sm;
     mt_stats_summary(&st, st.n > 2 ? 1 : 0, &sm);
     mt_app_print_summary(stdout, &app, &st, &sm);
-    print_io_summary(&c, rd, wr);
+    print_io_summary(&c, io);
     printf("overall: %lld frames in %.2f s with every file written: %.1f frames/s\n", (long long)c.frames, wall_s, wall_fps);
-    if (c.nwrite && write_manifest(&c, &app, run_writer_written(wr))) goto out;
+    if (c.nwrite && write_manifest(&c, &app, run_io_written(io))) goto out;
     if (trace) {
         if (mt_stats_write_trace(&st, trace)) {
             cli_lib_error();
@@ -549,8 +535,7 @@ int mt_cmd_run(int argc, char **argv) {
     rc = 0;
 out:
     fflush(stdout);
-    run_writer_stop(wr); /* finishes what was queued: only complete files */
-    run_reader_stop(rd);
+    run_io_stop(io); /* finishes what was queued: only complete files */
     mt_stats_free(&st);
     mt_app_close(&app);
     for (int i = 0; i < RUN_MAX_SLOTS; i++)

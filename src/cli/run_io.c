@@ -1,13 +1,20 @@
-/* The file I/O of `mtmi run`, on worker threads beside the pipeline:
+/* The file I/O of `mtmi run`, on one pool of worker threads beside the
+ * pipeline, each worker taking whichever task is due:
  *
- *   readers:  decode and fit frame k (PNG, or a synthetic scene) into a ring
- *             of R slots; the application thread takes frame k from slot
- *             k % R in order, so decoding runs ahead by at most R frames;
- *   writers:  a pool of J jobs; the application thread copies a finished
+ *   decoding: frame k (PNG, or a synthetic scene) decoded and fitted into a
+ *             ring of R slots; the application thread takes frame k from
+ *             slot k % R in order, so decoding runs ahead by at most R frames;
+ *   writing:  a pool of J jobs; the application thread copies a finished
  *             frame's results from the pipeline's buffers into a free job
  *             (waiting for one when every job is still being written: the
  *             disk's speed then paces the run, and memory stays bounded)
- *             and the writers turn jobs into files.
+ *             and the workers turn jobs into files.
+ *
+ * Order of preference: the frame the application waits for, then writes
+ * (they free jobs and memory), then decoding ahead.  One pool rather than
+ * two fixed ones because the mix changes with --save: decoding a 1024x1024
+ * PNG costs ~17 ms of a core, writing its class map and depth ~10 ms, and
+ * its vis ~110 ms.
  *
  * Every file is written to a temporary name and renamed (mt_write_file_atomic
  * and friends), so an interrupted run leaves only complete files. */
@@ -22,7 +29,7 @@
 #include "graph/graph.h"
 #include "image/image.h"
 
-/* ------------------------------------------------------------- readers */
+/* ------------------------------------------------------------- the pool */
 enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_READY };
 
 typedef struct read_slot {
@@ -34,27 +41,41 @@ typedef struct read_slot {
     char msg[512];
 } read_slot;
 
-struct run_reader {
-    char **files;     /* NULL: synthetic scenes */
-    int nsrc, w, h;
-    int64_t frames, next;
-    int nslots, nthreads;
-    read_slot *slots;
-    /* Sources decoded once and kept (frames cycling through a few sources
-     * decode each once): nsrc <= RUN_CACHE_MAX. */
-    mt_image *cache;
-    int *cache_state; /* 0 none, 1 decoding, 2 ready */
+struct run_io {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv_work;   /* a worker may have something to do */
+    pthread_cond_t cv_app;    /* the application: a frame decoded, a job freed, all written */
     int stop;
     pthread_t th[RUN_MAX_THREADS];
-    int nstarted;
-    double decode_ms;  /* summed over frames */
+    int nthreads, nstarted;
+    /* decoding */
+    char **files;             /* NULL: synthetic scenes */
+    int nsrc, w, h;
+    int64_t frames, next_decode, wanted;  /* wanted: the frame the application takes next */
+    int nslots;
+    read_slot *slots;
+    /* Sources decoded once and kept when frames repeat them (nsrc <=
+     * RUN_CACHE_MAX and frames > nsrc). */
+    mt_image *cache;
+    int *cache_state;         /* 0 none, 1 decoding, 2 ready */
+    double decode_ms;
     int64_t decoded;
+    /* writing */
+    run_write_opts o;
+    run_job *jobs;
+    int njobs;
+    int *free_ids, nfree;     /* a stack of free jobs */
+    int *queue, qhead, qcount;
+    int writing;
+    mtmi_status err;
+    char msg[768];
+    run_written *written;     /* per written frame index (o.nwrite) */
+    double write_ms, wait_ms;
+    int64_t jobs_done;
 };
 
 /* Decodes (or synthesizes) source i fitted to w x h. */
-static mtmi_status decode_source(const run_reader *r, int i, mt_image *out) {
+static mtmi_status decode_source(const run_io *r, int i, mt_image *out) {
     mt_image src = {0};
     mtmi_status s;
     /* A different synthetic scene per source, at a camera-like 2:1 aspect,
@@ -67,21 +88,22 @@ static mtmi_status decode_source(const run_reader *r, int i, mt_image *out) {
     return s;
 }
 
-/* Frame k's image into slot sl, from the cache when sources are kept. */
-static void fill_slot(run_reader *r, read_slot *sl, int64_t k) {
+/* Frame k's image into slot sl (called without the lock), from the cache
+ * when sources are kept. */
+static void fill_slot(run_io *r, read_slot *sl, int64_t k) {
     const int i = (int)(k % r->nsrc);
-    double t0 = mt_now_ms();
+    const double t0 = mt_now_ms();
     mtmi_status s = MTMI_OK;
     if (r->cache) {
         pthread_mutex_lock(&r->mu);
-        while (r->cache_state[i] == 1) pthread_cond_wait(&r->cv, &r->mu);
-        int mine = r->cache_state[i] == 0;
+        while (r->cache_state[i] == 1) pthread_cond_wait(&r->cv_work, &r->mu);
+        const int mine = r->cache_state[i] == 0;
         if (mine) r->cache_state[i] = 1;
         pthread_mutex_unlock(&r->mu);
         if (mine) s = decode_source(r, i, &r->cache[i]);
         pthread_mutex_lock(&r->mu);
         if (mine) r->cache_state[i] = s ? 0 : 2;
-        pthread_cond_broadcast(&r->cv);
+        pthread_cond_broadcast(&r->cv_work);
         pthread_mutex_unlock(&r->mu);
         sl->img = r->cache[i];
         sl->owned = 0;
@@ -94,127 +116,12 @@ static void fill_slot(run_reader *r, read_slot *sl, int64_t k) {
     pthread_mutex_lock(&r->mu);
     r->decode_ms += mt_now_ms() - t0;
     r->decoded++;
+    sl->state = SLOT_READY;
+    pthread_cond_broadcast(&r->cv_app);
     pthread_mutex_unlock(&r->mu);
 }
 
-static void *reader_main(void *arg) {
-    run_reader *r = arg;
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        int64_t k = r->next;
-        read_slot *sl = k < r->frames ? &r->slots[k % r->nslots] : NULL;
-        while (!r->stop && sl && sl->state != SLOT_FREE) pthread_cond_wait(&r->cv, &r->mu);
-        if (r->stop || !sl || r->next != k) { /* another reader took k meanwhile */
-            int done = r->stop || !sl;
-            pthread_mutex_unlock(&r->mu);
-            if (done) return NULL;
-            continue;
-        }
-        r->next++;
-        sl->state = SLOT_BUSY;
-        sl->index = k;
-        pthread_mutex_unlock(&r->mu);
-        fill_slot(r, sl, k);
-        pthread_mutex_lock(&r->mu);
-        sl->state = SLOT_READY;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-    }
-}
-
-mtmi_status run_reader_start(char **files, int nsrc, int w, int h, int64_t frames, int nthreads, run_reader **out) {
-    *out = NULL;
-    run_reader *r = mt_alloc(sizeof *r);
-    if (!r) return MTMI_ERR_NOMEM;
-    r->files = files;
-    r->nsrc = nsrc;
-    r->w = w, r->h = h;
-    r->frames = frames;
-    r->nthreads = nthreads < 1 ? 1 : nthreads > RUN_MAX_THREADS ? RUN_MAX_THREADS : nthreads;
-    r->nslots = 2 * r->nthreads + 2;
-    r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
-    if (nsrc <= RUN_CACHE_MAX && frames > nsrc) { /* frames repeat sources: keep them */
-        r->cache = calloc((size_t)nsrc, sizeof *r->cache);
-        r->cache_state = calloc((size_t)nsrc, sizeof *r->cache_state);
-    }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    if (!r->slots || (nsrc <= RUN_CACHE_MAX && frames > nsrc && (!r->cache || !r->cache_state))) {
-        run_reader_stop(r);
-        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < r->nthreads; i++) {
-        if (pthread_create(&r->th[i], NULL, reader_main, r)) {
-            run_reader_stop(r);
-            return mt_fail(MTMI_ERR_INTERNAL, "cannot start the image reader threads");
-        }
-        r->nstarted++;
-    }
-    *out = r;
-    return MTMI_OK;
-}
-
-mtmi_status run_reader_take(run_reader *r, int64_t k, mt_image *img, int *owned) {
-    read_slot *sl = &r->slots[k % r->nslots];
-    pthread_mutex_lock(&r->mu);
-    while (!(sl->state == SLOT_READY && sl->index == k)) pthread_cond_wait(&r->cv, &r->mu);
-    mtmi_status s = sl->err;
-    *img = sl->img;
-    *owned = sl->owned;
-    memset(&sl->img, 0, sizeof sl->img);
-    sl->state = SLOT_FREE;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    if (s) mt_fail(s, "%s", sl->msg);
-    return s;
-}
-
-void run_reader_stats(run_reader *r, double *decode_ms, int64_t *decoded, int *threads, int *slots) {
-    pthread_mutex_lock(&r->mu);
-    *decode_ms = r->decode_ms;
-    *decoded = r->decoded;
-    pthread_mutex_unlock(&r->mu);
-    *threads = r->nthreads;
-    *slots = r->nslots;
-}
-
-void run_reader_stop(run_reader *r) {
-    if (!r) return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = 1;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    for (int i = 0; i < r->nstarted; i++) pthread_join(r->th[i], NULL);
-    for (int i = 0; r->slots && i < r->nslots; i++)
-        if (r->slots[i].owned) mt_image_free(&r->slots[i].img);
-    for (int i = 0; r->cache && i < r->nsrc; i++) mt_image_free(&r->cache[i]);
-    free(r->cache);
-    free(r->cache_state);
-    free(r->slots);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
-    free(r);
-}
-
-/* ------------------------------------------------------------- writers */
-struct run_writer {
-    run_write_opts o;
-    run_job *jobs;
-    int njobs;
-    int *free_ids, nfree;   /* a stack of free jobs */
-    int *queue, qhead, qcount;
-    pthread_mutex_t mu;
-    pthread_cond_t cv_free, cv_work, cv_idle;
-    int busy, stop;
-    pthread_t th[RUN_MAX_THREADS];
-    int nthreads, nstarted;
-    mtmi_status err;
-    char msg[768];
-    run_written *written;   /* per written frame index (o.nwrite) */
-    double write_ms, wait_ms;
-    int64_t jobs_done;
-};
-
+/* ------------------------------------------------------------- writing */
 /* One file's path "<outdir>/<stem><suffix>", or an error (never cut short). */
 int run_output_path(const char *outdir, const char *stem, const char *suffix, char *path, size_t cap) {
     int n = snprintf(path, cap, "%s/%s%s", outdir, stem, suffix);
@@ -253,7 +160,7 @@ static mtmi_status write_vis(const run_write_opts *o, run_job *j, const char *pa
 }
 
 /* Writes the files of job j and records them. */
-static mtmi_status write_job(run_writer *w, run_job *j) {
+static mtmi_status write_job(run_io *w, run_job *j) {
     const run_write_opts *o = &w->o;
     run_written *rec = &w->written[j->index];
     char path[RUN_PATH_MAX];
@@ -299,83 +206,148 @@ static void release_input(run_job *j) {
     j->input_owned = 0;
 }
 
-static void *writer_main(void *arg) {
-    run_writer *w = arg;
+/* Writes job id (called without the lock). */
+static void do_write(run_io *w, int id) {
+    run_job *j = &w->jobs[id];
     pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (!w->qcount && !w->stop) pthread_cond_wait(&w->cv_work, &w->mu);
-        if (!w->qcount) break; /* stopping and nothing left */
-        const int id = w->queue[w->qhead];
-        w->qhead = (w->qhead + 1) % w->njobs;
-        w->qcount--;
-        w->busy++;
-        const int skip = w->err != MTMI_OK || w->jobs[id].index < 0;
-        pthread_mutex_unlock(&w->mu);
-        run_job *j = &w->jobs[id];
-        const double t0 = mt_now_ms();
-        mtmi_status s = skip ? MTMI_OK : write_job(w, j);
-        const double dt = mt_now_ms() - t0;
-        char msg[768] = "";
-        if (s) snprintf(msg, sizeof msg, "frame %lld (%s): %s", (long long)j->index, j->stem, mtmi_last_error());
-        release_input(j);
-        pthread_mutex_lock(&w->mu);
-        if (s && !w->err) {
-            w->err = s;
-            memcpy(w->msg, msg, sizeof msg);
-        }
-        w->write_ms += dt;
-        w->jobs_done++;
-        w->busy--;
-        w->free_ids[w->nfree++] = id;
-        pthread_cond_signal(&w->cv_free);
-        if (!w->qcount && !w->busy) pthread_cond_broadcast(&w->cv_idle);
-    }
+    const int skip = w->err != MTMI_OK || j->index < 0;
     pthread_mutex_unlock(&w->mu);
+    const double t0 = mt_now_ms();
+    mtmi_status s = skip ? MTMI_OK : write_job(w, j);
+    const double dt = mt_now_ms() - t0;
+    char msg[768] = "";
+    if (s) snprintf(msg, sizeof msg, "frame %lld (%s): %s", (long long)j->index, j->stem, mtmi_last_error());
+    release_input(j);
+    pthread_mutex_lock(&w->mu);
+    if (s && !w->err) {
+        w->err = s;
+        memcpy(w->msg, msg, sizeof msg);
+    }
+    w->write_ms += dt;
+    w->jobs_done++;
+    w->writing--;
+    w->free_ids[w->nfree++] = id;
+    pthread_cond_broadcast(&w->cv_app);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The next frame to decode, if its ring slot is free (caller holds mu). */
+static read_slot *claim_decode(run_io *r, int64_t *k) {
+    if (r->next_decode >= r->frames) return NULL;
+    read_slot *sl = &r->slots[r->next_decode % r->nslots];
+    if (sl->state != SLOT_FREE) return NULL;
+    *k = r->next_decode++;
+    sl->state = SLOT_BUSY;
+    sl->index = *k;
+    return sl;
+}
+
+static void *worker_main(void *arg) {
+    run_io *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        int64_t k = -1;
+        read_slot *sl = NULL;
+        /* the frame the application waits for first, then writes, then
+         * decoding ahead */
+        if (!r->stop && r->next_decode == r->wanted) sl = claim_decode(r, &k);
+        if (!sl && r->qcount) {
+            const int id = r->queue[r->qhead];
+            r->qhead = (r->qhead + 1) % r->njobs;
+            r->qcount--;
+            r->writing++;
+            pthread_mutex_unlock(&r->mu);
+            do_write(r, id);
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        if (!sl && !r->stop) sl = claim_decode(r, &k);
+        if (sl) {
+            pthread_mutex_unlock(&r->mu);
+            fill_slot(r, sl, k);
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        if (r->stop) break; /* stopping, and no write left */
+        pthread_cond_wait(&r->cv_work, &r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
     return NULL;
 }
 
-mtmi_status run_writer_start(const run_write_opts *o, int nthreads, int njobs, run_writer **out) {
+mtmi_status run_io_start(char **files, int nsrc, int w, int h, int64_t frames, const run_write_opts *o, int nthreads,
+                         run_io **out) {
     *out = NULL;
-    run_writer *w = mt_alloc(sizeof *w);
-    if (!w) return MTMI_ERR_NOMEM;
-    w->o = *o;
-    w->nthreads = nthreads < 1 ? 1 : nthreads > RUN_MAX_THREADS ? RUN_MAX_THREADS : nthreads;
-    w->njobs = njobs < w->nthreads ? w->nthreads : njobs;
-    w->jobs = calloc((size_t)w->njobs, sizeof *w->jobs);
-    w->free_ids = calloc((size_t)w->njobs, sizeof(int));
-    w->queue = calloc((size_t)w->njobs, sizeof(int));
-    w->written = calloc((size_t)(o->nwrite > 0 ? o->nwrite : 1), sizeof *w->written);
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv_free, NULL);
-    pthread_cond_init(&w->cv_work, NULL);
-    pthread_cond_init(&w->cv_idle, NULL);
-    if (!w->jobs || !w->free_ids || !w->queue || !w->written) {
-        run_writer_stop(w);
+    run_io *r = mt_alloc(sizeof *r);
+    if (!r) return MTMI_ERR_NOMEM;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv_work, NULL);
+    pthread_cond_init(&r->cv_app, NULL);
+    r->files = files;
+    r->nsrc = nsrc;
+    r->w = w, r->h = h;
+    r->frames = frames;
+    r->nthreads = nthreads < 1 ? 1 : nthreads > RUN_MAX_THREADS ? RUN_MAX_THREADS : nthreads;
+    r->nslots = r->nthreads + 2;
+    r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
+    const int keep = nsrc <= RUN_CACHE_MAX && frames > nsrc; /* frames repeat sources: decode each once */
+    if (keep) {
+        r->cache = calloc((size_t)nsrc, sizeof *r->cache);
+        r->cache_state = calloc((size_t)nsrc, sizeof *r->cache_state);
+    }
+    r->o = *o;
+    r->njobs = 2 * r->nthreads;
+    r->jobs = calloc((size_t)r->njobs, sizeof *r->jobs);
+    r->free_ids = calloc((size_t)r->njobs, sizeof(int));
+    r->queue = calloc((size_t)r->njobs, sizeof(int));
+    r->written = calloc((size_t)(o->nwrite > 0 ? o->nwrite : 1), sizeof *r->written);
+    if (!r->slots || (keep && (!r->cache || !r->cache_state)) || !r->jobs || !r->free_ids || !r->queue || !r->written) {
+        run_io_stop(r);
         return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < w->njobs; i++) w->free_ids[w->nfree++] = w->njobs - 1 - i;
-    for (int i = 0; i < w->nthreads; i++) {
-        if (pthread_create(&w->th[i], NULL, writer_main, w)) {
-            run_writer_stop(w);
-            return mt_fail(MTMI_ERR_INTERNAL, "cannot start the writer threads");
+    for (int i = 0; i < r->njobs; i++) r->free_ids[r->nfree++] = r->njobs - 1 - i;
+    for (int i = 0; i < r->nthreads; i++) {
+        if (pthread_create(&r->th[i], NULL, worker_main, r)) {
+            run_io_stop(r);
+            return mt_fail(MTMI_ERR_INTERNAL, "cannot start the I/O worker threads");
         }
-        w->nstarted++;
+        r->nstarted++;
     }
-    *out = w;
+    *out = r;
     return MTMI_OK;
 }
 
-run_job *run_writer_acquire(run_writer *w) {
+mtmi_status run_io_take(run_io *r, int64_t k, mt_image *img, int *owned) {
+    read_slot *sl = &r->slots[k % r->nslots];
+    pthread_mutex_lock(&r->mu);
+    r->wanted = k;
+    pthread_cond_broadcast(&r->cv_work);
+    while (!(sl->state == SLOT_READY && sl->index == k)) pthread_cond_wait(&r->cv_app, &r->mu);
+    const mtmi_status s = sl->err;
+    char msg[sizeof sl->msg];
+    memcpy(msg, sl->msg, sizeof msg);
+    *img = sl->img;
+    *owned = sl->owned;
+    memset(&sl->img, 0, sizeof sl->img);
+    sl->state = SLOT_FREE;
+    r->wanted = k + 1;
+    pthread_cond_broadcast(&r->cv_work);
+    pthread_mutex_unlock(&r->mu);
+    if (s) mt_fail(s, "%s", msg);
+    return s;
+}
+
+run_job *run_io_acquire(run_io *w) {
     const double t0 = mt_now_ms();
     pthread_mutex_lock(&w->mu);
-    while (!w->nfree) pthread_cond_wait(&w->cv_free, &w->mu);
+    while (!w->nfree) pthread_cond_wait(&w->cv_app, &w->mu);
     run_job *j = &w->jobs[w->free_ids[--w->nfree]];
     w->wait_ms += mt_now_ms() - t0;
     pthread_mutex_unlock(&w->mu);
     return j;
 }
 
-void run_writer_submit(run_writer *w, run_job *j) {
+void run_io_submit(run_io *w, run_job *j) {
     pthread_mutex_lock(&w->mu);
     w->queue[(w->qhead + w->qcount) % w->njobs] = (int)(j - w->jobs);
     w->qcount++;
@@ -383,9 +355,9 @@ void run_writer_submit(run_writer *w, run_job *j) {
     pthread_mutex_unlock(&w->mu);
 }
 
-mtmi_status run_writer_error(run_writer *w) {
+mtmi_status run_io_error(run_io *w) {
     pthread_mutex_lock(&w->mu);
-    mtmi_status s = w->err;
+    const mtmi_status s = w->err;
     char msg[sizeof w->msg];
     memcpy(msg, w->msg, sizeof msg);
     pthread_mutex_unlock(&w->mu);
@@ -393,29 +365,33 @@ mtmi_status run_writer_error(run_writer *w) {
     return s;
 }
 
-mtmi_status run_writer_finish(run_writer *w) {
+mtmi_status run_io_finish(run_io *w) {
     pthread_mutex_lock(&w->mu);
-    while (w->qcount || w->busy) pthread_cond_wait(&w->cv_idle, &w->mu);
+    while (w->qcount || w->writing) pthread_cond_wait(&w->cv_app, &w->mu);
     pthread_mutex_unlock(&w->mu);
-    return run_writer_error(w);
+    return run_io_error(w);
 }
 
-void run_writer_stats(run_writer *w, run_writer_stat *st) {
+void run_io_stats(run_io *w, run_io_stat *st) {
     pthread_mutex_lock(&w->mu);
     st->write_ms = w->write_ms;
     st->wait_ms = w->wait_ms;
     st->jobs_done = w->jobs_done;
+    st->decode_ms = w->decode_ms;
+    st->decoded = w->decoded;
     pthread_mutex_unlock(&w->mu);
     st->threads = w->nthreads;
     st->jobs = w->njobs;
+    st->slots = w->nslots;
     st->job_bytes = 0;
-    for (int i = 0; i < w->njobs; i++)
-        st->job_bytes += w->jobs[i].classes_cap + w->jobs[i].logits_cap + w->jobs[i].depth_cap;
+    for (int i = 0; i < w->njobs; i++) st->job_bytes += w->jobs[i].classes_cap + w->jobs[i].logits_cap + w->jobs[i].depth_cap;
 }
 
-const run_written *run_writer_written(const run_writer *w) { return w->written; }
+const run_written *run_io_written(const run_io *w) { return w->written; }
 
-void run_writer_stop(run_writer *w) {
+/* Finishes the writes already queued (only complete files), drops the
+ * frames decoded ahead, joins the workers. */
+void run_io_stop(run_io *w) {
     if (!w) return;
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
@@ -428,14 +404,19 @@ void run_writer_stop(run_writer *w) {
         free(w->jobs[i].logits);
         free(w->jobs[i].depth);
     }
+    for (int i = 0; w->slots && i < w->nslots; i++)
+        if (w->slots[i].owned) mt_image_free(&w->slots[i].img);
+    for (int i = 0; w->cache && i < w->nsrc; i++) mt_image_free(&w->cache[i]);
+    free(w->cache);
+    free(w->cache_state);
+    free(w->slots);
     free(w->jobs);
     free(w->free_ids);
     free(w->queue);
     free(w->written);
     pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv_free);
     pthread_cond_destroy(&w->cv_work);
-    pthread_cond_destroy(&w->cv_idle);
+    pthread_cond_destroy(&w->cv_app);
     free(w);
 }
 
