@@ -238,7 +238,9 @@ static cudaError_t copy_results(cuda_stage *c, const mt_stage_io *io) {
 
 static cudaError_t wait_and_enqueue(cuda_stage *c, const mt_stage_io *io, mtmi_status *s) {
     cudaStream_t st = (cudaStream_t)mt_cuda_plan_stream(c->plan);
-    cudaError_t e = io->wait_event ? cudaStreamWaitEvent(st, (cudaEvent_t)io->wait_event, 0) : cudaSuccess;
+    cudaError_t e = cudaSuccess;
+    for (int i = 0; i < 2 && e == cudaSuccess; i++)
+        if (io->wait_events[i]) e = cudaStreamWaitEvent(st, (cudaEvent_t)io->wait_events[i], 0);
     if (e != cudaSuccess) return e;
     *s = mt_cuda_plan_enqueue(c->plan, io->in, io->in_mem, io->nin, io->out, io->out_mem, io->nout);
     return cudaSuccess;

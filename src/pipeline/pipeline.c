@@ -41,6 +41,11 @@ typedef struct stage {
     pthread_t th;
     int started;
     int devlock;                  /* index into p->devlocks, or -1 */
+    /* A head that gets its frames when the encoder has queued them, not
+     * when it has finished: both on devices with events (GPUs), so the
+     * head's stream waits for the encoder's on the device and no host
+     * round trip sits between them (gpu_ordered). */
+    int gpu_ordered;
     double last_end;              /* when its previous frame finished (under mu) */
 } stage;
 
@@ -65,7 +70,7 @@ typedef struct slot {
      * the application takes it on the host (then out[o] is pinned host
      * memory, filled by the stage's copy); ptr NULL otherwise. */
     buf *out_dev;
-    int heads_left;
+    int callbacks_left;           /* stages whose completion is still to come */
     double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX], copy_ms[MT_PLACE_MAX];
     cbarg cb[MT_PLACE_MAX];
     mt_tview *in_views, *out_views;
@@ -195,9 +200,14 @@ static void on_done(void *arg, mtmi_status s, const char *msg) {
         fail_locked(p, s, "frame %lld, stage '%s' on %s: %s", (long long)sl->f.index, st->name,
                     mt_devspec_str(&st->dev, dev, sizeof dev), msg && *msg ? msg : mtmi_status_name(s));
     } else if (!p->stop) {
-        if (cb->stage == 0 && p->nstages > 1) {
-            for (int h = 1; h < p->nstages; h++) q_push(&p->st[h].q, cb->slot);
-        } else if (cb->stage == 0 || --sl->heads_left == 0) {
+        if (cb->stage == 0)
+            for (int h = 1; h < p->nstages; h++)
+                if (!p->st[h].gpu_ordered) q_push(&p->st[h].q, cb->slot);
+        /* A frame is done when every stage has reported, the encoder too
+         * (its report can come after a GPU-ordered head's). */
+        if (--sl->callbacks_left == 0) {
+            for (int h = 1; h < p->nstages; h++) /* a GPU-ordered head ran once the encoder had */
+                if (sl->t_start[h] < sl->t_end[0]) sl->t_start[h] = sl->t_end[0];
             sl->f.t_done = t;
             q_push(&p->done_q, cb->slot);
         }
@@ -228,8 +238,21 @@ static void fill_io(mt_pipeline *p, stage *st, slot *sl, mt_stage_io *io) {
     io->ready_event = ev->ready;
     io->copy_begin = ev->copy_begin;
     io->copy_end = ev->copy_end;
-    /* Only the heads write what an application may still be reading. */
-    if (head) io->wait_event = sl->consumer_event;
+    /* A GPU-ordered head waits for the encoder's run on the device; only
+     * the heads write what an application may still be reading. */
+    int nw = 0;
+    if (head && st->gpu_ordered) io->wait_events[nw++] = sl->ev[0].ready;
+    if (head && sl->consumer_event) io->wait_events[nw++] = sl->consumer_event;
+}
+
+/* The encoder has queued slot k's run: the GPU-ordered heads take it now
+ * (their runs wait for the encoder's ready event on the device). */
+static void hand_on_queued(mt_pipeline *p, int k) {
+    pthread_mutex_lock(&p->mu);
+    if (!p->stop)
+        for (int h = 1; h < p->nstages; h++)
+            if (p->st[h].gpu_ordered) q_push(&p->st[h].q, k);
+    pthread_mutex_unlock(&p->mu);
 }
 
 static void *stage_main(void *arg) {
@@ -265,6 +288,7 @@ static void *stage_main(void *arg) {
         mtmi_status s = st->be->submit(st->plan, &io, on_done, &sl->cb[si]);
         if (st->devlock >= 0) pthread_mutex_unlock(&p->devlocks[st->devlock]);
         if (s) on_done(&sl->cb[si], s, mtmi_last_error());
+        else if (si == 0) hand_on_queued(p, k);
     }
     return NULL;
 }
@@ -589,6 +613,8 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
         }
     }
     if ((s = setup_io(p))) goto fail;
+    for (int i = 1; i < nstages; i++)
+        p->st[i].gpu_ordered = p->st[0].be->event_create && p->st[i].be->event_create;
     /* Device memory baseline per GPU, after check() made its context. */
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
@@ -745,7 +771,7 @@ mtmi_status mt_pipeline_submit(mt_pipeline *p, mt_frame *f) {
     slot *sl = &p->slots[f->slot];
     pthread_mutex_lock(&p->mu);
     if (p->failed) return failed_status(p);
-    sl->heads_left = p->nstages - 1;
+    sl->callbacks_left = p->nstages;
     sl->f.t_submit = mt_now_ms();
     p->submitted++;
     q_push(&p->st[0].q, f->slot);

@@ -115,13 +115,15 @@ typedef struct mt_stage_io {
     void *out_host[MT_STAGE_MAX_IO];
     /* Device events (backend->event_create; NULL = none, and always NULL
      * for backends without events):
-     *   wait_event    the run may not write its outputs before it (an
-     *                 application still reading the slot's previous
-     *                 results on its own stream),
+     *   wait_events   the run waits for both (NULL entries skipped) on
+     *                 the device: the encoder's ready_event of the same
+     *                 frame (a head that got the frame as soon as the
+     *                 encoder had queued it), and an application still
+     *                 reading the slot's previous results on its stream,
      *   ready_event   recorded once the run's outputs are written,
      *   copy_begin / copy_end  recorded around the out_host copies (timing
      *                 events: the pipeline reports the copy time). */
-    void *wait_event, *ready_event, *copy_begin, *copy_end;
+    void *wait_events[2], *ready_event, *copy_begin, *copy_end;
 } mt_stage_io;
 
 /* Completion signal: called exactly once per submit, with the run's status
