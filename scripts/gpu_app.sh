@@ -23,13 +23,16 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 nproc
 BUILD=$ROOT_DIR/build-gpu
 gpu_configure "$BUILD" > "$LOGS/build.log" 2>&1 &&
-  cmake --build "$BUILD" -j 16 --target mtmi_cli test_output_forms test_pipeline_gpu >> "$LOGS/build.log" 2>&1 ||
+  cmake --build "$BUILD" -j 16 --target mtmi_cli test_output_forms test_pipeline_gpu test_pipeline_results >> "$LOGS/build.log" 2>&1 ||
   { tail -30 "$LOGS/build.log"; echo "BUILD FAILED"; exit 1; }
 echo "build done at +$(( $(date +%s) - T0 )) s"
 M=$BUILD/mtmi
 rc=0
 echo "== GPU tests: result forms (FP16 / FP32 plans, fused resize + class map), pipeline"
-timeout 300 "$BUILD/tests/test_output_forms" --gpu 2>&1 | tail -8 || rc=1
+timeout 300 "$BUILD/tests/test_output_forms" --gpu > "$LOGS/test_output_forms.log" 2>&1 || { rc=1; echo "test_output_forms --gpu FAILED"; }
+grep -E "cuda|FAIL|passed" "$LOGS/test_output_forms.log"
+timeout 300 "$BUILD/tests/test_pipeline_results" --gpu > "$LOGS/test_pipeline_results.log" 2>&1 || { rc=1; echo "test_pipeline_results --gpu FAILED"; }
+grep -E "cuda|FAIL|passed" "$LOGS/test_pipeline_results.log"
 timeout 300 "$BUILD/tests/test_pipeline_gpu" > "$LOGS/test_pipeline_gpu.log" 2>&1 || { rc=1; echo "test_pipeline_gpu FAILED"; }
 tail -3 "$LOGS/test_pipeline_gpu.log"
 bench() { # name results placement [extra]

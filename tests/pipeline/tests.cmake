@@ -18,3 +18,10 @@ if(MTMI_HAVE_CUDA)
     set_tests_properties(pipeline_gpu PROPERTIES LABELS "gpu" TIMEOUT 600 SKIP_RETURN_CODE 77)
   endif()
 endif()
+# Result requests through the public API (class map, int8, fp16; collect vs
+# zero-copy collect_results); --gpu: results left in device memory.
+mtmi_c_test(test_pipeline_results tests/pipeline/test_pipeline_results.c)
+if(MTMI_HAVE_CUDA AND MTMI_GPU_VISIBLE)
+  add_test(NAME pipeline_results_gpu COMMAND test_pipeline_results --gpu)
+  set_tests_properties(pipeline_results_gpu PROPERTIES LABELS "gpu" SKIP_RETURN_CODE 77)
+endif()
