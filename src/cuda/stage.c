@@ -47,7 +47,9 @@ typedef struct cuda_stage {
     CUcontext ctx;
     cudaStream_t gstream; /* .smK: the green context's stream (the plan's) */
     cudaStream_t side;    /* result copies and completion callbacks */
+    cudaStream_t up;      /* input uploads */
     cudaEvent_t ran[CUDA_RING]; /* after a run, when the pipeline gives no event */
+    cudaEvent_t uploaded[CUDA_RING];
     int sms;              /* multiprocessors the stage may use */
     done_rec ring[CUDA_RING];
     unsigned next;
@@ -128,13 +130,18 @@ static mtmi_status make_side_stream(cuda_stage *c) {
     if (c->ctx) {
         const mc_driver_api *api = mc_driver();
         CUresult r = api->green_ctx_stream_create((CUstream *)&c->side, c->gctx, CU_STREAM_NON_BLOCKING, 0);
+        if (r == CUDA_SUCCESS) r = api->green_ctx_stream_create((CUstream *)&c->up, c->gctx, CU_STREAM_NON_BLOCKING, 0);
         if (r != CUDA_SUCCESS)
             return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot create its copy stream: %s", dev_str(&c->dev, buf, sizeof buf),
                            mc_driver_error(r));
     } else {
         e = cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking);
+        if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->up, cudaStreamNonBlocking);
     }
-    for (int k = 0; k < CUDA_RING && e == cudaSuccess; k++) e = cudaEventCreateWithFlags(&c->ran[k], cudaEventDisableTiming);
+    for (int k = 0; k < CUDA_RING && e == cudaSuccess; k++) {
+        e = cudaEventCreateWithFlags(&c->ran[k], cudaEventDisableTiming);
+        if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->uploaded[k], cudaEventDisableTiming);
+    }
     if (e != cudaSuccess) {
         cudaGetLastError();
         return mt_fail(MTMI_ERR_DEVICE, "device '%s': cannot create its copy stream: %s", dev_str(&c->dev, buf, sizeof buf),
@@ -236,9 +243,25 @@ static cudaError_t copy_results(cuda_stage *c, const mt_stage_io *io) {
     return e;
 }
 
-static cudaError_t wait_and_enqueue(cuda_stage *c, const mt_stage_io *io, mtmi_status *s) {
-    cudaStream_t st = (cudaStream_t)mt_cuda_plan_stream(c->plan);
+/* The inputs given in host memory to upload, on the upload stream, then
+ * the run's stream waits for them (event `done`). */
+static cudaError_t upload_inputs(cuda_stage *c, const mt_stage_io *io, cudaEvent_t done, cudaStream_t run) {
+    int any = 0;
     cudaError_t e = cudaSuccess;
+    for (int i = 0; i < io->nin && e == cudaSuccess; i++)
+        if (io->in_host[i]) {
+            any = 1;
+            e = cudaMemcpyAsync(io->in[i].data, io->in_host[i], mt_tview_numel(&io->in[i]) * mt_dtype_size(io->in[i].dtype),
+                                cudaMemcpyHostToDevice, c->up);
+        }
+    if (any && e == cudaSuccess) e = cudaEventRecord(done, c->up);
+    if (any && e == cudaSuccess) e = cudaStreamWaitEvent(run, done, 0);
+    return e;
+}
+
+static cudaError_t wait_and_enqueue(cuda_stage *c, const mt_stage_io *io, cudaEvent_t uploaded, mtmi_status *s) {
+    cudaStream_t st = (cudaStream_t)mt_cuda_plan_stream(c->plan);
+    cudaError_t e = upload_inputs(c, io, uploaded, st);
     for (int i = 0; i < 2 && e == cudaSuccess; i++)
         if (io->wait_events[i]) e = cudaStreamWaitEvent(st, (cudaEvent_t)io->wait_events[i], 0);
     if (e != cudaSuccess) return e;
@@ -250,9 +273,9 @@ static mtmi_status cuda_submit(void *plan, const mt_stage_io *io, mt_done_fn don
     cuda_stage *c = plan;
     char buf[64];
     mtmi_status s = MTMI_OK;
-    cudaError_t e = wait_and_enqueue(c, io, &s);
-    if (s) return mt_fail_context(s, "device '%s'", dev_str(&c->dev, buf, sizeof buf));
     const unsigned k = c->next++ % CUDA_RING;
+    cudaError_t e = wait_and_enqueue(c, io, c->uploaded[k], &s);
+    if (s) return mt_fail_context(s, "device '%s'", dev_str(&c->dev, buf, sizeof buf));
     done_rec *r = &c->ring[k];
     r->done = done;
     r->arg = arg;
@@ -358,8 +381,11 @@ static void cuda_destroy(void *plan) {
     if (c->side) cudaStreamSynchronize(c->side); /* callbacks still queued there fire first */
     mt_cuda_plan_free(c->plan);
     if (c->side) cudaStreamDestroy(c->side);
-    for (int k = 0; k < CUDA_RING; k++)
+    if (c->up) cudaStreamDestroy(c->up);
+    for (int k = 0; k < CUDA_RING; k++) {
         if (c->ran[k]) cudaEventDestroy(c->ran[k]);
+        if (c->uploaded[k]) cudaEventDestroy(c->uploaded[k]);
+    }
     if (c->gstream) cudaStreamDestroy(c->gstream);
     if (c->gctx) {
         const mc_driver_api *api = mc_driver();

@@ -70,6 +70,10 @@ typedef struct slot {
      * the application takes it on the host (then out[o] is pinned host
      * memory, filled by the stage's copy); ptr NULL otherwise. */
     buf *out_dev;
+    /* in_dev[i]: model input i in the encoder's GPU memory, uploaded from
+     * in[i] by the encoder stage on a stream of its own (p->in_on_dev), so
+     * that frame t+1's upload overlaps frame t's encoder. */
+    buf *in_dev;
     int callbacks_left;           /* stages whose completion is still to come */
     double t_start[MT_PLACE_MAX], t_end[MT_PLACE_MAX], copy_ms[MT_PLACE_MAX];
     cbarg cb[MT_PLACE_MAX];
@@ -96,6 +100,7 @@ struct mt_pipeline {
     int *out_src;
     unsigned *out_form;
     size_t d2h_bytes;
+    int in_on_dev;                /* model inputs uploaded per slot (slot.in_dev) */
     /* GPUs: device memory in use before the plans were made */
     int ngpus;
     mt_devspec gpu_dev[MT_PLACE_MAX];
@@ -220,10 +225,12 @@ static void fill_io(mt_pipeline *p, stage *st, slot *sl, mt_stage_io *io) {
     io->nin = st->nin;
     io->nout = st->nout;
     for (int i = 0; i < st->nin; i++) {
-        const buf *b = st->in_kind[i] ? &sl->cut[st->in_idx[i]] : &sl->in[st->in_idx[i]];
+        const int up = !st->in_kind[i] && p->in_on_dev;
+        const buf *b = st->in_kind[i] ? &sl->cut[st->in_idx[i]] : up ? &sl->in_dev[st->in_idx[i]] : &sl->in[st->in_idx[i]];
         io->in[i] = st->in_kind[i] ? p->cut_shape[st->in_idx[i]] : p->in_shape[st->in_idx[i]];
         io->in[i].data = b->ptr;
         io->in_mem[i] = (uint8_t)b->mem;
+        if (up) io->in_host[i] = sl->in[st->in_idx[i]].ptr;
     }
     const int head = st != &p->st[0];
     for (int i = 0; i < st->nout; i++) {
@@ -507,6 +514,7 @@ static mtmi_status setup_slots(mt_pipeline *p) {
         sl->cut = calloc(p->ncut + 1, sizeof(buf));
         sl->out = calloc(p->nout + 1, sizeof(buf));
         sl->out_dev = calloc(p->nout + 1, sizeof(buf));
+        sl->in_dev = calloc(p->nin + 1, sizeof(buf));
         sl->in_views = calloc(p->nin + 1, sizeof(mt_tview));
         sl->out_views = calloc(p->nout + 1, sizeof(mt_tview));
         sl->out_mem = calloc(p->nout + 1, 1);
@@ -516,7 +524,8 @@ static mtmi_status setup_slots(mt_pipeline *p) {
         sl->f.copy_ms = sl->copy_ms;
         sl->f.out_mem = sl->out_mem;
         sl->f.out_ready = sl->out_ready;
-        if (!sl->in || !sl->cut || !sl->out || !sl->out_dev || !sl->in_views || !sl->out_views || !sl->out_mem || !sl->out_ready)
+        if (!sl->in || !sl->cut || !sl->out || !sl->out_dev || !sl->in_dev || !sl->in_views || !sl->out_views || !sl->out_mem ||
+            !sl->out_ready)
             return mt_fail(MTMI_ERR_NOMEM, "out of memory");
         if ((s = make_slot_events(p, sl))) return s;
         for (int s = 0; s < p->nstages; s++) sl->cb[s] = (cbarg){p, k, s};
@@ -529,6 +538,9 @@ static mtmi_status setup_slots(mt_pipeline *p) {
             consumers[nc++] = 0;
             pick_memory(p, 0, consumers, 0, &be, &dev, &mem);
             if ((s = alloc_buf(&sl->in[i], be, &dev, view_bytes(&p->in_shape[i]), MT_MEM_HOST, p->in_names[i]))) return s;
+            if (p->in_on_dev &&
+                (s = alloc_buf(&sl->in_dev[i], be, &dev, view_bytes(&p->in_shape[i]), MT_MEM_DEVICE, p->in_names[i])))
+                return s;
             sl->in_views[i] = p->in_shape[i];
             sl->in_views[i].data = sl->in[i].ptr;
         }
@@ -615,6 +627,12 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
     if ((s = setup_io(p))) goto fail;
     for (int i = 1; i < nstages; i++)
         p->st[i].gpu_ordered = p->st[0].be->event_create && p->st[i].be->event_create;
+    /* Model inputs go to the encoder's GPU per slot, uploaded by the stage
+     * (unless a head reads them too: then they stay in host memory). */
+    p->in_on_dev = p->st[0].dev.kind == MT_DEV_CUDA;
+    for (int i = 1; i < nstages; i++)
+        for (int k = 0; k < p->st[i].nin; k++)
+            if (!p->st[i].in_kind[k]) p->in_on_dev = 0;
     /* Device memory baseline per GPU, after check() made its context. */
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
@@ -639,7 +657,8 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
         unsigned char in_mem[MT_STAGE_MAX_IO] = {0}, out_mem[MT_STAGE_MAX_IO] = {0};
-        for (int k = 0; k < st->nin; k++) in_mem[k] = st->in_kind[k] ? (unsigned char)p->cut_mem[st->in_idx[k]] : MT_MEM_HOST;
+        for (int k = 0; k < st->nin; k++)
+            in_mem[k] = st->in_kind[k] ? (unsigned char)p->cut_mem[st->in_idx[k]] : p->in_on_dev ? MT_MEM_DEVICE : MT_MEM_HOST;
         if (i == 0)
             for (int k = 0; k < st->nout; k++) out_mem[k] = (unsigned char)p->cut_mem[st->out_idx[k]];
         else if (st->dev.kind == MT_DEV_CUDA) /* a GPU head writes the slot's device buffers (setup_result) */
@@ -695,6 +714,7 @@ void mt_pipeline_free(mt_pipeline *p) {
         for (int i = 0; sl->cut && i < p->ncut; i++) free_buf(&sl->cut[i]);
         for (int i = 0; sl->out && i < p->nout; i++) free_buf(&sl->out[i]);
         for (int i = 0; sl->out_dev && i < p->nout; i++) free_buf(&sl->out_dev[i]);
+        for (int i = 0; sl->in_dev && i < p->nin; i++) free_buf(&sl->in_dev[i]);
         for (int i = 0; i < p->nstages; i++) {
             void *evs[3] = {sl->ev[i].ready, sl->ev[i].copy_begin, sl->ev[i].copy_end};
             for (int k = 0; k < 3; k++)
@@ -704,6 +724,7 @@ void mt_pipeline_free(mt_pipeline *p) {
         free(sl->cut);
         free(sl->out);
         free(sl->out_dev);
+        free(sl->in_dev);
         free(sl->in_views);
         free(sl->out_views);
         free(sl->out_mem);
@@ -905,7 +926,7 @@ size_t mt_pipeline_memory(const mt_pipeline *p) {
     for (int i = 0; i < p->nstages; i++)
         if (p->st[i].be->memory) b += p->st[i].be->memory(p->st[i].plan);
     for (int k = 0; k < p->nslots; k++) {
-        for (int i = 0; i < p->nin; i++) b += p->slots[k].in[i].bytes;
+        for (int i = 0; i < p->nin; i++) b += p->slots[k].in[i].bytes + p->slots[k].in_dev[i].bytes;
         for (int i = 0; i < p->ncut; i++) b += p->slots[k].cut[i].bytes;
         for (int i = 0; i < p->nout; i++) b += p->slots[k].out[i].bytes + p->slots[k].out_dev[i].bytes;
     }

@@ -113,6 +113,10 @@ typedef struct mt_stage_io {
      * run instead of queueing before it; done is called once the copies
      * are complete.  NULL = none. */
     void *out_host[MT_STAGE_MAX_IO];
+    /* Host inputs to upload first: in[i] (device memory) is filled from
+     * in_host[i] (pinned host memory) on a stream of the stage's own, so
+     * the upload overlaps the stage's previous run.  NULL = none. */
+    const void *in_host[MT_STAGE_MAX_IO];
     /* Device events (backend->event_create; NULL = none, and always NULL
      * for backends without events):
      *   wait_events   the run waits for both (NULL entries skipped) on
