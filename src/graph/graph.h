@@ -71,8 +71,9 @@ typedef struct mt_graph {
     char *path;               /* file it was loaded from, for messages */
     size_t max_tensor_bytes;  /* inference rejects bigger tensors (0 = 16 GiB) */
     /* Bytes constant folding may create in one mt_graph_infer, all folded
-     * tensors together (0 = MT_FOLD_BUDGET): a small file must not make
-     * every command (even `info`) allocate gigabytes. */
+     * tensors together (0 = MT_FOLD_BUDGET plus twice the weights the
+     * graph holds): a small file must not make every command (even
+     * `info`) allocate gigabytes. */
     size_t fold_budget;
     /* The files the graph was read from (model, external data), so that
      * no output replaces one of them. */
