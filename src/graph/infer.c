@@ -137,7 +137,8 @@ static mtmi_status bind_inputs(mt_graph *g, const mtmi_tensor *shapes, int nshap
             for (int d = 0; d < t->rank; d++) v->dims[d] = t->dims[d];
         }
         if (!mt_value_shape_known(v))
-            return mt_fail(MTMI_ERR_SHAPE, "input '%s' has dynamic shape %s: give a concrete shape", v->name, mt_shape_str(v->rank, v->dims, a, sizeof a));
+            return mt_fail(MTMI_ERR_SHAPE, "input '%s' has dynamic shape %s: give a concrete shape", v->name,
+                           v->rank < 0 ? "(rank unknown)" : mt_shape_str(v->rank, v->dims, a, sizeof a));
         if (!v->dtype) v->dtype = MTMI_FLOAT;
     }
     return MTMI_OK;
