@@ -21,6 +21,7 @@ typedef struct buf {
 } buf;
 
 static void put(buf *b, const void *d, size_t n) {
+    if (!n) return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->p = realloc(b->p, b->cap);
@@ -60,18 +61,49 @@ static void field_int(buf *b, int num, uint64_t v) {
     varint(b, v);
 }
 
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >>= 7) n++;
+    return n;
+}
+
+/* `inner` wrapped `times` over in `nlayers` layers (from the inside out):
+ * each a prefix (other fields of that message, written before) and the
+ * number of the field holding the next level.  Linear time: the sizes are
+ * computed inside out, then the bytes written outside in. */
+typedef struct layer {
+    const buf *prefix;
+    int num;
+} layer;
+
+static buf nest(buf *inner, const layer *layers, int nlayers, int times) {
+    size_t total = (size_t)nlayers * (size_t)times;
+    size_t *size = malloc(sizeof(size_t) * (total + 1));
+    size[0] = inner->n;
+    for (size_t k = 0; k < total; k++) {
+        const layer *l = &layers[k % nlayers];
+        size[k + 1] = l->prefix->n + varint_len((uint64_t)l->num << 3 | 2) + varint_len(size[k]) + size[k];
+    }
+    buf out = {0};
+    for (size_t k = total; k-- > 0;) {
+        const layer *l = &layers[k % nlayers];
+        put(&out, l->prefix->p, l->prefix->n);
+        varint(&out, (uint64_t)l->num << 3 | 2);
+        varint(&out, size[k]);
+    }
+    put(&out, inner->p, inner->n);
+    free(inner->p);
+    free(size);
+    return out;
+}
+
 /* TypeProto nested `depth` times through sequence_type.elem_type. */
 static buf nested_type(int depth) {
-    buf t = {0}, tensor = {0};
+    buf t = {0}, tensor = {0}, none = {0};
     field_int(&tensor, 1, 1); /* elem_type float */
     field(&t, 1, &tensor);
-    for (int i = 0; i < depth; i++) {
-        buf seq = {0}, outer = {0};
-        field(&seq, 1, &t);
-        field(&outer, 4, &seq);
-        t = outer;
-    }
-    return t;
+    const layer layers[] = {{&none, 1}, {&none, 4}}; /* Sequence.elem_type, TypeProto.sequence_type */
+    return nest(&t, layers, 2, depth);
 }
 
 /* ModelProto{ir, opset (none if < 0), graph{node Relu x->y, input x: type,
@@ -102,22 +134,20 @@ static buf model_with_input_type(buf *type) { return model_versions(type, 8, 17)
 /* A graph holding an If node whose then_branch is the previous graph,
  * `depth` times. */
 static buf nested_graphs(int depth) {
-    buf g = {0}, node = {0};
+    buf g = {0}, node = {0}, attr_pre = {0}, node_pre = {0}, none = {0};
     field_str(&node, 2, "y");
     field_str(&node, 4, "Relu");
     field(&g, 1, &node);
-    for (int i = 0; i < depth; i++) {
-        buf attr = {0}, n = {0}, outer = {0};
-        field_str(&attr, 1, "then_branch");
-        field_int(&attr, 20, 5);
-        field(&attr, 6, &g);
-        field_str(&n, 1, "c");
-        field_str(&n, 2, "y");
-        field_str(&n, 4, "If");
-        field(&n, 5, &attr);
-        field(&outer, 1, &n);
-        g = outer;
-    }
+    field_str(&attr_pre, 1, "then_branch");
+    field_int(&attr_pre, 20, 5); /* type GRAPH */
+    field_str(&node_pre, 1, "c");
+    field_str(&node_pre, 2, "y");
+    field_str(&node_pre, 4, "If");
+    /* AttributeProto.g, NodeProto.attribute, GraphProto.node */
+    const layer layers[] = {{&attr_pre, 6}, {&node_pre, 5}, {&none, 1}};
+    g = nest(&g, layers, 3, depth);
+    free(attr_pre.p);
+    free(node_pre.p);
     buf m = {0}, op = {0};
     field_int(&m, 1, 8);
     field(&m, 7, &g);
