@@ -112,8 +112,8 @@ mtmi_status mt_read_file(const char *path, uint8_t **data, size_t *size) {
 mtmi_status mt_path_join(char *buf, size_t cap, const char *dir, const char *name) {
     int n = dir && dir[0] ? snprintf(buf, cap, "%s/%s", dir, name) : snprintf(buf, cap, "%s", name);
     if (n < 0 || (size_t)n >= cap || (size_t)n >= PATH_MAX)
-        return mt_fail(MTMI_ERR_ARG, "path '%s/%.40s...' is longer than the system allows (%d bytes)", dir ? dir : "", name,
-                       PATH_MAX - 1);
+        return mt_fail(MTMI_ERR_ARG, "path '%.60s...' (in '%.60s...') is longer than the system allows (%d bytes)", name,
+                       dir ? dir : "", PATH_MAX - 1);
     /* Each component must fit too: the kernel would refuse it, and some
      * writers would otherwise cut names into colliding ones. */
     const char *base = strrchr(buf, '/');
@@ -179,7 +179,9 @@ static int name_taken(char (*out)[MT_NAME_CAP], const int *done, int n, const ch
 mtmi_status mt_file_names(const char *const *names, int n, const char *suffix, char (*out)[MT_NAME_CAP]) {
     int *done = calloc(n ? n : 1, sizeof(int));
     if (!done) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    size_t room = NAME_MAX - strlen(suffix) - 16; /* the temp-file suffix and a "_<k>" must fit */
+    /* A "_<index>" (up to 11) and the temporary suffix ".tmp.<pid>.<n>" (up
+     * to 24) must fit after the name in one component. */
+    size_t room = NAME_MAX - strlen(suffix) - 40;
     if (room > MT_NAME_CAP - 1) room = MT_NAME_CAP - 1;
     mtmi_status s = MTMI_OK;
     /* Names that need no change claim their file first; the others take
@@ -190,7 +192,7 @@ mtmi_status mt_file_names(const char *const *names, int n, const char *suffix, c
             char c[MT_NAME_CAP];
             snprintf(c, sizeof c, "%s", names[i] && names[i][0] ? names[i] : "unnamed");
             sanitize(c);
-            if (!strcmp(c, ".") || !strcmp(c, "..")) c[0] = '_';
+            if (c[0] == '.') c[0] = '_'; /* no hidden files, no "." or ".." */
             shorten(c, room, names[i] ? names[i] : "");
             int plain = names[i] && !strcmp(c, names[i]);
             if (plain != !pass) continue;
