@@ -418,14 +418,14 @@ static int ws_init(const mt_graph *g, order_ws *w) {
     return 0;
 }
 
-/* One node on a cycle among the unplaced ones, by walking back through
- * unplaced producers until a node repeats; *via gets the value it reads. */
-static int cycle_node(const mt_graph *g, const order_ws *w, int *via) {
-    int start = -1;
-    for (int i = 0; i < g->nnodes && start < 0; i++)
-        if (!g->nodes[i].dead && !w->placed[i]) start = i;
+/* A node on a cycle among the unplaced ones, by walking back through
+ * unplaced producers until a node repeats: *via is the value it reads that
+ * depends on its own output, *self whether it reads that output directly. */
+static int cycle_node(const mt_graph *g, const order_ws *w, int *via, int *self) {
+    int cur = -1, prev = -1;
+    for (int i = 0; i < g->nnodes && cur < 0; i++)
+        if (!g->nodes[i].dead && !w->placed[i]) cur = i;
     unsigned char *seen = calloc(g->nnodes + 1, 1);
-    int cur = start;
     *via = -1;
     while (seen && !seen[cur]) {
         seen[cur] = 1;
@@ -434,21 +434,21 @@ static int cycle_node(const mt_graph *g, const order_ws *w, int *via) {
         for (int j = 0; j < n->nin && next < 0; j++)
             if (is_dep(g, w, n->in[j]) && !w->placed[w->prod[n->in[j]]]) next = w->prod[n->in[j]], *via = n->in[j];
         if (next < 0) break;
+        prev = cur;
         cur = next;
     }
     free(seen);
-    return cur;
+    *self = prev == cur;
+    return prev >= 0 ? prev : cur;
 }
 
 static mtmi_status cycle_error(const mt_graph *g, const order_ws *w) {
-    int via, c = cycle_node(g, w, &via);
+    int via, self, c = cycle_node(g, w, &via, &self);
     char desc[300];
-    const char *path = g->path ? g->path : "";
-    const char *sep = g->path ? ": " : "";
+    const char *path = g->path ? g->path : "", *sep = g->path ? ": " : "", *v = via >= 0 ? g->values[via].name : "";
     mt_node_desc(g, &g->nodes[c], desc, sizeof desc);
-    if (via >= 0 && w->prod[via] == c)
-        return mt_fail(MTMI_ERR_PARSE, "%s%sgraph has a cycle: %s reads its own output '%s'", path, sep, desc, g->values[via].name);
-    return mt_fail(MTMI_ERR_PARSE, "%s%sgraph has a cycle through %s (input '%s')", path, sep, desc, via >= 0 ? g->values[via].name : "");
+    if (self) return mt_fail(MTMI_ERR_PARSE, "%s%sgraph has a cycle: %s reads its own output '%s'", path, sep, desc, v);
+    return mt_fail(MTMI_ERR_PARSE, "%s%sgraph has a cycle through %s: its input '%s' depends on its own output", path, sep, desc, v);
 }
 
 mtmi_status mt_graph_compact(mt_graph *g) {
