@@ -129,7 +129,12 @@ mtmi_status mt_resolve_inside(const char *dir, const char *rel, char *out, size_
         return mt_fail(MTMI_ERR_ARG, "'%s' must be a path relative to the model's folder", rel);
     if (!realpath(dir && dir[0] ? dir : ".", rdir)) return mt_fail(MTMI_ERR_IO, "%s: cannot resolve: %s", dir, strerror(errno));
     if (mt_path_join(joined, sizeof joined, rdir, rel)) return MTMI_ERR_ARG;
-    if (!realpath(joined, real)) return mt_fail(MTMI_ERR_IO, "'%s': %s", rel, strerror(errno));
+    if (!realpath(joined, real)) {
+        int e = errno; /* kept for the caller: ENOENT means "missing" */
+        mt_fail(MTMI_ERR_IO, "'%s': %s", rel, strerror(e));
+        errno = e;
+        return MTMI_ERR_IO;
+    }
     /* Inside means below rdir by whole components: "/m/ab" is not in "/m/a".
      * Names that merely contain ".." ("w..bin") resolve to themselves. */
     size_t n = strlen(rdir);

@@ -112,7 +112,8 @@ static void fill_random(load_ctx *c, mt_value *v) {
 }
 
 /* Parses the external_data entries of t. */
-static mtmi_status external_fields(load_ctx *c, const Onnx__TensorProto *t, const char **loc, long long *off, long long *len) {
+static mtmi_status external_fields(load_ctx *c, const Onnx__TensorProto *t, const char *name, const char **loc, long long *off,
+                                   long long *len) {
     *loc = NULL;
     *off = 0;
     *len = -1;
@@ -126,9 +127,9 @@ static mtmi_status external_fields(load_ctx *c, const Onnx__TensorProto *t, cons
         errno = 0;
         *dst = strtoll(e->value, &end, 10);
         if (errno || *end || end == e->value || *dst < 0)
-            return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad external %s '%s'", c->what, t->name, e->key, e->value);
+            return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad external %s '%s'", c->what, name, e->key, e->value);
     }
-    if (!*loc || !(*loc)[0]) return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data without location", c->what, t->name);
+    if (!*loc || !(*loc)[0]) return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data without location", c->what, name);
     return MTMI_OK;
 }
 
@@ -136,40 +137,40 @@ static mtmi_status external_fields(load_ctx *c, const Onnx__TensorProto *t, cons
  * file is known to hold the bytes).  The location must resolve, links
  * followed, to a regular file inside the model's folder; *missing is set
  * when there is no such file at all (for fill_missing_weights). */
-static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, void **dstp, size_t bytes, int *missing) {
+static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, const char *name, void **dstp, size_t bytes, int *missing) {
     const char *loc;
     long long off, len;
     *missing = 0;
-    mtmi_status s = external_fields(c, t, &loc, &off, &len);
+    mtmi_status s = external_fields(c, t, name, &loc, &off, &len);
     if (s) return s;
     if (!c->base_dir)
-        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data '%s' cannot be read (no model folder)", c->what, t->name, loc);
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data '%s' cannot be read (no model folder)", c->what, name, loc);
     if (len >= 0 && (unsigned long long)len != bytes)
-        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external length %lld but shape needs %zu bytes", c->what, t->name, len, bytes);
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external length %lld but shape needs %zu bytes", c->what, name, len, bytes);
     char real[PATH_MAX];
     if ((s = mt_resolve_inside(c->base_dir, loc, real, sizeof real))) {
         *missing = s == MTMI_ERR_IO && (errno == ENOENT || errno == ENOTDIR);
         if (*missing)
-            return mt_fail(MTMI_ERR_IO, "%s: tensor '%s': external data file '%s' missing: %s", c->what, t->name, loc, strerror(ENOENT));
-        return mt_fail_context(s, "%s: tensor '%s': external data", c->what, t->name);
+            return mt_fail(MTMI_ERR_IO, "%s: tensor '%s': external data file '%s' missing: %s", c->what, name, loc, strerror(ENOENT));
+        return mt_fail_context(s, "%s: tensor '%s': external data", c->what, name);
     }
     int fd;
     uint64_t size;
-    if ((s = mt_open_regular(real, &fd, &size))) return mt_fail_context(s, "%s: tensor '%s': external data '%s'", c->what, t->name, loc);
+    if ((s = mt_open_regular(real, &fd, &size))) return mt_fail_context(s, "%s: tensor '%s': external data '%s'", c->what, name, loc);
     if (size < (unsigned long long)off || size - (unsigned long long)off < bytes) {
         close(fd);
         return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data file '%s' (%llu bytes) too short for offset %lld + %zu bytes",
-                       c->what, t->name, loc, (unsigned long long)size, off, bytes);
+                       c->what, name, loc, (unsigned long long)size, off, bytes);
     }
     void *dst = malloc(bytes ? bytes : 1);
     if (!dst) {
         close(fd);
-        return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, t->name, bytes);
+        return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, name, bytes);
     }
     *dstp = dst;
     s = mt_read_fd(fd, real, (uint64_t)off, dst, bytes);
     close(fd);
-    if (s) return mt_fail_context(s, "%s: tensor '%s'", c->what, t->name);
+    if (s) return mt_fail_context(s, "%s: tensor '%s'", c->what, name);
     return c->g && mt_graph_add_source(c->g, real) ? MTMI_ERR_NOMEM : MTMI_OK;
 }
 
@@ -223,7 +224,7 @@ static mtmi_status tensor_to_value(load_ctx *c, const Onnx__TensorProto *t, mt_v
             return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': holds %zu elements, its shape needs %lld", c->what, name, have, (long long)n);
     } else {
         int missing = 0;
-        mtmi_status s = read_external(c, t, &v->data, bytes, &missing);
+        mtmi_status s = read_external(c, t, name, &v->data, bytes, &missing);
         if (s != MTMI_OK && missing && c->opt->fill_missing_weights) return fill_missing(c, name, v, bytes);
         return s;
     }
