@@ -69,7 +69,8 @@ mtmi_status mt_check_not_input(const char *out, const char *const *inputs, int n
 
 /* File names for n tensors ("<name><suffix>", e.g. ".npy"), distinct even
  * on a case-insensitive disk: characters that cannot be in a file name
- * become '_', names too long for a component are cut and keep a hash; names
+ * (and a leading '.') become '_', names too long for a component are cut
+ * and keep a hash; names
  * that needed no change keep theirs, the others get "_<index>" on a clash
  * (deterministic).  An error (naming both) if a clash remains. */
 #define MT_NAME_CAP 256
@@ -128,7 +129,8 @@ int mt_signals_install(int graceful);
 void mt_signals_set_graceful(int on);
 int mt_stop_requested(void);
 
-/* mkdir -p: creates path and its missing parents (0 on success). */
+/* mkdir -p: creates path and its missing parents (0 on success; -1 with
+ * errno for a path too long or an existing file that is not a folder). */
 int mt_mkdirs(const char *path);
 
 /* Memory planning shared by the backends: tensors with lifetimes [first,
