@@ -75,6 +75,15 @@ typedef struct mtmi_load_options {
     uint64_t seed;
     /* Skip optimization passes (folding, fusion); for debugging. */
     int no_optimize;
+    /* Budgets that keep a small hostile file from allocating gigabytes
+     * (0 = the default; the error names the node or tensor and the size):
+     * bytes of random weights fill_missing_weights may create in all
+     * (default 512 MiB), and bytes of constants that folding may create
+     * each time the model is specialized to shapes (default 256 MiB plus
+     * twice the model's weights; the reference network at 1024x1024 folds
+     * less than 1 MiB). */
+    size_t max_random_bytes;
+    size_t max_fold_bytes;
 } mtmi_load_options;
 
 mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt,
@@ -160,7 +169,7 @@ typedef struct mtmi_plan_options {
     const char *device;
     /* "fp32" (default), "fp16" (CUDA), "int8" (needs a calibration). */
     const char *precision;
-    /* CPU threads; 0 = all cores. */
+    /* CPU threads; 0 = all cores (more than the online cores are not used). */
     int threads;
     /* Concrete input shapes; rank 0 = use the model's declared shape. */
     int num_input_shapes;
@@ -190,6 +199,7 @@ mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs,
  * head, each stage on its own device and precision, with several frames in
  * flight: the heads of frame t run while the encoder runs frame t+1. */
 typedef struct mtmi_pipeline mtmi_pipeline;
+#define MTMI_MAX_FRAMES_IN_FLIGHT 64
 
 /* What an application takes of a float model output, made on the device of
  * the head that computes it, so that only that crosses to the host (a
@@ -221,7 +231,8 @@ typedef struct mtmi_pipeline_options {
      * "encoder" and after the head outputs; a bare device applies to all);
      * NULL or "auto" = a heuristic choice for the devices present. */
     const char *placement;
-    int frames_in_flight;            /* 0 = 2; 1 = one frame at a time */
+    int frames_in_flight;            /* 0 = 2; 1 = one frame at a time; at most
+                                        MTMI_MAX_FRAMES_IN_FLIGHT */
     int threads;                     /* cores the CPU devices share; 0 = all */
     const char *calibration_cache;   /* for int8 stages */
     const mtmi_tensor *input_shape;  /* concrete input shape; NULL = declared */

@@ -3,7 +3,7 @@
 # tests, ONNX backend node tests, checks against ONNX Runtime, one full
 # 1024x1024 check), then an ASan+UBSan build of the unit and bad-input tests,
 # a ThreadSanitizer run of the pipeline test and a minute of fuzzing per
-# loader.  GPU tests run only where a GPU is.  Ends with "N passed, N failed"
+# libFuzzer target (ONNX, PNG, .npy, calibration caches, placements).  GPU tests run only where a GPU is.  Ends with "N passed, N failed"
 # over these suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,19 +49,16 @@ rc=0
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMTMI_FUZZ=ON -DMTMI_NO_CUDA=ON \
       -DPython3_EXECUTABLE="$py" >/dev/null && quiet_build build-fuzz || rc=1
 suite fuzz-build $rc
-for f in build-fuzz/fuzz_*; do
-  [ -x "$f" ] || continue
-  name=$(basename "$f")
-  corpus=fuzz/corpus/${name#fuzz_}
-  mkdir -p "build-fuzz/corpus-$name"
-  # A minute each by default: the committed seed corpus (minimized from
-  # longer runs) gets the search deep into the loaders quickly.
-  rc=0
-  "$f" -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 -max_len=200000 \
-      "build-fuzz/corpus-$name" $( [ -d "$corpus" ] && echo "$corpus" ) \
-      >"build-fuzz/$name.log" 2>&1 || { tail -30 "build-fuzz/$name.log"; rc=1; }
-  echo "$name: $(grep -oE 'Done [0-9]+ runs' "build-fuzz/$name.log" || echo 'no summary'), $(grep -oE 'cov: [0-9]+' "build-fuzz/$name.log" | tail -1)"
-  suite "$name" $rc
-done
+# A minute per target by default (scripts/fuzz.sh runs them longer): the
+# committed seed corpora (minimized from longer runs) get the search deep
+# into the readers quickly.
+if [ $rc = 0 ]; then
+  for f in fuzz/fuzz_*.c; do
+    name=$(basename "$f" .c)
+    rc=0
+    bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" "$name" || rc=1
+    suite "$name" $rc
+  done
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -20,12 +20,14 @@ mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt, mtmi
     mtmi_model *m = mt_alloc(sizeof *m);
     if (!m) return MTMI_ERR_NOMEM;
     if (opt) m->opt = *opt;
-    mt_onnx_load_opts lo = {.fill_missing_weights = m->opt.fill_missing_weights, .seed = m->opt.seed};
+    mt_onnx_load_opts lo = {.fill_missing_weights = m->opt.fill_missing_weights, .seed = m->opt.seed,
+                            .max_random_bytes = m->opt.max_random_bytes};
     mtmi_status s = mt_onnx_load(path, &lo, &m->graph);
     if (s) {
         free(m);
         return s;
     }
+    m->graph->fold_budget = m->opt.max_fold_bytes;
     for (int v = 0; v < m->graph->nvalues; v++) {
         const mt_value *val = &m->graph->values[v];
         if (val->is_weight && (val->dtype == MTMI_FLOAT || val->dtype == MTMI_FLOAT16)) m->params += mt_value_numel(val);

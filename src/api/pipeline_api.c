@@ -52,7 +52,8 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
         pl.is_auto = 1; /* the heuristic choice; `mtmi bench --place auto` measures */
     }
     mt_pipeline_opts po = MT_PIPELINE_OPTS_DEFAULT;
-    po.inflight = opt->frames_in_flight > 0 ? opt->frames_in_flight : 2;
+    /* Each frame in flight holds its own buffers: bounded. */
+    po.inflight = opt->frames_in_flight > 0 ? MT_MIN(opt->frames_in_flight, MTMI_MAX_FRAMES_IN_FLIGHT) : 2;
     po.total_threads = opt->threads;
     po.calib_path = opt->calibration_cache;
     const int nout = mtmi_model_num_outputs(m);

@@ -101,13 +101,27 @@ const char *mt_split_part_gflop(const mt_graph *part, char *buf, size_t cap) {
     return buf;
 }
 
-static void file_name(char *buf, size_t cap, const char *dir, const char *name, int k) {
-    char nm[512];
-    snprintf(nm, sizeof nm, "%s", name && name[0] ? name : "head");
-    for (char *p = nm; *p; p++)
-        if (*p == '/' || *p == '\\' || *p == ':' || *p == ' ') *p = '_';
-    if (!strcmp(nm, "encoder") || nm[0] == '.') snprintf(nm + strlen(nm), sizeof nm - strlen(nm), "_head%d", k);
-    snprintf(buf, cap, "%s/%s.onnx", dir, nm);
+/* The part files: encoder.onnx, then <output>.onnx per head, distinct
+ * (mt_file_names: a head named "encoder", or "a/b" beside "a_b", gets
+ * "_<k>"), within the path limits and none of them a file the model was
+ * read from.  Decided before anything is written. */
+static mtmi_status part_paths(const mtmi_model *m, const mt_split *sp, const char *outdir, char (*paths)[4096]) {
+    int n = sp->nheads + 1;
+    const char **names = malloc(sizeof(char *) * (size_t)n);
+    char (*base)[MT_NAME_CAP] = malloc(sizeof *base * (size_t)n);
+    mtmi_status s = names && base ? MTMI_OK : mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    for (int k = 0; !s && k < n; k++) {
+        const mt_graph *h = k ? sp->heads[k - 1] : NULL;
+        names[k] = k ? h->values[h->outputs[0]].name : "encoder";
+    }
+    if (!s) s = mt_file_names(names, n, ".onnx", base);
+    for (int k = 0; !s && k < n; k++) {
+        s = mt_path_join(paths[k], sizeof paths[k], outdir, base[k]);
+        if (!s) s = mt_check_not_input(paths[k], (const char *const *)m->graph->sources, m->graph->nsources);
+    }
+    free(names);
+    free(base);
+    return s;
 }
 
 void mt_split_files_free(mt_split_files *r) {
@@ -117,32 +131,29 @@ void mt_split_files_free(mt_split_files *r) {
     memset(r, 0, sizeof *r);
 }
 
+static int is_source(const mtmi_model *m, const char *path) {
+    for (int i = 0; i < m->graph->nsources; i++)
+        if (mt_same_file(path, m->graph->sources[i])) return 1;
+    return 0;
+}
+
 mtmi_status mt_split_write(const mtmi_model *m, const char *const *cuts, int ncut, const char *outdir, mt_split_files *r) {
     memset(r, 0, sizeof *r);
     mtmi_status s;
     if (!(r->annotated = mt_graph_clone(m->graph))) return MTMI_ERR_NOMEM;
     annotate_shapes(m, r->annotated);
     if ((s = mt_graph_split(r->annotated, cuts, ncut, &r->split))) goto fail;
-    if (mt_mkdirs(outdir) != 0) {
-        s = mt_fail(MTMI_ERR_IO, "cannot create output folder '%s': %s", outdir, strerror(errno));
-        goto fail;
-    }
     if (!(r->paths = calloc(r->split.nheads + 1, sizeof *r->paths))) {
         s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    snprintf(r->paths[0], sizeof r->paths[0], "%s/encoder.onnx", outdir);
-    if ((s = mt_onnx_save(r->split.encoder, r->paths[0], NULL))) goto fail;
-    r->npaths = 1;
-    for (int k = 0; k < r->split.nheads; k++) {
-        mt_graph *h = r->split.heads[k];
-        file_name(r->paths[k + 1], sizeof r->paths[k + 1], outdir, h->values[h->outputs[0]].name, k);
-        for (int j = 0; j < k + 1; j++)
-            if (!strcmp(r->paths[j], r->paths[k + 1])) { /* two outputs with one sanitized name */
-                size_t len = strlen(r->paths[k + 1]);
-                snprintf(r->paths[k + 1] + len - 5, sizeof r->paths[k + 1] - (len - 5), "_%d.onnx", k);
-            }
-        if ((s = mt_onnx_save(h, r->paths[k + 1], NULL))) goto fail;
+    if ((s = part_paths(m, &r->split, outdir, r->paths))) goto fail;
+    if (mt_mkdirs(outdir) != 0) {
+        s = mt_fail(MTMI_ERR_IO, "cannot create output folder '%s': %s", outdir, strerror(errno));
+        goto fail;
+    }
+    for (int k = 0; k <= r->split.nheads; k++) {
+        if ((s = mt_onnx_save(k ? r->split.heads[k - 1] : r->split.encoder, r->paths[k], NULL))) goto fail;
         r->npaths++;
     }
     return MTMI_OK;
@@ -152,7 +163,7 @@ fail:
         char data[4200];
         remove(r->paths[i]);
         snprintf(data, sizeof data, "%s.data", r->paths[i]);
-        remove(data);
+        if (!is_source(m, data)) remove(data); /* it may be the model's own weights */
     }
     mt_split_files_free(r);
     return s;

@@ -25,16 +25,36 @@ static void argmax(const float *x, int64_t C, int64_t HW, int32_t *cls) {
     }
 }
 
-static int dump(const char *dir, const char *name, const char *suffix, const mt_graph *g, int out, float *data) {
-    char fn[4096], nm[1024];
-    snprintf(nm, sizeof nm, "%s", name);
-    for (char *p = nm; *p; p++)
-        if (*p == '/' || *p == '\\' || *p == ':' || *p == ' ') *p = '_';
-    snprintf(fn, sizeof fn, "%s/%s_%s.npy", dir, nm, suffix);
+/* --dump: DIR/<output>_fp32.npy and DIR/<output>_int8.npy for every output,
+ * named before anything is written (distinct, none of them an input). */
+typedef struct dump_files {
+    char (*fp32)[PATH_MAX], (*int8)[PATH_MAX];
+} dump_files;
+
+static int dump_paths(const char *dir, const mtmi_model *m, const mt_graph *g, const char *cache, char **files, int nfiles,
+                      dump_files *d) {
+    int n = g->noutputs, nin, rc = 1;
+    const char **names = malloc(sizeof(char *) * (size_t)(n + 1));
+    const char **ins = cli_inputs_list(m, (const char *const *)files, nfiles, &nin);
+    d->fp32 = malloc(sizeof *d->fp32 * (size_t)(n + 1));
+    d->int8 = malloc(sizeof *d->int8 * (size_t)(n + 1));
+    if (ins && (!names || !d->fp32 || !d->int8)) cli_error("out of memory");
+    else if (ins) {
+        for (int i = 0; i < n; i++) names[i] = g->values[g->outputs[i]].name;
+        ins[nin++] = cache; /* room: cli_inputs_list leaves one spare */
+        rc = cli_output_files(dir, names, n, "_fp32.npy", ins, nin, d->fp32) ||
+             cli_output_files(dir, names, n, "_int8.npy", ins, nin, d->int8);
+    }
+    free(names);
+    free(ins);
+    return rc;
+}
+
+static int dump(const char *path, const mt_graph *g, int out, float *data) {
     const mt_value *v = &g->values[g->outputs[out]];
     mtmi_tensor t = {.dtype = MTMI_FLOAT, .rank = v->rank, .data = data};
     memcpy(t.dims, v->dims, sizeof t.dims);
-    if (mt_npy_write(fn, &t)) return cli_lib_error();
+    if (mt_npy_write(path, &t)) return cli_lib_error();
     return 0;
 }
 
@@ -108,6 +128,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
     mt_qrunner r = {0};
     mt_calib_cache cache = {0};
     mt_quant_report rep;
+    dump_files dumps = {0};
     mtmi_tensor shape;
     char featbuf[4096];
     /* Accumulated over all images. */
@@ -124,6 +145,8 @@ int mt_cmd_accuracy(int argc, char **argv) {
         }
     if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
     if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    uint64_t model_key = 0;
+    if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;
     if (mt_qrunner_init(&r, m->graph, &shape, o.threads) || mt_qrunner_quantize(&r, m->graph, &cache, o.threads, &rep)) {
         cli_lib_error();
@@ -136,6 +159,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
     if (sv && (sv->rank != 4 || sv->dims[1] > MAXC)) sv = NULL, seg = -1;
     if (dv && dv->rank != 4) dv = NULL, depth = -1;
     int64_t HW = sv ? sv->dims[2] * sv->dims[3] : 0, NB = sv ? sv->dims[0] : 0, C = sv ? sv->dims[1] : 0;
+    if (dumpdir && dump_paths(dumpdir, m, r.full, cache_path, files, nfiles, &dumps)) goto done;
     if (sv && (!(c32 = malloc(sizeof(int32_t) * HW)) || !(cq = malloc(sizeof(int32_t) * HW)))) {
         cli_error("out of memory");
         goto done;
@@ -153,14 +177,16 @@ int mt_cmd_accuracy(int argc, char **argv) {
     double t0 = mt_now_ms();
     for (int f = 0; f < frames; f++) {
         cli_progress("accuracy", f, frames, files[f * batch], t0);
-        if (cli_frame_features(&r, &o, path, files, nfiles, f, &shape, input, 1) < 0) goto done;
+        if (cli_frame_features(&r, &o, model_key, files, nfiles, f, &shape, input, 1) < 0) goto done;
         double h0 = mt_now_ms();
         if (mt_qrunner_heads(&r, 1, 0)) {
+            mt_fail_context(MTMI_ERR_ARG, "%s", files[f * batch]);
             cli_lib_error();
             goto done;
         }
         double h1 = mt_now_ms();
         if (mt_qrunner_heads(&r, 0, 1)) {
+            mt_fail_context(MTMI_ERR_ARG, "%s", files[f * batch]);
             cli_lib_error();
             goto done;
         }
@@ -171,10 +197,8 @@ int mt_cmd_accuracy(int argc, char **argv) {
                 cli_error("accuracy: cannot create '%s'", dumpdir);
                 goto done;
             }
-            for (int o = 0; o < r.full->noutputs; o++) {
-                const char *nm = r.full->values[r.full->outputs[o]].name;
-                if (dump(dumpdir, nm, "fp32", r.full, o, r.out[o]) || dump(dumpdir, nm, "int8", r.full, o, r.out_q[o])) goto done;
-            }
+            for (int o = 0; o < r.full->noutputs; o++)
+                if (dump(dumps.fp32[o], r.full, o, r.out[o]) || dump(dumps.int8[o], r.full, o, r.out_q[o])) goto done;
         }
         if (check_api && f == 0) {
             /* The API reads a cache file: give it the cache as overridden. */
@@ -185,8 +209,10 @@ int mt_cmd_accuracy(int argc, char **argv) {
                 goto done;
             }
             close(fd);
+            mt_temp_register(tmp); /* removed on SIGINT / SIGTERM too */
             int bad = mt_calib_cache_write(tmp, &cache) ? cli_lib_error() : api_check(m, &shape, o.threads, tmp, input, &r);
             unlink(tmp);
+            mt_temp_unregister(tmp);
             if (bad) goto done;
         }
         int nb = MT_MIN(batch, nfiles - f * batch); /* padding images of a last batch do not count */
@@ -231,8 +257,13 @@ int mt_cmd_accuracy(int argc, char **argv) {
         }
     miou = ncls ? miou / ncls : 0;
     if (json) {
-        printf("{\"model\": \"%s\", \"cache\": \"%s\", \"images\": %d, \"quantized_nodes\": %d, \"float_nodes\": %d", path, cache_path,
-               nfiles, rep.quantized, rep.skipped);
+        /* File names are quoted as JSON strings: quotes, backslashes and
+         * control characters escaped. */
+        printf("{\"model\": ");
+        mt_json_string(stdout, path);
+        printf(", \"cache\": ");
+        mt_json_string(stdout, cache_path);
+        printf(", \"images\": %d, \"quantized_nodes\": %d, \"float_nodes\": %d", nfiles, rep.quantized, rep.skipped);
         if (sv) {
             printf(", \"seg\": {\"agreement_pct\": %.4f, \"miou_pct\": %.4f, \"logits_max_abs\": %.6g, \"iou_pct\": {", 100 * agree / pixels,
                    100 * miou, lmax);
@@ -265,6 +296,8 @@ int mt_cmd_accuracy(int argc, char **argv) {
     }
     rc = 0;
 done:
+    free(dumps.fp32);
+    free(dumps.int8);
     free(input);
     free(c32);
     free(cq);

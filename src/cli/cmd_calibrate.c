@@ -133,36 +133,35 @@ void cli_progress(const char *what, int i, int n, const char *item, double t0) {
     fflush(stderr);
 }
 
-/* FNV-1a over the things that decide a frame's features. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static uint64_t file_key(uint64_t h, const char *path) {
-    char real[PATH_MAX];
-    struct stat sb;
-    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
-    h = fnv(h, real, strlen(real));
-    if (stat(path, &sb) == 0) {
-        int64_t v[2] = {(int64_t)sb.st_size, (int64_t)sb.st_mtime};
-        h = fnv(h, v, sizeof v);
+/* The key of a model's features: a hash of the content of every file it
+ * was read from (model and weights) and of the random-weight seed.  File
+ * size and time are not enough: another model of the same size and time
+ * would reuse stale features and every scale would be wrong. */
+int cli_model_key(const mtmi_model *m, int random, long seed, uint64_t *key) {
+    uint64_t h = MT_HASH_SEED;
+    int64_t v[2] = {random, random ? seed : 0};
+    h = mt_hash64(h, v, sizeof v);
+    for (int i = 0; i < m->graph->nsources; i++) {
+        uint8_t *data;
+        size_t n;
+        if (mt_read_file(m->graph->sources[i], &data, &n)) return cli_lib_error();
+        h = mt_hash64(h, data, n);
+        free(data);
     }
-    return h;
+    *key = h;
+    return 0;
 }
 
-void cli_feature_path(const char *dir, const char *model, int random, long seed, const mtmi_tensor *shape, const char *input,
-                      char *out, size_t cap) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = file_key(h, model);
-    int64_t v[6] = {random, seed, shape->dims[0], shape->dims[1], shape->dims[2], shape->dims[3]};
-    h = fnv(h, v, sizeof v);
-    h = file_key(h, input);
+void cli_feature_path(const char *dir, uint64_t model_key, const mtmi_tensor *shape, const float *input, char *out, size_t cap) {
+    /* The input as the encoder sees it (decoded, fitted, normalized): the
+     * image's content, not its name or date, decides the features. */
+    int64_t n = mt_numel(shape->rank, shape->dims);
+    uint64_t h = mt_hash64(model_key, shape->dims, sizeof shape->dims);
+    h = mt_hash64(h, input, sizeof(float) * (size_t)n);
     snprintf(out, cap, "%s/%016llx.feat", dir, (unsigned long long)h);
 }
 
-int cli_frame_features(mt_qrunner *r, const cli_quant_opts *o, const char *model, char **files, int nfiles, int f,
+int cli_frame_features(mt_qrunner *r, const cli_quant_opts *o, uint64_t model_key, char **files, int nfiles, int f,
                        const mtmi_tensor *shape, float *input, int reuse) {
     int batch = (int)shape->dims[0];
     int64_t img_elems = mt_numel(shape->rank, shape->dims) / batch;
@@ -173,10 +172,11 @@ int cli_frame_features(mt_qrunner *r, const cli_quant_opts *o, const char *model
     }
     char fp[4200] = "";
     if (!o->nofeat && batch == 1) {
-        cli_feature_path(o->featdir, model, o->random, o->seed, shape, files[f], fp, sizeof fp);
+        cli_feature_path(o->featdir, model_key, shape, input, fp, sizeof fp);
         if (reuse && mt_qrunner_load_features(r, fp)) return 1;
     }
     if (mt_qrunner_encode(r, input)) {
+        mt_fail_context(MTMI_ERR_ARG, "%s", files[MT_MIN(f * batch, nfiles - 1)]);
         cli_lib_error();
         return -1;
     }
@@ -200,6 +200,16 @@ static int parse_method(const char *s, mt_calib_method *m, double *pct) {
     } else
         return cli_error("unknown method '%s' (entropy, minmax or percentile[:99.99])", s);
     return 0;
+}
+
+/* The cache must not replace the model, its weights or an input image. */
+static int out_not_input(const mtmi_model *m, const char *out, char **files, int nfiles) {
+    int n;
+    const char **ins = cli_inputs_list(m, (const char *const *)files, nfiles, &n);
+    if (!ins) return 1;
+    int rc = mt_check_not_input(out, ins, n) ? cli_lib_error() : 0;
+    free(ins);
+    return rc;
 }
 
 int mt_cmd_calibrate(int argc, char **argv) {
@@ -255,6 +265,9 @@ int mt_cmd_calibrate(int argc, char **argv) {
     nlisted = nfiles;
     if (limit && nfiles > limit) nfiles = limit;
     if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (out_not_input(m, out, files, nlisted)) goto done;
+    uint64_t model_key = 0;
+    if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;
     if (mt_qrunner_init(&r, m->graph, &shape, o.threads)) {
         cli_lib_error();
@@ -294,10 +307,12 @@ int mt_cmd_calibrate(int argc, char **argv) {
         cli_progress("calibrate", f, frames, files[f * batch], t0);
         /* With encoder nodes chosen the encoder runs (and is observed)
          * anyway; its features are still saved for later runs. */
-        int have = cli_frame_features(&r, &o, path, files, nfiles, f, &shape, input, !with_enc);
+        int have = cli_frame_features(&r, &o, model_key, files, nfiles, f, &shape, input, !with_enc);
         if (have < 0) goto done;
         reused += have;
         if (mt_qrunner_heads(&r, 1, 0)) {
+            /* e.g. an infinite activation: say which image made it */
+            mt_fail_context(MTMI_ERR_ARG, "%s", files[f * batch]);
             cli_lib_error();
             goto done;
         }

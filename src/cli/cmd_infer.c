@@ -6,6 +6,20 @@
 #include "api/api.h"
 #include "core/npy.h"
 
+/* DIR/<output>.npy for every output, decided before the run: distinct,
+ * within the path limits and none of them an input (model, its weights,
+ * the .npy inputs). */
+static int out_files(const mtmi_model *m, const char *outdir, const char **inputs, int ninputs, char (*fn)[PATH_MAX]) {
+    const char *names[16];
+    int nout = mtmi_model_num_outputs(m), nins;
+    const char **ins = cli_inputs_list(m, inputs, ninputs, &nins);
+    if (!ins) return 1;
+    for (int i = 0; i < nout; i++) names[i] = mtmi_model_output_name(m, i);
+    int rc = cli_output_files(outdir, names, nout, ".npy", ins, nins, fn);
+    free(ins);
+    return rc;
+}
+
 int mt_cmd_infer(int argc, char **argv) {
     const char *path = NULL, *outdir = ".", *device = "cpu", *precision = NULL;
     const char *inputs[16];
@@ -29,7 +43,7 @@ int mt_cmd_infer(int argc, char **argv) {
         else if (!strcmp(a, "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(a, "--precision") && i + 1 < argc) precision = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if ((threads = (int)cli_parse_long(a, argv[++i], 0, 1024)) < 0) return 1;
+            if ((threads = cli_threads(a, argv[++i], 0)) < 0) return 1;
         } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
             if ((repeat = (int)cli_parse_long(a, argv[++i], 1, 100000)) < 0) return 1;
         } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
@@ -47,6 +61,7 @@ int mt_cmd_infer(int argc, char **argv) {
     int nin = mtmi_model_num_inputs(m), nout = mtmi_model_num_outputs(m);
     mtmi_tensor in[16] = {0}, out[16] = {0};
     mtmi_plan *plan = NULL;
+    char fn[16][PATH_MAX];
     if (ninputs != nin) {
         cli_error("infer: model '%s' has %d inputs, %d given", path, nin, ninputs);
         goto done;
@@ -60,6 +75,7 @@ int mt_cmd_infer(int argc, char **argv) {
             cli_lib_error();
             goto done;
         }
+    if (out_files(m, outdir, inputs, ninputs, fn)) goto done;
     mtmi_plan_options po = {.device = device, .precision = precision, .threads = threads, .num_input_shapes = nin, .input_shapes = in};
     double t0 = mt_now_ms();
     if (mtmi_plan_create(m, &po, &plan) != MTMI_OK) {
@@ -111,17 +127,12 @@ int mt_cmd_infer(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < nout; i++) {
-        char name[1024], fn[4096];
-        snprintf(name, sizeof name, "%s", mtmi_model_output_name(m, i));
-        for (char *p = name; *p; p++)
-            if (*p == '/' || *p == '\\' || *p == ':' || *p == ' ') *p = '_';
-        snprintf(fn, sizeof fn, "%s/%s.npy", outdir, name);
-        if (mt_npy_write(fn, &out[i]) != MTMI_OK) {
+        if (mt_npy_write(fn[i], &out[i]) != MTMI_OK) {
             cli_lib_error();
             goto done;
         }
         char sh[128];
-        printf("output %s %s -> %s\n", mtmi_model_output_name(m, i), mt_shape_str(out[i].rank, out[i].dims, sh, sizeof sh), fn);
+        printf("output %s %s -> %s\n", mtmi_model_output_name(m, i), mt_shape_str(out[i].rank, out[i].dims, sh, sizeof sh), fn[i]);
     }
     printf("plan: %.1f ms, run: %.2f ms (best of %d), median %.2f ms\n", t1 - t0, best, repeat, median);
     rc = 0;

@@ -470,10 +470,14 @@ int mt_cmd_run(int argc, char **argv) {
            mt_pipeline_inflight(app.pipe), mt_pipeline_inflight(app.pipe) > 1 ? "s" : "", c.nfiles ? "PNG frames" : "synthetic frames",
            mt_app_results_str(app.seg_forms, app.depth_forms, res, sizeof res), app.build_ms);
     mt_stats_init(&st, app.pipe);
+    /* SIGINT / SIGTERM: stop taking frames, finish the files being written,
+     * list them in the manifest, exit 130 / 143 (a second signal: at once,
+     * temporaries removed). */
+    mt_signals_set_graceful(1);
     const double t_first = mt_now_ms();
     int64_t sub = 0, done = 0;
     const int inflight = mt_pipeline_inflight(app.pipe);
-    while (done < c.frames) {
+    while (done < c.frames && !mt_stop_requested()) {
         mt_frame *f;
         if (sub < c.frames && mt_pipeline_pending(app.pipe) < inflight) {
             if (mt_pipeline_begin(app.pipe, &f)) {
@@ -509,6 +513,12 @@ int mt_cmd_run(int argc, char **argv) {
     }
     if (run_io_finish(io)) {
         cli_lib_error();
+        goto out;
+    }
+    if (mt_stop_requested()) {
+        if (c.nwrite && !write_manifest(&c, &app, run_io_written(io)))
+            fprintf(stderr, "mtmi: run interrupted after %lld frames; the files written are complete and in %s/manifest.json\n",
+                    (long long)done, c.wo.outdir);
         goto out;
     }
     /* What the user gets: every frame through and every file written. */

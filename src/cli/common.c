@@ -2,6 +2,7 @@
 #include "pipeline/app.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,23 @@ long cli_parse_long(const char *opt, const char *s, long lo, long hi) {
     return v;
 }
 
+long cli_parse_capped(const char *opt, const char *s, long lo, long cap, const char *why) {
+    long v = cli_parse_long(opt, s, lo, 1L << 30);
+    if (v > cap) {
+        fprintf(stderr, "mtmi: warning: %s %ld is more than %s; using %ld\n", opt, v, why, cap);
+        v = cap;
+    }
+    return v;
+}
+
+int cli_threads(const char *opt, const char *s, int lo) {
+    /* More threads than cores only thrash: compute kernels never wait. */
+    char why[64];
+    int n = mt_cpu_count();
+    snprintf(why, sizeof why, "the %d core%s here", n, n == 1 ? "" : "s");
+    return (int)cli_parse_capped(opt, s, lo, n, why);
+}
+
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out) {
     mtmi_load_options lo = {.fill_missing_weights = random_weights, .seed = seed};
     if (mtmi_model_load(path, &lo, out) != MTMI_OK) return cli_lib_error();
@@ -72,7 +90,7 @@ int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_o
     else if (!strcmp(a, "--features") && more) o->featdir = argv[++*i];
     else if (!strcmp(a, "--no-feature-cache")) o->nofeat = 1;
     else if (!strcmp(a, "--threads") && more) {
-        if ((o->threads = (int)cli_parse_long(a, argv[++*i], 0, 1024)) < 0) return -1;
+        if ((o->threads = cli_threads(a, argv[++*i], 0)) < 0) return -1;
     } else if (!strcmp(a, "--random-weights") && more) {
         o->random = 1;
         if ((o->seed = cli_parse_long(a, argv[++*i], 0, 1L << 30)) < 0) return -1;
@@ -92,7 +110,8 @@ int cli_app_option(const char *cmd, int argc, char **argv, int *i, mt_app_opts *
         o->seed = (uint64_t)v;
     } else if (!strcmp(a, "--place") && more) o->place = argv[++*i];
     else if (!strcmp(a, "--inflight") && more) {
-        if ((o->inflight = (int)cli_parse_long(a, argv[++*i], 1, max_inflight)) < 0) return -1;
+        /* Each frame in flight holds its own buffers. */
+        if ((o->inflight = (int)cli_parse_capped(a, argv[++*i], 1, max_inflight, "this command keeps in flight")) < 0) return -1;
     } else if (!strcmp(a, "--sync")) o->sync = 1;
     else if (!strcmp(a, "--size") && more) {
         mtmi_tensor t;
@@ -102,7 +121,7 @@ int cli_app_option(const char *cmd, int argc, char **argv, int *i, mt_app_opts *
         o->width = (int)t.dims[1];
     } else if (!strcmp(a, "--cache") && more) o->calib_path = argv[++*i];
     else if (!strcmp(a, "--threads") && more) {
-        if ((o->threads = (int)cli_parse_long(a, argv[++*i], 1, 4096)) < 0) return -1;
+        if ((o->threads = cli_threads(a, argv[++*i], 1)) < 0) return -1;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o->quiet = 1;
     else if (!strcmp(a, "--host-preprocess")) o->host_preprocess = 1;
     else if (!strcmp(a, "--inject-error") && more) {
@@ -115,4 +134,28 @@ int cli_app_option(const char *cmd, int argc, char **argv, int *i, mt_app_opts *
     } else
         return 0;
     return 1;
+}
+
+int cli_output_files(const char *dir, const char *const *names, int n, const char *suffix, const char *const *inputs, int ninputs,
+                     char (*paths)[PATH_MAX]) {
+    char (*base)[MT_NAME_CAP] = malloc(sizeof *base * (size_t)(n ? n : 1));
+    if (!base) return cli_error("out of memory");
+    /* All names are decided before the first write: a clash is an error
+     * here, never a file silently written twice. */
+    int rc = mt_file_names(names, n, suffix, base) ? cli_lib_error() : 0;
+    for (int i = 0; i < n && !rc; i++)
+        if (mt_path_join(paths[i], PATH_MAX, dir, base[i]) || mt_check_not_input(paths[i], inputs, ninputs)) rc = cli_lib_error();
+    free(base);
+    return rc;
+}
+
+const char **cli_inputs_list(const mtmi_model *m, const char *const *more, int nmore, int *n) {
+    const mt_graph *g = m ? m->graph : NULL;
+    int total = (g ? g->nsources : 0) + nmore;
+    const char **list = malloc(sizeof(char *) * (size_t)(total + 2)); /* a spare for the caller */
+    if (!list) return cli_error("out of memory"), NULL;
+    *n = 0;
+    for (int i = 0; g && i < g->nsources; i++) list[(*n)++] = g->sources[i];
+    for (int i = 0; i < nmore; i++) list[(*n)++] = more[i];
+    return list;
 }

@@ -42,7 +42,17 @@ int main(int argc, char **argv) {
         printf("mtmi %s\n", MTMI_VERSION);
         return 0;
     }
+    /* SIGINT / SIGTERM remove the temporary files of writes in progress and
+     * exit with 130 / 143: an interrupted command leaves only complete
+     * files.  A command that finishes its unit of work first switches to
+     * graceful mode (mt_signals_set_graceful) and polls mt_stop_requested. */
+    mt_signals_install(0);
     for (size_t i = 0; i < MT_ARRAY_LEN(g_commands); i++)
-        if (!strcmp(argv[1], g_commands[i].name)) return g_commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], g_commands[i].name)) {
+            int rc = g_commands[i].fn(argc - 1, argv + 1);
+            int sig = mt_stop_requested();
+            if (sig) mt_temp_cleanup();
+            return sig ? 128 + sig : rc;
+        }
     return cli_error("unknown command '%s' (try mtmi --help)", argv[1]);
 }

@@ -48,8 +48,10 @@ mtmi_status mt_npy_read_buffer(const uint8_t *buf, size_t len, const char *what,
     if (!q || sscanf(q + 1, "%15[^']", descr) != 1) return mt_fail(MTMI_ERR_PARSE, "%s: bad .npy descr", what);
     t->dtype = descr_dtype(descr);
     if (!t->dtype) return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: .npy element type '%s' not supported", what, descr);
-    if (strstr(f, "True") && strstr(f, "True") < s + 1 && strstr(f, "True") - f < 24)
-        return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: Fortran-order .npy not supported", what);
+    const char *fv = f + strlen("'fortran_order'");
+    while (*fv == ' ' || *fv == ':') fv++;
+    if (!strncmp(fv, "True", 4)) return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: Fortran-order .npy not supported", what);
+    if (strncmp(fv, "False", 5)) return mt_fail(MTMI_ERR_PARSE, "%s: bad .npy fortran_order", what);
     char *p = strchr(s, '(');
     if (!p) return mt_fail(MTMI_ERR_PARSE, "%s: bad .npy shape", what);
     p++;
@@ -63,9 +65,14 @@ mtmi_status mt_npy_read_buffer(const uint8_t *buf, size_t len, const char *what,
         t->dims[t->rank++] = v;
         p = e;
     }
-    int64_t n = mt_numel(t->rank, t->dims);
-    size_t bytes = (size_t)n * mt_dtype_size(t->dtype);
-    if (n < 0 || len - ho - hl < bytes) return mt_fail(MTMI_ERR_PARSE, "%s: .npy data truncated (%zu bytes, %zu needed)", what, len - ho - hl, bytes);
+    size_t bytes;
+    char sh[160];
+    /* The header is the file's claim: its size is checked against what is
+     * there, without overflowing on the way. */
+    if (mt_checked_bytes(t->rank, t->dims, mt_dtype_size(t->dtype), &bytes))
+        return mt_fail(MTMI_ERR_PARSE, "%s: .npy shape %s is too large", what, mt_shape_str(t->rank, t->dims, sh, sizeof sh));
+    if (len - ho - hl < bytes)
+        return mt_fail(MTMI_ERR_PARSE, "%s: .npy data truncated (%zu bytes, %zu needed)", what, len - ho - hl, bytes);
     t->data = malloc(bytes ? bytes : 1);
     if (!t->data) return mt_fail(MTMI_ERR_NOMEM, "%s: out of memory", what);
     memcpy(t->data, buf + ho + hl, bytes);

@@ -57,68 +57,12 @@ int mt_grow(void **arr, int *cap, int need, size_t esz) {
     return 0;
 }
 
-mtmi_status mt_read_file(const char *path, uint8_t **data, size_t *size) {
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mt_fail(MTMI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return mt_fail(MTMI_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        fclose(f);
-        return mt_fail(MTMI_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
-    }
-    if (n && fread(buf, 1, n, f) != n) {
-        free(buf);
-        fclose(f);
-        return mt_fail(MTMI_ERR_IO, "%s: read error", path);
-    }
-    fclose(f);
-    *data = buf;
-    *size = n;
-    return MTMI_OK;
-}
-
-FILE *mt_atomic_open(const char *path, char *tmp, size_t cap) {
-    snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) mt_fail(MTMI_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    return f;
-}
-
-mtmi_status mt_atomic_commit(FILE *f, const char *tmp, const char *path, int ok) {
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (!ok || bad) {
-        remove(tmp);
-        if (!ok) return MTMI_ERR_IO; /* caller already reported why */
-        return mt_fail(MTMI_ERR_IO, "%s: write failed", path);
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return mt_fail(MTMI_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
-    }
-    return MTMI_OK;
-}
-
-mtmi_status mt_write_file_atomic(const char *path, const void *data, size_t size) {
-    char tmp[4096];
-    FILE *f = mt_atomic_open(path, tmp, sizeof tmp);
-    if (!f) return MTMI_ERR_IO;
-    int ok = fwrite(data, 1, size, f) == size;
-    if (!ok) mt_fail(MTMI_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return mt_atomic_commit(f, tmp, path, ok);
-}
-
 int mt_mkdirs(const char *path) {
     char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf) {
+        errno = ENAMETOOLONG; /* never create a truncated path */
+        return -1;
+    }
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
@@ -126,6 +70,12 @@ int mt_mkdirs(const char *path) {
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) { /* an existing file of that name */
+        errno = ENOTDIR;
+        return -1;
+    }
     return 0;
 }
 

@@ -154,7 +154,8 @@ mtmi_status mt_cpu_plan_create(const mt_graph *g, int nthreads, mt_cpu_plan **ou
     mt_cpu_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
     p->g = g;
-    p->nthreads = nthreads > 0 ? nthreads : omp_get_max_threads();
+    /* More threads than cores never help compute kernels (they thrash). */
+    p->nthreads = nthreads > 0 ? MT_MIN(nthreads, mt_cpu_count()) : omp_get_max_threads();
     int nv = g->nvalues;
     p->kind = calloc(nv + 1, sizeof(int));
     p->root = malloc(sizeof(int) * (nv + 1));

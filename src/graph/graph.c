@@ -59,7 +59,20 @@ void mt_graph_free(mt_graph *g) {
     free(g->name);
     free(g->producer);
     free(g->path);
+    for (int i = 0; i < g->nsources; i++) free(g->sources[i]);
+    free(g->sources);
     free(g);
+}
+
+int mt_graph_add_source(mt_graph *g, const char *path) {
+    for (int i = 0; i < g->nsources; i++)
+        if (!strcmp(g->sources[i], path)) return 0;
+    char **p = realloc(g->sources, sizeof(char *) * (size_t)(g->nsources + 1));
+    if (!p) return mt_fail(MTMI_ERR_NOMEM, "out of memory"), -1;
+    g->sources = p;
+    if (!(p[g->nsources] = mt_strdup(path))) return -1;
+    g->nsources++;
+    return 0;
 }
 
 static int copy_value(mt_value *d, const mt_value *s) {
@@ -114,6 +127,10 @@ mt_graph *mt_graph_clone(const mt_graph *s) {
     g->name = s->name ? mt_strdup(s->name) : NULL;
     g->producer = s->producer ? mt_strdup(s->producer) : NULL;
     g->path = s->path ? mt_strdup(s->path) : NULL;
+    g->max_tensor_bytes = s->max_tensor_bytes;
+    g->fold_budget = s->fold_budget;
+    for (int i = 0; i < s->nsources; i++)
+        if (mt_graph_add_source(g, s->sources[i])) goto fail;
     if (mt_grow((void **)&g->values, &g->cap_values, s->nvalues, sizeof(mt_value))) goto fail;
     for (int i = 0; i < s->nvalues; i++) {
         if (copy_value(&g->values[i], &s->values[i])) goto fail;
@@ -329,66 +346,147 @@ const char *mt_node_desc(const mt_graph *g, const mt_node *n, char *buf, size_t 
     return buf;
 }
 
+/* ---------------------------------------------------- topological order
+ * Kahn's algorithm taking the lowest ready index first (a min-heap), so the
+ * original order is kept where it is already valid; O((N + E) log N), so a
+ * large hostile graph cannot stall the loader. */
+typedef struct order_ws {
+    int *indeg, *prod, *heap, *order, *cons_at, *cons;
+    unsigned char *placed;
+    int nheap;
+} order_ws;
+
+static void ws_free(order_ws *w) {
+    free(w->indeg); free(w->prod); free(w->heap); free(w->order);
+    free(w->cons_at); free(w->cons); free(w->placed);
+}
+
+static void heap_push(order_ws *w, int x) {
+    int i = w->nheap++;
+    while (i > 0 && w->heap[(i - 1) / 2] > x) w->heap[i] = w->heap[(i - 1) / 2], i = (i - 1) / 2;
+    w->heap[i] = x;
+}
+
+static int heap_pop(order_ws *w) {
+    int top = w->heap[0], x = w->heap[--w->nheap], i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= w->nheap) break;
+        if (c + 1 < w->nheap && w->heap[c + 1] < w->heap[c]) c++;
+        if (w->heap[c] >= x) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    w->heap[i] = x;
+    return top;
+}
+
+/* A value read by node i makes it wait for its producer (a node reading
+ * its own output waits forever: a cycle). */
+static int is_dep(const mt_graph *g, const order_ws *w, int v) {
+    return v >= 0 && w->prod[v] >= 0 && !g->values[v].data;
+}
+
+static int ws_init(const mt_graph *g, order_ws *w) {
+    int nn = g->nnodes, nv = g->nvalues;
+    memset(w, 0, sizeof *w);
+    w->indeg = calloc(nn + 1, sizeof(int));
+    w->prod = malloc(sizeof(int) * (nv + 1));
+    w->heap = malloc(sizeof(int) * (nn + 1));
+    w->order = malloc(sizeof(int) * (nn + 1));
+    w->cons_at = calloc(nv + 2, sizeof(int));
+    w->placed = calloc(nn + 1, 1);
+    if (!w->indeg || !w->prod || !w->heap || !w->order || !w->cons_at || !w->placed) return -1;
+    for (int v = 0; v < nv; v++) w->prod[v] = -1;
+    for (int i = 0; i < nn; i++)
+        for (int j = 0; !g->nodes[i].dead && j < g->nodes[i].nout; j++)
+            if (g->nodes[i].out[j] >= 0) w->prod[g->nodes[i].out[j]] = i;
+    /* Consumers of each value, one entry per read (CSR). */
+    size_t reads = 0;
+    for (int i = 0; i < nn; i++)
+        for (int j = 0; !g->nodes[i].dead && j < g->nodes[i].nin; j++)
+            if (is_dep(g, w, g->nodes[i].in[j])) w->cons_at[g->nodes[i].in[j] + 1]++, w->indeg[i]++, reads++;
+    for (int v = 0; v < nv; v++) w->cons_at[v + 1] += w->cons_at[v];
+    if (!(w->cons = malloc(sizeof(int) * (reads + 1)))) return -1;
+    int *fill = malloc(sizeof(int) * (nv + 1));
+    if (!fill) return -1;
+    memcpy(fill, w->cons_at, sizeof(int) * nv);
+    for (int i = 0; i < nn; i++)
+        for (int j = 0; !g->nodes[i].dead && j < g->nodes[i].nin; j++)
+            if (is_dep(g, w, g->nodes[i].in[j])) w->cons[fill[g->nodes[i].in[j]]++] = i;
+    free(fill);
+    return 0;
+}
+
+/* A node on a cycle among the unplaced ones, by walking back through
+ * unplaced producers until a node repeats: *via is the value it reads that
+ * depends on its own output, *self whether it reads that output directly. */
+static int cycle_node(const mt_graph *g, const order_ws *w, int *via, int *self) {
+    int cur = -1, prev = -1;
+    for (int i = 0; i < g->nnodes && cur < 0; i++)
+        if (!g->nodes[i].dead && !w->placed[i]) cur = i;
+    unsigned char *seen = calloc(g->nnodes + 1, 1);
+    *via = -1;
+    while (seen && !seen[cur]) {
+        seen[cur] = 1;
+        const mt_node *n = &g->nodes[cur];
+        int next = -1;
+        for (int j = 0; j < n->nin && next < 0; j++)
+            if (is_dep(g, w, n->in[j]) && !w->placed[w->prod[n->in[j]]]) next = w->prod[n->in[j]], *via = n->in[j];
+        if (next < 0) break;
+        prev = cur;
+        cur = next;
+    }
+    free(seen);
+    *self = prev == cur;
+    return prev >= 0 ? prev : cur;
+}
+
+static mtmi_status cycle_error(const mt_graph *g, const order_ws *w) {
+    int via, self, c = cycle_node(g, w, &via, &self);
+    char desc[300];
+    const char *path = g->path ? g->path : "", *sep = g->path ? ": " : "", *v = via >= 0 ? g->values[via].name : "";
+    mt_node_desc(g, &g->nodes[c], desc, sizeof desc);
+    if (self) return mt_fail(MTMI_ERR_PARSE, "%s%sgraph has a cycle: %s reads its own output '%s'", path, sep, desc, v);
+    return mt_fail(MTMI_ERR_PARSE, "%s%sgraph has a cycle through %s: its input '%s' depends on its own output", path, sep, desc, v);
+}
+
 mtmi_status mt_graph_compact(mt_graph *g) {
     int nn = g->nnodes;
-    int *order = malloc(sizeof(int) * (nn + 1));
-    int *indeg = calloc(nn + 1, sizeof(int));
-    int *prod = malloc(sizeof(int) * (g->nvalues + 1));
-    unsigned char *placed = calloc(nn + 1, 1);
-    if (!order || !indeg || !prod || !placed) {
-        free(order); free(indeg); free(prod); free(placed);
+    order_ws w;
+    if (ws_init(g, &w)) {
+        ws_free(&w);
         return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     }
-    for (int v = 0; v < g->nvalues; v++) prod[v] = -1;
+    int live = 0, k = 0;
     for (int i = 0; i < nn; i++) {
         if (g->nodes[i].dead) continue;
-        for (int j = 0; j < g->nodes[i].nout; j++)
-            if (g->nodes[i].out[j] >= 0) prod[g->nodes[i].out[j]] = i;
-    }
-    /* Kahn's algorithm, always taking the lowest ready index so the original
-     * order is kept where it is already valid. */
-    int live = 0;
-    for (int i = 0; i < nn; i++) {
-        mt_node *n = &g->nodes[i];
-        if (n->dead) continue;
         live++;
-        for (int j = 0; j < n->nin; j++) {
-            int v = n->in[j];
-            if (v >= 0 && prod[v] >= 0 && prod[v] != i && !g->values[v].data) indeg[i]++;
-        }
+        if (!w.indeg[i]) heap_push(&w, i);
     }
-    int k = 0;
-    int progress = 1;
-    while (k < live && progress) {
-        progress = 0;
-        for (int i = 0; i < nn; i++) {
-            mt_node *n = &g->nodes[i];
-            if (n->dead || placed[i] || indeg[i]) continue;
-            placed[i] = 1;
-            order[k++] = i;
-            progress = 1;
-            for (int j = 0; j < n->nout; j++) {
-                int v = n->out[j];
-                if (v < 0 || g->values[v].data) continue;
-                for (int c = 0; c < nn; c++) {
-                    if (g->nodes[c].dead || placed[c]) continue;
-                    for (int q = 0; q < g->nodes[c].nin; q++)
-                        if (g->nodes[c].in[q] == v) indeg[c]--;
-                }
-            }
-            break; /* restart from the lowest index */
+    while (w.nheap) {
+        int i = heap_pop(&w);
+        w.placed[i] = 1;
+        w.order[k++] = i;
+        const mt_node *n = &g->nodes[i];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0 || w.prod[v] != i || g->values[v].data) continue;
+            for (int c = w.cons_at[v]; c < w.cons_at[v + 1]; c++)
+                if (--w.indeg[w.cons[c]] == 0 && !w.placed[w.cons[c]]) heap_push(&w, w.cons[c]);
         }
     }
     if (k < live) {
-        free(order); free(indeg); free(prod); free(placed);
-        return mt_fail(MTMI_ERR_PARSE, "graph has a cycle");
+        mtmi_status s = cycle_error(g, &w);
+        ws_free(&w);
+        return s;
     }
     mt_node *nodes = malloc(sizeof(mt_node) * (g->cap_nodes ? g->cap_nodes : 1));
     if (!nodes) {
-        free(order); free(indeg); free(prod); free(placed);
+        ws_free(&w);
         return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < k; i++) nodes[i] = g->nodes[order[i]];
+    for (int i = 0; i < k; i++) nodes[i] = g->nodes[w.order[i]];
     for (int i = 0; i < nn; i++)
         if (g->nodes[i].dead) node_free(&g->nodes[i]);
     free(g->nodes);
@@ -398,6 +496,6 @@ mtmi_status mt_graph_compact(mt_graph *g) {
     for (int i = 0; i < k; i++)
         for (int j = 0; j < nodes[i].nout; j++)
             if (nodes[i].out[j] >= 0) g->values[nodes[i].out[j]].producer = i;
-    free(order); free(indeg); free(prod); free(placed);
+    ws_free(&w);
     return MTMI_OK;
 }

@@ -70,7 +70,22 @@ typedef struct mt_graph {
     char *producer;
     char *path;               /* file it was loaded from, for messages */
     size_t max_tensor_bytes;  /* inference rejects bigger tensors (0 = 16 GiB) */
+    /* Bytes constant folding may create in one mt_graph_infer, all folded
+     * tensors together (0 = MT_FOLD_BUDGET plus twice the weights the
+     * graph holds): a small file must not make every command (even
+     * `info`) allocate gigabytes. */
+    size_t fold_budget;
+    /* The files the graph was read from (model, external data), so that
+     * no output replaces one of them. */
+    char **sources;
+    int nsources;
 } mt_graph;
+
+/* Default fold budget.  The reference network at 1024x1024 folds well
+ * under 1 MB (shape computations; weights are not folded by inference). */
+#define MT_FOLD_BUDGET ((size_t)256 << 20)
+/* Adds a source file (copied) to g->sources. */
+int mt_graph_add_source(mt_graph *g, const char *path);
 
 mt_graph *mt_graph_new(void);
 void mt_graph_free(mt_graph *g);

@@ -137,15 +137,46 @@ static mtmi_status bind_inputs(mt_graph *g, const mtmi_tensor *shapes, int nshap
             for (int d = 0; d < t->rank; d++) v->dims[d] = t->dims[d];
         }
         if (!mt_value_shape_known(v))
-            return mt_fail(MTMI_ERR_SHAPE, "input '%s' has dynamic shape %s: give a concrete shape", v->name, mt_shape_str(v->rank, v->dims, a, sizeof a));
+            return mt_fail(MTMI_ERR_SHAPE, "input '%s' has dynamic shape %s: give a concrete shape", v->name,
+                           v->rank < 0 ? "(rank unknown)" : mt_shape_str(v->rank, v->dims, a, sizeof a));
         if (!v->dtype) v->dtype = MTMI_FLOAT;
     }
+    return MTMI_OK;
+}
+
+/* The fold budget of one inference: the graph's own, or the default plus
+ * twice the weights it holds (so models that fold their weights, e.g.
+ * DequantizeLinear of INT8 weights, fit at any size, while a small file
+ * gets a small budget). */
+static size_t fold_budget(const mt_graph *g) {
+    if (g->fold_budget) return g->fold_budget;
+    size_t w = 0;
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].is_weight && g->values[v].data) w += mt_value_bytes(&g->values[v]);
+    return MT_FOLD_BUDGET + 2 * w;
+}
+
+/* Checks that folding n (its outputs' bytes) stays within the budget and
+ * counts it. */
+static mtmi_status charge_fold(mt_graph *g, const mt_node *n, size_t *used, size_t budget) {
+    size_t b = 0;
+    for (int k = 0; k < n->nout; k++)
+        if (n->out[k] >= 0) b += mt_value_bytes(&g->values[n->out[k]]);
+    if (b > budget - *used) {
+        char a[32], c[32], u[32];
+        return mt_node_fail(g, n, MTMI_ERR_NOMEM,
+                            "constant folding would create %s, over the budget of %s (%s used so far; mtmi_load_options.max_fold_bytes)",
+                            mt_bytes_str((double)b, a, sizeof a), mt_bytes_str((double)budget, c, sizeof c),
+                            mt_bytes_str((double)*used, u, sizeof u));
+    }
+    *used += b;
     return MTMI_OK;
 }
 
 mtmi_status mt_graph_infer(mt_graph *g, const mtmi_tensor *shapes, int nshapes, mt_eval_fn eval, void *eval_ctx) {
     mtmi_status s = bind_inputs(g, shapes, nshapes);
     if (s) return s;
+    size_t budget = fold_budget(g), folded_bytes = 0;
     /* Intermediate shapes are recomputed from scratch. */
     for (int i = 0; i < g->nnodes; i++) {
         mt_node *n = &g->nodes[i];
@@ -202,6 +233,7 @@ mtmi_status mt_graph_infer(mt_graph *g, const mtmi_tensor *shapes, int nshapes, 
             for (int k = 0; k < n->nout; k++)
                 if (n->out[k] >= 0 && g->values[n->out[k]].is_output) any_output = 1;
             if (!any_output) {
+                if ((s = charge_fold(g, n, &folded_bytes, budget))) return s;
                 s = eval(g, n, eval_ctx);
                 if (s) return s;
                 folded = 1;

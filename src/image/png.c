@@ -86,6 +86,11 @@ mtmi_status mt_png_read_buffer(const uint8_t *buf, size_t len, const char *what,
         st = mt_fail(MTMI_ERR_PARSE, "%s: corrupt PNG image data: %s", what, spng_strerror(e));
         goto done;
     }
+    size_t n, need;
+    if (mt_checked_mul(ih.width, ih.height, &n) || mt_checked_mul(n, 3, &need) || need > out_len) {
+        st = mt_fail(MTMI_ERR_PARSE, "%s: %ux%u image does not match its decoded size", what, ih.width, ih.height);
+        goto done;
+    }
     img->px = rgb;
     rgb = NULL;
     img->w = (int)ih.width;
@@ -142,7 +147,11 @@ mtmi_status mt_png_write(const char *path, const mt_image *img) {
         st = mt_fail(MTMI_ERR_ARG, "%s: %s", path, spng_strerror(e));
         goto done;
     }
-    size_t len = (size_t)img->w * img->h * img->c;
+    size_t len;
+    if (mt_checked_bytes(3, (const int64_t[]){img->h, img->w, img->c}, 1, &len)) {
+        st = mt_fail(MTMI_ERR_ARG, "%s: image size overflows", path);
+        goto done;
+    }
     if ((e = spng_encode_image(ctx, img->px, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE)) != 0) {
         st = mt_fail(MTMI_ERR_IO, "%s: PNG encoding failed: %s", path, spng_strerror(e));
         goto done;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "onnx.pb-c.h"
 
@@ -86,69 +87,16 @@ static int value_get(name_index *ix, const char *name) {
 typedef struct load_ctx {
     const char *what;     /* file name for messages */
     const char *base_dir;
-    const mt_onnx_load_opts *opt;
+    const mt_onnx_load_opts *opt; /* never NULL */
     mt_rng rng;
+    size_t random_used;   /* bytes of random weights so far */
+    mt_graph *g;          /* gets the external files read as sources */
 } load_ctx;
 
 static int is_supported_dtype(int t) {
     return t == MTMI_FLOAT || t == MTMI_UINT8 || t == MTMI_INT8 || t == MTMI_INT32 ||
            t == MTMI_INT64 || t == MTMI_BOOL || t == MTMI_FLOAT16 || t == MTMI_DOUBLE || t == 4 ||
            t == 5 || t == 12 || t == 13;
-}
-
-/* Reads external data into a new buffer *dstp (allocated only once the
- * file is known to hold the bytes). */
-static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, void **dstp, size_t bytes,
-                                 int *missing) {
-    const char *loc = NULL;
-    long long off = 0, len = -1;
-    *missing = 0;
-    for (size_t i = 0; i < t->n_external_data; i++) {
-        const Onnx__StringStringEntryProto *e = t->external_data[i];
-        if (!e->key || !e->value) continue;
-        char *end;
-        if (strcmp(e->key, "location") == 0) loc = e->value;
-        else if (strcmp(e->key, "offset") == 0) {
-            errno = 0;
-            off = strtoll(e->value, &end, 10);
-            if (errno || *end || off < 0)
-                return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad external offset '%s'", c->what, t->name, e->value);
-        } else if (strcmp(e->key, "length") == 0) {
-            errno = 0;
-            len = strtoll(e->value, &end, 10);
-            if (errno || *end || len < 0)
-                return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad external length '%s'", c->what, t->name, e->value);
-        }
-    }
-    if (!loc || !loc[0]) return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data without location", c->what, t->name);
-    if (loc[0] == '/' || strstr(loc, "..")) /* the spec forbids paths leaving the model's folder */
-        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external location '%s' leaves the model folder", c->what, t->name, loc);
-    if (len >= 0 && (size_t)len != bytes)
-        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external length %lld but shape needs %zu bytes", c->what, t->name, len, bytes);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", c->base_dir ? c->base_dir : ".", loc);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *missing = 1;
-        return mt_fail(MTMI_ERR_IO, "%s: tensor '%s': external data file '%s' missing: %s", c->what, t->name, loc, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || (unsigned long long)st.st_size < (unsigned long long)off + bytes) {
-        fclose(f);
-        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data file '%s' too short for offset %lld + %zu bytes", c->what, t->name, loc, off, bytes);
-    }
-    void *dst = malloc(bytes ? bytes : 1);
-    if (!dst) {
-        fclose(f);
-        return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, t->name, bytes);
-    }
-    *dstp = dst;
-    if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, bytes, f) != bytes) {
-        fclose(f);
-        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data file '%s' too short for offset %lld + %zu bytes", c->what, t->name, loc, off, bytes);
-    }
-    fclose(f);
-    return MTMI_OK;
 }
 
 static void fill_random(load_ctx *c, mt_value *v) {
@@ -163,6 +111,86 @@ static void fill_random(load_ctx *c, mt_value *v) {
     }
 }
 
+/* Parses the external_data entries of t. */
+static mtmi_status external_fields(load_ctx *c, const Onnx__TensorProto *t, const char *name, const char **loc, long long *off,
+                                   long long *len) {
+    *loc = NULL;
+    *off = 0;
+    *len = -1;
+    for (size_t i = 0; i < t->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *e = t->external_data[i];
+        if (!e->key || !e->value) continue;
+        char *end;
+        long long *dst = !strcmp(e->key, "offset") ? off : !strcmp(e->key, "length") ? len : NULL;
+        if (!strcmp(e->key, "location")) *loc = e->value;
+        if (!dst) continue;
+        errno = 0;
+        *dst = strtoll(e->value, &end, 10);
+        if (errno || *end || end == e->value || *dst < 0)
+            return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad external %s '%s'", c->what, name, e->key, e->value);
+    }
+    if (!*loc || !(*loc)[0]) return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data without location", c->what, name);
+    return MTMI_OK;
+}
+
+/* Reads external data into a new buffer *dstp (allocated only once the
+ * file is known to hold the bytes).  The location must resolve, links
+ * followed, to a regular file inside the model's folder; *missing is set
+ * when there is no such file at all (for fill_missing_weights). */
+static mtmi_status read_external(load_ctx *c, const Onnx__TensorProto *t, const char *name, void **dstp, size_t bytes, int *missing) {
+    const char *loc;
+    long long off, len;
+    *missing = 0;
+    mtmi_status s = external_fields(c, t, name, &loc, &off, &len);
+    if (s) return s;
+    if (!c->base_dir)
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data '%s' cannot be read (no model folder)", c->what, name, loc);
+    if (len >= 0 && (unsigned long long)len != bytes)
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external length %lld but shape needs %zu bytes", c->what, name, len, bytes);
+    char real[PATH_MAX];
+    if ((s = mt_resolve_inside(c->base_dir, loc, real, sizeof real))) {
+        *missing = s == MTMI_ERR_IO && (errno == ENOENT || errno == ENOTDIR);
+        if (*missing)
+            return mt_fail(MTMI_ERR_IO, "%s: tensor '%s': external data file '%s' missing: %s", c->what, name, loc, strerror(ENOENT));
+        return mt_fail_context(s, "%s: tensor '%s': external data", c->what, name);
+    }
+    int fd;
+    uint64_t size;
+    if ((s = mt_open_regular(real, &fd, &size))) return mt_fail_context(s, "%s: tensor '%s': external data '%s'", c->what, name, loc);
+    if (size < (unsigned long long)off || size - (unsigned long long)off < bytes) {
+        close(fd);
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': external data file '%s' (%llu bytes) too short for offset %lld + %zu bytes",
+                       c->what, name, loc, (unsigned long long)size, off, bytes);
+    }
+    void *dst = malloc(bytes ? bytes : 1);
+    if (!dst) {
+        close(fd);
+        return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, name, bytes);
+    }
+    *dstp = dst;
+    s = mt_read_fd(fd, real, (uint64_t)off, dst, bytes);
+    close(fd);
+    if (s) return mt_fail_context(s, "%s: tensor '%s'", c->what, name);
+    return c->g && mt_graph_add_source(c->g, real) ? MTMI_ERR_NOMEM : MTMI_OK;
+}
+
+/* Random weights for a missing external tensor, within the load's budget:
+ * a tiny graph-only file must not make us allocate gigabytes. */
+static mtmi_status fill_missing(load_ctx *c, const char *name, mt_value *v, size_t bytes) {
+    size_t budget = c->opt->max_random_bytes ? c->opt->max_random_bytes : MT_ONNX_RANDOM_BUDGET;
+    if (bytes > budget - c->random_used) {
+        char a[32], b[32];
+        return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': filling its missing external data (%s) with random values would exceed the budget of %s for all such tensors (mtmi_load_options.max_random_bytes)",
+                       c->what, name, mt_bytes_str((double)bytes, a, sizeof a), mt_bytes_str((double)budget, b, sizeof b));
+    }
+    mt_clear_error();
+    v->data = malloc(bytes ? bytes : 1);
+    if (!v->data) return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, name, bytes);
+    c->random_used += bytes;
+    fill_random(c, v);
+    return MTMI_OK;
+}
+
 /* Copies the tensor's contents (any storage field) into v->data. */
 static mtmi_status tensor_to_value(load_ctx *c, const Onnx__TensorProto *t, mt_value *v) {
     const char *name = t->name ? t->name : "<unnamed>";
@@ -171,15 +199,14 @@ static mtmi_status tensor_to_value(load_ctx *c, const Onnx__TensorProto *t, mt_v
     if (!is_supported_dtype(t->data_type))
         return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: tensor '%s': element type %s (%d) not supported", c->what, name, mt_dtype_name(t->data_type), t->data_type);
     int64_t dims[MT_MAX_RANK];
-    int64_t n = 1;
-    for (size_t i = 0; i < t->n_dims; i++) {
-        dims[i] = t->dims[i];
-        if (dims[i] < 0 || (dims[i] > 0 && n > (INT64_C(1) << 40) / dims[i]))
-            return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad dimension %lld", c->what, name, (long long)t->dims[i]);
-        n *= dims[i];
-    }
+    for (size_t i = 0; i < t->n_dims; i++) dims[i] = t->dims[i];
+    size_t esz = mt_dtype_size(t->data_type), bytes;
+    char sh[160];
+    if (mt_checked_bytes((int)t->n_dims, dims, esz, &bytes) || bytes > MT_ONNX_MAX_TENSOR)
+        return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': bad or too large shape %s", c->what, name,
+                       mt_shape_str((int)t->n_dims, dims, sh, sizeof sh));
+    int64_t n = (int64_t)(bytes / esz);
     mt_value_set_shape(v, t->data_type, (int)t->n_dims, dims);
-    size_t esz = mt_dtype_size(t->data_type), bytes = (size_t)n * esz;
     int external = t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     /* Validate that the data is really there before allocating for it: a
      * corrupt shape must not make us ask for terabytes. */
@@ -197,14 +224,8 @@ static mtmi_status tensor_to_value(load_ctx *c, const Onnx__TensorProto *t, mt_v
             return mt_fail(MTMI_ERR_PARSE, "%s: tensor '%s': holds %zu elements, its shape needs %lld", c->what, name, have, (long long)n);
     } else {
         int missing = 0;
-        mtmi_status s = read_external(c, t, &v->data, bytes, &missing);
-        if (s != MTMI_OK && missing && c->opt && c->opt->fill_missing_weights) {
-            mt_clear_error();
-            v->data = malloc(bytes ? bytes : 1);
-            if (!v->data) return mt_fail(MTMI_ERR_NOMEM, "%s: tensor '%s': out of memory (%zu bytes)", c->what, name, bytes);
-            fill_random(c, v);
-            return MTMI_OK;
-        }
+        mtmi_status s = read_external(c, t, name, &v->data, bytes, &missing);
+        if (s != MTMI_OK && missing && c->opt->fill_missing_weights) return fill_missing(c, name, v, bytes);
         return s;
     }
     v->data = malloc(bytes ? bytes : 1);
@@ -501,33 +522,58 @@ done:
     return s;
 }
 
+/* The versions this build reads (see onnx.h): a file from the future, or
+ * without the opset that says what its operators mean, is refused rather
+ * than run with guessed semantics. */
+static mtmi_status check_versions(const Onnx__ModelProto *mp, const char *what, int64_t *opset) {
+    if (!mp->graph || !mp->has_ir_version || mp->ir_version <= 0)
+        return mt_fail(MTMI_ERR_PARSE, "%s: not an ONNX model (no graph or IR version)", what);
+    if (mp->ir_version < MT_ONNX_MIN_IR)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: IR version %lld predates opset imports (IR %d): re-export the model", what,
+                       (long long)mp->ir_version, MT_ONNX_MIN_IR);
+    if (mp->ir_version > MT_ONNX_MAX_IR)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: IR version %lld is newer than this build reads (up to %d)", what,
+                       (long long)mp->ir_version, MT_ONNX_MAX_IR);
+    int found = 0;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (o->domain && o->domain[0] && strcmp(o->domain, "ai.onnx")) continue;
+        if (found && o->version != *opset)
+            return mt_fail(MTMI_ERR_PARSE, "%s: the ONNX domain is imported twice (opsets %lld and %lld)", what, (long long)*opset,
+                           (long long)o->version);
+        *opset = o->has_version ? o->version : 0;
+        found = 1;
+    }
+    if (!found) return mt_fail(MTMI_ERR_PARSE, "%s: no opset_import for the ONNX domain: operator versions unknown", what);
+    if (*opset < 1 || *opset > MT_ONNX_MAX_OPSET)
+        return mt_fail(MTMI_ERR_UNSUPPORTED, "%s: opset %lld is not one this build knows (1 to %d)", what, (long long)*opset,
+                       MT_ONNX_MAX_OPSET);
+    return MTMI_OK;
+}
+
 mtmi_status mt_onnx_load_buffer(const uint8_t *buf, size_t len, const char *base_dir, const char *what,
                                 const mt_onnx_load_opts *opt, mt_graph **out) {
     *out = NULL;
+    static const mt_onnx_load_opts defaults;
+    if (!opt) opt = &defaults;
     if (len == 0) return mt_fail(MTMI_ERR_PARSE, "%s: empty file, not an ONNX model", what);
+    mtmi_status s = mt_onnx_check_nesting(buf, len, what);
+    if (s) return s;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
     if (!mp) return mt_fail(MTMI_ERR_PARSE, "%s: not a valid ONNX model (protobuf does not parse: truncated or corrupt)", what);
-    if (!mp->graph || !mp->has_ir_version || mp->ir_version <= 0 || mp->ir_version > 64) {
+    int64_t opset = 0;
+    mt_graph *g = NULL;
+    if ((s = check_versions(mp, what, &opset)) || !(g = mt_graph_new())) {
         onnx__model_proto__free_unpacked(mp, NULL);
-        return mt_fail(MTMI_ERR_PARSE, "%s: not an ONNX model (no graph or IR version)", what);
-    }
-    mt_graph *g = mt_graph_new();
-    if (!g) {
-        onnx__model_proto__free_unpacked(mp, NULL);
-        return MTMI_ERR_NOMEM;
+        return s ? s : MTMI_ERR_NOMEM;
     }
     g->ir_version = mp->ir_version;
-    g->opset = 0;
-    for (size_t i = 0; i < mp->n_opset_import; i++) {
-        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
-        if (!o->domain || !o->domain[0] || !strcmp(o->domain, "ai.onnx")) g->opset = o->version;
-    }
-    if (g->opset <= 0) g->opset = 1;
+    g->opset = opset;
     g->producer = mt_strdup(mp->producer_name ? mp->producer_name : "");
     g->path = mt_strdup(what);
-    load_ctx c = {.what = what, .base_dir = base_dir, .opt = opt};
-    mt_rng_seed(&c.rng, opt ? opt->seed : 0);
-    mtmi_status s = convert_graph(&c, mp, g);
+    load_ctx c = {.what = what, .base_dir = base_dir, .opt = opt, .g = g};
+    mt_rng_seed(&c.rng, opt->seed);
+    s = convert_graph(&c, mp, g);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (s == MTMI_OK) s = mt_graph_compact(g);
     if (s != MTMI_OK) {
@@ -543,14 +589,20 @@ mtmi_status mt_onnx_load(const char *path, const mt_onnx_load_opts *opt, mt_grap
     uint8_t *buf;
     size_t len;
     *out = NULL;
-    mtmi_status s = mt_read_file(path, &buf, &len);
-    if (s) return s;
-    char dir[4096];
+    char dir[PATH_MAX];
+    if (strlen(path) >= sizeof dir) return mt_fail(MTMI_ERR_ARG, "%.60s...: path too long", path);
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
+    if (slash) slash[slash == dir] = 0; /* "/m.onnx" lives in "/" */
     else snprintf(dir, sizeof dir, ".");
+    mtmi_status s = mt_read_file(path, &buf, &len);
+    if (s) return s;
     s = mt_onnx_load_buffer(buf, len, dir, path, opt, out);
     free(buf);
+    if (!s && mt_graph_add_source(*out, path)) {
+        mt_graph_free(*out);
+        *out = NULL;
+        s = MTMI_ERR_NOMEM;
+    }
     return s;
 }

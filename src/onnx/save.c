@@ -137,6 +137,8 @@ static void w_free(writer *w) {
 /* ------------------------------------------------------------ tensors */
 static mtmi_status write_external(writer *w, const void *data, size_t bytes, Onnx__TensorProto *t) {
     if (!w->data) {
+        mtmi_status s = mt_check_not_input(w->data_path, (const char *const *)w->g->sources, w->g->nsources);
+        if (s) return s;
         w->data = mt_atomic_open(w->data_path, w->data_tmp, sizeof w->data_tmp);
         if (!w->data) return MTMI_ERR_IO;
     }
@@ -557,8 +559,12 @@ mtmi_status mt_onnx_save(const mt_graph *g, const char *path, const mt_onnx_save
     w.threshold = opt ? opt->external_threshold : 0;
     w.keep_fused = opt ? opt->keep_fused : 0;
     w.opset = g->opset > 0 ? g->opset : 17;
+    /* Never over the files the graph was read from. */
+    mtmi_status cs = mt_check_not_input(path, (const char *const *)g->sources, g->nsources);
+    if (cs) return cs;
     char data_path[4096];
-    snprintf(data_path, sizeof data_path, "%s.data", path);
+    if ((size_t)snprintf(data_path, sizeof data_path, "%s.data", path) >= sizeof data_path)
+        return mt_fail(MTMI_ERR_ARG, "%.60s...: path too long", path);
     w.data_path = data_path;
     const char *slash = strrchr(data_path, '/');
     w.data_loc = slash ? slash + 1 : data_path;

@@ -19,6 +19,7 @@ void mt_calib_cache_free(mt_calib_cache *c) {
     free(c->e);
     free(c->header);
     free(c->path);
+    mt_strset_free(&c->index);
     memset(c, 0, sizeof *c);
 }
 
@@ -52,11 +53,7 @@ const char *mt_calib_header(mt_calib_method m) {
     return "TRT-8601-EntropyCalibration2";
 }
 
-static int find(const mt_calib_cache *c, const char *name) {
-    for (int i = 0; i < c->n; i++)
-        if (!strcmp(c->e[i].name, name)) return i;
-    return -1;
-}
+static int find(const mt_calib_cache *c, const char *name) { return mt_strset_get(&c->index, name); }
 
 float mt_calib_cache_get(const mt_calib_cache *c, const char *name) {
     int i = c ? find(c, name) : -1;
@@ -66,6 +63,10 @@ float mt_calib_cache_get(const mt_calib_cache *c, const char *name) {
 static mtmi_status add_entry(mt_calib_cache *c, const char *name, float scale, int line) {
     if (mt_grow((void **)&c->e, &c->cap, c->n, sizeof *c->e)) return MTMI_ERR_NOMEM;
     if (!(c->e[c->n].name = mt_strdup(name))) return MTMI_ERR_NOMEM;
+    if (mt_strset_put(&c->index, c->e[c->n].name, c->n)) {
+        free(c->e[c->n].name);
+        return MTMI_ERR_NOMEM;
+    }
     c->e[c->n].scale = scale;
     c->e[c->n].line = line;
     c->n++;
@@ -181,15 +182,29 @@ mtmi_status mt_calib_cache_write(const char *path, const mt_calib_cache *c) {
     return s;
 }
 
-mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g, const mt_graph *g2) {
-    for (int i = 0; i < c->n; i++)
-        if (mt_graph_find_value(g, c->e[i].name) < 0 && (!g2 || mt_graph_find_value(g2, c->e[i].name) < 0)) {
-            if (c->e[i].line)
-                return mt_fail(MTMI_ERR_ARG, "%s:%d: tensor '%s' is not in the model", c->path ? c->path : "calibration cache",
-                               c->e[i].line, c->e[i].name);
-            return mt_fail(MTMI_ERR_ARG, "scale override: tensor '%s' is not in the model", c->e[i].name);
-        }
+/* The value names of g and g2 (hashed: a cache may have many lines). */
+static mtmi_status graph_names(const mt_graph *g, const mt_graph *g2, mt_strset *names) {
+    for (int k = 0; k < 2; k++) {
+        const mt_graph *x = k ? g2 : g;
+        for (int v = 0; x && v < x->nvalues; v++)
+            if (mt_strset_put(names, x->values[v].name, v)) return MTMI_ERR_NOMEM;
+    }
     return MTMI_OK;
+}
+
+mtmi_status mt_calib_cache_check(const mt_calib_cache *c, const mt_graph *g, const mt_graph *g2) {
+    mt_strset names = {0};
+    mtmi_status s = graph_names(g, g2, &names);
+    for (int i = 0; i < c->n && !s; i++)
+        if (mt_strset_get(&names, c->e[i].name) < 0) {
+            if (c->e[i].line)
+                s = mt_fail(MTMI_ERR_ARG, "%s:%d: tensor '%s' is not in the model", c->path ? c->path : "calibration cache",
+                            c->e[i].line, c->e[i].name);
+            else
+                s = mt_fail(MTMI_ERR_ARG, "scale override: tensor '%s' is not in the model", c->e[i].name);
+        }
+    mt_strset_free(&names);
+    return s;
 }
 
 mtmi_status mt_calib_cache_override(mt_calib_cache *c, const char *spec) {

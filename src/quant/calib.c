@@ -228,7 +228,7 @@ mtmi_status mt_calib_stats_add(mt_calib_stats *st, const char *name, const float
     int i = mt_calib_stats_find(st, name);
     if (i < 0) return MTMI_OK;
     mtmi_status s = mt_hist_add(&st->hist[i], x, n);
-    if (s) return mt_fail_context(s, "tensor '%s': ", name);
+    if (s) return mt_fail_context(s, "tensor '%s'", name);
     return MTMI_OK;
 }
 
@@ -281,7 +281,7 @@ static mtmi_status observe(void *user, const mt_graph *g, const mt_node *n, cons
         int v = n->out[k];
         if (v < 0 || o->slot[v] < 0 || out[k].dtype != MTMI_FLOAT) continue;
         mtmi_status s = mt_hist_add(&o->st->hist[o->slot[v]], out[k].data, mt_tview_numel(&out[k]));
-        if (s) return mt_fail_context(s, "calibrating tensor '%s': ", g->values[v].name);
+        if (s) return mt_fail_context(s, "calibrating tensor '%s'", g->values[v].name);
     }
     return MTMI_OK;
 }

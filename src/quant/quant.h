@@ -118,6 +118,7 @@ typedef struct mt_calib_cache {
     mt_calib_entry *e;
     int n, cap;
     char *path;      /* where it was read from, for messages */
+    mt_strset index; /* name -> entry: linear-time parsing of big caches */
 } mt_calib_cache;
 
 void mt_calib_cache_free(mt_calib_cache *c);

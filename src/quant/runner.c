@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpu/cpu.h"
 
@@ -207,8 +208,19 @@ int mt_qrunner_load_features(mt_qrunner *r, const char *path) {
     if (!r->enc_plan) return 0;
     for (int i = 0; i < r->ncut; i++)
         if (r->cut_is_input[i]) return 0; /* heads read the image itself: nothing worth caching */
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    int fd;
+    uint64_t size;
+    FILE *f = NULL;
+    /* A cache file is only a hint: absent, special (a FIFO would block) or
+     * unreadable means "encode again". */
+    if (mt_open_regular(path, &fd, &size)) {
+        mt_clear_error();
+        return 0;
+    }
+    if (!(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return 0;
+    }
     char magic[10];
     int32_t n = 0;
     int ok = fread(magic, 1, 10, f) == 10 && !memcmp(magic, "MTMIFEAT1\n", 10) && fread(&n, 4, 1, f) == 1 && n == r->ncut;

@@ -3,3 +3,8 @@ mtmi_c_test(test_api tests/api/test_api.c)
 mtmi_py_test(bad_input tests/api/test_bad_input.py)
 set_tests_properties(bad_input PROPERTIES LABELS "ort;sanitize")
 mtmi_py_test(dynamic_shapes tests/api/test_dynamic_shapes.py)
+# Hostile files and careless use (issue 13): nesting, size overflow, files
+# outside the model's folder, FIFOs, memory bombs, invalid versions, output
+# collisions, -o over an input, stale features, signals, clear errors.
+mtmi_py_test(hardening tests/api/test_hardening.py)
+set_tests_properties(hardening PROPERTIES LABELS "ort;sanitize")
