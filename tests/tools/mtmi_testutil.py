@@ -161,23 +161,99 @@ def run_mtmi(path, inputs, extra=(), workdir=None):
     return res
 
 
-def compare(name, got, ref, rel_tol, abs_tol=None):
-    """Prints max abs and relative L2 error; returns True if within rel_tol."""
+def compare(name, got, ref, rtol, atol):
+    """Per element: |got - ref| <= atol + rtol * |ref| everywhere, shapes
+    equal, all values finite.  Prints the largest absolute error, the worst
+    element (index, got, reference) and the share of its tolerance it uses,
+    so a test's margin is visible in its log.  Returns True if within."""
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if got.shape != ref.shape:
-        print(f"  {name}: shape {got.shape} != reference {ref.shape}")
+        print(f"  {name}: shape {got.shape} != reference {ref.shape}  FAIL")
         return False
     if not np.all(np.isfinite(got)):
-        print(f"  {name}: non-finite values")
+        print(f"  {name}: {int(np.sum(~np.isfinite(got)))} non-finite values  FAIL")
+        return False
+    if got.size == 0:
+        print(f"  {name}: empty  FAIL")
         return False
     diff = np.abs(got - ref)
-    mx = float(diff.max()) if diff.size else 0.0
-    nrm = float(np.linalg.norm(ref))
-    rel = float(np.linalg.norm(got - ref) / nrm) if nrm > 0 else mx
-    ok = rel <= rel_tol and (abs_tol is None or mx <= abs_tol)
-    print(f"  {name}: max abs {mx:.3e}  rel L2 {rel:.3e}  {'ok' if ok else 'FAIL'} (tol {rel_tol:g})")
+    allowed = atol + rtol * np.abs(ref)
+    use = diff / allowed
+    w = tuple(int(i) for i in np.unravel_index(int(np.argmax(use)), use.shape))
+    bad = int(np.sum(diff > allowed))
+    ok = bad == 0
+    print(f"  {name}: max abs {float(diff.max()):.3e}, worst element {w} got {got[w]:.7g} ref {ref[w]:.7g} "
+          f"uses {float(use[w]) * 100:.1f}% of its tolerance (atol {atol:g} + rtol {rtol:g}*|ref|)"
+          f"{'' if ok else f'; {bad} of {got.size} elements outside'}  {'ok' if ok else 'FAIL'}")
     return ok
+
+
+def check_classes(name, got_logits, ref_logits, tol, axis=1, min_decided=0.9):
+    """Per-pixel class agreement from logits (before argmax): every pixel
+    whose reference top-two margin exceeds 2 * tol (the largest logit error
+    the comparison allows, so an error within it cannot flip the class)
+    must have the reference's class; at least min_decided of the pixels
+    must be so decided.  Prints agreement over all and decided pixels."""
+    g = np.asarray(got_logits, dtype=np.float64)
+    r = np.asarray(ref_logits, dtype=np.float64)
+    if g.shape != r.shape:
+        print(f"  {name}: shape {g.shape} != reference {r.shape}  FAIL")
+        return False
+    top2 = np.sort(r, axis=axis)
+    margin = np.take(top2, -1, axis=axis) - np.take(top2, -2, axis=axis)
+    same = np.argmax(g, axis=axis) == np.argmax(r, axis=axis)
+    decided = margin > 2 * tol
+    flipped = int(np.sum(decided & ~same))
+    frac = float(decided.mean())
+    ok = flipped == 0 and frac >= min_decided
+    print(f"  {name}: class agreement {float(same.mean()) * 100:.4f}% of {same.size} pixels; "
+          f"{frac * 100:.2f}% decided (top-2 margin > {2 * tol:.3g}), {flipped} of them flipped  {'ok' if ok else 'FAIL'}")
+    return ok
+
+
+def nondegenerate(name, seg_logits=None, depth=None, min_classes=8, min_share=0.01, min_spread=0.3, axis=1):
+    """A reference output that can tell results apart: the class map (argmax
+    of seg_logits over `axis`) has >= min_classes classes that each cover
+    >= min_share of the pixels, and depth's 1st..99th percentile spread is
+    >= min_spread.  Checked on each test's own reference before comparing,
+    so that a change of weights or inputs cannot silently weaken the test."""
+    ok = True
+    if seg_logits is not None:
+        cls = np.argmax(np.asarray(seg_logits), axis=axis).ravel()
+        share = np.bincount(cls, minlength=np.asarray(seg_logits).shape[axis]) / cls.size
+        n = int(np.sum(share >= min_share))
+        good = n >= min_classes
+        print(f"  {name}: reference class map has {n} classes covering >= {min_share * 100:g}% of pixels each "
+              f"(largest {share.max() * 100:.1f}%; need {min_classes})  {'ok' if good else 'DEGENERATE'}")
+        ok &= good
+    if depth is not None:
+        d = np.asarray(depth, dtype=np.float64).ravel()
+        p1, p99 = np.percentile(d, 1), np.percentile(d, 99)
+        good = p99 - p1 >= min_spread
+        print(f"  {name}: reference depth 1st..99th percentile {p1:.3f}..{p99:.3f} (spread {p99 - p1:.3f}, "
+              f"need {min_spread:g})  {'ok' if good else 'DEGENERATE'}")
+        ok &= good
+    return bool(ok)
+
+
+def need_shared(what="../shared/reference"):
+    """The reference exports and images are always present in CI: their
+    absence is a failure with a clear message, never a skip."""
+    for sub in ("reference", "images"):
+        if not os.path.isdir(os.path.join(SHARED, sub)):
+            print(f"FAIL: {os.path.join(SHARED, sub)} not found ({what} needs the shared folder beside the "
+                  f"repository; set MTMI_SHARED to its path)")
+            sys.exit(1)
+
+
+def test_seed(default):
+    """The seed of a test's random data: $MTMI_TEST_SEED if set, else the
+    test's fixed default; printed so that any run can be repeated."""
+    v = os.environ.get("MTMI_TEST_SEED")
+    seed = int(v) if v else default
+    print(f"seed {seed} (set MTMI_TEST_SEED to change)")
+    return seed
 
 
 def optimized_ops(path):
