@@ -14,7 +14,7 @@
 /* |got - ref| <= atol + rtol |ref| for every element, all finite.  Prints
  * the largest absolute error, the worst element and the share of its
  * tolerance it uses.  Returns 1 if within. */
-static int oracle_close(const char *tag, const float *got, const float *ref, int64_t n, double atol, double rtol) {
+static inline int oracle_close(const char *tag, const float *got, const float *ref, int64_t n, double atol, double rtol) {
     int64_t bad = 0, worst = 0, nonfinite = 0;
     double maxabs = 0, use = -1;
     for (int64_t i = 0; i < n; i++) {
@@ -40,7 +40,7 @@ static int oracle_close(const char *tag, const float *got, const float *ref, int
 }
 
 /* Argmax over c channels of [b, c, hw] logits at pixel i of image k. */
-static int oracle_argmax(const float *x, int c, int64_t hw, int64_t k, int64_t i, float *top, float *second) {
+static inline int oracle_argmax(const float *x, int c, int64_t hw, int64_t k, int64_t i, float *top, float *second) {
     const float *p = x + (size_t)k * c * hw + i;
     int best = 0;
     float b = p[0], s = -INFINITY;
@@ -59,7 +59,7 @@ static int oracle_argmax(const float *x, int c, int64_t hw, int64_t k, int64_t i
 
 /* The class map of [b, c, hw] logits is discriminative: >= min_classes
  * classes each cover >= min_share of the pixels. */
-static int oracle_classes_spread(const char *tag, const float *logits, int64_t b, int c, int64_t hw, int min_classes,
+static inline int oracle_classes_spread(const char *tag, const float *logits, int64_t b, int c, int64_t hw, int min_classes,
                                  double min_share) {
     int64_t cnt[256] = {0};
     if (c > 256) return 0;
@@ -77,13 +77,13 @@ static int oracle_classes_spread(const char *tag, const float *logits, int64_t b
     return ok;
 }
 
-static int oracle_cmp_float(const void *a, const void *b) {
+static inline int oracle_cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
 /* Depth spread: 99th minus 1st percentile >= min_spread. */
-static int oracle_depth_spread(const char *tag, const float *d, int64_t n, double min_spread) {
+static inline int oracle_depth_spread(const char *tag, const float *d, int64_t n, double min_spread) {
     float *s = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!s || n <= 0) {
         free(s);
@@ -102,14 +102,14 @@ static int oracle_depth_spread(const char *tag, const float *d, int64_t n, doubl
 /* The MTMI network's reference outputs (seg logits [b,19,hw], depth
  * [b,1,hw]) are discriminative: >= 8 classes of >= 1 %, depth spread
  * >= 0.3. */
-static int oracle_nondegenerate(const char *tag, const float *seg, const float *depth, int64_t b, int64_t hw) {
+static inline int oracle_nondegenerate(const char *tag, const float *seg, const float *depth, int64_t b, int64_t hw) {
     int a = oracle_classes_spread(tag, seg, b, 19, hw, 8, 0.01);
     return oracle_depth_spread(tag, depth, b * hw, 0.3) && a;
 }
 
 /* Per-pixel class agreement of [b, c, hw] logits: the share of pixels whose
  * argmax equals the reference's. */
-static double oracle_class_agreement(const float *got, const float *ref, int64_t b, int c, int64_t hw) {
+static inline double oracle_class_agreement(const float *got, const float *ref, int64_t b, int c, int64_t hw) {
     int64_t same = 0;
     for (int64_t k = 0; k < b; k++)
         for (int64_t i = 0; i < hw; i++)
@@ -121,14 +121,14 @@ static double oracle_class_agreement(const float *got, const float *ref, int64_t
 typedef struct oracle_rng {
     uint64_t s;
 } oracle_rng;
-static uint64_t oracle_next(oracle_rng *r) {
+static inline uint64_t oracle_next(oracle_rng *r) {
     uint64_t z = (r->s += UINT64_C(0x9E3779B97F4A7C15));
     z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
     return z ^ (z >> 31);
 }
-static double oracle_uniform(oracle_rng *r) { return (oracle_next(r) >> 11) * (1.0 / 9007199254740992.0); }
-static float oracle_normal(oracle_rng *r) {
+static inline double oracle_uniform(oracle_rng *r) { return (oracle_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+static inline float oracle_normal(oracle_rng *r) {
     double u1 = oracle_uniform(r), u2 = oracle_uniform(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
@@ -136,7 +136,7 @@ static float oracle_normal(oracle_rng *r) {
 
 /* A test's base seed: $MTMI_TEST_SEED if set, else the test's default;
  * printed so that any run can be repeated. */
-static uint64_t oracle_seed(uint64_t def) {
+static inline uint64_t oracle_seed(uint64_t def) {
     const char *e = getenv("MTMI_TEST_SEED");
     uint64_t s = e && *e ? strtoull(e, NULL, 0) : def;
     printf("seed %llu (set MTMI_TEST_SEED to change)\n", (unsigned long long)s);
