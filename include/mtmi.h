@@ -103,10 +103,21 @@ mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank,
 char *mtmi_model_describe(mtmi_model *m);
 
 /* ------------------------------------------------------ model preparation */
+typedef enum mtmi_weight_init {
+    /* Weights drawn by role (LayerNorm scales near 1, He convolutions,
+     * zero-mean classifier rows): the class map holds many classes and the
+     * depth map spans a wide range, so results can be told apart. */
+    MTMI_INIT_SPREAD = 0,
+    /* The distributions of reference/mtmi_torch.py's randomize(): nearly
+     * constant outputs (one class, depth within ~0.01). */
+    MTMI_INIT_TORCH = 1
+} mtmi_weight_init;
+
 typedef struct mtmi_reference_options {
     uint64_t seed;       /* seeded random weights */
     int height, width;   /* multiples of 32; 0 = 1024 */
     int batch;           /* 0 = 1 */
+    mtmi_weight_init init;
 } mtmi_reference_options;
 
 /* The reference MTMI network of SPEC.md (MiT-B0 encoder, segmentation and

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test suite: installs dependencies, builds, runs every test (C unit
 # tests, ONNX backend node tests, checks against ONNX Runtime, one full
-# 1024x1024 check), then an ASan+UBSan build of the unit and bad-input tests,
-# a ThreadSanitizer run of the pipeline test and a minute of fuzzing per
-# libFuzzer target (ONNX, PNG, .npy, calibration caches, placements).  GPU tests run only where a GPU is.  Ends with "N passed, N failed"
+# 1024x1024 check), the mutation check (scripts/mutants.sh: every
+# deliberate bug must be caught), then an ASan+UBSan build of the unit and
+# bad-input tests, a ThreadSanitizer run of the pipeline test and a minute
+# of fuzzing per libFuzzer target (ONNX, PNG, .npy, calibration caches,
+# placements).  GPU tests run only where a GPU is.  Ends with "N passed, N failed"
 # over these suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,12 @@ echo "== ctest"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 rc=0; ctest --test-dir build --output-on-failure -j"${JOBS:-2}" -LE gpu || rc=1
 suite ctest $rc
+
+echo "== mutation check (scripts/mutants.sh: deliberate one-line bugs the suite must catch)"
+# About 2.5 minutes on 2 cores: a scratch copy under /tmp, a CPU build, each
+# mutant rebuilt and run against the tests that must kill it.
+rc=0; bash scripts/mutants.sh || rc=1
+suite mutants $rc
 
 echo "== sanitizers (ASan+UBSan)"
 rc=0

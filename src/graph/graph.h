@@ -198,6 +198,11 @@ mtmi_status mt_pass_fuse(mt_graph *g);
 mtmi_status mt_graph_optimize(mt_graph *g, const mtmi_tensor *shapes, int nshapes,
                               mt_eval_fn eval, void *eval_ctx, int fuse);
 
+/* Re-draws every float weight of g by its role (LayerNorm scale, conv
+ * weight, classifier, bias...) so that a network's outputs are
+ * discriminative: the "spread" initialization of weight_init.c. */
+mtmi_status mt_graph_spread_weights(mt_graph *g, uint64_t seed);
+
 /* label[i] for node i: -1 = in the cone of several outputs (shared, the
  * encoder), k = only in output k's cone (a head), -2 = reaches no output. */
 mtmi_status mt_graph_cone_labels(const mt_graph *g, int *label);

@@ -100,6 +100,8 @@ mtmi_status mt_make_mtmi_net(const mt_mtmi_net_opts *opt, mt_graph **out, mt_mtm
     if (o.height < 32 || o.width < 32 || o.height % 32 || o.width % 32 || o.height > 16384 || o.width > 16384)
         return mt_fail(MTMI_ERR_ARG, "MTMI network: size %dx%d must be multiples of 32 (32..16384)", o.height, o.width);
     if (o.batch < 1 || o.batch > 1024) return mt_fail(MTMI_ERR_ARG, "MTMI network: batch %d out of range (1..1024)", o.batch);
+    if (o.init != MT_MTMI_INIT_SPREAD && o.init != MT_MTMI_INIT_TORCH)
+        return mt_fail(MTMI_ERR_ARG, "MTMI network: unknown weight initialization %d", o.init);
     if (o.opset && o.opset < 17)
         return mt_fail(MTMI_ERR_ARG, "MTMI network: opset %lld has no LayerNormalization (need 17 or later)", (long long)o.opset);
 
@@ -197,6 +199,11 @@ mtmi_status mt_make_mtmi_net(const mt_mtmi_net_opts *opt, mt_graph **out, mt_mtm
     int64_t params = b->params, bn = b->bn_folded;
     s = mt_builder_finish(b, out);
     if (s) return mt_fail_context(s, "building the MTMI network: ");
+    if (o.init == MT_MTMI_INIT_SPREAD && (s = mt_graph_spread_weights(*out, o.seed))) {
+        mt_graph_free(*out);
+        *out = NULL;
+        return s;
+    }
     free((*out)->name);
     (*out)->name = mt_strdup("mtmi");
     if (info) {

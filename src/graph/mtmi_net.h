@@ -1,5 +1,8 @@
 /* The reference MTMI network (SPEC.md, reference/mtmi_torch.py) built in C
- * with seeded random weights: MiT-B0 encoder, slim SegFormer segmentation
+ * with seeded random weights (by default the "spread" initialization of
+ * weight_init.c, under which the class map holds many classes and depth
+ * spans a wide range; MT_MTMI_INIT_TORCH: mtmi_torch.randomize's
+ * distributions, whose outputs are nearly constant): MiT-B0 encoder, slim SegFormer segmentation
  * head, DEST progressive depth head.  It is the model `mtmi run` uses when
  * given none, and `mtmi make-model` writes it as ONNX. */
 #ifndef MT_GRAPH_MTMI_NET_H
@@ -12,7 +15,10 @@ typedef struct mt_mtmi_net_opts {
     int height, width;   /* multiples of 32; 0 = 1024 */
     int batch;           /* 0 = 1 */
     int64_t opset;       /* 0 = 17 (LayerNormalization needs 17) */
+    int init;            /* MT_MTMI_INIT_SPREAD (0) or MT_MTMI_INIT_TORCH */
 } mt_mtmi_net_opts;
+
+enum { MT_MTMI_INIT_SPREAD = 0, MT_MTMI_INIT_TORCH = 1 };
 
 /* What was built, counted while building (no shape inference needed). */
 typedef struct mt_mtmi_net_info {

@@ -10,6 +10,7 @@
 #include "mtmi.h"
 
 #include "check.h"
+#include "oracle.h"
 
 static void *thread_error(void *arg) {
     mtmi_model *m = NULL;
@@ -20,6 +21,7 @@ static void *thread_error(void *arg) {
 }
 
 int main(void) {
+    const uint64_t seed = oracle_seed(1);
     mtmi_model *m = (mtmi_model *)0x1;
     mtmi_status s = mtmi_model_load("/nonexistent/main.onnx", NULL, &m);
     CHECK(s == MTMI_ERR_IO, "status %d", s);
@@ -43,7 +45,7 @@ int main(void) {
 
     /* The preparation API: build the reference network small, save it as
      * loaded and simplified, load both back and run them: same outputs. */
-    mtmi_reference_options ro = {.seed = 3, .height = 64, .width = 96};
+    mtmi_reference_options ro = {.seed = seed + 2, .height = 64, .width = 96};
     mtmi_model *ref = NULL, *plain = NULL, *simple = NULL;
     char dir[] = "/tmp/mtmi_api_XXXXXX", p1[256], p2[256], bad[300];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -65,7 +67,8 @@ int main(void) {
     }
     if (plain && simple) {
         float *x = malloc(sizeof(float) * 3 * 64 * 96);
-        for (int i = 0; i < 3 * 64 * 96; i++) x[i] = sinf(i * 0.37f) * 2.0f;
+        oracle_rng r = {seed};
+        for (int i = 0; i < 3 * 64 * 96; i++) x[i] = oracle_normal(&r);
         mtmi_tensor in = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 64, 96}, .data = x};
         mtmi_model *models[2] = {plain, simple};
         float *outs[2][2] = {{0}};
@@ -89,17 +92,14 @@ int main(void) {
             CHECK(mtmi_plan_run(p, &in, 1, out, 2) == MTMI_OK, "run %d: %s", k, mtmi_last_error());
             mtmi_plan_free(p);
         }
+        /* Per element; both plans compute the same fused graph: measured
+         * bit-identical, so the tolerance is a few ulp of the logits. */
+        if (outs[0][0] && outs[0][1])
+            CHECK(oracle_nondegenerate("saved model, 64x96", outs[0][0], outs[0][1], 1, 64 * 96), "degenerate reference output");
         for (int o = 0; o < 2; o++) {
             if (!outs[0][o] || !outs[1][o]) continue;
-            double num = 0, den = 0;
-            for (int64_t i = 0; i < sizes[o]; i++) {
-                double d = outs[0][o][i] - outs[1][o][i];
-                num += d * d;
-                den += (double)outs[0][o][i] * outs[0][o][i];
-            }
-            double rel = den > 0 ? sqrt(num / den) : sqrt(num);
-            printf("output %d: saved vs simplified rel L2 %.3e\n", o, rel);
-            CHECK(rel < 1e-5, "output %d differs after simplify: %.3e", o, rel);
+            CHECK(oracle_close(o ? "saved vs simplified: depth" : "saved vs simplified: seg", outs[1][o], outs[0][o], sizes[o], 2e-6, 0),
+                  "output %d differs after simplify", o);
             free(outs[0][o]);
             free(outs[1][o]);
         }
@@ -131,14 +131,15 @@ int main(void) {
             }
             for (int f = 0; f < NF; f++) {
                 x[f] = malloc(sizeof(float) * in_n);
-                for (int64_t i = 0; i < in_n; i++) x[f][i] = cosf(i * 0.011f * (f + 1)) * (1 + f);
+                oracle_rng r = {seed + 100 + f};
+                for (int64_t i = 0; i < in_n; i++) x[f][i] = oracle_normal(&r) * (1 + 0.2f * f);
                 mtmi_tensor in = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 64, 96}, .data = x[f]};
                 mtmi_tensor out[2];
                 for (int o = 0; o < 2; o++) out[o].data = ref_out[f][o] = malloc(sizeof(float) * n[o]);
                 CHECK(mtmi_plan_run(plan, &in, 1, out, 2) == MTMI_OK, "plan run: %s", mtmi_last_error());
             }
             int submitted = 0, collected = 0;
-            double worst = 0;
+            double worst = 0; /* outputs outside the tolerance */
             while (collected < NF) {
                 if (submitted < NF && submitted - collected < 2) {
                     mtmi_tensor in = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 64, 96}, .data = x[submitted]};
@@ -154,20 +155,17 @@ int main(void) {
                 void *tag = NULL;
                 CHECK(mtmi_pipeline_collect(pipe, out, 2, &tag) == MTMI_OK, "collect: %s", mtmi_last_error());
                 CHECK(tag == &x[collected], "frame %d came back out of order", collected);
+                if (collected == 0)
+                    CHECK(oracle_nondegenerate("plan, frame 0", ref_out[0][0], ref_out[0][1], 1, 64 * 96), "degenerate reference");
+                /* Same kernels and thread counts: measured bit-identical. */
                 for (int o = 0; o < 2; o++) {
-                    double num = 0, den = 0;
-                    for (int64_t i = 0; i < n[o]; i++) {
-                        double d = got[o][i] - ref_out[collected][o][i];
-                        num += d * d;
-                        den += (double)ref_out[collected][o][i] * ref_out[collected][o][i];
-                    }
-                    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
-                    if (rel > worst) worst = rel;
+                    char lbl[64];
+                    snprintf(lbl, sizeof lbl, "pipeline vs plan, frame %d %s", collected, o ? "depth" : "seg");
+                    if (!oracle_close(lbl, got[o], ref_out[collected][o], n[o], 2e-6, 0)) worst++;
                 }
                 collected++;
             }
-            printf("pipeline vs plan over %d frames: worst rel L2 %.3e\n", NF, worst);
-            CHECK(worst < 1e-5, "pipelined outputs differ from the plan's: %.3e", worst);
+            CHECK(worst == 0, "pipelined outputs differ from the plan's in %d outputs", (int)worst);
             mtmi_tensor out[2] = {{.data = got[0]}, {.data = got[1]}};
             s = mtmi_pipeline_collect(pipe, out, 2, NULL);
             CHECK(s == MTMI_ERR_ARG, "collect with nothing in flight: %d", s);
@@ -196,7 +194,8 @@ int main(void) {
         mtmi_tensor frames[3];
         for (int f = 0; f < 3; f++) {
             fr[f] = malloc(sizeof(float) * in_n);
-            for (int64_t i = 0; i < in_n; i++) fr[f][i] = sinf(i * 0.003f * (f + 2)) * 1.5f + cosf(i * 0.07f);
+            oracle_rng r = {seed + 200 + f};
+            for (int64_t i = 0; i < in_n; i++) fr[f][i] = oracle_normal(&r);
             frames[f] = (mtmi_tensor){.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 64, 96}, .data = fr[f]};
         }
         mtmi_calibrate_options co = {.method = MTMI_CALIB_ENTROPY, .threads = 1};
@@ -231,14 +230,24 @@ int main(void) {
                 }
                 CHECK(mtmi_plan_run(pl, &frames[2], 1, out, 2) == MTMI_OK, "run: %s", mtmi_last_error());
             }
-            /* output 1 is depth (sigmoid, in [0,1]) */
-            double maxerr = 0;
+            /* INT8 heads against FP32 on a held-out frame, on a
+             * discriminative FP32 output.  Measured (entropy calibration
+             * on 2 frames; MTMI_TEST_SEED 1..4): class agreement
+             * 0.960-0.974, depth max abs error 0.035-0.065, mean abs error
+             * 0.0065-0.0103.  Bounds: 0.95, 0.09, 0.015 (an INT8 kernel
+             * off by a factor or a rounding mode is far outside). */
+            CHECK(oracle_nondegenerate("FP32 plan, held-out frame", o[0][0], o[0][1], 1, 64 * 96), "degenerate reference");
+            double maxerr = 0, sumerr = 0;
             for (int64_t i = 0; i < n[1]; i++) {
                 double d = fabs(o[0][1][i] - o[1][1][i]);
+                sumerr += d;
                 if (d > maxerr) maxerr = d;
             }
-            printf("INT8 heads vs FP32 (held-out frame): depth max abs error %.4f\n", maxerr);
-            CHECK(maxerr < 0.05, "INT8 depth error %.4f", maxerr);
+            double agree = oracle_class_agreement(o[1][0], o[0][0], 1, 19, 64 * 96);
+            printf("INT8 heads vs FP32 (held-out frame): class agreement %.4f, depth max abs error %.4f, mean %.5f\n", agree,
+                   maxerr, sumerr / n[1]);
+            CHECK(agree >= 0.95 && maxerr <= 0.09 && sumerr / n[1] <= 0.015, "INT8: agreement %.4f, depth error max %.4f mean %.5f",
+                  agree, maxerr, sumerr / n[1]);
             for (int k = 0; k < 2; k++)
                 for (int q = 0; q < 2; q++) free(o[k][q]);
         }

@@ -11,6 +11,8 @@ from onnx import helper, TensorProto, numpy_helper
 
 import mtmi_testutil as tu
 
+SEED = tu.test_seed(0)
+
 tmp = tempfile.mkdtemp(prefix="mtmi_bad_")
 failures = []
 passed = 0
@@ -60,7 +62,7 @@ def expect_error(name, args, must_contain=(), outputs=()):
 good = os.path.join(tmp, "good.onnx")
 onnx.save(small_model(), good)
 x = os.path.join(tmp, "x.npy")
-np.save(x, np.random.default_rng(0).standard_normal((1, 2, 8, 8)).astype(np.float32))
+np.save(x, np.random.default_rng(SEED).standard_normal((1, 2, 8, 8)).astype(np.float32))
 out = os.path.join(tmp, "out")
 
 # The good model runs (so the failures below are about the input).
@@ -87,7 +89,7 @@ empty = os.path.join(tmp, "empty.onnx")
 open(empty, "wb").write(b"")
 expect_error("empty file", ["info", empty], ["empty"])
 
-rng = np.random.default_rng(1)
+rng = np.random.default_rng(SEED + 1)
 for k in range(20):
     b = bytearray(data)
     for _ in range(8):

@@ -12,7 +12,7 @@ from onnx import helper, TensorProto, numpy_helper
 
 import mtmi_testutil as tu
 
-rng = np.random.default_rng(7)
+rng = np.random.default_rng(tu.test_seed(7))
 C = 8
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "height", "width"])
 Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", C, "height", "width"])
@@ -55,6 +55,6 @@ for shape in [(1, 3, 64, 64), (2, 3, 96, 128), (3, 3, 32, 160)]:
     ref = tu.run_ort(path, {"x": x})["y"]
     got = tu.run_mtmi(path, [x], workdir=tempfile.mkdtemp(dir=d))["y"]
     print(f"input {shape}:")
-    ok &= tu.compare("y", got, ref, 1e-5)
+    ok &= tu.compare("y", got, ref, 2e-6, 2e-6)  # measured: max abs 7.7e-7, 45 % of 1e-6 + 1e-6 |ref|
 print(("1 passed, 0 failed") if ok else "0 passed, 1 failed")
 sys.exit(0 if ok else 1)

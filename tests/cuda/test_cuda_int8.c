@@ -2,9 +2,9 @@
  *
  * The INT8 GPU kernels (src/cuda/qconv.cu) against the CPU INT8 reference
  * (src/quant/qkernels.c), with the real int8 weights, int32 biases, float
- * multipliers and calibrated scales of MODEL's heads (weights filled with
- * seeded random values, seed S, as `mtmi calibrate --random-weights S`
- * made CACHE):
+ * multipliers and calibrated scales of MODEL's heads (test_cuda_int8.sh:
+ * the built-in network with spread weights; a graph-only MODEL gets
+ * seeded random values, seed S, as `mtmi calibrate --random-weights S`):
  *
  *  1. per quantized node (QConv / QLinear of the rewritten graph at --size,
  *     default the model's size): the node alone as a CPU plan and as an FP32 CUDA
@@ -36,6 +36,7 @@
 #include "quant/quant.h"
 
 #include "cuda/cuda_ck.h"
+#include "oracle.h"
 
 static int g_fail = 0;
 static int g_dry = 0; /* --dry: CPU side only (machines without a GPU) */
@@ -427,7 +428,7 @@ int main(int argc, char **argv) {
     OK(mt_quant_plan_graph(m->graph, g, cache, &rep));
     printf("  rewrite: %d nodes quantized, %d left in float\n", rep.quantized, rep.skipped);
     mt_rng rng;
-    mt_rng_seed(&rng, 12345);
+    mt_rng_seed(&rng, oracle_seed(12345));
     int nodes = 0;
     int64_t elems = 0, mism = 0, maxulp = 0, achk = 0, abad = 0, fchk = 0, fbad = 0;
     for (int i = 0; i < g->nnodes; i++) {
@@ -479,11 +480,23 @@ int main(int argc, char **argv) {
     compare("GPU int8 vs CPU int8:", &gi8, &ci8, &a1, &d1);
     compare("GPU fp16 vs CPU fp32 (scale):", &gf16, &cf32, &a2, &d2);
     compare("CPU int8 vs CPU fp32 (INT8 loss):", &ci8, &cf32, &a3, &d3);
-    /* the GPU's INT8 heads see FP16 encoder features, the CPU's FP32 ones:
-     * its disagreement with the CPU INT8 plan should be of the order of the
-     * FP16-vs-FP32 one, far below a broken kernel's */
-    if (!(a1 >= 0.90) || !(d1 < 0.1)) {
-        printf("  FAIL: GPU INT8 too far from the CPU INT8 reference\n");
+    /* The FP32 reference must be discriminative (else agreement says
+     * nothing).  The GPU's INT8 heads see FP16 encoder features, the CPU's
+     * FP32 ones: its disagreement with the CPU INT8 plan should be of the
+     * order of the FP16-vs-FP32 one, far below a broken kernel's.  Bounds
+     * PROVISIONAL (no GPU where they were set: the earlier 0.90 / 0.1 were
+     * for near-constant outputs): ~1.5x the first GPU run's numbers. */
+    {
+        int seg = cf32.dims[0][1] > 1 ? 0 : 1;
+        int64_t HW = cf32.dims[seg][2] * cf32.dims[seg][3];
+        if (!oracle_nondegenerate("CPU fp32 reference", cf32.o[seg], cf32.o[1 - seg], 1, HW)) {
+            printf("  FAIL: degenerate reference output\n");
+            g_fail = 1;
+        }
+    }
+    if (!(a1 >= 0.97) || !(d1 < 0.05) || !(a3 >= 0.95)) {
+        printf("  FAIL: GPU INT8 too far from the CPU INT8 reference (agreement %.4f >= 0.97, depth max %.4f < 0.05), or INT8 "
+               "too far from FP32 (agreement %.4f >= 0.95)\n", a1, d1, a3);
         g_fail = 1;
     }
     printf("SUMMARY int8_kernels nodes=%d outputs=%lld mismatches=%lld max_ulp=%lld acc_checked=%lld acc_bad=%lld "

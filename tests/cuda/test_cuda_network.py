@@ -1,7 +1,16 @@
 """The full reference network at 1024x1024 on the GPU (FP16 and FP32 plans)
-against ONNX Runtime FP32 on the CPU: seg class-map agreement, seg logit
-error, depth max error.  Both exports (dynamo and torchscript).  Exit 77
-without a GPU (ctest SKIP_RETURN_CODE)."""
+against ONNX Runtime FP32 on the CPU, both exports (dynamo and
+torchscript), with the spread fill of mtmi_testutil (a discriminative
+output: ORT's reference is checked to hold >= 8 classes of >= 1 % and a
+depth spread >= 0.3 first).  Per element: seg logits and depth within
+atol + rtol |ref| (TOL), and the class of every pixel whose reference
+top-two margin exceeds twice the logit tolerance.  A missing ../shared is a
+failure; exit 77 only without a GPU (ctest SKIP_RETURN_CODE).
+
+TOLERANCES ARE PROVISIONAL: they were set without a GPU (the earlier
+measurement, 2.8e-4 depth max in FP16, was on near-constant outputs).  The
+log prints each output's worst element and the share of its tolerance it
+uses: set TOL to ~4x the measured errors after the first GPU run."""
 import os
 import shutil
 import subprocess
@@ -11,18 +20,16 @@ import tempfile
 import numpy as np
 import onnx
 
-from mtmi_testutil import REFERENCE, SHARED, fill_external_weights, run_mtmi, run_ort, save_model
+from mtmi_testutil import (REFERENCE, check_classes, compare, fill_external_weights, need_shared, nondegenerate, run_mtmi,
+                           run_ort, save_model, test_seed)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-STD = np.array([58.395, 57.12, 57.375], np.float32)
-
-
-def find_reference():
-    for d in (REFERENCE, os.path.join(HERE, "..", "..", ".deps", "shared", "reference")):
-        if os.path.exists(os.path.join(d, "mtmi_dynamo_opset17.graph.onnx")):
-            return d
-    return None
+# (atol, rtol) per precision and output; seg logits span about +-8.
+TOL = {"fp16": {"seg": (6e-2, 2e-2), "depth": (6e-3, 0.0)},
+       "fp32": {"seg": (2e-4, 0.0), "depth": (5e-5, 0.0)}}
+# Class agreement over all pixels (FP16's logit tolerance leaves about half
+# the pixels undecided, so the decided-pixel check alone is weak there);
+# FP32 must decide >= 90 % of the pixels.  Provisional too.
+CLASSES = {"fp16": dict(min_decided=None, min_agree=0.99), "fp32": dict(min_decided=0.9)}
 
 
 def gpu_visible():
@@ -33,44 +40,24 @@ def gpu_visible():
         return False
 
 
-def input_image(ref_dir):
-    """A real street scene if the images folder is there, else noise."""
-    for d in (os.path.join(SHARED, "images"), os.path.join(ref_dir, "..", "images")):
-        p = os.path.join(d, "1.png")
-        if os.path.exists(p):
-            try:
-                from PIL import Image
-                a = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)
-                if a.shape[:2] == (1024, 1024):
-                    print(f"input: {p}")
-                    return ((a - MEAN) / STD).transpose(2, 0, 1)[None].copy()
-            except Exception:
-                pass
-    print("input: seeded noise")
-    return np.random.default_rng(3).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
-
-
 def main():
     if not gpu_visible():
         print("skipped: no GPU")
         return 77
-    ref_dir = find_reference()
-    if not ref_dir:
-        print("skipped: reference models not found")
-        return 77
+    need_shared("test_cuda_network.py")
+    seed = test_seed(0)
     d = tempfile.mkdtemp(prefix="mtmi_cuda_net_")
     ok = True
     try:
-        x = input_image(ref_dir)
+        x = np.random.default_rng(seed + 3).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
         for exp in ("dynamo", "torchscript"):
-            m = onnx.load(os.path.join(ref_dir, f"mtmi_{exp}_opset17.graph.onnx"), load_external_data=False)
-            fill_external_weights(m, seed=0)
+            m = onnx.load(os.path.join(REFERENCE, f"mtmi_{exp}_opset17.graph.onnx"), load_external_data=False)
+            fill_external_weights(m, seed=seed)
             path = os.path.join(d, f"{exp}.onnx")
             save_model(m, path)
             ref = run_ort(path, {m.graph.input[0].name: x})
-            seg_r, dep_r = ref["seg"], ref["depth"]
-            cls_r = seg_r.argmax(1)
-            for prec, min_agree, max_dep in (("fp16", 0.97, 0.05), ("fp32", 0.999, 1e-3)):
+            ok &= nondegenerate(f"{exp} ORT", ref["seg"], ref["depth"])
+            for prec in ("fp16", "fp32"):
                 os.makedirs(os.path.join(d, f"{exp}_{prec}"), exist_ok=True)
                 try:
                     got = run_mtmi(path, [x], extra=["--device", "cuda:0", "--precision", prec],
@@ -79,21 +66,13 @@ def main():
                     print(f"{exp} {prec}: FAIL: {e}")
                     ok = False
                     continue
-                seg, dep = got["seg"], got["depth"]
-                if not (np.all(np.isfinite(seg)) and np.all(np.isfinite(dep))):
-                    print(f"{exp} {prec}: FAIL: non-finite outputs")
-                    ok = False
-                    continue
-                agree = float((seg.argmax(1) == cls_r).mean())
-                seg_rel = float(np.linalg.norm(seg - seg_r) / np.linalg.norm(seg_r))
-                seg_max = float(np.abs(seg - seg_r).max())
-                dep_max = float(np.abs(dep - dep_r).max())
-                dep_rel = float(np.linalg.norm(dep - dep_r) / np.linalg.norm(dep_r))
-                good = agree >= min_agree and dep_max <= max_dep
-                ok &= good
-                print(f"{exp} {prec}: seg class agreement {100 * agree:.3f}%  seg logits max abs {seg_max:.3e} "
-                      f"rel L2 {seg_rel:.3e}  depth max abs {dep_max:.3e} rel L2 {dep_rel:.3e}  "
-                      f"{'ok' if good else 'FAIL'} (need >= {100 * min_agree:.1f}%, depth <= {max_dep:g})")
+                print(f"{exp} {prec}:")
+                for k in ("seg", "depth"):
+                    atol, rtol = TOL[prec][k]
+                    ok &= compare(f"{exp} {prec} {k}", got[k], ref[k], rtol, atol)
+                atol, rtol = TOL[prec]["seg"]
+                ok &= check_classes(f"{exp} {prec} seg", got["seg"], ref["seg"], atol + rtol * float(np.abs(ref["seg"]).max()),
+                                    **CLASSES[prec])
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print("GPU network check passed" if ok else "FAILED")

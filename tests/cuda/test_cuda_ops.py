@@ -12,9 +12,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mtmi_testutil import compare, run_mtmi, run_ort
+from mtmi_testutil import compare, run_mtmi, run_ort, test_seed
 
-rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
+rng = None  # seeded in main (printed; MTMI_TEST_SEED sets it)
+
+# Per element: |gpu - ort| <= rtol |ort| + atol_scale * max |ort| (the
+# output's scale: FP16 storage rounds each intermediate to 2^-11 of its own
+# magnitude).  PROVISIONAL (no GPU where this was written): the log prints
+# each output's worst element and the share of the tolerance it uses; set
+# them to ~4x the measured errors on the first GPU run.
+TOL = {"fp16": (1e-2, 5e-3), "fp32": (1e-4, 1e-5)}
 
 
 def gpu_visible():
@@ -148,9 +155,11 @@ CASES = {"mix_block": case_mix_block, "heads": case_heads, "generic": case_gener
 
 
 def main():
+    global rng
     if not gpu_visible():
         print("skipped: no GPU")
         return 77
+    rng = np.random.default_rng(test_seed(2024))
     ok = True
     d = tempfile.mkdtemp(prefix="mtmi_cuda_ops_")
     try:
@@ -159,7 +168,8 @@ def main():
             path = os.path.join(d, name + ".onnx")
             onnx.save(m, path)
             ref = run_ort(path, {inp.name: x for inp, x in zip(m.graph.input, inputs)})
-            for prec, tol in (("fp16", 2e-2), ("fp32", 1e-4)):
+            for prec in ("fp16", "fp32"):
+                rtol, ascale = TOL[prec]
                 print(f"{name} {prec}:")
                 os.makedirs(os.path.join(d, f"{name}_{prec}"), exist_ok=True)
                 try:
@@ -170,7 +180,7 @@ def main():
                     ok = False
                     continue
                 for k in ref:
-                    ok &= compare(k, got[k], ref[k], tol)
+                    ok &= compare(k, got[k], ref[k], rtol, ascale * float(np.abs(ref[k]).max()))
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print("all GPU op checks passed" if ok else "FAILED")

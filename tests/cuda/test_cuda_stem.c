@@ -20,6 +20,7 @@
 
 #include "cuda/cuda_ck.h"
 #include "cuda/cuda_testutil.h"
+#include "oracle.h"
 
 static mt_rng g_rng;
 
@@ -211,7 +212,7 @@ int main(int argc, char **argv) {
         printf("skipped: no CUDA device\n");
         return 77;
     }
-    mt_rng_seed(&g_rng, 42);
+    mt_rng_seed(&g_rng, oracle_seed(42));
     static const tcase cases[] = {
         /* name                 N  C  H    W    CO  KH KW sh sw ph pw ph2 pw2 f16 nhwc mis act bias ldy wodd */
         {"stem reduced",        1, 3, 128, 96,  32, 7, 7, 4, 4, 3, 3, 3, 3, 0, 0, 0, 0, 1, 32, 0},

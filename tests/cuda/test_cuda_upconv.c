@@ -26,6 +26,7 @@
 
 #include "cuda/cuda_ck.h"
 #include "cuda/cuda_testutil.h"
+#include "oracle.h"
 
 static int g_fail = 0;
 static mt_rng g_rng;
@@ -387,7 +388,7 @@ int main(int argc, char **argv) {
         printf("skipped: no GPU\n");
         return 77;
     }
-    mt_rng_seed(&g_rng, (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ull);
+    mt_rng_seed(&g_rng, oracle_seed(1) ^ 0x9e3779b97f4a7c15ull); /* printed; MTMI_TEST_SEED sets it */
     int bench = argc > 1 && !strcmp(argv[1], "--bench");
     printf("fused upsample -> conv3x3 vs CPU reference:\n");
     run_checks();

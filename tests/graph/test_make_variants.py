@@ -10,27 +10,26 @@ import numpy as np
 import onnx
 
 from make_variants import make_variant
-from mtmi_testutil import REFERENCE, run_ort
+from mtmi_testutil import REFERENCE, need_shared, run_ort, test_seed
 
 EXPORTS = {"ts": "mtmi_torchscript_opset17.graph.onnx", "dyn": "mtmi_dynamo_opset17.graph.onnx"}
 
 
 def main():
-    if not os.path.isdir(REFERENCE):
-        print(f"reference exports not found under {REFERENCE}: skipped")
-        return 77
+    need_shared("test_make_variants.py")
+    seed = test_seed(3)
     tmp = tempfile.mkdtemp(prefix="mtmi_variants_")
     ok = True
     for tag, fn in EXPORTS.items():
         src = os.path.join(REFERENCE, fn)
         for (h, w) in ((256, 256), (224, 352)):
-            p1 = make_variant(src, os.path.join(tmp, f"{tag}_{h}x{w}.onnx"), (h, w), 1, False, fill_seed=3)
-            p2 = make_variant(src, os.path.join(tmp, f"{tag}_b2_{h}x{w}.onnx"), (h, w), 2, False, fill_seed=3)
-            p13 = make_variant(src, os.path.join(tmp, f"{tag}_op13_{h}x{w}.onnx"), (h, w), 1, True, fill_seed=3)
+            p1 = make_variant(src, os.path.join(tmp, f"{tag}_{h}x{w}.onnx"), (h, w), 1, False, fill_seed=seed)
+            p2 = make_variant(src, os.path.join(tmp, f"{tag}_b2_{h}x{w}.onnx"), (h, w), 2, False, fill_seed=seed)
+            p13 = make_variant(src, os.path.join(tmp, f"{tag}_op13_{h}x{w}.onnx"), (h, w), 1, True, fill_seed=seed)
             m13 = onnx.load(p13, load_external_data=False)
             ops13 = {n.op_type for n in m13.graph.node}
             opset = [o.version for o in m13.opset_import if o.domain in ("", "ai.onnx")]
-            x = np.random.default_rng(5).standard_normal((2, 3, h, w)).astype(np.float32)
+            x = np.random.default_rng(seed + 2).standard_normal((2, 3, h, w)).astype(np.float32)
             a0 = run_ort(p1, {"input": x[:1]})
             a1 = run_ort(p1, {"input": x[1:]})
             b = run_ort(p2, {"input": x})

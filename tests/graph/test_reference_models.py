@@ -7,7 +7,13 @@ Usage: test_reference_models.py CASE [CASE ...]
   <export>_<variant>  export: ts (TorchScript) | dyn (dynamo);
                       variant: 256 | b2_256 | op13_256 | 512x1024 | 1024
   fusion_<export>[_op13]   op histogram check (at 256x256)
-Prints max abs and ||a-b||/||b|| per output; FP32 must be within 1e-4."""
+Each case first checks that ONNX Runtime's output is discriminative (the
+class map holds >= 8 classes of >= 1 % each, depth spans >= 0.3 between
+its 1st and 99th percentiles: weights from mtmi_testutil's spread fill),
+then compares per element: |mtmi - ORT| <= ATOL + RTOL |ORT| for the seg
+logits and depth (measured: see TOL), and the class of every pixel whose
+reference top-two margin exceeds twice the logit tolerance.  A missing
+../shared is a failure."""
 import os
 import sys
 import tempfile
@@ -17,10 +23,14 @@ import numpy as np
 import onnx
 
 from make_variants import make_variant
-from mtmi_testutil import optimized_ops, REFERENCE, compare, run_mtmi, run_ort
+from mtmi_testutil import (REFERENCE, check_classes, compare, need_shared, nondegenerate, optimized_ops, run_mtmi,
+                           run_ort, test_seed)
 
-SKIP = 77
-REL_TOL = 1e-4
+# Per-element tolerances (atol, rtol) of mtmi FP32 against ORT FP32.
+# Measured over every case here (256..1024 px, batch 2, opset 13, both
+# exports): seg logits (|x| up to ~8) max abs error 5.0e-6, depth (0..1)
+# 1.7e-6; the tolerances are 4x those.
+TOL = {"seg": (2e-5, 0.0), "depth": (7e-6, 0.0)}
 THREADS = int(os.environ.get("MTMI_TEST_THREADS", "2"))
 EXPORTS = {"ts": "mtmi_torchscript_opset17.graph.onnx", "dyn": "mtmi_dynamo_opset17.graph.onnx"}
 
@@ -42,7 +52,7 @@ def build(export, variant, tmp):
     size, batch, opset13 = variant_args(variant)
     dst = os.path.join(tmp, f"{export}_{variant}.onnx")
     t = time.time()
-    make_variant(src, dst, None if size == (1024, 1024) else size, batch, opset13, fill_seed=0)
+    make_variant(src, dst, None if size == (1024, 1024) else size, batch, opset13, fill_seed=SEED)
     print(f"variant {export}_{variant}: {batch}x3x{size[0]}x{size[1]}{' opset 13' if opset13 else ''} "
           f"({time.time() - t:.1f} s)")
     return dst, (batch, 3) + size
@@ -50,7 +60,7 @@ def build(export, variant, tmp):
 
 def check_outputs(export, variant, tmp):
     path, shape = build(export, variant, tmp)
-    x = np.random.default_rng(42).standard_normal(shape).astype(np.float32)
+    x = np.random.default_rng(SEED + 42).standard_normal(shape).astype(np.float32)
     t = time.time()
     ref = run_ort(path, {onnx.load(path, load_external_data=False).graph.input[0].name: x}, threads=THREADS)
     t_ort = time.time() - t
@@ -60,13 +70,11 @@ def check_outputs(export, variant, tmp):
     got = run_mtmi(path, [x], extra=["--threads", str(THREADS)], workdir=work)
     t_mtmi = time.time() - t
     print(f"  ORT {t_ort:.2f} s, mtmi {t_mtmi:.2f} s (wall, including load and plan)")
-    ok = True
+    ok = nondegenerate(f"{export}_{variant}", ref["seg"], ref["depth"])
     for name, r in ref.items():
-        ok &= compare(f"{export}_{variant}/{name}", got[name], r, REL_TOL)
-    # the seg class map as a readable number next to the logits error
-    if "seg" in ref:
-        agree = float(np.mean(np.argmax(got["seg"], 1) == np.argmax(ref["seg"], 1)))
-        print(f"  seg argmax agreement {agree * 100:.4f}%")
+        atol, rtol = TOL[name]
+        ok &= compare(f"{export}_{variant}/{name}", got[name], r, rtol, atol)
+    ok &= check_classes(f"{export}_{variant}/seg", got["seg"], ref["seg"], TOL["seg"][0] + TOL["seg"][1] * float(np.abs(ref["seg"]).max()))
     return ok
 
 
@@ -101,14 +109,17 @@ def check_fusion(export, variant, tmp):
     return ok
 
 
+SEED = 0
+
+
 def main():
+    global SEED
+    SEED = test_seed(0)
     cases = sys.argv[1:]
     if not cases:
         print(__doc__)
         return 2
-    if not os.path.isdir(REFERENCE):
-        print(f"reference exports not found under {REFERENCE}: skipped")
-        return SKIP
+    need_shared("test_reference_models.py")
     tmp = tempfile.mkdtemp(prefix="mtmi_ref_")
     failed = []
     for c in cases:

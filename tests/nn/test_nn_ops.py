@@ -1,7 +1,7 @@
 """One-node ONNX models for every nn operator and attribute combination
 (Conv, ConvTranspose, MatMul, Gemm, LayerNormalization, BatchNormalization,
-Resize, Upsample, pools), run through `mtmi infer` and ONNX Runtime; max
-relative L2 error <= 1e-5 per case.  Includes the MTMI network's shapes at
+Resize, Upsample, pools), run through `mtmi infer` and ONNX Runtime; per
+element |mtmi - ORT| <= ATOL + RTOL |ORT| (measured: see ATOL).  Includes the MTMI network's shapes at
 reduced resolution.  Usage: test_nn_ops.py [substring filter]"""
 import os
 import sys
@@ -11,10 +11,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mtmi_testutil import compare, run_mtmi, run_ort
+from mtmi_testutil import compare, run_mtmi, run_ort, test_seed
 
-TOL = 1e-5
-rng = np.random.default_rng(1234)
+# Per element.  Measured: the worst element of all cases is 1.97 x
+# (1e-6 + 1e-6 |ref|) off (2.3e-6 on a value of 6e-4, Winograd), the largest
+# absolute error 4.8e-6 (the k=s=8 spatial-reduction conv, 2048-term sums);
+# with 1e-5 + 1e-5 |ref| they use 23 % and 31 % of the tolerance.
+ATOL, RTOL = 1e-5, 1e-5
+rng = np.random.default_rng(test_seed(1234))
 WORK = tempfile.mkdtemp(prefix="mtmi_nn_")
 
 
@@ -49,7 +53,7 @@ def model(op, inputs, consts, out_ranks=1, attrs=None, opset=17, nout=1, domain=
 results = []
 
 
-def check(name, m, inputs, tol=TOL):
+def check(name, m, inputs):
     flt = sys.argv[1] if len(sys.argv) > 1 else ""
     if flt and flt not in name:
         return
@@ -78,7 +82,7 @@ def check(name, m, inputs, tol=TOL):
             print(f"  {k}: indices {'ok' if same else 'FAIL'}")
             ok = ok and same
         else:
-            ok = compare(k, got[k], v, tol) and ok
+            ok = compare(k, got[k], v, RTOL, ATOL) and ok
     results.append((name, ok))
 
 

@@ -103,6 +103,13 @@ SHAPE_INPUTS = {
 }
 
 
+# Operators the MTMI network's exports (both exporters, opsets 13 to 18)
+# use, and the common ones around them: each must pass at least one case.
+REQUIRED_OPS = ["Add", "Cast", "Concat", "Conv", "Div", "Erf", "Gather", "Gemm", "LayerNormalization", "MatMul", "Mul",
+                "Pow", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Sub",
+                "Transpose", "Unsqueeze", "BatchNormalization", "ConvTranspose", "MaxPool", "AveragePool", "Constant"]
+
+
 def claimed_ops():
     r = subprocess.run([tu.MTMI_BIN, "ops"], capture_output=True, text=True)
     if r.returncode != 0:
@@ -294,6 +301,7 @@ def main():
             continue
         todo.append((name, model, sets, rtol, atol))
     results = {}
+    results_ops = {t[0]: case_ops(t[1]) for t in todo}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as ex:
         futs = {ex.submit(run_case, *t, workdir): t[0] for t in todo}
         for f in concurrent.futures.as_completed(futs):
@@ -313,6 +321,23 @@ def main():
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"({unclaimed} cases use operators mtmi does not claim)")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    if passed == 0:
+        print("FAIL: no case ran (nothing collected, or every case skipped): the check would prove nothing")
+        return 1
+    if not args.select:
+        # The operators the reference network and its fused forms need must
+        # be claimed and pass at least one case each: a kernel that
+        # disappears (and its claim with it) must not just shrink the count.
+        ran = {}
+        for name, (status, _) in results.items():
+            for op in results_ops[name]:
+                ran[op] = ran.get(op, 0) + (status == "pass")
+        missing = [op for op in REQUIRED_OPS if ("ai.onnx", op) not in claimed or not ran.get(("ai.onnx", op))]
+        if missing:
+            print(f"FAIL: no passing case for required operators {missing} (claimed: "
+                  f"{sorted(op for d, op in claimed if d == 'ai.onnx' and op in missing)})")
+            return 1
+        print(f"every one of the {len(REQUIRED_OPS)} required operators passed at least one case")
     return 1 if failed else 0
 
 

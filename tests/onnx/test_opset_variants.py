@@ -16,7 +16,7 @@ from onnx import helper, TensorProto, numpy_helper
 
 import mtmi_testutil as tu
 
-rng = np.random.default_rng(3)
+rng = np.random.default_rng(tu.test_seed(3))
 tmp = tempfile.mkdtemp(prefix="mtmi_opsets_")
 failures = []
 count = 0

@@ -1,7 +1,9 @@
 /* The pipeline: placement parsing; 2-3 CPU devices with frames in flight give
  * exactly the serial outputs, frame for frame; heads overlap the next
- * frame's encoder; an error in a stage shuts down cleanly and names the frame
- * and stage; memory stays flat over 1,000 frames.
+ * frame's encoder (checked from the stage timestamps each frame records,
+ * never by wall time); INT8 heads stay close to FP32; an error in a stage
+ * shuts down cleanly and names the frame and stage; memory stays flat over
+ * 1,000 frames.
  *
  * Fast on 2 cores: a tiny multi-task model (32x32), plus the reference MTMI
  * network at 64x64 for a few frames. */
@@ -21,6 +23,10 @@
 
 
 #include "check.h"
+#include "oracle.h"
+
+static uint64_t g_seed; /* base seed of the test's inputs ($MTMI_TEST_SEED) */
+static int g_threads = 2; /* of the calibration and reference plans (1 with --quick: TSan) */
 
 /* A tiny two-headed model: encoder = two convolutions (features at 1/1 and
  * 1/2), seg head reads both, depth head reads the deeper one. */
@@ -39,12 +45,15 @@ static mt_graph *tiny_model(int hw) {
     mt_b_output(&b, mt_b_resize_scales(&b, d, up, 4), "depth");
     mt_graph *g = NULL;
     if (mt_builder_finish(&b, &g)) printf("builder: %s\n", mtmi_last_error());
+    /* Weights by role (weight_init.c): a class map of many classes and a
+     * depth map over a wide range, so that results can be told apart. */
+    if (g && mt_graph_spread_weights(g, 7)) printf("spread weights: %s\n", mtmi_last_error());
     return g;
 }
 
 static void fill_input(float *x, size_t n, uint64_t frame) {
     mt_rng r;
-    mt_rng_seed(&r, 1000 + frame);
+    mt_rng_seed(&r, g_seed * 7919 + 1000 + frame);
     for (size_t i = 0; i < n; i++) x[i] = mt_rng_normal(&r);
 }
 
@@ -198,24 +207,113 @@ static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int fra
     check_exact_q(m, pl_str, inflight, frames, threads, whole, NULL);
 }
 
+/* A whole-model CPU plan (INT8 heads when cache is given) run on frame
+ * `frame`; the two outputs are returned (caller frees). */
+static int run_whole(mtmi_model *m, const mt_calib_cache *cache, int64_t frame, float **seg, float **depth, int64_t *hw) {
+    mt_graph *g = NULL;
+    mt_cpu_plan *plan = NULL;
+    mt_tview in, out[2];
+    int rc = -1;
+    memset(out, 0, sizeof out);
+    in.data = NULL;
+    if (mt_model_specialize(m, NULL, 0, 1, &g)) goto done;
+    if (cache) {
+        unsigned char *sel = malloc(g->nnodes + 1);
+        mt_quant_report rep;
+        int bad = !sel || mt_quant_head_nodes(g, sel) || mt_quant_rewrite(g, cache, sel, &rep) || rep.quantized == 0;
+        free(sel);
+        if (bad) goto done;
+    }
+    if (mt_cpu_plan_create(g, g_threads, &plan)) goto done;
+    view_of_value(g, g->inputs[0], &in, 1);
+    for (int i = 0; i < 2; i++) view_of_value(g, g->outputs[i], &out[i], 1);
+    fill_input(in.data, mt_tview_numel(&in), frame);
+    if (mt_cpu_plan_run(plan, &in, 1, out, 2)) goto done;
+    *seg = out[0].data;
+    *depth = out[1].data;
+    out[0].data = out[1].data = NULL;
+    *hw = mt_tview_numel(&out[1]);
+    rc = 0;
+done:
+    free(in.data);
+    free(out[0].data);
+    free(out[1].data);
+    mt_cpu_plan_free(plan);
+    mt_graph_free(g);
+    return rc;
+}
+
 /* INT8 heads on CPU devices: the pipeline's int8 plans must give exactly
- * what the whole model gives with its head nodes in INT8.  The cache has a
- * scale for every float tensor of the model (values from one float run, so
- * they are realistic: max|x| / 127). */
-static void check_int8(mtmi_model *m, int frames) {
+ * what the whole model gives with its head nodes in INT8, and that must be
+ * close to FP32 (class agreement, depth error) on a held-out frame, with
+ * a calibration cache from mtmi_calibrate (min-max over 3 frames). */
+static void check_int8(mtmi_model *m, int frames, const char *what, double min_agree, double max_depth_err,
+                       double max_depth_mean) {
     mt_graph *g = NULL;
     if (mt_model_specialize(m, NULL, 0, 1, &g)) {
         CHECK(0, "specialize: %s", mtmi_last_error());
         return;
     }
+    const mt_value *iv = &g->values[g->inputs[0]];
+    int64_t in_n = mt_value_numel(iv);
+    float *fr[3];
+    mtmi_tensor ft[3];
+    for (int f = 0; f < 3; f++) {
+        fr[f] = malloc(sizeof(float) * in_n);
+        fill_input(fr[f], in_n, 5000 + f);
+        ft[f] = (mtmi_tensor){.dtype = MTMI_FLOAT, .rank = iv->rank, .data = fr[f]};
+        memcpy(ft[f].dims, iv->dims, sizeof(int64_t) * iv->rank);
+    }
+    char dir[] = "/tmp/mtmi_pipe_q_XXXXXX", path[64];
     mt_calib_cache c;
     memset(&c, 0, sizeof c);
-    for (int v = 0; v < g->nvalues; v++) {
-        const mt_value *val = &g->values[v];
-        if (val->data || val->dtype != MTMI_FLOAT || val->is_weight) continue;
-        mt_calib_cache_set(&c, val->name, 0.02f + 0.001f * (v % 7));
+    int ok = 1;
+    if (g_threads == 1) {
+        /* --quick (ThreadSanitizer): calibration's threshold search is an
+         * OpenMP loop, which TSan cannot see through; a fixed scale for
+         * every float tensor exercises the same pipeline synchronization
+         * (no accuracy bound then). */
+        for (int v = 0; v < g->nvalues; v++) {
+            const mt_value *val = &g->values[v];
+            if (!val->data && val->dtype == MTMI_FLOAT && !val->is_weight) mt_calib_cache_set(&c, val->name, 0.02f + 0.001f * (v % 7));
+        }
+    } else {
+        mtmi_calibrate_options co = {.method = MTMI_CALIB_MINMAX, .threads = g_threads};
+        ok = mkdtemp(dir) != NULL;
+        snprintf(path, sizeof path, "%s/c.cache", dir);
+        ok = ok && mtmi_calibrate(m, ft, 3, &co, path) == MTMI_OK && mt_calib_cache_read(path, &c) == MTMI_OK;
+        CHECK(ok, "%s: calibration: %s", what, mtmi_last_error());
+        remove(path);
+        rmdir(dir);
     }
-    check_exact_q(m, "encoder=cpu,seg=cpu:1/int8,depth=cpu:2/int8", 2, frames, 3, 1, &c);
+    for (int f = 0; f < 3; f++) free(fr[f]);
+    if (ok) check_exact_q(m, "encoder=cpu,seg=cpu:1/int8,depth=cpu:2/int8", 2, frames, 3, 1, &c);
+    if (ok && g_threads > 1) {
+        /* Held-out frame: INT8 heads vs FP32. */
+        float *s32 = NULL, *d32 = NULL, *s8 = NULL, *d8 = NULL;
+        int64_t hw = 0;
+        if (run_whole(m, NULL, 9000, &s32, &d32, &hw) || run_whole(m, &c, 9000, &s8, &d8, &hw)) {
+            CHECK(0, "%s: whole-model runs: %s", what, mtmi_last_error());
+        } else {
+            double maxerr = 0, sum = 0;
+            for (int64_t i = 0; i < hw; i++) {
+                double d = fabs(d32[i] - d8[i]);
+                sum += d;
+                if (d > maxerr) maxerr = d;
+            }
+            double agree = oracle_class_agreement(s8, s32, 1, 19, hw);
+            int discr = oracle_nondegenerate(what, s32, d32, 1, hw);
+            printf("int8 %s: class agreement %.4f, depth max abs error %.4f, mean %.5f\n", what, agree, maxerr, sum / hw);
+            CHECK(discr, "%s: degenerate FP32 reference", what);
+            CHECK(agree >= min_agree && maxerr <= max_depth_err && sum / hw <= max_depth_mean,
+                  "%s: INT8 heads vs FP32: agreement %.4f (>= %g), depth max %.4f (<= %g), mean %.5f (<= %g)", what, agree,
+                  min_agree, maxerr, max_depth_err, sum / hw, max_depth_mean);
+        }
+        free(s32);
+        free(d32);
+        free(s8);
+        free(d8);
+    }
     /* Without a cache: a clear error naming the device. */
     mt_placement pl;
     mt_placement_parse("encoder=cpu,seg=cpu:1/int8,depth=cpu:1", &pl);
@@ -365,9 +463,17 @@ static double run_sleepy(int inflight, int frames, int *overlaps) {
     }
     wall = mt_now_ms() - t0;
     CHECK(wrong == 0, "sleepy: %d frames with wrong data", wrong);
-    /* The heads of frame t overlap the encoder of frame t+1. */
-    for (int64_t i = 0; i + 1 < st.n; i++)
-        if (st.recs[i + 1].t_start[0] < st.recs[i].t_end[1] && st.recs[i + 1].t_start[0] < st.recs[i].t_end[2]) (*overlaps)++;
+    /* The heads of frame t overlap the encoder of frame t+1: from the
+     * timestamps the pipeline records per frame and stage, both heads'
+     * intervals [t_start, t_end] of frame t intersect the encoder's of
+     * frame t+1 (stages of different frames active at once).  Events,
+     * not wall time: a loaded machine delays both alike. */
+    for (int64_t i = 0; i + 1 < st.n; i++) {
+        const double es = st.recs[i + 1].t_start[0], ee = st.recs[i + 1].t_end[0];
+        int both = 1;
+        for (int k = 1; k <= 2; k++) both &= es < st.recs[i].t_end[k] && st.recs[i].t_start[k] < ee;
+        *overlaps += both;
+    }
     char line[256];
     mt_stats_loop_line(&st, 3, line, sizeof line);
     CHECK(!strncmp(line, "loop: 3 encoder: ", 17) && strstr(line, " heads: ") && strstr(line, " frame: "), "loop line '%s'", line);
@@ -426,13 +532,16 @@ static void test_stats_ring(void) {
     mt_stats_free(&st);
 }
 
+/* Overlap is asserted on events only (the stage intervals each frame
+ * records); the wall times are printed for information, never compared:
+ * a timed assertion fails on a loaded machine. */
 static void test_overlap(void) {
     int ov_pipe, ov_sync;
     double pipe = run_sleepy(2, 12, &ov_pipe), sync = run_sleepy(1, 12, &ov_sync);
-    printf("overlap: pipelined %.1f ms (%d overlapping frames), sync %.1f ms (%d)\n", pipe, ov_pipe, sync, ov_sync);
+    printf("overlap: pipelined %d of 11 frame pairs overlap (%.1f ms), sync %d (%.1f ms; times not checked)\n", ov_pipe,
+           pipe, ov_sync, sync);
     CHECK(ov_sync == 0, "sync mode overlapped %d frames", ov_sync);
     CHECK(ov_pipe >= 8, "pipelined mode overlapped only %d of 11 frames", ov_pipe);
-    CHECK(pipe > 0 && sync > 1.3 * pipe, "pipelined %.1f ms is not clearly faster than sync %.1f ms", pipe, sync);
 }
 
 /* An error injected in a stage: every call fails with the frame and stage,
@@ -558,7 +667,9 @@ static void test_image_input(mtmi_model *m, int hw) {
 int main(int argc, char **argv) {
     /* A hang anywhere is a failure, not a stuck CI job. */
     alarm(300);
+    g_seed = oracle_seed(0);
     int quick = argc > 1 && !strcmp(argv[1], "--quick"); /* for the TSan build */
+    if (quick) g_threads = 1;
     test_placement();
     test_stats_ring();
     test_overlap();
@@ -578,7 +689,9 @@ int main(int argc, char **argv) {
             check_exact(&tiny, "cpu/fp32", 1, 20, 2, 0);
             check_exact(&tiny, "cpu/fp32", 2, 40, 2, 1);
         }
-        check_int8(&tiny, quick ? 10 : 50);
+        /* Measured (MTMI_TEST_SEED 0..3): class agreement 0.978-0.995,
+         * depth max abs error 0.018-0.047, mean 0.0030-0.0038. */
+        check_int8(&tiny, quick ? 10 : 50, "tiny model", 0.97, 0.07, 0.006);
         test_error(&tiny, 2, 5);
         test_error(&tiny, 0, 3);
         test_error(&tiny, 1, 0);
@@ -592,7 +705,9 @@ int main(int argc, char **argv) {
         mt_mtmi_net_opts no = {.seed = 3, .height = 64, .width = 64};
         if (mt_make_mtmi_net(&no, &net.graph, NULL) == MTMI_OK) {
             check_exact(&net, "encoder=cpu,seg=cpu:1,depth=cpu:2", 2, 6, 3, 1);
-            check_int8(&net, 4);
+            /* Measured (MTMI_TEST_SEED 0..3): class agreement 0.970-0.982,
+             * depth max abs error 0.033-0.045, mean 0.0059-0.0093. */
+            check_int8(&net, 4, "MTMI 64x64", 0.955, 0.07, 0.013);
             mt_graph_free(net.graph);
         } else {
             CHECK(0, "mtmi net: %s", mtmi_last_error());

@@ -10,8 +10,10 @@ import numpy as np
 import onnx
 
 from preputil import check, finish, mtmi_ok, tmpdir
-from mtmi_testutil import REFERENCE, compare, run_ort
+from mtmi_testutil import REFERENCE, compare, need_shared, nondegenerate, run_ort, test_seed
 
+need_shared("test_make_model.py")
+SEED = test_seed(0)
 tmp = tmpdir()
 ref = onnx.load(os.path.join(REFERENCE, "mtmi_dynamo_opset17.graph.onnx"), load_external_data=False)
 ts = onnx.load(os.path.join(REFERENCE, "mtmi_torchscript_opset17.graph.onnx"), load_external_data=False)
@@ -51,7 +53,7 @@ dep = re.search(r"head 'depth': ([\d.]+) GFLOP", info)
 got = tuple(float(x.group(1)) if x else -1 for x in (enc, seg, dep))
 check(all(abs(got[i] - want[i]) < 0.1 for i in range(3)), f"mtmi info GFLOP per part {got} vs {want}")
 
-x = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
+x = np.random.default_rng(SEED).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
 r = run_ort(p, {"input": x}, threads=2)
 check(r["seg"].shape == (1, 19, 1024, 1024) and r["depth"].shape == (1, 1, 1024, 1024), "ORT runs it at 1024x1024")
 
@@ -84,7 +86,10 @@ check(not unmapped, f"every export weight has a make-model weight of the same na
 refp = os.path.join(tmp, "dynamo_with_make_model_weights.onnx")
 onnx.save(ref, refp)
 rr = run_ort(refp, {"input": x}, threads=2)
-check(all(compare(f"vs export/{k}", r[k], rr[k], 1e-5) for k in r), "make-model computes what the dynamo export computes with the same weights")
+check(nondegenerate("make-model 1024", r["seg"], r["depth"]), "make-model's default (spread) weights give a discriminative output")
+# per element; measured max abs 3.3e-6 (seg), 9e-7 (depth)
+check(all(compare(f"vs export/{k}", r[k], rr[k], 0.0, 2e-5 if k == "seg" else 4e-6) for k in r),
+      "make-model computes what the dynamo export computes with the same weights")
 
 # small, batch 2, non-square; inline vs external data; seeds
 p2, p3, p4, p5 = (os.path.join(tmp, f) for f in ("s.onnx", "s_ext.onnx", "s_same.onnx", "s_other.onnx"))
@@ -92,7 +97,7 @@ mtmi_ok("make-model", "-o", p2, "--size", "64x128", "--batch", "2", "--seed", "5
 mtmi_ok("make-model", "-o", p3, "--size", "64x128", "--batch", "2", "--seed", "5", "--external-data", "1024")
 mtmi_ok("make-model", "-o", p4, "--size", "64x128", "--batch", "2", "--seed", "5")
 mtmi_ok("make-model", "-o", p5, "--size", "64x128", "--batch", "2", "--seed", "6")
-x = np.random.default_rng(1).standard_normal((2, 3, 64, 128)).astype(np.float32)
+x = np.random.default_rng(SEED + 1).standard_normal((2, 3, 64, 128)).astype(np.float32)
 a, b, c = run_ort(p2, {"input": x}), run_ort(p3, {"input": x}), run_ort(p5, {"input": x})
 check(a["seg"].shape == (2, 19, 64, 128) and a["depth"].shape == (2, 1, 64, 128), "batch 2, 64x128: output shapes")
 check(all(np.all(np.isfinite(v)) for v in a.values()) and 0 < a["depth"].min() and a["depth"].max() < 1, "outputs finite, depth in (0, 1)")

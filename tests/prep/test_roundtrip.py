@@ -10,8 +10,10 @@ import onnx
 from onnx import numpy_helper
 
 from preputil import check, finish, mtmi_ok, tmpdir
-from mtmi_testutil import REFERENCE, fill_external_weights, run_ort, save_model
+from mtmi_testutil import REFERENCE, fill_external_weights, need_shared, run_ort, save_model, test_seed
 
+need_shared("test_roundtrip.py")
+SEED = test_seed(0)
 tmp = tmpdir()
 
 
@@ -35,7 +37,7 @@ def io(vs):
 
 for tag, f in (("torchscript", "mtmi_torchscript_opset17.graph.onnx"), ("dynamo", "mtmi_dynamo_opset17.graph.onnx")):
     src = os.path.join(tmp, tag + ".onnx")
-    save_model(fill_external_weights(onnx.load(os.path.join(REFERENCE, f), load_external_data=False), 0), src)
+    save_model(fill_external_weights(onnx.load(os.path.join(REFERENCE, f), load_external_data=False), SEED), src)
     a = onnx.load(src)
     for variant, extra in (("inline", []), ("external", ["--external-data", "1024"])):
         dst = os.path.join(tmp, f"{tag}_{variant}.onnx")
@@ -52,7 +54,7 @@ for tag, f in (("torchscript", "mtmi_torchscript_opset17.graph.onnx"), ("dynamo"
         check(b.opset_import[0].version == 17 and len(b.opset_import) == 1, f"{tag}/{variant}: opset imports")
         if variant == "external":
             check(os.path.getsize(dst + ".data") > 19_000_000 and os.path.getsize(dst) < 400_000, f"{tag}: weights in {os.path.basename(dst)}.data")
-    x = np.random.default_rng(5).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
+    x = np.random.default_rng(SEED + 5).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
     ra = run_ort(src, {"input": x}, threads=2)
     rb = run_ort(os.path.join(tmp, f"{tag}_external.onnx"), {"input": x}, threads=2)
     check(all(np.array_equal(ra[k], rb[k]) for k in ra), f"{tag}: ORT outputs of the re-saved model are bit-identical")

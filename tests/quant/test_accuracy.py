@@ -1,13 +1,17 @@
-"""INT8 heads against FP32 on real images (calibrate on 4, evaluate on the
-fifth) or, without /work/shared/images, on synthetic frames:
+"""INT8 heads against FP32 on real images (calibrate on 4 of ../shared's
+street scenes, evaluate on the fifth; a missing ../shared is a failure):
 
  1. a small two-head conv network built here (conv encoder, SegFormer-like
     seg head, DEST-like depth head; He-initialized random weights), whose
-    activations keep the images' structure: entropy must do at least as
-    well as min-max on both heads (seg agreement, depth mean error);
- 2. the reference MTMI network (mtmi make-model, 256x256, random weights):
-    numbers reported and sanity-checked only, since random weights give
-    near-constant, spiky head activations (see docs/ACCURACY.md).
+    activations keep the images' structure, and the same with folded-BN-like
+    channel gains: entropy must do at least as well as min-max on both heads
+    (seg agreement, depth mean error) with the gains;
+ 2. the reference MTMI network (mtmi make-model, 256x256, spread weights).
+Every model's FP32 output on the evaluation image is first checked to be
+discriminative (many classes, depth over a wide range), then each method's
+class agreement and depth errors are bounded near what they achieve (BOUNDS,
+measured values beside them); the agreement is recomputed here from the
+dumped FP32 and INT8 outputs.
 
 Also checks that the feature cache makes a second calibration skip the
 encoder, and that mtmi_plan_create(precision=int8) matches the runner.
@@ -25,8 +29,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 import mtmi_testutil as tu
 
-MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-STD = np.array([58.395, 57.12, 57.375], np.float32)
 
 
 def small_model(path, size, seed=0, gain_sigma=0.0):
@@ -39,7 +41,13 @@ def small_model(path, size, seed=0, gain_sigma=0.0):
     inits, nodes = [], []
 
     def conv(x, cin, cout, k, s, name, act="Relu"):
-        w = rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))
+        # As the spread init (src/graph/weight_init.c): He weights, the
+        # classifiers' gain 2 (4 before the sigmoid), zero-mean rows past
+        # the first layer, so no common offset swamps the classes.
+        gain = np.sqrt(2.0) if act == "Relu" else (4.0 if cout == 1 else 2.0)
+        w = rng.standard_normal((cout, cin, k, k)) * gain / np.sqrt(cin * k * k)
+        if cin > 3:
+            w -= w.mean(axis=(1, 2, 3), keepdims=True)
         if gain_sigma > 0 and act == "Relu":  # conv+BN+ReLU layers; the classifiers have no BN
             w *= np.exp(rng.normal(0, gain_sigma, (cout, 1, 1, 1)) - gain_sigma ** 2 / 2)
         w = w.astype(np.float32)
@@ -82,31 +90,24 @@ def small_model(path, size, seed=0, gain_sigma=0.0):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def synthetic_inputs(d, size, n=5):
-    """Street-like frames: sky, road, blocks, noise; normalized CHW .npy."""
-    rng = np.random.default_rng(7)
-    files = []
-    for k in range(n):
-        img = np.zeros((size, size, 3), np.float32)
-        h = size // 2 + rng.integers(-size // 8, size // 8)
-        img[:h] = [120, 170, 230]
-        img[h:] = [90, 90, 95]
-        for _ in range(6):
-            y0, x0 = rng.integers(0, size - 8, 2)
-            img[y0:y0 + rng.integers(8, size // 3), x0:x0 + rng.integers(8, size // 3)] = rng.uniform(0, 255, 3)
-        img += rng.normal(0, 8, img.shape)
-        x = ((np.clip(img, 0, 255) - MEAN) / STD).transpose(2, 0, 1).astype(np.float32)
-        p = os.path.join(d, f"syn{k}.npy")
-        np.save(p, x)
-        files.append(p)
-    return files
-
-
 def mtmi(*args):
     r = subprocess.run([tu.MTMI_BIN] + [str(a) for a in args], capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"mtmi {args[0]} failed: {r.stderr.strip()}")
     return r.stdout
+
+
+# (min seg agreement %, max depth mean abs error, max depth max abs error)
+# per model, for every method.  Measured over the three methods (calibrate on
+# scenes 1-4, evaluate on 5): small 96.6-97.0 %, 0.0057-0.0062, 0.049-0.094;
+# small_bn 87.1-89.7 %, 0.018-0.022, 0.57-0.82 (its max error is one pixel
+# of a heavy-tailed map: not bounded); MTMI 97.3-97.8 %, 0.0066-0.0078,
+# 0.038-0.058.  The bounds leave ~1.4x on the errors.
+BOUNDS = {"small": (95.5, 0.0085, 0.13), "small_bn": (85.0, 0.03, None), "ref": (96.5, 0.0105, 0.08)}
+# The FP32 class maps must hold this many classes of >= 1 % each: small_bn's
+# folded-BN-like gains let a few channels dominate its 32 features, so fewer
+# classes win there (6 measured); still far from a constant map.
+MIN_CLASSES = {"small": 8, "small_bn": 5, "ref": 8}
 
 
 def evaluate(model, calib, evals, d, tag, extra=()):
@@ -122,8 +123,27 @@ def evaluate(model, calib, evals, d, tag, extra=()):
             args += ["--images", f]
         if method == "entropy":  # the public API's int8 plan must give the same bits
             args.append("--check-api")
+        dump = os.path.join(d, f"{tag}_{method.split(':')[0]}_dump")
+        args += ["--dump", dump]
         res[method] = (json.loads(mtmi(*args, *extra)), out.strip())
+        res[method][0]["dump"] = {(o, k): np.load(os.path.join(dump, f"{o}_{k}.npy"))
+                                  for o in ("seg", "depth") for k in ("fp32", "int8")}
     return res
+
+
+def bounded(tag, method, j):
+    """FP32 output discriminative, INT8 within BOUNDS[tag]; the agreement
+    recomputed from the dumped outputs must match the tool's."""
+    dmp = j["dump"]
+    ok = tu.nondegenerate(f"{tag} FP32", dmp[("seg", "fp32")], dmp[("depth", "fp32")], min_classes=MIN_CLASSES[tag])
+    agree = float(np.mean(np.argmax(dmp[("seg", "int8")], 1) == np.argmax(dmp[("seg", "fp32")], 1))) * 100
+    dd = np.abs(dmp[("depth", "int8")].astype(np.float64) - dmp[("depth", "fp32")])
+    a_min, mean_max, max_max = BOUNDS[tag]
+    good = agree >= a_min and dd.mean() <= mean_max and (max_max is None or dd.max() <= max_max)
+    good &= abs(agree - j["seg"]["agreement_pct"]) < 1e-3
+    print(f"  {tag:9s} {method:17s} agreement {agree:.3f}% (>= {a_min}; tool: {j['seg']['agreement_pct']:.3f}%), depth mean abs "
+          f"{dd.mean():.4f} (<= {mean_max}), max {dd.max():.4f} (<= {max_max})  {'ok' if good else 'FAIL'}")
+    return ok and good
 
 
 def row(name, method, j):
@@ -134,31 +154,35 @@ def row(name, method, j):
 
 def main():
     report = "--report" in sys.argv
+    tu.need_shared("test_accuracy.py")
+    # Fixed weights: the bounds and the SPEC's entropy >= min-max are
+    # measured on these networks (other seeds give other numbers).
+    seeds = {"small": 0, "small_bn": 0, "ref": 1}
+    print(f"weight seeds {seeds} (fixed)")
     images = sorted(glob.glob(os.path.join(tu.SHARED, "images", "*.png")))
+    if len(images) < 5:
+        print(f"FAIL: {len(images)} images in {os.path.join(tu.SHARED, 'images')}, need 5")
+        return 1
     ok = True
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        if len(images) >= 5:
-            calib, evals, src = images[:4], images[4:5], "real street scenes (4 calibration, 1 evaluation)"
-        else:
-            files = synthetic_inputs(d, 256)
-            calib, evals, src = files[:4], files[4:], "synthetic frames (4 calibration, 1 evaluation)"
+        calib, evals, src = images[:4], images[4:5], "real street scenes (4 calibration, 1 evaluation)"
         print("inputs:", src)
 
         # Plain He-initialized weights, then the same net with folded-BN-like
         # channel gains (heavy-tailed tensors, as trained networks have).
-        # The SPEC's entropy >= min-max is asserted on the real scenes only:
-        # on the synthetic frames the margin is too thin to be a stable test.
-        real = len(images) >= 5
-        for tag, sigma, must in [("small", 0.0, False), ("small_bn", 1.0, real)]:
+        # The SPEC's entropy >= min-max is asserted with the gains (plain He
+        # weights: too thin a margin to be a stable test; reported).
+        for tag, sigma, must in [("small", 0.0, False), ("small_bn", 1.0, True)]:
             path = os.path.join(d, tag + ".onnx")
-            small_model(path, 256, gain_sigma=sigma)
+            small_model(path, 256, seed=seeds[tag], gain_sigma=sigma)
             res = evaluate(path, calib, evals, d, tag)
             name = "small conv net" + (", BN-like channel gains" if sigma else ", He init")
             for m, (j, line) in res.items():
                 print(f"  {tag:9s} {m:17s} seg agreement {j['seg']['agreement_pct']:.3f}%  mIoU {j['seg']['miou_pct']:.2f}%  "
                       f"depth mean abs {j['depth']['mean_abs']:.3g} max {j['depth']['max_abs']:.3g}")
                 rows.append(row(name, m, j))
+                ok &= bounded(tag, m, j)
             e, mm = res["entropy"][0], res["minmax"][0]
             better_seg = e["seg"]["agreement_pct"] >= mm["seg"]["agreement_pct"] - 1e-9
             better_depth = e["depth"]["mean_abs"] <= mm["depth"]["mean_abs"]
@@ -173,14 +197,15 @@ def main():
                 ok = False
 
         ref = os.path.join(d, "mtmi256.onnx")
-        mtmi("make-model", "-o", ref, "--size", "256x256", "--seed", "1")
+        mtmi("make-model", "-o", ref, "--size", "256x256", "--seed", str(seeds["ref"]))
         res = evaluate(ref, calib, evals, d, "ref")
         for m, (j, _) in res.items():
             print(f"  MTMI      {m:17s} seg agreement {j['seg']['agreement_pct']:.3f}%  mIoU {j['seg']['miou_pct']:.2f}%  "
                   f"depth mean abs {j['depth']['mean_abs']:.3g} max {j['depth']['max_abs']:.3g}  ({j['quantized_nodes']} convs INT8)")
-            rows.append(row("MTMI 256x256 (random weights)", m, j))
-            if j["seg"]["agreement_pct"] < 90 or j["depth"]["mean_abs"] > 0.05 or j["quantized_nodes"] < 10:
-                print("FAIL: INT8 MTMI heads far from FP32")
+            rows.append(row("MTMI 256x256 (spread weights)", m, j))
+            ok &= bounded("ref", m, j)
+            if j["quantized_nodes"] != 15:
+                print(f"FAIL: {j['quantized_nodes']} convs in INT8, expected the heads' 15")
                 ok = False
         if report and len(images) >= 5:
             # Leave-one-out over the five scenes: calibrate on four, evaluate
@@ -188,7 +213,7 @@ def main():
             rows.append("| **5-fold leave-one-out means** | | | | | |")
             models = [("small conv net, He init", os.path.join(d, "small.onnx")),
                       ("small conv net, BN-like channel gains", os.path.join(d, "small_bn.onnx")),
-                      ("MTMI 256x256 (random weights)", ref)]
+                      ("MTMI 256x256 (spread weights)", ref)]
             for name, path in models:
                 acc = {}
                 for k in range(5):
