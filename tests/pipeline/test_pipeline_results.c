@@ -55,7 +55,12 @@ static int run_frames(mtmi_model *m, const char *place, const mtmi_result_reques
         return -1;
     }
     *nres = mtmi_pipeline_num_results(p);
-    for (int i = 0; i < *nres && i < 8; i++) mtmi_pipeline_result_info(p, i, &info[i]);
+    static char names[8][128]; /* the names live as long as the pipeline: keep copies */
+    for (int i = 0; i < *nres && i < 8; i++) {
+        mtmi_pipeline_result_info(p, i, &info[i]);
+        snprintf(names[i], sizeof names[i], "%s", info[i].name);
+        info[i].name = names[i];
+    }
     float *x = malloc(sizeof(float) * 3 * H * W);
     int sub = 0, got = 0, rc = 0;
 #if MTMI_HAVE_CUDA

@@ -189,6 +189,12 @@ inv = np.float32(1) / np.array([58.395, 57.12, 57.375], np.float32)
 x = ((rgb.astype(np.float32) - mean) * inv).transpose(2, 0, 1)[None].astype(np.float32)
 ref = tu.run_mtmi(model, [x], extra=["--threads", "1"])
 seg_ref, depth_ref = ref["seg"][0], ref["depth"][0, 0]
+# the reference is discriminative (spread weights: measured 10 classes,
+# depth 0.048-0.858), so the exact checks below compare real maps
+counts = np.bincount(seg_ref.argmax(0).ravel(), minlength=19)
+spread = float(np.percentile(depth_ref, 99) - np.percentile(depth_ref, 1))
+check((counts >= 0.01 * counts.sum()).sum() >= 8 and spread >= 0.3,
+      f"degenerate reference: {(counts >= 0.01 * counts.sum()).sum()} classes, depth spread {spread:.3f}")
 depth = np.load(os.path.join(out, "a_rgb_depth.npy"))
 dd = float(np.abs(depth - depth_ref).max())
 check(dd <= 1e-5, f"depth vs infer: max diff {dd}")
@@ -317,11 +323,18 @@ check(r.returncode == 0, f"run int8 failed: {r.stderr.strip()}")
 if r.returncode == 0:
     qj = json.load(open(os.path.join(tmp, "q.json")))
     check([s["device"] for s in qj["stages"]] == ["cpu/fp32", "cpu:1/int8", "cpu:1/int8"], f"int8 stages {qj['stages']}")
-    dq = np.load(os.path.join(out_q, "a_rgb_depth.npy"))
-    d32 = np.load(os.path.join(out, "a_rgb_depth.npy"))
-    err = float(np.abs(dq - d32).max())
-    check(np.isfinite(dq).all() and err < 0.5, f"int8 depth max error {err}")
-    print(f"int8 heads: depth max abs error vs fp32 {err:.4f}")
+    # INT8 heads vs FP32 over the four images, bounded near what they reach
+    # (measured: depth max 0.051-0.077, mean 0.0069-0.0088, class agreement
+    # 0.928-0.982 with the spread weights)
+    for s in stems:
+        dq = np.load(os.path.join(out_q, f"{s}_depth.npy"))
+        d32 = np.load(os.path.join(out, f"{s}_depth.npy"))
+        cq = png_gray(os.path.join(out_q, f"{s}_classes.png"))
+        c32 = png_gray(os.path.join(out, f"{s}_classes.png"))
+        err, mean, agree_q = float(np.abs(dq - d32).max()), float(np.abs(dq - d32).mean()), float((cq == c32).mean())
+        check(np.isfinite(dq).all() and err <= 0.11 and mean <= 0.013, f"{s}: int8 depth error max {err:.4f} mean {mean:.4f}")
+        check(agree_q >= 0.90, f"{s}: int8 class agreement {agree_q:.4f}")
+        print(f"int8 heads {s}: depth max abs error vs fp32 {err:.4f}, mean {mean:.4f}, class agreement {agree_q:.4f}")
 expect_args = ["run", "--model", model, "--images", imgs, "--place", "seg=cpu/int8", "-o", os.path.join(tmp, "err_q")]
 r = mtmi(*expect_args)
 check(r.returncode == 1 and "calibration cache" in r.stderr, f"int8 without cache: {r.stderr.strip()}")
