@@ -104,7 +104,7 @@ typedef struct run_write_opts {
 /* One frame's results, owned by the job (buffers kept across frames). */
 typedef struct run_job {
     int64_t index;
-    char stem[256];
+    char stem[MT_NAME_CAP];
     mt_image input;         /* the fitted frame, for the vis */
     int input_owned;
     uint8_t *classes;       /* cw x ch, or NULL */

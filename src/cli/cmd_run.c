@@ -30,7 +30,7 @@ typedef struct run_ctx {
     int nfiles;
     int64_t frames;
     int nwrite;                 /* frames whose outputs are written (the first pass) */
-    char (*stems)[256];         /* of the written frames, made unique */
+    char (*stems)[MT_NAME_CAP]; /* of the written frames, made unique */
     run_write_opts wo;
     int logits_form, depth_form; /* MT_FORM_* of the saved logits / depth */
     int workers;                /* 0 = automatic */
@@ -84,22 +84,23 @@ static void stem_of(const char *path, char *out, size_t cap) {
 
 /* Stems of the written frames.  Two sources whose stems differ only in
  * case or extension (A.png, A.PNG, a.png) would write the same files (or
- * the same files on a case-insensitive disk): every stem after the first
- * of such a group gets its frame index ("A_f0001"). */
+ * the same files on a case-insensitive disk): mt_file_names keeps the first
+ * and gives the others "_<index>", before anything is written. */
 static int make_stems(run_ctx *c) {
-    if (!(c->stems = calloc((size_t)c->nwrite + 1, sizeof *c->stems))) return cli_error("run: out of memory");
-    for (int i = 0; i < c->nwrite; i++) {
-        if (c->nfiles) stem_of(c->files[i], c->stems[i], sizeof c->stems[i]);
-        else snprintf(c->stems[i], sizeof c->stems[i], "synth_%03d", i);
-        for (int k = 0; k < i; k++)
-            if (!strcasecmp(c->stems[k], c->stems[i])) {
-                char s[256];
-                snprintf(s, sizeof s, "%.240s_f%04d", c->stems[i], i);
-                memcpy(c->stems[i], s, sizeof s);
-                k = -1; /* check the new name against all again */
-            }
+    char(*raw)[256] = calloc((size_t)c->nwrite + 1, sizeof *raw);
+    const char **names = calloc((size_t)c->nwrite + 1, sizeof *names);
+    c->stems = calloc((size_t)c->nwrite + 1, sizeof *c->stems);
+    int rc = 0;
+    if (!raw || !names || !c->stems) rc = cli_error("run: out of memory");
+    for (int i = 0; !rc && i < c->nwrite; i++) {
+        if (c->nfiles) stem_of(c->files[i], raw[i], sizeof raw[i]);
+        else snprintf(raw[i], sizeof raw[i], "synth_%03d", i);
+        names[i] = raw[i];
     }
-    return 0;
+    if (!rc && mt_file_names(names, c->nwrite, "", c->stems)) rc = cli_lib_error();
+    free(raw);
+    free(names);
+    return rc;
 }
 
 static const char *const g_suffix[2][4] = {{"_classes.png", "_depth.npy", "_vis.png", "_logits.npy"},
@@ -108,7 +109,8 @@ static const char *const g_suffix[2][4] = {{"_classes.png", "_depth.npy", "_vis.
 static int cmp_path(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
 /* Before anything is written: every output path fits, no two outputs are
- * the same file, and no output is one of the input images. */
+ * the same file, and no output is one of the input images (each file
+ * stat'ed once, not once per pair as mt_check_not_input per output would). */
 static int check_outputs(const run_ctx *c) {
     const int nkinds = 4;
     char(*paths)[RUN_PATH_MAX] = malloc((size_t)(c->nwrite * nkinds + 1) * RUN_PATH_MAX);
@@ -247,17 +249,6 @@ static int find_results(run_ctx *c, const mt_app *app) {
     return 0;
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 /* manifest.json: what the run was and every written frame's files. */
 static int write_manifest(const run_ctx *c, const mt_app *app, const run_written *wr) {
     char path[RUN_PATH_MAX], tmp[RUN_PATH_MAX + 64];
@@ -266,15 +257,15 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
     if (!f) return cli_lib_error();
     const mt_pipeline *p = app->pipe;
     fprintf(f, "{\n  \"mtmi_version\": \"%s\",\n  \"model\": ", MTMI_VERSION);
-    json_str(f, app->model_desc);
+    mt_json_string(f, app->model_desc);
     fprintf(f, ",\n  \"placement\": ");
-    json_str(f, app->placement);
+    mt_json_string(f, app->placement);
     fprintf(f, ",\n  \"stages\": [");
     for (int s = 0; s < mt_pipeline_num_stages(p); s++) {
         char dev[64];
         const mt_devspec *d = mt_pipeline_stage_dev(p, s);
         fprintf(f, "%s{\"name\": ", s ? ", " : "");
-        json_str(f, mt_pipeline_stage_name(p, s));
+        mt_json_string(f, mt_pipeline_stage_name(p, s));
         fprintf(f, ", \"device\": \"%s\", \"precision\": \"%s\"}", mt_device_str(d, dev, sizeof dev), mt_precision_name(d->prec));
     }
     fprintf(f, "],\n  \"input\": {\"batch\": %d, \"height\": %d, \"width\": %d},\n", app->batch, app->height, app->width);
@@ -290,9 +281,9 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
     for (int i = 0; i < c->nwrite; i++) {
         if (!wr[i].done) continue;
         fprintf(f, "%s\n    {\"frame\": %d, \"stem\": ", first ? "" : ",", i);
-        json_str(f, c->stems[i]);
+        mt_json_string(f, c->stems[i]);
         fprintf(f, ", \"source\": ");
-        json_str(f, c->nfiles ? c->files[i] : "synthetic");
+        mt_json_string(f, c->nfiles ? c->files[i] : "synthetic");
         fprintf(f, ", \"files\": {");
         const char *names[4] = {"classes", "depth", "vis", "logits"};
         int fk = 0;
@@ -301,7 +292,7 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
                 char name[300];
                 snprintf(name, sizeof name, "%s%s", c->stems[i], g_suffix[c->wo.format_seed][k]);
                 fprintf(f, "%s\"%s\": ", fk++ ? ", " : "", names[k]);
-                json_str(f, name);
+                mt_json_string(f, name);
             }
         fprintf(f, "}");
         if ((wr[i].files & RUN_SAVE_LOGITS) && c->logits_form == MT_FORM_INT8) fprintf(f, ", \"logits_scale\": %.9g", wr[i].scale);

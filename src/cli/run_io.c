@@ -124,10 +124,10 @@ static void fill_slot(run_io *r, read_slot *sl, int64_t k) {
 /* ------------------------------------------------------------- writing */
 /* One file's path "<outdir>/<stem><suffix>", or an error (never cut short). */
 int run_output_path(const char *outdir, const char *stem, const char *suffix, char *path, size_t cap) {
-    int n = snprintf(path, cap, "%s/%s%s", outdir, stem, suffix);
-    if (n < 0 || (size_t)n >= cap)
-        return mt_fail(MTMI_ERR_ARG, "output path '%s/%s%s' is longer than %zu bytes", outdir, stem, suffix, cap - 1), -1;
-    return 0;
+    char name[2 * MT_NAME_CAP];
+    int n = snprintf(name, sizeof name, "%s%s", stem, suffix);
+    if (n < 0 || (size_t)n >= sizeof name) return mt_fail(MTMI_ERR_ARG, "output name '%s%s' is too long", stem, suffix), -1;
+    return mt_path_join(path, cap, outdir, name) ? -1 : 0;
 }
 
 static mtmi_status write_npy(const char *path, int dtype, int rank, const int64_t *dims, void *data) {
