@@ -361,14 +361,17 @@ static void test_image_input(mtmi_model *m) {
         int ok = !mt_app_run_one(pf, &img, &a) && !mt_app_run_one(pi, &img, &b);
         CHECK(ok, "image input run: %s", mtmi_last_error());
         if (ok) {
-            double md = 0;
+            /* The normalized inputs are the same FP16 values, but the two
+             * pipelines are separate plans whose GEMM tactics are chosen by
+             * timing: measured 0 in most runs, 4.9e-4 (one FP16 step near 1)
+             * in some (2026-12-06, H100).  A wrong normalization moves the
+             * outputs by far more. */
             for (int i = 0; i < mt_pipeline_num_outputs(pf); i++) {
-                const float *x = a->outputs[i].data, *y = b->outputs[i].data;
-                for (size_t k = 0; k < mt_tview_numel(&a->outputs[i]); k++)
-                    if (fabs(x[k] - y[k]) > md) md = fabs(x[k] - y[k]);
+                char tag[96];
+                snprintf(tag, sizeof tag, "image input on the GPU vs host-normalized, output %d", i);
+                CHECK(oracle_close(tag, b->outputs[i].data, a->outputs[i].data, mt_tview_numel(&a->outputs[i]), 2e-3, 2e-3),
+                      "GPU preprocessing differs from the host's (output %d)", i);
             }
-            printf("image input on the GPU (mtmi.Preprocess): max abs difference %.3g from host-normalized input\n", md);
-            CHECK(md == 0, "GPU preprocessing differs from the host's: %g", md);
         }
     }
     mt_image_free(&img);
