@@ -10,10 +10,10 @@
  *
  * The fused kernels round intermediates to FP16 at other places than the
  * unfused steps do (e.g. the decode head's projections before the
- * upsampling), so the two differ by FP16 rounding only.  TOLERANCES ARE
- * PROVISIONAL (no GPU where this was written): the log prints each case's
- * largest error and the share of the tolerance it uses; set them to ~4x the
- * measured errors on the first GPU run.
+ * upsampling), so the two differ by FP16 rounding only.  The log prints
+ * each case's largest error and the share of the tolerance it uses; the
+ * tolerances are ~4x the largest errors of the first GPU run (H100,
+ * 2026-12-06, 1024x1024, all cases: seg 7.0e-3, depth 3.0e-3).
  *
  * Usage: test_cuda_fusion [--size HxW] (default 1024x1024).  Exit 1 on any
  * failure, 77 (ctest's SKIP_RETURN_CODE) when no GPU is visible. */
@@ -32,11 +32,11 @@
 static const char *const g_passes[] = {"mlp", "upconv", "catgemm", "chain", "lnim2col", "stem", "lnpair", "lnproj", "mlpln"};
 #define NPASSES ((int)(sizeof g_passes / sizeof g_passes[0]))
 
-/* Provisional per-element tolerances of a fused FP16 plan against the
- * unfused FP16 plan: seg logits (|x| up to ~8) and depth (0..1). */
+/* Per-element tolerances of a fused FP16 plan against the unfused FP16
+ * plan: seg logits (|x| up to ~8) and depth (0..1); ~4x the measured. */
 #define SEG_ATOL 3e-2
 #define SEG_RTOL 1e-2
-#define DEPTH_ATOL 4e-3
+#define DEPTH_ATOL 1.2e-2
 #define MIN_AGREE 0.99 /* class agreement over all pixels */
 
 typedef struct run_out {
@@ -206,7 +206,7 @@ int main(int argc, char **argv) {
         printf("  class agreement %.4f%%, %.2f%% of pixels decided (margin > %.3g), %lld of them flipped\n",
                100 * oracle_class_agreement(o.seg, ref.seg, 1, 19, hw), 100.0 * decided / hw, 2 * tol, (long long)flipped);
         /* FP16's logit tolerance leaves many pixels undecided: the
-         * agreement over all pixels is bounded too (provisional) */
+         * agreement over all pixels is bounded too (measured >= 99.886 %) */
         double agree = oracle_class_agreement(o.seg, ref.seg, 1, 19, hw);
         CHECK(flipped == 0 && agree >= MIN_AGREE, "'%s': %lld decided pixels flipped, agreement %.4f", cases[c].keep,
               (long long)flipped, agree);

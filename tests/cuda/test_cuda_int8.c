@@ -484,8 +484,8 @@ int main(int argc, char **argv) {
      * nothing).  The GPU's INT8 heads see FP16 encoder features, the CPU's
      * FP32 ones: its disagreement with the CPU INT8 plan should be of the
      * order of the FP16-vs-FP32 one, far below a broken kernel's.  Bounds
-     * PROVISIONAL (no GPU where they were set: the earlier 0.90 / 0.1 were
-     * for near-constant outputs): ~1.5x the first GPU run's numbers. */
+     * ~1.5x the first GPU run's disagreement and error (H100, 2026-12-06:
+     * agreement 0.9766, depth max 0.0472; INT8 loss 0.9669). */
     {
         int seg = cf32.dims[0][1] > 1 ? 0 : 1;
         int64_t HW = cf32.dims[seg][2] * cf32.dims[seg][3];
@@ -494,8 +494,8 @@ int main(int argc, char **argv) {
             g_fail = 1;
         }
     }
-    if (!(a1 >= 0.97) || !(d1 < 0.05) || !(a3 >= 0.95)) {
-        printf("  FAIL: GPU INT8 too far from the CPU INT8 reference (agreement %.4f >= 0.97, depth max %.4f < 0.05), or INT8 "
+    if (!(a1 >= 0.965) || !(d1 < 0.071) || !(a3 >= 0.95)) {
+        printf("  FAIL: GPU INT8 too far from the CPU INT8 reference (agreement %.4f >= 0.965, depth max %.4f < 0.071), or INT8 "
                "too far from FP32 (agreement %.4f >= 0.95)\n", a1, d1, a3);
         g_fail = 1;
     }
