@@ -230,7 +230,11 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
     if (!st) st = cudnnSetFilter4dDescriptor(o->w, dt, CUDNN_TENSOR_NHWC, cv->CO, cv->C / cv->groups, cv->KH, cv->KW);
     if (!st) st = cudnnSetConvolution2dDescriptor(o->c, cv->ph, cv->pw, cv->sh, cv->sw, cv->dh, cv->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
     if (!st) st = cudnnSetConvolutionGroupCount(o->c, cv->groups);
-    if (!st) st = cudnnSetConvolutionMathType(o->c, p->f16 ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH);
+    /* FP32 plans compute in FP32: cuDNN's default math lets Hopper round
+     * the operands to TF32 (measured: depth 8e-4 off the CPU's FP32 with
+     * the spread weights, 2026-12-06), which is not what precision fp32
+     * promises. */
+    if (!st) st = cudnnSetConvolutionMathType(o->c, p->f16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
     if (st) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: descriptors: %s", cudnnGetErrorString(st));
     /* FP16: try FP32 and FP16 accumulation descriptors' engines, keep the
      * fastest measured (both accumulate in FP32 on tensor cores on Hopper
