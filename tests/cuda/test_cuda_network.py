@@ -7,10 +7,12 @@ atol + rtol |ref| (TOL), and the class of every pixel whose reference
 top-two margin exceeds twice the logit tolerance.  A missing ../shared is a
 failure; exit 77 only without a GPU (ctest SKIP_RETURN_CODE).
 
-TOLERANCES ARE PROVISIONAL: they were set without a GPU (the earlier
-measurement, 2.8e-4 depth max in FP16, was on near-constant outputs).  The
-log prints each output's worst element and the share of its tolerance it
-uses: set TOL to ~4x the measured errors after the first GPU run."""
+The log prints each output's worst element and the share of its tolerance
+it uses.  TOL is ~4x the largest errors of the first GPU run (H100,
+2026-12-06, both exports, 1024x1024, spread weights): FP16 seg 8.1e-3
+(kept at 6e-2 + 2e-2 |x| for FP16's rounding of logits up to ~8), depth
+4.1e-3; FP32 seg 5.8e-6, depth 2.3e-6 (after FP32 plans stopped using
+TF32 in cuDNN: it was 8e-4)."""
 import os
 import shutil
 import subprocess
@@ -24,11 +26,12 @@ from mtmi_testutil import (REFERENCE, check_classes, compare, fill_external_weig
                            run_ort, save_model, test_seed)
 
 # (atol, rtol) per precision and output; seg logits span about +-8.
-TOL = {"fp16": {"seg": (6e-2, 2e-2), "depth": (6e-3, 0.0)},
-       "fp32": {"seg": (2e-4, 0.0), "depth": (5e-5, 0.0)}}
+TOL = {"fp16": {"seg": (6e-2, 2e-2), "depth": (1.6e-2, 0.0)},
+       "fp32": {"seg": (2.4e-5, 0.0), "depth": (1e-5, 0.0)}}
 # Class agreement over all pixels (FP16's logit tolerance leaves about half
 # the pixels undecided, so the decided-pixel check alone is weak there);
-# FP32 must decide >= 90 % of the pixels.  Provisional too.
+# FP32 must decide >= 90 % of the pixels (measured: FP16 agreement 99.84 %,
+# FP32 99.90 % decided).
 CLASSES = {"fp16": dict(min_decided=None, min_agree=0.99), "fp32": dict(min_decided=0.9)}
 
 
