@@ -18,10 +18,11 @@ rng = None  # seeded in main (printed; MTMI_TEST_SEED sets it)
 
 # Per element: |gpu - ort| <= rtol |ort| + atol_scale * max |ort| (the
 # output's scale: FP16 storage rounds each intermediate to 2^-11 of its own
-# magnitude).  PROVISIONAL (no GPU where this was written): the log prints
-# each output's worst element and the share of the tolerance it uses; set
-# them to ~4x the measured errors on the first GPU run.
-TOL = {"fp16": (1e-2, 5e-3), "fp32": (1e-4, 1e-5)}
+# magnitude).  The log prints each output's worst element and the share of
+# the tolerance it uses; TOL is ~4x the largest errors of the first GPU run
+# (H100, 2026-12-06: the worst output used 10.4 % of (1e-2, 5e-3) in FP16,
+# 2.9 % of (1e-4, 1e-5) in FP32).
+TOL = {"fp16": (4.2e-3, 2.1e-3), "fp32": (1.2e-5, 1.2e-6)}
 
 
 def gpu_visible():
