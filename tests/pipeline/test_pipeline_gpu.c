@@ -444,6 +444,30 @@ static void test_error(mtmi_model *m) {
     mt_pipeline_free(p);
 }
 
+/* A pipeline that cannot fit in the GPU's memory (batch 4096 at 1024x1024,
+ * ~400 GB of activations): one-line error, and every byte it took given
+ * back (the device's use after the failure within 64 MiB of before). */
+static void test_out_of_memory(mtmi_model *m) {
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    const size_t before = tot - fr;
+    mtmi_tensor shape = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {4096, 3, 1024, 1024}};
+    mt_placement pl;
+    mt_placement_parse("cuda:0/fp16", &pl);
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    mt_pipeline *p = NULL;
+    const mtmi_status s = mt_pipeline_from_model(m, &shape, &pl, &o, &p);
+    const char *msg = mtmi_last_error();
+    CHECK(s != MTMI_OK && !p, "a batch of 4096 at 1024x1024 fitted on the GPU?");
+    CHECK(msg && *msg && !strchr(msg, '\n'), "out-of-memory error is not one line: '%s'", msg ? msg : "");
+    mt_pipeline_free(p);
+    cudaMemGetInfo(&fr, &tot);
+    const size_t after = tot - fr;
+    printf("out of memory: '%s'; device use %.1f MiB before, %.1f MiB after\n", msg ? msg : "", before / 1048576.0,
+           after / 1048576.0);
+    CHECK(after <= before + (64u << 20), "the failed pipeline left %.1f MiB on the device", (after - before) / 1048576.0);
+}
+
 int main(void) {
     alarm(600);
     int n = 0;
@@ -457,6 +481,7 @@ int main(void) {
     if (mt_mtmi_net_model(&no, &m) != MTMI_OK) {
         CHECK(0, "mtmi net: %s", mtmi_last_error());
     } else {
+        test_out_of_memory(m);
         check_gpu_pipeline(m, "cuda:0/fp16", NULL, NULL, 60);
         check_gpu_pipeline(m, "encoder=cuda:0/fp16,seg=cuda:0.sm16/fp16,depth=cuda:0.sm16/fp16", NULL, NULL, 30);
         /* INT8 heads: a min-max cache from two frames. */
