@@ -696,6 +696,14 @@ __device__ __forceinline__ PixTaps pix_taps(int n, int oh, int ow, int xs0, int 
     p.o10 = b + p.tp.y1 * xs2 + p.tp.x0 * xs3, p.o11 = b + p.tp.y1 * xs2 + p.tp.x1 * xs3;
     return p;
 }
+// Output pixel i of [N, OH, OW] as (n, oh, ow); false past the end.
+__device__ __forceinline__ bool pixel_at(unsigned i, int N, int OH, int OW, int *n, int *oh, int *ow) {
+    if (i >= (unsigned)N * OH * OW) return false;
+    *ow = (int)(i % OW);
+    const unsigned t = i / OW;
+    *oh = (int)(t % OH), *n = (int)(t / OH);
+    return true;
+}
 __device__ __forceinline__ float pix_value(const void *x, const PixTaps &p, int cc, int f16) {
     return ld(x, p.o00 + cc, f16) * p.tp.w00 + ld(x, p.o01 + cc, f16) * p.tp.w01 + ld(x, p.o10 + cc, f16) * p.tp.w10 +
            ld(x, p.o11 + cc, f16) * p.tp.w11;
@@ -708,12 +716,9 @@ __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, 
                              int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int coord,
                              int f16, int of16) {
     MTK_PDL_WAIT();
-    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
-    unsigned total = (unsigned)N * OH * OW;
-    if (i >= total) return;
-    int ow = (int)(i % OW);
-    unsigned t = i / OW;
-    int oh = (int)(t % OH), n = (int)(t / OH);
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    int n, oh, ow;
+    if (!pixel_at(i, N, OH, OW, &n, &oh, &ow)) return;
     const PixTaps px = pix_taps(n, oh, ow, xs0, xs2, xs3, sh, sw, IH, IW, OH, OW, coord);
     int oo = n * ys0 + oh * ys2 + ow * ys3;
     for (int c = 0; c < C; c++) st(y, oo + c * ys1, pix_value(x, px, c * xs1, f16), of16);
@@ -728,12 +733,9 @@ __global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, 
 __global__ void k_resize_argmax(const void *x, int xs0, int xs1, int xs2, int xs3, uint8_t *y, int N, int C, int IH, int IW,
                                 int OH, int OW, float sh, float sw, int coord, int f16) {
     MTK_PDL_WAIT();
-    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
-    unsigned total = (unsigned)N * OH * OW;
-    if (i >= total) return;
-    int ow = (int)(i % OW);
-    unsigned t = i / OW;
-    int oh = (int)(t % OH), n = (int)(t / OH);
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    int n, oh, ow;
+    if (!pixel_at(i, N, OH, OW, &n, &oh, &ow)) return;
     const PixTaps px = pix_taps(n, oh, ow, xs0, xs2, xs3, sh, sw, IH, IW, OH, OW, coord);
     float best = pix_value(x, px, 0, f16);
     int arg = 0;

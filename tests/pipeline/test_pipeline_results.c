@@ -9,21 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "mtmi.h"
 #if MTMI_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
 
-static int g_fail;
-#define CHECK(c, ...)                                                        \
-    do {                                                                     \
-        if (!(c)) {                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fprintf(stderr, "\n");                                           \
-            g_fail++;                                                        \
-        }                                                                    \
-    } while (0)
 
 enum { H = 128, W = 128, FRAMES = 4 };
 
@@ -231,6 +222,6 @@ int main(int argc, char **argv) {
 #endif
     }
     mtmi_model_free(m);
-    printf("%s\n", g_fail ? "FAILED" : "all passed");
-    return g_fail ? 1 : 0;
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
 }

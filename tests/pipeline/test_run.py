@@ -91,18 +91,25 @@ loops = [l for l in r.stdout.splitlines() if l.startswith("loop: ")]
 check(len(loops) == 8 and " encoder: " in loops[0] and " heads: " in loops[0] and " frame: " in loops[0],
       f"loop lines: {loops[:2]}")
 check("summary:" in r.stdout and "end to end" in r.stdout and "memory:" in r.stdout, "summary block missing")
-def png_gray(path):
-    """Decodes an 8-bit grayscale, unfiltered-or-filtered PNG (what mtmi writes)."""
+def png_chunks(path):
+    """(width, height, bit depth, colour type, IDAT bytes, IEND seen)."""
     d = open(path, "rb").read()
-    i, idat = 8, b""
-    while i < len(d):
+    i, idat, end, w, h, bd, ct = 8, b"", False, 0, 0, 0, 0
+    while i + 8 <= len(d):
         n, = struct.unpack(">I", d[i:i + 4])
         t, c = d[i + 4:i + 8], d[i + 8:i + 8 + n]
         if t == b"IHDR":
             w, h, bd, ct = struct.unpack(">IIBB", c[:10])
         elif t == b"IDAT":
             idat += c
+        end |= t == b"IEND"
         i += 12 + n
+    return w, h, bd, ct, idat, end
+
+
+def png_gray(path):
+    """Decodes an 8-bit grayscale, unfiltered-or-filtered PNG (what mtmi writes)."""
+    w, h, bd, ct, idat, _ = png_chunks(path)
     assert bd == 8 and ct == 0, (bd, ct)
     raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, w + 1)
     out = np.zeros((h, w), np.int32)
@@ -128,17 +135,7 @@ def png_gray(path):
 def png_complete(path):
     """Every chunk through IEND present and the pixel data all there."""
     try:
-        d = open(path, "rb").read()
-        i, idat, end = 8, b"", False
-        while i < len(d):
-            n, = struct.unpack(">I", d[i:i + 4])
-            t, c = d[i + 4:i + 8], d[i + 8:i + 8 + n]
-            if t == b"IHDR":
-                w, h, bd, ct = struct.unpack(">IIBB", c[:10])
-            elif t == b"IDAT":
-                idat += c
-            end |= t == b"IEND"
-            i += 12 + n
+        w, h, bd, ct, idat, end = png_chunks(path)
         return end and len(zlib.decompress(idat)) == h * (w * {0: 1, 2: 3, 6: 4}[ct] * bd // 8 + 1)
     except Exception:  # noqa: BLE001
         return False
