@@ -33,24 +33,7 @@ def expect_error(name, args, must_contain=(), outputs=()):
     """Runs mtmi; requires exit 1, one stderr line, the words, no outputs."""
     global passed
     r = subprocess.run([tu.MTMI_BIN] + args, capture_output=True, text=True, errors="replace", timeout=300)
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    problems = []
-    if r.returncode <= 0:
-        problems.append(f"exit code {r.returncode} (want > 0; negative = killed by a signal)")
-    if len(lines) != 1:
-        problems.append(f"{len(lines)} stderr lines: {lines[:5]}")
-    elif not lines[0].startswith("mtmi: error: "):
-        problems.append(f"message does not start with 'mtmi: error: ': {lines[0]}")
-    msg = lines[0] if lines else ""
-    for w in must_contain:
-        if w not in msg:
-            problems.append(f"message lacks '{w}': {msg}")
-    for o in outputs:
-        if os.path.exists(o):
-            problems.append(f"output {o} exists")
-    leftovers = [f for f in os.listdir(tmp) if ".tmp." in f]
-    if leftovers:
-        problems.append(f"temporary files left: {leftovers}")
+    problems, msg = tu.error_problems(r.returncode, r.stderr, must_contain, outputs, [tmp])
     if problems:
         failures.append(name)
         print(f"FAIL {name}: " + "; ".join(problems))

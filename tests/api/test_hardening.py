@@ -69,26 +69,12 @@ def expect_error(name, args, must_contain=(), outputs=(), unchanged=(), timeout=
     temporary file left in tmp."""
     before = {f: open(f, "rb").read() for f in unchanged}
     rc, out, err, _ = run(args, timeout=timeout)
-    lines = [l for l in err.splitlines() if l.strip()]
-    problems = []
+    problems, msg = tu.error_problems(rc, err, must_contain, outputs, [tmp], want_rc=1)
     if rc == "timeout":
-        problems.append(f"hung (killed after {timeout} s)")
-    elif rc != 1:
-        problems.append(f"exit code {rc} (want 1; negative = killed by a signal)")
-    if len(lines) != 1 or not lines[0].startswith("mtmi: error: "):
-        problems.append(f"stderr is not one 'mtmi: error:' line: {lines[:4]}")
-    msg = lines[0] if lines else ""
-    for w in must_contain:
-        if w not in msg:
-            problems.append(f"message lacks '{w}': {msg}")
-    for o in outputs:
-        if os.path.exists(o):
-            problems.append(f"output {o} exists")
+        problems.insert(0, f"hung (killed after {timeout} s)")
     for f, data in before.items():
         if not os.path.exists(f) or open(f, "rb").read() != data:
             problems.append(f"input {f} was changed")
-    if leftovers(tmp):
-        problems.append(f"temporary files left: {leftovers(tmp)}")
     record(name, problems, msg)
     return msg
 

@@ -270,3 +270,29 @@ def optimized_ops(path):
         if line.startswith("ops optimized"):
             return {k: int(v) for k, v in re.findall(r"([\w.]+)=(\d+)", line.split(":", 1)[1])}
     raise RuntimeError("no 'ops optimized' line in mtmi info:\n" + r.stdout + r.stderr)
+
+
+def error_problems(returncode, stderr, must_contain=(), outputs=(), tmpdirs=(), want_rc=None):
+    """What is wrong with a failure that must be one 'mtmi: error:' line:
+    exit code want_rc (any positive one when None), the words in it, none
+    of `outputs` written and no temporary file ('.tmp.') left under
+    tmpdirs.  Returns (problems, the message line)."""
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    problems = []
+    if want_rc is None and (not isinstance(returncode, int) or returncode <= 0):
+        problems.append(f"exit code {returncode} (want > 0; negative = killed by a signal)")
+    elif want_rc is not None and returncode != want_rc:
+        problems.append(f"exit code {returncode} (want {want_rc}; negative = killed by a signal)")
+    if len(lines) != 1 or not lines[0].startswith("mtmi: error: "):
+        problems.append(f"stderr is not one 'mtmi: error:' line: {lines[:4]}")
+    msg = lines[0] if lines else ""
+    for w in must_contain:
+        if w not in msg:
+            problems.append(f"message lacks '{w}': {msg}")
+    for o in outputs:
+        if os.path.exists(o):
+            problems.append(f"output {o} exists")
+    left = [os.path.join(r, f) for d in tmpdirs for r, _, fs in os.walk(d) for f in fs if ".tmp." in f]
+    if left:
+        problems.append(f"temporary files left: {left}")
+    return problems, msg
