@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "pipeline/app.h"
+#include "builtin/builtin.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -71,6 +72,12 @@ int cli_threads(const char *opt, const char *s, int lo) {
 }
 
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out) {
+    if (!path) { /* no model given: the default one (trained if found, builtin.h) */
+        char desc[600];
+        if (mt_builtin_model(seed, 0, 0, out, desc, sizeof desc) != MTMI_OK) return cli_lib_error();
+        fprintf(stderr, "model: %s\n", desc);
+        return 0;
+    }
     mtmi_load_options lo = {.fill_missing_weights = random_weights, .seed = seed};
     if (mtmi_model_load(path, &lo, out) != MTMI_OK) return cli_lib_error();
     return 0;

@@ -1,0 +1,31 @@
+/* builtin: the default model of `mtmi run`, `bench`, `calibrate`,
+ * `accuracy` and `eval` when no model is given: the trained MTMI network
+ * (models/mtmi_trained.onnx, made by scripts/train_mtmi.py on `mtmi synth`
+ * scenes) when its file is found, else the reference network with seeded
+ * random ("spread") weights, as before any training.
+ *
+ * Where the trained file is looked for, first found wins:
+ *   1. $MTMI_TRAINED_MODEL: a path (an error if it cannot be loaded), or
+ *      "none" for the random-weight network;
+ *   2. <folder of the executable>/../models/mtmi_trained.onnx (a build
+ *      folder inside the source tree: build/mtmi);
+ *   3. <folder of the executable>/../share/mtmi/mtmi_trained.onnx
+ *      (installed);
+ *   4. <source tree at build time>/models/mtmi_trained.onnx.
+ * Nothing has to be switched once the file exists: it is found. */
+#ifndef MT_BUILTIN_H
+#define MT_BUILTIN_H
+
+#include "core/core.h"
+
+#define MT_TRAINED_FILE "mtmi_trained.onnx"
+
+/* The trained model's file into path (cap bytes): 1 if found, 0 if not
+ * (or $MTMI_TRAINED_MODEL is "none"). */
+int mt_builtin_trained_path(char *path, size_t cap);
+/* The default model: the trained network if found, else the random-weight
+ * reference network of seed at h x w (0 = 1024; the trained network takes
+ * any multiple of 32 when specialized).  desc (cap bytes) says which. */
+mtmi_status mt_builtin_model(uint64_t seed, int h, int w, mtmi_model **out, char *desc, size_t cap);
+
+#endif
