@@ -23,9 +23,11 @@
 /* The trained model's file into path (cap bytes): 1 if found, 0 if not
  * (or $MTMI_TRAINED_MODEL is "none"). */
 int mt_builtin_trained_path(char *path, size_t cap);
-/* The default model: the trained network if found, else the random-weight
- * reference network of seed at h x w (0 = 1024; the trained network takes
- * any multiple of 32 when specialized).  desc (cap bytes) says which. */
+/* The default model at h x w (multiples of 32; 0 = 1024): the MTMI
+ * network built in C at that size, with the trained weights when the
+ * file is found (the export's float or float16 weights, matched in the
+ * order the network reads them), else with seeded random ("spread")
+ * weights.  desc (cap bytes) says which. */
 mtmi_status mt_builtin_model(uint64_t seed, int h, int w, mtmi_model **out, char *desc, size_t cap);
 
 #endif
