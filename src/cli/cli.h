@@ -44,8 +44,10 @@ int cli_output_files(const char *dir, const char *const *names, int n, const cha
  * read from (model, external data; m may be NULL) and nmore others, with
  * room for one more.  NULL after reporting when out of memory. */
 const char **cli_inputs_list(const mtmi_model *m, const char *const *more, int nmore, int *n);
-/* Loads a model honoring --random-weights. */
+/* Loads a model honoring --random-weights; no path: the built-in default
+ * (builtin.h), made or declared at size ("HxW", NULL = its own). */
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out);
+int cli_load_model_sized(const char *path, int random_weights, uint64_t seed, const char *size, mtmi_model **out);
 
 /* Inputs of calibrate and accuracy (cmd_calibrate.c): .png/.npy files of
  * folders and files (sorted), one loaded as normalized CHW at shape HxW,

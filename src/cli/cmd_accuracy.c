@@ -144,7 +144,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
             goto done;
         }
     if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
-    if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (cli_load_model_sized(path, o.random, (uint64_t)o.seed, o.size, &m)) goto done;
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;

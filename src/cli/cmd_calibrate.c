@@ -265,7 +265,7 @@ int mt_cmd_calibrate(int argc, char **argv) {
     if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
     nlisted = nfiles;
     if (limit && nfiles > limit) nfiles = limit;
-    if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (cli_load_model_sized(path, o.random, (uint64_t)o.seed, o.size, &m)) goto done;
     if (out_not_input(m, out, files, nlisted)) goto done;
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;

@@ -160,7 +160,7 @@ static void print_report(const mt_app *app, const eval_opts *e, int n, const mt_
 /* A number, or null (JSON has no NaN). */
 static void jnum(FILE *f, double v) {
     if (isnan(v) || isinf(v)) fprintf(f, "null");
-    else fprintf(f, "%.6g", v);
+    else fprintf(f, "%.10g", v);
 }
 
 static int write_json(const char *path, const mt_app *app, const eval_opts *e, int n, const mt_eval *ev, const mt_eval_result *r,
