@@ -5,6 +5,7 @@
  *   DIR/labels/<stem>.png   8-bit train IDs 0-18, 255 = ignore
  *   DIR/depth/<stem>.png    16-bit metres x 256, 0 = no depth (KITTI)
  *   DIR/synth.json          what was made, and the pixels of each class
+ *   DIR/vis/<stem>.png      with --vis: image | labels | depth, as run's vis
  * Scene i of seed S is mt_synth_scene_seed(S, i): a set can be extended
  * with --first, and sets of different seeds do not share scenes. */
 #include <omp.h>
@@ -17,7 +18,7 @@
 typedef struct synth_opts {
     const char *outdir;
     long count, first, seed;
-    int w, h;
+    int w, h, vis;
 } synth_opts;
 
 static void usage(void) {
@@ -33,7 +34,9 @@ static void usage(void) {
            "  --size HxW   image size (default 1024x1024)\n"
            "  --seed S     the set's seed (default 0); the same seed gives the same\n"
            "               pixels on every machine\n"
-           "  --first I    index of the first scene (default 0): stems s<S>_<index>\n");
+           "  --first I    index of the first scene (default 0): stems s<S>_<index>\n"
+           "  --vis        also DIR/vis/<stem>.png: image | labels | depth in the colours\n"
+           "               of `mtmi run`'s vis (the ground truth a trained model should draw)\n");
 }
 
 static int parse(int argc, char **argv, synth_opts *o) {
@@ -50,7 +53,8 @@ static int parse(int argc, char **argv, synth_opts *o) {
             if ((o->first = cli_parse_long(a, argv[++i], 0, 1000000000)) < 0) return 1;
         } else if (!strcmp(a, "--seed") && more) {
             if ((o->seed = cli_parse_long(a, argv[++i], 0, 1L << 40)) < 0) return 1;
-        } else if (!strcmp(a, "--size") && more) {
+        } else if (!strcmp(a, "--vis")) o->vis = 1;
+        else if (!strcmp(a, "--size") && more) {
             mtmi_tensor t;
             if (cli_parse_shape(argv[++i], &t) || t.rank != 2 || t.dims[0] > 16384 || t.dims[1] > 16384)
                 return cli_error("synth: bad --size '%s' (HxW, e.g. 1024x1024)", argv[i]);
@@ -65,7 +69,7 @@ static int parse(int argc, char **argv, synth_opts *o) {
 
 typedef struct scene_bufs {
     mt_image rgb, lab;
-    float *depth;
+    float *depth, *unit; /* metres; the depth head's encoding of them (--vis) */
     uint16_t *d16;
 } scene_bufs;
 
@@ -75,13 +79,26 @@ static int bufs_alloc(scene_bufs *b, int w, int h) {
     b->lab = (mt_image){w, h, 1, malloc(n)};
     b->depth = malloc(n * sizeof(float));
     b->d16 = malloc(n * sizeof(uint16_t));
-    return b->rgb.px && b->lab.px && b->depth && b->d16 ? 0 : -1;
+    b->unit = malloc(n * sizeof(float));
+    return b->rgb.px && b->lab.px && b->depth && b->d16 && b->unit ? 0 : -1;
 }
 static void bufs_free(scene_bufs *b) {
     mt_image_free(&b->rgb);
     mt_image_free(&b->lab);
     free(b->depth);
     free(b->d16);
+    free(b->unit);
+}
+
+/* image | labels | depth (sky and beyond the encoding's far end drawn as
+ * far), through run's vis. */
+static mtmi_status write_vis(const char *path, scene_bufs *b, size_t n) {
+    for (size_t i = 0; i < n; i++) b->unit[i] = b->depth[i] > 0 ? (float)mt_depth_unit(b->depth[i]) : 0.0f;
+    mt_image vis;
+    mtmi_status s = mt_vis_compose(&b->rgb, b->lab.px, b->rgb.w, b->rgb.h, b->unit, b->rgb.w, b->rgb.h, &vis);
+    if (!s) s = mt_png_write(path, &vis);
+    mt_image_free(&vis);
+    return s;
 }
 
 /* Renders scene `index` and writes its three files; counts its pixels per
@@ -97,16 +114,17 @@ static mtmi_status make_scene(const synth_opts *o, long index, scene_bufs *b, do
         b->d16[i] = mt_synth_depth_u16(b->depth[i]);
         hist[b->lab.px[i]]++;
     }
-    char stem[64], path[3][PATH_MAX];
+    char stem[64], path[4][PATH_MAX];
     snprintf(stem, sizeof stem, "s%ld_%06ld.png", o->seed, index);
-    static const char *const sub[3] = {"images", "labels", "depth"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const sub[4] = {"images", "labels", "depth", "vis"};
+    for (int k = 0; k < 3 + o->vis; k++) {
         char rel[96];
         snprintf(rel, sizeof rel, "%s/%s", sub[k], stem);
         if ((s = mt_path_join(path[k], PATH_MAX, o->outdir, rel))) return s;
     }
     if ((s = mt_png_write(path[0], &b->rgb)) || (s = mt_png_write(path[1], &b->lab))) return s;
-    return mt_png_write_gray16(path[2], o->w, o->h, b->d16);
+    if ((s = mt_png_write_gray16(path[2], o->w, o->h, b->d16)) || !o->vis) return s;
+    return write_vis(path[3], b, n);
 }
 
 static int write_manifest(const synth_opts *o, const double *hist, double secs) {
@@ -129,8 +147,8 @@ int mt_cmd_synth(int argc, char **argv) {
     synth_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc) return rc == 2 ? 0 : rc;
-    static const char *const sub[3] = {"images", "labels", "depth"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const sub[4] = {"images", "labels", "depth", "vis"};
+    for (int k = 0; k < 3 + o.vis; k++) {
         char d[PATH_MAX];
         if (mt_path_join(d, sizeof d, o.outdir, sub[k])) return cli_lib_error();
         if (mt_mkdirs(d)) return cli_error("synth: cannot create folder '%s'", d);
