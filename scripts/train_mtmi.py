@@ -224,7 +224,7 @@ def make_batch(torch, F, data, batch, crop, gen, near, far):
     return (torch.stack(xs) - mean) / std, torch.stack(ys), torch.stack(ds)
 
 
-def evaluate(torch, model, data, near, far, max_depth=80.0):
+def evaluate(torch, model, data, near, far, max_depth=80.0, device_type="cuda"):
     """mIoU over the classes present, AbsRel and delta < 1.25 on whole scenes (the definitions of src/eval)."""
     imgs, labs, deps = data
     conf = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64, device=imgs.device)
@@ -232,7 +232,7 @@ def evaluate(torch, model, data, near, far, max_depth=80.0):
     mean = torch.tensor([123.675, 116.28, 103.53], device=imgs.device).view(1, 3, 1, 1)
     std = torch.tensor([58.395, 57.12, 57.375], device=imgs.device).view(1, 3, 1, 1)
     model.eval()
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
         for i in range(imgs.shape[0]):
             x = (imgs[i:i + 1].permute(0, 3, 1, 2).float() - mean) / std
             seg, d = model(x)
@@ -298,16 +298,17 @@ def train(a, near, far):
     weights, hist = class_weights(labs)
     print("data: %d training scenes (seed %d), %d held out (seed %d), %dx%d; rendered in %.0f s, read in %.0f s" %
           (len(imgs), a.seed, len(vimgs), a.val_seed, a.size, a.size, t_data, t_read), flush=True)
-    dev = "cuda"
+    dev = a.device
+    dtype_dev = "cuda" if dev.startswith("cuda") else "cpu"
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
     data = (torch.from_numpy(imgs).to(dev), torch.from_numpy(labs).to(dev), torch.from_numpy(deps).to(dev))
     vdata = (torch.from_numpy(vimgs).to(dev), torch.from_numpy(vlabs).to(dev), torch.from_numpy(vdeps).to(dev))
     del imgs, labs, deps, vimgs, vlabs, vdeps
-    model = MTMI(sdpa=True).to(dev).train()
+    model = MTMI(sdpa=hasattr(F, "scaled_dot_product_attention")).to(dev).train()
     params = [{"params": [p for n, p in model.named_parameters() if not n.startswith("enc.")], "lr": a.lr * 3},
               {"params": list(model.enc.parameters()), "lr": a.lr}]
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, fused=True)
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, **({"fused": True} if dtype_dev == "cuda" else {}))
     base = [g["lr"] for g in opt.param_groups]
     cw = torch.tensor(weights, dtype=torch.float32, device=dev)
     budget, step, losses = a.minutes * 60.0, 0, []
@@ -321,7 +322,7 @@ def train(a, near, far):
         for g, b in zip(opt.param_groups, base):
             g["lr"] = b * f
         x, y, d = make_batch(torch, F, data, a.batch, a.crop, gen, near, far)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(dtype_dev, dtype=torch.bfloat16, enabled=dtype_dev == "cuda"):  # CPU smoke runs: float32
             seg, dp = model(x)
         seg_loss = F.cross_entropy(seg.float(), y, weight=cw, ignore_index=IGNORE)
         valid = d >= 0
@@ -337,14 +338,14 @@ def train(a, near, far):
                                                                          dep_loss.item()), flush=True)
         step += 1
     t_train = time.time() - t_train
-    held = evaluate(torch, model, vdata, near, far)
-    print("held out (%d scenes, PyTorch bf16): mIoU %.2f %% over %d classes, pixel acc %.2f %%, AbsRel %.4f, delta1 %.4f" %
-          (len(vdata[0]), held["miou_pct"], held["classes_present"], held["pixel_acc_pct"], held["abs_rel"], held["delta1"]), flush=True)
+    held = evaluate(torch, model, vdata, near, far, device_type=dtype_dev)
+    print("held out (%d scenes, PyTorch %s): mIoU %.2f %% over %d classes, pixel acc %.2f %%, AbsRel %.4f, delta1 %.4f" %
+          (len(vdata[0]), "bf16" if dtype_dev == "cuda" else "fp32", held["miou_pct"], held["classes_present"], held["pixel_acc_pct"], held["abs_rel"], held["delta1"]), flush=True)
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     n, vals, size, exporter = export(torch, MTMI, model, a.out, a.size)
     print("exported %s: %d float16 initializers (%.2f M values), %.1f MB" % (a.out, n, vals / 1e6, size / 1e6), flush=True)
     rec = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0),
+           "torch": torch.__version__, "device": torch.cuda.get_device_name(0) if dtype_dev == "cuda" else dev,
            "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
            "data": {"train": {"seed": a.seed, "scenes": a.scenes, "size": a.size},
                     "held_out": {"seed": a.val_seed, "scenes": a.val_scenes, "size": a.size},
@@ -353,7 +354,7 @@ def train(a, near, far):
                         "train_s": round(t_train, 1), "data_s": round(t_data + t_read, 1), "total_s": round(time.time() - t_start, 1),
                         "loss_log": losses},
            "depth_encoding": {"near_m": near, "far_m": far, "metres": "near * (far / near) ** (1 - sigmoid)"},
-           "held_out_pytorch_bf16": held, "onnx": {"path": os.path.relpath(a.out, ROOT), "bytes": size, "fp16_initializers": n, "exporter": exporter,
+           "held_out_pytorch": held, "onnx": {"path": os.path.relpath(a.out, ROOT), "bytes": size, "fp16_initializers": n, "exporter": exporter,
                     "opset": 17}}
     json.dump(rec, open(os.path.splitext(a.out)[0] + ".json", "w"), indent=1)
     print("record: %s.json; %.0f s in all" % (os.path.splitext(a.out)[0], time.time() - t_start), flush=True)
@@ -397,6 +398,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=5.5, help="training wall time (the whole script: about 1.5 more)")
     ap.add_argument("--steps", type=int, default=0, help="stop after this many steps (0 = time only)")
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "mtmi_trained.onnx"))
+    ap.add_argument("--device", default="cuda", help="cuda, or cpu for a smoke run on small data")
     ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args()
     if a.crop % 32 or a.crop < 512:
