@@ -145,7 +145,7 @@ static void backdrop(layout *L) {
 static void wall_or_fence(layout *L, int side) {
     syn_rng *r = L->r;
     const double z0 = syn_u(r, 4, L->zend * 0.7), z1 = z0 + syn_u(r, 5, 25), o = L->bl[side] - 0.1;
-    if (syn_p(r, 0.5)) {
+    if (syn_p(r, 0.45)) {
         static const float concrete[3] = {0.62f, 0.60f, 0.56f};
         float col[3];
         syn_jitter(r, concrete, 0.2, col);
@@ -259,7 +259,7 @@ static void furniture(layout *L) {
     if (s->crosswalk) {
         for (int side = 0; side < 2; side++)
             if (side || syn_p(r, 0.7)) traffic_light(L, side, s->cross_z1 + 0.6, lit);
-    } else if (syn_p(r, 0.35)) {
+    } else if (syn_p(r, 0.6)) {
         const double z = syn_u(r, 12, 45);
         for (int side = 0; side < 2; side++)
             if (side || syn_p(r, 0.5)) traffic_light(L, side, z, lit);
@@ -370,14 +370,14 @@ static void two_wheeler(layout *L, double cx, double z0, double len, int motor) 
     const int label = motor ? MT_CLS_MOTORCYCLE : MT_CLS_BICYCLE;
     float frame[3];
     syn_jitter(r, k_paint[syn_i(r, 0, 9)], 0.1, frame);
-    const double wr = motor ? 0.32 : 0.34, ww = motor ? 0.06 : 0.025, zf = z0 + wr, zb = z0 + len - wr;
+    const double wr = motor ? 0.32 : 0.34, ww = motor ? 0.06 : 0.035, zf = z0 + wr, zb = z0 + len - wr;
     ell(L, label, TEX_TYRE, cx, wr, zf, ww, wr, wr, k_tyre);
     ell(L, label, TEX_TYRE, cx, wr, zb, ww, wr, wr, k_tyre);
     if (motor) {
         syn_add(L->s, MT_PRIM_BOX, label, TEX_PAINT, cx - 0.18, 0.35, zf, cx + 0.18, 0.85, zb, frame);
     } else {
-        syn_add(L->s, MT_PRIM_BOX, label, TEX_METAL, cx - 0.03, 0.78, zf, cx + 0.03, 0.84, zb, frame);
-        syn_add(L->s, MT_PRIM_BOX, label, TEX_METAL, cx - 0.03, 0.34, 0.5 * (zf + zb) - 0.05, cx + 0.03, 0.84, 0.5 * (zf + zb) + 0.05, frame);
+        syn_add(L->s, MT_PRIM_BOX, label, TEX_METAL, cx - 0.04, 0.77, zf, cx + 0.04, 0.85, zb, frame);
+        syn_add(L->s, MT_PRIM_BOX, label, TEX_METAL, cx - 0.04, 0.34, 0.5 * (zf + zb) - 0.06, cx + 0.04, 0.85, 0.5 * (zf + zb) + 0.06, frame);
     }
     syn_add(L->s, MT_PRIM_BOX, label, TEX_METAL, cx - 0.3, 0.98, zb - 0.05, cx + 0.3, 1.03, zb + 0.02, k_dark); /* handlebar */
     person(L, cx, 0.5 * (zf + zb) - 0.15, 0, MT_CLS_RIDER, 1, motor ? 0.85 : 0.95, motor || syn_p(r, 0.3));
@@ -398,7 +398,7 @@ static void vehicle(layout *L, int k, double z0, int parked) {
     mt_synth_scene *s = L->s;
     syn_rng *r = L->r;
     const double u = syn_u(r, 0, 1);
-    const int kind = parked ? (u < 0.9 ? 0 : 1) : u < 0.66 ? 0 : u < 0.78 ? 1 : u < 0.88 ? 2 : u < 0.95 ? 3 : 4;
+    const int kind = parked ? (u < 0.9 ? 0 : 1) : u < 0.62 ? 0 : u < 0.74 ? 1 : u < 0.84 ? 2 : u < 0.92 ? 3 : 4;
     static const double lo[5] = {3.9, 7.5, 10.5, 1.9, 1.6}, hi[5] = {4.9, 10.5, 12.5, 2.2, 1.8};
     const double len = syn_u(r, lo[kind], hi[kind]);
     double cx = -s->road_half + (k + 0.5) * s->lane_w + syn_u(r, -0.3, 0.3);
@@ -427,10 +427,22 @@ static void traffic(layout *L) {
         for (double z = syn_u(r, 3, 12); z < zmax; z += syn_u(r, 5, 14))
             if (syn_p(r, 0.7)) vehicle(L, side ? s->lanes - 1 : 0, z, 1);
     }
+    /* moving traffic, nearer more often (u^2: a distant vehicle is a few pixels) */
     for (int k = 0; k < s->lanes; k++)
-        for (int n = syn_i(r, 0, 3); n > 0; n--) vehicle(L, k, syn_u(r, 2, zmax), 0);
-    if (syn_p(r, 0.3)) { /* a cyclist by the right curb */
-        const double z = syn_u(r, 8, 40), len = syn_u(r, 1.6, 1.8);
+        for (int n = syn_i(r, 0, 3); n > 0; n--) {
+            const double u = syn_u(r, 0, 1);
+            vehicle(L, k, 2 + (zmax - 2) * u * u, 0);
+        }
+    if (syn_p(r, 0.35)) { /* a motorcyclist or cyclist near by: rare classes, seen large enough to learn */
+        const int k = syn_i(r, 0, s->lanes - 1), motor = syn_p(r, 0.5);
+        const double z = syn_u(r, 6, 25), len = motor ? syn_u(r, 1.9, 2.2) : syn_u(r, 1.6, 1.8);
+        if (lane_free(&L->occ[k], z - 1, z + len + 1)) {
+            lane_take(&L->occ[k], z - 1, z + len + 1);
+            two_wheeler(L, -s->road_half + (k + 0.5) * s->lane_w + syn_u(r, -0.4, 0.4), z, len, motor);
+        }
+    }
+    for (int n = syn_p(r, 0.55) ? syn_i(r, 1, 2) : 0; n > 0; n--) { /* cyclists by the right curb */
+        const double z = syn_u(r, 6, 40), len = syn_u(r, 1.6, 1.8);
         if (lane_free(&L->occ[s->lanes - 1], z - 1, z + len + 1)) {
             lane_take(&L->occ[s->lanes - 1], z - 1, z + len + 1);
             two_wheeler(L, s->road_half - 0.7, z, len, 0);
@@ -464,7 +476,7 @@ void syn_populate(mt_synth_scene *s, syn_rng *r) {
     for (int side = 0; side < 2; side++) side_buildings(&L, side);
     if (closed) backdrop(&L);
     for (int side = 0; side < 2; side++) {
-        if (syn_p(r, 0.35)) wall_or_fence(&L, side);
+        if (syn_p(r, 0.5)) wall_or_fence(&L, side); /* walls and fences are rare on real streets: more here, to learn them */
         vegetation(&L, side);
     }
     furniture(&L);

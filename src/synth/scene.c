@@ -99,7 +99,7 @@ static void make_street(mt_synth_scene *s, syn_rng *r) {
         s->walk[side] = syn_u(r, 1.8, 5.0);
         s->terrain[side] = syn_p(r, 0.55) ? syn_u(r, 1.0, 5.0) : 0;
     }
-    s->crosswalk = syn_p(r, 0.35);
+    s->crosswalk = syn_p(r, 0.45);
     s->cross_z0 = syn_u(r, 9, 30);
     s->cross_z1 = s->cross_z0 + syn_u(r, 3, 4.5);
     s->dash_phase = syn_u(r, 0, 9);
