@@ -45,7 +45,7 @@ int cli_output_files(const char *dir, const char *const *names, int n, const cha
  * room for one more.  NULL after reporting when out of memory. */
 const char **cli_inputs_list(const mtmi_model *m, const char *const *more, int nmore, int *n);
 /* Loads a model honoring --random-weights; no path: the built-in default
- * (builtin.h), made or declared at size ("HxW", NULL = its own). */
+ * (builtin.h), built at size ("HxW"; NULL = 1024x1024). */
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out);
 int cli_load_model_sized(const char *path, int random_weights, uint64_t seed, const char *size, mtmi_model **out);
 
