@@ -260,7 +260,7 @@ def export(torch, MTMI, model, path, size):
     """TorchScript exporter, opset 17, explicit attention; weights packed as float16."""
     import onnx
     m = MTMI(sdpa=False)
-    m.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
+    m.load_state_dict({k: (v.float() if v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()})
     m.eval()
     tmp = path + ".fp32.onnx"
     x = torch.zeros(1, 3, size, size)
