@@ -50,6 +50,12 @@ M23	src/pipeline/pipeline.c	^(test_pipeline|test_api)$	pipeline: frame 3 is hand
 M24	src/graph/weight_init.c	^(test_api|test_pipeline|ref_models_256)$	spread weights: classifier rows not made zero-mean and no gain (one class dominates again)	s/float s = role == R_CONV \? sqrtf\(2\.0f \/ \(float\)per\) : \(rows == 1 \? 4\.0f : 2\.0f\) \/ sqrtf\(\(float\)per\);/float s = role == R_CONV ? sqrtf(2.0f \/ (float)per) : 0.05f \/ sqrtf((float)per);/
 M25	src/cpu/kernels_fused.c	^(test_output_forms|pipeline_run)$	mtmi.ClassMap: the last of equal maxima wins (wrong tie-break of the class map)	s/if \(v > bv \|\| \(bv != bv/if (v >= bv || (bv != bv/
 M26	src/graph/graph.h	^(test_output_forms|pipeline_run)$	mtmi.SymQuant: int8 codes truncated instead of rounded half to even	s/__builtin_rint\(v\)/__builtin_trunc(v)/
+M27	src/synth/render.c	^test_synth$	generator: depth 0.1 % too long (not the hit's camera-axis distance)	s/depth\[row \+ u\] = id == HIT_SKY \? 0\.0f : \(float\)t;/depth[row + u] = id == HIT_SKY ? 0.0f : (float)(t * 1.001);/
+M28	src/synth/render.c	^test_synth$	generator: the curb's face labelled terrain instead of sidewalk	s/case HIT_CURB: return MT_CLS_SIDEWALK;/case HIT_CURB: return MT_CLS_TERRAIN;/
+M29	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: IoU without the false positives (TP over ground truth)	s/r->iou\[c\] = \(double\)r->tp\[c\] \/ \(double\)\(r->gt\[c\] \+ r->pred\[c\] - r->tp\[c\]\);/r->iou[c] = (double)r->tp[c] \/ (double)r->gt[c];/
+M30	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: mIoU over all 19 classes instead of those present	s/r->miou = r->npresent \? sum \/ r->npresent : NAN;/r->miou = r->npresent ? sum \/ r->ncls : NAN;/
+M31	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: the model pixel of a ground-truth pixel off by half a pixel	s/\(\(int64_t\)2 \* c \+ 1\) \* model/((int64_t)2 * c + 2) * model/
+M32	src/builtin/builtin.c	^trained_format$	trained weights: the small tensors (depth.cls.bias) not copied	s/if \(j >= 0 && b->values\[j\]\.data/if (0 \&\& j >= 0 \&\& b->values[j].data/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"

@@ -19,6 +19,8 @@ int mt_cmd_split(int argc, char **argv);
 int mt_cmd_make_model(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
 int mt_cmd_bench(int argc, char **argv);
+int mt_cmd_synth(int argc, char **argv);
+int mt_cmd_eval(int argc, char **argv);
 
 /* Prints "mtmi: error: <message>" (the library's last error if msg is
  * NULL) on one line and returns the exit status 1. */
@@ -42,8 +44,13 @@ int cli_output_files(const char *dir, const char *const *names, int n, const cha
  * read from (model, external data; m may be NULL) and nmore others, with
  * room for one more.  NULL after reporting when out of memory. */
 const char **cli_inputs_list(const mtmi_model *m, const char *const *more, int nmore, int *n);
-/* Loads a model honoring --random-weights. */
+/* $MTMI_TRAINED_MODEL (NULL if unset): the built-in network's trained
+ * weights file, or "none" (builtin.h); the library reads no environment. */
+const char *cli_trained_model(void);
+/* Loads a model honoring --random-weights; no path: the built-in default
+ * (builtin.h), built at size ("HxW"; NULL = 1024x1024). */
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out);
+int cli_load_model_sized(const char *path, int random_weights, uint64_t seed, const char *size, mtmi_model **out);
 
 /* Inputs of calibrate and accuracy (cmd_calibrate.c): .png/.npy files of
  * folders and files (sorted), one loaded as normalized CHW at shape HxW,

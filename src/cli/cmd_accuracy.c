@@ -93,7 +93,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            printf("usage: mtmi accuracy MODEL --cache CACHE --images DIR|FILE [--images ...] [--json]\n"
+            printf("usage: mtmi accuracy [MODEL] --cache CACHE --images DIR|FILE [--images ...] [--json]\n"
                    "       [--override name=scale ...] [--size HxW] [--threads N] [--dump DIR]\n"
                    "       [--features DIR | --no-feature-cache] [--random-weights SEED]\n"
                    "Runs the encoder in FP32 and the heads both in FP32 and in INT8 (CPU reference\n"
@@ -101,7 +101,8 @@ int mt_cmd_accuracy(int argc, char **argv) {
                    "segmentation class maps, the IoU of each class between the two maps, and the depth\n"
                    "error.  --dump writes the first image's outputs as DIR/<output>_{fp32,int8}.npy.\n"
                    "--check-api also runs the first image through mtmi_plan_create(precision int8)\n"
-                   "and requires the same bits as the split encoder + INT8 heads.\n");
+                   "and requires the same bits as the split encoder + INT8 heads.  Without MODEL:\n"
+                   "the built-in network (the trained one when models/mtmi_trained.onnx is found).\n");
             return 0;
         }
         int took = cli_quant_option("accuracy", argc, argv, &i, &o);
@@ -115,7 +116,6 @@ int mt_cmd_accuracy(int argc, char **argv) {
         else if (!path) path = a;
         else return cli_error("accuracy: more than one model given");
     }
-    if (!path) return cli_error("accuracy: no model given");
     if (!cache_path) return cli_error("accuracy: no calibration cache given (--cache CACHE)");
     if (!o.ninputs) return cli_error("accuracy: no inputs given (--images DIR)");
 
@@ -144,7 +144,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
             goto done;
         }
     if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
-    if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (cli_load_model_sized(path, o.random, (uint64_t)o.seed, o.size, &m)) goto done;
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;
@@ -260,7 +260,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
         /* File names are quoted as JSON strings: quotes, backslashes and
          * control characters escaped. */
         printf("{\"model\": ");
-        mt_json_string(stdout, path);
+        mt_json_string(stdout, path ? path : "built-in");
         printf(", \"cache\": ");
         mt_json_string(stdout, cache_path);
         printf(", \"images\": %d, \"quantized_nodes\": %d, \"float_nodes\": %d", nfiles, rep.quantized, rep.skipped);

@@ -80,7 +80,7 @@ out:
 }
 
 int mt_cmd_bench(int argc, char **argv) {
-    mt_app_opts o = {.inject_stage = -1};
+    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model()};
     const char *json = NULL, *trace = NULL;
     long frames = 20, warmup = 3;
     int compare = 0, vs_engine = 0;

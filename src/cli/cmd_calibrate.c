@@ -139,7 +139,8 @@ void cli_progress(const char *what, int i, int n, const char *item, double t0) {
  * would reuse stale features and every scale would be wrong. */
 int cli_model_key(const mtmi_model *m, int random, long seed, uint64_t *key) {
     uint64_t h = MT_HASH_SEED;
-    int64_t v[2] = {random, random ? seed : 0};
+    /* the built-in random-weight network has no file: its seed is the key */
+    int64_t v[2] = {random, random ? seed : (int64_t)m->opt.seed};
     h = mt_hash64(h, v, sizeof v);
     for (int i = 0; i < m->graph->nsources; i++) {
         uint8_t *data;
@@ -219,7 +220,7 @@ int mt_cmd_calibrate(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help")) {
-            printf("usage: mtmi calibrate MODEL --images DIR|FILE [--images ...] -o CACHE\n"
+            printf("usage: mtmi calibrate [MODEL] --images DIR|FILE [--images ...] -o CACHE\n"
                    "       [--subgraph heads|seg|depth|encoder|all|OUTPUT] [--method entropy|minmax|percentile[:99.99]]\n"
                    "       [--override name=scale ...] [--size HxW] [--limit N] [--threads N]\n"
                    "       [--features DIR | --no-feature-cache] [--random-weights SEED]\n"
@@ -228,7 +229,8 @@ int mt_cmd_calibrate(int argc, char **argv) {
                    "float activation of the subgraph and writes a TensorRT calibration cache (scale =\n"
                    "amax / 127 per tensor).  Entropy is TensorRT's EntropyCalibrator2.  The shared\n"
                    "features of each image are kept in DIR (default CACHE.features) so that calibrating\n"
-                   "another head does not rerun the encoder.\n");
+                   "another head does not rerun the encoder.  Without MODEL: the built-in network\n"
+                   "(the trained one when models/mtmi_trained.onnx is found).\n");
             return 0;
         }
         int took = cli_quant_option("calibrate", argc, argv, &i, &o);
@@ -243,7 +245,6 @@ int mt_cmd_calibrate(int argc, char **argv) {
         else if (!path) path = a;
         else return cli_error("calibrate: more than one model given");
     }
-    if (!path) return cli_error("calibrate: no model given");
     if (!out) return cli_error("calibrate: no output cache given (-o CACHE)");
     if (!o.ninputs) return cli_error("calibrate: no inputs given (--images DIR)");
     mt_calib_method method;
@@ -264,7 +265,7 @@ int mt_cmd_calibrate(int argc, char **argv) {
     if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
     nlisted = nfiles;
     if (limit && nfiles > limit) nfiles = limit;
-    if (cli_load_model(path, o.random, (uint64_t)o.seed, &m)) goto done;
+    if (cli_load_model_sized(path, o.random, (uint64_t)o.seed, o.size, &m)) goto done;
     if (out_not_input(m, out, files, nlisted)) goto done;
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;

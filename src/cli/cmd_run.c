@@ -22,6 +22,7 @@
 #include "graph/graph.h"
 #include "image/image.h"
 #include "pipeline/app.h"
+#include "synth/synth.h"
 
 #define RUN_MAX_SLOTS 64
 
@@ -270,10 +271,10 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
     }
     fprintf(f, "],\n  \"input\": {\"batch\": %d, \"height\": %d, \"width\": %d},\n", app->batch, app->height, app->width);
     fprintf(f, "  \"format\": \"%s\",\n  \"logits\": {\"dtype\": \"%s\", \"layout\": \"CHW\"},\n  \"depth\": {\"dtype\": \"%s\", "
-               "\"meaning\": \"depth head output d in [0, 1] (sigmoid); the vis draws (1 - d) * 80 m\"},\n",
+               "\"meaning\": \"depth head output d in [0, 1] (sigmoid): %g * (%g / %g) ^ (1 - d) metres\"},\n",
             c->wo.format_seed ? "seed" : "npy",
             c->logits_form == MT_FORM_INT8 ? "int8" : c->logits_form == MT_FORM_FP16 ? "float16" : "float32",
-            c->depth_form == MT_FORM_FP16 ? "float16" : "float32");
+            c->depth_form == MT_FORM_FP16 ? "float16" : "float32", MT_DEPTH_NEAR, MT_DEPTH_FAR, MT_DEPTH_NEAR);
     fprintf(f, "  \"classes\": [");
     for (int k = 0; k < 19; k++) fprintf(f, "%s\"%s\"", k ? ", " : "", mt_cityscapes_names[k]);
     fprintf(f, "],\n  \"frames\": [");
@@ -423,7 +424,7 @@ static void print_io_summary(const run_ctx *c, run_io *io) {
 }
 
 int mt_cmd_run(int argc, char **argv) {
-    mt_app_opts o = {.inject_stage = -1};
+    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model()};
     const char *images = NULL, *trace = NULL, *json = NULL;
     run_ctx c;
     memset(&c, 0, sizeof c);

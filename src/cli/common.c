@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "pipeline/app.h"
+#include "builtin/builtin.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -70,7 +71,22 @@ int cli_threads(const char *opt, const char *s, int lo) {
     return (int)cli_parse_capped(opt, s, lo, n, why);
 }
 
+const char *cli_trained_model(void) { return getenv("MTMI_TRAINED_MODEL"); }
+
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out) {
+    return cli_load_model_sized(path, random_weights, seed, NULL, out);
+}
+
+int cli_load_model_sized(const char *path, int random_weights, uint64_t seed, const char *size, mtmi_model **out) {
+    if (!path) { /* no model given: the default one (trained if found, builtin.h) at --size */
+        int h = 0, w = 0;
+        char extra, desc[600];
+        if (size && (sscanf(size, "%dx%d%c", &h, &w, &extra) != 2 || h <= 0 || w <= 0 || h % 32 || w % 32 || h > 8192 || w > 8192))
+            return cli_error("--size expects HxW in multiples of 32 for the built-in model, got '%s'", size);
+        if (mt_builtin_model(cli_trained_model(), seed, h, w, out, desc, sizeof desc) != MTMI_OK) return cli_lib_error();
+        fprintf(stderr, "model: %s\n", desc);
+        return 0;
+    }
     mtmi_load_options lo = {.fill_missing_weights = random_weights, .seed = seed};
     if (mtmi_model_load(path, &lo, out) != MTMI_OK) return cli_lib_error();
     return 0;

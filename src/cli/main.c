@@ -20,6 +20,8 @@ static const command g_commands[] = {
     {"split", mt_cmd_split, "MODEL -o DIR [--cut a,b,..]: encoder.onnx and one ONNX file per head"},
     {"make-model", mt_cmd_make_model, "-o mtmi.onnx [--seed N] [--size HxW] [--batch N]: the reference MTMI network"},
     {"run", mt_cmd_run, "[--model M] [--images DIR] [--place P] [--frames N] [--sync] [-o DIR] [--trace F] [--json F]: the multi-task app, pipelined"},
+    {"synth", mt_cmd_synth, "-o DIR --count N [--size HxW] [--seed S]: street scenes with exact labels and depth (Cityscapes-style folder)"},
+    {"eval", mt_cmd_eval, "[--model M] --data DIR [--place P] [--cache C] [--json F]: mIoU, per-class IoU and depth errors against ground truth"},
     {"bench", mt_cmd_bench, "[--model M] [--place P] [--size HxW] [--frames N] [--compare] [--json F]: the pipeline on a fixed input, timed"},
 };
 

@@ -1,6 +1,7 @@
 /* Frame preprocessing (crop, resize, normalize), visualization colour maps and
  * synthetic street frames. */
 #include "image/image.h"
+#include "synth/synth.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -133,12 +134,11 @@ static uint8_t unit_byte(float v) {
 
 void mt_colorize_depth(const float *d, int w, int h, uint8_t *rgb) {
     const size_t n = (size_t)w * h;
-    const float lo = 1e-3f, hi = 80.0f;
+    const double lnr = log(MT_DEPTH_FAR / MT_DEPTH_NEAR);
     for (size_t i = 0; i < n; i++) {
-        float z = (1.0f - d[i]) * 80.0f;
-        if (!(z >= lo)) z = lo; /* NaN maps to the near end */
-        if (z > hi) z = hi;
-        float t = (z - lo) / (hi - lo);
+        /* jet over ln(metres) between the encoding's ends (synth.h): equal
+         * colour steps are equal depth ratios */
+        const float t = (float)(log(mt_depth_metres(d[i]) / MT_DEPTH_NEAR) / lnr);
         /* Jet: blue -> cyan -> yellow -> red as t goes 0 -> 1. */
         rgb[3 * i + 0] = unit_byte(1.5f - fabsf(4.0f * t - 3.0f));
         rgb[3 * i + 1] = unit_byte(1.5f - fabsf(4.0f * t - 2.0f));
@@ -173,67 +173,21 @@ mtmi_status mt_image_hconcat(const mt_image *parts, int n, mt_image *dst) {
 }
 
 /* ------------------------------------------------------- synthetic frames */
-static void fill_rect(mt_image *im, int x0, int y0, int x1, int y1, const uint8_t col[3]) {
-    if (x0 < 0) x0 = 0;
-    if (y0 < 0) y0 = 0;
-    if (x1 > im->w) x1 = im->w;
-    if (y1 > im->h) y1 = im->h;
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) memcpy(im->px + ((size_t)y * im->w + x) * 3, col, 3);
-}
-
+/* The street scene of src/synth (the generator of `mtmi synth`): the
+ * frames `run` and `bench` use without images are scenes with exact
+ * ground truth, so the built-in model's results on them mean something. */
 mtmi_status mt_image_synth_street(int w, int h, uint64_t seed, mt_image *dst) {
     if (!dst || w <= 0 || h <= 0 || w > 16384 || h > 16384)
         return mt_fail(MTMI_ERR_ARG, "mt_image_synth_street: bad size %dx%d", w, h);
     memset(dst, 0, sizeof *dst);
+    mt_synth_scene *sc = NULL;
+    mtmi_status s = mt_synth_scene_make(mt_synth_scene_seed(0, seed), w, h, &sc);
+    if (s) return s;
     dst->px = malloc((size_t)w * h * 3);
-    if (!dst->px) return mt_fail(MTMI_ERR_NOMEM, "out of memory for a %dx%d frame", w, h);
-    dst->w = w;
-    dst->h = h;
-    dst->c = 3;
-    mt_rng r;
-    mt_rng_seed(&r, seed * 0x9e3779b97f4a7c15ull + 1);
-    const int horizon = h * (40 + (int)(mt_rng_uniform(&r) * 15)) / 100;
-    /* Sky: a vertical gradient from deep blue to pale at the horizon. */
-    for (int y = 0; y < horizon; y++) {
-        float t = (float)y / (horizon > 1 ? horizon - 1 : 1);
-        uint8_t col[3] = {(uint8_t)(70 + 120 * t), (uint8_t)(130 + 90 * t), (uint8_t)(200 + 40 * t)};
-        fill_rect(dst, 0, y, w, y + 1, col);
-    }
-    /* Ground: sidewalk strips at the sides, asphalt in a trapezoid. */
-    const uint8_t walk[3] = {170, 160, 150}, road[3] = {90, 88, 92}, lane[3] = {235, 235, 225};
-    for (int y = horizon; y < h; y++) {
-        float t = (float)(y - horizon) / (h - horizon > 0 ? h - horizon : 1);
-        int half = (int)(w * (0.05f + 0.55f * t));
-        int cx = w / 2;
-        fill_rect(dst, 0, y, w, y + 1, walk);
-        fill_rect(dst, cx - half, y, cx + half, y + 1, road);
-        /* Dashed centre line, wider near the camera. */
-        int lw = 1 + (int)(w * 0.008f * t);
-        if (((int)(t * 12)) % 2 == 0) fill_rect(dst, cx - lw, y, cx + lw, y + 1, lane);
-    }
-    /* Buildings along the horizon. */
-    for (int x = 0; x < w;) {
-        int bw = w / 16 + (int)(mt_rng_uniform(&r) * w / 8);
-        int bh = (int)(horizon * (0.3f + 0.6f * mt_rng_uniform(&r)));
-        uint8_t g = (uint8_t)(60 + mt_rng_uniform(&r) * 80);
-        uint8_t col[3] = {g, (uint8_t)(g - 5), (uint8_t)(g - 10)};
-        if (x < w / 3 || x > 2 * w / 3) fill_rect(dst, x, horizon - bh, x + bw, horizon, col);
-        x += bw;
-    }
-    /* Box "cars" on the road, bigger when nearer. */
-    int ncars = 2 + (int)(mt_rng_uniform(&r) * 3);
-    for (int i = 0; i < ncars; i++) {
-        float t = 0.15f + 0.7f * mt_rng_uniform(&r);
-        int y = horizon + (int)((h - horizon) * t);
-        int cw = (int)(w * (0.05f + 0.2f * t)), chh = cw * 2 / 3;
-        int half = (int)(w * (0.05f + 0.55f * t));
-        int x = w / 2 - half + (int)(mt_rng_uniform(&r) * (2 * half - cw > 1 ? 2 * half - cw : 1));
-        uint8_t col[3] = {(uint8_t)(mt_rng_uniform(&r) * 200), (uint8_t)(mt_rng_uniform(&r) * 60),
-                          (uint8_t)(40 + mt_rng_uniform(&r) * 180)};
-        fill_rect(dst, x, y - chh, x + cw, y, col);
-        const uint8_t glass[3] = {40, 50, 60};
-        fill_rect(dst, x + cw / 6, y - chh + chh / 8, x + cw - cw / 6, y - chh + chh / 2, glass);
-    }
-    return MTMI_OK;
+    if (!dst->px) s = mt_fail(MTMI_ERR_NOMEM, "out of memory for a %dx%d frame", w, h);
+    else s = mt_synth_render(sc, dst->px, NULL, NULL);
+    mt_synth_scene_free(sc);
+    if (s) mt_image_free(dst);
+    else dst->w = w, dst->h = h, dst->c = 3;
+    return s;
 }

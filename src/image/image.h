@@ -17,6 +17,12 @@ mtmi_status mt_png_read_buffer(const uint8_t *buf, size_t len, const char *what,
 /* Writes gray8/RGB8/RGBA8 atomically, at a fast compression level. */
 mtmi_status mt_png_write(const char *path, const mt_image *img);
 void mt_image_free(mt_image *img);
+/* png_gray.c: one-channel PNGs with their values kept: 16-bit gray
+ * written from host-order samples (depth maps, metres x 256); 8- or 16-bit
+ * gray or 8-bit palette indices read into uint16 samples (*bits says
+ * which), e.g. label maps. */
+mtmi_status mt_png_write_gray16(const char *path, int w, int h, const uint16_t *px);
+mtmi_status mt_png_read_gray(const char *path, int *w, int *h, int *bits, uint16_t **px);
 
 /* Centre-crops src to the aspect of w x h, then resizes (bilinear). */
 mtmi_status mt_image_fit(const mt_image *src, int w, int h, mt_image *dst);
@@ -35,7 +41,8 @@ void mt_colorize_classes(const uint8_t *cls, int w, int h, uint8_t *rgb);
 /* Argmax over the c channels of CHW float logits (first maximum wins). */
 void mt_argmax_chw(const float *logits, int c, int w, int h, uint8_t *cls);
 /* Depth head output d (sigmoid, 0..1) to RGB8 in a jet colour map of the
- * distance (1-d)*80 clipped to [1e-3, 80]: blue near, red far. */
+ * distance it encodes (mt_depth_metres, synth.h: 0.5 to 80 m, log scale):
+ * blue near, red far. */
 void mt_colorize_depth(const float *d, int w, int h, uint8_t *rgb);
 /* Places n RGB8 images of one height side by side. */
 mtmi_status mt_image_hconcat(const mt_image *parts, int n, mt_image *dst);
@@ -48,8 +55,9 @@ extern const char *const mt_cityscapes_names[19];
 mtmi_status mt_vis_compose(const mt_image *input, const uint8_t *classes, int cw, int ch, const float *depth, int dw, int dh,
                            mt_image *out);
 
-/* A synthetic street-like RGB frame (sky gradient, road with lane marks,
- * buildings, box "cars"), varied by seed: for demos without image files. */
+/* A synthetic street scene (src/synth: scene mt_synth_scene_seed(0, seed),
+ * as `mtmi synth --seed 0` makes it) as an RGB frame: for demos and
+ * benchmarks without image files. */
 mtmi_status mt_image_synth_street(int w, int h, uint64_t seed, mt_image *dst);
 
 #endif

@@ -4,27 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/mtmi_net.h"
+#include "builtin/builtin.h"
 #include "image/image.h"
 #if MTMI_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
-
-static mtmi_status builtin_model(const mt_app_opts *o, mtmi_model **out) {
-    *out = NULL;
-    mt_mtmi_net_opts no = {.seed = o->seed, .height = o->height, .width = o->width};
-    mt_mtmi_net_info info;
-    mtmi_model *m = mt_alloc(sizeof *m);
-    if (!m) return MTMI_ERR_NOMEM;
-    mtmi_status s = mt_make_mtmi_net(&no, &m->graph, &info);
-    if (s) {
-        free(m);
-        return mt_fail_context(s, "building the built-in MTMI network");
-    }
-    m->params = info.params;
-    *out = m;
-    return MTMI_OK;
-}
 
 /* The segmentation output (class logits NxCxHxW, C > 1) and the depth
  * output (C == 1) of the model, by name first ("seg...", "depth..."), then
@@ -170,10 +154,8 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
         mtmi_load_options lo = {.fill_missing_weights = o->random_weights, .seed = o->seed};
         if ((s = mtmi_model_load(o->model_path, &lo, &app->model))) return s;
         snprintf(app->model_desc, sizeof app->model_desc, "%s", o->model_path);
-    } else {
-        if ((s = builtin_model(o, &app->model))) return s;
-        snprintf(app->model_desc, sizeof app->model_desc, "built-in MTMI network (seed %llu)", (unsigned long long)o->seed);
-    }
+    } else if ((s = mt_builtin_model(o->trained_model, o->seed, o->height, o->width, &app->model, app->model_desc, sizeof app->model_desc)))
+        return s; /* trained when models/mtmi_trained.onnx is found (builtin.h) */
     /* Input size: --size overrides the declared H and W of input 0. */
     mtmi_tensor shape = {0};
     int rank;

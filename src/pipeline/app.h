@@ -10,6 +10,8 @@
 
 typedef struct mt_app_opts {
     const char *model_path;   /* NULL = the built-in MTMI network            */
+    const char *trained_model; /* the built-in network's trained weights: a
+                               * file, "none", or NULL = found (builtin.h) */
     int random_weights;       /* fill missing external weights (graph-only)  */
     uint64_t seed;
     int height, width;        /* 0 = the model's declared input size         */
