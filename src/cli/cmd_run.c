@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "graph/graph.h"
 #include "image/image.h"
-#include "pipeline/app.h"
+#include "app/app.h"
 
 #define RUN_MAX_SLOTS 64
 
@@ -432,7 +432,7 @@ static void print_io_summary(const run_ctx *c, run_io *io) {
 }
 
 int mt_cmd_run(int argc, char **argv) {
-    mt_app_opts o = {.inject_stage = -1};
+    mt_app_opts o = {.inject_stage = -1, .tuning = cli_tuning()};
     const char *images = NULL, *trace = NULL, *json = NULL;
     run_ctx c;
     memset(&c, 0, sizeof c);

@@ -94,6 +94,7 @@ typedef struct mc_binding {
 typedef struct mc_plan {
     const mt_graph *g;
     int device, f16;
+    mt_tuning tuning;  /* the switches it was made with (a copy) */
     cudaStream_t stream;
     int own_stream;  /* 0: the caller's stream (mt_cuda_plan_opts.stream) */
     CUcontext ctx;   /* made current instead of cudaSetDevice (green context) */
@@ -159,10 +160,10 @@ const char *mc_driver_error(CUresult r);
 
 /* fuse.c: step-level fusion passes, run on the emitted steps before memory
  * planning (so buffers that fusion leaves unread take no arena space).
- * MTMI_CUDA_NO_FUSE (comma-separated pass names, or "all") turns passes off
- * for A/B measurements. */
+ * tuning.cuda_no_fuse (MTMI_CUDA_NO_FUSE: comma-separated pass names, or
+ * "all") turns passes off for A/B measurements. */
 mtmi_status mc_fuse_steps(mc_plan *p);
-int mc_fuse_enabled(const char *pass);
+int mc_fuse_enabled(const mc_plan *p, const char *pass);
 /* A pass removes a step by setting its kind to MC_DROPPED; mc_fuse_steps
  * takes such steps out after each pass (until then they keep their
  * operands, and other steps' indices stay valid). */

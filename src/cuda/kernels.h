@@ -222,8 +222,15 @@ typedef struct mtk_attn {
     int B, H, N, M, D;
     int64_t qs[3], ks[3], vs[3], os[3];
     float scale;
+    /* tuning.attn_cfg (MTMI_ATTN_CFG): when force is set, this kernel and
+     * key split instead of the heuristic choice (one that does not exist,
+     * e.g. 0,0, falls back to the simple kernel). */
+    int force, force_kernel, force_ksplit;
 } mtk_attn;
 cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
+/* Programmatic dependent launch for this thread's next launches (tuning.pdl;
+ * launch.cu): the plan sets it before each step. */
+void mtk_set_pdl(int on);
 /* One FP16 tensor-core configuration, for benchmarks and tests: K and V
  * streamed through shared memory (MTK_ATTN_STREAM) or a head's whole K and
  * V kept there (MTK_ATTN_RESIDENT; D = 32, up to 1280 keys), with ksplit

@@ -9,7 +9,7 @@
 #include "cuda/cuda_internal.h"
 #include "cuda/qkernels.h"
 #include "graph/ops.h"
-#include "quant/quant.h"
+#include "graph/qops.h"
 
 /* ------------------------------------------------------------- helpers */
 #define CK(call)                                                                                               \
@@ -17,16 +17,6 @@
         cudaError_t e_ = (call);                                                                               \
         if (e_ != cudaSuccess) return mt_fail(MTMI_ERR_DEVICE, "CUDA: %s: %s", #call, cudaGetErrorString(e_)); \
     } while (0)
-
-int mt_cuda_parse_device(const char *dev) {
-    if (!dev || strncmp(dev, "cuda", 4)) return -1;
-    if (!dev[4]) return 0;
-    if (dev[4] != ':') return -1;
-    char *e;
-    long v = strtol(dev + 5, &e, 10);
-    if (e == dev + 5 || *e || v < 0 || v > 1024) return -1;
-    return (int)v;
-}
 
 mtmi_status mt_cuda_check_device(int device) {
     int n = 0;
@@ -605,6 +595,7 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     p->device = device;
     p->f16 = o->fp16;
     p->ctx = (CUcontext)o->ctx;
+    p->tuning = o->tuning ? *o->tuning : *mt_tuning_default();
     if ((s = mc_bind(p))) {
         free(p);
         return s;

@@ -362,6 +362,8 @@ void mc_release_step(mc_plan *p, mc_step *s) {
 mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     cudaStream_t st = p->stream;
     int f16 = p->f16;
+    /* tuning.pdl: mtk_launch reads it on this thread (launch.cuh) */
+    mtk_set_pdl(p->tuning.pdl);
     switch (s->kind) {
     case MC_COPY: {
         const mc_tref *v[2] = {&s->t[0], &s->t[1]};
@@ -557,6 +559,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->t[3].dims[0] == 1) a.vs[0] = 0;
         if (s->t[3].dims[1] == 1) a.vs[1] = 0;
         a.scale = s->fp[0];
+        if (p->tuning.attn_cfg_set) a.force = 1, a.force_kernel = p->tuning.attn_kernel, a.force_ksplit = p->tuning.attn_ksplit;
         KCK(mtk_attention(st, &a, f16));
         return MTMI_OK;
     }
@@ -574,7 +577,8 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mtk_qconv *q = s->obj;
         const mc_tref *x = &s->t[1];
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
-                          mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1, -1));
+                          mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL,
+                          p->tuning.qconv_simple ? 0 : -1, p->tuning.qconv_fuse && !p->tuning.qconv_simple));
         return MTMI_OK;
     }
     case MC_CHAIN: { /* fuse_chain.c: t[0] y, t[1] x, t[2..3] w1 b1, t[4] r, t[5..6] w2 b2, t[7..8] w3 b3 */

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "quant/quant.h"
+#include "graph/qops.h"
 
 int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap) {
     memset(o, 0, sizeof *o);
