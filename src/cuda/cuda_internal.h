@@ -1,4 +1,7 @@
-/* Internals of the CUDA backend shared by plan.c, plan_ops.inc and run.c. */
+/* Internals of the CUDA backend: the step list (mc_step and its typed
+ * parameters), buffers and the plan, shared by plan.c, the planners
+ * (plan_*.c, whose own internals are plan_int.h), run.c and the step
+ * fusions (fuse*.c). */
 #ifndef MT_CUDA_INTERNAL_H
 #define MT_CUDA_INTERNAL_H
 
@@ -127,6 +130,18 @@ typedef struct mc_plan {
     size_t ws_bytes;
     size_t ws_needed; /* the most any chosen algorithm asks for */
 } mc_plan;
+
+/* The one CUDA error check of the host code: when `call` fails, returns
+ * MTMI_ERR_DEVICE from the calling function with the one-line message
+ * "CUDA: <context>: <error>" (context: a printf format and its arguments). */
+#define MC_CUDA_CHECK(call, ...)                                                  \
+    do {                                                                          \
+        cudaError_t e_ = (call);                                                  \
+        if (e_ != cudaSuccess) return mc_cuda_fail(e_, __VA_ARGS__);              \
+    } while (0)
+/* ... with the call itself as the context. */
+#define MC_CK(call) MC_CUDA_CHECK(call, "%s", #call)
+mtmi_status mc_cuda_fail(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 size_t mc_esize(int st);
 int mc_copy_kind(int st);

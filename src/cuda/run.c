@@ -352,12 +352,8 @@ void mc_release_step(mc_plan *p, mc_step *s) {
 }
 
 /* --------------------------------------------------------------- run */
-#define KCK(call)                                                                                              \
-    do {                                                                                                       \
-        cudaError_t e_ = (call);                                                                               \
-        if (e_ != cudaSuccess)                                                                                 \
-            return mt_fail(MTMI_ERR_DEVICE, "CUDA %s step: %s", mc_step_name(s->kind), cudaGetErrorString(e_)); \
-    } while (0)
+/* A failed launch names its step kind (MC_CUDA_CHECK, cuda_internal.h). */
+#define KCK(call) MC_CUDA_CHECK(call, "%s step", mc_step_name(s->kind))
 
 mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     cudaStream_t st = p->stream;
