@@ -89,8 +89,8 @@ mtmi_status mc_plan_conv(mc_plan *p, int i) {
             s->t[2] = W;
             s->t[3] = has_b ? bias : W;
             s->nt = 4;
-            s->ip[0] = has_b;
-            s->ip[1] = act;
+            s->u.smalln.has_bias = has_b;
+            s->u.smalln.act = act;
             mc_set(p, out_v, &Y);
             return MTMI_OK;
         }

@@ -239,8 +239,8 @@ static mtmi_status emit_attention(mc_plan *p, int i, mc_tref Q, mc_tref K, mc_tr
     s->t[2] = K;
     s->t[3] = Vt;
     s->nt = 4;
-    s->fp[0] = scale;
-    s->ip[0] = B; s->ip[1] = H; s->ip[2] = Nq; s->ip[3] = M; s->ip[4] = D;
+    s->u.attn.scale = scale;
+    s->u.attn.B = B; s->u.attn.H = H; s->u.attn.N = Nq; s->u.attn.M = M; s->u.attn.D = D;
     mc_set(p, out_v, &O);
     return MTMI_OK;
 }

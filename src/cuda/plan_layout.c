@@ -180,10 +180,10 @@ mtmi_status mc_plan_gather(mc_plan *p, int i) {
     s->t[1] = x;
     s->t[2] = idx;
     s->nt = 3;
-    s->ip[0] = pre;
-    s->ip[1] = x.dims[axis];
-    s->ip[2] = mt_value_numel(iv);
-    s->ip[3] = post;
+    s->u.gather.pre = pre;
+    s->u.gather.n = x.dims[axis];
+    s->u.gather.nidx = mt_value_numel(iv);
+    s->u.gather.post = post;
     mc_set(p, n->out[0], &o);
     return MTMI_OK;
 }

@@ -47,12 +47,12 @@ mtmi_status mc_plan_layernorm(mc_plan *p, int i) {
         s->t[4] = r;
         s->t[5] = sum;
         s->nt = keep_sum ? 6 : 5;
-        s->ip[0] = rows;
-        s->ip[1] = C;
-        s->ip[2] = has_b;
-        s->ip[3] = 1;
-        s->ip[4] = keep_sum;
-        s->fp[0] = mt_attr_float(n, "epsilon", 1e-5f);
+        s->u.ln.rows = rows;
+        s->u.ln.C = C;
+        s->u.ln.has_beta = has_b;
+        s->u.ln.has_res = 1;
+        s->u.ln.keep_sum = keep_sum;
+        s->u.ln.eps = mt_attr_float(n, "epsilon", 1e-5f);
         mc_set(p, n->out[0], &y);
         return MTMI_OK;
     }
@@ -68,10 +68,10 @@ mtmi_status mc_plan_layernorm(mc_plan *p, int i) {
         s->t[3] = b;
         s->nt = 4;
     }
-    s->ip[0] = rows;
-    s->ip[1] = C;
-    s->ip[2] = has_b;
-    s->fp[0] = mt_attr_float(n, "epsilon", 1e-5f);
+    s->u.ln.rows = rows;
+    s->u.ln.C = C;
+    s->u.ln.has_beta = has_b;
+    s->u.ln.eps = mt_attr_float(n, "epsilon", 1e-5f);
     mc_set(p, n->out[0], &y);
     return MTMI_OK;
 }
@@ -96,8 +96,8 @@ mtmi_status mc_plan_softmax(mc_plan *p, int i) {
     s->t[0] = y;
     s->t[1] = x;
     s->nt = 2;
-    s->ip[0] = rows;
-    s->ip[1] = C;
+    s->u.softmax.rows = rows;
+    s->u.softmax.n = C;
     mc_set(p, n->out[0], &y);
     return MTMI_OK;
 }

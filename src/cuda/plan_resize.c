@@ -53,14 +53,14 @@ mtmi_status mc_plan_resize(mc_plan *p, int i) {
             mc_tref xs;
             TRY(mc_get(p, cn->in[k], &xs));
             s->t[1 + k] = xs;
-            s->ip[3 + k] = at;
+            s->u.resize.at[k] = at;
             at += xs.dims[1];
         }
         s->nt = 1 + cn->nin;
-        s->ip[0] = m;
-        s->ip[1] = coord;
-        s->fp[0] = sh;
-        s->fp[1] = sw;
+        s->u.resize.mode = m;
+        s->u.resize.coord = coord;
+        s->u.resize.sh = sh;
+        s->u.resize.sw = sw;
         mc_set(p, n->out[0], &y);
         return MTMI_OK;
     }
@@ -83,11 +83,11 @@ mtmi_status mc_plan_resize(mc_plan *p, int i) {
     s->t[0] = y;
     s->t[1] = x;
     s->nt = 2;
-    s->ip[0] = m;
-    s->ip[1] = coord;
-    s->ip[2] = nmode;
-    s->fp[0] = sh;
-    s->fp[1] = sw;
+    s->u.resize.mode = m;
+    s->u.resize.coord = coord;
+    s->u.resize.nearest = nmode;
+    s->u.resize.sh = sh;
+    s->u.resize.sw = sw;
     mc_set(p, n->out[0], &y);
     return MTMI_OK;
 }
