@@ -83,6 +83,12 @@ size_t mt_cuda_plan_device_delta(const mt_cuda_plan *p);
 /* Number of kernel steps, and a per-step profile (ms, op label) of one
  * eager run, printed to f. */
 int mt_cuda_plan_num_steps(const mt_cuda_plan *p);
+/* The step kinds (names as in the profile listing: "layernorm", "mlp-fused"
+ * ...) and how many steps of each kind the plan runs: counts has
+ * mt_cuda_num_step_kinds() entries (tests/cuda/test_backend_ops.c). */
+int mt_cuda_num_step_kinds(void);
+const char *mt_cuda_step_kind_name(int kind);
+void mt_cuda_plan_step_counts(const mt_cuda_plan *p, int *counts);
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *p, FILE *f);
 
 #endif

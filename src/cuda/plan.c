@@ -620,3 +620,13 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const uns
                                cudaMemcpyDeviceToHost, p->stream));
     return MTMI_OK;
 }
+
+int mt_cuda_num_step_kinds(void) { return MC_NKINDS; }
+const char *mt_cuda_step_kind_name(int kind) { return mc_step_name(kind); }
+
+void mt_cuda_plan_step_counts(const mt_cuda_plan *pp, int *counts) {
+    const mc_plan *p = (const mc_plan *)pp;
+    for (int k = 0; k < MC_NKINDS; k++) counts[k] = 0;
+    for (int i = 0; i < p->nsteps; i++)
+        if (p->steps[i].kind >= 0 && p->steps[i].kind < MC_NKINDS) counts[p->steps[i].kind]++;
+}
