@@ -24,7 +24,7 @@
 
 enum { TILE = 128 };
 
-/* mt_quantize (quant.h) in a branch-free form the compiler vectorizes:
+/* mt_quantize (graph/qops.h) in a branch-free form the compiler vectorizes:
  * clamping before rounding gives the same result since the bounds are
  * integers; NaN -> 0. */
 static inline int32_t quantize_fast(float x, float s) {

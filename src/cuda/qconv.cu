@@ -1,6 +1,6 @@
 /* INT8 convolution / linear kernels (mtmi.QConv, mtmi.QLinear) on integer
- * tensor cores.  The arithmetic follows quant/quant.h step by step so that
- * outputs are bit-identical with the CPU reference (src/quant/qkernels.c):
+ * tensor cores.  The arithmetic follows graph/qops.h step by step so that
+ * outputs are bit-identical with the CPU reference (src/cpu/kernels_quant.c):
  *   xq  = clamp(rne(x / s_x), -128, 127), NaN -> 0     (IEEE division)
  *   acc = sum xq * wq (exact int32, any order) + bq
  *   y   = (float)acc * mult[c]                         (rne, one multiply)
@@ -168,7 +168,7 @@ __device__ __noinline__ float q_act_slow(float v, int act) {
          * (nearly always) the correctly rounded expf; glibc's expf is within
          * 0.502 ulp of it, so e may differ by 1 ulp and the output by up to
          * 2 (H100: 142 of 262144 outputs, max 2 ulp).  Not bit-exact across
-         * math libraries, as quant.h says. */
+         * math libraries, as graph/qops.h says. */
         float e = q_d2f(exp(-q_f2d(v)));
         return q_div(1.0f, q_add(1.0f, e));
     }

@@ -1,6 +1,6 @@
 /* INT8 kernels of the CUDA backend (qconv.cu): mtmi.QConv / mtmi.QLinear
  * on integer tensor cores, bit-exact with the CPU reference of
- * src/quant/qkernels.c (arithmetic contract in quant/quant.h).
+ * src/cpu/kernels_quant.c (arithmetic contract in graph/qops.h).
  *
  * Two launches per node (mtk_qconv_run; optionally one for 1x1
  * convolutions of FP16 NHWC inputs):
