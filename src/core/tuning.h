@@ -70,8 +70,8 @@ const mt_tuning *mt_tuning_default(void);
 /* 1 if `name` is in the comma list (or the list is "all"; `all1` also
  * takes "1" for "all"). */
 int mt_tuning_list_has(const char *list, const char *name, int all1);
-/* Parses "key=value;key=value" (also commas between keys when a value has
- * none: "pdl=1;cuda_no_fuse=mlp,upconv").  Keys are the field names above
+/* Parses "key=value;key=value" ("pdl=1;cuda_no_fuse=mlp,upconv": lists
+ * keep their commas; a key alone means "1").  Keys are the field names above
  * (no_fuse, fuse_concat, nn_col_kb, nn_1x1_kb, nn_wino_kb, no_winograd,
  * no_avx512, blas_keep_core, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
  * qconv_simple, qconv_fuse, trace_dest, calib_hist_dir).  Starts from the
