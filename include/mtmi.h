@@ -163,6 +163,9 @@ typedef struct mtmi_calibrate_options {
      * "encoder", "all", or an output's name. */
     const char *subgraph;
     int threads;           /* CPU threads; 0 = all cores */
+    /* Experimental switches, as mtmi_plan_options.tuning (e.g.
+     * "calib_hist_dir=DIR" writes every tensor's histogram there). */
+    const char *tuning;
 } mtmi_calibrate_options;
 
 /* Runs the model in FP32 on the CPU over nframes inputs (each a whole model
@@ -176,7 +179,11 @@ mtmi_status mtmi_calibrate(mtmi_model *m, const mtmi_tensor *frames, int nframes
 typedef struct mtmi_plan mtmi_plan;
 
 typedef struct mtmi_plan_options {
-    /* "cpu" or "cuda:N" (N = GPU index). */
+    /* A device in the grammar every device string of mtmi follows:
+     * "cpu", "cpu:N" (the N-th share of the cores), "cuda:N" (GPU N),
+     * "cuda:N.smK" (K multiprocessors of GPU N), optionally with
+     * "/fp32", "/fp16" or "/int8" (then precision, if given, must agree).
+     * NULL = "cpu". */
     const char *device;
     /* "fp32" (default), "fp16" (CUDA), "int8" (needs a calibration). */
     const char *precision;
@@ -189,6 +196,11 @@ typedef struct mtmi_plan_options {
      * (mtmi calibrate, or TensorRT's own).  The heads (nodes not shared
      * by several outputs; every node of a one-output model) run in INT8. */
     const char *calibration_cache;
+    /* Experimental switches for measurements, "key=value;key=value"
+     * (e.g. "cuda_no_fuse=mlp,upconv;pdl=1"; the keys are documented in
+     * src/core/tuning.h, where they may change between versions).  NULL =
+     * the defaults, which are what mtmi is tuned and tested with. */
+    const char *tuning;
 } mtmi_plan_options;
 
 mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt,
@@ -251,6 +263,8 @@ typedef struct mtmi_pipeline_options {
      * (nresults = 0: every output so, the model's output order). */
     const mtmi_result_request *results;
     int nresults;
+    /* Experimental switches for every stage, as mtmi_plan_options.tuning. */
+    const char *tuning;
 } mtmi_pipeline_options;
 
 mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);

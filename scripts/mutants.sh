@@ -38,9 +38,9 @@ M11	src/cpu/kernels_fused.c	^(fusion_patterns|ref_models_256)$	fused GELU (AVX2 
 M12	src/graph/fuse.c	^(fusion_patterns|ref_models_256)$	MatMul+Add -> Linear fusion drops its bias	0,/int ins\[3\] = \{x, w, b\};/s//int ins[3] = {x, w, -1};/
 M13	src/graph/fuse.c	^(fusion_patterns|nn_ops)$	Conv+BatchNorm fold forgets the running mean	s/NB\[o\] = \(float\)\(\(\(B \? B\[o\] : 0\.0\) - mu\[o\]\) \* s \+ sh\[o\]\);/NB[o] = (float)((B ? B[o] : 0.0) * s + sh[o]);/
 M14	src/graph/fuse.c	^(fusion_patterns|ref_models_256)$	Conv/Linear + activation fusion drops the activation	s/mt_node_set_string\(pn, "activation", act\);/mt_node_set_string(pn, "activation", "");/
-M15	src/quant/qkernels.c	^(quant_int8_conv|test_pipeline)$	INT8 requantization truncates instead of rounding half to even	0,/return \(int32_t\)__builtin_rintf\(v\);/s//return (int32_t)v;/
-M16	src/quant/qkernels.c	^(quant_int8_conv|test_api|test_pipeline)$	INT8 epilogue halves every value	s/y\[t\] = \(float\)acc\[t\] \* mult;/y[t] = (float)acc[t] * mult * 0.5f;/
-M17	src/quant/qkernels.c	^(quant_int8_conv|test_api|test_pipeline)$	INT8 epilogue returns zeros	s/y\[t\] = \(float\)acc\[t\] \* mult;/y[t] = 0.0f * (float)acc[t];/
+M15	src/cpu/kernels_quant.c	^(quant_int8_conv|test_pipeline)$	INT8 requantization truncates instead of rounding half to even	0,/return \(int32_t\)__builtin_rintf\(v\);/s//return (int32_t)v;/
+M16	src/cpu/kernels_quant.c	^(quant_int8_conv|test_api|test_pipeline)$	INT8 epilogue halves every value	s/y\[t\] = \(float\)acc\[t\] \* mult;/y[t] = (float)acc[t] * mult * 0.5f;/
+M17	src/cpu/kernels_quant.c	^(quant_int8_conv|test_api|test_pipeline)$	INT8 epilogue returns zeros	s/y\[t\] = \(float\)acc\[t\] \* mult;/y[t] = 0.0f * (float)acc[t];/
 M18	src/quant/rewrite.c	^quant_int8_conv$	INT8 bias rounded down instead of to nearest	s/double r = nearbyint\(bb/double r = floor(bb/
 M19	src/quant/rewrite.c	^quant_int8_conv$	INT8 Linear weights read transposed (transposed weight layout)	s/mt_quantize\(linear \? wf\[k \* M \+ c\]/mt_quantize(linear ? wf[c * K + k]/
 M20	src/quant/calib.c	^quant_entropy$	entropy calibration: outliers folded into the wrong bin (off by one)	s/\(j == i - 1 \? suffix\[i\] : 0\)/(j == i - 2 ? suffix[i] : 0)/
@@ -55,7 +55,7 @@ M28	src/synth/render.c	^test_synth$	generator: the curb's face labelled terrain 
 M29	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: IoU without the false positives (TP over ground truth)	s/r->iou\[c\] = \(double\)r->tp\[c\] \/ \(double\)\(r->gt\[c\] \+ r->pred\[c\] - r->tp\[c\]\);/r->iou[c] = (double)r->tp[c] \/ (double)r->gt[c];/
 M30	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: mIoU over all 19 classes instead of those present	s/r->miou = r->npresent \? sum \/ r->npresent : NAN;/r->miou = r->npresent ? sum \/ r->ncls : NAN;/
 M31	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: the model pixel of a ground-truth pixel off by half a pixel	s/\(\(int64_t\)2 \* c \+ 1\) \* model/((int64_t)2 * c + 2) * model/
-M32	src/builtin/builtin.c	^trained_format$	trained weights: the small tensors (depth.cls.bias) not copied	s/if \(j >= 0 && b->values\[j\]\.data/if (0 \&\& j >= 0 \&\& b->values[j].data/
+M32	src/model/builtin.c	^trained_format$	trained weights: the small tensors (depth.cls.bias) not copied	s/if \(j >= 0 && b->values\[j\]\.data/if (0 \&\& j >= 0 \&\& b->values[j].data/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"

@@ -5,11 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/registry.h"
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
-#if MTMI_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
 #include "quant/quant.h"
 
 /* ------------------------------------------------------------------ model */
@@ -17,30 +15,10 @@ mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt, mtmi
     if (!path || !out) return mt_fail(MTMI_ERR_ARG, "mtmi_model_load: NULL argument");
     *out = NULL;
     mt_clear_error();
-    mtmi_model *m = mt_alloc(sizeof *m);
-    if (!m) return MTMI_ERR_NOMEM;
-    if (opt) m->opt = *opt;
-    mt_onnx_load_opts lo = {.fill_missing_weights = m->opt.fill_missing_weights, .seed = m->opt.seed,
-                            .max_random_bytes = m->opt.max_random_bytes};
-    mtmi_status s = mt_onnx_load(path, &lo, &m->graph);
-    if (s) {
-        free(m);
-        return s;
-    }
-    m->graph->fold_budget = m->opt.max_fold_bytes;
-    for (int v = 0; v < m->graph->nvalues; v++) {
-        const mt_value *val = &m->graph->values[v];
-        if (val->is_weight && (val->dtype == MTMI_FLOAT || val->dtype == MTMI_FLOAT16)) m->params += mt_value_numel(val);
-    }
-    *out = m;
-    return MTMI_OK;
+    return mt_model_load(path, opt, out);
 }
 
-void mtmi_model_free(mtmi_model *m) {
-    if (!m) return;
-    mt_graph_free(m->graph);
-    free(m);
-}
+void mtmi_model_free(mtmi_model *m) { mt_model_free(m); }
 
 int mtmi_model_num_inputs(const mtmi_model *m) { return m->graph->ninputs; }
 int mtmi_model_num_outputs(const mtmi_model *m) { return m->graph->noutputs; }
@@ -58,19 +36,6 @@ mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank, int64_
     const mt_value *v = &m->graph->values[m->graph->inputs[i]];
     *rank = v->rank;
     for (int d = 0; d < v->rank; d++) dims[d] = v->dims[d];
-    return MTMI_OK;
-}
-
-mtmi_status mt_model_specialize(const mtmi_model *m, const mtmi_tensor *shapes, int nshapes, int fuse, mt_graph **out) {
-    *out = NULL;
-    mt_graph *g = mt_graph_clone(m->graph);
-    if (!g) return MTMI_ERR_NOMEM;
-    mtmi_status s = mt_graph_optimize(g, shapes, nshapes, mt_cpu_eval, NULL, fuse && !m->opt.no_optimize);
-    if (s) {
-        mt_graph_free(g);
-        return s;
-    }
-    *out = g;
     return MTMI_OK;
 }
 
@@ -151,7 +116,9 @@ static void flops_report(strbuf *b, const mt_graph *g, int executed) {
         sb_printf(b, "  head '%s': %.2f GFLOP, %d nodes\n", g->values[g->outputs[k]].name, per[k] / 1e9, nper[k]);
 }
 
-char *mtmi_model_describe(mtmi_model *m) {
+char *mtmi_model_describe(mtmi_model *m) { return mt_model_describe_ex(m, NULL); }
+
+char *mt_model_describe_ex(mtmi_model *m, const mt_tuning *tuning) {
     strbuf b = {0};
     const mt_graph *g = m->graph;
     char sh[128];
@@ -172,7 +139,8 @@ char *mtmi_model_describe(mtmi_model *m) {
      * the arithmetic, and users compare with what they exported.  What the
      * optimized plan executes is reported after it. */
     mt_graph *folded = NULL, *opt = NULL;
-    if (mt_model_specialize(m, NULL, 0, 0, &folded) != MTMI_OK || mt_model_specialize(m, NULL, 0, 1, &opt) != MTMI_OK) {
+    if (mt_model_specialize_ex(m, NULL, 0, 0, tuning, &folded) != MTMI_OK ||
+        mt_model_specialize_ex(m, NULL, 0, 1, tuning, &opt) != MTMI_OK) {
         sb_printf(&b, "optimized: not available (%s)\n", mtmi_last_error());
         mt_graph_free(folded);
         return b.s;
@@ -189,58 +157,58 @@ char *mtmi_model_describe(mtmi_model *m) {
     return b.s;
 }
 
-/* ------------------------------------------------------------------- plan */
+/* ------------------------------------------------------------------- plan
+ * A plan is a one-stage use of the backend interface (backend/registry.h):
+ * the device string goes through the one device grammar, the backend of
+ * its kind compiles the graph, runs are the backend's synchronous run. */
 struct mtmi_plan {
     mt_graph *graph;
-    mt_cpu_plan *cpu;
-    void *cuda; /* mt_cuda_plan when the plan runs on a GPU */
+    mt_plan *plan;
+    mt_tuning tuning;
 };
+
+/* The device and precision: the precision in the device string
+ * ("cuda:0/fp16") or in options.precision (they must agree), else fp32,
+ * the API's default on every device. */
+static mtmi_status plan_device(const mtmi_plan_options *opt, mt_devspec *d) {
+    const char *dev = opt && opt->device ? opt->device : "cpu";
+    const char *prec = opt ? opt->precision : NULL;
+    mtmi_status s = mt_devspec_parse(dev, d);
+    if (s) return s;
+    mt_precision p = MT_PREC_FP32;
+    if (prec && (s = mt_precision_parse(prec, &p))) return s;
+    if (mt_devspec_has_precision(dev) && prec && p != d->prec)
+        return mt_fail(MTMI_ERR_ARG, "device '%s' and precision '%s' disagree", dev, prec);
+    if (!mt_devspec_has_precision(dev)) d->prec = p;
+    if (d->prec == MT_PREC_INT8 && !(opt && opt->calibration_cache))
+        return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache)");
+    return mt_device_supports(d, NULL);
+}
 
 mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_plan **out) {
     if (!m || !out) return mt_fail(MTMI_ERR_ARG, "mtmi_plan_create: NULL argument");
     *out = NULL;
     mt_clear_error();
-    const char *dev = opt && opt->device ? opt->device : "cpu";
-    const char *prec = opt && opt->precision ? opt->precision : "fp32";
-    if (strcmp(dev, "cpu") != 0) {
-        if (strncmp(dev, "cuda", 4)) return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
-#if MTMI_HAVE_CUDA
-        int gpu = mt_cuda_parse_device(dev);
-        if (gpu < 0) return mt_fail(MTMI_ERR_DEVICE, "unknown device '%s' (expected cpu or cuda:N)", dev);
-        /* int8: the heads' convolutions in INT8 (the CPU int8 path's graph
-         * rewrite, run on tensor cores), everything else in FP16 */
-        int gint8 = !strcmp(prec, "int8");
-        if (strcmp(prec, "fp16") && strcmp(prec, "fp32") && !gint8)
-            return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the GPU (use fp16, fp32 or int8)", prec);
-        if (gint8 && !opt->calibration_cache)
-            return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache)");
-        mtmi_status cs = mt_cuda_check_device(gpu);
-        if (cs) return cs;
-        mtmi_plan *cp = mt_alloc(sizeof *cp);
-        if (!cp) return MTMI_ERR_NOMEM;
-        cs = mt_model_specialize(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &cp->graph);
-        if (!cs && gint8) cs = mt_quant_plan_graph(m->graph, cp->graph, opt->calibration_cache, NULL);
-        if (!cs) cs = mt_cuda_plan_create(cp->graph, gpu, strcmp(prec, "fp32") != 0, (mt_cuda_plan **)&cp->cuda);
-        if (cs) {
-            mtmi_plan_free(cp);
-            return cs;
-        }
-        *out = cp;
-        return MTMI_OK;
-#else
-        return mt_fail(MTMI_ERR_DEVICE, "device '%s': this build has no CUDA support", dev);
-#endif
-    }
-    int int8 = !strcmp(prec, "int8");
-    if (strcmp(prec, "fp32") != 0 && !int8)
-        return mt_fail(MTMI_ERR_UNSUPPORTED, "precision '%s' is not available on the CPU (use fp32 or int8)", prec);
-    if (int8 && !opt->calibration_cache)
-        return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache)");
+    mt_devspec d;
+    mtmi_status s = plan_device(opt, &d);
+    if (s) return s;
     mtmi_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
-    mtmi_status s = mt_model_specialize(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &p->graph);
-    if (!s && int8) s = mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL);
-    if (!s) s = mt_cpu_plan_create(p->graph, opt ? opt->threads : 0, &p->cpu);
+    if ((s = mt_tuning_parse(opt ? opt->tuning : NULL, &p->tuning))) {
+        free(p);
+        return s;
+    }
+    /* A calibration cache names the standard graph's tensors: INT8 plans
+     * specialize without the opt-in graph rewrite (core/tuning.h). */
+    mt_tuning spec = p->tuning;
+    if (d.prec == MT_PREC_INT8) spec.fuse_concat = 0;
+    s = mt_model_specialize_ex(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &spec, &p->graph);
+    /* int8: the heads' convolutions in INT8 (the nodes not shared by
+     * several outputs), everything else in the device's float precision
+     * (fp32 on the CPU, fp16 on a GPU). */
+    if (!s && d.prec == MT_PREC_INT8) s = mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL);
+    mt_stage_cfg cfg = {.threads = opt ? opt->threads : 0, .graph_quantized = 1, .tuning = &p->tuning};
+    if (!s) s = mt_plan_create(NULL, &d, p->graph, &cfg, &p->plan);
     if (s) {
         mtmi_plan_free(p);
         return s;
@@ -251,10 +219,7 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
 
 void mtmi_plan_free(mtmi_plan *p) {
     if (!p) return;
-#if MTMI_HAVE_CUDA
-    mt_cuda_plan_free((mt_cuda_plan *)p->cuda);
-#endif
-    mt_cpu_plan_free(p->cpu);
+    mt_plan_free(p->plan);
     mt_graph_free(p->graph);
     free(p);
 }
@@ -278,12 +243,7 @@ mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs, 
         memcpy(in[i].dims, inputs[i].dims, sizeof in[i].dims);
     }
     for (int i = 0; i < noutputs; i++) out[i].data = outputs[i].data;
-#if MTMI_HAVE_CUDA
-    mtmi_status s = p->cuda ? mt_cuda_plan_run((mt_cuda_plan *)p->cuda, in, ninputs, out, noutputs)
-                            : mt_cpu_plan_run(p->cpu, in, ninputs, out, noutputs);
-#else
-    mtmi_status s = mt_cpu_plan_run(p->cpu, in, ninputs, out, noutputs);
-#endif
+    mtmi_status s = mt_plan_run(p->plan, in, ninputs, out, noutputs);
     if (s) return s;
     for (int i = 0; i < noutputs; i++) {
         outputs[i].dtype = out[i].dtype;
@@ -295,7 +255,7 @@ mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs, 
 
 /* ---------------------------------------------------------------- profile */
 void mt_plan_set_profile(mtmi_plan *p, int on) {
-    if (p && p->cpu) mt_cpu_plan_set_profile(p->cpu, on);
+    if (p && p->plan->be->set_profile) p->plan->be->set_profile(p->plan->impl, on);
 }
 
 typedef struct prof_row {
@@ -311,8 +271,8 @@ static int cmp_prof(const void *a, const void *b) {
 
 char *mt_plan_profile_report(const mtmi_plan *p, int top) {
     int cnt = 0;
-    const double *ms = p && p->cpu ? mt_cpu_plan_node_ms(p->cpu, &cnt) : NULL;
-    const mt_graph *g = p ? p->graph : NULL;
+    const double *ms = p && p->plan->be->node_ms ? p->plan->be->node_ms(p->plan->impl, &cnt) : NULL;
+    const mt_graph *g = p ? p->plan->graph : NULL;
     if (!ms || !g || cnt != g->nnodes) return NULL;
     prof_row *ops = calloc(cnt + 1, sizeof *ops), *nodes = calloc(cnt + 1, sizeof *nodes);
     strbuf b = {0};

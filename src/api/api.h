@@ -4,16 +4,12 @@
 #define MT_API_H
 
 #include "graph/graph.h"
+#include "model/model.h" /* struct mtmi_model, mt_model_specialize */
 
-struct mtmi_model {
-    mt_graph *graph;      /* as loaded: Constant nodes folded into values only */
-    mtmi_load_options opt;
-    int64_t params;       /* float weight elements in the file */
-};
-
-/* The model's graph specialized to input shapes and optimized (caller frees). */
-mtmi_status mt_model_specialize(const mtmi_model *m, const mtmi_tensor *shapes, int nshapes, int fuse,
-                                mt_graph **out);
+/* mtmi_model_describe with the graph switches of tuning (NULL =
+ * defaults): `mtmi info` reports the graph the command line's switches
+ * make. */
+char *mt_model_describe_ex(mtmi_model *m, const mt_tuning *tuning);
 
 /* Per-node timing of a CPU plan (for `mtmi infer --profile`): switch it on
  * before running; the report (malloc'ed) lists the ops and nodes that took

@@ -30,7 +30,9 @@ mtmi_status mtmi_calibrate(mtmi_model *m, const mtmi_tensor *frames, int nframes
     mt_calib_cache cache = {0};
     unsigned char *sel = NULL;
     int *label = NULL;
-    mtmi_status s = mt_qrunner_init(&r, m->graph, &frames[0], opt->threads);
+    mt_tuning tn;
+    mtmi_status s = mt_tuning_parse(opt->tuning, &tn);
+    if (!s) s = mt_qrunner_init(&r, m->graph, &frames[0], opt->threads, &tn);
     if (!s && !(sel = malloc((size_t)r.full->nnodes + 1))) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
     if (!s) s = mt_quant_select(r.full, subgraph, sel);
     if (!s) s = mt_calib_stats_init(&st, r.full, sel);
@@ -47,7 +49,7 @@ mtmi_status mtmi_calibrate(mtmi_model *m, const mtmi_tensor *frames, int nframes
     }
     mt_calib_method method = (mt_calib_method)opt->method;
     if (!s && !(cache.header = mt_strdup(mt_calib_header(method)))) s = MTMI_ERR_NOMEM;
-    if (!s) s = mt_calib_stats_scales(&st, method, pct, &cache);
+    if (!s) s = mt_calib_stats_scales(&st, method, pct, tn.calib_hist_dir, &cache);
     if (!s) s = mt_calib_cache_check(&cache, m->graph, r.full);
     if (!s) s = mt_calib_cache_write(cache_path, &cache);
     free(label);

@@ -9,6 +9,7 @@
 
 struct mtmi_pipeline {
     mt_pipeline *pipe;
+    mt_tuning tuning;  /* the stages' switches (the pipeline points at it) */
     mt_frame *held;  /* the frame of mtmi_pipeline_collect_results, until released */
 };
 
@@ -62,6 +63,8 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
     mtmi_pipeline *p = mt_alloc(sizeof *p);
     if (!forms || !on_dev || !p) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
     else s = request_forms(m, opt, forms, on_dev);
+    if (!s) s = mt_tuning_parse(opt->tuning, &p->tuning);
+    if (!s) po.tuning = &p->tuning;
     po.model_forms = forms;
     po.model_on_device = on_dev;
     if (!s) s = mt_pipeline_from_model(m, opt->input_shape, &pl, &po, &p->pipe);

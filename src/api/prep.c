@@ -20,7 +20,7 @@ mtmi_status mtmi_model_make_reference(const mtmi_reference_options *opt, mtmi_mo
         o.batch = opt->batch;
         o.init = opt->init == MTMI_INIT_TORCH ? MT_MTMI_INIT_TORCH : opt->init == MTMI_INIT_SPREAD ? MT_MTMI_INIT_SPREAD : -1;
     }
-    return mt_mtmi_net_model(&o, out);
+    return mt_model_builtin(&o, out);
 }
 
 mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_options *opt) {

@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "core/core.h"
+#include "core/tuning.h"
 #include "image/image.h"
 
 int mt_cmd_info(int argc, char **argv);
@@ -44,11 +45,16 @@ int cli_output_files(const char *dir, const char *const *names, int n, const cha
  * read from (model, external data; m may be NULL) and nmore others, with
  * room for one more.  NULL after reporting when out of memory. */
 const char **cli_inputs_list(const mtmi_model *m, const char *const *more, int nmore, int *n);
+/* The tuning switches the MTMI_* environment variables ask for (read once,
+ * app/env.c): as the struct the internal layers take, and as the string
+ * the public API takes. */
+const mt_tuning *cli_tuning(void);
+const char *cli_tuning_string(void);
 /* $MTMI_TRAINED_MODEL (NULL if unset): the built-in network's trained
- * weights file, or "none" (builtin.h); the library reads no environment. */
+ * weights file, or "none" (model/model.h); the library reads no environment. */
 const char *cli_trained_model(void);
 /* Loads a model honoring --random-weights; no path: the built-in default
- * (builtin.h), built at size ("HxW"; NULL = 1024x1024). */
+ * (model/model.h), built at size ("HxW"; NULL = 1024x1024). */
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out);
 int cli_load_model_sized(const char *path, int random_weights, uint64_t seed, const char *size, mtmi_model **out);
 

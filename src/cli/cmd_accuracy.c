@@ -62,7 +62,7 @@ static int dump(const char *path, const mt_graph *g, int out, float *data) {
  * give exactly what the runner's encoder + INT8 heads give. */
 static int api_check(mtmi_model *m, const mtmi_tensor *shape, int threads, const char *cache, float *input, const mt_qrunner *r) {
     mtmi_plan_options po = {.device = "cpu", .precision = "int8", .threads = threads, .num_input_shapes = 1,
-                            .input_shapes = shape, .calibration_cache = cache};
+                            .input_shapes = shape, .calibration_cache = cache, .tuning = cli_tuning_string()};
     mtmi_plan *p = NULL;
     if (mtmi_plan_create(m, &po, &p) != MTMI_OK) return cli_lib_error();
     int nout = mtmi_model_num_outputs(m), rc = 0;
@@ -148,7 +148,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;
-    if (mt_qrunner_init(&r, m->graph, &shape, o.threads) || mt_qrunner_quantize(&r, m->graph, &cache, o.threads, &rep)) {
+    if (mt_qrunner_init(&r, m->graph, &shape, o.threads, cli_tuning()) || mt_qrunner_quantize(&r, m->graph, &cache, o.threads, &rep)) {
         cli_lib_error();
         goto done;
     }

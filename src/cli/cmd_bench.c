@@ -6,7 +6,7 @@
 
 #include "cli/cli.h"
 #include "image/image.h"
-#include "pipeline/app.h"
+#include "app/app.h"
 
 static void usage(void) {
     printf("usage: mtmi bench [--model M.onnx [--random-weights SEED]] [--place P] [--cache F] [--size HxW]\n"
@@ -80,7 +80,7 @@ out:
 }
 
 int mt_cmd_bench(int argc, char **argv) {
-    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model()};
+    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model(), .tuning = cli_tuning()};
     const char *json = NULL, *trace = NULL;
     long frames = 20, warmup = 3;
     int compare = 0, vs_engine = 0;

@@ -270,7 +270,7 @@ int mt_cmd_calibrate(int argc, char **argv) {
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;
-    if (mt_qrunner_init(&r, m->graph, &shape, o.threads)) {
+    if (mt_qrunner_init(&r, m->graph, &shape, o.threads, cli_tuning())) {
         cli_lib_error();
         goto done;
     }
@@ -319,7 +319,7 @@ int mt_cmd_calibrate(int argc, char **argv) {
         }
     }
     cli_progress("calibrate", frames, frames, "", t0);
-    if (!(cache.header = mt_strdup(mt_calib_header(method))) || mt_calib_stats_scales(&st, method, pct, &cache)) {
+    if (!(cache.header = mt_strdup(mt_calib_header(method))) || mt_calib_stats_scales(&st, method, pct, cli_tuning()->calib_hist_dir, &cache)) {
         cli_lib_error();
         goto done;
     }

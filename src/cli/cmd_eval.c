@@ -14,7 +14,7 @@
 
 #include "cli/cli.h"
 #include "eval/eval.h"
-#include "pipeline/app.h"
+#include "app/app.h"
 #include "synth/synth.h"
 
 typedef struct eval_opts {
@@ -210,7 +210,7 @@ static int write_json(const char *path, const mt_app *app, const eval_opts *e, i
 
 int mt_cmd_eval(int argc, char **argv) {
     eval_opts e = {0};
-    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model()};
+    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model(), .tuning = cli_tuning()};
     int rc = parse(argc, argv, &e, &o);
     if (rc) return rc == 2 ? 0 : rc;
     rc = 1;

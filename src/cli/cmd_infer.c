@@ -76,7 +76,8 @@ int mt_cmd_infer(int argc, char **argv) {
             goto done;
         }
     if (out_files(m, outdir, inputs, ninputs, fn)) goto done;
-    mtmi_plan_options po = {.device = device, .precision = precision, .threads = threads, .num_input_shapes = nin, .input_shapes = in};
+    mtmi_plan_options po = {.device = device, .precision = precision, .threads = threads, .num_input_shapes = nin, .input_shapes = in,
+                            .tuning = cli_tuning_string()};
     double t0 = mt_now_ms();
     if (mtmi_plan_create(m, &po, &plan) != MTMI_OK) {
         cli_lib_error();

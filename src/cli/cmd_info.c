@@ -22,7 +22,7 @@ int mt_cmd_info(int argc, char **argv) {
     if (!path) return cli_error("info: no model given (usage: mtmi info MODEL)");
     mtmi_model *m;
     if (cli_load_model(path, random, 0, &m)) return 1;
-    char *d = mtmi_model_describe(m);
+    char *d = mt_model_describe_ex(m, cli_tuning());
     if (d) fputs(d, stdout);
     free(d);
     mtmi_model_free(m);

@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "graph/graph.h"
 #include "image/image.h"
-#include "pipeline/app.h"
+#include "app/app.h"
 #include "synth/synth.h"
 
 #define RUN_MAX_SLOTS 64
@@ -424,7 +424,7 @@ static void print_io_summary(const run_ctx *c, run_io *io) {
 }
 
 int mt_cmd_run(int argc, char **argv) {
-    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model()};
+    mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model(), .tuning = cli_tuning()};
     const char *images = NULL, *trace = NULL, *json = NULL;
     run_ctx c;
     memset(&c, 0, sizeof c);

@@ -86,7 +86,7 @@ int mt_cmd_simplify(int argc, char **argv) {
             cli_lib_error();
             goto done;
         }
-    } else if (mt_model_specialize(m, shapes, nshapes, !no_fuse, &g) != MTMI_OK) {
+    } else if (mt_model_specialize_ex(m, shapes, nshapes, !no_fuse, cli_tuning(), &g) != MTMI_OK) {
         /* Dynamic inputs are the usual cause: say how to fix it. */
         if (nshapes == 0 && strstr(mtmi_last_error(), "dynamic shape"))
             cli_error("%s (simplify: pass --shape for each input)", mtmi_last_error());

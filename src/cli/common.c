@@ -1,6 +1,8 @@
 #include "cli/cli.h"
-#include "pipeline/app.h"
-#include "builtin/builtin.h"
+#include "app/app.h"
+#include "model/model.h"
+
+#include <pthread.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -174,4 +176,25 @@ const char **cli_inputs_list(const mtmi_model *m, const char *const *more, int n
     for (int i = 0; g && i < g->nsources; i++) list[(*n)++] = g->sources[i];
     for (int i = 0; i < nmore; i++) list[(*n)++] = more[i];
     return list;
+}
+
+/* The environment is the command line's to read: once, mapped onto the
+ * library's tuning switches (app/env.c). */
+static mt_tuning g_tuning;
+static char g_tuning_str[2048];
+static pthread_once_t g_tuning_once = PTHREAD_ONCE_INIT;
+
+static void read_tuning(void) {
+    mt_app_tuning_from_env(&g_tuning);
+    mt_app_tuning_env_string(g_tuning_str, sizeof g_tuning_str);
+}
+
+const mt_tuning *cli_tuning(void) {
+    pthread_once(&g_tuning_once, read_tuning);
+    return &g_tuning;
+}
+
+const char *cli_tuning_string(void) {
+    pthread_once(&g_tuning_once, read_tuning);
+    return g_tuning_str;
 }

@@ -59,10 +59,10 @@ mtmi_status mt_cpu_eval(mt_graph *g, mt_node *n, void *ctxp) {
     }
     mtmi_status s = MTMI_OK;
     void *state = NULL;
-    mt_cpu_ctx ctx = {.nthreads = 1};
-    if (k->prepare) s = k->prepare(g, n, &state);
+    mt_cpu_ctx ctx = {.nthreads = 1, .tuning = ctxp ? (const mt_tuning *)ctxp : mt_tuning_default()};
+    if (k->prepare) s = k->prepare(g, n, &ctx, &state);
     if (!s && k->scratch) {
-        ctx.scratch_size = k->scratch(g, n, 1);
+        ctx.scratch_size = k->scratch(g, n, &ctx);
         if (ctx.scratch_size && !(ctx.scratch = mt_alloc_aligned(ctx.scratch_size))) s = MTMI_ERR_NOMEM;
     }
     if (!s) {
@@ -90,6 +90,7 @@ typedef struct step {
 struct mt_cpu_plan {
     const mt_graph *g;
     int nthreads;
+    mt_tuning tuning;   /* a copy: the caller's struct need not outlive the plan */
     step *steps;
     int nsteps;
     int *kind;       /* per value: ST_* */
@@ -150,12 +151,21 @@ static mtmi_status plan_memory(mt_cpu_plan *p) {
 }
 
 mtmi_status mt_cpu_plan_create(const mt_graph *g, int nthreads, mt_cpu_plan **out) {
+    mt_cpu_plan_opts o = {.nthreads = nthreads};
+    return mt_cpu_plan_create_ex(g, &o, out);
+}
+
+mtmi_status mt_cpu_plan_create_ex(const mt_graph *g, const mt_cpu_plan_opts *o, mt_cpu_plan **out) {
     *out = NULL;
+    const int nthreads = o->nthreads;
     mt_cpu_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
     p->g = g;
+    p->tuning = o->tuning ? *o->tuning : *mt_tuning_default();
+    p->ctx.tuning = &p->tuning;
     /* More threads than cores never help compute kernels (they thrash). */
     p->nthreads = nthreads > 0 ? MT_MIN(nthreads, mt_cpu_count()) : omp_get_max_threads();
+    p->ctx.nthreads = p->nthreads; /* prepare() and scratch() read it */
     int nv = g->nvalues;
     p->kind = calloc(nv + 1, sizeof(int));
     p->root = malloc(sizeof(int) * (nv + 1));
@@ -211,11 +221,11 @@ mtmi_status mt_cpu_plan_create(const mt_graph *g, int nthreads, mt_cpu_plan **ou
             }
         }
         if (k->prepare) {
-            s = k->prepare(g, n, &st->state);
+            s = k->prepare(g, n, &p->ctx, &st->state);
             if (s) goto fail;
         }
         if (k->scratch) {
-            size_t b = k->scratch(g, n, p->nthreads);
+            size_t b = k->scratch(g, n, &p->ctx);
             if (b > scratch) scratch = b;
         }
     }

@@ -92,7 +92,8 @@ static size_t attn_kpack_floats(const attn_dims *a) {
     return (f + 15) & ~(size_t)15;
 }
 
-static size_t scratch_attention(const mt_graph *g, const mt_node *n, int nthreads) {
+static size_t scratch_attention(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx) {
+    const int nthreads = ctx->nthreads;
     attn_dims a;
     attn_dims_of(g, n, &a);
     return (attn_kpack_floats(&a) + attn_thread_floats(&a) * (size_t)(nthreads > 0 ? nthreads : 1)) * sizeof(float);
@@ -488,14 +489,14 @@ static void attn_block512(const attn_dims *a, float scale, const float *Q, const
 #endif
 #endif /* MT_FUSED_AVX512 */
 
-/* AVX-512 when the CPU has it, unless MTMI_NO_AVX512 is set (to test and
- * time the AVX2 path on the same machine). */
-static int use_avx512(void) {
+/* AVX-512 when the CPU has it, unless tuning.no_avx512 (MTMI_NO_AVX512)
+ * asks for the AVX2 path (to test and time it on the same machine). */
+static int use_avx512(const mt_tuning *t) {
 #ifdef MT_FUSED_AVX512
-    const char *e = getenv("MTMI_NO_AVX512");
-    if (e && e[0] && strcmp(e, "0")) return 0;
+    if (t->no_avx512) return 0;
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
 #else
+    (void)t;
     return 0;
 #endif
 }
@@ -513,7 +514,7 @@ static mtmi_status run_attention(const mt_graph *g, const mt_node *n, void *stat
     const float *Q = in[0].data, *K = in[1].data, *V = in[2].data;
     float *Y = out[0].data, *kpack = ctx->scratch, *scratch = kpack + kpf;
     const int64_t nqb = (a.N + BQ - 1) / BQ, ntask = a.B * a.H * nqb;
-    const int wide = use_avx512();
+    const int wide = use_avx512(ctx->tuning);
     const int64_t mp = (a.M + 15) & ~(int64_t)15;
 #pragma omp parallel for num_threads(nth) schedule(static) if (a.B * a.H > 1)
     for (int64_t bh = 0; bh < a.B * a.H; bh++) pack_keys(K + bh * a.M * a.d, a.M, a.d, wide ? 16 : 8, kpack + bh * mp * a.d);

@@ -268,8 +268,8 @@ static mtmi_status k_global_pool(const mt_graph *g, const mt_node *n, void *st, 
 }
 
 /* Kernels that call sgemm make sure OpenBLAS runs its best kernels. */
-static mtmi_status blas_prepare(const mt_graph *g, const mt_node *n, void **state) {
-    mt_nn_blas_init();
+static mtmi_status blas_prepare(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx, void **state) {
+    mt_nn_blas_init(ctx->tuning);
     *state = NULL;
     return MTMI_OK;
 }

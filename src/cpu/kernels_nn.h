@@ -97,7 +97,7 @@ static inline void mt_nn_bias_vec_act(float *y, int64_t n, const float *bias, in
 
 /* Picks OpenBLAS's AVX-512 kernels where the library fell back to AVX2
  * (nn_blas.c); idempotent, called from the GEMM kernels' prepare. */
-void mt_nn_blas_init(void);
+void mt_nn_blas_init(const mt_tuning *t);
 
 /* GEMM family (nn_gemm.c). */
 mtmi_status mt_nn_matmul(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
@@ -110,12 +110,12 @@ mtmi_status mt_nn_linear(const mt_graph *g, const mt_node *n, void *st, const mt
 /* Convolutions (nn_conv.c). */
 mtmi_status mt_nn_conv(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                        mt_cpu_ctx *ctx);
-size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads);
-mtmi_status mt_nn_conv_prepare(const mt_graph *g, const mt_node *n, void **state);
+size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx);
+mtmi_status mt_nn_conv_prepare(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx, void **state);
 void mt_nn_conv_release(void *state);
 mtmi_status mt_nn_convt(const mt_graph *g, const mt_node *n, void *st, const mt_tview *in, int nin, mt_tview *out, int nout,
                         mt_cpu_ctx *ctx);
-size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads);
+size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx);
 
 /* 3-D Conv (kind MT_GEOM_CONV) / ConvTranspose (MT_GEOM_CONVT), direct
  * loops (nn_conv3d.c); -1 with err on bad shapes or attributes. */

@@ -25,6 +25,7 @@
 extern char *openblas_get_corename(void);
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static volatile int g_keep; /* read once, inside the pthread_once */
 
 static int is_one_of(const char *core, const char *const *names) {
     for (; *names; names++)
@@ -36,9 +37,10 @@ static void select_core(void) {
     void **gotoblas = (void **)dlsym(RTLD_DEFAULT, "gotoblas");
     void (*dynamic_init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
     if (!gotoblas || !dynamic_init) return;
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    const char *keep = getenv("MTMI_BLAS_KEEP_CORE");
-    if (keep && keep[0] == '1') return;
+    /* tuning.blas_keep_core: the command line sets it for MTMI_BLAS_KEEP_CORE
+     * and when the user chose OPENBLAS_CORETYPE; the library reads no
+     * environment. */
+    if (g_keep) return;
     const char *core = openblas_get_corename();
     if (!core) return;
 #if defined(__x86_64__) || defined(__i386__)
@@ -64,4 +66,9 @@ static void select_core(void) {
 #endif
 }
 
-void mt_nn_blas_init(void) { pthread_once(&g_once, select_core); }
+/* Process-wide, as OpenBLAS's kernel table is: the first plan's switch
+ * decides. */
+void mt_nn_blas_init(const mt_tuning *t) {
+    if (t && t->blas_keep_core) g_keep = 1;
+    pthread_once(&g_once, select_core);
+}

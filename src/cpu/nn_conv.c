@@ -113,25 +113,22 @@ static int64_t pick_tile(int64_t bytes_per_col, int64_t budget, int64_t ohw, int
     return t;
 }
 
-/* Tile budgets; MTMI_NN_COL_KB / MTMI_NN_1X1_KB override them for tuning
- * on a new machine (read once; scratch sizes follow). */
-static int64_t budget(const char *env, int64_t def) {
-    const char *v = getenv(env);
-    long kb = v ? atol(v) : 0;
-    return kb > 0 ? (int64_t)kb << 10 : def;
+/* Tile budgets; tuning.nn_col_kb / nn_1x1_kb (MTMI_NN_COL_KB /
+ * MTMI_NN_1X1_KB) override them for tuning on a new machine (per plan:
+ * its scratch sizes follow). */
+static int64_t budget(int kb, int64_t def) { return kb > 0 ? (int64_t)kb << 10 : def; }
+
+static int64_t col_tile(const mt_tuning *t, int64_t K, int64_t ohw, int64_t groups, int nth) {
+    return pick_tile(K * (int64_t)sizeof(float), budget(t->nn_col_kb, MT_CONV_COL_BYTES), ohw, groups, nth);
 }
 
-static int64_t col_tile(int64_t K, int64_t ohw, int64_t groups, int nth) {
-    static int64_t b = -1;
-    if (b < 0) b = budget("MTMI_NN_COL_KB", MT_CONV_COL_BYTES);
-    return pick_tile(K * (int64_t)sizeof(float), b, ohw, groups, nth);
+static int64_t direct_tile(const mt_tuning *t, int64_t cin, int64_t cout, int64_t hw, int64_t groups, int nth) {
+    return pick_tile((cin + cout) * (int64_t)sizeof(float), budget(t->nn_1x1_kb, MT_CONV_1X1_BYTES), hw, groups, nth);
 }
 
-static int64_t direct_tile(int64_t cin, int64_t cout, int64_t hw, int64_t groups, int nth) {
-    static int64_t b = -1;
-    if (b < 0) b = budget("MTMI_NN_1X1_KB", MT_CONV_1X1_BYTES);
-    return pick_tile((cin + cout) * (int64_t)sizeof(float), b, hw, groups, nth);
-}
+/* The Winograd band budget (tuning.nn_wino_kb, MTMI_NN_WINO_KB; 0 =
+ * nn_winograd.c's default). */
+static int64_t wino_band(const mt_tuning *t) { return t->nn_wino_kb > 0 ? (int64_t)t->nn_wino_kb << 10 : 0; }
 
 /* Conv geometry from the graph's (inferred) shapes; -1 if it does not fit. */
 static int node_dims(const mt_graph *g, const mt_node *n, int kind, conv_dims *d) {
@@ -146,15 +143,10 @@ static int node_dims(const mt_graph *g, const mt_node *n, int kind, conv_dims *d
 }
 
 /* Winograd pays off for 3x3 stride 1 with enough channels and pixels; the
- * weights must be constant (transformed once per plan).  MTMI_NN_WINOGRAD=0
- * turns it off (for comparisons). */
-static int wino_ok(const mt_graph *g, const mt_node *n, const conv_dims *d) {
-    static int off = -1;
-    if (off < 0) {
-        const char *e = getenv("MTMI_NN_WINOGRAD");
-        off = e && e[0] == '0';
-    }
-    if (off || g->values[n->in[1]].data == NULL || g->values[n->in[1]].dtype != MTMI_FLOAT) return 0;
+ * weights must be constant (transformed once per plan).
+ * tuning.no_winograd (MTMI_NN_WINOGRAD=0) turns it off (for comparisons). */
+static int wino_ok(const mt_tuning *t, const mt_graph *g, const mt_node *n, const conv_dims *d) {
+    if (t->no_winograd || g->values[n->in[1]].data == NULL || g->values[n->in[1]].dtype != MTMI_FLOAT) return 0;
     return d->G == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 && d->H > 1 && d->C >= 8 &&
            d->M >= 8 && d->OH * d->OW >= 256;
 }
@@ -163,11 +155,11 @@ typedef struct conv_state {
     mt_wino *wino;
 } conv_state;
 
-mtmi_status mt_nn_conv_prepare(const mt_graph *g, const mt_node *n, void **state) {
+mtmi_status mt_nn_conv_prepare(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx, void **state) {
     *state = NULL;
-    mt_nn_blas_init();
+    mt_nn_blas_init(ctx->tuning);
     conv_dims d;
-    if (node_dims(g, n, MT_GEOM_CONV, &d) || !wino_ok(g, n, &d)) return MTMI_OK;
+    if (node_dims(g, n, MT_GEOM_CONV, &d) || !wino_ok(ctx->tuning, g, n, &d)) return MTMI_OK;
     conv_state *st = calloc(1, sizeof *st);
     if (!st || !(st->wino = mt_nn_wino_prepare(g->values[n->in[1]].data, d.M, d.C))) {
         free(st);
@@ -184,14 +176,15 @@ void mt_nn_conv_release(void *state) {
     free(st);
 }
 
-size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
+size_t mt_nn_conv_scratch(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx) {
     conv_dims d;
     if (node_dims(g, n, MT_GEOM_CONV, &d)) return 0;
-    if (nthreads < 1) nthreads = 1;
-    if (wino_ok(g, n, &d)) return mt_nn_wino_scratch(d.C, d.M, d.OH, d.OW, d.N, nthreads);
+    const int nthreads = ctx->nthreads < 1 ? 1 : ctx->nthreads;
+    const mt_tuning *t = ctx->tuning;
+    if (wino_ok(t, g, n, &d)) return mt_nn_wino_scratch(d.C, d.M, d.OH, d.OW, d.N, nthreads, wino_band(t));
     if (is_direct_1x1(&d) || is_depthwise(&d)) return 0;
     int64_t K = d.C / d.G * d.kh * d.kw;
-    return (size_t)(K * col_tile(K, d.OH * d.OW, d.N * d.G, nthreads) * nthreads) * sizeof(float);
+    return (size_t)(K * col_tile(t, K, d.OH * d.OW, d.N * d.G, nthreads) * nthreads) * sizeof(float);
 }
 
 /* Columns [n0, n0 + tn) of the im2col matrix of one group's input
@@ -361,15 +354,16 @@ static mtmi_status conv_run(const mt_graph *g, const mt_node *n, const conv_stat
         return MTMI_OK;
     }
     if (st && st->wino && st->wino->M == d.M && st->wino->C == d.C && d.kh == 3 && d.kw == 3 && d.sh == 1 && d.sw == 1 && d.G == 1) {
-        if (!ctx->scratch || ctx->scratch_size < mt_nn_wino_scratch(d.C, d.M, d.OH, d.OW, d.N, nth))
+        const int64_t band = wino_band(ctx->tuning);
+        if (!ctx->scratch || ctx->scratch_size < mt_nn_wino_scratch(d.C, d.M, d.OH, d.OW, d.N, nth, band))
             return mt_kernel_fail(g, n, MTMI_ERR_INTERNAL, "scratch buffer too small");
-        mt_nn_wino_run(st->wino, X, d.N, d.H, d.W, d.pt, d.pl, d.OH, d.OW, B, act, Y, ctx->scratch, nth);
+        mt_nn_wino_run(st->wino, X, d.N, d.H, d.W, d.pt, d.pl, d.OH, d.OW, B, act, Y, ctx->scratch, nth, band);
         return MTMI_OK;
     }
     const int64_t Cg = d.C / d.G, Mg = d.M / d.G, HW = d.H * d.W, OHW = d.OH * d.OW;
     const int64_t K = Cg * d.kh * d.kw;
     const int direct = is_direct_1x1(&d);
-    const int64_t tile = direct ? direct_tile(Cg, Mg, OHW, d.N * d.G, nth) : col_tile(K, OHW, d.N * d.G, nth);
+    const int64_t tile = direct ? direct_tile(ctx->tuning, Cg, Mg, OHW, d.N * d.G, nth) : col_tile(ctx->tuning, K, OHW, d.N * d.G, nth);
     const int64_t ntiles = (OHW + tile - 1) / tile, items = d.N * d.G * ntiles;
     const int team = (int)MT_MIN((int64_t)nth, items);
     float *col = ctx->scratch;
@@ -432,7 +426,7 @@ static int64_t convt_rows(const conv_dims *d) {
     return rows;
 }
 
-size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, int nthreads) {
+size_t mt_nn_convt_scratch(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx) {
     conv_dims d;
     if (node_dims(g, n, MT_GEOM_CONVT, &d)) return 0;
     return (size_t)(d.M / d.G * d.kh * d.kw * convt_rows(&d) * d.W) * sizeof(float);

@@ -60,17 +60,12 @@ typedef struct wgeom {
     size_t per_thread; /* floats */
 } wgeom;
 
-static void wino_geom(int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t N, int nth, wgeom *g) {
+static void wino_geom(int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t N, int nth, int64_t band, wgeom *g) {
     g->TH = (OH + 1) / 2;
     g->TW = (OW + 1) / 2;
     g->TW8 = (g->TW + 7) & ~(int64_t)7;
-    /* MTMI_NN_WINO_KB overrides the per-thread band budget (tuning). */
-    static int64_t budget = -1;
-    if (budget < 0) {
-        const char *e = getenv("MTMI_NN_WINO_KB");
-        long kb = e ? atol(e) : 0;
-        budget = kb > 0 ? (int64_t)kb << 10 : (int64_t)MT_WINO_BAND_BYTES;
-    }
+    /* band (tuning.nn_wino_kb) overrides the per-thread band budget. */
+    const int64_t budget = band > 0 ? band : (int64_t)MT_WINO_BAND_BYTES;
     int64_t R = budget / (16 * (C + M) * (int64_t)sizeof(float) * g->TW8);
     if (R < 1) R = 1;
     /* At least two bands per thread so that dynamic scheduling evens out. */
@@ -84,10 +79,10 @@ static void wino_geom(int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t N, i
     g->per_thread = (size_t)(16 * (C + M) * R * g->TW8 + 4 * (g->PW + 16) + 64);
 }
 
-size_t mt_nn_wino_scratch(int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t N, int nth) {
+size_t mt_nn_wino_scratch(int64_t C, int64_t M, int64_t OH, int64_t OW, int64_t N, int nth, int64_t band) {
     wgeom g;
     if (nth < 1) nth = 1;
-    wino_geom(C, M, OH, OW, N, nth, &g);
+    wino_geom(C, M, OH, OW, N, nth, band, &g);
     return g.per_thread * sizeof(float) * (size_t)nth;
 }
 
@@ -187,10 +182,10 @@ static inline void out_transform8(const float *Mo, int64_t mstride, float bias, 
 }
 
 void mt_nn_wino_run(const mt_wino *w, const float *X, int64_t N, int64_t H, int64_t Wd, int64_t pt, int64_t pl, int64_t OH,
-                    int64_t OW, const float *bias, int act, float *Y, float *scratch, int nth) {
+                    int64_t OW, const float *bias, int act, float *Y, float *scratch, int nth, int64_t band) {
     const int64_t C = w->C, M = w->M;
     wgeom g;
-    wino_geom(C, M, OH, OW, N, nth, &g);
+    wino_geom(C, M, OH, OW, N, nth, band, &g);
     const int64_t items = N * g.nb;
     const int team = (int)MT_MIN((int64_t)nth, items);
     openblas_set_num_threads(1);

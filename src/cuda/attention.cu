@@ -454,10 +454,14 @@ int resident_blocks_per_head(const mtk_attn *a) {
 // where it fits, with the split that minimizes the tiles its busiest warp
 // computes; streaming otherwise, with the fewest splits whose grid still
 // covers the GPU one and a half times (H100 sweep, 2026-11-25:
-// tests/cuda/bench_attention.c).  MTMI_ATTN_CFG="kernel,ksplit" overrides.
+// tests/cuda/bench_attention.c).  a->force_kernel (tuning.attn_cfg,
+// MTMI_ATTN_CFG="kernel,ksplit") overrides.
 void attn_choice(const mtk_attn *a, int *kernel, int *ksplit) {
-    const char *e = getenv("MTMI_ATTN_CFG");
-    if (e && sscanf(e, "%d,%d", kernel, ksplit) == 2) return;
+    if (a->force) {
+        *kernel = a->force_kernel;
+        *ksplit = a->force_ksplit;
+        return;
+    }
     if (resident_fits(a)) {
         const int bph = resident_blocks_per_head(a), groups = (a->N + 15) / 16;
         const int gpb = (groups + bph - 1) / bph, ntiles = (a->M + ATTN_KT - 1) / ATTN_KT;

@@ -1,7 +1,7 @@
 // A channel concatenation of up to 4 channels-last FP16 sources that is
 // never stored (the decoders' cat -> Resize, and cat -> Resize -> Conv in the
 // upconv kernel), read 8 channels (16 bytes) at a time.  Shared by
-// k_resize_cat8 (kernels.cu) and k_upconv3x3 (upconv.cu).
+// k_resize_cat8 (resize.cu) and k_upconv3x3 (upconv.cu).
 #ifndef MT_CUDA_CONCAT_CUH
 #define MT_CUDA_CONCAT_CUH
 

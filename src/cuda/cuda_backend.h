@@ -7,21 +7,23 @@
  * own kernels, fused elementwise chains, LayerNorm, flash attention and
  * resize kernels; the whole plan replayed as one CUDA graph.
  *
- * Everything here is plain C; kernels live in *.cu behind extern "C". */
+ * Everything here is plain C; kernels live in *.cu behind extern "C".
+ * backend.c is the CUDA mt_backend (backend/backend.h) over these plans. */
 #ifndef MT_CUDA_BACKEND_H
 #define MT_CUDA_BACKEND_H
 
-#include "cpu/cpu.h" /* mt_tview */
+#include "backend/backend.h" /* mt_tview, mt_tuning */
 #include "graph/graph.h"
 
 typedef struct mt_cuda_plan mt_cuda_plan;
 
-/* Parses "cuda" / "cuda:N" into N; -1 if malformed. */
-int mt_cuda_parse_device(const char *dev);
-
 /* MTMI_OK if GPU `device` exists and can be used; otherwise a one-line
  * error ("no CUDA GPU is visible ...", "only 1 GPU ..."). */
 mtmi_status mt_cuda_check_device(int device);
+
+/* MTMI_OK if the planner has a handler for every live node of g (the
+ * operator level: attributes a handler refuses still fail at creation). */
+mtmi_status mt_cuda_graph_supported(const mt_graph *g);
 
 /* Compiles g (all shapes concrete; the plan borrows g) for GPU `device`,
  * FP16 storage when fp16 != 0, else FP32. */
@@ -39,6 +41,7 @@ typedef struct mt_cuda_plan_opts {
      * with dev[i] = 1; NULL = none): the plan keeps no staging buffer for
      * them, and every run must bind them. */
     const unsigned char *in_dev, *out_dev;
+    const mt_tuning *tuning; /* experimental switches; NULL = defaults (copied) */
 } mt_cuda_plan_opts;
 mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_plan_opts *o, mt_cuda_plan **out);
 
@@ -55,7 +58,7 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *p, const mt_tview *in, const unsi
 void *mt_cuda_plan_stream(const mt_cuda_plan *p);
 int mt_cuda_plan_device(const mt_cuda_plan *p);
 
-/* A pipeline stage of the CUDA backend (src/cuda/stage.c, the plan behind
+/* A pipeline stage of the CUDA backend (src/cuda/backend.c, the plan behind
  * mt_backend_cuda()): the multiprocessors it may use (its green context's
  * for `cuda:N.smK`; 0 = the whole GPU) and its stream, for tests. */
 int mt_cuda_stage_sms(const void *stage);
@@ -80,6 +83,12 @@ size_t mt_cuda_plan_device_delta(const mt_cuda_plan *p);
 /* Number of kernel steps, and a per-step profile (ms, op label) of one
  * eager run, printed to f. */
 int mt_cuda_plan_num_steps(const mt_cuda_plan *p);
+/* The step kinds (names as in the profile listing: "layernorm", "mlp-fused"
+ * ...) and how many steps of each kind the plan runs: counts has
+ * mt_cuda_num_step_kinds() entries (tests/cuda/test_backend_ops.c). */
+int mt_cuda_num_step_kinds(void);
+const char *mt_cuda_step_kind_name(int kind);
+void mt_cuda_plan_step_counts(const mt_cuda_plan *p, int *counts);
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *p, FILE *f);
 
 #endif

@@ -1,4 +1,7 @@
-/* Internals of the CUDA backend shared by plan.c, plan_ops.inc and run.c. */
+/* Internals of the CUDA backend: the step list (mc_step and its typed
+ * parameters), buffers and the plan, shared by plan.c, the planners
+ * (plan_*.c, whose own internals are plan_int.h), run.c and the step
+ * fusions (fuse*.c). */
 #ifndef MT_CUDA_INTERNAL_H
 #define MT_CUDA_INTERNAL_H
 
@@ -42,7 +45,7 @@ enum {
     MC_CLASSMAP,    /* mtmi.ClassMap: t[0] uint8 [N,H,W], t[1] x [N,C,H,W] (outputs.cu) */
     MC_SYMQUANT,    /* mtmi.SymQuant: t[0] int8, t[1] scales float [N], t[2] x, t[3] uint32 [N] scratch */
     MC_RESIZE_ARGMAX, /* bilinear resize -> ClassMap in one kernel (fuse_classmap.c): t[0] uint8 map,
-                       * t[1] the resize's input; ip[0..2], fp[0..1] as MC_RESIZE */
+                       * t[1] the resize's input; u.resize as the resize's */
     MC_NKINDS
 };
 
@@ -63,18 +66,130 @@ typedef struct mc_conv {
     int64_t ldy, ys0; /* output: pixels ldy apart, images ys0 apart (NHWC slice) */
 } mc_conv;
 
+/* ------------------------------------------------- step parameters
+ * Each step kind's parameters are a typed struct, a member of mc_step.u
+ * (kinds without any leave it zero; MC_GEMM and the convolutions keep theirs
+ * in mc_step.gemm / mc_step.conv, MC_EW its program in mc_step.prog).
+ * Integer fields are int64_t, as the numbered slots they replace were.
+ *
+ * Who writes and reads which field (W = writes, R = reads):
+ *
+ *   kind / member         planner (plan_*.c)    fusion passes (fuse*.c)                       run.c
+ *   MC_EW  ew             -                     -                                            W n (finalize), R n
+ *   MC_LN  ln             plan_norm W rows, C,  fuse_im2col R rows C has_beta has_res         R all
+ *                         has_beta, has_res,      keep_sum proj im2col, W im2col
+ *                         keep_sum, eps         fuse_ln2 R rows C has_beta has_res keep_sum
+ *                                                 im2col pair proj eps, W (first LN) im2col
+ *                                                 pair pair_beta pair_eps
+ *                                               fuse_lnproj R rows C has_beta has_res
+ *                                                 keep_sum im2col pair proj, W proj proj_k
+ *                                                 proj_ld
+ *                                               fuse_mlp (mlpln) R rows C has_beta has_res
+ *                                                 keep_sum im2col pair proj eps
+ *   MC_SOFTMAX softmax    plan_norm W rows, n   -                                            R
+ *   MC_RESIZE resize      plan_resize W mode,   fuse_catgemm R mode coord sh sw              R mode coord nearest sh sw
+ *                         coord, nearest, sh,   fuse_upconv R mode coord sh sw
+ *                         sw                    fuse_classmap R mode, copies all to the fused step
+ *   MC_RESIZE_CAT resize  plan_resize W mode,   fuse_upconv R mode coord sh sw at            R coord sh sw at
+ *                         coord, sh, sw, at
+ *   MC_RESIZE_ARGMAX resize -                   fuse_classmap W (a copy of the resize's)     R coord sh sw
+ *   MC_RESIZE_SUM resize  -                     fuse_catgemm W coord                         R coord
+ *   MC_GATHER gather      plan_layout W all     -                                            R all
+ *   MC_ATTN attn          plan_gemm W all       -                                            R all
+ *   MC_SMALLN smalln      plan_conv W all       -                                            R all
+ *   MC_MLP mlp            -                     fuse_mlp W C Ch ldy; (mlpln) R C ln,          R all
+ *                                                 W ln ln_beta eps
+ *   MC_CONV_SMALLK smallk -                     fuse_stem W all                              R all
+ *   MC_CHAIN chain        -                     fuse_chain W all                             R all
+ *   MC_UPCONV upconv      -                     fuse_upconv W nsrc                           R nsrc
+ *
+ * Operands (mc_step.t): t[0] is the (first) output; the rest per kind as
+ * documented where the kind is made (plan_*.c, fuse*.c) and read (run.c). */
+#define MC_MAX_T 12
+
+typedef struct mc_ew_args {      /* MC_EW */
+    int64_t n;                   /* elements of t[0] (set when the arguments are finalized) */
+} mc_ew_args;
+
+typedef struct mc_ln_args {      /* MC_LN: t[0] y, t[1] x (or a of x = a + r), t[2] gamma, t[3] beta */
+    int64_t rows, C;             /* rows of C normalized elements */
+    int64_t has_beta;            /* t[3] */
+    int64_t has_res;             /* x = t[1] + t[4] (a residual Add folded in) */
+    int64_t keep_sum;            /* the sum x is also written, to t[5] */
+    int64_t im2col;              /* fuse_im2col: also writes t[6], the im2col matrix of mc_step.conv */
+    int64_t pair, pair_beta;     /* fuse_ln2: a second LayerNorm of y: t[7] its output, t[8] gamma, t[9] beta */
+    int64_t proj, proj_k, proj_ld; /* fuse_lnproj: x = t[1] + (t[10] [rows, proj_k], row stride proj_ld) t[11] + t[4] */
+    float eps, pair_eps;
+} mc_ln_args;
+
+typedef struct mc_softmax_args { /* MC_SOFTMAX: t[0] y, t[1] x */
+    int64_t rows, n;             /* rows of n elements */
+} mc_softmax_args;
+
+typedef struct mc_resize_args {  /* MC_RESIZE, MC_RESIZE_CAT, MC_RESIZE_ARGMAX, MC_RESIZE_SUM */
+    int64_t mode;                /* 0 nearest, 1 linear */
+    int64_t coord;               /* coordinate transformation mode (kernels.h) */
+    int64_t nearest;             /* nearest_mode (MC_RESIZE) */
+    float sh, sw;                /* scales along H and W */
+    int64_t at[MC_MAX_T];        /* MC_RESIZE_CAT: channel offset of source t[1 + k] in the output */
+} mc_resize_args;
+
+typedef struct mc_gather_args {  /* MC_GATHER: t[0] y, t[1] x, t[2] indices */
+    int64_t pre, n, nidx, post;  /* outer size, the gathered axis, indices, inner size */
+} mc_gather_args;
+
+typedef struct mc_attn_args {    /* MC_ATTN: t[0] out, t[1] q, t[2] k, t[3] v */
+    int64_t B, H, N, M, D;       /* batch, heads, queries, keys, head size */
+    float scale;
+} mc_attn_args;
+
+typedef struct mc_smalln_args {  /* MC_SMALLN: t[0] y, t[1] x, t[2] w, t[3] bias */
+    int64_t has_bias, act;
+} mc_smalln_args;
+
+typedef struct mc_mlp_args {     /* MC_MLP (fuse_mlp.c): t[0] y, t[1] x, t[2..7] w1 b1 wdw bdw w2 b2 */
+    int64_t C, Ch, ldy;          /* channels, hidden channels, output pixel stride */
+    int64_t ln, ln_beta;         /* mlpln: the residual LayerNorm in the prologue (t[8] a, t[9] r, t[10] gamma, t[11] beta) */
+    float eps;
+} mc_mlp_args;
+
+typedef struct mc_smallk_args {  /* MC_CONV_SMALLK (fuse_stem.c) */
+    int64_t ldw, ldy;            /* weight and output row strides */
+} mc_smallk_args;
+
+typedef struct mc_chain_args {   /* MC_CHAIN (fuse_chain.c): t[0] y, t[1] x, t[2..3] w1 b1, t[4] r, t[5..6] w2 b2, t[7..8] w3 b3 */
+    int64_t m, k1, n3, ldx, ldr, ldy, ldw1, ldw2, ldw3;
+    int64_t wt;                  /* bit i: weights of GEMM i+1 transposed */
+    int64_t act;                 /* 2 bits per GEMM */
+} mc_chain_args;
+
+typedef struct mc_upconv_args {  /* MC_UPCONV (fuse_upconv.c): t[0] y, t[1] w, t[2] bias, t[3..] sources */
+    int64_t nsrc;
+} mc_upconv_args;
+
 typedef struct mc_step {
     int kind;
     int node;   /* graph node, or -1 */
     int label;  /* cone label: -1 shared, k head k */
     int order;
     int nt;
-    mc_tref t[12]; /* operands; t[0] is the (first) output */
+    mc_tref t[MC_MAX_T]; /* operands; t[0] is the (first) output */
     mtk_prog prog;
     mc_gemm gemm;
     mc_conv conv;
-    int64_t ip[12];
-    float fp[4];
+    union {                      /* the kind's parameters (table above) */
+        mc_ew_args ew;
+        mc_ln_args ln;
+        mc_softmax_args softmax;
+        mc_resize_args resize;
+        mc_gather_args gather;
+        mc_attn_args attn;
+        mc_smalln_args smalln;
+        mc_mlp_args mlp;
+        mc_smallk_args smallk;
+        mc_chain_args chain;
+        mc_upconv_args upconv;
+    } u;
     void *obj;      /* backend-library objects (cuBLASLt / cuDNN) */
 } mc_step;
 
@@ -94,6 +209,7 @@ typedef struct mc_binding {
 typedef struct mc_plan {
     const mt_graph *g;
     int device, f16;
+    mt_tuning tuning;  /* the switches it was made with (a copy) */
     cudaStream_t stream;
     int own_stream;  /* 0: the caller's stream (mt_cuda_plan_opts.stream) */
     CUcontext ctx;   /* made current instead of cudaSetDevice (green context) */
@@ -127,6 +243,18 @@ typedef struct mc_plan {
     size_t ws_needed; /* the most any chosen algorithm asks for */
 } mc_plan;
 
+/* The one CUDA error check of the host code: when `call` fails, returns
+ * MTMI_ERR_DEVICE from the calling function with the one-line message
+ * "CUDA: <context>: <error>" (context: a printf format and its arguments). */
+#define MC_CUDA_CHECK(call, ...)                                                  \
+    do {                                                                          \
+        cudaError_t e_ = (call);                                                  \
+        if (e_ != cudaSuccess) return mc_cuda_fail(e_, __VA_ARGS__);              \
+    } while (0)
+/* ... with the call itself as the context. */
+#define MC_CK(call) MC_CUDA_CHECK(call, "%s", #call)
+mtmi_status mc_cuda_fail(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 size_t mc_esize(int st);
 int mc_copy_kind(int st);
 void mc_contig(mc_tref *t);
@@ -159,10 +287,10 @@ const char *mc_driver_error(CUresult r);
 
 /* fuse.c: step-level fusion passes, run on the emitted steps before memory
  * planning (so buffers that fusion leaves unread take no arena space).
- * MTMI_CUDA_NO_FUSE (comma-separated pass names, or "all") turns passes off
- * for A/B measurements. */
+ * tuning.cuda_no_fuse (MTMI_CUDA_NO_FUSE: comma-separated pass names, or
+ * "all") turns passes off for A/B measurements. */
 mtmi_status mc_fuse_steps(mc_plan *p);
-int mc_fuse_enabled(const char *pass);
+int mc_fuse_enabled(const mc_plan *p, const char *pass);
 /* A pass removes a step by setting its kind to MC_DROPPED; mc_fuse_steps
  * takes such steps out after each pass (until then they keep their
  * operands, and other steps' indices stay valid). */

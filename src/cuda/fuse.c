@@ -13,15 +13,7 @@
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
 
-int mc_fuse_enabled(const char *pass) {
-    const char *e = getenv("MTMI_CUDA_NO_FUSE");
-    if (!e || !*e) return 1;
-    if (!strcmp(e, "all") || !strcmp(e, "1")) return 0;
-    size_t n = strlen(pass);
-    for (const char *q = e; (q = strstr(q, pass)); q += n)
-        if ((q == e || q[-1] == ',') && (q[n] == 0 || q[n] == ',')) return 0;
-    return 1;
-}
+int mc_fuse_enabled(const mc_plan *p, const char *pass) { return !mt_tuning_list_has(p->tuning.cuda_no_fuse, pass, 1); }
 
 int mc_step_uses(const mc_step *s, int buf) {
     for (int k = 0; k < s->nt; k++)
@@ -64,12 +56,11 @@ static void sweep(mc_plan *p) {
     p->nsteps = w;
 }
 
-/* runs pass `name` unless MTMI_CUDA_NO_FUSE names it (an opt-in pass only
- * when MTMI_CUDA_FUSE_OPT names it) and sweeps what it dropped; -1 (error
- * set) on failure */
+/* runs pass `name` unless tuning.cuda_no_fuse (MTMI_CUDA_NO_FUSE) names it
+ * (an opt-in pass only when tuning.cuda_fuse_opt, MTMI_CUDA_FUSE_OPT,
+ * names it) and sweeps what it dropped; -1 (error set) on failure */
 static int run_pass(mc_plan *p, const char *name, int optin, int (*pass)(mc_plan *)) {
-    const char *opt = getenv("MTMI_CUDA_FUSE_OPT");
-    if (!mc_fuse_enabled(name) || (optin && !(opt && strstr(opt, name)))) return 0;
+    if (!mc_fuse_enabled(p, name) || (optin && !mt_tuning_list_has(p->tuning.cuda_fuse_opt, name, 0))) return 0;
     int made = pass(p);
     sweep(p);
     return made;

@@ -76,14 +76,14 @@ int mc_fuse_concat_gemm(mc_plan *p) {
                 o->dims[0] == M && o->strides[0] == Kt && o->strides[1] == 1 && o->dims[1] % 8 == 0) {
                 w0 = k;
                 cover += o->dims[1];
-            } else if (s->kind == MC_RESIZE && nres < 3 && s->ip[0] == 1 && o->rank == 4 && o->strides[1] == 1 &&
+            } else if (s->kind == MC_RESIZE && nres < 3 && s->u.resize.mode == 1 && o->rank == 4 && o->strides[1] == 1 &&
                        o->strides[3] == Kt && o->strides[2] == o->dims[3] * Kt && o->dims[0] * o->dims[2] * o->dims[3] == M &&
                        (o->dims[0] == 1 || o->strides[0] == o->dims[2] * o->dims[3] * Kt) &&
                        o->dims[1] % 8 == 0 && s->t[1].st == MTMI_FLOAT16 && is_nhwc_dense(&s->t[1]) &&
                        s->t[1].dims[1] == o->dims[1] && s->t[1].dims[0] == o->dims[0] &&
-                       s->fp[0] == (float)o->dims[2] / (float)s->t[1].dims[2] &&
-                       s->fp[1] == (float)o->dims[3] / (float)s->t[1].dims[3] && (coord < 0 || coord == s->ip[1])) {
-                coord = (int)s->ip[1];
+                       s->u.resize.sh == (float)o->dims[2] / (float)s->t[1].dims[2] &&
+                       s->u.resize.sw == (float)o->dims[3] / (float)s->t[1].dims[3] && (coord < 0 || coord == s->u.resize.coord)) {
+                coord = (int)s->u.resize.coord;
                 rs[nres++] = k;
                 cover += o->dims[1];
             } else {
@@ -165,7 +165,7 @@ int mc_fuse_concat_gemm(mc_plan *p) {
         rsum->t[0] = nhwc(bsum, N, Nout, OH, OW);
         for (int r = 0; r < nres; r++) rsum->t[1 + r] = ys[r];
         rsum->nt = 1 + nres;
-        rsum->ip[0] = coord;
+        rsum->u.resize.coord = coord;
         made++;
         f++; /* F moved to f + 1 */
     }

@@ -12,7 +12,7 @@
  * asked for them.
  *
  * The fused step: t[0] the class map (uint8 [N, OH, OW], contiguous), t[1]
- * the resize's input; ip[0..2] and fp[0..1] as the resize step's. */
+ * the resize's input; u.resize as the resize step's. */
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
 
@@ -30,7 +30,7 @@ int mc_fuse_classmap(mc_plan *p) {
         if (rs->kind != MC_RESIZE || cm->kind != MC_CLASSMAP || rs->label != cm->label) continue;
         const mc_tref *y = &rs->t[0], *x = &rs->t[1], *map = &cm->t[0];
         if (y->rank != 4 || x->rank != 4 || !same_tensor(y, &cm->t[1])) continue;
-        if (!mtk_resize_argmax_supported((int)rs->ip[0], (int)x->dims[1], x->st == MTMI_FLOAT16, y->st == MTMI_FLOAT16)) continue;
+        if (!mtk_resize_argmax_supported((int)rs->u.resize.mode, (int)x->dims[1], x->st == MTMI_FLOAT16, y->st == MTMI_FLOAT16)) continue;
         /* the class map contiguous [N, OH, OW] */
         if (map->st != MTMI_UINT8 || map->rank != 3 || map->dims[0] != y->dims[0] || map->dims[1] != y->dims[2] ||
             map->dims[2] != y->dims[3] || !mc_is_contig(map))
@@ -40,9 +40,7 @@ int mc_fuse_classmap(mc_plan *p) {
         fused.t[0] = *map;
         fused.t[1] = *x;
         fused.nt = 2;
-        for (int k = 0; k < 3; k++) fused.ip[k] = rs->ip[k];
-        fused.fp[0] = rs->fp[0];
-        fused.fp[1] = rs->fp[1];
+        fused.u.resize = rs->u.resize;
         *rs = fused;
         cm->kind = MC_DROPPED;
         made++;

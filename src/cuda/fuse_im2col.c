@@ -12,7 +12,7 @@
  * normal output stays (the q projection and the decoder read it).
  *
  * The rewritten LN step: conv = the im2col's geometry, t[6] = the column
- * matrix, ip[5] = 1; the unused operand slots before t[6] repeat operands the
+ * matrix, u.ln.im2col = 1; the unused operand slots before t[6] repeat operands the
  * step already has, so the memory planner sees no new buffers but the
  * column matrix (whose lifetime now starts at the LN step). */
 
@@ -48,7 +48,7 @@ static int find_ln(const mc_plan *p, int j) {
     for (int k = j - 1; k >= 0; k--) {
         const mc_step *s = &p->steps[k];
         if (s->kind == MC_DROPPED || !mc_step_uses(s, buf)) continue; /* an im2col this pass already folded away */
-        if (s->kind == MC_LN && s->t[0].buf == buf) return s->ip[8] ? -1 : k; /* not an LN computing a projection (fuse_lnproj.c) */
+        if (s->kind == MC_LN && s->t[0].buf == buf) return s->u.ln.proj ? -1 : k; /* not an LN computing a projection (fuse_lnproj.c) */
         /* a reader in between is fine; anything that may write it is not */
         if (!writes_only_t0(s->kind) || s->t[0].buf == buf) return -1;
     }
@@ -75,9 +75,9 @@ int mc_fuse_ln_im2col(mc_plan *p) {
         mc_step *ln = &p->steps[i];
         /* the parts of the plan (encoder, each head) replay separately: the
          * writer of the column matrix must be in the reader's part */
-        if (ln->ip[5] || ln->label != ic->label) continue;
-        if (ln->ip[1] != c->C || ln->ip[0] != (int64_t)c->N * c->H * c->W || x->off != ln->t[0].off ||
-            ln->t[0].st != MTMI_FLOAT16 || !mc_is_contig(&ln->t[0]) || mc_numel(&ln->t[0]) != ln->ip[0] * ln->ip[1])
+        if (ln->u.ln.im2col || ln->label != ic->label) continue;
+        if (ln->u.ln.C != c->C || ln->u.ln.rows != (int64_t)c->N * c->H * c->W || x->off != ln->t[0].off ||
+            ln->t[0].st != MTMI_FLOAT16 || !mc_is_contig(&ln->t[0]) || mc_numel(&ln->t[0]) != ln->u.ln.rows * ln->u.ln.C)
             continue;
         /* the column matrix: written by the im2col, read by the GEMM after
          * it, used by nothing else (so nothing between the LN and the GEMM
@@ -89,12 +89,12 @@ int mc_fuse_ln_im2col(mc_plan *p) {
             mc_buf_used_elsewhere(p, col->buf, j, g))
             continue;
         ln->conv = *c;
-        if (!ln->ip[2]) ln->t[3] = ln->t[2]; /* no beta */
-        if (!ln->ip[3]) ln->t[4] = ln->t[1]; /* no residual */
-        if (!ln->ip[4]) ln->t[5] = ln->t[0]; /* no sum output (t[5] may name the dropped Add's buffer) */
+        if (!ln->u.ln.has_beta) ln->t[3] = ln->t[2]; /* no beta */
+        if (!ln->u.ln.has_res) ln->t[4] = ln->t[1]; /* no residual */
+        if (!ln->u.ln.keep_sum) ln->t[5] = ln->t[0]; /* no sum output (t[5] may name the dropped Add's buffer) */
         ln->t[6] = *col;
         ln->nt = 7;
-        ln->ip[5] = 1;
+        ln->u.ln.im2col = 1;
         p->steps[j].kind = MC_DROPPED;
         made++;
     }

@@ -11,8 +11,8 @@
  * The pair step: the first LN's operands t[0..5] (unused ones repeat others,
  * as fuse_im2col.c does, so that memory planning sees no stray buffer),
  * t[6] the im2col matrix (or t[0]), t[7] the second output, t[8] / t[9] its
- * gamma / beta (t[8] again when there is no beta), ip[6] = 1, ip[7] = has
- * beta, fp[1] = its epsilon. */
+ * gamma / beta (t[8] again when there is no beta), u.ln.pair = 1,
+ * u.ln.pair_beta = has beta, u.ln.pair_eps = its epsilon. */
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -27,25 +27,25 @@ int mc_fuse_ln_pair(mc_plan *p) {
     for (int i = 0; i + 1 < p->nsteps; i++) {
         mc_step *a = &p->steps[i], *b = &p->steps[i + 1];
         if (a->kind != MC_LN || b->kind != MC_LN || a->label != b->label) continue;
-        if (a->ip[5] || a->ip[6] || a->ip[8] || b->ip[6] || b->ip[8] || b->ip[3] || b->ip[4]) continue; /* a has no im2col; b no residual; no projection */
-        if (a->ip[0] != b->ip[0] || a->ip[1] != b->ip[1] || a->t[0].st != MTMI_FLOAT16 || !same_view(&b->t[1], &a->t[0]))
+        if (a->u.ln.im2col || a->u.ln.pair || a->u.ln.proj || b->u.ln.pair || b->u.ln.proj || b->u.ln.has_res || b->u.ln.keep_sum) continue; /* a has no im2col; b no residual; no projection */
+        if (a->u.ln.rows != b->u.ln.rows || a->u.ln.C != b->u.ln.C || a->t[0].st != MTMI_FLOAT16 || !same_view(&b->t[1], &a->t[0]))
             continue;
-        if (!a->ip[2]) a->t[3] = a->t[2];
-        if (!a->ip[3]) a->t[4] = a->t[1];
-        if (!a->ip[4]) a->t[5] = a->t[0];
-        if (b->ip[5]) {
+        if (!a->u.ln.has_beta) a->t[3] = a->t[2];
+        if (!a->u.ln.has_res) a->t[4] = a->t[1];
+        if (!a->u.ln.keep_sum) a->t[5] = a->t[0];
+        if (b->u.ln.im2col) {
             a->t[6] = b->t[6];
             a->conv = b->conv;
-            a->ip[5] = 1;
+            a->u.ln.im2col = 1;
         } else {
             a->t[6] = a->t[0];
         }
         a->t[7] = b->t[0];
         a->t[8] = b->t[2];
-        a->t[9] = b->ip[2] ? b->t[3] : b->t[2];
-        a->ip[6] = 1;
-        a->ip[7] = b->ip[2];
-        a->fp[1] = b->fp[0];
+        a->t[9] = b->u.ln.has_beta ? b->t[3] : b->t[2];
+        a->u.ln.pair = 1;
+        a->u.ln.pair_beta = b->u.ln.has_beta;
+        a->u.ln.pair_eps = b->u.ln.eps;
         a->nt = 10;
         b->kind = MC_DROPPED;
         made++;

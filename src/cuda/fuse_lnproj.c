@@ -14,7 +14,8 @@
  * The rewritten LN step keeps t[0..3] and t[5] (unused ones repeat others),
  * t[1] the operand that is not projected (the sum commutes), t[4] the
  * projection's bias (buf -1 without), t[10] its input rows, t[11] its
- * weights [K][C]; ip[8] = 1, ip[9] = K, ip[10] = the input's row stride. */
+ * weights [K][C]; u.ln.proj = 1, u.ln.proj_k = K, u.ln.proj_ld = the
+ * input's row stride. */
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -32,8 +33,8 @@ int mc_fuse_ln_proj(mc_plan *p) {
     int made = 0;
     for (int l = 1; l < p->nsteps; l++) {
         mc_step *ln = &p->steps[l];
-        if (ln->kind != MC_LN || !ln->ip[3] || ln->ip[5] || ln->ip[6] || ln->ip[8] || ln->t[0].st != MTMI_FLOAT16) continue;
-        const int64_t rows = ln->ip[0], C = ln->ip[1];
+        if (ln->kind != MC_LN || !ln->u.ln.has_res || ln->u.ln.im2col || ln->u.ln.pair || ln->u.ln.proj || ln->t[0].st != MTMI_FLOAT16) continue;
+        const int64_t rows = ln->u.ln.rows, C = ln->u.ln.C;
         if (C % 8 || C > 256) continue;
         for (int side = 0; side < 2; side++) {
             const mc_tref *op = side ? &ln->t[1] : &ln->t[4];
@@ -56,16 +57,16 @@ int mc_fuse_ln_proj(mc_plan *p) {
             const mc_tref other = side ? ln->t[4] : ln->t[1];
             const mc_tref bias = gm->has_bias ? g->t[3] : (mc_tref){.buf = -1};
             ln->t[1] = other;
-            if (!ln->ip[2]) ln->t[3] = ln->t[2];
+            if (!ln->u.ln.has_beta) ln->t[3] = ln->t[2];
             ln->t[4] = bias;
-            if (!ln->ip[4]) ln->t[5] = ln->t[0];
+            if (!ln->u.ln.keep_sum) ln->t[5] = ln->t[0];
             for (int k = 6; k < 10; k++) ln->t[k] = ln->t[0];
             ln->t[10] = g->t[1];
             ln->t[11] = g->t[2];
             ln->nt = 12;
-            ln->ip[8] = 1;
-            ln->ip[9] = gm->k;
-            ln->ip[10] = rows > 1 ? g->t[1].strides[0] : gm->k;
+            ln->u.ln.proj = 1;
+            ln->u.ln.proj_k = gm->k;
+            ln->u.ln.proj_ld = rows > 1 ? g->t[1].strides[0] : gm->k;
             p->steps[gi].kind = MC_DROPPED; /* after the last read of g */
             made++;
             break;

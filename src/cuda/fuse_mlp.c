@@ -74,9 +74,9 @@ int mc_fuse_mlp(mc_plan *p) {
         fused.t[5] = c->has_bias ? dw->t[3] : (mc_tref){.buf = -1};
         fused.t[7] = f2->gemm.has_bias ? f2->t[3] : (mc_tref){.buf = -1};
         fused.nt = 8;
-        fused.ip[0] = C;
-        fused.ip[1] = Ch;
-        fused.ip[2] = M > 1 ? f2->t[0].strides[0] : C;
+        fused.u.mlp.C = C;
+        fused.u.mlp.Ch = Ch;
+        fused.u.mlp.ldy = M > 1 ? f2->t[0].strides[0] : C;
         *f1 = fused;
         dw->kind = f2->kind = MC_DROPPED;
         made++;
@@ -90,31 +90,31 @@ int mc_fuse_mlp(mc_plan *p) {
  * anyway: one launch and a write + read of the normalized tokens fewer.
  * The MLP step then has t[8] / t[9] the two addends, t[10] / t[11] gamma /
  * beta (gamma again without beta), t[1] the sum output (buf -1 when the
- * LayerNorm did not keep it), ip[3] = 1, ip[4] = has beta, fp[0] = eps. */
+ * LayerNorm did not keep it), u.mlp.ln = 1, u.mlp.ln_beta = has beta, u.mlp.eps = eps. */
 int mc_fuse_mlp_ln(mc_plan *p) {
     int made = 0;
     for (int i = 1; i < p->nsteps; i++) {
         mc_step *m = &p->steps[i], *l = &p->steps[i - 1];
-        if (m->kind != MC_MLP || m->ip[3] || l->kind != MC_LN || l->label != m->label) continue;
-        if (!l->ip[3] || l->ip[5] || l->ip[6] || l->ip[8] || l->t[0].st != MTMI_FLOAT16) continue;
-        const int64_t rows = l->ip[0], C = l->ip[1];
+        if (m->kind != MC_MLP || m->u.mlp.ln || l->kind != MC_LN || l->label != m->label) continue;
+        if (!l->u.ln.has_res || l->u.ln.im2col || l->u.ln.pair || l->u.ln.proj || l->t[0].st != MTMI_FLOAT16) continue;
+        const int64_t rows = l->u.ln.rows, C = l->u.ln.C;
         const mc_conv *c = &m->conv;
-        if (C != m->ip[0] || rows != (int64_t)c->N * c->H * c->W) continue;
+        if (C != m->u.mlp.C || rows != (int64_t)c->N * c->H * c->W) continue;
         /* the MLP reads exactly the LayerNorm's output, and nothing else does */
         if (m->t[1].buf != l->t[0].buf || m->t[1].off != l->t[0].off || mc_buf_used_elsewhere(p, l->t[0].buf, i - 1, i)) continue;
         const mc_tref *a = &l->t[1], *r = &l->t[4];
         if (!mc_is_contig(a) || !mc_is_contig(r) || mc_numel(a) != rows * C || mc_numel(r) != rows * C || a->off % 8 ||
             r->off % 8 || a->st != MTMI_FLOAT16 || r->st != MTMI_FLOAT16)
             continue;
-        m->t[1] = l->ip[4] ? l->t[5] : (mc_tref){.buf = -1};
+        m->t[1] = l->u.ln.keep_sum ? l->t[5] : (mc_tref){.buf = -1};
         m->t[8] = *a;
         m->t[9] = *r;
         m->t[10] = l->t[2];
-        m->t[11] = l->ip[2] ? l->t[3] : l->t[2];
+        m->t[11] = l->u.ln.has_beta ? l->t[3] : l->t[2];
         m->nt = 12;
-        m->ip[3] = 1;
-        m->ip[4] = l->ip[2];
-        m->fp[0] = l->fp[0];
+        m->u.mlp.ln = 1;
+        m->u.mlp.ln_beta = l->u.ln.has_beta;
+        m->u.mlp.eps = l->u.ln.eps;
         l->kind = MC_DROPPED;
         made++;
     }

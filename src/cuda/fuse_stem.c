@@ -12,8 +12,8 @@
  * bias-act launch after it) moved into the kernel's epilogue.
  *
  * The fused step: conv = the im2col's geometry with CO, act and has_bias of
- * the GEMM; t[0] the GEMM output [M, CO] (row stride ip[1]), t[1] the conv
- * input view, t[2] the weights (row stride ip[0]), t[3] the bias or
+ * the GEMM; t[0] the GEMM output [M, CO] (row stride u.smallk.ldy), t[1] the conv
+ * input view, t[2] the weights (row stride u.smallk.ldw), t[3] the bias or
  * {.buf = -1}. */
 
 #include "core/core.h"
@@ -67,8 +67,8 @@ int mc_fuse_im2col_gemm(mc_plan *p) {
         fused.t[2] = *w;
         fused.t[3] = g->has_bias ? gs->t[3] : (mc_tref){.buf = -1};
         fused.nt = 4;
-        fused.ip[0] = g->ldb;
-        fused.ip[1] = M > 1 ? y->strides[0] : CO;
+        fused.u.smallk.ldw = g->ldb;
+        fused.u.smallk.ldy = M > 1 ? y->strides[0] : CO;
         *ic = fused;
         p->steps[j + 1].kind = MC_DROPPED;
         made++;

@@ -12,8 +12,8 @@
  *
  * The MC_UPCONV step: t[0] the conv's output, t[1] the weights [CO][3][3][C]
  * (FP16, as plan_conv packs them for cuDNN), t[2] the bias (buf -1: none),
- * t[3 ..] the sources (channel order of the concat); ip[0] the number of
- * sources; conv as the conv step's (act, CO, N, ...). */
+ * t[3 ..] the sources (channel order of the concat); u.upconv.nsrc the
+ * number of sources; conv as the conv step's (act, CO, N, ...). */
 
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
@@ -56,7 +56,7 @@ static int overlap(const mc_tref *a, const mc_tref *b) {
  * src[], their count returned (0: not a candidate). */
 static int upsample_sources(const mc_step *s, mc_tref *src) {
     if (s->kind != MC_RESIZE_CAT && s->kind != MC_RESIZE) return 0;
-    if (s->ip[0] != 1 || (s->ip[1] != 0 && s->ip[1] != 1) || s->fp[0] != 2.f || s->fp[1] != 2.f) return 0;
+    if (s->u.resize.mode != 1 || (s->u.resize.coord != 0 && s->u.resize.coord != 1) || s->u.resize.sh != 2.f || s->u.resize.sw != 2.f) return 0;
     const mc_tref *y = &s->t[0];
     if (y->rank != 4 || y->st != MTMI_FLOAT16) return 0;
     const int ns = s->nt - 1;
@@ -67,7 +67,7 @@ static int upsample_sources(const mc_step *s, mc_tref *src) {
     for (int k = 0; k < ns; k++) {
         const mc_tref *x = &s->t[1 + k];
         if (!src_ok(x, N, IH, IW)) return 0;
-        if (s->kind == MC_RESIZE_CAT && s->ip[3 + k] != at) return 0; /* concat order, no gaps */
+        if (s->kind == MC_RESIZE_CAT && s->u.resize.at[k] != at) return 0; /* concat order, no gaps */
         at += x->dims[1];
         src[k] = *x;
     }
@@ -131,7 +131,7 @@ int mc_fuse_upconv(mc_plan *p) {
         fused.t[2] = b ? *b : (mc_tref){.buf = -1};
         for (int k = 0; k < ns; k++) fused.t[3 + k] = src[k];
         fused.nt = 3 + ns;
-        fused.ip[0] = ns;
+        fused.u.upconv.nsrc = ns;
         *cs = fused;
         p->steps[i].kind = MC_DROPPED;
         made++;

@@ -1,5 +1,7 @@
-/* CUDA kernels of the mtmi GPU backend: C entry points (defined in
- * kernels.cu and attention.cu).  Float tensors are stored as FP16 (f16 = 1)
+/* CUDA kernels of the mtmi GPU backend: C entry points, defined one file per
+ * op family (layout.cu, elementwise.cu, norm.cu, resize.cu, conv.cu,
+ * gemm.cu, preprocess.cu, attention.cu, launch.cu; the fused kernels'
+ * own headers are beside them).  Float tensors are stored as FP16 (f16 = 1)
  * or FP32 (f16 = 0); arithmetic is FP32.  Views are strided: dims and
  * strides in elements, at most MTK_RANK dimensions (the planner collapses
  * dimensions before a launch). */
@@ -56,7 +58,7 @@ typedef struct mtk_prog {
 cudaError_t mtk_elementwise(cudaStream_t s, const mtk_prog *prog, void *out, const mtk_view *ov, int nin,
                             const void *const *in, const mtk_view *iv, int f16);
 /* The same in two parts: the arguments built once into device memory
- * (cudaFree them), then launches that read them (faster: see kernels.cu). */
+ * (cudaFree them), then launches that read them (faster: see elementwise.cu). */
 cudaError_t mtk_elementwise_prepare(const mtk_prog *prog, void *out, const mtk_view *ov, int nin, const void *const *in,
                                     const mtk_view *iv, void **dev_args);
 cudaError_t mtk_elementwise_run(cudaStream_t s, const void *dev_args, int64_t n, int f16);
@@ -222,8 +224,15 @@ typedef struct mtk_attn {
     int B, H, N, M, D;
     int64_t qs[3], ks[3], vs[3], os[3];
     float scale;
+    /* tuning.attn_cfg (MTMI_ATTN_CFG): when force is set, this kernel and
+     * key split instead of the heuristic choice (one that does not exist,
+     * e.g. 0,0, falls back to the simple kernel). */
+    int force, force_kernel, force_ksplit;
 } mtk_attn;
 cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
+/* Programmatic dependent launch for this thread's next launches (tuning.pdl;
+ * launch.cu): the plan sets it before each step. */
+void mtk_set_pdl(int on);
 /* One FP16 tensor-core configuration, for benchmarks and tests: K and V
  * streamed through shared memory (MTK_ATTN_STREAM) or a head's whole K and
  * V kept there (MTK_ATTN_RESIDENT; D = 32, up to 1280 keys), with ksplit

@@ -31,14 +31,12 @@
 #define MTK_PDL_WAIT() ((void)0)
 #endif
 
-static inline int mtk_pdl_enabled(void) {
-    static int v = -1; /* a benign race: every thread computes the same value */
-    if (v < 0) {
-        const char *e = getenv("MTMI_PDL");
-        v = e && *e && *e != '0';
-    }
-    return v;
-}
+// Programmatic dependent launch (tuning.pdl, MTMI_PDL=1; off by default):
+// a per-thread switch that the plan sets before it launches a step
+// (mc_run_step), because every launcher would otherwise need the flag as a
+// parameter.  Per thread, so plans on other threads are not affected.
+extern thread_local int mtk_pdl_on;
+static inline int mtk_pdl_enabled(void) { return mtk_pdl_on; }
 
 // The current device's SM count, for sizing grids: 132 (an H100) when the
 // runtime cannot tell, with its error returned and cleared (a failed query

@@ -6,392 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda/cuda_internal.h"
+#include "cuda/plan_int.h"
 #include "cuda/qkernels.h"
-#include "graph/ops.h"
-#include "quant/quant.h"
-
-/* ------------------------------------------------------------- helpers */
-#define CK(call)                                                                                               \
-    do {                                                                                                       \
-        cudaError_t e_ = (call);                                                                               \
-        if (e_ != cudaSuccess) return mt_fail(MTMI_ERR_DEVICE, "CUDA: %s: %s", #call, cudaGetErrorString(e_)); \
-    } while (0)
-
-int mt_cuda_parse_device(const char *dev) {
-    if (!dev || strncmp(dev, "cuda", 4)) return -1;
-    if (!dev[4]) return 0;
-    if (dev[4] != ':') return -1;
-    char *e;
-    long v = strtol(dev + 5, &e, 10);
-    if (e == dev + 5 || *e || v < 0 || v > 1024) return -1;
-    return (int)v;
-}
-
-mtmi_status mt_cuda_check_device(int device) {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0)
-        return mt_fail(MTMI_ERR_DEVICE, "device 'cuda:%d': no CUDA GPU is visible (%s)", device,
-                       e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-    if (device >= n) return mt_fail(MTMI_ERR_DEVICE, "device 'cuda:%d': only %d CUDA GPU%s visible", device, n, n == 1 ? " is" : "s are");
-    return MTMI_OK;
-}
-
-size_t mc_esize(int st) {
-    switch (st) {
-    case MTMI_FLOAT16: return 2;
-    case MTMI_FLOAT: case MTMI_INT32: return 4;
-    case MTMI_INT64: case MTMI_DOUBLE: return 8;
-    case MTMI_UINT8: case MTMI_INT8: case MTMI_BOOL: return 1;
-    default: return 0;
-    }
-}
-
-static int is_float(int dt) { return dt == MTMI_FLOAT || dt == MTMI_FLOAT16 || dt == MTMI_DOUBLE; }
-
-/* Storage type of a graph dtype in this plan. */
-static int storage_of(const mc_plan *p, int dt) {
-    if (is_float(dt)) return p->f16 ? MTMI_FLOAT16 : MTMI_FLOAT;
-    return dt;
-}
-
-int mc_copy_kind(int st) {
-    switch (st) {
-    case MTMI_FLOAT: return MTK_T_F32;
-    case MTMI_FLOAT16: return MTK_T_F16;
-    default: {
-        size_t e = mc_esize(st);
-        return e == 1 ? MTK_T_RAW1 : e == 2 ? MTK_T_RAW2 : e == 4 ? MTK_T_RAW4 : MTK_T_RAW8;
-    }
-    }
-}
-
-void mc_contig(mc_tref *t) {
-    int64_t s = 1;
-    for (int d = t->rank - 1; d >= 0; d--) {
-        t->strides[d] = s;
-        s *= t->dims[d];
-    }
-}
-
-int64_t mc_numel(const mc_tref *t) {
-    int64_t n = 1;
-    for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-    return n;
-}
-
-int mc_is_contig(const mc_tref *t) {
-    int64_t s = 1;
-    for (int d = t->rank - 1; d >= 0; d--) {
-        if (t->dims[d] != 1 && t->strides[d] != s) return 0;
-        s *= t->dims[d];
-    }
-    return 1;
-}
-
-/* Packed strides in the order of `like`'s strides (outermost = largest). */
-static void packed_like(mc_tref *t, const mc_tref *like) {
-    int order[MT_MAX_RANK];
-    for (int i = 0; i < t->rank; i++) order[i] = i;
-    if (like && like->rank == t->rank) {
-        /* stable sort axes by like's stride descending */
-        for (int i = 1; i < t->rank; i++)
-            for (int j = i; j > 0; j--) {
-                int a = order[j - 1], b = order[j];
-                int64_t sa = like->dims[a] == 1 ? -1 : like->strides[a], sb = like->dims[b] == 1 ? -1 : like->strides[b];
-                if (sa >= 0 && sb >= 0 && sb > sa) {
-                    order[j - 1] = b;
-                    order[j] = a;
-                } else break;
-            }
-    }
-    int64_t s = 1;
-    for (int i = t->rank - 1; i >= 0; i--) {
-        t->strides[order[i]] = s;
-        s *= t->dims[order[i]];
-    }
-}
-
-static int64_t nhwc_ok(const mc_tref *t) {
-    if (t->rank != 4) return 0;
-    int64_t C = t->dims[1], H = t->dims[2], W = t->dims[3];
-    return (t->strides[1] == 1 || C == 1) && (t->strides[3] == C || W == 1) && (t->strides[2] == W * C || H == 1) &&
-           (t->strides[0] == H * W * C || t->dims[0] == 1);
-}
-
-static void set_nhwc(mc_tref *t) {
-    int64_t C = t->dims[1], H = t->dims[2], W = t->dims[3];
-    t->strides[1] = 1;
-    t->strides[3] = C;
-    t->strides[2] = W * C;
-    t->strides[0] = H * W * C;
-}
-
-/* ---------------------------------------------------------- plan pieces */
-static int new_buf(mc_plan *p, size_t bytes, int kind) {
-    if (p->nbufs == p->cap_bufs) {
-        int nc = p->cap_bufs ? p->cap_bufs * 2 : 256;
-        mc_buf *b = realloc(p->bufs, sizeof(mc_buf) * nc);
-        if (!b) return -1;
-        p->bufs = b;
-        p->cap_bufs = nc;
-    }
-    mc_buf *b = &p->bufs[p->nbufs];
-    memset(b, 0, sizeof *b);
-    b->bytes = bytes ? bytes : 16;
-    b->kind = kind;
-    b->first = b->last = -1;
-    return p->nbufs++;
-}
-
-int mc_new_arena(mc_plan *p, size_t bytes) { return new_buf(p, bytes, MC_ARENA); }
-
-int mc_reserve_step(mc_plan *p) {
-    if (p->nsteps < p->cap_steps) return 0;
-    int nc = p->cap_steps ? p->cap_steps * 2 : 256;
-    mc_step *s = realloc(p->steps, sizeof(mc_step) * nc);
-    if (!s) return -1;
-    p->steps = s;
-    p->cap_steps = nc;
-    return 0;
-}
-
-static mc_step *new_step(mc_plan *p, int kind, int node) {
-    if (mc_reserve_step(p)) return NULL;
-    mc_step *s = &p->steps[p->nsteps++];
-    memset(s, 0, sizeof *s);
-    s->kind = kind;
-    s->node = node;
-    s->label = node >= 0 && p->label ? p->label[node] : p->cur_label;
-    s->order = p->nsteps - 1;
-    return s;
-}
-
-/* A fresh arena tensor of the given logical shape (contiguous). */
-static int new_tensor(mc_plan *p, int st, int rank, const int64_t *dims, mc_tref *t) {
-    memset(t, 0, sizeof *t);
-    t->st = st;
-    t->rank = rank;
-    for (int d = 0; d < rank; d++) t->dims[d] = dims[d];
-    mc_contig(t);
-    size_t bytes = (size_t)mc_numel(t) * mc_esize(st);
-    t->buf = new_buf(p, bytes, MC_ARENA);
-    return t->buf < 0 ? -1 : 0;
-}
-
-/* Device copy of a constant, converted to the plan's storage type. */
-static mtmi_status const_tref(mc_plan *p, int v, mc_tref *t) {
-    if (p->has[v]) {
-        *t = p->vt[v];
-        return MTMI_OK;
-    }
-    const mt_value *val = &p->g->values[v];
-    int st = storage_of(p, val->dtype);
-    size_t es = mc_esize(st);
-    if (!es) return mt_fail(MTMI_ERR_UNSUPPORTED, "constant '%s': element type %s is not supported on the GPU", val->name, mt_dtype_name(val->dtype));
-    memset(t, 0, sizeof *t);
-    t->st = st;
-    t->rank = val->rank;
-    for (int d = 0; d < val->rank; d++) t->dims[d] = val->dims[d];
-    mc_contig(t);
-    int64_t n = mt_value_numel(val);
-    void *host = malloc(n * es + 16);
-    if (!host) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    if (is_float(val->dtype)) {
-        for (int64_t i = 0; i < n; i++) {
-            float f = mc_const_float(val, i);
-            if (st == MTMI_FLOAT16) ((uint16_t *)host)[i] = mt_float_to_half(f);
-            else ((float *)host)[i] = f;
-        }
-    } else memcpy(host, val->data, n * es);
-    t->buf = new_buf(p, n * es, MC_CONST);
-    if (t->buf < 0) { free(host); return MTMI_ERR_NOMEM; }
-    p->bufs[t->buf].host = host;
-    p->vt[v] = *t;
-    p->has[v] = 1;
-    return MTMI_OK;
-}
-
-float mc_const_float(const mt_value *v, int64_t i) {
-    switch (v->dtype) {
-    case MTMI_FLOAT: return ((const float *)v->data)[i];
-    case MTMI_FLOAT16: return mt_half_to_float(((const uint16_t *)v->data)[i]);
-    case MTMI_DOUBLE: return (float)((const double *)v->data)[i];
-    case MTMI_INT64: return (float)((const int64_t *)v->data)[i];
-    case MTMI_INT32: return (float)((const int32_t *)v->data)[i];
-    default: return 0.f;
-    }
-}
-
-/* A persistent device buffer from host floats (converted to storage). */
-static int upload_floats(mc_plan *p, const float *src, int64_t n) {
-    int st = p->f16 ? MTMI_FLOAT16 : MTMI_FLOAT;
-    size_t es = mc_esize(st);
-    void *host = malloc(n * es + 16);
-    if (!host) return -1;
-    for (int64_t i = 0; i < n; i++) {
-        if (p->f16) ((uint16_t *)host)[i] = mt_float_to_half(src[i]);
-        else ((float *)host)[i] = src[i];
-    }
-    int b = new_buf(p, n * es, MC_CONST);
-    if (b < 0) { free(host); return -1; }
-    p->bufs[b].host = host;
-    return b;
-}
-
-/* The tref of a value (constants uploaded on first use). */
-static mtmi_status get(mc_plan *p, int v, mc_tref *t) {
-    if (v < 0) return mt_fail(MTMI_ERR_INTERNAL, "missing input");
-    if (p->has[v]) {
-        *t = p->vt[v];
-        return MTMI_OK;
-    }
-    if (p->g->values[v].data) return const_tref(p, v, t);
-    return mt_fail(MTMI_ERR_INTERNAL, "value '%s' used before it is computed", p->g->values[v].name);
-}
-
-static void set(mc_plan *p, int v, const mc_tref *t) {
-    if (v < 0) return;
-    p->vt[v] = *t;
-    p->has[v] = 1;
-}
-
-/* Adds a strided copy dst <- src (same logical dims; src may broadcast). */
-static mtmi_status emit_copy(mc_plan *p, int node, const mc_tref *dst, const mc_tref *src) {
-    mc_step *s = new_step(p, MC_COPY, node);
-    if (!s) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    s->t[0] = *dst;
-    s->t[1] = *src;
-    s->nt = 2;
-    return MTMI_OK;
-}
-
-/* Materializes t contiguously (row-major) if it is not. */
-static mtmi_status make_contig(mc_plan *p, int node, mc_tref *t) {
-    if (mc_is_contig(t) && storage_of(p, t->st) == t->st) return MTMI_OK;
-    mc_tref n;
-    if (new_tensor(p, storage_of(p, t->st), t->rank, t->dims, &n)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mtmi_status s = emit_copy(p, node, &n, t);
-    if (s) return s;
-    *t = n;
-    return MTMI_OK;
-}
-
-static mtmi_status make_nhwc(mc_plan *p, int node, mc_tref *t) {
-    if (nhwc_ok(t) && storage_of(p, t->st) == t->st) return MTMI_OK;
-    mc_tref n;
-    if (new_tensor(p, storage_of(p, t->st), t->rank, t->dims, &n)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    set_nhwc(&n);
-    mtmi_status s = emit_copy(p, node, &n, t);
-    if (s) return s;
-    *t = n;
-    return MTMI_OK;
-}
-
-/* numpy-style no-copy reshape of a strided view; 0 if impossible. */
-static int reshape_view(const mc_tref *in, int rank, const int64_t *dims, mc_tref *out) {
-    int64_t od[MT_MAX_RANK], os[MT_MAX_RANK];
-    int on = 0;
-    int64_t n = 1;
-    for (int d = 0; d < in->rank; d++) {
-        n *= in->dims[d];
-        if (in->dims[d] != 1) {
-            od[on] = in->dims[d];
-            os[on] = in->strides[d];
-            on++;
-        }
-    }
-    *out = *in;
-    out->rank = rank;
-    for (int d = 0; d < rank; d++) out->dims[d] = dims[d];
-    if (n == 0) {
-        mc_contig(out);
-        return 1;
-    }
-    int64_t ns[MT_MAX_RANK];
-    int oi = 0, oj = 1, ni = 0, nj = 1;
-    while (ni < rank && oi < on) {
-        int64_t np = dims[ni], op = od[oi];
-        while (np != op) {
-            if (np < op) {
-                if (nj >= rank) return 0;
-                np *= dims[nj++];
-            } else {
-                if (oj >= on) return 0;
-                op *= od[oj++];
-            }
-        }
-        for (int ok = oi; ok < oj - 1; ok++)
-            if (os[ok] != od[ok + 1] * os[ok + 1]) return 0;
-        ns[nj - 1] = os[oj - 1];
-        for (int nk = nj - 1; nk > ni; nk--) ns[nk - 1] = ns[nk] * dims[nk];
-        ni = nj++;
-        oi = oj++;
-    }
-    for (int d = ni; d < rank; d++) ns[d] = 1; /* trailing ones */
-    for (int d = 0; d < rank; d++) out->strides[d] = ns[d];
-    return 1;
-}
-
-/* Broadcasts t to rank/dims (numpy rules): stride 0 on broadcast axes. */
-static void broadcast_to(const mc_tref *t, int rank, const int64_t *dims, mc_tref *o) {
-    *o = *t;
-    o->rank = rank;
-    int off = rank - t->rank;
-    for (int d = 0; d < rank; d++) {
-        int s = d - off;
-        o->dims[d] = dims[d];
-        if (s < 0 || t->dims[s] == 1) o->strides[d] = 0;
-        else o->strides[d] = t->strides[s];
-    }
-}
-
-/* ------------------------------------------------------ use counting */
-/* The single live consumer node of v (or -1). */
-static int sole_consumer(mc_plan *p, int v) {
-    if (v < 0 || p->nuse[v] != 1 || p->g->values[v].is_output) return -1;
-    return p->consumer[v];
-}
-
-static const mt_node *N(mc_plan *p, int i) { return &p->g->nodes[i]; }
-
-static int op_is(const mt_node *n, const char *op) {
-    return !strcmp(n->op, op) && (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx"));
-}
-static int mtmi_op_is(const mt_node *n, const char *op) { return !strcmp(n->op, op) && n->domain && !strcmp(n->domain, "mtmi"); }
-
-static int scalar_const(mc_plan *p, int v, float *f) {
-    if (v < 0) return 0;
-    const mt_value *val = &p->g->values[v];
-    if (!val->data || mt_value_numel(val) != 1 || !is_float(val->dtype)) return 0;
-    *f = mc_const_float(val, 0);
-    return 1;
-}
-
-static int act_code(const char *s) {
-    if (!s || !*s) return 0;
-    if (!strcmp(s, "Relu")) return 1;
-    if (!strcmp(s, "Sigmoid")) return 2;
-    if (!strcmp(s, "Gelu")) return 3;
-    return -1;
-}
-
-/* If v's sole consumer is Relu or Sigmoid (and act is still 0), absorbs it:
- * returns the consumer's output value, sets *act. */
-static int absorb_act(mc_plan *p, int v, int *act) {
-    if (*act) return v;
-    int c = sole_consumer(p, v);
-    if (c < 0) return v;
-    const mt_node *n = N(p, c);
-    int a = op_is(n, "Relu") ? 1 : op_is(n, "Sigmoid") ? 2 : (mtmi_op_is(n, "Gelu") || op_is(n, "Gelu")) ? 3 : 0;
-    if (!a) return v;
-    *act = a;
-    p->skip[c] = 1;
-    return n->out[0];
-}
-
-#include "cuda/plan_ops.inc"
 
 /* ------------------------------------------------------ memory planning */
 static int step_cmp(const void *a, const void *b) {
@@ -426,9 +42,9 @@ static mtmi_status plan_memory(mc_plan *p) {
     for (int i = 0; i < cnt; i++) p->bufs[list[i].id].off = list[i].off;
     free(list);
     p->arena_bytes = total;
-    CK(cudaMalloc(&p->arena, total ? total : 256));
+    MC_CK(cudaMalloc(&p->arena, total ? total : 256));
     /* persistent buffers: one pool */
-    CK(cudaMalloc(&p->pool, weights ? weights : 256));
+    MC_CK(cudaMalloc(&p->pool, weights ? weights : 256));
     p->weight_bytes = weights;
     size_t off = 0;
     for (int b = 0; b < p->nbufs; b++) {
@@ -440,13 +56,13 @@ static mtmi_status plan_memory(mc_plan *p) {
         if (B->bound) {
             /* Only for the validating first run (mt_cuda_plan_create_ex
              * frees it after): every later run binds the caller's memory. */
-            CK(cudaMalloc(&B->dptr, B->bytes ? B->bytes : 256));
+            MC_CK(cudaMalloc(&B->dptr, B->bytes ? B->bytes : 256));
             continue;
         }
         B->dptr = (char *)p->pool + off;
         off += B->bytes;
         if (B->host) {
-            CK(cudaMemcpy(B->dptr, B->host, B->bytes < B->host_bytes || !B->host_bytes ? B->bytes : B->host_bytes, cudaMemcpyHostToDevice));
+            MC_CK(cudaMemcpy(B->dptr, B->host, B->bytes < B->host_bytes || !B->host_bytes ? B->bytes : B->host_bytes, cudaMemcpyHostToDevice));
         }
     }
     return MTMI_OK;
@@ -465,7 +81,7 @@ static int new_stage(mc_plan *p, const mt_value *val, mc_tref *stg) {
     stg->rank = val->rank;
     for (int d = 0; d < val->rank; d++) stg->dims[d] = val->dims[d];
     mc_contig(stg);
-    stg->buf = new_buf(p, (size_t)mc_numel(stg) * mc_esize(val->dtype), MC_STAGE);
+    stg->buf = mc_new_buf(p, (size_t)mc_numel(stg) * mc_esize(val->dtype), MC_STAGE);
     return stg->buf < 0 ? -1 : 0;
 }
 
@@ -479,9 +95,9 @@ static mtmi_status build_steps(mc_plan *p) {
         mc_tref stg;
         if (new_stage(p, val, &stg)) return MTMI_ERR_NOMEM;
         p->in_stage[i] = stg;
-        int st = storage_of(p, val->dtype);
+        int st = mc_storage_of(p, val->dtype);
         if (st == val->dtype) {
-            set(p, v, &stg);
+            mc_set(p, v, &stg);
             continue;
         }
         /* consumers all convolutions: convert straight to NHWC */
@@ -489,19 +105,19 @@ static mtmi_status build_steps(mc_plan *p) {
         for (int k = 0; k < g->nnodes && all_conv; k++) {
             const mt_node *n = &g->nodes[k];
             for (int j = 0; j < n->nin; j++)
-                if (n->in[j] == v && !(op_is(n, "Conv") || mtmi_op_is(n, "FusedConv"))) all_conv = 0;
+                if (n->in[j] == v && !(mc_op_is(n, "Conv") || mc_mtmi_op_is(n, "FusedConv"))) all_conv = 0;
         }
         if (all_conv) {
             /* convolutions read the staging input themselves (im2col from
              * FP32 NCHW) or convert it to NHWC on demand */
-            set(p, v, &stg);
+            mc_set(p, v, &stg);
             continue;
         }
         mc_tref t;
-        if (new_tensor(p, st, val->rank, val->dims, &t)) return MTMI_ERR_NOMEM;
+        if (mc_new_tensor(p, st, val->rank, val->dims, &t)) return MTMI_ERR_NOMEM;
         p->cur_label = -1;
-        if ((s = emit_copy(p, -1, &t, &stg))) return s;
-        set(p, v, &t);
+        if ((s = mc_emit_copy(p, -1, &t, &stg))) return s;
+        mc_set(p, v, &t);
     }
     /* output staging (host types, row-major); producers may write it directly */
     for (int i = 0; i < g->noutputs; i++) {
@@ -513,7 +129,7 @@ static mtmi_status build_steps(mc_plan *p) {
     for (int i = 0; i < g->nnodes; i++) {
         if (p->skip[i] || g->nodes[i].dead) continue;
         p->cur_label = p->label[i];
-        s = plan_node(p, i);
+        s = mc_plan_node(p, i);
         if (s) {
             char desc[256];
             const char *m = mtmi_last_error();
@@ -526,12 +142,12 @@ static mtmi_status build_steps(mc_plan *p) {
         int v = g->outputs[i];
         const mt_value *val = &g->values[v];
         mc_tref t;
-        if ((s = get(p, v, &t))) return s;
+        if ((s = mc_get(p, v, &t))) return s;
         mc_tref stg = p->out_stage[i];
         (void)val;
         if (t.buf == stg.buf && t.off == stg.off) continue; /* written in place */
         p->cur_label = i;
-        if ((s = emit_copy(p, -1, &stg, &t))) return s;
+        if ((s = mc_emit_copy(p, -1, &stg, &t))) return s;
         p->steps[p->nsteps - 1].label = g->noutputs > 1 ? i : -1;
     }
     return MTMI_OK;
@@ -540,16 +156,16 @@ static mtmi_status build_steps(mc_plan *p) {
 static mtmi_status run_steps(mc_plan *p, int first, int last, int profile, FILE *f) {
     cudaEvent_t e0 = NULL, e1 = NULL;
     if (profile) {
-        CK(cudaEventCreate(&e0));
-        CK(cudaEventCreate(&e1));
+        MC_CK(cudaEventCreate(&e0));
+        MC_CK(cudaEventCreate(&e1));
     }
     for (int i = first; i < last; i++) {
-        if (profile) CK(cudaEventRecord(e0, p->stream));
+        if (profile) MC_CK(cudaEventRecord(e0, p->stream));
         mtmi_status s = mc_run_step(p, &p->steps[i]);
         if (s) return s;
         if (profile) {
-            CK(cudaEventRecord(e1, p->stream));
-            CK(cudaEventSynchronize(e1));
+            MC_CK(cudaEventRecord(e1, p->stream));
+            MC_CK(cudaEventSynchronize(e1));
             float ms = 0;
             cudaEventElapsedTime(&ms, e0, e1);
             const mc_step *st = &p->steps[i];
@@ -567,7 +183,7 @@ static mtmi_status run_steps(mc_plan *p, int first, int last, int profile, FILE 
 
 static mtmi_status capture(mc_plan *p, int first, int last, cudaGraphExec_t *exec) {
     cudaGraph_t graph;
-    CK(cudaStreamBeginCapture(p->stream, cudaStreamCaptureModeThreadLocal));
+    MC_CK(cudaStreamBeginCapture(p->stream, cudaStreamCaptureModeThreadLocal));
     mtmi_status s = run_steps(p, first, last, 0, NULL);
     cudaError_t e = cudaStreamEndCapture(p->stream, &graph);
     if (s) return s;
@@ -580,7 +196,7 @@ static mtmi_status capture(mc_plan *p, int first, int last, cudaGraphExec_t *exe
 
 mtmi_status mc_bind(const mc_plan *p) {
     if (!p->ctx) {
-        CK(cudaSetDevice(p->device));
+        MC_CK(cudaSetDevice(p->device));
         return MTMI_OK;
     }
     const mc_driver_api *d = mc_driver();
@@ -605,6 +221,7 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     p->device = device;
     p->f16 = o->fp16;
     p->ctx = (CUcontext)o->ctx;
+    p->tuning = o->tuning ? *o->tuning : *mt_tuning_default();
     if ((s = mc_bind(p))) {
         free(p);
         return s;
@@ -775,19 +392,19 @@ mtmi_status mt_cuda_plan_run(mt_cuda_plan *pp, const mt_tview *in, int nin, mt_t
     for (int i = 0; i < nin; i++) {
         mtmi_status cs = check_input(p, i, &in[i]);
         if (cs) return cs;
-        CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(&g->values[g->inputs[i]]),
+        MC_CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(&g->values[g->inputs[i]]),
                            cudaMemcpyHostToDevice, p->stream));
     }
-    CK(cudaGraphLaunch(p->exec, p->stream));
+    MC_CK(cudaGraphLaunch(p->exec, p->stream));
     for (int i = 0; i < nout; i++) {
         const mt_value *v = &g->values[g->outputs[i]];
         if (!out[i].data) return mt_fail(MTMI_ERR_ARG, "output %d: no buffer", i);
         out[i].dtype = v->dtype;
         out[i].rank = v->rank;
         memcpy(out[i].dims, v->dims, sizeof out[i].dims);
-        CK(cudaMemcpyAsync(out[i].data, mc_ptr(p, &p->out_stage[i]), mt_value_bytes(v), cudaMemcpyDeviceToHost, p->stream));
+        MC_CK(cudaMemcpyAsync(out[i].data, mc_ptr(p, &p->out_stage[i]), mt_value_bytes(v), cudaMemcpyDeviceToHost, p->stream));
     }
-    CK(cudaStreamSynchronize(p->stream));
+    MC_CK(cudaStreamSynchronize(p->stream));
     return MTMI_OK;
 }
 
@@ -820,14 +437,14 @@ mtmi_status mt_cuda_plan_bench(mt_cuda_plan *pp, int part, int iters, double *me
     double *t = malloc(sizeof(double) * iters);
     if (!t) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    for (int i = 0; i < 5; i++) CK(cudaGraphLaunch(ex, p->stream));
+    MC_CK(cudaEventCreate(&e0));
+    MC_CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 5; i++) MC_CK(cudaGraphLaunch(ex, p->stream));
     for (int i = 0; i < iters; i++) {
-        CK(cudaEventRecord(e0, p->stream));
-        CK(cudaGraphLaunch(ex, p->stream));
-        CK(cudaEventRecord(e1, p->stream));
-        CK(cudaEventSynchronize(e1));
+        MC_CK(cudaEventRecord(e0, p->stream));
+        MC_CK(cudaGraphLaunch(ex, p->stream));
+        MC_CK(cudaEventRecord(e1, p->stream));
+        MC_CK(cudaEventSynchronize(e1));
         float ms = 0;
         cudaEventElapsedTime(&ms, e0, e1);
         t[i] = ms;
@@ -870,7 +487,7 @@ mtmi_status mt_cuda_plan_profile(mt_cuda_plan *pp, FILE *f) {
     }
     mtmi_status s = run_steps(p, 0, p->nsteps, 1, f);
     if (s) return s;
-    CK(cudaStreamSynchronize(p->stream));
+    MC_CK(cudaStreamSynchronize(p->stream));
     return MTMI_OK;
 }
 
@@ -950,7 +567,7 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const uns
     if (s) return s;
     for (int i = 0; i < nin; i++)
         if (!bin[i])
-            CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(&g->values[g->inputs[i]]),
+            MC_CK(cudaMemcpyAsync(mc_ptr(p, &p->in_stage[i]), in[i].data, mt_value_bytes(&g->values[g->inputs[i]]),
                                cudaMemcpyHostToDevice, p->stream));
     cudaGraphExec_t exec = p->exec;
     if (bound) {
@@ -969,7 +586,7 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const uns
         }
     }
     if (exec) {
-        CK(cudaGraphLaunch(exec, p->stream));
+        MC_CK(cudaGraphLaunch(exec, p->stream));
     } else {
         /* More pointer sets than cached graphs: launch step by step, with
          * the elementwise steps' by-value path (their prepared argument
@@ -999,7 +616,17 @@ mtmi_status mt_cuda_plan_enqueue(mt_cuda_plan *pp, const mt_tview *in, const uns
     }
     for (int i = 0; i < nout; i++)
         if (!bout[i])
-            CK(cudaMemcpyAsync(out[i].data, mc_ptr(p, &p->out_stage[i]), mt_value_bytes(&g->values[g->outputs[i]]),
+            MC_CK(cudaMemcpyAsync(out[i].data, mc_ptr(p, &p->out_stage[i]), mt_value_bytes(&g->values[g->outputs[i]]),
                                cudaMemcpyDeviceToHost, p->stream));
     return MTMI_OK;
+}
+
+int mt_cuda_num_step_kinds(void) { return MC_NKINDS; }
+const char *mt_cuda_step_kind_name(int kind) { return mc_step_name(kind); }
+
+void mt_cuda_plan_step_counts(const mt_cuda_plan *pp, int *counts) {
+    const mc_plan *p = (const mc_plan *)pp;
+    for (int k = 0; k < MC_NKINDS; k++) counts[k] = 0;
+    for (int i = 0; i < p->nsteps; i++)
+        if (p->steps[i].kind >= 0 && p->steps[i].kind < MC_NKINDS) counts[p->steps[i].kind]++;
 }

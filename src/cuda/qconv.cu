@@ -1,6 +1,6 @@
 /* INT8 convolution / linear kernels (mtmi.QConv, mtmi.QLinear) on integer
- * tensor cores.  The arithmetic follows quant/quant.h step by step so that
- * outputs are bit-identical with the CPU reference (src/quant/qkernels.c):
+ * tensor cores.  The arithmetic follows graph/qops.h step by step so that
+ * outputs are bit-identical with the CPU reference (src/cpu/kernels_quant.c):
  *   xq  = clamp(rne(x / s_x), -128, 127), NaN -> 0     (IEEE division)
  *   acc = sum xq * wq (exact int32, any order) + bq
  *   y   = (float)acc * mult[c]                         (rne, one multiply)
@@ -168,7 +168,7 @@ __device__ __noinline__ float q_act_slow(float v, int act) {
          * (nearly always) the correctly rounded expf; glibc's expf is within
          * 0.502 ulp of it, so e may differ by 1 ulp and the output by up to
          * 2 (H100: 142 of 262144 outputs, max 2 ulp).  Not bit-exact across
-         * math libraries, as quant.h says. */
+         * math libraries, as graph/qops.h says. */
         float e = q_d2f(exp(-q_f2d(v)));
         return q_div(1.0f, q_add(1.0f, e));
     }
@@ -684,16 +684,6 @@ static int q_pick(const mtk_qconv *q, int64_t P) {
 extern "C" int mtk_qconv_ncfg(void) { return Q_NCFG; }
 extern "C" const char *mtk_qconv_cfg_name(int cfg) { return q_cfg_name(cfg); }
 
-/* MTMI_QCONV_SIMPLE=1: the simple kernel (for comparisons) */
-static int q_simple(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("MTMI_QCONV_SIMPLE");
-        v = e && e[0] == '1';
-    }
-    return v;
-}
-
 static bool q_geom_ok(const mtk_qconv *q, int64_t P) {
     return P > 0 && P <= ((int64_t)1 << 30) && (int64_t)q->N * q->H * q->W <= ((int64_t)1 << 30);
 }
@@ -703,7 +693,7 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     int64_t P = (int64_t)q->N * q->OH * q->OW;
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
-    if (cfg < 0) cfg = q_simple() ? 0 : q_pick(q, P);
+    if (cfg < 0) cfg = q_pick(q, P);
     if (cfg > Q_NCFG || !q_geom_ok(q, P)) cfg = 0;
     q_fx fx = {nullptr, 0, 0, 0};
     return q_run_cfg(cfg, false, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
@@ -726,14 +716,9 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
     int64_t P = (int64_t)q->N * q->OH * q->OW;
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
-    if (fuse < 0) { /* measured slower than the two launches on H100 (docs/PERFORMANCE.md): opt-in */
-        static int on = -1;
-        if (on < 0) {
-            const char *e = getenv("MTMI_QCONV_FUSE");
-            on = e && e[0] == '1';
-        }
-        fuse = on && !q_simple();
-    }
+    /* fuse < 0: off, measured slower than the two launches on H100
+     * (docs/PERFORMANCE.md); the plan passes tuning.qconv_fuse. */
+    if (fuse < 0) fuse = 0;
     if (fuse && cfg != 0 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
         if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
         q_fx fx = {(const __half *)x, xs[0], xs[2], xs[3]};

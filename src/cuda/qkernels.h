@@ -1,6 +1,6 @@
 /* INT8 kernels of the CUDA backend (qconv.cu): mtmi.QConv / mtmi.QLinear
  * on integer tensor cores, bit-exact with the CPU reference of
- * src/quant/qkernels.c (arithmetic contract in quant/quant.h).
+ * src/cpu/kernels_quant.c (arithmetic contract in graph/qops.h).
  *
  * Two launches per node (mtk_qconv_run; optionally one for 1x1
  * convolutions of FP16 NHWC inputs):
@@ -41,8 +41,6 @@ cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const int64_t xs[
  * for tests): int32 accumulators incl. bias, [N*OH*OW][CO]. */
 cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                            const float *mult, void *y, int y_f16, int32_t *acc);
-/* the same with the first, simple kernel (no shared-memory tiling), kept
- * for comparisons; mtk_qconv_gemm uses it when MTMI_QCONV_SIMPLE=1. */
 /* mtk_qconv_gemm with tile configuration cfg: -1 the automatic choice, 0 the
  * simple kernel, 1..mtk_qconv_ncfg() the tiled kernel's configurations
  * (named by mtk_qconv_cfg_name; for tests and tuning). */
@@ -54,14 +52,15 @@ const char *mtk_qconv_cfg_name(int cfg);
  * above).  fuse 1, for 1x1 convolutions of FP16 NHWC inputs (channels
  * contiguous, C % 16 == 0, 16-byte aligned: mtk_qconv_can_fuse): one
  * kernel that quantizes A while loading it and leaves xq untouched, the
- * same bits; fuse -1: only with MTMI_QCONV_FUSE=1 (slower on H100 so far);
- * 0: never. */
+ * same bits (slower on H100 so far: the plan asks for it with
+ * tuning.qconv_fuse, MTMI_QCONV_FUSE=1); 0 or -1: never.  The plan passes
+ * cfg 0 for tuning.qconv_simple (MTMI_QCONV_SIMPLE=1). */
 int mtk_qconv_can_fuse(const mtk_qconv *q, const void *x, const int64_t xs[4], int x_f16);
 cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const void *x, const int64_t xs[4], int x_f16, int8_t *xq,
                           const int8_t *wq, const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, int cfg,
                           int fuse);
 /* the same with the first, simple kernel (no shared-memory tiling), kept
- * for comparisons; mtk_qconv_gemm uses it when MTMI_QCONV_SIMPLE=1. */
+ * for comparisons (cfg 0 above). */
 cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                   const float *mult, void *y, int y_f16, int32_t *acc);
 

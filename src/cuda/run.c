@@ -305,7 +305,7 @@ static mtmi_status ew_finalize(mc_plan *p, mc_step *s) {
     if (ms) return ms;
     cudaError_t e = mtk_elementwise_prepare(&s->prog, mc_ptr(p, &s->t[0]), &kv[0], s->nt - 1, ptrs, kv + 1, &s->obj);
     if (e != cudaSuccess) return mt_fail(MTMI_ERR_DEVICE, "CUDA elementwise arguments: %s", cudaGetErrorString(e));
-    s->ip[7] = mc_numel(&s->t[0]);
+    s->u.ew.n = mc_numel(&s->t[0]);
     return MTMI_OK;
 }
 
@@ -356,16 +356,14 @@ void mc_release_step(mc_plan *p, mc_step *s) {
 }
 
 /* --------------------------------------------------------------- run */
-#define KCK(call)                                                                                              \
-    do {                                                                                                       \
-        cudaError_t e_ = (call);                                                                               \
-        if (e_ != cudaSuccess)                                                                                 \
-            return mt_fail(MTMI_ERR_DEVICE, "CUDA %s step: %s", mc_step_name(s->kind), cudaGetErrorString(e_)); \
-    } while (0)
+/* A failed launch names its step kind (MC_CUDA_CHECK, cuda_internal.h). */
+#define KCK(call) MC_CUDA_CHECK(call, "%s step", mc_step_name(s->kind))
 
 mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     cudaStream_t st = p->stream;
     int f16 = p->f16;
+    /* tuning.pdl: mtk_launch reads it on this thread (launch.cuh) */
+    mtk_set_pdl(p->tuning.pdl);
     switch (s->kind) {
     case MC_COPY: {
         const mc_tref *v[2] = {&s->t[0], &s->t[1]};
@@ -376,7 +374,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     }
     case MC_EW: {
         if (s->obj) {
-            KCK(mtk_elementwise_run(st, s->obj, s->ip[7], f16));
+            KCK(mtk_elementwise_run(st, s->obj, s->u.ew.n, f16));
             return MTMI_OK;
         }
         mtk_view kv[1 + MTK_MAX_IN];
@@ -387,48 +385,48 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     }
     case MC_LN:
-        if (s->ip[8]) { /* x + (a W + bias), the projection computed here (fuse_lnproj.c) */
-            KCK(mtk_layernorm_proj(st, mc_ptr(p, &s->t[1]), s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]),
-                                   mc_ptr(p, &s->t[2]), s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0],
-                                   mc_ptr(p, &s->t[10]), (int)s->ip[10], mc_ptr(p, &s->t[11]), mc_ptr(p, &s->t[4]), (int)s->ip[9]));
+        if (s->u.ln.proj) { /* x + (a W + bias), the projection computed here (fuse_lnproj.c) */
+            KCK(mtk_layernorm_proj(st, mc_ptr(p, &s->t[1]), s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]),
+                                   mc_ptr(p, &s->t[2]), s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps,
+                                   mc_ptr(p, &s->t[10]), (int)s->u.ln.proj_ld, mc_ptr(p, &s->t[11]), mc_ptr(p, &s->t[4]), (int)s->u.ln.proj_k));
             return MTMI_OK;
         }
-        if (s->ip[6]) {
+        if (s->u.ln.pair) {
             /* two LayerNorms in one pass (fuse_ln2.c), the im2col matrix of
-             * the second one's output when ip[5] */
+             * the second one's output when u.ln.im2col */
             const mc_conv *c = &s->conv;
             mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
                                 c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
-            mtk_ln_second sec = {mc_ptr(p, &s->t[7]), mc_ptr(p, &s->t[8]), s->ip[7] ? mc_ptr(p, &s->t[9]) : NULL, s->fp[1]};
-            KCK(mtk_layernorm_pair(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL,
-                                   s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
-                                   s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16, &sec,
-                                   s->ip[5] ? &ic : NULL));
+            mtk_ln_second sec = {mc_ptr(p, &s->t[7]), mc_ptr(p, &s->t[8]), s->u.ln.pair_beta ? mc_ptr(p, &s->t[9]) : NULL, s->u.ln.pair_eps};
+            KCK(mtk_layernorm_pair(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL,
+                                   s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                                   s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps, f16, &sec,
+                                   s->u.ln.im2col ? &ic : NULL));
             return MTMI_OK;
         }
-        if (s->ip[5]) {
+        if (s->u.ln.im2col) {
             /* also writes the im2col matrix t[6] of the conv s->conv over
              * the output (fuse_im2col.c) */
             const mc_conv *c = &s->conv;
             mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
                                 c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
-            KCK(mtk_layernorm_im2col(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL,
-                                     s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
-                                     s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16, &ic));
+            KCK(mtk_layernorm_im2col(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL,
+                                     s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                                     s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps, f16, &ic));
             return MTMI_OK;
         }
-        KCK(mtk_layernorm(st, mc_ptr(p, &s->t[1]), s->ip[3] ? mc_ptr(p, &s->t[4]) : NULL, s->ip[4] ? mc_ptr(p, &s->t[5]) : NULL,
+        KCK(mtk_layernorm(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL, s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL,
                           mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
-                          s->ip[2] ? mc_ptr(p, &s->t[3]) : NULL, s->ip[0], (int)s->ip[1], s->fp[0], f16));
+                          s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps, f16));
         return MTMI_OK;
     case MC_SOFTMAX:
-        KCK(mtk_softmax(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), s->ip[0], (int)s->ip[1], f16));
+        KCK(mtk_softmax(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), s->u.softmax.rows, (int)s->u.softmax.n, f16));
         return MTMI_OK;
     case MC_RESIZE: {
         const mc_tref *x = &s->t[1], *y = &s->t[0];
         KCK(mtk_resize(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
-                       (int)x->dims[2], (int)x->dims[3], (int)y->dims[2], (int)y->dims[3], s->fp[0], s->fp[1], (int)s->ip[0],
-                       (int)s->ip[1], (int)s->ip[2], y->strides[1] == 1 && y->dims[1] > 1, f16, y->st == MTMI_FLOAT16));
+                       (int)x->dims[2], (int)x->dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh, s->u.resize.sw, (int)s->u.resize.mode,
+                       (int)s->u.resize.coord, (int)s->u.resize.nearest, y->strides[1] == 1 && y->dims[1] > 1, f16, y->st == MTMI_FLOAT16));
         return MTMI_OK;
     }
     case MC_DW: {
@@ -441,15 +439,15 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_conv *c = &s->conv;
         mtk_mlp m = {.x = mc_ptr(p, &s->t[1]), .w1 = mc_ptr(p, &s->t[2]), .b1 = mc_ptr(p, &s->t[3]), .wdw = mc_ptr(p, &s->t[4]),
                      .bdw = mc_ptr(p, &s->t[5]), .w2 = mc_ptr(p, &s->t[6]), .b2 = mc_ptr(p, &s->t[7]), .y = mc_ptr(p, &s->t[0]),
-                     .N = c->N, .H = c->H, .W = c->W, .C = (int)s->ip[0], .Ch = (int)s->ip[1], .act = c->act, .ldy = (int)s->ip[2]};
-        if (s->ip[3]) { /* the residual LayerNorm in the prologue (fuse_mlp.c: mc_fuse_mlp_ln) */
+                     .N = c->N, .H = c->H, .W = c->W, .C = (int)s->u.mlp.C, .Ch = (int)s->u.mlp.Ch, .act = c->act, .ldy = (int)s->u.mlp.ldy};
+        if (s->u.mlp.ln) { /* the residual LayerNorm in the prologue (fuse_mlp.c: mc_fuse_mlp_ln) */
             m.ln = 1;
             m.x = mc_ptr(p, &s->t[8]);
             m.res = mc_ptr(p, &s->t[9]);
             m.gamma = mc_ptr(p, &s->t[10]);
-            m.beta = s->ip[4] ? mc_ptr(p, &s->t[11]) : NULL;
+            m.beta = s->u.mlp.ln_beta ? mc_ptr(p, &s->t[11]) : NULL;
             m.sum = mc_ptr(p, &s->t[1]);
-            m.eps = s->fp[0];
+            m.eps = s->u.mlp.eps;
         }
         KCK(mtk_mlp_dw(st, &m));
         return MTMI_OK;
@@ -464,8 +462,8 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     case MC_CONV_SMALLK: { /* im2col + GEMM in one kernel (fuse_stem.c): t[0] y, t[1] x, t[2] w, t[3] bias */
         const mc_conv *c = &s->conv;
         const mc_tref *x = &s->t[1];
-        mtk_smallk a = {.x = mc_ptr(p, x), .xf16 = x->st == MTMI_FLOAT16, .w = mc_ptr(p, &s->t[2]), .ldw = (int)s->ip[0],
-                        .bias = c->has_bias ? mc_ptr(p, &s->t[3]) : NULL, .y = mc_ptr(p, &s->t[0]), .ldy = s->ip[1],
+        mtk_smallk a = {.x = mc_ptr(p, x), .xf16 = x->st == MTMI_FLOAT16, .w = mc_ptr(p, &s->t[2]), .ldw = (int)s->u.smallk.ldw,
+                        .bias = c->has_bias ? mc_ptr(p, &s->t[3]) : NULL, .y = mc_ptr(p, &s->t[0]), .ldy = s->u.smallk.ldy,
                         .N = c->N, .C = c->C, .H = c->H, .W = c->W, .CO = c->CO, .OH = c->OH, .OW = c->OW, .KH = c->KH,
                         .KW = c->KW, .sh = c->sh, .sw = c->sw, .ph = c->ph, .pw = c->pw, .act = c->act};
         memcpy(a.xs, x->strides, sizeof a.xs);
@@ -481,17 +479,17 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         for (int k = 0; k < ns; k++) {
             ptrs[k] = mc_ptr(p, &s->t[1 + k]);
             memcpy(xs[k], s->t[1 + k].strides, sizeof xs[k]);
-            cb[k] = (int)s->ip[3 + k];
+            cb[k] = (int)s->u.resize.at[k];
         }
         KCK(mtk_resize_cat(st, ns, ptrs, (const int64_t(*)[4])xs, cb, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
-                           (int)s->t[1].dims[2], (int)s->t[1].dims[3], (int)y->dims[2], (int)y->dims[3], s->fp[0], s->fp[1],
-                           (int)s->ip[1]));
+                           (int)s->t[1].dims[2], (int)s->t[1].dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh, s->u.resize.sw,
+                           (int)s->u.resize.coord));
         return MTMI_OK;
     }
     case MC_SMALLN:
         KCK(mtk_gemm_smalln(st, mc_ptr(p, &s->t[1]), (int)s->t[1].strides[0], mc_ptr(p, &s->t[2]),
-                            s->ip[0] ? mc_ptr(p, &s->t[3]) : NULL, mc_ptr(p, &s->t[0]), (int)s->t[0].strides[0],
-                            (int)s->t[0].dims[0], (int)s->t[0].dims[1], (int)s->t[1].dims[1], (int)s->ip[1], f16));
+                            s->u.smalln.has_bias ? mc_ptr(p, &s->t[3]) : NULL, mc_ptr(p, &s->t[0]), (int)s->t[0].strides[0],
+                            (int)s->t[0].dims[0], (int)s->t[0].dims[1], (int)s->t[1].dims[1], (int)s->u.smalln.act, f16));
         return MTMI_OK;
     case MC_CONVD: {
         const mc_conv *c = &s->conv;
@@ -534,7 +532,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     }
     case MC_GATHER:
-        KCK(mtk_gather(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]), s->ip[0], s->ip[1], s->ip[2], s->ip[3],
+        KCK(mtk_gather(st, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]), s->u.gather.pre, s->u.gather.n, s->u.gather.nidx, s->u.gather.post,
                        (int)mc_esize(s->t[1].st)));
         return MTMI_OK;
     case MC_ATTN: {
@@ -544,11 +542,11 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         a.k = mc_ptr(p, &s->t[2]);
         a.v = mc_ptr(p, &s->t[3]);
         a.o = mc_ptr(p, &s->t[0]);
-        a.B = (int)s->ip[0];
-        a.H = (int)s->ip[1];
-        a.N = (int)s->ip[2];
-        a.M = (int)s->ip[3];
-        a.D = (int)s->ip[4];
+        a.B = (int)s->u.attn.B;
+        a.H = (int)s->u.attn.H;
+        a.N = (int)s->u.attn.N;
+        a.M = (int)s->u.attn.M;
+        a.D = (int)s->u.attn.D;
         for (int k = 0; k < 3; k++) {
             a.qs[k] = s->t[1].strides[k];
             a.ks[k] = s->t[2].strides[k];
@@ -560,7 +558,8 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->t[2].dims[1] == 1) a.ks[1] = 0;
         if (s->t[3].dims[0] == 1) a.vs[0] = 0;
         if (s->t[3].dims[1] == 1) a.vs[1] = 0;
-        a.scale = s->fp[0];
+        a.scale = s->u.attn.scale;
+        if (p->tuning.attn_cfg_set) a.force = 1, a.force_kernel = p->tuning.attn_kernel, a.force_ksplit = p->tuning.attn_ksplit;
         KCK(mtk_attention(st, &a, f16));
         return MTMI_OK;
     }
@@ -578,17 +577,18 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mtk_qconv *q = s->obj;
         const mc_tref *x = &s->t[1];
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
-                          mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL, -1, -1));
+                          mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL,
+                          p->tuning.qconv_simple ? 0 : -1, p->tuning.qconv_fuse && !p->tuning.qconv_simple));
         return MTMI_OK;
     }
     case MC_CHAIN: { /* fuse_chain.c: t[0] y, t[1] x, t[2..3] w1 b1, t[4] r, t[5..6] w2 b2, t[7..8] w3 b3 */
         mtk_chain c = {.x = mc_ptr(p, &s->t[1]), .r = mc_ptr(p, &s->t[4]), .w1 = mc_ptr(p, &s->t[2]), .w2 = mc_ptr(p, &s->t[5]),
                        .w3 = mc_ptr(p, &s->t[7]), .b1 = mc_ptr(p, &s->t[3]), .b2 = mc_ptr(p, &s->t[6]), .b3 = mc_ptr(p, &s->t[8]),
-                       .y = mc_ptr(p, &s->t[0]), .m = s->ip[0], .k1 = (int)s->ip[1], .n3 = (int)s->ip[2], .ldx = (int)s->ip[3],
-                       .ldr = (int)s->ip[4], .ldy = (int)s->ip[5], .ldw1 = (int)s->ip[6], .ldw2 = (int)s->ip[7],
-                       .ldw3 = (int)s->ip[8], .wt1 = (int)(s->ip[9] & 1), .wt2 = (int)(s->ip[9] >> 1 & 1),
-                       .wt3 = (int)(s->ip[9] >> 2 & 1), .act1 = (int)(s->ip[10] & 3), .act2 = (int)(s->ip[10] >> 2 & 3),
-                       .act3 = (int)(s->ip[10] >> 4 & 3)};
+                       .y = mc_ptr(p, &s->t[0]), .m = s->u.chain.m, .k1 = (int)s->u.chain.k1, .n3 = (int)s->u.chain.n3, .ldx = (int)s->u.chain.ldx,
+                       .ldr = (int)s->u.chain.ldr, .ldy = (int)s->u.chain.ldy, .ldw1 = (int)s->u.chain.ldw1, .ldw2 = (int)s->u.chain.ldw2,
+                       .ldw3 = (int)s->u.chain.ldw3, .wt1 = (int)(s->u.chain.wt & 1), .wt2 = (int)(s->u.chain.wt >> 1 & 1),
+                       .wt3 = (int)(s->u.chain.wt >> 2 & 1), .act1 = (int)(s->u.chain.act & 3), .act2 = (int)(s->u.chain.act >> 2 & 3),
+                       .act3 = (int)(s->u.chain.act >> 4 & 3)};
         KCK(mtk_chain3(st, &c));
         return MTMI_OK;
     }
@@ -605,12 +605,12 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
             iw[k] = (int)s->t[1 + k].dims[3];
         }
         KCK(mtk_resize_sum(st, ns, xp, (const int64_t(*)[4])xs, ih, iw, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
-                           (int)y->dims[2], (int)y->dims[3], (int)s->ip[0]));
+                           (int)y->dims[2], (int)y->dims[3], (int)s->u.resize.coord));
         return MTMI_OK;
     }
     case MC_UPCONV: { /* upsample 2x -> conv 3x3 (fuse_upconv.c: t[0] y, t[1] w, t[2] bias, t[3..] sources) */
         const mc_conv *c = &s->conv;
-        const int ns = (int)s->ip[0];
+        const int ns = (int)s->u.upconv.nsrc;
         const void *xp[4];
         int64_t xs[4][4];
         int cs[4];
@@ -639,7 +639,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     case MC_RESIZE_ARGMAX: {
         const mc_tref *x = &s->t[1], *y = &s->t[0];
         KCK(mtk_resize_argmax(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), (int)y->dims[0], (int)x->dims[1], (int)x->dims[2],
-                              (int)x->dims[3], (int)y->dims[1], (int)y->dims[2], s->fp[0], s->fp[1], (int)s->ip[1],
+                              (int)x->dims[3], (int)y->dims[1], (int)y->dims[2], s->u.resize.sh, s->u.resize.sw, (int)s->u.resize.coord,
                               x->st == MTMI_FLOAT16));
         return MTMI_OK;
     }

@@ -64,7 +64,7 @@ __device__ __forceinline__ void ldsm_x2(uint32_t *r, uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(addr));
 }
 
-// One axis of bilin_at() (kernels.cu) for scale 2, half_pixel: the two taps
+// One axis of bilin_at() (resize.cu) for scale 2, half_pixel: the two taps
 // (clamped) and the fraction, with the same float operations.
 struct Tap {
     int i0, i1;

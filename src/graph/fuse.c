@@ -142,19 +142,8 @@ static int new_const(mt_graph *g, const char *base, int rank, const int64_t *dim
     return v;
 }
 
-static int fuse_disabled(const char *name) {
-    const char *e = getenv("MTMI_NO_FUSE");
-    if (!e) return 0;
-    size_t l = strlen(name);
-    for (const char *p = e; *p;) {
-        const char *q = strchr(p, ',');
-        size_t k = q ? (size_t)(q - p) : strlen(p);
-        if (k == l && !strncmp(p, name, l)) return 1;
-        if (!strncmp(p, "all", 3) && k == 3) return 1;
-        p += k + (q ? 1 : 0);
-    }
-    return 0;
-}
+/* tuning.no_fuse names the pattern (or "all"). */
+static int fuse_disabled(const mt_tuning *t, const char *name) { return mt_tuning_list_has(t->no_fuse, name, 0); }
 
 /* Reduce axes of a ReduceMean (attribute before opset 18, input after),
  * normalized and sorted; count or -1 when not statically known. */
@@ -771,7 +760,18 @@ static mtmi_status conv_through_concat_resize(mt_graph *g, int ci, int *hit) {
                 memcpy(ns->data, nsz, sizeof nsz);
                 g->nodes[rz[i]].in[3] = nsv;
             }
-            bo = g->nodes[rz[i]].out[0];
+            /* The resize now carries the branch's cout channels, not the
+             * concat input it made before: a new name, so that no name
+             * means two tensors (a calibration cache's scale for the old
+             * one must never apply to this one). */
+            char nm[300];
+            snprintf(nm, sizeof nm, "%s/split", g->values[g->nodes[rz[i]].out[0]].name);
+            const int old_out = g->nodes[rz[i]].out[0], nv = mt_graph_add_value_unique(g, nm);
+            if (nv < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+            g->nodes[rz[i]].out[0] = nv;
+            g->values[nv].producer = rz[i];
+            g->values[old_out].producer = -1;
+            bo = nv;
         }
         if (sum < 0) {
             sum = bo;
@@ -803,8 +803,8 @@ static mtmi_status conv_through_concat_resize(mt_graph *g, int ci, int *hit) {
 /* ---------------------------------------------------------------- driver */
 typedef mtmi_status (*pattern_fn)(mt_graph *g, int node, int *hit);
 
-static mtmi_status run_pattern(mt_graph *g, const char *name, pattern_fn fn) {
-    if (fuse_disabled(name)) return MTMI_OK;
+static mtmi_status run_pattern(mt_graph *g, const mt_tuning *t, const char *name, pattern_fn fn) {
+    if (fuse_disabled(t, name)) return MTMI_OK;
     /* nodes appended by a rewrite are never anchors of the same pattern */
     int n = g->nnodes;
     for (int i = 0; i < n; i++) {
@@ -816,28 +816,28 @@ static mtmi_status run_pattern(mt_graph *g, const char *name, pattern_fn fn) {
     return MTMI_OK;
 }
 
-mtmi_status mt_pass_fuse(mt_graph *g) {
+mtmi_status mt_pass_fuse(mt_graph *g, const mt_tuning *t) {
+    if (!t) t = mt_tuning_default();
     mtmi_status s = MTMI_OK;
-    if (!s) s = run_pattern(g, "bn", fuse_conv_bn);
-    if (!s) s = run_pattern(g, "ln", fuse_layernorm);
-    if (!s) s = run_pattern(g, "gelu", fuse_gelu);
-    if (!s) s = run_pattern(g, "attn", fuse_attention);
+    if (!s) s = run_pattern(g, t, "bn", fuse_conv_bn);
+    if (!s) s = run_pattern(g, t, "ln", fuse_layernorm);
+    if (!s) s = run_pattern(g, t, "gelu", fuse_gelu);
+    if (!s) s = run_pattern(g, t, "attn", fuse_attention);
     if (!s && mt_op_find("mtmi", "Linear")) {
-        if (!fuse_disabled("linear")) {
-            s = run_pattern(g, "linear", fuse_matmul_add);
-            if (!s) s = run_pattern(g, "linear", fuse_gemm);
+        if (!fuse_disabled(t, "linear")) {
+            s = run_pattern(g, t, "linear", fuse_matmul_add);
+            if (!s) s = run_pattern(g, t, "linear", fuse_gemm);
         }
     }
-    if (!s) s = run_pattern(g, "act", fuse_activation);
-    if (!s) s = run_pattern(g, "actlayout", fuse_activation_through_layout);
-    if (!s) s = run_pattern(g, "layout", transpose_to_reshape);
-    if (!s) s = run_pattern(g, "layout", resize_identity);
-    /* Off unless asked for (MTMI_FUSE_CONCAT=1): it trades one conv and a
-     * Concat for several convs and Adds, which runs faster on the CPU but
-     * makes a larger graph for `simplify`/`split` and new tensor names for
-     * INT8 calibration, which share this pass. */
-    const char *fc = getenv("MTMI_FUSE_CONCAT");
-    if (!s && fc && fc[0] == '1') s = run_pattern(g, "concat", conv_through_concat_resize);
+    if (!s) s = run_pattern(g, t, "act", fuse_activation);
+    if (!s) s = run_pattern(g, t, "actlayout", fuse_activation_through_layout);
+    if (!s) s = run_pattern(g, t, "layout", transpose_to_reshape);
+    if (!s) s = run_pattern(g, t, "layout", resize_identity);
+    /* Off unless asked for (tuning.fuse_concat, MTMI_FUSE_CONCAT=1): it
+     * trades one conv and a Concat for several convs and Adds, which runs
+     * faster on the CPU but makes a larger graph for `simplify`/`split`;
+     * the INT8 paths specialize without it (tuning.h). */
+    if (!s && t->fuse_concat) s = run_pattern(g, t, "concat", conv_through_concat_resize);
     if (!s) s = mt_graph_compact(g);
     return s;
 }

@@ -9,6 +9,7 @@
 #define MT_GRAPH_H
 
 #include "core/core.h"
+#include "core/tuning.h"
 
 typedef struct mt_value {
     char *name;
@@ -192,11 +193,19 @@ mtmi_status mt_graph_infer(mt_graph *g, const mtmi_tensor *shapes, int nshapes,
 /* Removes nodes whose outputs reach no graph output, and unused values. */
 mtmi_status mt_pass_dce(mt_graph *g);
 /* Pattern fusion: LayerNorm decomposition, Erf-GELU, attention,
- * Conv+BatchNorm, Conv/Gemm/MatMul+bias, +Relu/Sigmoid. */
-mtmi_status mt_pass_fuse(mt_graph *g);
+ * Conv+BatchNorm, Conv/Gemm/MatMul+bias, +Relu/Sigmoid.  tuning (NULL =
+ * defaults): no_fuse turns patterns off, fuse_concat turns the opt-in one
+ * on. */
+mtmi_status mt_pass_fuse(mt_graph *g, const mt_tuning *tuning);
 /* Full pipeline: infer+fold, DCE, fuse, DCE, infer. */
 mtmi_status mt_graph_optimize(mt_graph *g, const mtmi_tensor *shapes, int nshapes,
                               mt_eval_fn eval, void *eval_ctx, int fuse);
+typedef struct mt_optimize_opts {
+    int fuse;                 /* 0: infer, fold and DCE only */
+    const mt_tuning *tuning;  /* graph switches; NULL = defaults */
+} mt_optimize_opts;
+mtmi_status mt_graph_optimize_ex(mt_graph *g, const mtmi_tensor *shapes, int nshapes, mt_eval_fn eval, void *eval_ctx,
+                                 const mt_optimize_opts *o);
 
 /* Re-draws every float weight of g by its role (LayerNorm scale, conv
  * weight, classifier, bias...) so that a network's outputs are

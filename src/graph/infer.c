@@ -277,9 +277,16 @@ mtmi_status mt_pass_dce(mt_graph *g) {
 }
 
 mtmi_status mt_graph_optimize(mt_graph *g, const mtmi_tensor *shapes, int nshapes, mt_eval_fn eval, void *ctx, int fuse) {
+    mt_optimize_opts o = {.fuse = fuse};
+    return mt_graph_optimize_ex(g, shapes, nshapes, eval, ctx, &o);
+}
+
+mtmi_status mt_graph_optimize_ex(mt_graph *g, const mtmi_tensor *shapes, int nshapes, mt_eval_fn eval, void *ctx,
+                                 const mt_optimize_opts *o) {
+    const int fuse = o->fuse;
     mtmi_status s = mt_graph_infer(g, shapes, nshapes, eval, ctx);
     if (!s) s = mt_pass_dce(g);
-    if (!s && fuse) s = mt_pass_fuse(g);
+    if (!s && fuse) s = mt_pass_fuse(g, o->tuning);
     if (!s && fuse) s = mt_pass_dce(g);
     if (!s && fuse) s = mt_graph_infer(g, shapes, nshapes, eval, ctx);
     return s;

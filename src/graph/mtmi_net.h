@@ -30,9 +30,8 @@ typedef struct mt_mtmi_net_info {
 /* PyTorch's count for the module (its BatchNorm gamma and beta included). */
 #define MT_MTMI_TORCH_PARAMS INT64_C(4898068)
 
+/* The graph; as a model (what `mtmi run` uses with no model given):
+ * mt_model_builtin (model/model.h). */
 mtmi_status mt_make_mtmi_net(const mt_mtmi_net_opts *opt, mt_graph **out, mt_mtmi_net_info *info);
-/* The same network as a loaded model (what `mtmi run` uses with no model
- * given); implemented in src/api/mtmi_net_model.c. */
-mtmi_status mt_mtmi_net_model(const mt_mtmi_net_opts *opt, mtmi_model **out);
 
 #endif

@@ -1,5 +1,5 @@
 /* Shape inference for the INT8 operators of src/quant (mtmi.QConv,
- * mtmi.QLinear; see quant/quant.h for their arithmetic):
+ * mtmi.QLinear; see graph/qops.h for their arithmetic):
  *   QConv(X float [N,C,H,W], Wq int8 [M,C/g,kh,kw], Bq int32 [M],
  *         Mult float [M]) -> float [N,M,OH,OW]; Conv attributes plus
  *         "activation", "x_scale", "y_scale".
@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "quant/quant.h"
+#include "graph/qops.h"
 
 int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap) {
     memset(o, 0, sizeof *o);

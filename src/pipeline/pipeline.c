@@ -30,7 +30,8 @@ typedef struct stage {
     char name[64];
     mt_devspec dev;
     const mt_backend *be;
-    void *plan;
+    mt_plan *mp;                  /* the stage's plan (registry.h)           */
+    void *plan;                   /* mp->impl: the backend's own             */
     int threads;
     const mt_graph *g;
     int nin, nout;
@@ -591,12 +592,14 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
             s = mt_fail_context(MTMI_ERR_DEVICE, "stage '%s'", st->name);
             goto fail;
         }
-        if (st->be->check && (s = st->be->check(&st->dev))) {
-            s = mt_fail_context(s, "stage '%s'", st->name);
-            goto fail;
-        }
         if (!st->g) {
             s = mt_fail(MTMI_ERR_ARG, "stage '%s': no graph", st->name);
+            goto fail;
+        }
+        /* Asked before anything is built: a device that is not there or
+         * an operator its backend lacks fails here, naming the stage. */
+        if (st->be->supports && (s = st->be->supports(&st->dev, st->g))) {
+            s = mt_fail_context(s, "stage '%s'", st->name);
             goto fail;
         }
         if (st->dev.kind == MT_DEV_CPU) {
@@ -633,7 +636,7 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
     for (int i = 1; i < nstages; i++)
         for (int k = 0; k < p->st[i].nin; k++)
             if (!p->st[i].in_kind[k]) p->in_on_dev = 0;
-    /* Device memory baseline per GPU, after check() made its context. */
+    /* Device memory baseline per GPU, after supports() made its context. */
     for (int i = 0; i < nstages; i++) {
         stage *st = &p->st[i];
         if (!st->be->device_used) continue;
@@ -663,12 +666,15 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
             for (int k = 0; k < st->nout; k++) out_mem[k] = (unsigned char)p->cut_mem[st->out_idx[k]];
         else if (st->dev.kind == MT_DEV_CUDA) /* a GPU head writes the slot's device buffers (setup_result) */
             for (int k = 0; k < st->nout; k++) out_mem[k] = MT_MEM_DEVICE;
-        mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib, .in_mem = in_mem, .out_mem = out_mem};
-        if ((s = st->be->create(&st->dev, st->g, &cfg, &st->plan))) {
+        mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib, .in_mem = in_mem, .out_mem = out_mem,
+                            .tuning = p->opt.tuning};
+        if ((s = mt_plan_create(st->be, &st->dev, st->g, &cfg, &st->mp))) {
             s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
             goto fail;
         }
+        st->plan = st->mp->impl;
     }
+    p->opt.tuning = NULL; /* the plans hold copies; the caller's struct may go */
     if ((s = setup_slots(p))) goto fail;
     if (q_init(&p->free_q, p->nslots) || q_init(&p->done_q, p->nslots)) {
         s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
@@ -706,8 +712,7 @@ void mt_pipeline_free(mt_pipeline *p) {
     /* Plans go first: an asynchronous backend's destroy waits for the work it
      * still has queued, which may write into the slots' buffers and call
      * on_done (harmless once stopped: it only records a time). */
-    for (int i = 0; i < p->nstages; i++)
-        if (p->st[i].plan) p->st[i].be->destroy(p->st[i].plan);
+    for (int i = 0; i < p->nstages; i++) mt_plan_free(p->st[i].mp);
     for (int k = 0; p->slots && k < p->nslots; k++) {
         slot *sl = &p->slots[k];
         for (int i = 0; sl->in && i < p->nin; i++) free_buf(&sl->in[i]);
@@ -934,11 +939,25 @@ size_t mt_pipeline_memory(const mt_pipeline *p) {
 }
 
 /* ------------------------------------------------------------ from model */
+/* Whether a stage may run INT8: a device of the placement says so, or
+ * `auto` has a calibration cache to choose INT8 heads with. */
+static int may_run_int8(const mt_placement *pl, const mt_pipeline_opts *opt) {
+    const int calib = opt && (opt->calib || opt->calib_path);
+    if (!pl || pl->is_auto) return calib;
+    int any = pl->has_default && pl->def.prec == MT_PREC_INT8;
+    for (int i = 0; i < pl->n; i++) any |= pl->dev[i].prec == MT_PREC_INT8;
+    return any;
+}
+
 mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
                                    const mt_pipeline_opts *opt, mt_pipeline **out) {
     *out = NULL;
     mt_graph *g = NULL;
-    mtmi_status s = mt_model_specialize(m, shape, shape ? 1 : 0, 1, &g);
+    /* A calibration cache names the standard graph's tensors: with INT8
+     * stages, no opt-in graph rewrite (core/tuning.h). */
+    mt_tuning tn = opt && opt->tuning ? *opt->tuning : *mt_tuning_default();
+    if (may_run_int8(place, opt)) tn.fuse_concat = 0;
+    mtmi_status s = mt_model_specialize_ex(m, shape, shape ? 1 : 0, 1, &tn, &g);
     if (s) return s;
     if (opt && opt->image_input && (s = mt_graph_image_input(g, 0, mt_image_mean, mt_image_std))) {
         mt_graph_free(g);

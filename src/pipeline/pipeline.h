@@ -9,8 +9,9 @@
  * (mutex + condition variables: nobody spins), and a frame is done when its
  * last head finishes.  N = 1 is `--sync`: one frame at a time.
  *
- * Devices plug in through mt_backend (below): the CPU backend is in
- * device.c; the CUDA backend is src/cuda/stage.c (mt_backend_cuda()).
+ * Devices plug in through mt_backend (backend/backend.h): the CPU backend
+ * is src/cpu/backend.c, the CUDA one src/cuda/backend.c; each stage is an
+ * mt_plan (backend/registry.h) on its device.
  *
  * CPU threads.  Several CPU devices (`cpu`, `cpu:1`, ...) split the cores in
  * equal shares: each distinct CPU device gets cores/ndevices threads (at
@@ -35,28 +36,8 @@
 #ifndef MT_PIPELINE_H
 #define MT_PIPELINE_H
 
-#include "api/api.h"
-#include "cpu/cpu.h"
-
-/* ---------------------------------------------------------------- devices */
-typedef enum mt_dev_kind { MT_DEV_CPU = 0, MT_DEV_CUDA = 1 } mt_dev_kind;
-typedef enum mt_precision { MT_PREC_FP32 = 0, MT_PREC_FP16 = 1, MT_PREC_INT8 = 2 } mt_precision;
-
-/* "cpu", "cpu:2/fp32", "cuda:0/fp16", "cuda:1.sm16/int8". */
-typedef struct mt_devspec {
-    mt_dev_kind kind;
-    int index;         /* cpu:N -> the N-th share of the cores; cuda:N -> GPU N */
-    int sms;           /* cuda:N.smK -> a green context of K multiprocessors; 0 = whole GPU */
-    mt_precision prec;
-} mt_devspec;
-
-mtmi_status mt_devspec_parse(const char *s, mt_devspec *d);
-const char *mt_devspec_str(const mt_devspec *d, char *buf, size_t cap);
-/* The device part only ("cuda:0.sm16"), without the precision. */
-const char *mt_device_str(const mt_devspec *d, char *buf, size_t cap);
-const char *mt_precision_name(mt_precision p);
-/* Same executor: kind, index and SM partition equal (precision aside). */
-int mt_devspec_same_device(const mt_devspec *a, const mt_devspec *b);
+#include "backend/registry.h"
+#include "model/model.h"
 
 /* ------------------------------------------------------------- placement
  * "encoder=cpu/fp32,depth=cpu:1/fp32,seg=cpu:2/fp32" (commas or spaces);
@@ -89,113 +70,6 @@ mtmi_status mt_placement_auto(const char *const *stages, int nstages, int have_c
  * device per stage.  Returns how many were written to out (at most cap). */
 int mt_placement_candidates(const char *const *stages, int nstages, int have_calib, mt_placement *out, int cap);
 const char *mt_placement_str(const mt_placement *p, const char *const *stages, int nstages, char *buf, size_t cap);
-
-/* --------------------------------------------------------------- backends
- * The device/stage interface.  One mt_backend per device kind; a plan is one
- * subgraph compiled for one device and precision. */
-
-/* Where a tensor exchanged between stages lives. */
-enum { MT_MEM_HOST = 0,   /* host memory any backend reads (CUDA: pinned) */
-       MT_MEM_DEVICE = 1  /* the device's own memory (CUDA: cudaMalloc)  */ };
-
-#define MT_STAGE_MAX_IO 16
-/* One run's inputs and outputs, in the order of the subgraph's inputs and
- * outputs, with the memory kind of each buffer. */
-typedef struct mt_stage_io {
-    int nin, nout;
-    mt_tview in[MT_STAGE_MAX_IO];
-    mt_tview out[MT_STAGE_MAX_IO];
-    uint8_t in_mem[MT_STAGE_MAX_IO];
-    uint8_t out_mem[MT_STAGE_MAX_IO];
-    /* Device outputs the application wants on the host: after the run,
-     * out[i] (device memory) is copied to out_host[i] (pinned host memory)
-     * on a stream of its own, so that the copy overlaps the stage's next
-     * run instead of queueing before it; done is called once the copies
-     * are complete.  NULL = none. */
-    void *out_host[MT_STAGE_MAX_IO];
-    /* Host inputs to upload first: in[i] (device memory) is filled from
-     * in_host[i] (pinned host memory) on a stream of the stage's own, so
-     * the upload overlaps the stage's previous run.  NULL = none. */
-    const void *in_host[MT_STAGE_MAX_IO];
-    /* Device events (backend->event_create; NULL = none, and always NULL
-     * for backends without events):
-     *   wait_events   the run waits for both (NULL entries skipped) on
-     *                 the device: the encoder's ready_event of the same
-     *                 frame (a head that got the frame as soon as the
-     *                 encoder had queued it), and an application still
-     *                 reading the slot's previous results on its stream,
-     *   ready_event   recorded once the run's outputs are written,
-     *   copy_begin / copy_end  recorded around the out_host copies (timing
-     *                 events: the pipeline reports the copy time). */
-    void *wait_events[2], *ready_event, *copy_begin, *copy_end;
-} mt_stage_io;
-
-/* Completion signal: called exactly once per submit, with the run's status
- * and (on failure) its one-line message.  An asynchronous device calls it
- * from whatever thread notices completion (e.g. a cudaLaunchHostFunc
- * callback): it only takes a mutex and signals condition variables, so it is
- * safe there, but it must not be called with the backend's own locks held. */
-typedef void (*mt_done_fn)(void *arg, mtmi_status s, const char *msg);
-
-struct mt_calib_cache;
-/* Per-plan settings a backend gets at create time. */
-typedef struct mt_stage_cfg {
-    int threads;                          /* CPU threads for this plan      */
-    /* INT8: activation scales (TensorRT calibration cache, see
-     * src/quant/quant.h for the arithmetic every backend must follow). */
-    const struct mt_calib_cache *calib;
-    /* Where each of the stage's inputs / outputs will be in every run
-     * (MT_MEM_*, in the subgraph's order; NULL = all host): a backend may
-     * skip staging for tensors that stay in its device memory. */
-    const unsigned char *in_mem, *out_mem;
-} mt_stage_cfg;
-
-typedef struct mt_backend {
-    const char *name;
-    /* Is the device there and does it take this precision?  One-line error
-     * ("cuda:1: no such GPU (this machine has 1)") if not. */
-    mtmi_status (*check)(const mt_devspec *d);
-    /* Compiles subgraph g (all shapes concrete; borrowed for the plan's
-     * life) for d, with the settings in cfg. */
-    mtmi_status (*create)(const mt_devspec *d, const mt_graph *g, const struct mt_stage_cfg *cfg, void **plan);
-    /* Called once on the stage's thread before its first submit: the CPU
-     * backend sets the OpenMP thread count, CUDA makes its context current. */
-    mtmi_status (*bind_thread)(void *plan);
-    /* Starts one run of the plan on io and calls done when it has finished.
-     * Synchronous devices run and call done before returning; asynchronous
-     * ones queue the work (a stream) and return at once.  The buffers in io
-     * stay untouched by the pipeline until done is called.  A submit that
-     * cannot even start returns non-zero and does NOT call done. */
-    mtmi_status (*submit)(void *plan, const mt_stage_io *io, mt_done_fn done, void *arg);
-    /* Memory for stage-to-stage tensors (mem = MT_MEM_*); 64-byte aligned. */
-    void *(*alloc)(const mt_devspec *d, size_t bytes, int mem);
-    void (*release)(const mt_devspec *d, void *ptr, int mem);
-    /* Bytes the plan holds on its device (arena, scratch, packed weights). */
-    size_t (*memory)(void *plan);
-    /* Bytes in use on the device now, all users together (CUDA:
-     * cudaMemGetInfo); NULL for devices that share the host's memory. */
-    size_t (*device_used)(const mt_devspec *d);
-    /* Device events (optional; NULL entries = a device without them): an
-     * event the plan's streams can record, with timing when `timing`;
-     * milliseconds between two completed timing events (negative if
-     * unknown). */
-    void *(*event_create)(void *plan, int timing);
-    void (*event_destroy)(void *event);
-    double (*event_elapsed_ms)(void *begin, void *end);
-    /* Waits for the plan's outstanding work (whose done callbacks may still
-     * fire during the wait), then frees it.  Called before the pipeline
-     * frees the buffers that work used. */
-    void (*destroy)(void *plan);
-} mt_backend;
-
-const mt_backend *mt_backend_cpu(void);
-/* The backend of d's kind; NULL with a one-line error when this build or
- * machine lacks it. */
-const mt_backend *mt_backend_for(const mt_devspec *d);
-/* src/cuda/stage.c, in builds with CUDA (device.c only calls it then). */
-const mt_backend *mt_backend_cuda(void);
-/* Cores this process may use. */
-int mt_num_cores(void);
 
 /* ---------------------------------------------------------------- pipeline */
 typedef struct mt_pipeline mt_pipeline;
@@ -233,6 +107,10 @@ typedef struct mt_pipeline_opts {
     /* mt_pipeline_create: per pipeline output, 1 = leave it in device
      * memory (its stage must be on a GPU); NULL = every output to the host. */
     const unsigned char *on_device;
+    /* Experimental switches for every stage's plan (core/tuning.h; NULL =
+     * defaults); mt_pipeline_from_model also specializes the model with
+     * them. */
+    const mt_tuning *tuning;
 } mt_pipeline_opts;
 #define MT_PIPELINE_OPTS_DEFAULT {.inflight = 2, .inject_stage = -1}
 

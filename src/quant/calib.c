@@ -248,8 +248,9 @@ static void dump_hist(const char *dir, const char *name, const mt_hist *h) {
     fclose(f);
 }
 
-mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, mt_calib_cache *c) {
-    const char *dump = getenv("MTMI_CALIB_HIST_DIR");
+mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, const char *dump,
+                                  mt_calib_cache *c) {
+    if (dump && !*dump) dump = NULL;
     float *amax = malloc(sizeof(float) * (st->n + 1));
     if (!amax) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     /* The entropy search is O(bins^2) per tensor: tensors in parallel. */

@@ -9,62 +9,15 @@
  *    mtmi.QLinear with int8 weights, int32 bias and float multipliers);
  *  - helpers to cut a graph into encoder and heads for calibration.
  *
- * ------------------------------------------------------------------------
- * INT8 ARITHMETIC CONTRACT (the CPU kernels are the exact reference; a GPU
- * kernel that follows these steps produces the same bits):
  *
- *  quantize(x, s)  = clamp(rne(x / s), -128, 127)       x, s float32;
- *                    x / s is IEEE float32 division (correctly rounded,
- *                    __fdiv_rn on CUDA; not --use_fast_math), rne = round
- *                    half to even (rintf / __float2int_rn); NaN -> 0.
- *  dequantize(q,s) = (float)q * s                        one float32 multiply.
- *
- *  Activation scale s_x of a tensor: from the calibration cache
- *      (symmetric, per tensor; s = amax / 127).
- *  Weight scale per output channel c:
- *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero)
- *      wq[c,k] = clamp(rne(w[c,k] / s_w[c]), -127, 127)  (int8)
- *  Bias:  bq[c] = clamp(rne((double)b[c] / ((double)s_x * (double)s_w[c])),
- *                       -L, L)  with L = 2^31 - 1 - K * 16256, K = weights
- *                       per output channel (int32; bias + sum never
- *                       overflows)
- *  Multiplier: m[c] = s_x * s_w[c]                      (float32 multiply)
- *  These are computed once by the rewrite (mt_quant_rewrite) and stored as
- *  constants of the QConv/QLinear node, so every backend reads the same
- *  int8 weights, int32 biases and float multipliers.
- *
- *  Per output element:
- *      acc = bq[c] + sum_k xq[k] * wq[c,k]        exact int32 (no overflow:
- *                                                 |sum| <= K * 16256)
- *      y   = (float)acc * m[c]                    int32->float rne, then
- *                                                 one float32 multiply
- *      y   = act(y)      Relu: y > 0 ? y : 0.0f (exact);
- *                        Sigmoid: 1 / (1 + expf(-y)), Gelu: erf form
- *                        (libm-accurate, NOT bit-exact across libraries)
- *      if the output tensor has a scale s_y in the cache and does not
- *      reach a graph output through float ops only (attribute y_scale > 0;
- *      the logits and the depth map stay float as in TensorRT):
- *          y = dequantize(quantize(y, s_y), s_y)
- *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
- *  so a GPU may store int8 q and s_y instead and is still bit-identical.
- *  Padding of convolutions pads xq with 0 (= quantize(0)).
- *  Resize, Concat, Relu, Sigmoid and every other op between quantized
- *  nodes run in float on these (dequantized) values.
- * ------------------------------------------------------------------------ */
+ * The INT8 arithmetic contract every backend follows (QConv / QLinear, the
+ * operators this rewrite makes) is graph/qops.h: the operators belong to
+ * the graph, below the backends that run them. */
 #ifndef MT_QUANT_H
 #define MT_QUANT_H
 
 #include "graph/graph.h"
-
-/* ----------------------------------------------------------- arithmetic */
-static inline int8_t mt_quantize(float x, float s) {
-    float v = x / s;
-    if (!(v == v)) return 0;
-    if (v >= 127.0f) return 127;
-    if (v <= -128.0f) return -128;
-    return (int8_t)__builtin_rintf(v); /* default rounding mode: half to even */
-}
-static inline float mt_dequantize(int q, float s) { return (float)q * s; }
+#include "graph/qops.h"
 
 /* ------------------------------------------------------------ histograms */
 #define MT_HIST_BINS 2048
@@ -163,8 +116,11 @@ void mt_calib_stats_free(mt_calib_stats *st);
 mtmi_status mt_calib_stats_add(mt_calib_stats *st, const char *name, const float *x, int64_t n);
 int mt_calib_stats_find(const mt_calib_stats *st, const char *name);
 /* Scales (amax / 127) of every tensor with data into c.  Tensors that were
- * all zeros get no entry (nothing to quantize). */
-mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, mt_calib_cache *c);
+ * all zeros get no entry (nothing to quantize).  hist_dir (NULL or "" =
+ * none; tuning.calib_hist_dir, MTMI_CALIB_HIST_DIR): every histogram is
+ * also written there. */
+mtmi_status mt_calib_stats_scales(const mt_calib_stats *st, mt_calib_method m, double percentile, const char *hist_dir,
+                                  mt_calib_cache *c);
 
 /* Hooks a CPU plan of graph g so that every node output chosen in st is
  * added after the node runs (mt_cpu_plan_set_observer). */
@@ -209,14 +165,6 @@ typedef struct mt_quant_report {
  * scale in c become mtmi.QConv / mtmi.QLinear (see the contract above). */
 mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, mt_quant_report *rep);
 
-/* Geometry of a 2-D convolution node (Conv attributes; auto_pad
- * resolved) for input dims xd [N,C,H,W] and weight dims wd [M,C/g,kh,kw].
- * Returns 0, or -1 with a reason in err. */
-typedef struct mt_conv_geom {
-    int64_t N, C, H, W, M, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, OH, OW, group;
-} mt_conv_geom;
-int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap);
-
 /* The head nodes of g to run in INT8 for a plan: every node not shared by
  * several outputs (cone label >= 0).  sel has g->nnodes entries. */
 mtmi_status mt_quant_head_nodes(const mt_graph *g, unsigned char *sel);
@@ -250,10 +198,15 @@ typedef struct mt_qrunner {
     int64_t *out_numel;
     mt_calib_observer obs_enc, obs_head;
     int observing;
+    mt_tuning tuning;             /* the switches of its plans (a copy) */
 } mt_qrunner;
 
-/* shapes: the input shape (one float input, rank 4).  threads 0 = all. */
-mtmi_status mt_qrunner_init(mt_qrunner *r, const mt_graph *loaded, const mtmi_tensor *shape, int threads);
+/* shapes: the input shape (one float input, rank 4).  threads 0 = all.
+ * tuning: graph and kernel switches (NULL = defaults); the opt-in graph
+ * rewrite (fuse_concat) never applies, so the tensors a cache names are
+ * always the standard graph's. */
+mtmi_status mt_qrunner_init(mt_qrunner *r, const mt_graph *loaded, const mtmi_tensor *shape, int threads,
+                            const mt_tuning *tuning);
 void mt_qrunner_free(mt_qrunner *r);
 /* Records statistics of st while running (encoder only if with_encoder). */
 mtmi_status mt_qrunner_observe(mt_qrunner *r, mt_calib_stats *st, int with_encoder);

@@ -37,12 +37,22 @@ void mt_qrunner_free(mt_qrunner *r) {
     memset(r, 0, sizeof *r);
 }
 
-mtmi_status mt_qrunner_init(mt_qrunner *r, const mt_graph *loaded, const mtmi_tensor *shape, int threads) {
+/* A CPU plan with the runner's switches. */
+static mtmi_status cpu_plan(const mt_qrunner *r, const mt_graph *g, int threads, mt_cpu_plan **out) {
+    mt_cpu_plan_opts o = {.nthreads = threads, .tuning = &r->tuning};
+    return mt_cpu_plan_create_ex(g, &o, out);
+}
+
+mtmi_status mt_qrunner_init(mt_qrunner *r, const mt_graph *loaded, const mtmi_tensor *shape, int threads,
+                            const mt_tuning *tuning) {
     memset(r, 0, sizeof *r);
     mtmi_status s;
+    r->tuning = tuning ? *tuning : *mt_tuning_default();
+    r->tuning.fuse_concat = 0; /* the names a calibration cache holds are the standard graph's */
     r->full = mt_graph_clone(loaded);
     if (!r->full) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    if ((s = mt_graph_optimize(r->full, shape, shape ? 1 : 0, mt_cpu_eval, NULL, 1))) goto fail;
+    mt_optimize_opts oo = {.fuse = 1, .tuning = &r->tuning};
+    if ((s = mt_graph_optimize_ex(r->full, shape, shape ? 1 : 0, mt_cpu_eval, &r->tuning, &oo))) goto fail;
     if (r->full->ninputs != 1) {
         s = mt_fail(MTMI_ERR_UNSUPPORTED, "calibration needs a model with one image input, this one has %d", r->full->ninputs);
         goto fail;
@@ -90,8 +100,8 @@ mtmi_status mt_qrunner_init(mt_qrunner *r, const mt_graph *loaded, const mtmi_te
     free(enc_out);
     free(outs);
     if (s) goto fail;
-    if (r->enc && (s = mt_cpu_plan_create(r->enc, threads, &r->enc_plan))) goto fail;
-    if ((s = mt_cpu_plan_create(r->heads, threads, &r->head_plan))) goto fail;
+    if (r->enc && (s = cpu_plan(r, r->enc, threads, &r->enc_plan))) goto fail;
+    if ((s = cpu_plan(r, r->heads, threads, &r->head_plan))) goto fail;
     return MTMI_OK;
 fail:
     mt_qrunner_free(r);
@@ -122,7 +132,7 @@ mtmi_status mt_qrunner_quantize(mt_qrunner *r, const mt_graph *loaded, const mt_
     if (rep->quantized == 0)
         return mt_fail(MTMI_ERR_ARG, "%s: no convolution of the heads has a scale for its input (first missing: '%s')",
                        c->path ? c->path : "calibration cache", rep->first_skipped);
-    return mt_cpu_plan_create(r->heads_q, threads, &r->head_qplan);
+    return cpu_plan(r, r->heads_q, threads, &r->head_qplan);
 }
 
 static void views_of(const mt_graph *g, const int *idx, int n, float *const *data, mt_tview *v) {

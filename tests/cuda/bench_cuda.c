@@ -7,7 +7,9 @@
  * Times the CUDA plan of a model by CUDA-graph replay on device-resident
  * inputs: the whole network, the shared encoder and each head (the plan's
  * parts), and reports device memory.  Missing weights are filled with
- * seeded random values (graph-only exports). */
+ * seeded random values (graph-only exports).  The MTMI_* tuning variables
+ * (MTMI_CUDA_NO_FUSE, MTMI_CUDA_TRACE_DEST, ...) apply as on the command
+ * line (app/env.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include <cuda_runtime.h>
 
 #include "api/api.h"
+#include "app/app.h"
 #include "cuda/cuda_backend.h"
 #include "quant/quant.h"
 
@@ -61,9 +64,12 @@ int main(int argc, char **argv) {
     }
     for (int d = 1; d < shape.rank; d++)
         if (shape.dims[d] <= 0) shape.dims[d] = d == 1 ? 3 : 1024;
+    mt_tuning tn;
+    mt_app_tuning_from_env(&tn);
+    if (!strcmp(prec, "int8")) tn.fuse_concat = 0; /* the cache names the standard graph's tensors */
     mt_graph *g;
     double t0 = mt_now_ms();
-    if (mt_model_specialize(m, &shape, 1, 1, &g)) {
+    if (mt_model_specialize_ex(m, &shape, 1, 1, &tn, &g)) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
         return 1;
     }
@@ -80,7 +86,8 @@ int main(int argc, char **argv) {
         printf("int8: %d head nodes quantized, %d left in float\n", rep.quantized, rep.skipped);
     }
     mt_cuda_plan *p;
-    if (mt_cuda_plan_create(g, 0, strcmp(prec, "fp32") != 0, &p)) {
+    mt_cuda_plan_opts po = {.fp16 = strcmp(prec, "fp32") != 0, .tuning = &tn};
+    if (mt_cuda_plan_create_ex(g, 0, &po, &p)) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
         return 1;
     }

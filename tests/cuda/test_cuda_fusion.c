@@ -1,7 +1,7 @@
 /* Every step fusion of the CUDA backend (src/cuda/fuse*.c) against the
  * unfused plan, on the GPU: the built-in MTMI network (spread weights: a
  * discriminative class map and depth) compiled in FP16 with every fusion off
- * (MTMI_CUDA_NO_FUSE=all) is the reference; then each pass alone (with the
+ * (tuning.cuda_no_fuse = "all") is the reference; then each pass alone (with the
  * passes it builds on), the opt-in passes, and all default passes together.
  * For each: the fusion must have fired (its step kind appears, or the step
  * count drops) and the outputs must match the unfused plan per element
@@ -45,9 +45,9 @@ typedef struct run_out {
     char *plan; /* mt_cuda_plan_profile's listing (step kinds) */
 } run_out;
 
-/* MTMI_CUDA_NO_FUSE = every pass not in keep (comma list); the opt-in ones
- * in keep also go to MTMI_CUDA_FUSE_OPT. */
-static void set_fusions(const char *keep) {
+/* tuning.cuda_no_fuse (MTMI_CUDA_NO_FUSE) = every pass not in keep (comma
+ * list); the opt-in ones in keep also go to tuning.cuda_fuse_opt. */
+static void set_fusions(const char *keep, mt_tuning *t) {
     char no[512] = "", opt[256] = "";
     for (int i = 0; i < NPASSES; i++) {
         int kept = 0;
@@ -61,17 +61,18 @@ static void set_fusions(const char *keep) {
         if (kept && strcmp(g_passes[i], "lnproj") && strcmp(g_passes[i], "mlpln")) continue; /* default pass: on */
         snprintf(dst + strlen(dst), cap - strlen(dst), "%s%s", dst[0] ? "," : "", g_passes[i]);
     }
-    if (no[0]) setenv("MTMI_CUDA_NO_FUSE", no, 1);
-    else unsetenv("MTMI_CUDA_NO_FUSE");
-    if (opt[0]) setenv("MTMI_CUDA_FUSE_OPT", opt, 1);
-    else unsetenv("MTMI_CUDA_FUSE_OPT");
+    *t = *mt_tuning_default();
+    snprintf(t->cuda_no_fuse, sizeof t->cuda_no_fuse, "%s", no);
+    snprintf(t->cuda_fuse_opt, sizeof t->cuda_fuse_opt, "%s", opt);
 }
 
 static int run_plan(const mt_graph *g, const float *x, const char *keep, run_out *r) {
     memset(r, 0, sizeof *r);
-    set_fusions(keep);
+    mt_tuning t;
+    set_fusions(keep, &t);
     mt_cuda_plan *p = NULL;
-    if (mt_cuda_plan_create(g, 0, 1, &p)) {
+    mt_cuda_plan_opts po = {.fp16 = 1, .tuning = &t};
+    if (mt_cuda_plan_create_ex(g, 0, &po, &p)) {
         printf("plan (fusions '%s'): %s\n", keep ? keep : "none", mtmi_last_error());
         return -1;
     }
@@ -129,14 +130,14 @@ int main(int argc, char **argv) {
         return 77;
     }
     uint64_t seed = oracle_seed(0);
-    mtmi_model m = {0};
+    mtmi_model *m = NULL;
     mt_mtmi_net_opts no = {.seed = seed, .height = H, .width = W};
-    if (mt_make_mtmi_net(&no, &m.graph, NULL)) {
+    if (mt_model_builtin(&no, &m)) {
         printf("FAIL: MTMI network: %s\n", mtmi_last_error());
         return 1;
     }
     mt_graph *g = NULL;
-    if (mt_model_specialize(&m, NULL, 0, 1, &g)) {
+    if (mt_model_specialize(m, NULL, 0, 1, &g)) {
         printf("FAIL: specialize: %s\n", mtmi_last_error());
         return 1;
     }
@@ -212,12 +213,10 @@ int main(int argc, char **argv) {
               (long long)flipped, agree);
         free_out(&o);
     }
-    unsetenv("MTMI_CUDA_NO_FUSE");
-    unsetenv("MTMI_CUDA_FUSE_OPT");
     free_out(&ref);
     free(x);
     mt_graph_free(g);
-    mt_graph_free(m.graph);
+    mt_model_free(m);
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

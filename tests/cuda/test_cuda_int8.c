@@ -1,7 +1,7 @@
 /* test_cuda_int8 MODEL CACHE [--size HxW] [--full HxW] [--seed S] [--bench]
  *
  * The INT8 GPU kernels (src/cuda/qconv.cu) against the CPU INT8 reference
- * (src/quant/qkernels.c), with the real int8 weights, int32 biases, float
+ * (src/cpu/kernels_quant.c), with the real int8 weights, int32 biases, float
  * multipliers and calibrated scales of MODEL's heads (test_cuda_int8.sh:
  * the built-in network with spread weights; a graph-only MODEL gets
  * seeded random values, seed S, as `mtmi calibrate --random-weights S`):

@@ -2,7 +2,7 @@
 # and resampling, random frames against a recount; `mtmi eval` end to end
 # on a hand-made folder and model; the trained model's file format.
 mtmi_c_test(test_eval tests/eval/test_eval.c)
-target_link_libraries(test_eval PRIVATE m)
+target_link_libraries(test_eval PRIVATE mtmi_eval m)
 mtmi_py_test(eval_cli tests/eval/test_eval_cli.py)
 mtmi_py_test(trained_format tests/eval/test_trained_format.py)
 # The trained built-in model (models/mtmi_trained.onnx, made on a GPU by

@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
+
+/* the plans' switches: no_avx512 selects the AVX2 path of the fused kernels */
+static mt_tuning g_tuning;
 #include "oracle.h"
 
 static int failures;
@@ -70,7 +73,8 @@ static void attention(int64_t B, int64_t H, int64_t N, int64_t M, int64_t d, int
     snprintf(what, sizeof what, "attention %lldx%lldx%lldx%lld M=%lld dv=%lld t=%d", (long long)B, (long long)H,
              (long long)N, (long long)d, (long long)M, (long long)dv, threads);
     mt_cpu_plan *p = NULL;
-    if (mt_graph_infer(g, NULL, 0, NULL, NULL) || mt_cpu_plan_create(g, threads, &p)) {
+    mt_cpu_plan_opts po = {.nthreads = threads, .tuning = &g_tuning};
+    if (mt_graph_infer(g, NULL, 0, NULL, NULL) || mt_cpu_plan_create_ex(g, &po, &p)) {
         printf("%s: %s FAIL\n", what, mtmi_last_error());
         failures++;
         mt_graph_free(g);
@@ -169,10 +173,10 @@ int main(void) {
     /* both the AVX-512 path (where the CPU has it) and the AVX2 one */
     printf("-- attention, widest vectors\n");
     attention_all();
-    setenv("MTMI_NO_AVX512", "1", 1);
+    g_tuning.no_avx512 = 1;
     printf("-- attention, AVX2\n");
     attention_all();
-    unsetenv("MTMI_NO_AVX512");
+    g_tuning.no_avx512 = 0;
     gelu(5, 1);
     gelu(100003, 2);
     printf("%s\n", failures ? "FAILED" : "all ok");

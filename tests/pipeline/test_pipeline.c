@@ -17,7 +17,8 @@
 #include "graph/builder.h"
 #include "graph/mtmi_net.h"
 #include "image/image.h"
-#include "pipeline/app.h"
+#include "app/app.h"
+#include "cpu/cpu.h"
 #include "pipeline/pipeline.h"
 #include "quant/quant.h"
 
@@ -361,12 +362,12 @@ static void test_placement(void) {
     } else {
         /* A CUDA build: a GPU that is not there is refused with its name. */
         mt_devspec g9 = {.kind = MT_DEV_CUDA, .index = 9, .prec = MT_PREC_FP16};
-        CHECK(cb->check(&g9) != MTMI_OK && strstr(mtmi_last_error(), "cuda:9"), "cuda:9: %s", mtmi_last_error());
+        CHECK(cb->supports(&g9, NULL) != MTMI_OK && strstr(mtmi_last_error(), "cuda:9"), "cuda:9: %s", mtmi_last_error());
         printf("cuda backend '%s'; cuda:9: %s\n", cb->name, mtmi_last_error());
     }
     mt_devspec c16 = {.kind = MT_DEV_CPU, .prec = MT_PREC_FP16}, c8 = {.kind = MT_DEV_CPU, .prec = MT_PREC_INT8};
-    CHECK(mt_backend_cpu()->check(&c16) != MTMI_OK && strstr(mtmi_last_error(), "fp16"), "cpu fp16 accepted");
-    CHECK(mt_backend_cpu()->check(&c8) == MTMI_OK, "cpu int8 refused: %s", mtmi_last_error());
+    CHECK(mt_backend_cpu()->supports(&c16, NULL) != MTMI_OK && strstr(mtmi_last_error(), "fp16"), "cpu fp16 accepted");
+    CHECK(mt_backend_cpu()->supports(&c8, NULL) == MTMI_OK, "cpu int8 refused: %s", mtmi_last_error());
 }
 
 /* ------------------------------------------- a sleeping test backend
@@ -400,7 +401,8 @@ static void *sl_alloc(const mt_devspec *d, size_t bytes, int mem) { return mallo
 static void sl_release(const mt_devspec *d, void *p, int mem) { free(p); }
 static size_t sl_memory(void *plan) { return 0; }
 static void sl_destroy(void *plan) { free(plan); }
-static const mt_backend g_sleep = {.name = "sleep",
+static const mt_backend g_sleep = {.version = MT_BACKEND_VERSION,
+                                   .name = "sleep",
                                    .create = sl_create,
                                    .submit = sl_submit,
                                    .alloc = sl_alloc,
@@ -673,42 +675,42 @@ int main(int argc, char **argv) {
     test_placement();
     test_stats_ring();
     test_overlap();
-    mtmi_model tiny = {0};
-    tiny.graph = tiny_model(32);
-    CHECK(tiny.graph != NULL, "tiny model");
-    if (tiny.graph) {
+    mtmi_model *tiny_m = NULL;
+    CHECK(mt_model_from_graph(tiny_model(32), &tiny_m) == MTMI_OK, "tiny model: %s", mtmi_last_error());
+    if (tiny_m) {
+        mtmi_model *const tiny = tiny_m;
         /* --quick (the ThreadSanitizer run) keeps every CPU device at one
          * thread: libgomp is not instrumented, so OpenMP teams would only
          * give false reports; the pipeline's own synchronization is what
          * this checks. */
-        check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 2, quick ? 30 : 300, 3, 1);
-        check_exact(&tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 3, quick ? 20 : 100, 2, 0);
-        check_exact(&tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 3, quick ? 20 : 100, 3, 0);
-        check_exact(&tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 2, quick ? 20 : 100, 2, 1);
+        check_exact(tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 2, quick ? 30 : 300, 3, 1);
+        check_exact(tiny, "encoder=cpu/fp32,seg=cpu:1/fp32,depth=cpu:2/fp32", 3, quick ? 20 : 100, 2, 0);
+        check_exact(tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 3, quick ? 20 : 100, 3, 0);
+        check_exact(tiny, "encoder=cpu,depth=cpu:1,seg=cpu:1", 2, quick ? 20 : 100, 2, 1);
         if (!quick) {
-            check_exact(&tiny, "cpu/fp32", 1, 20, 2, 0);
-            check_exact(&tiny, "cpu/fp32", 2, 40, 2, 1);
+            check_exact(tiny, "cpu/fp32", 1, 20, 2, 0);
+            check_exact(tiny, "cpu/fp32", 2, 40, 2, 1);
         }
         /* Measured (MTMI_TEST_SEED 0..3): class agreement 0.978-0.995,
          * depth max abs error 0.018-0.047, mean 0.0030-0.0038. */
-        check_int8(&tiny, quick ? 10 : 50, "tiny model", 0.97, 0.07, 0.006);
-        test_error(&tiny, 2, 5);
-        test_error(&tiny, 0, 3);
-        test_error(&tiny, 1, 0);
-        test_memory(&tiny, quick ? 300 : 1000);
-        test_image_input(&tiny, 32);
-        mt_graph_free(tiny.graph);
+        check_int8(tiny, quick ? 10 : 50, "tiny model", 0.97, 0.07, 0.006);
+        test_error(tiny, 2, 5);
+        test_error(tiny, 0, 3);
+        test_error(tiny, 1, 0);
+        test_memory(tiny, quick ? 300 : 1000);
+        test_image_input(tiny, 32);
+        mt_model_free(tiny_m);
     }
     if (!quick) {
         /* The reference network at 64x64: the real encoder/head split. */
-        mtmi_model net = {0};
+        mtmi_model *net = NULL;
         mt_mtmi_net_opts no = {.seed = 3, .height = 64, .width = 64};
-        if (mt_make_mtmi_net(&no, &net.graph, NULL) == MTMI_OK) {
-            check_exact(&net, "encoder=cpu,seg=cpu:1,depth=cpu:2", 2, 6, 3, 1);
+        if (mt_model_builtin(&no, &net) == MTMI_OK) {
+            check_exact(net, "encoder=cpu,seg=cpu:1,depth=cpu:2", 2, 6, 3, 1);
             /* Measured (MTMI_TEST_SEED 0..3): class agreement 0.970-0.982,
              * depth max abs error 0.033-0.045, mean 0.0059-0.0093. */
-            check_int8(&net, 4, "MTMI 64x64", 0.955, 0.07, 0.013);
-            mt_graph_free(net.graph);
+            check_int8(net, 4, "MTMI 64x64", 0.955, 0.07, 0.013);
+            mt_model_free(net);
         } else {
             CHECK(0, "mtmi net: %s", mtmi_last_error());
         }

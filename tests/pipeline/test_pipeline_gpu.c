@@ -30,7 +30,7 @@
 #include "oracle.h"
 #include "graph/mtmi_net.h"
 #include "image/image.h"
-#include "pipeline/app.h"
+#include "app/app.h"
 #include "pipeline/pipeline.h"
 #include "quant/quant.h"
 
@@ -52,10 +52,10 @@ static mt_graph *gemm_graph(int rows, int dim, int layers) {
     mt_b_output(&b, x, "y");
     mt_graph *g = NULL;
     if (mt_builder_finish(&b, &g)) return NULL;
-    mtmi_model m = {.graph = g};
+    mtmi_model *m = NULL;
     mt_graph *s = NULL;
-    if (mt_model_specialize(&m, NULL, 0, 1, &s)) s = NULL;
-    mt_graph_free(g);
+    if (mt_model_from_graph(g, &m) || mt_model_specialize(m, NULL, 0, 1, &s)) s = NULL;
+    mt_model_free(m);
     return s;
 }
 
@@ -134,7 +134,7 @@ static void test_partition(void) {
     const mt_backend *be = mt_backend_cuda();
     mt_devspec whole = {.kind = MT_DEV_CUDA, .prec = MT_PREC_FP16}, part = whole;
     part.sms = 16;
-    if (be->check(&part) != MTMI_OK) {
+    if (be->supports(&part, NULL) != MTMI_OK) {
         CHECK(0, "cuda:0.sm16: %s", mtmi_last_error());
         return;
     }
@@ -176,7 +176,7 @@ static void test_partition(void) {
     mt_graph_free(g);
     /* Bad partitions: one-line errors. */
     part.sms = 100000 % 4096;
-    CHECK(be->check(&part) != MTMI_OK && strstr(mtmi_last_error(), "multiprocessors"), "huge partition: %s", mtmi_last_error());
+    CHECK(be->supports(&part, NULL) != MTMI_OK && strstr(mtmi_last_error(), "multiprocessors"), "huge partition: %s", mtmi_last_error());
 }
 
 /* ------------------------------------------------------------ exactness */
@@ -478,7 +478,7 @@ int main(void) {
     test_partition();
     mtmi_model *m = NULL;
     mt_mtmi_net_opts no = {.seed = 5, .height = 256, .width = 256};
-    if (mt_mtmi_net_model(&no, &m) != MTMI_OK) {
+    if (mt_model_builtin(&no, &m) != MTMI_OK) {
         CHECK(0, "mtmi net: %s", mtmi_last_error());
     } else {
         test_out_of_memory(m);

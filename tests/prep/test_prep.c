@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cpu/cpu.h"
+#include "model/model.h"
 #include "graph/builder.h"
 #include "graph/mtmi_net.h"
 #include "onnx/onnx.h"
@@ -151,7 +152,7 @@ static void test_network(void) {
 
     mtmi_model *m = NULL;
     mt_mtmi_net_opts small = {.height = 64, .width = 64};
-    s = mt_mtmi_net_model(&small, &m);
+    s = mt_model_builtin(&small, &m);
     CHECK(s == MTMI_OK && m && mtmi_model_num_outputs(m) == 2, "net as model: %s", mtmi_last_error());
     mtmi_model_free(m);
 }

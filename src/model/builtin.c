@@ -1,6 +1,6 @@
 /* The default model: trained when its file is found, else random weights
- * (builtin.h says where it is looked for). */
-#include "builtin/builtin.h"
+ * (model.h says where it is looked for). */
+#include "model/model.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/api.h"
 #include "graph/mtmi_net.h"
 
 #ifndef MTMI_SOURCE_DIR
@@ -134,13 +133,13 @@ static mtmi_status transfer_weights(const mt_graph *t, mt_graph *b, const char *
 static mtmi_status trained_model(const char *path, int h, int w, mtmi_model **out) {
     mtmi_model *t = NULL;
     mt_mtmi_net_opts no = {.height = h, .width = w};
-    mtmi_status s = mtmi_model_load(path, NULL, &t);
-    if (!s) s = mt_mtmi_net_model(&no, out);
+    mtmi_status s = mt_model_load(path, NULL, &t);
+    if (!s) s = mt_model_builtin(&no, out);
     if (!s) s = transfer_weights(t->graph, (*out)->graph, path);
     if (!s && mt_graph_add_source((*out)->graph, path)) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mtmi_model_free(t);
+    mt_model_free(t);
     if (s) {
-        mtmi_model_free(*out);
+        mt_model_free(*out);
         *out = NULL;
     }
     return s;
@@ -156,7 +155,7 @@ mtmi_status mt_builtin_model(const char *choice, uint64_t seed, int h, int w, mt
         return MTMI_OK;
     }
     mt_mtmi_net_opts no = {.seed = seed, .height = h, .width = w};
-    mtmi_status s = mt_mtmi_net_model(&no, out);
+    mtmi_status s = mt_model_builtin(&no, out);
     if (s) return mt_fail_context(s, "building the built-in MTMI network");
     snprintf(desc, cap, "built-in MTMI network (random weights, seed %llu; no trained model found)", (unsigned long long)seed);
     return MTMI_OK;

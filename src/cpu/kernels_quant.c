@@ -1,5 +1,5 @@
 /* CPU kernels of mtmi.QConv and mtmi.QLinear: the exact INT8 reference
- * (arithmetic contract in quant.h).
+ * (arithmetic contract in graph/qops.h).
  *
  * Both are one int8 GEMM, C[m][col] = sum_k A[m][k] * B[k][col]:
  *   A = the int8 weights (rows = output channels), packed once per plan as
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
-#include "quant/quant.h"
+#include "graph/qops.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -24,7 +24,7 @@
 
 enum { TILE = 128 };
 
-/* mt_quantize (quant.h) in a branch-free form the compiler vectorizes:
+/* mt_quantize (graph/qops.h) in a branch-free form the compiler vectorizes:
  * clamping before rounding gives the same result since the bounds are
  * integers; NaN -> 0. */
 static inline int32_t quantize_fast(float x, float s) {
@@ -59,7 +59,7 @@ static int act_code(const mt_node *n) {
     return ACT_NONE;
 }
 
-static mtmi_status qprepare(const mt_graph *g, const mt_node *n, void **state) {
+static mtmi_status qprepare(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx, void **state) {
     const mt_value *w = &g->values[n->in[1]];
     if (w->dtype != MTMI_INT8 || !w->data) return mt_kernel_fail(g, n, MTMI_ERR_ARG, "weights must be constant int8");
     qstate *s = mt_alloc(sizeof *s);
@@ -89,7 +89,8 @@ static mtmi_status qprepare(const mt_graph *g, const mt_node *n, void **state) {
     return MTMI_OK;
 }
 
-static size_t qscratch(const mt_graph *g, const mt_node *n, int nthreads) {
+static size_t qscratch(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx) {
+    const int nthreads = ctx->nthreads;
     const mt_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]];
     int64_t M = w->dims[0] ? w->dims[0] : 1;
     int64_t K = mt_value_numel(w) / M;

@@ -1,14 +1,12 @@
-/* The shared part of `mtmi run` and `mtmi bench`. */
-#include "pipeline/app.h"
+/* The shared part of `mtmi run` and `mtmi bench` (outside the library:
+ * the CLI and the pipeline tests link it). */
+#include "app/app.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "builtin/builtin.h"
+#include "model/model.h"
 #include "image/image.h"
-#if MTMI_HAVE_CUDA
-#include "cuda/cuda_backend.h"
-#endif
 
 /* The segmentation output (class logits NxCxHxW, C > 1) and the depth
  * output (C == 1) of the model, by name first ("seg...", "depth..."), then
@@ -99,8 +97,20 @@ static mtmi_status measure_fps(mt_pipeline *p, int warmup, int frames, double *f
     return s;
 }
 
-/* `--place auto`: builds every candidate placement, measures it, keeps the
- * fastest.  Candidates that cannot be built (a device missing) are skipped. */
+/* Does every stage's backend run candidate c (device and operators)?  A
+ * question, so that `auto` builds only what can run. */
+static mtmi_status candidate_supported(const mt_pipeline *first, const mt_placement *c) {
+    for (int i = 0; i < mt_pipeline_num_stages(first); i++) {
+        mt_devspec d = mt_placement_lookup(c, mt_pipeline_stage_name(first, i));
+        mtmi_status s = mt_device_supports(&d, mt_pipeline_stage_graph(first, i));
+        if (s) return s;
+    }
+    return MTMI_OK;
+}
+
+/* `--place auto`: asks the backends which candidate placements they run,
+ * builds those, measures each, keeps the fastest.  A candidate that still
+ * fails to build is skipped too. */
 static mtmi_status auto_place(mt_app *app, const mtmi_tensor *shape, const mt_pipeline_opts *po, int quiet) {
     mt_placement heur;
     memset(&heur, 0, sizeof heur);
@@ -119,7 +129,7 @@ static mtmi_status auto_place(mt_app *app, const mtmi_tensor *shape, const mt_pi
         mt_pipeline *p = NULL;
         char buf[512];
         mt_placement_str(&cand[c], names, nst, buf, sizeof buf);
-        if (mt_pipeline_from_model(app->model, shape, &cand[c], po, &p)) {
+        if (candidate_supported(first, &cand[c]) || mt_pipeline_from_model(app->model, shape, &cand[c], po, &p)) {
             if (!quiet) printf("auto: %s: not available (%s)\n", buf, mtmi_last_error());
             continue;
         }
@@ -160,6 +170,7 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     mtmi_tensor shape = {0};
     int rank;
     int64_t dims[MTMI_MAX_RANK];
+    app->tuning = o->tuning;
     if ((s = mtmi_model_input_shape(app->model, 0, &rank, dims))) goto fail;
     if (rank != 4) {
         s = mt_fail(MTMI_ERR_SHAPE, "%s: input 0 has rank %d; `run` needs an image input NxCxHxW", app->model_desc, rank);
@@ -213,6 +224,7 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     po.image_input = !o->host_preprocess;
     po.inject_stage = o->inject_stage;
     po.inject_frame = o->inject_frame;
+    po.tuning = o->tuning;
     /* No --place: the heuristic choice (mt_placement_auto), at no cost;
      * --place auto: measure the candidates and keep the fastest. */
     if (o->place && pl.is_auto) s = auto_place(app, &shape, &po, o->quiet);
@@ -245,23 +257,24 @@ mtmi_status mt_app_engine_ms(const mt_app *app, int iters, double *ms) {
     if (d->kind != MT_DEV_CUDA)
         return mt_fail(MTMI_ERR_UNSUPPORTED, "the engine's whole-network time is measured on a GPU; the encoder runs on %s",
                        mt_precision_name(d->prec));
-#if MTMI_HAVE_CUDA
     /* The whole model as one plan on the encoder's GPU and precision, at
-     * the pipeline's input size, replayed as one CUDA graph: what the
-     * engine computes per frame with nothing around it. */
+     * the pipeline's input size, replayed with nothing around it (the
+     * backend's bench: CUDA-graph replays): what the engine computes per
+     * frame. */
     mtmi_tensor shape = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {app->batch, 3, app->height, app->width}};
+    mt_devspec whole = *d;
+    whole.sms = 0;
+    if (whole.prec == MT_PREC_INT8) whole.prec = MT_PREC_FP16;
     mt_graph *g = NULL;
-    mt_cuda_plan *plan = NULL;
-    mtmi_status s = mt_model_specialize(app->model, &shape, 1, 1, &g);
-    if (!s) s = mt_cuda_plan_create(g, d->index, d->prec != MT_PREC_FP32, &plan);
-    if (!s) s = mt_cuda_plan_bench(plan, -1, iters, ms);
-    mt_cuda_plan_free(plan);
+    mt_plan *plan = NULL;
+    mt_stage_cfg cfg = {.tuning = app->tuning};
+    mtmi_status s = mt_model_specialize_ex(app->model, &shape, 1, 1, app->tuning, &g);
+    if (!s) s = mt_plan_create(NULL, &whole, g, &cfg, &plan);
+    if (!s && !plan->be->bench) s = mt_fail(MTMI_ERR_UNSUPPORTED, "backend '%s' cannot time a plan", plan->be->name);
+    if (!s) s = plan->be->bench(plan->impl, iters, ms);
+    mt_plan_free(plan);
     mt_graph_free(g);
     return s;
-#else
-    (void)iters;
-    return mt_fail(MTMI_ERR_DEVICE, "this build has no CUDA support");
-#endif
 }
 
 void mt_app_close(mt_app *app) {

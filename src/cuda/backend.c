@@ -1,4 +1,5 @@
-/* The CUDA device of the pipeline (mt_backend of src/pipeline/pipeline.h).
+/* The CUDA backend (mt_backend of backend/backend.h): a pipeline stage, or
+ * a one-stage plan (mt_plan, the plan API), on `cuda:N` or `cuda:N.smK`.
  *
  * A stage on `cuda:N` is a CUDA plan (plan.c) with its own stream, and a
  * second stream for what follows a run.  submit() only queues work: copies
@@ -21,16 +22,13 @@
  * stage has its own thread.  The whole-GPU device `cuda:N` keeps every SM,
  * including a partition's: the hardware scheduler shares them.
  *
- * INT8 stages run the subgraph rewritten to QConv / QLinear (the CPU INT8
- * reference's rewrite, mt_quant_stage_graph) on integer tensor cores; the
- * float tensors between them stay FP16. */
-#include "pipeline/pipeline.h"
-
+ * INT8 stages get the subgraph rewritten to QConv / QLinear (the CPU INT8
+ * reference's rewrite, done by mt_plan_create) and run those on integer
+ * tensor cores; the float tensors between them stay FP16. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
-#include "quant/quant.h"
 
 #define CUDA_RING 64 /* completion records per plan: more than frames in flight */
 
@@ -41,7 +39,6 @@ typedef struct done_rec {
 
 typedef struct cuda_stage {
     mt_devspec dev;
-    mt_graph *qgraph;     /* INT8: the rewritten subgraph */
     mt_cuda_plan *plan;
     CUgreenCtx gctx;      /* .smK: this stage's green context */
     CUcontext ctx;
@@ -74,6 +71,7 @@ static mtmi_status sm_resource(const mt_devspec *d, const mc_driver_api **api, C
     return MTMI_OK;
 }
 
+/* The device: the GPU exists, and a partition fits it. */
 static mtmi_status cuda_check(const mt_devspec *d) {
     char buf[64];
     if (d->kind != MT_DEV_CUDA) return mt_fail(MTMI_ERR_DEVICE, "cuda backend given device '%s'", dev_str(d, buf, sizeof buf));
@@ -150,23 +148,22 @@ static mtmi_status make_side_stream(cuda_stage *c) {
     return MTMI_OK;
 }
 
+/* The device, then every operator of g against the planner's table (the
+ * one plan_node dispatches on). */
+static mtmi_status cuda_supports(const mt_devspec *d, const mt_graph *g) {
+    mtmi_status s = cuda_check(d);
+    if (s || !g) return s;
+    return mt_cuda_graph_supported(g);
+}
+
 static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg, void **out) {
     *out = NULL;
-    char buf[64], what[80];
     mtmi_status s = cuda_check(d);
     if (s) return s;
     cuda_stage *c = mt_alloc(sizeof *c);
     if (!c) return MTMI_ERR_NOMEM;
     c->dev = *d;
-    if (d->prec == MT_PREC_INT8) {
-        snprintf(what, sizeof what, "device '%s'", dev_str(d, buf, sizeof buf));
-        if ((s = mt_quant_stage_graph(g, cfg ? cfg->calib : NULL, what, &c->qgraph))) {
-            free(c);
-            return s;
-        }
-        g = c->qgraph;
-    }
-    mt_cuda_plan_opts o = {.fp16 = d->prec != MT_PREC_FP32};
+    mt_cuda_plan_opts o = {.fp16 = d->prec != MT_PREC_FP32, .tuning = cfg ? cfg->tuning : NULL};
     unsigned char in_dev[MT_STAGE_MAX_IO] = {0}, out_dev[MT_STAGE_MAX_IO] = {0};
     for (int i = 0; cfg && cfg->in_mem && i < g->ninputs && i < MT_STAGE_MAX_IO; i++) in_dev[i] = cfg->in_mem[i] == MT_MEM_DEVICE;
     for (int i = 0; cfg && cfg->out_mem && i < g->noutputs && i < MT_STAGE_MAX_IO; i++) out_dev[i] = cfg->out_mem[i] == MT_MEM_DEVICE;
@@ -395,15 +392,26 @@ static void cuda_destroy(void *plan) {
         }
         cudaSetDevice(c->dev.index);
     }
-    mt_graph_free(c->qgraph);
     free(c);
 }
 
+/* Synchronous, host in and out: the plan's own staging copies on its
+ * stream (mt_cuda_plan_run binds the stage's context itself). */
+static mtmi_status cuda_run(void *plan, const mt_tview *in, int nin, mt_tview *out, int nout) {
+    return mt_cuda_plan_run(((cuda_stage *)plan)->plan, in, nin, out, nout);
+}
+
+static mtmi_status cuda_bench(void *plan, int iters, double *ms) {
+    return mt_cuda_plan_bench(((cuda_stage *)plan)->plan, -1, iters, ms);
+}
+
 static const mt_backend g_cuda_backend = {
+    .version = MT_BACKEND_VERSION,
     .name = "cuda",
-    .check = cuda_check,
+    .supports = cuda_supports,
     .create = cuda_create,
     .bind_thread = cuda_bind,
+    .run = cuda_run,
     .submit = cuda_submit,
     .alloc = cuda_alloc,
     .release = cuda_release,
@@ -412,6 +420,7 @@ static const mt_backend g_cuda_backend = {
     .event_create = cuda_event_create,
     .event_destroy = cuda_event_destroy,
     .event_elapsed_ms = cuda_event_elapsed_ms,
+    .bench = cuda_bench,
     .destroy = cuda_destroy,
 };
 

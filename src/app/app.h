@@ -1,8 +1,13 @@
 /* app: what `mtmi run` and `mtmi bench` share: the model (a file or the
  * built-in MTMI network), the pipeline from a placement string, the summary
- * table and the JSON report. */
-#ifndef MT_PIPELINE_APP_H
-#define MT_PIPELINE_APP_H
+ * table and the JSON report; and the mapping of the MTMI_* environment
+ * variables onto the tuning switches (env.c).
+ *
+ * Not part of libmtmi: a small library above it that the command line,
+ * the pipeline tests and the benchmark programs link.  The library itself
+ * reads no environment variable. */
+#ifndef MT_APP_H
+#define MT_APP_H
 
 #include <stdio.h>
 
@@ -32,6 +37,7 @@ typedef struct mt_app_opts {
     int forms_set;
     unsigned seg_forms, depth_forms;
     int results_on_device;
+    const mt_tuning *tuning;  /* experimental switches (NULL = defaults)    */
 } mt_app_opts;
 
 typedef struct mt_app {
@@ -43,6 +49,7 @@ typedef struct mt_app {
     double build_ms;
     int seg, depth;           /* model output indices (-1 = none) */
     unsigned seg_forms, depth_forms;
+    const mt_tuning *tuning;  /* the options', for the engine measurement */
 } mt_app;
 
 /* Loads or builds the model, specializes, splits, places, compiles. */
@@ -77,6 +84,15 @@ const char *mt_app_results_str(unsigned seg_forms, unsigned depth_forms, char *b
 /* The summary block: throughput, per-stage and end-to-end percentiles,
  * memory. */
 void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const mt_summary *s);
+/* The tuning switches the MTMI_* environment variables ask for (the names
+ * are beside each field of core/tuning.h; OPENBLAS_CORETYPE set also
+ * keeps OpenBLAS's kernels), over the defaults.  An unparsable value is
+ * reported on stderr once and ignored, as the library once did. */
+void mt_app_tuning_from_env(mt_tuning *t);
+/* The same as the string the public API takes (mtmi_plan_options.tuning),
+ * "" when every switch is at its default; buf of cap bytes. */
+const char *mt_app_tuning_env_string(char *buf, size_t cap);
+
 /* JSON report; `extra` is inserted verbatim as more members (may be NULL
  * or "", else it must start with a comma). Atomic write. */
 mtmi_status mt_app_write_json(const char *path, const char *command, const mt_app *app, const mt_stats *st,

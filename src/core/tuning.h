@@ -1,0 +1,84 @@
+/* tuning: the experimental switches of every layer, in one options struct.
+ *
+ * These are for measurements and comparisons (A/B of a fusion, a kernel
+ * variant, a tile budget), not for users: the defaults (all zero) are what
+ * the library is tuned and tested for.  The library never reads the
+ * environment; whoever creates a plan or a pipeline passes this struct
+ * (mt_stage_cfg.tuning, mt_pipeline_opts.tuning, mt_optimize_opts), and
+ * the public API takes the same switches as a string
+ * (mtmi_plan_options.tuning, "cuda_no_fuse=mlp,upconv;pdl=1", parsed by
+ * mt_tuning_parse).  The command line and the benchmark programs map the
+ * MTMI_* environment variables onto it (src/app/env.c), so that scripts
+ * keep working: the variable is named beside each field.
+ *
+ * It lives in core because every layer reads some of it and none may
+ * include a layer above its own; it holds data only. */
+#ifndef MT_TUNING_H
+#define MT_TUNING_H
+
+#include <stddef.h>
+
+#include "mtmi.h"
+
+#define MT_TUNING_LIST 256
+
+typedef struct mt_tuning {
+    /* ---- graph passes (mt_graph_optimize) ---- */
+    /* MTMI_NO_FUSE: graph fusion patterns not to apply: "all" or a comma
+     * list of pattern names (bn, ln, gelu, attn, linear, act, actlayout,
+     * layout, concat). */
+    char no_fuse[MT_TUNING_LIST];
+    /* MTMI_FUSE_CONCAT=1: the opt-in rewrite of a 1x1 conv over a Concat of
+     * resized maps into one conv per map and Adds (faster on the CPU).  It
+     * changes the graph but keeps every tensor name a calibration cache
+     * can hold: the INT8 paths specialize without it. */
+    int fuse_concat;
+
+    /* ---- CPU kernels (src/cpu) ---- */
+    int nn_col_kb;        /* MTMI_NN_COL_KB: im2col tile budget, KiB (0 = default)     */
+    int nn_1x1_kb;        /* MTMI_NN_1X1_KB: 1x1 conv tile budget, KiB (0 = default)   */
+    int nn_wino_kb;       /* MTMI_NN_WINO_KB: Winograd band budget, KiB (0 = default)  */
+    int no_winograd;      /* MTMI_NN_WINOGRAD=0: 3x3 convolutions without Winograd     */
+    int no_avx512;        /* MTMI_NO_AVX512=1: the AVX2 path of the fused kernels      */
+    /* MTMI_BLAS_KEEP_CORE=1 (or OPENBLAS_CORETYPE set): keep the kernel set
+     * OpenBLAS chose.  OpenBLAS's choice is process-wide, so the first CPU
+     * plan's setting decides. */
+    int blas_keep_core;
+
+    /* ---- CUDA plans (src/cuda) ---- */
+    /* MTMI_CUDA_NO_FUSE: step fusions not to apply ("all" or "1" = every
+     * one; else a comma list: classmap, mlp, upconv, catgemm, chain,
+     * lnproj, lnim2col, stem, lnpair, mlpln). */
+    char cuda_no_fuse[MT_TUNING_LIST];
+    /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln). */
+    char cuda_fuse_opt[MT_TUNING_LIST];
+    int pdl;              /* MTMI_PDL=1: programmatic dependent launch attributes      */
+    /* MTMI_ATTN_CFG="kernel,ksplit": force the attention kernel and its key
+     * split (attn_cfg_set = 1) instead of the heuristic choice. */
+    int attn_cfg_set, attn_kernel, attn_ksplit;
+    int qconv_simple;     /* MTMI_QCONV_SIMPLE=1: the untiled INT8 conv kernel         */
+    int qconv_fuse;       /* MTMI_QCONV_FUSE=1: quantize + 1x1 INT8 GEMM in one kernel */
+    int trace_dest;       /* MTMI_CUDA_TRACE_DEST=1: where each tensor is written, to stderr */
+
+    /* ---- calibration (src/quant) ---- */
+    /* MTMI_CALIB_HIST_DIR: write every tensor's histogram there. */
+    char calib_hist_dir[MT_TUNING_LIST];
+} mt_tuning;
+
+/* The defaults, for callers given NULL. */
+const mt_tuning *mt_tuning_default(void);
+/* 1 if `name` is in the comma list (or the list is "all"; `all1` also
+ * takes "1" for "all"). */
+int mt_tuning_list_has(const char *list, const char *name, int all1);
+/* Parses "key=value;key=value" ("pdl=1;cuda_no_fuse=mlp,upconv": lists
+ * keep their commas; a key alone means "1").  Keys are the field names above
+ * (no_fuse, fuse_concat, nn_col_kb, nn_1x1_kb, nn_wino_kb, no_winograd,
+ * no_avx512, blas_keep_core, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
+ * qconv_simple, qconv_fuse, trace_dest, calib_hist_dir).  Starts from the
+ * defaults; NULL or "" = the defaults. */
+mtmi_status mt_tuning_parse(const char *s, mt_tuning *t);
+/* Sets one key from its string value (what the environment mapping and
+ * mt_tuning_parse share). */
+mtmi_status mt_tuning_set(mt_tuning *t, const char *key, const char *value);
+
+#endif

@@ -1,0 +1,111 @@
+/* The results made on the device (graph/output_forms.c): mtmi.Preprocess
+ * of 8-bit frames, mtmi.ClassMap, mtmi.SymQuant. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/plan_int.h"
+
+/* mtmi.Preprocess (mt_graph_image_input): 8-bit RGB frames normalized on
+ * the GPU, with the CPU's arithmetic ((x - mean) * (1 / std), no FMA to
+ * contract), written in the plan's float storage. */
+mtmi_status mc_plan_preprocess(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    mc_tref x;
+    TRY(mc_get(p, n->in[0], &x));
+    const mt_attr *m = mt_node_attr(n, "mean"), *d = mt_node_attr(n, "std");
+    if (x.st != MTMI_UINT8 || x.rank != 4 || x.dims[3] != 3 || !m || !d || m->n != 3 || d->n != 3)
+        return mc_unsupported(p, i, "Preprocess takes uint8 [N,H,W,3] and 3 means and stds");
+    TRY(mc_make_contig(p, i, &x));
+    const mt_value *ov = mc_val(p, n->out[0]);
+    mc_tref y;
+    if (mc_new_tensor(p, mc_storage_of(p, ov->dtype), ov->rank, ov->dims, &y)) return NOMEM();
+    float *ms = malloc(6 * sizeof(float));
+    if (!ms) return NOMEM();
+    memcpy(ms, m->floats, 3 * sizeof(float));
+    memcpy(ms + 3, d->floats, 3 * sizeof(float));
+    mc_step *s = mc_new_step(p, MC_PREP, i);
+    if (!s) {
+        free(ms);
+        return NOMEM();
+    }
+    s->obj = ms;
+    s->t[0] = y;
+    s->t[1] = x;
+    s->nt = 2;
+    mc_set(p, n->out[0], &y);
+    return MTMI_OK;
+}
+
+/* ------------------------------------------------------- result forms */
+/* Does value v feed only mtmi.ClassMap / mtmi.SymQuant (and no graph output)? */
+int mc_feeds_only_class_forms(mc_plan *p, int v) {
+    if (p->nuse[v] < 1 || mc_val(p, v)->is_output) return 0;
+    int c[8];
+    const int nc = mt_graph_consumers(p->g, v, c, 8);
+    if (nc != p->nuse[v] || nc > 8) return 0;
+    for (int k = 0; k < nc; k++)
+        if (!mc_mtmi_op_is(mc_node(p, c[k]), "ClassMap") && !mc_mtmi_op_is(mc_node(p, c[k]), "SymQuant")) return 0;
+    return 1;
+}
+
+/* Where a result of storage type st for value v goes: the output staging
+ * buffer itself when v is a graph output of that host type (in a pipeline
+ * the slot's device buffer, bound per run: no copy after the kernel), else
+ * a fresh arena tensor. */
+static int result_dest(mc_plan *p, int v, int st, mc_tref *t) {
+    const mt_value *val = mc_val(p, v);
+    for (int k = 0; k < p->g->noutputs; k++)
+        if (p->g->outputs[k] == v && p->out_stage[k].buf >= 0 && p->out_stage[k].st == st && mc_is_contig(&p->out_stage[k])) {
+            *t = p->out_stage[k];
+            return 0;
+        }
+    return mc_new_tensor(p, st, val->rank, val->dims, t);
+}
+
+/* The result forms read their input as a 4-D [N, C, H, W] view: lower ranks
+ * get trailing unit dimensions. */
+static mtmi_status form_input(mc_plan *p, int i, mc_tref *x) {
+    TRY(mc_get(p, mc_node(p, i)->in[0], x));
+    if (x->rank < 2 || x->rank > 4 || (x->st != MTMI_FLOAT && x->st != MTMI_FLOAT16))
+        return mc_unsupported(p, i, "the input must be a float tensor of rank 2 to 4");
+    for (int d = x->rank; d < 4; d++) x->dims[d] = 1, x->strides[d] = 0;
+    x->rank = 4;
+    return MTMI_OK;
+}
+
+mtmi_status mc_plan_classmap(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    mc_tref x, y;
+    TRY(form_input(p, i, &x));
+    if (x.dims[1] > 256) return mc_unsupported(p, i, "more than 256 classes");
+    if (result_dest(p, n->out[0], MTMI_UINT8, &y)) return NOMEM();
+    mc_step *s = mc_new_step(p, MC_CLASSMAP, i);
+    if (!s) return NOMEM();
+    s->t[0] = y;
+    s->t[1] = x;
+    s->nt = 2;
+    mc_set(p, n->out[0], &y);
+    return MTMI_OK;
+}
+
+/* The scales stay FP32 whatever the plan's storage: they are exact. */
+mtmi_status mc_plan_symquant(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    mc_tref x, q, sc, work;
+    TRY(form_input(p, i, &x));
+    const int64_t nb = x.dims[0];
+    if (result_dest(p, n->out[0], MTMI_INT8, &q) || result_dest(p, n->out[1], MTMI_FLOAT, &sc) ||
+        mc_new_tensor(p, MTMI_INT32, 1, &nb, &work))
+        return NOMEM();
+    mc_step *s = mc_new_step(p, MC_SYMQUANT, i);
+    if (!s) return NOMEM();
+    s->t[0] = q;
+    s->t[1] = sc;
+    s->t[2] = x;
+    s->t[3] = work;
+    s->nt = 4;
+    mc_set(p, n->out[0], &q);
+    mc_set(p, n->out[1], &sc);
+    return MTMI_OK;
+}

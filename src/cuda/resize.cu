@@ -1,0 +1,346 @@
+// Resize (bilinear / nearest), a resize read through a channel concat,
+// a sum of resizes, and bilinear resize + argmax (the fused class map).
+// (C entry points in kernels.h; storage FP16 or FP32, arithmetic FP32.)
+#include <cuda_fp16.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "concat.cuh"
+#include "fastmath.cuh"
+#include "kernels.h"
+#include "kernels_common.cuh"
+#include "launch.cuh"
+
+namespace {
+
+// --------------------------------------------------------------- resize
+__device__ __forceinline__ float src_coord(int o, float scale, int in_len, int out_len, int coord) {
+    switch (coord) {
+    case 1: return out_len > 1 ? (o + 0.5f) / scale - 0.5f : 0.f;
+    case 2: return out_len > 1 ? o * (float)(in_len - 1) / (float)(out_len - 1) : 0.f;
+    case 3: return o / scale;
+    default: return (o + 0.5f) / scale - 0.5f;
+    }
+}
+
+__device__ __forceinline__ int nearest_idx(float x, int mode, int len) {
+    int i;
+    switch (mode) {
+    case 1: i = (x - floorf(x) == 0.5f) ? (int)ceilf(x) : (int)roundf(x); break;
+    case 2: i = (int)floorf(x); break;
+    case 3: i = (int)ceilf(x); break;
+    default: i = (x - floorf(x) == 0.5f) ? (int)floorf(x) : (int)roundf(x); break;
+    }
+    return i < 0 ? 0 : i >= len ? len - 1 : i;
+}
+
+__global__ void k_resize(const void *x, int xs0, int xs1, int xs2, int xs3, void *y, int ys0, int ys1, int ys2,
+                         int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int mode, int coord,
+                         int nmode, int c_inner, int f16, int of16) {
+    MTK_PDL_WAIT();
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C * OH * OW;
+    if (i >= total) return;
+    int n, c, oh, ow;
+    if (c_inner) {
+        c = (int)(i % C); unsigned t = i / C;
+        ow = (int)(t % OW); t /= OW;
+        oh = (int)(t % OH); n = (int)(t / OH);
+    } else {
+        ow = (int)(i % OW); unsigned t = i / OW;
+        oh = (int)(t % OH); t /= OH;
+        c = (int)(t % C); n = (int)(t / C);
+    }
+    const int base = n * xs0 + c * xs1;
+    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+    float v;
+    if (mode == 0) {
+        int iy = nearest_idx(fy, nmode, IH), ix = nearest_idx(fx, nmode, IW);
+        v = ld(x, base + iy * xs2 + ix * xs3, f16);
+    } else {
+        fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+        fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+        int y0 = (int)fy, x0 = (int)fx;
+        int y1 = min(y0 + 1, IH - 1), x1 = min(x0 + 1, IW - 1);
+        float ay = fy - y0, ax = fx - x0;
+        float a = ld(x, base + y0 * xs2 + x0 * xs3, f16), b = ld(x, base + y0 * xs2 + x1 * xs3, f16);
+        float c0 = ld(x, base + y1 * xs2 + x0 * xs3, f16), d = ld(x, base + y1 * xs2 + x1 * xs3, f16);
+        v = (a * (1.f - ax) + b * ax) * (1.f - ay) + (c0 * (1.f - ax) + d * ax) * ay;
+    }
+    st(y, n * ys0 + c * ys1 + oh * ys2 + ow * ys3, v, of16);
+}
+
+// Bilinear sampling of output pixel (oh, ow) for the channels-last resize
+// kernels below: the four input taps (clamped) and their weights.
+struct Bilin {
+    int y0, y1, x0, x1;
+    float w00, w01, w10, w11;
+};
+__device__ __forceinline__ Bilin bilin_at(int oh, int ow, float sh, float sw, int IH, int IW, int OH, int OW, int coord) {
+    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+    Bilin t;
+    t.y0 = (int)fy, t.x0 = (int)fx;
+    t.y1 = min(t.y0 + 1, IH - 1), t.x1 = min(t.x0 + 1, IW - 1);
+    const float ay = fy - t.y0, ax = fx - t.x0;
+    t.w00 = (1.f - ay) * (1.f - ax), t.w01 = (1.f - ay) * ax, t.w10 = ay * (1.f - ax), t.w11 = ay * ax;
+    return t;
+}
+// 8 FP16 channels at element b of a channels-last uint4 tensor, blended.
+__device__ __forceinline__ uint4 bilin8(const uint4 *x, int b, int xs2, int xs3, const Bilin &t) {
+    uint4 a = x[b + t.y0 * xs2 + t.x0 * xs3], bq = x[b + t.y0 * xs2 + t.x1 * xs3];
+    uint4 cq = x[b + t.y1 * xs2 + t.x0 * xs3], d = x[b + t.y1 * xs2 + t.x1 * xs3];
+    const __half2 *ha = (const __half2 *)&a, *hb = (const __half2 *)&bq, *hc = (const __half2 *)&cq, *hd = (const __half2 *)&d;
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]), fc = __half22float2(hc[k]), fd = __half22float2(hd[k]);
+        ho[k] = __floats2half2_rn(fa.x * t.w00 + fb.x * t.w01 + fc.x * t.w10 + fd.x * t.w11,
+                                  fa.y * t.w00 + fb.y * t.w01 + fc.y * t.w10 + fd.y * t.w11);
+    }
+    return o;
+}
+
+// The sum of bilinear resizes of up to 4 channels-last FP16 maps (each its
+// own size) to one output size, 8 channels a thread, summed in FP32 and
+// rounded once.  Used where a 1x1 conv over a concat of upsampled maps is
+// reassociated (fuse_catgemm.c): the maps are projected at their own, small
+// resolution and only their sum is upsampled.
+struct ResizeSrc {
+    const uint4 *x[4];
+    int xs0[4], xs2[4], xs3[4], ih[4], iw[4];
+    float rh[4], rw[4];  // 1 / scale: a multiply instead of a division a coordinate (exact for the power-of-two scales)
+};
+__global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int OH, int OW,
+                              int coord) {
+    MTK_PDL_WAIT();
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C8 * OH * OW;
+    if (i >= total) return;
+    int c = (int)(i % C8);
+    unsigned t = i / C8;
+    int ow = (int)(t % OW);
+    t /= OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int k = 0; k < nsrc; k++) {
+        // bilin_at with the coordinate's division turned into a multiply
+        const int IH = src.ih[k], IW = src.iw[k];
+        float fy = coord == 2 ? (OH > 1 ? oh * (float)(IH - 1) / (float)(OH - 1) : 0.f)
+                 : coord == 3 ? oh * src.rh[k] : (coord == 1 && OH <= 1) ? 0.f : (oh + 0.5f) * src.rh[k] - 0.5f;
+        float fx = coord == 2 ? (OW > 1 ? ow * (float)(IW - 1) / (float)(OW - 1) : 0.f)
+                 : coord == 3 ? ow * src.rw[k] : (coord == 1 && OW <= 1) ? 0.f : (ow + 0.5f) * src.rw[k] - 0.5f;
+        fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
+        fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
+        Bilin tp;
+        tp.y0 = (int)fy, tp.x0 = (int)fx;
+        tp.y1 = min(tp.y0 + 1, IH - 1), tp.x1 = min(tp.x0 + 1, IW - 1);
+        const float ay = fy - tp.y0, ax = fx - tp.x0;
+        tp.w00 = (1.f - ay) * (1.f - ax), tp.w01 = (1.f - ay) * ax, tp.w10 = ay * (1.f - ax), tp.w11 = ay * ax;
+        const uint4 *x = src.x[k];
+        const int b = n * src.xs0[k] + c, xs2 = src.xs2[k], xs3 = src.xs3[k];
+        uint4 q[4] = {x[b + tp.y0 * xs2 + tp.x0 * xs3], x[b + tp.y0 * xs2 + tp.x1 * xs3], x[b + tp.y1 * xs2 + tp.x0 * xs3],
+                      x[b + tp.y1 * xs2 + tp.x1 * xs3]};
+        const float w[4] = {tp.w00, tp.w01, tp.w10, tp.w11};
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const __half2 *h = (const __half2 *)&q[u];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(h[e]);
+                acc[2 * e] = fmaf(f.x, w[u], acc[2 * e]);
+                acc[2 * e + 1] = fmaf(f.y, w[u], acc[2 * e + 1]);
+            }
+        }
+    }
+    uint4 o;
+    __half2 *ho = (__half2 *)&o;
+#pragma unroll
+    for (int e = 0; e < 4; e++) ho[e] = __floats2half2_rn(acc[2 * e], acc[2 * e + 1]);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
+}
+
+// Channels-last bilinear resize, 8 FP16 channels (16 bytes) a thread.
+__global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y, int ys0, int ys2, int ys3, int N,
+                            int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord) {
+    MTK_PDL_WAIT();
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C8 * OH * OW;
+    if (i >= total) return;
+    int c = (int)(i % C8);
+    unsigned t = i / C8;
+    int ow = (int)(t % OW);
+    t /= OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(x, n * xs0 + c, xs2, xs3, tp);
+}
+
+// The four taps of output pixel (n, oh, ow) and their weights, and the
+// blend of channel offset cc: shared by k_resize_pix and k_resize_argmax so
+// that both compute every value with the same operations.
+struct PixTaps {
+    int o00, o01, o10, o11;
+    Bilin tp;
+};
+__device__ __forceinline__ PixTaps pix_taps(int n, int oh, int ow, int xs0, int xs2, int xs3, float sh, float sw, int IH,
+                                            int IW, int OH, int OW, int coord) {
+    PixTaps p;
+    p.tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    const int b = n * xs0;
+    p.o00 = b + p.tp.y0 * xs2 + p.tp.x0 * xs3, p.o01 = b + p.tp.y0 * xs2 + p.tp.x1 * xs3;
+    p.o10 = b + p.tp.y1 * xs2 + p.tp.x0 * xs3, p.o11 = b + p.tp.y1 * xs2 + p.tp.x1 * xs3;
+    return p;
+}
+// Output pixel i of [N, OH, OW] as (n, oh, ow); false past the end.
+__device__ __forceinline__ bool pixel_at(unsigned i, int N, int OH, int OW, int *n, int *oh, int *ow) {
+    if (i >= (unsigned)N * OH * OW) return false;
+    *ow = (int)(i % OW);
+    const unsigned t = i / OW;
+    *oh = (int)(t % OH), *n = (int)(t / OH);
+    return true;
+}
+__device__ __forceinline__ float pix_value(const void *x, const PixTaps &p, int cc, int f16) {
+    return ld(x, p.o00 + cc, f16) * p.tp.w00 + ld(x, p.o01 + cc, f16) * p.tp.w01 + ld(x, p.o10 + cc, f16) * p.tp.w10 +
+           ld(x, p.o11 + cc, f16) * p.tp.w11;
+}
+
+// Bilinear resize with a plane-major output (NCHW, e.g. a graph output) from
+// a channels-last input: one thread per output pixel loops over channels,
+// so the index arithmetic is paid once per pixel and writes stay coalesced.
+__global__ void k_resize_pix(const void *x, int xs0, int xs1, int xs2, int xs3, void *y, int ys0, int ys1, int ys2,
+                             int ys3, int N, int C, int IH, int IW, int OH, int OW, float sh, float sw, int coord,
+                             int f16, int of16) {
+    MTK_PDL_WAIT();
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    int n, oh, ow;
+    if (!pixel_at(i, N, OH, OW, &n, &oh, &ow)) return;
+    const PixTaps px = pix_taps(n, oh, ow, xs0, xs2, xs3, sh, sw, IH, IW, OH, OW, coord);
+    int oo = n * ys0 + oh * ys2 + ow * ys3;
+    for (int c = 0; c < C; c++) st(y, oo + c * ys1, pix_value(x, px, c * xs1, f16), of16);
+}
+
+// k_resize_pix's values, reduced to the index of the largest per pixel
+// (mtmi.ClassMap: the first of equal maxima, NaN never wins) instead of
+// stored: a segmentation head's class map without its logits ever written.
+// The values are k_resize_pix's own (pix_value), in FP32 as the plan keeps
+// a resize that feeds a class map, so the map is the argmax of the logits
+// the plan returns when asked for them.
+__global__ void k_resize_argmax(const void *x, int xs0, int xs1, int xs2, int xs3, uint8_t *y, int N, int C, int IH, int IW,
+                                int OH, int OW, float sh, float sw, int coord, int f16) {
+    MTK_PDL_WAIT();
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    int n, oh, ow;
+    if (!pixel_at(i, N, OH, OW, &n, &oh, &ow)) return;
+    const PixTaps px = pix_taps(n, oh, ow, xs0, xs2, xs3, sh, sw, IH, IW, OH, OW, coord);
+    float best = pix_value(x, px, 0, f16);
+    int arg = 0;
+    for (int c = 1; c < C; c++) {
+        const float v = pix_value(x, px, c * xs1, f16);
+        if (v > best || (best != best && v == v)) best = v, arg = c;
+    }
+    y[i] = (uint8_t)arg;
+}
+
+// The same over a channel concatenation of up to 4 channels-last FP16
+// sources (the concat is never stored; concat.cuh).
+__global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int IH, int IW, int OH,
+                              int OW, float sh, float sw, int coord) {
+    MTK_PDL_WAIT();
+    unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned total = (unsigned)N * C8 * OH * OW;
+    if (i >= total) return;
+    int c = (int)(i % C8);
+    unsigned t = i / C8;
+    int ow = (int)(t % OW);
+    t /= OW;
+    int oh = (int)(t % OH), n = (int)(t / OH);
+    const CatAt at = cat_at(src, c);
+    const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
+    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(at.x, n * at.s0 + at.c, at.s2, at.s3, tp);
+}
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t mtk_resize_sum(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *ih,
+                           const int *iw, void *y, const int64_t ys[4], int N, int C, int OH, int OW, int coord) {
+    long long total = (long long)N * C * OH * OW;
+    if (nsrc < 1 || nsrc > 4 || C % 8 || ys[1] != 1 || ys[0] % 8 || ys[2] % 8 || ys[3] % 8 || (uintptr_t)y % 16 ||
+        total >= (1ll << 31))
+        return cudaErrorInvalidValue;
+    if (!total) return cudaSuccess;
+    ResizeSrc src;
+    memset(&src, 0, sizeof src);
+    for (int k = 0; k < nsrc; k++) {
+        if (xs[k][1] != 1 || xs[k][0] % 8 || xs[k][2] % 8 || xs[k][3] % 8 || (uintptr_t)x[k] % 16 || ih[k] < 1 || iw[k] < 1)
+            return cudaErrorInvalidValue;
+        src.x[k] = (const uint4 *)x[k];
+        src.xs0[k] = (int)(xs[k][0] / 8), src.xs2[k] = (int)(xs[k][2] / 8), src.xs3[k] = (int)(xs[k][3] / 8);
+        src.ih[k] = ih[k], src.iw[k] = iw[k];
+        src.rh[k] = (float)ih[k] / (float)OH, src.rw[k] = (float)iw[k] / (float)OW;
+    }
+    mtk_launch(k_resize_sum8, blocks_for(total / 8, 256), 256, 0, s, src, nsrc, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+               (int)(ys[3] / 8), N, C / 8, OH, OW, coord);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void *y, const int64_t ys[4], int N, int C,
+                       int IH, int IW, int OH, int OW, float scale_h, float scale_w, int mode, int coord,
+                       int nearest_mode, int c_inner, int f16, int out_f16) {
+    long long total = (long long)N * C * OH * OW;
+    if (!total) return cudaSuccess;
+    if (total >= (1ll << 31)) return cudaErrorInvalidValue;
+    if (mode == 1 && c_inner && f16 && out_f16 && C % 8 == 0 && xs[1] == 1 && ys[1] == 1 && xs[0] % 8 == 0 &&
+        xs[2] % 8 == 0 && xs[3] % 8 == 0 && ys[0] % 8 == 0 && ys[2] % 8 == 0 && ys[3] % 8 == 0 &&
+        (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0) {
+        mtk_launch(k_resize_c8, blocks_for(total / 8, 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
+                                                               (int)xs[3] / 8, (uint4 *)y, (int)ys[0] / 8, (int)ys[2] / 8,
+                                                               (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
+                                                               scale_w, coord);
+        return cudaGetLastError();
+    }
+    if (mode == 1 && !c_inner && C <= 64) {
+        long long pix = (long long)N * OH * OW;
+        mtk_launch(k_resize_pix, blocks_for(pix, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
+                                                           (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW,
+                                                           scale_h, scale_w, coord, f16, out_f16);
+        return cudaGetLastError();
+    }
+    mtk_launch(k_resize, blocks_for(total, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, (int)ys[0],
+                                                     (int)ys[1], (int)ys[2], (int)ys[3], N, C, IH, IW, OH, OW, scale_h,
+                                                     scale_w, mode, coord, nearest_mode, c_inner, f16, out_f16);
+    return cudaGetLastError();
+}
+
+int mtk_resize_argmax_supported(int mode, int C, int f16, int out_f16) { return mode == 1 && C >= 1 && C <= 256 && !out_f16; }
+
+cudaError_t mtk_resize_argmax(cudaStream_t s, const void *x, const int64_t xs[4], uint8_t *y, int N, int C, int IH, int IW,
+                              int OH, int OW, float scale_h, float scale_w, int coord, int f16) {
+    long long pix = (long long)N * OH * OW;
+    if (!pix) return cudaSuccess;
+    if (pix >= (1ll << 31) || (long long)N * C * IH * IW >= (1ll << 31)) return cudaErrorInvalidValue;
+    mtk_launch(k_resize_argmax, blocks_for(pix, 256), 256, 0, s, x, (int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], y, N, C, IH, IW,
+               OH, OW, scale_h, scale_w, coord, f16);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *cbegin,
+                           void *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
+                           float scale_w, int coord) {
+    if (C % 8 || ys[1] != 1 || (uintptr_t)y % 16) return cudaErrorInvalidValue;
+    CatSrc src;
+    const cudaError_t e = cat_src_fill(&src, nsrc, x, xs, cbegin);
+    if (e != cudaSuccess) return e;
+    long long total = (long long)N * (C / 8) * OH * OW;
+    if (!total) return cudaSuccess;
+    mtk_launch(k_resize_cat8, blocks_for(total, 256), 256, 0, s, src, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+                                                         (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w,
+                                                         coord);
+    return cudaGetLastError();
+}
+
+}  // extern "C"

@@ -1,0 +1,71 @@
+/* qops: the INT8 operators of the graph (mtmi.QConv, mtmi.QLinear, made by
+ * src/quant's rewrite) and the arithmetic every backend follows for them.
+ * An internal header of src/graph: the CPU kernels (src/cpu/kernels_quant.c,
+ * the exact reference) and the CUDA ones (src/cuda/qconv.cu) read it, and
+ * neither depends on src/quant.
+ *
+ * ------------------------------------------------------------------------
+ * INT8 ARITHMETIC CONTRACT (the CPU kernels are the exact reference; a GPU
+ * kernel that follows these steps produces the same bits):
+ *
+ *  quantize(x, s)  = clamp(rne(x / s), -128, 127)       x, s float32;
+ *                    x / s is IEEE float32 division (correctly rounded,
+ *                    __fdiv_rn on CUDA; not --use_fast_math), rne = round
+ *                    half to even (rintf / __float2int_rn); NaN -> 0.
+ *  dequantize(q,s) = (float)q * s                        one float32 multiply.
+ *
+ *  Activation scale s_x of a tensor: from the calibration cache
+ *      (symmetric, per tensor; s = amax / 127).
+ *  Weight scale per output channel c:
+ *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero)
+ *      wq[c,k] = clamp(rne(w[c,k] / s_w[c]), -127, 127)  (int8)
+ *  Bias:  bq[c] = clamp(rne((double)b[c] / ((double)s_x * (double)s_w[c])),
+ *                       -L, L)  with L = 2^31 - 1 - K * 16256, K = weights
+ *                       per output channel (int32; bias + sum never
+ *                       overflows)
+ *  Multiplier: m[c] = s_x * s_w[c]                      (float32 multiply)
+ *  These are computed once by the rewrite (mt_quant_rewrite) and stored as
+ *  constants of the QConv/QLinear node, so every backend reads the same
+ *  int8 weights, int32 biases and float multipliers.
+ *
+ *  Per output element:
+ *      acc = bq[c] + sum_k xq[k] * wq[c,k]        exact int32 (no overflow:
+ *                                                 |sum| <= K * 16256)
+ *      y   = (float)acc * m[c]                    int32->float rne, then
+ *                                                 one float32 multiply
+ *      y   = act(y)      Relu: y > 0 ? y : 0.0f (exact);
+ *                        Sigmoid: 1 / (1 + expf(-y)), Gelu: erf form
+ *                        (libm-accurate, NOT bit-exact across libraries)
+ *      if the output tensor has a scale s_y in the cache and does not
+ *      reach a graph output through float ops only (attribute y_scale > 0;
+ *      the logits and the depth map stay float as in TensorRT):
+ *          y = dequantize(quantize(y, s_y), s_y)
+ *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
+ *  so a GPU may store int8 q and s_y instead and is still bit-identical.
+ *  Padding of convolutions pads xq with 0 (= quantize(0)).
+ *  Resize, Concat, Relu, Sigmoid and every other op between quantized
+ *  nodes run in float on these (dequantized) values.
+ * ------------------------------------------------------------------------ */
+#ifndef MT_GRAPH_QOPS_H
+#define MT_GRAPH_QOPS_H
+
+#include "graph/graph.h"
+
+static inline int8_t mt_quantize(float x, float s) {
+    float v = x / s;
+    if (!(v == v)) return 0;
+    if (v >= 127.0f) return 127;
+    if (v <= -128.0f) return -128;
+    return (int8_t)__builtin_rintf(v); /* default rounding mode: half to even */
+}
+static inline float mt_dequantize(int q, float s) { return (float)q * s; }
+
+/* Geometry of a 2-D convolution node (Conv attributes; auto_pad
+ * resolved) for input dims xd [N,C,H,W] and weight dims wd [M,C/g,kh,kw].
+ * Returns 0, or -1 with a reason in err. */
+typedef struct mt_conv_geom {
+    int64_t N, C, H, W, M, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, OH, OW, group;
+} mt_conv_geom;
+int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap);
+
+#endif
