@@ -16,10 +16,13 @@
  * must have appeared in some case, except those listed in g_not_emitted
  * (with the reason).  A missing GPU is the only skip (exit 77).
  *
- * The tolerances are provisional (set without a GPU, from
- * docs/TESTING.md's GPU bounds): each comparison prints its largest error
- * and the share of its tolerance used; set them to ~4x the measurements on
- * the first GPU run.  Seeds: MTMI_TEST_SEED. */
+ * Each comparison prints its largest error and the share of its tolerance
+ * used.  The tolerances come from docs/TESTING.md's GPU bounds, widened
+ * where the first GPU run (H100, 2026-12-06) needed it: FP16 moves of
+ * subnormal values (one FP16 step, 6e-8, at |x| ~2.4e-5: 114 % of a purely
+ * relative bound) and FP16 INT8 convolutions (their inputs quantized from
+ * FP16 values, so a code can differ by one step: up to 344 % of 2e-3 of
+ * max|y|; now ~4x that).  Seeds: MTMI_TEST_SEED. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,14 +47,15 @@ typedef struct tol {
 } tol;
 static const tol g_tols[] = {
     /* copies, gathers, preprocessing: the same values (FP16: one rounding) */
-    {"move", 0, 0, 0, 0, 0, 1e-3},
+    {"move", 0, 0, 0, 6e-8, 0, 1e-3},
     /* pointwise programs (fast-math exp / tanh / erf on the GPU) */
     {"pointwise", 0, 1e-6, 1e-5, 0, 2e-3, 4e-3},
     /* reductions: LayerNorm, softmax, GEMMs, convolutions, attention, resizes */
     {"reduce", 0, 1e-5, 1e-4, 0, 5e-3, 1e-2},
     /* INT8 convolutions: the same integer arithmetic (quant.h's contract);
-     * FP16 stores the float results */
-    {"int8", 0, 1e-6, 1e-6, 0, 2e-3, 2e-3},
+     * FP16 plans quantize FP16 inputs (a code may move by one step) and store
+     * the float results */
+    {"int8", 0, 1e-6, 1e-6, 0, 2.8e-2, 2e-3},
     /* the whole network's segmentation logits and depth (docs/TESTING.md) */
     {"seg", 2e-4, 0, 0, 6e-2, 0, 2e-2},
     {"depth", 5e-5, 0, 0, 6e-3, 0, 0},
