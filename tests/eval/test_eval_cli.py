@@ -31,14 +31,7 @@ STD = np.array([58.395, 57.12, 57.375])
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
 CLASS_OF = np.array([0, 2, 13])  # road, building, car
 W_DEPTH, B_DEPTH = np.array([0.6, -0.3, 0.2]), 0.1
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
+check = tu.Checks()
 
 
 def png(path, a, bits=8):
@@ -230,5 +223,4 @@ r = subprocess.run([MTMI, "eval", "--model", model, "--data", bad, "--size", "64
 check(r.returncode == 1 and "8-bit" in r.stderr and len(r.stderr.strip().splitlines()) == 1, f"16-bit labels: {r.stderr.strip()!r}")
 
 shutil.rmtree(tmp, ignore_errors=True)
-print("eval cli:", "ok" if not failures else f"{failures} failures")
-sys.exit(1 if failures else 0)
+check.finish("eval cli")

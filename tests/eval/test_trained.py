@@ -12,14 +12,9 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MTMI = os.environ.get("MTMI_BIN", os.path.join(ROOT, "build", "mtmi"))
-failures = 0
+import mtmi_testutil as tu  # noqa: E402
 
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
+check = tu.Checks()
 
 
 print("seed 1000 (the held-out scenes' seed; fixed)")
@@ -40,5 +35,4 @@ if r.returncode == 0:
     check(j["seg"]["miou_pct"] >= 60, f"mIoU {j['seg']['miou_pct']:.2f} % < 60 %")
     check(j["depth"]["abs_rel"] < 0.5, f"AbsRel {j['depth']['abs_rel']:.3f}")
 shutil.rmtree(tmp, ignore_errors=True)
-print("trained model:", "ok" if not failures else f"{failures} failures")
-sys.exit(1 if failures else 0)
+check.finish("trained model")

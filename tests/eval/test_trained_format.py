@@ -31,14 +31,7 @@ from make_variants import resize_model  # noqa: E402
 MTMI = tu.MTMI_BIN
 MEAN = np.array([123.675, 116.28, 103.53], np.float32)
 STD = np.array([58.395, 57.12, 57.375], np.float32)
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
+check = tu.Checks()
 
 
 def mtmi(*args, env=None):
@@ -139,5 +132,4 @@ r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train_mtmi.py
 check(r.returncode == 0 and "dry run ok" in r.stdout, f"train_mtmi.py --dry-run: {r.stdout[-400:]} {r.stderr[-400:]}")
 
 shutil.rmtree(tmp, ignore_errors=True)
-print("trained format:", "ok" if not failures else f"{failures} failures")
-sys.exit(1 if failures else 0)
+check.finish("trained format")

@@ -21,14 +21,9 @@ MTMI = os.environ.get("MTMI_BIN", os.path.join(ROOT, "build", "mtmi"))
 # tests/synth/test_synth.c's GOLDEN_HASH: FNV-1a 64 of scene (seed 7, index 0)
 # at 96x64 (rgb bytes, label bytes, depth as little-endian uint16).
 GOLDEN = 0x7c9d9d3bc3b235ba
-failures = 0
+import mtmi_testutil as tu  # noqa: E402
 
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
+check = tu.Checks()
 
 
 def mtmi(*args):
@@ -112,5 +107,4 @@ for args, want in ((["--count", 1], "-o"), (["-o", c], "--count"), (["-o", c, "-
     check(r.returncode == 1 and len(lines) == 1 and want in lines[0], f"synth {args}: rc {r.returncode}, {r.stderr.strip()!r}")
 
 shutil.rmtree(tmp, ignore_errors=True)
-print("synth cli:", "ok" if not failures else f"{failures} failures")
-sys.exit(1 if failures else 0)
+check.finish("synth cli")

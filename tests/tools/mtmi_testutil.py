@@ -296,3 +296,20 @@ def error_problems(returncode, stderr, must_contain=(), outputs=(), tmpdirs=(), 
     if left:
         problems.append(f"temporary files left: {left}")
     return problems, msg
+
+
+class Checks:
+    """A test's assertions: check(cond, msg) counts a failure and prints it
+    ('FAIL: msg'); finish(name) prints the verdict and exits 1 on any."""
+
+    def __init__(self):
+        self.failures = 0
+
+    def __call__(self, cond, msg):
+        if not cond:
+            self.failures += 1
+            print("FAIL:", msg)
+
+    def finish(self, name):
+        print(f"{name}:", "ok" if not self.failures else f"{self.failures} failures")
+        sys.exit(1 if self.failures else 0)
