@@ -55,11 +55,11 @@ int mc_feeds_only_class_forms(mc_plan *p, int v) {
  * a fresh arena tensor. */
 static int result_dest(mc_plan *p, int v, int st, mc_tref *t) {
     const mt_value *val = mc_val(p, v);
-    for (int k = 0; k < p->g->noutputs; k++)
-        if (p->g->outputs[k] == v && p->out_stage[k].buf >= 0 && p->out_stage[k].st == st && mc_is_contig(&p->out_stage[k])) {
-            *t = p->out_stage[k];
-            return 0;
-        }
+    const int k = mc_output_of(p, v);
+    if (k >= 0 && p->out_stage[k].st == st && mc_is_contig(&p->out_stage[k])) {
+        *t = p->out_stage[k];
+        return 0;
+    }
     return mc_new_tensor(p, st, val->rank, val->dims, t);
 }
 

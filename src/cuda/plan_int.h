@@ -46,6 +46,9 @@ mtmi_status mc_unsupported(mc_plan *p, int i, const char *why);
 const mt_value *mc_val(mc_plan *p, int v);
 int mc_identity_resize(mc_plan *p, int c);
 mtmi_status mc_dest_for(mc_plan *p, int v, const mc_tref *like, mc_tref *t);
+/* The index of the graph output whose staging buffer value v may be
+ * written into directly (v is that output, the staging exists), or -1. */
+int mc_output_of(const mc_plan *p, int v);
 int mc_same_dims(const mt_value *a, const mt_value *b);
 int mc_available(mc_plan *p, int v);
 

@@ -65,10 +65,8 @@ mtmi_status mc_plan_resize(mc_plan *p, int i) {
         return MTMI_OK;
     }
     mc_tref y;
-    int oi = -1;
-    for (int k = 0; k < p->g->noutputs; k++)
-        if (p->g->outputs[k] == n->out[0]) oi = k;
-    if (oi >= 0 && p->out_stage[oi].buf >= 0 && (p->out_stage[oi].st == MTMI_FLOAT || p->out_stage[oi].st == MTMI_FLOAT16))
+    const int oi = mc_output_of(p, n->out[0]);
+    if (oi >= 0 && (p->out_stage[oi].st == MTMI_FLOAT || p->out_stage[oi].st == MTMI_FLOAT16))
         y = p->out_stage[oi]; /* straight into the output, in its type and layout */
     else if (mc_feeds_only_class_forms(p, n->out[0])) {
         /* FP32 as when the resize writes a float graph output: a class map

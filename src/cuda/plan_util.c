@@ -463,3 +463,9 @@ int mc_same_dims(const mt_value *a, const mt_value *b) {
 }
 
 int mc_available(mc_plan *p, int v) { return v < 0 || p->has[v] || mc_val(p, v)->data; }
+
+int mc_output_of(const mc_plan *p, int v) {
+    for (int k = 0; k < p->g->noutputs; k++)
+        if (p->g->outputs[k] == v && p->out_stage[k].buf >= 0) return k;
+    return -1;
+}
