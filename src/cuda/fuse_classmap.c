@@ -23,11 +23,25 @@ static int same_tensor(const mc_tref *a, const mc_tref *b) {
     return 1;
 }
 
+/* The step before `k` that last touched buffer `buf`, or -1. */
+static int last_user_before(const mc_plan *p, int buf, int k) {
+    for (int j = k - 1; j >= 0; j--)
+        if (mc_step_uses(&p->steps[j], buf)) return j;
+    return -1;
+}
+
 int mc_fuse_classmap(mc_plan *p) {
     int made = 0;
-    for (int j = 0; j + 1 < p->nsteps; j++) {
-        mc_step *rs = &p->steps[j], *cm = &p->steps[j + 1];
-        if (rs->kind != MC_RESIZE || cm->kind != MC_CLASSMAP || rs->label != cm->label) continue;
+    for (int k = 0; k < p->nsteps; k++) {
+        mc_step *cm = &p->steps[k];
+        if (cm->kind != MC_CLASSMAP) continue;
+        /* The resize need not come just before: in a plan of the whole
+         * network the class map (a node the output-forms pass appends) comes
+         * after the depth head's steps. */
+        const int j = last_user_before(p, cm->t[1].buf, k);
+        if (j < 0) continue;
+        mc_step *rs = &p->steps[j];
+        if (rs->kind != MC_RESIZE || rs->label != cm->label) continue;
         const mc_tref *y = &rs->t[0], *x = &rs->t[1], *map = &cm->t[0];
         if (y->rank != 4 || x->rank != 4 || !same_tensor(y, &cm->t[1])) continue;
         if (!mtk_resize_argmax_supported((int)rs->u.resize.mode, (int)x->dims[1], x->st == MTMI_FLOAT16, y->st == MTMI_FLOAT16)) continue;
@@ -35,7 +49,14 @@ int mc_fuse_classmap(mc_plan *p) {
         if (map->st != MTMI_UINT8 || map->rank != 3 || map->dims[0] != y->dims[0] || map->dims[1] != y->dims[2] ||
             map->dims[2] != y->dims[3] || !mc_is_contig(map))
             continue;
-        if (mc_buf_used_elsewhere(p, y->buf, j, j + 1)) continue;
+        if (mc_buf_used_elsewhere(p, y->buf, j, k)) continue;
+        /* The fused step runs at the resize's place (its input is current
+         * there) and so writes the map earlier than the class map did: no
+         * step in between may touch the map's buffer.  Memory is laid out
+         * after the passes, so the map's lifetime follows the new order. */
+        int touched = 0;
+        for (int s = j + 1; s < k && !touched; s++) touched = mc_step_uses(&p->steps[s], map->buf);
+        if (touched) continue;
         mc_step fused = mc_step_like(rs, MC_RESIZE_ARGMAX);
         fused.t[0] = *map;
         fused.t[1] = *x;

@@ -279,6 +279,28 @@ static int case_resize_cat(uint64_t seed, built *o) {
     return finish(&b, o);
 }
 
+/* The depth head's pattern: a 3x3 conv (CO <= 32) over a 2x upsample of a
+ * concat.  Large enough that the conv is not im2col + GEMM (column matrix
+ * over 48 MB), so FP16 plans fuse it into one upconv step. */
+static int case_upconv(uint64_t seed, built *o) {
+    mt_builder b;
+    oracle_rng r = {seed};
+    if (mt_builder_init(&b, seed, 17)) return -1;
+    int64_t d[4] = {1, pick(&r, 8, 16, 8), pick(&r, 108, 116, 2), pick(&r, 108, 116, 2)};
+    int x = mt_b_input(&b, "x", MTMI_FLOAT, 4, d);
+    const int c1 = pick(&r, 48, 64, 16), c2 = pick(&r, 16, 32, 16), CO = pick(&r, 16, 32, 8);
+    const int64_t hw = d[2] * d[3];
+    int a = mt_b_conv(&b, x, "a", (int)d[1], c1, 1, 1, 0, 1, 1, hw), c = mt_b_conv(&b, x, "c", (int)d[1], c2, 1, 1, 0, 1, 1, hw);
+    int parts[2] = {a, c};
+    const float sc[4] = {1, 1, 2, 2};
+    int up = mt_b_resize_scales(&b, mt_b_concat(&b, parts, 2, 1), sc, 4);
+    int y = mt_b_conv(&b, up, "conv", c1 + c2, CO, 3, 1, 1, 1, 1, 4 * hw);
+    mt_b_output(&b, mt_b_unary(&b, "Relu", y), "y");
+    snprintf(o->desc, sizeof o->desc, "conv 3x3 -> %d of resize x2 of concat(%d, %d channels) at %lldx%lld", CO, c1, c2,
+             (long long)d[2], (long long)d[3]);
+    return finish(&b, o);
+}
+
 /* Two convolutions rewritten to QConv with min-max scales. */
 static int case_qconv(uint64_t seed, built *o) {
     mt_builder b;
@@ -373,6 +395,7 @@ static const op_case g_cases[] = {
     {"gather", case_gather, "gather", "gather", "move"},
     {"attention", case_attention, "attention", "attention", "reduce"},
     {"resize_cat", case_resize_cat, "resize", "resize-cat", "reduce"},
+    {"upconv", case_upconv, "conv-cudnn,conv-direct", "upconv", "reduce"},
     {"qconv", case_qconv, "qconv-int8", "qconv-int8", "int8"},
     {"preprocess", case_preprocess, "preprocess", "preprocess", "move"},
     {"classmap", case_classmap, "classmap", "classmap", "reduce"},
