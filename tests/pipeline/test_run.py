@@ -275,7 +275,12 @@ for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
     out_int = os.path.join(tmp, f"out_int{int(sig)}")
     p = subprocess.Popen([tu.MTMI_BIN, "run", "--model", model, "--images", many, "--place", place, "--threads", "2", "-o", out_int,
                           "--workers", "2", "--test-slow-writer", "150", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    # signal once the run writes (its handlers are in place by then): a fixed
+    # sleep raced the start-up on a loaded machine (default action, -15)
+    t_end = time.time() + 60
+    while time.time() < t_end and p.poll() is None and not (os.path.isdir(out_int) and os.listdir(out_int)):
+        time.sleep(0.05)
+    time.sleep(0.3)
     p.send_signal(sig)
     try:
         _, err = p.communicate(timeout=60)
