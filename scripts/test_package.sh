@@ -9,11 +9,14 @@
 #     makes; its class histogram must sum to the output's H x W.
 #  3. `pip install ./python` into a fresh venv (the library bundled from
 #     the prefix) and the package's pytest against ONNX Runtime.
-# Usage: bash scripts/test_package.sh [--c-only | --python-only]
+# Usage: bash scripts/test_package.sh [--c-only | --python-only]  ($MTMI_BUILD_DIR:
+# the CMake build to install, default build/; ctest's package_install runs
+# --c-only, scripts/test.sh --python-only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
-build=$src/${MTMI_BUILD_DIR:-build}
+build=${MTMI_BUILD_DIR:-build}
+case $build in /*) ;; *) build=$src/$build ;; esac
 mode=${1:-all}
 work=$(mktemp -d /tmp/mtmi_package.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -14,3 +14,11 @@ set_tests_properties(hardening PROPERTIES LABELS "ort;sanitize")
 add_test(NAME exports COMMAND bash ${CMAKE_SOURCE_DIR}/tests/api/test_exports.sh $<TARGET_FILE:mtmi_shared>
          $<TARGET_FILE:mtmi_static> ${CMAKE_SOURCE_DIR}/include/mtmi.h)
 set_tests_properties(exports PROPERTIES LABELS "unit" TIMEOUT 60)
+# The installed tree as a consumer sees it: `cmake --install` into a
+# temporary prefix, examples/classify.c built against it with pkg-config
+# (shared, static) and find_package(mtmi) (mtmi::mtmi, mtmi::mtmi_static),
+# each run on a generated scene (scripts/test_package.sh; its --python-only
+# part, the pip install into a fresh venv, runs in scripts/test.sh).
+add_test(NAME package_install COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/test_package.sh --c-only)
+set_tests_properties(package_install PROPERTIES LABELS "package" TIMEOUT 300
+  ENVIRONMENT "MTMI_BUILD_DIR=${CMAKE_BINARY_DIR}")
