@@ -46,8 +46,11 @@ does this; docs/GROUND_TRUTH.md has the procedure):
      (tests/eval/test_train_resume.py);
   4. the depth encoding is src/synth/synth.h's (read from it here, so there
      is one definition): z = NEAR * (FAR / NEAR) ** (1 - d), d = sigmoid;
-     a crop scaled by s shows the scene as a camera with s times the focal
-     length, so its target depth is z / s;
+     a crop scaled by s shows the scene exactly as a camera with s times the
+     focal length at the same place, so its target depth stays z
+     (--scaled-depth over_s: z / s, the recipe of the model in the tree,
+     which makes the focal length unreadable from the picture: the scenes'
+     focal lengths vary by +-21 %, and an AbsRel under ~0.1 needs it read);
   5. a check on the held-out scenes (mIoU, AbsRel, delta < 1.25 in PyTorch);
   6. export by PyTorch's TorchScript exporter at opset 17 (1x3x1024x1024,
      explicit attention as the reference export), then every float
@@ -365,11 +368,14 @@ def depth_metres(torch, t):
     return (t.int() & 0xFFFF).float() / 256.0
 
 
-def make_batch(torch, F, data, wins, crop, near, far):
+def make_batch(torch, F, data, wins, crop, near, far, depth_over_s=False):
     """The windows of sample_windows cut from the scenes on the device: crops
     resized to crop x crop (bilinear, antialiased when shrinking; labels and
-    depth nearest; depth / scale), flips; mosaics of four whole scenes at
-    crop/2 (depth masked)."""
+    depth nearest), flips; mosaics of four whole scenes at crop/2 (depth
+    masked).  A crop resized by s is exactly what a camera with s times the
+    focal length sees from the same place, so its depth stays z; with
+    depth_over_s it becomes z / s (the same apparent sizes as at the scene's
+    own focal length, but things s times shallower along the view)."""
     imgs, labs, deps = data
     dev = imgs.device
     xs, ys, ds = [], [], []
@@ -390,7 +396,7 @@ def make_batch(torch, F, data, wins, crop, near, far):
                               align_corners=False, antialias=s < 1)[0]
             y = F.interpolate(labs[i, oy:oy + cs, ox:ox + cs][None, None].float(), size=(crop, crop), mode="nearest")[0, 0].long()
             z = F.interpolate(depth_metres(torch, deps[i, oy:oy + cs, ox:ox + cs])[None, None], size=(crop, crop), mode="nearest")[0, 0]
-            d = depth_to_unit(z / s, near, far)
+            d = depth_to_unit(z / s if depth_over_s else z, near, far)
             if flip:
                 x, y, d = x.flip(-1), y.flip(-1), d.flip(-1)
         xs.append(x)
@@ -643,7 +649,7 @@ def train(a, near, far):
     base = [g["lr"] for g in opt.param_groups]
     rng = np.random.default_rng(a.seed)  # every crop, mosaic and flip
     cfg = {"scenes": a.scenes, "seed": a.seed, "size": a.size, "crop": a.crop, "batch": a.batch, "lr": a.lr, "depth_weight": a.depth_weight,
-           "balanced": a.balanced, "alpha": a.alpha, "mosaic": a.mosaic, "weights": a.weights}
+           "balanced": a.balanced, "alpha": a.alpha, "mosaic": a.mosaic, "weights": a.weights, "scaled_depth": a.scaled_depth}
     rewarm = 0
     if ck is None:
         total_steps = a.total_steps or (a.steps if a.steps and not (a.minutes or a.total_minutes) else 0)
@@ -723,7 +729,8 @@ def train(a, near, far):
         f = lr_factor(p) * (min(1.0, (step - step0 + 1) / rewarm) if rewarm else 1.0)
         for g, b in zip(opt.param_groups, base):
             g["lr"] = b * f
-        x, y, d = make_batch(torch, F, data, sample_windows(rng, a.batch, shape, a.crop, index, a.balanced, a.mosaic), a.crop, near, far)
+        x, y, d = make_batch(torch, F, data, sample_windows(rng, a.batch, shape, a.crop, index, a.balanced, a.mosaic), a.crop, near, far,
+                             a.scaled_depth == "over_s")
         with torch.autocast(dtype_dev, dtype=torch.bfloat16, enabled=cuda):  # CPU smoke runs: float32
             seg, dp = model(x)
         seg_loss = F.cross_entropy(seg.float(), y, weight=cw, ignore_index=IGNORE)
@@ -778,6 +785,7 @@ def train(a, near, far):
     print("exported %s: %d float16 initializers (%.2f M values), %.1f MB" % (a.out, n, vals / 1e6, size / 1e6), flush=True)
     tr = {"run_id": meta["run_id"], "steps": step, "batch": a.batch, "crop": a.crop, "lr": a.lr, "depth_weight": a.depth_weight,
           "balanced_crops": a.balanced, "balance_alpha": a.alpha, "mosaic": a.mosaic, "loss_weights": a.weights,
+          "scaled_depth": a.scaled_depth,
           "schedule": {"total_s": meta["total_s"], "total_steps": meta["total_steps"], "warm_up": WARM, "lr_end": 0.01},
           "calls": len(meta["phases"]), "train_s": round(meta["train_s"], 1), "phases": meta["phases"],
           "data_s": round(t_data + t_read, 1), "total_s": round(time.time() - t_start, 1), "loss_log": meta["losses"]}
@@ -905,6 +913,9 @@ def main():
     ap.add_argument("--balanced", type=float, default=0.5, help="share of the crops centred on a class drawn by --alpha (0: uniform crops)")
     ap.add_argument("--alpha", type=float, default=1.0, help="balanced crops draw a class with probability ~ frequency^-alpha (1: all alike)")
     ap.add_argument("--mosaic", type=float, default=0.25, help="share of the samples that are 2x2 mosaics of whole scenes")
+    ap.add_argument("--scaled-depth", choices=("same", "over_s"), default="same",
+                    help="target depth of a crop resized by s: z (same: a camera with s times the focal length, exact) or z / s "
+                         "(over_s: the model in the tree's recipe; it hides the focal-length cues, see docs/GROUND_TRUTH.md)")
     ap.add_argument("--weights", choices=("sampled", "scenes"), default="sampled",
                     help="loss weights from the class shares the crops show (sampled) or from the scenes' pixels")
     ap.add_argument("--minutes", type=float, default=None, help="training wall time of this call (default: the whole schedule)")
