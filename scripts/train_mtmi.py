@@ -380,12 +380,11 @@ def make_batch(torch, F, data, wins, crop, near, far, depth_over_s=False):
     dev = imgs.device
     xs, ys, ds = [], [], []
     for w in wins:
-        if w[0] == "mosaic":
-            idx = torch.tensor(w[1], device=dev)
+        if w[0] == "mosaic":  # (stacked views: an index tensor would be a host-to-device copy, which waits for the GPU)
             half = crop // 2
-            x = F.interpolate(imgs[idx].permute(0, 3, 1, 2).float(), size=(half, half), mode="bilinear", antialias=True,
-                              align_corners=False)
-            y = F.interpolate(labs[idx][:, None].float(), size=(half, half), mode="nearest")[:, 0].long()
+            x = F.interpolate(torch.stack([imgs[i] for i in w[1]]).permute(0, 3, 1, 2).float(), size=(half, half), mode="bilinear",
+                              antialias=True, align_corners=False)
+            y = F.interpolate(torch.stack([labs[i] for i in w[1]])[:, None].float(), size=(half, half), mode="nearest")[:, 0].long()
             x = torch.cat([torch.cat([x[0], x[1]], 2), torch.cat([x[2], x[3]], 2)], 1)
             y = torch.cat([torch.cat([y[0], y[1]], 1), torch.cat([y[2], y[3]], 1)], 0)
             d = torch.full((crop, crop), -1.0, device=dev)
@@ -402,9 +401,20 @@ def make_batch(torch, F, data, wins, crop, near, far, depth_over_s=False):
         xs.append(x)
         ys.append(y)
         ds.append(d)
-    mean = torch.tensor([123.675, 116.28, 103.53], device=dev).view(1, 3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375], device=dev).view(1, 3, 1, 1)
+    mean, std = _norm(torch, dev)
     return (torch.stack(xs) - mean) / std, torch.stack(ys), torch.stack(ds)
+
+
+_NORM = {}
+
+
+def _norm(torch, dev):
+    """The input normalisation's mean and std on the device, made once (a
+    tensor made from a list every step is a copy that waits for the GPU)."""
+    if str(dev) not in _NORM:
+        _NORM[str(dev)] = (torch.tensor([123.675, 116.28, 103.53], device=dev).view(1, 3, 1, 1),
+                           torch.tensor([58.395, 57.12, 57.375], device=dev).view(1, 3, 1, 1))
+    return _NORM[str(dev)]
 
 
 # ------------------------------------------------- schedule, phases, checkpoints
