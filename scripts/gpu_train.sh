@@ -98,5 +98,5 @@ if grep -q "^record: " "$OUT/train_phase$PHASE.log"; then  # this call ended the
 else
   echo "=== PHASE $PHASE OF $OF DONE in $(( $(date +%s) - t0 )) s: $STATE"
   [ "$PHASE" = "$OF" ] && { echo "=== THE LAST PHASE WROTE NO MODEL"; exit 1; }
-  echo "=== next: copy $OUT/mtmi_ckpt.pt to build-train/carry/mtmi_ckpt.pt here, then at once: scripts/gpu_train.sh --phase $(( PHASE + 1 )) --of $OF (carry .deps and build-train/carry)"
+  echo "=== next: on your side copy this call's mtmi_ckpt.pt (files_at) to build-train/carry/mtmi_ckpt.pt, then at once: bash scripts/gpu_train.sh --phase $(( PHASE + 1 )) --of $OF (carry .deps and build-train/carry)"
 fi
