@@ -220,7 +220,7 @@ void cli_help(const cli_command *c, FILE *f) {
 /* --------------------------------------------------------- value helpers */
 long cli_cap(const cli_parser *p, long v, long cap, const char *why) {
     if (v > cap) {
-        fprintf(stderr, "mtmi: warning: %s: %s %ld is more than %s; using %ld\n", p->cmd->name, p->opt, v, why, cap);
+        fprintf(stderr, "mtmi: warning: %s %ld is more than %s; using %ld (%s)\n", p->opt, v, why, cap, p->cmd->name);
         v = cap;
     }
     return v;
