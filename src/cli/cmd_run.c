@@ -267,7 +267,11 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
         const mt_devspec *d = mt_pipeline_stage_dev(p, s);
         fprintf(f, "%s{\"name\": ", s ? ", " : "");
         mt_json_string(f, mt_pipeline_stage_name(p, s));
-        fprintf(f, ", \"device\": \"%s\", \"precision\": \"%s\"}", mt_device_str(d, dev, sizeof dev), mt_precision_name(d->prec));
+        fprintf(f, ", \"device\": ");
+        mt_json_string(f, mt_device_str(d, dev, sizeof dev));
+        fprintf(f, ", \"precision\": ");
+        mt_json_string(f, mt_precision_name(d->prec));
+        fprintf(f, "}");
     }
     fprintf(f, "],\n  \"input\": {\"batch\": %d, \"height\": %d, \"width\": %d},\n", app->batch, app->height, app->width);
     fprintf(f, "  \"format\": \"%s\",\n  \"logits\": {\"dtype\": \"%s\", \"layout\": \"CHW\"},\n  \"depth\": {\"dtype\": \"%s\", "
@@ -276,7 +280,10 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
             c->logits_form == MT_FORM_INT8 ? "int8" : c->logits_form == MT_FORM_FP16 ? "float16" : "float32",
             c->depth_form == MT_FORM_FP16 ? "float16" : "float32", MT_DEPTH_NEAR, MT_DEPTH_FAR, MT_DEPTH_NEAR);
     fprintf(f, "  \"classes\": [");
-    for (int k = 0; k < 19; k++) fprintf(f, "%s\"%s\"", k ? ", " : "", mt_cityscapes_names[k]);
+    for (int k = 0; k < 19; k++) {
+        fprintf(f, "%s", k ? ", " : "");
+        mt_json_string(f, mt_cityscapes_names[k]);
+    }
     fprintf(f, "],\n  \"frames\": [");
     int first = 1;
     for (int i = 0; i < c->nwrite; i++) {

@@ -141,7 +141,11 @@ static int write_manifest(const synth_opts *o, const double *hist, double secs) 
     fprintf(f, "  \"height\": %d,\n  \"width\": %d,\n  \"stems\": \"s%ld_<index, 6 digits>\",\n", o->h, o->w, o->seed);
     fprintf(f, "  \"depth_png\": \"16-bit metres x 256 along the camera axis, 0 = none\",\n  \"seconds\": %.3f,\n", secs);
     fprintf(f, "  \"pixels\": {");
-    for (int c = 0; c < MT_SYNTH_CLASSES; c++) fprintf(f, "%s\"%s\": %.0f", c ? ", " : "", mt_cityscapes_names[c], hist[c]);
+    for (int c = 0; c < MT_SYNTH_CLASSES; c++) {
+        fprintf(f, "%s", c ? ", " : "");
+        mt_json_string(f, mt_cityscapes_names[c]);
+        fprintf(f, ": %.0f", hist[c]);
+    }
     fprintf(f, ", \"ignore\": %.0f}\n}\n", hist[MT_SYNTH_IGNORE]);
     if (mt_atomic_commit(f, tmp, path, !ferror(f))) return cli_lib_error();
     return 0;

@@ -197,12 +197,15 @@ const char *cli_synopsis(const cli_command *c, char *buf, size_t cap) {
 void cli_help(const cli_command *c, FILE *f) {
     char syn[256];
     fprintf(f, "usage: %s\n", cli_synopsis(c, syn, sizeof syn));
-    if (c->about && c->about[0]) put_lines(f, c->about, 0, 0);
+    if (c->about && c->about[0]) {
+        fprintf(f, "\n");
+        put_lines(f, c->about, 0, 0);
+    }
     fprintf(f, "\noptions:\n");
     char spec[128];
     for (const cli_opt *o = c->opts; o && o->id; o++) {
         spec_of(o, spec, sizeof spec);
-        if ((int)strlen(spec) + 2 < HELP_COL) {
+        if ((int)strlen(spec) + 4 <= HELP_COL) { /* two spaces at least between the option and its help */
             fprintf(f, "  %-*s", HELP_COL - 2, spec);
             put_lines(f, o->help ? o->help : "", HELP_COL, 1);
         } else {
