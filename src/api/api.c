@@ -120,9 +120,9 @@ static void flops_report(strbuf *b, const mt_graph *g, int executed) {
         sb_printf(b, "  head '%s': %.2f GFLOP, %d nodes\n", g->values[g->outputs[k]].name, per[k] / 1e9, nper[k]);
 }
 
-char *mtmi_model_describe(mtmi_model *m) { return mt_model_describe_ex(m, NULL); }
+char *mtmi_model_describe(mtmi_model *m) { return mt_model_describe_ex(m, NULL, 0, NULL); }
 
-char *mt_model_describe_ex(mtmi_model *m, const mt_tuning *tuning) {
+char *mt_model_describe_ex(mtmi_model *m, const mtmi_tensor *shapes, int nshapes, const mt_tuning *tuning) {
     strbuf b = {0};
     const mt_graph *g = m->graph;
     char sh[128];
@@ -143,8 +143,8 @@ char *mt_model_describe_ex(mtmi_model *m, const mt_tuning *tuning) {
      * the arithmetic, and users compare with what they exported.  What the
      * optimized plan executes is reported after it. */
     mt_graph *folded = NULL, *opt = NULL;
-    if (mt_model_specialize_ex(m, NULL, 0, 0, tuning, &folded) != MTMI_OK ||
-        mt_model_specialize_ex(m, NULL, 0, 1, tuning, &opt) != MTMI_OK) {
+    if (mt_model_specialize_ex(m, shapes, nshapes, 0, tuning, &folded) != MTMI_OK ||
+        mt_model_specialize_ex(m, shapes, nshapes, 1, tuning, &opt) != MTMI_OK) {
         sb_printf(&b, "optimized: not available (%s)\n", mtmi_last_error());
         mt_graph_free(folded);
         return b.s;

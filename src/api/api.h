@@ -7,9 +7,10 @@
 #include "model/model.h" /* struct mtmi_model, mt_model_specialize */
 
 /* mtmi_model_describe with the graph switches of tuning (NULL =
- * defaults): `mtmi info` reports the graph the command line's switches
- * make. */
-char *mt_model_describe_ex(mtmi_model *m, const mt_tuning *tuning);
+ * defaults) and the nshapes input shapes given (in input order; the rest
+ * as declared): `mtmi info [--shape ...]` reports the graph the command
+ * line's switches make, at the size asked for. */
+char *mt_model_describe_ex(mtmi_model *m, const mtmi_tensor *shapes, int nshapes, const mt_tuning *tuning);
 
 /* Per-node timing of a CPU plan (for `mtmi infer --profile`): switch it on
  * before running; the report (malloc'ed) lists the ops and nodes that took

@@ -380,40 +380,43 @@ void mt_app_print_summary(FILE *f, const mt_app *app, const mt_stats *st, const 
     }
 }
 
-static void json_escape(char *dst, size_t cap, const char *s) {
-    size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') dst[o++] = '\\', dst[o++] = c;
-        else if (c < 0x20) o += snprintf(dst + o, cap - o, "\\u%04x", c);
-        else dst[o++] = c;
-    }
-    dst[o] = 0;
+/* "name": number (null when not finite), through core's one JSON writer. */
+static void jnum(FILE *f, const char *name, double v, const char *sep) {
+    fprintf(f, "\"%s\": ", name);
+    mt_json_number(f, "%.4f", v);
+    fputs(sep, f);
 }
 
-mtmi_status mt_app_write_json(const char *path, const char *command, const mt_app *app, const mt_stats *st,
-                              const mt_summary *s, const char *extra) {
-    char tmp[4200], esc[1100];
-    FILE *f = mt_atomic_open(path, tmp, sizeof tmp);
-    if (!f) return mt_fail(MTMI_ERR_IO, "%s: cannot write the JSON report", path);
+void mt_app_write_json(FILE *f, const char *command, const mt_app *app, const mt_stats *st, const mt_summary *s,
+                       const char *extra) {
     const mt_pipeline *p = app->pipe;
-    fprintf(f, "{\n  \"command\": \"%s\",\n", command);
-    json_escape(esc, sizeof esc, app->model_desc);
-    fprintf(f, "  \"model\": \"%s\",\n  \"input\": [%d, %d, %d, %d],\n", esc, app->batch, app->channels, app->height, app->width);
-    json_escape(esc, sizeof esc, app->placement);
-    fprintf(f, "  \"placement\": \"%s\",\n  \"inflight\": %d,\n  \"sync\": %s,\n", esc, mt_pipeline_inflight(p),
-            mt_pipeline_inflight(p) == 1 ? "true" : "false");
-    fprintf(f, "  \"frames\": %lld,\n  \"frames_measured\": %lld,\n  \"fps\": %.4f,\n  \"frame_ms\": %.4f,\n", (long long)st->n,
-            (long long)s->frames, s->fps, s->period_mean);
+    fprintf(f, "{\n  \"command\": ");
+    mt_json_string(f, command);
+    fprintf(f, ",\n  \"model\": ");
+    mt_json_string(f, app->model_desc);
+    fprintf(f, ",\n  \"input\": [%d, %d, %d, %d],\n  \"placement\": ", app->batch, app->channels, app->height, app->width);
+    mt_json_string(f, app->placement);
+    fprintf(f, ",\n  \"inflight\": %d,\n  \"sync\": %s,\n", mt_pipeline_inflight(p), mt_pipeline_inflight(p) == 1 ? "true" : "false");
+    fprintf(f, "  \"frames\": %lld,\n  \"frames_measured\": %lld,\n  ", (long long)st->n, (long long)s->frames);
+    jnum(f, "fps", s->fps, ",\n  ");
+    jnum(f, "frame_ms", s->period_mean, ",\n");
     fprintf(f, "  \"stages\": [\n");
     for (int k = 0; k < st->nstages; k++) {
-        json_escape(esc, sizeof esc, st->stage_names[k]);
-        fprintf(f, "    {\"name\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f}%s\n",
-                esc, st->stage_devs[k], mt_pipeline_stage_threads(p, k), s->p50[k], s->p99[k], s->mean[k],
-                k + 1 < st->nstages ? "," : "");
+        fprintf(f, "    {\"name\": ");
+        mt_json_string(f, st->stage_names[k]);
+        fprintf(f, ", \"device\": ");
+        mt_json_string(f, st->stage_devs[k]);
+        fprintf(f, ", \"threads\": %d, ", mt_pipeline_stage_threads(p, k));
+        jnum(f, "p50_ms", s->p50[k], ", ");
+        jnum(f, "p99_ms", s->p99[k], ", ");
+        jnum(f, "mean_ms", s->mean[k], k + 1 < st->nstages ? "},\n" : "}\n");
     }
-    fprintf(f, "  ],\n  \"heads_ms\": {\"p50\": %.4f, \"p99\": %.4f},\n", s->heads_p50, s->heads_p99);
-    fprintf(f, "  \"latency_ms\": {\"p50\": %.4f, \"p99\": %.4f, \"mean\": %.4f},\n", s->e2e_p50, s->e2e_p99, s->e2e_mean);
+    fprintf(f, "  ],\n  \"heads_ms\": {");
+    jnum(f, "p50", s->heads_p50, ", ");
+    jnum(f, "p99", s->heads_p99, "},\n  \"latency_ms\": {");
+    jnum(f, "p50", s->e2e_p50, ", ");
+    jnum(f, "p99", s->e2e_p99, ", ");
+    jnum(f, "mean", s->e2e_mean, "},\n");
     size_t gpu = 0;
     for (int k = 0; k < st->nstages; k++)
         if (mt_pipeline_stage_dev(p, k)->kind == MT_DEV_CUDA) gpu += mt_pipeline_stage_memory(p, k);
@@ -426,10 +429,13 @@ mtmi_status mt_app_write_json(const char *path, const char *command, const mt_ap
     }
     fprintf(f, "}},\n");
     char res[128];
-    fprintf(f, "  \"results\": \"%s\",\n  \"overlap\": %s,\n", mt_app_results_str(app->seg_forms, app->depth_forms, res, sizeof res),
-            mt_pipeline_can_overlap(p) ? "true" : "false");
-    fprintf(f, "  \"d2h_bytes_per_frame\": %zu,\n  \"copy_ms_per_frame\": %.4f,\n  \"copy_gbps\": %.3f,\n",
-            mt_pipeline_d2h_bytes(p), s->copy_mean, copy_gbps(app, s));
-    fprintf(f, "  \"build_ms\": %.1f%s\n}\n", app->build_ms, extra ? extra : "");
-    return mt_atomic_commit(f, tmp, path, !ferror(f));
+    fprintf(f, "  \"results\": ");
+    mt_json_string(f, mt_app_results_str(app->seg_forms, app->depth_forms, res, sizeof res));
+    fprintf(f, ",\n  \"overlap\": %s,\n", mt_pipeline_can_overlap(p) ? "true" : "false");
+    fprintf(f, "  \"d2h_bytes_per_frame\": %zu,\n  ", mt_pipeline_d2h_bytes(p));
+    jnum(f, "copy_ms_per_frame", s->copy_mean, ",\n  \"copy_gbps\": ");
+    mt_json_number(f, "%.3f", copy_gbps(app, s));
+    fprintf(f, ",\n  \"build_ms\": ");
+    mt_json_number(f, "%.1f", app->build_ms);
+    fprintf(f, "%s\n}\n", extra ? extra : "");
 }

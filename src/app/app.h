@@ -93,9 +93,11 @@ void mt_app_tuning_from_env(mt_tuning *t);
  * "" when every switch is at its default; buf of cap bytes. */
 const char *mt_app_tuning_env_string(char *buf, size_t cap);
 
-/* JSON report; `extra` is inserted verbatim as more members (may be NULL
- * or "", else it must start with a comma). Atomic write. */
-mtmi_status mt_app_write_json(const char *path, const char *command, const mt_app *app, const mt_stats *st,
-                              const mt_summary *s, const char *extra);
+/* The JSON report to f (the command line opens and commits it: a file
+ * written atomically, or stdout); strings through mt_json_string, numbers
+ * through mt_json_number (null when not finite).  `extra` is inserted
+ * verbatim as more members (may be NULL or "", else it must start with a
+ * comma). */
+void mt_app_write_json(FILE *f, const char *command, const mt_app *app, const mt_stats *st, const mt_summary *s, const char *extra);
 
 #endif

@@ -29,13 +29,6 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_lib_error(void);
 /* Parses "1x3x512x512" into t (rank, dims). */
 int cli_parse_shape(const char *s, mtmi_tensor *t);
-/* Parses a non-negative integer option value; -1 on error. */
-long cli_parse_long(const char *opt, const char *s, long lo, long hi);
-/* Parses an integer option of at least lo; above cap it warns (why: "the 2
- * cores here") and gives cap.  -1 on a bad value (reported). */
-long cli_parse_capped(const char *opt, const char *s, long lo, long cap, const char *why);
-/* --threads N: at least lo, capped at the online cores with a warning. */
-int cli_threads(const char *opt, const char *s, int lo);
 /* The files "<dir>/<name><suffix>" of n tensors, decided before anything
  * is written: distinct (mt_file_names), within the system's path limits
  * and none of them one of the inputs.  0, or 1 after reporting. */
@@ -72,6 +65,139 @@ void cli_progress(const char *what, int i, int n, const char *item, double t0);
 int cli_model_key(const mtmi_model *m, int random, long seed, uint64_t *key);
 void cli_feature_path(const char *dir, uint64_t model_key, const mtmi_tensor *shape, const float *input, char *out, size_t cap);
 
+/* ------------------------------------------------ options (options.c)
+ * One parser for every command.  A command describes its options once, as
+ * a table of cli_opt rows (rows may share an id: other names of one
+ * option); the parser, `mtmi CMD --help` and docs/CLI.md's option lists
+ * come from it.  `--name VALUE`, `--name=VALUE`, `-o VALUE`, `-oVALUE`;
+ * `--` ends the options; long names match exactly.  Usage errors (unknown
+ * option, missing or malformed value, number out of range, extra or
+ * missing arguments) are one line naming the command and the option, and
+ * exit with CLI_USAGE; errors of the files and the run exit with 1. */
+#define CLI_USAGE 2
+#define CLI_MAX_ARGS 8
+enum { CLI_FLAG, CLI_STR, CLI_INT, CLI_REAL, CLI_CHOICE };
+typedef struct cli_opt {
+    int id;           /* > 0, what cli_next returns; 0 ends a table */
+    const char *name; /* long name, without "--" */
+    char sname;       /* short name ('o'), or 0 */
+    int type;         /* CLI_FLAG (no value), CLI_STR, CLI_INT, CLI_REAL, CLI_CHOICE */
+    const char *meta; /* the value in help ("DIR"); CLI_CHOICE: the choices, "npy|seed" */
+    double lo, hi;    /* CLI_INT / CLI_REAL: the accepted range */
+    const char *help; /* '\n' between lines */
+} cli_opt;
+typedef struct cli_command {
+    const char *name;    /* "simplify" */
+    const char *args;    /* the positional arguments' synopsis ("IN [OUT]"), "" if none */
+    int max_args;        /* how many positional arguments it takes (<= CLI_MAX_ARGS) */
+    const char *summary; /* one line in `mtmi --help` */
+    const char *about;   /* `mtmi CMD --help`'s text after the usage line */
+    const cli_opt *opts; /* ends with a row of id 0 */
+    const char *footer;  /* after the options, or NULL */
+} cli_command;
+/* Every command's table (in its cmd_*.c file), in `mtmi --help`'s order. */
+extern const cli_command cli_cmd_info, cli_cmd_ops, cli_cmd_infer, cli_cmd_calibrate, cli_cmd_accuracy, cli_cmd_simplify,
+    cli_cmd_split, cli_cmd_make_model, cli_cmd_run, cli_cmd_synth, cli_cmd_eval, cli_cmd_bench;
+
+typedef struct cli_parser {
+    const cli_command *cmd;
+    int argc, i, dashdash;
+    char **argv;
+    const cli_opt *row;  /* the row of the option returned */
+    const char *value;   /* its value (NULL for a flag) */
+    long num;            /* CLI_INT's value, checked against the row's range */
+    double real;         /* CLI_REAL's */
+    char opt[64];        /* the option as written ("--json", "-o"), for messages */
+    char *args[CLI_MAX_ARGS]; /* positional arguments, in order */
+    int nargs;
+} cli_parser;
+enum { CLI_END = 0, CLI_HELP = -1, CLI_ERROR = -2 };
+void cli_parser_init(cli_parser *p, const cli_command *cmd, int argc, char **argv);
+/* The next option's id (its value in p->value / num / real); CLI_END when
+ * argv is done (positional arguments in p->args); CLI_HELP after printing
+ * the help (the command then returns 0; it may print more lines first);
+ * CLI_ERROR after reporting a usage error (the command returns CLI_USAGE). */
+int cli_next(cli_parser *p);
+void cli_help(const cli_command *c, FILE *f);
+/* "mtmi simplify IN [OUT] [options]" into buf. */
+const char *cli_synopsis(const cli_command *c, char *buf, size_t cap);
+/* "mtmi: error: <command>: <message>"; returns CLI_USAGE. */
+int cli_usage(const cli_parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v capped at cap with a warning ("--inflight 99 is more than <why>"). */
+long cli_cap(const cli_parser *p, long v, long cap, const char *why);
+/* A thread count capped at the online cores, with a warning. */
+int cli_cap_threads(const cli_parser *p, long v);
+/* "HxW" with both in [1, max]; -1 if not. */
+int cli_hxw(const char *s, int max, int *h, int *w);
+
+/* JSON reports: --json FILE writes the report to FILE (atomically), or
+ * with "-" to stdout.  cli_json_stdout (right after parsing) gives the
+ * real stdout to the report alone when json is "-": everything else the
+ * command prints goes to stderr from then on.  All JSON goes through
+ * mt_json_string / mt_json_number (core.h). */
+typedef struct cli_json_file {
+    FILE *f;
+    int to_stdout;
+    char tmp[PATH_MAX + 64];
+} cli_json_file;
+void cli_json_stdout(const char *json);
+FILE *cli_json_open(const char *path, cli_json_file *j);
+/* Commits (or with !ok drops) the report; 0, or 1 after reporting. */
+int cli_json_close(cli_json_file *j, const char *path, int ok);
+/* Report outputs (--json, --trace: NULL and "-" skipped): none of them an
+ * input nor two of them the same file.  0, or 1 after reporting. */
+int cli_check_report_paths(const char *cmd, const char *const *outs, int nouts, const char *const *inputs, int ninputs);
+
+/* Rows shared by several commands, and their handlers.  Each handler
+ * takes the option of id if it is one of its rows: 1 if taken, 0 if not
+ * its option, -1 after a usage error (reported; the command returns
+ * CLI_USAGE). */
+enum {
+    /* mt_app_opts, cli_app_take: run, bench, eval */
+    CLI_A_MODEL = 1000, CLI_A_RANDOM, CLI_A_PLACE, CLI_A_INFLIGHT, CLI_A_SYNC, CLI_A_SIZE, CLI_A_CACHE, CLI_A_THREADS, CLI_A_QUIET,
+    CLI_A_HOST_PRE, CLI_A_INJECT, CLI_A_SEED,
+    /* cli_quant_opts, cli_quant_take: calibrate, accuracy */
+    CLI_Q_IMAGES = 1100, CLI_Q_OVERRIDE, CLI_Q_SIZE, CLI_Q_FEATURES, CLI_Q_NO_FEAT, CLI_Q_THREADS, CLI_Q_RANDOM,
+};
+#define CLI_ROW_RANDOM_WEIGHTS(id)                                                                                                   \
+    {id, "random-weights", 0, CLI_INT, "SEED", 0, 1 << 30,                                                                            \
+     "fill the model's missing external weights (a graph-only\nexport) with seeded random values"}
+#define CLI_ROW_JSON(id, what) {id, "json", 0, CLI_STR, "FILE", 0, 0, what " as JSON to FILE (- = stdout;\nthe text report then goes to stderr)"}
+#define CLI_ROWS_APP_MODEL                                                                                                           \
+    {CLI_A_MODEL, "model", 0, CLI_STR, "M.onnx", 0, 0,                                                                                \
+     "ONNX model; default: the built-in MTMI network (the trained\none when models/mtmi_trained.onnx is found)"},                  \
+        CLI_ROW_RANDOM_WEIGHTS(CLI_A_RANDOM),                                                                                        \
+        {CLI_A_SEED, "seed", 0, CLI_INT, "N", 0, 1 << 30, "the built-in network's weight seed when it has random weights"}
+#define CLI_ROW_APP_PLACE                                                                                                            \
+    {CLI_A_PLACE, "place", 0, CLI_STR, "P", 0, 0,                                                                                     \
+     "device and precision per stage, e.g. encoder=cpu/fp32,\ndepth=cpu:1/fp32,seg=cpu:2/fp32 or encoder=cuda:0/fp16,\n"            \
+     "depth=cuda:0.sm16/int8,...; `auto` builds and times the\ncandidates and keeps the fastest; default: the GPU when\n"             \
+     "there is one, else the CPU split into a device per stage"}
+#define CLI_ROW_APP_CACHE {CLI_A_CACHE, "cache", 0, CLI_STR, "FILE", 0, 0, "calibration cache (mtmi calibrate) for int8 stages"}
+#define CLI_ROW_APP_SIZE {CLI_A_SIZE, "size", 0, CLI_STR, "HxW", 0, 0, "input size (multiples of 32); default: the model's"}
+#define CLI_ROW_APP_THREADS {CLI_A_THREADS, "threads", 0, CLI_INT, "N", 1, 1 << 30, "CPU threads, split among the CPU devices; default all"}
+#define CLI_ROWS_APP_FLIGHT                                                                                                          \
+    {CLI_A_INFLIGHT, "inflight", 0, CLI_INT, "N", 1, 1 << 30, "frames in flight (default 2)"},                                       \
+        {CLI_A_SYNC, "sync", 0, CLI_FLAG, NULL, 0, 0, "one frame at a time (--inflight 1)"}
+#define CLI_ROW_APP_QUIET {CLI_A_QUIET, "quiet", 'q', CLI_FLAG, NULL, 0, 0, "no line per frame"}
+#define CLI_ROW_APP_HOST_PRE                                                                                                         \
+    {CLI_A_HOST_PRE, "host-preprocess", 0, CLI_FLAG, NULL, 0, 0,                                                                      \
+     "normalize frames on the host (default: the encoder's\ndevice does it, from the 8-bit pixels)"}
+#define CLI_ROW_APP_INJECT                                                                                                           \
+    {CLI_A_INJECT, "inject-error", 0, CLI_STR, "S:F", 0, 0, "testing: make stage S (0 = encoder) fail at frame F"}
+struct mt_app_opts;
+struct mt_app;
+int cli_app_take(cli_parser *p, int id, struct mt_app_opts *o, int max_inflight);
+/* cli_check_report_paths against what app was opened from (the model's
+ * files and the calibration cache). */
+int cli_check_app_report(const struct mt_app *app, const struct mt_app_opts *o, const char *cmd, const char *const *outs, int nouts);
+/* run's and bench's report (mt_app_write_json) to path ("-" = stdout);
+ * 0, or 1 after reporting. */
+struct mt_stats;
+struct mt_summary;
+int cli_write_app_json(const char *path, const char *command, const struct mt_app *app, const struct mt_stats *st,
+                       const struct mt_summary *s, const char *extra);
+
 /* The options calibrate and accuracy share: --images and --override (256
  * of each), --size, --features, --no-feature-cache, --threads and
  * --random-weights. */
@@ -81,9 +207,15 @@ typedef struct cli_quant_opts {
     long seed;
     const char *size, *featdir;
 } cli_quant_opts;
-/* Takes argv[*i] (and its value) into o if it is one of those options:
- * 1 if taken, 0 if not, -1 on a bad value (reported; "cmd: ..."). */
-int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_opts *o);
+#define CLI_ROWS_QUANT                                                                                                               \
+    {CLI_Q_IMAGES, "images", 0, CLI_STR, "DIR|FILE", 0, 0, "PNG images or .npy tensors (normalized CHW): a folder or a\nfile; repeatable"}, \
+        {CLI_Q_OVERRIDE, "override", 0, CLI_STR, "NAME=SCALE", 0, 0, "set one tensor's scale; repeatable"},                         \
+        {CLI_Q_SIZE, "size", 0, CLI_STR, "HxW", 0, 0, "input size; default: the model's"},                                          \
+        {CLI_Q_THREADS, "threads", 0, CLI_INT, "N", 0, 1 << 30, "CPU threads (default: all cores)"},                                 \
+        {CLI_Q_FEATURES, "features", 0, CLI_STR, "DIR", 0, 0, "where each image's shared features are kept\n(default: CACHE.features)"}, \
+        {CLI_Q_NO_FEAT, "no-feature-cache", 0, CLI_FLAG, NULL, 0, 0, "neither read nor keep shared features"},                      \
+        CLI_ROW_RANDOM_WEIGHTS(CLI_Q_RANDOM)
+int cli_quant_take(cli_parser *p, int id, cli_quant_opts *o);
 /* Loads frame f of files (batch shape->dims[0]; a last partial batch
  * repeats its last image) into input and gets its encoder features: from
  * the feature cache o->featdir when reuse is set and the batch is 1, else
@@ -92,13 +224,6 @@ int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_o
 struct mt_qrunner;
 int cli_frame_features(struct mt_qrunner *r, const cli_quant_opts *o, uint64_t model_key, char **files, int nfiles, int f,
                        const mtmi_tensor *shape, float *input, int reuse);
-
-/* The options run and bench share, into o: --model, --random-weights,
- * --place, --inflight (1 to max_inflight), --sync, --size HxW, --cache,
- * --threads, --quiet (-q) and --seed.  1 if argv[*i] (and its value) was
- * one, 0 if not, -1 on a bad value (reported; "cmd: ..."). */
-struct mt_app_opts;
-int cli_app_option(const char *cmd, int argc, char **argv, int *i, struct mt_app_opts *o, int max_inflight);
 
 /* ------------------------------------------------- run: I/O threads (run_io.c) */
 #define RUN_MAX_THREADS 64

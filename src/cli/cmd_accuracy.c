@@ -86,38 +86,98 @@ static int api_check(mtmi_model *m, const mtmi_tensor *shape, int threads, const
     return rc;
 }
 
-int mt_cmd_accuracy(int argc, char **argv) {
-    const char *path = NULL, *cache_path = NULL, *dumpdir = NULL;
-    cli_quant_opts o = {0};
-    int json = 0, check_api = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            printf("usage: mtmi accuracy [MODEL] --cache CACHE --images DIR|FILE [--images ...] [--json]\n"
-                   "       [--override name=scale ...] [--size HxW] [--threads N] [--dump DIR]\n"
-                   "       [--features DIR | --no-feature-cache] [--random-weights SEED]\n"
-                   "Runs the encoder in FP32 and the heads both in FP32 and in INT8 (CPU reference\n"
-                   "kernels, scales from CACHE) and reports, over all images: the agreement of the\n"
-                   "segmentation class maps, the IoU of each class between the two maps, and the depth\n"
-                   "error.  --dump writes the first image's outputs as DIR/<output>_{fp32,int8}.npy.\n"
-                   "--check-api also runs the first image through mtmi_plan_create(precision int8)\n"
-                   "and requires the same bits as the split encoder + INT8 heads.  Without MODEL:\n"
-                   "the built-in network (the trained one when models/mtmi_trained.onnx is found).\n");
-            return 0;
-        }
-        int took = cli_quant_option("accuracy", argc, argv, &i, &o);
-        if (took < 0) return 1;
-        if (took) continue;
-        if (!strcmp(a, "--cache") && i + 1 < argc) cache_path = argv[++i];
-        else if (!strcmp(a, "--dump") && i + 1 < argc) dumpdir = argv[++i];
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--check-api")) check_api = 1;
-        else if (a[0] == '-') return cli_error("accuracy: unknown or incomplete option '%s'", a);
-        else if (!path) path = a;
-        else return cli_error("accuracy: more than one model given");
+enum { O_CACHE = 1, O_DUMP, O_JSON, O_CHECK_API };
+static const cli_opt g_opts[] = {
+    {O_CACHE, "cache", 0, CLI_STR, "CACHE", 0, 0, "the calibration cache of the INT8 heads (required)"},
+    CLI_ROW_JSON(O_JSON, "the report"),
+    {O_DUMP, "dump", 0, CLI_STR, "DIR", 0, 0, "write the first image's outputs as\nDIR/<output>_{fp32,int8}.npy"},
+    {O_CHECK_API, "check-api", 0, CLI_FLAG, NULL, 0, 0,
+     "also run the first image through mtmi_plan_create(precision\nint8) and require the same bits as the split INT8 heads"},
+    CLI_ROWS_QUANT,
+    {0},
+};
+const cli_command cli_cmd_accuracy = {
+    "accuracy", "[MODEL]", 1, "INT8 heads vs FP32: class-map agreement, IoU, depth error",
+    "Runs the encoder in FP32 and the heads both in FP32 and in INT8 (CPU reference\n"
+    "kernels, scales from CACHE) and reports, over all images: the agreement of the\n"
+    "segmentation class maps, the IoU of each class between the two maps, and the\n"
+    "depth error.  Without MODEL: the built-in network (the trained one when\n"
+    "models/mtmi_trained.onnx is found).",
+    g_opts, NULL};
+
+/* The report as JSON: file names quoted by mt_json_string (quotes,
+ * backslashes, control characters escaped), numbers by mt_json_number. */
+typedef struct acc_report {
+    const char *model, *cache;
+    int images, quantized, skipped, has_seg, has_depth, classes;
+    double agreement, miou, lmax, dmean, dmax, ms_fp32, ms_int8;
+    const double *inter, *uni;
+} acc_report;
+
+static int write_json(const char *path, const acc_report *r) {
+    cli_json_file j;
+    FILE *f = cli_json_open(path, &j);
+    if (!f) return 1;
+    fprintf(f, "{\"command\": \"accuracy\", \"model\": ");
+    mt_json_string(f, r->model);
+    fprintf(f, ", \"cache\": ");
+    mt_json_string(f, r->cache);
+    fprintf(f, ", \"images\": %d, \"quantized_nodes\": %d, \"float_nodes\": %d", r->images, r->quantized, r->skipped);
+    if (r->has_seg) {
+        fprintf(f, ", \"seg\": {\"agreement_pct\": ");
+        mt_json_number(f, "%.4f", r->agreement);
+        fprintf(f, ", \"miou_pct\": ");
+        mt_json_number(f, "%.4f", r->miou);
+        fprintf(f, ", \"logits_max_abs\": ");
+        mt_json_number(f, "%.6g", r->lmax);
+        fprintf(f, ", \"iou_pct\": {");
+        int first = 1;
+        for (int c = 0; c < r->classes; c++)
+            if (r->uni[c] > 0) {
+                fprintf(f, "%s\"%d\": ", first ? "" : ", ", c);
+                mt_json_number(f, "%.4f", 100 * r->inter[c] / r->uni[c]);
+                first = 0;
+            }
+        fprintf(f, "}}");
     }
-    if (!cache_path) return cli_error("accuracy: no calibration cache given (--cache CACHE)");
-    if (!o.ninputs) return cli_error("accuracy: no inputs given (--images DIR)");
+    if (r->has_depth) {
+        fprintf(f, ", \"depth\": {\"mean_abs\": ");
+        mt_json_number(f, "%.6g", r->dmean);
+        fprintf(f, ", \"max_abs\": ");
+        mt_json_number(f, "%.6g", r->dmax);
+        fprintf(f, "}");
+    }
+    fprintf(f, ", \"heads_ms\": {\"fp32\": ");
+    mt_json_number(f, "%.3f", r->ms_fp32);
+    fprintf(f, ", \"int8\": ");
+    mt_json_number(f, "%.3f", r->ms_int8);
+    fprintf(f, "}}\n");
+    return cli_json_close(&j, path, 1);
+}
+
+int mt_cmd_accuracy(int argc, char **argv) {
+    const char *path = NULL, *cache_path = NULL, *dumpdir = NULL, *json = NULL;
+    cli_quant_opts o = {0};
+    int check_api = 0, id;
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_accuracy, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        const int took = cli_quant_take(&p, id, &o);
+        if (took < 0) return CLI_USAGE;
+        if (took) continue;
+        switch (id) {
+        case O_CACHE: cache_path = p.value; break;
+        case O_DUMP: dumpdir = p.value; break;
+        case O_JSON: json = p.value; break;
+        case O_CHECK_API: check_api = 1; break;
+        }
+    }
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (p.nargs) path = p.args[0];
+    if (!cache_path) return cli_usage(&p, "no calibration cache given (--cache CACHE)");
+    if (!o.ninputs) return cli_usage(&p, "no inputs given (--images DIR)");
+    cli_json_stdout(json);
 
     int rc = 1;
     mtmi_model *m = NULL;
@@ -160,6 +220,15 @@ int mt_cmd_accuracy(int argc, char **argv) {
     if (dv && dv->rank != 4) dv = NULL, depth = -1;
     int64_t HW = sv ? sv->dims[2] * sv->dims[3] : 0, NB = sv ? sv->dims[0] : 0, C = sv ? sv->dims[1] : 0;
     if (dumpdir && dump_paths(dumpdir, m, r.full, cache_path, files, nfiles, &dumps)) goto done;
+    if (json && strcmp(json, "-")) { /* the report replaces no input */
+        int nin;
+        const char **ins = cli_inputs_list(m, (const char *const *)files, nfiles, &nin);
+        if (!ins) goto done;
+        ins[nin++] = cache_path;
+        const int bad = cli_check_report_paths("accuracy", &json, 1, ins, nin);
+        free(ins);
+        if (bad) goto done;
+    }
     if (sv && (!(c32 = malloc(sizeof(int32_t) * HW)) || !(cq = malloc(sizeof(int32_t) * HW)))) {
         cli_error("out of memory");
         goto done;
@@ -256,43 +325,27 @@ int mt_cmd_accuracy(int argc, char **argv) {
             ncls++;
         }
     miou = ncls ? miou / ncls : 0;
+    printf("INT8 heads vs FP32 over %d image%s (%d convolutions in INT8, %d left in float)\n", nfiles, nfiles == 1 ? "" : "s",
+           rep.quantized, rep.skipped);
+    if (sv) {
+        printf("  seg   class-map agreement  %8.3f %%\n", 100 * agree / pixels);
+        printf("  seg   mean IoU (%2d classes) %8.3f %%\n", ncls, 100 * miou);
+        printf("  seg   logits max abs error %10.4g\n", lmax);
+        printf("  class   IoU %%   pixels(fp32)\n");
+        for (int c = 0; c < C; c++)
+            if (uni[c] > 0) printf("  %5d %7.2f %12.0f\n", c, 100 * inter[c] / uni[c], n32[c]);
+    }
+    if (dv) {
+        printf("  depth mean abs error       %10.4g\n", dcount ? dsum / dcount : 0);
+        printf("  depth max abs error        %10.4g\n", dmax);
+    }
+    printf("  heads on the CPU, per frame: FP32 %.1f ms, INT8 (reference kernels) %.1f ms\n", ms_fp32 / frames, ms_int8 / frames);
     if (json) {
-        /* File names are quoted as JSON strings: quotes, backslashes and
-         * control characters escaped. */
-        printf("{\"model\": ");
-        mt_json_string(stdout, path ? path : "built-in");
-        printf(", \"cache\": ");
-        mt_json_string(stdout, cache_path);
-        printf(", \"images\": %d, \"quantized_nodes\": %d, \"float_nodes\": %d", nfiles, rep.quantized, rep.skipped);
-        if (sv) {
-            printf(", \"seg\": {\"agreement_pct\": %.4f, \"miou_pct\": %.4f, \"logits_max_abs\": %.6g, \"iou_pct\": {", 100 * agree / pixels,
-                   100 * miou, lmax);
-            int first = 1;
-            for (int c = 0; c < C; c++)
-                if (uni[c] > 0) {
-                    printf("%s\"%d\": %.4f", first ? "" : ", ", c, 100 * inter[c] / uni[c]);
-                    first = 0;
-                }
-            printf("}}");
-        }
-        if (dv) printf(", \"depth\": {\"mean_abs\": %.6g, \"max_abs\": %.6g}", dcount ? dsum / dcount : 0, dmax);
-        printf(", \"heads_ms\": {\"fp32\": %.3f, \"int8\": %.3f}}\n", ms_fp32 / frames, ms_int8 / frames);
-    } else {
-        printf("INT8 heads vs FP32 over %d image%s (%d convolutions in INT8, %d left in float)\n", nfiles, nfiles == 1 ? "" : "s",
-               rep.quantized, rep.skipped);
-        if (sv) {
-            printf("  seg   class-map agreement  %8.3f %%\n", 100 * agree / pixels);
-            printf("  seg   mean IoU (%2d classes) %8.3f %%\n", ncls, 100 * miou);
-            printf("  seg   logits max abs error %10.4g\n", lmax);
-            printf("  class   IoU %%   pixels(fp32)\n");
-            for (int c = 0; c < C; c++)
-                if (uni[c] > 0) printf("  %5d %7.2f %12.0f\n", c, 100 * inter[c] / uni[c], n32[c]);
-        }
-        if (dv) {
-            printf("  depth mean abs error       %10.4g\n", dcount ? dsum / dcount : 0);
-            printf("  depth max abs error        %10.4g\n", dmax);
-        }
-        printf("  heads on the CPU, per frame: FP32 %.1f ms, INT8 (reference kernels) %.1f ms\n", ms_fp32 / frames, ms_int8 / frames);
+        acc_report jr = {.model = path ? path : "built-in", .cache = cache_path, .images = nfiles, .quantized = rep.quantized,
+                         .skipped = rep.skipped, .has_seg = sv != NULL, .has_depth = dv != NULL, .classes = (int)C,
+                         .agreement = 100 * agree / pixels, .miou = 100 * miou, .lmax = lmax, .dmean = dcount ? dsum / dcount : 0,
+                         .dmax = dmax, .ms_fp32 = ms_fp32 / frames, .ms_int8 = ms_int8 / frames, .inter = inter, .uni = uni};
+        if (write_json(json, &jr)) goto done;
     }
     rc = 0;
 done:

@@ -8,24 +8,36 @@
 #include "image/image.h"
 #include "app/app.h"
 
-static void usage(void) {
-    printf("usage: mtmi bench [--model M.onnx [--random-weights SEED]] [--place P] [--cache F] [--size HxW]\n"
-           "                  [--frames N] [--warmup N] [--inflight N | --sync] [--compare]\n"
-           "                  [--threads N] [--results LIST] [--on-device] [--vs-engine] [--json F]\n"
-           "                  [--trace F] [--quiet]\n"
-           "The `run` pipeline on one fixed synthetic frame, no file I/O: throughput,\n"
-           "latency percentiles per stage and end to end, the bytes the results bring\n"
-           "to the host and the copy bandwidth, memory.\n"
-           "  --frames N    measured frames (default 20), after --warmup N (default 3)\n"
-           "  --compare     also run --sync (one frame at a time) and print the speedup\n"
-           "  --results L   what the heads return, made on their devices: classes,\n"
-           "                logits (int8), logits:fp16, logits:fp32, depth (fp32),\n"
-           "                depth:fp16; default classes,depth\n"
-           "  --on-device   leave the results in GPU memory (no copy to the host)\n"
-           "  --vs-engine   also time the whole network as one plan on the encoder's GPU\n"
-           "                (the engine's rate) and print the pipeline's fraction of it\n"
-           "  other options as in `mtmi run`\n");
-}
+enum { O_FRAMES = 1, O_WARMUP, O_COMPARE, O_VS_ENGINE, O_ON_DEVICE, O_RESULTS, O_JSON, O_TRACE };
+static const cli_opt g_opts[] = {
+    CLI_ROWS_APP_MODEL,
+    CLI_ROW_APP_PLACE,
+    CLI_ROW_APP_CACHE,
+    CLI_ROW_APP_SIZE,
+    {O_FRAMES, "frames", 0, CLI_INT, "N", 1, 100000000, "measured frames (default 20)"},
+    {O_WARMUP, "warmup", 0, CLI_INT, "N", 0, 1000000, "frames before the measured ones (default 3)"},
+    CLI_ROWS_APP_FLIGHT,
+    {O_COMPARE, "compare", 0, CLI_FLAG, NULL, 0, 0, "also run --sync (one frame at a time) and print the speedup"},
+    CLI_ROW_APP_THREADS,
+    {O_RESULTS, "results", 0, CLI_STR, "LIST", 0, 0,
+     "what the heads return, made on their devices: classes,\nlogits (int8), logits:fp16, logits:fp32, depth (fp32),\n"
+     "depth:fp16; default classes,depth"},
+    {O_ON_DEVICE, "on-device", 0, CLI_FLAG, NULL, 0, 0, "leave the results in GPU memory (no copy to the host)"},
+    {O_VS_ENGINE, "vs-engine", 0, CLI_FLAG, NULL, 0, 0,
+     "also time the whole network as one plan on the encoder's\nGPU (the engine's rate) and print the pipeline's fraction"},
+    CLI_ROW_APP_HOST_PRE,
+    {O_TRACE, "trace", 0, CLI_STR, "FILE", 0, 0, "Chrome trace-event timeline (open in ui.perfetto.dev)"},
+    CLI_ROW_JSON(O_JSON, "the numbers"),
+    CLI_ROW_APP_QUIET,
+    CLI_ROW_APP_INJECT,
+    {0},
+};
+const cli_command cli_cmd_bench = {
+    "bench", "", 0, "the pipeline on a fixed input, timed (pipelined vs one frame at a time)",
+    "The `run` pipeline on one fixed synthetic frame, no file I/O: throughput,\n"
+    "latency percentiles per stage and end to end, the bytes the results bring\n"
+    "to the host and the copy bandwidth, memory.",
+    g_opts, NULL};
 
 typedef struct bench_result {
     mt_summary s;
@@ -84,32 +96,31 @@ int mt_cmd_bench(int argc, char **argv) {
     const char *json = NULL, *trace = NULL;
     long frames = 20, warmup = 3;
     int compare = 0, vs_engine = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage();
-            return 0;
-        }
-        int took = cli_app_option("bench", argc, argv, &i, &o, 64);
-        if (took < 0) return 1;
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_bench, argc, argv);
+    int id;
+    while ((id = cli_next(&p)) > 0) {
+        const int took = cli_app_take(&p, id, &o, 64);
+        if (took < 0) return CLI_USAGE;
         if (took) continue;
-        if (!strcmp(a, "--frames") && more) {
-            if ((frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
-        } else if (!strcmp(a, "--warmup") && more) {
-            if ((warmup = cli_parse_long(a, argv[++i], 0, 1000000)) < 0) return 1;
-        } else if (!strcmp(a, "--compare")) compare = 1;
-        else if (!strcmp(a, "--vs-engine")) vs_engine = 1;
-        else if (!strcmp(a, "--on-device")) o.results_on_device = 1;
-        else if (!strcmp(a, "--results") && more) {
-            if (mt_app_parse_results(argv[++i], &o.seg_forms, &o.depth_forms)) return cli_error("bench: %s", mtmi_last_error());
+        switch (id) {
+        case O_FRAMES: frames = p.num; break;
+        case O_WARMUP: warmup = p.num; break;
+        case O_COMPARE: compare = 1; break;
+        case O_VS_ENGINE: vs_engine = 1; break;
+        case O_ON_DEVICE: o.results_on_device = 1; break;
+        case O_RESULTS:
+            if (mt_app_parse_results(p.value, &o.seg_forms, &o.depth_forms)) return cli_usage(&p, "%s", mtmi_last_error());
             o.forms_set = 1;
+            break;
+        case O_JSON: json = p.value; break;
+        case O_TRACE: trace = p.value; break;
         }
-        else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else if (!strcmp(a, "--trace") && more) trace = argv[++i];
-        else return cli_error("bench: unknown or incomplete option '%s' (try mtmi bench --help)", a);
     }
-    if (compare && o.sync) return cli_error("bench: --compare already runs --sync; give one of them");
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (compare && o.sync) return cli_usage(&p, "--compare already runs --sync; give one of them");
+    cli_json_stdout(json);
     int rc = 1;
     mt_app app;
     memset(&app, 0, sizeof app);
@@ -132,6 +143,8 @@ int mt_cmd_bench(int argc, char **argv) {
         cli_lib_error();
         goto out;
     }
+    const char *reports[2] = {json, trace};
+    if ((json || trace) && cli_check_app_report(&app, &o, "bench", reports, 2)) goto out;
     printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
     printf("placement: %s; %d in flight; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe), app.build_ms);
     if (bench_once(&app, warmup, frames, o.quiet, &pipe_r)) goto out;
@@ -168,10 +181,7 @@ int mt_cmd_bench(int argc, char **argv) {
         }
         printf("trace: %s\n", trace);
     }
-    if (json && mt_app_write_json(json, "bench", &app, &pipe_r.st, &pipe_r.s, extra)) {
-        cli_lib_error();
-        goto out;
-    }
+    if (json && cli_write_app_json(json, "bench", &app, &pipe_r.st, &pipe_r.s, extra)) goto out;
     rc = 0;
 out:
     mt_stats_free(&sync_r.st);

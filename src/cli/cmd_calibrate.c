@@ -195,11 +195,12 @@ static int parse_method(const char *s, mt_calib_method *m, double *pct) {
         if (s[10] == ':') {
             char *e;
             *pct = strtod(s + 11, &e);
-            if (e == s + 11 || *e || !(*pct > 0 && *pct <= 100)) return cli_error("--method percentile:P expects 0 < P <= 100, got '%s'", s);
+            if (e == s + 11 || *e || !(*pct > 0 && *pct <= 100))
+                return cli_error("calibrate: --method percentile:P expects 0 < P <= 100, got '%s'", s);
         } else if (s[10])
-            return cli_error("unknown method '%s' (entropy, minmax or percentile[:99.99])", s);
+            return cli_error("calibrate: unknown method '%s' for --method (entropy, minmax or percentile[:99.99])", s);
     } else
-        return cli_error("unknown method '%s' (entropy, minmax or percentile[:99.99])", s);
+        return cli_error("calibrate: unknown method '%s' for --method (entropy, minmax or percentile[:99.99])", s);
     return 0;
 }
 
@@ -213,43 +214,51 @@ static int out_not_input(const mtmi_model *m, const char *out, char **files, int
     return rc;
 }
 
+enum { O_OUTPUT = 1, O_SUBGRAPH, O_METHOD, O_LIMIT };
+static const cli_opt g_opts[] = {
+    {O_OUTPUT, "output", 'o', CLI_STR, "CACHE", 0, 0, "the calibration cache to write (required)"},
+    {O_SUBGRAPH, "subgraph", 0, CLI_STR, "PART", 0, 0, "heads (default), seg, depth, encoder, all, or an output's\nname"},
+    {O_METHOD, "method", 0, CLI_STR, "METHOD", 0, 0, "entropy (default; TensorRT's EntropyCalibrator2), minmax,\nor percentile[:P] (P default 99.99)"},
+    {O_LIMIT, "limit", 0, CLI_INT, "N", 1, 1000000, "use only the first N inputs"},
+    CLI_ROWS_QUANT,
+    {0},
+};
+const cli_command cli_cmd_calibrate = {
+    "calibrate", "[MODEL]", 1, "INT8 calibration cache (TensorRT format; entropy, minmax, percentile)",
+    "Runs the model in FP32 on the CPU over the images (PNG, fitted and normalized\n"
+    "as the SPEC says, or .npy tensors already normalized), collects the\n"
+    "distribution of every float activation of the subgraph and writes a TensorRT\n"
+    "calibration cache (scale = amax / 127 per tensor).  The shared features of\n"
+    "each image are kept (--features) so that calibrating another head does not\n"
+    "rerun the encoder.  Without MODEL: the built-in network (the trained one when\n"
+    "models/mtmi_trained.onnx is found).",
+    g_opts, NULL};
+
 int mt_cmd_calibrate(int argc, char **argv) {
     const char *path = NULL, *out = NULL, *subgraph = "heads", *method_s = "entropy";
     cli_quant_opts o = {0};
-    int limit = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            printf("usage: mtmi calibrate [MODEL] --images DIR|FILE [--images ...] -o CACHE\n"
-                   "       [--subgraph heads|seg|depth|encoder|all|OUTPUT] [--method entropy|minmax|percentile[:99.99]]\n"
-                   "       [--override name=scale ...] [--size HxW] [--limit N] [--threads N]\n"
-                   "       [--features DIR | --no-feature-cache] [--random-weights SEED]\n"
-                   "Runs the model in FP32 on the CPU over the images (PNG, fitted and normalized as the\n"
-                   "SPEC says, or .npy tensors already normalized), collects the distribution of every\n"
-                   "float activation of the subgraph and writes a TensorRT calibration cache (scale =\n"
-                   "amax / 127 per tensor).  Entropy is TensorRT's EntropyCalibrator2.  The shared\n"
-                   "features of each image are kept in DIR (default CACHE.features) so that calibrating\n"
-                   "another head does not rerun the encoder.  Without MODEL: the built-in network\n"
-                   "(the trained one when models/mtmi_trained.onnx is found).\n");
-            return 0;
-        }
-        int took = cli_quant_option("calibrate", argc, argv, &i, &o);
-        if (took < 0) return 1;
+    int limit = 0, id;
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_calibrate, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        const int took = cli_quant_take(&p, id, &o);
+        if (took < 0) return CLI_USAGE;
         if (took) continue;
-        if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(a, "--subgraph") && i + 1 < argc) subgraph = argv[++i];
-        else if (!strcmp(a, "--method") && i + 1 < argc) method_s = argv[++i];
-        else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            if ((limit = (int)cli_parse_long(a, argv[++i], 1, 1000000)) < 0) return 1;
-        } else if (a[0] == '-') return cli_error("calibrate: unknown or incomplete option '%s'", a);
-        else if (!path) path = a;
-        else return cli_error("calibrate: more than one model given");
+        switch (id) {
+        case O_OUTPUT: out = p.value; break;
+        case O_SUBGRAPH: subgraph = p.value; break;
+        case O_METHOD: method_s = p.value; break;
+        case O_LIMIT: limit = (int)p.num; break;
+        }
     }
-    if (!out) return cli_error("calibrate: no output cache given (-o CACHE)");
-    if (!o.ninputs) return cli_error("calibrate: no inputs given (--images DIR)");
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (p.nargs) path = p.args[0];
+    if (!out) return cli_usage(&p, "no output cache given (-o CACHE)");
+    if (!o.ninputs) return cli_usage(&p, "no inputs given (--images DIR)");
     mt_calib_method method;
     double pct;
-    if (parse_method(method_s, &method, &pct)) return 1;
+    if (parse_method(method_s, &method, &pct)) return CLI_USAGE;
 
     int rc = 1;
     mtmi_model *m = NULL;

@@ -23,54 +23,66 @@ typedef struct eval_opts {
     double max_depth;
 } eval_opts;
 
-static void usage(void) {
-    printf("usage: mtmi eval [--model M.onnx [--random-weights SEED]] --data DIR [--place P] [--cache C]\n"
-           "                 [--size HxW] [--threads N] [--frames N] [--max-depth M] [--json F] [--quiet]\n"
-           "Runs the model over DIR/images/<stem>.png and compares with DIR/labels/<stem>.png\n"
-           "(8-bit Cityscapes train IDs, 255 = ignore) and, when DIR/depth exists,\n"
-           "DIR/depth/<stem>.png (16-bit metres x 256, 0 = none), as `mtmi synth` writes them.\n"
-           "  --model M      ONNX model; default: the built-in network (trained when\n"
-           "                 models/mtmi_trained.onnx is found)\n"
-           "  --place P      placement and precision per stage, as for `mtmi run`, e.g.\n"
-           "                 encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8 (INT8 needs --cache)\n"
-           "  --size HxW     the model's input size (multiples of 32); default: the model's.\n"
-           "                 Images are centre-cropped to its aspect and resized; predictions\n"
-           "                 are compared at the ground truth's pixels inside the crop\n"
-           "  --frames N     only the first N frames (sorted by name)\n"
-           "  --max-depth M  depth ground truth beyond M metres is not scored (default 80,\n"
-           "                 the far end of the depth head's encoding)\n"
-           "  --json F       every number, per-class IoU and the 19x19 confusion matrix (rows\n"
-           "                 ground truth, columns prediction) as JSON\n"
-           "Depth: the depth head's sigmoid d is %g * (%g / %g) ^ (1 - d) metres (src/synth/synth.h).\n",
-           MT_DEPTH_NEAR, MT_DEPTH_FAR, MT_DEPTH_NEAR);
-}
+enum { O_DATA = 1, O_JSON, O_FRAMES, O_MAX_DEPTH };
+static const cli_opt g_opts[] = {
+    {O_DATA, "data", 0, CLI_STR, "DIR", 0, 0, "the data set: DIR/images, DIR/labels, DIR/depth (required)"},
+    CLI_ROW_JSON(O_JSON, "every number, per-class IoU and the 19x19 confusion\nmatrix (rows ground truth, columns prediction)"),
+    CLI_ROWS_APP_MODEL,
+    CLI_ROW_APP_PLACE,
+    CLI_ROW_APP_CACHE,
+    {CLI_A_SIZE, "size", 0, CLI_STR, "HxW", 0, 0,
+     "the model's input size (multiples of 32); default: the\nmodel's.  Images are centre-cropped to its aspect and\n"
+     "resized; predictions are compared at the ground truth's\npixels inside the crop"},
+    CLI_ROW_APP_THREADS,
+    {O_FRAMES, "frames", 0, CLI_INT, "N", 1, 100000000, "only the first N frames (sorted by name)"},
+    {O_MAX_DEPTH, "max-depth", 0, CLI_REAL, "M", 0, 1e6,
+     "depth ground truth beyond M metres is not scored (default\n80, the far end of the depth head's encoding)"},
+    CLI_ROW_APP_HOST_PRE,
+    {CLI_A_QUIET, "quiet", 'q', CLI_FLAG, NULL, 0, 0, "accepted for run's sake (eval prints no line per frame)"},
+    CLI_ROW_APP_INJECT,
+    {0},
+};
+const cli_command cli_cmd_eval = {
+    "eval", "", 0, "mIoU, per-class IoU and depth errors against ground truth",
+    "Runs the model over DIR/images/<stem>.png, one frame at a time through the\n"
+    "pipeline of `mtmi run` (any placement and precision), and compares with\n"
+    "DIR/labels/<stem>.png (8-bit Cityscapes train IDs, 255 = ignore) and, when\n"
+    "DIR/depth exists, DIR/depth/<stem>.png (16-bit metres x 256, 0 = none), as\n"
+    "`mtmi synth` writes them.",
+    g_opts, NULL};
 
 static int parse(int argc, char **argv, eval_opts *e, mt_app_opts *o) {
     e->max_depth = MT_DEPTH_FAR;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(), 2;
-        const int took = cli_app_option("eval", argc, argv, &i, o, 1);
-        if (took < 0) return 1;
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_eval, argc, argv);
+    int id;
+    while ((id = cli_next(&p)) > 0) {
+        const int took = cli_app_take(&p, id, o, 1);
+        if (took < 0) return CLI_USAGE;
         if (took) continue;
-        if (!strcmp(a, "--data") && more) e->data = argv[++i];
-        else if (!strcmp(a, "--json") && more) e->json = argv[++i];
-        else if (!strcmp(a, "--frames") && more) {
-            if ((e->limit = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
-        } else if (!strcmp(a, "--max-depth") && more) {
-            char *end;
-            e->max_depth = strtod(argv[++i], &end);
-            if (*end || !(e->max_depth > 0) || e->max_depth > 1e6) return cli_error("eval: bad --max-depth '%s' (metres)", argv[i]);
-        } else
-            return cli_error("eval: unknown or incomplete option '%s' (try mtmi eval --help)", a);
+        switch (id) {
+        case O_DATA: e->data = p.value; break;
+        case O_JSON: e->json = p.value; break;
+        case O_FRAMES: e->limit = p.num; break;
+        case O_MAX_DEPTH:
+            if (!(p.real > 0)) return cli_usage(&p, "--max-depth expects metres > 0, got '%s'", p.value);
+            e->max_depth = p.real;
+            break;
+        }
     }
-    if (!e->data) return cli_error("eval: no data given (--data DIR with images/, labels/ and optionally depth/)");
+    if (id == CLI_HELP) {
+        printf("\nDepth: the depth head's sigmoid d is %g * (%g / %g) ^ (1 - d) metres (src/synth/synth.h).\n", MT_DEPTH_NEAR,
+               MT_DEPTH_FAR, MT_DEPTH_NEAR);
+        return -1;
+    }
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (!e->data) return cli_usage(&p, "no data given (--data DIR with images/, labels/ and optionally depth/)");
     o->sync = 1;  /* one frame at a time: nothing to overlap but the decoding */
     o->quiet = 1;
     o->forms_set = 1;
     o->seg_forms = MT_FORM_CLASSES;
     o->depth_forms = MT_FORM_FLOAT;
+    cli_json_stdout(e->json);
     return 0;
 }
 
@@ -158,24 +170,23 @@ static void print_report(const mt_app *app, const eval_opts *e, int n, const mt_
 }
 
 /* A number, or null (JSON has no NaN). */
-static void jnum(FILE *f, double v) {
-    if (isnan(v) || isinf(v)) fprintf(f, "null");
-    else fprintf(f, "%.10g", v);
-}
+static void jnum(FILE *f, double v) { mt_json_number(f, "%.10g", v); }
 
 static int write_json(const char *path, const mt_app *app, const eval_opts *e, int n, const mt_eval *ev, const mt_eval_result *r,
                       double ms) {
-    char tmp[PATH_MAX + 64];
-    FILE *f = mt_atomic_open(path, tmp, sizeof tmp);
-    if (!f) return cli_lib_error();
+    cli_json_file j;
+    FILE *f = cli_json_open(path, &j);
+    if (!f) return 1;
     fprintf(f, "{\n  \"command\": \"eval\",\n  \"model\": ");
     mt_json_string(f, app->model_desc);
     fprintf(f, ",\n  \"placement\": ");
     mt_json_string(f, app->placement);
     fprintf(f, ",\n  \"data\": ");
     mt_json_string(f, e->data);
-    fprintf(f, ",\n  \"input\": [%d, %d, %d, %d],\n  \"frames\": %d,\n  \"ms_per_frame\": %.3f,\n", app->batch, app->channels,
-            app->height, app->width, n, ms);
+    fprintf(f, ",\n  \"input\": [%d, %d, %d, %d],\n  \"frames\": %d,\n  \"ms_per_frame\": ", app->batch, app->channels, app->height,
+            app->width, n);
+    mt_json_number(f, "%.3f", ms);
+    fprintf(f, ",\n");
     fprintf(f, "  \"seg\": {\"miou_pct\": ");
     jnum(f, pct(r->miou));
     fprintf(f, ", \"classes_present\": %d, \"pixel_acc_pct\": ", r->npresent);
@@ -195,7 +206,9 @@ static int write_json(const char *path, const mt_app *app, const eval_opts *e, i
         for (int p = 0; p < r->ncls; p++) fprintf(f, "%s%llu", p ? ", " : "", (unsigned long long)ev->conf[(size_t)g * r->ncls + p]);
         fprintf(f, "]");
     }
-    fprintf(f, "]}},\n  \"depth\": {\"pixels\": %llu, \"max_depth_m\": %g, \"abs_rel\": ", (unsigned long long)r->depth_pixels, e->max_depth);
+    fprintf(f, "]}},\n  \"depth\": {\"pixels\": %llu, \"max_depth_m\": ", (unsigned long long)r->depth_pixels);
+    jnum(f, e->max_depth);
+    fprintf(f, ", \"abs_rel\": ");
     jnum(f, r->abs_rel);
     const char *names[] = {"sq_rel", "rmse_m", "rmse_log", "delta1", "delta2", "delta3"};
     const double vals[] = {r->sq_rel, r->rmse, r->rmse_log, r->delta[0], r->delta[1], r->delta[2]};
@@ -203,16 +216,19 @@ static int write_json(const char *path, const mt_app *app, const eval_opts *e, i
         fprintf(f, ", \"%s\": ", names[k]);
         jnum(f, vals[k]);
     }
-    fprintf(f, ", \"encoding\": \"metres = %g * (%g / %g) ^ (1 - sigmoid)\"}\n}\n", MT_DEPTH_NEAR, MT_DEPTH_FAR, MT_DEPTH_NEAR);
-    if (mt_atomic_commit(f, tmp, path, !ferror(f))) return cli_lib_error();
-    return 0;
+    char enc[128];
+    snprintf(enc, sizeof enc, "metres = %g * (%g / %g) ^ (1 - sigmoid)", MT_DEPTH_NEAR, MT_DEPTH_FAR, MT_DEPTH_NEAR);
+    fprintf(f, ", \"encoding\": ");
+    mt_json_string(f, enc);
+    fprintf(f, "}\n}\n");
+    return cli_json_close(&j, path, 1);
 }
 
 int mt_cmd_eval(int argc, char **argv) {
     eval_opts e = {0};
     mt_app_opts o = {.inject_stage = -1, .trained_model = cli_trained_model(), .tuning = cli_tuning()};
     int rc = parse(argc, argv, &e, &o);
-    if (rc) return rc == 2 ? 0 : rc;
+    if (rc) return rc < 0 ? 0 : rc;
     rc = 1;
     mt_eval_set set = {0};
     mt_eval ev = {0};
@@ -222,6 +238,7 @@ int mt_cmd_eval(int argc, char **argv) {
         cli_lib_error();
         goto out;
     }
+    if (e.json && cli_check_app_report(&app, &o, "eval", &e.json, 1)) goto out;
     const int r_cls = mt_app_seg_result(&app, MT_FORM_CLASSES), r_dep = mt_app_depth_result(&app, MT_FORM_FLOAT);
     if (r_cls < 0 && r_dep < 0) {
         cli_error("eval: the model has neither a segmentation nor a depth output");

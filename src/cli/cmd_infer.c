@@ -20,41 +20,55 @@ static int out_files(const mtmi_model *m, const char *outdir, const char **input
     return rc;
 }
 
+enum { O_INPUT = 1, O_OUTPUT, O_DEVICE, O_PRECISION, O_THREADS, O_REPEAT, O_RANDOM, O_PROFILE };
+static const cli_opt g_opts[] = {
+    {O_INPUT, "input", 0, CLI_STR, "X.npy", 0, 0, "an input tensor; one per model input, in the model's order"},
+    {O_OUTPUT, "output", 'o', CLI_STR, "DIR", 0, 0, "the folder of the outputs, DIR/<output name>.npy\n(default: the current folder)"},
+    {O_OUTPUT, "output-dir", 0, CLI_STR, "DIR", 0, 0, "the same as --output (its older name)"},
+    {O_DEVICE, "device", 0, CLI_STR, "DEV", 0, 0, "cpu (default), cpu:N, cuda:N or cuda:N.smK"},
+    {O_PRECISION, "precision", 0, CLI_CHOICE, "fp32|fp16|int8", 0, 0, "the plan's precision (default fp32)"},
+    {O_THREADS, "threads", 0, CLI_INT, "N", 0, 1 << 30, "CPU threads (default: all cores)"},
+    {O_REPEAT, "repeat", 0, CLI_INT, "N", 1, 100000, "run N times, print the best and the median time"},
+    {O_PROFILE, "profile", 0, CLI_FLAG, NULL, 0, 0, "print the ops and nodes that took the most time"},
+    CLI_ROW_RANDOM_WEIGHTS(O_RANDOM),
+    {0},
+};
+const cli_command cli_cmd_infer = {
+    "infer", "MODEL", 1, "run a model on .npy inputs, outputs as DIR/<name>.npy",
+    "Runs MODEL once (CPU FP32 by default) and writes each output as\n"
+    "DIR/<name>.npy.  Inputs are .npy files in the order of the model's inputs;\n"
+    "their shapes set the plan's shapes (any size the model allows).",
+    g_opts, NULL};
+
 int mt_cmd_infer(int argc, char **argv) {
     const char *path = NULL, *outdir = ".", *device = "cpu", *precision = NULL;
     const char *inputs[16];
-    int ninputs = 0, random = 0, threads = 0, repeat = 1, profile = 0;
+    int ninputs = 0, random = 0, threads = 0, repeat = 1, profile = 0, id;
     long seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            printf("usage: mtmi infer MODEL --input x.npy [--input y.npy ...] [-o DIR]\n"
-                   "       [--threads N] [--repeat N] [--random-weights SEED] [--profile]\n"
-                   "       [--device cpu|cuda:N] [--precision fp32|fp16]\n"
-                   "Runs MODEL on the CPU in FP32 and writes each output as DIR/<name>.npy.\n"
-                   "Inputs are .npy files in the order of the model's inputs; their shapes\n"
-                   "set the plan's shapes (any size the model allows).\n"
-                   "--profile prints the ops and nodes that took the most time.\n");
-            return 0;
-        } else if (!strcmp(a, "--input") && i + 1 < argc) {
-            if (ninputs == 16) return cli_error("infer: too many inputs");
-            inputs[ninputs++] = argv[++i];
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && i + 1 < argc) outdir = argv[++i];
-        else if (!strcmp(a, "--device") && i + 1 < argc) device = argv[++i];
-        else if (!strcmp(a, "--precision") && i + 1 < argc) precision = argv[++i];
-        else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            if ((threads = cli_threads(a, argv[++i], 0)) < 0) return 1;
-        } else if (!strcmp(a, "--repeat") && i + 1 < argc) {
-            if ((repeat = (int)cli_parse_long(a, argv[++i], 1, 100000)) < 0) return 1;
-        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_infer, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        switch (id) {
+        case O_INPUT:
+            if (ninputs == 16) return cli_usage(&p, "more than 16 --input");
+            inputs[ninputs++] = p.value;
+            break;
+        case O_OUTPUT: outdir = p.value; break;
+        case O_DEVICE: device = p.value; break;
+        case O_PRECISION: precision = p.value; break;
+        case O_THREADS: threads = cli_cap_threads(&p, p.num); break;
+        case O_REPEAT: repeat = (int)p.num; break;
+        case O_RANDOM:
             random = 1;
-            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
-        } else if (!strcmp(a, "--profile")) profile = 1;
-        else if (a[0] == '-') return cli_error("infer: unknown or incomplete option '%s'", a);
-        else if (!path) path = a;
-        else return cli_error("infer: more than one model given");
+            seed = p.num;
+            break;
+        case O_PROFILE: profile = 1; break;
+        }
     }
-    if (!path) return cli_error("infer: no model given");
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (p.nargs) path = p.args[0];
+    if (!path) return cli_usage(&p, "no model given (usage: mtmi infer MODEL --input X.npy ... [-o DIR])");
     mtmi_model *m;
     if (cli_load_model(path, random, (uint64_t)seed, &m)) return 1;
     int rc = 1;

@@ -8,45 +8,47 @@
 #include "graph/mtmi_net.h"
 #include "onnx/onnx.h"
 
+enum { O_OUTPUT = 1, O_SEED, O_SIZE, O_BATCH, O_EXT, O_INIT };
+static const cli_opt g_opts[] = {
+    {O_OUTPUT, "output", 'o', CLI_STR, "FILE", 0, 0, "the ONNX file to write (required)"},
+    {O_SEED, "seed", 0, CLI_INT, "N", 0, 1 << 30, "weight seed (default 0)"},
+    {O_SIZE, "size", 0, CLI_STR, "HxW", 0, 0, "input size, multiples of 32 (default 1024x1024)"},
+    {O_BATCH, "batch", 0, CLI_INT, "N", 1, 1024, "batch size (default 1)"},
+    {O_EXT, "external-data", 0, CLI_INT, "BYTES", 0, 1099511627776.0, "weights over BYTES go to FILE.data (default: all inline)"},
+    {O_INIT, "init", 0, CLI_CHOICE, "spread|torch", 0, 0,
+     "spread (default): weights drawn by role, so that the class\nmap holds many classes and depth spans a wide range; torch:\n"
+     "the distributions of mtmi_torch.randomize (near-constant\noutputs)"},
+    {0},
+};
+const cli_command cli_cmd_make_model = {
+    "make-model", "", 0, "the reference MTMI network (seeded random weights) as ONNX",
+    "Builds the reference MTMI network (MiT-B0 encoder, SegFormer seg head, DEST\n"
+    "depth head; BatchNorm folded into the convolutions) with seeded random\n"
+    "weights and writes it as ONNX (opset 17).",
+    g_opts, NULL};
+
 int mt_cmd_make_model(int argc, char **argv) {
     const char *out = NULL;
     mt_mtmi_net_opts o = {0};
     long ext = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            printf("usage: mtmi make-model -o mtmi.onnx [--seed N] [--size HxW] [--batch N]\n"
-                   "       [--external-data BYTES] [--init spread|torch]\n"
-                   "Builds the reference MTMI network (MiT-B0 encoder, SegFormer seg head, DEST\n"
-                   "depth head; BatchNorm folded into the convolutions) with seeded random\n"
-                   "weights and writes it as ONNX (opset 17).  Size defaults to 1024x1024.\n"
-                   "--init spread (default): weights drawn by role so that the class map holds\n"
-                   "many classes and depth spans a wide range; torch: the distributions of\n"
-                   "mtmi_torch.randomize (nearly constant outputs).\n");
-            return 0;
-        } else if (!strcmp(a, "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(a, "--seed") && i + 1 < argc) {
-            long v = cli_parse_long(a, argv[++i], 0, 1L << 30);
-            if (v < 0) return 1;
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--batch") && i + 1 < argc) {
-            if ((o.batch = (int)cli_parse_long(a, argv[++i], 1, 1024)) < 0) return 1;
-        } else if (!strcmp(a, "--size") && i + 1 < argc) {
-            mtmi_tensor t;
-            if (cli_parse_shape(argv[++i], &t) || t.rank != 2 || t.dims[0] > 16384 || t.dims[1] > 16384)
-                return cli_error("make-model: bad --size '%s' (expected HxW, e.g. 512x1024)", argv[i]);
-            o.height = (int)t.dims[0];
-            o.width = (int)t.dims[1];
-        } else if (!strcmp(a, "--init") && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "spread")) o.init = MT_MTMI_INIT_SPREAD;
-            else if (!strcmp(v, "torch")) o.init = MT_MTMI_INIT_TORCH;
-            else return cli_error("make-model: bad --init '%s' (spread or torch)", v);
-        } else if (!strcmp(a, "--external-data") && i + 1 < argc) {
-            if ((ext = cli_parse_long(a, argv[++i], 0, 1L << 40)) < 0) return 1;
-        } else return cli_error("make-model: unknown or incomplete option '%s'", a);
+    int id;
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_make_model, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        switch (id) {
+        case O_OUTPUT: out = p.value; break;
+        case O_SEED: o.seed = (uint64_t)p.num; break;
+        case O_BATCH: o.batch = (int)p.num; break;
+        case O_SIZE:
+            if (cli_hxw(p.value, 16384, &o.height, &o.width)) return cli_usage(&p, "bad --size '%s' (expected HxW, e.g. 512x1024)", p.value);
+            break;
+        case O_INIT: o.init = !strcmp(p.value, "torch") ? MT_MTMI_INIT_TORCH : MT_MTMI_INIT_SPREAD; break;
+        case O_EXT: ext = p.num; break;
+        }
     }
-    if (!out) return cli_error("make-model: no output file given (-o mtmi.onnx)");
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (!out) return cli_usage(&p, "no output file given (-o mtmi.onnx)");
     mt_graph *g = NULL;
     mt_mtmi_net_info info;
     if (mt_make_mtmi_net(&o, &g, &info) != MTMI_OK) return cli_lib_error();

@@ -6,17 +6,21 @@
 #include "cpu/cpu.h"
 #include "graph/ops.h"
 
+static const cli_opt g_opts[] = {{0}};
+const cli_command cli_cmd_ops = {
+    "ops", "", 0, "list the operators this build runs (domain op, one per line)",
+    "Prints every operator that has both shape inference and a CPU kernel,\n"
+    "one per line as '<domain> <op>' (domain 'ai.onnx' for ONNX's own),\n"
+    "and Constant, which the loader turns into data.",
+    g_opts, NULL};
+
 int mt_cmd_ops(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) {
-            printf("usage: mtmi ops\n"
-                   "Prints every operator that has both shape inference and a CPU kernel,\n"
-                   "one per line as '<domain> <op>' (domain 'ai.onnx' for ONNX's own),\n"
-                   "and Constant, which the loader turns into data.\n");
-            return 0;
-        }
-        return cli_error("ops: unknown argument '%s'", argv[i]);
-    }
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_ops, argc, argv);
+    int id;
+    while ((id = cli_next(&p)) > 0) {}
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
     /* Constant never reaches a backend: the loader turns it into data. */
     printf("ai.onnx Constant\n");
     const mt_op_schema *const tables[] = {mt_schemas_elementwise, mt_schemas_shape, mt_schemas_nn, mt_schemas_fused};

@@ -151,7 +151,7 @@ done:
 
 /* --save LIST and --format into the files written and the results the
  * heads make: only what is written (or drawn) leaves the device. */
-static int parse_save(const char *s, run_ctx *c) {
+static int parse_save(const cli_parser *p, const char *s, run_ctx *c) {
     unsigned save = 0;
     char buf[128];
     snprintf(buf, sizeof buf, "%s", s);
@@ -161,9 +161,9 @@ static int parse_save(const char *s, run_ctx *c) {
         else if (!strcmp(t, "vis")) save |= RUN_SAVE_VIS;
         else if (!strcmp(t, "logits")) save |= RUN_SAVE_LOGITS;
         else if (!strcmp(t, "none")) save |= 1u << 8;
-        else return cli_error("run: unknown --save item '%s' (classes, depth, vis, logits, none)", t);
+        else return cli_usage(p, "unknown --save item '%s' (classes, depth, vis, logits, none)", t);
     }
-    if ((save & (1u << 8)) && (save & 15)) return cli_error("run: --save none cannot be combined with other items");
+    if ((save & (1u << 8)) && (save & 15)) return cli_usage(p, "--save none cannot be combined with other items");
     c->wo.save = save & 15;
     return 0;
 }
@@ -267,7 +267,11 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
         const mt_devspec *d = mt_pipeline_stage_dev(p, s);
         fprintf(f, "%s{\"name\": ", s ? ", " : "");
         mt_json_string(f, mt_pipeline_stage_name(p, s));
-        fprintf(f, ", \"device\": \"%s\", \"precision\": \"%s\"}", mt_device_str(d, dev, sizeof dev), mt_precision_name(d->prec));
+        fprintf(f, ", \"device\": ");
+        mt_json_string(f, mt_device_str(d, dev, sizeof dev));
+        fprintf(f, ", \"precision\": ");
+        mt_json_string(f, mt_precision_name(d->prec));
+        fprintf(f, "}");
     }
     fprintf(f, "],\n  \"input\": {\"batch\": %d, \"height\": %d, \"width\": %d},\n", app->batch, app->height, app->width);
     fprintf(f, "  \"format\": \"%s\",\n  \"logits\": {\"dtype\": \"%s\", \"layout\": \"CHW\"},\n  \"depth\": {\"dtype\": \"%s\", "
@@ -276,7 +280,10 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
             c->logits_form == MT_FORM_INT8 ? "int8" : c->logits_form == MT_FORM_FP16 ? "float16" : "float32",
             c->depth_form == MT_FORM_FP16 ? "float16" : "float32", MT_DEPTH_NEAR, MT_DEPTH_FAR, MT_DEPTH_NEAR);
     fprintf(f, "  \"classes\": [");
-    for (int k = 0; k < 19; k++) fprintf(f, "%s\"%s\"", k ? ", " : "", mt_cityscapes_names[k]);
+    for (int k = 0; k < 19; k++) {
+        fprintf(f, "%s", k ? ", " : "");
+        mt_json_string(f, mt_cityscapes_names[k]);
+    }
     fprintf(f, "],\n  \"frames\": [");
     int first = 1;
     for (int i = 0; i < c->nwrite; i++) {
@@ -305,47 +312,48 @@ static int write_manifest(const run_ctx *c, const mt_app *app, const run_written
     return 0;
 }
 
-static void usage(void) {
-    printf("usage: mtmi run [--model M.onnx [--random-weights SEED]] [--images DIR] [--place P] [--cache F]\n"
-           "                [--frames N] [--inflight N | --sync] [--size HxW] [--threads N] [--workers N]\n"
-           "                [--save LIST] [--format npy|seed] [--logits int8|fp16|fp32] [--depth fp32|fp16]\n"
-           "                [--host-preprocess] [-o results/] [--trace trace.json] [--json report.json] [--quiet]\n"
-           "The multi-task app: each frame goes through the encoder and then the heads, on\n"
-           "the devices of the placement, with N frames in flight (default 2; --sync = 1);\n"
-           "images are decoded and results written by worker threads meanwhile.\n"
-           "  --model M        ONNX model; default: the built-in MTMI network (seeded weights)\n"
-           "  --images DIR     PNG frames (any PNG kind; centre-cropped and resized to the\n"
-           "                   model's input); default: synthetic street scenes\n"
-           "  --place P        e.g. encoder=cpu/fp32,depth=cpu:1/fp32,seg=cpu:2/fp32, or\n"
-           "                   encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,...; `auto` builds\n"
-           "                   and times the candidate placements and keeps the fastest;\n"
-           "                   default: the GPU when there is one, else the CPU split\n"
-           "                   into a device per stage (two cores or more each)\n"
-           "  --cache F        calibration cache (mtmi calibrate) for int8 stages\n"
-           "  --frames N       frames to run (images repeat); default: one per image, or 4\n"
-           "  --size HxW       input size (multiples of 32); default: the model's\n"
-           "  --threads N      CPU threads, split equally among CPU devices; default all\n"
-           "  --workers N      threads decoding images and writing files; default: the\n"
-           "                   cores the devices leave (at least 2)\n"
-           "  --save LIST      what each frame writes: classes, depth, vis, logits, or none\n"
-           "                   (default classes,depth,vis); the heads make only that on their\n"
-           "                   device, and only that crosses to the host:\n"
-           "                     <stem>_classes.png  8-bit class indices (Cityscapes train IDs)\n"
-           "                     <stem>_depth.npy    depth head output, HxW (--depth type)\n"
-           "                     <stem>_logits.npy   CxHxW logits (--logits type; int8: symmetric\n"
-           "                                         scale max|x|/127 in manifest.json)\n"
-           "                     <stem>_vis.png      input | class map | depth, class legend\n"
-           "  --format seed    the original deployment's headerless <stem>_seg.bin (int8\n"
-           "                   logits) and <stem>_depth.bin (float32) instead of .npy\n"
-           "  --logits T       int8 (default), fp16 or fp32;   --depth T   fp32 (default) or fp16\n"
-           "  --host-preprocess  normalize frames on this thread (default: the encoder's\n"
-           "                   device does it, from the 8-bit pixels)\n"
-           "  -o DIR           output folder (default results/); files of the first pass\n"
-           "                   over the frames, and manifest.json\n"
-           "  --trace F        Chrome trace-event timeline (open in ui.perfetto.dev)\n"
-           "  --json F         summary as JSON\n"
-           "  --inject-error S:F  testing: make stage S (0 = encoder) fail at frame F\n");
-}
+enum { O_IMAGES = 1, O_FRAMES, O_WORKERS, O_OUTPUT, O_TRACE, O_JSON, O_SAVE, O_FORMAT, O_LOGITS, O_DEPTH, O_SLOW_WRITER };
+static const cli_opt g_opts[] = {
+    CLI_ROWS_APP_MODEL,
+    {O_IMAGES, "images", 0, CLI_STR, "DIR", 0, 0,
+     "PNG frames (any PNG kind; centre-cropped and resized to the\nmodel's input); default: synthetic street scenes"},
+    CLI_ROW_APP_PLACE,
+    CLI_ROW_APP_CACHE,
+    {O_FRAMES, "frames", 0, CLI_INT, "N", 1, 100000000, "frames to run (images repeat); default: one per image, or 4"},
+    CLI_ROWS_APP_FLIGHT,
+    CLI_ROW_APP_SIZE,
+    CLI_ROW_APP_THREADS,
+    {O_WORKERS, "workers", 0, CLI_INT, "N", 1, RUN_MAX_THREADS,
+     "threads decoding images and writing files; default: the\ncores the devices leave (at least 2)"},
+    {O_OUTPUT, "output", 'o', CLI_STR, "DIR", 0, 0,
+     "the folder of the results (default results/): the files of\nthe first pass over the frames, and manifest.json"},
+    {O_OUTPUT, "output-dir", 0, CLI_STR, "DIR", 0, 0, "the same as --output (its older name)"},
+    {O_SAVE, "save", 0, CLI_STR, "LIST", 0, 0,
+     "what each frame writes: classes, depth, vis, logits, or none\n(default classes,depth,vis); the heads make only that on\n"
+     "their device, and only that crosses to the host:\n"
+     "  <stem>_classes.png  8-bit class indices (train IDs)\n"
+     "  <stem>_depth.npy    depth, HxW (--depth type)\n"
+     "  <stem>_logits.npy   CxHxW logits (--logits type; int8:\n"
+     "                      scale max|x|/127 in manifest.json)\n"
+     "  <stem>_vis.png      input | class map | depth, legend"},
+    {O_FORMAT, "format", 0, CLI_CHOICE, "npy|seed", 0, 0,
+     "seed: the original deployment's headerless <stem>_seg.bin\n(int8 logits) and <stem>_depth.bin (float32) instead of .npy"},
+    {O_LOGITS, "logits", 0, CLI_CHOICE, "int8|fp16|fp32", 0, 0, "the saved logits' type (default int8)"},
+    {O_DEPTH, "depth", 0, CLI_CHOICE, "fp32|fp16", 0, 0, "the saved depth's type (default fp32)"},
+    CLI_ROW_APP_HOST_PRE,
+    {O_TRACE, "trace", 0, CLI_STR, "FILE", 0, 0, "Chrome trace-event timeline (open in ui.perfetto.dev)"},
+    CLI_ROW_JSON(O_JSON, "the summary"),
+    CLI_ROW_APP_QUIET,
+    CLI_ROW_APP_INJECT,
+    {O_SLOW_WRITER, "test-slow-writer", 0, CLI_INT, "MS", 0, 60000, "testing: each write job sleeps MS first"},
+    {0},
+};
+const cli_command cli_cmd_run = {
+    "run", "", 0, "the multi-task app: frames through the pipelined encoder and heads",
+    "The multi-task app: each frame goes through the encoder and then the heads, on\n"
+    "the devices of the placement, with N frames in flight (default 2; --sync = 1);\n"
+    "images are decoded and results written by worker threads meanwhile.",
+    g_opts, NULL};
 
 static int parse_args(int argc, char **argv, run_ctx *c, mt_app_opts *o, const char **images, const char **trace,
                       const char **json) {
@@ -353,53 +361,55 @@ static int parse_args(int argc, char **argv, run_ctx *c, mt_app_opts *o, const c
     c->wo.save = RUN_SAVE_CLASSES | RUN_SAVE_DEPTH | RUN_SAVE_VIS;
     c->logits_form = MT_FORM_INT8;
     c->depth_form = MT_FORM_FLOAT;
-    int format_given = 0, save_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage();
-            return 2;
-        }
-        int took = cli_app_option("run", argc, argv, &i, o, RUN_MAX_SLOTS);
-        if (took < 0) return 1;
+    int save_given = 0, id;
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_run, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        const int took = cli_app_take(&p, id, o, RUN_MAX_SLOTS);
+        if (took < 0) return CLI_USAGE;
         if (took) continue;
-        if (!strcmp(a, "--images") && more) *images = argv[++i];
-        else if (!strcmp(a, "--frames") && more) {
-            if ((c->frames = cli_parse_long(a, argv[++i], 1, 100000000)) < 0) return 1;
-        } else if (!strcmp(a, "--workers") && more) {
-            if ((c->workers = (int)cli_parse_long(a, argv[++i], 1, RUN_MAX_THREADS)) < 0) return 1;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) c->wo.outdir = argv[++i];
-        else if (!strcmp(a, "--trace") && more) *trace = argv[++i];
-        else if (!strcmp(a, "--json") && more) *json = argv[++i];
-        else if (!strcmp(a, "--save") && more) {
-            if (parse_save(argv[++i], c)) return 1;
+        const char *v = p.value;
+        switch (id) {
+        case O_IMAGES: *images = v; break;
+        case O_FRAMES: c->frames = p.num; break;
+        case O_WORKERS: c->workers = (int)p.num; break;
+        case O_OUTPUT: c->wo.outdir = v; break;
+        case O_TRACE: *trace = v; break;
+        case O_JSON: *json = v; break;
+        case O_SAVE:
+            if (parse_save(&p, v, c)) return CLI_USAGE;
             save_given = 1;
-        } else if (!strcmp(a, "--format") && more) {
-            const char *v = argv[++i];
-            if (strcmp(v, "npy") && strcmp(v, "seed")) return cli_error("run: --format is npy or seed, not '%s'", v);
-            c->wo.format_seed = !strcmp(v, "seed");
-            format_given = 1;
-        } else if (!strcmp(a, "--logits") && more) {
-            const char *v = argv[++i];
-            c->logits_form = !strcmp(v, "int8") ? MT_FORM_INT8 : !strcmp(v, "fp16") ? MT_FORM_FP16 : !strcmp(v, "fp32") ? MT_FORM_FLOAT : 0;
-            if (!c->logits_form) return cli_error("run: --logits is int8, fp16 or fp32, not '%s'", v);
-        } else if (!strcmp(a, "--depth") && more) {
-            const char *v = argv[++i];
-            c->depth_form = !strcmp(v, "fp32") ? MT_FORM_FLOAT : !strcmp(v, "fp16") ? MT_FORM_FP16 : 0;
-            if (!c->depth_form) return cli_error("run: --depth is fp32 or fp16, not '%s'", v);
-        } else if (!strcmp(a, "--test-slow-writer") && more) { /* test hook: writers sleep MS per frame */
-            if ((c->wo.test_slow_write_ms = (int)cli_parse_long(a, argv[++i], 0, 60000)) < 0) return 1;
-        } else
-            return cli_error("run: unknown or incomplete option '%s' (try mtmi run --help)", a);
+            break;
+        case O_FORMAT: c->wo.format_seed = !strcmp(v, "seed"); break;
+        case O_LOGITS: c->logits_form = !strcmp(v, "int8") ? MT_FORM_INT8 : !strcmp(v, "fp16") ? MT_FORM_FP16 : MT_FORM_FLOAT; break;
+        case O_DEPTH: c->depth_form = !strcmp(v, "fp32") ? MT_FORM_FLOAT : MT_FORM_FP16; break;
+        case O_SLOW_WRITER: c->wo.test_slow_write_ms = (int)p.num; break; /* test hook: writers sleep MS per frame */
+        }
     }
+    if (id == CLI_HELP) return -1;
+    if (id == CLI_ERROR) return CLI_USAGE;
     if (c->wo.format_seed) {
         if (!save_given) c->wo.save = RUN_SAVE_LOGITS | RUN_SAVE_DEPTH | RUN_SAVE_VIS;
         if (c->logits_form != MT_FORM_INT8 || c->depth_form != MT_FORM_FLOAT)
-            return cli_error("run: --format seed writes int8 logits and float32 depth (drop --logits / --depth)");
+            return cli_usage(&p, "--format seed writes int8 logits and float32 depth (drop --logits / --depth)");
     }
-    (void)format_given;
+    cli_json_stdout(*json);
     return 0;
+}
+
+/* --json and --trace replace no input (model, cache, image) and not each
+ * other, nor the manifest. */
+static int check_reports(const run_ctx *c, const mt_app_opts *o, const mt_app *app, const char *json, const char *trace) {
+    char manifest[RUN_PATH_MAX];
+    const char *outs[3] = {json, trace, NULL};
+    if (c->nwrite && !run_output_path(c->wo.outdir, "manifest", ".json", manifest, sizeof manifest)) outs[2] = manifest;
+    int n;
+    const char **ins = cli_inputs_list(app->model, (const char *const *)c->files, c->nfiles, &n);
+    if (!ins) return 1;
+    if (o->calib_path) ins[n++] = o->calib_path;
+    const int rc = cli_check_report_paths("run", outs, 3, ins, n);
+    free(ins);
+    return rc;
 }
 
 /* Worker threads: the cores the devices leave (GPU stages leave all but
@@ -429,7 +439,7 @@ int mt_cmd_run(int argc, char **argv) {
     run_ctx c;
     memset(&c, 0, sizeof c);
     int rc = parse_args(argc, argv, &c, &o, &images, &trace, &json);
-    if (rc) return rc == 2 ? 0 : rc;
+    if (rc) return rc < 0 ? 0 : rc;
     rc = 1;
     mt_app app;
     memset(&app, 0, sizeof app);
@@ -451,6 +461,7 @@ int mt_cmd_run(int argc, char **argv) {
         goto out;
     }
     if (find_results(&c, &app)) goto out;
+    if ((json || trace) && check_reports(&c, &o, &app, json, trace)) goto out;
     if (run_io_start(c.nfiles ? c.files : NULL, c.nfiles ? c.nfiles : 8, app.width, app.height, c.frames, &c.wo,
                      io_workers(&c, &app), &io)) {
         cli_lib_error();
@@ -530,10 +541,7 @@ int mt_cmd_run(int argc, char **argv) {
     }
     char extra[128];
     snprintf(extra, sizeof extra, ",\n  \"overall_fps\": %.3f,\n  \"overall_s\": %.4f", wall_fps, wall_s);
-    if (json && mt_app_write_json(json, "run", &app, &st, &sm, extra)) {
-        cli_lib_error();
-        goto out;
-    }
+    if (json && cli_write_app_json(json, "run", &app, &st, &sm, extra)) goto out;
     rc = 0;
 out:
     fflush(stdout);

@@ -40,41 +40,58 @@ static int cmp_count(const void *a, const void *b) {
     return strcmp(x->op, y->op);
 }
 
+enum { O_OUTPUT = 1, O_SHAPE, O_KEEP_FUSED, O_NO_FUSE, O_NO_OPT, O_EXT, O_RANDOM };
+static const cli_opt g_opts[] = {
+    {O_OUTPUT, "output", 'o', CLI_STR, "OUT", 0, 0, "the simplified model (ONNX file); or give OUT as the\nsecond argument"},
+    {O_SHAPE, "shape", 0, CLI_STR, "1x3xHxW", 0, 0, "input shape (repeat for several inputs, in input order);\nneeded for dynamic inputs"},
+    {O_KEEP_FUSED, "keep-fused", 0, CLI_FLAG, NULL, 0, 0, "keep fused ops in the \"mtmi\" domain (only mtmi runs them)"},
+    {O_NO_FUSE, "no-fuse", 0, CLI_FLAG, NULL, 0, 0, "fold and infer shapes, but fuse nothing"},
+    {O_NO_OPT, "no-optimize", 0, CLI_FLAG, NULL, 0, 0, "write the graph as loaded (a plain re-save)"},
+    {O_EXT, "external-data", 0, CLI_INT, "BYTES", 0, 1099511627776.0, "weights over BYTES go to OUT.data (default: all inline)"},
+    CLI_ROW_RANDOM_WEIGHTS(O_RANDOM),
+    {0},
+};
+const cli_command cli_cmd_simplify = {
+    "simplify", "IN [OUT]", 2, "fold, fuse and write back standard ONNX (node counts before/after)",
+    "Infers shapes (for the given input shapes), folds constants, removes dead\n"
+    "nodes and fuses patterns, then writes OUT (the second argument or -o OUT) as\n"
+    "standard ONNX: fused ops are written back as ONNX ops.",
+    g_opts, NULL};
+
 int mt_cmd_simplify(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
     mtmi_tensor shapes[16];
-    int nshapes = 0, keep_fused = 0, no_fuse = 0, no_opt = 0, random = 0;
+    int nshapes = 0, keep_fused = 0, no_fuse = 0, no_opt = 0, random = 0, id;
     long seed = 0, ext = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            printf("usage: mtmi simplify IN OUT [--shape 1x3xHxW ...] [--keep-fused] [--no-fuse] [--no-optimize]\n"
-                   "       [--external-data BYTES] [--random-weights SEED]\n"
-                   "Infers shapes (for the given input shapes, in input order), folds constants,\n"
-                   "removes dead nodes and fuses patterns, then writes OUT as standard ONNX\n"
-                   "(fused ops written back as ONNX ops; --keep-fused keeps them in the \"mtmi\"\n"
-                   "domain, which only mtmi runs).  Weights over BYTES go to OUT.data.\n"
-                   "--no-optimize writes the graph as loaded (a plain re-save).\n");
-            return 0;
-        } else if (!strcmp(a, "--shape") && i + 1 < argc) {
-            if (nshapes == 16) return cli_error("simplify: too many --shape options");
-            if (cli_parse_shape(argv[++i], &shapes[nshapes]))
-                return cli_error("simplify: bad shape '%s' (expected e.g. 1x3x512x512)", argv[i]);
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_simplify, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        switch (id) {
+        case O_OUTPUT: out = p.value; break;
+        case O_SHAPE:
+            if (nshapes == 16) return cli_usage(&p, "more than 16 --shape");
+            if (cli_parse_shape(p.value, &shapes[nshapes])) return cli_usage(&p, "bad shape '%s' (expected e.g. 1x3x512x512)", p.value);
             nshapes++;
-        } else if (!strcmp(a, "--keep-fused")) keep_fused = 1;
-        else if (!strcmp(a, "--no-fuse")) no_fuse = 1;
-        else if (!strcmp(a, "--no-optimize")) no_opt = 1;
-        else if (!strcmp(a, "--external-data") && i + 1 < argc) {
-            if ((ext = cli_parse_long(a, argv[++i], 0, 1L << 40)) < 0) return 1;
-        } else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+            break;
+        case O_KEEP_FUSED: keep_fused = 1; break;
+        case O_NO_FUSE: no_fuse = 1; break;
+        case O_NO_OPT: no_opt = 1; break;
+        case O_EXT: ext = p.num; break;
+        case O_RANDOM:
             random = 1;
-            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
-        } else if (a[0] == '-') return cli_error("simplify: unknown or incomplete option '%s'", a);
-        else if (!in) in = a;
-        else if (!out) out = a;
-        else return cli_error("simplify: too many arguments (usage: mtmi simplify IN OUT)");
+            seed = p.num;
+            break;
+        }
     }
-    if (!in || !out) return cli_error("simplify: usage: mtmi simplify IN OUT [options]");
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (p.nargs) in = p.args[0];
+    if (p.nargs > 1) {
+        if (out) return cli_usage(&p, "OUT given twice ('%s' and -o '%s'): give one", p.args[1], out);
+        out = p.args[1];
+    }
+    if (!in) return cli_usage(&p, "no model given (usage: mtmi simplify IN OUT, or IN -o OUT)");
+    if (!out) return cli_usage(&p, "no output file given (usage: mtmi simplify IN OUT, or IN -o OUT)");
 
     mtmi_model *m = NULL;
     mt_graph *g = NULL, *back = NULL;

@@ -6,30 +6,43 @@
 #include "api/api.h"
 #include "cli/cli.h"
 
+enum { O_OUTPUT = 1, O_CUT, O_RANDOM };
+static const cli_opt g_opts[] = {
+    {O_OUTPUT, "output", 'o', CLI_STR, "DIR", 0, 0, "the folder of the parts: DIR/encoder.onnx and\nDIR/<output>.onnx per head (made if missing)"},
+    {O_OUTPUT, "output-dir", 0, CLI_STR, "DIR", 0, 0, "the same as --output (its older name)"},
+    {O_CUT, "cut", 0, CLI_STR, "NAME,NAME,..", 0, 0, "the shared features to cut at (default: found)"},
+    CLI_ROW_RANDOM_WEIGHTS(O_RANDOM),
+    {0},
+};
+const cli_command cli_cmd_split = {
+    "split", "MODEL", 1, "encoder.onnx and one ONNX file per head, cut at the shared features",
+    "Cuts MODEL into DIR/encoder.onnx (model inputs -> shared features) and one\n"
+    "DIR/<output>.onnx per head (shared features -> that output).  Without --cut\n"
+    "the shared features are found automatically: the tensors computed by the\n"
+    "part common to several outputs and read by a head.",
+    g_opts, NULL};
+
 int mt_cmd_split(int argc, char **argv) {
     const char *path = NULL, *outdir = NULL, *cutarg = NULL;
-    int random = 0;
+    int random = 0, id;
     long seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help")) {
-            printf("usage: mtmi split MODEL -o DIR [--cut NAME,NAME,...] [--random-weights SEED]\n"
-                   "Cuts MODEL into DIR/encoder.onnx (model inputs -> shared features) and one\n"
-                   "DIR/<output>.onnx per head (shared features -> that output).  Without --cut\n"
-                   "the shared features are found automatically: the tensors computed by the\n"
-                   "part common to several outputs and read by a head.\n");
-            return 0;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && i + 1 < argc) outdir = argv[++i];
-        else if (!strcmp(a, "--cut") && i + 1 < argc) cutarg = argv[++i];
-        else if (!strcmp(a, "--random-weights") && i + 1 < argc) {
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_split, argc, argv);
+    while ((id = cli_next(&p)) > 0) {
+        switch (id) {
+        case O_OUTPUT: outdir = p.value; break;
+        case O_CUT: cutarg = p.value; break;
+        case O_RANDOM:
             random = 1;
-            if ((seed = cli_parse_long(a, argv[++i], 0, 1L << 30)) < 0) return 1;
-        } else if (a[0] == '-') return cli_error("split: unknown or incomplete option '%s'", a);
-        else if (!path) path = a;
-        else return cli_error("split: more than one model given");
+            seed = p.num;
+            break;
+        }
     }
-    if (!path) return cli_error("split: no model given (usage: mtmi split MODEL -o DIR)");
-    if (!outdir) return cli_error("split: no output folder given (-o DIR)");
+    if (id == CLI_HELP) return 0;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (p.nargs) path = p.args[0];
+    if (!path) return cli_usage(&p, "no model given (usage: mtmi split MODEL -o DIR)");
+    if (!outdir) return cli_usage(&p, "no output folder given (-o DIR)");
 
     char *cutbuf = NULL;
     const char **cuts = NULL;
@@ -42,17 +55,17 @@ int mt_cmd_split(int argc, char **argv) {
             free(cuts);
             return cli_error("split: out of memory");
         }
-        for (char *p = cutbuf;;) {
-            char *c = strchr(p, ',');
+        for (char *q = cutbuf;;) {
+            char *c = strchr(q, ',');
             if (c) *c = 0;
-            if (!*p) {
+            if (!*q) {
                 free(cutbuf);
                 free(cuts);
-                return cli_error("split: empty name in --cut '%s'", cutarg);
+                return cli_usage(&p, "empty name in --cut '%s'", cutarg);
             }
-            cuts[ncut++] = p;
+            cuts[ncut++] = q;
             if (!c) break;
-            p = c + 1;
+            q = c + 1;
         }
     }
 

@@ -21,49 +21,53 @@ typedef struct synth_opts {
     int w, h, vis;
 } synth_opts;
 
-static void usage(void) {
-    printf("usage: mtmi synth -o DIR --count N [--size HxW] [--seed S] [--first I]\n"
-           "Renders N street scenes (road, sidewalks, buildings, vegetation, sky, poles,\n"
-           "signs, traffic lights, walls, fences, cars, trucks, buses, pedestrians, riders)\n"
-           "with exact per-pixel labels and depth, as a Cityscapes-style folder:\n"
-           "  DIR/images/<stem>.png   RGB\n"
-           "  DIR/labels/<stem>.png   8-bit Cityscapes train IDs, 255 = ignore\n"
-           "  DIR/depth/<stem>.png    16-bit depth along the camera axis, metres x 256,\n"
-           "                          0 = none (sky, or beyond 255.99 m)\n"
-           "  DIR/synth.json          seed, size, stems and pixels per class\n"
-           "  --size HxW   image size (default 1024x1024)\n"
-           "  --seed S     the set's seed (default 0); the same seed gives the same\n"
-           "               pixels on every machine\n"
-           "  --first I    index of the first scene (default 0): stems s<S>_<index>\n"
-           "  --vis        also DIR/vis/<stem>.png: image | labels | depth in the colours\n"
-           "               of `mtmi run`'s vis (the ground truth a trained model should draw)\n");
-}
+enum { O_OUTPUT = 1, O_COUNT, O_FIRST, O_SEED, O_SIZE, O_VIS };
+static const cli_opt g_opts[] = {
+    {O_OUTPUT, "output", 'o', CLI_STR, "DIR", 0, 0, "the folder of the data set (required; made if missing)"},
+    {O_OUTPUT, "output-dir", 0, CLI_STR, "DIR", 0, 0, "the same as --output (its older name)"},
+    {O_COUNT, "count", 0, CLI_INT, "N", 1, 10000000, "how many scenes (required)"},
+    {O_SIZE, "size", 0, CLI_STR, "HxW", 0, 0, "image size (default 1024x1024)"},
+    {O_SEED, "seed", 0, CLI_INT, "S", 0, 1099511627776.0,
+     "the set's seed (default 0); the same seed gives the same\npixels on every machine"},
+    {O_FIRST, "first", 0, CLI_INT, "I", 0, 1000000000, "index of the first scene (default 0): stems s<S>_<index>"},
+    {O_VIS, "vis", 0, CLI_FLAG, NULL, 0, 0,
+     "also DIR/vis/<stem>.png: image | labels | depth in the colours\nof `mtmi run`'s vis (what a trained model should draw)"},
+    {0},
+};
+const cli_command cli_cmd_synth = {
+    "synth", "", 0, "street scenes with exact labels and depth (a Cityscapes-style folder)",
+    "Renders N street scenes (road, sidewalks, buildings, vegetation, sky, poles,\n"
+    "signs, traffic lights, walls, fences, cars, trucks, buses, pedestrians, riders)\n"
+    "with exact per-pixel labels and depth, as a Cityscapes-style folder:\n"
+    "  DIR/images/<stem>.png   RGB\n"
+    "  DIR/labels/<stem>.png   8-bit Cityscapes train IDs, 255 = ignore\n"
+    "  DIR/depth/<stem>.png    16-bit depth along the camera axis, metres x 256,\n"
+    "                          0 = none (sky, or beyond 255.99 m)\n"
+    "  DIR/synth.json          seed, size, stems and pixels per class",
+    g_opts, NULL};
 
 static int parse(int argc, char **argv, synth_opts *o) {
     o->count = -1;
     o->w = o->h = 1024;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(), 2;
-        if ((!strcmp(a, "-o") || !strcmp(a, "--output-dir")) && more) o->outdir = argv[++i];
-        else if (!strcmp(a, "--count") && more) {
-            if ((o->count = cli_parse_long(a, argv[++i], 1, 10000000)) < 0) return 1;
-        } else if (!strcmp(a, "--first") && more) {
-            if ((o->first = cli_parse_long(a, argv[++i], 0, 1000000000)) < 0) return 1;
-        } else if (!strcmp(a, "--seed") && more) {
-            if ((o->seed = cli_parse_long(a, argv[++i], 0, 1L << 40)) < 0) return 1;
-        } else if (!strcmp(a, "--vis")) o->vis = 1;
-        else if (!strcmp(a, "--size") && more) {
-            mtmi_tensor t;
-            if (cli_parse_shape(argv[++i], &t) || t.rank != 2 || t.dims[0] > 16384 || t.dims[1] > 16384)
-                return cli_error("synth: bad --size '%s' (HxW, e.g. 1024x1024)", argv[i]);
-            o->h = (int)t.dims[0], o->w = (int)t.dims[1];
-        } else
-            return cli_error("synth: unknown or incomplete option '%s' (try mtmi synth --help)", a);
+    cli_parser p;
+    cli_parser_init(&p, &cli_cmd_synth, argc, argv);
+    int id;
+    while ((id = cli_next(&p)) > 0) {
+        switch (id) {
+        case O_OUTPUT: o->outdir = p.value; break;
+        case O_COUNT: o->count = p.num; break;
+        case O_FIRST: o->first = p.num; break;
+        case O_SEED: o->seed = p.num; break;
+        case O_VIS: o->vis = 1; break;
+        case O_SIZE:
+            if (cli_hxw(p.value, 16384, &o->h, &o->w)) return cli_usage(&p, "bad --size '%s' (HxW, e.g. 1024x1024)", p.value);
+            break;
+        }
     }
-    if (!o->outdir) return cli_error("synth: no output folder given (-o DIR)");
-    if (o->count < 0) return cli_error("synth: no scene count given (--count N)");
+    if (id == CLI_HELP) return -1;
+    if (id == CLI_ERROR) return CLI_USAGE;
+    if (!o->outdir) return cli_usage(&p, "no output folder given (-o DIR)");
+    if (o->count < 0) return cli_usage(&p, "no scene count given (--count N)");
     return 0;
 }
 
@@ -137,7 +141,11 @@ static int write_manifest(const synth_opts *o, const double *hist, double secs) 
     fprintf(f, "  \"height\": %d,\n  \"width\": %d,\n  \"stems\": \"s%ld_<index, 6 digits>\",\n", o->h, o->w, o->seed);
     fprintf(f, "  \"depth_png\": \"16-bit metres x 256 along the camera axis, 0 = none\",\n  \"seconds\": %.3f,\n", secs);
     fprintf(f, "  \"pixels\": {");
-    for (int c = 0; c < MT_SYNTH_CLASSES; c++) fprintf(f, "%s\"%s\": %.0f", c ? ", " : "", mt_cityscapes_names[c], hist[c]);
+    for (int c = 0; c < MT_SYNTH_CLASSES; c++) {
+        fprintf(f, "%s", c ? ", " : "");
+        mt_json_string(f, mt_cityscapes_names[c]);
+        fprintf(f, ": %.0f", hist[c]);
+    }
     fprintf(f, ", \"ignore\": %.0f}\n}\n", hist[MT_SYNTH_IGNORE]);
     if (mt_atomic_commit(f, tmp, path, !ferror(f))) return cli_lib_error();
     return 0;
@@ -146,7 +154,7 @@ static int write_manifest(const synth_opts *o, const double *hist, double secs) 
 int mt_cmd_synth(int argc, char **argv) {
     synth_opts o = {0};
     int rc = parse(argc, argv, &o);
-    if (rc) return rc == 2 ? 0 : rc;
+    if (rc) return rc < 0 ? 0 : rc;
     static const char *const sub[4] = {"images", "labels", "depth", "vis"};
     for (int k = 0; k < 3 + o.vis; k++) {
         char d[PATH_MAX];

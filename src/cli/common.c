@@ -45,34 +45,6 @@ int cli_parse_shape(const char *s, mtmi_tensor *t) {
     return t->rank > 0 ? 0 : -1;
 }
 
-long cli_parse_long(const char *opt, const char *s, long lo, long hi) {
-    char *e;
-    errno = 0;
-    long v = s ? strtol(s, &e, 10) : 0;
-    if (!s || errno || e == s || *e || v < lo || v > hi) {
-        cli_error("%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s ? s : "");
-        return -1;
-    }
-    return v;
-}
-
-long cli_parse_capped(const char *opt, const char *s, long lo, long cap, const char *why) {
-    long v = cli_parse_long(opt, s, lo, 1L << 30);
-    if (v > cap) {
-        fprintf(stderr, "mtmi: warning: %s %ld is more than %s; using %ld\n", opt, v, why, cap);
-        v = cap;
-    }
-    return v;
-}
-
-int cli_threads(const char *opt, const char *s, int lo) {
-    /* More threads than cores only thrash: compute kernels never wait. */
-    char why[64];
-    int n = mt_cpu_count();
-    snprintf(why, sizeof why, "the %d core%s here", n, n == 1 ? "" : "s");
-    return (int)cli_parse_capped(opt, s, lo, n, why);
-}
-
 const char *cli_trained_model(void) { return getenv("MTMI_TRAINED_MODEL"); }
 
 int cli_load_model(const char *path, int random_weights, uint64_t seed, mtmi_model **out) {
@@ -95,63 +67,74 @@ int cli_load_model_sized(const char *path, int random_weights, uint64_t seed, co
 }
 
 
-int cli_quant_option(const char *cmd, int argc, char **argv, int *i, cli_quant_opts *o) {
-    const char *a = argv[*i];
-    int more = *i + 1 < argc;
-    if (!strcmp(a, "--images") && more) {
-        if (o->ninputs == 256) return cli_error("%s: too many --images", cmd), -1;
-        o->inputs[o->ninputs++] = argv[++*i];
-    } else if (!strcmp(a, "--override") && more) {
-        if (o->noverrides == 256) return cli_error("%s: too many --override", cmd), -1;
-        o->overrides[o->noverrides++] = argv[++*i];
-    } else if (!strcmp(a, "--size") && more) o->size = argv[++*i];
-    else if (!strcmp(a, "--features") && more) o->featdir = argv[++*i];
-    else if (!strcmp(a, "--no-feature-cache")) o->nofeat = 1;
-    else if (!strcmp(a, "--threads") && more) {
-        if ((o->threads = cli_threads(a, argv[++*i], 0)) < 0) return -1;
-    } else if (!strcmp(a, "--random-weights") && more) {
+int cli_quant_take(cli_parser *p, int id, cli_quant_opts *o) {
+    switch (id) {
+    case CLI_Q_IMAGES:
+        if (o->ninputs == 256) return cli_usage(p, "more than 256 --images"), -1;
+        o->inputs[o->ninputs++] = (char *)p->value;
+        break;
+    case CLI_Q_OVERRIDE:
+        if (o->noverrides == 256) return cli_usage(p, "more than 256 --override"), -1;
+        o->overrides[o->noverrides++] = (char *)p->value;
+        break;
+    case CLI_Q_SIZE: o->size = p->value; break;
+    case CLI_Q_FEATURES: o->featdir = p->value; break;
+    case CLI_Q_NO_FEAT: o->nofeat = 1; break;
+    case CLI_Q_THREADS: o->threads = cli_cap_threads(p, p->num); break;
+    case CLI_Q_RANDOM:
         o->random = 1;
-        if ((o->seed = cli_parse_long(a, argv[++*i], 0, 1L << 30)) < 0) return -1;
-    } else
-        return 0;
+        o->seed = p->num;
+        break;
+    default: return 0;
+    }
     return 1;
 }
 
-int cli_app_option(const char *cmd, int argc, char **argv, int *i, mt_app_opts *o, int max_inflight) {
-    const char *a = argv[*i];
-    int more = *i + 1 < argc;
-    if (!strcmp(a, "--model") && more) o->model_path = argv[++*i];
-    else if (!strcmp(a, "--random-weights") && more) {
-        long v = cli_parse_long(a, argv[++*i], 0, 1L << 30);
-        if (v < 0) return -1;
+int cli_app_take(cli_parser *p, int id, mt_app_opts *o, int max_inflight) {
+    switch (id) {
+    case CLI_A_MODEL: o->model_path = p->value; break;
+    case CLI_A_RANDOM:
         o->random_weights = 1;
-        o->seed = (uint64_t)v;
-    } else if (!strcmp(a, "--place") && more) o->place = argv[++*i];
-    else if (!strcmp(a, "--inflight") && more) {
-        /* Each frame in flight holds its own buffers. */
-        if ((o->inflight = (int)cli_parse_capped(a, argv[++*i], 1, max_inflight, "this command keeps in flight")) < 0) return -1;
-    } else if (!strcmp(a, "--sync")) o->sync = 1;
-    else if (!strcmp(a, "--size") && more) {
-        mtmi_tensor t;
-        if (cli_parse_shape(argv[++*i], &t) || t.rank != 2 || t.dims[0] > 8192 || t.dims[1] > 8192)
-            return cli_error("%s: bad --size '%s' (HxW, e.g. 512x512)", cmd, argv[*i]), -1;
-        o->height = (int)t.dims[0];
-        o->width = (int)t.dims[1];
-    } else if (!strcmp(a, "--cache") && more) o->calib_path = argv[++*i];
-    else if (!strcmp(a, "--threads") && more) {
-        if ((o->threads = cli_threads(a, argv[++*i], 1)) < 0) return -1;
-    } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o->quiet = 1;
-    else if (!strcmp(a, "--host-preprocess")) o->host_preprocess = 1;
-    else if (!strcmp(a, "--inject-error") && more) {
-        if (mt_app_parse_inject(argv[++*i], o)) return cli_error("%s: bad --inject-error '%s' (STAGE:FRAME)", cmd, argv[*i]), -1;
+        o->seed = (uint64_t)p->num;
+        break;
+    case CLI_A_SEED: o->seed = (uint64_t)p->num; break;
+    case CLI_A_PLACE: o->place = p->value; break;
+    case CLI_A_INFLIGHT: /* each frame in flight holds its own buffers */
+        o->inflight = (int)cli_cap(p, p->num, max_inflight, "this command keeps in flight");
+        break;
+    case CLI_A_SYNC: o->sync = 1; break;
+    case CLI_A_SIZE:
+        if (cli_hxw(p->value, 8192, &o->height, &o->width)) return cli_usage(p, "bad --size '%s' (HxW, e.g. 512x512)", p->value), -1;
+        break;
+    case CLI_A_CACHE: o->calib_path = p->value; break;
+    case CLI_A_THREADS: o->threads = cli_cap_threads(p, p->num); break;
+    case CLI_A_QUIET: o->quiet = 1; break;
+    case CLI_A_HOST_PRE: o->host_preprocess = 1; break;
+    case CLI_A_INJECT:
+        if (mt_app_parse_inject(p->value, o)) return cli_usage(p, "bad --inject-error '%s' (STAGE:FRAME)", p->value), -1;
+        break;
+    default: return 0;
     }
-    else if (!strcmp(a, "--seed") && more) {
-        long v = cli_parse_long(a, argv[++*i], 0, 1L << 30);
-        if (v < 0) return -1;
-        o->seed = (uint64_t)v;
-    } else
-        return 0;
     return 1;
+}
+
+int cli_check_app_report(const mt_app *app, const mt_app_opts *o, const char *cmd, const char *const *outs, int nouts) {
+    int n;
+    const char *more[1] = {o->calib_path};
+    const char **ins = cli_inputs_list(app->model, more, o->calib_path ? 1 : 0, &n);
+    if (!ins) return 1;
+    const int rc = cli_check_report_paths(cmd, outs, nouts, ins, n);
+    free(ins);
+    return rc;
+}
+
+int cli_write_app_json(const char *path, const char *command, const mt_app *app, const mt_stats *st, const mt_summary *s,
+                       const char *extra) {
+    cli_json_file j;
+    FILE *f = cli_json_open(path, &j);
+    if (!f) return 1;
+    mt_app_write_json(f, command, app, st, s, extra);
+    return cli_json_close(&j, path, 1);
 }
 
 int cli_output_files(const char *dir, const char *const *names, int n, const char *suffix, const char *const *inputs, int ninputs,

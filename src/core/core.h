@@ -83,6 +83,9 @@ uint64_t mt_hash64(uint64_t h, const void *data, size_t n);
 /* s as a JSON string (quotes, backslashes, control characters and invalid
  * UTF-8 escaped). */
 void mt_json_string(FILE *f, const char *s);
+/* v as a JSON number with printf format fmt ("%.4f"), or null when it is
+ * not finite (JSON has no NaN or infinity). */
+void mt_json_number(FILE *f, const char *fmt, double v);
 /* String -> int hash map (strset.c); keys are not copied and must outlive
  * the map.  Zero-initialize; put replaces an existing key's value. */
 typedef struct mt_strset {

@@ -4,6 +4,7 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -258,6 +259,11 @@ void mt_json_string(FILE *f, const char *s) {
         }
     }
     fputc('"', f);
+}
+
+void mt_json_number(FILE *f, const char *fmt, double v) {
+    if (!isfinite(v)) fputs("null", f);
+    else fprintf(f, fmt, v);
 }
 
 const char *mt_bytes_str(double b, char *buf, size_t cap) {

@@ -132,17 +132,8 @@ void mt_stats_summary(const mt_stats *st, int64_t warmup, mt_summary *s) {
     free(v);
 }
 
-/* Names go into JSON strings: escape what needs it. */
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
+/* Names go into JSON strings through core's one writer. */
+static void json_str(FILE *f, const char *s) { mt_json_string(f, s); }
 
 mtmi_status mt_stats_write_trace(const mt_stats *st, const char *path) {
     char tmp[4200];

@@ -501,7 +501,7 @@ d = new_dir('js"on\\dir')
 cache = os.path.join(d, 'c"a\\che.cache')
 problems, out, err = expect_ok("calibrate for json", ["calibrate", conv, "--images", xs[0], "-o", cache, "--subgraph", "all",
                                                       "--no-feature-cache"])
-rc, out, err, _ = run(["accuracy", conv, "--cache", cache, "--images", xs[1], "--json", "--no-feature-cache"])
+rc, out, err, _ = run(["accuracy", conv, "--cache", cache, "--images", xs[1], "--json", "-", "--no-feature-cache"])
 try:
     j = json.loads(out)
     if j["cache"] != cache:

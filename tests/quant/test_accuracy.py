@@ -118,7 +118,7 @@ def evaluate(model, calib, evals, d, tag, extra=()):
         for f in calib:
             args += ["--images", f]
         out = mtmi(*args, *extra)
-        args = ["accuracy", model, "--cache", cache, "--json", "--features", os.path.join(d, tag + ".features"), "--threads", "2"]
+        args = ["accuracy", model, "--cache", cache, "--json", "-", "--features", os.path.join(d, tag + ".features"), "--threads", "2"]
         for f in evals:
             args += ["--images", f]
         if method == "entropy":  # the public API's int8 plan must give the same bits

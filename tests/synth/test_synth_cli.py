@@ -99,12 +99,12 @@ for sub in ("images", "labels", "depth"):
 digest = hashlib.sha256(open(os.path.join(a, "images", stems[0] + ".png"), "rb").read()).hexdigest()[:16]
 print(f"files identical on a second run and with --first (image 0 sha256 {digest}, zlib-dependent)")
 
-# one-line errors, no crash
-for args, want in ((["--count", 1], "-o"), (["-o", c], "--count"), (["-o", c, "--count", 1, "--size", "0x4"], "--size"),
-                   (["-o", "/proc/nope", "--count", 1], "cannot create")):
+# one-line errors, no crash: usage errors exit 2, a folder that cannot be made 1
+for args, want, code in ((["--count", 1], "-o", 2), (["-o", c], "--count", 2), (["-o", c, "--count", 1, "--size", "0x4"], "--size", 2),
+                         (["-o", "/proc/nope", "--count", 1], "cannot create", 1)):
     r = mtmi("synth", *args)
     lines = r.stderr.strip().splitlines()
-    check(r.returncode == 1 and len(lines) == 1 and want in lines[0], f"synth {args}: rc {r.returncode}, {r.stderr.strip()!r}")
+    check(r.returncode == code and len(lines) == 1 and want in lines[0], f"synth {args}: rc {r.returncode}, {r.stderr.strip()!r}")
 
 shutil.rmtree(tmp, ignore_errors=True)
 check.finish("synth cli")
