@@ -22,6 +22,7 @@ int mt_cmd_run(int argc, char **argv);
 int mt_cmd_bench(int argc, char **argv);
 int mt_cmd_synth(int argc, char **argv);
 int mt_cmd_eval(int argc, char **argv);
+int mt_cmd_triton_repo(int argc, char **argv);
 
 /* Prints "mtmi: error: <message>" (the library's last error if msg is
  * NULL) on one line and returns the exit status 1. */

@@ -23,6 +23,7 @@ static const command g_commands[] = {
     {"synth", mt_cmd_synth, "-o DIR --count N [--size HxW] [--seed S]: street scenes with exact labels and depth (Cityscapes-style folder)"},
     {"eval", mt_cmd_eval, "[--model M] --data DIR [--place P] [--cache C] [--json F]: mIoU, per-class IoU and depth errors against ground truth"},
     {"bench", mt_cmd_bench, "[--model M] [--place P] [--size HxW] [--frames N] [--compare] [--json F]: the pipeline on a fixed input, timed"},
+    {"triton-repo", mt_cmd_triton_repo, "[--model M] -o REPO [--place P] [--cache C]: a Triton Inference Server model repository (mtmi backend)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The Triton server test (ctest `triton_server`): installs the backend with
+# `cmake --install --component triton` into a scratch prefix, so that the
+# server loads it from where an install puts it (lib/triton/backends/mtmi/),
+# then runs tests/triton/test_triton.py against a tritonserver on loopback.
+#   bash scripts/triton_test.sh [BUILD_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd)
+bash "$root/scripts/triton_deps.sh"
+venv=${MTMI_TRITON_VENV:-$root/.venv-triton}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mtmi-triton.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --component triton --prefix "$tmp/prefix" >/dev/null
+"$venv/bin/python" "$root/tests/triton/test_triton.py" --backends "$tmp/prefix/lib/triton/backends" \
+  --mtmi "${MTMI_BIN:-$build/mtmi}" --work "$tmp" --onnx-python "$root/.venv/bin/python"
