@@ -328,7 +328,7 @@ static int input_data(req *q, TRITONBACKEND_Input *in, const char *name, uint64_
         if (mt == TRITONSERVER_MEMORY_GPU)
             return req_fail(q, TRITONSERVER_ERROR_UNSUPPORTED, "input '%s': in GPU memory; the mtmi backend reads host memory", name);
         if (size > bytes - at) return req_fail(q, TRITONSERVER_ERROR_INVALID_ARG, "input '%s': more bytes than its shape", name);
-        if (nbuf == 1) {
+        if (nbuf == 1 && size == bytes) {
             q->data = buf;
             return 0;
         }
@@ -337,6 +337,9 @@ static int input_data(req *q, TRITONBACKEND_Input *in, const char *name, uint64_
         memcpy(q->own + at, buf, size);
         at += size;
     }
+    /* The properties' byte size and the buffers' must agree. */
+    if (at != bytes) return req_fail(q, TRITONSERVER_ERROR_INVALID_ARG, "input '%s': %llu bytes in its buffers, %llu expected", name,
+                                     (unsigned long long)at, (unsigned long long)bytes);
     q->data = q->own;
     return 0;
 }

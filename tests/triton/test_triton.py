@@ -245,6 +245,14 @@ def test_single(srv, ref, imgs):
     compare("grpc frame 4", imgs[4], item(grpc_infer(srv.grpc, "mtmi", "image", imgs[4][None]), 0), ref)
     # The float input runs the same network on the same numbers.
     compare("http float input", imgs[1], item(http_infer(srv.http, "mtmi", "input", normalize(imgs[1])), 0), ref)
+    # No outputs named: Triton asks the backend for every output.
+    inp = httpclient.InferInput("image", [1, SIZE, SIZE, 3], "UINT8")
+    inp.set_data_from_numpy(imgs[5][None])
+    with httpclient.InferenceServerClient(srv.http) as c:
+        r = c.infer("mtmi", [inp])
+    got = {o: r.as_numpy(o) for o in OUTS}
+    if check(all(v is not None for v in got.values()), "http, no outputs named: all four sent"):
+        compare("http, no outputs named", imgs[5], item(got, 0), ref)
     batch = np.stack(imgs[:3])
     res = http_infer(srv.http, "mtmi", "image", batch)
     for i in range(3):
