@@ -33,9 +33,11 @@ add_library(triton_mtmi MODULE ${CMAKE_SOURCE_DIR}/src/triton/backend.c)
 target_link_libraries(triton_mtmi PRIVATE mtmi_triton_core)
 # Triton finds <backend-directory>/mtmi/libtriton_mtmi.so; the build tree
 # has that layout too (build/triton/backends).  The TRITON* functions the
-# backend calls come from the server process at load time.
+# backend calls come from the server process at load time.  Installed, the
+# module finds the prefix's lib/ ($ORIGIN/../../..: where libmtmi.so goes)
+# and the folders of what it links (CUDA's).
 set_target_properties(triton_mtmi PROPERTIES PREFIX lib OUTPUT_NAME triton_mtmi C_VISIBILITY_PRESET hidden
                       LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/triton/backends/mtmi
-                      INSTALL_RPATH_USE_LINK_PATH ON LINK_DEPENDS ${CMAKE_SOURCE_DIR}/src/triton/libtriton_mtmi.map)
+                      INSTALL_RPATH "\$ORIGIN/../../.." INSTALL_RPATH_USE_LINK_PATH ON LINK_DEPENDS ${CMAKE_SOURCE_DIR}/src/triton/libtriton_mtmi.map)
 target_link_options(triton_mtmi PRIVATE -Wl,--version-script=${CMAKE_SOURCE_DIR}/src/triton/libtriton_mtmi.map)
 install(TARGETS triton_mtmi LIBRARY DESTINATION lib/triton/backends/mtmi COMPONENT triton)
