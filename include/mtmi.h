@@ -22,8 +22,30 @@
 extern "C" {
 #endif
 
-#define MTMI_VERSION "0.1.0"
+/* The version of this header.  The shared library's SONAME carries the
+ * major version (libmtmi.so.0): a program built against one major version
+ * needs that one.  mtmi_version() says which library a program actually
+ * runs with.  CMake reads the version from these three lines (project(),
+ * SOVERSION, mtmi.pc, mtmiConfigVersion.cmake), so they are its one source. */
+#define MTMI_VERSION_MAJOR 0
+#define MTMI_VERSION_MINOR 1
+#define MTMI_VERSION_PATCH 0
+#define MTMI_STRINGIFY_(x) #x
+#define MTMI_STRINGIFY(x) MTMI_STRINGIFY_(x)
+#define MTMI_VERSION                                                                    \
+    MTMI_STRINGIFY(MTMI_VERSION_MAJOR) "." MTMI_STRINGIFY(MTMI_VERSION_MINOR) "." \
+        MTMI_STRINGIFY(MTMI_VERSION_PATCH)
 #define MTMI_MAX_RANK 8
+
+/* What libmtmi.so exports: the library is compiled with hidden visibility
+ * (-fvisibility=hidden), so only the functions declared here with MTMI_API
+ * are visible to programs; the internal mt_* functions are not (a linker
+ * version script, src/api/libmtmi.map, keeps anything else out too). */
+#if defined(__GNUC__) || defined(__clang__)
+#define MTMI_API __attribute__((visibility("default")))
+#else
+#define MTMI_API
+#endif
 
 typedef enum mtmi_status {
     MTMI_OK = 0,
@@ -59,9 +81,12 @@ typedef struct mtmi_tensor {
 } mtmi_tensor;
 
 /* The message of the last failure on this thread ("" if none). */
-const char *mtmi_last_error(void);
+MTMI_API const char *mtmi_last_error(void);
 /* A short fixed name for a status code. */
-const char *mtmi_status_name(mtmi_status s);
+MTMI_API const char *mtmi_status_name(mtmi_status s);
+/* The version of the library in use ("0.1.0"), which may differ from the
+ * MTMI_VERSION a program was compiled with (same major version). */
+MTMI_API const char *mtmi_version(void);
 
 /* ------------------------------------------------------------------ model */
 typedef struct mtmi_model mtmi_model;
@@ -86,21 +111,21 @@ typedef struct mtmi_load_options {
     size_t max_fold_bytes;
 } mtmi_load_options;
 
-mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt,
-                            mtmi_model **out);
-void mtmi_model_free(mtmi_model *m);
+MTMI_API mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt,
+                                     mtmi_model **out);
+MTMI_API void mtmi_model_free(mtmi_model *m);
 
-int mtmi_model_num_inputs(const mtmi_model *m);
-int mtmi_model_num_outputs(const mtmi_model *m);
-const char *mtmi_model_input_name(const mtmi_model *m, int i);
-const char *mtmi_model_output_name(const mtmi_model *m, int i);
+MTMI_API int mtmi_model_num_inputs(const mtmi_model *m);
+MTMI_API int mtmi_model_num_outputs(const mtmi_model *m);
+MTMI_API const char *mtmi_model_input_name(const mtmi_model *m, int i);
+MTMI_API const char *mtmi_model_output_name(const mtmi_model *m, int i);
 /* Declared shape of an input; dynamic dimensions are reported as -1. */
-mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank,
-                                   int64_t dims[MTMI_MAX_RANK]);
+MTMI_API mtmi_status mtmi_model_input_shape(const mtmi_model *m, int i, int *rank,
+                                            int64_t dims[MTMI_MAX_RANK]);
 
 /* A human-readable report (inputs, outputs, op histogram, parameters, FLOPs
  * per subgraph).  Returns a malloc'ed string the caller frees. */
-char *mtmi_model_describe(mtmi_model *m);
+MTMI_API char *mtmi_model_describe(mtmi_model *m);
 
 /* ------------------------------------------------------ model preparation */
 typedef enum mtmi_weight_init {
@@ -123,7 +148,7 @@ typedef struct mtmi_reference_options {
 /* The reference MTMI network of SPEC.md (MiT-B0 encoder, segmentation and
  * depth heads) built in C with seeded random weights, with the structure
  * and ops of a PyTorch export: what `mtmi run` uses when given no model. */
-mtmi_status mtmi_model_make_reference(const mtmi_reference_options *opt, mtmi_model **out);
+MTMI_API mtmi_status mtmi_model_make_reference(const mtmi_reference_options *opt, mtmi_model **out);
 
 typedef struct mtmi_save_options {
     /* Fold, fuse and tidy before writing (`mtmi simplify`); the fused ops
@@ -139,7 +164,7 @@ typedef struct mtmi_save_options {
 } mtmi_save_options;
 
 /* Writes the model as ONNX, atomically (no partial file on failure). */
-mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_options *opt);
+MTMI_API mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_options *opt);
 
 /* Cuts the model at its shared features (found automatically: the tensors
  * computed by the part common to several outputs and read by a head; or the
@@ -147,7 +172,7 @@ mtmi_status mtmi_model_save(mtmi_model *m, const char *path, const mtmi_save_opt
  * outdir/<output>.onnx per head, each a model ONNX Runtime runs.  Running
  * the encoder then the heads reproduces the model's outputs exactly.  On
  * failure no file of the set is left behind. */
-mtmi_status mtmi_model_split(mtmi_model *m, const char *const *cut, int ncut, const char *outdir);
+MTMI_API mtmi_status mtmi_model_split(mtmi_model *m, const char *const *cut, int ncut, const char *outdir);
 
 /* ------------------------------------------------------------ calibration */
 typedef enum mtmi_calib_method {
@@ -172,8 +197,19 @@ typedef struct mtmi_calibrate_options {
  * input, already preprocessed; all of one shape), collects statistics of
  * every float activation of the subgraph and writes the per-tensor scales
  * as a TensorRT-format calibration cache (atomically). */
-mtmi_status mtmi_calibrate(mtmi_model *m, const mtmi_tensor *frames, int nframes,
-                           const mtmi_calibrate_options *opt, const char *cache_path);
+MTMI_API mtmi_status mtmi_calibrate(mtmi_model *m, const mtmi_tensor *frames, int nframes,
+                                    const mtmi_calibrate_options *opt, const char *cache_path);
+
+/* ----------------------------------------------------------------- images */
+/* Reads a PNG (gray, palette, RGB, with or without alpha, 8 or 16 bits)
+ * and makes it the reference network's input, as `mtmi run
+ * --host-preprocess` and `mtmi calibrate` do: centre-cropped to the aspect
+ * of width x height, resized (bilinear) to that, and normalized per RGB
+ * channel as (pixel - mean) / std with ImageNet's mean (123.675, 116.28,
+ * 103.53) and std (58.395, 57.12, 57.375) on 0..255 values.  Writes
+ * 3 * height * width floats, channel-major (CHW), to chw: one frame of an
+ * NCHW float input. */
+MTMI_API mtmi_status mtmi_image_load(const char *path, int height, int width, float *chw);
 
 /* ------------------------------------------------------------------- plan */
 typedef struct mtmi_plan mtmi_plan;
@@ -203,19 +239,19 @@ typedef struct mtmi_plan_options {
     const char *tuning;
 } mtmi_plan_options;
 
-mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt,
-                             mtmi_plan **out);
-void mtmi_plan_free(mtmi_plan *p);
+MTMI_API mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt,
+                                      mtmi_plan **out);
+MTMI_API void mtmi_plan_free(mtmi_plan *p);
 
 /* Shape of output i of the plan (all dims concrete). */
-mtmi_status mtmi_plan_output_shape(const mtmi_plan *p, int i, int *rank,
-                                   int64_t dims[MTMI_MAX_RANK]);
+MTMI_API mtmi_status mtmi_plan_output_shape(const mtmi_plan *p, int i, int *rank,
+                                            int64_t dims[MTMI_MAX_RANK]);
 
 /* Runs the plan.  inputs[i].data must hold the plan's input i (dtype and
  * shape checked); outputs[i].data must point to caller memory of the size of
  * output i (dims are filled in). */
-mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs,
-                          mtmi_tensor *outputs, int noutputs);
+MTMI_API mtmi_status mtmi_plan_run(mtmi_plan *p, const mtmi_tensor *inputs, int ninputs,
+                                   mtmi_tensor *outputs, int noutputs);
 
 /* --------------------------------------------------------------- pipeline */
 /* The model split at its shared features into an encoder and one stage per
@@ -272,14 +308,14 @@ typedef struct mtmi_pipeline_options {
     int image_input;
 } mtmi_pipeline_options;
 
-mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);
-void mtmi_pipeline_free(mtmi_pipeline *p);
-int mtmi_pipeline_frames_in_flight(const mtmi_pipeline *p);
+MTMI_API mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);
+MTMI_API void mtmi_pipeline_free(mtmi_pipeline *p);
+MTMI_API int mtmi_pipeline_frames_in_flight(const mtmi_pipeline *p);
 
 /* The pipeline's results, head by head in the model's output order, each
  * head's in the order FLOAT, FP16, INT8 (codes, then scales), CLASSES.
  * Without result requests: the model's outputs, in order, float32. */
-int mtmi_pipeline_num_results(const mtmi_pipeline *p);
+MTMI_API int mtmi_pipeline_num_results(const mtmi_pipeline *p);
 typedef struct mtmi_result_info {
     const char *name;         /* "<output>", "<output>:fp16", ":int8", ":scale", ":classes" */
     int output;               /* the model output it is made of                       */
@@ -291,19 +327,19 @@ typedef struct mtmi_result_info {
     int on_device;            /* in the memory of GPU `device`                         */
     int device;
 } mtmi_result_info;
-mtmi_status mtmi_pipeline_result_info(const mtmi_pipeline *p, int i, mtmi_result_info *info);
+MTMI_API mtmi_status mtmi_pipeline_result_info(const mtmi_pipeline *p, int i, mtmi_result_info *info);
 /* Result i's shape (as mtmi_pipeline_result_info). */
-mtmi_status mtmi_pipeline_output_shape(const mtmi_pipeline *p, int i, int *rank, int64_t dims[MTMI_MAX_RANK]);
+MTMI_API mtmi_status mtmi_pipeline_output_shape(const mtmi_pipeline *p, int i, int *rank, int64_t dims[MTMI_MAX_RANK]);
 /* Copies the inputs into a free frame slot and starts the frame; `user` comes
  * back with its results.  With all slots in flight, collect one first. */
-mtmi_status mtmi_pipeline_submit(mtmi_pipeline *p, const mtmi_tensor *inputs, int ninputs, void *user);
+MTMI_API mtmi_status mtmi_pipeline_submit(mtmi_pipeline *p, const mtmi_tensor *inputs, int ninputs, void *user);
 /* Waits for the oldest frame (frames finish in order) and copies its
  * results into the caller's buffers (one per result, in result order; dims
  * are filled in).  Results left on a GPU are not copied: take those with
  * mtmi_pipeline_collect_results.  A failure in any stage is reported here,
  * naming the frame and the stage.  The frame's slot is free again when this
  * returns. */
-mtmi_status mtmi_pipeline_collect(mtmi_pipeline *p, mtmi_tensor *outputs, int noutputs, void **user);
+MTMI_API mtmi_status mtmi_pipeline_collect(mtmi_pipeline *p, mtmi_tensor *outputs, int noutputs, void **user);
 
 /* The results of the oldest frame without a copy.
  *
@@ -327,12 +363,12 @@ typedef struct mtmi_result {
     int on_device, device;
     void *ready_event;        /* device results: cudaEvent_t; NULL otherwise */
 } mtmi_result;
-mtmi_status mtmi_pipeline_collect_results(mtmi_pipeline *p, mtmi_result *results, int nresults, void **user);
+MTMI_API mtmi_status mtmi_pipeline_collect_results(mtmi_pipeline *p, mtmi_result *results, int nresults, void **user);
 /* Gives back the frame of the last mtmi_pipeline_collect_results.
  * after_event: NULL, or a cudaEvent_t the pipeline's next writes into this
  * frame's device buffers wait for on the GPU; it must stay valid until as
  * many more frames as there are frames in flight have been collected. */
-mtmi_status mtmi_pipeline_release(mtmi_pipeline *p, void *after_event);
+MTMI_API mtmi_status mtmi_pipeline_release(mtmi_pipeline *p, void *after_event);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mtmi needs on Debian 12 (run as root): compilers, CMake,
 # protobuf-c with ONNX's onnx.proto, OpenBLAS, libspng, and a Python venv
-# (.venv) with onnx, onnxruntime and numpy for the tests.
+# (.venv) with onnx, onnxruntime, numpy and pytest for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs="build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
@@ -13,7 +13,7 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if [ "${MTMI_NO_PY:-0}" != 1 ] && ! .venv/bin/python -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+if [ "${MTMI_NO_PY:-0}" != 1 ] && ! .venv/bin/python -c "import onnx, onnxruntime, numpy, pytest" 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check onnx onnxruntime numpy
+  .venv/bin/pip install -q --disable-pip-version-check onnx onnxruntime numpy pytest
 fi

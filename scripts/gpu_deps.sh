@@ -15,4 +15,8 @@ shared=${MTMI_SHARED:-../shared}
 cp -r "$shared/reference" .deps/shared/
 mkdir -p .deps/shared/images
 cp "$shared"/images/*.png .deps/shared/images/ 2>/dev/null || true  # 7.6 MB: calibration (4) + evaluation (1)
+# pytest for the Python package's GPU tests (the GPU machine has no network):
+# wheels installed there with pip --no-index (scripts/gpu_env.sh)
+mkdir -p .deps/wheels
+python3 -m pip download -q -d .deps/wheels pytest 2>/dev/null || .venv/bin/pip download -q -d .deps/wheels pytest
 echo "ready: .deps ($(du -sh .deps | cut -f1)); on the GPU machine: bash scripts/gpu_check.sh"

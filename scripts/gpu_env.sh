@@ -8,6 +8,10 @@ if [ -d "$ROOT_DIR/.deps/debs" ] && [ ! -x "$DEPS/usr/bin/protoc-c" ]; then
   mkdir -p "$DEPS"
   for f in "$ROOT_DIR"/.deps/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
 fi
+if [ -d "$ROOT_DIR/.deps/wheels" ] && ! python3 -c "import pytest" 2>/dev/null; then
+  python3 -m pip install -q --no-index --find-links "$ROOT_DIR/.deps/wheels" pytest > /dev/null 2>&1 ||
+    python3 -m pip install -q --break-system-packages --no-index --find-links "$ROOT_DIR/.deps/wheels" pytest > /dev/null 2>&1 || true
+fi
 LIBD=$DEPS/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
 export PKG_CONFIG_PATH=$LIBD/pkgconfig

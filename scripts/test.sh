@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test suite: installs dependencies, builds, runs every test (C unit
 # tests, ONNX backend node tests, checks against ONNX Runtime, one full
-# 1024x1024 check), the mutation check (scripts/mutants.sh: every
+# 1024x1024 check; the library installed and used as a consumer would, the
+# Python package), the Python package pip-installed into a fresh venv
+# (scripts/test_package.sh), the mutation check (scripts/mutants.sh: every
 # deliberate bug must be caught), then an ASan+UBSan build of the unit and
 # bad-input tests, a ThreadSanitizer run of the pipeline test and a minute
 # of fuzzing per libFuzzer target (ONNX, PNG, .npy, calibration caches,
@@ -29,6 +31,12 @@ echo "== ctest"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 rc=0; ctest --test-dir build --output-on-failure -j"${JOBS:-2}" -LE gpu || rc=1
 suite ctest $rc
+
+echo "== package: pip install ./python into a fresh venv, its pytest against ONNX Runtime"
+# The installed C library (cmake --install, the example built with
+# pkg-config and find_package) was ctest's package_install.
+rc=0; bash scripts/test_package.sh --python-only || rc=1
+suite package $rc
 
 echo "== mutation check (scripts/mutants.sh: deliberate one-line bugs the suite must catch)"
 # About 2.5 minutes on 2 cores: a scratch copy under /tmp, a CPU build, each

@@ -10,6 +10,10 @@
 #include "onnx/onnx.h"
 #include "quant/quant.h"
 
+/* The header's version compiled into the library: a program compares it
+ * with its own MTMI_VERSION to see which library it was given. */
+const char *mtmi_version(void) { return MTMI_VERSION; }
+
 /* ------------------------------------------------------------------ model */
 mtmi_status mtmi_model_load(const char *path, const mtmi_load_options *opt, mtmi_model **out) {
     if (!path || !out) return mt_fail(MTMI_ERR_ARG, "mtmi_model_load: NULL argument");

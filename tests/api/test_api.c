@@ -10,6 +10,7 @@
 #include "mtmi.h"
 
 #include "check.h"
+#include "image/image.h"
 #include "oracle.h"
 
 static void *thread_error(void *arg) {
@@ -281,6 +282,42 @@ int main(void) {
         CHECK(s != MTMI_OK && strstr(mtmi_last_error(), "no_such_tensor"), "bad cut: %d '%s'", s, mtmi_last_error());
         snprintf(f, sizeof f, "%s/encoder.onnx", sdir);
         CHECK(access(f, F_OK) != 0, "bad cut left %s", f);
+    }
+
+    /* The version: the library's is the header's, which is its three
+     * numbers (CMake reads them for the SONAME and the packages). */
+    char v[64];
+    snprintf(v, sizeof v, "%d.%d.%d", MTMI_VERSION_MAJOR, MTMI_VERSION_MINOR, MTMI_VERSION_PATCH);
+    CHECK(strcmp(mtmi_version(), MTMI_VERSION) == 0 && strcmp(v, MTMI_VERSION) == 0, "version '%s', header '%s', numbers %s",
+          mtmi_version(), MTMI_VERSION, v);
+
+    /* mtmi_image_load: a PNG of the requested size is the SPEC's
+     * normalization of its pixels, exactly, channel-major; errors name the
+     * file or the size.  (python/tests checks resizing and gray images.) */
+    {
+        enum { IW = 7, IH = 5 };
+        uint8_t px[IH * IW * 3];
+        oracle_rng r = {seed + 300};
+        for (int i = 0; i < IH * IW * 3; i++) px[i] = (uint8_t)(oracle_normal(&r) * 60 + 128);
+        char png[300];
+        snprintf(png, sizeof png, "%s/img.png", dir);
+        mt_image img = {IW, IH, 3, px};
+        CHECK(mt_png_write(png, &img) == MTMI_OK, "write png: %s", mtmi_last_error());
+        float chw[3 * IH * IW];
+        s = mtmi_image_load(png, IH, IW, chw);
+        CHECK(s == MTMI_OK, "image load: %s", mtmi_last_error());
+        const float mean[3] = {123.675f, 116.28f, 103.53f}, sd[3] = {58.395f, 57.12f, 57.375f};
+        int off = 0;
+        for (int c = 0; c < 3 && !s; c++)
+            for (int i = 0; i < IH * IW; i++)
+                if (chw[c * IH * IW + i] != ((float)px[i * 3 + c] - mean[c]) * (1.0f / sd[c])) off++;
+        CHECK(off == 0, "image load: %d of %d values differ from (px - mean) / std", off, 3 * IH * IW);
+        snprintf(png, sizeof png, "%s/none.png", dir);
+        s = mtmi_image_load(png, IH, IW, chw);
+        CHECK(s == MTMI_ERR_IO && strstr(mtmi_last_error(), "none.png"), "missing image: %d '%s'", s, mtmi_last_error());
+        s = mtmi_image_load(png, 0, IW, chw);
+        CHECK(s == MTMI_ERR_ARG && strstr(mtmi_last_error(), "0x7"), "zero size: %d '%s'", s, mtmi_last_error());
+        CHECK(mtmi_image_load(NULL, IH, IW, chw) == MTMI_ERR_ARG, "NULL path accepted");
     }
 
     mtmi_model_free(ref);

@@ -12,3 +12,8 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/models/mtmi_trained.onnx)
 else()
   message(STATUS "models/mtmi_trained.onnx not present: test eval_trained not registered (scripts/train_mtmi.py makes it)")
 endif()
+# The training script across calls (resume, compact checkpoint, start-over,
+# a time schedule over calls) on the CPU: needs PyTorch and onnx in the
+# Python that ctest runs, skipped (exit 77) without them.
+mtmi_py_test(train_resume tests/eval/test_train_resume.py)
+set_tests_properties(train_resume PROPERTIES SKIP_RETURN_CODE 77)

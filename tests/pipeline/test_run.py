@@ -256,11 +256,12 @@ a_png = open(os.path.join(imgs, "a_rgb.png"), "rb").read()
 for i in range(24):
     open(os.path.join(many, f"f{i:02d}.png"), "wb").write(a_png)
 r = mtmi("run", "--model", model, "--images", many, "--place", place, "--threads", "2", "-o", out_slow, "--workers", "2",
-         "--test-slow-writer", "40", "--save", "classes,depth")
+         "--test-slow-writer", "200", "--save", "classes,depth")
 check(r.returncode == 0, f"slow writer run failed: {r.stderr.strip()}")
 io_line = [l for l in r.stdout.splitlines() if l.startswith("io: ")]
 # 2 workers hold at most 4 jobs: the application waited for free jobs
-# instead of queueing frames without bound
+# instead of queueing frames without bound (200 ms a write, so that the
+# engine outruns the writers even on a loaded machine: at 40 ms it did not)
 check(io_line and "2 worker threads" in io_line[0] and "4 write jobs" in io_line[0] and "waited 0.0 ms" not in io_line[0],
       f"slow writer: {io_line}")
 check(sorted(n for n in os.listdir(out_slow) if n.endswith("_classes.png")) == [f"f{i:02d}_classes.png" for i in range(24)],
