@@ -116,7 +116,7 @@ static int parse_args(int argc, char **argv, repo_args *r) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         const repo_opt *o = find_opt(argv[i], &v);
-        if (!o) return cli_error("triton-repo: unknown option or argument '%s' (mtmi triton-repo --help)", argv[i]), -1;
+        if (!o) return cli_error("triton-repo: unknown option '%s' (mtmi triton-repo --help)", argv[i]), -1;
         if (o->id == O_HELP) return usage(stdout), 1;
         if (o->type == T_FLAG) {
             if (v) return cli_error("triton-repo: --%s takes no value", o->name), -1;

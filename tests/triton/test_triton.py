@@ -363,6 +363,14 @@ def main():
                     "--size", "any", "--inputs", "image", "--max-batch", "0", "--depth", "fp16"], check=True)
     subprocess.run([a.mtmi, "triton-repo", "--model", model, "-o", repo, "--name", "mtmi_fixed_any", "--size", "any",
                     "--inputs", "image", "--max-batch", "1"], check=True)
+    # triton-repo never writes over a model, and says so on one line.
+    r = subprocess.run([a.mtmi, "triton-repo", "--model", model, "-o", repo], capture_output=True, text=True)
+    check(r.returncode == 1 and "exists" in r.stderr and r.stderr.count("\n") == 1, "triton-repo over an existing model: %r" % r.stderr)
+    r = subprocess.run([a.mtmi, "triton-repo", "-o", repo, "--depth=fp64"], capture_output=True, text=True)
+    check(r.returncode == 2 and "--depth 'fp64'" in r.stderr, "triton-repo --depth=fp64: %r" % r.stderr)
+    with open(os.path.join(repo, "mtmi", "config.pbtxt")) as f:
+        cfg = f.read()
+    check('backend: "mtmi"' in cfg and "dims: [ 64, 64, 3 ]" in cfg and "KIND_CPU" in cfg, "config.pbtxt: mtmi backend, 64x64 frames, KIND_CPU")
     ref = Reference(a.mtmi, model, a.work)
     os.makedirs(os.path.join(a.work, "dyn"))
     ref_dyn = Reference(a.mtmi, dyn, os.path.join(a.work, "dyn"))
