@@ -301,6 +301,11 @@ typedef struct mtmi_pipeline_options {
     int nresults;
     /* Experimental switches for every stage, as mtmi_plan_options.tuning. */
     const char *tuning;
+    /* 1 = input 0 takes 8-bit RGB frames, uint8 [N, H, W, 3] (HWC, the
+     * pixels of input_shape's N x 3 x H x W), normalized with the model's
+     * mean and std on the encoder's device, bit for bit as the host would
+     * (what `mtmi run` feeds); 0 = the model's own float input. */
+    int image_input;
 } mtmi_pipeline_options;
 
 MTMI_API mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);

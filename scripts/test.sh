@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh
+bash scripts/triton_deps.sh   # .venv-triton: tritonserver and its clients for ctest triton_server
 py=$PWD/.venv/bin/python
 passed=0
 failed=0

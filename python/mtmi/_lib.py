@@ -48,7 +48,7 @@ class ResultRequest(Structure):
 class PipelineOptions(Structure):
     _fields_ = [("placement", c_char_p), ("frames_in_flight", c_int), ("threads", c_int),
                 ("calibration_cache", c_char_p), ("input_shape", POINTER(Tensor)), ("results", POINTER(ResultRequest)),
-                ("nresults", c_int), ("tuning", c_char_p)]
+                ("nresults", c_int), ("tuning", c_char_p), ("image_input", c_int)]
 
 
 class ResultInfo(Structure):

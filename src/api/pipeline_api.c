@@ -57,6 +57,7 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
     po.inflight = opt->frames_in_flight > 0 ? MT_MIN(opt->frames_in_flight, MTMI_MAX_FRAMES_IN_FLIGHT) : 2;
     po.total_threads = opt->threads;
     po.calib_path = opt->calibration_cache;
+    po.image_input = opt->image_input != 0;
     const int nout = mtmi_model_num_outputs(m);
     unsigned *forms = calloc((size_t)nout + 1, sizeof *forms);
     unsigned char *on_dev = calloc((size_t)nout + 1, 1);

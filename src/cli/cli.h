@@ -22,6 +22,7 @@ int mt_cmd_run(int argc, char **argv);
 int mt_cmd_bench(int argc, char **argv);
 int mt_cmd_synth(int argc, char **argv);
 int mt_cmd_eval(int argc, char **argv);
+int mt_cmd_triton_repo(int argc, char **argv);
 
 /* Prints "mtmi: error: <message>" (the library's last error if msg is
  * NULL) on one line and returns the exit status 1. */
@@ -97,7 +98,7 @@ typedef struct cli_command {
 } cli_command;
 /* Every command's table (in its cmd_*.c file), in `mtmi --help`'s order. */
 extern const cli_command cli_cmd_info, cli_cmd_ops, cli_cmd_infer, cli_cmd_calibrate, cli_cmd_accuracy, cli_cmd_simplify,
-    cli_cmd_split, cli_cmd_make_model, cli_cmd_run, cli_cmd_synth, cli_cmd_eval, cli_cmd_bench;
+    cli_cmd_split, cli_cmd_make_model, cli_cmd_run, cli_cmd_synth, cli_cmd_eval, cli_cmd_bench, cli_cmd_triton_repo;
 
 typedef struct cli_parser {
     const cli_command *cmd;

@@ -57,7 +57,7 @@ def one_error(r, code, words, tag):
 r = mtmi("--help")
 check(r.returncode == 0, f"mtmi --help: exit {r.returncode}")
 COMMANDS = re.findall(r"^  ([a-z][a-z-]*)\b", r.stdout.split("commands:", 1)[1].split("\n\n", 1)[0], re.M)
-check(len(COMMANDS) == 12, f"mtmi --help lists {len(COMMANDS)} commands: {COMMANDS}")
+check(len(COMMANDS) == 13, f"mtmi --help lists {len(COMMANDS)} commands: {COMMANDS}")
 r = mtmi()
 check(r.returncode == 2 and "usage: mtmi" in r.stderr, f"mtmi without a command: exit {r.returncode}")
 one_error(mtmi("frobnicate"), 2, ["unknown command 'frobnicate'"], "unknown command")
@@ -278,6 +278,16 @@ ok(mtmi("synth", "--output", data, "--count=2", "--size", "64x64", "--seed", see
 check(len(os.listdir(os.path.join(data, "images"))) == 2 and load_json(os.path.join(data, "synth.json"), "synth.json") is not None,
       "synth --output DIR: images and synth.json")
 one_error(mtmi("synth", "--count", "1"), 2, ["synth: no output folder given (-o DIR)"], "synth without -o")
+
+# triton-repo: -o REPO (a folder; the model's own folder inside it)
+repo = os.path.join(odd, "repo")
+for k, flag in enumerate(("-o", "--output", "--output=")):
+    r_dir = f"{repo}{k}"
+    args = [flag + r_dir] if flag.endswith("=") else [flag, r_dir]
+    ok(mtmi("triton-repo", "--model", model, *args, "--depth=fp16"), f"triton-repo {flag}")
+    cfg = os.path.join(r_dir, "mtmi", "config.pbtxt")
+    check(os.path.isfile(cfg) and "TYPE_FP16" in open(cfg).read(), f"triton-repo {flag}: no config.pbtxt with fp16 depth")
+one_error(mtmi("triton-repo", "--model", model), 2, ["triton-repo: no repository given (-o REPO)"], "triton-repo without -o")
 
 # calibrate: -o CACHE
 cache = os.path.join(odd, 'c"a\\che.cache')
