@@ -261,6 +261,17 @@ static int case_attention(uint64_t seed, built *o) {
     return finish(&b, o);
 }
 
+/* resize x2 (bilinear) of concat(1x1 conv of x to c1, 1x1 conv of x to
+ * c2): the depth head's upsample of its features and skip connection. */
+static int upsampled_concat(mt_builder *b, int x, const int64_t d[4], int c1, int c2) {
+    const int64_t hw = d[0] * d[2] * d[3];
+    int parts[2];
+    parts[0] = mt_b_conv(b, x, "a", (int)d[1], c1, 1, 1, 0, 1, 1, hw); /* in this order: the builder draws the weights */
+    parts[1] = mt_b_conv(b, x, "c", (int)d[1], c2, 1, 1, 0, 1, 1, hw);
+    const float sc[4] = {1, 1, 2, 2};
+    return mt_b_resize_scales(b, mt_b_concat(b, parts, 2, 1), sc, 4);
+}
+
 /* Concat of two NHWC maps (1x1 conv outputs) read by a bilinear resize:
  * FP16 plans read the sources in place (resize-cat). */
 static int case_resize_cat(uint64_t seed, built *o) {
@@ -270,11 +281,7 @@ static int case_resize_cat(uint64_t seed, built *o) {
     int64_t d[4];
     int x = input4(&b, &r, 8, 32, 8, d);
     const int c1 = pick(&r, 8, 32, 8), c2 = pick(&r, 8, 32, 8);
-    const int64_t hw = d[0] * d[2] * d[3];
-    int a = mt_b_conv(&b, x, "a", (int)d[1], c1, 1, 1, 0, 1, 1, hw), c = mt_b_conv(&b, x, "c", (int)d[1], c2, 1, 1, 0, 1, 1, hw);
-    int parts[2] = {a, c};
-    const float sc[4] = {1, 1, 2, 2};
-    mt_b_output(&b, mt_b_resize_scales(&b, mt_b_concat(&b, parts, 2, 1), sc, 4), "y");
+    mt_b_output(&b, upsampled_concat(&b, x, d, c1, c2), "y");
     snprintf(o->desc, sizeof o->desc, "resize x2 of concat(%d, %d channels) at %lldx%lld", c1, c2, (long long)d[2], (long long)d[3]);
     return finish(&b, o);
 }
@@ -289,12 +296,7 @@ static int case_upconv(uint64_t seed, built *o) {
     int64_t d[4] = {1, pick(&r, 8, 16, 8), pick(&r, 108, 116, 2), pick(&r, 108, 116, 2)};
     int x = mt_b_input(&b, "x", MTMI_FLOAT, 4, d);
     const int c1 = pick(&r, 48, 64, 16), c2 = pick(&r, 16, 32, 16), CO = pick(&r, 16, 32, 8);
-    const int64_t hw = d[2] * d[3];
-    int a = mt_b_conv(&b, x, "a", (int)d[1], c1, 1, 1, 0, 1, 1, hw), c = mt_b_conv(&b, x, "c", (int)d[1], c2, 1, 1, 0, 1, 1, hw);
-    int parts[2] = {a, c};
-    const float sc[4] = {1, 1, 2, 2};
-    int up = mt_b_resize_scales(&b, mt_b_concat(&b, parts, 2, 1), sc, 4);
-    int y = mt_b_conv(&b, up, "conv", c1 + c2, CO, 3, 1, 1, 1, 1, 4 * hw);
+    int y = mt_b_conv(&b, upsampled_concat(&b, x, d, c1, c2), "conv", c1 + c2, CO, 3, 1, 1, 1, 1, 4 * d[2] * d[3]);
     mt_b_output(&b, mt_b_unary(&b, "Relu", y), "y");
     snprintf(o->desc, sizeof o->desc, "conv 3x3 -> %d of resize x2 of concat(%d, %d channels) at %lldx%lld", CO, c1, c2,
              (long long)d[2], (long long)d[3]);
