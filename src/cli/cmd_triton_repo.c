@@ -3,7 +3,6 @@
  * (docs/TRITON.md): REPO/<name>/config.pbtxt and REPO/<name>/1/ with the
  * model's files (and the calibration cache).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
