@@ -12,6 +12,7 @@ if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  apt-get clean   # the downloaded .deb files: disk a small CI machine may lack
 fi
 if [ "${MTMI_NO_PY:-0}" != 1 ] && ! .venv/bin/python -c "import onnx, onnxruntime, numpy, pytest" 2>/dev/null; then
   python3 -m venv .venv

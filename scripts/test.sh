@@ -11,6 +11,13 @@
 # over these suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Disk: a CI machine may have little of it.  pip keeps no wheel cache, every
+# ctest test writes under a TMPDIR that tests/tools/scratch.sh removes when
+# it ends, and each sanitizer build is removed once its suite has run
+# (KEEP_BUILDS=1 keeps them for a rerun).
+export PIP_NO_CACHE_DIR=1
+drop_build() { [ "${KEEP_BUILDS:-0}" = 1 ] || rm -rf "$1" "$1.log"; }
+df -h . | tail -1 | awk '{print "disk: " $4 " free at the start"}'
 bash scripts/deps.sh
 bash scripts/build.sh
 bash scripts/triton_deps.sh   # .venv-triton: tritonserver and its clients for ctest triton_server
@@ -51,6 +58,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMTMI_SANITIZE=ON -DMTMI_NO_C
 [ $rc = 0 ] && { ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"${JOBS:-2}" -L sanitize || rc=1; }
 suite asan-ubsan $rc
+drop_build build-asan
 
 echo "== ThreadSanitizer (pipeline: frames in flight across CPU devices)"
 # --quick keeps one OpenMP thread per CPU device: libgomp is not built with
@@ -62,6 +70,7 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMTMI_NO_CUDA=ON -DCMAKE_C_FL
 # synthetic frames of the image-input case) are an OpenMP loop too.
 [ $rc = 0 ] && { OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_pipeline --quick | tail -1 || rc=1; }
 suite tsan $rc
+drop_build build-tsan
 
 echo "== fuzz (libFuzzer, clang)"
 rc=0
@@ -79,5 +88,7 @@ if [ $rc = 0 ]; then
     suite "$name" $rc
   done
 fi
+drop_build build-fuzz
+df -h . | tail -1 | awk '{print "disk: " $4 " free at the end"}'
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -5,6 +5,16 @@
 #define MT_TESTS_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
+
+/* A mkdtemp/mkstemp template "<TMPDIR or /tmp>/<prefix>XXXXXX" in buf: the
+ * tests write under $TMPDIR, which tests/tools/scratch.sh points at a folder
+ * it removes when the test ends. */
+static inline char *test_tmp_template(char *buf, size_t cap, const char *prefix) {
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/%sXXXXXX", base && *base ? base : "/tmp", prefix);
+    return buf;
+}
 
 static int failures, checks;
 #define CHECK(cond, ...)                                \

@@ -48,8 +48,8 @@ int main(void) {
      * loaded and simplified, load both back and run them: same outputs. */
     mtmi_reference_options ro = {.seed = seed + 2, .height = 64, .width = 96};
     mtmi_model *ref = NULL, *plain = NULL, *simple = NULL;
-    char dir[] = "/tmp/mtmi_api_XXXXXX", p1[256], p2[256], bad[300];
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[200], p1[256], p2[256], bad[300];
+    CHECK(mkdtemp(test_tmp_template(dir, sizeof dir, "mtmi_api_")) != NULL, "mkdtemp");
     snprintf(p1, sizeof p1, "%s/plain.onnx", dir);
     snprintf(p2, sizeof p2, "%s/simple.onnx", dir);
     snprintf(bad, sizeof bad, "%s/no/such/dir/x.onnx", dir);

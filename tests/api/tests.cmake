@@ -11,7 +11,7 @@ set_tests_properties(hardening PROPERTIES LABELS "ort;sanitize")
 # The packaged library (issue 17): libmtmi.so exports exactly the header's
 # MTMI_API functions, libmtmi.a's objects are compiled with hidden
 # visibility, the SONAME carries the major version.
-add_test(NAME exports COMMAND bash ${CMAKE_SOURCE_DIR}/tests/api/test_exports.sh $<TARGET_FILE:mtmi_shared>
+add_test(NAME exports COMMAND ${MTMI_TEST_SCRATCH} bash ${CMAKE_SOURCE_DIR}/tests/api/test_exports.sh $<TARGET_FILE:mtmi_shared>
          $<TARGET_FILE:mtmi_static> ${CMAKE_SOURCE_DIR}/include/mtmi.h)
 set_tests_properties(exports PROPERTIES LABELS "unit" TIMEOUT 60)
 # The installed tree as a consumer sees it: `cmake --install` into a
@@ -19,6 +19,6 @@ set_tests_properties(exports PROPERTIES LABELS "unit" TIMEOUT 60)
 # (shared, static) and find_package(mtmi) (mtmi::mtmi, mtmi::mtmi_static),
 # each run on a generated scene (scripts/test_package.sh; its --python-only
 # part, the pip install into a fresh venv, runs in scripts/test.sh).
-add_test(NAME package_install COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/test_package.sh --c-only)
+add_test(NAME package_install COMMAND ${MTMI_TEST_SCRATCH} bash ${CMAKE_SOURCE_DIR}/scripts/test_package.sh --c-only)
 set_tests_properties(package_install PROPERTIES LABELS "package" TIMEOUT 300
   ENVIRONMENT "MTMI_BUILD_DIR=${CMAKE_BINARY_DIR}")

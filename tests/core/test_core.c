@@ -362,7 +362,7 @@ static void test_strset(void) {
 }
 
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/mtmi_core_XXXXXX");
+    test_tmp_template(g_dir, sizeof g_dir, "mtmi_core_");
     if (!mkdtemp(g_dir)) return 1;
     test_sizes();
     test_npy();

@@ -21,6 +21,6 @@ mtmi_py_test(make_variants tests/graph/test_make_variants.py)
 # resize + class map).
 mtmi_c_test(test_output_forms tests/graph/test_output_forms.c)
 if(MTMI_HAVE_CUDA AND MTMI_GPU_VISIBLE)
-  add_test(NAME output_forms_gpu COMMAND test_output_forms --gpu)
+  add_test(NAME output_forms_gpu COMMAND ${MTMI_TEST_SCRATCH} $<TARGET_FILE:test_output_forms> --gpu)
   set_tests_properties(output_forms_gpu PROPERTIES LABELS "gpu" SKIP_RETURN_CODE 77)
 endif()

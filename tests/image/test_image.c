@@ -264,8 +264,8 @@ static void test_colormaps(void) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/mtmi_image_XXXXXX";
-    if (!mkdtemp(dir)) return 1;
+    char dir[200];
+    if (!mkdtemp(test_tmp_template(dir, sizeof dir, "mtmi_image_"))) return 1;
     test_round_trip(dir);
     test_color_types();
     test_corrupt();

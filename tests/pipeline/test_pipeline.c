@@ -265,7 +265,7 @@ static void check_int8(mtmi_model *m, int frames, const char *what, double min_a
         ft[f] = (mtmi_tensor){.dtype = MTMI_FLOAT, .rank = iv->rank, .data = fr[f]};
         memcpy(ft[f].dims, iv->dims, sizeof(int64_t) * iv->rank);
     }
-    char dir[] = "/tmp/mtmi_pipe_q_XXXXXX", path[64];
+    char dir[200], path[256];
     mt_calib_cache c;
     memset(&c, 0, sizeof c);
     int ok = 1;
@@ -280,7 +280,7 @@ static void check_int8(mtmi_model *m, int frames, const char *what, double min_a
         }
     } else {
         mtmi_calibrate_options co = {.method = MTMI_CALIB_MINMAX, .threads = g_threads};
-        ok = mkdtemp(dir) != NULL;
+        ok = mkdtemp(test_tmp_template(dir, sizeof dir, "mtmi_pipe_q_")) != NULL;
         snprintf(path, sizeof path, "%s/c.cache", dir);
         ok = ok && mtmi_calibrate(m, ft, 3, &co, path) == MTMI_OK && mt_calib_cache_read(path, &c) == MTMI_OK;
         CHECK(ok, "%s: calibration: %s", what, mtmi_last_error());
@@ -483,8 +483,8 @@ static double run_sleepy(int inflight, int frames, int *overlaps) {
     mt_stats_summary(&st, 2, &sm);
     CHECK(sm.frames == frames - 2 && sm.p50[0] >= 19 && sm.p50[0] < 200, "summary frames %lld enc p50 %.2f", (long long)sm.frames,
           sm.p50[0]);
-    char tp[] = "/tmp/mtmi_trace_XXXXXX";
-    int fd = mkstemp(tp);
+    char tp[200];
+    int fd = mkstemp(test_tmp_template(tp, sizeof tp, "mtmi_trace_"));
     close(fd);
     CHECK(mt_stats_write_trace(&st, tp) == MTMI_OK, "trace: %s", mtmi_last_error());
     FILE *tf = fopen(tp, "r");

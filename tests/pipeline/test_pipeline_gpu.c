@@ -503,7 +503,8 @@ int main(void) {
         check_gpu_pipeline(m, "cuda:0/fp16", NULL, NULL, 60);
         check_gpu_pipeline(m, "encoder=cuda:0/fp16,seg=cuda:0.sm16/fp16,depth=cuda:0.sm16/fp16", NULL, NULL, 30);
         /* INT8 heads: a min-max cache from two frames. */
-        const char *cache = "/tmp/mtmi_gpu_pipe.cache";
+        char cache[256];
+        snprintf(cache, sizeof cache, "%s/mtmi_gpu_pipe.cache", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         mtmi_tensor fr[2];
         for (int k = 0; k < 2; k++) {
             fr[k] = (mtmi_tensor){.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, 256, 256}};

@@ -14,7 +14,7 @@ if(MTMI_HAVE_CUDA)
   target_include_directories(test_pipeline_gpu PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
   target_link_libraries(test_pipeline_gpu PRIVATE mtmi_app mtmi)
   if(MTMI_GPU_VISIBLE)
-    add_test(NAME pipeline_gpu COMMAND test_pipeline_gpu)
+    add_test(NAME pipeline_gpu COMMAND ${MTMI_TEST_SCRATCH} $<TARGET_FILE:test_pipeline_gpu>)
     # RUN_SERIAL: its out-of-memory case takes all but 96 MiB of the device
     # first, which would fail any GPU test that ctest -j ran beside it
     set_tests_properties(pipeline_gpu PROPERTIES LABELS "gpu" TIMEOUT 600 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
@@ -24,6 +24,6 @@ endif()
 # zero-copy collect_results); --gpu: results left in device memory.
 mtmi_c_test(test_pipeline_results tests/pipeline/test_pipeline_results.c)
 if(MTMI_HAVE_CUDA AND MTMI_GPU_VISIBLE)
-  add_test(NAME pipeline_results_gpu COMMAND test_pipeline_results --gpu)
+  add_test(NAME pipeline_results_gpu COMMAND ${MTMI_TEST_SCRATCH} $<TARGET_FILE:test_pipeline_results> --gpu)
   set_tests_properties(pipeline_results_gpu PROPERTIES LABELS "gpu" SKIP_RETURN_CODE 77)
 endif()

@@ -330,8 +330,8 @@ static void test_reference_roundtrip(const char *dir) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/mtmi_prep_XXXXXX";
-    if (!mkdtemp(dir)) {
+    char dir[200];
+    if (!mkdtemp(test_tmp_template(dir, sizeof dir, "mtmi_prep_"))) {
         printf("cannot make a temporary folder\n");
         return 1;
     }

@@ -56,8 +56,8 @@ static void test_parse(void) {
     CHECK(c.e[1].line == 3, "line of entry 2 is %d", c.e[1].line);
 
     /* Write -> read gives the same bits, atomically (no temp files left). */
-    char dir[] = "/tmp/mtmi_quant_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char dir[200];
+    CHECK(mkdtemp(test_tmp_template(dir, sizeof dir, "mtmi_quant_")) != NULL, "mkdtemp");
     char path[256];
     snprintf(path, sizeof path, "%s/c.cache", dir);
     CHECK(mt_calib_cache_set(&c, "added", 0.5f) == MTMI_OK, "set");

@@ -7,13 +7,13 @@
 add_executable(test_triton_units ${CMAKE_SOURCE_DIR}/tests/triton/test_triton_units.c)
 target_include_directories(test_triton_units PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_triton_units PRIVATE mtmi_triton_core)
-add_test(NAME test_triton_units COMMAND test_triton_units)
+add_test(NAME test_triton_units COMMAND ${MTMI_TEST_SCRATCH} $<TARGET_FILE:test_triton_units>)
 set_tests_properties(test_triton_units PROPERTIES LABELS "unit;sanitize" TIMEOUT 600)
 # A real tritonserver (from PyPI: scripts/triton_deps.sh makes .venv-triton)
 # loading the installed libtriton_mtmi.so on 127.0.0.1: HTTP and gRPC, one
 # request, batches, 16 clients at once, malformed requests, shutdown.
 if(TARGET triton_mtmi)
-  add_test(NAME triton_server COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/triton_test.sh ${CMAKE_BINARY_DIR})
+  add_test(NAME triton_server COMMAND ${MTMI_TEST_SCRATCH} bash ${CMAKE_SOURCE_DIR}/scripts/triton_test.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(triton_server PROPERTIES LABELS "triton" TIMEOUT 900
     ENVIRONMENT "MTMI_BIN=$<TARGET_FILE:mtmi_cli>;PYTHONUNBUFFERED=1")
 endif()
