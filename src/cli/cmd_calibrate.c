@@ -229,8 +229,8 @@ static const cli_opt g_opts[] = {
     {O_LIMIT, "limit", 0, CLI_INT, "N", 1, 1000000, "use only the first N inputs"},
     {O_FROM_CACHE, "from-cache", 0, CLI_STR, "CACHE", 0, 0,
      "take the scales from this cache (mtmi's or TensorRT's)\ninstead of calibrating: no --images; for --override, -o\nand --qdq"},
-    {O_TRT_VERSION, "trt-version", 0, CLI_STR, "N", 0, 0,
-     "TensorRT version number written in the cache header\n(digits; default 8601, or --from-cache's own number)"},
+    {O_TRT_VERSION, "trt-version", 0, CLI_INT, "N", 1, 999999999,
+     "TensorRT version number written in the cache header\n(default 8601, or --from-cache's own number)"},
     CLI_ROWS_QUANT,
     {0},
 };
@@ -329,6 +329,7 @@ static int write_qdq(const mt_graph *g, const mt_calib_cache *cache, const unsig
 
 int mt_cmd_calibrate(int argc, char **argv) {
     const char *path = NULL, *out = NULL, *qdq = NULL, *from = NULL, *version = NULL, *subgraph = "heads", *method_s = NULL;
+    char version_buf[16];
     cli_quant_opts o = {0};
     int limit = 0, id;
     cli_parser p;
@@ -344,7 +345,10 @@ int mt_cmd_calibrate(int argc, char **argv) {
         case O_METHOD: method_s = p.value; break;
         case O_LIMIT: limit = (int)p.num; break;
         case O_FROM_CACHE: from = p.value; break;
-        case O_TRT_VERSION: version = p.value; break;
+        case O_TRT_VERSION: /* the parser checked the range: 1 to 9 digits */
+            snprintf(version_buf, sizeof version_buf, "%ld", p.num);
+            version = version_buf;
+            break;
         }
     }
     if (id == CLI_HELP) return 0;
@@ -354,10 +358,6 @@ int mt_cmd_calibrate(int argc, char **argv) {
     if (from && (o.ninputs || method_s || limit))
         return cli_usage(&p, "--from-cache takes the scales from a cache; --images, --method and --limit are for calibrating");
     if (!from && !o.ninputs) return cli_usage(&p, "no inputs given (--images DIR)");
-    if (version && mt_calib_check_version(version, "calibrate: --trt-version")) {
-        cli_lib_error();
-        return CLI_USAGE;
-    }
     mt_calib_method method = MT_CALIB_ENTROPY;
     double pct = 99.99;
     if (!method_s) method_s = "entropy";

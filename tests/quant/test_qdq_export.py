@@ -348,8 +348,8 @@ def check_header(d, model, cache, calib, feats):
     check(h4 == "TRT-10300-EntropyCalibration2", f"--from-cache with --trt-version 10300 wrote '{h4}'")
     print(f"  headers: default {header}, --trt-version {h2}, read-rewritten {h3}, re-versioned {h4}")
     nope = os.path.join(d, "nope.cache")
-    for bad in ("86a1", "", "1234567890", "-8601", "8601 "):
-        words = ["--trt-version", "digits"] if bad else ["--trt-version", "needs a value"]
+    for bad in ("86a1", "", "1234567890", "-8601", "0", "8601 "):
+        words = ["--trt-version", "expects an integer"] if bad else ["--trt-version", "needs a value"]
         mtmi_fails(args + ["-o", nope, "--trt-version", bad], words, [nope], 2, f"--trt-version '{bad}'")
     before = open(model, "rb").read()
     mtmi_fails(["calibrate", model, "--from-cache", cache, "--qdq", model], ["refusing to overwrite"], [], None, "--qdq over the model")
