@@ -319,7 +319,7 @@ static int set_header(mt_calib_cache *cache, int from, mt_calib_method method, c
 static int write_qdq(const mt_graph *g, const mt_calib_cache *cache, const unsigned char *sel, const char *qdq) {
     mt_qdq_report rep;
     if (mt_qdq_export(g, cache, sel, qdq, &rep)) return cli_lib_error();
-    printf("wrote %s: %d convolution%s with int8 weights per output channel, %d activation Q/DQ pairs (%d on requantized "
+    printf("wrote %s: %d convolution / linear layer%s with int8 weights per output channel, %d activation Q/DQ pairs (%d on requantized "
            "outputs), opset %lld",
            qdq, rep.quantized, rep.quantized == 1 ? "" : "s", rep.activation_pairs, rep.requantized, (long long)rep.opset);
     if (rep.skipped) printf("; %d left in float (no scale for their input)", rep.skipped);

@@ -77,19 +77,19 @@ static int add_qdq_node(mt_graph *g, const char *op, const char *tensor, int x, 
     return axis >= 0 && mt_node_set_int(&g->nodes[ni], "axis", axis) ? -1 : 0;
 }
 
-/* The DequantizeLinear output of value v's QuantizeLinear -> DequantizeLinear
- * pair at scale s (symmetric, int8 zero point 0), made once per tensor. */
-static int act_pair(qdq_ctx *q, int v, float s) {
-    if (q->dq_of[v] >= 0) {
-        /* Both come from the cache entry of this tensor: always equal. */
-        if (q->scale_of[v] != s) {
-            mt_fail(MTMI_ERR_INTERNAL, "Q/DQ export: tensor '%s' quantized with two scales (%g, %g)", q->g->values[v].name,
-                    q->scale_of[v], s);
-            return -1;
-        }
-        return q->dq_of[v];
-    }
+/* *dq = the DequantizeLinear output of value v's QuantizeLinear ->
+ * DequantizeLinear pair at scale s (symmetric, int8 zero point 0), made
+ * once per tensor. */
+static mtmi_status act_pair(qdq_ctx *q, int v, float s, int *dq) {
     mt_graph *g = q->g;
+    if (q->dq_of[v] >= 0) {
+        *dq = q->dq_of[v];
+        /* Both scales are the cache entry of this tensor: always equal. */
+        if (q->scale_of[v] != s)
+            return mt_fail(MTMI_ERR_INTERNAL, "Q/DQ export: tensor '%s' quantized with two scales (%g, %g)", g->values[v].name,
+                           q->scale_of[v], s);
+        return MTMI_OK;
+    }
     char base[600];
     const char *name = g->values[v].name;
     const int8_t zero = 0;
@@ -103,14 +103,12 @@ static int act_pair(qdq_ctx *q, int v, float s) {
     int vd = vq < 0 ? -1 : new_act(g, base, MTMI_FLOAT, v);
     name = g->values[v].name; /* values may have moved; the name has not */
     if (vd < 0 || add_qdq_node(g, "QuantizeLinear", name, v, vs, vz, vq, -1) ||
-        add_qdq_node(g, "DequantizeLinear", name, vq, vs, vz, vd, -1)) {
-        mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        return -1;
-    }
-    q->dq_of[v] = vd;
+        add_qdq_node(g, "DequantizeLinear", name, vq, vs, vz, vd, -1))
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    q->dq_of[v] = *dq = vd;
     q->scale_of[v] = s;
     q->rep->activation_pairs++;
-    return vd;
+    return MTMI_OK;
 }
 
 /* The bias as our int32 arithmetic applies it: acc = Bq + sum, y = acc *
@@ -140,9 +138,34 @@ static mtmi_status weight_scales(const float *w, int linear, int64_t M, int64_t 
     return MTMI_OK;
 }
 
+/* *vd = DequantizeLinear(wq, sw, 0) of float weight vw's shape: int8
+ * values in vw's layout, per output channel (axis 0, or 1 for a Linear's
+ * [K, N]). */
+static mtmi_status weight_dq(mt_graph *g, int vw, const int8_t *wq, const float *sw, int64_t M, int linear, int *vd) {
+    const int64_t n = mt_value_numel(&g->values[vw]);
+    int8_t *zp = calloc((size_t)M, 1);
+    char base[600];
+    const mt_value *w = &g->values[vw];
+    int rank = w->rank;
+    int64_t dims[MT_MAX_RANK];
+    memcpy(dims, w->dims, sizeof dims);
+    snprintf(base, sizeof base, "%.500s_int8", w->name);
+    int vq = zp ? new_const(g, base, MTMI_INT8, rank, dims, wq, (size_t)n) : -1;
+    snprintf(base, sizeof base, "%.500s_scale", g->values[vw].name);
+    int vs = vq < 0 ? -1 : new_const(g, base, MTMI_FLOAT, 1, &M, sw, sizeof(float) * (size_t)M);
+    snprintf(base, sizeof base, "%.500s_zero_point", g->values[vw].name);
+    int vz = vs < 0 ? -1 : new_const(g, base, MTMI_INT8, 1, &M, zp, (size_t)M);
+    snprintf(base, sizeof base, "%.500s_dequantized", g->values[vw].name);
+    *vd = vz < 0 ? -1 : new_act(g, base, MTMI_FLOAT, vw);
+    free(zp);
+    if (*vd < 0 || add_qdq_node(g, "DequantizeLinear", g->values[vw].name, vq, vs, vz, *vd, linear ? 1 : 0))
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    return MTMI_OK;
+}
+
 /* Replaces input 1 of node ni (float W) by DequantizeLinear(Wq, s_w, 0)
- * and input 2 (float B) by the quantized bias.  qn is the rewritten node
- * of qg: inputs (X, Wq, Bq, Mult). */
+ * and input 2 (float B, if any) by the quantized bias.  qn is the
+ * rewritten node of qg: inputs (X, Wq, Bq, Mult). */
 static mtmi_status quantize_weights(qdq_ctx *q, int ni, const mt_graph *qg, const mt_node *qn, float sx) {
     mt_graph *g = q->g;
     int linear = !strcmp(qn->op, "QLinear");
@@ -150,48 +173,34 @@ static mtmi_status quantize_weights(qdq_ctx *q, int ni, const mt_graph *qg, cons
     const mt_value *mv = &qg->values[qn->in[3]], *bv = &qg->values[qn->in[2]], *wqv = &qg->values[qn->in[1]];
     int64_t M = mt_value_numel(mv), K = M ? mt_value_numel(&g->values[vw]) / M : 0;
     const char *node = g->values[g->nodes[ni].out[0]].name;
-    if (!M || mt_value_numel(wqv) != M * K || wqv->dtype != MTMI_INT8)
+    if (!M || mt_value_numel(wqv) != M * K || wqv->dtype != MTMI_INT8 || bv->dtype != MTMI_INT32)
         return mt_fail(MTMI_ERR_INTERNAL, "Q/DQ export: node '%s': unexpected quantized weights", node);
     float *sw = malloc(sizeof(float) * (size_t)M), *bias = malloc(sizeof(float) * (size_t)M);
-    int8_t *wq = malloc((size_t)(M * K)), *zp = calloc((size_t)M, 1);
-    mtmi_status s = sw && bias && wq && zp ? MTMI_OK : mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    int8_t *wq = malloc((size_t)(M * K));
+    mtmi_status s = sw && bias && wq ? MTMI_OK : mt_fail(MTMI_ERR_NOMEM, "out of memory");
     if (!s) s = weight_scales(g->values[vw].data, linear, M, K, sx, mv->data, node, sw);
+    int vd = -1, vb = -1, b = g->nodes[ni].nin > 2 ? g->nodes[ni].in[2] : -1;
     if (!s) {
         const int8_t *src = wqv->data;
         /* The rewrite stores a Linear's weights [N, K]; ONNX's MatMul reads [K, N]. */
         for (int64_t c = 0; c < M; c++)
             for (int64_t k = 0; k < K; k++) wq[linear ? k * M + c : c * K + k] = src[c * K + k];
         for (int64_t c = 0; c < M; c++) bias[c] = bias_value(((const int32_t *)bv->data)[c], ((const float *)mv->data)[c]);
+        s = weight_dq(g, vw, wq, sw, M, linear, &vd);
+    }
+    if (!s && b >= 0) {
         char base[600];
-        const mt_value *w = &g->values[vw];
-        int rank = w->rank;
-        int64_t dims[MT_MAX_RANK];
-        memcpy(dims, w->dims, sizeof dims);
-        snprintf(base, sizeof base, "%.500s_int8", w->name);
-        int vq = new_const(g, base, MTMI_INT8, rank, dims, wq, (size_t)(M * K));
-        snprintf(base, sizeof base, "%.500s_scale", g->values[vw].name);
-        int vs = vq < 0 ? -1 : new_const(g, base, MTMI_FLOAT, 1, &M, sw, sizeof(float) * (size_t)M);
-        snprintf(base, sizeof base, "%.500s_zero_point", g->values[vw].name);
-        int vz = vs < 0 ? -1 : new_const(g, base, MTMI_INT8, 1, &M, zp, (size_t)M);
-        snprintf(base, sizeof base, "%.500s_dequantized", g->values[vw].name);
-        int vd = vz < 0 ? -1 : new_act(g, base, MTMI_FLOAT, vw);
-        int ok = vd >= 0 && !add_qdq_node(g, "DequantizeLinear", g->values[vw].name, vq, vs, vz, vd, linear ? 1 : 0);
-        int vb = -1;
-        const mt_node *n = &g->nodes[ni];
-        if (ok && n->nin > 2 && n->in[2] >= 0) {
-            snprintf(base, sizeof base, "%.500s_quantized", g->values[n->in[2]].name);
-            ok = (vb = new_const(g, base, MTMI_FLOAT, 1, &M, bias, sizeof(float) * (size_t)M)) >= 0;
-        }
-        if (!ok) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        else {
-            g->nodes[ni].in[1] = vd;
-            if (vb >= 0) g->nodes[ni].in[2] = vb;
-        }
+        snprintf(base, sizeof base, "%.500s_quantized", g->values[b].name);
+        if ((vb = new_const(g, base, MTMI_FLOAT, 1, &M, bias, sizeof(float) * (size_t)M)) < 0)
+            s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    }
+    if (!s) {
+        g->nodes[ni].in[1] = vd;
+        if (vb >= 0) g->nodes[ni].in[2] = vb;
     }
     free(sw);
     free(bias);
     free(wq);
-    free(zp);
     return s;
 }
 
@@ -203,15 +212,14 @@ static mtmi_status export_node(qdq_ctx *q, const mt_graph *qg, const mt_node *qn
     if (ni < 0 || vy >= q->norig || g->nodes[ni].nin < 2)
         return mt_fail(MTMI_ERR_INTERNAL, "Q/DQ export: the quantized node writing '%s' is not in the graph", y);
     float sx = mt_attr_float(qn, "x_scale", 0), sy = mt_attr_float(qn, "y_scale", 0);
+    int dx, dy;
     mtmi_status s = quantize_weights(q, ni, qg, qn, sx);
+    if (!s) s = act_pair(q, g->nodes[ni].in[0], sx, &dx);
     if (s) return s;
-    int x = g->nodes[ni].in[0];
-    int dx = act_pair(q, x, sx);
-    if (dx < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     g->nodes[ni].in[0] = dx;
     if (sy > 0) {
         /* The contract requantizes this output for every reader. */
-        if (act_pair(q, vy, sy) < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+        if ((s = act_pair(q, vy, sy, &dy))) return s;
         q->requant[vy] = 1;
         q->rep->requantized++;
     }
