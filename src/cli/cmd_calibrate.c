@@ -406,7 +406,14 @@ int mt_cmd_calibrate(int argc, char **argv) {
             cli_lib_error();
             goto done;
         }
-    if (mt_calib_cache_check(&cache, m->graph, r.full) || (out && mt_calib_cache_write(out, &cache))) {
+    if (mt_calib_cache_check(&cache, m->graph, r.full)) {
+        cli_lib_error();
+        goto done;
+    }
+    /* The Q/DQ model first: its refusals (an opset it cannot raise, nothing
+     * quantized) then leave no cache behind either. */
+    if (qdq && write_qdq(r.full, &cache, sel, qdq)) goto done;
+    if (out && mt_calib_cache_write(out, &cache)) {
         cli_lib_error();
         goto done;
     }
@@ -417,7 +424,6 @@ int mt_cmd_calibrate(int argc, char **argv) {
                subgraph, nfiles, nfiles == 1 ? "" : "s", method_s,
                method == MT_CALIB_PERCENTILE && !strchr(method_s, ':') ? ":99.99" : "", reused, (mt_now_ms() - t0) / 1000,
                out ? " -> " : "", out ? out : "");
-    if (qdq && write_qdq(r.full, &cache, sel, qdq)) goto done;
     rc = 0;
 done:
     free(sel);

@@ -314,8 +314,8 @@ def check_variants(d, model, cache, qdq, calib):
     conv_model(m11, 11, softmax=True)
     mtmi("calibrate", m11, "--images", xs[0], "-o", os.path.join(d, "m11.cache"), "--subgraph", "all", "--threads", "2")
     mtmi_fails(["calibrate", m11, "--from-cache", os.path.join(d, "m11.cache"), "--subgraph", "all", "--qdq",
-                os.path.join(d, "m11_qdq.onnx")], ["opset 11", "Softmax"], [os.path.join(d, "m11_qdq.onnx")], 1,
-               "opset 11 with Softmax")
+                os.path.join(d, "m11_qdq.onnx"), "-o", os.path.join(d, "m11_b.cache")], ["opset 11", "Softmax"],
+               [os.path.join(d, "m11_qdq.onnx"), os.path.join(d, "m11_b.cache")], 1, "opset 11 with Softmax")
 
 
 def check_header(d, model, cache, calib, feats):
