@@ -297,7 +297,13 @@ static mtmi_status build(qdq_ctx *q, const mt_graph *qg) {
     if (s) return s;
     rewire_requantized(q, nnodes_orig);
     if ((s = raise_opset(q->g)) || (s = check_standard(q->g))) return s;
-    q->rep->opset = q->g->opset > 0 ? q->g->opset : 17;
+    /* As the writer decides it: 17 by default, and 17 for LayerNormalization
+     * (opset 13 and up is raised to it, mt_onnx_save). */
+    int64_t op = q->g->opset > 0 ? q->g->opset : 17;
+    for (int i = 0; op < 17 && i < q->g->nnodes; i++)
+        if (!q->g->nodes[i].dead && default_domain(q->g->nodes[i].domain) && !strcmp(q->g->nodes[i].op, "LayerNormalization"))
+            op = 17;
+    q->rep->opset = op;
     return mt_graph_compact(q->g); /* topological order for the file */
 }
 
