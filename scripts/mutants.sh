@@ -56,6 +56,10 @@ M29	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: IoU without the false positi
 M30	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: mIoU over all 19 classes instead of those present	s/r->miou = r->npresent \? sum \/ r->npresent : NAN;/r->miou = r->npresent ? sum \/ r->ncls : NAN;/
 M31	src/eval/metrics.c	^(test_eval|eval_cli)$	eval: the model pixel of a ground-truth pixel off by half a pixel	s/\(\(int64_t\)2 \* c \+ 1\) \* model/((int64_t)2 * c + 2) * model/
 M32	src/model/builtin.c	^trained_format$	trained weights: the small tensors (depth.cls.bias) not copied	s/if \(j >= 0 && b->values\[j\]\.data/if (0 \&\& j >= 0 \&\& b->values[j].data/
+M33	src/quant/qdq_export.c	^quant_qdq_export$	Q/DQ export: weights dequantized along axis 1, not per output channel (wrong axis)	s/\*vd, linear \? 1 : 0\)\)/*vd, linear ? 0 : 1))/
+M34	src/quant/qdq_export.c	^quant_qdq_export$	Q/DQ export: the outputs our INT8 run requantizes get no Q/DQ pair	s/    if \(sy > 0\) \{/    if (sy > 0 \&\& 0) {/
+M35	src/quant/qdq_export.c	^quant_qdq_export$	Q/DQ export: the int32 bias written as float without its scale	s/return \(float\)bq \* mult;/return (float)bq;/
+M36	src/quant/cache.c	^(test_cache_version|quant_qdq_export)$	calibration cache: a cache read and written again gets the default header (its version lost)	s/c->header \? c->header : mt_calib_header\(MT_CALIB_ENTROPY\)/mt_calib_header(MT_CALIB_ENTROPY)/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"

@@ -204,22 +204,33 @@ static int parse_method(const char *s, mt_calib_method *m, double *pct) {
     return 0;
 }
 
-/* The cache must not replace the model, its weights or an input image. */
-static int out_not_input(const mtmi_model *m, const char *out, char **files, int nfiles) {
+/* No output may replace the model, its weights, an input image or the cache
+ * read, and -o and --qdq must be two files. */
+static int outputs_not_inputs(const mtmi_model *m, const char *out, const char *qdq, const char *from, char **files,
+                              int nfiles) {
     int n;
     const char **ins = cli_inputs_list(m, (const char *const *)files, nfiles, &n);
     if (!ins) return 1;
-    int rc = mt_check_not_input(out, ins, n) ? cli_lib_error() : 0;
+    if (from) ins[n++] = from; /* the list's spare slot */
+    const char *outs[2] = {out, qdq};
+    int rc = cli_check_report_paths("calibrate", outs, 2, ins, n);
     free(ins);
     return rc;
 }
 
-enum { O_OUTPUT = 1, O_SUBGRAPH, O_METHOD, O_LIMIT };
+enum { O_OUTPUT = 1, O_SUBGRAPH, O_METHOD, O_LIMIT, O_QDQ, O_TRT_VERSION, O_FROM_CACHE };
 static const cli_opt g_opts[] = {
-    {O_OUTPUT, "output", 'o', CLI_STR, "CACHE", 0, 0, "the calibration cache to write (required)"},
+    {O_OUTPUT, "output", 'o', CLI_STR, "CACHE", 0, 0, "the calibration cache to write (required unless --qdq)"},
+    {O_QDQ, "qdq", 0, CLI_STR, "OUT.onnx", 0, 0,
+     "also write the model with QuantizeLinear/DequantizeLinear\n(explicit quantization for ONNX Runtime and TensorRT;\n"
+     "standard ONNX ops, at the calibration input size)"},
     {O_SUBGRAPH, "subgraph", 0, CLI_STR, "PART", 0, 0, "heads (default), seg, depth, encoder, all, or an output's\nname"},
     {O_METHOD, "method", 0, CLI_STR, "METHOD", 0, 0, "entropy (default; TensorRT's EntropyCalibrator2), minmax,\nor percentile[:P] (P default 99.99)"},
     {O_LIMIT, "limit", 0, CLI_INT, "N", 1, 1000000, "use only the first N inputs"},
+    {O_FROM_CACHE, "from-cache", 0, CLI_STR, "CACHE", 0, 0,
+     "take the scales from this cache (mtmi's or TensorRT's)\ninstead of calibrating: no --images; for --override, -o\nand --qdq"},
+    {O_TRT_VERSION, "trt-version", 0, CLI_INT, "N", 1, 999999999,
+     "TensorRT version number written in the cache header\n(default 8601, or --from-cache's own number)"},
     CLI_ROWS_QUANT,
     {0},
 };
@@ -230,12 +241,95 @@ const cli_command cli_cmd_calibrate = {
     "distribution of every float activation of the subgraph and writes a TensorRT\n"
     "calibration cache (scale = amax / 127 per tensor).  The shared features of\n"
     "each image are kept (--features) so that calibrating another head does not\n"
-    "rerun the encoder.  Without MODEL: the built-in network (the trained one when\n"
-    "models/mtmi_trained.onnx is found).",
+    "rerun the encoder.  --qdq also writes the model with Q/DQ pairs where the\n"
+    "INT8 heads quantize (docs/ACCURACY.md).  Without MODEL: the built-in network\n"
+    "(the trained one when models/mtmi_trained.onnx is found).",
     g_opts, NULL};
 
+/* Calibrates the chosen nodes (sel) of r->full over the images into cache
+ * (scales only; the caller sets the header). */
+static int calibrate_images(mt_qrunner *r, cli_quant_opts *o, const mtmi_model *m, char **files, int nfiles,
+                            const mtmi_tensor *shape, const unsigned char *sel, mt_calib_method method, double pct,
+                            mt_calib_cache *cache, int *reused) {
+    int rc = 1;
+    mt_calib_stats st = {0};
+    float *input = NULL;
+    uint64_t model_key = 0;
+    if (!o->nofeat && cli_model_key(m, o->random, o->seed, &model_key)) goto done;
+    if (mt_calib_stats_init(&st, r->full, sel)) {
+        cli_lib_error();
+        goto done;
+    }
+    /* Shared nodes chosen: the encoder must run (and be observed) every time. */
+    int *label = malloc(sizeof(int) * (r->full->nnodes + 1));
+    int with_enc = 0;
+    if (label && !mt_graph_cone_labels(r->full, label))
+        for (int i = 0; i < r->full->nnodes; i++)
+            if (sel[i] && label[i] == -1) with_enc = 1;
+    free(label);
+    if (mt_qrunner_observe(r, &st, with_enc)) {
+        cli_lib_error();
+        goto done;
+    }
+    int64_t per = mt_numel(shape->rank, shape->dims);
+    if (!(input = malloc(sizeof(float) * (size_t)per))) {
+        cli_error("out of memory");
+        goto done;
+    }
+    int batch = (int)shape->dims[0], frames = (nfiles + batch - 1) / batch;
+    double t0 = mt_now_ms();
+    for (int f = 0; f < frames; f++) {
+        cli_progress("calibrate", f, frames, files[f * batch], t0);
+        /* With encoder nodes chosen the encoder runs (and is observed)
+         * anyway; its features are still saved for later runs. */
+        int have = cli_frame_features(r, o, model_key, files, nfiles, f, shape, input, !with_enc);
+        if (have < 0) goto done;
+        *reused += have;
+        if (mt_qrunner_heads(r, 1, 0)) {
+            /* e.g. an infinite activation: say which image made it */
+            mt_fail_context(MTMI_ERR_ARG, "%s", files[f * batch]);
+            cli_lib_error();
+            goto done;
+        }
+    }
+    cli_progress("calibrate", frames, frames, "", t0);
+    if (mt_calib_stats_scales(&st, method, pct, cli_tuning()->calib_hist_dir, cache)) {
+        cli_lib_error();
+        goto done;
+    }
+    rc = 0;
+done:
+    free(input);
+    mt_calib_stats_free(&st);
+    return rc;
+}
+
+/* The cache's header: a new cache is TRT-<version>-<method>; one read with
+ * --from-cache keeps its header unless --trt-version changes the number. */
+static int set_header(mt_calib_cache *cache, int from, mt_calib_method method, const char *version) {
+    if (!from) {
+        free(cache->header);
+        cache->header = NULL;
+        if (mt_calib_header_make(method, version, &cache->header)) return cli_lib_error();
+    } else if (version && mt_calib_cache_set_version(cache, version))
+        return cli_lib_error();
+    return 0;
+}
+
+static int write_qdq(const mt_graph *g, const mt_calib_cache *cache, const unsigned char *sel, const char *qdq) {
+    mt_qdq_report rep;
+    if (mt_qdq_export(g, cache, sel, qdq, &rep)) return cli_lib_error();
+    printf("wrote %s: %d convolution / linear layer%s with int8 weights per output channel, %d activation Q/DQ pairs (%d on requantized "
+           "outputs), opset %lld",
+           qdq, rep.quantized, rep.quantized == 1 ? "" : "s", rep.activation_pairs, rep.requantized, (long long)rep.opset);
+    if (rep.skipped) printf("; %d left in float (no scale for their input)", rep.skipped);
+    printf("\n");
+    return 0;
+}
+
 int mt_cmd_calibrate(int argc, char **argv) {
-    const char *path = NULL, *out = NULL, *subgraph = "heads", *method_s = "entropy";
+    const char *path = NULL, *out = NULL, *qdq = NULL, *from = NULL, *version = NULL, *subgraph = "heads", *method_s = NULL;
+    char version_buf[16];
     cli_quant_opts o = {0};
     int limit = 0, id;
     cli_parser p;
@@ -246,38 +340,48 @@ int mt_cmd_calibrate(int argc, char **argv) {
         if (took) continue;
         switch (id) {
         case O_OUTPUT: out = p.value; break;
+        case O_QDQ: qdq = p.value; break;
         case O_SUBGRAPH: subgraph = p.value; break;
         case O_METHOD: method_s = p.value; break;
         case O_LIMIT: limit = (int)p.num; break;
+        case O_FROM_CACHE: from = p.value; break;
+        case O_TRT_VERSION: /* the parser checked the range: 1 to 9 digits */
+            snprintf(version_buf, sizeof version_buf, "%ld", p.num);
+            version = version_buf;
+            break;
         }
     }
     if (id == CLI_HELP) return 0;
     if (id == CLI_ERROR) return CLI_USAGE;
     if (p.nargs) path = p.args[0];
-    if (!out) return cli_usage(&p, "no output cache given (-o CACHE)");
-    if (!o.ninputs) return cli_usage(&p, "no inputs given (--images DIR)");
-    mt_calib_method method;
-    double pct;
+    if (!out && !qdq) return cli_usage(&p, "no output cache given (-o CACHE) and no --qdq OUT.onnx");
+    if (from && (o.ninputs || method_s || limit))
+        return cli_usage(&p, "--from-cache takes the scales from a cache; --images, --method and --limit are for calibrating");
+    if (!from && !o.ninputs) return cli_usage(&p, "no inputs given (--images DIR)");
+    mt_calib_method method = MT_CALIB_ENTROPY;
+    double pct = 99.99;
+    if (!method_s) method_s = "entropy";
     if (parse_method(method_s, &method, &pct)) return CLI_USAGE;
 
-    int rc = 1;
+    int rc = 1, reused = 0;
     mtmi_model *m = NULL;
     char **files = NULL;
     int nfiles = 0, nlisted = 0;
-    float *input = NULL;
     mt_qrunner r = {0};
-    mt_calib_stats st = {0};
     mt_calib_cache cache = {0};
     unsigned char *sel = NULL;
     mtmi_tensor shape;
     char featbuf[4096];
-    if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
+    double t0 = mt_now_ms();
+    if (!from && cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
     nlisted = nfiles;
     if (limit && nfiles > limit) nfiles = limit;
     if (cli_load_model_sized(path, o.random, (uint64_t)o.seed, o.size, &m)) goto done;
-    if (out_not_input(m, out, files, nlisted)) goto done;
-    uint64_t model_key = 0;
-    if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
+    if (outputs_not_inputs(m, out, qdq, from, files, nlisted)) goto done;
+    if (from && mt_calib_cache_read(from, &cache)) {
+        cli_lib_error();
+        goto done;
+    }
     if (cli_input_shape(m, o.size, &shape)) goto done;
     if (mt_qrunner_init(&r, m->graph, &shape, o.threads, cli_tuning())) {
         cli_lib_error();
@@ -287,69 +391,43 @@ int mt_cmd_calibrate(int argc, char **argv) {
         cli_error("out of memory");
         goto done;
     }
-    if (mt_quant_select(r.full, subgraph, sel) || mt_calib_stats_init(&st, r.full, sel)) {
-        cli_lib_error();
-        goto done;
-    }
-    /* Shared nodes chosen: the encoder must run (and be observed) every time. */
-    int *label = malloc(sizeof(int) * (r.full->nnodes + 1));
-    int with_enc = 0;
-    if (label && !mt_graph_cone_labels(r.full, label))
-        for (int i = 0; i < r.full->nnodes; i++)
-            if (sel[i] && label[i] == -1) with_enc = 1;
-    free(label);
-    if (mt_qrunner_observe(&r, &st, with_enc)) {
+    if (mt_quant_select(r.full, subgraph, sel)) {
         cli_lib_error();
         goto done;
     }
     if (!o.featdir) {
-        snprintf(featbuf, sizeof featbuf, "%s.features", out);
+        snprintf(featbuf, sizeof featbuf, "%s.features", out ? out : qdq);
         o.featdir = featbuf;
     }
-    int64_t per = mt_numel(shape.rank, shape.dims);
-    if (!(input = malloc(sizeof(float) * (size_t)per))) {
-        cli_error("out of memory");
-        goto done;
-    }
-    int batch = (int)shape.dims[0], frames = (nfiles + batch - 1) / batch, reused = 0;
-    double t0 = mt_now_ms();
-    for (int f = 0; f < frames; f++) {
-        cli_progress("calibrate", f, frames, files[f * batch], t0);
-        /* With encoder nodes chosen the encoder runs (and is observed)
-         * anyway; its features are still saved for later runs. */
-        int have = cli_frame_features(&r, &o, model_key, files, nfiles, f, &shape, input, !with_enc);
-        if (have < 0) goto done;
-        reused += have;
-        if (mt_qrunner_heads(&r, 1, 0)) {
-            /* e.g. an infinite activation: say which image made it */
-            mt_fail_context(MTMI_ERR_ARG, "%s", files[f * batch]);
-            cli_lib_error();
-            goto done;
-        }
-    }
-    cli_progress("calibrate", frames, frames, "", t0);
-    if (!(cache.header = mt_strdup(mt_calib_header(method))) || mt_calib_stats_scales(&st, method, pct, cli_tuning()->calib_hist_dir, &cache)) {
-        cli_lib_error();
-        goto done;
-    }
+    if (!from && calibrate_images(&r, &o, m, files, nfiles, &shape, sel, method, pct, &cache, &reused)) goto done;
+    if (set_header(&cache, from != NULL, method, version)) goto done;
     for (int i = 0; i < o.noverrides; i++)
         if (mt_calib_cache_override(&cache, o.overrides[i])) {
             cli_lib_error();
             goto done;
         }
-    if (mt_calib_cache_check(&cache, m->graph, r.full) || mt_calib_cache_write(out, &cache)) {
+    if (mt_calib_cache_check(&cache, m->graph, r.full)) {
         cli_lib_error();
         goto done;
     }
-    printf("calibrated %d tensors of subgraph '%s' over %d image%s (%s%s), %d with cached features, %.1f s -> %s\n", cache.n,
-           subgraph, nfiles, nfiles == 1 ? "" : "s", method_s, method == MT_CALIB_PERCENTILE && !strchr(method_s, ':') ? ":99.99" : "",
-           reused, (mt_now_ms() - t0) / 1000, out);
+    /* The Q/DQ model first: its refusals (an opset it cannot raise, nothing
+     * quantized) then leave no cache behind either. */
+    if (qdq && write_qdq(r.full, &cache, sel, qdq)) goto done;
+    if (out && mt_calib_cache_write(out, &cache)) {
+        cli_lib_error();
+        goto done;
+    }
+    if (from)
+        printf("read %d tensor scales from %s (%s)%s%s\n", cache.n, from, cache.header, out ? " -> " : "", out ? out : "");
+    else
+        printf("calibrated %d tensors of subgraph '%s' over %d image%s (%s%s), %d with cached features, %.1f s%s%s\n", cache.n,
+               subgraph, nfiles, nfiles == 1 ? "" : "s", method_s,
+               method == MT_CALIB_PERCENTILE && !strchr(method_s, ':') ? ":99.99" : "", reused, (mt_now_ms() - t0) / 1000,
+               out ? " -> " : "", out ? out : "");
     rc = 0;
 done:
-    free(input);
     free(sel);
     mt_calib_cache_free(&cache);
-    mt_calib_stats_free(&st);
     mt_qrunner_free(&r);
     mt_free_names(files, nlisted);
     mtmi_model_free(m);

@@ -229,3 +229,50 @@ mtmi_status mt_calib_cache_override(mt_calib_cache *c, const char *spec) {
         return mt_fail(MTMI_ERR_ARG, "override '%s': scale must be positive and finite", spec);
     return mt_calib_cache_set(c, name, scale);
 }
+
+/* ------------------------------------------------------------ header version */
+static const char *algorithm_name(mt_calib_method m) {
+    /* mt_calib_header's names after "TRT-8601-" */
+    return mt_calib_header(m) + strlen("TRT-" MT_CALIB_VERSION "-");
+}
+
+mtmi_status mt_calib_check_version(const char *version, const char *what) {
+    size_t n = version ? strlen(version) : 0;
+    int ok = n >= 1 && n <= 9;
+    for (size_t i = 0; ok && i < n; i++) ok = version[i] >= '0' && version[i] <= '9';
+    if (!ok)
+        return mt_fail(MTMI_ERR_ARG, "%s: TensorRT version '%.40s' must be 1 to 9 digits (e.g. 8601)", what ? what : "cache header",
+                       version ? version : "");
+    return MTMI_OK;
+}
+
+static mtmi_status make_header(const char *version, const char *algorithm, char **out) {
+    size_t len = strlen("TRT--") + strlen(version) + strlen(algorithm) + 1;
+    if (!(*out = malloc(len))) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    if (*algorithm) snprintf(*out, len, "TRT-%s-%s", version, algorithm);
+    else snprintf(*out, len, "TRT-%s", version);
+    return MTMI_OK;
+}
+
+mtmi_status mt_calib_header_make(mt_calib_method m, const char *version, char **out) {
+    *out = NULL;
+    if (!version) version = MT_CALIB_VERSION;
+    mtmi_status s = mt_calib_check_version(version, NULL);
+    return s ? s : make_header(version, algorithm_name(m), out);
+}
+
+mtmi_status mt_calib_cache_set_version(mt_calib_cache *c, const char *version) {
+    mtmi_status s = mt_calib_check_version(version, c->path);
+    if (s) return s;
+    /* "TRT-<digits>-<algorithm>"; the parser accepts any "TRT-..." header,
+     * so the number may be missing. */
+    const char *alg = c->header && !strncmp(c->header, "TRT-", 4) ? c->header + 4 : algorithm_name(MT_CALIB_ENTROPY);
+    const char *p = alg;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p > alg && (*p == '-' || !*p)) alg = *p ? p + 1 : p;
+    char *h;
+    if ((s = make_header(version, alg, &h))) return s;
+    free(c->header);
+    c->header = h;
+    return MTMI_OK;
+}

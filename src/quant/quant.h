@@ -224,4 +224,49 @@ mtmi_status mt_qrunner_save_features(const mt_qrunner *r, const char *path);
  * never returned: unreadable or mismatching files count as absent. */
 int mt_qrunner_load_features(mt_qrunner *r, const char *path);
 
+/* ============================================================ issue 15: export
+ * Kept apart from the blocks above (the Q/DQ import lives elsewhere). */
+
+/* ------------------------------------------------------------ cache header version
+ * TensorRT writes its version number into a cache's header ("TRT-8601-..."
+ * from TensorRT 8.6.1; TensorRT 10 writes its own, longer number).  A cache read and written again keeps
+ * its header as read (mt_calib_cache_write writes c->header); a new cache
+ * gets MT_CALIB_VERSION unless the writer chooses another number. */
+#define MT_CALIB_VERSION "8601"
+/* version must be 1 to 9 decimal digits: "<what>: '<v>' ..." otherwise. */
+mtmi_status mt_calib_check_version(const char *version, const char *what);
+/* "TRT-<version>-<algorithm of m>" (malloc'ed; version NULL = MT_CALIB_VERSION). */
+mtmi_status mt_calib_header_make(mt_calib_method m, const char *version, char **out);
+/* Replaces the version number of c's header, keeping its algorithm
+ * ("TRT-8601-MinMaxCalibration" -> "TRT-10300-MinMaxCalibration"); a
+ * header without a number ("TRT-EntropyCalibration2") gets one. */
+mtmi_status mt_calib_cache_set_version(mt_calib_cache *c, const char *version);
+
+/* ------------------------------------------------------------ Q/DQ export (qdq_export.c)
+ * The optimized graph g (as calibration runs it: BatchNorm folded, fused
+ * ops) with QuantizeLinear / DequantizeLinear wherever mt_quant_rewrite(g,
+ * c, sel) quantizes: a pair (s_x, int8 zero point 0) on the input of every
+ * quantized convolution / linear layer, its int8 weights per output
+ * channel behind DequantizeLinear(s_w[c], axis 0; axis 1 for a Linear's
+ * [K, N]), its bias in float as the int32 arithmetic applies it
+ * (Bq[c] * s_x * s_w[c]), and a pair (s_y) on every output the contract
+ * requantizes (y_scale > 0), read by all its consumers.  Everything else
+ * stays float; fused ops are written as standard ONNX; the opset is raised
+ * to 13 if lower (refused when an op changed meaning).  So ONNX Runtime or
+ * TensorRT running the file compute what our INT8 plan computes. */
+typedef struct mt_qdq_report {
+    int quantized;        /* convolutions / linears with int8 weights */
+    int activation_pairs; /* QuantizeLinear -> DequantizeLinear pairs on activations */
+    int requantized;      /* of which on requantized outputs (y_scale) */
+    int skipped;          /* candidates of sel left float (no input scale) */
+    int64_t opset;        /* the default-domain opset written */
+} mt_qdq_report;
+/* The export graph (fails if nothing is quantized); *out is the caller's. */
+mtmi_status mt_qdq_graph(const mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, mt_graph **out,
+                         mt_qdq_report *rep);
+/* mt_qdq_graph written as ONNX to path (atomically; never over a file g
+ * was read from). */
+mtmi_status mt_qdq_export(const mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, const char *path,
+                          mt_qdq_report *rep);
+
 #endif

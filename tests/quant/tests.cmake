@@ -1,5 +1,6 @@
 # INT8 quantization: caches, calibration, INT8 kernels, accuracy.
 mtmi_c_test(test_quant tests/quant/test_quant.c)
+mtmi_c_test(test_cache_version tests/quant/test_cache_version.c)
 add_executable(quant_entropy_tool ${CMAKE_SOURCE_DIR}/tests/quant/entropy_tool.c)
 target_include_directories(quant_entropy_tool PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(quant_entropy_tool PRIVATE mtmi)
@@ -7,3 +8,4 @@ mtmi_py_test(quant_entropy tests/quant/test_entropy.py $<TARGET_FILE:quant_entro
 mtmi_py_test(quant_int8_conv tests/quant/test_int8_conv.py)
 mtmi_py_test(quant_accuracy tests/quant/test_accuracy.py)
 mtmi_py_test(quant_cli tests/quant/test_quant_cli.py)
+mtmi_py_test(quant_qdq_export tests/quant/test_qdq_export.py)
