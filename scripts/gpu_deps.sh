@@ -2,7 +2,7 @@
 # Prepares the git-ignored .deps folder that scripts/gpu_check.sh needs on a
 # GPU machine that has CUDA, cuDNN, cmake, PyTorch and onnxruntime but none
 # of Debian's -dev libraries: the Debian packages of protobuf-c, OpenBLAS,
-# libspng and onnx.proto (unpacked there with dpkg -x), and a copy of
+# libspng, libdeflate and onnx.proto (unpacked there with dpkg -x), and a copy of
 # ../shared/reference plus one street image (../shared does not travel).
 # Run on a Debian 12 dev machine; then pass `.deps` as a carried path.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 mkdir -p .deps/debs .deps/shared
 (cd .deps/debs && apt-get download libgfortran5 libonnx-dev libopenblas-dev libopenblas-pthread-dev \
     libopenblas0-pthread libopenblas0 libprotobuf-c-dev libprotobuf-c1 libprotobuf32 libprotoc32 \
-    libspng-dev libspng0 protobuf-c-compiler zlib1g)
+    libspng-dev libspng0 libdeflate-dev libdeflate0 protobuf-c-compiler zlib1g)
 shared=${MTMI_SHARED:-../shared}
 cp -r "$shared/reference" .deps/shared/
 mkdir -p .deps/shared/images

@@ -1,4 +1,4 @@
-/* image: PNG in and out (libspng), fitting frames to the model's input,
+/* image: PNG in (libspng) and out (libdeflate), fitting frames to the model's input,
  * normalization into tensors, and the visualization colour maps. */
 #ifndef MT_IMAGE_H
 #define MT_IMAGE_H
@@ -23,6 +23,12 @@ void mt_image_free(mt_image *img);
  * which), e.g. label maps. */
 mtmi_status mt_png_write_gray16(const char *path, int w, int h, const uint16_t *px);
 mtmi_status mt_png_read_gray(const char *path, int *w, int *h, int *bits, uint16_t **px);
+/* png_encode.c: an image in memory as a PNG file's bytes (*png malloc'ed):
+ * channels 1 (gray), 3 (RGB) or 4 (RGBA) of 8 or 16 bits (16: uint16 samples
+ * in host order), deflate level 1 (fast) .. 12 (small); `what` names the
+ * image in errors. */
+mtmi_status mt_png_encode(const void *px, int w, int h, int channels, int bits, int level, const char *what, uint8_t **png,
+                          size_t *png_len);
 
 /* Centre-crops src to the aspect of w x h, then resizes (bilinear). */
 mtmi_status mt_image_fit(const mt_image *src, int w, int h, mt_image *dst);

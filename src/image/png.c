@@ -1,4 +1,4 @@
-/* PNG in and out through libspng.
+/* PNG in through libspng; out through png_encode.c (libdeflate).
  *
  * Reading accepts every PNG colour type and bit depth and always yields RGB8:
  * libspng converts anything to RGBA8 (gray, gray+alpha, palette, 16-bit
@@ -119,53 +119,14 @@ mtmi_status mt_png_write(const char *path, const mt_image *img) {
     if (img->w <= 0 || img->h <= 0 || img->w > MT_PNG_MAX_DIM * 4 || img->h > MT_PNG_MAX_DIM * 4 ||
         (img->c != 1 && img->c != 3 && img->c != 4))
         return mt_fail(MTMI_ERR_ARG, "%s: cannot write a %dx%d image with %d channels", path, img->w, img->h, img->c);
-    spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
-    if (!ctx) return mt_fail(MTMI_ERR_NOMEM, "%s: out of memory creating PNG encoder", path);
-    mtmi_status st = MTMI_OK;
-    int e;
     /* Encode into memory, then write atomically: a failure never leaves a
-     * partial PNG under the final name. */
-    spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
-    /* Speed over size: `mtmi run` writes a class map and a 3072x1072 vis
-     * per frame.  zlib level 1, the Up filter and run-length matching
-     * (Z_RLE: the maps are flat regions) encode a 1024x1024 street scene in
-     * 34 ms against 57 ms for level 2 with Paeth, for about the same size
-     * (1.58 vs 1.55 MB; measured 2026-12-06 on this project's dev machine),
-     * and several times faster than the defaults. */
-    spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, 1);
-    spng_set_option(ctx, SPNG_IMG_COMPRESSION_STRATEGY, 3 /* Z_RLE */);
-    spng_set_option(ctx, SPNG_FILTER_CHOICE, SPNG_FILTER_CHOICE_UP);
-    struct spng_ihdr ih = {
-        .width = (uint32_t)img->w,
-        .height = (uint32_t)img->h,
-        .bit_depth = 8,
-        .color_type = img->c == 4   ? SPNG_COLOR_TYPE_TRUECOLOR_ALPHA
-                      : img->c == 1 ? SPNG_COLOR_TYPE_GRAYSCALE
-                                    : SPNG_COLOR_TYPE_TRUECOLOR,
-    };
-    if ((e = spng_set_ihdr(ctx, &ih)) != 0) {
-        st = mt_fail(MTMI_ERR_ARG, "%s: %s", path, spng_strerror(e));
-        goto done;
-    }
-    size_t len;
-    if (mt_checked_bytes(3, (const int64_t[]){img->h, img->w, img->c}, 1, &len)) {
-        st = mt_fail(MTMI_ERR_ARG, "%s: image size overflows", path);
-        goto done;
-    }
-    if ((e = spng_encode_image(ctx, img->px, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE)) != 0) {
-        st = mt_fail(MTMI_ERR_IO, "%s: PNG encoding failed: %s", path, spng_strerror(e));
-        goto done;
-    }
-    size_t png_len = 0;
-    void *png = spng_get_png_buffer(ctx, &png_len, &e);
-    if (!png || e) {
-        st = mt_fail(MTMI_ERR_IO, "%s: PNG encoding failed: %s", path, spng_strerror(e));
-        free(png);
-        goto done;
-    }
-    st = mt_write_file_atomic(path, png, png_len);
+     * partial PNG under the final name.  Level 1: speed over size (`mtmi
+     * run` writes a class map and a 3072x1072 vis per frame; png_encode.c
+     * has the numbers). */
+    uint8_t *png = NULL;
+    size_t len = 0;
+    mtmi_status st = mt_png_encode(img->px, img->w, img->h, img->c, 8, 1, path, &png, &len);
+    if (st == MTMI_OK) st = mt_write_file_atomic(path, png, len);
     free(png);
-done:
-    spng_ctx_free(ctx);
     return st;
 }

@@ -15,23 +15,13 @@
 mtmi_status mt_png_write_gray16(const char *path, int w, int h, const uint16_t *px) {
     if (!path || !px || w <= 0 || h <= 0 || w > GRAY_MAX_DIM || h > GRAY_MAX_DIM)
         return mt_fail(MTMI_ERR_ARG, "%s: cannot write a %dx%d 16-bit image", path ? path : "(null)", w, h);
-    spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
-    if (!ctx) return mt_fail(MTMI_ERR_NOMEM, "%s: out of memory creating PNG encoder", path);
-    mtmi_status st = MTMI_OK;
-    spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
-    /* Depth maps are smooth: the Up filter and a fast level suit them. */
-    spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, 3);
-    spng_set_option(ctx, SPNG_FILTER_CHOICE, SPNG_FILTER_CHOICE_UP);
-    struct spng_ihdr ih = {.width = (uint32_t)w, .height = (uint32_t)h, .bit_depth = 16, .color_type = SPNG_COLOR_TYPE_GRAYSCALE};
-    int e = spng_set_ihdr(ctx, &ih);
-    /* SPNG_FMT_PNG takes 16-bit samples in host byte order. */
-    if (!e) e = spng_encode_image(ctx, px, (size_t)w * h * 2, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+    /* Depth maps are smooth: the Up filter (png_encode.c) and a middle
+     * level suit them. */
+    uint8_t *png = NULL;
     size_t len = 0;
-    void *png = e ? NULL : spng_get_png_buffer(ctx, &len, &e);
-    if (!png || e) st = mt_fail(MTMI_ERR_IO, "%s: PNG encoding failed: %s", path, spng_strerror(e));
-    else st = mt_write_file_atomic(path, png, len);
+    mtmi_status st = mt_png_encode(px, w, h, 1, 16, 3, path, &png, &len);
+    if (st == MTMI_OK) st = mt_write_file_atomic(path, png, len);
     free(png);
-    spng_ctx_free(ctx);
     return st;
 }
 
