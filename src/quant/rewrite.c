@@ -312,6 +312,22 @@ static const char *candidate(const mt_graph *g, const mt_node *n) {
     return NULL;
 }
 
+/* A layer whose weights a Q/DQ model left in float stays float (quant.h). */
+static int keeps_float(const mt_graph *g, const mt_node *n, const mt_calib_cache *c) {
+    return c && c->float_weights && mt_strset_get(c->float_weights, g->values[n->in[1]].name) >= 0;
+}
+
+/* Would the rewrite quantize node n with c? */
+static int quantizable(const mt_graph *g, const mt_node *n, const mt_calib_cache *c) {
+    return !n->dead && candidate(g, n) && !keeps_float(g, n, c) && mt_calib_cache_get(c, g->values[n->in[0]].name) > 0;
+}
+
+int mt_quant_count(const mt_graph *g, const mt_calib_cache *c) {
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++) k += quantizable(g, &g->nodes[i], c);
+    return k;
+}
+
 mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, mt_quant_report *rep) {
     memset(rep, 0, sizeof *rep);
     int nn = g->nnodes;
@@ -327,7 +343,7 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
     }
     for (int i = 0; i < nn; i++) {
         const mt_node *n = &g->nodes[i];
-        will[i] = !n->dead && (!sel || sel[i]) && candidate(g, n) && mt_calib_cache_get(c, g->values[n->in[0]].name) > 0;
+        will[i] = (!sel || sel[i]) && quantizable(g, n, c);
     }
     for (int i = 0; i < g->noutputs; i++) tail[g->outputs[i]] = 1;
     for (int i = nn - 1; i >= 0; i--) {
@@ -340,7 +356,7 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
             if (n->in[k] >= 0) tail[n->in[k]] = 1;
     }
     for (int i = 0; i < nn; i++) {
-        if (g->nodes[i].dead || (sel && !sel[i]) || !candidate(g, &g->nodes[i])) continue;
+        if (g->nodes[i].dead || (sel && !sel[i]) || !candidate(g, &g->nodes[i]) || keeps_float(g, &g->nodes[i], c)) continue;
         const mt_node *n = &g->nodes[i];
         float sx = mt_calib_cache_get(c, g->values[n->in[0]].name);
         if (!(sx > 0)) {
@@ -349,7 +365,7 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
             if (!rep->skipped++) snprintf(rep->first_skipped, sizeof rep->first_skipped, "%s", g->values[n->in[0]].name);
             continue;
         }
-        float sy = tail[n->out[0]] ? 0.0f : mt_calib_cache_get(c, g->values[n->out[0]].name);
+        float sy = tail[n->out[0]] && !c->quantize_outputs ? 0.0f : mt_calib_cache_get(c, g->values[n->out[0]].name);
         mtmi_status s = quantize_node(g, i, sx, sy, rep);
         if (s) {
             free(tail);
