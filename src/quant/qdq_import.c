@@ -336,15 +336,31 @@ static mtmi_status bypass(qdq_ctx *c, int di, int a) {
     return MTMI_OK;
 }
 
-/* Whether the readers of DQ di (of tensor a) must keep reading a value of
- * their own (an Identity of a) rather than a itself.  The model rounds a
- * to its grid before they run; mtmi requantizes a layer's output after its
- * fused activation.  Relu commutes with the rounding, and bias / BatchNorm
- * readers must still fuse for the layer to be quantized at all; any other
- * reader of a layer's output (Sigmoid, GELU's Div and Mul, the Reshape /
- * Transpose MiT puts before its GELU) would be fused into the layer and
- * lose the rounding, so the Identity keeps it out of the layer. */
-static int needs_barrier(qdq_ctx *c, int di, int a) {
+/* Whether Relu node r's output is quantized again with a scale other
+ * than s (read without checks: the pair's own import validates it). */
+static int requantized_otherwise(qdq_ctx *c, const mt_node *r, float s) {
+    mt_graph *g = c->g;
+    int v = r->nout > 0 ? r->out[0] : -1;
+    for (int k = v < 0 ? 0 : c->cons_at[v]; v >= 0 && k < c->cons_at[v + 1]; k++) {
+        const mt_node *q = &g->nodes[c->cons[k]];
+        const mt_value *qs = is_q(q) && q->in[0] == v ? mt_in(g, q, 1) : NULL;
+        if (qs && qs->data && qs->dtype == MTMI_FLOAT && mt_value_numel(qs) == 1 && *(const float *)qs->data != s) return 1;
+    }
+    return 0;
+}
+
+/* Whether the readers of DQ di (of tensor a, scale s) must keep reading a
+ * value of their own (an Identity of a) rather than a itself.  The model
+ * rounds a to its grid before they run; mtmi requantizes a layer's output
+ * once, after the activation it fuses into the layer.  A Relu commutes
+ * with the rounding (unless its output is rounded again to another grid),
+ * and bias / BatchNorm readers must still fuse for the layer to be
+ * quantized at all; any other reader of a layer's output (Sigmoid, GELU's
+ * Div and Mul, the Reshape / Transpose MiT puts before its GELU) would be
+ * fused into the layer and lose the rounding, so the Identity keeps it out
+ * of the layer: the layer is requantized with s, the reader runs in float
+ * on its output, as in the model. */
+static int needs_barrier(qdq_ctx *c, int di, int a, float s) {
     mt_graph *g = c->g;
     int p = g->values[a].producer;
     if (p < 0 || !onnx_domain(&g->nodes[p])) return 0;
@@ -353,7 +369,9 @@ static int needs_barrier(qdq_ctx *c, int di, int a) {
     int v = g->nodes[di].out[0];
     for (int k = c->cons_at[v]; k < c->cons_at[v + 1]; k++) {
         const mt_node *r = &g->nodes[c->cons[k]];
-        if (!onnx_domain(r) || (strcmp(r->op, "Relu") && strcmp(r->op, "Add") && strcmp(r->op, "BatchNormalization"))) return 1;
+        if (!onnx_domain(r)) return 1;
+        if (!strcmp(r->op, "Relu") ? requantized_otherwise(c, r, s) : strcmp(r->op, "Add") && strcmp(r->op, "BatchNormalization"))
+            return 1;
     }
     return 0;
 }
@@ -394,7 +412,7 @@ static mtmi_status import_pair(qdq_ctx *c, int qi) {
         mark_operands(c, di);
         if (g->values[a].data) s = fold_fake_quant(c, di, a, qs, axis);
         else if (!(s = record_scale(c, qi, a, qs[0]))) {
-            s = needs_barrier(c, di, a) ? to_identity(g, di, a) : bypass(c, di, a);
+            s = needs_barrier(c, di, a, qs[0]) ? to_identity(g, di, a) : bypass(c, di, a);
             c->info->pairs++;
         }
         if (s) return s;
