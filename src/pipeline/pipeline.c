@@ -950,12 +950,25 @@ static int may_run_int8(const mt_placement *pl, const mt_pipeline_opts *opt, con
     return any;
 }
 
+/* Whether d's backend runs the INT8 rewrite of stage (a question: the
+ * CUDA backend has no grouped INT8 convolution yet). */
+static int runs_int8(const mt_devspec *d, const mt_graph *stage, const mt_calib_cache *c) {
+    mt_graph *q = NULL;
+    int ok = !mt_quant_stage_graph(stage, c, "stage", &q) && !mt_device_supports(d, q);
+    mt_graph_free(q);
+    mt_clear_error();
+    return ok;
+}
+
 /* The device of a stage of a Q/DQ model under automatic placement: int8
- * where the model quantized some of the stage's layers, else the device's
- * float precision (fp16 on a GPU, fp32 on the CPU). */
+ * where the model quantized some of the stage's layers and the device
+ * runs them, else the device's float precision (fp16 on a GPU, fp32 on
+ * the CPU). */
 static mt_devspec qdq_auto_dev(mt_devspec d, const mt_graph *stage, const mt_calib_cache *c) {
-    if (mt_quant_count(stage, c) > 0) d.prec = MT_PREC_INT8;
-    else if (d.prec == MT_PREC_INT8) d.prec = d.kind == MT_DEV_CUDA ? MT_PREC_FP16 : MT_PREC_FP32;
+    mt_devspec d8 = d;
+    d8.prec = MT_PREC_INT8;
+    if (mt_quant_count(stage, c) > 0 && (d.kind == MT_DEV_CPU || runs_int8(&d8, stage, c))) return d8;
+    if (d.prec == MT_PREC_INT8) d.prec = d.kind == MT_DEV_CUDA ? MT_PREC_FP16 : MT_PREC_FP32;
     return d;
 }
 
