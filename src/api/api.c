@@ -154,6 +154,7 @@ char *mt_model_describe_ex(mtmi_model *m, const mtmi_tensor *shapes, int nshapes
         return b.s;
     }
     op_histogram(&b, opt, "ops optimized");
+    if (m->qdq) sb_printf(&b, "int8 layers: %d (the Q/DQ model's convolutions and linear layers)\n", mt_quant_count(opt, &m->qdq->scales));
     for (int i = 0; i < opt->noutputs; i++) {
         const mt_value *v = &opt->values[opt->outputs[i]];
         sb_printf(&b, "output %-24s %s\n", v->name, mt_shape_str(v->rank, v->dims, sh, sizeof sh));

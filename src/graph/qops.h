@@ -38,7 +38,8 @@
  *                        (libm-accurate, NOT bit-exact across libraries)
  *      if the output tensor has a scale s_y in the cache and does not
  *      reach a graph output through float ops only (attribute y_scale > 0;
- *      the logits and the depth map stay float as in TensorRT):
+ *      the logits and the depth map stay float as in TensorRT, unless the
+ *      scales are a Q/DQ model's that quantizes them):
  *          y = dequantize(quantize(y, s_y), s_y)
  *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
  *  so a GPU may store int8 q and s_y instead and is still bit-identical.

@@ -2,16 +2,11 @@
  * DequantizeLinear nodes) as a float graph plus activation scales (quant.h,
  * "Q/DQ import").
  *
- * The INT8 path of mtmi takes per-tensor activation scales and derives the
- * weights' int8 values itself (per output channel, max |w| / 127).  A Q/DQ
- * model states both; the import keeps the model's activation scales
- * exactly, and folds its weights to q * s, from which the rewrite's
- * max-abs rule gives back the same int8 values whenever the model's
- * weights are symmetric max-abs per output channel (what ONNX Runtime's
- * quantize_static writes with per_channel=True): the largest |q| of each
- * channel is 127, so s' = 127 s / 127 = s up to one rounding and q*s / s'
- * rounds back to q.  Per-tensor weights are re-quantized per channel,
- * which is finer than the model's grid (docs/ACCURACY.md). */
+ * The INT8 path of mtmi takes per-tensor activation scales from a cache;
+ * the import hands it the model's, keeps the model's weight scales for the
+ * rewrite (so its int8 weights and int32 biases are the model's own, which
+ * tests/quant/qdq_weights_tool checks), and rewires the graph so that
+ * mtmi's fused layers round where the model rounds. */
 #include "quant/quant.h"
 
 #include <math.h>
@@ -236,6 +231,31 @@ static void mark_operands(qdq_ctx *c, int ni) {
 }
 
 /* ------------------------------------------------------------ weights */
+/* Adds the model's record of weight `name` (scales copied; NULL = a float
+ * weight), unless there is one. */
+static mtmi_status add_weight(mt_qdq_info *q, const char *name, const float *scale, int64_t count) {
+    if (mt_strset_get(&q->windex, name) >= 0) return MTMI_OK;
+    if (mt_grow((void **)&q->w, &q->capw, q->nw, sizeof *q->w)) return MTMI_ERR_NOMEM;
+    mt_qdq_weight *w = &q->w[q->nw];
+    memset(w, 0, sizeof *w);
+    w->name = mt_strdup(name);
+    if (scale && (w->scale = malloc(sizeof(float) * (size_t)count))) memcpy(w->scale, scale, sizeof(float) * (size_t)count);
+    w->count = scale ? count : 0;
+    if (!w->name || (scale && !w->scale) || mt_strset_put(&q->windex, w->name, q->nw)) {
+        free(w->name);
+        free(w->scale);
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    }
+    q->nw++;
+    return MTMI_OK;
+}
+
+const mt_qdq_weight *mt_qdq_weight_find(const mt_qdq_info *q, const char *name) {
+    int i = q ? mt_strset_get(&q->windex, name) : -1;
+    return i < 0 ? NULL : &q->w[i];
+}
+
+
 /* DequantizeLinear of a constant (int8 weights, int32 biases): the float
  * constant q * s, one float32 multiply per value as ONNX defines it. */
 static mtmi_status fold_weight(qdq_ctx *c, int ni) {
@@ -260,6 +280,13 @@ static mtmi_status fold_weight(qdq_ctx *c, int ni) {
     }
     mark_operands(c, ni);
     c->info->weights++;
+    /* int8 weights keep their scales for the rewrite (int32 biases are
+     * derived from them there) */
+    mtmi_status st = x->dtype == MTMI_INT8 ? add_weight(c->info, g->values[n->out[0]].name, sc, cnt) : MTMI_OK;
+    if (st) {
+        free(y);
+        return st;
+    }
     int64_t dims[MT_MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     return replace_with_const(c, ni, x->rank, dims, y);
@@ -446,23 +473,16 @@ static mtmi_status scales_through_relu(qdq_ctx *c) {
  * DequantizeLinear made. */
 static mtmi_status collect_float_weights(qdq_ctx *c) {
     mt_graph *g = c->g;
-    mt_qdq_info *q = c->info;
     for (int i = 0; i < g->nnodes; i++) {
         const mt_node *n = &g->nodes[i];
         if (n->dead || !onnx_domain(n) || n->nin < 2 || n->in[1] < 0) continue;
         if (strcmp(n->op, "Conv") && strcmp(n->op, "MatMul") && strcmp(n->op, "Gemm")) continue;
         const mt_value *w = &g->values[n->in[1]];
-        if (!w->data || w->dtype != MTMI_FLOAT || (n->in[1] < c->nv0 && c->folded[n->in[1]]) || mt_strset_get(&q->float_weights, w->name) >= 0) continue;
-        if (mt_grow((void **)&q->fw_names, &q->capfw, q->nfw, sizeof *q->fw_names)) return MTMI_ERR_NOMEM;
-        if (!(q->fw_names[q->nfw] = mt_strdup(w->name))) return MTMI_ERR_NOMEM;
-        if (mt_strset_put(&q->float_weights, q->fw_names[q->nfw], q->nfw)) {
-            free(q->fw_names[q->nfw]);
-            return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-        }
-        q->nfw++;
+        if (!w->data || w->dtype != MTMI_FLOAT || (n->in[1] < c->nv0 && c->folded[n->in[1]])) continue;
+        mtmi_status s = add_weight(c->info, w->name, NULL, 0);
+        if (s) return s;
     }
-    q->scales.float_weights = &q->float_weights;
-    q->scales.quantize_outputs = 1;
+    c->info->scales.qdq = c->info;
     return MTMI_OK;
 }
 
@@ -537,9 +557,12 @@ mtmi_status mt_qdq_import(mt_graph *g, mt_qdq_info **out) {
 void mt_qdq_free(mt_qdq_info *q) {
     if (!q) return;
     mt_calib_cache_free(&q->scales);
-    mt_strset_free(&q->float_weights);
-    for (int i = 0; i < q->nfw; i++) free(q->fw_names[i]);
-    free(q->fw_names);
+    mt_strset_free(&q->windex);
+    for (int i = 0; i < q->nw; i++) {
+        free(q->w[i].name);
+        free(q->w[i].scale);
+    }
+    free(q->w);
     free(q);
 }
 
