@@ -13,10 +13,14 @@ Conv; calibrated on 4 `mtmi synth` scenes of 256x256, evaluated on 2 others):
 
 Checks: `mtmi infer` runs the Q/DQ model in INT8 by default (same bits as
 --precision int8) and matches ONNX Runtime on it (MTMI: seg class agreement
->= 99.5 %, depth within 2 quantization steps; small net: every output value
-within 1e-4), while differing from FP32 by far more than float noise (so a
-pass that only stripped the Q/DQ nodes fails); the rewrite gives back the
-model's own int8 weights and int32 biases (qdq_weights_tool, argv[1]);
+>= 99.5 %, depth within 2 quantization steps; small net, weights per
+channel and per tensor: every output value within 1e-4 but for rare
+one-step ties), while differing from FP32 by far more than float noise (so
+a pass that only stripped the Q/DQ nodes fails); the rewrite gives back the
+model's own int8 weights and int32 biases (qdq_weights_tool, argv[1]); Q/DQ
+on Resize, Concat, Relu, Sigmoid and the outputs runs close to ONNX
+Runtime; a hand-made graph (a constant fake-quantized per channel, an
+output made by a DequantizeLinear) equals it;
 `mtmi info` reports the Q/DQ model; `mtmi run` places the quantized stages
 in int8; a calibration cache given with a Q/DQ model wins over its scales
 (same outputs as the dequantized float model with that cache); malformed
@@ -120,7 +124,7 @@ def trained_model_256(path):
     onnx.save(resize_model(m, SIZE, SIZE), path)
 
 
-def quantize(src, dst, input_name, calib):
+def quantize(src, dst, input_name, calib, per_channel=True, ops=("Conv",)):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -131,7 +135,7 @@ def quantize(src, dst, input_name, calib):
             return next(self.it, None)
 
     quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv"],
+                    weight_type=QuantType.QInt8, per_channel=per_channel, op_types_to_quantize=list(ops),
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
@@ -205,12 +209,29 @@ def check_mtmi_net(d, calib, evals, tool):
     check(r.returncode == 0, f"the INT8 rewrite does not give back the model's int8 weights / int32 biases: {r.stdout[-800:]} {r.stderr}")
 
 
-def check_small_net(d, calib, evals, tool):
+def near_exact(name, got, ref, step):
+    """mtmi reproduces ONNX Runtime to float rounding: at most 0.1 % of the
+    values differ by more than 1e-4, and those by at most one step of the
+    last rounding.  (A value within float rounding of a boundary between
+    two steps of some layer may go either way: 1 of 131072 in one layer
+    here, ONNX Runtime's float sum against mtmi's exact int32 one; the
+    layers after it carry the step to a few hundred values.  The planted
+    bugs of the report put ~97 % of them off.)"""
+    d = np.abs(np.asarray(got, np.float64) - ref)
+    off = int(np.sum(d > 1e-4))
+    ok = off <= 1e-3 * d.size and d.max() <= step * 1.01 + 1e-4
+    print(f"    {name}: max |diff| {d.max():.3g}, {off} of {d.size} values beyond 1e-4 (<= 0.1 %, each <= one step "
+          f"{step:.4f})  {'ok' if ok else 'FAIL'}")
+    return ok
+
+
+def check_small_net(d, calib, evals, tool, per_channel):
     """The small conv network: mtmi reproduces ONNX Runtime to float rounding."""
-    fp32, qdq = os.path.join(d, "small.onnx"), os.path.join(d, "small_qdq.onnx")
+    fp32, qdq = os.path.join(d, "small.onnx"), os.path.join(d, f"small_qdq_{'pc' if per_channel else 'pt'}.onnx")
     small_model(fp32, SIZE, seed=0)
-    quantize(fp32, qdq, "image", calib)
-    print("small conv net, every Conv quantized")
+    quantize(fp32, qdq, "image", calib, per_channel=per_channel)
+    seg_step, depth_step = scale_of(qdq, "seg.cls.c"), scale_of(qdq, "depth.cls.c") / 4
+    print(f"small conv net, every Conv quantized, weights {'per output channel' if per_channel else 'per tensor'}")
     for k, x in enumerate(evals):
         ref = tu.run_ort(qdq, {"image": x}, threads=2)
         q = infer(qdq, x, d, f"small_q{k}")
@@ -218,8 +239,8 @@ def check_small_net(d, calib, evals, tool):
         if not (q and f):
             continue
         check(tu.nondegenerate(f"small eval {k} FP32", f[0], f[1], min_classes=6), "the FP32 reference is degenerate")
-        ok = tu.compare(f"eval {k} seg logits vs ONNX Runtime", q[0], ref["seg"], rtol=0, atol=1e-4)
-        ok &= tu.compare(f"eval {k} depth vs ONNX Runtime", q[1], ref["depth"], rtol=0, atol=1e-4)
+        ok = near_exact(f"eval {k} seg logits vs ONNX Runtime", q[0], ref["seg"], seg_step)
+        ok &= near_exact(f"eval {k} depth vs ONNX Runtime", q[1], ref["depth"], depth_step)
         check(ok, f"small eval {k}: mtmi INT8 differs from ONNX Runtime on the Q/DQ model beyond float rounding")
         fa, fd = agree(q[0], f[0]), np.abs(q[1] - f[1]).max()
         print(f"  eval {k}: seg agreement with ONNX Runtime {agree(q[0], ref['seg']):.3f}%; mtmi INT8 vs FP32: {fa:.3f}%, depth max {fd:.4f}")
@@ -228,6 +249,49 @@ def check_small_net(d, calib, evals, tool):
     print("  " + (r.stdout.strip().splitlines() or [r.stderr.strip()])[-1])
     check(r.returncode == 0, f"small net: the rewrite's int8 weights are not the model's: {r.stdout[-800:]} {r.stderr}")
     return qdq
+
+
+def check_more_qdq(d, calib, evals):
+    """Q/DQ around more than convolutions: Resize, Concat, Relu, Sigmoid and
+    the graph outputs (each output made by a DequantizeLinear, kept as an
+    Identity); mtmi rounds only at its INT8 layers, so it is close to ONNX
+    Runtime, not equal (docs/ACCURACY.md).  And a hand-made graph: a
+    constant weight fake-quantized per channel by a Q/DQ pair (folded), an
+    activation pair, the output quantized: equal to ONNX Runtime."""
+    fp32, qdq = os.path.join(d, "small.onnx"), os.path.join(d, "small_qdq_more.onnx")
+    quantize(fp32, qdq, "image", calib, ops=("Conv", "Resize", "Concat", "Relu", "Sigmoid"))
+    outs = [n.op_type for n in onnx.load(qdq).graph.node if n.output[0] in ("seg", "depth")]
+    print(f"small conv net, Conv, Resize, Concat, Relu and Sigmoid quantized (outputs made by {outs})")
+    for k, x in enumerate(evals):
+        ref = tu.run_ort(qdq, {"image": x}, threads=2)
+        q = infer(qdq, x, d, f"more_q{k}")
+        if q:
+            a, dd = agree(q[0], ref["seg"]), np.abs(q[1] - ref["depth"]).max()
+            print(f"  eval {k}: seg agreement with ONNX Runtime {a:.3f}% (>= 97), depth max |diff| {dd:.4f} (<= 0.05)")
+            check(a >= 97 and dd <= 0.05, f"more Q/DQ, eval {k}: too far from ONNX Runtime")
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float32)
+    sw = (np.abs(w).reshape(8, -1).max(1) / 127).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(sw, "sw"), numpy_helper.from_array(np.zeros(8, np.int8), "zw"),
+             numpy_helper.from_array(np.array(0.03, np.float32), "sx"), numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "sy")]
+    nodes = [helper.make_node("QuantizeLinear", ["w", "sw", "zw"], ["wq"], axis=0, name="qw"),
+             helper.make_node("DequantizeLinear", ["wq", "sw", "zw"], ["wd"], axis=0, name="dqw"),
+             helper.make_node("QuantizeLinear", ["x", "sx", "z"], ["xq"], name="qx"),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "z"], ["xd"], name="dqx"),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("QuantizeLinear", ["c", "sy", "z"], ["cq"], name="qy"),
+             helper.make_node("DequantizeLinear", ["cq", "sy", "z"], ["y"], name="dqy")]
+    g = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    hand = os.path.join(d, "hand_qdq.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), hand)
+    x = (rng.standard_normal((1, 4, 16, 16)) * 1.5).astype(np.float32)
+    ref = tu.run_ort(hand, {"x": x}, threads=2)["y"]
+    q = infer(hand, x, d, "hand")
+    if q:
+        check(near_exact("hand-made graph y vs ONNX Runtime", q[0], ref, 0.05), "hand-made Q/DQ graph differs from ONNX Runtime")
+        check(len(np.unique(np.round(ref / 0.05))) > 20, "hand-made graph: degenerate reference")
 
 
 def check_run_and_cache(d, qdq, images):
@@ -404,7 +468,9 @@ def main():
         calib, evals = xs[:4], xs[4:]
         print(f"{len(images)} synthetic scenes {SIZE}x{SIZE}: calibration on 4, evaluation on {len(evals)}")
         check_mtmi_net(d, calib, evals, tool)
-        small = check_small_net(d, calib, evals, tool)
+        small = check_small_net(d, calib, evals, tool, per_channel=True)
+        check_small_net(d, calib, evals, tool, per_channel=False)
+        check_more_qdq(d, calib, evals)
         check_run_and_cache(d, small, images[4:])
         check_malformed(d, small, evals[0])
     check.finish("Q/DQ import")
