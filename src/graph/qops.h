@@ -17,7 +17,8 @@
  *  Activation scale s_x of a tensor: from the calibration cache
  *      (symmetric, per tensor; s = amax / 127).
  *  Weight scale per output channel c:
- *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero)
+ *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero), or
+ *               a Q/DQ model's own weight scale (src/quant/quant.h)
  *      wq[c,k] = clamp(rne(w[c,k] / s_w[c]), -127, 127)  (int8)
  *  Bias:  bq[c] = clamp(rne((double)b[c] / ((double)s_x * (double)s_w[c])),
  *                       -L, L)  with L = 2^31 - 1 - K * 16256, K = weights
