@@ -413,7 +413,6 @@ static mtmi_status import_pair(qdq_ctx *c, int qi) {
     const float *qs;
     int64_t cnt;
     if (s || (s = read_scale(c, q, &qs, &cnt))) return s;
-    if (q->nin < 1 || q->in[0] < 0 || q->nout < 1 || q->out[0] < 0) return mt_node_fail(g, q, MTMI_ERR_PARSE, "needs an input and an output");
     const int a = q->in[0], v = q->out[0];
     const mt_value *av = &g->values[a];
     int axis = -1;
@@ -504,6 +503,11 @@ static void drop_quantized_data(qdq_ctx *c) {
 static mtmi_status import_nodes(qdq_ctx *c) {
     mt_graph *g = c->g;
     mtmi_status s = MTMI_OK;
+    for (int i = 0; i < g->nnodes; i++) { /* operands every step below reads */
+        const mt_node *n = &g->nodes[i];
+        if (!n->dead && (is_q(n) || is_dq(n)) && (n->nin < 1 || n->in[0] < 0 || n->nout < 1 || n->out[0] < 0))
+            return mt_node_fail(g, n, MTMI_ERR_PARSE, "needs an input and an output");
+    }
     /* Topological order: a pair's QuantizeLinear comes before its
      * DequantizeLinears, which import_pair removes; a requantization
      * (Q -> DQ -> Q) then sees the first pair's tensor as its input. */
@@ -513,8 +517,7 @@ static mtmi_status import_nodes(qdq_ctx *c) {
         if (is_q(n)) s = import_pair(c, i);
         else if (is_dq(n)) {
             const mt_value *x = mt_in(g, n, 0);
-            if (!x) s = mt_node_fail(g, n, MTMI_ERR_PARSE, "has no input");
-            else if (x->data) s = fold_weight(c, i);
+            if (x->data) s = fold_weight(c, i);
             else
                 s = mt_node_fail(g, n, MTMI_ERR_UNSUPPORTED,
                                  "input '%s' is neither a constant nor made by a QuantizeLinear: int8 tensors computed by other operators "
