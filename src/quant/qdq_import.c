@@ -15,7 +15,7 @@
 
 #include "graph/ops.h"
 
-/* The model's wording for the one fix most users need. */
+/* The advice every refusal of an asymmetric or non-int8 model ends with. */
 #define QDQ_HOW_TO                                                                                                    \
     "mtmi takes symmetric int8 quantization only; quantize with symmetric int8 activations and weights (ONNX "    \
     "Runtime: quantize_static(..., activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, "                 \
@@ -254,7 +254,6 @@ const mt_qdq_weight *mt_qdq_weight_find(const mt_qdq_info *q, const char *name) 
     int i = q ? mt_strset_get(&q->windex, name) : -1;
     return i < 0 ? NULL : &q->w[i];
 }
-
 
 /* DequantizeLinear of a constant (int8 weights, int32 biases): the float
  * constant q * s, one float32 multiply per value as ONNX defines it. */
