@@ -179,8 +179,8 @@ struct mtmi_plan {
 /* The device and precision: the precision in the device string
  * ("cuda:0/fp16") or in options.precision (they must agree), else fp32,
  * the API's default on every device; int8 for a Q/DQ model, which states
- * its own precision (quant.h, "Q/DQ import"). */
-static mtmi_status plan_device(const mtmi_model *m, const mtmi_plan_options *opt, mt_devspec *d) {
+ * its own precision (quant.h, "Q/DQ import"; *implicit = 1 then). */
+static mtmi_status plan_device(const mtmi_model *m, const mtmi_plan_options *opt, mt_devspec *d, int *implicit) {
     const char *dev = opt && opt->device ? opt->device : "cpu";
     const char *prec = opt ? opt->precision : NULL;
     mtmi_status s = mt_devspec_parse(dev, d);
@@ -190,6 +190,7 @@ static mtmi_status plan_device(const mtmi_model *m, const mtmi_plan_options *opt
     if (mt_devspec_has_precision(dev) && prec && p != d->prec)
         return mt_fail(MTMI_ERR_ARG, "device '%s' and precision '%s' disagree", dev, prec);
     if (!mt_devspec_has_precision(dev)) d->prec = p;
+    *implicit = m->qdq && !prec && !mt_devspec_has_precision(dev);
     if (d->prec == MT_PREC_INT8 && !(opt && opt->calibration_cache) && !m->qdq)
         return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache) or a model "
                                      "quantized with QuantizeLinear / DequantizeLinear nodes");
@@ -201,7 +202,8 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
     *out = NULL;
     mt_clear_error();
     mt_devspec d;
-    mtmi_status s = plan_device(m, opt, &d);
+    int implicit = 0;
+    mtmi_status s = plan_device(m, opt, &d, &implicit);
     if (s) return s;
     mtmi_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
@@ -213,7 +215,9 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
      * specialize without the opt-in graph rewrite (core/tuning.h). */
     mt_tuning spec = p->tuning;
     if (d.prec == MT_PREC_INT8) spec.fuse_concat = 0;
-    s = mt_model_specialize_ex(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &spec, &p->graph);
+    const mtmi_tensor *shapes = opt ? opt->input_shapes : NULL;
+    const int nshapes = opt ? opt->num_input_shapes : 0;
+    s = mt_model_specialize_ex(m, shapes, nshapes, 1, &spec, &p->graph);
     /* int8: with a calibration cache, the heads' convolutions in INT8 (the
      * nodes not shared by several outputs); without, the layers a Q/DQ
      * model quantized, wherever they are (the cache wins over the model's
@@ -222,6 +226,16 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
     if (!s && d.prec == MT_PREC_INT8)
         s = opt && opt->calibration_cache ? mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL)
                                           : mt_quant_qdq_plan_graph(p->graph, &m->qdq->scales, NULL);
+    /* A Q/DQ model's own int8 on a GPU that cannot run its quantized
+     * layers (the CUDA backend has no grouped INT8 convolution yet): the
+     * GPU's FP16 instead of an error, as nobody asked for int8. */
+    if (!s && implicit && d.kind == MT_DEV_CUDA && mt_device_supports(&d, p->graph)) {
+        mt_clear_error();
+        mt_graph_free(p->graph);
+        p->graph = NULL;
+        d.prec = MT_PREC_FP16;
+        s = mt_model_specialize_ex(m, shapes, nshapes, 1, &spec, &p->graph);
+    }
     mt_stage_cfg cfg = {.threads = opt ? opt->threads : 0, .graph_quantized = 1, .tuning = &p->tuning};
     if (!s) s = mt_plan_create(NULL, &d, p->graph, &cfg, &p->plan);
     if (s) {
