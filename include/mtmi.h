@@ -221,7 +221,9 @@ typedef struct mtmi_plan_options {
      * "/fp32", "/fp16" or "/int8" (then precision, if given, must agree).
      * NULL = "cpu". */
     const char *device;
-    /* "fp32" (default), "fp16" (CUDA), "int8" (needs a calibration). */
+    /* "fp32" (default), "fp16" (CUDA), "int8" (needs a calibration cache,
+     * or a model with QuantizeLinear / DequantizeLinear nodes, for which
+     * int8 is the default). */
     const char *precision;
     /* CPU threads; 0 = all cores (more than the online cores are not used). */
     int threads;
@@ -230,7 +232,9 @@ typedef struct mtmi_plan_options {
     const mtmi_tensor *input_shapes;
     /* Precision "int8": a calibration cache in TensorRT's text format
      * (mtmi calibrate, or TensorRT's own).  The heads (nodes not shared
-     * by several outputs; every node of a one-output model) run in INT8. */
+     * by several outputs; every node of a one-output model) run in INT8.
+     * NULL with a Q/DQ model: the layers the model quantized run in INT8
+     * with its own scales (a cache given wins over them). */
     const char *calibration_cache;
     /* Experimental switches for measurements, "key=value;key=value"
      * (e.g. "cuda_no_fuse=mlp,upconv;pdl=1"; the keys are documented in
@@ -293,7 +297,9 @@ typedef struct mtmi_pipeline_options {
     int frames_in_flight;            /* 0 = 2; 1 = one frame at a time; at most
                                         MTMI_MAX_FRAMES_IN_FLIGHT */
     int threads;                     /* cores the CPU devices share; 0 = all */
-    const char *calibration_cache;   /* for int8 stages */
+    const char *calibration_cache;   /* for int8 stages (NULL: a Q/DQ model's own
+                                        scales; its quantized stages then run int8
+                                        under the automatic placement) */
     const mtmi_tensor *input_shape;  /* concrete input shape; NULL = declared */
     /* The results: outputs not named here come as float32 on the host
      * (nresults = 0: every output so, the model's output order). */

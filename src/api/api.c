@@ -137,6 +137,10 @@ char *mt_model_describe_ex(mtmi_model *m, const mtmi_tensor *shapes, int nshapes
         sb_printf(&b, "output %-24s %-8s %s\n", v->name, mt_dtype_name(v->dtype), mt_shape_str(v->rank, v->dims, sh, sizeof sh));
     }
     sb_printf(&b, "parameters: %lld\n", (long long)m->params);
+    if (m->qdq) /* imported at load: the ops below are the float graph's */
+        sb_printf(&b, "Q/DQ model: %d quantized tensors (%d QuantizeLinear/DequantizeLinear pairs), %d quantized constants "
+                      "dequantized; int8 stages use these scales\n",
+                  m->qdq->scales.n, m->qdq->pairs, m->qdq->weights);
     op_histogram(&b, g, "ops as loaded");
     /* The model's own cost is counted on the folded graph before fusion:
      * some rewrites (e.g. moving a 1x1 conv ahead of an upsample) change
@@ -150,6 +154,7 @@ char *mt_model_describe_ex(mtmi_model *m, const mtmi_tensor *shapes, int nshapes
         return b.s;
     }
     op_histogram(&b, opt, "ops optimized");
+    if (m->qdq) sb_printf(&b, "int8 layers: %d (the Q/DQ model's convolutions and linear layers)\n", mt_quant_count(opt, &m->qdq->scales));
     for (int i = 0; i < opt->noutputs; i++) {
         const mt_value *v = &opt->values[opt->outputs[i]];
         sb_printf(&b, "output %-24s %s\n", v->name, mt_shape_str(v->rank, v->dims, sh, sizeof sh));
@@ -173,19 +178,22 @@ struct mtmi_plan {
 
 /* The device and precision: the precision in the device string
  * ("cuda:0/fp16") or in options.precision (they must agree), else fp32,
- * the API's default on every device. */
-static mtmi_status plan_device(const mtmi_plan_options *opt, mt_devspec *d) {
+ * the API's default on every device; int8 for a Q/DQ model, which states
+ * its own precision (quant.h, "Q/DQ import"; *implicit = 1 then). */
+static mtmi_status plan_device(const mtmi_model *m, const mtmi_plan_options *opt, mt_devspec *d, int *implicit) {
     const char *dev = opt && opt->device ? opt->device : "cpu";
     const char *prec = opt ? opt->precision : NULL;
     mtmi_status s = mt_devspec_parse(dev, d);
     if (s) return s;
-    mt_precision p = MT_PREC_FP32;
+    mt_precision p = m->qdq ? MT_PREC_INT8 : MT_PREC_FP32;
     if (prec && (s = mt_precision_parse(prec, &p))) return s;
     if (mt_devspec_has_precision(dev) && prec && p != d->prec)
         return mt_fail(MTMI_ERR_ARG, "device '%s' and precision '%s' disagree", dev, prec);
     if (!mt_devspec_has_precision(dev)) d->prec = p;
-    if (d->prec == MT_PREC_INT8 && !(opt && opt->calibration_cache))
-        return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache)");
+    *implicit = m->qdq && !prec && !mt_devspec_has_precision(dev);
+    if (d->prec == MT_PREC_INT8 && !(opt && opt->calibration_cache) && !m->qdq)
+        return mt_fail(MTMI_ERR_ARG, "precision int8 needs a calibration cache (mtmi_plan_options.calibration_cache) or a model "
+                                     "quantized with QuantizeLinear / DequantizeLinear nodes");
     return mt_device_supports(d, NULL);
 }
 
@@ -194,7 +202,8 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
     *out = NULL;
     mt_clear_error();
     mt_devspec d;
-    mtmi_status s = plan_device(opt, &d);
+    int implicit = 0;
+    mtmi_status s = plan_device(m, opt, &d, &implicit);
     if (s) return s;
     mtmi_plan *p = mt_alloc(sizeof *p);
     if (!p) return MTMI_ERR_NOMEM;
@@ -206,11 +215,27 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
      * specialize without the opt-in graph rewrite (core/tuning.h). */
     mt_tuning spec = p->tuning;
     if (d.prec == MT_PREC_INT8) spec.fuse_concat = 0;
-    s = mt_model_specialize_ex(m, opt ? opt->input_shapes : NULL, opt ? opt->num_input_shapes : 0, 1, &spec, &p->graph);
-    /* int8: the heads' convolutions in INT8 (the nodes not shared by
-     * several outputs), everything else in the device's float precision
-     * (fp32 on the CPU, fp16 on a GPU). */
-    if (!s && d.prec == MT_PREC_INT8) s = mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL);
+    const mtmi_tensor *shapes = opt ? opt->input_shapes : NULL;
+    const int nshapes = opt ? opt->num_input_shapes : 0;
+    s = mt_model_specialize_ex(m, shapes, nshapes, 1, &spec, &p->graph);
+    /* int8: with a calibration cache, the heads' convolutions in INT8 (the
+     * nodes not shared by several outputs); without, the layers a Q/DQ
+     * model quantized, wherever they are (the cache wins over the model's
+     * scales: it was asked for).  Everything else in the device's float
+     * precision (fp32 on the CPU, fp16 on a GPU). */
+    if (!s && d.prec == MT_PREC_INT8)
+        s = opt && opt->calibration_cache ? mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL)
+                                          : mt_quant_qdq_plan_graph(p->graph, &m->qdq->scales, NULL);
+    /* A Q/DQ model's own int8 on a GPU that cannot run its quantized
+     * layers (the CUDA backend has no grouped INT8 convolution yet): the
+     * GPU's FP16 instead of an error, as nobody asked for int8. */
+    if (!s && implicit && d.kind == MT_DEV_CUDA && mt_device_supports(&d, p->graph)) {
+        mt_clear_error();
+        mt_graph_free(p->graph);
+        p->graph = NULL;
+        d.prec = MT_PREC_FP16;
+        s = mt_model_specialize_ex(m, shapes, nshapes, 1, &spec, &p->graph);
+    }
     mt_stage_cfg cfg = {.threads = opt ? opt->threads : 0, .graph_quantized = 1, .tuning = &p->tuning};
     if (!s) s = mt_plan_create(NULL, &d, p->graph, &cfg, &p->plan);
     if (s) {

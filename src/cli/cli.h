@@ -173,8 +173,10 @@ enum {
     {CLI_A_PLACE, "place", 0, CLI_STR, "P", 0, 0,                                                                                     \
      "device and precision per stage, e.g. encoder=cpu/fp32,\ndepth=cpu:1/fp32,seg=cpu:2/fp32 or encoder=cuda:0/fp16,\n"            \
      "depth=cuda:0.sm16/int8,...; `auto` builds and times the\ncandidates and keeps the fastest; default: the GPU when\n"             \
-     "there is one, else the CPU split into a device per stage"}
-#define CLI_ROW_APP_CACHE {CLI_A_CACHE, "cache", 0, CLI_STR, "FILE", 0, 0, "calibration cache (mtmi calibrate) for int8 stages"}
+     "there is one, else the CPU split into a device per stage;\na Q/DQ model's quantized stages in int8"}
+#define CLI_ROW_APP_CACHE                                                                                                            \
+    {CLI_A_CACHE, "cache", 0, CLI_STR, "FILE", 0, 0,                                                                                  \
+     "calibration cache (mtmi calibrate) for int8 stages; a Q/DQ\nmodel uses its own scales without one (with one: the cache's)"}
 #define CLI_ROW_APP_SIZE {CLI_A_SIZE, "size", 0, CLI_STR, "HxW", 0, 0, "input size (multiples of 32); default: the model's"}
 #define CLI_ROW_APP_THREADS {CLI_A_THREADS, "threads", 0, CLI_INT, "N", 1, 1 << 30, "CPU threads, split among the CPU devices; default all"}
 #define CLI_ROWS_APP_FLIGHT                                                                                                          \

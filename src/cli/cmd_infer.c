@@ -26,7 +26,7 @@ static const cli_opt g_opts[] = {
     {O_OUTPUT, "output", 'o', CLI_STR, "DIR", 0, 0, "the folder of the outputs, DIR/<output name>.npy\n(default: the current folder)"},
     {O_OUTPUT, "output-dir", 0, CLI_STR, "DIR", 0, 0, "the same as --output (its older name)"},
     {O_DEVICE, "device", 0, CLI_STR, "DEV", 0, 0, "cpu (default), cpu:N, cuda:N or cuda:N.smK"},
-    {O_PRECISION, "precision", 0, CLI_CHOICE, "fp32|fp16|int8", 0, 0, "the plan's precision (default fp32)"},
+    {O_PRECISION, "precision", 0, CLI_CHOICE, "fp32|fp16|int8", 0, 0, "the plan's precision (default fp32; int8 for a Q/DQ\nmodel: the layers it quantized)"},
     {O_THREADS, "threads", 0, CLI_INT, "N", 0, 1 << 30, "CPU threads (default: all cores)"},
     {O_REPEAT, "repeat", 0, CLI_INT, "N", 1, 100000, "run N times, print the best and the median time"},
     {O_PROFILE, "profile", 0, CLI_FLAG, NULL, 0, 0, "print the ops and nodes that took the most time"},
@@ -35,9 +35,10 @@ static const cli_opt g_opts[] = {
 };
 const cli_command cli_cmd_infer = {
     "infer", "MODEL", 1, "run a model on .npy inputs, outputs as DIR/<name>.npy",
-    "Runs MODEL once (CPU FP32 by default) and writes each output as\n"
-    "DIR/<name>.npy.  Inputs are .npy files in the order of the model's inputs;\n"
-    "their shapes set the plan's shapes (any size the model allows).",
+    "Runs MODEL once (CPU FP32 by default; a Q/DQ model's quantized layers in\n"
+    "INT8) and writes each output as DIR/<name>.npy.  Inputs are .npy files in\n"
+    "the order of the model's inputs; their shapes set the plan's shapes (any\n"
+    "size the model allows).",
     g_opts, NULL};
 
 int mt_cmd_infer(int argc, char **argv) {

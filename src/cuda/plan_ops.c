@@ -35,6 +35,9 @@ static int is_onnx_domain(const mt_node *n) { return !n->domain || !n->domain[0]
 static plan_fn find_planner(const mt_graph *g, const mt_node *n, const char **why) {
     const int mtmi = n->domain && !strcmp(n->domain, "mtmi");
     if (!mtmi && !is_onnx_domain(n)) return *why = "operator domain", NULL;
+    /* mc_plan_qconv's limit, answered here too so that supports() can steer
+     * a Q/DQ model's automatic placement away from it */
+    if (mtmi && !strcmp(n->op, "QConv") && mt_attr_int(n, "group", 1) != 1) return *why = "grouped INT8 convolution", NULL;
     if (mc_ew_supported(g, n)) return mc_plan_ew;
     for (const op_entry *e = g_ops; e->op; e++)
         if (e->mtmi == mtmi && !strcmp(e->op, n->op)) return e->plan;

@@ -17,7 +17,8 @@
  *  Activation scale s_x of a tensor: from the calibration cache
  *      (symmetric, per tensor; s = amax / 127).
  *  Weight scale per output channel c:
- *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero)
+ *      s_w[c] = max_k |w[c,k]| / 127.0f (float32; 1.0f if all zero), or
+ *               a Q/DQ model's own weight scale (src/quant/quant.h)
  *      wq[c,k] = clamp(rne(w[c,k] / s_w[c]), -127, 127)  (int8)
  *  Bias:  bq[c] = clamp(rne((double)b[c] / ((double)s_x * (double)s_w[c])),
  *                       -L, L)  with L = 2^31 - 1 - K * 16256, K = weights
@@ -38,7 +39,8 @@
  *                        (libm-accurate, NOT bit-exact across libraries)
  *      if the output tensor has a scale s_y in the cache and does not
  *      reach a graph output through float ops only (attribute y_scale > 0;
- *      the logits and the depth map stay float as in TensorRT):
+ *      the logits and the depth map stay float as in TensorRT, unless the
+ *      scales are a Q/DQ model's that quantizes them):
  *          y = dequantize(quantize(y, s_y), s_y)
  *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
  *  so a GPU may store int8 q and s_y instead and is still bit-identical.

@@ -5,6 +5,7 @@
 
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
+#include "quant/quant.h"
 
 static int64_t float_params(const mt_graph *g) {
     int64_t n = 0;
@@ -23,7 +24,11 @@ mtmi_status mt_model_load(const char *path, const mtmi_load_options *opt, mtmi_m
     mt_onnx_load_opts lo = {.fill_missing_weights = m->opt.fill_missing_weights, .seed = m->opt.seed,
                             .max_random_bytes = m->opt.max_random_bytes};
     mtmi_status s = mt_onnx_load(path, &lo, &m->graph);
+    /* Before anything reads the graph: every command then sees the float
+     * graph, and INT8 stages find the model's scales in m->qdq. */
+    if (!s) s = mt_qdq_import(m->graph, &m->qdq);
     if (s) {
+        mt_graph_free(m->graph);
         free(m);
         return s;
     }
@@ -67,6 +72,7 @@ mtmi_status mt_model_from_graph(mt_graph *g, mtmi_model **out) {
 
 void mt_model_free(mtmi_model *m) {
     if (!m) return;
+    mt_qdq_free(m->qdq);
     mt_graph_free(m->graph);
     free(m);
 }

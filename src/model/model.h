@@ -16,9 +16,15 @@ struct mtmi_model {
     mt_graph *graph;      /* as loaded: Constant nodes folded into values only */
     mtmi_load_options opt;
     int64_t params;       /* float weight elements in the file */
+    /* A Q/DQ model (quant/quant.h, "Q/DQ import"): its Q/DQ nodes were
+     * imported at load, graph is the float graph and these are the
+     * activation scales its INT8 stages use when no calibration cache is
+     * given.  NULL for a float model. */
+    struct mt_qdq_info *qdq;
 };
 
-/* Loads an ONNX file (external data, the budgets and random fills of opt). */
+/* Loads an ONNX file (external data, the budgets and random fills of opt);
+ * imports its Q/DQ nodes, if any (mt_qdq_import). */
 mtmi_status mt_model_load(const char *path, const mtmi_load_options *opt, mtmi_model **out);
 /* The built-in MTMI network (graph/mtmi_net.h) as a model: the one place
  * that makes it (`mtmi run` without a model, make-model's API, tests). */

@@ -940,13 +940,36 @@ size_t mt_pipeline_memory(const mt_pipeline *p) {
 
 /* ------------------------------------------------------------ from model */
 /* Whether a stage may run INT8: a device of the placement says so, or
- * `auto` has a calibration cache to choose INT8 heads with. */
-static int may_run_int8(const mt_placement *pl, const mt_pipeline_opts *opt) {
-    const int calib = opt && (opt->calib || opt->calib_path);
+ * `auto` has a calibration cache (or a Q/DQ model's scales) to choose INT8
+ * stages with. */
+static int may_run_int8(const mt_placement *pl, const mt_pipeline_opts *opt, const mtmi_model *m) {
+    const int calib = (opt && (opt->calib || opt->calib_path)) || m->qdq;
     if (!pl || pl->is_auto) return calib;
     int any = pl->has_default && pl->def.prec == MT_PREC_INT8;
     for (int i = 0; i < pl->n; i++) any |= pl->dev[i].prec == MT_PREC_INT8;
     return any;
+}
+
+/* Whether d's backend runs the INT8 rewrite of stage (a question: the
+ * CUDA backend has no grouped INT8 convolution yet). */
+static int runs_int8(const mt_devspec *d, const mt_graph *stage, const mt_calib_cache *c) {
+    mt_graph *q = NULL;
+    int ok = !mt_quant_stage_graph(stage, c, "stage", &q) && !mt_device_supports(d, q);
+    mt_graph_free(q);
+    mt_clear_error();
+    return ok;
+}
+
+/* The device of a stage of a Q/DQ model under automatic placement: int8
+ * where the model quantized some of the stage's layers and the device
+ * runs them, else the device's float precision (fp16 on a GPU, fp32 on
+ * the CPU). */
+static mt_devspec qdq_auto_dev(mt_devspec d, const mt_graph *stage, const mt_calib_cache *c) {
+    mt_devspec d8 = d;
+    d8.prec = MT_PREC_INT8;
+    if (mt_quant_count(stage, c) > 0 && (d.kind == MT_DEV_CPU || runs_int8(&d8, stage, c))) return d8;
+    if (d.prec == MT_PREC_INT8) d.prec = d.kind == MT_DEV_CUDA ? MT_PREC_FP16 : MT_PREC_FP32;
+    return d;
 }
 
 mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
@@ -956,7 +979,7 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     /* A calibration cache names the standard graph's tensors: with INT8
      * stages, no opt-in graph rewrite (core/tuning.h). */
     mt_tuning tn = opt && opt->tuning ? *opt->tuning : *mt_tuning_default();
-    if (may_run_int8(place, opt)) tn.fuse_concat = 0;
+    if (may_run_int8(place, opt, m)) tn.fuse_concat = 0;
     mtmi_status s = mt_model_specialize_ex(m, shape, shape ? 1 : 0, 1, &tn, &g);
     if (s) return s;
     if (opt && opt->image_input && (s = mt_graph_image_input(g, 0, mt_image_mean, mt_image_std))) {
@@ -985,8 +1008,13 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
     for (int k = 0; k < sp.nheads; k++) names[k + 1] = g->values[g->outputs[k]].name;
     mt_placement auto_pl;
     const mt_placement *pl = place;
+    /* A Q/DQ model placed automatically without a calibration cache runs
+     * INT8 exactly where it holds quantized layers (qdq_auto_dev). */
+    const mt_calib_cache *qdq_auto = NULL;
     if (!pl || pl->is_auto) {
-        mt_placement_auto(names, nst, opt && (opt->calib || opt->calib_path), &auto_pl);
+        const int calib = opt && (opt->calib || opt->calib_path);
+        if (!calib && m->qdq) qdq_auto = &m->qdq->scales;
+        mt_placement_auto(names, nst, calib || m->qdq, &auto_pl);
         pl = &auto_pl;
     } else if ((s = mt_placement_check(pl, names, nst))) {
         mt_split_free(&sp);
@@ -1024,6 +1052,7 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
         d[ndesc].name = names[i];
         d[ndesc].graph = i ? sp.heads[i - 1] : sp.encoder;
         d[ndesc].dev = mt_placement_lookup(pl, names[i]);
+        if (qdq_auto) d[ndesc].dev = qdq_auto_dev(d[ndesc].dev, d[ndesc].graph, qdq_auto);
         any_int8 |= d[ndesc].dev.prec == MT_PREC_INT8;
         ndesc++;
     }
@@ -1050,7 +1079,8 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
         }
         own_cache = 1;
         o2.calib = &cache;
-    }
+    } else if (any_int8 && !o2.calib && m->qdq)
+        o2.calib = &m->qdq->scales; /* a calibration cache, when given, wins */
     mt_pipeline *p = NULL;
     s = mt_pipeline_create(d, ndesc, &o2, &p);
     /* Plans hold their rewritten graphs; the cache is not needed after. */

@@ -72,6 +72,11 @@ typedef struct mt_calib_cache {
     int n, cap;
     char *path;      /* where it was read from, for messages */
     mt_strset index; /* name -> entry: linear-time parsing of big caches */
+    /* The scales of a Q/DQ model (mt_qdq_import; NULL for caches read from
+     * files), which the rewrite follows where they say more than a cache:
+     * its own weight scales, its float layers, its quantized outputs (see
+     * "Q/DQ import" below).  Not owned. */
+    const struct mt_qdq_info *qdq;
 } mt_calib_cache;
 
 void mt_calib_cache_free(mt_calib_cache *c);
@@ -179,6 +184,65 @@ mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char 
  * in errors ("device 'cuda:0/int8'"); fails if c is NULL or nothing could
  * be quantized. */
 mtmi_status mt_quant_stage_graph(const mt_graph *g, const mt_calib_cache *c, const char *what, mt_graph **out);
+
+/* ------------------------------------------------------------ Q/DQ import
+ * A model quantized elsewhere (explicit QuantizeLinear / DequantizeLinear,
+ * e.g. ONNX Runtime's quantize_static in QDQ format) becomes, at load, a
+ * plain float graph plus the per-tensor activation scales that the INT8
+ * rewrite above reads, exactly as if they came from a calibration cache
+ * (qdq_import.c):
+ *  - DequantizeLinear of a constant (int8 weights, int32 biases; per tensor
+ *    or per output channel) folds into the float constant q * s, and the
+ *    weights' scales are kept for the rewrite (mt_qdq_weight);
+ *  - QuantizeLinear(x, s) -> DequantizeLinear(s) pairs go away: their
+ *    readers read x, and x gets the scale s.  A Relu of a scaled tensor
+ *    gets its input's scale when it has none of its own (symmetric
+ *    quantization commutes with Relu), so that a fused Conv+Relu is
+ *    requantized where the model quantized the convolution's output; other
+ *    readers of a layer's rounded output read it through an Identity, so
+ *    that mtmi does not fuse them into the layer past the rounding.
+ * Only symmetric int8 is taken (int8 data, zero point 0, positive finite
+ * scales, one scale per activation, weights per tensor or along the output
+ * channels); anything else is a one-line error naming the node. */
+
+/* A weight of a Q/DQ model, by the name of its float tensor after the
+ * import.  The rewrite takes the model's scales (one, or one per output
+ * channel) instead of deriving max |w| / 127, so its int8 values are the
+ * model's whatever its weight scales were; a weight the model left in
+ * float (scale NULL) keeps the layer that reads it float, as the model
+ * says, even when the layer's input has a scale. */
+typedef struct mt_qdq_weight {
+    char *name;
+    float *scale;     /* NULL: not quantized by the model */
+    int64_t count;    /* 1 (per tensor) or one per output channel */
+} mt_qdq_weight;
+
+typedef struct mt_qdq_info {
+    mt_calib_cache scales;  /* header "QDQ-model": one entry per quantized tensor;
+                             * scales.qdq points back here */
+    int pairs;              /* QuantizeLinear -> DequantizeLinear pairs removed */
+    int weights;            /* DequantizeLinear of constants folded to float */
+    mt_qdq_weight *w;       /* the weights of convolutions and matrix products */
+    int nw, capw;
+    mt_strset windex;       /* name -> index in w */
+} mt_qdq_info;
+
+/* The model's record of weight `name`, or NULL. */
+const mt_qdq_weight *mt_qdq_weight_find(const mt_qdq_info *q, const char *name);
+
+/* Imports the Q/DQ nodes of a graph as loaded (topologically sorted), in
+ * place.  *out = NULL when g has none (g untouched); else the scales, for
+ * mt_qdq_free. */
+mtmi_status mt_qdq_import(mt_graph *g, mt_qdq_info **out);
+void mt_qdq_free(mt_qdq_info *q);
+/* What mtmi_plan_create does for precision "int8" on a Q/DQ model without
+ * a calibration cache: every convolution / linear layer of the optimized
+ * graph g that the model quantized (its input has a scale in c) is
+ * rewritten, encoder included; fails if there is none. */
+mtmi_status mt_quant_qdq_plan_graph(mt_graph *g, const mt_calib_cache *c, mt_quant_report *rep);
+/* How many nodes of g mt_quant_rewrite(g, c, NULL) would quantize: a
+ * pipeline stage of a Q/DQ model holds a quantized region when > 0. */
+int mt_quant_count(const mt_graph *g, const mt_calib_cache *c);
 
 /* ------------------------------------------------------------ runner
  * The model cut at its shared features into an encoder and the heads, each

@@ -207,7 +207,18 @@ static int set_op(mt_node *n, const char *op) {
  * channels, K = weights per output channel; wrow(c, k) gives w[c][k] in the
  * layout the kernel wants ([M][C/g*kh*kw] for conv, [N][K] from Linear's
  * [K][N]). */
-static mtmi_status quantize_node(mt_graph *g, int ni, float sx, float sy, mt_quant_report *rep) {
+/* A Q/DQ model's own scales of weight w with M output channels (quant.h,
+ * mt_qdq_weight): *step = 0 for one scale, 1 for one per channel; NULL
+ * when it has none that fits (a cache's model, or a weight that fusion
+ * made anew), and then the rewrite derives them. */
+static const float *model_weight_scales(const mt_calib_cache *c, const mt_value *w, int64_t M, int *step) {
+    const mt_qdq_weight *r = c ? mt_qdq_weight_find(c->qdq, w->name) : NULL;
+    if (!r || !r->scale || (r->count != 1 && r->count != M)) return NULL;
+    *step = r->count != 1;
+    return r->scale;
+}
+
+static mtmi_status quantize_node(mt_graph *g, int ni, const mt_calib_cache *cache, float sx, float sy, mt_quant_report *rep) {
     mt_node *n = &g->nodes[ni];
     int linear = !strcmp(n->op, "Linear");
     const mt_value *w = &g->values[n->in[1]];
@@ -221,6 +232,8 @@ static mtmi_status quantize_node(mt_graph *g, int ni, float sx, float sy, mt_qua
         K = mt_value_numel(w) / (M ? M : 1);
     }
     const float *wf = w->data;
+    int step = 0;
+    const float *ms = model_weight_scales(cache, w, M, &step);
     int8_t *wq = malloc((size_t)(M * K) + 1);
     int32_t *bq = malloc(sizeof(int32_t) * (size_t)M + 1);
     float *mult = malloc(sizeof(float) * (size_t)M + 1);
@@ -234,7 +247,7 @@ static mtmi_status quantize_node(mt_graph *g, int ni, float sx, float sy, mt_qua
             float a = fabsf(linear ? wf[k * M + c] : wf[c * K + k]);
             if (a > mx) mx = a;
         }
-        float sw = mx > 0 ? mx / 127.0f : 1.0f;
+        float sw = ms ? ms[c * step] : mx > 0 ? mx / 127.0f : 1.0f;
         for (int64_t k = 0; k < K; k++) {
             int8_t q = mt_quantize(linear ? wf[k * M + c] : wf[c * K + k], sw);
             wq[c * K + k] = q < -127 ? -127 : q;
@@ -312,6 +325,23 @@ static const char *candidate(const mt_graph *g, const mt_node *n) {
     return NULL;
 }
 
+/* A layer whose weights a Q/DQ model left in float stays float (quant.h). */
+static int keeps_float(const mt_graph *g, const mt_node *n, const mt_calib_cache *c) {
+    const mt_qdq_weight *w = c ? mt_qdq_weight_find(c->qdq, g->values[n->in[1]].name) : NULL;
+    return w && !w->scale;
+}
+
+/* Would the rewrite quantize node n with c? */
+static int quantizable(const mt_graph *g, const mt_node *n, const mt_calib_cache *c) {
+    return !n->dead && candidate(g, n) && !keeps_float(g, n, c) && mt_calib_cache_get(c, g->values[n->in[0]].name) > 0;
+}
+
+int mt_quant_count(const mt_graph *g, const mt_calib_cache *c) {
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++) k += quantizable(g, &g->nodes[i], c);
+    return k;
+}
+
 mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigned char *sel, mt_quant_report *rep) {
     memset(rep, 0, sizeof *rep);
     int nn = g->nnodes;
@@ -327,7 +357,7 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
     }
     for (int i = 0; i < nn; i++) {
         const mt_node *n = &g->nodes[i];
-        will[i] = !n->dead && (!sel || sel[i]) && candidate(g, n) && mt_calib_cache_get(c, g->values[n->in[0]].name) > 0;
+        will[i] = (!sel || sel[i]) && quantizable(g, n, c);
     }
     for (int i = 0; i < g->noutputs; i++) tail[g->outputs[i]] = 1;
     for (int i = nn - 1; i >= 0; i--) {
@@ -340,7 +370,7 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
             if (n->in[k] >= 0) tail[n->in[k]] = 1;
     }
     for (int i = 0; i < nn; i++) {
-        if (g->nodes[i].dead || (sel && !sel[i]) || !candidate(g, &g->nodes[i])) continue;
+        if (g->nodes[i].dead || (sel && !sel[i]) || !candidate(g, &g->nodes[i]) || keeps_float(g, &g->nodes[i], c)) continue;
         const mt_node *n = &g->nodes[i];
         float sx = mt_calib_cache_get(c, g->values[n->in[0]].name);
         if (!(sx > 0)) {
@@ -349,8 +379,9 @@ mtmi_status mt_quant_rewrite(mt_graph *g, const mt_calib_cache *c, const unsigne
             if (!rep->skipped++) snprintf(rep->first_skipped, sizeof rep->first_skipped, "%s", g->values[n->in[0]].name);
             continue;
         }
-        float sy = tail[n->out[0]] ? 0.0f : mt_calib_cache_get(c, g->values[n->out[0]].name);
-        mtmi_status s = quantize_node(g, i, sx, sy, rep);
+        /* A Q/DQ model's scales say which outputs it quantized, tail or not. */
+        float sy = tail[n->out[0]] && !c->qdq ? 0.0f : mt_calib_cache_get(c, g->values[n->out[0]].name);
+        mtmi_status s = quantize_node(g, i, c, sx, sy, rep);
         if (s) {
             free(tail);
             free(will);

@@ -9,3 +9,8 @@ mtmi_py_test(quant_int8_conv tests/quant/test_int8_conv.py)
 mtmi_py_test(quant_accuracy tests/quant/test_accuracy.py)
 mtmi_py_test(quant_cli tests/quant/test_quant_cli.py)
 mtmi_py_test(quant_qdq_export tests/quant/test_qdq_export.py)
+# Q/DQ models made by ONNX Runtime's quantize_static, run without a cache.
+add_executable(qdq_weights_tool ${CMAKE_SOURCE_DIR}/tests/quant/qdq_weights_tool.c)
+target_include_directories(qdq_weights_tool PRIVATE ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(qdq_weights_tool PRIVATE mtmi)
+mtmi_py_test(quant_qdq_import tests/quant/test_qdq_import.py $<TARGET_FILE:qdq_weights_tool>)
