@@ -215,7 +215,7 @@ typedef struct cli_quant_opts {
         {CLI_Q_OVERRIDE, "override", 0, CLI_STR, "NAME=SCALE", 0, 0, "set one tensor's scale; repeatable"},                         \
         {CLI_Q_SIZE, "size", 0, CLI_STR, "HxW", 0, 0, "input size; default: the model's"},                                          \
         {CLI_Q_THREADS, "threads", 0, CLI_INT, "N", 0, 1 << 30, "CPU threads (default: all cores)"},                                 \
-        {CLI_Q_FEATURES, "features", 0, CLI_STR, "DIR", 0, 0, "where each image's shared features are kept\n(default: CACHE.features)"}, \
+        {CLI_Q_FEATURES, "features", 0, CLI_STR, "DIR", 0, 0, "where each image's shared features are kept\n(default: CACHE.features, or MODEL.features\nfor a Q/DQ model without a cache)"}, \
         {CLI_Q_NO_FEAT, "no-feature-cache", 0, CLI_FLAG, NULL, 0, 0, "neither read nor keep shared features"},                      \
         CLI_ROW_RANDOM_WEIGHTS(CLI_Q_RANDOM)
 int cli_quant_take(cli_parser *p, int id, cli_quant_opts *o);

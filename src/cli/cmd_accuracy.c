@@ -41,7 +41,7 @@ static int dump_paths(const char *dir, const mtmi_model *m, const mt_graph *g, c
     if (ins && (!names || !d->fp32 || !d->int8)) cli_error("out of memory");
     else if (ins) {
         for (int i = 0; i < n; i++) names[i] = g->values[g->outputs[i]].name;
-        ins[nin++] = cache; /* room: cli_inputs_list leaves one spare */
+        if (cache) ins[nin++] = cache; /* room: cli_inputs_list leaves one spare */
         rc = cli_output_files(dir, names, n, "_fp32.npy", ins, nin, d->fp32) ||
              cli_output_files(dir, names, n, "_int8.npy", ins, nin, d->int8);
     }
@@ -88,7 +88,7 @@ static int api_check(mtmi_model *m, const mtmi_tensor *shape, int threads, const
 
 enum { O_CACHE = 1, O_DUMP, O_JSON, O_CHECK_API };
 static const cli_opt g_opts[] = {
-    {O_CACHE, "cache", 0, CLI_STR, "CACHE", 0, 0, "the calibration cache of the INT8 heads (required)"},
+    {O_CACHE, "cache", 0, CLI_STR, "CACHE", 0, 0, "the calibration cache of the INT8 heads (required\nunless the model is a Q/DQ model: its own scales)"},
     CLI_ROW_JSON(O_JSON, "the report"),
     {O_DUMP, "dump", 0, CLI_STR, "DIR", 0, 0, "write the first image's outputs as\nDIR/<output>_{fp32,int8}.npy"},
     {O_CHECK_API, "check-api", 0, CLI_FLAG, NULL, 0, 0,
@@ -155,6 +155,28 @@ static int write_json(const char *path, const acc_report *r) {
     return cli_json_close(&j, path, 1);
 }
 
+/* The INT8 scales: the cache file (--cache), or, for a Q/DQ model given
+ * without one, the model's own (mt_qdq_import; copied, so that --override
+ * can change them), which keep the model's weight scales through
+ * cache->qdq.  Then the overrides.  Returns 0, or 1 after printing the
+ * error (2 = usage). */
+static int load_scales(const cli_parser *p, const mtmi_model *m, const char *cache_path, const cli_quant_opts *o,
+                       mt_calib_cache *cache) {
+    if (cache_path) {
+        if (mt_calib_cache_read(cache_path, cache)) return cli_lib_error();
+    } else if (m->qdq) {
+        const mt_calib_cache *own = &m->qdq->scales;
+        for (int i = 0; i < own->n; i++)
+            if (mt_calib_cache_set(cache, own->e[i].name, own->e[i].scale)) return cli_lib_error();
+        cache->qdq = own->qdq;
+    } else {
+        return cli_usage(p, "no calibration cache given (--cache CACHE), and the model has no Q/DQ scales");
+    }
+    for (int i = 0; i < o->noverrides; i++)
+        if (mt_calib_cache_override(cache, o->overrides[i])) return cli_lib_error();
+    return 0;
+}
+
 int mt_cmd_accuracy(int argc, char **argv) {
     const char *path = NULL, *cache_path = NULL, *dumpdir = NULL, *json = NULL;
     cli_quant_opts o = {0};
@@ -175,7 +197,8 @@ int mt_cmd_accuracy(int argc, char **argv) {
     if (id == CLI_HELP) return 0;
     if (id == CLI_ERROR) return CLI_USAGE;
     if (p.nargs) path = p.args[0];
-    if (!cache_path) return cli_usage(&p, "no calibration cache given (--cache CACHE)");
+    if (!cache_path && (!path || o.random)) /* the built-in and random networks carry no Q/DQ scales */
+        return cli_usage(&p, "no calibration cache given (--cache CACHE)");
     if (!o.ninputs) return cli_usage(&p, "no inputs given (--images DIR)");
     cli_json_stdout(json);
 
@@ -194,17 +217,17 @@ int mt_cmd_accuracy(int argc, char **argv) {
     /* Accumulated over all images. */
     double ms_fp32 = 0, ms_int8 = 0;
     double inter[MAXC] = {0}, uni[MAXC] = {0}, n32[MAXC] = {0}, agree = 0, pixels = 0, dsum = 0, dmax = 0, dcount = 0, lmax = 0;
-    if (mt_calib_cache_read(cache_path, &cache)) {
-        cli_lib_error();
-        goto done;
-    }
-    for (int i = 0; i < o.noverrides; i++)
-        if (mt_calib_cache_override(&cache, o.overrides[i])) {
-            cli_lib_error();
-            goto done;
-        }
     if (cli_list_inputs(o.inputs, o.ninputs, &files, &nfiles)) goto done;
     if (cli_load_model_sized(path, o.random, (uint64_t)o.seed, o.size, &m)) goto done;
+    if ((rc = load_scales(&p, m, cache_path, &o, &cache)) != 0) goto done; /* 1, or 2 for a usage error */
+    if (check_api && !cache_path) {
+        /* The API's int8 plan of a Q/DQ model quantizes every layer the
+         * model quantized, the encoder's too: not comparable with heads
+         * over an FP32 encoder. */
+        rc = cli_usage(&p, "--check-api needs --cache (the API runs a Q/DQ model's encoder in INT8 too)");
+        goto done;
+    }
+    rc = 1;
     uint64_t model_key = 0;
     if (!o.nofeat && cli_model_key(m, o.random, o.seed, &model_key)) goto done;
     if (cli_input_shape(m, o.size, &shape)) goto done;
@@ -224,7 +247,7 @@ int mt_cmd_accuracy(int argc, char **argv) {
         int nin;
         const char **ins = cli_inputs_list(m, (const char *const *)files, nfiles, &nin);
         if (!ins) goto done;
-        ins[nin++] = cache_path;
+        if (cache_path) ins[nin++] = cache_path;
         const int bad = cli_check_report_paths("accuracy", &json, 1, ins, nin);
         free(ins);
         if (bad) goto done;
@@ -238,8 +261,8 @@ int mt_cmd_accuracy(int argc, char **argv) {
         cli_error("out of memory");
         goto done;
     }
-    if (!o.featdir) {
-        snprintf(featbuf, sizeof featbuf, "%s.features", cache_path);
+    if (!o.featdir) { /* beside the cache, or the Q/DQ model that holds the scales */
+        snprintf(featbuf, sizeof featbuf, "%s.features", cache_path ? cache_path : path);
         o.featdir = featbuf;
     }
     int batch = (int)shape.dims[0], frames = (nfiles + batch - 1) / batch;

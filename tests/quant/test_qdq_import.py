@@ -30,6 +30,7 @@ tensor with two scales, DQ of a computed tensor) fails with one error line
 naming the node."""
 import glob
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -335,6 +336,33 @@ def check_run_and_cache(d, qdq, images):
     print(f"  a cache given with the Q/DQ model: {'same as' if same else 'NOT the same as'} the dequantized model with it, "
           f"{'different from' if differs else 'SAME as'} the model's own scales")
     check(same and differs, "a calibration cache given with a Q/DQ model does not win over the model's scales")
+
+    # `mtmi accuracy` without --cache: the model's own scales for the INT8
+    # heads (the encoder in FP32), which must be what `run` gives with the
+    # same placement, bit for bit.
+    acc_dir = os.path.join(d, "acc_dump")
+    rc, so, err = mtmi("accuracy", qdq, "--images", images[-1], "--threads", 2, "--dump", acc_dir,
+                       "--features", os.path.join(d, "acc_feat"))
+    check(rc == 0, f"accuracy on a Q/DQ model without --cache: {err}")
+    nq = re.search(r"\((\d+) convolutions in INT8", so)
+    check(nq is not None and int(nq.group(1)) > 0, f"accuracy quantized nothing: {so[:200]}")
+    one = os.path.join(d, "one_image")
+    os.makedirs(one)
+    os.symlink(images[-1], os.path.join(one, os.path.basename(images[-1])))
+    out = os.path.join(d, "run_heads_int8")
+    rc, _, err = mtmi("run", "--model", qdq, "--images", one, "--threads", 2, "--sync", "--save", "classes,depth", "-o", out,
+                      "--place", "encoder=cpu,seg=cpu/int8,depth=cpu/int8")
+    check(rc == 0, f"run with int8 heads: {err}")
+    got = sorted(glob.glob(os.path.join(acc_dir, "*depth*_int8.npy")))
+    ref = sorted(glob.glob(os.path.join(out, "*_depth.npy")))
+    same = len(got) == 1 and len(ref) == 1 and np.array_equal(np.load(got[0]).reshape(-1), np.load(ref[0]).reshape(-1))
+    print(f"  accuracy without --cache ({nq.group(1) if nq else '?'} convolutions in INT8): depth "
+          f"{'bit-identical to' if same else 'DIFFERENT from'} run with int8 heads")
+    check(same, f"accuracy's INT8 depth of a Q/DQ model != run's with int8 heads ({got}, {ref})")
+    rc, _, err = mtmi("accuracy", qdq, "--images", images[-1], "--check-api")
+    check(rc == 2 and "--cache" in err and len(err.strip().splitlines()) == 1, f"accuracy --check-api without --cache: rc {rc}, {err}")
+    rc, _, err = mtmi("accuracy", os.path.join(d, "small_dequantized.onnx"), "--images", images[-1])
+    check(rc == 2 and "Q/DQ" in err and len(err.strip().splitlines()) == 1, f"accuracy of a float model without --cache: rc {rc}, {err}")
 
 
 # ------------------------------------------------------------ malformed
