@@ -50,7 +50,10 @@ mtmi_status mt_fail_context(mtmi_status s, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_err, sizeof old);
-    snprintf(g_err, sizeof g_err, "%s: %s", prefix, old);
+    /* A context and message longer than the buffer are cut: the error
+     * stays one line, its end lost (the return value is looked at so that
+     * the compiler knows the cut is meant). */
+    if (snprintf(g_err, sizeof g_err, "%s: %s", prefix, old) >= (int)sizeof g_err) g_err[sizeof g_err - 1] = '\0';
     strip_newlines(g_err);
     return s;
 }
