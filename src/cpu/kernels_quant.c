@@ -9,13 +9,21 @@
  *       a[2p]*b[2p] + a[2p+1]*b[2p+1] in int32 for 8 columns at once.
  * int8 products fit int16 and the int32 sums cannot overflow (|sum| <=
  * K * 16256 for K < 2^17), so the result is exact whatever the order:
- * any GPU kernel summing the same products gets the same acc. */
+ * any GPU kernel summing the same products gets the same acc.
+ *
+ * Where the CPU has AVX-512 VNNI the GEMM runs on vpdpbusd instead
+ * (kernels_quant_vnni.c: 4 int8 products a lane per instruction, the
+ * activations offset to unsigned and the offset taken back out exactly),
+ * with A packed as 4 weights an int32 and B as 4 offset activations a
+ * column; the same integer sums, so the same bits.  tuning.no_avx512
+ * (MTMI_NO_AVX512=1) keeps the AVX2 path, to test and time it. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "cpu/kernels_quant.h"
 #include "graph/qops.h"
 
 #ifdef __AVX2__
@@ -40,6 +48,12 @@ typedef struct qstate {
     int conv;
     int64_t groups, Mg, K, P; /* output channels per group, K per row, K pairs */
     int32_t *a;               /* [groups][Mg][P] packed pairs */
+    /* The VNNI path (vnni = 1): A as [groups][Mpad][Q] int32 of 4 weights
+     * (rows padded to a multiple of 8 with zeros), and per output channel
+     * the offset to take out, 128 * sum of its weights. */
+    int vnni;
+    int64_t Q, Mpad;
+    int32_t *a4, *corr;
     int act;
     float ys;
 } qstate;
@@ -48,6 +62,8 @@ static void qrelease(void *p) {
     qstate *s = p;
     if (!s) return;
     free(s->a);
+    free(s->a4);
+    free(s->corr);
     free(s);
 }
 
@@ -57,6 +73,28 @@ static int act_code(const mt_node *n) {
     if (!strcmp(a, "Sigmoid")) return ACT_SIGMOID;
     if (!strcmp(a, "Gelu")) return ACT_GELU;
     return ACT_NONE;
+}
+
+/* The VNNI layouts of the weights (see qstate) and the offsets. */
+static mtmi_status pack_vnni(qstate *s, const int8_t *wq) {
+    s->Q = (s->K + 3) / 4;
+    s->Mpad = (s->Mg + 7) / 8 * 8;
+    const int64_t M = s->groups * s->Mg;
+    s->a4 = calloc((size_t)(s->groups * s->Mpad * s->Q), sizeof(int32_t));
+    s->corr = malloc(sizeof(int32_t) * (size_t)(M ? M : 1));
+    if (!s->a4 || !s->corr) return MTMI_ERR_NOMEM;
+    for (int64_t m = 0; m < M; m++) {
+        const int8_t *w = wq + m * s->K;
+        uint8_t *dst = (uint8_t *)(s->a4 + ((m / s->Mg) * s->Mpad + m % s->Mg) * s->Q);
+        int32_t sum = 0;
+        for (int64_t k = 0; k < s->K; k++) {
+            dst[k] = (uint8_t)w[k]; /* byte k of the row: int32 q holds k = 4q .. 4q+3, little-endian */
+            sum += w[k];
+        }
+        s->corr[m] = 128 * sum;
+    }
+    s->vnni = 1;
+    return MTMI_OK;
 }
 
 static mtmi_status qprepare(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ctx, void **state) {
@@ -85,6 +123,10 @@ static mtmi_status qprepare(const mt_graph *g, const mt_node *n, const mt_cpu_ct
             int16_t hi = 2 * p + 1 < s->K ? wq[m * s->K + 2 * p + 1] : 0;
             s->a[m * s->P + p] = (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo);
         }
+    if (!ctx->tuning->no_avx512 && s->K <= MT_QVNNI_MAX_K && mt_qvnni_available() && pack_vnni(s, wq) != MTMI_OK) {
+        qrelease(s);
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory packing int8 weights");
+    }
     *state = s;
     return MTMI_OK;
 }
@@ -165,6 +207,88 @@ static void quantize_all(const float *x, int8_t *q, int64_t n, float s, int nthr
     }
 }
 
+/* One row of im2col for the VNNI layout: the activations + 128 of input
+ * channel plane xc at kernel offset (ky, kx), for the tile's output pixels
+ * c0 .. c0+nc, into dst with a stride of 4 bytes; padding reads x = 0
+ * (128), columns past nc too. */
+static void im2col_u8_row(const int8_t *xc, const mt_conv_geom *cg, int64_t ky, int64_t kx, int64_t c0, int nc, uint8_t *dst) {
+    int64_t oy = c0 / cg->OW, ox = c0 % cg->OW;
+    int t = 0;
+    while (t < nc) {
+        int run = (int)MT_MIN((int64_t)(nc - t), cg->OW - ox);
+        int64_t iy = oy * cg->sh - cg->pt + ky * cg->dh;
+        int64_t ix0 = ox * cg->sw - cg->pl + kx * cg->dw;
+        if (iy < 0 || iy >= cg->H) {
+            for (int u = 0; u < run; u++) dst[4 * (t + u)] = 128;
+        } else {
+            const int8_t *row = xc + iy * cg->W;
+            for (int u = 0; u < run; u++) {
+                int64_t ix = ix0 + u * cg->sw;
+                dst[4 * (t + u)] = (ix >= 0 && ix < cg->W) ? (uint8_t)(row[ix] ^ 0x80) : 128; /* x + 128 */
+            }
+        }
+        t += run;
+        ox = 0;
+        oy++;
+    }
+    for (; t < TILE; t++) dst[4 * t] = 128;
+}
+
+/* The GEMM of one tile on VNNI, 8 output channels by 32 columns at a time,
+ * and the epilogue: out(m, col) = epilogue(acc + bq[m] - corr[m]) at
+ * y[m * ystride_m + col * ystride_c] for the channels m of group grp. */
+static void gemm_tile_vnni(const qstate *s, int64_t grp, const uint8_t *b, int nc, const int32_t *bq, const float *mult,
+                           float *y, int64_t ystride_m, int64_t ystride_c) {
+    int32_t acc[8][32];
+    float v[32];
+    for (int64_t m0 = 0; m0 < s->Mg; m0 += 8) {
+        const int nr = (int)MT_MIN((int64_t)8, s->Mg - m0);
+        const int32_t *a = s->a4 + (grp * s->Mpad + m0) * s->Q;
+        for (int t0 = 0; t0 < nc; t0 += 32) {
+            mt_qvnni_micro(a, s->Q, b, TILE, t0, acc);
+            const int tn = (int)MT_MIN((int64_t)32, nc - t0);
+            for (int r = 0; r < nr; r++) {
+                const int64_t m = grp * s->Mg + m0 + r;
+                const int32_t off = bq[m] - s->corr[m];
+                for (int t = 0; t < 32; t++) acc[r][t] += off;
+                if (ystride_c == 1) {
+                    epilogue(acc[r], tn, mult[m], s->act, s->ys, y + m * ystride_m + t0);
+                } else {
+                    epilogue(acc[r], tn, mult[m], s->act, s->ys, v);
+                    for (int t = 0; t < tn; t++) y[m * ystride_m + (t0 + t) * ystride_c] = v[t];
+                }
+            }
+        }
+    }
+}
+
+/* QConv on VNNI: per (image, group, tile of output pixels), im2col into
+ * the [q][column][4] layout, then gemm_tile_vnni. */
+static void run_qconv_vnni(const qstate *s, const mt_conv_geom *cg, const int8_t *xq, const int32_t *bq, const float *mult,
+                           float *y, mt_cpu_ctx *ctx, size_t xqb, size_t tileb) {
+    const int64_t cols = cg->OH * cg->OW, ntiles = (cols + TILE - 1) / TILE;
+    const int64_t Cg = cg->C / cg->group, khw = cg->kh * cg->kw;
+    const int64_t jobs = cg->N * cg->group * ntiles;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(dynamic)
+    for (int64_t job = 0; job < jobs; job++) {
+        uint8_t *b = (uint8_t *)ctx->scratch + xqb + tileb * (size_t)omp_get_thread_num();
+        const int64_t tile = job % ntiles, grp = (job / ntiles) % cg->group, img = job / ntiles / cg->group;
+        const int64_t c0 = tile * TILE;
+        const int nc = (int)MT_MIN((int64_t)TILE, cols - c0);
+        const int8_t *xg = xq + (img * cg->C + grp * Cg) * cg->H * cg->W;
+        for (int64_t k = 0; k < 4 * s->Q; k++) {
+            uint8_t *dst = b + (size_t)(k / 4) * TILE * 4 + k % 4;
+            if (k >= s->K) { /* its weight is 0: any value; 128 keeps the bytes defined */
+                for (int t = 0; t < TILE; t++) dst[4 * t] = 128;
+                continue;
+            }
+            const int64_t c = k / khw, ky = (k / cg->kw) % cg->kh, kx = k % cg->kw;
+            im2col_u8_row(xg + c * cg->H * cg->W, cg, ky, kx, c0, nc, dst);
+        }
+        gemm_tile_vnni(s, grp, b, nc, bq, mult, y + img * cg->M * cols + c0, cols, 1);
+    }
+}
+
 /* QConv: per (image, group, tile of output pixels): im2col the tile into
  * B, then GEMM + epilogue straight into the output. */
 static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
@@ -184,6 +308,10 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
     size_t xqb = ((size_t)xn + 63) & ~(size_t)63;
     size_t tileb = (((size_t)s->P * TILE * 2 * sizeof(int16_t)) + 63) & ~(size_t)63;
     quantize_all(x, xq, xn, xs, ctx->nthreads);
+    if (s->vnni) {
+        run_qconv_vnni(s, &cg, xq, bq, mult, y, ctx, xqb, tileb);
+        return MTMI_OK;
+    }
     int64_t cols = cg.OH * cg.OW, ntiles = (cols + TILE - 1) / TILE;
     int64_t Cg = cg.C / cg.group, khw = cg.kh * cg.kw;
     int64_t jobs = cg.N * cg.group * ntiles;
@@ -262,6 +390,26 @@ static mtmi_status run_qlinear(const mt_graph *g, const mt_node *n, void *state,
     size_t tileb = (((size_t)s->P * TILE * 2 * sizeof(int16_t)) + 63) & ~(size_t)63;
     quantize_all(x, xq, xn, xs, ctx->nthreads);
     int64_t ntiles = (R + TILE - 1) / TILE;
+    if (s->vnni) {
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(dynamic)
+        for (int64_t tile = 0; tile < ntiles; tile++) {
+            uint8_t *b = (uint8_t *)ctx->scratch + xqb + tileb * (size_t)omp_get_thread_num();
+            const int64_t r0 = tile * TILE;
+            const int nc = (int)MT_MIN((int64_t)TILE, R - r0);
+            /* Column t is row r0 + t of X: its 4 activations of k = 4q ..
+             * 4q+3 are consecutive there. */
+            for (int64_t q = 0; q < s->Q; q++) {
+                uint8_t *dst = b + (size_t)q * TILE * 4;
+                for (int t = 0; t < TILE; t++)
+                    for (int j = 0; j < 4; j++) {
+                        const int64_t k = 4 * q + j;
+                        dst[4 * t + j] = t < nc && k < K ? (uint8_t)(xq[(r0 + t) * K + k] ^ 0x80) : 128;
+                    }
+            }
+            gemm_tile_vnni(s, 0, b, nc, bq, mult, y + r0 * N, 1, N);
+        }
+        return MTMI_OK;
+    }
 #pragma omp parallel for num_threads(ctx->nthreads) schedule(dynamic)
     for (int64_t tile = 0; tile < ntiles; tile++) {
         int16_t *b = (int16_t *)((uint8_t *)ctx->scratch + xqb + tileb * (size_t)omp_get_thread_num());
