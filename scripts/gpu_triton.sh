@@ -19,6 +19,11 @@
 #       script before a GPU call; .deps-triton is used when it is there (with
 #       .venv-triton's python), else .venv-triton's server and client
 #
+# If the tree, .deps/debs and .deps-triton ever exceed one call's 64 MiB:
+# call 1 carries .deps and runs --build-only, call 2 (back to back, on the
+# still-warm machine, where build-gpu/ and .deps/root/ stay) carries
+# .deps-triton and runs --no-build.
+#
 # --instances: a server per entry, with that many instances per GPU
 # (instance_group count), each measured in turn.  --int8: also the heads in
 # INT8 (encoder fp16) with a cache `mtmi calibrate` makes from the scenes.
@@ -31,17 +36,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-cpu=0 int8=0 instances="" requests="" levels="" procs="" size=""
+cpu=0 int8=0 build=1 measure=1 instances="" requests="" levels="" procs="" size=""
 while [ $# -gt 0 ]; do
   case $1 in
     --cpu) cpu=1 ;;
     --int8) int8=1 ;;
+    --build-only) measure=0 ;;
+    --no-build) build=0 ;;
     --instances) instances=$2; shift ;;
     --requests) requests=$2; shift ;;
     --levels) levels=$2; shift ;;
     --procs) procs=$2; shift ;;
     --size) size=$2; shift ;;
-    -h|--help) sed -n 2,31p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "gpu_triton.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -85,10 +92,16 @@ else
   # frame disagrees on most pixels).  Reported when not bit for bit.
   TOL=(--depth-tol 0.004 --class-agree 0.999)
   # What an install needs (mtmi, both libraries, the backend), not the tests.
-  { gpu_configure "$BUILD" && cmake --build "$BUILD" -j 16 --target mtmi_cli mtmi_shared mtmi_static triton_mtmi; } \
-    > "$LOGS/build.log" 2>&1 || { tail -30 "$LOGS/build.log"; echo "gpu_triton.sh: build failed" >&2; exit 1; }
+  if [ $build = 1 ]; then
+    { gpu_configure "$BUILD" && cmake --build "$BUILD" -j 16 --target mtmi_cli mtmi_shared mtmi_static triton_mtmi; } \
+      > "$LOGS/build.log" 2>&1 || { tail -30 "$LOGS/build.log"; echo "gpu_triton.sh: build failed" >&2; exit 1; }
+  elif [ ! -x "$BUILD/mtmi" ]; then
+    echo "gpu_triton.sh: --no-build, but $BUILD has no mtmi (run --build-only first, on this machine)" >&2
+    exit 1
+  fi
 fi
 echo "build done ($(since))"
+[ $measure = 1 ] || exit 0
 PREFIX=$WORK/prefix
 cmake --install "$BUILD" --prefix "$PREFIX" > "$LOGS/install.log" 2>&1 ||
   { tail -20 "$LOGS/install.log"; echo "gpu_triton.sh: cmake --install failed" >&2; exit 1; }
@@ -98,13 +111,21 @@ BACKENDS=$PREFIX/lib/triton/backends
 # --- Triton: the pruned server and the client wheels (.deps-triton), offline
 PY=python3
 [ $cpu = 1 ] && PY=$ROOT_DIR/.venv-triton/bin/python  # numpy is there, not in the system's python
+[ $cpu = 1 ] && bash "$ROOT_DIR/scripts/triton_deps.sh"
+tag=$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 if [ -f "$ROOT_DIR/.deps-triton/tritonserver.tar.xz" ]; then
   tar -C "$WORK" -xJf "$ROOT_DIR/.deps-triton/tritonserver.tar.xz"
-  TS=$WORK/tritonserver/bin/tritonserver
-  TS_LIBS=""
-  tag=$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
-  [ -d "$ROOT_DIR/.deps-triton/wheels/$tag" ] ||
-    { echo "gpu_triton.sh: no .deps-triton/wheels/$tag for $PY (scripts/triton_wheels.sh --python X.Y)" >&2; exit 1; }
+  TS=$WORK/tritonserver/bin/tritonserver TS_LIBS="" from=".deps-triton (pruned)"
+elif [ $cpu = 1 ]; then
+  read -r TS TS_LIBS < <("$PY" -c 'import importlib.util as u, os
+b = u.find_spec("pytriton").submodule_search_locations[0]
+print(os.path.join(b, "tritonserver", "bin", "tritonserver"), os.path.join(os.path.dirname(b), "nvidia_pytriton.libs"))')
+  from=".venv-triton"
+else
+  echo "gpu_triton.sh: no .deps-triton/tritonserver.tar.xz (make it with scripts/triton_wheels.sh and carry .deps-triton)" >&2
+  exit 1
+fi
+if [ -d "$ROOT_DIR/.deps-triton/wheels/$tag" ]; then
   # --target, not a venv: the image's python3 is itself a venv (PyTorch's)
   # whose numpy and Pillow a new venv would not see; PYTHONPATH puts these
   # wheels ahead of its own grpcio and protobuf.
@@ -112,15 +133,11 @@ if [ -f "$ROOT_DIR/.deps-triton/tritonserver.tar.xz" ]; then
     --target "$WORK/site" "$ROOT_DIR/.deps-triton/wheels/$tag"/*.whl > "$LOGS/pip.log" 2>&1 ||
     { tail -5 "$LOGS/pip.log"; echo "gpu_triton.sh: installing the client wheels failed" >&2; exit 1; }
   export PYTHONPATH=$WORK/site${PYTHONPATH:+:$PYTHONPATH}
-  echo "triton: server and client from .deps-triton ($tag) ($(since))"
+  echo "triton: server from $from, client from .deps-triton/wheels/$tag ($(since))"
 elif [ $cpu = 1 ]; then
-  bash "$ROOT_DIR/scripts/triton_deps.sh"
-  read -r TS TS_LIBS < <("$PY" -c 'import importlib.util as u, os
-b = u.find_spec("pytriton").submodule_search_locations[0]
-print(os.path.join(b, "tritonserver", "bin", "tritonserver"), os.path.join(os.path.dirname(b), "nvidia_pytriton.libs"))')
-  echo "triton: server and client from .venv-triton"
+  echo "triton: server from $from, client from .venv-triton"
 else
-  echo "gpu_triton.sh: no .deps-triton/tritonserver.tar.xz (make it with scripts/triton_wheels.sh and carry .deps-triton)" >&2
+  echo "gpu_triton.sh: no .deps-triton/wheels/$tag for $PY (scripts/triton_wheels.sh --python X.Y)" >&2
   exit 1
 fi
 "$PY" -c "import numpy, tritonclient.grpc" 2> "$LOGS/import.log" ||

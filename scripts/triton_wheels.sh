@@ -66,9 +66,9 @@ mv "$out/tritonserver.tar.xz.part" "$out/tritonserver.tar.xz"
 # --- the client wheels, per python version
 pkgs="tritonclient==$(ver tritonclient) grpcio==$(ver grpcio) protobuf==$(ver protobuf) python-rapidjson==$(ver python-rapidjson)"
 [ $numpy = 1 ] && pkgs="$pkgs numpy==$(ver numpy) ml-dtypes==$(ver ml_dtypes) packaging==$(ver packaging)"
+rm -rf "$out/wheels"  # only the versions asked for travel
 for py in ${pys//,/ }; do
   tag=cp${py/./}
-  rm -rf "$out/wheels/$tag"
   mkdir -p "$out/wheels/$tag"
   # --no-deps: exactly these (the GPU image has the rest); every manylinux
   # these wheels come as (pip matches a platform tag exactly).
