@@ -17,6 +17,12 @@ pixel sample).  Any error, wrong response, or a server count that differs
 from what was sent makes the exit status 1: a benchmark that measures
 errors as throughput cannot pass.
 
+Each frame's request is serialized once and sent with the gRPC stub of
+Triton's service.proto (tritonclient's infer() would rebuild a 3 MB request
+every time); health, config and statistics go through tritonclient.  --shm
+puts the frames and outputs in system shared memory instead of the
+messages: the server's rate without gRPC's copies of the tensors.
+
 Runs with .venv-triton's python (tritonclient[grpc], numpy; PNG --images are
 read with Pillow when it is there, else with zlib).  Example:
   .venv-triton/bin/python scripts/triton_perf.py --url 127.0.0.1:8001 \\
@@ -409,6 +415,11 @@ def run_level(a, frames, bodies, refs, spec, conc):
     counts = split(a["requests"], conc) if a["duration"] is None else [0] * conc
     # warmup: at least one request per thread, so every channel is connected
     warmups = [max(1, w) for w in split(a["warmup"], conc)]
+    if a["shm"]:  # a full /dev/shm would kill a client with SIGBUS mid-run
+        need = procs * len(frames) * frames[0].nbytes + conc * (spec.nbytes["classes"] + spec.nbytes["depth"])
+        st = os.statvfs("/dev/shm")
+        if st.f_bavail * st.f_frsize < need * 1.1:
+            die("--shm needs %.0f MB in /dev/shm, %.0f MB free" % (need / 1e6, st.f_bavail * st.f_frsize / 1e6))
     if procs == 1:
         return run_threads(a, frames, bodies, refs, spec, conc, 0, counts, warmups), 1
     ctx = mp.get_context("spawn")  # no fork: gRPC does not survive one
