@@ -60,6 +60,11 @@ M33	src/quant/qdq_export.c	^quant_qdq_export$	Q/DQ export: weights dequantized a
 M34	src/quant/qdq_export.c	^quant_qdq_export$	Q/DQ export: the outputs our INT8 run requantizes get no Q/DQ pair	s/    if \(sy > 0\) \{/    if (sy > 0 \&\& 0) {/
 M35	src/quant/qdq_export.c	^quant_qdq_export$	Q/DQ export: the int32 bias written as float without its scale	s/return \(float\)bq \* mult;/return (float)bq;/
 M36	src/quant/cache.c	^(test_cache_version|quant_qdq_export)$	calibration cache: a cache read and written again gets the default header (its version lost)	s/c->header \? c->header : mt_calib_header\(MT_CALIB_ENTROPY\)/mt_calib_header(MT_CALIB_ENTROPY)/
+M37	scripts/triton_perf.py	^triton_perf$	triton_perf.py: each level reports more correct requests than it got (miscounting)	s/lv = \{"concurrency": conc, "requests": res\["ok"\],/lv = {"concurrency": conc, "requests": res["ok"] + conc,/
+M38	scripts/triton_perf.py	^triton_perf$	triton_perf.py: the client threads send one at a time (no real concurrency)	s/^( +)r = ch\.infer\(bodies\[i\], req_id, a\["timeout"\]\)/\1with lock: r = ch.infer(bodies[i], req_id, a["timeout"])/
+M39	scripts/triton_perf.py	^triton_perf$	triton_perf.py: responses not compared with their frame's reference	s/why = disagreement\(got, refs\[i\], spec, full, a\["depth_tol"\], a\["class_agree"\], inexact\)/why = None/
+M40	scripts/triton_perf.py	^triton_perf$	triton_perf.py: p90 and p99 swapped	s/np\.percentile\(ms, \[50, 90, 99\]\)/np.percentile(ms, [50, 99, 90])/
+M41	scripts/triton_perf.py	^triton_perf$	triton_perf.py: every 8th response dropped from the latencies (a lost response)	s/^( +)lat\.append\(dt\)/\1if st["n"] % 8: lat.append(dt)/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"
@@ -107,6 +112,9 @@ if ! cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMTMI_NO_CUDA=ON -D
   exit 1
 fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# The Triton tests (M37-M41) take the server from this tree's .venv-triton,
+# not from the scratch copy (scripts/triton_deps.sh would install it there).
+export MTMI_TRITON_VENV=${MTMI_TRITON_VENV:-$ROOT/.venv-triton}
 run_tests() { # run_tests REGEX LOG
   if [ $mode = full ]; then
     ctest --test-dir "$BUILD" -j"$JOBS" -LE gpu --timeout 300 >"$2" 2>&1

@@ -16,4 +16,11 @@ if(TARGET triton_mtmi)
   add_test(NAME triton_server COMMAND ${MTMI_TEST_SCRATCH} bash ${CMAKE_SOURCE_DIR}/scripts/triton_test.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(triton_server PROPERTIES LABELS "triton" TIMEOUT 900
     ENVIRONMENT "MTMI_BIN=$<TARGET_FILE:mtmi_cli>;PYTHONUNBUFFERED=1")
+  # The load client scripts/triton_perf.py against the same kind of server:
+  # its counts against the server's statistics, percentiles, overlap at
+  # concurrency 4, references against mtmi infer, a client that must fail.
+  add_test(NAME triton_perf COMMAND ${MTMI_TEST_SCRATCH} bash ${CMAKE_SOURCE_DIR}/scripts/triton_test.sh ${CMAKE_BINARY_DIR}
+           test_triton_perf.py)
+  set_tests_properties(triton_perf PROPERTIES LABELS "triton" TIMEOUT 300
+    ENVIRONMENT "MTMI_BIN=$<TARGET_FILE:mtmi_cli>;PYTHONUNBUFFERED=1")
 endif()

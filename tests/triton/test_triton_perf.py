@@ -1,0 +1,171 @@
+"""The load client scripts/triton_perf.py against a real Triton server
+(ctest triton_perf, run by scripts/triton_test.sh in .venv-triton).
+
+A 64x64 MTMI network with seeded random weights served on the CPU
+(`mtmi triton-repo`, dynamic batching up to 8 with a 20 ms queue delay so
+that 4 clients form batches); triton_perf.py runs at concurrency 1 and 4
+over gRPC, then 2 with the tensors in system shared memory.  Checked here,
+not taken from the client's word:
+  - the client exits 0, every response counted correct, none in error;
+  - its counts: requests = those asked for, sent = requests + warmup, and
+    the server's own success count grew by exactly what the client says it
+    sent (references included), read before and after from /v2 stats;
+  - latency percentiles positive and ordered (p50 <= p90 <= p99);
+  - at concurrency 4 the server ran batches of more than one request
+    (requests overlapped), by the client's report and by the server's;
+  - the client's references (each frame sent alone) equal `mtmi infer` on
+    the same frames (classes equal, depth within 1e-6), so "correct" means
+    the engine's answer, not merely the same answer twice;
+  - a client told to accept nothing (--depth-tol -1) exits 1 and counts
+    every response as an error, none as throughput.
+Seed: MTMI_TEST_SEED (printed)."""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_triton import Server, normalize  # noqa: E402  (the same server start as triton_server)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PERF = os.path.join(HERE, "..", "..", "scripts", "triton_perf.py")
+SIZE = 64
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+    return ok
+
+
+def server_success(srv, model="mtmi"):
+    """The server's count of successful requests, once it stops moving
+    (the backend reports a request's statistics just after its response)."""
+    last = None
+    for _ in range(100):
+        with urllib.request.urlopen("http://%s/v2/models/%s/stats" % (srv.http, model), timeout=10) as r:
+            st = json.load(r)["model_stats"][0]
+        n = int(st["inference_stats"]["success"]["count"])
+        if n == last:
+            return n
+        last = n
+        time.sleep(0.1)
+    return last
+
+
+def perf(srv, work, name, *args):
+    """Runs triton_perf.py; (exit status, its JSON or None, its output)."""
+    out = os.path.join(work, name + ".json")
+    cmd = [sys.executable, PERF, "--url", srv.grpc, "--model", "mtmi", "--json", out] + list(args)
+    print("client:", " ".join(cmd[1:]), flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    print(r.stdout + r.stderr, end="", flush=True)
+    doc = None
+    if os.path.exists(out):
+        with open(out) as f:
+            doc = json.load(f)
+    return r.returncode, doc
+
+
+def check_levels(label, doc, requests, warmup_total, want_overlap):
+    for lv in doc["levels"]:
+        c = lv["concurrency"]
+        what = "%s, concurrency %d" % (label, c)
+        check(lv["requests"] == requests and lv["errors"] == 0,
+              "%s: %d correct responses of %d asked, %d errors" % (what, lv["requests"], requests, lv["errors"]))
+        # every thread warms up at least once
+        warm = max(warmup_total, c)
+        check(lv["sent"] == requests + warm and lv["warmup"] == warm,
+              "%s: sent %d = %d measured + %d warmup" % (what, lv["sent"], requests, lv["warmup"]))
+        check(lv["server_success"] == lv["sent"],
+              "%s: the server's statistics counted %d, the client sent %d" % (what, lv["server_success"], lv["sent"]))
+        p = (lv["p50_ms"], lv["p90_ms"], lv["p99_ms"])
+        check(0 < p[0] <= p[1] <= p[2] and lv["fps"] > 0,
+              "%s: p50 %.2f <= p90 %.2f <= p99 %.2f ms, all > 0; %.1f frames/s" % ((what,) + p + (lv["fps"],)))
+        if want_overlap and c > 1:
+            big = {b: n for b, n in lv["batch_executions"].items() if int(b) > 1}
+            check(lv["mean_batch"] > 1 and big, "%s: requests overlapped: mean batch %.2f, executions by batch size %s" % (
+                what, lv["mean_batch"], lv["batch_executions"]))
+
+
+def check_refs(refs, mtmi, model, work, n):
+    """The client's references against `mtmi infer` (CPU FP32, one plan)."""
+    for i in range(n):
+        frame = np.load(os.path.join(refs, "frame%d.npy" % i))
+        d = os.path.join(work, "infer%d" % i)
+        os.makedirs(d)
+        np.save(os.path.join(d, "x.npy"), normalize(frame))
+        subprocess.run([mtmi, "infer", model, "--input", os.path.join(d, "x.npy"), "-o", d], check=True, stdout=subprocess.DEVNULL)
+        seg, depth = np.load(os.path.join(d, "seg.npy"))[0], np.load(os.path.join(d, "depth.npy"))[0]
+        classes, got_depth = np.load(os.path.join(refs, "classes%d.npy" % i)), np.load(os.path.join(refs, "depth%d.npy" % i))
+        diff = float(np.abs(got_depth.astype(np.float32) - depth).max())
+        check(np.array_equal(classes, seg.argmax(0)) and diff <= 1e-6,
+              "reference %d equals mtmi infer: classes equal (%d classes in it), depth max diff %.3g" % (
+                  i, len(np.unique(classes)), diff))
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backends", required=True)
+    ap.add_argument("--mtmi", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--onnx-python", help="unused (triton_test.sh passes it to every server test)")
+    a = ap.parse_args()
+    seed = os.environ.get("MTMI_TEST_SEED", "19")
+    print("seed", seed, flush=True)
+    model = os.path.join(a.work, "m.onnx")
+    subprocess.run([a.mtmi, "make-model", "-o", model, "--size", "%dx%d" % (SIZE, SIZE), "--seed", seed], check=True,
+                   stdout=subprocess.DEVNULL)
+    repo = os.path.join(a.work, "repo")
+    subprocess.run([a.mtmi, "triton-repo", "--model", model, "-o", repo, "--place", "cpu", "--max-batch", "8",
+                    "--queue-delay-us", "20000", "--inputs", "image"], check=True)
+    srv = Server(repo, a.backends, a.work)
+    try:
+        if not check(srv.wait_ready(), "server ready on %s / %s" % (srv.http, srv.grpc)):
+            print(srv.log_text()[-4000:])
+            return 1
+        refs = os.path.join(a.work, "refs")
+        before = server_success(srv)
+        rc, doc = perf(srv, a.work, "grpc", "--concurrency", "1,4", "--requests", "32", "--warmup", "4", "--distinct", "6",
+                       "--seed", seed, "--save-refs", refs)
+        after = server_success(srv)
+        if check(rc == 0 and doc and doc["ok"], "triton_perf over gRPC: exit %d" % rc):
+            check_levels("gRPC", doc, 32, 4, True)
+            sent = doc["reference_requests"] + sum(lv["sent"] for lv in doc["levels"])
+            check(after - before == sent, "the server counted %d requests in the whole run, the client reports %d (%d references)" % (
+                after - before, sent, doc["reference_requests"]))
+            check_refs(refs, a.mtmi, model, a.work, 6)
+
+        rc, doc = perf(srv, a.work, "shm", "--concurrency", "2", "--requests", "12", "--warmup", "2", "--distinct", "3", "--shm")
+        if check(rc == 0 and doc and doc["ok"] and doc["transport"] == "system shared memory",
+                 "triton_perf with tensors in shared memory: exit %d" % rc):
+            check_levels("shared memory", doc, 12, 2, False)
+
+        # A tolerance no answer meets (depth within -1): every response is
+        # an error, none is counted as throughput, the exit status says so.
+        rc, doc = perf(srv, a.work, "reject", "--concurrency", "1", "--requests", "4", "--warmup", "1", "--distinct", "2",
+                       "--depth-tol", "-1")
+        lv = doc["levels"][0] if doc else {}
+        check(rc == 1 and doc and not doc["ok"] and lv.get("requests") == 0 and lv.get("errors", 0) >= 5 and lv.get("fps") == 0,
+              "a client that accepts no answer exits %d with %s correct, %s errors, %s frames/s" % (
+                  rc, lv.get("requests"), lv.get("errors"), lv.get("fps")))
+        rc = srv.stop()
+        check(rc == 0, "server exits cleanly on SIGINT (status %s)" % rc)
+    finally:
+        srv.kill()
+        if failures:
+            with open(srv.log_path, errors="replace") as f:
+                print("--- server log (end) ---\n" + f.read()[-4000:], flush=True)
+    print("%d failed" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
