@@ -207,31 +207,40 @@ static void quantize_all(const float *x, int8_t *q, int64_t n, float s, int nthr
     }
 }
 
-/* One row of im2col for the VNNI layout: the activations + 128 of input
- * channel plane xc at kernel offset (ky, kx), for the tile's output pixels
- * c0 .. c0+nc, into dst with a stride of 4 bytes; padding reads x = 0
- * (128), columns past nc too. */
+/* One row of im2col for the VNNI path, contiguous: the activations + 128
+ * of input channel plane xc at kernel offset (ky, kx) for the tile's
+ * output pixels c0 .. c0+nc into dst[0 .. TILE); padding reads x = 0
+ * (128), columns past nc too.  Stride-1 runs copy their in-bounds span in
+ * one loop the compiler vectorizes. */
 static void im2col_u8_row(const int8_t *xc, const mt_conv_geom *cg, int64_t ky, int64_t kx, int64_t c0, int nc, uint8_t *dst) {
     int64_t oy = c0 / cg->OW, ox = c0 % cg->OW;
     int t = 0;
     while (t < nc) {
-        int run = (int)MT_MIN((int64_t)(nc - t), cg->OW - ox);
-        int64_t iy = oy * cg->sh - cg->pt + ky * cg->dh;
-        int64_t ix0 = ox * cg->sw - cg->pl + kx * cg->dw;
+        const int run = (int)MT_MIN((int64_t)(nc - t), cg->OW - ox);
+        const int64_t iy = oy * cg->sh - cg->pt + ky * cg->dh;
+        const int64_t ix0 = ox * cg->sw - cg->pl + kx * cg->dw;
+        uint8_t *d = dst + t;
         if (iy < 0 || iy >= cg->H) {
-            for (int u = 0; u < run; u++) dst[4 * (t + u)] = 128;
+            memset(d, 128, (size_t)run);
+        } else if (cg->sw == 1) {
+            const int8_t *row = xc + iy * cg->W;
+            const int lo = (int)MT_MIN((int64_t)run, MT_MAX((int64_t)0, -ix0));
+            const int hi = (int)MT_MAX((int64_t)lo, MT_MIN((int64_t)run, cg->W - ix0));
+            memset(d, 128, (size_t)lo);
+            for (int u = lo; u < hi; u++) d[u] = (uint8_t)(row[ix0 + u] ^ 0x80); /* x + 128 */
+            memset(d + hi, 128, (size_t)(run - hi));
         } else {
             const int8_t *row = xc + iy * cg->W;
             for (int u = 0; u < run; u++) {
-                int64_t ix = ix0 + u * cg->sw;
-                dst[4 * (t + u)] = (ix >= 0 && ix < cg->W) ? (uint8_t)(row[ix] ^ 0x80) : 128; /* x + 128 */
+                const int64_t ix = ix0 + u * cg->sw;
+                d[u] = (ix >= 0 && ix < cg->W) ? (uint8_t)(row[ix] ^ 0x80) : 128;
             }
         }
         t += run;
         ox = 0;
         oy++;
     }
-    for (; t < TILE; t++) dst[4 * t] = 128;
+    memset(dst + t, 128, (size_t)(TILE - t));
 }
 
 /* The GEMM of one tile on VNNI, 8 output channels by 32 columns at a time,
@@ -276,14 +285,19 @@ static void run_qconv_vnni(const qstate *s, const mt_conv_geom *cg, const int8_t
         const int64_t c0 = tile * TILE;
         const int nc = (int)MT_MIN((int64_t)TILE, cols - c0);
         const int8_t *xg = xq + (img * cg->C + grp * Cg) * cg->H * cg->W;
-        for (int64_t k = 0; k < 4 * s->Q; k++) {
-            uint8_t *dst = b + (size_t)(k / 4) * TILE * 4 + k % 4;
-            if (k >= s->K) { /* its weight is 0: any value; 128 keeps the bytes defined */
-                for (int t = 0; t < TILE; t++) dst[4 * t] = 128;
-                continue;
+        /* Four contiguous rows (k = 4q .. 4q+3), then interleaved. */
+        uint8_t rows[4][TILE] __attribute__((aligned(64)));
+        for (int64_t q = 0; q < s->Q; q++) {
+            for (int j = 0; j < 4; j++) {
+                const int64_t k = 4 * q + j;
+                if (k >= s->K) { /* its weight is 0: any value; 128 keeps the bytes defined */
+                    memset(rows[j], 128, TILE);
+                    continue;
+                }
+                const int64_t c = k / khw, ky = (k / cg->kw) % cg->kh, kx = k % cg->kw;
+                im2col_u8_row(xg + c * cg->H * cg->W, cg, ky, kx, c0, nc, rows[j]);
             }
-            const int64_t c = k / khw, ky = (k / cg->kw) % cg->kh, kx = k % cg->kw;
-            im2col_u8_row(xg + c * cg->H * cg->W, cg, ky, kx, c0, nc, dst);
+            mt_qvnni_interleave4(rows[0], rows[1], rows[2], rows[3], b + (size_t)q * TILE * 4, TILE);
         }
         gemm_tile_vnni(s, grp, b, nc, bq, mult, y + img * cg->M * cols + c0, cols, 1);
     }

@@ -17,4 +17,7 @@ int mt_qvnni_available(void);
  * per column (uint8).  Only called when mt_qvnni_available(). */
 void mt_qvnni_micro(const int32_t *a, int64_t Q, const uint8_t *b, int tile, int t0, int32_t acc[8][32]);
 
+/* dst[4 t + j] = rows j (r0..r3)[t] for t < n, n a multiple of 16. */
+void mt_qvnni_interleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3, uint8_t *dst, int n);
+
 #endif

@@ -52,6 +52,22 @@ void mt_qvnni_micro(const int32_t *a, int64_t Q, const uint8_t *b, int tile, int
     }
 }
 
+/* dst[4 t + j] = rows[j][t] for t < n (n a multiple of 16), j < 4: four
+ * contiguous im2col rows interleaved into the [column][4] layout with
+ * byte and word unpacks, 16 columns at a time. */
+void mt_qvnni_interleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3, uint8_t *dst, int n) {
+    for (int t = 0; t < n; t += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(r0 + t)), b = _mm_loadu_si128((const __m128i *)(r1 + t));
+        __m128i c = _mm_loadu_si128((const __m128i *)(r2 + t)), d = _mm_loadu_si128((const __m128i *)(r3 + t));
+        __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b); /* a0 b0 a1 b1 ... */
+        __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+        _mm_storeu_si128((__m128i *)(dst + 4 * t), _mm_unpacklo_epi16(ab_lo, cd_lo)); /* a0 b0 c0 d0 a1 ... */
+        _mm_storeu_si128((__m128i *)(dst + 4 * t + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
+        _mm_storeu_si128((__m128i *)(dst + 4 * t + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
+        _mm_storeu_si128((__m128i *)(dst + 4 * t + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+    }
+}
+
 #ifdef __clang__
 #pragma clang attribute pop
 #else
@@ -63,6 +79,9 @@ int mt_qvnni_available(void) {
 }
 
 #else /* not x86-64 with GCC or clang: never chosen */
+void mt_qvnni_interleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3, uint8_t *dst, int n) {
+    (void)r0, (void)r1, (void)r2, (void)r3, (void)dst, (void)n;
+}
 void mt_qvnni_micro(const int32_t *a, int64_t Q, const uint8_t *b, int tile, int t0, int32_t acc[8][32]) {
     (void)a, (void)Q, (void)b, (void)tile, (void)t0, (void)acc;
 }
