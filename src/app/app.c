@@ -121,8 +121,8 @@ static mtmi_status auto_place(mt_app *app, const mtmi_tensor *shape, const mt_pi
     const char *names[MT_PLACE_MAX];
     int nst = mt_pipeline_num_stages(first);
     for (int i = 0; i < nst; i++) names[i] = mt_pipeline_stage_name(first, i);
-    mt_placement cand[8];
-    int nc = mt_placement_candidates(names, nst, po->calib || po->calib_path || app->model->qdq, cand, 8);
+    mt_placement cand[12];
+    int nc = mt_placement_candidates(names, nst, po->calib || po->calib_path || app->model->qdq, cand, 12);
     mt_pipeline *best = NULL;
     double best_fps = -1;
     for (int c = 0; c < nc; c++) {

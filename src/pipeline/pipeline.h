@@ -66,8 +66,10 @@ mtmi_status mt_placement_check(const mt_placement *p, const char *const *stages,
 mtmi_status mt_placement_auto(const char *const *stages, int nstages, int have_calib, mt_placement *p);
 /* The placements `auto` measures: on a GPU, everything on cuda:0 (fp16;
  * int8 heads; heads on an SM partition when the backend takes them); on
- * the CPU, all stages on one device, encoder apart from the heads, and a
- * device per stage.  Returns how many were written to out (at most cap). */
+ * the CPU, all stages on one device, encoder apart from the heads, a
+ * device per stage, and with a calibration cache the heads in INT8 (on the
+ * encoder's device or apart).  Returns how many were written to out (at
+ * most cap). */
 int mt_placement_candidates(const char *const *stages, int nstages, int have_calib, mt_placement *out, int cap);
 const char *mt_placement_str(const mt_placement *p, const char *const *stages, int nstages, char *buf, size_t cap);
 

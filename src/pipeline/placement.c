@@ -158,6 +158,15 @@ int mt_placement_candidates(const char *const *stages, int nstages, int have_cal
         for (int s = 0; s < out[n].n; s++) out[n].dev[s].index = s;
         n++;
     }
+    /* INT8 heads on the CPU: faster than FP32 where the CPU has AVX-512
+     * VNNI, slower where it has only AVX2 (docs/PERFORMANCE.md); measuring
+     * decides. */
+    if (have_calib) {
+        mt_devspec q0 = c0, q1 = c1;
+        q0.prec = q1.prec = MT_PREC_INT8;
+        if (n < cap) place_all(&out[n++], stages, nstages, &c0, &q0);
+        if (nstages > 1 && n < cap) place_all(&out[n++], stages, nstages, &c0, &q1);
+    }
     return n;
 }
 

@@ -349,6 +349,14 @@ cands = [l for l in r.stdout.splitlines() if l.startswith("auto: ")]
 check(len(cands) >= 2 and all(" fps" in l for l in cands), f"auto candidates: {cands}")
 check(any(l.startswith("loop: 0 ") for l in r.stdout.splitlines()), "auto: frames numbered from 0 after measuring")
 check(os.path.exists(os.path.join(tmp, "out_auto", "a_rgb_vis.png")), "auto: outputs")
+# with a cache, INT8 heads on the CPU are among the measured candidates
+r = mtmi("run", "--model", model, "--images", imgs, "--place", "auto", "--cache", cache, "--frames", 2, "-o",
+         os.path.join(tmp, "out_auto_q"))
+check(r.returncode == 0, f"run --place auto --cache failed: {r.stderr.strip()}")
+cands = [l for l in r.stdout.splitlines() if l.startswith("auto: ")]
+q8 = [l for l in cands if "seg=cpu/int8" in l or "seg=cpu:1/int8" in l]
+check(len(q8) >= 1 and all(" fps" in l for l in q8), f"auto with a cache: no measured INT8-heads candidate in {cands}")
+print(f"auto with a cache: {len(cands)} candidates, {len(q8)} with INT8 heads on the CPU")
 
 # --- failures: one line, exit 1, the frame and stage, no hang, no partial files
 def expect_fail(name, args, words, outdir):
