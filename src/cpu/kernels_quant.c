@@ -411,13 +411,24 @@ static mtmi_status run_qlinear(const mt_graph *g, const mt_node *n, void *state,
             const int64_t r0 = tile * TILE;
             const int nc = (int)MT_MIN((int64_t)TILE, R - r0);
             /* Column t is row r0 + t of X: its 4 activations of k = 4q ..
-             * 4q+3 are consecutive there. */
-            for (int64_t q = 0; q < s->Q; q++) {
-                uint8_t *dst = b + (size_t)q * TILE * 4;
-                for (int t = 0; t < TILE; t++)
+             * 4q+3 are consecutive there, so each goes as one 32-bit word
+             * (x + 128 for all four bytes by flipping their sign bits). */
+            const int64_t Qfull = K / 4;
+            for (int t = 0; t < TILE; t++) {
+                const int8_t *row = xq + (t < nc ? r0 + t : 0) * K; /* read only for t < nc */
+                uint8_t *dst = b + 4 * (size_t)t;
+                int64_t q = 0;
+                if (t < nc)
+                    for (; q < Qfull; q++) {
+                        uint32_t w4;
+                        memcpy(&w4, row + 4 * q, 4);
+                        w4 ^= 0x80808080u;
+                        memcpy(dst + (size_t)q * TILE * 4, &w4, 4);
+                    }
+                for (; q < s->Q; q++) /* the tail of K, and columns past nc */
                     for (int j = 0; j < 4; j++) {
                         const int64_t k = 4 * q + j;
-                        dst[4 * t + j] = t < nc && k < K ? (uint8_t)(xq[(r0 + t) * K + k] ^ 0x80) : 128;
+                        dst[(size_t)q * TILE * 4 + j] = t < nc && k < K ? (uint8_t)(row[k] ^ 0x80) : 128;
                     }
             }
             gemm_tile_vnni(s, 0, b, nc, bq, mult, y + r0 * N, 1, N);
