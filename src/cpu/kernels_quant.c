@@ -47,7 +47,7 @@ enum { ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_GELU };
 typedef struct qstate {
     int conv;
     int64_t groups, Mg, K, P; /* output channels per group, K per row, K pairs */
-    int32_t *a;               /* [groups][Mg][P] packed pairs */
+    int32_t *a;               /* [groups][Mg][P] packed pairs (the AVX2 path) */
     /* The VNNI path (vnni = 1): A as [groups][Mpad][Q] int32 of 4 weights
      * (rows padded to a multiple of 8 with zeros), and per output channel
      * the offset to take out, 128 * sum of its weights. */
@@ -73,6 +73,19 @@ static int act_code(const mt_node *n) {
     if (!strcmp(a, "Sigmoid")) return ACT_SIGMOID;
     if (!strcmp(a, "Gelu")) return ACT_GELU;
     return ACT_NONE;
+}
+
+/* The AVX2 layout of the weights: pairs of int16 in an int32 (see qstate). */
+static mtmi_status pack_pairs(qstate *s, const int8_t *wq, int64_t M) {
+    s->a = malloc(sizeof(int32_t) * (size_t)(M * s->P) + 4);
+    if (!s->a) return MTMI_ERR_NOMEM;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t p = 0; p < s->P; p++) {
+            int16_t lo = wq[m * s->K + 2 * p];
+            int16_t hi = 2 * p + 1 < s->K ? wq[m * s->K + 2 * p + 1] : 0;
+            s->a[m * s->P + p] = (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo);
+        }
+    return MTMI_OK;
 }
 
 /* The VNNI layouts of the weights (see qstate) and the offsets. */
@@ -111,19 +124,10 @@ static mtmi_status qprepare(const mt_graph *g, const mt_node *n, const mt_cpu_ct
     s->P = (s->K + 1) / 2;
     s->act = act_code(n);
     s->ys = mt_attr_float(n, "y_scale", 0);
-    s->a = malloc(sizeof(int32_t) * (size_t)(M * s->P) + 4);
-    if (!s->a) {
-        free(s);
-        return mt_fail(MTMI_ERR_NOMEM, "out of memory packing int8 weights");
-    }
     const int8_t *wq = w->data;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t p = 0; p < s->P; p++) {
-            int16_t lo = wq[m * s->K + 2 * p];
-            int16_t hi = 2 * p + 1 < s->K ? wq[m * s->K + 2 * p + 1] : 0;
-            s->a[m * s->P + p] = (int32_t)(((uint32_t)(uint16_t)hi << 16) | (uint16_t)lo);
-        }
-    if (!ctx->tuning->no_avx512 && s->K <= MT_QVNNI_MAX_K && mt_qvnni_available() && pack_vnni(s, wq) != MTMI_OK) {
+    /* One packing, for the path the runs take. */
+    const int vnni = !ctx->tuning->no_avx512 && s->K <= MT_QVNNI_MAX_K && mt_qvnni_available();
+    if ((vnni ? pack_vnni(s, wq) : pack_pairs(s, wq, M)) != MTMI_OK) {
         qrelease(s);
         return mt_fail(MTMI_ERR_NOMEM, "out of memory packing int8 weights");
     }
