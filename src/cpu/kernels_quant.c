@@ -340,7 +340,9 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
         int64_t c0 = tile * TILE, nc = MT_MIN((int64_t)TILE, cols - c0);
         const int8_t *xg = xq + (img * cg.C + grp * Cg) * cg.H * cg.W;
         /* im2col: k = (c, ky, kx) in weight order; zero for padding, for
-         * the odd k of the last pair and for columns past the end. */
+         * the odd k of the last pair and for columns past the end.  The
+         * row comes from im2col_u8_row (x + 128, padding 128), widened. */
+        uint8_t row[TILE];
         for (int64_t p = 0; p < s->P; p++)
             for (int h = 0; h < 2; h++) {
                 int64_t k = 2 * p + h;
@@ -350,28 +352,8 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
                     continue;
                 }
                 int64_t c = k / khw, ky = (k / cg.kw) % cg.kh, kx = k % cg.kw;
-                const int8_t *xc = xg + c * cg.H * cg.W;
-                /* Walk the tile's output pixels row by row. */
-                int64_t oy = c0 / cg.OW, ox = c0 % cg.OW;
-                int t = 0;
-                while (t < nc) {
-                    int run = (int)MT_MIN((int64_t)(nc - t), cg.OW - ox);
-                    int64_t iy = oy * cg.sh - cg.pt + ky * cg.dh;
-                    int64_t ix0 = ox * cg.sw - cg.pl + kx * cg.dw;
-                    if (iy < 0 || iy >= cg.H) {
-                        for (int u = 0; u < run; u++) dst[2 * (t + u)] = 0;
-                    } else {
-                        const int8_t *row = xc + iy * cg.W;
-                        for (int u = 0; u < run; u++) {
-                            int64_t ix = ix0 + u * cg.sw;
-                            dst[2 * (t + u)] = (ix >= 0 && ix < cg.W) ? row[ix] : 0;
-                        }
-                    }
-                    t += run;
-                    ox = 0;
-                    oy++;
-                }
-                for (; t < TILE; t++) dst[2 * t] = 0;
+                im2col_u8_row(xg + c * cg.H * cg.W, &cg, ky, kx, c0, (int)nc, row);
+                for (int t = 0; t < TILE; t++) dst[2 * t] = (int16_t)(row[t] - 128);
             }
         int32_t acc[4][16];
         for (int64_t m0 = 0; m0 < s->Mg; m0 += 4) {
