@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "pipeline/planfile.h"
 #include "image/image.h"
 
 /* The segmentation output (class logits NxCxHxW, C > 1) and the depth
@@ -153,6 +154,106 @@ static mtmi_status auto_place(mt_app *app, const mtmi_tensor *shape, const mt_pi
     return MTMI_OK;
 }
 
+/* --plan, first step (before the model is made: the built-in network is
+ * made at the input size): read the plan, check it against this machine,
+ * take its input size (refusing a --size that differs). */
+static mtmi_status read_saved_plan(mt_app *app, const mt_app_opts *o, int *height, int *width) {
+    const char *name = o->saved_plan;
+    app->saved = calloc(1, sizeof *app->saved);
+    if (!app->saved) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mt_planfile *pf = app->saved;
+    mtmi_status s = mt_planfile_read(name, pf);
+    if (!s) s = mt_planfile_check_machine(pf, name);
+    if (s) return s;
+    if (pf->rank != 4 || pf->dims[2] > 8192 || pf->dims[3] > 8192)
+        return mt_fail(MTMI_ERR_ARG, "%s: saved plan's input is not an image input NxCxHxW", name);
+    if (o->height > 0 && (pf->dims[2] != o->height || pf->dims[3] != o->width))
+        return mt_fail(MTMI_ERR_ARG, "%s: saved plan made for input %lldx%lld, not --size %dx%d", name, (long long)pf->dims[2],
+                       (long long)pf->dims[3], o->height, o->width);
+    *height = (int)pf->dims[2];
+    *width = (int)pf->dims[3];
+    return MTMI_OK;
+}
+
+/* --plan, second step: the plan was made of this model, cache and input
+ * kind; take its input shape and placement (refusing a --place that puts
+ * a stage elsewhere). */
+static mtmi_status adopt_saved_plan(mt_app *app, const mt_app_opts *o, mtmi_tensor *shape, const char **place) {
+    const char *name = o->saved_plan;
+    const mt_planfile *pf = app->saved;
+    uint64_t ck = 0;
+    mtmi_status s = MTMI_OK;
+    if (o->calib_path) s = mt_planfile_cache_key(o->calib_path, &ck);
+    if (!s) s = mt_planfile_check_run(pf, name, mt_model_content_key(app->model), o->calib_path != NULL, ck, !o->host_preprocess);
+    if (s) return s;
+    if (pf->dims[1] != shape->dims[1]) return mt_fail(MTMI_ERR_ARG, "%s: saved plan's input has another shape than the model's", name);
+    memcpy(shape->dims, pf->dims, sizeof(int64_t) * 4);
+    if (o->place && strcmp(o->place, pf->placement)) {
+        /* the same stages on the same devices, written another way, is fine */
+        mt_placement given, saved;
+        if ((s = mt_placement_parse(o->place, &given)) || (s = mt_placement_parse(pf->placement, &saved))) return s;
+        int same = !given.is_auto;
+        for (int i = 0; same && i < pf->nstages; i++) {
+            mt_devspec a = mt_placement_lookup(&given, pf->stage_name[i]), b = mt_placement_lookup(&saved, pf->stage_name[i]);
+            same = mt_devspec_same_device(&a, &b) && a.prec == b.prec;
+        }
+        if (!same)
+            return mt_fail(MTMI_ERR_ARG, "%s: saved plan made for placement %s, not %s: leave --place out or make it again "
+                           "with mtmi build",
+                           name, pf->placement, o->place);
+    }
+    *place = pf->placement;
+    return MTMI_OK;
+}
+
+/* The pipeline built from a saved plan has the plan's stages, in order. */
+static mtmi_status saved_plan_stages_match(const mt_app *app, const char *name) {
+    const mt_planfile *pf = app->saved;
+    int n = mt_pipeline_num_stages(app->pipe);
+    int same = n == pf->nstages;
+    for (int i = 0; same && i < n; i++) {
+        char d[64];
+        same = !strcmp(mt_pipeline_stage_name(app->pipe, i), pf->stage_name[i]) &&
+               !strcmp(mt_devspec_str(mt_pipeline_stage_dev(app->pipe, i), d, sizeof d), pf->stage_dev[i]);
+    }
+    if (!same) return mt_fail(MTMI_ERR_ARG, "%s: saved plan's stages are not this model's: make it again with mtmi build", name);
+    return MTMI_OK;
+}
+
+const char *mt_app_build_note(const mt_app *app, char *buf, size_t cap) {
+    if (!app->from_saved_plan) return "";
+    snprintf(buf, cap, "; saved plan: %d algorithm choice%s reused, %d searched", app->decisions_saved,
+             app->decisions_saved == 1 ? "" : "s", app->decisions_measured);
+    return buf;
+}
+
+mtmi_status mt_app_save_plan(const mt_app *app, const mt_app_opts *o, const char *path) {
+    mt_planfile *pf = calloc(1, sizeof *pf);
+    if (!pf) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mtmi_status s = mt_planfile_from_pipeline(app->pipe, pf);
+    if (!s) {
+        const mt_tview *in = mt_pipeline_input_shape(app->pipe, 0);
+        pf->model_key = mt_model_content_key(app->model);
+        pf->has_cache = o->calib_path != NULL;
+        if (o->calib_path) s = mt_planfile_cache_key(o->calib_path, &pf->cache_key);
+        pf->image_input = !o->host_preprocess;
+        /* the model's input as NxCxHxW (an image pipeline's input 0 is
+         * NxHxWx3 uint8) */
+        pf->rank = 4;
+        pf->dims[0] = app->batch;
+        pf->dims[1] = app->channels;
+        pf->dims[2] = app->height;
+        pf->dims[3] = app->width;
+        (void)in;
+        char t[512];
+        snprintf(pf->tuning, sizeof pf->tuning, "%s", mt_app_tuning_env_string(t, sizeof t));
+    }
+    if (!s) s = mt_planfile_write(path, pf);
+    mt_planfile_free(pf);
+    free(pf);
+    return s;
+}
+
 mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     memset(app, 0, sizeof *app);
     mtmi_status s;
@@ -160,12 +261,14 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     if ((o->height > 0) != (o->width > 0) || o->height % 32 || o->width % 32 || o->height > 8192 || o->width > 8192)
         return mt_fail(MTMI_ERR_ARG, "input size %dx%d: height and width must both be multiples of 32 (up to 8192)", o->height,
                        o->width);
+    int height = o->height, width = o->width;
+    if (o->saved_plan && (s = read_saved_plan(app, o, &height, &width))) goto fail;
     if (o->model_path) {
         mtmi_load_options lo = {.fill_missing_weights = o->random_weights, .seed = o->seed};
-        if ((s = mtmi_model_load(o->model_path, &lo, &app->model))) return s;
+        if ((s = mtmi_model_load(o->model_path, &lo, &app->model))) goto fail;
         snprintf(app->model_desc, sizeof app->model_desc, "%s", o->model_path);
-    } else if ((s = mt_builtin_model(o->trained_model, o->seed, o->height, o->width, &app->model, app->model_desc, sizeof app->model_desc)))
-        return s; /* trained when models/mtmi_trained.onnx is found (builtin.h) */
+    } else if ((s = mt_builtin_model(o->trained_model, o->seed, height, width, &app->model, app->model_desc, sizeof app->model_desc)))
+        goto fail; /* trained when models/mtmi_trained.onnx is found (builtin.h) */
     /* Input size: --size overrides the declared H and W of input 0. */
     mtmi_tensor shape = {0};
     int rank;
@@ -181,7 +284,7 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     memcpy(shape.dims, dims, sizeof dims);
     if (shape.dims[0] < 1) shape.dims[0] = 1;
     if (shape.dims[1] < 1) shape.dims[1] = 3;
-    if (o->height > 0) shape.dims[2] = o->height, shape.dims[3] = o->width;
+    if (height > 0) shape.dims[2] = height, shape.dims[3] = width;
     if (shape.dims[2] < 1 || shape.dims[3] < 1) {
         s = mt_fail(MTMI_ERR_SHAPE, "%s: the input size is dynamic; give --size HxW", app->model_desc);
         goto fail;
@@ -193,8 +296,10 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     }
     mt_placement pl;
     memset(&pl, 0, sizeof pl);
-    if (o->place && (s = mt_placement_parse(o->place, &pl))) goto fail;
-    if (!o->place) pl.is_auto = 1;
+    const char *place = o->place;
+    if (o->saved_plan && (s = adopt_saved_plan(app, o, &shape, &place))) goto fail;
+    if (place && (s = mt_placement_parse(place, &pl))) goto fail;
+    if (!place) pl.is_auto = 1;
     /* The results: the class map (or what was asked) of the segmentation
      * output, float depth; other outputs of a model stay as float. */
     app->seg = model_output_role(app->model, 1);
@@ -225,13 +330,27 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     po.inject_stage = o->inject_stage;
     po.inject_frame = o->inject_frame;
     po.tuning = o->tuning;
+    if (app->saved) {
+        po.replay = app->saved->choices;
+        po.nreplay = app->saved->nstages;
+    }
     /* No --place: the heuristic choice (mt_placement_auto), at no cost;
      * --place auto: measure the candidates and keep the fastest. */
-    if (o->place && pl.is_auto) s = auto_place(app, &shape, &po, o->quiet);
+    if (place && pl.is_auto) s = auto_place(app, &shape, &po, o->quiet);
     else s = mt_pipeline_from_model(app->model, &shape, &pl, &po, &app->pipe);
     free(forms);
     free(on_dev);
     if (s) goto fail;
+    for (int i = 0; i < mt_pipeline_num_stages(app->pipe); i++) {
+        const mt_choices *c = mt_pipeline_stage_choices(app->pipe, i);
+        app->decisions_saved += c->found;
+        app->decisions_measured += c->measured;
+    }
+    if (app->saved && (s = saved_plan_stages_match(app, o->saved_plan))) goto fail;
+    app->from_saved_plan = app->saved != NULL;
+    mt_planfile_free(app->saved);
+    free(app->saved);
+    app->saved = NULL;
     size_t len = 0;
     for (int i = 0; i < mt_pipeline_num_stages(app->pipe) && len < sizeof app->placement; i++) {
         char d[64];
@@ -246,6 +365,11 @@ mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {
     app->build_ms = mt_now_ms() - t0;
     return MTMI_OK;
 fail:
+    mt_pipeline_free(app->pipe);
+    app->pipe = NULL;
+    mt_planfile_free(app->saved);
+    free(app->saved);
+    app->saved = NULL;
     mtmi_model_free(app->model);
     app->model = NULL;
     return s;

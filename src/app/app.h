@@ -38,6 +38,10 @@ typedef struct mt_app_opts {
     unsigned seg_forms, depth_forms;
     int results_on_device;
     const mt_tuning *tuning;  /* experimental switches (NULL = defaults)    */
+    /* A saved plan (`mtmi build`, pipeline/planfile.h) to start from: its
+     * placement and input size are used (given ones must agree), and its
+     * stages take the algorithm decisions it holds instead of measuring. */
+    const char *saved_plan;
 } mt_app_opts;
 
 typedef struct mt_app {
@@ -50,11 +54,22 @@ typedef struct mt_app {
     int seg, depth;           /* model output indices (-1 = none) */
     unsigned seg_forms, depth_forms;
     const mt_tuning *tuning;  /* the options', for the engine measurement */
+    /* Backend decisions while building: taken from the saved plan, and
+     * measured (all of them without one). */
+    int decisions_saved, decisions_measured;
+    int from_saved_plan;
+    struct mt_planfile *saved; /* while opening with a saved plan */
 } mt_app;
 
 /* Loads or builds the model, specializes, splits, places, compiles. */
 mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app);
 void mt_app_close(mt_app *app);
+/* "" without a saved plan, else "; saved plan: N algorithm choices
+ * reused, M searched" (buf of cap bytes). */
+const char *mt_app_build_note(const mt_app *app, char *buf, size_t cap);
+/* `mtmi build`: the opened app's pipeline as a saved plan at path (the
+ * model, cache, input and every stage's decisions; planfile.h). */
+mtmi_status mt_app_save_plan(const mt_app *app, const mt_app_opts *o, const char *path);
 /* The engine's own whole-network time (ms, median of `iters` replays):
  * the whole model as one plan on the encoder's GPU and precision at the
  * pipeline's input size, float inputs and outputs on the device, no copies:

@@ -70,7 +70,7 @@ int mt_num_cores(void);
 
 /* Bumped when an entry changes meaning; the registry refuses a backend
  * built against another version. */
-#define MT_BACKEND_VERSION 2
+#define MT_BACKEND_VERSION 3
 
 /* Where a tensor exchanged between stages lives. */
 enum { MT_MEM_HOST = 0,   /* host memory any backend reads (CUDA: pinned) */
@@ -132,6 +132,10 @@ typedef struct mt_stage_cfg {
     int graph_quantized;
     /* Experimental switches (NULL = defaults). */
     const mt_tuning *tuning;
+    /* Saved plans (backend/choices.h): the backend records the decisions
+     * it measured here, or with choices->replay takes them from here
+     * instead of measuring.  NULL = measure, keep nothing. */
+    struct mt_choices *choices;
 } mt_stage_cfg;
 
 typedef struct mt_backend {
@@ -186,6 +190,12 @@ typedef struct mt_backend {
      * fire during the wait), then frees it.  Called before the caller
      * frees the buffers that work used. */
     void (*destroy)(void *plan);
+    /* Saved plans (optional): one line naming what the backend's recorded
+     * decisions for device d depend on beyond the graph (CUDA: the GPU
+     * model, driver and library versions), stored in a saved plan and
+     * compared when it is loaded.  NULL = nothing (decisions that do not
+     * depend on the machine, or none). */
+    mtmi_status (*identity)(const mt_devspec *d, char *buf, size_t cap);
 } mt_backend;
 
 /* The backends (src/cpu/backend.c, src/cuda/backend.c); the registry

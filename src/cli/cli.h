@@ -23,6 +23,7 @@ int mt_cmd_bench(int argc, char **argv);
 int mt_cmd_synth(int argc, char **argv);
 int mt_cmd_eval(int argc, char **argv);
 int mt_cmd_triton_repo(int argc, char **argv);
+int mt_cmd_build(int argc, char **argv);
 
 /* Prints "mtmi: error: <message>" (the library's last error if msg is
  * NULL) on one line and returns the exit status 1. */
@@ -98,7 +99,8 @@ typedef struct cli_command {
 } cli_command;
 /* Every command's table (in its cmd_*.c file), in `mtmi --help`'s order. */
 extern const cli_command cli_cmd_info, cli_cmd_ops, cli_cmd_infer, cli_cmd_calibrate, cli_cmd_accuracy, cli_cmd_simplify,
-    cli_cmd_split, cli_cmd_make_model, cli_cmd_run, cli_cmd_synth, cli_cmd_eval, cli_cmd_bench, cli_cmd_triton_repo;
+    cli_cmd_split, cli_cmd_make_model, cli_cmd_run, cli_cmd_synth, cli_cmd_eval, cli_cmd_bench, cli_cmd_triton_repo,
+    cli_cmd_build;
 
 typedef struct cli_parser {
     const cli_command *cmd;
@@ -156,7 +158,7 @@ int cli_check_report_paths(const char *cmd, const char *const *outs, int nouts, 
 enum {
     /* mt_app_opts, cli_app_take: run, bench, eval */
     CLI_A_MODEL = 1000, CLI_A_RANDOM, CLI_A_PLACE, CLI_A_INFLIGHT, CLI_A_SYNC, CLI_A_SIZE, CLI_A_CACHE, CLI_A_THREADS, CLI_A_QUIET,
-    CLI_A_HOST_PRE, CLI_A_INJECT, CLI_A_SEED,
+    CLI_A_HOST_PRE, CLI_A_INJECT, CLI_A_SEED, CLI_A_PLAN,
     /* cli_quant_opts, cli_quant_take: calibrate, accuracy */
     CLI_Q_IMAGES = 1100, CLI_Q_OVERRIDE, CLI_Q_SIZE, CLI_Q_FEATURES, CLI_Q_NO_FEAT, CLI_Q_THREADS, CLI_Q_RANDOM,
 };
@@ -182,6 +184,9 @@ enum {
 #define CLI_ROWS_APP_FLIGHT                                                                                                          \
     {CLI_A_INFLIGHT, "inflight", 0, CLI_INT, "N", 1, 1 << 30, "frames in flight (default 2)"},                                       \
         {CLI_A_SYNC, "sync", 0, CLI_FLAG, NULL, 0, 0, "one frame at a time (--inflight 1)"}
+#define CLI_ROW_APP_PLAN                                                                                                             \
+    {CLI_A_PLAN, "plan", 0, CLI_STR, "FILE", 0, 0,                                                                                    \
+     "a saved plan (mtmi build): its placement and size, and its\nalgorithm choices instead of searching them (fast start)"}
 #define CLI_ROW_APP_QUIET {CLI_A_QUIET, "quiet", 'q', CLI_FLAG, NULL, 0, 0, "no line per frame"}
 #define CLI_ROW_APP_HOST_PRE                                                                                                         \
     {CLI_A_HOST_PRE, "host-preprocess", 0, CLI_FLAG, NULL, 0, 0,                                                                      \

@@ -13,6 +13,7 @@ static const cli_opt g_opts[] = {
     CLI_ROWS_APP_MODEL,
     CLI_ROW_APP_PLACE,
     CLI_ROW_APP_CACHE,
+    CLI_ROW_APP_PLAN,
     CLI_ROW_APP_SIZE,
     {O_FRAMES, "frames", 0, CLI_INT, "N", 1, 100000000, "measured frames (default 20)"},
     {O_WARMUP, "warmup", 0, CLI_INT, "N", 0, 1000000, "frames before the measured ones (default 3)"},
@@ -146,7 +147,9 @@ int mt_cmd_bench(int argc, char **argv) {
     const char *reports[2] = {json, trace};
     if ((json || trace) && cli_check_app_report(&app, &o, "bench", reports, 2)) goto out;
     printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
-    printf("placement: %s; %d in flight; built in %.0f ms\n", app.placement, mt_pipeline_inflight(app.pipe), app.build_ms);
+    char note[128];
+    printf("placement: %s; %d in flight; built in %.0f ms%s\n", app.placement, mt_pipeline_inflight(app.pipe), app.build_ms,
+           mt_app_build_note(&app, note, sizeof note));
     if (bench_once(&app, warmup, frames, o.quiet, &pipe_r)) goto out;
     mt_app_print_summary(stdout, &app, &pipe_r.st, &pipe_r.s);
     char extra[1024] = "";

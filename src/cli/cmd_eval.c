@@ -30,6 +30,7 @@ static const cli_opt g_opts[] = {
     CLI_ROWS_APP_MODEL,
     CLI_ROW_APP_PLACE,
     CLI_ROW_APP_CACHE,
+    CLI_ROW_APP_PLAN,
     {CLI_A_SIZE, "size", 0, CLI_STR, "HxW", 0, 0,
      "the model's input size (multiples of 32); default: the\nmodel's.  Images are centre-cropped to its aspect and\n"
      "resized; predictions are compared at the ground truth's\npixels inside the crop"},

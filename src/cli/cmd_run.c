@@ -319,6 +319,7 @@ static const cli_opt g_opts[] = {
      "PNG frames (any PNG kind; centre-cropped and resized to the\nmodel's input); default: synthetic street scenes"},
     CLI_ROW_APP_PLACE,
     CLI_ROW_APP_CACHE,
+    CLI_ROW_APP_PLAN,
     {O_FRAMES, "frames", 0, CLI_INT, "N", 1, 100000000, "frames to run (images repeat); default: one per image, or 4"},
     CLI_ROWS_APP_FLIGHT,
     CLI_ROW_APP_SIZE,
@@ -469,9 +470,10 @@ int mt_cmd_run(int argc, char **argv) {
     }
     char res[128];
     printf("model: %s, input %dx%dx%dx%d\n", app.model_desc, app.batch, app.channels, app.height, app.width);
-    printf("placement: %s; %d frame%s in flight; %s; results %s; built in %.0f ms\n", app.placement,
+    char note[128];
+    printf("placement: %s; %d frame%s in flight; %s; results %s; built in %.0f ms%s\n", app.placement,
            mt_pipeline_inflight(app.pipe), mt_pipeline_inflight(app.pipe) > 1 ? "s" : "", c.nfiles ? "PNG frames" : "synthetic frames",
-           mt_app_results_str(app.seg_forms, app.depth_forms, res, sizeof res), app.build_ms);
+           mt_app_results_str(app.seg_forms, app.depth_forms, res, sizeof res), app.build_ms, mt_app_build_note(&app, note, sizeof note));
     mt_stats_init(&st, app.pipe);
     /* SIGINT / SIGTERM: stop taking frames, finish the files being written,
      * list them in the manifest, exit 130 / 143 (a second signal: at once,

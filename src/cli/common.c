@@ -107,6 +107,7 @@ int cli_app_take(cli_parser *p, int id, mt_app_opts *o, int max_inflight) {
         if (cli_hxw(p->value, 8192, &o->height, &o->width)) return cli_usage(p, "bad --size '%s' (HxW, e.g. 512x512)", p->value), -1;
         break;
     case CLI_A_CACHE: o->calib_path = p->value; break;
+    case CLI_A_PLAN: o->saved_plan = p->value; break;
     case CLI_A_THREADS: o->threads = cli_cap_threads(p, p->num); break;
     case CLI_A_QUIET: o->quiet = 1; break;
     case CLI_A_HOST_PRE: o->host_preprocess = 1; break;

@@ -15,7 +15,7 @@ static const command g_commands[] = {
     {&cli_cmd_calibrate, mt_cmd_calibrate}, {&cli_cmd_accuracy, mt_cmd_accuracy}, {&cli_cmd_simplify, mt_cmd_simplify},
     {&cli_cmd_split, mt_cmd_split},       {&cli_cmd_make_model, mt_cmd_make_model}, {&cli_cmd_run, mt_cmd_run},
     {&cli_cmd_synth, mt_cmd_synth},       {&cli_cmd_eval, mt_cmd_eval},         {&cli_cmd_bench, mt_cmd_bench},
-    {&cli_cmd_triton_repo, mt_cmd_triton_repo},
+    {&cli_cmd_triton_repo, mt_cmd_triton_repo}, {&cli_cmd_build, mt_cmd_build},
 };
 
 static void usage(FILE *f) {

@@ -28,6 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cublasLt.h>
+#ifdef MTMI_HAVE_CUDNN
+#include <cudnn.h>
+#endif
+
+#include "backend/choices.h"
 #include "cuda/cuda_internal.h"
 
 #define CUDA_RING 64 /* completion records per plan: more than frames in flight */
@@ -163,7 +169,8 @@ static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_
     cuda_stage *c = mt_alloc(sizeof *c);
     if (!c) return MTMI_ERR_NOMEM;
     c->dev = *d;
-    mt_cuda_plan_opts o = {.fp16 = d->prec != MT_PREC_FP32, .tuning = cfg ? cfg->tuning : NULL};
+    mt_cuda_plan_opts o = {.fp16 = d->prec != MT_PREC_FP32, .tuning = cfg ? cfg->tuning : NULL,
+                           .choices = cfg ? cfg->choices : NULL};
     unsigned char in_dev[MT_STAGE_MAX_IO] = {0}, out_dev[MT_STAGE_MAX_IO] = {0};
     for (int i = 0; cfg && cfg->in_mem && i < g->ninputs && i < MT_STAGE_MAX_IO; i++) in_dev[i] = cfg->in_mem[i] == MT_MEM_DEVICE;
     for (int i = 0; cfg && cfg->out_mem && i < g->noutputs && i < MT_STAGE_MAX_IO; i++) out_dev[i] = cfg->out_mem[i] == MT_MEM_DEVICE;
@@ -405,6 +412,30 @@ static mtmi_status cuda_bench(void *plan, int iters, double *ms) {
     return mt_cuda_plan_bench(((cuda_stage *)plan)->plan, -1, iters, ms);
 }
 
+/* What the algorithm choices of a plan on d depend on: the GPU model (name,
+ * compute capability, multiprocessors), the driver, and the libraries that
+ * own the algorithms.  A saved plan made elsewhere is refused when this
+ * differs (pipeline/planfile.h). */
+static mtmi_status cuda_identity(const mt_devspec *d, char *buf, size_t cap) {
+    mtmi_status s = mt_cuda_check_device(d->index);
+    if (s) return s;
+    struct cudaDeviceProp pr;
+    if (cudaGetDeviceProperties(&pr, d->index) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return mt_fail(MTMI_ERR_DEVICE, "GPU %d: cannot read its properties", d->index);
+    }
+    int drv = 0, rt = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    size_t dnn = 0;
+#ifdef MTMI_HAVE_CUDNN
+    dnn = cudnnGetVersion();
+#endif
+    snprintf(buf, cap, "%s, sm_%d%d, %d SMs, driver %d, runtime %d, cuBLASLt %zu, cuDNN %zu", pr.name, pr.major, pr.minor,
+             pr.multiProcessorCount, drv, rt, (size_t)cublasLtGetVersion(), dnn);
+    return MTMI_OK;
+}
+
 static const mt_backend g_cuda_backend = {
     .version = MT_BACKEND_VERSION,
     .name = "cuda",
@@ -422,6 +453,7 @@ static const mt_backend g_cuda_backend = {
     .event_elapsed_ms = cuda_event_elapsed_ms,
     .bench = cuda_bench,
     .destroy = cuda_destroy,
+    .identity = cuda_identity,
 };
 
 const mt_backend *mt_backend_cuda(void) { return &g_cuda_backend; }

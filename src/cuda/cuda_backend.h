@@ -42,6 +42,10 @@ typedef struct mt_cuda_plan_opts {
      * them, and every run must bind them. */
     const unsigned char *in_dev, *out_dev;
     const mt_tuning *tuning; /* experimental switches; NULL = defaults (copied) */
+    /* Saved plans (backend/choices.h): the algorithm choices are recorded
+     * here, or with choices->replay taken from here instead of searched;
+     * NULL = search and keep nothing.  Borrowed during create only. */
+    struct mt_choices *choices;
 } mt_cuda_plan_opts;
 mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_plan_opts *o, mt_cuda_plan **out);
 
@@ -90,5 +94,8 @@ int mt_cuda_num_step_kinds(void);
 const char *mt_cuda_step_kind_name(int kind);
 void mt_cuda_plan_step_counts(const mt_cuda_plan *p, int *counts);
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *p, FILE *f);
+/* One line: where creating the plan spent its time, by phase (ms), and how
+ * many algorithm searches (timed cuBLASLt candidates, cuDNN Find) it ran. */
+void mt_cuda_plan_build_report(const mt_cuda_plan *p, FILE *f);
 
 #endif

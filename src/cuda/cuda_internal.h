@@ -241,7 +241,21 @@ typedef struct mc_plan {
     void *ws;        /* shared workspace */
     size_t ws_bytes;
     size_t ws_needed; /* the most any chosen algorithm asks for */
+    /* where mt_cuda_plan_create_ex spent its time (ms; MC_BUILD_* phases),
+     * and how many algorithm searches finalize ran (cuBLASLt, cuDNN) */
+    double build_ms[8];
+    int nsearch_lt, nsearch_dnn;
+    /* saved plans: decisions recorded here, or replayed from here
+     * (choices->replay) instead of the searches; NULL = neither */
+    struct mt_choices *choices;
 } mc_plan;
+
+/* the decision kinds this backend records (backend/choices.h) */
+enum { MC_CHOICE_GEMM = 1, MC_CHOICE_CUDNN = 2 };
+
+/* build_ms phases */
+enum { MC_BUILD_SETUP, MC_BUILD_LIBS, MC_BUILD_STEPS, MC_BUILD_FUSE, MC_BUILD_MEMORY, MC_BUILD_FINALIZE, MC_BUILD_EAGER,
+       MC_BUILD_CAPTURE };
 
 /* The one CUDA error check of the host code: when `call` fails, returns
  * MTMI_ERR_DEVICE from the calling function with the one-line message

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/choices.h"
 #include "cuda/plan_int.h"
 #include "cuda/qkernels.h"
 
@@ -213,6 +214,7 @@ mtmi_status mt_cuda_plan_create(const mt_graph *g, int device, int fp16, mt_cuda
 
 mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_plan_opts *o, mt_cuda_plan **out) {
     *out = NULL;
+    double t_phase = mt_now_ms();
     mtmi_status s = mt_cuda_check_device(device);
     if (s) return s;
     mc_plan *p = mt_alloc(sizeof *p);
@@ -222,6 +224,7 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     p->f16 = o->fp16;
     p->ctx = (CUcontext)o->ctx;
     p->tuning = o->tuning ? *o->tuning : *mt_tuning_default();
+    p->choices = o->choices;
     if ((s = mc_bind(p))) {
         free(p);
         return s;
@@ -271,9 +274,19 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     } else {
         p->own_stream = 1;
     }
+#define PHASE(k)                                    \
+    do {                                            \
+        double t_now_ = mt_now_ms();                \
+        p->build_ms[k] += t_now_ - t_phase;         \
+        t_phase = t_now_;                           \
+    } while (0)
+    PHASE(MC_BUILD_SETUP);
     if ((s = mc_libs_init(p))) goto fail;
+    PHASE(MC_BUILD_LIBS);
     if ((s = build_steps(p))) goto fail;
+    PHASE(MC_BUILD_STEPS);
     if ((s = mc_fuse_steps(p))) goto fail;
+    PHASE(MC_BUILD_FUSE);
     for (int i = 0; i < g->ninputs; i++)
         if (o->in_dev && o->in_dev[i] && p->in_stage[i].buf >= 0) p->bufs[p->in_stage[i].buf].bound = 1, p->any_bound = 1;
     for (int i = 0; i < g->noutputs; i++)
@@ -288,6 +301,7 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
         p->part_last[part] = i + 1;
     }
     if ((s = plan_memory(p))) goto fail;
+    PHASE(MC_BUILD_MEMORY);
     for (int i = 0; i < p->nsteps; i++)
         if ((s = mc_finalize_step(p, &p->steps[i]))) goto fail;
     /* The algorithms were chosen among those fitting the full workspace;
@@ -304,12 +318,15 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
         }
         p->workspace_bytes = p->ws_bytes;
     }
+    p->choices = NULL; /* borrowed for create only */
+    PHASE(MC_BUILD_FINALIZE);
     /* one eager run (validates every launch), then the CUDA graph */
     if ((s = run_steps(p, 0, p->nsteps, 0, NULL))) goto fail;
     if (cudaStreamSynchronize(p->stream) != cudaSuccess) {
         s = mt_fail(MTMI_ERR_DEVICE, "CUDA: first run failed: %s", cudaGetErrorString(cudaGetLastError()));
         goto fail;
     }
+    PHASE(MC_BUILD_EAGER);
     if (p->any_bound) {
         /* No graph of its own: its staging buffers are gone. */
         for (int b = 0; b < p->nbufs; b++)
@@ -325,6 +342,8 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
         cudaMemGetInfo(&free1, &tot);
         p->mem_used = p->mem_free_before > free1 ? p->mem_free_before - free1 : 0;
     }
+    PHASE(MC_BUILD_CAPTURE);
+#undef PHASE
     *out = (mt_cuda_plan *)p;
     return MTMI_OK;
 fail:
@@ -465,6 +484,17 @@ void mt_cuda_plan_memory(const mt_cuda_plan *pp, size_t *arena, size_t *weights,
 }
 
 size_t mt_cuda_plan_device_delta(const mt_cuda_plan *pp) { return ((const mc_plan *)pp)->mem_used; }
+
+void mt_cuda_plan_build_report(const mt_cuda_plan *pp, FILE *f) {
+    const mc_plan *p = (const mc_plan *)pp;
+    static const char *const names[8] = {"setup", "libraries", "steps+weights", "fusion", "memory", "finalize", "first run",
+                                         "graph capture"};
+    double tot = 0;
+    for (int k = 0; k < 8; k++) tot += p->build_ms[k];
+    fprintf(f, "plan build %.1f ms:", tot);
+    for (int k = 0; k < 8; k++) fprintf(f, " %s %.1f%s", names[k], p->build_ms[k], k < 7 ? "," : "");
+    fprintf(f, " (algorithm searches: %d cuBLASLt, %d cuDNN)\n", p->nsearch_lt, p->nsearch_dnn);
+}
 
 mtmi_status mt_cuda_plan_profile(mt_cuda_plan *pp, FILE *f) {
     mc_plan *p = (mc_plan *)pp;

@@ -6,6 +6,7 @@
 #include <cudnn.h>
 #endif
 
+#include "backend/choices.h"
 #include "cuda/cuda_internal.h"
 #include "cuda/qkernels.h"
 
@@ -106,6 +107,30 @@ static int align_of(const void *ptr) {
     return a;
 }
 
+/* A saved plan's GEMM (backend/choices.h): the algorithm recorded for this
+ * signature, if there is one and cuBLASLt takes it for this GEMM (checked:
+ * cuBLASLt's own test, not the first run), instead of the heuristic and
+ * the timed candidates.  1 = used. */
+typedef struct lt_choice {
+    cublasLtMatmulAlgo_t algo;
+    uint64_t ws;
+} lt_choice;
+
+static int gemm_saved(mc_plan *p, lt_obj *o, const int64_t *sig, size_t siglen) {
+    lt_choice chosen;
+    if (!p->choices || !mt_choices_find(p->choices, MC_CHOICE_GEMM, sig, siglen, &chosen, sizeof chosen)) return 0;
+    cublasLtMatmulHeuristicResult_t chk;
+    memset(&chk, 0, sizeof chk);
+    if (cublasLtMatmulAlgoCheck((cublasLtHandle_t)p->lt, o->op, o->a, o->b, o->c, o->c, &chosen.algo, &chk) ||
+        chk.workspaceSize > p->ws_bytes) {
+        p->choices->found--; /* not usable after all: measured below */
+        return 0;
+    }
+    o->algo = chosen.algo;
+    if (chk.workspaceSize > p->ws_needed) p->ws_needed = chk.workspaceSize;
+    return 1;
+}
+
 static mtmi_status gemm_finalize(mc_plan *p, mc_step *s) {
     mc_gemm *g = &s->gemm;
     lt_obj *o = calloc(1, sizeof *o);
@@ -145,6 +170,12 @@ static mtmi_status gemm_finalize(mc_plan *p, mc_step *s) {
         cublasLtMatrixLayoutSetAttribute(o->b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sa, sizeof g->sa);
         cublasLtMatrixLayoutSetAttribute(o->c, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sc, sizeof g->sc);
     }
+    /* a saved plan's decision (backend/choices.h): what the search below
+     * depends on, and what it chose */
+    int64_t sig[20] = {p->f16, g->m, g->n, g->k, g->a_rowmajor, g->b_rowmajor, g->lda, g->ldb, g->ldc, g->batch, g->sa,
+                       g->sb, g->sc, g->act, g->has_bias, g->beta != 0.f, align_of(mc_ptr(p, &s->t[2])),
+                       align_of(mc_ptr(p, &s->t[1])), align_of(mc_ptr(p, &s->t[0])), (int64_t)p->ws_bytes};
+    if (gemm_saved(p, o, sig, sizeof sig)) return MTMI_OK;
     cublasLtMatmulPreference_t pref;
     cublasLtMatmulPreferenceCreate(&pref);
     size_t ws = p->ws_bytes;
@@ -167,6 +198,7 @@ static mtmi_status gemm_finalize(mc_plan *p, mc_step *s) {
     /* time the candidates once on the real buffers, keep the fastest */
     int best = 0;
     if (nres > 1) {
+        p->nsearch_lt++;
         cudaEvent_t e0, e1;
         cudaEventCreate(&e0);
         cudaEventCreate(&e1);
@@ -198,6 +230,13 @@ static mtmi_status gemm_finalize(mc_plan *p, mc_step *s) {
     }
     o->algo = res[best].algo;
     if (res[best].workspaceSize > p->ws_needed) p->ws_needed = res[best].workspaceSize;
+    if (p->choices) {
+        lt_choice chosen;
+        memset(&chosen, 0, sizeof chosen);
+        chosen.algo = o->algo;
+        chosen.ws = res[best].workspaceSize;
+        return mt_choices_put(p->choices, MC_CHOICE_GEMM, sig, sizeof sig, &chosen, sizeof chosen);
+    }
     return MTMI_OK;
 }
 
@@ -213,6 +252,45 @@ typedef struct dnn_obj {
     cudnnTensorDescriptor_t b;
     cudnnActivationDescriptor_t act;
 } dnn_obj;
+
+/* A saved plan's convolution (backend/choices.h): the algorithm and
+ * descriptor type recorded for this signature, if there is one and cuDNN
+ * takes it (asked for its workspace), instead of the search.  1 = used. */
+typedef struct dnn_choice {
+    int32_t algo, half_desc; /* half_desc: the FP16-accumulation descriptor won */
+    uint64_t ws;
+} dnn_choice;
+
+static cudnnConvolutionDescriptor_t half_desc(const mc_conv *cv) {
+    cudnnConvolutionDescriptor_t cd;
+    if (cudnnCreateConvolutionDescriptor(&cd)) return NULL;
+    cudnnSetConvolution2dDescriptor(cd, cv->ph, cv->pw, cv->sh, cv->sw, cv->dh, cv->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_HALF);
+    cudnnSetConvolutionGroupCount(cd, cv->groups);
+    cudnnSetConvolutionMathType(cd, CUDNN_TENSOR_OP_MATH);
+    return cd;
+}
+
+static int cudnn_saved(mc_plan *p, dnn_obj *o, const mc_conv *cv, const int64_t *sig, size_t siglen) {
+    dnn_choice chosen;
+    if (!p->choices || !mt_choices_find(p->choices, MC_CHOICE_CUDNN, sig, siglen, &chosen, sizeof chosen)) return 0;
+    cudnnConvolutionDescriptor_t cd = chosen.half_desc ? half_desc(cv) : o->c;
+    size_t ws = 0;
+    if (!cd || cudnnGetConvolutionForwardWorkspaceSize((cudnnHandle_t)p->cudnn, o->x, o->w, cd, o->y,
+                                                       (cudnnConvolutionFwdAlgo_t)chosen.algo, &ws) ||
+        ws > p->ws_bytes) {
+        if (cd && cd != o->c) cudnnDestroyConvolutionDescriptor(cd);
+        p->choices->found--; /* not usable after all: searched below */
+        return 0;
+    }
+    if (cd != o->c) {
+        cudnnDestroyConvolutionDescriptor(o->c);
+        o->c = cd;
+    }
+    o->algo = (cudnnConvolutionFwdAlgo_t)chosen.algo;
+    o->ws = ws;
+    if (o->ws > p->ws_needed) p->ws_needed = o->ws;
+    return 1;
+}
 
 static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
     const mc_conv *cv = &s->conv;
@@ -236,42 +314,55 @@ static mtmi_status cudnn_finalize(mc_plan *p, mc_step *s) {
      * promises. */
     if (!st) st = cudnnSetConvolutionMathType(o->c, p->f16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
     if (st) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: descriptors: %s", cudnnGetErrorString(st));
-    /* FP16: try FP32 and FP16 accumulation descriptors' engines, keep the
-     * fastest measured (both accumulate in FP32 on tensor cores on Hopper
-     * for the FP32 descriptor; the HALF one may pick other kernels) */
-    float best_t = 1e30f;
-    int found = 0;
-    for (int ct = 0; ct < (p->f16 ? 2 : 1); ct++) {
-        cudnnConvolutionDescriptor_t cd = o->c;
-        if (ct == 1) {
-            cudnnCreateConvolutionDescriptor(&cd);
-            cudnnSetConvolution2dDescriptor(cd, cv->ph, cv->pw, cv->sh, cv->sw, cv->dh, cv->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_HALF);
-            cudnnSetConvolutionGroupCount(cd, cv->groups);
-            cudnnSetConvolutionMathType(cd, CUDNN_TENSOR_OP_MATH);
-        }
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        int n = 0;
-        st = cudnnFindConvolutionForwardAlgorithmEx(h, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]), cd, o->y,
-                                                    mc_ptr(p, &s->t[0]), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, p->ws, p->ws_bytes);
-        for (int i = 0; !st && i < n; i++)
-            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= p->ws_bytes) {
-                if (perf[i].time < best_t) {
-                    best_t = perf[i].time;
-                    o->algo = perf[i].algo;
-                    o->ws = perf[i].memory;
-                    if (o->ws > p->ws_needed) p->ws_needed = o->ws;
-                    if (cd != o->c) {
-                        cudnnDestroyConvolutionDescriptor(o->c);
-                        o->c = cd;
-                        cd = NULL;
+    /* a saved plan's decision (backend/choices.h) */
+    int64_t sig[22] = {p->f16, cv->N,  cv->C,  cv->H,      cv->W,        cv->CO,  cv->OH,  cv->OW,
+                       cv->KH, cv->KW, cv->sh, cv->sw,     cv->ph,       cv->pw,  cv->dh,  cv->dw,
+                       cv->groups, cv->act, cv->has_bias, cv->ldy, cv->ys0, (int64_t)p->ws_bytes};
+    dnn_choice chosen;
+    memset(&chosen, 0, sizeof chosen);
+    int found = 0, saved = cudnn_saved(p, o, cv, sig, sizeof sig);
+    if (saved) {
+        found = 1;
+    } else {
+        /* FP16: try FP32 and FP16 accumulation descriptors' engines, keep the
+         * fastest measured (both accumulate in FP32 on tensor cores on Hopper
+         * for the FP32 descriptor; the HALF one may pick other kernels) */
+        float best_t = 1e30f;
+        for (int ct = 0; ct < (p->f16 ? 2 : 1); ct++) {
+            cudnnConvolutionDescriptor_t cd = o->c;
+            if (ct == 1 && !(cd = half_desc(cv))) continue;
+            cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+            int n = 0;
+            p->nsearch_dnn++;
+            st = cudnnFindConvolutionForwardAlgorithmEx(h, o->x, mc_ptr(p, &s->t[1]), o->w, mc_ptr(p, &s->t[2]), cd, o->y,
+                                                        mc_ptr(p, &s->t[0]), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, p->ws, p->ws_bytes);
+            for (int i = 0; !st && i < n; i++)
+                if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= p->ws_bytes) {
+                    if (perf[i].time < best_t) {
+                        best_t = perf[i].time;
+                        chosen.half_desc = ct;
+                        o->algo = perf[i].algo;
+                        o->ws = perf[i].memory;
+                        if (o->ws > p->ws_needed) p->ws_needed = o->ws;
+                        if (cd != o->c) {
+                            cudnnDestroyConvolutionDescriptor(o->c);
+                            o->c = cd;
+                            cd = NULL;
+                        }
+                        found = 1;
                     }
-                    found = 1;
+                    break;
                 }
-                break;
-            }
-        if (cd && cd != o->c) cudnnDestroyConvolutionDescriptor(cd);
+            if (cd && cd != o->c) cudnnDestroyConvolutionDescriptor(cd);
+        }
+        chosen.algo = (int32_t)o->algo;
+        chosen.ws = o->ws;
     }
     if (!found) return mt_fail(MTMI_ERR_DEVICE, "cuDNN: no convolution algorithm fits the workspace");
+    if (p->choices && !saved) {
+        mtmi_status rs = mt_choices_put(p->choices, MC_CHOICE_CUDNN, sig, sizeof sig, &chosen, sizeof chosen);
+        if (rs) return rs;
+    }
     if (cv->has_bias && cv->act == 1) {
         cudnnCreateTensorDescriptor(&o->b);
         cudnnCreateActivationDescriptor(&o->act);

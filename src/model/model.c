@@ -2,6 +2,7 @@
 #include "model/model.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu/cpu.h"
 #include "onnx/onnx.h"
@@ -68,6 +69,43 @@ mtmi_status mt_model_from_graph(mt_graph *g, mtmi_model **out) {
     m->params = float_params(g);
     *out = m;
     return MTMI_OK;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s) { return mt_hash64(h, s ? s : "", s ? strlen(s) + 1 : 1); }
+
+uint64_t mt_model_content_key(const mtmi_model *m) {
+    const mt_graph *g = m->graph;
+    uint64_t h = MT_HASH_SEED;
+    int64_t head[4] = {g->nvalues, g->nnodes, g->ninputs, g->noutputs};
+    h = mt_hash64(h, head, sizeof head);
+    for (int v = 0; v < g->nvalues; v++) {
+        const mt_value *val = &g->values[v];
+        int64_t d[3 + MT_MAX_RANK] = {val->dtype, val->rank, val->is_weight};
+        for (int k = 0; k < val->rank && k < MT_MAX_RANK; k++) d[3 + k] = val->dims[k];
+        h = hash_str(h, val->name);
+        h = mt_hash64(h, d, sizeof d);
+        if (val->data) h = mt_hash64(h, val->data, mt_value_bytes(val));
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const mt_node *n = &g->nodes[i];
+        h = hash_str(h, n->op);
+        h = hash_str(h, n->domain);
+        h = mt_hash64(h, n->in, sizeof(int) * (size_t)n->nin);
+        h = mt_hash64(h, n->out, sizeof(int) * (size_t)n->nout);
+        for (int a = 0; a < n->nattr; a++) {
+            const mt_attr *at = &n->attrs[a];
+            int64_t k[3] = {at->type, at->i, at->n};
+            h = hash_str(h, at->name);
+            h = mt_hash64(h, k, sizeof k);
+            h = mt_hash64(h, &at->f, sizeof at->f);
+            if (at->type == MT_ATTR_STRING) h = hash_str(h, at->s);
+            if (at->type == MT_ATTR_INTS && at->ints) h = mt_hash64(h, at->ints, sizeof(int64_t) * (size_t)at->n);
+            if (at->type == MT_ATTR_FLOATS && at->floats) h = mt_hash64(h, at->floats, sizeof(float) * (size_t)at->n);
+        }
+    }
+    h = mt_hash64(h, g->inputs, sizeof(int) * (size_t)g->ninputs);
+    h = mt_hash64(h, g->outputs, sizeof(int) * (size_t)g->noutputs);
+    return h;
 }
 
 void mt_model_free(mtmi_model *m) {

@@ -25,6 +25,11 @@ struct mtmi_model {
 
 /* Loads an ONNX file (external data, the budgets and random fills of opt);
  * imports its Q/DQ nodes, if any (mt_qdq_import). */
+/* A key of the model's content (the loaded graph: every value's name,
+ * type, shape and constant bytes, every node's operator, wiring and
+ * attributes): what a saved plan (pipeline/planfile.h) was made of.  Not
+ * cryptographic; the same for the same file loaded anywhere. */
+uint64_t mt_model_content_key(const mtmi_model *m);
 mtmi_status mt_model_load(const char *path, const mtmi_load_options *opt, mtmi_model **out);
 /* The built-in MTMI network (graph/mtmi_net.h) as a model: the one place
  * that makes it (`mtmi run` without a model, make-model's API, tests). */

@@ -1,6 +1,7 @@
 /* The multi-frame pipeline: frame slots, one thread per stage, bounded
  * queues between them, completion callbacks, clean shutdown on errors. */
 #include "pipeline/pipeline.h"
+#include "backend/choices.h"
 #include "image/image.h"
 #include "quant/quant.h"
 
@@ -48,6 +49,7 @@ typedef struct stage {
      * round trip sits between them (gpu_ordered). */
     int gpu_ordered;
     double last_end;              /* when its previous frame finished (under mu) */
+    mt_choices choices;           /* its plan's decisions (recorded or replayed) */
 } stage;
 
 typedef struct buf {
@@ -666,8 +668,11 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
             for (int k = 0; k < st->nout; k++) out_mem[k] = (unsigned char)p->cut_mem[st->out_idx[k]];
         else if (st->dev.kind == MT_DEV_CUDA) /* a GPU head writes the slot's device buffers (setup_result) */
             for (int k = 0; k < st->nout; k++) out_mem[k] = MT_MEM_DEVICE;
+        if (p->opt.replay && i < p->opt.nreplay &&
+            (s = mt_choices_load(&st->choices, p->opt.replay[i].data, p->opt.replay[i].len)))
+            goto fail;
         mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib, .in_mem = in_mem, .out_mem = out_mem,
-                            .tuning = p->opt.tuning};
+                            .tuning = p->opt.tuning, .choices = &st->choices};
         if ((s = mt_plan_create(st->be, &st->dev, st->g, &cfg, &st->mp))) {
             s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
             goto fail;
@@ -675,6 +680,8 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
         st->plan = st->mp->impl;
     }
     p->opt.tuning = NULL; /* the plans hold copies; the caller's struct may go */
+    p->opt.replay = NULL;
+    p->opt.nreplay = 0;
     if ((s = setup_slots(p))) goto fail;
     if (q_init(&p->free_q, p->nslots) || q_init(&p->done_q, p->nslots)) {
         s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
@@ -712,7 +719,10 @@ void mt_pipeline_free(mt_pipeline *p) {
     /* Plans go first: an asynchronous backend's destroy waits for the work it
      * still has queued, which may write into the slots' buffers and call
      * on_done (harmless once stopped: it only records a time). */
-    for (int i = 0; i < p->nstages; i++) mt_plan_free(p->st[i].mp);
+    for (int i = 0; i < p->nstages; i++) {
+        mt_plan_free(p->st[i].mp);
+        mt_choices_free(&p->st[i].choices);
+    }
     for (int k = 0; p->slots && k < p->nslots; k++) {
         slot *sl = &p->slots[k];
         for (int i = 0; sl->in && i < p->nin; i++) free_buf(&sl->in[i]);
@@ -881,6 +891,8 @@ const char *mt_pipeline_stage_name(const mt_pipeline *p, int s) { return p->st[s
 const mt_devspec *mt_pipeline_stage_dev(const mt_pipeline *p, int s) { return &p->st[s].dev; }
 int mt_pipeline_stage_threads(const mt_pipeline *p, int s) { return p->st[s].threads; }
 const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s) { return p->st[s].g; }
+const mt_choices *mt_pipeline_stage_choices(const mt_pipeline *p, int s) { return &p->st[s].choices; }
+const mt_backend *mt_pipeline_stage_backend(const mt_pipeline *p, int s) { return p->st[s].be; }
 int mt_pipeline_num_outputs(const mt_pipeline *p) { return p->nout; }
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i) { return p->out_names[i]; }
 const mt_tview *mt_pipeline_output_shape(const mt_pipeline *p, int i) { return &p->out_shape[i]; }

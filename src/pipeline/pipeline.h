@@ -113,6 +113,12 @@ typedef struct mt_pipeline_opts {
      * defaults); mt_pipeline_from_model also specializes the model with
      * them. */
     const mt_tuning *tuning;
+    /* Saved plans (pipeline/planfile.h): per stage, in stage order, the
+     * decisions its backend uses instead of measuring (backend/choices.h;
+     * copied); NULL = measure everything.  Either way each stage keeps its
+     * decisions (mt_pipeline_stage_choices: what `mtmi build` saves). */
+    const struct mt_choices *replay;
+    int nreplay;
 } mt_pipeline_opts;
 #define MT_PIPELINE_OPTS_DEFAULT {.inflight = 2, .inject_stage = -1}
 
@@ -174,6 +180,9 @@ const char *mt_pipeline_stage_name(const mt_pipeline *p, int s);
 const mt_devspec *mt_pipeline_stage_dev(const mt_pipeline *p, int s);
 int mt_pipeline_stage_threads(const mt_pipeline *p, int s);
 const mt_graph *mt_pipeline_stage_graph(const mt_pipeline *p, int s);
+/* The decisions stage s's backend made (or replayed) building its plan. */
+const struct mt_choices *mt_pipeline_stage_choices(const mt_pipeline *p, int s);
+const mt_backend *mt_pipeline_stage_backend(const mt_pipeline *p, int s);
 /* Model input/output names and shapes. */
 int mt_pipeline_num_outputs(const mt_pipeline *p);
 const char *mt_pipeline_output_name(const mt_pipeline *p, int i);

@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
     mt_app_tuning_from_env(&tn);
     if (!strcmp(prec, "int8")) tn.fuse_concat = 0; /* the cache names the standard graph's tensors */
     mt_graph *g;
-    double t0 = mt_now_ms();
+    double t0 = mt_now_ms(), t_graph;
     if (mt_model_specialize_ex(m, &shape, 1, 1, &tn, &g)) {
         fprintf(stderr, "error: %s\n", mtmi_last_error());
         return 1;
@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
         }
         printf("int8: %d head nodes quantized, %d left in float\n", rep.quantized, rep.skipped);
     }
+    t_graph = mt_now_ms();
     mt_cuda_plan *p;
     mt_cuda_plan_opts po = {.fp16 = strcmp(prec, "fp32") != 0, .tuning = &tn};
     if (mt_cuda_plan_create_ex(g, 0, &po, &p)) {
@@ -130,6 +131,8 @@ int main(int argc, char **argv) {
     size_t delta = mt_cuda_plan_device_delta(p);
     printf("mtmi cuda %s batch %d %lldx%lld: plan %.0f ms, %d steps\n", prec, batch, (long long)shape.dims[2],
            (long long)shape.dims[3], t1 - t0, mt_cuda_plan_num_steps(p));
+    printf("  graph (specialize, passes%s) %.1f ms; ", !strcmp(prec, "int8") ? ", int8 rewrite" : "", t_graph - t0);
+    mt_cuda_plan_build_report(p, stdout);
     printf("  whole    %8.3f ms  (%.3f ms/image)\n", whole, whole / batch);
     printf("  encoder  %8.3f ms\n", pm[0]);
     for (int k = 1; k < parts; k++) printf("  %-8s %8.3f ms\n", g->values[g->outputs[k - 1]].name, pm[k]);
