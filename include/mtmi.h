@@ -312,9 +312,21 @@ typedef struct mtmi_pipeline_options {
      * mean and std on the encoder's device, bit for bit as the host would
      * (what `mtmi run` feeds); 0 = the model's own float input. */
     int image_input;
+    /* A saved plan (mtmi_pipeline_save_plan, `mtmi build`): the stages take
+     * the algorithm choices it holds instead of searching them again (most
+     * of a GPU stage's build time).  Its placement and input shape are
+     * used when placement / input_shape are NULL; given ones must agree.
+     * Refused, with a one-line error naming the difference, when it was
+     * made for another model, calibration cache, input kind, mtmi version,
+     * GPU, driver or cuBLASLt / cuDNN version.  NULL = search. */
+    const char *saved_plan;
 } mtmi_pipeline_options;
 
 MTMI_API mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out);
+/* Writes the pipeline's saved plan to path (atomically): every stage's
+ * algorithm choices with what they were made for (see
+ * mtmi_pipeline_options.saved_plan). */
+MTMI_API mtmi_status mtmi_pipeline_save_plan(const mtmi_pipeline *p, const char *path);
 MTMI_API void mtmi_pipeline_free(mtmi_pipeline *p);
 MTMI_API int mtmi_pipeline_frames_in_flight(const mtmi_pipeline *p);
 

@@ -207,14 +207,17 @@ class Model(_Handle):
         return Plan(self, device, precision, threads, input_shapes, calibration_cache, tuning)
 
     def pipeline(self, placement=None, frames_in_flight=0, threads=0, calibration_cache=None, input_shape=None,
-                 results=None, tuning=None):
+                 results=None, tuning=None, saved_plan=None):
         """The model split into an encoder and one stage per head, each on
         its own device and precision, several frames in flight.
         placement: "encoder=cpu,seg=cpu:1/int8,depth=cuda:0/fp16", a bare
         device for all, or None/"auto".  results: {output: form or forms}
         with forms "float", "fp16", "int8" (codes and scales), "classes";
-        outputs not named come as float32."""
-        return Pipeline(self, placement, frames_in_flight, threads, calibration_cache, input_shape, results, tuning)
+        outputs not named come as float32.  saved_plan: a file written by
+        Pipeline.save_plan or `mtmi build` (its placement and input shape
+        when those are None; its algorithm choices instead of searching)."""
+        return Pipeline(self, placement, frames_in_flight, threads, calibration_cache, input_shape, results, tuning,
+                        saved_plan)
 
 
 def load(path, fill_missing_weights=False, seed=0, no_optimize=False, max_random_bytes=0, max_fold_bytes=0):
@@ -313,7 +316,8 @@ class Pipeline(_Handle):
     next)."""
     _free = _dll.mtmi_pipeline_free
 
-    def __init__(self, model, placement, frames_in_flight, threads, calibration_cache, input_shape, results, tuning):
+    def __init__(self, model, placement, frames_in_flight, threads, calibration_cache, input_shape, results, tuning,
+                 saved_plan=None):
         reqs = []
         for out, forms in (results or {}).items():
             forms = (forms,) if isinstance(forms, str) else tuple(forms)
@@ -326,7 +330,8 @@ class Pipeline(_Handle):
         o = L.PipelineOptions(placement=_b(placement), frames_in_flight=frames_in_flight, threads=threads,
                               calibration_cache=_b(calibration_cache),
                               input_shape=ctypes.pointer(shape) if shape is not None else None,
-                              results=rarr if reqs else None, nresults=len(reqs), tuning=_b(tuning))
+                              results=rarr if reqs else None, nresults=len(reqs), tuning=_b(tuning),
+                              saved_plan=_b(saved_plan))
         h = ctypes.c_void_p()
         _check(_dll.mtmi_pipeline_create(model.handle, ctypes.byref(o), ctypes.byref(h)))
         super().__init__(h.value)
@@ -354,6 +359,11 @@ class Pipeline(_Handle):
             with self._lock:
                 del self._users[token]
             raise
+
+    def save_plan(self, path):
+        """Writes the saved plan of this pipeline (its algorithm choices
+        and what they were made for) to path."""
+        _check(_dll.mtmi_pipeline_save_plan(self.handle, _b(str(path))))
 
     def collect(self):
         """Waits for the oldest frame; returns (results, user): the results

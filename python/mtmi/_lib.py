@@ -48,7 +48,8 @@ class ResultRequest(Structure):
 class PipelineOptions(Structure):
     _fields_ = [("placement", c_char_p), ("frames_in_flight", c_int), ("threads", c_int),
                 ("calibration_cache", c_char_p), ("input_shape", POINTER(Tensor)), ("results", POINTER(ResultRequest)),
-                ("nresults", c_int), ("tuning", c_char_p), ("image_input", c_int)]
+                ("nresults", c_int), ("tuning", c_char_p), ("image_input", c_int),
+                ("saved_plan", c_char_p)]
 
 
 class ResultInfo(Structure):
@@ -87,6 +88,7 @@ _FUNCS = {
     "mtmi_plan_output_shape": (_S, [_H, c_int, POINTER(c_int), POINTER(c_int64)]),
     "mtmi_plan_run": (_S, [_H, POINTER(Tensor), c_int, POINTER(Tensor), c_int]),
     "mtmi_pipeline_create": (_S, [_H, POINTER(PipelineOptions), POINTER(_H)]),
+    "mtmi_pipeline_save_plan": (_S, [_H, c_char_p]),
     "mtmi_pipeline_free": (None, [_H]),
     "mtmi_pipeline_frames_in_flight": (c_int, [_H]),
     "mtmi_pipeline_num_results": (c_int, [_H]),

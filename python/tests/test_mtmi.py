@@ -209,6 +209,40 @@ def test_pipeline_submit_collect(ref_model, seed):
         assert tu.compare(f"pipeline vs plan, frame {k} depth", got[1], want[k][1], 0, 2e-6)
 
 
+def test_pipeline_saved_plan(ref_model, ref_path, seed, tmp_path):
+    """A pipeline's saved plan: written, read back by a new pipeline that
+    takes its placement and input shape (none given) and gives the same
+    results bit for bit; refused in one line for another model or another
+    placement, and when damaged."""
+    x = frames(seed + 400, 1)[0]
+    plan = tmp_path / "p.plan"
+    with ref_model.pipeline(placement="encoder=cpu:0,seg=cpu:1,depth=cpu:1", threads=2) as pl:
+        pl.submit(x)
+        want, _ = pl.collect()
+        pl.save_plan(plan)
+    head = plan.read_bytes()[:200].decode("ascii", "replace")
+    assert head.startswith("MTMI saved plan 1\n") and "placement encoder=cpu:0/fp32,seg=cpu:1/fp32,depth=cpu:1/fp32" in head, head
+    with ref_model.pipeline(threads=2, saved_plan=str(plan)) as pl:
+        assert [r.shape for r in pl.results] == [(1, 19, H, W), (1, 1, H, W)]
+        pl.submit(x)
+        got, _ = pl.collect()
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    with pytest.raises(mtmi.Error) as e:
+        ref_model.pipeline(placement="cpu", saved_plan=str(plan))
+    assert "placement" in str(e.value) and "\n" not in str(e.value), str(e.value)
+    with mtmi.reference_model(height=H, width=W, seed=seed + 1) as other:
+        with pytest.raises(mtmi.Error) as e:
+            other.pipeline(saved_plan=str(plan))
+    assert "another model" in str(e.value), str(e.value)
+    d = bytearray(plan.read_bytes())
+    d[40] ^= 1
+    bad = tmp_path / "bad.plan"
+    bad.write_bytes(bytes(d))
+    with pytest.raises(mtmi.Error) as e:
+        ref_model.pipeline(saved_plan=str(bad))
+    assert "checksum" in str(e.value) and e.value.status == mtmi.ERR_PARSE, str(e.value)
+
+
 def test_pipeline_result_forms(ref_model, seed):
     """Result requests: the class map, int8 codes with their scale and fp16
     of seg, float depth; each against NumPy on the plan's float output by

@@ -27,3 +27,8 @@ if(MTMI_HAVE_CUDA AND MTMI_GPU_VISIBLE)
   add_test(NAME pipeline_results_gpu COMMAND ${MTMI_TEST_SCRATCH} $<TARGET_FILE:test_pipeline_results> --gpu)
   set_tests_properties(pipeline_results_gpu PROPERTIES LABELS "gpu" SKIP_RETURN_CODE 77)
 endif()
+# Saved plans (mtmi build): the decision lists and the file, refusals of
+# every truncation and changed byte (no GPU needed).
+mtmi_c_test(test_planfile tests/pipeline/test_planfile.c)
+# `mtmi build` and --plan end to end on the CPU (refusals, same bytes).
+mtmi_py_test(saved_plan tests/pipeline/test_saved_plan.py)

@@ -36,7 +36,7 @@ int main(void) {
     FIELD(mtmi_pipeline_options, placement), FIELD(mtmi_pipeline_options, frames_in_flight), FIELD(mtmi_pipeline_options, threads);
     FIELD(mtmi_pipeline_options, calibration_cache), FIELD(mtmi_pipeline_options, input_shape);
     FIELD(mtmi_pipeline_options, results), FIELD(mtmi_pipeline_options, nresults), FIELD(mtmi_pipeline_options, tuning);
-    FIELD(mtmi_pipeline_options, image_input);
+    FIELD(mtmi_pipeline_options, image_input), FIELD(mtmi_pipeline_options, saved_plan);
     SIZE(mtmi_result_info);
     FIELD(mtmi_result_info, name), FIELD(mtmi_result_info, output), FIELD(mtmi_result_info, form);
     FIELD(mtmi_result_info, is_scale), FIELD(mtmi_result_info, dtype), FIELD(mtmi_result_info, rank);
