@@ -57,7 +57,7 @@ def one_error(r, code, words, tag):
 r = mtmi("--help")
 check(r.returncode == 0, f"mtmi --help: exit {r.returncode}")
 COMMANDS = re.findall(r"^  ([a-z][a-z-]*)\b", r.stdout.split("commands:", 1)[1].split("\n\n", 1)[0], re.M)
-check(len(COMMANDS) == 13, f"mtmi --help lists {len(COMMANDS)} commands: {COMMANDS}")
+check(len(COMMANDS) == 14, f"mtmi --help lists {len(COMMANDS)} commands: {COMMANDS}")
 r = mtmi()
 check(r.returncode == 2 and "usage: mtmi" in r.stderr, f"mtmi without a command: exit {r.returncode}")
 one_error(mtmi("frobnicate"), 2, ["unknown command 'frobnicate'"], "unknown command")
