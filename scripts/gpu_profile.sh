@@ -8,6 +8,8 @@
 #     --clock-control none), summed by kind;
 #  3. what a graph node costs here (scripts/graph_nodes.cu).
 # Usage: scripts/gpu_profile.sh [MODEL]   (logs to $OUT or ./results)
+#   PROFILE_ARGS="--precision int8 --cache C" profiles the INT8-heads plan
+#   instead (mtmi_cuda_bench's options); GRAPH_NODES=0 skips step 3.
 set -u
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
@@ -15,17 +17,17 @@ OUT=${OUT:-$ROOT_DIR/results}
 mkdir -p "$OUT"
 source "$ROOT_DIR/scripts/gpu_env.sh"
 BUILD=$ROOT_DIR/build-gpu
-gpu_configure "$BUILD" > "$ROOT_DIR/build-gpu.log" 2>&1 && cmake --build "$BUILD" -j 16 >> "$ROOT_DIR/build-gpu.log" 2>&1 \
+gpu_configure "$BUILD" > "$ROOT_DIR/build-gpu.log" 2>&1 && cmake --build "$BUILD" -j 16 --target mtmi_cuda_bench >> "$ROOT_DIR/build-gpu.log" 2>&1 \
   || { tail -40 "$ROOT_DIR/build-gpu.log"; echo "BUILD FAILED"; exit 1; }
 MODEL=${1:-$ROOT_DIR/.deps/shared/reference/mtmi_dynamo_opset17.graph.onnx}
 BENCH=$(ls "$BUILD"/tests/mtmi_cuda_bench "$BUILD"/mtmi_cuda_bench 2>/dev/null | head -1)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader
-"$BENCH" "$MODEL" --iters 200 | grep -E "whole|encoder|seg|depth|steps"
+"$BENCH" "$MODEL" ${PROFILE_ARGS:-} --iters 200 | grep -E "whole|encoder|seg|depth|steps"
 NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys /usr/local/cuda/nsight-systems*/bin/nsys 2>/dev/null | head -1)
 if [ -n "$NSYS" ]; then
   echo "== nsys ($NSYS), graph nodes traced, one replay (the last of 6 in the profiled range)"
   "$NSYS" profile -f true -o "$BUILD/replay" -t cuda --cuda-graph-trace=node --capture-range=cudaProfilerApi \
-    "$BENCH" "$MODEL" --ncu > "$BUILD/nsys.log" 2>&1
+    "$BENCH" "$MODEL" ${PROFILE_ARGS:-} --ncu > "$BUILD/nsys.log" 2>&1
   "$NSYS" stats -f csv -r cuda_gpu_trace -o "$BUILD/replay" "$BUILD/replay.nsys-rep" >> "$BUILD/nsys.log" 2>&1
   CSV=$(ls "$BUILD"/replay*cuda_gpu_trace*.csv 2>/dev/null | head -1)
   [ -n "$CSV" ] && cp "$CSV" "$OUT/kernels_nsys.csv" || tail -5 "$BUILD/nsys.log"
@@ -33,7 +35,7 @@ if [ -n "$NSYS" ]; then
 else
   echo "== ncu, no cache flush, clocks not locked (one replay of 6)"
   ncu --profile-from-start off --cache-control none --clock-control none --metrics gpu__time_duration.sum --csv \
-    "$BENCH" "$MODEL" --ncu > "$OUT/kernels_ncu.csv" 2> /dev/null
+    "$BENCH" "$MODEL" ${PROFILE_ARGS:-} --ncu > "$OUT/kernels_ncu.csv" 2> /dev/null
   MODE=ncu
 fi
 python3 - "$OUT" "$MODE" <<'PY' | tee "$OUT/kernels.txt"
@@ -73,5 +75,6 @@ span = (ks[-1][1] + ks[-1][2] - ks[0][1]) / 1e3 if ks[0][1] is not None else Non
 print("\n%d kernels, busy %.1f us" % (n, busy) + (", span %.1f us, gaps %.1f us" % (span, gaps) if span else ""))
 for k, v in tot.most_common(): print("  %-11s %3d kernels %8.1f us  %4.1f %%" % (k, cnt[k], v, 100 * v / busy))
 PY
+[ "${GRAPH_NODES:-1}" = 0 ] && exit 0
 echo "== graph node cost"
 nvcc -O2 -arch=sm_90 -o "$BUILD/graph_nodes" scripts/graph_nodes.cu && "$BUILD/graph_nodes"
