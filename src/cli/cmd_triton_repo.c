@@ -11,7 +11,7 @@
 
 enum {
     O_MODEL = 1, O_OUTPUT, O_NAME, O_PLACE, O_CACHE, O_SIZE, O_FRAMES, O_THREADS, O_MAX_BATCH, O_DELAY, O_INSTANCES, O_DEPTH,
-    O_LOGITS, O_INPUTS
+    O_LOGITS, O_INPUTS, O_PLAN
 };
 static const cli_opt g_opts[] = {
     {O_MODEL, "model", 0, CLI_STR, "M.onnx", 0, 0, "the model (default: the built-in MTMI network at --size)"},
@@ -20,6 +20,8 @@ static const cli_opt g_opts[] = {
     {O_PLACE, "place", 0, CLI_STR, "P", 0, 0,
      "placement per instance (default cpu); one naming cuda makes one\ninstance per GPU, cuda:0 being the instance's GPU"},
     {O_CACHE, "cache", 0, CLI_STR, "FILE", 0, 0, "calibration cache for int8 stages (copied into the repository)"},
+    {O_PLAN, "plan", 0, CLI_STR, "FILE", 0, 0,
+     "a saved plan (mtmi build of the repository's model file; copied):\ninstances it fits start without searching, others compile"},
     {O_SIZE, "size", 0, CLI_STR, "HxW|any", 0, 0, "frame size served (default the model's; any = every size the\nmodel takes)"},
     {O_FRAMES, "inflight", 0, CLI_INT, "N", 1, 64, "frames in flight per instance (default 2)"},
     {O_THREADS, "threads", 0, CLI_INT, "N", 0, 4096, "CPU threads per instance (default 0 = all cores)"},
@@ -40,7 +42,7 @@ const cli_command cli_cmd_triton_repo = {
     g_opts, NULL};
 
 typedef struct repo_args {
-    const char *model, *out, *name, *place, *cache, *size, *depth, *inputs;
+    const char *model, *out, *name, *place, *cache, *size, *depth, *inputs, *plan;
     long frames, threads, max_batch, delay, instances;
     int logits;
 } repo_args;
@@ -57,6 +59,7 @@ static int parse_args(int argc, char **argv, repo_args *r) {
         case O_NAME: r->name = p.value; break;
         case O_PLACE: r->place = p.value; break;
         case O_CACHE: r->cache = p.value; break;
+        case O_PLAN: r->plan = p.value; break;
         case O_SIZE: r->size = p.value; break;
         case O_DEPTH: r->depth = p.value; break;
         case O_INPUTS: r->inputs = p.value; break;
@@ -131,6 +134,7 @@ static int write_config(FILE *f, const repo_args *r, long h, long w, int gpu, co
     rc |= param(f, "frames_in_flight", num);
     if (r->threads) snprintf(num, sizeof num, "%ld", r->threads), rc |= param(f, "threads", num);
     if (has_cache) rc |= param(f, "calibration_cache", "calibration.cache");
+    if (r->plan) rc |= param(f, "plan_file", "model.plan");
     return rc;
 }
 
@@ -206,6 +210,7 @@ int mt_cmd_triton_repo(int argc, char **argv) {
     if (!rc && r.model) rc = copy_model(m, vdir, model_file, sizeof model_file);
     if (!rc && !r.model && (mt_path_join(path, sizeof path, vdir, model_file) || mtmi_model_save(m, path, NULL))) rc = cli_lib_error();
     if (!rc && r.cache && (mt_path_join(path, sizeof path, vdir, "calibration.cache") || copy_file(r.cache, path))) rc = 1;
+    if (!rc && r.plan && (mt_path_join(path, sizeof path, vdir, "model.plan") || copy_file(r.plan, path))) rc = 1;
     mtmi_model_free(m);
     if (rc) return rc;
     /* config.pbtxt last: a repository without it is no model to Triton. */
@@ -221,7 +226,7 @@ int mt_cmd_triton_repo(int argc, char **argv) {
     if (mt_atomic_commit(f, tmp, path, 1)) return cli_lib_error();
     char hw[48] = "any size";
     if (h > 0) snprintf(hw, sizeof hw, "%ldx%ld", h, w);
-    printf("wrote %s: config.pbtxt, 1/%s%s; %s instances, frames %s, max_batch_size %ld\n", mdir, model_file,
-           r.cache ? ", 1/calibration.cache" : "", gpu ? "KIND_GPU" : "KIND_CPU", hw, r.max_batch);
+    printf("wrote %s: config.pbtxt, 1/%s%s%s; %s instances, frames %s, max_batch_size %ld\n", mdir, model_file,
+           r.cache ? ", 1/calibration.cache" : "", r.plan ? ", 1/model.plan" : "", gpu ? "KIND_GPU" : "KIND_CPU", hw, r.max_batch);
     return 0;
 }

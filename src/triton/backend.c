@@ -97,6 +97,7 @@ typedef struct model_state {
     mtb_config cfg;
     char version_dir[MTB_PATH_MAX];
     char calib_path[MTB_PATH_MAX];
+    char plan_path[MTB_PATH_MAX]; /* "" = no saved plan */
     mtmi_model *model;
     pthread_mutex_t mu; /* instances build pipelines from the model one at a time */
     mtb_roles roles;
@@ -146,17 +147,13 @@ static TRITONSERVER_Error *load_model(model_state *ms) {
     char path[MTB_PATH_MAX], err[MSG_CAP];
     const mtb_config *c = &ms->cfg;
     if (join_path(path, sizeof path, ms->version_dir, c->model_file) ||
-        (c->calibration_cache[0] && join_path(ms->calib_path, sizeof ms->calib_path, ms->version_dir, c->calibration_cache)))
+        (c->calibration_cache[0] && join_path(ms->calib_path, sizeof ms->calib_path, ms->version_dir, c->calibration_cache)) ||
+        (c->plan_file[0] && join_path(ms->plan_path, sizeof ms->plan_path, ms->version_dir, c->plan_file)))
         return error_new(TRITONSERVER_ERROR_INVALID_ARG, "mtmi model '%s': path too long", ms->name);
     if (mtmi_model_load(path, NULL, &ms->model))
         return error_new(TRITONSERVER_ERROR_INVALID_ARG, "mtmi model '%s': %s", ms->name, mtmi_last_error());
     if (mtb_find_roles(ms->model, c, &ms->roles, err, sizeof err))
         return error_new(TRITONSERVER_ERROR_INVALID_ARG, "mtmi model '%s': %s", ms->name, err);
-    /* libmtmi has no saved plans yet (SPEC 11): the pipelines are compiled
-     * at load; the parameter is accepted so repositories written for it
-     * keep loading. */
-    if (c->plan_file[0])
-        LOG_WARN("mtmi model '%s': plan_file '%s' not used: this libmtmi compiles its plans at load", ms->name, c->plan_file);
     return NULL;
 }
 
@@ -226,8 +223,12 @@ static TRITONSERVER_Error *warm_up(instance_state *is) {
     char err[MSG_CAP];
     if (mtb_engine_entry(&is->eng, image, (int)h, (int)w, &en, err, sizeof err))
         return error_new(TRITONSERVER_ERROR_INVALID_ARG, "mtmi model '%s': %s", is->ms->name, err);
-    LOG_INFO("mtmi instance '%s': placement %s, %s input %ldx%ld ready", is->name, is->eng.placement, image ? "uint8" : "float",
-             h, w);
+    /* a saved plan that does not fit this instance (another GPU, size or
+     * placement) is not an error: the instance compiled instead */
+    if (is->eng.plan_refused)
+        LOG_WARN("mtmi instance '%s': plan_file not used, compiled at load: %s", is->name, is->eng.plan_note);
+    LOG_INFO("mtmi instance '%s': placement %s, %s input %ldx%ld ready%s", is->name, is->eng.placement, image ? "uint8" : "float",
+             h, w, is->eng.plan_path && !is->eng.plan_refused ? " (from the saved plan)" : "");
     return NULL;
 }
 
@@ -248,6 +249,7 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceInitialize(TRITONBACKEND_ModelIns
     is->instance = instance;
     snprintf(is->name, sizeof is->name, "%s", name);
     mtb_engine_init(&is->eng, ms->model, &ms->mu, &ms->cfg, &ms->roles, placement, ms->calib_path);
+    is->eng.plan_path = ms->plan_path[0] ? ms->plan_path : NULL;
     e = warm_up(is);
     if (!e) e = TRITONBACKEND_ModelInstanceSetState(instance, is);
     if (e) {

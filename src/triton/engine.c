@@ -138,7 +138,17 @@ static int entry_build(mtb_engine *e, mtb_entry *en, char *err, size_t cap) {
                                .image_input = en->image};
     /* mtmi_last_error is kept per thread: read it on this one. */
     pthread_mutex_lock(e->model_mu);
-    mtmi_status s = mtmi_pipeline_create(e->model, &o, &en->pipe);
+    mtmi_status s;
+    /* A saved plan serves the entry it was made for (size, input kind,
+     * placement: given here, so they must agree); any other is compiled,
+     * and why the plan did not fit is noted once for the log. */
+    o.saved_plan = e->plan_path;
+    if (o.saved_plan && (s = mtmi_pipeline_create(e->model, &o, &en->pipe))) {
+        if (!e->plan_refused) snprintf(e->plan_note, sizeof e->plan_note, "%s", mtmi_last_error());
+        e->plan_refused = 1;
+        o.saved_plan = NULL;
+    }
+    if (!o.saved_plan) s = mtmi_pipeline_create(e->model, &o, &en->pipe);
     if (s) eng_fail(err, cap, "%s", mtmi_last_error());
     pthread_mutex_unlock(e->model_mu);
     free(req);

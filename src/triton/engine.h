@@ -40,6 +40,9 @@ typedef struct mtb_engine {
     mtb_roles roles;
     char placement[512];        /* this instance's */
     const char *calib_path;     /* NULL = none */
+    const char *plan_path;      /* a saved plan (parameter plan_file); NULL = none */
+    int plan_refused;           /* an entry it did not fit compiled instead (noted once) */
+    char plan_note[512];        /* why, for the backend's log */
     mtb_entry *entries;
     int nentries;
     uint64_t clock, batch;

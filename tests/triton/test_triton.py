@@ -20,6 +20,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -357,12 +358,18 @@ def main():
     dyn = os.path.join(a.work, "dyn.onnx")
     subprocess.run([a.onnx_python, os.path.join(os.path.dirname(__file__), "make_dynamic_model.py"), dyn, str(seed)], check=True)
     repo = os.path.join(a.work, "repo")
+    # saved plans (mtmi build): one that fits the 'mtmi' model's instance
+    # (served from it), one made for float input that does not fit
+    # 'mtmi_fixed_any''s uint8 frames (compiled at load, the log says why)
+    plan, plan_float = os.path.join(a.work, "m.plan"), os.path.join(a.work, "m_float.plan")
+    for p, more in ((plan, []), (plan_float, ["--host-preprocess"])):
+        subprocess.run([a.mtmi, "build", "--model", model, "--place", "cpu", "-o", p] + more, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([a.mtmi, "triton-repo", "--model", model, "-o", repo, "--place", "cpu", "--max-batch", "8",
-                    "--queue-delay-us", "20000", "--inflight", "3", "--logits"], check=True)
+                    "--queue-delay-us", "20000", "--inflight", "3", "--logits", "--plan", plan], check=True)
     subprocess.run([a.mtmi, "triton-repo", "--model", dyn, "-o", repo, "--name", "mtmi_any", "--place", "cpu",
                     "--size", "any", "--inputs", "image", "--max-batch", "0", "--depth", "fp16"], check=True)
     subprocess.run([a.mtmi, "triton-repo", "--model", model, "-o", repo, "--name", "mtmi_fixed_any", "--size", "any",
-                    "--inputs", "image", "--max-batch", "1"], check=True)
+                    "--inputs", "image", "--max-batch", "1", "--plan", plan_float], check=True)
     # triton-repo never writes over a model, and says so on one line.
     r = subprocess.run([a.mtmi, "triton-repo", "--model", model, "-o", repo], capture_output=True, text=True)
     check(r.returncode == 1 and "exists" in r.stderr and r.stderr.count("\n") == 1, "triton-repo over an existing model: %r" % r.stderr)
@@ -382,7 +389,12 @@ def main():
         if not check(srv.wait_ready(), "server ready on %s / %s" % (srv.http, srv.grpc)):
             print(srv.log_text()[-4000:])
             return 1
-        check("mtmi backend: libmtmi" in srv.log_text(), "server log names the mtmi backend")
+        log = srv.log_text()
+        check("mtmi backend: libmtmi" in log, "server log names the mtmi backend")
+        check(re.search(r"mtmi instance 'mtmi_0[^']*': placement \S+, uint8 input 64x64 ready \(from the saved plan\)", log) is not None,
+              "the 'mtmi' instance started from its saved plan")
+        check(re.search(r"mtmi instance 'mtmi_fixed_any[^']*': plan_file not used, compiled at load: .*float input", log) is not None,
+              "a plan that does not fit is noted and the instance compiled")
         test_single(srv, ref, imgs)
         test_concurrent(srv, ref, imgs, http_infer, srv.http, "http concurrent")
         test_concurrent(srv, ref, imgs, grpc_infer, srv.grpc, "grpc concurrent")
