@@ -48,7 +48,7 @@ typedef struct sbuf {
 } sbuf;
 
 static void sb_add(sbuf *b, const void *data, size_t n) {
-    if (b->failed) return;
+    if (b->failed || !n) return; /* n 0: data may be NULL (a stage without decisions) */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;
