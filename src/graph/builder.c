@@ -112,7 +112,9 @@ int mt_b_weight(mt_builder *b, const char *name, int rank, const int64_t *dims, 
         scale = 1.0f / sqrtf((float)(fan > 0 ? fan : 1));
     }
     float *p = b->g->values[v].data;
-    for (int64_t i = 0; i < n; i++) p[i] = mt_rng_normal(&b->rng) * scale;
+    if (b->no_draws) memset(p, 0, (size_t)n * sizeof *p);
+    else
+        for (int64_t i = 0; i < n; i++) p[i] = mt_rng_normal(&b->rng) * scale;
     return v;
 }
 
@@ -235,7 +237,11 @@ int mt_b_conv_bn(mt_builder *b, int x, const char *name, int cin, int cout, int 
         return fail(b, mt_fail(MTMI_ERR_NOMEM, "builder: out of memory"));
     }
     float ws = 1.0f / sqrtf((float)per), cs = 1.0f / sqrtf((float)cout);
-    for (size_t i = 0; i < per * cout; i++) w[i] = mt_rng_normal(&b->rng) * ws;
+    if (b->no_draws) { /* zeros; the folding below keeps them zero */
+        memset(w, 0, sizeof(float) * per * cout);
+        ws = cs = 0;
+    }
+    for (size_t i = 0; !b->no_draws && i < per * cout; i++) w[i] = mt_rng_normal(&b->rng) * ws;
     float *gamma = bias; /* reuse: gamma first, then overwritten by the folded bias */
     float beta[4096], mean[4096], var[4096];
     if (cout > 4096) {
@@ -243,10 +249,10 @@ int mt_b_conv_bn(mt_builder *b, int x, const char *name, int cin, int cout, int 
         free(bias);
         return fail(b, mt_fail(MTMI_ERR_ARG, "builder: conv_bn over 4096 channels"));
     }
-    for (int c = 0; c < cout; c++) gamma[c] = mt_rng_normal(&b->rng) * cs;
-    for (int c = 0; c < cout; c++) beta[c] = mt_rng_normal(&b->rng) * cs;
-    for (int c = 0; c < cout; c++) mean[c] = mt_rng_normal(&b->rng) * 0.1f;
-    for (int c = 0; c < cout; c++) var[c] = mt_rng_uniform(&b->rng) + 0.5f;
+    for (int c = 0; c < cout; c++) gamma[c] = b->no_draws ? 0 : mt_rng_normal(&b->rng) * cs;
+    for (int c = 0; c < cout; c++) beta[c] = b->no_draws ? 0 : mt_rng_normal(&b->rng) * cs;
+    for (int c = 0; c < cout; c++) mean[c] = b->no_draws ? 0 : mt_rng_normal(&b->rng) * 0.1f;
+    for (int c = 0; c < cout; c++) var[c] = b->no_draws ? 1 : mt_rng_uniform(&b->rng) + 0.5f;
     for (int c = 0; c < cout; c++) {
         float f = gamma[c] / sqrtf(var[c] + 1e-5f);
         for (size_t i = 0; i < per; i++) w[c * per + i] *= f;

@@ -16,6 +16,7 @@
 typedef struct mt_builder {
     mt_graph *g;
     mt_rng rng;
+    int no_draws;       /* weights left zero (the caller loads trained ones) */
     mtmi_status err;    /* first failure, MTMI_OK while fine */
     char scope[256];    /* prefix of node and tensor names, e.g. "/enc/blocks.0.0/attn" */
     int64_t params;     /* float elements in weights added so far */

@@ -100,7 +100,7 @@ mtmi_status mt_make_mtmi_net(const mt_mtmi_net_opts *opt, mt_graph **out, mt_mtm
     if (o.height < 32 || o.width < 32 || o.height % 32 || o.width % 32 || o.height > 16384 || o.width > 16384)
         return mt_fail(MTMI_ERR_ARG, "MTMI network: size %dx%d must be multiples of 32 (32..16384)", o.height, o.width);
     if (o.batch < 1 || o.batch > 1024) return mt_fail(MTMI_ERR_ARG, "MTMI network: batch %d out of range (1..1024)", o.batch);
-    if (o.init != MT_MTMI_INIT_SPREAD && o.init != MT_MTMI_INIT_TORCH)
+    if (o.init != MT_MTMI_INIT_SPREAD && o.init != MT_MTMI_INIT_TORCH && o.init != MT_MTMI_INIT_NONE)
         return mt_fail(MTMI_ERR_ARG, "MTMI network: unknown weight initialization %d", o.init);
     if (o.opset && o.opset < 17)
         return mt_fail(MTMI_ERR_ARG, "MTMI network: opset %lld has no LayerNormalization (need 17 or later)", (long long)o.opset);
@@ -108,6 +108,7 @@ mtmi_status mt_make_mtmi_net(const mt_mtmi_net_opts *opt, mt_graph **out, mt_mtm
     mt_builder bb, *b = &bb;
     mtmi_status s = mt_builder_init(b, o.seed, o.opset ? o.opset : 17);
     if (s) return s;
+    b->no_draws = o.init == MT_MTMI_INIT_NONE;
     net t = {b, o.batch};
     int64_t B = o.batch;
     int64_t in_dims[4] = {B, 3, o.height, o.width};

@@ -15,10 +15,11 @@ typedef struct mt_mtmi_net_opts {
     int height, width;   /* multiples of 32; 0 = 1024 */
     int batch;           /* 0 = 1 */
     int64_t opset;       /* 0 = 17 (LayerNormalization needs 17) */
-    int init;            /* MT_MTMI_INIT_SPREAD (0) or MT_MTMI_INIT_TORCH */
+    int init;            /* MT_MTMI_INIT_SPREAD (0), MT_MTMI_INIT_TORCH or
+                          * MT_MTMI_INIT_NONE (zeros: the caller loads weights) */
 } mt_mtmi_net_opts;
 
-enum { MT_MTMI_INIT_SPREAD = 0, MT_MTMI_INIT_TORCH = 1 };
+enum { MT_MTMI_INIT_SPREAD = 0, MT_MTMI_INIT_TORCH = 1, MT_MTMI_INIT_NONE = 2 };
 
 /* What was built, counted while building (no shape inference needed). */
 typedef struct mt_mtmi_net_info {

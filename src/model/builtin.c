@@ -132,7 +132,9 @@ static mtmi_status transfer_weights(const mt_graph *t, mt_graph *b, const char *
  * trained weights of the ONNX file at path. */
 static mtmi_status trained_model(const char *path, int h, int w, mtmi_model **out) {
     mtmi_model *t = NULL;
-    mt_mtmi_net_opts no = {.height = h, .width = w};
+    /* no random draws: every weight is overwritten by the file's (they were
+     * 40 % of a 256x256 start-up, 2026-12-07) */
+    mt_mtmi_net_opts no = {.height = h, .width = w, .init = MT_MTMI_INIT_NONE};
     mtmi_status s = mt_model_load(path, NULL, &t);
     if (!s) s = mt_model_builtin(&no, out);
     if (!s) s = transfer_weights(t->graph, (*out)->graph, path);
