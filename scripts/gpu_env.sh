@@ -32,6 +32,6 @@ gpu_configure() {
     -DONNX_PROTO_DIR="$DEPS/usr/include/onnx" -DPROTOC_C="$DEPS/usr/bin/protoc-c" \
     -DCBLAS_INCLUDE="$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread" \
     -DOPENBLAS_LIB="$LIBD/openblas-pthread/libopenblas.so" \
-    -DSPNG_LIB="$LIBD/libspng.so" -DDEFLATE_LIB="$LIBD/libdeflate.so" -DCMAKE_C_FLAGS="-I$DEPS/usr/include" -DMTMI_SHARED_DIR="$ROOT_DIR/.deps/shared" \
+    -DSPNG_LIB="$LIBD/libspng.so" -DDEFLATE_LIB="$LIBD/libdeflate.so" -DDEFLATE_INCLUDE="$DEPS/usr/include" -DCMAKE_C_FLAGS="-I$DEPS/usr/include" -DMTMI_SHARED_DIR="$ROOT_DIR/.deps/shared" \
     "${CUDNN_ARGS[@]}"
 }
