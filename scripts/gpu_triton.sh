@@ -11,7 +11,7 @@
 # and outputs, and print one table: server frames/s per concurrency,
 # p50/p99, and the ratio to bench's frames/s (target >= 0.8x at 16).
 #
-#   bash scripts/gpu_triton.sh [--instances 1,2] [--int8] [--requests N] [--levels 1,4,16] [--procs N]
+#   bash scripts/gpu_triton.sh [--instances 1,2] [--int8] [--requests N] [--levels 1,4,16] [--procs N] [--no-plan]
 #       GPU machine; carry .deps/debs and .deps-triton (~58 MiB with the tree)
 #   bash scripts/gpu_triton.sh --cpu [...]
 #       the same steps on this machine with placement cpu at 256x256 and
@@ -36,7 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-cpu=0 int8=0 build=1 measure=1 instances="" requests="" levels="" procs="" size=""
+cpu=0 int8=0 build=1 measure=1 instances="" requests="" levels="" procs="" size="" plan=1
 while [ $# -gt 0 ]; do
   case $1 in
     --cpu) cpu=1 ;;
@@ -47,6 +47,7 @@ while [ $# -gt 0 ]; do
     --requests) requests=$2; shift ;;
     --levels) levels=$2; shift ;;
     --procs) procs=$2; shift ;;
+    --no-plan) plan=0 ;;
     --size) size=$2; shift ;;
     -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "gpu_triton.sh: unknown argument '$1'" >&2; exit 2 ;;
@@ -161,9 +162,22 @@ serve() {
   local name=$1 place=$2 inst=$3
   shift 3
   local repo=$WORK/repo_$name log=$LOGS/server_$name.log ports hp gp
-  "$M" triton-repo -o "$repo" --place "$place" --size "$size" --inputs image --depth fp16 --max-batch 16 \
-    --queue-delay-us 500 --inflight 2 --instances "$inst" "$@" > "$LOGS/repo_$name.log" 2>&1 ||
+  local ropts=(--place "$place" --size "$size" --inputs image --depth fp16 --max-batch 16 --queue-delay-us 500 --inflight 2
+               --instances "$inst" "$@")
+  "$M" triton-repo -o "$repo" "${ropts[@]}" > "$LOGS/repo_$name.log" 2>&1 ||
     { cat "$LOGS/repo_$name.log"; echo "gpu_triton.sh: triton-repo failed" >&2; return 1; }
+  if [ $plan = 1 ]; then
+    # One saved plan (mtmi build of the repository's model file) for every
+    # instance: they start without searching and run the same kernels, so
+    # their answers are the same bits (without it each instance times its
+    # own algorithm choices, and responses differ in the last bits).
+    local m1=$WORK/model_$name.onnx
+    cp "$repo/mtmi/1/model.onnx" "$m1" && rm -rf "$repo" &&
+      "$M" build --model "$m1" "${ropts[@]:0:4}" "$@" -o "$WORK/$name.plan" > "$LOGS/plan_$name.log" 2>&1 &&
+      "$M" triton-repo -o "$repo" --model "$m1" --plan "$WORK/$name.plan" "${ropts[@]}" > "$LOGS/repo_$name.log" 2>&1 ||
+      { cat "$LOGS/plan_$name.log" "$LOGS/repo_$name.log"; echo "gpu_triton.sh: the saved plan failed" >&2; return 1; }
+    grep -E "saved plan" "$LOGS/plan_$name.log" || true
+  fi
   ports=$("$PY" -c 'import socket
 s = [socket.socket() for _ in range(2)]
 [x.bind(("127.0.0.1", 0)) for x in s]
@@ -185,7 +199,7 @@ print(*[x.getsockname()[1] for x in s])')
     sleep 0.5
     t=$((t + 1))
   done
-  echo "server ready in $((t / 2)) s"
+  echo "server ready in $((t / 2)) s$(grep -c 'from the saved plan' "$log" | sed 's/^/; instances from the saved plan: /')"
   # The frames over gRPC (what a client sees), then in shared memory (the
   # server's rate without the transport's copies of the tensors).
   local prc=0 mode
