@@ -100,6 +100,19 @@ if r.returncode == 0:
     r = mtmi("eval", "--data", data, "--plan", plan)
     check(r.returncode == 0 and "mIoU" in r.stdout, f"eval --plan: exit {r.returncode}: {r.stderr}")
 
+# --place auto: the plan keeps the placement auto measured, and --plan
+# starts with it without measuring again
+autop = os.path.join(tmp, "auto.plan")
+r = mtmi("build", "--place", "auto", "--size", SIZE, "-q", "-o", autop)
+check(r.returncode == 0, f"build --place auto: {r.stderr}")
+if r.returncode == 0:
+    line = next((l for l in open(autop, "rb").read().decode("ascii", "replace").split("\n") if l.startswith("placement ")), "")
+    chosen = line[len("placement "):]
+    check(chosen and "auto" not in chosen and f"placement: {chosen};" in r.stdout, f"auto's choice saved: {line!r} / {r.stdout}")
+    r = mtmi("bench", "--plan", autop, "--frames", 1, "--warmup", 0, "-q")
+    check(r.returncode == 0 and f"placement: {chosen};" in r.stdout and "auto:" not in r.stdout,
+          f"bench --plan of an auto plan: {r.stdout} {r.stderr}")
+
 # refusals: exit 1, one line
 refused("other size", mtmi("bench", "--plan", plan, "--size", "256x256", "-q"), "not --size 256x256")
 refused("other placement", mtmi("bench", "--plan", plan, "--place", "cpu:1", "-q"), "placement")
