@@ -53,32 +53,11 @@ echo "== 3. the same bytes with and without the plan $(since)"
 if diff -r -q "$W/with" "$W/without" -x manifest.json > /dev/null; then echo "  identical: $(ls "$W/with" | wc -l) files"
 else echo "  OUTPUTS DIFFER"; diff -r -q "$W/with" "$W/without" | head -5; rc=1; fi
 echo "== 4. refusals $(since)"
-python3 - "$W/all.plan" "$W/other_gpu.plan" <<'PY'
-import sys
-src, dst = sys.argv[1:3]
-d = open(src, "rb").read()
-body = d[: d.rindex(b"checksum ")]
-lines = body.split(b"\n")
-for i, l in enumerate(lines):
-    if l.startswith(b"stage encoder "):
-        parts = l.split(b" ", 4)
-        parts[4] = b"NVIDIA A100-SXM4-80GB, sm_80, 108 SMs" + parts[4][parts[4].index(b", driver"):]
-        lines[i] = b" ".join(parts)
-body = b"\n".join(lines)
-# the checksum of planfile.c (mt_hash64 of core/files.c), recomputed
-M = (1 << 64) - 1
-def h64(h, b):
-    n = len(b) - len(b) % 8
-    for i in range(0, n, 8):
-        w = int.from_bytes(b[i:i + 8], "little")
-        h = ((h ^ w) * 0x100000001b3) & M
-        h ^= h >> 29
-    for c in b[n:]:
-        h = ((h ^ c) * 0x100000001b3) & M
-    h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & M; h ^= h >> 33
-    return h
-open(dst, "wb").write(body + b"checksum %016x\n" % h64(0xcbf29ce484222325, body))
-PY
+# the encoder stage's identity line says another GPU; the checksum is
+# recomputed (tests/tools/mtmi_testutil.py), so only the GPU differs
+PYTHONPATH=$ROOT_DIR/tests/tools python3 -c 'import sys, mtmi_testutil as tu
+tu.rewrite_plan(sys.argv[1], sys.argv[2], rb"(?m)^(stage encoder \S+ \d+ )[^,\n]*, sm_\d+, \d+ SMs", rb"\1NVIDIA A100-SXM4-80GB, sm_80, 108 SMs")' \
+  "$W/all.plan" "$W/other_gpu.plan" || rc=1
 for t in "other GPU:--plan $W/other_gpu.plan" "other size:--plan $W/all.plan --size 512x512" "damaged:--plan $OUT/plans_build.log"; do
   what=${t%%:*}; args=${t#*:}
   msg=$("$BIN" bench $args --frames 1 -q 2>&1 > /dev/null); code=$?

@@ -10,11 +10,7 @@
 
 struct mtmi_pipeline {
     mt_pipeline *pipe;
-    /* what a saved plan of it is made for (mtmi_pipeline_save_plan) */
-    uint64_t model_key, cache_key;
-    int has_cache, image_input;
-    int rank;
-    int64_t dims[MTMI_MAX_RANK];
+    mt_plan_subject subject; /* what a saved plan of it is made for */
     mt_tuning tuning;  /* the stages' switches (the pipeline points at it) */
     mt_frame *held;  /* the frame of mtmi_pipeline_collect_results, until released */
 };
@@ -44,17 +40,14 @@ static mtmi_status request_forms(mtmi_model *m, const mtmi_pipeline_options *opt
     return MTMI_OK;
 }
 
-/* opt->saved_plan: read and check it (machine, model, cache, input kind),
- * and take its placement and input shape where the options leave them
- * out (given ones must agree). */
-static mtmi_status use_saved_plan(mtmi_model *m, const mtmi_pipeline_options *opt, uint64_t model_key, mt_planfile *pf,
+/* opt->saved_plan: read and check it (machine, model, cache, input kind:
+ * subject), and take its placement and input shape where the options
+ * leave them out (given ones must agree). */
+static mtmi_status use_saved_plan(const mtmi_pipeline_options *opt, const mt_plan_subject *subject, mt_planfile *pf,
                                   mt_placement *pl, mtmi_tensor *shape, const mtmi_tensor **in_shape) {
     const char *name = opt->saved_plan;
-    mtmi_status s = mt_planfile_read(name, pf);
-    if (!s) s = mt_planfile_check_machine(pf, name);
-    uint64_t ck = 0;
-    if (!s && opt->calibration_cache) s = mt_planfile_cache_key(opt->calibration_cache, &ck);
-    if (!s) s = mt_planfile_check_run(pf, name, model_key, opt->calibration_cache != NULL, ck, opt->image_input != 0);
+    mtmi_status s = mt_planfile_open(name, pf);
+    if (!s) s = mt_planfile_check_run(pf, name, subject->model_key, subject->has_cache, subject->cache_key, subject->image_input);
     if (s) return s;
     if (opt->input_shape) {
         if (opt->input_shape->rank != pf->rank || memcmp(opt->input_shape->dims, pf->dims, sizeof(int64_t) * (size_t)pf->rank))
@@ -66,18 +59,8 @@ static mtmi_status use_saved_plan(mtmi_model *m, const mtmi_pipeline_options *op
         memcpy(shape->dims, pf->dims, sizeof(int64_t) * (size_t)pf->rank);
         *in_shape = shape;
     }
-    (void)m;
-    mt_placement saved;
-    if ((s = mt_placement_parse(pf->placement, &saved))) return s;
-    if (opt->placement && !pl->is_auto) {
-        for (int i = 0; i < pf->nstages; i++) {
-            mt_devspec a = mt_placement_lookup(pl, pf->stage_name[i]), b = mt_placement_lookup(&saved, pf->stage_name[i]);
-            if (!mt_devspec_same_device(&a, &b) || a.prec != b.prec)
-                return mt_fail(MTMI_ERR_ARG, "%s: saved plan made for placement %s, not %s", name, pf->placement, opt->placement);
-        }
-    }
-    *pl = saved;
-    return MTMI_OK;
+    if (opt->placement && !pl->is_auto && (s = mt_planfile_check_placement(pf, name, opt->placement))) return s;
+    return mt_placement_parse(pf->placement, pl);
 }
 
 mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt, mtmi_pipeline **out) {
@@ -109,13 +92,8 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
     mtmi_tensor plan_shape;
     if (!forms || !on_dev || !p || (opt->saved_plan && !pf)) s = mt_fail(MTMI_ERR_NOMEM, "out of memory");
     else s = request_forms(m, opt, forms, on_dev);
-    if (!s) {
-        p->model_key = mt_model_content_key(m);
-        p->has_cache = opt->calibration_cache != NULL;
-        p->image_input = opt->image_input != 0;
-        if (p->has_cache) s = mt_planfile_cache_key(opt->calibration_cache, &p->cache_key);
-    }
-    if (!s && pf && !(s = use_saved_plan(m, opt, p->model_key, pf, &pl, &plan_shape, &in_shape))) {
+    if (!s) s = mt_plan_subject_of(m, opt->calibration_cache, opt->image_input, &p->subject);
+    if (!s && pf && !(s = use_saved_plan(opt, &p->subject, pf, &pl, &plan_shape, &in_shape))) {
         po.replay = pf->choices;
         po.nreplay = pf->nstages;
     }
@@ -136,11 +114,11 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
     /* the model's input 0 as the pipeline was made for it (image input:
      * the N x 3 x H x W its uint8 N x H x W x 3 frames stand for) */
     const mt_tview *t = mt_pipeline_input_shape(p->pipe, 0);
-    p->rank = t->rank;
-    memcpy(p->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
-    if (p->image_input && t->rank == 4) {
+    p->subject.rank = t->rank;
+    memcpy(p->subject.dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+    if (p->subject.image_input && t->rank == 4) {
         int64_t d[4] = {t->dims[0], t->dims[3], t->dims[1], t->dims[2]};
-        memcpy(p->dims, d, sizeof d);
+        memcpy(p->subject.dims, d, sizeof d);
     }
     *out = p;
     return MTMI_OK;
@@ -149,21 +127,7 @@ mtmi_status mtmi_pipeline_create(mtmi_model *m, const mtmi_pipeline_options *opt
 mtmi_status mtmi_pipeline_save_plan(const mtmi_pipeline *p, const char *path) {
     if (!p || !path) return mt_fail(MTMI_ERR_ARG, "mtmi_pipeline_save_plan: NULL argument");
     mt_clear_error();
-    mt_planfile *pf = calloc(1, sizeof *pf);
-    if (!pf) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mtmi_status s = mt_planfile_from_pipeline(p->pipe, pf);
-    if (!s) {
-        pf->model_key = p->model_key;
-        pf->has_cache = p->has_cache;
-        pf->cache_key = p->cache_key;
-        pf->image_input = p->image_input;
-        pf->rank = p->rank;
-        memcpy(pf->dims, p->dims, sizeof(int64_t) * (size_t)p->rank);
-        s = mt_planfile_write(path, pf);
-    }
-    mt_planfile_free(pf);
-    free(pf);
-    return s;
+    return mt_planfile_save(p->pipe, &p->subject, NULL, path);
 }
 
 int mtmi_pipeline_num_results(const mtmi_pipeline *p) { return p ? mt_pipeline_num_outputs(p->pipe) : 0; }

@@ -162,8 +162,7 @@ static mtmi_status read_saved_plan(mt_app *app, const mt_app_opts *o, int *heigh
     app->saved = calloc(1, sizeof *app->saved);
     if (!app->saved) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     mt_planfile *pf = app->saved;
-    mtmi_status s = mt_planfile_read(name, pf);
-    if (!s) s = mt_planfile_check_machine(pf, name);
+    mtmi_status s = mt_planfile_open(name, pf);
     if (s) return s;
     if (pf->rank != 4 || pf->dims[2] > 8192 || pf->dims[3] > 8192)
         return mt_fail(MTMI_ERR_ARG, "%s: saved plan's input is not an image input NxCxHxW", name);
@@ -181,27 +180,13 @@ static mtmi_status read_saved_plan(mt_app *app, const mt_app_opts *o, int *heigh
 static mtmi_status adopt_saved_plan(mt_app *app, const mt_app_opts *o, mtmi_tensor *shape, const char **place) {
     const char *name = o->saved_plan;
     const mt_planfile *pf = app->saved;
-    uint64_t ck = 0;
-    mtmi_status s = MTMI_OK;
-    if (o->calib_path) s = mt_planfile_cache_key(o->calib_path, &ck);
-    if (!s) s = mt_planfile_check_run(pf, name, mt_model_content_key(app->model), o->calib_path != NULL, ck, !o->host_preprocess);
+    mt_plan_subject sub;
+    mtmi_status s = mt_plan_subject_of(app->model, o->calib_path, !o->host_preprocess, &sub);
+    if (!s) s = mt_planfile_check_run(pf, name, sub.model_key, sub.has_cache, sub.cache_key, sub.image_input);
     if (s) return s;
     if (pf->dims[1] != shape->dims[1]) return mt_fail(MTMI_ERR_ARG, "%s: saved plan's input has another shape than the model's", name);
     memcpy(shape->dims, pf->dims, sizeof(int64_t) * 4);
-    if (o->place && strcmp(o->place, pf->placement)) {
-        /* the same stages on the same devices, written another way, is fine */
-        mt_placement given, saved;
-        if ((s = mt_placement_parse(o->place, &given)) || (s = mt_placement_parse(pf->placement, &saved))) return s;
-        int same = !given.is_auto;
-        for (int i = 0; same && i < pf->nstages; i++) {
-            mt_devspec a = mt_placement_lookup(&given, pf->stage_name[i]), b = mt_placement_lookup(&saved, pf->stage_name[i]);
-            same = mt_devspec_same_device(&a, &b) && a.prec == b.prec;
-        }
-        if (!same)
-            return mt_fail(MTMI_ERR_ARG, "%s: saved plan made for placement %s, not %s: leave --place out or make it again "
-                           "with mtmi build",
-                           name, pf->placement, o->place);
-    }
+    if (o->place && (s = mt_planfile_check_placement(pf, name, o->place))) return s;
     *place = pf->placement;
     return MTMI_OK;
 }
@@ -228,30 +213,16 @@ const char *mt_app_build_note(const mt_app *app, char *buf, size_t cap) {
 }
 
 mtmi_status mt_app_save_plan(const mt_app *app, const mt_app_opts *o, const char *path) {
-    mt_planfile *pf = calloc(1, sizeof *pf);
-    if (!pf) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mtmi_status s = mt_planfile_from_pipeline(app->pipe, pf);
-    if (!s) {
-        const mt_tview *in = mt_pipeline_input_shape(app->pipe, 0);
-        pf->model_key = mt_model_content_key(app->model);
-        pf->has_cache = o->calib_path != NULL;
-        if (o->calib_path) s = mt_planfile_cache_key(o->calib_path, &pf->cache_key);
-        pf->image_input = !o->host_preprocess;
-        /* the model's input as NxCxHxW (an image pipeline's input 0 is
-         * NxHxWx3 uint8) */
-        pf->rank = 4;
-        pf->dims[0] = app->batch;
-        pf->dims[1] = app->channels;
-        pf->dims[2] = app->height;
-        pf->dims[3] = app->width;
-        (void)in;
-        char t[512];
-        snprintf(pf->tuning, sizeof pf->tuning, "%s", mt_app_tuning_env_string(t, sizeof t));
-    }
-    if (!s) s = mt_planfile_write(path, pf);
-    mt_planfile_free(pf);
-    free(pf);
-    return s;
+    mt_plan_subject sub;
+    mtmi_status s = mt_plan_subject_of(app->model, o->calib_path, !o->host_preprocess, &sub);
+    if (s) return s;
+    /* the model's input as NxCxHxW (an image pipeline's input 0 is
+     * NxHxWx3 uint8) */
+    int64_t d[4] = {app->batch, app->channels, app->height, app->width};
+    sub.rank = 4;
+    memcpy(sub.dims, d, sizeof d);
+    char t[512];
+    return mt_planfile_save(app->pipe, &sub, mt_app_tuning_env_string(t, sizeof t), path);
 }
 
 mtmi_status mt_app_open(const mt_app_opts *o, mt_app *app) {

@@ -27,7 +27,7 @@ mtmi_status mt_planfile_from_pipeline(const mt_pipeline *p, mt_planfile *pf) {
         pf->identity[i][0] = 0;
         if (be && be->identity) {
             mtmi_status s = be->identity(d, pf->identity[i], sizeof pf->identity[i]);
-            if (s) return mt_fail_context(s, "saved plan: stage '%s': ", pf->stage_name[i]);
+            if (s) return mt_fail_context(s, "saved plan: stage '%s'", pf->stage_name[i]);
         }
         const mt_choices *c = mt_pipeline_stage_choices(p, i);
         mtmi_status s = mt_choices_load(&pf->choices[i], c->data, c->len);
@@ -270,7 +270,7 @@ mtmi_status mt_planfile_parse(const unsigned char *data, size_t n, const char *n
         if (s) {
             pf->nstages = i;
             mt_planfile_free(pf);
-            return mt_fail_context(s, "%s: stage '%s': ", name, pf->stage_name[i]);
+            return mt_fail_context(s, "%s: stage '%s'", name, pf->stage_name[i]);
         }
         r.pos += bytes[i];
     }
@@ -300,12 +300,12 @@ mtmi_status mt_planfile_check_machine(const mt_planfile *pf, const char *name) {
     for (int i = 0; i < pf->nstages; i++) {
         mt_devspec d;
         mtmi_status s = mt_devspec_parse(pf->stage_dev[i], &d);
-        if (s) return mt_fail_context(s, "%s: stage '%s': ", name, pf->stage_name[i]);
+        if (s) return mt_fail_context(s, "%s: stage '%s'", name, pf->stage_name[i]);
         const mt_backend *be = mt_backend_for(&d);
-        if (!be) return mt_fail_context(MTMI_ERR_DEVICE, "%s: stage '%s': ", name, pf->stage_name[i]);
+        if (!be) return mt_fail_context(MTMI_ERR_DEVICE, "%s: stage '%s'", name, pf->stage_name[i]);
         char now[256] = "";
         if (be->identity && (s = be->identity(&d, now, sizeof now)))
-            return mt_fail_context(s, "%s: stage '%s': ", name, pf->stage_name[i]);
+            return mt_fail_context(s, "%s: stage '%s'", name, pf->stage_name[i]);
         if (strcmp(now, pf->identity[i]))
             return mt_fail(MTMI_ERR_ARG, "%s: saved plan made on another machine for stage '%s' (%s: '%s'; here: '%s'): make it "
                            "again with mtmi build",
@@ -340,6 +340,55 @@ mtmi_status mt_planfile_cache_key(const char *path, uint64_t *key) {
     *key = mt_hash64(MT_HASH_SEED, data, n);
     free(data);
     return MTMI_OK;
+}
+
+mtmi_status mt_plan_subject_of(const mtmi_model *m, const char *calib_path, int image_input, mt_plan_subject *out) {
+    memset(out, 0, sizeof *out);
+    out->model_key = mt_model_content_key(m);
+    out->has_cache = calib_path != NULL;
+    out->image_input = image_input != 0;
+    return calib_path ? mt_planfile_cache_key(calib_path, &out->cache_key) : MTMI_OK;
+}
+
+mtmi_status mt_planfile_open(const char *path, mt_planfile *pf) {
+    mtmi_status s = mt_planfile_read(path, pf);
+    return s ? s : mt_planfile_check_machine(pf, path);
+}
+
+mtmi_status mt_planfile_check_placement(const mt_planfile *pf, const char *name, const char *given) {
+    if (!strcmp(given, pf->placement)) return MTMI_OK;
+    mt_placement g, saved;
+    mtmi_status s;
+    if ((s = mt_placement_parse(given, &g)) || (s = mt_placement_parse(pf->placement, &saved))) return s;
+    int same = !g.is_auto;
+    for (int i = 0; same && i < pf->nstages; i++) {
+        mt_devspec a = mt_placement_lookup(&g, pf->stage_name[i]), b = mt_placement_lookup(&saved, pf->stage_name[i]);
+        same = mt_devspec_same_device(&a, &b) && a.prec == b.prec;
+    }
+    if (!same)
+        return mt_fail(MTMI_ERR_ARG, "%s: saved plan made for placement %s, not %s: leave the placement out or make it again "
+                       "with mtmi build",
+                       name, pf->placement, given);
+    return MTMI_OK;
+}
+
+mtmi_status mt_planfile_save(const mt_pipeline *p, const mt_plan_subject *subject, const char *tuning, const char *path) {
+    mt_planfile *pf = calloc(1, sizeof *pf);
+    if (!pf) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    mtmi_status s = mt_planfile_from_pipeline(p, pf);
+    if (!s) {
+        pf->model_key = subject->model_key;
+        pf->has_cache = subject->has_cache;
+        pf->cache_key = subject->cache_key;
+        pf->image_input = subject->image_input;
+        pf->rank = subject->rank;
+        memcpy(pf->dims, subject->dims, sizeof pf->dims);
+        snprintf(pf->tuning, sizeof pf->tuning, "%s", tuning ? tuning : "");
+        s = mt_planfile_write(path, pf);
+    }
+    mt_planfile_free(pf);
+    free(pf);
+    return s;
 }
 
 void mt_planfile_free(mt_planfile *pf) {

@@ -83,6 +83,28 @@ mtmi_status mt_planfile_check_run(const mt_planfile *pf, const char *name, uint6
                                   int image_input);
 /* The content key of a calibration cache file (planfile's "cache" line). */
 mtmi_status mt_planfile_cache_key(const char *path, uint64_t *key);
+
+/* What a plan is made of beside its stages, as a run has it: the model's
+ * and the calibration cache's content keys, the input kind, and (for
+ * mt_planfile_save; set by the caller) the model's input 0, N x C x H x W
+ * for images (an image pipeline's N x H x W x 3 frames stand for
+ * N x 3 x H x W). */
+typedef struct mt_plan_subject {
+    uint64_t model_key, cache_key;
+    int has_cache, image_input;
+    int rank;
+    int64_t dims[MT_MAX_RANK];
+} mt_plan_subject;
+/* The keys of model m and of the cache at calib_path (NULL = none). */
+mtmi_status mt_plan_subject_of(const mtmi_model *m, const char *calib_path, int image_input, mt_plan_subject *out);
+/* mt_planfile_read, then mt_planfile_check_machine. */
+mtmi_status mt_planfile_open(const char *path, mt_planfile *pf);
+/* A placement given beside the plan must put every stage where the plan
+ * does (written another way is fine; "auto" is refused). */
+mtmi_status mt_planfile_check_placement(const mt_planfile *pf, const char *name, const char *given);
+/* Pipeline p's saved plan (its stages and decisions, subject's keys and
+ * input, the tuning string or NULL) written to path. */
+mtmi_status mt_planfile_save(const mt_pipeline *p, const mt_plan_subject *subject, const char *tuning, const char *path);
 void mt_planfile_free(mt_planfile *pf);
 
 #endif
