@@ -46,11 +46,13 @@ does this; docs/GROUND_TRUTH.md has the procedure):
      (tests/eval/test_train_resume.py);
   4. the depth encoding is src/synth/synth.h's (read from it here, so there
      is one definition): z = NEAR * (FAR / NEAR) ** (1 - d), d = sigmoid;
-     a crop scaled by s shows the scene exactly as a camera with s times the
-     focal length at the same place, so its target depth stays z
-     (--scaled-depth over_s: z / s, the recipe of the model in the tree,
-     which makes the focal length unreadable from the picture: the scenes'
-     focal lengths vary by +-21 %, and an AbsRel under ~0.1 needs it read);
+     every scene is seen by one camera (focal length MT_SYNTH_FOCAL of the
+     image height), and a crop scaled by s gets target depth z / s
+     (--scaled-depth over_s, the default): what that camera would see of
+     things s times nearer, so apparent size keeps meaning one distance.
+     --scaled-depth same keeps z (exact for a camera with s times the focal
+     length: it trains the network on several cameras, which it cannot
+     tell apart, as when the generator drew the focal length per scene);
   5. a check on the held-out scenes (mIoU, AbsRel, delta < 1.25 in PyTorch);
   6. export by PyTorch's TorchScript exporter at opset 17 (1x3x1024x1024,
      explicit attention as the reference export), then every float
@@ -923,9 +925,9 @@ def main():
     ap.add_argument("--balanced", type=float, default=0.5, help="share of the crops centred on a class drawn by --alpha (0: uniform crops)")
     ap.add_argument("--alpha", type=float, default=1.0, help="balanced crops draw a class with probability ~ frequency^-alpha (1: all alike)")
     ap.add_argument("--mosaic", type=float, default=0.25, help="share of the samples that are 2x2 mosaics of whole scenes")
-    ap.add_argument("--scaled-depth", choices=("same", "over_s"), default="same",
-                    help="target depth of a crop resized by s: z (same: a camera with s times the focal length, exact) or z / s "
-                         "(over_s: the model in the tree's recipe; it hides the focal-length cues, see docs/GROUND_TRUTH.md)")
+    ap.add_argument("--scaled-depth", choices=("same", "over_s"), default="over_s",
+                    help="target depth of a crop resized by s: z / s (over_s: the generator's one camera seeing things s times "
+                         "nearer) or z (same: a camera with s times the focal length; see docs/GROUND_TRUTH.md)")
     ap.add_argument("--weights", choices=("sampled", "scenes"), default="sampled",
                     help="loss weights from the class shares the crops show (sampled) or from the scenes' pixels")
     ap.add_argument("--minutes", type=float, default=None, help="training wall time of this call (default: the whole schedule)")

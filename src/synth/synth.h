@@ -54,6 +54,12 @@ static inline double mt_depth_unit(double z) {
     return 1.0 - log(z / MT_DEPTH_NEAR) / log(MT_DEPTH_FAR / MT_DEPTH_NEAR);
 }
 
+/* The camera's focal length, relative to the image height (one camera for
+ * every scene: monocular depth is defined for a known camera; a depth
+ * network deployed on another focal length f scales its depth by
+ * f / (MT_SYNTH_FOCAL h)).  0.785 h: a 65-degree vertical field of view. */
+#define MT_SYNTH_FOCAL 0.785
+
 /* --------------------------------------------------------------- labels */
 #define MT_SYNTH_CLASSES 19
 #define MT_SYNTH_IGNORE 255 /* clutter without a Cityscapes training class */
