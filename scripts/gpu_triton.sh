@@ -11,7 +11,7 @@
 # and outputs, and print one table: server frames/s per concurrency,
 # p50/p99, and the ratio to bench's frames/s (target >= 0.8x at 16).
 #
-#   bash scripts/gpu_triton.sh [--instances 1,2] [--int8] [--requests N] [--levels 1,4,16] [--procs N] [--no-plan]
+#   bash scripts/gpu_triton.sh [--instances 1,2] [--servers 1,2] [--int8] [--requests N] [--levels 1,4,16] [--procs N] [--no-plan]
 #       GPU machine; carry .deps/debs and .deps-triton (~58 MiB with the tree)
 #   bash scripts/gpu_triton.sh --cpu [...]
 #       the same steps on this machine with placement cpu at 256x256 and
@@ -25,7 +25,12 @@
 # .deps-triton and runs --no-build.
 #
 # --instances: a server per entry, with that many instances per GPU
-# (instance_group count), each measured in turn.  --int8: also the heads in
+# (instance_group count), each measured in turn.  --servers: for each entry
+# N, N tritonserver processes on the same gRPC port (--reuse-grpc-port: the
+# kernel spreads the client's connections over them), so that gRPC's
+# per-process transport threads are N times as many; each server runs the
+# instances of --instances (N > 1: gRPC only, no shared-memory pass, whose
+# regions would be registered with one server).  --int8: also the heads in
 # INT8 (encoder fp16) with a cache `mtmi calibrate` makes from the scenes.
 # Each server is measured twice: frames over gRPC (what a client sees;
 # the target's number) and in system shared memory (--shm: the server's
@@ -36,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-cpu=0 int8=0 build=1 measure=1 instances="" requests="" levels="" procs="" size="" plan=1
+cpu=0 int8=0 build=1 measure=1 instances="" servers=1 requests="" levels="" procs="" size="" plan=1
 while [ $# -gt 0 ]; do
   case $1 in
     --cpu) cpu=1 ;;
@@ -44,6 +49,7 @@ while [ $# -gt 0 ]; do
     --build-only) measure=0 ;;
     --no-build) build=0 ;;
     --instances) instances=$2; shift ;;
+    --servers) servers=$2; shift ;;
     --requests) requests=$2; shift ;;
     --levels) levels=$2; shift ;;
     --procs) procs=$2; shift ;;
@@ -61,9 +67,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtmi-gpu-triton.XXXXXX")
 LOGS=$ROOT_DIR/gpu-triton-logs
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
-SERVER_PID=""
+SERVER_PIDS=""
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
+  local p
+  for p in $SERVER_PIDS; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -156,12 +163,13 @@ if [ $int8 = 1 ]; then
 fi
 
 rc=0
-# serve NAME PLACEMENT INSTANCES [triton-repo options]: a repository with
-# one model, a server for it, triton_perf.py against it, the server stopped.
+# serve NAME PLACEMENT INSTANCES SERVERS [triton-repo options]: a
+# repository with one model, SERVERS servers for it on one gRPC port,
+# triton_perf.py against them, the servers stopped.
 serve() {
-  local name=$1 place=$2 inst=$3
-  shift 3
-  local repo=$WORK/repo_$name log=$LOGS/server_$name.log ports hp gp
+  local name=$1 place=$2 inst=$3 nserv=$4
+  shift 4
+  local repo=$WORK/repo_$name log=$LOGS/server_$name.log ports gp k
   local ropts=(--place "$place" --size "$size" --inputs image --depth fp16 --max-batch 16 --queue-delay-us 500 --inflight 2
                --instances "$inst" "$@")
   "$M" triton-repo -o "$repo" "${ropts[@]}" > "$LOGS/repo_$name.log" 2>&1 ||
@@ -178,44 +186,61 @@ serve() {
       { cat "$LOGS/plan_$name.log" "$LOGS/repo_$name.log"; echo "gpu_triton.sh: the saved plan failed" >&2; return 1; }
     grep -E "saved plan" "$LOGS/plan_$name.log" || true
   fi
-  ports=$("$PY" -c 'import socket
-s = [socket.socket() for _ in range(2)]
+  # free ports: the gRPC one (shared) and one HTTP port per server
+  ports=$("$PY" -c 'import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]) + 1)]
 [x.bind(("127.0.0.1", 0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
-  read -r hp gp <<< "$ports"
-  echo "== $name: placement $place, $inst instance(s) per device, $size ($(since))"
-  LD_LIBRARY_PATH=${TS_LIBS:+$TS_LIBS:}${LD_LIBRARY_PATH:-} "$TS" --model-repository="$repo" --backend-directory="$BACKENDS" \
-    --http-address=127.0.0.1 --grpc-address=127.0.0.1 --http-port="$hp" --grpc-port="$gp" \
-    --allow-metrics=false --exit-timeout-secs=30 --strict-readiness=true > "$log" 2>&1 &
-  SERVER_PID=$!
-  local t=0
-  until "$PY" -c "import urllib.request as u, sys; sys.exit(u.urlopen('http://127.0.0.1:$hp/v2/health/ready', timeout=2).status != 200)" 2>/dev/null; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null || [ $t -ge 600 ]; then
-      tail -25 "$log"
-      echo "gpu_triton.sh: the server did not become ready ($name)" >&2
-      kill -9 "$SERVER_PID" 2>/dev/null || true
-      return 1
-    fi
-    sleep 0.5
-    t=$((t + 1))
+print(*[x.getsockname()[1] for x in s])' "$nserv")
+  read -r gp HTTP_PORTS <<< "$ports"
+  local hps=($HTTP_PORTS) stats="" reuse=() hp
+  [ "$nserv" -gt 1 ] && reuse=(--reuse-grpc-port=true)
+  echo "== $name: placement $place, $inst instance(s) per device, $nserv server(s) on one gRPC port, $size ($(since))"
+  SERVER_PIDS=""
+  for ((k = 0; k < nserv; k++)); do
+    hp=${hps[$k]}
+    stats="$stats${stats:+,}127.0.0.1:$hp"
+    LD_LIBRARY_PATH=${TS_LIBS:+$TS_LIBS:}${LD_LIBRARY_PATH:-} "$TS" --model-repository="$repo" --backend-directory="$BACKENDS" \
+      --http-address=127.0.0.1 --grpc-address=127.0.0.1 --http-port="$hp" --grpc-port="$gp" "${reuse[@]}" \
+      --grpc-infer-allocation-pool-size=64 --allow-metrics=false --exit-timeout-secs=30 --strict-readiness=true \
+      > "${log%.log}$([ $k -gt 0 ] && echo "_$k").log" 2>&1 &
+    SERVER_PIDS="$SERVER_PIDS $!"
   done
-  echo "server ready in $((t / 2)) s$(grep -c 'from the saved plan' "$log" | sed 's/^/; instances from the saved plan: /')"
+  local t=0 pid
+  for hp in "${hps[@]}"; do
+    until "$PY" -c "import urllib.request as u, sys; sys.exit(u.urlopen('http://127.0.0.1:$hp/v2/health/ready', timeout=2).status != 200)" 2>/dev/null; do
+      local dead=0
+      for pid in $SERVER_PIDS; do kill -0 "$pid" 2>/dev/null || dead=1; done
+      if [ $dead = 1 ] || [ $t -ge 600 ]; then
+        tail -25 "$log"
+        echo "gpu_triton.sh: the server did not become ready ($name)" >&2
+        for pid in $SERVER_PIDS; do kill -9 "$pid" 2>/dev/null || true; done
+        return 1
+      fi
+      sleep 0.5
+      t=$((t + 1))
+    done
+  done
+  echo "server(s) ready in $((t / 2)) s$(cat "${log%.log}"*.log | grep -c 'from the saved plan' | sed 's/^/; instances from the saved plan: /')"
   # The frames over gRPC (what a client sees), then in shared memory (the
   # server's rate without the transport's copies of the tensors).
-  local prc=0 mode
-  for mode in grpc shm; do
+  local prc=0 mode modes="grpc shm" multi=()
+  [ "$nserv" -gt 1 ] && modes=grpc multi=(--stats-http "$stats")
+  for mode in $modes; do
     timeout 300 "$PY" "$ROOT_DIR/scripts/triton_perf.py" --url "127.0.0.1:$gp" --model mtmi --size "$size" \
       --concurrency "$levels" --requests "$requests" --warmup $WARMUP --procs "$procs" --images "$WORK/scenes/images" \
-      --distinct $SCENES "${TOL[@]}" $([ $mode = shm ] && echo --shm) --json "$LOGS/triton_${name}_$mode.json" \
+      --distinct $SCENES "${TOL[@]}" $([ $mode = shm ] && echo --shm) "${multi[@]}" --json "$LOGS/triton_${name}_$mode.json" \
       > "$LOGS/perf_${name}_$mode.log" 2>&1 || prc=1
     echo "-- $name over $mode"
     cat "$LOGS/perf_${name}_$mode.log"
   done
-  kill -INT "$SERVER_PID"
-  local src=0
-  wait "$SERVER_PID" || src=$?
-  SERVER_PID=""
-  [ $src = 0 ] || echo "gpu_triton.sh: the server exited with status $src ($name)" >&2
+  local src=0 s
+  for pid in $SERVER_PIDS; do kill -INT "$pid"; done
+  for pid in $SERVER_PIDS; do
+    s=0
+    wait "$pid" || s=$?
+    [ $s = 0 ] || { src=$s; echo "gpu_triton.sh: a server exited with status $s ($name)" >&2; }
+  done
+  SERVER_PIDS=""
   [ $prc = 0 ] && [ $src = 0 ]
 }
 # bench NAME PLACEMENT [options]: the engine's pipeline on the same model,
@@ -230,16 +255,24 @@ bench() {
   grep -E "^summary|^results" "$LOGS/bench_$name.log" || true
 }
 
+# config names: <placement>_i<instances>[_s<servers>] (one server: no suffix)
+tagof() { echo "$1_i$2$([ "$3" -gt 1 ] && echo "_s$3")"; }
 names=""
-for inst in ${instances//,/ }; do
-  serve spec_i$inst "$SPEC_PLACE" "$inst" || rc=1
-  names="$names spec_i$inst"
+for ns in ${servers//,/ }; do
+  for inst in ${instances//,/ }; do
+    n=$(tagof spec "$inst" "$ns")
+    serve "$n" "$SPEC_PLACE" "$inst" "$ns" || rc=1
+    names="$names $n"
+  done
 done
 bench spec "$SPEC_PLACE" || rc=1
 if [ $int8 = 1 ]; then
-  for inst in ${instances//,/ }; do
-    serve int8_i$inst "$INT8_PLACE" "$inst" --cache "$CACHE" || rc=1
-    names="$names int8_i$inst"
+  for ns in ${servers//,/ }; do
+    for inst in ${instances//,/ }; do
+      n=$(tagof int8 "$inst" "$ns")
+      serve "$n" "$INT8_PLACE" "$inst" "$ns" --cache "$CACHE" || rc=1
+      names="$names $n"
+    done
   done
   bench int8 "$INT8_PLACE" --cache "$CACHE" || rc=1
 fi
@@ -265,6 +298,8 @@ for n in names:
         t = load("triton_%s_%s.json" % (n, mode))
         every["triton_%s_%s" % (n, mode)] = t
         if not t:
+            if mode == "shm" and "_s" in n:
+                continue  # several servers: gRPC only
             print("| %s | %s | no result | | | | | | | |" % (n, mode))
             continue
         top = max(l["concurrency"] for l in t["levels"])

@@ -35,6 +35,7 @@ import os
 import sys
 import threading
 import time
+import urllib.request
 
 import grpc
 import numpy as np
@@ -284,8 +285,12 @@ class Channel:
     """One gRPC connection and its ModelInfer call (service.proto's)."""
 
     def __init__(self, url):
+        # a connection of its own (gRPC shares one between channels of a
+        # process by default): with servers sharing the port
+        # (--reuse-grpc-port), each connection lands on one of them
         self.channel = grpc.insecure_channel(url, options=[("grpc.max_send_message_length", -1),
-                                                           ("grpc.max_receive_message_length", -1)])
+                                                           ("grpc.max_receive_message_length", -1),
+                                                           ("grpc.use_local_subchannel_pool", 1)])
         self.call = self.channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
                                              response_deserializer=service_pb2.ModelInferResponse.FromString)
 
@@ -453,19 +458,36 @@ def run_level(a, frames, bodies, refs, spec, conc):
 
 
 # ------------------------------------------------------------- server side
-def model_stats(client, model):
-    """(success count, inference count, execution count, {batch size:
-    executions}, queue ns summed over requests, compute ns summed over
-    executions) of the model so far.  Per-request compute times count a
-    batch once per request in it, so the executions' own come from the
-    batch statistics."""
-    st = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
+def one_server_stats(st):
+    """model_stats' tuple of one server's statistics (JSON; gRPC's gives
+    64-bit counts as strings, HTTP's as numbers)."""
     i = st.get("inference_stats", {})
     bs = st.get("batch_stats", [])
     batches = {int(b["batch_size"]): int(b.get("compute_infer", {}).get("count", 0)) for b in bs}
     compute_ns = sum(int(b.get("compute_infer", {}).get("ns", 0)) for b in bs)
     return (int(i.get("success", {}).get("count", 0)), int(st.get("inference_count", 0)), int(st.get("execution_count", 0)),
             batches, int(i.get("queue", {}).get("ns", 0)), compute_ns)
+
+
+def model_stats(client, model, stats_http=()):
+    """(success count, inference count, execution count, {batch size:
+    executions}, queue ns summed over requests, compute ns summed over
+    executions) of the model so far.  Per-request compute times count a
+    batch once per request in it, so the executions' own come from the
+    batch statistics.  stats_http: the HTTP addresses of servers that share
+    one gRPC port (--reuse-grpc-port): their statistics, summed (over the
+    shared port each call would reach just one of them)."""
+    if not stats_http:
+        return one_server_stats(client.get_inference_statistics(model, as_json=True)["model_stats"][0])
+    total = [0, 0, 0, {}, 0, 0]
+    for url in stats_http:
+        with urllib.request.urlopen("http://%s/v2/models/%s/stats" % (url, model), timeout=10) as r:
+            one = one_server_stats(json.load(r)["model_stats"][0])
+        for k in (0, 1, 2, 4, 5):
+            total[k] += one[k]
+        for b, n in one[3].items():
+            total[3][b] = total[3].get(b, 0) + n
+    return tuple(total)
 
 
 def wait_ready(client, model, timeout):
@@ -535,6 +557,9 @@ def main():
                          "tensors; the references still come over gRPC)")
     ap.add_argument("--no-server-check", action="store_true",
                     help="do not require the server's request count to equal ours (other clients share the server)")
+    ap.add_argument("--stats-http", default="",
+                    help="HOST:PORT,... the HTTP addresses of several servers sharing --url's port (tritonserver "
+                         "--reuse-grpc-port): their request counts are summed for the server check")
     ap.add_argument("--json", help="write the results as JSON to this file")
     ap.add_argument("--markdown", help="write the table (markdown) to this file")
     ap.add_argument("--save-refs", help="write the frames and their reference outputs as .npy to this folder")
@@ -553,6 +578,9 @@ def main():
     if a.requests < 1 or a.distinct < 1 or a.procs < 1 or a.warmup < 0 or (a.duration is not None and a.duration <= 0):
         die("--requests, --distinct, --procs must be >= 1, --warmup >= 0, --duration > 0")
 
+    stats_http = [u for u in a.stats_http.split(",") if u]
+    if stats_http and a.shm:
+        die("--shm with --stats-http: shared-memory regions are registered with one server, and requests reach any")
     client = grpcclient.InferenceServerClient(a.url)
     wait_ready(client, a.model, a.ready_timeout)
     h, w, batched, depth_dtype = model_spec(client, a)
@@ -597,13 +625,13 @@ def main():
     rows, levels_out, failed = [header, "| --- | --- | --- | --- | --- | --- | --- | --- |"], [], False
     print(header, flush=True)
     for conc in levels:
-        before = model_stats(client, a.model)
+        before = model_stats(client, a.model, stats_http)
         res, procs = run_level(dict(shared, tag="c%d" % conc), frames, bodies, refs, spec, conc)
         # The backend reports a request's statistics just after sending its
         # response, so the last ones may land a moment after we have them.
         t_wait = time.time()
         while True:
-            after = model_stats(client, a.model)
+            after = model_stats(client, a.model, stats_http)
             if after[0] - before[0] >= res["sent"] or time.time() - t_wait > 5:
                 break
             time.sleep(0.05)
@@ -650,7 +678,7 @@ def main():
     client.close()
     doc = {"model": a.model, "url": a.url, "transport": "system shared memory" if a.shm else "grpc", "size": [h, w], "frames": a.images or "generated", "distinct": len(frames),
            "depth_type": np.dtype(depth_dtype).name, "warmup": a.warmup, "check_every": a.check_every,
-           "reference_requests": len(bodies), "levels": levels_out, "ok": not failed}
+           "reference_requests": len(bodies), "servers": max(1, len(stats_http)), "levels": levels_out, "ok": not failed}
     if a.json:
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=1)
