@@ -185,6 +185,16 @@ __device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m)
     return v;
 }
 
+/* The same steps up to the requantization, which returns q itself: the
+ * int8 that the next QConv's quantize pass would have made of q * s_y
+ * (|q| <= 128, so q * s_y / s_y rounds back to q), for y_int8. */
+__device__ __forceinline__ int q_epilogue_q(const mtk_qconv &q, int av, float m) {
+    float v = q_mul(q_i2f(av), m);
+    if (q.act == 1) v = v > 0.0f ? v : 0.0f;
+    else if (q.act >= 2) v = q_act_slow(v, q.act);
+    return q_quant(v, q.y_scale);
+}
+
 #define QG_WARPS 4
 
 __device__ __forceinline__ void q_mma(int c[4], const unsigned a[4], const unsigned b[2]) {
@@ -275,11 +285,19 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
             for (int i = 0; i < 4; i++) {
                 const int r = 2 * mi + (i >> 1);
                 const int col = cob + ni * 8 + t * 2 + (i & 1);
-                if (!pv[r] || col >= q.CO) continue;
+                if (!pv[r] || col >= (q.y_int8 ? q.COp : q.CO)) continue;
+                const int64_t off = (int64_t)pn[r] * q.ys0 + ((int64_t)poy[r] * q.OW + pox[r]) * q.ldy + col;
+                if (col >= q.CO) { /* y_int8: the next QConv's zero padding */
+                    ((int8_t *)y)[off] = 0;
+                    continue;
+                }
                 const int av = acc[mi][ni][i] + bq[col]; /* cannot overflow: |bq| <= 2^31-1 - K*16256 */
                 if (acc_out) acc_out[(pbase + g + 8 * r) * q.CO + col] = av;
+                if (q.y_int8) {
+                    ((int8_t *)y)[off] = (int8_t)q_epilogue_q(q, av, mult[col]);
+                    continue;
+                }
                 const float v = q_epilogue(q, av, mult[col]);
-                const int64_t off = (int64_t)pn[r] * q.ys0 + ((int64_t)poy[r] * q.OW + pox[r]) * q.ldy + col;
                 if (y_f16) ((__half *)y)[off] = __float2half_rn(v);
                 else ((float *)y)[off] = v;
             }
@@ -371,6 +389,24 @@ __device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s) {
 __device__ __noinline__ void q_store2(const mtk_qconv &q, int s0, int s1, int col, int pix, int64_t obase,
                                       const int32_t *__restrict__ bq, const float *__restrict__ mult, void *__restrict__ y,
                                       int y_f16, int32_t *__restrict__ acc_out) {
+    if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
+        if (col >= q.COp) return;
+        const int av0 = col < q.CO ? s0 + bq[col] : 0, av1 = col + 1 < q.CO ? s1 + bq[col + 1] : 0;
+        if (acc_out) {
+            if (col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av0;
+            if (col + 1 < q.CO) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
+        }
+        const int q0 = col < q.CO ? q_epilogue_q(q, av0, mult[col]) : 0;
+        const int q1 = col + 1 < q.CO ? q_epilogue_q(q, av1, mult[col + 1]) : 0;
+        int8_t *yq = (int8_t *)y + obase + col; /* col is even, COp a multiple of 32: col + 1 < COp */
+        if ((((uintptr_t)yq) & 1) == 0) {
+            *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
+        } else {
+            yq[0] = (int8_t)q0;
+            yq[1] = (int8_t)q1;
+        }
+        return;
+    }
     if (col >= q.CO) return;
     const bool two = col + 1 < q.CO;
     const int av0 = s0 + bq[col]; /* cannot overflow: |bq| <= 2^31-1 - K*16256 */
@@ -693,6 +729,7 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     int64_t P = (int64_t)q->N * q->OH * q->OW;
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
+    if (q->y_int8 && !(q->y_scale > 0.0f)) return cudaErrorInvalidValue;
     if (cfg < 0) cfg = q_pick(q, P);
     if (cfg > Q_NCFG || !q_geom_ok(q, P)) cfg = 0;
     q_fx fx = {nullptr, 0, 0, 0};
@@ -719,6 +756,8 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
     /* fuse < 0: off, measured slower than the two launches on H100
      * (docs/PERFORMANCE.md); the plan passes tuning.qconv_fuse. */
     if (fuse < 0) fuse = 0;
+    if (q->x_int8) /* xq was written by the previous QConv (fuse_qchain.c) */
+        return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
     if (fuse && cfg != 0 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
         if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
         q_fx fx = {(const __half *)x, xs[0], xs[2], xs[3]};

@@ -30,6 +30,13 @@ typedef struct mtk_qconv {
     float x_scale, y_scale;  /* y_scale 0: no requantization */
     int act;                 /* 0 none, 1 Relu, 2 Sigmoid, 3 Gelu */
     int64_t ldy, ys0;        /* output: pixels ldy elements apart, images ys0 apart */
+    /* INT8 between two QConvs (fuse_qchain.c): x_int8, the input is
+     * already the int8 NHWC xq (the producer wrote it): no quantize pass;
+     * y_int8 (needs y_scale > 0), the output is that int8 tensor of the next
+     * QConv, quantize(y, y_scale) per element and 0 in the padding channels
+     * CO..COp-1 (y_f16 ignored).  The same bits as storing q * y_scale and
+     * quantizing it again, which is what the float path does. */
+    int x_int8, y_int8;
 } mtk_qconv;
 
 /* x: logical [N, C, H, W] with element strides xs (f16 or f32) ->

@@ -341,8 +341,10 @@ typedef struct run_out {
     double ms;
 } run_out;
 
-static void run_plan(mtmi_model *m, const char *dev, const char *prec, const char *cache, const mtmi_tensor *in, run_out *r) {
+static void run_plan_tuned(mtmi_model *m, const char *dev, const char *prec, const char *cache, const char *tuning,
+                           const mtmi_tensor *in, run_out *r) {
     mtmi_plan_options po = {0};
+    po.tuning = tuning;
     po.device = dev;
     po.precision = prec;
     po.calibration_cache = cache;
@@ -361,6 +363,22 @@ static void run_plan(mtmi_model *m, const char *dev, const char *prec, const cha
     OK(mtmi_plan_run(p, in, 1, out, 2));
     r->ms = mt_now_ms() - t0;
     mtmi_plan_free(p);
+}
+
+static void run_plan(mtmi_model *m, const char *dev, const char *prec, const char *cache, const mtmi_tensor *in, run_out *r) {
+    run_plan_tuned(m, dev, prec, cache, NULL, in, r);
+}
+
+/* outputs of two runs equal bit for bit: the count of differing elements */
+static int64_t bit_diffs(const run_out *a, const run_out *b) {
+    int64_t bad = 0;
+    for (int i = 0; i < 2; i++) {
+        int64_t n = mt_numel(a->rank[i], a->dims[i]);
+        if (n != mt_numel(b->rank[i], b->dims[i])) return -1;
+        if (memcmp(a->o[i], b->o[i], sizeof(float) * (size_t)n))
+            for (int64_t k = 0; k < n; k++) bad += memcmp(&a->o[i][k], &b->o[i][k], sizeof(float)) != 0;
+    }
+    return bad;
 }
 
 static void compare(const char *what, run_out *a, run_out *b, double *agree_out, double *dmax_out) {
@@ -474,6 +492,18 @@ int main(int argc, char **argv) {
     }
     run_plan(m, "cpu", "int8", cache, &full, &ci8);
     run_plan(m, "cuda:0", "int8", cache, &full, &gi8);
+    {
+        /* fuse_qchain.c (a QConv writes the next one's int8 input) must
+         * give the same bits as the float round trip it replaces */
+        run_out nochain;
+        memset(&nochain, 0, sizeof nochain);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_no_fuse=qchain", &full, &nochain);
+        int64_t d = bit_diffs(&gi8, &nochain);
+        printf("  GPU int8 with / without the qchain fusion: %lld elements differ (must be 0)\n", (long long)d);
+        if (d != 0) g_fail = 1;
+        free(nochain.o[0]);
+        free(nochain.o[1]);
+    }
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
     double a1, d1, a2, d2, a3, d3;

@@ -1,0 +1,63 @@
+/* Fusion pass: INT8 between two QConvs (MC_QCONV steps, qconv.cu).
+ *
+ * A QConv whose output has a scale (y_scale > 0) ends its epilogue with
+ * quantize(y, s_y) and stores q * s_y as a float; when the next QConv reads
+ * that tensor with x_scale == s_y, its quantize pass reads it back and
+ * makes q again (|q| <= 128: q * s_y / s_y rounds to q, in FP16 storage
+ * too, as plan_conv.c notes).  Here the producer stores the int8 q straight
+ * into the consumer's int8 NHWC input (0 in its padding channels) and the
+ * consumer skips its quantize pass: one launch and a float round trip of
+ * the tensor fewer, the same bits.  In the MTMI heads: the seg head's fuse
+ * conv -> classifier, and the depth head's last 3x3 conv -> its 1x1 output
+ * conv (256x256x128 and 512x512x32: 27 and 26 us of quantize on an H100,
+ * docs/PERFORMANCE.md).
+ *
+ * Matched: QConv steps P then C (any steps between them) where C's input
+ * is exactly P's output (same buffer and offset), a dense NHWC tensor
+ * (pixels CO apart, images OH*OW*CO apart) that no other step uses and that
+ * is no stage output, P's y_scale equal to C's x_scale (bit for bit), and
+ * the geometry of P's output that of C's input. */
+
+#include <string.h>
+
+#include "cuda/cuda_internal.h"
+#include "cuda/qkernels.h"
+
+static int dense_output(const mtk_qconv *q) {
+    return q->ldy == q->CO && q->ys0 == (int64_t)q->OH * q->OW * q->CO;
+}
+
+static int same_tensor(const mc_tref *a, const mc_tref *b) { return a->buf == b->buf && a->off == b->off && a->st == b->st; }
+
+/* C consumes P's output as its own int8 input: geometry and scale agree */
+static int chainable(const mtk_qconv *P, const mtk_qconv *C) {
+    uint32_t ys, xs;
+    memcpy(&ys, &P->y_scale, sizeof ys);
+    memcpy(&xs, &C->x_scale, sizeof xs);
+    return P->y_scale > 0.0f && ys == xs && !P->y_int8 && !C->x_int8 && dense_output(P) && P->N == C->N &&
+           P->OH == C->H && P->OW == C->W && P->CO == C->C && P->COp == C->Cp;
+}
+
+int mc_fuse_qchain(mc_plan *p) {
+    int made = 0;
+    for (int ic = 1; ic < p->nsteps; ic++) {
+        mc_step *c = &p->steps[ic];
+        if (c->kind != MC_QCONV || !c->obj) continue;
+        int ip = -1;
+        for (int k = ic - 1; k >= 0 && ip < 0; k--)
+            if (p->steps[k].kind != MC_DROPPED && mc_step_uses(&p->steps[k], c->t[1].buf)) ip = k;
+        if (ip < 0) continue;
+        mc_step *s = &p->steps[ip];
+        if (s->kind != MC_QCONV || !s->obj || !same_tensor(&s->t[0], &c->t[1])) continue;
+        mtk_qconv *qp = s->obj, *qc = c->obj;
+        if (!chainable(qp, qc) || mc_buf_used_elsewhere(p, s->t[0].buf, ip, ic)) continue;
+        /* P writes C's int8 input: [N][OH][OW][COp] */
+        qp->y_int8 = 1;
+        qp->ldy = qc->Cp;
+        qp->ys0 = (int64_t)qc->H * qc->W * qc->Cp;
+        qc->x_int8 = 1;
+        s->t[0] = c->t[2];
+        made++;
+    }
+    return made;
+}
