@@ -50,7 +50,8 @@ typedef struct mt_tuning {
      * one; else a comma list: classmap, qchain, mlp, upconv, catgemm,
      * chain, lnproj, lnim2col, stem, lnpair, mlpln). */
     char cuda_no_fuse[MT_TUNING_LIST];
-    /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln). */
+    /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln,
+     * qchain). */
     char cuda_fuse_opt[MT_TUNING_LIST];
     int pdl;              /* MTMI_PDL=1: programmatic dependent launch attributes      */
     /* MTMI_ATTN_CFG="kernel,ksplit": force the attention kernel and its key

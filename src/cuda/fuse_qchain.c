@@ -16,7 +16,13 @@
  * is exactly P's output (same buffer and offset), a dense NHWC tensor
  * (pixels CO apart, images OH*OW*CO apart) that no other step uses and that
  * is no stage output, P's y_scale equal to C's x_scale (bit for bit), and
- * the geometry of P's output that of C's input. */
+ * the geometry of P's output that of C's input, both in one part.
+ *
+ * Opt-in for now (tuning cuda_fuse_opt=qchain, MTMI_CUDA_FUSE_OPT=qchain):
+ * written when the session's GPU time was spent, so neither its bits
+ * (test_cuda_int8 compares it with the pass off, element for element) nor
+ * its gain (predicted: ~50 us of the INT8 heads' ~1050) has been measured
+ * on a GPU yet; the default follows the measurement. */
 
 #include <string.h>
 
@@ -48,7 +54,8 @@ int mc_fuse_qchain(mc_plan *p) {
             if (p->steps[k].kind != MC_DROPPED && mc_step_uses(&p->steps[k], c->t[1].buf)) ip = k;
         if (ip < 0) continue;
         mc_step *s = &p->steps[ip];
-        if (s->kind != MC_QCONV || !s->obj || !same_tensor(&s->t[0], &c->t[1])) continue;
+        /* one part (encoder, a head): parts replay as separate graphs */
+        if (s->kind != MC_QCONV || !s->obj || s->label != c->label || !same_tensor(&s->t[0], &c->t[1])) continue;
         mtk_qconv *qp = s->obj, *qc = c->obj;
         if (!chainable(qp, qc) || mc_buf_used_elsewhere(p, s->t[0].buf, ip, ic)) continue;
         /* P writes C's int8 input: [N][OH][OW][COp] */

@@ -493,16 +493,17 @@ int main(int argc, char **argv) {
     run_plan(m, "cpu", "int8", cache, &full, &ci8);
     run_plan(m, "cuda:0", "int8", cache, &full, &gi8);
     {
-        /* fuse_qchain.c (a QConv writes the next one's int8 input) must
-         * give the same bits as the float round trip it replaces */
-        run_out nochain;
-        memset(&nochain, 0, sizeof nochain);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_no_fuse=qchain", &full, &nochain);
-        int64_t d = bit_diffs(&gi8, &nochain);
+        /* fuse_qchain.c (opt-in: a QConv writes the next one's int8
+         * input) must give the same bits as the float round trip it
+         * replaces */
+        run_out chain;
+        memset(&chain, 0, sizeof chain);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qchain", &full, &chain);
+        int64_t d = bit_diffs(&gi8, &chain);
         printf("  GPU int8 with / without the qchain fusion: %lld elements differ (must be 0)\n", (long long)d);
         if (d != 0) g_fail = 1;
-        free(nochain.o[0]);
-        free(nochain.o[1]);
+        free(chain.o[0]);
+        free(chain.o[1]);
     }
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
