@@ -130,17 +130,23 @@ def tritonserver_path():
 
 
 class Server:
-    def __init__(self, repo, backends, work):
+    """tritonserver on loopback with free ports.  grpc_port and extra: a
+    given gRPC port and more options (several servers on one port with
+    --reuse-grpc-port=true); name: the log file's."""
+
+    def __init__(self, repo, backends, work, grpc_port=None, extra=(), name="server"):
         self.http_port, self.grpc_port = free_ports(2)
+        if grpc_port:
+            self.grpc_port = grpc_port
         binary, libs = tritonserver_path()
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = libs + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        self.log_path = os.path.join(work, "server.log")
+        self.log_path = os.path.join(work, name + ".log")
         self.log = open(self.log_path, "w")
         cmd = [binary, "--model-repository=" + repo, "--backend-directory=" + backends,
                "--http-address=127.0.0.1", "--grpc-address=127.0.0.1",
                "--http-port=%d" % self.http_port, "--grpc-port=%d" % self.grpc_port,
-               "--allow-metrics=false", "--exit-timeout-secs=20", "--strict-readiness=true"]
+               "--allow-metrics=false", "--exit-timeout-secs=20", "--strict-readiness=true"] + list(extra)
         print("server:", " ".join(cmd), flush=True)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.http = "127.0.0.1:%d" % self.http_port

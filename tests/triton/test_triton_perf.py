@@ -110,6 +110,41 @@ def check_refs(refs, mtmi, model, work, n):
                   i, len(np.unique(classes)), diff))
 
 
+def two_servers(repo, backends, work):
+    """Two servers on one gRPC port (--reuse-grpc-port, as gpu_triton.sh
+    --servers 2): the client's connections land on either, and
+    --stats-http sums both servers' statistics, so its server check (the
+    servers counted what it sent) holds for the pair; each server's own
+    count is read here too, and their sum must equal the client's."""
+    first = Server(repo, backends, work, extra=["--reuse-grpc-port=true"], name="server_a")
+    second = Server(repo, backends, work, grpc_port=first.grpc_port, extra=["--reuse-grpc-port=true"], name="server_b")
+    pair = (first, second)
+    try:
+        if not check(all(s.wait_ready() for s in pair), "two servers ready on one gRPC port %d" % first.grpc_port):
+            for s in pair:
+                print(s.log_text()[-2000:])
+            return
+        before = [server_success(s) for s in pair]
+        rc, doc = perf(first, work, "two", "--concurrency", "6", "--requests", "24", "--warmup", "6", "--distinct", "3",
+                       "--stats-http", ",".join(s.http for s in pair))
+        after = [server_success(s) for s in pair]
+        got = [b - a for a, b in zip(before, after)]
+        if check(rc == 0 and doc and doc["ok"] and doc.get("servers") == 2, "triton_perf against two servers: exit %d" % rc):
+            lv = doc["levels"][0]
+            sent = doc["reference_requests"] + lv["sent"]
+            check(lv["requests"] == 24 and lv["errors"] == 0 and lv["server_success"] == lv["sent"],
+                  "two servers: %d correct, %d errors, the servers' summed count %d = %d sent" % (
+                      lv["requests"], lv["errors"], lv["server_success"], lv["sent"]))
+            check(sum(got) == sent, "the two servers counted %s requests (sum %d), the client sent %d with its references" % (
+                got, sum(got), sent))
+        for s in pair:
+            rc = s.stop()
+            check(rc == 0, "%s exits cleanly (status %s)" % (os.path.basename(s.log_path), rc))
+    finally:
+        for s in pair:
+            s.kill()
+
+
 def main():
     import argparse
     ap = argparse.ArgumentParser()
@@ -163,6 +198,7 @@ def main():
         if failures:
             with open(srv.log_path, errors="replace") as f:
                 print("--- server log (end) ---\n" + f.read()[-4000:], flush=True)
+    two_servers(repo, a.backends, a.work)
     print("%d failed" % len(failures))
     return 1 if failures else 0
 
