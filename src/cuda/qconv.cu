@@ -665,7 +665,12 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
 }
 
 /* tile configurations: BM pixels x BN channels, warp tile WM x WN, STAGES
- * deep, CH 32-byte chunks of k per stage */
+ * deep, CH 32-byte chunks of k per stage.  11 and 12 (two warps a block):
+ * for the small layers whose kernels take ~18 us whatever their size,
+ * four times the blocks of the smallest tile so far, to test the
+ * explanation that one block an SM leaves them latency-bound
+ * (docs/PERFORMANCE.md); swept by test_cuda_int8 --bench, not picked by
+ * q_pick until measured. */
 #define Q_CFGS(X)                      \
     X(1, 128, 32, 32, 32, 4, 2)        \
     X(2, 256, 32, 64, 32, 3, 2)        \
@@ -676,8 +681,10 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
     X(7, 128, 128, 64, 32, 4, 2)       \
     X(8, 64, 128, 32, 32, 4, 2)        \
     X(9, 128, 160, 64, 32, 4, 2)       \
-    X(10, 64, 160, 32, 32, 4, 2)
-#define Q_NCFG 10
+    X(10, 64, 160, 32, 32, 4, 2)       \
+    X(11, 64, 32, 32, 32, 4, 2)        \
+    X(12, 32, 64, 32, 32, 4, 2)
+#define Q_NCFG 12
 
 static const char *q_cfg_name(int c) {
     switch (c) {
