@@ -38,9 +38,12 @@ echo "== INT8 kernel and model tests (+$(( $(date +%s) - T0 )) s)"
 # network with spread weights, whose class map and depth are
 # discriminative; the graph-only export with random weights draws one class
 # everywhere, and the test refuses such a reference
-timeout 180 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BIN" "$TEST" "$BUILD/int8_test_work" > "$OUT/int8_test.log" 2>&1
+# --bench: each node's quantize pass and every tile configuration timed
+# (and compared bit for bit), the small configurations 11 and 12 included
+MTMI_INT8_TEST_ARGS=${MTMI_INT8_TEST_ARGS:---bench} \
+  timeout 180 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BIN" "$TEST" "$BUILD/int8_test_work" > "$OUT/int8_test.log" 2>&1
 trc=$?
-grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|agreement|FAIL|passed|error|SUMMARY" "$OUT/int8_test.log" | cut -c1-210
+grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|agreement|qchain|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
 echo "test_cuda_int8 exit: $trc"
 [ $trc -ne 0 ] && rc=1
 echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"
