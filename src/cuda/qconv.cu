@@ -176,23 +176,27 @@ __device__ __noinline__ float q_act_slow(float v, int act) {
     return q_mul(q_mul(0.5f, v), q_add(1.0f, e));
 }
 
-/* The CPU's float steps after the int32 sum (bias included), in its order. */
-__device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m) {
+/* The CPU's float steps after the int32 sum (bias included), in its order,
+ * up to the requantization: dequantize, activation. */
+__device__ __forceinline__ float q_dequant_act(const mtk_qconv &q, int av, float m) {
     float v = q_mul(q_i2f(av), m);
     if (q.act == 1) v = v > 0.0f ? v : 0.0f;
     else if (q.act >= 2) v = q_act_slow(v, q.act);
+    return v;
+}
+
+/* ... then, where the output has a scale, quantize and dequantize. */
+__device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m) {
+    float v = q_dequant_act(q, av, m);
     if (q.y_scale > 0.0f) v = q_mul(q_i2f(q_quant(v, q.y_scale)), q.y_scale);
     return v;
 }
 
-/* The same steps up to the requantization, which returns q itself: the
- * int8 that the next QConv's quantize pass would have made of q * s_y
- * (|q| <= 128, so q * s_y / s_y rounds back to q), for y_int8. */
+/* ... or, for y_int8, the quantized q itself: the int8 that the next
+ * QConv's quantize pass would have made of q * s_y (|q| <= 128, so
+ * q * s_y / s_y rounds back to q). */
 __device__ __forceinline__ int q_epilogue_q(const mtk_qconv &q, int av, float m) {
-    float v = q_mul(q_i2f(av), m);
-    if (q.act == 1) v = v > 0.0f ? v : 0.0f;
-    else if (q.act >= 2) v = q_act_slow(v, q.act);
-    return q_quant(v, q.y_scale);
+    return q_quant(q_dequant_act(q, av, m), q.y_scale);
 }
 
 #define QG_WARPS 4
