@@ -41,6 +41,7 @@
 static int g_fail = 0;
 static int g_dry = 0; /* --dry: CPU side only (machines without a GPU) */
 static int g_bench = 0; /* --bench: time quantize and every GEMM tile configuration per node */
+static int64_t g_ichk = 0, g_ibad = 0; /* int8 outputs (y_int8) checked / differing */
 
 #define OK(x)                                                                                          \
     do {                                                                                               \
@@ -91,6 +92,47 @@ static uint16_t f2h(float f) {
     return (uint16_t)(sgn | h);
 }
 
+/* y_int8 (what fuse_qchain.c asks of a producer): the kernel's int8 output
+ * for the next QConv, [N][OH][OW][COp] with zero padding channels, must be
+ * byte for byte the quantize pass over its float output yf ([P][CO], from
+ * the same xq), in every tile configuration, written over a buffer filled
+ * with garbage first (so unwritten padding shows). */
+static void int8_output(const mtk_qconv *q, const void *dxh, const int64_t xst[4], void *dxq, const void *dw, const void *db,
+                        const void *dm, const float *yf, const char *name) {
+    const int64_t P = (int64_t)q->N * q->OH * q->OW, no = P * q->CO, nq = P * q->COp;
+    void *dyf, *dref, *dout;
+    CK(cudaMalloc(&dyf, 4 * no));
+    CK(cudaMalloc(&dref, nq));
+    CK(cudaMalloc(&dout, nq));
+    CK(cudaMemcpy(dyf, yf, 4 * no, cudaMemcpyHostToDevice));
+    const int64_t ys[4] = {(int64_t)q->OH * q->OW * q->CO, 1, (int64_t)q->OW * q->CO, q->CO};
+    CK(mtk_qconv_quantize(0, dyf, ys, 0, dref, q->N, q->CO, q->OH, q->OW, q->COp, q->y_scale));
+    int8_t *ref = malloc(nq), *got = malloc(nq);
+    CK(cudaMemcpy(ref, dref, nq, cudaMemcpyDeviceToHost));
+    mtk_qconv q8 = *q;
+    q8.y_int8 = 1;
+    q8.ldy = q->COp;
+    q8.ys0 = (int64_t)q->OH * q->OW * q->COp;
+    CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
+    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
+        CK(cudaMemset(dout, 0x5a, nq));
+        CK(mtk_qconv_gemm_cfg(0, &q8, dxq, dw, db, dm, dout, 1, NULL, c));
+        CK(cudaMemcpy(got, dout, nq, cudaMemcpyDeviceToHost));
+        g_ichk++;
+        if (memcmp(got, ref, nq)) {
+            g_ibad++;
+            printf("  FAIL: %s: int8 output (y_int8), tiles %s, differs from quantizing the float output\n", name,
+                   mtk_qconv_cfg_name(c));
+            g_fail = 1;
+        }
+    }
+    free(ref);
+    free(got);
+    cudaFree(dyf);
+    cudaFree(dref);
+    cudaFree(dout);
+}
+
 /* The node on an FP16 NHWC copy of x (the plan's layout): the one-kernel
  * path of mtk_qconv_run (1x1: quantize while loading) must equal the
  * quantize pass + GEMM bit for bit, in every tile configuration (FP32
@@ -133,6 +175,7 @@ static void fp16_node(const mtk_qconv *q, const float *x, int64_t xn, const void
                 g_fail = 1;
             }
         }
+    if (q->y_scale > 0.0f) int8_output(q, dxh, xst, dxq, dw, db, dm, y16, name);
     if (g_bench) {
         cudaEvent_t e0, e1;
         CK(cudaEventCreate(&e0));
@@ -462,6 +505,12 @@ int main(int argc, char **argv) {
            nodes, (long long)elems, (long long)mism, (long long)maxulp, (long long)(achk - abad), (long long)achk);
     printf("INT8 fused quantize (1x1, FP16 NHWC input) vs quantize pass + GEMM: %lld runs, %lld differ\n", (long long)fchk,
            (long long)fbad);
+    printf("INT8 output for the next QConv (y_int8, fuse_qchain.c) vs quantizing the float output: %lld runs, %lld differ\n",
+           (long long)g_ichk, (long long)g_ibad);
+    if (!g_ichk) {
+        printf("  FAIL: no node with an output scale: y_int8 untested\n");
+        g_fail = 1;
+    }
     mt_graph_free(g);
 
     /* part 2: the whole model */
