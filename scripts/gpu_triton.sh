@@ -255,25 +255,26 @@ bench() {
   grep -E "^summary|^results" "$LOGS/bench_$name.log" || true
 }
 
-# config names: <placement>_i<instances>[_s<servers>] (one server: no suffix)
-tagof() { echo "$1_i$2$([ "$3" -gt 1 ] && echo "_s$3")"; }
+# serve_all PREFIX PLACEMENT [triton-repo options]: every --servers x
+# --instances configuration, named <prefix>_i<instances>[_s<servers>] (one
+# server: no suffix)
 names=""
-for ns in ${servers//,/ }; do
-  for inst in ${instances//,/ }; do
-    n=$(tagof spec "$inst" "$ns")
-    serve "$n" "$SPEC_PLACE" "$inst" "$ns" || rc=1
-    names="$names $n"
-  done
-done
-bench spec "$SPEC_PLACE" || rc=1
-if [ $int8 = 1 ]; then
+serve_all() {
+  local prefix=$1 place=$2 ns inst n
+  shift 2
   for ns in ${servers//,/ }; do
     for inst in ${instances//,/ }; do
-      n=$(tagof int8 "$inst" "$ns")
-      serve "$n" "$INT8_PLACE" "$inst" "$ns" --cache "$CACHE" || rc=1
+      n=${prefix}_i$inst
+      [ "$ns" -eq 1 ] || n=${n}_s$ns
+      serve "$n" "$place" "$inst" "$ns" "$@" || rc=1
       names="$names $n"
     done
   done
+}
+serve_all spec "$SPEC_PLACE"
+bench spec "$SPEC_PLACE" || rc=1
+if [ $int8 = 1 ]; then
+  serve_all int8 "$INT8_PLACE" --cache "$CACHE"
   bench int8 "$INT8_PLACE" --cache "$CACHE" || rc=1
 fi
 # What comes back ($OUT: at most 8 files): one JSON of every result, the

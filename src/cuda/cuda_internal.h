@@ -311,6 +311,11 @@ int mc_fuse_enabled(const mc_plan *p, const char *pass);
 #define MC_DROPPED (-1)
 /* 1 if one of the step's operands lies in buffer buf */
 int mc_step_uses(const mc_step *s, int buf);
+/* the step before `k` that last touched buffer `buf`, or -1 */
+int mc_last_user_before(const mc_plan *p, int buf, int k);
+/* a and b are the same view: buffer, type, offset, rank, dims, and the
+ * strides of every dim longer than 1 */
+int mc_same_view(const mc_tref *a, const mc_tref *b);
 /* 1 if some step other than steps[a] and steps[b] uses buffer buf, or it is a
  * staging buffer (graph input / output) */
 int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);

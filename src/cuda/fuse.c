@@ -21,6 +21,19 @@ int mc_step_uses(const mc_step *s, int buf) {
     return 0;
 }
 
+int mc_last_user_before(const mc_plan *p, int buf, int k) {
+    for (int j = k - 1; j >= 0; j--)
+        if (mc_step_uses(&p->steps[j], buf)) return j;
+    return -1;
+}
+
+int mc_same_view(const mc_tref *a, const mc_tref *b) {
+    if (a->buf != b->buf || a->st != b->st || a->off != b->off || a->rank != b->rank) return 0;
+    for (int d = 0; d < a->rank; d++)
+        if (a->dims[d] != b->dims[d] || (a->dims[d] > 1 && a->strides[d] != b->strides[d])) return 0;
+    return 1;
+}
+
 int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
     if (buf < 0) return 0;
     if (p->bufs[buf].kind != MC_ARENA) return 1;

@@ -23,13 +23,6 @@ static int same_tensor(const mc_tref *a, const mc_tref *b) {
     return 1;
 }
 
-/* The step before `k` that last touched buffer `buf`, or -1. */
-static int last_user_before(const mc_plan *p, int buf, int k) {
-    for (int j = k - 1; j >= 0; j--)
-        if (mc_step_uses(&p->steps[j], buf)) return j;
-    return -1;
-}
-
 int mc_fuse_classmap(mc_plan *p) {
     int made = 0;
     for (int k = 0; k < p->nsteps; k++) {
@@ -38,7 +31,7 @@ int mc_fuse_classmap(mc_plan *p) {
         /* The resize need not come just before: in a plan of the whole
          * network the class map (a node the output-forms pass appends) comes
          * after the depth head's steps. */
-        const int j = last_user_before(p, cm->t[1].buf, k);
+        const int j = mc_last_user_before(p, cm->t[1].buf, k);
         if (j < 0) continue;
         mc_step *rs = &p->steps[j];
         if (rs->kind != MC_RESIZE || rs->label != cm->label) continue;

@@ -13,7 +13,7 @@
  * docs/PERFORMANCE.md).
  *
  * Matched: QConv steps P then C (any steps between them) where C's input
- * is exactly P's output (same buffer and offset), a dense NHWC tensor
+ * is exactly P's output (the same view), a dense NHWC tensor
  * (pixels CO apart, images OH*OW*CO apart) that no other step uses and that
  * is no stage output, P's y_scale equal to C's x_scale (bit for bit), and
  * the geometry of P's output that of C's input, both in one part.
@@ -33,8 +33,6 @@ static int dense_output(const mtk_qconv *q) {
     return q->ldy == q->CO && q->ys0 == (int64_t)q->OH * q->OW * q->CO;
 }
 
-static int same_tensor(const mc_tref *a, const mc_tref *b) { return a->buf == b->buf && a->off == b->off && a->st == b->st; }
-
 /* C consumes P's output as its own int8 input: geometry and scale agree */
 static int chainable(const mtk_qconv *P, const mtk_qconv *C) {
     uint32_t ys, xs;
@@ -49,13 +47,11 @@ int mc_fuse_qchain(mc_plan *p) {
     for (int ic = 1; ic < p->nsteps; ic++) {
         mc_step *c = &p->steps[ic];
         if (c->kind != MC_QCONV || !c->obj) continue;
-        int ip = -1;
-        for (int k = ic - 1; k >= 0 && ip < 0; k--)
-            if (p->steps[k].kind != MC_DROPPED && mc_step_uses(&p->steps[k], c->t[1].buf)) ip = k;
+        const int ip = mc_last_user_before(p, c->t[1].buf, ic);
         if (ip < 0) continue;
         mc_step *s = &p->steps[ip];
         /* one part (encoder, a head): parts replay as separate graphs */
-        if (s->kind != MC_QCONV || !s->obj || s->label != c->label || !same_tensor(&s->t[0], &c->t[1])) continue;
+        if (s->kind != MC_QCONV || !s->obj || s->label != c->label || !mc_same_view(&s->t[0], &c->t[1])) continue;
         mtk_qconv *qp = s->obj, *qc = c->obj;
         if (!chainable(qp, qc) || mc_buf_used_elsewhere(p, s->t[0].buf, ip, ic)) continue;
         /* P writes C's int8 input: [N][OH][OW][COp] */

@@ -27,13 +27,6 @@ static int src_ok(const mc_tref *t, int64_t N, int64_t H, int64_t W) {
            t->off % 8 == 0 && t->dims[1] % 8 == 0;
 }
 
-static int same_view(const mc_tref *a, const mc_tref *b) {
-    if (a->buf != b->buf || a->st != b->st || a->off != b->off || a->rank != b->rank) return 0;
-    for (int d = 0; d < a->rank; d++)
-        if (a->dims[d] != b->dims[d] || (a->dims[d] > 1 && a->strides[d] != b->strides[d])) return 0;
-    return 1;
-}
-
 /* 1 if the element ranges of two views of one buffer may intersect */
 static int overlap(const mc_tref *a, const mc_tref *b) {
     if (a->buf != b->buf || a->buf < 0) return 0;
@@ -92,7 +85,7 @@ int mc_fuse_upconv(mc_plan *p) {
         mc_step *cs = &p->steps[j];
         const mc_conv *c = &cs->conv;
         /* cuDNN, or the direct kernel where cuDNN is absent (same weight packing) */
-        if ((cs->kind != MC_CUDNN && cs->kind != MC_CONVD) || cs->label != rs->label || !same_view(&cs->t[1], &rs->t[0])) continue;
+        if ((cs->kind != MC_CUDNN && cs->kind != MC_CONVD) || cs->label != rs->label || !mc_same_view(&cs->t[1], &rs->t[0])) continue;
         if (c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->ph != 1 || c->pw != 1 || c->ph2 != 1 || c->pw2 != 1 ||
             c->dh != 1 || c->dw != 1 || c->groups != 1 || c->N != rs->t[0].dims[0] || c->C != rs->t[0].dims[1] ||
             c->H != rs->t[0].dims[2] || c->W != rs->t[0].dims[3] || c->OH != c->H || c->OW != c->W)
