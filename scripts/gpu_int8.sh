@@ -50,9 +50,9 @@ echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"
 timeout 90 "$BENCH" "$MODEL" --precision fp16 --iters "$ITERS" --json "$OUT/bench_fp16.json" > "$OUT/bench_fp16.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_fp16.log"; }
 timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" --json "$OUT/bench_int8.json" \
   --profile "$OUT/profile_int8.txt" > "$OUT/bench_int8.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8.log"; }
-# A/B of the opt-in qchain fusion (fuse_qchain.c), same call
-MTMI_CUDA_FUSE_OPT=qchain timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
-  --json "$OUT/bench_int8_qchain.json" > "$OUT/bench_int8_qchain.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_qchain.log"; }
+# A/B of the qchain fusion (fuse_qchain.c, on by default), same call: without it
+MTMI_CUDA_NO_FUSE=qchain timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_noqchain.json" > "$OUT/bench_int8_noqchain.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_noqchain.log"; }
 cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"
 grep -E "^step .*qconv-int8" "$OUT/profile_int8.txt" 2>/dev/null | awk '{s+=$6; n++} END {if (n) printf "qconv-int8 steps (eager, one run): %d, %.3f ms in all\n", n, s}'
 python3 - "$OUT" <<'PY'
@@ -61,7 +61,7 @@ out = sys.argv[1]
 def load(n):
     try: return json.load(open(os.path.join(out, n)))
     except Exception: return {}
-f, i, c = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_qchain.json")
+f, i, c = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json")
 summ = ""
 try:
     summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
@@ -69,7 +69,7 @@ except Exception: pass
 kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
 def ms(v):
     return f"{v:9.3f}" if isinstance(v, (int, float)) else "        -"
-print("\n%-28s %9s %9s %8s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "+qchain"))
+print("\n%-28s %9s %9s %8s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain"))
 for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
     a, b = f.get(k), i.get(k)
     r = f"{b / a:8.2f}x" if a and b else "       -"

@@ -542,12 +542,12 @@ int main(int argc, char **argv) {
     run_plan(m, "cpu", "int8", cache, &full, &ci8);
     run_plan(m, "cuda:0", "int8", cache, &full, &gi8);
     {
-        /* fuse_qchain.c (opt-in: a QConv writes the next one's int8
-         * input) must give the same bits as the float round trip it
-         * replaces */
+        /* fuse_qchain.c (on by default: a QConv writes the next one's
+         * int8 input) must give the same bits as the float round trip it
+         * replaces, the plan with the pass switched off */
         run_out chain;
         memset(&chain, 0, sizeof chain);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qchain", &full, &chain);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_no_fuse=qchain", &full, &chain);
         int64_t d = bit_diffs(&gi8, &chain);
         printf("  GPU int8 with / without the qchain fusion: %lld elements differ (must be 0)\n", (long long)d);
         if (d != 0) g_fail = 1;
