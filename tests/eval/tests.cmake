@@ -5,6 +5,7 @@ mtmi_c_test(test_eval tests/eval/test_eval.c)
 target_link_libraries(test_eval PRIVATE mtmi_eval m)
 mtmi_py_test(eval_cli tests/eval/test_eval_cli.py)
 mtmi_py_test(trained_format tests/eval/test_trained_format.py)
+mtmi_py_test(class_bias tests/eval/test_class_bias.py)
 # The trained built-in model (models/mtmi_trained.onnx, made on a GPU by
 # scripts/train_mtmi.py): registered once the file is in the tree.
 if(EXISTS ${CMAKE_SOURCE_DIR}/models/mtmi_trained.onnx)
