@@ -12,6 +12,7 @@
 # p50/p99, and the ratio to bench's frames/s (target >= 0.8x at 16).
 #
 #   bash scripts/gpu_triton.sh [--instances 1,2] [--servers 1,2] [--int8] [--requests N] [--levels 1,4,16] [--procs N] [--no-plan]
+#                              [--c-threads N] [--no-c-client]
 #       GPU machine; carry .deps/debs and .deps-triton (~58 MiB with the tree)
 #   bash scripts/gpu_triton.sh --cpu [...]
 #       the same steps on this machine with placement cpu at 256x256 and
@@ -32,16 +33,21 @@
 # instances of --instances (N > 1: gRPC only, no shared-memory pass, whose
 # regions would be registered with one server).  --int8: also the heads in
 # INT8 (encoder fp16) with a cache `mtmi calibrate` makes from the scenes.
-# Each server is measured twice: frames over gRPC (what a client sees;
-# the target's number) and in system shared memory (--shm: the server's
-# rate without the transport's copies).  Output: $OUT (or ./results):
+# Each server is measured two or three times: frames over gRPC by the
+# Python client (what a client sees), frames over gRPC by the C client
+# (mode cgrpc: src/triton/grpc_load.c through triton_perf.py --c-client,
+# one process of --c-threads threads, every response compared bit for bit;
+# built against .deps-triton/grpc-c.tar.xz from scripts/grpc_c_deps.sh, or
+# the system's libgrpc-dev with --cpu; the target's number when present)
+# and in system shared memory (--shm: the server's rate without the
+# transport's copies).  Output: $OUT (or ./results):
 # triton_results.json (every level of every run, the benches),
 # triton_table.md, the first server's log; the rest in gpu-triton-logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-cpu=0 int8=0 build=1 measure=1 instances="" servers=1 requests="" levels="" procs="" size="" plan=1
+cpu=0 int8=0 build=1 measure=1 instances="" servers=1 requests="" levels="" procs="" size="" plan=1 cthreads=4 cclient=1
 while [ $# -gt 0 ]; do
   case $1 in
     --cpu) cpu=1 ;;
@@ -54,6 +60,8 @@ while [ $# -gt 0 ]; do
     --levels) levels=$2; shift ;;
     --procs) procs=$2; shift ;;
     --no-plan) plan=0 ;;
+    --c-threads) cthreads=$2; shift ;;
+    --no-c-client) cclient=0 ;;
     --size) size=$2; shift ;;
     -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "gpu_triton.sh: unknown argument '$1'" >&2; exit 2 ;;
@@ -84,6 +92,10 @@ if [ $cpu = 1 ]; then
   TOL=(--depth-tol 0 --class-agree 1)  # one CPU, one engine: equal bytes
   cmake --build "$BUILD" -j2 --target mtmi_cli triton_mtmi > "$LOGS/build.log" 2>&1 ||
     { tail -20 "$LOGS/build.log"; echo "gpu_triton.sh: build failed" >&2; exit 1; }
+  if [ $cclient = 1 ] && [ -f /usr/include/grpc/grpc.h ]; then
+    cmake --build "$BUILD" -j2 --target mtmi_triton_grpc_load > "$LOGS/build_c_client.log" 2>&1 ||
+      { tail -5 "$LOGS/build_c_client.log"; echo "gpu_triton.sh: the C client did not build: Python client only"; }
+  fi
 else
   source "$ROOT_DIR/scripts/gpu_env.sh"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -100,15 +112,44 @@ else
   # frame disagrees on most pixels).  Reported when not bit for bit.
   TOL=(--depth-tol 0.004 --class-agree 0.999)
   # What an install needs (mtmi, both libraries, the backend), not the tests.
+  # gRPC's C core for the C client (scripts/grpc_c_deps.sh), kept beside
+  # .deps/root so that a --no-build call on the same machine finds it
+  GRPC_C=$ROOT_DIR/.deps/grpc-c
+  if [ $cclient = 1 ] && [ -f "$ROOT_DIR/.deps-triton/grpc-c.tar.xz" ] && [ ! -d "$GRPC_C" ]; then
+    mkdir -p "$ROOT_DIR/.deps" && tar -C "$ROOT_DIR/.deps" -xJf "$ROOT_DIR/.deps-triton/grpc-c.tar.xz"
+  fi
   if [ $build = 1 ]; then
-    { gpu_configure "$BUILD" && cmake --build "$BUILD" -j 16 --target mtmi_cli mtmi_shared mtmi_static triton_mtmi; } \
+    GRPC_ARGS=()
+    [ -d "$GRPC_C" ] && GRPC_ARGS=(-DMTMI_GRPC_INCLUDE="$GRPC_C/include" -DMTMI_GRPC_LIB="$GRPC_C/lib/libgrpc.so"
+                                   -DMTMI_GPR_LIB="$GRPC_C/lib/libgpr.so")
+    { gpu_configure "$BUILD" && cmake -S "$ROOT_DIR" -B "$BUILD" "${GRPC_ARGS[@]}" &&
+      cmake --build "$BUILD" -j 16 --target mtmi_cli mtmi_shared mtmi_static triton_mtmi; } \
       > "$LOGS/build.log" 2>&1 || { tail -30 "$LOGS/build.log"; echo "gpu_triton.sh: build failed" >&2; exit 1; }
+    if [ -d "$GRPC_C" ]; then
+      cmake --build "$BUILD" -j 16 --target mtmi_triton_grpc_load > "$LOGS/build_c_client.log" 2>&1 ||
+        { tail -5 "$LOGS/build_c_client.log"; echo "gpu_triton.sh: the C client did not build: Python client only"; }
+    fi
   elif [ ! -x "$BUILD/mtmi" ]; then
     echo "gpu_triton.sh: --no-build, but $BUILD has no mtmi (run --build-only first, on this machine)" >&2
     exit 1
   fi
 fi
 echo "build done ($(since))"
+# The C client: where it was built and every library it needs is found
+# (only its own invocation gets gRPC's libraries: the server keeps its own)
+CCLIENT="" CCLIENT_LIBS=""
+if [ $cclient = 1 ] && [ -x "$BUILD/mtmi_triton_grpc_load" ]; then
+  [ $cpu = 0 ] && [ -d "${GRPC_C:-}" ] && CCLIENT_LIBS=$GRPC_C/lib
+  if LD_LIBRARY_PATH=${CCLIENT_LIBS:+$CCLIENT_LIBS:}${LD_LIBRARY_PATH:-} ldd "$BUILD/mtmi_triton_grpc_load" | grep -q "not found"; then
+    LD_LIBRARY_PATH=${CCLIENT_LIBS:+$CCLIENT_LIBS:}${LD_LIBRARY_PATH:-} ldd "$BUILD/mtmi_triton_grpc_load" | grep "not found"
+    echo "gpu_triton.sh: the C client misses libraries (above): Python client only"
+  else
+    CCLIENT=$BUILD/mtmi_triton_grpc_load
+    echo "C client: $CCLIENT, $cthreads thread(s)"
+  fi
+elif [ $cclient = 1 ]; then
+  echo "C client: not built (no gRPC C core: scripts/grpc_c_deps.sh, or libgrpc-dev with --cpu): Python client only"
+fi
 [ $measure = 1 ] || exit 0
 PREFIX=$WORK/prefix
 cmake --install "$BUILD" --prefix "$PREFIX" > "$LOGS/install.log" 2>&1 ||
@@ -223,12 +264,19 @@ print(*[x.getsockname()[1] for x in s])' "$nserv")
   echo "server(s) ready in $((t / 2)) s$(cat "${log%.log}"*.log | grep -c 'from the saved plan' | sed 's/^/; instances from the saved plan: /')"
   # The frames over gRPC (what a client sees), then in shared memory (the
   # server's rate without the transport's copies of the tensors).
-  local prc=0 mode modes="grpc shm" multi=()
-  [ "$nserv" -gt 1 ] && modes=grpc multi=(--stats-http "$stats")
+  local prc=0 mode modes="grpc shm" multi=() how=()
+  [ -n "$CCLIENT" ] && modes="grpc cgrpc shm"
+  [ "$nserv" -gt 1 ] && modes=${modes% shm} multi=(--stats-http "$stats")
   for mode in $modes; do
-    timeout 300 "$PY" "$ROOT_DIR/scripts/triton_perf.py" --url "127.0.0.1:$gp" --model mtmi --size "$size" \
-      --concurrency "$levels" --requests "$requests" --warmup $WARMUP --procs "$procs" --images "$WORK/scenes/images" \
-      --distinct $SCENES "${TOL[@]}" $([ $mode = shm ] && echo --shm) "${multi[@]}" --json "$LOGS/triton_${name}_$mode.json" \
+    case $mode in
+      grpc) how=(--procs "$procs" "${TOL[@]}") ;;
+      cgrpc) how=(--c-client "$CCLIENT" --c-threads "$cthreads") ;;  # bit for bit: one saved plan
+      shm) how=(--procs "$procs" "${TOL[@]}" --shm) ;;
+    esac
+    LD_LIBRARY_PATH=$([ $mode = cgrpc ] && [ -n "$CCLIENT_LIBS" ] && echo "$CCLIENT_LIBS:")${LD_LIBRARY_PATH:-} \
+      timeout 300 "$PY" "$ROOT_DIR/scripts/triton_perf.py" --url "127.0.0.1:$gp" --model mtmi --size "$size" \
+      --concurrency "$levels" --requests "$requests" --warmup $WARMUP --images "$WORK/scenes/images" \
+      --distinct $SCENES "${how[@]}" "${multi[@]}" --json "$LOGS/triton_${name}_$mode.json" \
       > "$LOGS/perf_${name}_$mode.log" 2>&1 || prc=1
     echo "-- $name over $mode"
     cat "$LOGS/perf_${name}_$mode.log"
@@ -295,18 +343,18 @@ print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for n in names:
     b = load("bench_%s.json" % n.split("_")[0])
     bfps = b["fps"] if b else 0.0
-    for mode in ("grpc", "shm"):
+    for mode in ("grpc", "cgrpc", "shm"):
         t = load("triton_%s_%s.json" % (n, mode))
         every["triton_%s_%s" % (n, mode)] = t
         if not t:
-            if mode == "shm" and "_s" in n:
-                continue  # several servers: gRPC only
+            if (mode == "shm" and "_s" in n) or (mode == "cgrpc" and not os.path.exists(os.path.join(logs, "perf_%s_cgrpc.log" % n))):
+                continue  # several servers: gRPC only; no C client: not run
             print("| %s | %s | no result | | | | | | | |" % (n, mode))
             continue
         top = max(l["concurrency"] for l in t["levels"])
         for l in t["levels"]:
             ratio = l["fps"] / bfps if bfps else 0.0
-            target = ("0.8x %s" % ("MET" if ratio >= 0.8 else "MISSED")) if l["concurrency"] == top and mode == "grpc" else ""
+            target = ("0.8x %s" % ("MET" if ratio >= 0.8 else "MISSED")) if l["concurrency"] == top and mode != "shm" else ""
             print("| %s | %s | %d | %.1f | %.2f | %.2f | %.2f | %.2f | %.3fx | %s |" % (
                 n, mode, l["concurrency"], l["fps"], l["p50_ms"], l["p99_ms"], l["mean_batch"],
                 l["client_cpu_ms_per_request"], ratio, target))

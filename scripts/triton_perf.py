@@ -32,6 +32,10 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
+import struct
+import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -512,6 +516,36 @@ def run_level(a, frames, bodies, refs, spec, conc):
     return res, procs
 
 
+def write_c_client_inputs(folder, bodies, refs):
+    """The C client's inputs (src/triton/grpc_load.c): req_<i>.bin, frame
+    i's serialized request without an id, and ref_<i>.bin, its reference
+    outputs as (name, NUL, u64 little-endian length, bytes) records."""
+    os.makedirs(folder, exist_ok=True)
+    for i, (body, ref) in enumerate(zip(bodies, refs)):
+        with open(os.path.join(folder, "req_%d.bin" % i), "wb") as f:
+            f.write(body)
+        with open(os.path.join(folder, "ref_%d.bin" % i), "wb") as f:
+            for name in ("classes", "depth"):
+                data = bytes(ref[name])
+                f.write(name.encode() + b"\0" + struct.pack("<Q", len(data)) + data)
+
+
+def run_c_client(a, folder, conc):
+    """One level by the C client: its JSON, as run_level's results (every
+    response compared in full, bit for bit); the CPU is the client process's."""
+    out = os.path.join(folder, "level_c%d.json" % conc)
+    cmd = [a["c_client"], "--url", a["url"], "--dir", folder, "--concurrency", str(conc), "--count", str(a["requests"]),
+           "--warmup", str(a["warmup"]), "--timeout", str(a["timeout"]), "--threads", str(max(1, min(a["c_threads"], conc))),
+           "--json", out]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode not in (0, 1) or not os.path.exists(out):
+        die("the C client failed (exit %d): %s" % (r.returncode, (r.stderr.strip().splitlines() or ["no message"])[-1]))
+    j = json.load(open(out))
+    res = {k: j[k] for k in ("lat", "ok", "warm_ok", "errors", "sent", "first_errors", "t0", "t1", "cpu_s")}
+    res["inexact"] = []
+    return res, 1
+
+
 # ------------------------------------------------------------- server side
 def one_server_stats(st):
     """model_stats' tuple of one server's statistics (JSON; gRPC's gives
@@ -615,6 +649,9 @@ def main():
     ap.add_argument("--stats-http", default="",
                     help="HOST:PORT,... the HTTP addresses of several servers sharing --url's port (tritonserver "
                          "--reuse-grpc-port): their request counts are summed for the server check")
+    ap.add_argument("--c-client", help="run the measured requests with this C load generator (mtmi_triton_grpc_load: "
+                    "one process, gRPC's C core, every response compared in full, bit for bit) instead of Python clients")
+    ap.add_argument("--c-threads", type=int, default=4, help="the C client's threads (default 4)")
     ap.add_argument("--json", help="write the results as JSON to this file")
     ap.add_argument("--markdown", help="write the table (markdown) to this file")
     ap.add_argument("--save-refs", help="write the frames and their reference outputs as .npy to this folder")
@@ -633,6 +670,10 @@ def main():
     if a.requests < 1 or a.distinct < 1 or a.procs < 1 or a.warmup < 0 or (a.duration is not None and a.duration <= 0):
         die("--requests, --distinct, --procs must be >= 1, --warmup >= 0, --duration > 0")
 
+    if a.c_client and (a.shm or a.duration is not None or a.depth_tol != 0 or a.class_agree != 1 or a.c_threads < 1):
+        die("--c-client compares every response bit for bit over gRPC: not with --shm, --duration or tolerances")
+    if a.c_client and not os.access(a.c_client, os.X_OK):
+        die("--c-client %s: not an executable" % a.c_client)
     stats_http = [u for u in a.stats_http.split(",") if u]
     if stats_http and a.shm:
         die("--shm with --stats-http: shared-memory regions are registered with one server, and requests reach any")
@@ -648,7 +689,7 @@ def main():
     # The references: each frame alone, nothing else in flight.
     shared = {"url": a.url, "model": a.model, "batched": batched, "timeout": a.timeout, "check_every": a.check_every,
               "depth_tol": a.depth_tol, "class_agree": a.class_agree, "duration": a.duration, "requests": a.requests,
-              "warmup": a.warmup, "procs": a.procs, "shm": a.shm, "tag": "ref"}
+              "warmup": a.warmup, "procs": a.procs, "shm": a.shm, "tag": "ref", "c_client": a.c_client, "c_threads": a.c_threads}
     bodies = [request_bytes(a.model, f, batched) for f in frames]
     refs, ch = [], Channel(a.url)
     for i, body in enumerate(bodies):
@@ -676,12 +717,19 @@ def main():
             np.save(os.path.join(a.save_refs, "classes%d.npy" % i), as_array(r["classes"], spec, "classes").reshape(h, w))
             np.save(os.path.join(a.save_refs, "depth%d.npy" % i), as_array(r["depth"], spec, "depth").reshape(1, h, w))
 
+    c_dir = None
+    if a.c_client:
+        c_dir = tempfile.mkdtemp(prefix="mtmi_triton_c_")
+        write_c_client_inputs(c_dir, bodies, refs)
     header = "| concurrency | requests | frames/s | p50 ms | p90 ms | p99 ms | mean batch | errors |"
     rows, levels_out, failed = [header, "| --- | --- | --- | --- | --- | --- | --- | --- |"], [], False
     print(header, flush=True)
     for conc in levels:
         before = model_stats(client, a.model, stats_http)
-        res, procs = run_level(dict(shared, tag="c%d" % conc), frames, bodies, refs, spec, conc)
+        if c_dir:
+            res, procs = run_c_client(shared, c_dir, conc)
+        else:
+            res, procs = run_level(dict(shared, tag="c%d" % conc), frames, bodies, refs, spec, conc)
         # The backend reports a request's statistics just after sending its
         # response, so the last ones may land a moment after we have them.
         t_wait = time.time()
@@ -731,7 +779,10 @@ def main():
             print("   ERROR " + e, flush=True)
         failed |= lv["errors"] > 0
     client.close()
-    doc = {"model": a.model, "url": a.url, "transport": "system shared memory" if a.shm else "grpc", "size": [h, w], "frames": a.images or "generated", "distinct": len(frames),
+    if c_dir:
+        shutil.rmtree(c_dir, ignore_errors=True)
+    doc = {"model": a.model, "url": a.url, "transport": "system shared memory" if a.shm else "grpc",
+           "client": "C (mtmi_triton_grpc_load)" if a.c_client else "Python (grpcio)", "size": [h, w], "frames": a.images or "generated", "distinct": len(frames),
            "depth_type": np.dtype(depth_dtype).name, "warmup": a.warmup, "check_every": a.check_every,
            "reference_requests": len(bodies), "servers": max(1, len(stats_http)), "levels": levels_out, "ok": not failed}
     if a.json:

@@ -48,3 +48,17 @@ set_target_properties(triton_mtmi PROPERTIES PREFIX lib OUTPUT_NAME triton_mtmi 
                       LINK_DEPENDS ${CMAKE_SOURCE_DIR}/src/triton/libtriton_mtmi.map)
 target_link_options(triton_mtmi PRIVATE -Wl,--version-script=${CMAKE_SOURCE_DIR}/src/triton/libtriton_mtmi.map)
 install(TARGETS triton_mtmi LIBRARY DESTINATION ${MTMI_TRITON_DIR} COMPONENT triton)
+
+# The C gRPC load generator (grpc_load.c; scripts/triton_perf.py
+# --c-client): built where gRPC's C core is found (Debian: libgrpc-dev);
+# the Python client stays the default without it.
+find_path(MTMI_GRPC_INCLUDE grpc/grpc.h)
+find_library(MTMI_GRPC_LIB grpc)
+find_library(MTMI_GPR_LIB gpr)
+if(MTMI_GRPC_INCLUDE AND MTMI_GRPC_LIB AND MTMI_GPR_LIB)
+  add_executable(mtmi_triton_grpc_load ${CMAKE_SOURCE_DIR}/src/triton/grpc_load.c)
+  target_include_directories(mtmi_triton_grpc_load PRIVATE ${MTMI_GRPC_INCLUDE})
+  target_link_libraries(mtmi_triton_grpc_load PRIVATE ${MTMI_GRPC_LIB} ${MTMI_GPR_LIB} pthread)
+else()
+  message(STATUS "gRPC C core (grpc/grpc.h, libgrpc, libgpr) not found: mtmi_triton_grpc_load not built")
+endif()

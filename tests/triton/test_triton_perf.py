@@ -17,7 +17,14 @@ not taken from the client's word:
     the same frames (classes equal, depth within 1e-6), so "correct" means
     the engine's answer, not merely the same answer twice;
   - a client told to accept nothing (--depth-tol -1) exits 1 and counts
-    every response as an error, none as throughput.
+    every response as an error, none as throughput;
+  - the C load generator (mtmi_triton_grpc_load, triton_perf.py
+    --c-client) passes the same level checks, and run by itself on inputs
+    made here (the requests triton_perf.py sends, the references checked
+    against `mtmi infer` above) it counts a reference with one byte
+    changed as exactly the requests of that frame in error, and a request
+    the server refuses (wrong datatype) as an error with the server's
+    message, after which the server still serves.
 Seed: MTMI_TEST_SEED (printed)."""
 import json
 import os
@@ -110,6 +117,60 @@ def check_refs(refs, mtmi, model, work, n):
                   i, len(np.unique(classes)), diff))
 
 
+def c_client_checks(srv, a, work, refs, seed):
+    """The C load generator: through triton_perf.py, then alone on inputs
+    made here from the references that check_refs verified."""
+    exe = os.path.join(os.path.dirname(os.path.abspath(a.mtmi)), "mtmi_triton_grpc_load")
+    if not os.path.exists(exe):
+        # built wherever gRPC's C core is (CI installs libgrpc-dev): a missing
+        # binary there is a failure, not a skip
+        check(not os.path.exists("/usr/include/grpc/grpc.h"), "mtmi_triton_grpc_load built (gRPC's C core is installed)")
+        return
+    rc, doc = perf(srv, work, "cgrpc", "--concurrency", "1,4", "--requests", "32", "--warmup", "4", "--distinct", "6",
+                   "--seed", seed, "--c-client", exe)
+    if check(rc == 0 and doc and doc["ok"] and doc["client"].startswith("C"), "triton_perf --c-client: exit %d" % rc):
+        check_levels("C client", doc, 32, 4, True)
+
+    sys.path.insert(0, os.path.dirname(PERF))
+    import triton_perf as tp  # noqa: E402  (tritonclient is in this venv)
+    frames = [np.load(os.path.join(refs, "frame%d.npy" % i)) for i in range(3)]
+    ref = [{"classes": np.load(os.path.join(refs, "classes%d.npy" % i)).tobytes(),
+            "depth": np.load(os.path.join(refs, "depth%d.npy" % i)).tobytes()} for i in range(3)]
+    bodies = [tp.request_bytes("mtmi", f, True) for f in frames]
+
+    def run(name, bodies, ref, count=12):
+        d = os.path.join(work, name)
+        tp.write_c_client_inputs(d, bodies, ref)
+        out = os.path.join(d, "out.json")
+        r = subprocess.run([exe, "--url", srv.grpc, "--dir", d, "--concurrency", "3", "--threads", "1", "--count", str(count),
+                            "--warmup", "3", "--json", out], capture_output=True, text=True, timeout=300)
+        j = json.load(open(out)) if os.path.exists(out) else {}
+        print("C client %s: exit %d, %s" % (name, r.returncode, {k: j.get(k) for k in ("sent", "ok", "warm_ok", "errors", "first_errors")}))
+        return r.returncode, j
+
+    rc, j = run("c_good", bodies, ref)
+    check(rc == 0 and j.get("ok") == 12 and j.get("errors") == 0 and j.get("sent") == 15 and len(j.get("lat", [])) == 12,
+          "C client alone: 12 correct of 12 (+3 warm-up), 12 latencies")
+    # frame 0's depth with one byte changed: exactly frame 0's requests fail
+    # (request n of the one thread uses frame n mod 3: 5 of the 15)
+    bad = [dict(r) for r in ref]
+    dep = bytearray(bad[0]["depth"])
+    dep[len(dep) // 2] ^= 0x40
+    bad[0]["depth"] = bytes(dep)
+    rc, j = run("c_badref", bodies, bad)
+    check(rc == 1 and j.get("errors") == 5 and j.get("ok") + j.get("warm_ok") == 10 and
+          any("'depth' differs" in e and "(frame 0)" in e for e in j.get("first_errors", [])),
+          "C client: a reference with one byte changed fails exactly frame 0's 5 requests")
+    # a request the server refuses: its message comes back, one per request
+    wrong = [b.replace(b"UINT8", b"INT16", 1) for b in bodies]
+    rc, j = run("c_wrongtype", wrong, ref, count=3)
+    check(rc == 1 and j.get("errors") == 6 and j.get("ok") == 0 and
+          any("status" in e and "INT16" in e for e in j.get("first_errors", [])),
+          "C client: requests of the wrong datatype are errors with the server's message")
+    rc, j = run("c_after", bodies, ref, count=6)
+    check(rc == 0 and j.get("ok") == 6, "the server still serves after the refused requests")
+
+
 def two_servers(repo, backends, work):
     """Two servers on one gRPC port (--reuse-grpc-port, as gpu_triton.sh
     --servers 2): the client's connections land on either, and
@@ -191,6 +252,7 @@ def main():
         check(rc == 1 and doc and not doc["ok"] and lv.get("requests") == 0 and lv.get("errors", 0) >= 5 and lv.get("fps") == 0,
               "a client that accepts no answer exits %d with %s correct, %s errors, %s frames/s" % (
                   rc, lv.get("requests"), lv.get("errors"), lv.get("fps")))
+        c_client_checks(srv, a, a.work, refs, seed)
         rc = srv.stop()
         check(rc == 0, "server exits cleanly on SIGINT (status %s)" % rc)
     finally:
