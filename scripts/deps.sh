@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what mtmi needs on Debian 12 (run as root): compilers, CMake,
-# protobuf-c with ONNX's onnx.proto, OpenBLAS, libspng and libdeflate, and a Python venv
+# protobuf-c with ONNX's onnx.proto, OpenBLAS, libspng and libdeflate, gRPC's C core (the
+# Triton load client, src/triton/grpc_load.c), and a Python venv
 # (.venv) with onnx, onnxruntime, numpy and pytest for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs="build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
-      libopenblas-dev libspng-dev libdeflate-dev python3 python3-venv clang libclang-rt-14-dev libomp-14-dev"
+      libopenblas-dev libspng-dev libdeflate-dev libgrpc-dev python3 python3-venv clang libclang-rt-14-dev libomp-14-dev"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
