@@ -673,8 +673,12 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
  * for the small layers whose kernels take ~18 us whatever their size,
  * four times the blocks of the smallest tile so far, to test the
  * explanation that one block an SM leaves them latency-bound
- * (docs/PERFORMANCE.md); swept by test_cuda_int8 --bench, not picked by
- * q_pick until measured. */
+ * (docs/PERFORMANCE.md); measured on an H200 (2026-12-07): no faster
+ * than the others, so not picked.  Every configuration so far gives a
+ * thread 32 or 64 outputs, and the floor stayed; 13 and 14 (16x16 warp
+ * tiles: 8 outputs a thread, a quarter of the epilogue chain) test
+ * whether that chain is the floor; swept by test_cuda_int8 --bench, not
+ * picked by q_pick until measured. */
 #define Q_CFGS(X)                      \
     X(1, 128, 32, 32, 32, 4, 2)        \
     X(2, 256, 32, 64, 32, 3, 2)        \
@@ -687,8 +691,10 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
     X(9, 128, 160, 64, 32, 4, 2)       \
     X(10, 64, 160, 32, 32, 4, 2)       \
     X(11, 64, 32, 32, 32, 4, 2)        \
-    X(12, 32, 64, 32, 32, 4, 2)
-#define Q_NCFG 12
+    X(12, 32, 64, 32, 32, 4, 2)        \
+    X(13, 64, 32, 16, 16, 4, 2)        \
+    X(14, 32, 32, 16, 16, 4, 2)
+#define Q_NCFG 14
 
 static const char *q_cfg_name(int c) {
     switch (c) {
