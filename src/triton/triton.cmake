@@ -59,6 +59,11 @@ if(MTMI_GRPC_INCLUDE AND MTMI_GRPC_LIB AND MTMI_GPR_LIB)
   add_executable(mtmi_triton_grpc_load ${CMAKE_SOURCE_DIR}/src/triton/grpc_load.c)
   target_include_directories(mtmi_triton_grpc_load PRIVATE ${MTMI_GRPC_INCLUDE})
   target_link_libraries(mtmi_triton_grpc_load PRIVATE ${MTMI_GRPC_LIB} ${MTMI_GPR_LIB} pthread)
+  # libgrpc's own dependencies (abseil, re2, c-ares) beside it: found at
+  # link time there too when they are not in the system's folders (the GPU
+  # machine's unpacked .deps-triton/grpc-c.tar.xz)
+  get_filename_component(_mtmi_grpc_libdir ${MTMI_GRPC_LIB} DIRECTORY)
+  target_link_options(mtmi_triton_grpc_load PRIVATE "LINKER:-rpath-link,${_mtmi_grpc_libdir}")
 else()
   message(STATUS "gRPC C core (grpc/grpc.h, libgrpc, libgpr) not found: mtmi_triton_grpc_load not built")
 endif()
