@@ -68,6 +68,10 @@ M41	scripts/triton_perf.py	^triton_perf$	triton_perf.py: every 8th response drop
 M42	src/pipeline/planfile.c	^(test_planfile|saved_plan)$	saved plans: the checksum is computed but not compared	s/if \(got != want\) return bad/if (got != want \&\& 0) return bad/
 M43	src/pipeline/planfile.c	^(test_planfile|saved_plan)$	saved plans: another model's plan accepted	s/if \(pf->model_key != model_key\)/if (pf->model_key != model_key \&\& 0)/
 M44	src/backend/choices.c	^(test_planfile|saved_plan)$	decision lists: a record's value size not compared (another operation's decision reused)	s/rsl == siglen \&\& rvl == vallen/rsl == siglen/
+M45	src/triton/grpc_load.c	^triton_perf$	C load client: outputs compared by length only (a wrong answer counted correct)	s/if \(outs\[k\]\.len != want->len \|\| memcmp\(outs\[k\]\.data, want->data, want->len\)\) \{/if (outs[k].len != want->len) {/
+M46	src/triton/grpc_load.c	^triton_perf$	C load client: warm-up responses counted as measured (miscounting)	s/\} else if \(s->counted\) \{/} else if (1) {/
+M47	scripts/class_bias.py	^class_bias$	logit adjustment: the constants subtracted from the classifier bias	s/nb = \(b \+ off\)\.astype/nb = (b - off).astype/
+M48	scripts/class_bias.py	^class_bias$	logit adjustment: IoU without the false positives	s/iou = tp \/ np\.maximum\(gt \+ pr - tp, 1\)/iou = tp \/ np.maximum(gt, 1)/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"
