@@ -69,6 +69,29 @@ __device__ __forceinline__ int q_quant(float x, float s) {
     return q_f2i(v);
 }
 
+/* The same integer without the division where it cannot differ: r =
+ * fl(1/s) (q_div, once per thread), v = fl(x * r).  v and the contract's
+ * fl(x / s) each differ from x / s by at most 1.0000001 * 2^-24 relative
+ * (r's and v's roundings, the division's), so |v - fl(x / s)| <= 3 * 2^-24
+ * * |x / s| < 4.6e-5 while |v| < 256.  Rounding to an integer can then
+ * differ only when v lies within that of a half-integer: v farther than
+ * 2^-13 (1.2e-4) from every k + 0.5 rounds like fl(x / s), and the clamp to
+ * [-128, 127] after rounding is the contract's.  Everything else (NaN,
+ * |v| >= 256, an infinite r from a tiny s, v near a tie: ~1 value in
+ * 4000) takes the exact division.  v - floor(v) is exact for |v| < 256,
+ * and so is its distance to 0.5 near 0.5, where it matters. */
+__device__ __forceinline__ int q_quant_r(float x, float s, float r) {
+    const float v = q_mul(x, r);
+    if (fabsf(v) < 256.0f) { /* false for NaN */
+        const float frac = q_add(v, -floorf(v));
+        if (fabsf(q_add(frac, -0.5f)) > 0x1p-13f) {
+            const int k = q_f2i(v);
+            return k > 127 ? 127 : (k < -128 ? -128 : k);
+        }
+    }
+    return q_quant(x, s);
+}
+
 /* ------------------------------------------------------------ quantize
  * One thread per (pixel, group of 8 channels): 8 quantized bytes, one 8-byte
  * store.  Index order: with channels contiguous (NHWC, s1 == 1) the channel
@@ -80,6 +103,7 @@ template <typename I>
 __global__ void k_qquant8(const void *__restrict__ x, int64_t s0, int64_t s1, int64_t s2, int64_t s3, int f16, int vec,
                           int cfast, uint2 *__restrict__ xq, I N, I C, I H, I W, I Cp8, float s, I total) {
     MTK_PDL_WAIT();
+    const float r = q_div(1.0f, s);
     for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (I)gridDim.x * blockDim.x) {
         I c8, w, h, n;
         if (cfast) {
@@ -106,7 +130,7 @@ __global__ void k_qquant8(const void *__restrict__ x, int64_t s0, int64_t s1, in
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 float2 f = __half22float2(hv[j]);
-                unsigned b = ((unsigned)q_quant(f.x, s) & 0xffu) | (((unsigned)q_quant(f.y, s) & 0xffu) << 8);
+                unsigned b = ((unsigned)q_quant_r(f.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f.y, s, r) & 0xffu) << 8);
                 if (j < 2) lo |= b << (16 * j);
                 else hi |= b << (16 * (j - 2));
             }
@@ -117,7 +141,7 @@ __global__ void k_qquant8(const void *__restrict__ x, int64_t s0, int64_t s1, in
                 if (c < (int)C) {
                     int64_t off = base + (int64_t)c * s1;
                     float f = f16 ? __half2float(((const __half *)x)[off]) : ((const float *)x)[off];
-                    q = q_quant(f, s);
+                    q = q_quant_r(f, s, r);
                 }
                 if (j < 4) lo |= ((unsigned)q & 0xffu) << (8 * j);
                 else hi |= ((unsigned)q & 0xffu) << (8 * (j - 4));
@@ -185,19 +209,23 @@ __device__ __forceinline__ float q_dequant_act(const mtk_qconv &q, int av, float
     return v;
 }
 
-/* ... then, where the output has a scale, quantize and dequantize. */
-__device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m) {
+/* ... then, where the output has a scale, quantize and dequantize (ry =
+ * fl(1 / y_scale), q_quant_r). */
+__device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m, float ry) {
     float v = q_dequant_act(q, av, m);
-    if (q.y_scale > 0.0f) v = q_mul(q_i2f(q_quant(v, q.y_scale)), q.y_scale);
+    if (q.y_scale > 0.0f) v = q_mul(q_i2f(q_quant_r(v, q.y_scale, ry)), q.y_scale);
     return v;
 }
 
 /* ... or, for y_int8, the quantized q itself: the int8 that the next
  * QConv's quantize pass would have made of q * s_y (|q| <= 128, so
  * q * s_y / s_y rounds back to q). */
-__device__ __forceinline__ int q_epilogue_q(const mtk_qconv &q, int av, float m) {
-    return q_quant(q_dequant_act(q, av, m), q.y_scale);
+__device__ __forceinline__ int q_epilogue_q(const mtk_qconv &q, int av, float m, float ry) {
+    return q_quant_r(q_dequant_act(q, av, m), q.y_scale, ry);
 }
+
+/* fl(1 / y_scale) for q_quant_r, once per thread (0 without a scale) */
+__device__ __forceinline__ float q_y_rcp(const mtk_qconv &q) { return q.y_scale > 0.0f ? q_div(1.0f, q.y_scale) : 0.0f; }
 
 #define QG_WARPS 4
 
@@ -281,6 +309,7 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
         }
     }
     /* epilogue: the CPU's float steps in the same order */
+    const float ry = q_y_rcp(q);
 #pragma unroll
     for (int mi = 0; mi < 2; mi++)
 #pragma unroll
@@ -298,10 +327,10 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
                 const int av = acc[mi][ni][i] + bq[col]; /* cannot overflow: |bq| <= 2^31-1 - K*16256 */
                 if (acc_out) acc_out[(pbase + g + 8 * r) * q.CO + col] = av;
                 if (q.y_int8) {
-                    ((int8_t *)y)[off] = (int8_t)q_epilogue_q(q, av, mult[col]);
+                    ((int8_t *)y)[off] = (int8_t)q_epilogue_q(q, av, mult[col], ry);
                     continue;
                 }
-                const float v = q_epilogue(q, av, mult[col]);
+                const float v = q_epilogue(q, av, mult[col], ry);
                 if (y_f16) ((__half *)y)[off] = __float2half_rn(v);
                 else ((float *)y)[off] = v;
             }
@@ -375,22 +404,22 @@ struct q_fx {
 };
 
 /* 16 FP16 values (two 16-byte loads) -> 16 quantized bytes */
-__device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s) {
+__device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s, float r) {
     const unsigned in[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
     unsigned w[4];
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const unsigned lo = in[2 * j], hi = in[2 * j + 1];
         const float2 f0 = __half22float2(*(const __half2 *)&lo), f1 = __half22float2(*(const __half2 *)&hi);
-        w[j] = ((unsigned)q_quant(f0.x, s) & 0xffu) | (((unsigned)q_quant(f0.y, s) & 0xffu) << 8) |
-               (((unsigned)q_quant(f1.x, s) & 0xffu) << 16) | (((unsigned)q_quant(f1.y, s) & 0xffu) << 24);
+        w[j] = ((unsigned)q_quant_r(f0.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f0.y, s, r) & 0xffu) << 8) |
+               (((unsigned)q_quant_r(f1.x, s, r) & 0xffu) << 16) | (((unsigned)q_quant_r(f1.y, s, r) & 0xffu) << 24);
     }
     return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 /* outputs (pix, col) and (pix, col + 1) from their int32 sums: bias,
  * q_epilogue, store (a pair as one half2 / float2 where aligned) */
-__device__ __noinline__ void q_store2(const mtk_qconv &q, int s0, int s1, int col, int pix, int64_t obase,
+__device__ __noinline__ void q_store2(const mtk_qconv &q, float ry, int s0, int s1, int col, int pix, int64_t obase,
                                       const int32_t *__restrict__ bq, const float *__restrict__ mult, void *__restrict__ y,
                                       int y_f16, int32_t *__restrict__ acc_out) {
     if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
@@ -400,8 +429,8 @@ __device__ __noinline__ void q_store2(const mtk_qconv &q, int s0, int s1, int co
             if (col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av0;
             if (col + 1 < q.CO) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
         }
-        const int q0 = col < q.CO ? q_epilogue_q(q, av0, mult[col]) : 0;
-        const int q1 = col + 1 < q.CO ? q_epilogue_q(q, av1, mult[col + 1]) : 0;
+        const int q0 = col < q.CO ? q_epilogue_q(q, av0, mult[col], ry) : 0;
+        const int q1 = col + 1 < q.CO ? q_epilogue_q(q, av1, mult[col + 1], ry) : 0;
         int8_t *yq = (int8_t *)y + obase + col; /* col is even, COp a multiple of 32: col + 1 < COp */
         if ((((uintptr_t)yq) & 1) == 0) {
             *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
@@ -419,8 +448,8 @@ __device__ __noinline__ void q_store2(const mtk_qconv &q, int s0, int s1, int co
         acc_out[(int64_t)pix * q.CO + col] = av0;
         if (two) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
     }
-    const float v0 = q_epilogue(q, av0, mult[col]);
-    const float v1 = two ? q_epilogue(q, av1, mult[col + 1]) : 0.0f;
+    const float v0 = q_epilogue(q, av0, mult[col], ry);
+    const float v1 = two ? q_epilogue(q, av1, mult[col + 1], ry) : 0.0f;
     const int64_t off = obase + col;
     if (y_f16) {
         __half *yh = (__half *)y;
@@ -514,7 +543,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
      * load (before the MMAs) and the quantize + store (after them) */
     uint4 fr[FQ ? CH : 1][FQ ? T::A_IT : 1][2];
     bool fv[FQ ? CH : 1][FQ ? T::A_IT : 1];
-    const float xs = q.x_scale;
+    const float xs = q.x_scale, xr = q_div(1.0f, xs);
     /* issue the loads of stage s (cp.async for B, and for A without FQ) */
     auto load_stage = [&](int s) {
         const unsigned sa = sm0 + (s % STAGES) * T::STAGE_BYTES, sb = sa + CH * BM * 32;
@@ -567,7 +596,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
 #pragma unroll
             for (int i = 0; i < T::A_IT; i++)
                 if (T::A_IT * T::NT == BM * 2 || tid + i * T::NT < BM * 2) {
-                    const uint4 o = fv[FQ ? c : 0][i] ? q_quant16(fr[FQ ? c : 0][i][0], fr[FQ ? c : 0][i][1], xs)
+                    const uint4 o = fv[FQ ? c : 0][i] ? q_quant16(fr[FQ ? c : 0][i][0], fr[FQ ? c : 0][i][1], xs, xr)
                                                       : make_uint4(0, 0, 0, 0);
                     *(uint4 *)(sa + c * BM * 32 + aoff[i]) = o;
                 }
@@ -631,6 +660,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
     /* epilogue: q_store2 per pair of channels (out of line: unrolled over
      * all accumulators, the inline code was long enough to make the kernel
      * instruction-fetch bound) */
+    const float ry = q_y_rcp(q);
 #pragma unroll
     for (int mi = 0; mi < T::MI; mi++)
 #pragma unroll
@@ -642,7 +672,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
             const int64_t obase = (int64_t)n * q.ys0 + ((int64_t)oy * q.OW + ox) * q.ldy;
 #pragma unroll
             for (int ni = 0; ni < T::NI; ni++)
-                q_store2(q, acc[mi][ni][2 * hr], acc[mi][ni][2 * hr + 1], n0 + wn * WN + ni * 8 + t * 2, pix, obase, bq, mult, y,
+                q_store2(q, ry, acc[mi][ni][2 * hr], acc[mi][ni][2 * hr + 1], n0 + wn * WN + ni * 8 + t * 2, pix, obase, bq, mult, y,
                          y_f16, acc_out);
         }
 }
