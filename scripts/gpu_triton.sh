@@ -264,7 +264,7 @@ print(*[x.getsockname()[1] for x in s])' "$nserv")
   echo "server(s) ready in $((t / 2)) s$(cat "${log%.log}"*.log | grep -c 'from the saved plan' | sed 's/^/; instances from the saved plan: /')"
   # The frames over gRPC (what a client sees), then in shared memory (the
   # server's rate without the transport's copies of the tensors).
-  local prc=0 mode modes="grpc shm" multi=() how=()
+  local prc=0 mode modes="grpc shm" multi=() how=() ldp
   [ -n "$CCLIENT" ] && modes="grpc cgrpc shm"
   [ "$nserv" -gt 1 ] && modes=${modes% shm} multi=(--stats-http "$stats")
   for mode in $modes; do
@@ -273,8 +273,9 @@ print(*[x.getsockname()[1] for x in s])' "$nserv")
       cgrpc) how=(--c-client "$CCLIENT" --c-threads "$cthreads") ;;  # bit for bit: one saved plan
       shm) how=(--procs "$procs" "${TOL[@]}" --shm) ;;
     esac
-    LD_LIBRARY_PATH=$([ $mode = cgrpc ] && [ -n "$CCLIENT_LIBS" ] && echo "$CCLIENT_LIBS:")${LD_LIBRARY_PATH:-} \
-      timeout 300 "$PY" "$ROOT_DIR/scripts/triton_perf.py" --url "127.0.0.1:$gp" --model mtmi --size "$size" \
+    ldp=${LD_LIBRARY_PATH:-}
+    [ $mode = cgrpc ] && [ -n "$CCLIENT_LIBS" ] && ldp=$CCLIENT_LIBS${ldp:+:$ldp}
+    LD_LIBRARY_PATH=$ldp timeout 300 "$PY" "$ROOT_DIR/scripts/triton_perf.py" --url "127.0.0.1:$gp" --model mtmi --size "$size" \
       --concurrency "$levels" --requests "$requests" --warmup $WARMUP --images "$WORK/scenes/images" \
       --distinct $SCENES "${how[@]}" "${multi[@]}" --json "$LOGS/triton_${name}_$mode.json" \
       > "$LOGS/perf_${name}_$mode.log" 2>&1 || prc=1
