@@ -39,11 +39,11 @@ echo "== INT8 kernel and model tests (+$(( $(date +%s) - T0 )) s)"
 # discriminative; the graph-only export with random weights draws one class
 # everywhere, and the test refuses such a reference
 # --bench: each node's quantize pass and every tile configuration timed
-# (and compared bit for bit), the small configurations 11 and 12 included
+# (and compared bit for bit), the small configurations 11-14 included
 MTMI_INT8_TEST_ARGS=${MTMI_INT8_TEST_ARGS:---bench} \
   timeout 180 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BIN" "$TEST" "$BUILD/int8_test_work" > "$OUT/int8_test.log" 2>&1
 trc=$?
-grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|agreement|qchain|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
+grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|INT8 resize|agreement|qchain|qresize|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
 echo "test_cuda_int8 exit: $trc"
 [ $trc -ne 0 ] && rc=1
 echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"
@@ -53,6 +53,9 @@ timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" 
 # A/B of the qchain fusion (fuse_qchain.c, on by default), same call: without it
 MTMI_CUDA_NO_FUSE=qchain timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
   --json "$OUT/bench_int8_noqchain.json" > "$OUT/bench_int8_noqchain.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_noqchain.log"; }
+# ... and of the opt-in qresize fusion (fuse_qresize.c): with it
+MTMI_CUDA_FUSE_OPT=qresize timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_qresize.json" > "$OUT/bench_int8_qresize.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_qresize.log"; }
 cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"
 grep -E "^step .*qconv-int8" "$OUT/profile_int8.txt" 2>/dev/null | awk '{s+=$6; n++} END {if (n) printf "qconv-int8 steps (eager, one run): %d, %.3f ms in all\n", n, s}'
 python3 - "$OUT" <<'PY'
@@ -61,7 +64,7 @@ out = sys.argv[1]
 def load(n):
     try: return json.load(open(os.path.join(out, n)))
     except Exception: return {}
-f, i, c = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json")
+f, i, c, qr = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json"), load("bench_int8_qresize.json")
 summ = ""
 try:
     summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
@@ -69,11 +72,11 @@ except Exception: pass
 kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
 def ms(v):
     return f"{v:9.3f}" if isinstance(v, (int, float)) else "        -"
-print("\n%-28s %9s %9s %8s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain"))
+print("\n%-28s %9s %9s %8s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "+qresize"))
 for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
     a, b = f.get(k), i.get(k)
     r = f"{b / a:8.2f}x" if a and b else "       -"
-    print("%-28s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k))))
+    print("%-28s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k))))
 if kv:
     print("INT8 kernels vs CPU reference: %s nodes, %s outputs, %s not bit-identical (max %s ulp); int32 acc %s checked, %s wrong"
           % (kv.get("nodes"), kv.get("outputs"), kv.get("mismatches"), kv.get("max_ulp"), kv.get("acc_checked"), kv.get("acc_bad")))

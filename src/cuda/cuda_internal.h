@@ -88,10 +88,11 @@ typedef struct mc_conv {
  *                                                 keep_sum im2col pair proj eps
  *   MC_SOFTMAX softmax    plan_norm W rows, n   -                                            R
  *   MC_RESIZE resize      plan_resize W mode,   fuse_catgemm R mode coord sh sw              R mode coord nearest sh sw
- *                         coord, nearest, sh,   fuse_upconv R mode coord sh sw
+ *                         coord, nearest, sh,   fuse_upconv R mode coord sh sw                 qscale
  *                         sw                    fuse_classmap R mode, copies all to the fused step
- *   MC_RESIZE_CAT resize  plan_resize W mode,   fuse_upconv R mode coord sh sw at            R coord sh sw at
- *                         coord, sh, sw, at
+ *                                               fuse_qresize R mode, W qscale
+ *   MC_RESIZE_CAT resize  plan_resize W mode,   fuse_upconv R mode coord sh sw at            R coord sh sw at qscale
+ *                         coord, sh, sw, at     fuse_qresize W qscale
  *   MC_RESIZE_ARGMAX resize -                   fuse_classmap W (a copy of the resize's)     R coord sh sw
  *   MC_RESIZE_SUM resize  -                     fuse_catgemm W coord                         R coord
  *   MC_GATHER gather      plan_layout W all     -                                            R all
@@ -132,6 +133,8 @@ typedef struct mc_resize_args {  /* MC_RESIZE, MC_RESIZE_CAT, MC_RESIZE_ARGMAX, 
     int64_t nearest;             /* nearest_mode (MC_RESIZE) */
     float sh, sw;                /* scales along H and W */
     int64_t at[MC_MAX_T];        /* MC_RESIZE_CAT: channel offset of source t[1 + k] in the output */
+    float qscale;                /* MC_RESIZE, MC_RESIZE_CAT (fuse_qresize.c): > 0: t[0] is the next QConv's int8
+                                  * input, each value quantized with this scale (mtk_resize_q8) */
 } mc_resize_args;
 
 typedef struct mc_gather_args {  /* MC_GATHER: t[0] y, t[1] x, t[2] indices */
@@ -341,6 +344,7 @@ int mc_fuse_classmap(mc_plan *p);    /* fuse_classmap.c: bilinear resize + class
 int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */
 int mc_fuse_chain(mc_plan *p);       /* fuse_chain.c: three chained per-pixel GEMMs as one step */
 int mc_fuse_qchain(mc_plan *p);      /* fuse_qchain.c: a QConv writes the next QConv's int8 input */
+int mc_fuse_qresize(mc_plan *p);     /* fuse_qresize.c: resizes and QConvs write a concat's slices as the next QConv's int8 input */
 int mc_fuse_ln_proj(mc_plan *p);     /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */
 
 /* run.c */

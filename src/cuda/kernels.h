@@ -166,6 +166,21 @@ cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const
                            void *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
                            float scale_w, int coord);
 
+/* The two bilinear resizes above with the output quantized for the next
+ * QConv (fuse_qresize.c): each FP16 value the FP16 kernel would store,
+ * quantize(v, qscale) of the INT8 contract as an int8 in a channels-last
+ * tensor of the same element strides (8-byte aligned) instead; the same
+ * bytes as mtk_resize(_cat) followed by mtk_qconv_quantize.
+ * mtk_resize_q8 takes the inputs for which mtk_resize uses its 8-channel
+ * FP16 kernel (mtk_resize_q8_supported: bilinear, FP16 channels-last input
+ * and output strides in multiples of 8, 16-byte aligned input). */
+int mtk_resize_q8_supported(const void *x, const int64_t xs[4], const int64_t ys[4], int C, int mode, int f16);
+cudaError_t mtk_resize_q8(cudaStream_t s, const void *x, const int64_t xs[4], int8_t *y, const int64_t ys[4], int N, int C,
+                          int IH, int IW, int OH, int OW, float scale_h, float scale_w, int coord, float qscale);
+cudaError_t mtk_resize_cat_q8(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *cbegin,
+                              int8_t *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
+                              float scale_w, int coord, float qscale);
+
 /* Depthwise convolution on NHWC tensors, weights packed [KH][KW][C] in the
  * storage type, bias [C] (or NULL), then act (0 none, 1 relu, 2 sigmoid,
  * 3 gelu). */

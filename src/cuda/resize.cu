@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "kernels_common.cuh"
 #include "launch.cuh"
+#include "qquant.cuh"
 
 namespace {
 
@@ -162,9 +163,28 @@ __global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, ui
     y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
 }
 
+// 8 FP16 values -> their int8 codes, quantize(x, s) of the INT8 contract
+// (r = fl(1/s); qquant.cuh), packed as the quantize pass packs them
+// (k_qquant8): what that pass would make of the FP16 tensor.
+__device__ __forceinline__ uint2 quant8(uint4 o, float s, float r) {
+    const __half2 *h = (const __half2 *)&o;
+    unsigned w[2] = {0u, 0u};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const float2 f = __half22float2(h[k]);
+        const unsigned b = ((unsigned)q_quant_r(f.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f.y, s, r) & 0xffu) << 8);
+        w[k >> 1] |= b << (16 * (k & 1));
+    }
+    return make_uint2(w[0], w[1]);
+}
+
 // Channels-last bilinear resize, 8 FP16 channels (16 bytes) a thread.
-__global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y, int ys0, int ys2, int ys3, int N,
-                            int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord) {
+// Q: the 8 values quantized with scale qs and stored as 8 int8 (8 bytes)
+// instead, into a channels-last int8 tensor of the same element strides
+// (the next QConv's input; fuse_qresize.c).
+template <bool Q>
+__global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, void *y, int ys0, int ys2, int ys3, int N,
+                            int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord, float qs) {
     MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * C8 * OH * OW;
@@ -175,7 +195,10 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, uint4 *y,
     t /= OW;
     int oh = (int)(t % OH), n = (int)(t / OH);
     const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
-    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(x, n * xs0 + c, xs2, xs3, tp);
+    const uint4 o = bilin8(x, n * xs0 + c, xs2, xs3, tp);
+    const int oi = n * ys0 + c + oh * ys2 + ow * ys3;
+    if (Q) ((uint2 *)y)[oi] = quant8(o, qs, q_div(1.0f, qs));
+    else ((uint4 *)y)[oi] = o;
 }
 
 // The four taps of output pixel (n, oh, ow) and their weights, and the
@@ -245,9 +268,10 @@ __global__ void k_resize_argmax(const void *x, int xs0, int xs1, int xs2, int xs
 }
 
 // The same over a channel concatenation of up to 4 channels-last FP16
-// sources (the concat is never stored; concat.cuh).
-__global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, int N, int C8, int IH, int IW, int OH,
-                              int OW, float sh, float sw, int coord) {
+// sources (the concat is never stored; concat.cuh); Q as in k_resize_c8.
+template <bool Q>
+__global__ void k_resize_cat8(CatSrc src, void *y, int ys0, int ys2, int ys3, int N, int C8, int IH, int IW, int OH,
+                              int OW, float sh, float sw, int coord, float qs) {
     MTK_PDL_WAIT();
     unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned total = (unsigned)N * C8 * OH * OW;
@@ -259,7 +283,10 @@ __global__ void k_resize_cat8(CatSrc src, uint4 *y, int ys0, int ys2, int ys3, i
     int oh = (int)(t % OH), n = (int)(t / OH);
     const CatAt at = cat_at(src, c);
     const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
-    y[n * ys0 + c + oh * ys2 + ow * ys3] = bilin8(at.x, n * at.s0 + at.c, at.s2, at.s3, tp);
+    const uint4 o = bilin8(at.x, n * at.s0 + at.c, at.s2, at.s3, tp);
+    const int oi = n * ys0 + c + oh * ys2 + ow * ys3;
+    if (Q) ((uint2 *)y)[oi] = quant8(o, qs, q_div(1.0f, qs));
+    else ((uint4 *)y)[oi] = o;
 }
 
 }  // namespace
@@ -297,10 +324,9 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
     if (mode == 1 && c_inner && f16 && out_f16 && C % 8 == 0 && xs[1] == 1 && ys[1] == 1 && xs[0] % 8 == 0 &&
         xs[2] % 8 == 0 && xs[3] % 8 == 0 && ys[0] % 8 == 0 && ys[2] % 8 == 0 && ys[3] % 8 == 0 &&
         (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0) {
-        mtk_launch(k_resize_c8, blocks_for(total / 8, 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
-                                                               (int)xs[3] / 8, (uint4 *)y, (int)ys[0] / 8, (int)ys[2] / 8,
-                                                               (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
-                                                               scale_w, coord);
+        mtk_launch(k_resize_c8<false>, blocks_for(total / 8, 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
+                   (int)xs[3] / 8, y, (int)ys[0] / 8, (int)ys[2] / 8, (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
+                   scale_w, coord, 0.0f);
         return cudaGetLastError();
     }
     if (mode == 1 && !c_inner && C <= 64) {
@@ -337,9 +363,40 @@ cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const
     if (e != cudaSuccess) return e;
     long long total = (long long)N * (C / 8) * OH * OW;
     if (!total) return cudaSuccess;
-    mtk_launch(k_resize_cat8, blocks_for(total, 256), 256, 0, s, src, (uint4 *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
-                                                         (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w,
-                                                         coord);
+    mtk_launch(k_resize_cat8<false>, blocks_for(total, 256), 256, 0, s, src, y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+               (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w, coord, 0.0f);
+    return cudaGetLastError();
+}
+
+int mtk_resize_q8_supported(const void *x, const int64_t xs[4], const int64_t ys[4], int C, int mode, int f16) {
+    return mode == 1 && f16 && C % 8 == 0 && C > 1 && xs[1] == 1 && ys[1] == 1 && xs[0] % 8 == 0 && xs[2] % 8 == 0 &&
+           xs[3] % 8 == 0 && ys[0] % 8 == 0 && ys[2] % 8 == 0 && ys[3] % 8 == 0 && (uintptr_t)x % 16 == 0;
+}
+
+cudaError_t mtk_resize_q8(cudaStream_t s, const void *x, const int64_t xs[4], int8_t *y, const int64_t ys[4], int N, int C,
+                          int IH, int IW, int OH, int OW, float scale_h, float scale_w, int coord, float qscale) {
+    long long total = (long long)N * C * OH * OW;
+    if (!total) return cudaSuccess;
+    if (total >= (1ll << 31) || !(qscale > 0.0f) || !mtk_resize_q8_supported(x, xs, ys, C, 1, 1) || (uintptr_t)y % 8)
+        return cudaErrorInvalidValue;
+    mtk_launch(k_resize_c8<true>, blocks_for(total / 8, 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
+               (int)xs[3] / 8, (void *)y, (int)ys[0] / 8, (int)ys[2] / 8, (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
+               scale_w, coord, qscale);
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_resize_cat_q8(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *cbegin,
+                              int8_t *y, const int64_t ys[4], int N, int C, int IH, int IW, int OH, int OW, float scale_h,
+                              float scale_w, int coord, float qscale) {
+    if (C % 8 || ys[1] != 1 || ys[0] % 8 || ys[2] % 8 || ys[3] % 8 || (uintptr_t)y % 8 || !(qscale > 0.0f))
+        return cudaErrorInvalidValue;
+    CatSrc src;
+    const cudaError_t e = cat_src_fill(&src, nsrc, x, xs, cbegin);
+    if (e != cudaSuccess) return e;
+    long long total = (long long)N * (C / 8) * OH * OW;
+    if (!total) return cudaSuccess;
+    mtk_launch(k_resize_cat8<true>, blocks_for(total, 256), 256, 0, s, src, (void *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+               (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w, coord, qscale);
     return cudaGetLastError();
 }
 

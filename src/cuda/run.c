@@ -515,6 +515,12 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         return MTMI_OK;
     case MC_RESIZE: {
         const mc_tref *x = &s->t[1], *y = &s->t[0];
+        if (s->u.resize.qscale > 0.0f) { /* int8 for the next QConv (fuse_qresize.c) */
+            KCK(mtk_resize_q8(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1], (int)x->dims[2],
+                              (int)x->dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh, s->u.resize.sw, (int)s->u.resize.coord,
+                              s->u.resize.qscale));
+            return MTMI_OK;
+        }
         KCK(mtk_resize(st, mc_ptr(p, x), x->strides, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
                        (int)x->dims[2], (int)x->dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh, s->u.resize.sw, (int)s->u.resize.mode,
                        (int)s->u.resize.coord, (int)s->u.resize.nearest, y->strides[1] == 1 && y->dims[1] > 1, f16, y->st == MTMI_FLOAT16));
@@ -572,9 +578,14 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
             memcpy(xs[k], s->t[1 + k].strides, sizeof xs[k]);
             cb[k] = (int)s->u.resize.at[k];
         }
-        KCK(mtk_resize_cat(st, ns, ptrs, (const int64_t(*)[4])xs, cb, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
-                           (int)s->t[1].dims[2], (int)s->t[1].dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh, s->u.resize.sw,
-                           (int)s->u.resize.coord));
+        if (s->u.resize.qscale > 0.0f) /* int8 for the next QConv (fuse_qresize.c) */
+            KCK(mtk_resize_cat_q8(st, ns, ptrs, (const int64_t(*)[4])xs, cb, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
+                                  (int)s->t[1].dims[2], (int)s->t[1].dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh,
+                                  s->u.resize.sw, (int)s->u.resize.coord, s->u.resize.qscale));
+        else
+            KCK(mtk_resize_cat(st, ns, ptrs, (const int64_t(*)[4])xs, cb, mc_ptr(p, y), y->strides, (int)y->dims[0], (int)y->dims[1],
+                               (int)s->t[1].dims[2], (int)s->t[1].dims[3], (int)y->dims[2], (int)y->dims[3], s->u.resize.sh,
+                               s->u.resize.sw, (int)s->u.resize.coord));
         return MTMI_OK;
     }
     case MC_SMALLN:

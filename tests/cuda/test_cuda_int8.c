@@ -32,6 +32,7 @@
 #include "api/api.h"
 #include "cpu/cpu.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
 #include "cuda/qkernels.h"
 #include "quant/quant.h"
 
@@ -90,6 +91,77 @@ static uint16_t f2h(float f) {
     uint32_t h = ((uint32_t)e << 10) | (m >> 13), rest = m & 0x1fffu;
     if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;
     return (uint16_t)(sgn | h);
+}
+
+/* The resizes that write int8 for the next QConv (fuse_qresize.c):
+ * mtk_resize_q8 into a channel slice of a wider int8 tensor and
+ * mtk_resize_cat_q8 over a concat of two sources must store, byte for
+ * byte, what mtk_resize / mtk_resize_cat (FP16) followed by the quantize
+ * pass make, and leave the other channels alone (a garbage-filled
+ * buffer).  Values spread over the clipped range, with a share on exact
+ * ties; both half_pixel and align_corners coordinates.  Returns the bytes
+ * that differ. */
+static int64_t resize_q8_case(int coord, int cat, mt_rng *r) {
+    const int N = 1, IH = 9, IW = 12, OH = 18, OW = 24, CT = 40, c0 = cat ? 0 : 8, C = cat ? 40 : 24;
+    const float s = 0.0137f;
+    const int64_t nin = (int64_t)N * IH * IW * 40, nout = (int64_t)N * OH * OW * CT;
+    uint16_t *xh = malloc(2 * nin);
+    for (int64_t i = 0; i < nin; i++) {
+        float u = mt_rng_uniform(r);
+        float v = u < 0.3f ? ((float)((int)(mt_rng_uniform(r) * 300.0f) - 150) + 0.5f) * s : mt_rng_normal(r) * 60.0f * s;
+        xh[i] = f2h(v);
+    }
+    void *dx, *dyh, *dref, *dq;
+    CK(cudaMalloc(&dx, 2 * nin));
+    CK(cudaMalloc(&dyh, 2 * nout));
+    CK(cudaMalloc(&dref, nout));
+    CK(cudaMalloc(&dq, nout));
+    CK(cudaMemcpy(dx, xh, 2 * nin, cudaMemcpyHostToDevice));
+    CK(cudaMemset(dyh, 0, 2 * nout));
+    CK(cudaMemset(dq, 0x5a, nout));
+    const int64_t ys[4] = {(int64_t)OH * OW * CT, 1, (int64_t)OW * CT, CT};
+    const float sh = (float)OH / IH, sw = (float)OW / IW;
+    if (!cat) { /* one 24-channel source into channels 8..31 of 40 */
+        const int64_t xs[4] = {(int64_t)IH * IW * C, 1, (int64_t)IW * C, C};
+        CK(mtk_resize(0, dx, xs, (uint16_t *)dyh + c0, ys, N, C, IH, IW, OH, OW, sh, sw, 1, coord, 0, 1, 1, 1));
+        CK(mtk_resize_q8(0, dx, xs, (int8_t *)dq + c0, ys, N, C, IH, IW, OH, OW, sh, sw, coord, s));
+    } else { /* a concat of 16 + 24 channels over the whole output */
+        const void *src[2] = {dx, (const uint16_t *)dx + (int64_t)N * IH * IW * 16};
+        const int64_t xs[2][4] = {{(int64_t)IH * IW * 16, 1, (int64_t)IW * 16, 16}, {(int64_t)IH * IW * 24, 1, (int64_t)IW * 24, 24}};
+        const int cb[2] = {0, 16};
+        CK(mtk_resize_cat(0, 2, src, xs, cb, dyh, ys, N, C, IH, IW, OH, OW, sh, sw, coord));
+        CK(mtk_resize_cat_q8(0, 2, src, xs, cb, (int8_t *)dq, ys, N, C, IH, IW, OH, OW, sh, sw, coord, s));
+    }
+    CK(mtk_qconv_quantize(0, dyh, ys, 1, dref, N, CT, OH, OW, CT, s));
+    int8_t *ref = malloc(nout), *got = malloc(nout);
+    CK(cudaMemcpy(ref, dref, nout, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(got, dq, nout, cudaMemcpyDeviceToHost));
+    int64_t bad = 0, clipped = 0;
+    for (int64_t i = 0; i < nout; i++) {
+        const int ch = (int)(i % CT);
+        const int in = ch >= c0 && ch < c0 + C;
+        bad += in ? got[i] != ref[i] : got[i] != 0x5a;
+        clipped += in && (ref[i] == 127 || ref[i] == -128);
+    }
+    if (!clipped) bad++; /* the case must reach the clamp */
+    free(xh);
+    free(ref);
+    free(got);
+    cudaFree(dx);
+    cudaFree(dyh);
+    cudaFree(dref);
+    cudaFree(dq);
+    return bad;
+}
+
+static void resize_q8_check(mt_rng *r) {
+    int64_t bad = 0;
+    int runs = 0;
+    for (int coord = 0; coord <= 2; coord += 2)
+        for (int cat = 0; cat < 2; cat++, runs++) bad += resize_q8_case(coord, cat, r);
+    printf("INT8 resize for the next QConv (fuse_qresize.c) vs FP16 resize + quantize pass: %d runs, %lld bytes differ\n", runs,
+           (long long)bad);
+    if (bad) g_fail = 1;
 }
 
 /* y_int8 (what fuse_qchain.c asks of a producer): the kernel's int8 output
@@ -511,6 +583,7 @@ int main(int argc, char **argv) {
         printf("  FAIL: no node with an output scale: y_int8 untested\n");
         g_fail = 1;
     }
+    if (!g_dry) resize_q8_check(&rng);
     mt_graph_free(g);
 
     /* part 2: the whole model */
@@ -553,6 +626,16 @@ int main(int argc, char **argv) {
         if (d != 0) g_fail = 1;
         free(chain.o[0]);
         free(chain.o[1]);
+        /* fuse_qresize.c (opt-in: the resizes and QConvs that make a
+         * QConv's input write its int8 codes) must give the same bits */
+        run_out qres;
+        memset(&qres, 0, sizeof qres);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qresize", &full, &qres);
+        d = bit_diffs(&gi8, &qres);
+        printf("  GPU int8 with / without the qresize fusion: %lld elements differ (must be 0)\n", (long long)d);
+        if (d != 0) g_fail = 1;
+        free(qres.o[0]);
+        free(qres.o[1]);
     }
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);

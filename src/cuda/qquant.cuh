@@ -1,0 +1,83 @@
+/* The exact float steps of the INT8 contract (graph/qops.h) as inline PTX
+ * with explicit rounding and no .ftz, which the targets' --use_fast_math
+ * cannot touch, and quantize(x, s) with and without the division: shared
+ * by the INT8 GEMMs (qconv.cu) and the resizes that write int8 for them
+ * (resize.cu), so that both make the same integers. */
+#ifndef MT_CUDA_QQUANT_CUH
+#define MT_CUDA_QQUANT_CUH
+
+#include <cuda_runtime.h>
+
+__device__ __forceinline__ float q_div(float a, float b) {
+    float r;
+    asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float q_mul(float a, float b) {
+    float r;
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float q_add(float a, float b) {
+    float r;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float q_i2f(int a) {
+    float r;
+    asm("cvt.rn.f32.s32 %0, %1;" : "=f"(r) : "r"(a));
+    return r;
+}
+__device__ __forceinline__ int q_f2i(float a) { /* round half to even */
+    int r;
+    asm("cvt.rni.s32.f32 %0, %1;" : "=r"(r) : "f"(a));
+    return r;
+}
+/* float -> double through PTX: the compiler cannot see that the double
+ * came from a float, so fast-math cannot shrink exp / erf of it to the
+ * approximate float versions. */
+__device__ __forceinline__ double q_f2d(float a) {
+    double r;
+    asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(a));
+    return r;
+}
+__device__ __forceinline__ float q_d2f(double a) {
+    float r;
+    asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(a));
+    return r;
+}
+
+/* quantize(x, s) of the contract.  NaN is tested on the bits: fast-math
+ * may fold a v != v test away. */
+__device__ __forceinline__ int q_quant(float x, float s) {
+    float v = q_div(x, s);
+    if ((__float_as_uint(v) & 0x7fffffffu) > 0x7f800000u) return 0;
+    if (v >= 127.0f) return 127;
+    if (v <= -128.0f) return -128;
+    return q_f2i(v);
+}
+
+/* The same integer without the division where it cannot differ: r =
+ * fl(1/s) (q_div, once per thread), v = fl(x * r).  v and the contract's
+ * fl(x / s) each differ from x / s by at most 1.0000001 * 2^-24 relative
+ * (r's and v's roundings, the division's), so |v - fl(x / s)| <= 3 * 2^-24
+ * * |x / s| < 4.6e-5 while |v| < 256.  Rounding to an integer can then
+ * differ only when v lies within that of a half-integer: v farther than
+ * 2^-13 (1.2e-4) from every k + 0.5 rounds like fl(x / s), and the clamp to
+ * [-128, 127] after rounding is the contract's.  Everything else (NaN,
+ * |v| >= 256, an infinite r from a tiny s, v near a tie: ~1 value in
+ * 4000) takes the exact division.  v - floor(v) is exact for |v| < 256,
+ * and so is its distance to 0.5 near 0.5, where it matters. */
+__device__ __forceinline__ int q_quant_r(float x, float s, float r) {
+    const float v = q_mul(x, r);
+    if (fabsf(v) < 256.0f) { /* false for NaN */
+        const float frac = q_add(v, -floorf(v));
+        if (fabsf(q_add(frac, -0.5f)) > 0x1p-13f) {
+            const int k = q_f2i(v);
+            return k > 127 ? 127 : (k < -128 ? -128 : k);
+        }
+    }
+    return q_quant(x, s);
+}
+
+#endif
