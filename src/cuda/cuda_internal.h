@@ -8,6 +8,7 @@
 #include <cuda.h> /* driver types only: the calls go through mc_driver() */
 #include <cuda_runtime.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
@@ -319,6 +320,13 @@ int mc_last_user_before(const mc_plan *p, int buf, int k);
 /* a and b are the same view: buffer, type, offset, rank, dims, and the
  * strides of every dim longer than 1 */
 int mc_same_view(const mc_tref *a, const mc_tref *b);
+/* a and b the same float bit for bit (a scale two steps must share exactly) */
+static inline int mc_same_float_bits(float a, float b) {
+    uint32_t x, y;
+    memcpy(&x, &a, sizeof x);
+    memcpy(&y, &b, sizeof y);
+    return x == y;
+}
 /* 1 if some step other than steps[a] and steps[b] uses buffer buf, or it is a
  * staging buffer (graph input / output) */
 int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);

@@ -36,10 +36,7 @@ static int dense_output(const mtk_qconv *q) {
 
 /* C consumes P's output as its own int8 input: geometry and scale agree */
 static int chainable(const mtk_qconv *P, const mtk_qconv *C) {
-    uint32_t ys, xs;
-    memcpy(&ys, &P->y_scale, sizeof ys);
-    memcpy(&xs, &C->x_scale, sizeof xs);
-    return P->y_scale > 0.0f && ys == xs && !P->y_int8 && !C->x_int8 && dense_output(P) && P->N == C->N &&
+    return P->y_scale > 0.0f && mc_same_float_bits(P->y_scale, C->x_scale) && !P->y_int8 && !C->x_int8 && dense_output(P) && P->N == C->N &&
            P->OH == C->H && P->OW == C->W && P->CO == C->C && P->COp == C->Cp;
 }
 

@@ -62,13 +62,6 @@ static int64_t slice_of(const mc_tref *V, const mc_tref *X) {
     return c0 >= 0 && c0 + V->dims[1] <= X->dims[1] ? c0 : -1;
 }
 
-static int same_bits(float a, float b) {
-    uint32_t x, y;
-    memcpy(&x, &a, sizeof x);
-    memcpy(&y, &b, sizeof y);
-    return x == y;
-}
-
 /* the writer kinds above; its channel range in *w, 0 if not one */
 static int writer_ok(const mc_plan *p, const mc_step *s, const mc_tref *X, const mtk_qconv *qc, qr_writer *w) {
     for (int k = 1; k < s->nt; k++)
@@ -89,7 +82,7 @@ static int writer_ok(const mc_plan *p, const mc_step *s, const mc_tref *X, const
     if (s->kind == MC_RESIZE_CAT) return c0 == 0 && V->dims[1] == X->dims[1];
     if (s->kind == MC_QCONV && s->obj) {
         const mtk_qconv *qp = s->obj;
-        return qp->y_scale > 0.0f && same_bits(qp->y_scale, qc->x_scale) && !qp->y_int8 && qp->CO == qp->COp &&
+        return qp->y_scale > 0.0f && mc_same_float_bits(qp->y_scale, qc->x_scale) && !qp->y_int8 && qp->CO == qp->COp &&
                qp->CO == V->dims[1] && qp->N == qc->N && qp->OH == qc->H && qp->OW == qc->W && qp->ldy == X->strides[3] &&
                qp->ys0 == X->strides[0];
     }

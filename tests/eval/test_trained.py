@@ -22,36 +22,40 @@ import mtmi_testutil as tu  # noqa: E402
 check = tu.Checks()
 
 
-print("seed 1000 (the held-out scenes' seed; fixed)")
 tmp = tempfile.mkdtemp(prefix="mtmi_trained_")
-data = os.path.join(tmp, "scenes")
-r = subprocess.run([MTMI, "synth", "-o", data, "--count", "3", "--size", "1024x1024", "--seed", "1000"], capture_output=True, text=True)
-check(r.returncode == 0, f"synth: {r.stderr.strip()}")
 env = dict(os.environ)
 env.pop("MTMI_TRAINED_MODEL", None)  # the default lookup: build/../models
-out = os.path.join(tmp, "eval.json")
-r = subprocess.run([MTMI, "eval", "--data", data, "--size", "1024x1024", "--place", "encoder=cpu,seg=cpu:1,depth=cpu:1", "--json", out],
-                   capture_output=True, text=True, env=env, timeout=900)
-print(r.stdout)
-check(r.returncode == 0, f"eval: {r.stderr.strip()}")
-if r.returncode == 0:
+
+
+def synth_eval(name, count, size, place, timeout):
+    """`mtmi synth` (seed 1000) then `mtmi eval` with the default model on
+    those scenes at size: eval's JSON, or None (a failed check)."""
+    data, out = os.path.join(tmp, name), os.path.join(tmp, name + ".json")
+    r = subprocess.run([MTMI, "synth", "-o", data, "--count", str(count), "--size", size, "--seed", "1000"], capture_output=True, text=True)
+    check(r.returncode == 0, f"synth {size}: {r.stderr.strip()}")
+    if r.returncode:
+        return None
+    r = subprocess.run([MTMI, "eval", "--data", data, "--size", size, "--place", place, "--json", out],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    print(r.stdout)
+    check(r.returncode == 0, f"eval {size}: {r.stderr.strip()}")
+    if r.returncode:
+        return None
     j = json.load(open(out))
-    check("trained" in j["model"], f"the default model is not the trained one: {j['model']}")
+    h, w = (int(v) for v in size.split("x"))
+    check("trained" in j["model"] and j["input"] == [1, 3, h, w], f"the default model is not the trained one: {j['model']}, {j['input']}")
+    return j
+
+
+print("seed 1000 (the held-out scenes' seed; fixed)")
+j = synth_eval("scenes", 3, "1024x1024", "encoder=cpu,seg=cpu:1,depth=cpu:1", 900)
+if j:
     check(j["seg"]["miou_pct"] >= 60, f"mIoU {j['seg']['miou_pct']:.2f} % < 60 %")
     check(j["depth"]["abs_rel"] < 0.3, f"AbsRel {j['depth']['abs_rel']:.3f}")
 
 print("seed 1000 at 256x256: the classes at a quarter of the training size")
-small = os.path.join(tmp, "small")
-r = subprocess.run([MTMI, "synth", "-o", small, "--count", "4", "--size", "256x256", "--seed", "1000"], capture_output=True, text=True)
-check(r.returncode == 0, f"synth 256: {r.stderr.strip()}")
-out = os.path.join(tmp, "eval256.json")
-r = subprocess.run([MTMI, "eval", "--data", small, "--size", "256x256", "--place", "cpu", "--json", out],
-                   capture_output=True, text=True, env=env, timeout=300)
-print(r.stdout)
-check(r.returncode == 0, f"eval 256: {r.stderr.strip()}")
-if r.returncode == 0:
-    j = json.load(open(out))
-    check("trained" in j["model"] and j["input"] == [1, 3, 256, 256], f"eval 256 json: {j['model']}, {j['input']}")
+j = synth_eval("small", 4, "256x256", "cpu", 300)
+if j:
     check(j["seg"]["miou_pct"] >= 60, f"mIoU at 256x256 {j['seg']['miou_pct']:.2f} % < 60 %")
 shutil.rmtree(tmp, ignore_errors=True)
 check.finish("trained model")
