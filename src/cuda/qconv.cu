@@ -54,15 +54,9 @@ __global__ void k_qquant8(const void *__restrict__ x, int64_t s0, int64_t s1, in
         const int c0 = (int)c8 * 8;
         unsigned lo = 0, hi = 0;
         if (vec && c0 + 8 <= (int)C) {
-            uint4 v = __ldg((const uint4 *)((const __half *)x + base + c0));
-            const __half2 *hv = (const __half2 *)&v;
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                float2 f = __half22float2(hv[j]);
-                unsigned b = ((unsigned)q_quant_r(f.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f.y, s, r) & 0xffu) << 8);
-                if (j < 2) lo |= b << (16 * j);
-                else hi |= b << (16 * (j - 2));
-            }
+            const uint2 q8 = q_quant8(__ldg((const uint4 *)((const __half *)x + base + c0)), s, r);
+            lo = q8.x;
+            hi = q8.y;
         } else {
 #pragma unroll
             for (int j = 0; j < 8; j++) {
@@ -334,16 +328,8 @@ struct q_fx {
 
 /* 16 FP16 values (two 16-byte loads) -> 16 quantized bytes */
 __device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s, float r) {
-    const unsigned in[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-    unsigned w[4];
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const unsigned lo = in[2 * j], hi = in[2 * j + 1];
-        const float2 f0 = __half22float2(*(const __half2 *)&lo), f1 = __half22float2(*(const __half2 *)&hi);
-        w[j] = ((unsigned)q_quant_r(f0.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f0.y, s, r) & 0xffu) << 8) |
-               (((unsigned)q_quant_r(f1.x, s, r) & 0xffu) << 16) | (((unsigned)q_quant_r(f1.y, s, r) & 0xffu) << 24);
-    }
-    return make_uint4(w[0], w[1], w[2], w[3]);
+    const uint2 lo = q_quant8(a, s, r), hi = q_quant8(b, s, r);
+    return make_uint4(lo.x, lo.y, hi.x, hi.y);
 }
 
 /* outputs (pix, col) and (pix, col + 1) from their int32 sums: bias,

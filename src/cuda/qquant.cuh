@@ -6,6 +6,7 @@
 #ifndef MT_CUDA_QQUANT_CUH
 #define MT_CUDA_QQUANT_CUH
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 __device__ __forceinline__ float q_div(float a, float b) {
@@ -78,6 +79,22 @@ __device__ __forceinline__ int q_quant_r(float x, float s, float r) {
         }
     }
     return q_quant(x, s);
+}
+
+
+/* 8 FP16 values (one 16-byte load) -> their 8 int8 codes, byte k of the
+ * result the code of half k: the quantize pass's packing, shared by the
+ * pass, the fused-quantize loads and the resizes that write int8 */
+__device__ __forceinline__ uint2 q_quant8(uint4 halves, float s, float r) {
+    const __half2 *h = (const __half2 *)&halves;
+    unsigned w[2] = {0u, 0u};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const float2 f = __half22float2(h[k]);
+        const unsigned b = ((unsigned)q_quant_r(f.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f.y, s, r) & 0xffu) << 8);
+        w[k >> 1] |= b << (16 * (k & 1));
+    }
+    return make_uint2(w[0], w[1]);
 }
 
 #endif

@@ -163,21 +163,6 @@ __global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, ui
     y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
 }
 
-// 8 FP16 values -> their int8 codes, quantize(x, s) of the INT8 contract
-// (r = fl(1/s); qquant.cuh), packed as the quantize pass packs them
-// (k_qquant8): what that pass would make of the FP16 tensor.
-__device__ __forceinline__ uint2 quant8(uint4 o, float s, float r) {
-    const __half2 *h = (const __half2 *)&o;
-    unsigned w[2] = {0u, 0u};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        const float2 f = __half22float2(h[k]);
-        const unsigned b = ((unsigned)q_quant_r(f.x, s, r) & 0xffu) | (((unsigned)q_quant_r(f.y, s, r) & 0xffu) << 8);
-        w[k >> 1] |= b << (16 * (k & 1));
-    }
-    return make_uint2(w[0], w[1]);
-}
-
 // Channels-last bilinear resize, 8 FP16 channels (16 bytes) a thread.
 // Q: the 8 values quantized with scale qs and stored as 8 int8 (8 bytes)
 // instead, into a channels-last int8 tensor of the same element strides
@@ -197,7 +182,7 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, void *y, 
     const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
     const uint4 o = bilin8(x, n * xs0 + c, xs2, xs3, tp);
     const int oi = n * ys0 + c + oh * ys2 + ow * ys3;
-    if (Q) ((uint2 *)y)[oi] = quant8(o, qs, q_div(1.0f, qs));
+    if (Q) ((uint2 *)y)[oi] = q_quant8(o, qs, q_div(1.0f, qs));
     else ((uint4 *)y)[oi] = o;
 }
 
@@ -285,7 +270,7 @@ __global__ void k_resize_cat8(CatSrc src, void *y, int ys0, int ys2, int ys3, in
     const Bilin tp = bilin_at(oh, ow, sh, sw, IH, IW, OH, OW, coord);
     const uint4 o = bilin8(at.x, n * at.s0 + at.c, at.s2, at.s3, tp);
     const int oi = n * ys0 + c + oh * ys2 + ow * ys3;
-    if (Q) ((uint2 *)y)[oi] = quant8(o, qs, q_div(1.0f, qs));
+    if (Q) ((uint2 *)y)[oi] = q_quant8(o, qs, q_div(1.0f, qs));
     else ((uint4 *)y)[oi] = o;
 }
 
