@@ -6,7 +6,7 @@
 # reference, on the built-in network) and benchmark the CUDA plan with FP16
 # heads against INT8 heads (timings do not depend on the weights); a table
 # last.
-# Logs and JSON go to $OUT (or ./results).  Usage: scripts/gpu_int8.sh [ITERS]
+# Logs and JSON go to $OUT (or ./results).  Usage: scripts/gpu_int8.sh [ITERS [ncu]]
 set -u
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
@@ -53,9 +53,42 @@ timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" 
 # A/B of the qchain fusion (fuse_qchain.c, on by default), same call: without it
 MTMI_CUDA_NO_FUSE=qchain timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
   --json "$OUT/bench_int8_noqchain.json" > "$OUT/bench_int8_noqchain.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_noqchain.log"; }
-# ... and of the opt-in qresize fusion (fuse_qresize.c): with it
-MTMI_CUDA_FUSE_OPT=qresize timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
-  --json "$OUT/bench_int8_qresize.json" > "$OUT/bench_int8_qresize.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_qresize.log"; }
+# ... and of the qresize fusion (fuse_qresize.c, on by default): without it
+MTMI_CUDA_NO_FUSE=qresize timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_noqresize.json" > "$OUT/bench_int8_noqresize.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_noqresize.log"; }
+# "ncu" as the second argument: the INT8 GEMM kernels of one graph replay
+# under Nsight Compute (clocks left alone): time, registers, achieved
+# occupancy, SM / DRAM throughput, instructions and the leading stall
+# reasons, to say where a small layer's time goes
+if [ "${2:-}" = ncu ] && command -v ncu > /dev/null; then
+  echo "== ncu: k_qgemm_tiled, one replay (+$(( $(date +%s) - T0 )) s)"
+  timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:k_qgemm --launch-count 15 \
+    --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --csv --page raw \
+    "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu > "$OUT/ncu_qgemm.csv" 2> "$OUT/ncu_qgemm.err" || tail -3 "$OUT/ncu_qgemm.err"
+  python3 - "$OUT/ncu_qgemm.csv" <<'PY'
+import csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 20]
+if len(rows) < 3: print("ncu: no rows"); sys.exit(0)
+h, data = rows[0], rows[2:]  # row 1: units
+def col(sub, exact=False):
+    for i, n in enumerate(h):
+        if (n == sub) if exact else (sub in n): return i
+    return None
+def num(r, i):
+    try: return float(r[i].replace(",", ""))
+    except (TypeError, ValueError, IndexError): return float("nan")
+it, ireg, igrid, iblk = col("gpu__time_duration.sum"), col("launch__registers_per_thread"), col("launch__grid_size"), col("launch__block_size")
+iocc, ism, idram = col("sm__warps_active.avg.pct_of_peak_sustained_active"), col("sm__throughput.avg.pct_of_peak_sustained_elapsed"), col("gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed")
+iinst = col("smsp__inst_executed.sum", True)
+stall = [(i, n) for i, n in enumerate(h) if n.startswith("smsp__average_warp_latency_issue_stalled_") and n.endswith(".ratio")
+         or n.startswith("smsp__average_warps_issue_stalled_") and n.endswith("_per_issue_active.ratio")]
+print("%7s %4s %6s %4s %5s %5s %5s %9s  %s" % ("us", "reg", "grid", "blk", "occ%", "sm%", "mem%", "inst", "leading stalls (cycles per issued instruction)"))
+for r in data:
+    st = sorted(((num(r, i), n.split("stalled_")[1].split("_per_")[0].replace(".ratio", "")) for i, n in stall), reverse=True)[:4]
+    print("%7.1f %4.0f %6.0f %4.0f %5.1f %5.1f %5.1f %9.0f  %s" % (num(r, it) / (1e3 if h and "ns" in rows[1][it] else 1), num(r, ireg), num(r, igrid), num(r, iblk),
+          num(r, iocc), num(r, ism), num(r, idram), num(r, iinst), ", ".join("%s %.1f" % (n, v) for v, n in st)))
+PY
+fi
 cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"
 grep -E "^step .*qconv-int8" "$OUT/profile_int8.txt" 2>/dev/null | awk '{s+=$6; n++} END {if (n) printf "qconv-int8 steps (eager, one run): %d, %.3f ms in all\n", n, s}'
 python3 - "$OUT" <<'PY'
@@ -64,7 +97,7 @@ out = sys.argv[1]
 def load(n):
     try: return json.load(open(os.path.join(out, n)))
     except Exception: return {}
-f, i, c, qr = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json"), load("bench_int8_qresize.json")
+f, i, c, qr = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json"), load("bench_int8_noqresize.json")
 summ = ""
 try:
     summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
@@ -72,7 +105,7 @@ except Exception: pass
 kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
 def ms(v):
     return f"{v:9.3f}" if isinstance(v, (int, float)) else "        -"
-print("\n%-28s %9s %9s %8s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "+qresize"))
+print("\n%-28s %9s %9s %8s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize"))
 for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
     a, b = f.get(k), i.get(k)
     r = f"{b / a:8.2f}x" if a and b else "       -"

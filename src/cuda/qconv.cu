@@ -332,20 +332,25 @@ __device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s, float r) {
     return make_uint4(lo.x, lo.y, hi.x, hi.y);
 }
 
-/* outputs (pix, col) and (pix, col + 1) from their int32 sums: bias,
- * q_epilogue, store (a pair as one half2 / float2 where aligned) */
-__device__ __noinline__ void q_store2(const mtk_qconv &q, float ry, int s0, int s1, int col, int pix, int64_t obase,
-                                      const int32_t *__restrict__ bq, const float *__restrict__ mult, void *__restrict__ y,
-                                      int y_f16, int32_t *__restrict__ acc_out) {
+/* outputs (pix, col) and (pix, col + 1) from their int32 sums av0, av1
+ * (bias included) and the columns' multipliers m0, m1: q_epilogue, store (a
+ * pair as one char2 / half2 / float2 where aligned).  Inline, with the
+ * column constants loaded once per thread by the caller: out of line, with
+ * the bias and multiplier loaded and the parameter struct read through a
+ * pointer per call, the epilogue took ~40 us over 8.4M outputs (the 1x1
+ * convs with K = 32 on an H100, 2026-12-07), 10x its instruction count.
+ * The slow paths (exact division, Sigmoid / Gelu) stay out of line. */
+__device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, int av1, float m0, float m1, int col, int pix,
+                                       int64_t obase, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
     if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
         if (col >= q.COp) return;
-        const int av0 = col < q.CO ? s0 + bq[col] : 0, av1 = col + 1 < q.CO ? s1 + bq[col + 1] : 0;
+        const bool ok0 = col < q.CO, ok1 = col + 1 < q.CO;
         if (acc_out) {
-            if (col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av0;
-            if (col + 1 < q.CO) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
+            if (ok0) acc_out[(int64_t)pix * q.CO + col] = av0;
+            if (ok1) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
         }
-        const int q0 = col < q.CO ? q_epilogue_q(q, av0, mult[col], ry) : 0;
-        const int q1 = col + 1 < q.CO ? q_epilogue_q(q, av1, mult[col + 1], ry) : 0;
+        const int q0 = ok0 ? q_epilogue_q(q, av0, m0, ry) : 0;
+        const int q1 = ok1 ? q_epilogue_q(q, av1, m1, ry) : 0;
         int8_t *yq = (int8_t *)y + obase + col; /* col is even, COp a multiple of 32: col + 1 < COp */
         if ((((uintptr_t)yq) & 1) == 0) {
             *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
@@ -357,14 +362,12 @@ __device__ __noinline__ void q_store2(const mtk_qconv &q, float ry, int s0, int 
     }
     if (col >= q.CO) return;
     const bool two = col + 1 < q.CO;
-    const int av0 = s0 + bq[col]; /* cannot overflow: |bq| <= 2^31-1 - K*16256 */
-    const int av1 = two ? s1 + bq[col + 1] : 0;
     if (acc_out) {
         acc_out[(int64_t)pix * q.CO + col] = av0;
         if (two) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
     }
-    const float v0 = q_epilogue(q, av0, mult[col], ry);
-    const float v1 = two ? q_epilogue(q, av1, mult[col + 1], ry) : 0.0f;
+    const float v0 = q_epilogue(q, av0, m0, ry);
+    const float v1 = two ? q_epilogue(q, av1, m1, ry) : 0.0f;
     const int64_t off = obase + col;
     if (y_f16) {
         __half *yh = (__half *)y;
@@ -572,10 +575,21 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
     }
     q_cp_wait<0>();
 
-    /* epilogue: q_store2 per pair of channels (out of line: unrolled over
-     * all accumulators, the inline code was long enough to make the kernel
-     * instruction-fetch bound) */
+    /* epilogue: this thread's columns' bias and multiplier once, then
+     * q_out2 per pair of channels.  The sums cannot overflow with the bias:
+     * |bq| <= 2^31-1 - K*16256. */
     const float ry = q_y_rcp(q);
+    int cbias[T::NI][2];
+    float cmul[T::NI][2];
+#pragma unroll
+    for (int ni = 0; ni < T::NI; ni++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int col = n0 + wn * WN + ni * 8 + t * 2 + j;
+            const bool ok = col < q.CO;
+            cbias[ni][j] = ok ? __ldg(bq + col) : 0;
+            cmul[ni][j] = ok ? __ldg(mult + col) : 0.0f;
+        }
 #pragma unroll
     for (int mi = 0; mi < T::MI; mi++)
 #pragma unroll
@@ -587,8 +601,8 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
             const int64_t obase = (int64_t)n * q.ys0 + ((int64_t)oy * q.OW + ox) * q.ldy;
 #pragma unroll
             for (int ni = 0; ni < T::NI; ni++)
-                q_store2(q, ry, acc[mi][ni][2 * hr], acc[mi][ni][2 * hr + 1], n0 + wn * WN + ni * 8 + t * 2, pix, obase, bq, mult, y,
-                         y_f16, acc_out);
+                q_out2(q, ry, acc[mi][ni][2 * hr] + cbias[ni][0], acc[mi][ni][2 * hr + 1] + cbias[ni][1], cmul[ni][0],
+                       cmul[ni][1], n0 + wn * WN + ni * 8 + t * 2, pix, obase, y, y_f16, acc_out);
         }
 }
 
@@ -622,8 +636,10 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
  * than the others, so not picked.  Every configuration so far gives a
  * thread 32 or 64 outputs, and the floor stayed; 13 and 14 (16x16 warp
  * tiles: 8 outputs a thread, a quarter of the epilogue chain) test
- * whether that chain is the floor; swept by test_cuda_int8 --bench, not
- * picked by q_pick until measured. */
+ * whether that chain is the floor: on an H100 (2026-12-07) they halved the
+ * small 1x1 layers (P <= 4096: 13.7-14.4 -> 7.0-10.4 us) and lost on the
+ * large ones, so the floor is too few warps in flight, not the chain;
+ * q_pick takes them for layers of <= 1M outputs. */
 #define Q_CFGS(X)                      \
     X(1, 128, 32, 32, 32, 4, 2)        \
     X(2, 256, 32, 64, 32, 3, 2)        \
@@ -671,6 +687,9 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
  * configuration gives the same bits */
 static int q_pick(const mtk_qconv *q, int64_t P) {
     const int64_t pb128 = (P + 127) / 128;
+    /* small 1x1 layers (<= 1M outputs) are latency-bound: the most warps,
+     * 16x16 warp tiles (H100 sweep, 2026-12-07: 13.7-14.4 -> 7.0-10.4 us) */
+    if (q->KH * q->KW == 1 && P * q->COp <= ((int64_t)1 << 20)) return P <= 1024 && q->COp <= 128 ? 14 : 13;
     if (q->COp == 32) return 1;
     if (q->COp == 64) return q->KH * q->KW > 1 && pb128 >= 264 ? 6 : 4;
     if (q->COp == 160) return pb128 >= 120 ? 9 : 10;

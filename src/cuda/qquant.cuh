@@ -58,6 +58,11 @@ __device__ __forceinline__ int q_quant(float x, float s) {
     return q_f2i(v);
 }
 
+/* q_quant out of line: the rare exact path of q_quant_r, kept out of the
+ * unrolled epilogues (inline, each output's copy of the division made the
+ * GEMM kernels long enough to be instruction-fetch bound) */
+static __device__ __noinline__ int q_quant_slow(float x, float s) { return q_quant(x, s); }
+
 /* The same integer without the division where it cannot differ: r =
  * fl(1/s) (q_div, once per thread), v = fl(x * r).  v and the contract's
  * fl(x / s) each differ from x / s by at most 1.0000001 * 2^-24 relative
@@ -78,9 +83,8 @@ __device__ __forceinline__ int q_quant_r(float x, float s, float r) {
             return k > 127 ? 127 : (k < -128 ? -128 : k);
         }
     }
-    return q_quant(x, s);
+    return q_quant_slow(x, s);
 }
-
 
 /* 8 FP16 values (one 16-byte load) -> their 8 int8 codes, byte k of the
  * result the code of half k: the quantize pass's packing, shared by the

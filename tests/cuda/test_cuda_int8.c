@@ -626,11 +626,12 @@ int main(int argc, char **argv) {
         if (d != 0) g_fail = 1;
         free(chain.o[0]);
         free(chain.o[1]);
-        /* fuse_qresize.c (opt-in: the resizes and QConvs that make a
-         * QConv's input write its int8 codes) must give the same bits */
+        /* fuse_qresize.c (on by default: the resizes and QConvs that make
+         * a QConv's input write its int8 codes) must give the same bits as
+         * the plan without it */
         run_out qres;
         memset(&qres, 0, sizeof qres);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qresize", &full, &qres);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_no_fuse=qresize", &full, &qres);
         d = bit_diffs(&gi8, &qres);
         printf("  GPU int8 with / without the qresize fusion: %lld elements differ (must be 0)\n", (long long)d);
         if (d != 0) g_fail = 1;
