@@ -63,7 +63,7 @@ MTMI_CUDA_NO_FUSE=qresize timeout 90 "$BENCH" "$MODEL" --precision int8 --cache 
 if [ "${2:-}" = ncu ] && command -v ncu > /dev/null; then
   echo "== ncu: k_qgemm_tiled, one replay (+$(( $(date +%s) - T0 )) s)"
   timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:k_qgemm --launch-count 15 \
-    --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --csv --page raw \
+    --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --metrics smsp__inst_executed.sum --csv --page raw \
     "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu > "$OUT/ncu_qgemm.csv" 2> "$OUT/ncu_qgemm.err" || tail -3 "$OUT/ncu_qgemm.err"
   python3 - "$OUT/ncu_qgemm.csv" <<'PY'
 import csv, sys
@@ -88,6 +88,13 @@ for r in data:
     print("%7.1f %4.0f %6.0f %4.0f %5.1f %5.1f %5.1f %9.0f  %s" % (num(r, it) / (1e3 if h and "ns" in rows[1][it] else 1), num(r, ireg), num(r, igrid), num(r, iblk),
           num(r, iocc), num(r, ism), num(r, idram), num(r, iinst), ", ".join("%s %.1f" % (n, v) for v, n in st)))
 PY
+  # the SASS of one tiled configuration (128x64, no fused quantize): its
+  # instruction mix, to count what the epilogue costs per output
+  OBJ=$(find "$BUILD" -name "qconv.cu.o" | head -1)
+  if [ -n "$OBJ" ] && command -v cuobjdump > /dev/null; then
+    cuobjdump -sass "$OBJ" 2>/dev/null | awk '/Function : .*k_qgemm_tiledILi128ELi64ELi32ELi32ELi4ELi2ELb0E/ {on=1; next} /Function :/ {on=0} on && /\/\*[0-9a-f]+\*\// {print $2}' \
+      | sed 's/\..*//; s/;//' | sort | uniq -c | sort -rn | head -25 | awk '{printf "%s %s, ", $2, $1} END {print ""}' | sed 's/^/  SASS 128x64 (cfg 4): /'
+  fi
 fi
 cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"
 grep -E "^step .*qconv-int8" "$OUT/profile_int8.txt" 2>/dev/null | awk '{s+=$6; n++} END {if (n) printf "qconv-int8 steps (eager, one run): %d, %.3f ms in all\n", n, s}'

@@ -12,7 +12,7 @@
 # p50/p99, and the ratio to bench's frames/s (target >= 0.8x at 16).
 #
 #   bash scripts/gpu_triton.sh [--instances 1,2] [--servers 1,2] [--int8] [--requests N] [--levels 1,4,16] [--procs N] [--no-plan]
-#                              [--c-threads N] [--no-c-client]
+#                              [--c-threads N] [--no-c-client] [--gdb] [--load-cycles N]
 #       GPU machine; carry .deps/debs and .deps-triton (~58 MiB with the tree)
 #   bash scripts/gpu_triton.sh --cpu [...]
 #       the same steps on this machine with placement cpu at 256x256 and
@@ -47,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-cpu=0 int8=0 build=1 measure=1 instances="" servers=1 requests="" levels="" procs="" size="" plan=1 cthreads=4 cclient=1
+cpu=0 int8=0 build=1 measure=1 instances="" servers=1 requests="" levels="" procs="" size="" plan=1 cthreads=4 cclient=1 gdb=0 cycles=0
 while [ $# -gt 0 ]; do
   case $1 in
     --cpu) cpu=1 ;;
@@ -62,12 +62,22 @@ while [ $# -gt 0 ]; do
     --no-plan) plan=0 ;;
     --c-threads) cthreads=$2; shift ;;
     --no-c-client) cclient=0 ;;
+    --gdb) gdb=1 ;;
+    --load-cycles) cycles=$2; shift ;;
     --size) size=$2; shift ;;
     -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0"; exit 0 ;;
     *) echo "gpu_triton.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
 done
+# --gdb: each server under cuda-gdb (which also debugs host code): a
+# crash prints every thread's stack into the server's log
+DBG=()
+if [ $gdb = 1 ]; then
+  command -v cuda-gdb > /dev/null || { echo "gpu_triton.sh: --gdb needs cuda-gdb" >&2; exit 2; }
+  DBG=(cuda-gdb -q -batch -ex "set pagination off" -ex "set print thread-events off" -ex "handle SIGPIPE nostop noprint"
+       -ex run -ex "thread apply all bt 25" --args)
+fi
 T0=$(date +%s)
 since() { echo "+$(( $(date +%s) - T0 )) s"; }
 mkdir -p "$OUT"
@@ -203,6 +213,62 @@ if [ $int8 = 1 ]; then
   echo "int8: calibration cache from $SCENES scenes ($(since))"
 fi
 
+# start_servers NAME REPO SERVERS LOG [quiet]: SERVERS tritonservers of
+# REPO on one free gRPC port (GP; their HTTP ports in HPS, STATS), each
+# ready or 1 (the log's tail printed unless quiet)
+start_servers() {
+  local name=$1 repo=$2 nserv=$3 log=$4 quiet=${5:-} ports k hp t=0 pid reuse=()
+  ports=$("$PY" -c 'import socket, sys
+s = [socket.socket() for _ in range(int(sys.argv[1]) + 1)]
+[x.bind(("127.0.0.1", 0)) for x in s]
+print(*[x.getsockname()[1] for x in s])' "$nserv")
+  read -r GP HTTP_PORTS <<< "$ports"
+  HPS=($HTTP_PORTS) STATS=""
+  [ "$nserv" -gt 1 ] && reuse=(--reuse-grpc-port=true)
+  SERVER_PIDS=""
+  for ((k = 0; k < nserv; k++)); do
+    hp=${HPS[$k]}
+    STATS="$STATS${STATS:+,}127.0.0.1:$hp"
+    LD_LIBRARY_PATH=${TS_LIBS:+$TS_LIBS:}${LD_LIBRARY_PATH:-} "${DBG[@]}" "$TS" --model-repository="$repo" --backend-directory="$BACKENDS" \
+      --http-address=127.0.0.1 --grpc-address=127.0.0.1 --http-port="$hp" --grpc-port="$GP" "${reuse[@]}" \
+      --grpc-infer-allocation-pool-size=64 --allow-metrics=false --exit-timeout-secs=30 --strict-readiness=true \
+      > "${log%.log}$([ $k -gt 0 ] && echo "_$k").log" 2>&1 &
+    SERVER_PIDS="$SERVER_PIDS $!"
+  done
+  for hp in "${HPS[@]}"; do
+    until "$PY" -c "import urllib.request as u, sys; sys.exit(u.urlopen('http://127.0.0.1:$hp/v2/health/ready', timeout=2).status != 200)" 2>/dev/null; do
+      local dead=0
+      for pid in $SERVER_PIDS; do kill -0 "$pid" 2>/dev/null || dead=1; done
+      if [ $dead = 1 ] || [ $t -ge 600 ]; then
+        if [ -z "$quiet" ]; then
+          tail -25 "$log"
+          [ $gdb = 1 ] && grep -E "^(#[0-9]|Thread .* received|Program received)" "$log" | head -60
+          echo "gpu_triton.sh: the server did not become ready ($name)" >&2
+        fi
+        for pid in $SERVER_PIDS; do kill -9 "$pid" 2>/dev/null || true; done
+        for pid in $SERVER_PIDS; do wait "$pid" 2>/dev/null || true; done
+        SERVER_PIDS=""
+        return 1
+      fi
+      sleep 0.5
+      t=$((t + 1))
+    done
+  done
+  READY_S=$((t / 2))
+}
+# stop_servers: SIGINT to each, 1 if one exited with a non-zero status
+stop_servers() {
+  local src=0 s pid
+  for pid in $SERVER_PIDS; do kill -INT "$pid"; done
+  for pid in $SERVER_PIDS; do
+    s=0
+    wait "$pid" || s=$?
+    [ $s = 0 ] || { src=$s; echo "gpu_triton.sh: a server exited with status $s" >&2; }
+  done
+  SERVER_PIDS=""
+  [ $src = 0 ]
+}
+
 rc=0
 # serve NAME PLACEMENT INSTANCES SERVERS [triton-repo options]: a
 # repository with one model, SERVERS servers for it on one gRPC port,
@@ -210,7 +276,8 @@ rc=0
 serve() {
   local name=$1 place=$2 inst=$3 nserv=$4
   shift 4
-  local repo=$WORK/repo_$name log=$LOGS/server_$name.log ports gp k
+  local repo=$WORK/repo_$name log=$LOGS/server_$name.log
+  rm -rf "$repo"  # the same configuration twice (--instances 3,3)
   local ropts=(--place "$place" --size "$size" --inputs image --depth fp16 --max-batch 16 --queue-delay-us 500 --inflight 2
                --instances "$inst" "$@")
   "$M" triton-repo -o "$repo" "${ropts[@]}" > "$LOGS/repo_$name.log" 2>&1 ||
@@ -227,41 +294,26 @@ serve() {
       { cat "$LOGS/plan_$name.log" "$LOGS/repo_$name.log"; echo "gpu_triton.sh: the saved plan failed" >&2; return 1; }
     grep -E "saved plan" "$LOGS/plan_$name.log" || true
   fi
-  # free ports: the gRPC one (shared) and one HTTP port per server
-  ports=$("$PY" -c 'import socket, sys
-s = [socket.socket() for _ in range(int(sys.argv[1]) + 1)]
-[x.bind(("127.0.0.1", 0)) for x in s]
-print(*[x.getsockname()[1] for x in s])' "$nserv")
-  read -r gp HTTP_PORTS <<< "$ports"
-  local hps=($HTTP_PORTS) stats="" reuse=() hp
-  [ "$nserv" -gt 1 ] && reuse=(--reuse-grpc-port=true)
   echo "== $name: placement $place, $inst instance(s) per device, $nserv server(s) on one gRPC port, $size ($(since))"
-  SERVER_PIDS=""
-  for ((k = 0; k < nserv; k++)); do
-    hp=${hps[$k]}
-    stats="$stats${stats:+,}127.0.0.1:$hp"
-    LD_LIBRARY_PATH=${TS_LIBS:+$TS_LIBS:}${LD_LIBRARY_PATH:-} "$TS" --model-repository="$repo" --backend-directory="$BACKENDS" \
-      --http-address=127.0.0.1 --grpc-address=127.0.0.1 --http-port="$hp" --grpc-port="$gp" "${reuse[@]}" \
-      --grpc-infer-allocation-pool-size=64 --allow-metrics=false --exit-timeout-secs=30 --strict-readiness=true \
-      > "${log%.log}$([ $k -gt 0 ] && echo "_$k").log" 2>&1 &
-    SERVER_PIDS="$SERVER_PIDS $!"
-  done
-  local t=0 pid
-  for hp in "${hps[@]}"; do
-    until "$PY" -c "import urllib.request as u, sys; sys.exit(u.urlopen('http://127.0.0.1:$hp/v2/health/ready', timeout=2).status != 200)" 2>/dev/null; do
-      local dead=0
-      for pid in $SERVER_PIDS; do kill -0 "$pid" 2>/dev/null || dead=1; done
-      if [ $dead = 1 ] || [ $t -ge 600 ]; then
-        tail -25 "$log"
-        echo "gpu_triton.sh: the server did not become ready ($name)" >&2
-        for pid in $SERVER_PIDS; do kill -9 "$pid" 2>/dev/null || true; done
-        return 1
+  if [ "$cycles" -gt 0 ]; then
+    # --load-cycles: start and stop the servers N times (a load that
+    # crashes or never gets ready is counted and its log kept)
+    local c bad=0
+    for ((c = 1; c <= cycles; c++)); do
+      if start_servers "$name" "$repo" "$nserv" "$LOGS/cycle_${name}_$c.log" quiet; then
+        stop_servers || { bad=$((bad + 1)); echo "load cycle $c: a server did not exit cleanly"; }
+      else
+        bad=$((bad + 1))
+        echo "load cycle $c: FAILED (log: gpu-triton-logs/cycle_${name}_$c.log)"
+        grep -E "Segmentation|signal|error|^#[0-9]" "$LOGS/cycle_${name}_$c.log" | head -40
       fi
-      sleep 0.5
-      t=$((t + 1))
     done
-  done
-  echo "server(s) ready in $((t / 2)) s$(cat "${log%.log}"*.log | grep -c 'from the saved plan' | sed 's/^/; instances from the saved plan: /')"
+    echo "load cycles ($name): $cycles, $bad failed ($(since))"
+    [ $bad = 0 ] || return 1
+  fi
+  start_servers "$name" "$repo" "$nserv" "$log" || return 1
+  local gp=$GP stats=$STATS
+  echo "server(s) ready in $READY_S s$(cat "${log%.log}"*.log | grep -c 'from the saved plan' | sed 's/^/; instances from the saved plan: /')"
   # The frames over gRPC (what a client sees), then in shared memory (the
   # server's rate without the transport's copies of the tensors).
   local prc=0 mode modes="grpc shm" multi=() how=() ldp
@@ -282,14 +334,8 @@ print(*[x.getsockname()[1] for x in s])' "$nserv")
     echo "-- $name over $mode"
     cat "$LOGS/perf_${name}_$mode.log"
   done
-  local src=0 s
-  for pid in $SERVER_PIDS; do kill -INT "$pid"; done
-  for pid in $SERVER_PIDS; do
-    s=0
-    wait "$pid" || s=$?
-    [ $s = 0 ] || { src=$s; echo "gpu_triton.sh: a server exited with status $s ($name)" >&2; }
-  done
-  SERVER_PIDS=""
+  local src=0
+  stop_servers || src=1
   [ $prc = 0 ] && [ $src = 0 ]
 }
 # bench NAME PLACEMENT [options]: the engine's pipeline on the same model,
