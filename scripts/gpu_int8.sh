@@ -92,7 +92,7 @@ PY
   # instruction mix, to count what the epilogue costs per output
   OBJ=$(find "$BUILD" -name "qconv.cu.o" | head -1)
   if [ -n "$OBJ" ] && command -v cuobjdump > /dev/null; then
-    cuobjdump -sass "$OBJ" 2>/dev/null | awk '/Function : .*k_qgemm_tiledILi128ELi64ELi32ELi32ELi4ELi2ELb0E/ {on=1; next} /Function :/ {on=0} on && /\/\*[0-9a-f]+\*\// {print $2}' \
+    cuobjdump -sass "$OBJ" 2>/dev/null | awk '/Function : .*k_qgemm_tiledILi128ELi64ELi32ELi32ELi4ELi2ELb0E/ {on=1; next} /Function :/ {on=0} on && /\/\*[0-9a-f]+\*\// {op = $2; if (op ~ /^@/) op = $3; print op}' \
       | sed 's/\..*//; s/;//' | sort | uniq -c | sort -rn | head -25 | awk '{printf "%s %s, ", $2, $1} END {print ""}' | sed 's/^/  SASS 128x64 (cfg 4): /'
   fi
 fi
