@@ -388,6 +388,162 @@ __device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, in
     }
 }
 
+/* The tiled kernel's epilogue: a thread's MI x NI mma tiles (rows r0 + mi
+ * * 16 + g (+ 8), columns c0 + ni * 8 + 2t (+ 1)), each output as q_out2
+ * makes it, but in phases over the 4 * NI outputs of one mi at a time:
+ * dequantize and activation; the requantization's fast path (q_quant_r's,
+ * branch-free) with a bit per output where it cannot decide; one branch
+ * for those (about 1 in 4000 values); the stores.  Per output ~15
+ * instructions instead of q_out2's ~60 (branches and their reconvergence
+ * per output: 16.4M warp instructions for 8.4M outputs in the seg head's
+ * first 1x1, H100 ncu, 2026-12-07).  Uniform conditions (act, output
+ * kind, acc_out) are tested once, outside the loops. */
+template <int MI, int NI>
+__device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[MI][NI][4], int P, int r0, int c0, int g, int t,
+                                                const int32_t *__restrict__ bq, const float *__restrict__ mult,
+                                                void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+    const float ry = q_y_rcp(q);
+    const bool has_ys = q.y_scale > 0.0f;
+    int cbias[NI][2];
+    float cmul[NI][2];
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int col = c0 + ni * 8 + t * 2 + j;
+            const bool ok = col < q.CO;
+            cbias[ni][j] = ok ? __ldg(bq + col) : 0; /* the sums cannot overflow: |bq| <= 2^31-1 - K*16256 */
+            cmul[ni][j] = ok ? __ldg(mult + col) : 0.0f;
+        }
+    /* a dense NHWC output (ys0 = OH*OW*ldy) needs no division per row */
+    const bool dense = q.ys0 == (int64_t)q.OH * q.OW * q.ldy;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) {
+        int64_t obase[2];
+        bool rok[2];
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            const int pix = r0 + mi * 16 + g + 8 * hr;
+            rok[hr] = pix < P;
+            if (dense) {
+                obase[hr] = (int64_t)pix * q.ldy;
+            } else {
+                const int ox = pix % q.OW, rr = pix / q.OW;
+                const int oy = rr % q.OH, n = rr / q.OH;
+                obase[hr] = (int64_t)n * q.ys0 + ((int64_t)oy * q.OW + ox) * q.ldy;
+            }
+        }
+        int av[NI][4];
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) av[ni][i] = acc[mi][ni][i] + cbias[ni][i & 1];
+        if (acc_out) {
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int pix = r0 + mi * 16 + g + 8 * (i >> 1), col = c0 + ni * 8 + t * 2 + (i & 1);
+                    if (rok[i >> 1] && col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av[ni][i];
+                }
+        }
+        /* dequantize, activation (q_dequant_act) */
+        float v[NI][4];
+#pragma unroll
+        for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) v[ni][i] = q_mul(q_i2f(av[ni][i]), cmul[ni][i & 1]);
+        if (q.act == 1) {
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) v[ni][i] = v[ni][i] > 0.0f ? v[ni][i] : 0.0f;
+        } else if (q.act >= 2) {
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) v[ni][i] = q_act_slow(v[ni][i], q.act);
+        }
+        int qv[NI][4];
+        if (has_ys) { /* quantize(v, y_scale): q_quant_r's steps */
+            unsigned slow = 0;
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float u = q_mul(v[ni][i], ry);
+                    const float frac = q_add(u, -floorf(u));
+                    const bool ok = fabsf(u) < 256.0f && fabsf(q_add(frac, -0.5f)) > 0x1p-13f; /* false for NaN */
+                    const int k = q_f2i(u);
+                    qv[ni][i] = k > 127 ? 127 : (k < -128 ? -128 : k);
+                    slow |= (ok ? 0u : 1u) << (ni * 4 + i);
+                }
+            if (slow) {
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        if ((slow >> (ni * 4 + i)) & 1u) qv[ni][i] = q_quant_slow(v[ni][i], q.y_scale);
+            }
+        }
+        if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                if (!rok[hr]) continue;
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) {
+                    const int col = c0 + ni * 8 + t * 2;
+                    if (col >= q.COp) continue;
+                    const int q0 = col < q.CO ? qv[ni][2 * hr] : 0, q1 = col + 1 < q.CO ? qv[ni][2 * hr + 1] : 0;
+                    int8_t *yq = (int8_t *)y + obase[hr] + col; /* col even, COp a multiple of 32: col + 1 < COp */
+                    if ((((uintptr_t)yq) & 1) == 0) {
+                        *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
+                    } else {
+                        yq[0] = (int8_t)q0;
+                        yq[1] = (int8_t)q1;
+                    }
+                }
+            }
+            continue;
+        }
+        if (has_ys) { /* ... and dequantize again (q_epilogue) */
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) v[ni][i] = q_mul(q_i2f(qv[ni][i]), q.y_scale);
+        }
+#pragma unroll
+        for (int hr = 0; hr < 2; hr++) {
+            if (!rok[hr]) continue;
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++) {
+                const int col = c0 + ni * 8 + t * 2;
+                if (col >= q.CO) continue;
+                const bool two = col + 1 < q.CO;
+                const float v0 = v[ni][2 * hr], v1 = v[ni][2 * hr + 1];
+                const int64_t off = obase[hr] + col;
+                if (y_f16) {
+                    __half *yh = (__half *)y;
+                    if (two && (off & 1) == 0) {
+                        *(__half2 *)(yh + off) = __halves2half2(__float2half_rn(v0), __float2half_rn(v1));
+                    } else {
+                        yh[off] = __float2half_rn(v0);
+                        if (two) yh[off + 1] = __float2half_rn(v1);
+                    }
+                } else {
+                    float *yf = (float *)y;
+                    if (two && (off & 1) == 0) {
+                        *(float2 *)(yf + off) = make_float2(v0, v1);
+                    } else {
+                        yf[off] = v0;
+                        if (two) yf[off + 1] = v1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 template <int BM, int BN, int WM, int WN, int STAGES, int CH> struct QT {
     static constexpr int WARPS_M = BM / WM, WARPS_N = BN / WN, NT = 32 * WARPS_M * WARPS_N;
     static constexpr int MI = WM / 16, NI = WN / 8;
@@ -575,35 +731,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
     }
     q_cp_wait<0>();
 
-    /* epilogue: this thread's columns' bias and multiplier once, then
-     * q_out2 per pair of channels.  The sums cannot overflow with the bias:
-     * |bq| <= 2^31-1 - K*16256. */
-    const float ry = q_y_rcp(q);
-    int cbias[T::NI][2];
-    float cmul[T::NI][2];
-#pragma unroll
-    for (int ni = 0; ni < T::NI; ni++)
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int col = n0 + wn * WN + ni * 8 + t * 2 + j;
-            const bool ok = col < q.CO;
-            cbias[ni][j] = ok ? __ldg(bq + col) : 0;
-            cmul[ni][j] = ok ? __ldg(mult + col) : 0.0f;
-        }
-#pragma unroll
-    for (int mi = 0; mi < T::MI; mi++)
-#pragma unroll
-        for (int hr = 0; hr < 2; hr++) {
-            const int pix = p0 + wm * WM + mi * 16 + g + 8 * hr;
-            if (pix >= P) continue;
-            const int ox = pix % q.OW, rr = pix / q.OW;
-            const int oy = rr % q.OH, n = rr / q.OH;
-            const int64_t obase = (int64_t)n * q.ys0 + ((int64_t)oy * q.OW + ox) * q.ldy;
-#pragma unroll
-            for (int ni = 0; ni < T::NI; ni++)
-                q_out2(q, ry, acc[mi][ni][2 * hr] + cbias[ni][0], acc[mi][ni][2 * hr + 1] + cbias[ni][1], cmul[ni][0],
-                       cmul[ni][1], n0 + wn * WN + ni * 8 + t * 2, pix, obase, y, y_f16, acc_out);
-        }
+    q_epilogue_tile<T::MI, T::NI>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
 }
 
 template <int BM, int BN, int WM, int WN, int STAGES, int CH, bool FQ>
