@@ -550,10 +550,14 @@ template <int BM, int BN, int WM, int WN, int STAGES, int CH> struct QT {
     static constexpr int A_IT = (BM * 2 + NT - 1) / NT, B_IT = (BN * 2 + NT - 1) / NT;
     static constexpr int STAGE_BYTES = CH * (BM + BN) * 32;
     static constexpr int SMEM = STAGES * STAGE_BYTES;
+    /* 8-warp blocks: at most 128 registers, two blocks an SM (the 64-output
+     * warp tiles took 147 with the phased epilogue and fell to one block:
+     * the depth head's 3x3 at 256x256, 54.5 -> 60.9 us on an H100) */
+    static constexpr int MINB = NT <= 256 ? 2 : 1;
 };
 
 template <int BM, int BN, int WM, int WN, int STAGES, int CH, bool FQ>
-__global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT)
+__global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, QT<BM, BN, WM, WN, STAGES, CH>::MINB)
     k_qgemm_tiled(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                   const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, q_fx fx) {
     MTK_PDL_WAIT();
