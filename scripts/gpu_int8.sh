@@ -98,11 +98,11 @@ PY
 fi
 cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"
 grep -E "^step .*qconv-int8" "$OUT/profile_int8.txt" 2>/dev/null | awk '{s+=$6; n++} END {if (n) printf "qconv-int8 steps (eager, one run): %d, %.3f ms in all\n", n, s}'
-# every step of the INT8 plan outside the encoder (part 1), longest first:
+# every step of the INT8 plan outside the encoder (part 0), longest first:
 # where the heads' time goes besides the GEMMs
-awk '$1 == "step" && $4 != 1 {t[$5] += $6; n[$5]++; tot += $6} END {for (k in t) printf "  %-12s %3d steps %7.1f us\n", k, n[k], t[k] * 1000; printf "  heads, eager: %.1f us\n", tot * 1000}' \
+awk '$1 == "step" && $4 != 0 {t[$5] += $6; n[$5]++; tot += $6} END {for (k in t) printf "  %-12s %3d steps %7.1f us\n", k, n[k], t[k] * 1000; printf "  heads, eager: %.1f us\n", tot * 1000}' \
   "$OUT/profile_int8.txt" 2>/dev/null | sort -k4 -nr
-awk '$1 == "step" && $4 != 1' "$OUT/profile_int8.txt" 2>/dev/null | sort -k6 -nr | head -12 | cut -c1-150
+awk '$1 == "step" && $4 != 0' "$OUT/profile_int8.txt" 2>/dev/null | sort -k6 -nr | head -12 | cut -c1-150
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
