@@ -40,7 +40,12 @@
 # built against .deps-triton/grpc-c.tar.xz from scripts/grpc_c_deps.sh, or
 # the system's libgrpc-dev with --cpu; the target's number when present)
 # and in system shared memory (--shm: the server's rate without the
-# transport's copies).  Output: $OUT (or ./results):
+# transport's copies).  Load problems: --load-cycles N starts and stops
+# each configuration's servers N times before measuring it (a crash or a
+# server never ready is counted, its log kept), --gdb runs every server
+# under cuda-gdb so that a crash writes each thread's stack into its log.
+# The H100 results (2026-12-07): two servers of 3 instances and the C
+# client meet the 0.8x target (docs/PERFORMANCE.md).  Output: $OUT (or ./results):
 # triton_results.json (every level of every run, the benches),
 # triton_table.md, the first server's log; the rest in gpu-triton-logs/.
 set -euo pipefail
