@@ -28,9 +28,11 @@ suite() { # suite NAME STATUS
   if [ "$2" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "suite $1 FAILED"; fi
 }
 # Builds quietly; on failure shows the end of the log.
-quiet_build() { # quiet_build DIR [TARGET]
-  local log=$1.log
-  if ! cmake --build "$1" -j"${JOBS:-2}" ${2:+--target $2} >"$log" 2>&1; then tail -40 "$log"; return 1; fi
+quiet_build() { # quiet_build DIR [TARGET...]
+  local log=$1.log dir=$1 targets=()
+  shift
+  [ $# -gt 0 ] && targets=(--target "$@")
+  if ! cmake --build "$dir" -j"${JOBS:-2}" "${targets[@]}" >"$log" 2>&1; then tail -40 "$log"; return 1; fi
 }
 
 echo "== ctest"
@@ -60,15 +62,17 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMTMI_SANITIZE=ON -DMTMI_NO_C
 suite asan-ubsan $rc
 drop_build build-asan
 
-echo "== ThreadSanitizer (pipeline: frames in flight across CPU devices)"
+echo "== ThreadSanitizer (pipeline: frames in flight across CPU devices; Triton instances of one model)"
 # --quick keeps one OpenMP thread per CPU device: libgomp is not built with
 # TSan and would only add false reports.
 rc=0
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMTMI_NO_CUDA=ON -DCMAKE_C_FLAGS="-fsanitize=thread -g -O1" \
-      -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DPython3_EXECUTABLE="$py" >/dev/null && quiet_build build-tsan test_pipeline || rc=1
+      -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DPython3_EXECUTABLE="$py" >/dev/null && quiet_build build-tsan test_pipeline test_triton_units || rc=1
 # OMP_NUM_THREADS=1 for the same reason: the scene generator's rows (the
 # synthetic frames of the image-input case) are an OpenMP loop too.
 [ $rc = 0 ] && { OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_pipeline --quick | tail -1 || rc=1; }
+# the Triton engine: instances of one model loading while others run
+[ $rc = 0 ] && { OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_triton_units --instances | tail -1 || rc=1; }
 suite tsan $rc
 drop_build build-tsan
 

@@ -334,12 +334,10 @@ __device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s, float r) {
 
 /* outputs (pix, col) and (pix, col + 1) from their int32 sums av0, av1
  * (bias included) and the columns' multipliers m0, m1: q_epilogue, store (a
- * pair as one char2 / half2 / float2 where aligned).  Inline, with the
- * column constants loaded once per thread by the caller: out of line, with
- * the bias and multiplier loaded and the parameter struct read through a
- * pointer per call, the epilogue took ~40 us over 8.4M outputs (the 1x1
- * convs with K = 32 on an H100, 2026-12-07), 10x its instruction count.
- * The slow paths (exact division, Sigmoid / Gelu) stay out of line. */
+ * pair as one char2 / half2 / float2 where aligned), for the narrow
+ * kernel; the tiled kernel's q_epilogue_tile does the same in phases.
+ * Inline, the column constants loaded by the caller; the slow paths (exact
+ * division, Sigmoid / Gelu) out of line. */
 __device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, int av1, float m0, float m1, int col, int pix,
                                        int64_t obase, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
     if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
@@ -393,11 +391,13 @@ __device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, in
  * makes it, but in phases over the 4 * NI outputs of one mi at a time:
  * dequantize and activation; the requantization's fast path (q_quant_r's,
  * branch-free) with a bit per output where it cannot decide; one branch
- * for those (about 1 in 4000 values); the stores.  Per output ~15
- * instructions instead of q_out2's ~60 (branches and their reconvergence
- * per output: 16.4M warp instructions for 8.4M outputs in the seg head's
- * first 1x1, H100 ncu, 2026-12-07).  Uniform conditions (act, output
- * kind, acc_out) are tested once, outside the loops. */
+ * for those (about 1 in 4000 values); the stores.  Uniform conditions
+ * (act, output kind, acc_out) are tested once, outside the loops.  The
+ * seg head's first 1x1 (K = 32, nearly all epilogue; H100, 2026-12-07):
+ * 43.4 us with the old out-of-line per-pair epilogue, 34.5 with q_out2
+ * inline per pair (ncu: 62 thread instructions an output; a branch, its
+ * reconvergence and a call site per output), 24.1 in phases (43 an
+ * output, loads and the K loop included). */
 template <int MI, int NI>
 __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[MI][NI][4], int P, int r0, int c0, int g, int t,
                                                 const int32_t *__restrict__ bq, const float *__restrict__ mult,

@@ -3,7 +3,9 @@
  * an instance per GPU, and the batch run through the pipelines against the
  * plan API on the same frames (classes and depth equal), with the failure
  * paths: a frame size the network refuses, more sizes in one batch than the
- * cache holds, a failed request's later frames. */
+ * cache holds, a failed request's later frames; several instances of one
+ * model loading and running at once. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,11 +207,125 @@ static void test_engine(void) {
     mtmi_model_free(m);
 }
 
-int main(void) {
+/* Triton's pattern with several instances of one model: each instance an
+ * engine over the shared model and its mutex; instance k builds its
+ * pipeline (the load) while the instances before it run batches on their
+ * own threads, then all run at once, every other batch with float input
+ * (another pipeline, which each instance builds while the others run and
+ * build theirs: what the model's mutex serializes).  Every uint8 frame
+ * must equal the plan's answer, every float batch repeat itself; under ThreadSanitizer
+ * (scripts/test.sh) a race between the loads and the running instances
+ * fails the run.  (A server once crashed loading the third instance of a
+ * model on a GPU: docs/PERFORMANCE.md.) */
+enum { INST = 3, IFRAMES = 4, IROUNDS = 4 };
+typedef struct {
+    mtb_engine e;
+    uint8_t px[IFRAMES][S * S * 3];
+    uint8_t cls[IFRAMES][S * S];
+    float dep[IFRAMES][S * S];
+    float xf[3 * S * S]; /* the float input */
+    uint8_t cls2[IFRAMES][S * S];
+    float dep2[IFRAMES][S * S];
+    int ok, stop_after; /* rounds run; run this many then return */
+    char err[256];      /* why a batch did not run */
+} instance;
+
+static void *instance_main(void *arg) {
+    instance *in = arg;
+    for (int r = 0; r < in->stop_after; r++) {
+        char err[256] = "", fail[IFRAMES][256];
+        mtb_entry *en = NULL;
+        const int flt = r & 1;
+        mtb_engine_begin_batch(&in->e);
+        if (mtb_engine_entry(&in->e, !flt, S, S, &en, err, sizeof err) || !en) {
+            snprintf(in->err, sizeof in->err, "%s input: %s", flt ? "float" : "uint8", err);
+            return NULL;
+        }
+        mtb_frame fr[IFRAMES];
+        for (int i = 0; i < IFRAMES; i++) {
+            fail[i][0] = 0;
+            fr[i] = (mtb_frame){.entry = en, .input = flt ? (const void *)in->xf : in->px[i], .fail = fail[i], .fail_cap = 256};
+            fr[i].out[MTB_OUT_CLASSES] = flt ? in->cls2[i] : in->cls[i];
+            fr[i].out[MTB_OUT_DEPTH] = flt ? in->dep2[i] : in->dep[i];
+        }
+        mtb_engine_run(&in->e, fr, IFRAMES);
+        for (int i = 0; i < IFRAMES; i++)
+            if (fail[i][0]) {
+                snprintf(in->err, sizeof in->err, "%s frame %d: %s", flt ? "float" : "uint8", i, fail[i]);
+                return NULL;
+            }
+        in->ok++;
+    }
+    return NULL;
+}
+
+static void test_instances(void) {
+    mtmi_model *m = NULL;
+    mtmi_reference_options ro = {.seed = 12, .height = S, .width = S};
+    CHECK(!mtmi_model_make_reference(&ro, &m), "model: %s", mtmi_last_error());
+    if (!m) return;
+    mtb_config c;
+    char err[512] = "";
+    CHECK(!mtb_config_parse(CFG_OK, strlen(CFG_OK), &c, err, sizeof err), "config: %s", err);
+    c.depth_fp16 = 0;
+    c.want[MTB_OUT_LOGITS] = c.want[MTB_OUT_SCALE] = 0;
+    c.frames_in_flight = 2;
+    c.threads = 1;
+    c.max_sizes = 2;
+    mtb_roles roles;
+    CHECK(!mtb_find_roles(m, &c, &roles, err, sizeof err), "roles: %s", err);
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    instance *in = calloc(INST, sizeof *in);
+    pthread_t th[INST];
+    int started[INST] = {0};
+    if (!in) return;
+    for (int k = 0; k < INST; k++) {
+        mtb_engine_init(&in[k].e, m, &mu, &c, &roles, "cpu", NULL);
+        for (int i = 0; i < IFRAMES; i++) fill_frame(in[k].px[i], S, S, (unsigned)(7 * k + i));
+        for (int i = 0; i < 3 * S * S; i++) in[k].xf[i] = (float)((i * 7 + k * 13) % 255) / 255.0f - 0.5f;
+        /* the load: this instance's pipeline, built while the earlier
+         * instances run (warm_up in backend.c) */
+        mtb_entry *en = NULL;
+        mtb_engine_begin_batch(&in[k].e);
+        CHECK(!mtb_engine_entry(&in[k].e, 1, S, S, &en, err, sizeof err) && en, "instance %d load: %s", k, err);
+        in[k].stop_after = IROUNDS;
+        started[k] = pthread_create(&th[k], NULL, instance_main, &in[k]) == 0;
+        CHECK(started[k], "instance %d: thread", k);
+    }
+    for (int k = 0; k < INST; k++)
+        if (started[k]) pthread_join(th[k], NULL);
+    uint8_t ref_cls[S * S];
+    float ref_dep[S * S];
+    for (int k = 0; k < INST; k++) {
+        CHECK(in[k].ok == IROUNDS, "instance %d: %d of %d batches ran (%s)", k, in[k].ok, IROUNDS, in[k].err);
+        CHECK(!memcmp(in[k].cls2[0], in[k].cls2[IFRAMES - 1], sizeof in[k].cls2[0]) &&
+                  !memcmp(in[k].dep2[0], in[k].dep2[IFRAMES - 1], sizeof in[k].dep2[0]),
+              "instance %d: the same float frame, different answers", k);
+        for (int i = 0; i < IFRAMES; i++) {
+            CHECK(!plan_ref(m, in[k].px[i], ref_cls, ref_dep), "plan: %s", mtmi_last_error());
+            CHECK(!memcmp(in[k].cls[i], ref_cls, sizeof ref_cls) && !memcmp(in[k].dep[i], ref_dep, sizeof ref_dep),
+                  "instance %d frame %d differs from the plan's answer", k, i);
+        }
+        mtb_engine_free(&in[k].e);
+    }
+    free(in);
+    mtmi_model_free(m);
+}
+
+/* --instances: only test_instances, at one CPU thread a stage (the
+ * ThreadSanitizer run: libgomp is not instrumented, and a team of OpenMP
+ * threads would only add false reports) */
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--instances")) {
+        test_instances();
+        printf("%d passed, %d failed\n", checks - failures, failures);
+        return failures != 0;
+    }
     test_json();
     test_config();
     test_placement();
     test_engine();
+    test_instances();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures != 0;
 }
