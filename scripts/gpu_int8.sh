@@ -61,6 +61,39 @@ MTMI_CUDA_NO_FUSE=qresize timeout 90 "$BENCH" "$MODEL" --precision int8 --cache 
 # occupancy, SM / DRAM throughput, instructions and the leading stall
 # reasons, to say where a small layer's time goes
 if [ "${2:-}" = ncu ] && command -v ncu > /dev/null; then
+  # every kernel of one INT8 replay, time only, in launch order: the
+  # heads' kernels are the ones after the encoder's (printed: the heads'
+  # total by kernel name, then each of their launches)
+  echo "== ncu: every kernel of one replay, device time (+$(( $(date +%s) - T0 )) s)"
+  timeout 120 ncu --profile-from-start off --clock-control none --cache-control none --launch-count 400 \
+    --metrics gpu__time_duration.sum --csv "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu \
+    > "$OUT/ncu_all.csv" 2> "$OUT/ncu_all.err" || tail -3 "$OUT/ncu_all.err"
+  python3 - "$OUT/ncu_all.csv" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+if len(rows) < 2: print("ncu: no rows"); sys.exit(0)
+h = rows[0]; ki, vi, ui, ii = h.index("Kernel Name"), h.index("Metric Value"), h.index("Metric Unit"), h.index("ID")
+ks = []
+for r in rows[1:]:
+    try: v = float(r[vi].replace(",", ""))
+    except ValueError: continue
+    u = r[ui]
+    v = v / 1e3 if u in ("ns", "nsecond") else v * 1e3 if u in ("ms", "msecond") else v
+    ks.append((int(r[ii]), r[ki].replace("void ", "").split("(")[0].split("<")[0][:48], v))
+ks.sort()
+# one replay: the launches up to the second appearance of the first kernel
+n = next((i for i in range(1, len(ks)) if ks[i][1] == ks[0][1]), len(ks))
+rep = ks[:n]
+first_q = next((i for i, k in enumerate(rep) if "qconv" in k[1] or "qgemm" in k[1] or "qquant" in k[1]), len(rep))
+# the heads start at the first INT8 kernel's predecessor quantize pass or resize: take from the first INT8-related kernel
+heads = rep[first_q:]
+print("one replay: %d kernels, %.1f us; from the first INT8 kernel on (the heads): %d kernels, %.1f us"
+      % (len(rep), sum(k[2] for k in rep), len(heads), sum(k[2] for k in heads)))
+tot = collections.Counter(); cnt = collections.Counter()
+for _, name, v in heads: tot[name] += v; cnt[name] += 1
+for name, v in tot.most_common(12): print("  %8.1f us  %3d x  %s" % (v, cnt[name], name))
+print("  launches: " + ", ".join("%s %.1f" % (name.replace("k_", "")[:22], v) for _, name, v in heads))
+PY
   echo "== ncu: k_qgemm_tiled, one replay (+$(( $(date +%s) - T0 )) s)"
   timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:k_qgemm --launch-count 15 \
     --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --metrics smsp__inst_executed.sum --csv --page raw \
