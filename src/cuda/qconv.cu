@@ -556,8 +556,9 @@ template <int BM, int BN, int WM, int WN, int STAGES, int CH> struct QT {
     static constexpr int MINB = NT <= 256 ? 2 : 1;
 };
 
-template <int BM, int BN, int WM, int WN, int STAGES, int CH, bool FQ>
-__global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, QT<BM, BN, WM, WN, STAGES, CH>::MINB)
+/* MB: the blocks an SM __launch_bounds__ asks for (0: QT::MINB) */
+template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ>
+__global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? MB : QT<BM, BN, WM, WN, STAGES, CH>::MINB)
     k_qgemm_tiled(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                   const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, q_fx fx) {
     MTK_PDL_WAIT();
@@ -738,11 +739,11 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, QT<BM, BN,
     q_epilogue_tile<T::MI, T::NI>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
 }
 
-template <int BM, int BN, int WM, int WN, int STAGES, int CH, bool FQ>
+template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ>
 static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
                             const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, const q_fx &fx) {
     typedef QT<BM, BN, WM, WN, STAGES, CH> T;
-    auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH, FQ>;
+    auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH, MB, FQ>;
     if (T::SMEM > 48 * 1024) { /* once per device (a host call, also fine while a graph is captured) */
         static unsigned long long done;
         int dev = 0;
@@ -842,29 +843,35 @@ static cudaError_t q_launch_narrow(cudaStream_t st, const mtk_qconv *q, int64_t 
  * whether that chain is the floor: on an H100 (2026-12-07) they halved the
  * small 1x1 layers (P <= 4096: 13.7-14.4 -> 7.0-10.4 us) and lost on the
  * large ones, so the floor is too few warps in flight, not the chain;
- * q_pick takes them for layers of <= 1M outputs. */
-#define Q_CFGS(X)                      \
-    X(1, 128, 32, 32, 32, 4, 2)        \
-    X(2, 256, 32, 64, 32, 3, 2)        \
-    X(3, 128, 32, 32, 32, 3, 4)        \
-    X(4, 128, 64, 32, 32, 4, 2)        \
-    X(5, 128, 64, 64, 32, 4, 2)        \
-    X(6, 256, 64, 64, 32, 3, 2)        \
-    X(7, 128, 128, 64, 32, 4, 2)       \
-    X(8, 64, 128, 32, 32, 4, 2)        \
-    X(9, 128, 160, 64, 32, 4, 2)       \
-    X(10, 64, 160, 32, 32, 4, 2)       \
-    X(11, 64, 32, 32, 32, 4, 2)        \
-    X(12, 32, 64, 32, 32, 4, 2)        \
-    X(13, 64, 32, 16, 16, 4, 2)        \
-    X(14, 32, 32, 16, 16, 4, 2)
+ * q_pick takes them for layers of <= 1M outputs.  The last column asks
+ * __launch_bounds__ for that many blocks an SM (0: QT::MINB).  16 is 1
+ * with five blocks instead of four (ptxas: 96 registers and 36 bytes of
+ * spill instead of 112): for the 3x3 layers that 1 runs at 25 % occupancy
+ * with "wait" stalls leading (the depth head's 512x512 conv, 83.6 us);
+ * swept, not picked until measured. */
+#define Q_CFGS(X)                       \
+    X(1, 128, 32, 32, 32, 4, 2, 0)      \
+    X(2, 256, 32, 64, 32, 3, 2, 0)      \
+    X(3, 128, 32, 32, 32, 3, 4, 0)      \
+    X(4, 128, 64, 32, 32, 4, 2, 0)      \
+    X(5, 128, 64, 64, 32, 4, 2, 0)      \
+    X(6, 256, 64, 64, 32, 3, 2, 0)      \
+    X(7, 128, 128, 64, 32, 4, 2, 0)     \
+    X(8, 64, 128, 32, 32, 4, 2, 0)      \
+    X(9, 128, 160, 64, 32, 4, 2, 0)     \
+    X(10, 64, 160, 32, 32, 4, 2, 0)     \
+    X(11, 64, 32, 32, 32, 4, 2, 0)      \
+    X(12, 32, 64, 32, 32, 4, 2, 0)      \
+    X(13, 64, 32, 16, 16, 4, 2, 0)      \
+    X(14, 32, 32, 16, 16, 4, 2, 0)      \
+    X(16, 128, 32, 32, 32, 4, 2, 5)
 #define Q_CFG_NARROW 15 /* k_qconv_narrow */
-#define Q_NCFG 15
+#define Q_NCFG 16
 
 static const char *q_cfg_name(int c) {
     switch (c) {
-#define X(id, BM, BN, WM, WN, S, CH) \
-    case id: return #BM "x" #BN " w" #WM "x" #WN " s" #S " k" #CH;
+#define X(id, BM, BN, WM, WN, S, CH, MB) \
+    case id: return MB ? #BM "x" #BN " w" #WM "x" #WN " s" #S " k" #CH " b" #MB : #BM "x" #BN " w" #WM "x" #WN " s" #S " k" #CH;
         Q_CFGS(X)
 #undef X
     case 0: return "simple";
@@ -877,10 +884,10 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
                              const int8_t *wq, const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc,
                              const q_fx &fx) {
     switch (c) {
-#define X(id, BM, BN, WM, WN, S, CH)                                                                          \
+#define X(id, BM, BN, WM, WN, S, CH, MB)                                                                      \
     case id:                                                                                                  \
-        return fq ? q_launch<BM, BN, WM, WN, S, CH, true>(st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx)    \
-                  : q_launch<BM, BN, WM, WN, S, CH, false>(st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
+        return fq ? q_launch<BM, BN, WM, WN, S, CH, MB, true>(st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx) \
+                  : q_launch<BM, BN, WM, WN, S, CH, MB, false>(st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
         Q_CFGS(X)
 #undef X
     case Q_CFG_NARROW:
