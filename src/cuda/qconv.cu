@@ -760,21 +760,24 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
     return cudaGetLastError();
 }
 
-/* Narrow 1x1 convolutions (CO <= Q_NARROW_CO: the depth head's 32 -> 1
- * classifier), configuration Q_CFG_NARROW.  A tensor-core tile of 32
- * output channels wastes 31 of them there, and the tiled kernel's time
+/* Narrow 1x1 convolutions (CO <= NCO), configurations Q_CFG_NARROW (NCO
+ * 4: the depth head's 32 -> 1 classifier) and Q_CFG_NARROW32 (NCO 32: the
+ * seg head's 128 -> 19 one, say).  A tensor-core tile of 32 output
+ * channels wastes 31 of them on the first, and the tiled kernel's time
  * (26.6 us over 262144 pixels on an H100, 2026-12-07, ncu) went to loads
- * and the epilogue, not the products.  Here a thread owns one pixel: its
- * Cp int8 inputs in 16-byte loads, dp4a against the weights (shared
- * memory), the same int32 sums as the tensor cores (integer arithmetic is
- * exact in any order), then q_out2's epilogue per channel. */
-#define Q_NARROW_CO 4
+ * and the epilogue, not the products (now 8.0 us).  Here a thread owns one
+ * pixel: its Cp int8 inputs in 16-byte loads, dp4a against the weights
+ * (shared memory, read by every thread at once: broadcasts), the same
+ * int32 sums as the tensor cores (integer arithmetic is exact in any
+ * order), then q_out2's epilogue per pair of channels.  COp is 32 for both
+ * (CO <= 32). */
 #define Q_NARROW_CP 256
+template <int NCO>
 __global__ void __launch_bounds__(256)
     k_qconv_narrow(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                    const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
     MTK_PDL_WAIT();
-    __shared__ __align__(16) int8_t ws[Q_NARROW_CO * Q_NARROW_CP];
+    __shared__ __align__(16) int8_t ws[NCO * Q_NARROW_CP];
     for (int i = threadIdx.x; i < q.CO * q.Cp / 16; i += blockDim.x) {
         const int co = i / (q.Cp / 16), c = (i % (q.Cp / 16)) * 16;
         *(uint4 *)(ws + co * q.Cp + c) = __ldg((const uint4 *)(wq + (int64_t)co * q.Cp + c));
@@ -783,12 +786,14 @@ __global__ void __launch_bounds__(256)
     const int64_t P = (int64_t)q.N * q.OH * q.OW;
     const int64_t pix = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (pix >= P) return;
-    int acc[Q_NARROW_CO] = {0, 0, 0, 0};
+    int acc[NCO];
+#pragma unroll
+    for (int co = 0; co < NCO; co++) acc[co] = 0;
     const int8_t *x = xq + pix * q.Cp; /* 1x1, stride 1, no padding: pixel pix of the input */
     for (int c = 0; c < q.Cp; c += 16) {
         const uint4 v = __ldg((const uint4 *)(x + c));
 #pragma unroll
-        for (int co = 0; co < Q_NARROW_CO; co++) {
+        for (int co = 0; co < NCO; co++) {
             if (co >= q.CO) break;
             const uint4 w = *(const uint4 *)(ws + co * q.Cp + c);
             acc[co] = __dp4a((int)v.x, (int)w.x, acc[co]);
@@ -802,32 +807,27 @@ __global__ void __launch_bounds__(256)
     const int64_t rr = pix / q.OW;
     const int oy = (int)(rr % q.OH), n = (int)(rr / q.OH);
     const int64_t obase = (int64_t)n * q.ys0 + ((int64_t)oy * q.OW + ox) * q.ldy;
-    if (q.y_int8) { /* int8 for the next QConv: its padding channels too */
-        for (int col = 0; col < q.COp; col += 2) {
-            const int a0 = col < q.CO && col < Q_NARROW_CO ? acc[col] + bq[col] : 0;
-            const int a1 = col + 1 < q.CO && col + 1 < Q_NARROW_CO ? acc[col + 1] + bq[col + 1] : 0;
-            q_out2(q, ry, a0, a1, col < q.CO ? mult[col] : 0.0f, col + 1 < q.CO ? mult[col + 1] : 0.0f, col, (int)pix, obase, y,
-                   y_f16, acc_out);
-        }
-        return;
-    }
+    /* y_int8: every channel up to COp (= 32), 0 in the padding ones; else
+     * the CO real ones */
+    const int ncol = q.y_int8 ? q.COp : q.CO;
 #pragma unroll
-    for (int col = 0; col < Q_NARROW_CO; col += 2) {
-        if (col >= q.CO) break;
-        const bool two = col + 1 < q.CO;
-        q_out2(q, ry, acc[col] + bq[col], two ? acc[col + 1] + bq[col + 1] : 0, mult[col], two ? mult[col + 1] : 0.0f, col,
-               (int)pix, obase, y, y_f16, acc_out);
+    for (int col = 0; col < 32; col += 2) {
+        if (col >= ncol) break;
+        const bool ok0 = col < NCO && col < q.CO, ok1 = col + 1 < NCO && col + 1 < q.CO;
+        q_out2(q, ry, ok0 ? acc[col < NCO ? col : 0] + bq[col] : 0, ok1 ? acc[col + 1 < NCO ? col + 1 : 0] + bq[col + 1] : 0,
+               ok0 ? mult[col] : 0.0f, ok1 ? mult[col + 1] : 0.0f, col, (int)pix, obase, y, y_f16, acc_out);
     }
 }
 
-static bool q_narrow_ok(const mtk_qconv *q) {
+static bool q_narrow_ok(const mtk_qconv *q, int nco) {
     return q->KH == 1 && q->KW == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0 && q->H == q->OH && q->W == q->OW &&
-           q->CO <= Q_NARROW_CO && q->Cp <= Q_NARROW_CP && q->Cp % 16 == 0;
+           q->CO <= nco && q->COp == 32 && q->Cp <= Q_NARROW_CP && q->Cp % 16 == 0;
 }
 
+template <int NCO>
 static cudaError_t q_launch_narrow(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
                                    const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc) {
-    mtk_launch(k_qconv_narrow, dim3((unsigned)((P + 255) / 256)), 256, 0, st, *q, xq, wq, bq, mult, y, y_f16, acc);
+    mtk_launch(k_qconv_narrow<NCO>, dim3((unsigned)((P + 255) / 256)), 256, 0, st, *q, xq, wq, bq, mult, y, y_f16, acc);
     return cudaGetLastError();
 }
 
@@ -865,8 +865,9 @@ static cudaError_t q_launch_narrow(cudaStream_t st, const mtk_qconv *q, int64_t 
     X(13, 64, 32, 16, 16, 4, 2, 0)      \
     X(14, 32, 32, 16, 16, 4, 2, 0)      \
     X(16, 128, 32, 32, 32, 4, 2, 5)
-#define Q_CFG_NARROW 15 /* k_qconv_narrow */
-#define Q_NCFG 16
+#define Q_CFG_NARROW 15   /* k_qconv_narrow<4> */
+#define Q_CFG_NARROW32 17 /* k_qconv_narrow<32>: swept, not picked until measured */
+#define Q_NCFG 17
 
 static const char *q_cfg_name(int c) {
     switch (c) {
@@ -875,7 +876,8 @@ static const char *q_cfg_name(int c) {
         Q_CFGS(X)
 #undef X
     case 0: return "simple";
-    case Q_CFG_NARROW: return "narrow (dp4a, a pixel a thread)";
+    case Q_CFG_NARROW: return "narrow (dp4a, a pixel a thread, CO <= 4)";
+    case Q_CFG_NARROW32: return "narrow (dp4a, a pixel a thread, CO <= 32)";
     default: return "auto";
     }
 }
@@ -890,9 +892,10 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
                   : q_launch<BM, BN, WM, WN, S, CH, MB, false>(st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
         Q_CFGS(X)
 #undef X
-    case Q_CFG_NARROW:
-        if (!fq) return q_launch_narrow(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
-        return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc); /* not reached: no FQ variant */
+    case Q_CFG_NARROW: /* no fused-quantize variant: the callers map fq to a tiled one */
+        return q_launch_narrow<4>(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
+    case Q_CFG_NARROW32:
+        return q_launch_narrow<32>(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
     }
 }
@@ -902,7 +905,7 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
  * configuration gives the same bits */
 static int q_pick(const mtk_qconv *q, int64_t P) {
     const int64_t pb128 = (P + 127) / 128;
-    if (q_narrow_ok(q)) return Q_CFG_NARROW;
+    if (q_narrow_ok(q, 4)) return Q_CFG_NARROW;
     /* small 1x1 layers (<= 1M outputs) are latency-bound: the most warps,
      * 16x16 warp tiles (H100 sweep, 2026-12-07: 13.7-14.4 -> 7.0-10.4 us) */
     if (q->KH * q->KW == 1 && P * q->COp <= ((int64_t)1 << 20)) return P <= 1024 && q->COp <= 128 ? 14 : 13;
@@ -930,7 +933,7 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
     if (q->y_int8 && !(q->y_scale > 0.0f)) return cudaErrorInvalidValue;
     if (cfg < 0) cfg = q_pick(q, P);
-    if (cfg == Q_CFG_NARROW && !q_narrow_ok(q)) cfg = 1;
+    if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32))) cfg = 1;
     if (cfg > Q_NCFG || !q_geom_ok(q, P)) cfg = 0;
     q_fx fx = {nullptr, 0, 0, 0};
     return q_run_cfg(cfg, false, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
@@ -960,7 +963,7 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
         return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
     if (fuse && cfg != 0 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
         if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
-        if (cfg == Q_CFG_NARROW) cfg = 1; /* no fused-quantize variant */
+        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32) cfg = 1; /* no fused-quantize variant */
         q_fx fx = {(const __half *)x, xs[0], xs[2], xs[3]};
         return q_run_cfg(cfg, true, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
     }
