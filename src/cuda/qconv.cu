@@ -332,41 +332,19 @@ __device__ __noinline__ uint4 q_quant16(uint4 a, uint4 b, float s, float r) {
     return make_uint4(lo.x, lo.y, hi.x, hi.y);
 }
 
-/* outputs (pix, col) and (pix, col + 1) from their int32 sums av0, av1
- * (bias included) and the columns' multipliers m0, m1: q_epilogue, store (a
- * pair as one char2 / half2 / float2 where aligned), for the narrow
- * kernel; the tiled kernel's q_epilogue_tile does the same in phases.
- * Inline, the column constants loaded by the caller; the slow paths (exact
- * division, Sigmoid / Gelu) out of line. */
-__device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, int av1, float m0, float m1, int col, int pix,
-                                       int64_t obase, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
-    if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
-        if (col >= q.COp) return;
-        const bool ok0 = col < q.CO, ok1 = col + 1 < q.CO;
-        if (acc_out) {
-            if (ok0) acc_out[(int64_t)pix * q.CO + col] = av0;
-            if (ok1) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
-        }
-        const int q0 = ok0 ? q_epilogue_q(q, av0, m0, ry) : 0;
-        const int q1 = ok1 ? q_epilogue_q(q, av1, m1, ry) : 0;
-        int8_t *yq = (int8_t *)y + obase + col; /* col is even, COp a multiple of 32: col + 1 < COp */
-        if ((((uintptr_t)yq) & 1) == 0) {
-            *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
-        } else {
-            yq[0] = (int8_t)q0;
-            yq[1] = (int8_t)q1;
-        }
-        return;
+/* Stores of a pair of outputs (pix, col), (pix, col + 1) at element off:
+ * int8 codes as one char2 where aligned (col is even and COp a multiple
+ * of 32, so col + 1 < COp), floats as one half2 / float2 where aligned
+ * and both exist (two). */
+__device__ __forceinline__ void q_put2q(int8_t *yq, int q0, int q1) {
+    if ((((uintptr_t)yq) & 1) == 0) {
+        *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
+    } else {
+        yq[0] = (int8_t)q0;
+        yq[1] = (int8_t)q1;
     }
-    if (col >= q.CO) return;
-    const bool two = col + 1 < q.CO;
-    if (acc_out) {
-        acc_out[(int64_t)pix * q.CO + col] = av0;
-        if (two) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
-    }
-    const float v0 = q_epilogue(q, av0, m0, ry);
-    const float v1 = two ? q_epilogue(q, av1, m1, ry) : 0.0f;
-    const int64_t off = obase + col;
+}
+__device__ __forceinline__ void q_put2f(void *__restrict__ y, int y_f16, int64_t off, bool two, float v0, float v1) {
     if (y_f16) {
         __half *yh = (__half *)y;
         if (two && (off & 1) == 0) {
@@ -384,6 +362,33 @@ __device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, in
             if (two) yf[off + 1] = v1;
         }
     }
+}
+
+/* outputs (pix, col) and (pix, col + 1) from their int32 sums av0, av1
+ * (bias included) and the columns' multipliers m0, m1: q_epilogue, store (a
+ * pair as one char2 / half2 / float2 where aligned), for the narrow
+ * kernel; the tiled kernel's q_epilogue_tile does the same in phases.
+ * Inline, the column constants loaded by the caller; the slow paths (exact
+ * division, Sigmoid / Gelu) out of line. */
+__device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, int av1, float m0, float m1, int col, int pix,
+                                       int64_t obase, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+    if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
+        if (col >= q.COp) return;
+        const bool ok0 = col < q.CO, ok1 = col + 1 < q.CO;
+        if (acc_out) {
+            if (ok0) acc_out[(int64_t)pix * q.CO + col] = av0;
+            if (ok1) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
+        }
+        q_put2q((int8_t *)y + obase + col, ok0 ? q_epilogue_q(q, av0, m0, ry) : 0, ok1 ? q_epilogue_q(q, av1, m1, ry) : 0);
+        return;
+    }
+    if (col >= q.CO) return;
+    const bool two = col + 1 < q.CO;
+    if (acc_out) {
+        acc_out[(int64_t)pix * q.CO + col] = av0;
+        if (two) acc_out[(int64_t)pix * q.CO + col + 1] = av1;
+    }
+    q_put2f(y, y_f16, obase + col, two, q_epilogue(q, av0, m0, ry), two ? q_epilogue(q, av1, m1, ry) : 0.0f);
 }
 
 /* The tiled kernel's epilogue: a thread's MI x NI mma tiles (rows r0 + mi
@@ -494,14 +499,7 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
                 for (int ni = 0; ni < NI; ni++) {
                     const int col = c0 + ni * 8 + t * 2;
                     if (col >= q.COp) continue;
-                    const int q0 = col < q.CO ? qv[ni][2 * hr] : 0, q1 = col + 1 < q.CO ? qv[ni][2 * hr + 1] : 0;
-                    int8_t *yq = (int8_t *)y + obase[hr] + col; /* col even, COp a multiple of 32: col + 1 < COp */
-                    if ((((uintptr_t)yq) & 1) == 0) {
-                        *(char2 *)yq = make_char2((signed char)q0, (signed char)q1);
-                    } else {
-                        yq[0] = (int8_t)q0;
-                        yq[1] = (int8_t)q1;
-                    }
+                    q_put2q((int8_t *)y + obase[hr] + col, col < q.CO ? qv[ni][2 * hr] : 0, col + 1 < q.CO ? qv[ni][2 * hr + 1] : 0);
                 }
             }
             continue;
@@ -518,27 +516,7 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
 #pragma unroll
             for (int ni = 0; ni < NI; ni++) {
                 const int col = c0 + ni * 8 + t * 2;
-                if (col >= q.CO) continue;
-                const bool two = col + 1 < q.CO;
-                const float v0 = v[ni][2 * hr], v1 = v[ni][2 * hr + 1];
-                const int64_t off = obase[hr] + col;
-                if (y_f16) {
-                    __half *yh = (__half *)y;
-                    if (two && (off & 1) == 0) {
-                        *(__half2 *)(yh + off) = __halves2half2(__float2half_rn(v0), __float2half_rn(v1));
-                    } else {
-                        yh[off] = __float2half_rn(v0);
-                        if (two) yh[off + 1] = __float2half_rn(v1);
-                    }
-                } else {
-                    float *yf = (float *)y;
-                    if (two && (off & 1) == 0) {
-                        *(float2 *)(yf + off) = make_float2(v0, v1);
-                    } else {
-                        yf[off] = v0;
-                        if (two) yf[off + 1] = v1;
-                    }
-                }
+                if (col < q.CO) q_put2f(y, y_f16, obase[hr] + col, col + 1 < q.CO, v[ni][2 * hr], v[ni][2 * hr + 1]);
             }
         }
     }

@@ -128,19 +128,35 @@ static int plan_ref(mtmi_model *m, const uint8_t *px, uint8_t *classes, float *d
     return rc;
 }
 
-static void test_engine(void) {
+/* The reference network (seed) and CFG_OK as the engine tests use it:
+ * float depth (to compare exactly), no logits, two input sizes; NULL (and
+ * a failed check) if the model or config could not be made. */
+static mtmi_model *engine_setup(uint64_t seed, mtb_config *c, mtb_roles *roles) {
     mtmi_model *m = NULL;
-    mtmi_reference_options ro = {.seed = 11, .height = S, .width = S};
+    mtmi_reference_options ro = {.seed = seed, .height = S, .width = S};
     CHECK(!mtmi_model_make_reference(&ro, &m), "model: %s", mtmi_last_error());
-    if (!m) return;
-    mtb_config c;
+    if (!m) return NULL;
     char err[512] = "";
-    CHECK(!mtb_config_parse(CFG_OK, strlen(CFG_OK), &c, err, sizeof err), "config: %s", err);
-    c.depth_fp16 = 0; /* float depth, to compare exactly */
-    c.want[MTB_OUT_LOGITS] = c.want[MTB_OUT_SCALE] = 0;
-    c.max_sizes = 2;
+    int ok = !mtb_config_parse(CFG_OK, strlen(CFG_OK), c, err, sizeof err);
+    CHECK(ok, "config: %s", err);
+    c->depth_fp16 = 0;
+    c->want[MTB_OUT_LOGITS] = c->want[MTB_OUT_SCALE] = 0;
+    c->max_sizes = 2;
+    if (ok) ok = !mtb_find_roles(m, c, roles, err, sizeof err) && roles->seg == 0 && roles->depth == 1;
+    CHECK(ok, "roles: %s", err);
+    if (!ok) {
+        mtmi_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void test_engine(void) {
+    mtb_config c;
     mtb_roles roles;
-    CHECK(!mtb_find_roles(m, &c, &roles, err, sizeof err) && roles.seg == 0 && roles.depth == 1, "roles: %s", err);
+    char err[512] = "";
+    mtmi_model *m = engine_setup(11, &c, &roles);
+    if (!m) return;
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     mtb_engine e;
     mtb_engine_init(&e, m, &mu, &c, &roles, "cpu", NULL);
@@ -260,20 +276,13 @@ static void *instance_main(void *arg) {
 }
 
 static void test_instances(void) {
-    mtmi_model *m = NULL;
-    mtmi_reference_options ro = {.seed = 12, .height = S, .width = S};
-    CHECK(!mtmi_model_make_reference(&ro, &m), "model: %s", mtmi_last_error());
-    if (!m) return;
     mtb_config c;
+    mtb_roles roles;
     char err[512] = "";
-    CHECK(!mtb_config_parse(CFG_OK, strlen(CFG_OK), &c, err, sizeof err), "config: %s", err);
-    c.depth_fp16 = 0;
-    c.want[MTB_OUT_LOGITS] = c.want[MTB_OUT_SCALE] = 0;
+    mtmi_model *m = engine_setup(12, &c, &roles);
+    if (!m) return;
     c.frames_in_flight = 2;
     c.threads = 1;
-    c.max_sizes = 2;
-    mtb_roles roles;
-    CHECK(!mtb_find_roles(m, &c, &roles, err, sizeof err), "roles: %s", err);
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     instance *in = calloc(INST, sizeof *in);
     pthread_t th[INST];
