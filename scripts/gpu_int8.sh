@@ -81,9 +81,11 @@ for r in rows[1:]:
     v = v / 1e3 if u in ("ns", "nsecond") else v * 1e3 if u in ("ms", "msecond") else v
     ks.append((int(r[ii]), r[ki].replace("void ", "").split("(")[0].split("<")[0][:48], v))
 ks.sort()
-# one replay: the launches up to the second appearance of the first kernel
-n = next((i for i in range(1, len(ks)) if ks[i][1] == ks[0][1]), len(ks))
-rep = ks[:n]
+# one replay: the bench's --ncu run opens the profiler around a single
+# replay, so every launch profiled is one of it (cutting at the first
+# kernel's second appearance gave one kernel: the first two launches
+# share a name)
+rep = ks
 first_q = next((i for i, k in enumerate(rep) if "qconv" in k[1] or "qgemm" in k[1] or "qquant" in k[1]), len(rep))
 # the heads start at the first INT8 kernel's predecessor quantize pass or resize: take from the first INT8-related kernel
 heads = rep[first_q:]
@@ -94,8 +96,8 @@ for _, name, v in heads: tot[name] += v; cnt[name] += 1
 for name, v in tot.most_common(12): print("  %8.1f us  %3d x  %s" % (v, cnt[name], name))
 print("  launches: " + ", ".join("%s %.1f" % (name.replace("k_", "")[:22], v) for _, name, v in heads))
 PY
-  echo "== ncu: k_qgemm_tiled, one replay (+$(( $(date +%s) - T0 )) s)"
-  timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:k_qgemm --launch-count 15 \
+  echo "== ncu: the INT8 GEMM kernels (tiled, halo, narrow), one replay (+$(( $(date +%s) - T0 )) s)"
+  timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:'k_qgemm|k_qconv_halo|k_qconv_narrow' --launch-count 15 \
     --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --metrics smsp__inst_executed.sum --csv --page raw \
     "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu > "$OUT/ncu_qgemm.csv" 2> "$OUT/ncu_qgemm.err" || tail -3 "$OUT/ncu_qgemm.err"
   python3 - "$OUT/ncu_qgemm.csv" <<'PY'
@@ -121,12 +123,15 @@ for r in data:
     print("%7.1f %4.0f %6.0f %4.0f %5.1f %5.1f %5.1f %9.0f  %s" % (num(r, it) / (1e3 if h and "ns" in rows[1][it] else 1), num(r, ireg), num(r, igrid), num(r, iblk),
           num(r, iocc), num(r, ism), num(r, idram), num(r, iinst), ", ".join("%s %.1f" % (n, v) for v, n in st)))
 PY
-  # the SASS of one tiled configuration (128x64, no fused quantize): its
-  # instruction mix, to count what the epilogue costs per output
+  # the SASS of one tiled configuration (128x64, no fused quantize) and of
+  # the halo kernel: their instruction mix, to count what the epilogue and
+  # the loader cost per output
   OBJ=$(find "$BUILD" -name "qconv.cu.o" | head -1)
   if [ -n "$OBJ" ] && command -v cuobjdump > /dev/null; then
-    cuobjdump -sass "$OBJ" 2>/dev/null | awk '/Function : .*k_qgemm_tiledILi128ELi64ELi32ELi32ELi4ELi2ELb0E/ {on=1; next} /Function :/ {on=0} on && /\/\*[0-9a-f]+\*\// {op = $2; if (op ~ /^@/) op = $3; print op}' \
-      | sed 's/\..*//; s/;//' | sort | uniq -c | sort -rn | head -25 | awk '{printf "%s %s, ", $2, $1} END {print ""}' | sed 's/^/  SASS 128x64 (cfg 4): /'
+    for fn in "k_qgemm_tiledILi128ELi64ELi32ELi32ELi4ELi2ELi0ELb0E:128x64 (cfg 4)" "k_qconv_haloILi32ELi3E:halo 32 (cfg 18)"; do
+      cuobjdump -sass "$OBJ" 2>/dev/null | awk -v pat="${fn%%:*}" '/Function :/ {on = index($0, pat) > 0; next} on && /\/\*[0-9a-f]+\*\// {op = $2; if (op ~ /^@/) op = $3; print op}' \
+        | sed 's/\..*//; s/;//' | sort | uniq -c | sort -rn | head -25 | awk '{printf "%s %s, ", $2, $1} END {print ""}' | sed "s/^/  SASS ${fn#*:}: /"
+    done
   fi
 fi
 cat "$OUT/bench_fp16.log" "$OUT/bench_int8.log"

@@ -809,6 +809,168 @@ static cudaError_t q_launch_narrow(cudaStream_t st, const mtk_qconv *q, int64_t 
     return cudaGetLastError();
 }
 
+/* Halo-tiled 3x3 convolutions (stride 1, padding 1, no dilation: the depth
+ * head's four fuse convs), configurations Q_CFG_HALO32 / Q_CFG_HALO64.
+ * The im2col tiles of k_qgemm_tiled load every input pixel nine times (one
+ * a tap) through address arithmetic per piece and per tap: ncu on the
+ * 512x512 one (H100, 2026-12-07) counted 35 M warp instructions for its
+ * 1.77 M MMAs, twenty an MMA, with fixed-latency ("wait") stalls leading,
+ * and 226 MB of L2 reads for a 25 MB input.  Here a block owns 8 output
+ * rows of 16 pixels; per 32-channel chunk it copies the (8+2) x (16+2)
+ * input halo once (cp.async, zero outside the image) and the nine taps'
+ * weights of its BN output channels, and each warp runs its two rows'
+ * m16 tiles over the nine taps straight from that halo: one ldmatrix a
+ * row a tap, no address arithmetic in the loop, about two instructions an
+ * MMA.  The products and sums are the same integers, so the epilogue
+ * (q_epilogue_tile, one row at a time) gives the same bits as every other
+ * configuration.  Needs OW % 16 == 0 (a tile row is one m16 tile of
+ * consecutive pixels). */
+template <int BN, int S> struct QH {
+    static constexpr int TX = 16, TY = 8, NT = 128, MI = 2, NI = BN / 8;
+    static constexpr int HX = TX + 2, HY = TY + 2, HP = HX * HY;
+    static constexpr int HALO_BYTES = HP * 32;
+    static constexpr int STAGE_BYTES = HALO_BYTES + 9 * BN * 32;
+    static constexpr int SMEM = S * STAGE_BYTES;
+    static constexpr int H_IT = (HP * 2 + NT - 1) / NT, W_IT = (9 * BN * 2 + NT - 1) / NT;
+};
+
+/* __launch_bounds__: four blocks an SM with 32 channels (127 registers),
+ * three with 64 (its 64 accumulators a thread spilled at 128) */
+template <int BN, int S>
+__global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
+    k_qconv_halo(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
+                 const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+    MTK_PDL_WAIT();
+    typedef QH<BN, S> T;
+    extern __shared__ __align__(128) unsigned char q_sm[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int tiles_x = q.OW / T::TX, tiles_y = (q.OH + T::TY - 1) / T::TY;
+    const int bx = blockIdx.x % tiles_x, rest = blockIdx.x / tiles_x;
+    const int by = rest % tiles_y, n = rest / tiles_y;
+    const int ox0 = bx * T::TX, oy0 = by * T::TY, n0 = blockIdx.y * BN;
+    const int P = q.N * q.OH * q.OW; /* < 2^31: checked by the launcher */
+
+    /* this thread's halo pieces (pixel, 16-byte half) and weight pieces:
+     * sources without the chunk offset, which each stage adds */
+    const int8_t *hsrc[T::H_IT];
+    int hoff[T::H_IT];
+    bool hok[T::H_IT];
+#pragma unroll
+    for (int i = 0; i < T::H_IT; i++) {
+        const int piece = tid + i * T::NT, hp = piece >> 1, hh = piece & 1;
+        const int iy = oy0 - 1 + hp / T::HX, ix = ox0 - 1 + hp % T::HX;
+        hok[i] = piece < T::HP * 2 && iy >= 0 && iy < q.H && ix >= 0 && ix < q.W;
+        hsrc[i] = hok[i] ? xq + (((int64_t)n * q.H + iy) * q.W + ix) * q.Cp + hh * 16 : xq;
+        hoff[i] = piece < T::HP * 2 ? q_sw(hp, hh) : -1;
+    }
+    /* weight pieces: piece tid + i * NT is tap i * TPI + tid / (2 * BN),
+     * channel row (tid % (2 * BN)) / 2, so one source and one offset serve
+     * every i (2 * BN divides NT) */
+    static_assert(T::NT % (2 * BN) == 0, "2 * BN must divide the block");
+    constexpr int TPI = T::NT / (2 * BN);
+    const int wr = (tid % (2 * BN)) >> 1, wh = tid & 1, wtap = tid / (2 * BN);
+    const bool wok = n0 + wr < q.COp;
+    const int wsrc = wok ? (n0 + wr) * 9 * q.Cp + wtap * q.Cp + wh * 16 : 0;
+    const int woff = T::HALO_BYTES + q_sw(wtap * BN + wr, wh);
+    const unsigned sm0 = q_smem(q_sm);
+    auto load_stage = [&](int c) {
+        const unsigned base = sm0 + (c % S) * T::STAGE_BYTES;
+        const int c0 = c * 32;
+#pragma unroll
+        for (int i = 0; i < T::H_IT; i++)
+            if (T::H_IT * T::NT == T::HP * 2 || hoff[i] >= 0) q_cp16g(base + hoff[i], hsrc[i] + c0, hok[i]);
+#pragma unroll
+        for (int i = 0; i < T::W_IT; i++)
+            if (i * TPI + wtap < 9)
+                q_cp16g(base + woff + i * TPI * BN * 32, wq + wsrc + i * TPI * q.Cp + c0, wok);
+    };
+
+    int acc[T::MI][T::NI][4];
+#pragma unroll
+    for (int mi = 0; mi < T::MI; mi++)
+#pragma unroll
+        for (int ni = 0; ni < T::NI; ni++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[mi][ni][i] = 0;
+    const int NC = q.Cp >> 5;
+#pragma unroll 1
+    for (int s = 0; s < S - 1; s++) {
+        if (s < NC) load_stage(s);
+        q_cp_commit();
+    }
+    /* ldmatrix rows as in k_qgemm_tiled: A's row is the tile row's pixel */
+    const int a_r = lane & 15, a_h = lane >> 4;
+    const int b_r = (lane & 7) + ((lane >> 4) << 3), b_h = (lane >> 3) & 1;
+#pragma unroll 1
+    for (int c = 0; c < NC; c++) {
+        q_cp_wait<S - 2>();
+        __syncthreads();
+        if (c + S - 1 < NC) load_stage(c + S - 1);
+        q_cp_commit();
+        const unsigned base = sm0 + (c % S) * T::STAGE_BYTES;
+#pragma unroll
+        for (int ky = 0; ky < 3; ky++)
+#pragma unroll
+            for (int kx = 0; kx < 3; kx++) {
+                unsigned a[T::MI][4], b[T::NI][2];
+#pragma unroll
+                for (int mi = 0; mi < T::MI; mi++)
+                    q_ldsm4(a[mi], base + q_sw((warp * T::MI + mi + ky) * T::HX + a_r + kx, a_h));
+#pragma unroll
+                for (int nj = 0; nj < T::NI / 2; nj++) {
+                    unsigned v[4];
+                    q_ldsm4(v, base + T::HALO_BYTES + q_sw((ky * 3 + kx) * BN + nj * 16 + b_r, b_h));
+                    b[2 * nj][0] = v[0];
+                    b[2 * nj][1] = v[1];
+                    b[2 * nj + 1][0] = v[2];
+                    b[2 * nj + 1][1] = v[3];
+                }
+#pragma unroll
+                for (int mi = 0; mi < T::MI; mi++)
+#pragma unroll
+                    for (int ni = 0; ni < T::NI; ni++) q_mma(acc[mi][ni], a[mi], b[ni]);
+            }
+    }
+    q_cp_wait<0>();
+    /* one tile row (16 consecutive pixels) at a time; rows below OH are
+     * the last tile's overhang and store nothing */
+#pragma unroll
+    for (int mi = 0; mi < T::MI; mi++) {
+        const int oy = oy0 + warp * T::MI + mi;
+        int(&row)[1][T::NI][4] = *reinterpret_cast<int(*)[1][T::NI][4]>(&acc[mi]);
+        q_epilogue_tile<1, T::NI>(q, row, oy < q.OH ? P : 0, (n * q.OH + oy) * q.OW + ox0, n0, g, t, bq, mult, y, y_f16,
+                                  acc_out);
+    }
+}
+
+static bool q_halo_ok(const mtk_qconv *q) {
+    return q->KH == 3 && q->KW == 3 && q->sh == 1 && q->sw == 1 && q->ph == 1 && q->pw == 1 && q->dh == 1 && q->dw == 1 &&
+           q->H == q->OH && q->W == q->OW && q->OW % 16 == 0 && (int64_t)q->COp * 9 * q->Cp < ((int64_t)1 << 31);
+}
+
+template <int BN, int S>
+static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                                 const float *mult, void *y, int y_f16, int32_t *acc) {
+    typedef QH<BN, S> T;
+    auto kern = k_qconv_halo<BN, S>;
+    if (T::SMEM > 48 * 1024) { /* once per device, as q_launch */
+        static unsigned long long done;
+        int dev = 0;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e != cudaSuccess) return e;
+        if (dev >= 64 || !((done >> dev) & 1ull)) {
+            e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, T::SMEM);
+            if (e != cudaSuccess) return e;
+            if (dev < 64) done |= 1ull << dev;
+        }
+    }
+    const int64_t blocks = (int64_t)q->N * ((q->OH + T::TY - 1) / T::TY) * (q->OW / T::TX);
+    dim3 grid((unsigned)blocks, (unsigned)((q->COp + BN - 1) / BN));
+    mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc);
+    return cudaGetLastError();
+}
+
 /* tile configurations: BM pixels x BN channels, warp tile WM x WN, STAGES
  * deep, CH 32-byte chunks of k per stage.  11 and 12 (two warps a block):
  * for the small layers whose kernels take ~18 us whatever their size,
@@ -845,7 +1007,9 @@ static cudaError_t q_launch_narrow(cudaStream_t st, const mtk_qconv *q, int64_t 
     X(16, 128, 32, 32, 32, 4, 2, 5)
 #define Q_CFG_NARROW 15   /* k_qconv_narrow<4> */
 #define Q_CFG_NARROW32 17 /* k_qconv_narrow<32>: swept, not picked until measured */
-#define Q_NCFG 17
+#define Q_CFG_HALO32 18   /* k_qconv_halo<32, 3> */
+#define Q_CFG_HALO64 19   /* k_qconv_halo<64, 3> */
+#define Q_NCFG 19
 
 static const char *q_cfg_name(int c) {
     switch (c) {
@@ -856,6 +1020,8 @@ static const char *q_cfg_name(int c) {
     case 0: return "simple";
     case Q_CFG_NARROW: return "narrow (dp4a, a pixel a thread, CO <= 4)";
     case Q_CFG_NARROW32: return "narrow (dp4a, a pixel a thread, CO <= 32)";
+    case Q_CFG_HALO32: return "halo 3x3 (8x16 pixels x 32, s3)";
+    case Q_CFG_HALO64: return "halo 3x3 (8x16 pixels x 64, s3)";
     default: return "auto";
     }
 }
@@ -874,6 +1040,10 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
         return q_launch_narrow<4>(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
     case Q_CFG_NARROW32:
         return q_launch_narrow<32>(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
+    case Q_CFG_HALO32: /* no fused-quantize variant either (3x3 inputs are int8 already) */
+        return q_launch_halo<32, 3>(st, q, xq, wq, bq, mult, y, y_f16, acc);
+    case Q_CFG_HALO64:
+        return q_launch_halo<64, 3>(st, q, xq, wq, bq, mult, y, y_f16, acc);
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
     }
 }
@@ -887,6 +1057,12 @@ static int q_pick(const mtk_qconv *q, int64_t P) {
     /* small 1x1 layers (<= 1M outputs) are latency-bound: the most warps,
      * 16x16 warp tiles (H100 sweep, 2026-12-07: 13.7-14.4 -> 7.0-10.4 us) */
     if (q->KH * q->KW == 1 && P * q->COp <= ((int64_t)1 << 20)) return P <= 1024 && q->COp <= 128 ? 14 : 13;
+    /* 3x3, stride 1: the halo tiles; 64 channels a block where that still
+     * fills two waves of SMs */
+    if (q_halo_ok(q)) {
+        const int64_t tiles = (int64_t)q->N * ((q->OH + 7) / 8) * (q->OW / 16);
+        return q->COp % 64 == 0 && tiles * (q->COp / 64) >= 264 ? Q_CFG_HALO64 : Q_CFG_HALO32;
+    }
     if (q->COp == 32) return 1;
     if (q->COp == 64) return q->KH * q->KW > 1 && pb128 >= 264 ? 6 : 4;
     if (q->COp == 160) return pb128 >= 120 ? 9 : 10;
@@ -911,7 +1087,9 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
     if (q->y_int8 && !(q->y_scale > 0.0f)) return cudaErrorInvalidValue;
     if (cfg < 0) cfg = q_pick(q, P);
-    if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32))) cfg = 1;
+    if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32)) ||
+        ((cfg == Q_CFG_HALO32 || cfg == Q_CFG_HALO64) && !q_halo_ok(q)))
+        cfg = 1;
     if (cfg > Q_NCFG || !q_geom_ok(q, P)) cfg = 0;
     q_fx fx = {nullptr, 0, 0, 0};
     return q_run_cfg(cfg, false, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
@@ -941,7 +1119,8 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
         return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
     if (fuse && cfg != 0 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
         if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
-        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32) cfg = 1; /* no fused-quantize variant */
+        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32 || cfg == Q_CFG_HALO32 || cfg == Q_CFG_HALO64)
+            cfg = 1; /* no fused-quantize variant */
         q_fx fx = {(const __half *)x, xs[0], xs[2], xs[3]};
         return q_run_cfg(cfg, true, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
     }
