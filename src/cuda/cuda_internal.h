@@ -104,6 +104,8 @@ typedef struct mc_conv {
  *   MC_CONV_SMALLK smallk -                     fuse_stem W all                              R all
  *   MC_CHAIN chain        -                     fuse_chain W all                             R all
  *   MC_UPCONV upconv      -                     fuse_upconv W nsrc                           R nsrc
+ *   MC_QCONV resize       -                     fuse_qupconv W (a copy of the resize's),     R coord sh sw at (with
+ *                                                 at[0] 0 for a plain resize                    sources: nt > 6)
  *
  * Operands (mc_step.t): t[0] is the (first) output; the rest per kind as
  * documented where the kind is made (plan_*.c, fuse*.c) and read (run.c). */
@@ -353,6 +355,7 @@ int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of 
 int mc_fuse_chain(mc_plan *p);       /* fuse_chain.c: three chained per-pixel GEMMs as one step */
 int mc_fuse_qchain(mc_plan *p);      /* fuse_qchain.c: a QConv writes the next QConv's int8 input */
 int mc_fuse_qresize(mc_plan *p);     /* fuse_qresize.c: resizes and QConvs write a concat's slices as the next QConv's int8 input */
+int mc_fuse_qupconv(mc_plan *p);     /* fuse_qupconv.c: a 3x3 QConv upsamples its own int8 input (after qresize) */
 int mc_fuse_ln_proj(mc_plan *p);     /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */
 
 /* run.c */

@@ -16,7 +16,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "bilinear.cuh"
+#include "concat.cuh"
 #include "qkernels.h"
 #include "qquant.cuh"
 #include "launch.cuh"
@@ -825,6 +828,37 @@ static cudaError_t q_launch_narrow(cudaStream_t st, const mtk_qconv *q, int64_t 
  * (q_epilogue_tile, one row at a time) gives the same bits as every other
  * configuration.  Needs OW % 16 == 0 (a tile row is one m16 tile of
  * consecutive pixels). */
+/* UP (configurations as above, through mtk_qconv_upconv): the input is
+ * not read from xq but made in the halo, as the fused resize would have
+ * stored it (fuse_qresize.c): the bilinear upsample of a channel concat of
+ * FP16 maps (bilin8, bit for bit the resize kernels' values), quantized
+ * with the conv's x_scale (q_quant8).  fuse_qupconv.c: the depth head's
+ * 25 MB int8 tensor at 512x512 and its launch go away. */
+struct q_up {
+    CatSrc src;
+    int IH, IW, coord;
+    float sh, sw;
+};
+
+/* one 32-channel chunk c of the (TY+2) x (TX+2) halo whose corner is input
+ * pixel (y0, x0) of image n, 8 channels an item, zero outside the image */
+template <int HX, int HP, int NT>
+__device__ __forceinline__ void q_halo_upsample(const q_up &up, const mtk_qconv &q, int n, int y0, int x0, int c,
+                                                  unsigned char *dst, float xs, float xr) {
+#pragma unroll 2
+    for (int it = threadIdx.x; it < HP * 4; it += NT) {
+        const int hp = it >> 2, g8 = it & 3;
+        const int iy = y0 + hp / HX, ix = x0 + hp % HX;
+        uint2 v = make_uint2(0u, 0u);
+        if (iy >= 0 && iy < q.H && ix >= 0 && ix < q.W) {
+            const CatAt at = cat_at(up.src, c * 4 + g8);
+            const Bilin tp = bilin_at(iy, ix, up.sh, up.sw, up.IH, up.IW, q.H, q.W, up.coord);
+            v = q_quant8(bilin8(at.x, n * at.s0 + at.c, at.s2, at.s3, tp), xs, xr);
+        }
+        *(uint2 *)(dst + q_sw(hp, g8 >> 1) + (g8 & 1) * 8) = v;
+    }
+}
+
 template <int BN, int S> struct QH {
     static constexpr int TX = 16, TY = 8, NT = 128, MI = 2, NI = BN / 8;
     static constexpr int HX = TX + 2, HY = TY + 2, HP = HX * HY;
@@ -836,10 +870,10 @@ template <int BN, int S> struct QH {
 
 /* __launch_bounds__: four blocks an SM with 32 channels (127 registers),
  * three with 64 (its 64 accumulators a thread spilled at 128) */
-template <int BN, int S>
+template <int BN, int S, bool UP>
 __global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
     k_qconv_halo(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
-                 const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+                 const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, q_up up) {
     MTK_PDL_WAIT();
     typedef QH<BN, S> T;
     extern __shared__ __align__(128) unsigned char q_sm[];
@@ -861,7 +895,7 @@ __global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
         const int piece = tid + i * T::NT, hp = piece >> 1, hh = piece & 1;
         const int iy = oy0 - 1 + hp / T::HX, ix = ox0 - 1 + hp % T::HX;
         hok[i] = piece < T::HP * 2 && iy >= 0 && iy < q.H && ix >= 0 && ix < q.W;
-        hsrc[i] = hok[i] ? xq + (((int64_t)n * q.H + iy) * q.W + ix) * q.Cp + hh * 16 : xq;
+        hsrc[i] = !UP && hok[i] ? xq + (((int64_t)n * q.H + iy) * q.W + ix) * q.Cp + hh * 16 : xq;
         hoff[i] = piece < T::HP * 2 ? q_sw(hp, hh) : -1;
     }
     /* weight pieces: piece tid + i * NT is tap i * TPI + tid / (2 * BN),
@@ -877,9 +911,11 @@ __global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
     auto load_stage = [&](int c) {
         const unsigned base = sm0 + (c % S) * T::STAGE_BYTES;
         const int c0 = c * 32;
+        if (!UP) {
 #pragma unroll
-        for (int i = 0; i < T::H_IT; i++)
-            if (T::H_IT * T::NT == T::HP * 2 || hoff[i] >= 0) q_cp16g(base + hoff[i], hsrc[i] + c0, hok[i]);
+            for (int i = 0; i < T::H_IT; i++)
+                if (T::H_IT * T::NT == T::HP * 2 || hoff[i] >= 0) q_cp16g(base + hoff[i], hsrc[i] + c0, hok[i]);
+        }
 #pragma unroll
         for (int i = 0; i < T::W_IT; i++)
             if (i * TPI + wtap < 9)
@@ -902,8 +938,12 @@ __global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
     /* ldmatrix rows as in k_qgemm_tiled: A's row is the tile row's pixel */
     const int a_r = lane & 15, a_h = lane >> 4;
     const int b_r = (lane & 7) + ((lane >> 4) << 3), b_h = (lane >> 3) & 1;
+    const float xs = q.x_scale, xr = q_div(1.0f, xs);
 #pragma unroll 1
     for (int c = 0; c < NC; c++) {
+        /* UP: this chunk's halo, upsampled and quantized here (slot c % S
+         * was last read by chunk c - S, before the previous barrier) */
+        if (UP) q_halo_upsample<T::HX, T::HP, T::NT>(up, q, n, oy0 - 1, ox0 - 1, c, q_sm + (c % S) * T::STAGE_BYTES, xs, xr);
         q_cp_wait<S - 2>();
         __syncthreads();
         if (c + S - 1 < NC) load_stage(c + S - 1);
@@ -949,11 +989,11 @@ static bool q_halo_ok(const mtk_qconv *q) {
            q->H == q->OH && q->W == q->OW && q->OW % 16 == 0 && (int64_t)q->COp * 9 * q->Cp < ((int64_t)1 << 31);
 }
 
-template <int BN, int S>
+template <int BN, int S, bool UP>
 static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
-                                 const float *mult, void *y, int y_f16, int32_t *acc) {
+                                 const float *mult, void *y, int y_f16, int32_t *acc, const q_up &up) {
     typedef QH<BN, S> T;
-    auto kern = k_qconv_halo<BN, S>;
+    auto kern = k_qconv_halo<BN, S, UP>;
     if (T::SMEM > 48 * 1024) { /* once per device, as q_launch */
         static unsigned long long done;
         int dev = 0;
@@ -967,7 +1007,7 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
     }
     const int64_t blocks = (int64_t)q->N * ((q->OH + T::TY - 1) / T::TY) * (q->OW / T::TX);
     dim3 grid((unsigned)blocks, (unsigned)((q->COp + BN - 1) / BN));
-    mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc);
+    mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc, up);
     return cudaGetLastError();
 }
 
@@ -1041,9 +1081,9 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
     case Q_CFG_NARROW32:
         return q_launch_narrow<32>(st, q, P, xq, wq, bq, mult, y, y_f16, acc);
     case Q_CFG_HALO32: /* no fused-quantize variant either (3x3 inputs are int8 already) */
-        return q_launch_halo<32, 3>(st, q, xq, wq, bq, mult, y, y_f16, acc);
+        return q_launch_halo<32, 3, false>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
     case Q_CFG_HALO64:
-        return q_launch_halo<64, 3>(st, q, xq, wq, bq, mult, y, y_f16, acc);
+        return q_launch_halo<64, 3, false>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
     }
 }
@@ -1127,4 +1167,28 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
     cudaError_t e = mtk_qconv_quantize(st, x, xs, x_f16, xq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale);
     if (e != cudaSuccess) return e;
     return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
+}
+
+extern "C" int mtk_qconv_upconv_supported(const mtk_qconv *q) {
+    const int64_t P = (int64_t)q->N * q->OH * q->OW;
+    return q_halo_ok(q) && q_geom_ok(q, P) && q->C == q->Cp && q->C % 8 == 0 && q->x_scale > 0.0f && !q->x_int8 &&
+           q->COp % 32 == 0 && q->COp >= q->CO && (!q->y_int8 || q->y_scale > 0.0f);
+}
+
+extern "C" cudaError_t mtk_qconv_upconv(cudaStream_t st, const mtk_qconv *q, int nsrc, const void *const *x,
+                                        const int64_t (*xs)[4], const int *cbegin, int IH, int IW, float scale_h,
+                                        float scale_w, int coord, const int8_t *wq, const int32_t *bq, const float *mult,
+                                        void *y, int y_f16, int32_t *acc, int cfg) {
+    if (!mtk_qconv_upconv_supported(q) || IH < 1 || IW < 1) return cudaErrorInvalidValue;
+    q_up up;
+    memset(&up, 0, sizeof up);
+    const cudaError_t e = cat_src_fill(&up.src, nsrc, x, xs, cbegin);
+    if (e != cudaSuccess) return e;
+    for (int k = 0; k < nsrc; k++) /* in concat order from channel 0 (the caller checks that they tile C) */
+        if (cbegin[k] != (k ? cbegin[k] : 0) || (k && cbegin[k] <= cbegin[k - 1]) || cbegin[k] >= q->C) return cudaErrorInvalidValue;
+    up.IH = IH, up.IW = IW, up.coord = coord, up.sh = scale_h, up.sw = scale_w;
+    const int64_t P = (int64_t)q->N * q->OH * q->OW;
+    if (cfg != Q_CFG_HALO32 && cfg != Q_CFG_HALO64) cfg = q_pick(q, P);
+    return cfg == Q_CFG_HALO64 ? q_launch_halo<64, 3, true>(st, q, nullptr, wq, bq, mult, y, y_f16, acc, up)
+                               : q_launch_halo<32, 3, true>(st, q, nullptr, wq, bq, mult, y, y_f16, acc, up);
 }

@@ -54,6 +54,18 @@ cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq
 cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                const float *mult, void *y, int y_f16, int32_t *acc, int cfg);
 int mtk_qconv_ncfg(void);
+
+/* The 3x3 QConv over the bilinear upsample of a channel concat (fuse_qupconv.c):
+ * its input, never stored, is what mtk_resize_cat_q8 (x, xs, cbegin as
+ * there: nsrc FP16 channels-last sources at IH x IW, scales, coord) would
+ * store with q->x_scale, and the output what mtk_qconv_gemm gives on it.
+ * Supported (mtk_qconv_upconv_supported): 3x3, stride 1, padding 1,
+ * OW % 16 == 0, C == Cp, C % 8 == 0.  cfg: -1 automatic, or the halo
+ * configurations (mtk_qconv_cfg_name). */
+int mtk_qconv_upconv_supported(const mtk_qconv *q);
+cudaError_t mtk_qconv_upconv(cudaStream_t st, const mtk_qconv *q, int nsrc, const void *const *x, const int64_t (*xs)[4],
+                             const int *cbegin, int IH, int IW, float scale_h, float scale_w, int coord, const int8_t *wq,
+                             const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, int cfg);
 const char *mtk_qconv_cfg_name(int cfg);
 /* One node: mtk_qconv_quantize, then the GEMM (tile configuration cfg as
  * above).  fuse 1, for 1x1 convolutions of FP16 NHWC inputs (channels

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bilinear.cuh"
 #include "concat.cuh"
 #include "fastmath.cuh"
 #include "kernels.h"
@@ -15,15 +16,6 @@
 namespace {
 
 // --------------------------------------------------------------- resize
-__device__ __forceinline__ float src_coord(int o, float scale, int in_len, int out_len, int coord) {
-    switch (coord) {
-    case 1: return out_len > 1 ? (o + 0.5f) / scale - 0.5f : 0.f;
-    case 2: return out_len > 1 ? o * (float)(in_len - 1) / (float)(out_len - 1) : 0.f;
-    case 3: return o / scale;
-    default: return (o + 0.5f) / scale - 0.5f;
-    }
-}
-
 __device__ __forceinline__ int nearest_idx(float x, int mode, int len) {
     int i;
     switch (mode) {
@@ -69,39 +61,6 @@ __global__ void k_resize(const void *x, int xs0, int xs1, int xs2, int xs3, void
         v = (a * (1.f - ax) + b * ax) * (1.f - ay) + (c0 * (1.f - ax) + d * ax) * ay;
     }
     st(y, n * ys0 + c * ys1 + oh * ys2 + ow * ys3, v, of16);
-}
-
-// Bilinear sampling of output pixel (oh, ow) for the channels-last resize
-// kernels below: the four input taps (clamped) and their weights.
-struct Bilin {
-    int y0, y1, x0, x1;
-    float w00, w01, w10, w11;
-};
-__device__ __forceinline__ Bilin bilin_at(int oh, int ow, float sh, float sw, int IH, int IW, int OH, int OW, int coord) {
-    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
-    fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
-    fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
-    Bilin t;
-    t.y0 = (int)fy, t.x0 = (int)fx;
-    t.y1 = min(t.y0 + 1, IH - 1), t.x1 = min(t.x0 + 1, IW - 1);
-    const float ay = fy - t.y0, ax = fx - t.x0;
-    t.w00 = (1.f - ay) * (1.f - ax), t.w01 = (1.f - ay) * ax, t.w10 = ay * (1.f - ax), t.w11 = ay * ax;
-    return t;
-}
-// 8 FP16 channels at element b of a channels-last uint4 tensor, blended.
-__device__ __forceinline__ uint4 bilin8(const uint4 *x, int b, int xs2, int xs3, const Bilin &t) {
-    uint4 a = x[b + t.y0 * xs2 + t.x0 * xs3], bq = x[b + t.y0 * xs2 + t.x1 * xs3];
-    uint4 cq = x[b + t.y1 * xs2 + t.x0 * xs3], d = x[b + t.y1 * xs2 + t.x1 * xs3];
-    const __half2 *ha = (const __half2 *)&a, *hb = (const __half2 *)&bq, *hc = (const __half2 *)&cq, *hd = (const __half2 *)&d;
-    uint4 o;
-    __half2 *ho = (__half2 *)&o;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]), fc = __half22float2(hc[k]), fd = __half22float2(hd[k]);
-        ho[k] = __floats2half2_rn(fa.x * t.w00 + fb.x * t.w01 + fc.x * t.w10 + fd.x * t.w11,
-                                  fa.y * t.w00 + fb.y * t.w01 + fc.y * t.w10 + fd.y * t.w11);
-    }
-    return o;
 }
 
 // The sum of bilinear resizes of up to 4 channels-last FP16 maps (each its

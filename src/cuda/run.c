@@ -678,6 +678,22 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     case MC_QCONV: { /* INT8 QConv / QLinear: quantize the input, then the tensor-core GEMM (qconv.cu) */
         const mtk_qconv *q = s->obj;
         const mc_tref *x = &s->t[1];
+        if (s->nt > 6) { /* fuse_qupconv.c: t[6 ..] the sources of the upsample it makes of its input */
+            const int ns = s->nt - 6;
+            const void *xp[MC_MAX_T];
+            int64_t xs[MC_MAX_T][4];
+            int cb[MC_MAX_T];
+            for (int k = 0; k < ns; k++) {
+                xp[k] = mc_ptr(p, &s->t[6 + k]);
+                memcpy(xs[k], s->t[6 + k].strides, sizeof xs[k]);
+                cb[k] = (int)s->u.resize.at[k];
+            }
+            KCK(mtk_qconv_upconv(st, q, ns, xp, (const int64_t(*)[4])xs, cb, (int)s->t[6].dims[2], (int)s->t[6].dims[3],
+                                 s->u.resize.sh, s->u.resize.sw, (int)s->u.resize.coord, mc_ptr(p, &s->t[3]),
+                                 mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16,
+                                 NULL, p->tuning.qconv_simple ? 0 : -1));
+            return MTMI_OK;
+        }
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
                           mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL,
                           p->tuning.qconv_simple ? 0 : -1, p->tuning.qconv_fuse && !p->tuning.qconv_simple));

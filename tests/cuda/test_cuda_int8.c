@@ -164,6 +164,86 @@ static void resize_q8_check(mt_rng *r) {
     if (bad) g_fail = 1;
 }
 
+/* The 3x3 QConv that makes its own upsampled input (fuse_qupconv.c):
+ * mtk_qconv_upconv over a concat of two FP16 sources must give, bit for
+ * bit, the float output and the int32 sums of mtk_resize_cat_q8 followed
+ * by the GEMM (the tiled and the halo configurations, which agree with
+ * each other by the checks above), for both halo widths, two images, a
+ * last row of tiles half outside the image, padding output channels and
+ * both half_pixel and align_corners coordinates.  Returns the elements
+ * that differ. */
+static int64_t upconv_q8_case(int coord, int cfg, mt_rng *r) {
+    const int N = 2, IH = 5, IW = 16, H = 10, W = 32, C0 = 40, C = 64, CO = 40, COp = 64;
+    const float s = 0.0211f;
+    const int64_t nin = (int64_t)N * IH * IW * C, nx = (int64_t)N * H * W * C, P = (int64_t)N * H * W;
+    uint16_t *xh = malloc(2 * nin);
+    for (int64_t i = 0; i < nin; i++) {
+        const float u = mt_rng_uniform(r);
+        xh[i] = f2h(u < 0.3f ? ((float)((int)(mt_rng_uniform(r) * 300.0f) - 150) + 0.5f) * s : mt_rng_normal(r) * 50.0f * s);
+    }
+    int8_t *w = malloc((size_t)COp * 9 * C);
+    for (int64_t i = 0; i < (int64_t)COp * 9 * C; i++) w[i] = (int8_t)((int)(mt_rng_uniform(r) * 255.0f) - 127);
+    int32_t bias[64];
+    float mult[64];
+    for (int c = 0; c < COp; c++) {
+        bias[c] = (int32_t)((mt_rng_uniform(r) - 0.5f) * 20000.0f);
+        mult[c] = 1e-4f * (0.5f + mt_rng_uniform(r));
+    }
+    void *dx, *dxq, *dw, *db, *dm, *dy0, *dy1, *da0, *da1;
+    CK(cudaMalloc(&dx, 2 * nin));
+    CK(cudaMalloc(&dxq, nx));
+    CK(cudaMalloc(&dw, (size_t)COp * 9 * C));
+    CK(cudaMalloc(&db, sizeof bias));
+    CK(cudaMalloc(&dm, sizeof mult));
+    CK(cudaMalloc(&dy0, 4 * P * CO));
+    CK(cudaMalloc(&dy1, 4 * P * CO));
+    CK(cudaMalloc(&da0, 4 * P * CO));
+    CK(cudaMalloc(&da1, 4 * P * CO));
+    CK(cudaMemcpy(dx, xh, 2 * nin, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dw, w, (size_t)COp * 9 * C, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(db, bias, sizeof bias, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dm, mult, sizeof mult, cudaMemcpyHostToDevice));
+    const void *src[2] = {dx, (const uint16_t *)dx + (int64_t)N * IH * IW * C0};
+    const int64_t xs[2][4] = {{(int64_t)IH * IW * C0, 1, (int64_t)IW * C0, C0},
+                              {(int64_t)IH * IW * (C - C0), 1, (int64_t)IW * (C - C0), C - C0}};
+    const int cb[2] = {0, C0};
+    const int64_t ys[4] = {(int64_t)H * W * C, 1, (int64_t)W * C, C};
+    mtk_qconv q = {.N = N, .H = H, .W = W, .C = C, .Cp = C, .OH = H, .OW = W, .CO = CO, .COp = COp, .KH = 3, .KW = 3,
+                   .sh = 1, .sw = 1, .ph = 1, .pw = 1, .dh = 1, .dw = 1, .x_scale = s, .y_scale = 0.05f, .act = 1,
+                   .ldy = CO, .ys0 = (int64_t)H * W * CO, .x_int8 = 1};
+    CK(mtk_resize_cat_q8(0, 2, src, xs, cb, (int8_t *)dxq, ys, N, C, IH, IW, H, W, 2.0f, 2.0f, coord, s));
+    CK(mtk_qconv_gemm_cfg(0, &q, dxq, dw, db, dm, dy0, 0, da0, 1)); /* the im2col tiles */
+    CK(cudaMemset(dy1, 0x5a, 4 * P * CO));
+    CK(mtk_qconv_upconv(0, &q, 2, src, xs, cb, IH, IW, 2.0f, 2.0f, coord, dw, db, dm, dy1, 0, da1, cfg));
+    float *y0 = malloc(4 * P * CO), *y1 = malloc(4 * P * CO);
+    int32_t *a0 = malloc(4 * P * CO), *a1 = malloc(4 * P * CO);
+    CK(cudaMemcpy(y0, dy0, 4 * P * CO, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(y1, dy1, 4 * P * CO, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(a0, da0, 4 * P * CO, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(a1, da1, 4 * P * CO, cudaMemcpyDeviceToHost));
+    int64_t bad = 0, zeros = 0;
+    for (int64_t i = 0; i < P * CO; i++) {
+        bad += fbits(y0[i]) != fbits(y1[i]) || a0[i] != a1[i];
+        zeros += y0[i] == 0.0f;
+    }
+    if (zeros == 0 || zeros == P * CO) bad++; /* the Relu must cut some outputs and pass others */
+    free(xh); free(w); free(y0); free(y1); free(a0); free(a1);
+    cudaFree(dx); cudaFree(dxq); cudaFree(dw); cudaFree(db); cudaFree(dm);
+    cudaFree(dy0); cudaFree(dy1); cudaFree(da0); cudaFree(da1);
+    return bad;
+}
+
+static void upconv_q8_check(mt_rng *r) {
+    int64_t bad = 0;
+    int runs = 0;
+    const int cfgs[3] = {-1, 18, 19};
+    for (int coord = 0; coord <= 2; coord += 2)
+        for (int k = 0; k < 3; k++, runs++) bad += upconv_q8_case(coord, cfgs[k], r);
+    printf("INT8 3x3 over its own upsample (fuse_qupconv.c) vs int8 resize + GEMM: %d runs, %lld elements differ\n", runs,
+           (long long)bad);
+    if (bad) g_fail = 1;
+}
+
 /* y_int8 (what fuse_qchain.c asks of a producer): the kernel's int8 output
  * for the next QConv, [N][OH][OW][COp] with zero padding channels, must be
  * byte for byte the quantize pass over its float output yf ([P][CO], from
@@ -584,6 +664,7 @@ int main(int argc, char **argv) {
         g_fail = 1;
     }
     if (!g_dry) resize_q8_check(&rng);
+    if (!g_dry) upconv_q8_check(&rng);
     mt_graph_free(g);
 
     /* part 2: the whole model */
@@ -637,6 +718,16 @@ int main(int argc, char **argv) {
         if (d != 0) g_fail = 1;
         free(qres.o[0]);
         free(qres.o[1]);
+        /* fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own
+         * input) must give the same bits as the plan without it */
+        run_out qup;
+        memset(&qup, 0, sizeof qup);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qupconv", &full, &qup);
+        d = bit_diffs(&gi8, &qup);
+        printf("  GPU int8 with / without the qupconv fusion: %lld elements differ (must be 0)\n", (long long)d);
+        if (d != 0) g_fail = 1;
+        free(qup.o[0]);
+        free(qup.o[1]);
     }
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
