@@ -138,6 +138,9 @@ int mc_fuse_qresize(mc_plan *p) {
             else s->u.resize.qscale = qc->x_scale;
         }
         qc->x_int8 = 1;
+        /* the FP16 input is no longer written or read: no buffer for it
+         * (the depth head's 512x512x96 one alone is 50 MB) */
+        c->t[1].buf = -1;
         made++;
     }
     return made;

@@ -19,8 +19,10 @@
  * C's geometry one the halo kernel takes (mtk_qconv_upconv_supported: 3x3,
  * stride 1, padding 1, OW % 16 == 0, C == Cp).
  *
- * The fused step stays MC_QCONV: t[0..5] as plan_conv.c makes them, then
- * t[6 ..] the sources; u.resize a copy of R's (coord, sh, sw, at). */
+ * The fused step stays MC_QCONV: t[0..5] as plan_conv.c makes them (t[1]
+ * and t[2] without buffers: neither the FP16 input nor its int8 copy is
+ * made any more), then t[6 ..] the sources; u.resize a copy of R's
+ * (coord, sh, sw, at). */
 
 #include <string.h>
 
@@ -95,6 +97,7 @@ int mc_fuse_qupconv(mc_plan *p) {
         if (clobbered || 6 + ns > MC_MAX_T) continue;
         for (int j = 0; j < ns; j++) c->t[6 + j] = src[j];
         c->nt = 6 + ns;
+        c->t[2].buf = -1; /* the int8 upsample is never stored: no buffer */
         c->u.resize = r->u.resize;
         if (r->kind == MC_RESIZE) c->u.resize.at[0] = 0;
         p->steps[ir].kind = MC_DROPPED;

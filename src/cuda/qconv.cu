@@ -1028,7 +1028,9 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
  * with five blocks instead of four (ptxas: 96 registers and 36 bytes of
  * spill instead of 112): for the 3x3 layers that 1 runs at 25 % occupancy
  * with "wait" stalls leading (the depth head's 512x512 conv, 83.6 us);
- * swept, not picked until measured. */
+ * measured on an H100 (2026-12-07): 102.8 us against 1's 81.9, so the
+ * stalls were not occupancy; kept in the sweep, not picked.  The 3x3
+ * layers went to the halo kernel instead (18, 19). */
 #define Q_CFGS(X)                       \
     X(1, 128, 32, 32, 32, 4, 2, 0)      \
     X(2, 256, 32, 64, 32, 3, 2, 0)      \
@@ -1046,7 +1048,9 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
     X(14, 32, 32, 16, 16, 4, 2, 0)      \
     X(16, 128, 32, 32, 32, 4, 2, 5)
 #define Q_CFG_NARROW 15   /* k_qconv_narrow<4> */
-#define Q_CFG_NARROW32 17 /* k_qconv_narrow<32>: swept, not picked until measured */
+#define Q_CFG_NARROW32 17 /* k_qconv_narrow<32>: swept, not picked (H100, 2026-12-07: the seg
+                           * classifier 23.6 us against 13.9 tiled: 19 dot products a pixel
+                           * on CUDA cores cost more than the padded tensor-core tile) */
 #define Q_CFG_HALO32 18   /* k_qconv_halo<32, 3> */
 #define Q_CFG_HALO64 19   /* k_qconv_halo<64, 3> */
 #define Q_NCFG 19
@@ -1184,8 +1188,10 @@ extern "C" cudaError_t mtk_qconv_upconv(cudaStream_t st, const mtk_qconv *q, int
     memset(&up, 0, sizeof up);
     const cudaError_t e = cat_src_fill(&up.src, nsrc, x, xs, cbegin);
     if (e != cudaSuccess) return e;
-    for (int k = 0; k < nsrc; k++) /* in concat order from channel 0 (the caller checks that they tile C) */
-        if (cbegin[k] != (k ? cbegin[k] : 0) || (k && cbegin[k] <= cbegin[k - 1]) || cbegin[k] >= q->C) return cudaErrorInvalidValue;
+    /* in concat order from channel 0 (the caller checks that they tile C) */
+    if (cbegin[0] != 0) return cudaErrorInvalidValue;
+    for (int k = 1; k < nsrc; k++)
+        if (cbegin[k] <= cbegin[k - 1] || cbegin[k] >= q->C) return cudaErrorInvalidValue;
     up.IH = IH, up.IW = IW, up.coord = coord, up.sh = scale_h, up.sw = scale_w;
     const int64_t P = (int64_t)q->N * q->OH * q->OW;
     if (cfg != Q_CFG_HALO32 && cfg != Q_CFG_HALO64) cfg = q_pick(q, P);
