@@ -1104,8 +1104,7 @@ static int q_pick(const mtk_qconv *q, int64_t P) {
     /* 3x3, stride 1: the halo tiles; 64 channels a block where that still
      * fills two waves of SMs */
     if (q_halo_ok(q)) {
-        const int64_t tiles = (int64_t)q->N * ((q->OH + 7) / 8) * (q->OW / 16);
-        return q->COp % 64 == 0 && tiles * (q->COp / 64) >= 264 ? Q_CFG_HALO64 : Q_CFG_HALO32;
+        return q->COp > 128 && q->COp % 64 ? Q_CFG_HALO64 : Q_CFG_HALO32;
     }
     if (q->COp == 32) return 1;
     if (q->COp == 64) return q->KH * q->KW > 1 && pb128 >= 264 ? 6 : 4;
@@ -1175,7 +1174,7 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
 
 extern "C" int mtk_qconv_upconv_supported(const mtk_qconv *q) {
     const int64_t P = (int64_t)q->N * q->OH * q->OW;
-    return q_halo_ok(q) && q_geom_ok(q, P) && q->C == q->Cp && q->C % 8 == 0 && q->x_scale > 0.0f && !q->x_int8 &&
+    return q_halo_ok(q) && q_geom_ok(q, P) && q->C == q->Cp && q->C % 8 == 0 && q->x_scale > 0.0f &&
            q->COp % 32 == 0 && q->COp >= q->CO && (!q->y_int8 || q->y_scale > 0.0f);
 }
 
