@@ -23,9 +23,12 @@
  *     channels, with an FP16 input that mtk_resize sends to its 8-channel
  *     kernel (mtk_resize_q8_supported, 16-byte aligned views), or
  *   - MC_RESIZE_CAT over the whole of X, or
- *   - MC_QCONV with an output scale bit for bit C's input scale, no
- *     padding channels (CO == COp), its output a channel slice of X of C's
- *     geometry,
+ *   - MC_QCONV with an output scale, no padding channels (CO == COp), its
+ *     output a channel slice of X of C's geometry: with C's input scale it
+ *     stores q itself (as fuse_qchain.c), with another one y2_scale asks
+ *     its epilogue for quantize(fp16(q * s_y), s_x), what the FP16 store
+ *     and C's quantize pass made (the seg head's convs.0 branch: its
+ *     concat's 54 us quantize pass over 64 MB, H100 ncu 2026-12-07),
  * whose slices tile X's channels exactly, and read by no step but C.
  *
  * On by default since its measurement (H100, 2026-12-07, gpu_int8.sh):
@@ -81,7 +84,7 @@ static int writer_ok(const mc_plan *p, const mc_step *s, const mc_tref *X, const
     if (s->kind == MC_RESIZE_CAT) return c0 == 0 && V->dims[1] == X->dims[1];
     if (s->kind == MC_QCONV && s->obj) {
         const mtk_qconv *qp = s->obj;
-        return qp->y_scale > 0.0f && mc_same_float_bits(qp->y_scale, qc->x_scale) && !qp->y_int8 && qp->CO == qp->COp &&
+        return qp->y_scale > 0.0f && !qp->y_int8 && qp->CO == qp->COp &&
                qp->CO == V->dims[1] && qp->N == qc->N && qp->OH == qc->H && qp->OW == qc->W && qp->ldy == X->strides[3] &&
                qp->ys0 == X->strides[0];
     }
@@ -134,7 +137,13 @@ int mc_fuse_qresize(mc_plan *p) {
             v.st = MTMI_INT8;
             v.off = XQ.off + (s->t[0].off - X.off);
             s->t[0] = v;
-            if (s->kind == MC_QCONV) ((mtk_qconv *)s->obj)->y_int8 = 1; /* ldy, ys0: already X's = the int8 buffer's */
+            if (s->kind == MC_QCONV) { /* ldy, ys0: already X's = the int8 buffer's */
+                mtk_qconv *qp = s->obj;
+                qp->y_int8 = 1;
+                /* its own output scale is not C's input scale: requantize
+                 * the FP16 value it stored (the seg head's first branch) */
+                if (!mc_same_float_bits(qp->y_scale, qc->x_scale)) qp->y2_scale = qc->x_scale;
+            }
             else s->u.resize.qscale = qc->x_scale;
         }
         qc->x_int8 = 1;

@@ -146,8 +146,12 @@ __device__ __forceinline__ float q_epilogue(const mtk_qconv &q, int av, float m,
 /* ... or, for y_int8, the quantized q itself: the int8 that the next
  * QConv's quantize pass would have made of q * s_y (|q| <= 128, so
  * q * s_y / s_y rounds back to q). */
+__device__ __forceinline__ int q_requant2(const mtk_qconv &q, int k, float r2) {
+    return q_quant_r(__half2float(__float2half_rn(q_mul(q_i2f(k), q.y_scale))), q.y2_scale, r2);
+}
 __device__ __forceinline__ int q_epilogue_q(const mtk_qconv &q, int av, float m, float ry) {
-    return q_quant_r(q_dequant_act(q, av, m), q.y_scale, ry);
+    const int k = q_quant_r(q_dequant_act(q, av, m), q.y_scale, ry);
+    return q.y2_scale > 0.0f ? q_requant2(q, k, q_div(1.0f, q.y2_scale)) : k;
 }
 
 /* fl(1 / y_scale) for q_quant_r, once per thread (0 without a scale) */
@@ -495,6 +499,13 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
             }
         }
         if (q.y_int8) { /* int8 for the next QConv, 0 in its padding channels */
+            if (q.y2_scale > 0.0f) { /* ... quantized with its own scale (q_requant2) */
+                const float r2 = q_div(1.0f, q.y2_scale);
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) qv[ni][i] = q_requant2(q, qv[ni][i], r2);
+            }
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 if (!rok[hr]) continue;
@@ -1129,6 +1140,7 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
     if (q->y_int8 && !(q->y_scale > 0.0f)) return cudaErrorInvalidValue;
+    if (q->y2_scale > 0.0f && !q->y_int8) return cudaErrorInvalidValue;
     if (cfg < 0) cfg = q_pick(q, P);
     if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32)) ||
         ((cfg == Q_CFG_HALO32 || cfg == Q_CFG_HALO64) && !q_halo_ok(q)))

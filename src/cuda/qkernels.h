@@ -37,6 +37,11 @@ typedef struct mtk_qconv {
      * CO..COp-1 (y_f16 ignored).  The same bits as storing q * y_scale and
      * quantizing it again, which is what the float path does. */
     int x_int8, y_int8;
+    /* y_int8 with y2_scale > 0 (fuse_qresize.c: a QConv writing a channel
+     * slice of the next QConv's FP16 input, whose scale is not its own): the
+     * int8 output is quantize(fp16(q * y_scale), y2_scale), what the FP16
+     * store and the next QConv's quantize pass made of it, bit for bit */
+    float y2_scale;
 } mtk_qconv;
 
 /* x: logical [N, C, H, W] with element strides xs (f16 or f32) ->

@@ -278,6 +278,29 @@ static void int8_output(const mtk_qconv *q, const void *dxh, const int64_t xst[4
             g_fail = 1;
         }
     }
+    /* y2_scale (fuse_qresize.c, a slice of an input with another scale):
+     * the int8 output must be the quantize pass over the FP16 output with
+     * that scale, in every configuration */
+    void *dyh;
+    CK(cudaMalloc(&dyh, 2 * no));
+    CK(mtk_qconv_gemm(0, q, dxq, dw, db, dm, dyh, 1, NULL));
+    const float s2 = q->y_scale * 1.37f;
+    CK(mtk_qconv_quantize(0, dyh, ys, 1, dref, q->N, q->CO, q->OH, q->OW, q->COp, s2));
+    CK(cudaMemcpy(ref, dref, nq, cudaMemcpyDeviceToHost));
+    q8.y2_scale = s2;
+    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
+        CK(cudaMemset(dout, 0x5a, nq));
+        CK(mtk_qconv_gemm_cfg(0, &q8, dxq, dw, db, dm, dout, 1, NULL, c));
+        CK(cudaMemcpy(got, dout, nq, cudaMemcpyDeviceToHost));
+        g_ichk++;
+        if (memcmp(got, ref, nq)) {
+            g_ibad++;
+            printf("  FAIL: %s: int8 output with its own scale (y2_scale), tiles %s, differs from quantizing the FP16 output\n",
+                   name, mtk_qconv_cfg_name(c));
+            g_fail = 1;
+        }
+    }
+    cudaFree(dyh);
     free(ref);
     free(got);
     cudaFree(dyf);
