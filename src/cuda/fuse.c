@@ -87,8 +87,11 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
     /* on by default since its GPU measurement (fuse_qresize.c: same bits,
      * depth head 0.511 -> 0.466 ms on an H100, 2026-12-07); after qchain */
     if (run_pass(p, "qresize", 0, mc_fuse_qresize) < 0) return MTMI_ERR_DEVICE;
-    /* opt-in until measured (MTMI_CUDA_FUSE_OPT=qupconv; fuse_qupconv.c:
-     * same bits); after qresize, whose int8 upsamples it takes in */
+    /* Opt-in only (MTMI_CUDA_FUSE_OPT=qupconv; fuse_qupconv.c): the same
+     * bits, but measured slower on an H100 (2026-12-07, gpu_int8.sh: depth
+     * head 0.494 ms with it, 0.288 without): each output-channel tile
+     * makes the upsample again.  After qresize, whose int8 upsamples it
+     * takes in. */
     if (run_pass(p, "qupconv", 1, mc_fuse_qupconv) < 0) return MTMI_ERR_DEVICE;
     if (!p->f16) return MTMI_OK; /* the other fused kernels are FP16 */
     if (run_pass(p, "mlp", 0, mc_fuse_mlp) < 0) return MTMI_ERR_DEVICE;

@@ -19,6 +19,11 @@
  * C's geometry one the halo kernel takes (mtk_qconv_upconv_supported: 3x3,
  * stride 1, padding 1, OW % 16 == 0, C == Cp).
  *
+ * Opt-in (fuse.c): measured slower on an H100 (2026-12-07: depth head
+ * 0.494 ms against 0.288), because every output-channel tile of the conv
+ * makes its halo's upsample again (up to 8 times at 64x64) with loads in
+ * the K loop; it pays only once a block owns all output channels.
+ *
  * The fused step stays MC_QCONV: t[0..5] as plan_conv.c makes them (t[1]
  * and t[2] without buffers: neither the FP16 input nor its int8 copy is
  * made any more), then t[6 ..] the sources; u.resize a copy of R's
