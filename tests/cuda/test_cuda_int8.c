@@ -741,6 +741,17 @@ int main(int argc, char **argv) {
         if (d != 0) g_fail = 1;
         free(qres.o[0]);
         free(qres.o[1]);
+        /* fuse_qresize.c's rescaling writer (opt-in qrescale: a QConv
+         * writing a slice of an input with another scale) must give the
+         * same bits as the plan without it */
+        run_out qrs;
+        memset(&qrs, 0, sizeof qrs);
+        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qrescale", &full, &qrs);
+        d = bit_diffs(&gi8, &qrs);
+        printf("  GPU int8 with / without the qrescale writer: %lld elements differ (must be 0)\n", (long long)d);
+        if (d != 0) g_fail = 1;
+        free(qrs.o[0]);
+        free(qrs.o[1]);
         /* fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own
          * input) must give the same bits as the plan without it */
         run_out qup;
