@@ -332,6 +332,15 @@ static inline int mc_same_float_bits(float a, float b) {
 /* 1 if some step other than steps[a] and steps[b] uses buffer buf, or it is a
  * staging buffer (graph input / output) */
 int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);
+/* t is an FP16 view of N images in NCHW-ordered dims with the channels
+ * innermost, every stride and the offset multiples of 8 elements and its
+ * channels too: what the 8-channel (16-byte) kernels read */
+int mc_f16_c8_view(const mc_tref *t, int64_t N);
+/* 1 if the element ranges of two views of one buffer may intersect */
+int mc_views_overlap(const mc_tref *a, const mc_tref *b);
+/* 1 if a step strictly between steps[a] and steps[b] writes (t[0]) into any
+ * of the nv views v: a fused step moved to b must not read them there */
+int mc_written_between(const mc_plan *p, int a, int b, const mc_tref *v, int nv);
 /* a fused step replacing `from`: zeroed, with kind and from's node, label
  * and order (its place in the plan) */
 mc_step mc_step_like(const mc_step *from, int kind);

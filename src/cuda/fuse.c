@@ -42,6 +42,34 @@ int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
     return 0;
 }
 
+int mc_f16_c8_view(const mc_tref *t, int64_t N) {
+    return t->rank == 4 && t->st == MTMI_FLOAT16 && t->dims[0] == N && t->strides[1] == 1 && t->strides[0] % 8 == 0 &&
+           t->strides[2] % 8 == 0 && t->strides[3] % 8 == 0 && t->off % 8 == 0 && t->dims[1] % 8 == 0;
+}
+
+int mc_views_overlap(const mc_tref *a, const mc_tref *b) {
+    if (a->buf != b->buf || a->buf < 0) return 0;
+    int64_t alo = a->off, ahi = a->off, blo = b->off, bhi = b->off;
+    for (int d = 0; d < a->rank; d++) {
+        const int64_t e = (a->dims[d] - 1) * a->strides[d];
+        if (e < 0) alo += e;
+        else ahi += e;
+    }
+    for (int d = 0; d < b->rank; d++) {
+        const int64_t e = (b->dims[d] - 1) * b->strides[d];
+        if (e < 0) blo += e;
+        else bhi += e;
+    }
+    return alo <= bhi && blo <= ahi;
+}
+
+int mc_written_between(const mc_plan *p, int a, int b, const mc_tref *v, int nv) {
+    for (int k = a + 1; k < b; k++)
+        for (int j = 0; j < nv; j++)
+            if (p->steps[k].nt > 0 && mc_views_overlap(&p->steps[k].t[0], &v[j])) return 1;
+    return 0;
+}
+
 mc_step mc_step_like(const mc_step *from, int kind) {
     mc_step s;
     memset(&s, 0, sizeof s);

@@ -36,28 +36,6 @@
 
 #define QU_MAXSRC 4
 
-static int src_ok(const mc_tref *t, int64_t N) {
-    return t->rank == 4 && t->st == MTMI_FLOAT16 && t->dims[0] == N && t->strides[1] == 1 && t->strides[0] % 8 == 0 &&
-           t->strides[2] % 8 == 0 && t->strides[3] % 8 == 0 && t->off % 8 == 0 && t->dims[1] % 8 == 0;
-}
-
-/* 1 if the element ranges of two views of one buffer may intersect */
-static int overlap(const mc_tref *a, const mc_tref *b) {
-    if (a->buf != b->buf || a->buf < 0) return 0;
-    int64_t alo = a->off, ahi = a->off, blo = b->off, bhi = b->off;
-    for (int d = 0; d < a->rank; d++) {
-        const int64_t e = (a->dims[d] - 1) * a->strides[d];
-        if (e < 0) alo += e;
-        else ahi += e;
-    }
-    for (int d = 0; d < b->rank; d++) {
-        const int64_t e = (b->dims[d] - 1) * b->strides[d];
-        if (e < 0) blo += e;
-        else bhi += e;
-    }
-    return alo <= bhi && blo <= ahi;
-}
-
 /* R's sources if it is the int8 upsample of all of C's input, else 0 */
 static int upsample_sources(const mc_step *r, const mtk_qconv *q, mc_tref *src) {
     if ((r->kind != MC_RESIZE_CAT && r->kind != MC_RESIZE) || r->u.resize.mode != 1 || !(r->u.resize.qscale > 0.0f))
@@ -69,7 +47,7 @@ static int upsample_sources(const mc_step *r, const mtk_qconv *q, mc_tref *src) 
     int64_t at = 0;
     for (int k = 0; k < ns; k++) {
         const mc_tref *x = &r->t[1 + k];
-        if (!src_ok(x, q->N) || x->dims[2] != r->t[1].dims[2] || x->dims[3] != r->t[1].dims[3]) return 0;
+        if (!mc_f16_c8_view(x, q->N) || x->dims[2] != r->t[1].dims[2] || x->dims[3] != r->t[1].dims[3]) return 0;
         if (r->kind == MC_RESIZE_CAT && r->u.resize.at[k] != at) return 0; /* concat order, no gaps */
         at += x->dims[1];
         src[k] = *x;
@@ -95,11 +73,7 @@ int mc_fuse_qupconv(mc_plan *p) {
         const int ns = upsample_sources(r, q, src);
         if (!ns || r->label != c->label || r->t[0].buf != xb || r->t[0].off != c->t[2].off) continue;
         if (mc_buf_used_elsewhere(p, xb, ir, ic)) continue;
-        int clobbered = 0;
-        for (int k = ir + 1; k < ic && !clobbered; k++)
-            for (int j = 0; j < ns; j++)
-                if (p->steps[k].nt > 0 && overlap(&p->steps[k].t[0], &src[j])) clobbered = 1;
-        if (clobbered || 6 + ns > MC_MAX_T) continue;
+        if (mc_written_between(p, ir, ic, src, ns) || 6 + ns > MC_MAX_T) continue;
         for (int j = 0; j < ns; j++) c->t[6 + j] = src[j];
         c->nt = 6 + ns;
         c->t[2].buf = -1; /* the int8 upsample is never stored: no buffer */

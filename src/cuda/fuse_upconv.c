@@ -20,30 +20,6 @@
 
 #define UPC_MAXSRC 4
 
-/* NCHW-ordered dims, FP16, channels innermost with 8-element-aligned strides */
-static int src_ok(const mc_tref *t, int64_t N, int64_t H, int64_t W) {
-    return t->rank == 4 && t->st == MTMI_FLOAT16 && t->dims[0] == N && t->dims[2] == H && t->dims[3] == W &&
-           t->strides[1] == 1 && t->strides[0] % 8 == 0 && t->strides[2] % 8 == 0 && t->strides[3] % 8 == 0 &&
-           t->off % 8 == 0 && t->dims[1] % 8 == 0;
-}
-
-/* 1 if the element ranges of two views of one buffer may intersect */
-static int overlap(const mc_tref *a, const mc_tref *b) {
-    if (a->buf != b->buf || a->buf < 0) return 0;
-    int64_t alo = a->off, ahi = a->off, blo = b->off, bhi = b->off;
-    for (int d = 0; d < a->rank; d++) {
-        int64_t e = (a->dims[d] - 1) * a->strides[d];
-        if (e < 0) alo += e;
-        else ahi += e;
-    }
-    for (int d = 0; d < b->rank; d++) {
-        int64_t e = (b->dims[d] - 1) * b->strides[d];
-        if (e < 0) blo += e;
-        else bhi += e;
-    }
-    return alo <= bhi && blo <= ahi;
-}
-
 /* The upsample: linear, half_pixel (or pytorch_half_pixel: the same for an
  * output longer than 1), scale exactly 2 on both axes; its FP16 sources in
  * src[], their count returned (0: not a candidate). */
@@ -59,7 +35,7 @@ static int upsample_sources(const mc_step *s, mc_tref *src) {
     int64_t at = 0;
     for (int k = 0; k < ns; k++) {
         const mc_tref *x = &s->t[1 + k];
-        if (!src_ok(x, N, IH, IW)) return 0;
+        if (!mc_f16_c8_view(x, N) || x->dims[2] != IH || x->dims[3] != IW) return 0;
         if (s->kind == MC_RESIZE_CAT && s->u.resize.at[k] != at) return 0; /* concat order, no gaps */
         at += x->dims[1];
         src[k] = *x;
@@ -112,11 +88,7 @@ int mc_fuse_upconv(mc_plan *p) {
             continue;
         /* the fused step runs at the conv's place and reads the sources
          * there: no step in between may write them */
-        int clobbered = 0;
-        for (int k = i + 1; k < j && !clobbered; k++)
-            for (int q = 0; q < ns; q++)
-                if (p->steps[k].nt > 0 && overlap(&p->steps[k].t[0], &src[q])) clobbered = 1;
-        if (clobbered) continue;
+        if (mc_written_between(p, i, j, src, ns)) continue;
         mc_step fused = mc_step_like(cs, MC_UPCONV);
         fused.conv = *c;
         fused.t[0] = *y;

@@ -731,22 +731,28 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? M
     q_epilogue_tile<T::MI, T::NI>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
 }
 
+/* more than 48 KB of dynamic shared memory for kern: the attribute set once
+ * per device (done: the caller's bitmask of devices for this kernel; a host
+ * call, also fine while a graph is captured) */
+template <typename K> static cudaError_t q_smem_optin(K kern, int bytes, unsigned long long *done) {
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (dev < 64 && ((*done >> dev) & 1ull)) return cudaSuccess;
+    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e == cudaSuccess && dev < 64) *done |= 1ull << dev;
+    return e;
+}
+
 template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ>
 static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
                             const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, const q_fx &fx) {
     typedef QT<BM, BN, WM, WN, STAGES, CH> T;
     auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH, MB, FQ>;
-    if (T::SMEM > 48 * 1024) { /* once per device (a host call, also fine while a graph is captured) */
-        static unsigned long long done;
-        int dev = 0;
-        cudaError_t e = cudaGetDevice(&dev);
-        if (e != cudaSuccess) return e;
-        if (dev >= 64 || !((done >> dev) & 1ull)) {
-            e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, T::SMEM);
-            if (e != cudaSuccess) return e;
-            if (dev < 64) done |= 1ull << dev;
-        }
-    }
+    static unsigned long long done; /* this kernel's devices */
+    const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
+    if (e != cudaSuccess) return e;
     dim3 grid((unsigned)((P + BM - 1) / BM), (unsigned)((q->COp + BN - 1) / BN));
     mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc, fx);
     return cudaGetLastError();
@@ -1005,17 +1011,9 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
                                  const float *mult, void *y, int y_f16, int32_t *acc, const q_up &up) {
     typedef QH<BN, S> T;
     auto kern = k_qconv_halo<BN, S, UP>;
-    if (T::SMEM > 48 * 1024) { /* once per device, as q_launch */
-        static unsigned long long done;
-        int dev = 0;
-        cudaError_t e = cudaGetDevice(&dev);
-        if (e != cudaSuccess) return e;
-        if (dev >= 64 || !((done >> dev) & 1ull)) {
-            e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, T::SMEM);
-            if (e != cudaSuccess) return e;
-            if (dev < 64) done |= 1ull << dev;
-        }
-    }
+    static unsigned long long done; /* this kernel's devices */
+    const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
+    if (e != cudaSuccess) return e;
     const int64_t blocks = (int64_t)q->N * ((q->OH + T::TY - 1) / T::TY) * (q->OW / T::TX);
     dim3 grid((unsigned)blocks, (unsigned)((q->COp + BN - 1) / BN));
     mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc, up);
