@@ -18,13 +18,13 @@ static __device__ __forceinline__ float src_coord(int o, float scale, int in_len
 }
 
 // Bilinear sampling of output pixel (oh, ow) for the channels-last resize
-// kernels below: the four input taps (clamped) and their weights.
+// kernels: the four input taps (clamped) and their weights.
 struct Bilin {
     int y0, y1, x0, x1;
     float w00, w01, w10, w11;
 };
-static __device__ __forceinline__ Bilin bilin_at(int oh, int ow, float sh, float sw, int IH, int IW, int OH, int OW, int coord) {
-    float fy = src_coord(oh, sh, IH, OH, coord), fx = src_coord(ow, sw, IW, OW, coord);
+// the taps and weights of source coordinates (fy, fx), clamped to the map
+static __device__ __forceinline__ Bilin bilin_from(float fy, float fx, int IH, int IW) {
     fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
     fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
     Bilin t;
@@ -33,6 +33,9 @@ static __device__ __forceinline__ Bilin bilin_at(int oh, int ow, float sh, float
     const float ay = fy - t.y0, ax = fx - t.x0;
     t.w00 = (1.f - ay) * (1.f - ax), t.w01 = (1.f - ay) * ax, t.w10 = ay * (1.f - ax), t.w11 = ay * ax;
     return t;
+}
+static __device__ __forceinline__ Bilin bilin_at(int oh, int ow, float sh, float sw, int IH, int IW, int OH, int OW, int coord) {
+    return bilin_from(src_coord(oh, sh, IH, OH, coord), src_coord(ow, sw, IW, OW, coord), IH, IW);
 }
 // 8 FP16 channels at element b of a channels-last uint4 tensor, blended.
 static __device__ __forceinline__ uint4 bilin8(const uint4 *x, int b, int xs2, int xs3, const Bilin &t) {

@@ -320,6 +320,17 @@ __device__ __forceinline__ void q_ldsm4(unsigned r[4], unsigned addr) {
                  : "r"(addr));
 #endif
 }
+/* the B fragments of two n8 tiles (output channels 0-7 and 8-15 of a
+ * 16-row block, k 0-31) in one ldmatrix x4: the lanes' rows as b_r / b_h
+ * in the kernels give n 0-7 h0, 0-7 h1, 8-15 h0, 8-15 h1 */
+__device__ __forceinline__ void q_ldsm_b2(unsigned b0[2], unsigned b1[2], unsigned addr) {
+    unsigned v[4];
+    q_ldsm4(v, addr);
+    b0[0] = v[0];
+    b0[1] = v[1];
+    b1[0] = v[2];
+    b1[1] = v[3];
+}
 /* byte offset of (row r, 16-byte half h) in a [rows][32] chunk */
 __device__ __forceinline__ int q_sw(int r, int h) { return r * 32 + ((h ^ ((r >> 2) & 1)) << 4); }
 
@@ -712,12 +723,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? M
 #pragma unroll
             for (int nj = 0; nj < T::NI / 2; nj++) {
                 const int r = wn * WN + nj * 16 + b_r;
-                unsigned v[4];
-                q_ldsm4(v, sb + c * BN * 32 + q_sw(r, b_h));
-                b[2 * nj][0] = v[0];
-                b[2 * nj][1] = v[1];
-                b[2 * nj + 1][0] = v[2];
-                b[2 * nj + 1][1] = v[3];
+                q_ldsm_b2(b[2 * nj], b[2 * nj + 1], sb + c * BN * 32 + q_sw(r, b_h));
             }
 #pragma unroll
             for (int mi = 0; mi < T::MI; mi++)
@@ -976,12 +982,7 @@ __global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
                     q_ldsm4(a[mi], base + q_sw((warp * T::MI + mi + ky) * T::HX + a_r + kx, a_h));
 #pragma unroll
                 for (int nj = 0; nj < T::NI / 2; nj++) {
-                    unsigned v[4];
-                    q_ldsm4(v, base + T::HALO_BYTES + q_sw((ky * 3 + kx) * BN + nj * 16 + b_r, b_h));
-                    b[2 * nj][0] = v[0];
-                    b[2 * nj][1] = v[1];
-                    b[2 * nj + 1][0] = v[2];
-                    b[2 * nj + 1][1] = v[3];
+                    q_ldsm_b2(b[2 * nj], b[2 * nj + 1], base + T::HALO_BYTES + q_sw((ky * 3 + kx) * BN + nj * 16 + b_r, b_h));
                 }
 #pragma unroll
                 for (int mi = 0; mi < T::MI; mi++)

@@ -88,17 +88,11 @@ __global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, ui
     for (int k = 0; k < nsrc; k++) {
         // bilin_at with the coordinate's division turned into a multiply
         const int IH = src.ih[k], IW = src.iw[k];
-        float fy = coord == 2 ? (OH > 1 ? oh * (float)(IH - 1) / (float)(OH - 1) : 0.f)
-                 : coord == 3 ? oh * src.rh[k] : (coord == 1 && OH <= 1) ? 0.f : (oh + 0.5f) * src.rh[k] - 0.5f;
-        float fx = coord == 2 ? (OW > 1 ? ow * (float)(IW - 1) / (float)(OW - 1) : 0.f)
-                 : coord == 3 ? ow * src.rw[k] : (coord == 1 && OW <= 1) ? 0.f : (ow + 0.5f) * src.rw[k] - 0.5f;
-        fy = fminf(fmaxf(fy, 0.f), (float)(IH - 1));
-        fx = fminf(fmaxf(fx, 0.f), (float)(IW - 1));
-        Bilin tp;
-        tp.y0 = (int)fy, tp.x0 = (int)fx;
-        tp.y1 = min(tp.y0 + 1, IH - 1), tp.x1 = min(tp.x0 + 1, IW - 1);
-        const float ay = fy - tp.y0, ax = fx - tp.x0;
-        tp.w00 = (1.f - ay) * (1.f - ax), tp.w01 = (1.f - ay) * ax, tp.w10 = ay * (1.f - ax), tp.w11 = ay * ax;
+        const float fy = coord == 2 ? (OH > 1 ? oh * (float)(IH - 1) / (float)(OH - 1) : 0.f)
+                       : coord == 3 ? oh * src.rh[k] : (coord == 1 && OH <= 1) ? 0.f : (oh + 0.5f) * src.rh[k] - 0.5f;
+        const float fx = coord == 2 ? (OW > 1 ? ow * (float)(IW - 1) / (float)(OW - 1) : 0.f)
+                       : coord == 3 ? ow * src.rw[k] : (coord == 1 && OW <= 1) ? 0.f : (ow + 0.5f) * src.rw[k] - 0.5f;
+        const Bilin tp = bilin_from(fy, fx, IH, IW);
         const uint4 *x = src.x[k];
         const int b = n * src.xs0[k] + c, xs2 = src.xs2[k], xs3 = src.xs3[k];
         uint4 q[4] = {x[b + tp.y0 * xs2 + tp.x0 * xs3], x[b + tp.y0 * xs2 + tp.x1 * xs3], x[b + tp.y1 * xs2 + tp.x0 * xs3],

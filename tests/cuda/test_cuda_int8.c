@@ -599,6 +599,19 @@ static int64_t bit_diffs(const run_out *a, const run_out *b) {
     return bad;
 }
 
+/* the GPU INT8 plan with `tuning` must give ref's outputs bit for bit */
+static void fusion_same_bits(mtmi_model *m, const char *cache, const mtmi_tensor *in, const run_out *ref, const char *tuning,
+                             const char *what) {
+    run_out r;
+    memset(&r, 0, sizeof r);
+    run_plan_tuned(m, "cuda:0", "int8", cache, tuning, in, &r);
+    const int64_t d = bit_diffs(ref, &r);
+    printf("  GPU int8 with / without %s: %lld elements differ (must be 0)\n", what, (long long)d);
+    if (d != 0) g_fail = 1;
+    free(r.o[0]);
+    free(r.o[1]);
+}
+
 static void compare(const char *what, run_out *a, run_out *b, double *agree_out, double *dmax_out) {
     int seg = a->dims[0][1] > 1 ? 0 : 1, dep = 1 - seg;
     int64_t C = a->dims[seg][1], HW = a->dims[seg][2] * a->dims[seg][3], same = 0;
@@ -718,51 +731,20 @@ int main(int argc, char **argv) {
     }
     run_plan(m, "cpu", "int8", cache, &full, &ci8);
     run_plan(m, "cuda:0", "int8", cache, &full, &gi8);
-    {
-        /* fuse_qchain.c (on by default: a QConv writes the next one's
-         * int8 input) must give the same bits as the float round trip it
-         * replaces, the plan with the pass switched off */
-        run_out chain;
-        memset(&chain, 0, sizeof chain);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_no_fuse=qchain", &full, &chain);
-        int64_t d = bit_diffs(&gi8, &chain);
-        printf("  GPU int8 with / without the qchain fusion: %lld elements differ (must be 0)\n", (long long)d);
-        if (d != 0) g_fail = 1;
-        free(chain.o[0]);
-        free(chain.o[1]);
-        /* fuse_qresize.c (on by default: the resizes and QConvs that make
-         * a QConv's input write its int8 codes) must give the same bits as
-         * the plan without it */
-        run_out qres;
-        memset(&qres, 0, sizeof qres);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_no_fuse=qresize", &full, &qres);
-        d = bit_diffs(&gi8, &qres);
-        printf("  GPU int8 with / without the qresize fusion: %lld elements differ (must be 0)\n", (long long)d);
-        if (d != 0) g_fail = 1;
-        free(qres.o[0]);
-        free(qres.o[1]);
-        /* fuse_qresize.c's rescaling writer (opt-in qrescale: a QConv
-         * writing a slice of an input with another scale) must give the
-         * same bits as the plan without it */
-        run_out qrs;
-        memset(&qrs, 0, sizeof qrs);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qrescale", &full, &qrs);
-        d = bit_diffs(&gi8, &qrs);
-        printf("  GPU int8 with / without the qrescale writer: %lld elements differ (must be 0)\n", (long long)d);
-        if (d != 0) g_fail = 1;
-        free(qrs.o[0]);
-        free(qrs.o[1]);
-        /* fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own
-         * input) must give the same bits as the plan without it */
-        run_out qup;
-        memset(&qup, 0, sizeof qup);
-        run_plan_tuned(m, "cuda:0", "int8", cache, "cuda_fuse_opt=qupconv", &full, &qup);
-        d = bit_diffs(&gi8, &qup);
-        printf("  GPU int8 with / without the qupconv fusion: %lld elements differ (must be 0)\n", (long long)d);
-        if (d != 0) g_fail = 1;
-        free(qup.o[0]);
-        free(qup.o[1]);
-    }
+    /* Each fusion pass of the INT8 heads must give the same bits as the
+     * plan without it (the default plan against the one with the pass
+     * switched off, or with an opt-in one switched on):
+     *  - fuse_qchain.c (on by default: a QConv writes the next one's int8
+     *    input), against the float round trip it replaces;
+     *  - fuse_qresize.c (on by default: the resizes and QConvs that make a
+     *    QConv's input write its int8 codes);
+     *  - its rescaling writer (opt-in qrescale: a QConv writing a slice of
+     *    an input with another scale);
+     *  - fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own input). */
+    fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qchain", "the qchain fusion");
+    fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qresize", "the qresize fusion");
+    fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qrescale", "the qrescale writer");
+    fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qupconv", "the qupconv fusion");
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
     double a1, d1, a2, d2, a3, d3;
