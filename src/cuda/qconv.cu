@@ -882,8 +882,10 @@ __device__ __forceinline__ void q_halo_upsample(const q_up &up, const mtk_qconv 
     }
 }
 
-template <int BN, int S> struct QH {
-    static constexpr int TX = 16, TY = 8, NT = 128, MI = 2, NI = BN / 8;
+/* MI tile rows a warp (TY = 4 MI): 2, or 4 (configuration 20: half the B
+ * fragment loads an MMA, 64 accumulators a thread with 32 channels) */
+template <int BN, int S, int MI_ = 2> struct QH {
+    static constexpr int TX = 16, TY = 4 * MI_, NT = 128, MI = MI_, NI = BN / 8;
     static constexpr int HX = TX + 2, HY = TY + 2, HP = HX * HY;
     static constexpr int HALO_BYTES = HP * 32;
     static constexpr int STAGE_BYTES = HALO_BYTES + 9 * BN * 32;
@@ -892,13 +894,14 @@ template <int BN, int S> struct QH {
 };
 
 /* __launch_bounds__: four blocks an SM with 32 channels (127 registers),
- * three with 64 (its 64 accumulators a thread spilled at 128) */
-template <int BN, int S, bool UP>
-__global__ void __launch_bounds__(128, BN <= 32 ? 4 : 3)
+ * three with 64 or with four rows a warp (64 accumulators a thread spilled
+ * at 128) */
+template <int BN, int S, bool UP, int MI = 2>
+__global__ void __launch_bounds__(128, BN <= 32 && MI <= 2 ? 4 : 3)
     k_qconv_halo(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                  const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, q_up up) {
     MTK_PDL_WAIT();
-    typedef QH<BN, S> T;
+    typedef QH<BN, S, MI> T;
     extern __shared__ __align__(128) unsigned char q_sm[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -1007,11 +1010,11 @@ static bool q_halo_ok(const mtk_qconv *q) {
            q->H == q->OH && q->W == q->OW && q->OW % 16 == 0 && (int64_t)q->COp * 9 * q->Cp < ((int64_t)1 << 31);
 }
 
-template <int BN, int S, bool UP>
+template <int BN, int S, bool UP, int MI = 2>
 static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                  const float *mult, void *y, int y_f16, int32_t *acc, const q_up &up) {
-    typedef QH<BN, S> T;
-    auto kern = k_qconv_halo<BN, S, UP>;
+    typedef QH<BN, S, MI> T;
+    auto kern = k_qconv_halo<BN, S, UP, MI>;
     static unsigned long long done; /* this kernel's devices */
     const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
     if (e != cudaSuccess) return e;
@@ -1063,7 +1066,9 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
                            * on CUDA cores cost more than the padded tensor-core tile) */
 #define Q_CFG_HALO32 18   /* k_qconv_halo<32, 3> */
 #define Q_CFG_HALO64 19   /* k_qconv_halo<64, 3> */
-#define Q_NCFG 19
+#define Q_CFG_HALO32R4 20 /* k_qconv_halo<32, 3, false, 4>: 16x16 pixels, four rows a warp */
+#define Q_NCFG 20
+#define Q_IS_HALO(c) ((c) == Q_CFG_HALO32 || (c) == Q_CFG_HALO64 || (c) == Q_CFG_HALO32R4)
 
 static const char *q_cfg_name(int c) {
     switch (c) {
@@ -1076,6 +1081,7 @@ static const char *q_cfg_name(int c) {
     case Q_CFG_NARROW32: return "narrow (dp4a, a pixel a thread, CO <= 32)";
     case Q_CFG_HALO32: return "halo 3x3 (8x16 pixels x 32, s3)";
     case Q_CFG_HALO64: return "halo 3x3 (8x16 pixels x 64, s3)";
+    case Q_CFG_HALO32R4: return "halo 3x3 (16x16 pixels x 32, 4 rows a warp, s3)";
     default: return "auto";
     }
 }
@@ -1098,6 +1104,8 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
         return q_launch_halo<32, 3, false>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
     case Q_CFG_HALO64:
         return q_launch_halo<64, 3, false>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
+    case Q_CFG_HALO32R4:
+        return q_launch_halo<32, 3, false, 4>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
     }
 }
@@ -1142,7 +1150,7 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if (q->y2_scale > 0.0f && !q->y_int8) return cudaErrorInvalidValue;
     if (cfg < 0) cfg = q_pick(q, P);
     if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32)) ||
-        ((cfg == Q_CFG_HALO32 || cfg == Q_CFG_HALO64) && !q_halo_ok(q)))
+        (Q_IS_HALO(cfg) && !q_halo_ok(q)))
         cfg = 1;
     if (cfg > Q_NCFG || !q_geom_ok(q, P)) cfg = 0;
     q_fx fx = {nullptr, 0, 0, 0};
@@ -1173,7 +1181,7 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
         return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
     if (fuse && cfg != 0 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
         if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
-        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32 || cfg == Q_CFG_HALO32 || cfg == Q_CFG_HALO64)
+        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32 || Q_IS_HALO(cfg))
             cfg = 1; /* no fused-quantize variant */
         q_fx fx = {(const __half *)x, xs[0], xs[2], xs[3]};
         return q_run_cfg(cfg, true, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);

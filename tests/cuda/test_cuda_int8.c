@@ -738,12 +738,12 @@ int main(int argc, char **argv) {
      *    input), against the float round trip it replaces;
      *  - fuse_qresize.c (on by default: the resizes and QConvs that make a
      *    QConv's input write its int8 codes);
-     *  - its rescaling writer (opt-in qrescale: a QConv writing a slice of
-     *    an input with another scale);
+     *  - its rescaling writer (on by default, qrescale: a QConv writing a
+     *    slice of an input with another scale);
      *  - fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own input). */
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qchain", "the qchain fusion");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qresize", "the qresize fusion");
-    fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qrescale", "the qrescale writer");
+    fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qrescale", "the qrescale writer");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qupconv", "the qupconv fusion");
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
