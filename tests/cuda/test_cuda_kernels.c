@@ -435,7 +435,7 @@ static double lin_src(int o, double scale, int in_len, int out_len, int coord) {
 }
 
 static void t_resize(int f16, int coord, int nhwc) {
-    int N = 1, C = nhwc == 2 ? 32 : 19, IH = 17, IW = 23, OH = 68, OW = 90; /* OW % 4 != 0: a last run of two (resize.cu) */
+    int N = 1, C = nhwc == 2 ? 32 : 19, IH = 17, IW = 23, OH = 68, OW = 90; /* OW % 4 != 0: a partial run of outputs where resize.cu makes runs of 4 */
     int64_t ni = (int64_t)N * C * IH * IW, no = (int64_t)N * C * OH * OW;
     float *x = rnd(ni, 1.f);
     void *dx = up(x, ni, f16), *dy = dalloc(no, f16);
