@@ -116,8 +116,8 @@ __global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, ui
     y[n * ys0 + c + oh * ys2 + ow * ys3] = o;
 }
 
-// The channels-last resizes below make RUN consecutive output pixels of
-// one 8-channel chunk a thread: the index arithmetic (three
+// The channels-last resizes below make RESIZE_RUN consecutive output
+// pixels of one 8-channel chunk a thread: the index arithmetic (three
 // divisions by run-time sizes), a concat's source choice and the row's
 // coordinates are paid once a run instead of once an output, and the run's
 // loads are independent.  With one output a thread the int8-writing
@@ -126,29 +126,28 @@ __global__ void __launch_bounds__(256) k_resize_sum8(ResizeSrc src, int nsrc, ui
 // output is still bilin_at + bilin8 (+ q_quant8) of its own pixel, so the
 // values are those of one output a thread; a run past the right edge
 // computes its last pixel again and stores nothing there.  H100
-// (2026-12-07, ncu): RUN 4 took the int8 concat upsamples of the depth
-// head from 14.6 / 27.4 / 44.6 to 12.9 / 21.3 / 33.9 us, but the seg
-// head's single-source ones (into 512-channel concat slices) from 11.4 to
-// 13.1, so k_resize_c8 keeps one output a thread (RUN_C8).
-#define RUN_CAT8 4
-#define RUN_C8 1
+// (2026-12-07, ncu, int8 outputs): the depth head's concat upsamples 14.6 /
+// 27.4 / 44.6 -> 12.9 / 21.3 / 33.9 us; the seg head's upsamples into
+// its concat's slices 16.4-16.9 us with one output a thread, 13.0-13.2
+// with runs of 4.
+#define RESIZE_RUN 4
 
 struct RunAt {
     int c, x0, oh, n;
 };
 // work item i as (chunk, first pixel of the run, row, image); false past the end
-template <int RUN> __device__ __forceinline__ bool run_at(unsigned i, int N, int C8, int OH, int OW, RunAt *r) {
-    const unsigned runs = (unsigned)(OW + RUN - 1) / RUN;
+__device__ __forceinline__ bool run_at(unsigned i, int N, int C8, int OH, int OW, RunAt *r) {
+    const unsigned runs = (unsigned)(OW + RESIZE_RUN - 1) / RESIZE_RUN;
     if (i >= (unsigned)N * C8 * OH * runs) return false;
     r->c = (int)(i % C8);
     unsigned t = i / C8;
-    r->x0 = (int)(t % runs) * RUN;
+    r->x0 = (int)(t % runs) * RESIZE_RUN;
     t /= runs;
     r->oh = (int)(t % OH), r->n = (int)(t / OH);
     return true;
 }
-static unsigned run_items(int N, int C8, int OH, int OW, int run) {
-    return (unsigned)N * C8 * OH * ((OW + run - 1) / run);
+static unsigned run_items(int N, int C8, int OH, int OW) {
+    return (unsigned)N * C8 * OH * ((OW + RESIZE_RUN - 1) / RESIZE_RUN);
 }
 
 // One run of a chunk: blended first, then stored, so that no store sits
@@ -156,21 +155,21 @@ static unsigned run_items(int N, int C8, int OH, int OW, int run) {
 // cannot know).  Q: each 8 values quantized with scale qs (rq = fl(1 / qs))
 // and stored as 8 int8 (8 bytes) into a channels-last int8 tensor of the
 // same element strides (the next QConv's input; fuse_qresize.c).
-template <bool Q, int RUN>
+template <bool Q>
 __device__ __forceinline__ void resize_run8(const uint4 *x, int xb, int xs2, int xs3, void *y, int yb, int ys3,
                                             const RunAt &r, int IH, int IW, int OH, int OW, float sh, float sw, int coord,
                                             float qs, float rq) {
     /* bilin_at's steps, the row's coordinate once (bilin_from clamps it
      * again: the same value) */
     const float fy = src_coord(r.oh, sh, IH, OH, coord);
-    float fx[RUN];
+    float fx[RESIZE_RUN];
 #pragma unroll
-    for (int k = 0; k < RUN; k++) fx[k] = src_coord(min(r.x0 + k, OW - 1), sw, IW, OW, coord);
-    uint4 o[RUN];
+    for (int k = 0; k < RESIZE_RUN; k++) fx[k] = src_coord(min(r.x0 + k, OW - 1), sw, IW, OW, coord);
+    uint4 o[RESIZE_RUN];
 #pragma unroll
-    for (int k = 0; k < RUN; k++) o[k] = bilin8(x, xb, xs2, xs3, bilin_from(fy, fx[k], IH, IW));
+    for (int k = 0; k < RESIZE_RUN; k++) o[k] = bilin8(x, xb, xs2, xs3, bilin_from(fy, fx[k], IH, IW));
 #pragma unroll
-    for (int k = 0; k < RUN; k++) {
+    for (int k = 0; k < RESIZE_RUN; k++) {
         if (r.x0 + k >= OW) break;
         const int oi = yb + (r.x0 + k) * ys3;
         if (Q) ((uint2 *)y)[oi] = q_quant8(o[k], qs, rq);
@@ -185,8 +184,8 @@ __global__ void k_resize_c8(const uint4 *x, int xs0, int xs2, int xs3, void *y, 
                             int C8, int IH, int IW, int OH, int OW, float sh, float sw, int coord, float qs) {
     MTK_PDL_WAIT();
     RunAt r;
-    if (!run_at<RUN_C8>(blockIdx.x * blockDim.x + threadIdx.x, N, C8, OH, OW, &r)) return;
-    resize_run8<Q, RUN_C8>(x, r.n * xs0 + r.c, xs2, xs3, y, r.n * ys0 + r.c + r.oh * ys2, ys3, r, IH, IW, OH, OW, sh, sw, coord, qs,
+    if (!run_at(blockIdx.x * blockDim.x + threadIdx.x, N, C8, OH, OW, &r)) return;
+    resize_run8<Q>(x, r.n * xs0 + r.c, xs2, xs3, y, r.n * ys0 + r.c + r.oh * ys2, ys3, r, IH, IW, OH, OW, sh, sw, coord, qs,
                    Q ? q_div(1.0f, qs) : 0.0f);
 }
 
@@ -263,9 +262,9 @@ __global__ void k_resize_cat8(CatSrc src, void *y, int ys0, int ys2, int ys3, in
                               int OW, float sh, float sw, int coord, float qs) {
     MTK_PDL_WAIT();
     RunAt r;
-    if (!run_at<RUN_CAT8>(blockIdx.x * blockDim.x + threadIdx.x, N, C8, OH, OW, &r)) return;
+    if (!run_at(blockIdx.x * blockDim.x + threadIdx.x, N, C8, OH, OW, &r)) return;
     const CatAt at = cat_at(src, r.c);
-    resize_run8<Q, RUN_CAT8>(at.x, r.n * at.s0 + at.c, at.s2, at.s3, y, r.n * ys0 + r.c + r.oh * ys2, ys3, r, IH, IW, OH, OW, sh, sw,
+    resize_run8<Q>(at.x, r.n * at.s0 + at.c, at.s2, at.s3, y, r.n * ys0 + r.c + r.oh * ys2, ys3, r, IH, IW, OH, OW, sh, sw,
                    coord, qs, Q ? q_div(1.0f, qs) : 0.0f);
 }
 
@@ -304,7 +303,7 @@ cudaError_t mtk_resize(cudaStream_t s, const void *x, const int64_t xs[4], void 
     if (mode == 1 && c_inner && f16 && out_f16 && C % 8 == 0 && xs[1] == 1 && ys[1] == 1 && xs[0] % 8 == 0 &&
         xs[2] % 8 == 0 && xs[3] % 8 == 0 && ys[0] % 8 == 0 && ys[2] % 8 == 0 && ys[3] % 8 == 0 &&
         (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0) {
-        mtk_launch(k_resize_c8<false>, blocks_for(run_items(N, C / 8, OH, OW, RUN_C8), 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
+        mtk_launch(k_resize_c8<false>, blocks_for(run_items(N, C / 8, OH, OW), 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
                    (int)xs[3] / 8, y, (int)ys[0] / 8, (int)ys[2] / 8, (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
                    scale_w, coord, 0.0f);
         return cudaGetLastError();
@@ -343,7 +342,7 @@ cudaError_t mtk_resize_cat(cudaStream_t s, int nsrc, const void *const *x, const
     if (e != cudaSuccess) return e;
     long long total = (long long)N * (C / 8) * OH * OW;
     if (!total) return cudaSuccess;
-    mtk_launch(k_resize_cat8<false>, blocks_for(run_items(N, C / 8, OH, OW, RUN_CAT8), 256), 256, 0, s, src, y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+    mtk_launch(k_resize_cat8<false>, blocks_for(run_items(N, C / 8, OH, OW), 256), 256, 0, s, src, y, (int)(ys[0] / 8), (int)(ys[2] / 8),
                (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w, coord, 0.0f);
     return cudaGetLastError();
 }
@@ -359,7 +358,7 @@ cudaError_t mtk_resize_q8(cudaStream_t s, const void *x, const int64_t xs[4], in
     if (!total) return cudaSuccess;
     if (total >= (1ll << 31) || !(qscale > 0.0f) || !mtk_resize_q8_supported(x, xs, ys, C, 1, 1) || (uintptr_t)y % 8)
         return cudaErrorInvalidValue;
-    mtk_launch(k_resize_c8<true>, blocks_for(run_items(N, C / 8, OH, OW, RUN_C8), 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
+    mtk_launch(k_resize_c8<true>, blocks_for(run_items(N, C / 8, OH, OW), 256), 256, 0, s, (const uint4 *)x, (int)xs[0] / 8, (int)xs[2] / 8,
                (int)xs[3] / 8, (void *)y, (int)ys[0] / 8, (int)ys[2] / 8, (int)ys[3] / 8, N, C / 8, IH, IW, OH, OW, scale_h,
                scale_w, coord, qscale);
     return cudaGetLastError();
@@ -375,7 +374,7 @@ cudaError_t mtk_resize_cat_q8(cudaStream_t s, int nsrc, const void *const *x, co
     if (e != cudaSuccess) return e;
     long long total = (long long)N * (C / 8) * OH * OW;
     if (!total) return cudaSuccess;
-    mtk_launch(k_resize_cat8<true>, blocks_for(run_items(N, C / 8, OH, OW, RUN_CAT8), 256), 256, 0, s, src, (void *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
+    mtk_launch(k_resize_cat8<true>, blocks_for(run_items(N, C / 8, OH, OW), 256), 256, 0, s, src, (void *)y, (int)(ys[0] / 8), (int)(ys[2] / 8),
                (int)(ys[3] / 8), N, C / 8, IH, IW, OH, OW, scale_h, scale_w, coord, qscale);
     return cudaGetLastError();
 }
