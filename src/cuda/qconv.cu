@@ -1066,7 +1066,11 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
                            * on CUDA cores cost more than the padded tensor-core tile) */
 #define Q_CFG_HALO32 18   /* k_qconv_halo<32, 3> */
 #define Q_CFG_HALO64 19   /* k_qconv_halo<64, 3> */
-#define Q_CFG_HALO32R4 20 /* k_qconv_halo<32, 3, false, 4>: 16x16 pixels, four rows a warp */
+#define Q_CFG_HALO32R4 20 /* k_qconv_halo<32, 3, false, 4>: 16x16 pixels, four rows a warp; swept,
+                           * not picked (H100, 2026-12-07: fuse.0 64.2 us against 66.2, fuse.2
+                           * 45.4 against 46.2, fuse.1 51.1 against 49.4, fuse.3 21.5 against
+                           * 18.5: 168 registers, three blocks an SM, cost what the halved B
+                           * loads saved) */
 #define Q_NCFG 20
 #define Q_IS_HALO(c) ((c) == Q_CFG_HALO32 || (c) == Q_CFG_HALO64 || (c) == Q_CFG_HALO32R4)
 
