@@ -106,7 +106,10 @@ static void fill_frame(uint8_t *px, int h, int w, unsigned seed) {
 
 /* The plan API's classes and depth for one uint8 frame (normalized on the
  * host with mtmi's arithmetic). */
-static int plan_ref(mtmi_model *m, const uint8_t *px, uint8_t *classes, float *depth) {
+/* threads: the engine's own count, so that the kernels are the same (a
+ * conv's column tiles and Winograd bands depend on it, and so may the last
+ * bits on CPUs without AVX-512) */
+static int plan_ref(mtmi_model *m, const uint8_t *px, uint8_t *classes, float *depth, int threads) {
     static const float mean[3] = {123.675f, 116.28f, 103.53f}, sd[3] = {58.395f, 57.12f, 57.375f};
     float *x = malloc(sizeof(float) * 3 * S * S), *seg = malloc(sizeof(float) * 19 * S * S);
     mtmi_tensor in = {.dtype = MTMI_FLOAT, .rank = 4, .dims = {1, 3, S, S}, .data = x};
@@ -114,7 +117,7 @@ static int plan_ref(mtmi_model *m, const uint8_t *px, uint8_t *classes, float *d
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < S * S; i++) x[k * S * S + i] = ((float)px[i * 3 + k] - mean[k]) * (1.0f / sd[k]);
     mtmi_plan *p = NULL;
-    mtmi_plan_options po = {.device = "cpu", .num_input_shapes = 1, .input_shapes = &in};
+    mtmi_plan_options po = {.device = "cpu", .threads = threads, .num_input_shapes = 1, .input_shapes = &in};
     int rc = mtmi_plan_create(m, &po, &p) || mtmi_plan_run(p, &in, 1, out, 2);
     for (int i = 0; i < S * S && !rc; i++) {
         int best = 0;
@@ -179,7 +182,7 @@ static void test_engine(void) {
     if (en) mtb_engine_run(&e, fr, N);
     CHECK(!fail[0][0] && !fail[1][0], "run: '%s' '%s'", fail[0], fail[1]);
     for (int i = 0; i < N && en; i++) {
-        CHECK(!plan_ref(m, px + (size_t)i * S * S * 3, ref_cls, ref_dep), "plan: %s", mtmi_last_error());
+        CHECK(!plan_ref(m, px + (size_t)i * S * S * 3, ref_cls, ref_dep, c.threads), "plan: %s", mtmi_last_error());
         CHECK(!memcmp(cls + (size_t)i * S * S, ref_cls, S * S), "frame %d: classes differ from the plan's", i);
         CHECK(!memcmp(dep + (size_t)i * S * S, ref_dep, sizeof ref_dep), "frame %d: depth differs from the plan's", i);
     }
@@ -311,7 +314,7 @@ static void test_instances(void) {
                   !memcmp(in[k].dep2[0], in[k].dep2[IFRAMES - 1], sizeof in[k].dep2[0]),
               "instance %d: the same float frame, different answers", k);
         for (int i = 0; i < IFRAMES; i++) {
-            CHECK(!plan_ref(m, in[k].px[i], ref_cls, ref_dep), "plan: %s", mtmi_last_error());
+            CHECK(!plan_ref(m, in[k].px[i], ref_cls, ref_dep, c.threads), "plan: %s", mtmi_last_error());
             CHECK(!memcmp(in[k].cls[i], ref_cls, sizeof ref_cls) && !memcmp(in[k].dep[i], ref_dep, sizeof ref_dep),
                   "instance %d frame %d differs from the plan's answer", k, i);
         }
