@@ -125,6 +125,37 @@ def trained_model_256(path):
     onnx.save(resize_model(m, SIZE, SIZE), path)
 
 
+def ort_int8_inexact():
+    """Is ONNX Runtime's INT8 arithmetic not the Q/DQ graph's here?  On x86
+    without VNNI (AVX2, AVX-512 without VNNI) its fused INT8 kernels add
+    pairs of u8 x s8 products in 16 bits (its quantization documentation
+    asks for reduce_range there): on a 2-core AVX2 machine (ORT 1.32,
+    2026-12-07) they differed from the graph as written by up to 27 steps
+    on the one-conv graph below, where mtmi and ONNX Runtime with its Q/DQ
+    fusion off agree exactly."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx2" in flags and "vnni" not in flags
+
+
+# Where the fused INT8 kernels are not exact, the reference is ONNX Runtime
+# with its Q/DQ fusion off: DequantizeLinear -> float op -> QuantizeLinear,
+# the graph as written.  Its float sums put values within float rounding
+# of a step boundary on either side more often than an exact int32 sum
+# does, and later layers carry each flip further (measured there: 0.4-1.1 %
+# of the small net's outputs off, by up to 3.6 steps; planted bugs put ~97
+# % off), so near_exact allows 2 % and 4 steps there.
+FLOAT_REF = ort_int8_inexact()
+ORT_CONFIG = {"session.disable_quant_qdq": "1"} if FLOAT_REF else {}
+
+
+def ort_ref(path, feeds):
+    return tu.run_ort(path, feeds, threads=2, config=ORT_CONFIG)
+
+
 def quantize(src, dst, input_name, calib, per_channel=True, ops=("Conv",)):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -179,7 +210,7 @@ def check_mtmi_net(d, calib, evals, tool):
     step = scale_of(qdq, depth_cls) / 4
     print(f"MTMI 256x256 (trained weights), every Conv quantized; depth step = scale of '{depth_cls}' / 4 = {step:.5f}")
     for k, x in enumerate(evals):
-        ref = tu.run_ort(qdq, {"input": x}, threads=2)
+        ref = ort_ref(qdq, {"input": x})
         q = infer(qdq, x, d, f"mtmi_q{k}")
         q8 = infer(qdq, x, d, f"mtmi_q8_{k}", "--precision", "int8")
         f = infer(fp32, x, d, f"mtmi_f{k}")
@@ -220,9 +251,10 @@ def near_exact(name, got, ref, step):
     bugs of the report put ~97 % of them off.)"""
     d = np.abs(np.asarray(got, np.float64) - ref)
     off = int(np.sum(d > 1e-4))
-    ok = off <= 1e-3 * d.size and d.max() <= step * 1.01 + 1e-4
-    print(f"    {name}: max |diff| {d.max():.3g}, {off} of {d.size} values beyond 1e-4 (<= 0.1 %, each <= one step "
-          f"{step:.4f})  {'ok' if ok else 'FAIL'}")
+    share, steps = (2e-2, 4) if FLOAT_REF else (1e-3, 1)  # FLOAT_REF: see there
+    ok = off <= share * d.size and d.max() <= steps * step * 1.01 + 1e-4
+    print(f"    {name}: max |diff| {d.max():.3g}, {off} of {d.size} values beyond 1e-4 (<= {share * 100:g} %, each <= "
+          f"{steps} step(s) of {step:.4f})  {'ok' if ok else 'FAIL'}")
     return ok
 
 
@@ -234,7 +266,7 @@ def check_small_net(d, calib, evals, tool, per_channel):
     seg_step, depth_step = scale_of(qdq, "seg.cls.c"), scale_of(qdq, "depth.cls.c") / 4
     print(f"small conv net, every Conv quantized, weights {'per output channel' if per_channel else 'per tensor'}")
     for k, x in enumerate(evals):
-        ref = tu.run_ort(qdq, {"image": x}, threads=2)
+        ref = ort_ref(qdq, {"image": x})
         q = infer(qdq, x, d, f"small_q{k}")
         f = infer(fp32, x, d, f"small_f{k}")
         if not (q and f):
@@ -264,7 +296,7 @@ def check_more_qdq(d, calib, evals):
     outs = [n.op_type for n in onnx.load(qdq).graph.node if n.output[0] in ("seg", "depth")]
     print(f"small conv net, Conv, Resize, Concat, Relu and Sigmoid quantized (outputs made by {outs})")
     for k, x in enumerate(evals):
-        ref = tu.run_ort(qdq, {"image": x}, threads=2)
+        ref = ort_ref(qdq, {"image": x})
         q = infer(qdq, x, d, f"more_q{k}")
         if q:
             a, dd = agree(q[0], ref["seg"]), np.abs(q[1] - ref["depth"]).max()
@@ -288,7 +320,7 @@ def check_more_qdq(d, calib, evals):
     hand = os.path.join(d, "hand_qdq.onnx")
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), hand)
     x = (rng.standard_normal((1, 4, 16, 16)) * 1.5).astype(np.float32)
-    ref = tu.run_ort(hand, {"x": x}, threads=2)["y"]
+    ref = ort_ref(hand, {"x": x})["y"]
     q = infer(hand, x, d, "hand")
     if q:
         check(near_exact("hand-made graph y vs ONNX Runtime", q[0], ref, 0.05), "hand-made Q/DQ graph differs from ONNX Runtime")
@@ -495,6 +527,7 @@ def main():
         xs = [normalized(p) for p in images]
         calib, evals = xs[:4], xs[4:]
         print(f"{len(images)} synthetic scenes {SIZE}x{SIZE}: calibration on 4, evaluation on {len(evals)}")
+        print(f"reference: ONNX Runtime, {'its Q/DQ fusion off (no VNNI here)' if FLOAT_REF else 'default session'}")
         check_mtmi_net(d, calib, evals, tool)
         small = check_small_net(d, calib, evals, tool, per_channel=True)
         check_small_net(d, calib, evals, tool, per_channel=False)

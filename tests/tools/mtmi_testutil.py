@@ -130,12 +130,15 @@ def save_model(model, path):
                     location=os.path.basename(path) + ".data", size_threshold=1024)
 
 
-def run_ort(path, feeds, threads=0):
+def run_ort(path, feeds, threads=0, config=None):
+    """ONNX Runtime on the CPU; config: session configuration entries."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+    for k, v in (config or {}).items():
+        so.add_session_config_entry(k, v)
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(None, feeds)))
