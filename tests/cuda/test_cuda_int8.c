@@ -244,6 +244,25 @@ static void upconv_q8_check(mt_rng *r) {
     if (bad) g_fail = 1;
 }
 
+/* Every tile configuration of q8 (an int8 output of nq bytes) against
+ * ref, each written over garbage (so unwritten padding shows); got: host
+ * scratch of nq bytes. */
+static void int8_sweep(const mtk_qconv *q8, const void *dxq, const void *dw, const void *db, const void *dm, void *dout,
+                       const int8_t *ref, int8_t *got, const char *name, const char *what, const char *oracle) {
+    const int64_t nq = (int64_t)q8->N * q8->OH * q8->OW * q8->COp;
+    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
+        CK(cudaMemset(dout, 0x5a, nq));
+        CK(mtk_qconv_gemm_cfg(0, q8, dxq, dw, db, dm, dout, 1, NULL, c));
+        CK(cudaMemcpy(got, dout, nq, cudaMemcpyDeviceToHost));
+        g_ichk++;
+        if (memcmp(got, ref, nq)) {
+            g_ibad++;
+            printf("  FAIL: %s: %s, tiles %s, differs from quantizing %s\n", name, what, mtk_qconv_cfg_name(c), oracle);
+            g_fail = 1;
+        }
+    }
+}
+
 /* y_int8 (what fuse_qchain.c asks of a producer): the kernel's int8 output
  * for the next QConv, [N][OH][OW][COp] with zero padding channels, must be
  * byte for byte the quantize pass over its float output yf ([P][CO], from
@@ -266,18 +285,7 @@ static void int8_output(const mtk_qconv *q, const void *dxh, const int64_t xst[4
     q8.ldy = q->COp;
     q8.ys0 = (int64_t)q->OH * q->OW * q->COp;
     CK(mtk_qconv_quantize(0, dxh, xst, 1, dxq, q->N, q->C, q->H, q->W, q->Cp, q->x_scale));
-    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
-        CK(cudaMemset(dout, 0x5a, nq));
-        CK(mtk_qconv_gemm_cfg(0, &q8, dxq, dw, db, dm, dout, 1, NULL, c));
-        CK(cudaMemcpy(got, dout, nq, cudaMemcpyDeviceToHost));
-        g_ichk++;
-        if (memcmp(got, ref, nq)) {
-            g_ibad++;
-            printf("  FAIL: %s: int8 output (y_int8), tiles %s, differs from quantizing the float output\n", name,
-                   mtk_qconv_cfg_name(c));
-            g_fail = 1;
-        }
-    }
+    int8_sweep(&q8, dxq, dw, db, dm, dout, ref, got, name, "int8 output (y_int8)", "the float output");
     /* y2_scale (fuse_qresize.c, a slice of an input with another scale):
      * the int8 output must be the quantize pass over the FP16 output with
      * that scale, in every configuration */
@@ -288,18 +296,7 @@ static void int8_output(const mtk_qconv *q, const void *dxh, const int64_t xst[4
     CK(mtk_qconv_quantize(0, dyh, ys, 1, dref, q->N, q->CO, q->OH, q->OW, q->COp, s2));
     CK(cudaMemcpy(ref, dref, nq, cudaMemcpyDeviceToHost));
     q8.y2_scale = s2;
-    for (int c = -1; c <= mtk_qconv_ncfg(); c++) {
-        CK(cudaMemset(dout, 0x5a, nq));
-        CK(mtk_qconv_gemm_cfg(0, &q8, dxq, dw, db, dm, dout, 1, NULL, c));
-        CK(cudaMemcpy(got, dout, nq, cudaMemcpyDeviceToHost));
-        g_ichk++;
-        if (memcmp(got, ref, nq)) {
-            g_ibad++;
-            printf("  FAIL: %s: int8 output with its own scale (y2_scale), tiles %s, differs from quantizing the FP16 output\n",
-                   name, mtk_qconv_cfg_name(c));
-            g_fail = 1;
-        }
-    }
+    int8_sweep(&q8, dxq, dw, db, dm, dout, ref, got, name, "int8 output with its own scale (y2_scale)", "the FP16 output");
     cudaFree(dyh);
     free(ref);
     free(got);
