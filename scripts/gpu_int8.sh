@@ -41,9 +41,9 @@ echo "== INT8 kernel and model tests (+$(( $(date +%s) - T0 )) s)"
 # --bench: each node's quantize pass and every tile configuration timed
 # (and compared bit for bit), the small configurations 11-14 included
 MTMI_INT8_TEST_ARGS=${MTMI_INT8_TEST_ARGS:---bench} \
-  timeout 180 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BIN" "$TEST" "$BUILD/int8_test_work" > "$OUT/int8_test.log" 2>&1
+  timeout 240 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BIN" "$TEST" "$BUILD/int8_test_work" > "$OUT/int8_test.log" 2>&1
 trc=$?
-grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|INT8 resize|INT8 3x3|qupconv|qrescale|agreement|qchain|qresize|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
+grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|INT8 resize|INT8 3x3|INT8 features|qupconv|qrescale|qln|agreement|qchain|qresize|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
 echo "test_cuda_int8 exit: $trc"
 [ $trc -ne 0 ] && rc=1
 echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"
@@ -63,6 +63,10 @@ grep -E "steps" "$OUT/bench_int8_qupconv.log" | head -1 | sed 's/^/  +qupconv: /
 # ... and of the rescaling writer of fuse_qresize.c (on by default): without it
 MTMI_CUDA_NO_FUSE=qrescale timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
   --json "$OUT/bench_int8_qrescale.json" > "$OUT/bench_int8_qrescale.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_qrescale.log"; }
+# ... and of the encoder's int8 features (fuse_qln.c, on by default): without it
+MTMI_CUDA_NO_FUSE=qln timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_noqln.json" > "$OUT/bench_int8_noqln.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_noqln.log"; }
+grep -E "^fusions" "$OUT/bench_int8.log" | head -1 | sed 's/^/  int8 plan /'
 # "ncu" as the second argument: the INT8 GEMM kernels of one graph replay
 # under Nsight Compute (clocks left alone): time, registers, achieved
 # occupancy, SM / DRAM throughput, instructions and the leading stall
@@ -155,7 +159,7 @@ def load(n):
     try: return json.load(open(os.path.join(out, n)))
     except Exception: return {}
 f, i, c, qr = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json"), load("bench_int8_noqresize.json")
-qu, qs = load("bench_int8_qupconv.json"), load("bench_int8_qrescale.json")
+qu, qs, ql = load("bench_int8_qupconv.json"), load("bench_int8_qrescale.json"), load("bench_int8_noqln.json")
 summ = ""
 try:
     summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
@@ -163,11 +167,11 @@ except Exception: pass
 kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
 def ms(v):
     return f"{v:9.3f}" if isinstance(v, (int, float)) else "        -"
-print("\n%-28s %9s %9s %8s %9s %9s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize", "+qupconv", "-qrescale"))
+print("\n%-28s %9s %9s %8s %9s %9s %9s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize", "+qupconv", "-qrescale", "-qln"))
 for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
     a, b = f.get(k), i.get(k)
     r = f"{b / a:8.2f}x" if a and b else "       -"
-    print("%-28s %s %s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k)), ms(qu.get(k)), ms(qs.get(k))))
+    print("%-28s %s %s %s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k)), ms(qu.get(k)), ms(qs.get(k)), ms(ql.get(k))))
 if kv:
     print("INT8 kernels vs CPU reference: %s nodes, %s outputs, %s not bit-identical (max %s ulp); int32 acc %s checked, %s wrong"
           % (kv.get("nodes"), kv.get("outputs"), kv.get("mismatches"), kv.get("max_ulp"), kv.get("acc_checked"), kv.get("acc_bad")))

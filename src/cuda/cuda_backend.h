@@ -87,6 +87,11 @@ size_t mt_cuda_plan_device_delta(const mt_cuda_plan *p);
 /* Number of kernel steps, and a per-step profile (ms, op label) of one
  * eager run, printed to f. */
 int mt_cuda_plan_num_steps(const mt_cuda_plan *p);
+/* How many matches fusion pass `pass` (a name of src/cuda/fuse.c, as
+ * MTMI_CUDA_NO_FUSE takes) made when the plan was built; -1 if it did not
+ * run (switched off, opt-in, or not for this storage).  For tests: a
+ * fusion checked for its bits must also be shown to have fired. */
+int mt_cuda_plan_fusions(const mt_cuda_plan *p, const char *pass);
 /* The step kinds (names as in the profile listing: "layernorm", "mlp-fused"
  * ...) and how many steps of each kind the plan runs: counts has
  * mt_cuda_num_step_kinds() entries (tests/cuda/test_backend_ops.c). */

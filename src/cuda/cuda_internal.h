@@ -87,6 +87,8 @@ typedef struct mc_conv {
  *                                                 proj_ld
  *                                               fuse_mlp (mlpln) R rows C has_beta has_res
  *                                                 keep_sum im2col pair proj eps
+ *                                               fuse_qln R rows C has_beta has_res keep_sum
+ *                                                 pair proj q8 q8_scale, W q8 q8_scale
  *   MC_SOFTMAX softmax    plan_norm W rows, n   -                                            R
  *   MC_RESIZE resize      plan_resize W mode,   fuse_catgemm R mode coord sh sw              R mode coord nearest sh sw
  *                         coord, nearest, sh,   fuse_upconv R mode coord sh sw                 qscale
@@ -109,7 +111,7 @@ typedef struct mc_conv {
  *
  * Operands (mc_step.t): t[0] is the (first) output; the rest per kind as
  * documented where the kind is made (plan_*.c, fuse*.c) and read (run.c). */
-#define MC_MAX_T 12
+#define MC_MAX_T 13
 
 typedef struct mc_ew_args {      /* MC_EW */
     int64_t n;                   /* elements of t[0] (set when the arguments are finalized) */
@@ -123,7 +125,8 @@ typedef struct mc_ln_args {      /* MC_LN: t[0] y, t[1] x (or a of x = a + r), t
     int64_t im2col;              /* fuse_im2col: also writes t[6], the im2col matrix of mc_step.conv */
     int64_t pair, pair_beta;     /* fuse_ln2: a second LayerNorm of y: t[7] its output, t[8] gamma, t[9] beta */
     int64_t proj, proj_k, proj_ld; /* fuse_lnproj: x = t[1] + (t[10] [rows, proj_k], row stride proj_ld) t[11] + t[4] */
-    float eps, pair_eps;
+    int64_t q8;                  /* fuse_qln: also writes t[12], the int8 copy of y (mtk_layernorm_q8) with scale q8_scale */
+    float eps, pair_eps, q8_scale;
 } mc_ln_args;
 
 typedef struct mc_softmax_args { /* MC_SOFTMAX: t[0] y, t[1] x */
@@ -254,6 +257,9 @@ typedef struct mc_plan {
     /* saved plans: decisions recorded here, or replayed from here
      * (choices->replay) instead of the searches; NULL = neither */
     struct mt_choices *choices;
+    /* what each fusion pass that ran made (fuse.c; mt_cuda_plan_fusions) */
+    struct { const char *pass; int made; } fused[32];
+    int nfused;
 } mc_plan;
 
 /* the decision kinds this backend records (backend/choices.h) */
@@ -365,6 +371,7 @@ int mc_fuse_chain(mc_plan *p);       /* fuse_chain.c: three chained per-pixel GE
 int mc_fuse_qchain(mc_plan *p);      /* fuse_qchain.c: a QConv writes the next QConv's int8 input */
 int mc_fuse_qresize(mc_plan *p);     /* fuse_qresize.c: resizes and QConvs write a concat's slices as the next QConv's int8 input */
 int mc_fuse_qupconv(mc_plan *p);     /* fuse_qupconv.c: a 3x3 QConv upsamples its own int8 input (after qresize) */
+int mc_fuse_qln(mc_plan *p);         /* fuse_qln.c: a LayerNorm also writes the int8 input of the QConvs reading it */
 int mc_fuse_ln_proj(mc_plan *p);     /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */
 
 /* run.c */

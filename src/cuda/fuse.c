@@ -104,6 +104,10 @@ static int run_pass(mc_plan *p, const char *name, int optin, int (*pass)(mc_plan
     if (!mc_fuse_enabled(p, name) || (optin && !mt_tuning_list_has(p->tuning.cuda_fuse_opt, name, 0))) return 0;
     int made = pass(p);
     sweep(p);
+    if (made >= 0 && p->nfused < (int)(sizeof p->fused / sizeof p->fused[0])) {
+        p->fused[p->nfused].pass = name;
+        p->fused[p->nfused++].made = made;
+    }
     return made;
 }
 
@@ -142,5 +146,16 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
      * halo rows, serialized before each block's first product, costs what
      * the saved launch and round trip gained. */
     if (run_pass(p, "mlpln", 1, mc_fuse_mlp_ln) < 0) return MTMI_ERR_DEVICE;
+    /* INT8 heads after an FP16 encoder: the encoder's LayerNorms write the
+     * features' int8 codes for the heads' QConvs (fuse_qln.c); last, once
+     * lnim2col / lnpair / mlpln have settled which LN kernel runs */
+    if (run_pass(p, "qln", 0, mc_fuse_qln) < 0) return MTMI_ERR_DEVICE;
     return MTMI_OK;
+}
+
+int mt_cuda_plan_fusions(const mt_cuda_plan *pp, const char *pass) {
+    const mc_plan *p = (const mc_plan *)pp;
+    for (int i = 0; i < p->nfused; i++)
+        if (!strcmp(p->fused[i].pass, pass)) return p->fused[i].made;
+    return -1;
 }

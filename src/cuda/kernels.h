@@ -95,6 +95,16 @@ cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, v
                                const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_second *second,
                                const mtk_ln_im2col *ic);
 
+/* mtk_layernorm (ic NULL) or mtk_layernorm_im2col that also writes an int8
+ * copy of y for the INT8 convolutions reading it (fuse_qln.c): q[row * C +
+ * c] = quantize(y[row][c], scale) of the stored (FP16 or FP32) y, the bytes
+ * mtk_qconv_quantize makes of y read as NHWC with Cp = C.  One kernel in the
+ * FP16 vectorized case (as mtk_layernorm_im2col's, q 8-byte aligned), else
+ * the LayerNorm then that quantize pass.  scale > 0. */
+cudaError_t mtk_layernorm_q8(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                             const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_im2col *ic, int8_t *q,
+                             float scale);
+
 /* y = sum over k < nsrc (<= 4) of the bilinear resize of x[k] (channels-last
  * FP16 [N, C, ih[k], iw[k]] with strides xs[k], each scaled by OH / ih[k])
  * to [N, C, OH, OW] (channels-last, strides ys); summed in FP32, rounded

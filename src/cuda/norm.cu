@@ -10,6 +10,8 @@
 #include "kernels.h"
 #include "kernels_common.cuh"
 #include "launch.cuh"
+#include "qkernels.h"
+#include "qquant.cuh"
 
 namespace {
 
@@ -128,6 +130,16 @@ struct Ln2 {
     float eps;
 };
 
+// An int8 copy of the (FP16-rounded) output for the INT8 convolutions that
+// read it (fuse_qln.c): q[row * C8 + sub] holds the codes of the lane's 8
+// channels, quantize(y, s) by q_quant8, the quantize pass's own function,
+// so the bytes are the ones that pass would make of the stored y.  q NULL:
+// none (every other use of the kernel).
+struct LnQ8 {
+    uint2 *q;
+    float s;
+};
+
 // 8 FP16 values (16 bytes) to floats and back (round to nearest).
 __device__ __forceinline__ void h8_to_f(uint4 q, float *v) {
     const __half2 *h = (const __half2 *)&q;
@@ -185,7 +197,7 @@ __device__ __forceinline__ uint4 ln_affine(const float *v, float mean, float rst
 // of the last output; LN2: also a second LayerNorm of the output (Ln2).
 template <int L, bool COL, bool LN2>
 __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint4 *y, const uint4 *g, const uint4 *b,
-                              int64_t rows, int C8, float eps, LnCol cg, Ln2 l2) {
+                              int64_t rows, int C8, float eps, LnCol cg, Ln2 l2, LnQ8 q8) {
     MTK_PDL_WAIT();
     constexpr int R = 32 / L;
     int lane = threadIdx.x & 31, sub = lane % L;
@@ -209,6 +221,7 @@ __global__ void k_layernorm_v(const uint4 *x, const uint4 *res, uint4 *sum, uint
         if (sum) sum[row * C8 + sub] = f_to_h8(v);
         o = ln_affine(v, mean, rstd, g, b, sub);
         y[row * C8 + sub] = o;
+        if (q8.q) q8.q[row * C8 + sub] = q_quant8(o, q8.s, q_div(1.0f, q8.s));
     }
     if (LN2) {
         // the second LayerNorm reads the stored (FP16) values, as the unfused
@@ -321,7 +334,8 @@ int layernorm_v_ok(const void *x, const void *res, const void *sum, const void *
 
 template <bool COL, bool LN2 = false>
 void layernorm_v_launch(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
-                        const void *beta, int64_t rows, int C, float eps, const LnCol &cg, const Ln2 &l2 = Ln2{}) {
+                        const void *beta, int64_t rows, int C, float eps, const LnCol &cg, const Ln2 &l2 = Ln2{},
+                        const LnQ8 &q8 = LnQ8{}) {
     int C8 = C / 8;
     const uint4 *X = (const uint4 *)x, *R = (const uint4 *)res, *G = (const uint4 *)gamma, *B = (const uint4 *)beta;
     uint4 *S = (uint4 *)sum, *Y = (uint4 *)y;
@@ -329,12 +343,12 @@ void layernorm_v_launch(cudaStream_t s, const void *x, const void *res, void *su
     int64_t rows_per_block = 8 * (32 / L);
     unsigned grid = (unsigned)((rows + rows_per_block - 1) / rows_per_block);
     switch (L) {
-    case 1: mtk_launch(k_layernorm_v<1, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
-    case 2: mtk_launch(k_layernorm_v<2, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
-    case 4: mtk_launch(k_layernorm_v<4, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
-    case 8: mtk_launch(k_layernorm_v<8, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
-    case 16: mtk_launch(k_layernorm_v<16, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
-    default: mtk_launch(k_layernorm_v<32, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2); break;
+    case 1: mtk_launch(k_layernorm_v<1, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2, q8); break;
+    case 2: mtk_launch(k_layernorm_v<2, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2, q8); break;
+    case 4: mtk_launch(k_layernorm_v<4, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2, q8); break;
+    case 8: mtk_launch(k_layernorm_v<8, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2, q8); break;
+    case 16: mtk_launch(k_layernorm_v<16, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2, q8); break;
+    default: mtk_launch(k_layernorm_v<32, COL, LN2>, grid, 256, 0, s, X, R, S, Y, G, B, rows, C8, eps, cg, l2, q8); break;
     }
 }
 
@@ -428,6 +442,40 @@ cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, v
     } else {
         layernorm_v_launch<false, true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, l2);
     }
+    return cudaGetLastError();
+}
+
+cudaError_t mtk_layernorm_q8(cudaStream_t s, const void *x, const void *res, void *sum, void *y, const void *gamma,
+                             const void *beta, int64_t rows, int C, float eps, int f16, const mtk_ln_im2col *ic, int8_t *q,
+                             float scale) {
+    if (!q || !(scale > 0.0f)) return cudaErrorInvalidValue;
+    if (rows == 0) return cudaSuccess;
+    int vec = layernorm_v_ok(x, res, sum, y, gamma, beta, C, f16) && (uintptr_t)q % 8 == 0;
+    LnCol cg;
+    memset(&cg, 0, sizeof cg);
+    if (ic) {
+        int64_t K = (int64_t)ic->KH * ic->KW * C, M = (int64_t)ic->N * ic->OH * ic->OW;
+        if ((int64_t)ic->N * ic->H * ic->W != rows || ic->Kp < K || ic->H < 1 || ic->W < 1 || ic->sh < 1 || ic->sw < 1 ||
+            ic->dh < 1 || ic->dw < 1)
+            return cudaErrorInvalidValue;
+        vec = vec && M > 0 && ic->Kp % 8 == 0 && (uintptr_t)ic->col % 16 == 0 && rows < (1ll << 31) && M < (1ll << 31);
+        cg.col = (uint4 *)ic->col;
+        cg.H = ic->H; cg.W = ic->W; cg.OH = ic->OH; cg.OW = ic->OW;
+        cg.KH = ic->KH; cg.KW = ic->KW; cg.sh = ic->sh; cg.sw = ic->sw;
+        cg.ph = ic->ph; cg.pw = ic->pw; cg.dh = ic->dh; cg.dw = ic->dw;
+        cg.K8 = (int)(K / 8); cg.Kp8 = ic->Kp / 8;
+    }
+    if (!vec) { /* other layouts / FP32: the LayerNorm, then the quantize pass over its output */
+        if (rows > INT32_MAX) return cudaErrorInvalidValue;
+        cudaError_t e = ic ? mtk_layernorm_im2col(s, x, res, sum, y, gamma, beta, rows, C, eps, f16, ic)
+                           : mtk_layernorm(s, x, res, sum, y, gamma, beta, rows, C, eps, f16);
+        if (e != cudaSuccess) return e;
+        const int64_t ys[4] = {rows * C, 1, C, C}; /* rows as the H of one image of width 1 */
+        return mtk_qconv_quantize(s, y, ys, f16, q, 1, C, (int)rows, 1, C, scale);
+    }
+    const LnQ8 q8 = {(uint2 *)q, scale};
+    if (ic) layernorm_v_launch<true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, Ln2{}, q8);
+    else layernorm_v_launch<false>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, Ln2{}, q8);
     return cudaGetLastError();
 }
 

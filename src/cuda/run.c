@@ -495,6 +495,19 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
                                    s->u.ln.im2col ? &ic : NULL));
             return MTMI_OK;
         }
+        if (s->u.ln.q8) {
+            /* also writes the int8 copy t[12] of the output for the QConvs
+             * reading it (fuse_qln.c), and the im2col matrix t[6] when
+             * u.ln.im2col */
+            const mc_conv *c = &s->conv;
+            mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
+                                c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+            KCK(mtk_layernorm_q8(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL,
+                                 s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
+                                 s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps, f16,
+                                 s->u.ln.im2col ? &ic : NULL, mc_ptr(p, &s->t[12]), s->u.ln.q8_scale));
+            return MTMI_OK;
+        }
         if (s->u.ln.im2col) {
             /* also writes the im2col matrix t[6] of the conv s->conv over
              * the output (fuse_im2col.c) */

@@ -131,6 +131,16 @@ int main(int argc, char **argv) {
     size_t delta = mt_cuda_plan_device_delta(p);
     printf("mtmi cuda %s batch %d %lldx%lld: plan %.0f ms, %d steps\n", prec, batch, (long long)shape.dims[2],
            (long long)shape.dims[3], t1 - t0, mt_cuda_plan_num_steps(p));
+    { /* what each fusion pass made (src/cuda/fuse.c; MTMI_CUDA_NO_FUSE names) */
+        static const char *const passes[] = {"classmap", "qchain", "qresize", "qupconv", "mlp", "upconv", "catgemm", "chain",
+                                             "lnproj", "lnim2col", "stem", "lnpair", "mlpln", "qln"};
+        printf("fusions:");
+        for (size_t k = 0; k < sizeof passes / sizeof passes[0]; k++) {
+            const int made = mt_cuda_plan_fusions(p, passes[k]);
+            if (made >= 0) printf(" %s %d", passes[k], made);
+        }
+        printf("\n");
+    }
     printf("  graph (specialize, passes%s) %.1f ms; ", !strcmp(prec, "int8") ? ", int8 rewrite" : "", t_graph - t0);
     mt_cuda_plan_build_report(p, stdout);
     printf("  whole    %8.3f ms  (%.3f ms/image)\n", whole, whole / batch);

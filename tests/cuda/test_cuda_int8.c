@@ -164,6 +164,112 @@ static void resize_q8_check(mt_rng *r) {
     if (bad) g_fail = 1;
 }
 
+/* The LayerNorm that also writes the int8 codes of its output for the
+ * QConvs reading it (mtk_layernorm_q8, fuse_qln.c) against the LayerNorm
+ * alone (mtk_layernorm / mtk_layernorm_im2col) followed by the quantize
+ * pass over its output: y, the residual sum, the im2col matrix and the
+ * codes must all be the same bytes.  The vectorized kernel (with and
+ * without the im2col matrix, C from 24 to 256) and the fallback (FP32);
+ * scale 2^-6 makes FP16 outputs land on exact ties (q_quant8's slow path
+ * and round-half-even), and every case must reach the clamp.  Returns the
+ * bytes that differ. */
+static int64_t ln_q8_case(int C, int res, int beta, int im2col, int f16, float s, mt_rng *r) {
+    const int N = 2, H = 6, W = 10, OH = 3, OW = 5, KH = 3, KW = 3;
+    const int64_t rows = (int64_t)N * H * W, n = rows * C, K = (int64_t)KH * KW * C, Kp = (K + 31) & ~31,
+                  ncol = (int64_t)N * OH * OW * Kp;
+    const size_t es = f16 ? 2 : 4;
+    unsigned char *hx = malloc(es * n), *hr = malloc(es * n), *hg = malloc(es * C), *hb = malloc(es * C);
+    for (int64_t i = 0; i < n; i++) {
+        const float a = mt_rng_normal(r) * 2.0f + 0.3f, b = mt_rng_normal(r);
+        if (f16) ((uint16_t *)hx)[i] = f2h(a), ((uint16_t *)hr)[i] = f2h(b);
+        else ((float *)hx)[i] = a, ((float *)hr)[i] = b;
+    }
+    for (int c = 0; c < C; c++) { /* gains up to ~3: |y| / s well past 128 for some values */
+        const float g = 0.2f + 2.8f * mt_rng_uniform(r), b = 0.5f * mt_rng_normal(r);
+        if (f16) ((uint16_t *)hg)[c] = f2h(g), ((uint16_t *)hb)[c] = f2h(b);
+        else ((float *)hg)[c] = g, ((float *)hb)[c] = b;
+    }
+    void *dx, *dr, *dg, *db, *dy0, *dy1, *ds0, *ds1, *dc0, *dc1, *dq0, *dq1;
+    CK(cudaMalloc(&dx, es * n)); CK(cudaMalloc(&dr, es * n)); CK(cudaMalloc(&dg, es * C)); CK(cudaMalloc(&db, es * C));
+    CK(cudaMalloc(&dy0, es * n)); CK(cudaMalloc(&dy1, es * n)); CK(cudaMalloc(&ds0, es * n)); CK(cudaMalloc(&ds1, es * n));
+    CK(cudaMalloc(&dc0, es * ncol)); CK(cudaMalloc(&dc1, es * ncol)); CK(cudaMalloc(&dq0, n)); CK(cudaMalloc(&dq1, n));
+    CK(cudaMemcpy(dx, hx, es * n, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dr, hr, es * n, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dg, hg, es * C, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(db, hb, es * C, cudaMemcpyHostToDevice));
+    /* garbage everywhere the kernels must write */
+    CK(cudaMemset(dy1, 0x5a, es * n)); CK(cudaMemset(ds1, 0x5a, es * n)); CK(cudaMemset(dc1, 0x5a, es * ncol));
+    CK(cudaMemset(dq1, 0x5a, n)); CK(cudaMemset(dc0, 0, es * ncol)); CK(cudaMemset(ds0, 0, es * n));
+    const mtk_ln_im2col ic = {NULL, N, H, W, OH, OW, KH, KW, 2, 2, 1, 1, 1, 1, (int)Kp};
+    mtk_ln_im2col ic0 = ic, ic1 = ic;
+    ic0.col = dc0;
+    ic1.col = dc1;
+    const void *R = res ? dr : NULL, *B = beta ? db : NULL;
+    void *S0 = res ? ds0 : NULL, *S1 = res ? ds1 : NULL;
+    if (im2col) CK(mtk_layernorm_im2col(0, dx, R, S0, dy0, dg, B, rows, C, 1e-5f, f16, &ic0));
+    else CK(mtk_layernorm(0, dx, R, S0, dy0, dg, B, rows, C, 1e-5f, f16));
+    const int64_t ys[4] = {rows * C, 1, C, C};
+    CK(mtk_qconv_quantize(0, dy0, ys, f16, dq0, 1, C, (int)rows, 1, C, s));
+    CK(mtk_layernorm_q8(0, dx, R, S1, dy1, dg, B, rows, C, 1e-5f, f16, im2col ? &ic1 : NULL, dq1, s));
+    CK(cudaDeviceSynchronize());
+    unsigned char *a = malloc(es * ncol), *b = malloc(es * ncol);
+    int64_t bad = 0, clipped = 0, zero = 0;
+#define CMP(d0, d1, bytes)                                                        \
+    do {                                                                          \
+        CK(cudaMemcpy(a, d0, bytes, cudaMemcpyDeviceToHost));                     \
+        CK(cudaMemcpy(b, d1, bytes, cudaMemcpyDeviceToHost));                     \
+        for (size_t k = 0; k < (size_t)(bytes); k++) bad += a[k] != b[k];         \
+    } while (0)
+    CMP(dy0, dy1, es * n);
+    if (res) CMP(ds0, ds1, es * n);
+    if (im2col) CMP(dc0, dc1, es * ncol);
+    CMP(dq0, dq1, (size_t)n);
+#undef CMP
+    for (int64_t i = 0; i < n; i++) { /* a holds the reference codes */
+        const int8_t q = (int8_t)a[i];
+        clipped += q == 127 || q == -128;
+        zero += q == 0;
+    }
+    if (!clipped || clipped == n || zero == n) bad++; /* the clamp reached, the codes not all one value */
+    free(hx); free(hr); free(hg); free(hb); free(a); free(b);
+    cudaFree(dx); cudaFree(dr); cudaFree(dg); cudaFree(db); cudaFree(dy0); cudaFree(dy1); cudaFree(ds0); cudaFree(ds1);
+    cudaFree(dc0); cudaFree(dc1); cudaFree(dq0); cudaFree(dq1);
+    return bad;
+}
+
+static void ln_q8_check(mt_rng *r) {
+    const float tie = 0.015625f; /* 2^-6 */
+    int64_t bad = 0;
+    int runs = 0;
+    bad += ln_q8_case(32, 1, 1, 0, 1, tie, r), runs++;
+    bad += ln_q8_case(64, 1, 1, 1, 1, 0.0173f, r), runs++;
+    bad += ln_q8_case(160, 0, 1, 1, 1, tie, r), runs++;
+    bad += ln_q8_case(256, 1, 0, 0, 1, 0.0119f, r), runs++;
+    bad += ln_q8_case(24, 0, 1, 0, 1, 0.021f, r), runs++;
+    bad += ln_q8_case(64, 1, 1, 0, 0, 0.0173f, r), runs++; /* FP32: the two-kernel fallback */
+    bad += ln_q8_case(32, 0, 0, 1, 0, tie, r), runs++;
+    printf("INT8 features from the LayerNorm (mtk_layernorm_q8, fuse_qln.c) vs LayerNorm + quantize pass: %d runs, %lld bytes "
+           "differ\n", runs, (long long)bad);
+    if (bad) g_fail = 1;
+}
+
+/* fuse_qln.c must fire on the MTMI network: each of the four features is
+ * read by one QConv in each head, all eight then read the encoder
+ * LayerNorms' int8 copies */
+static void qln_fired(const mt_graph *g) {
+    mt_cuda_plan_opts po = {.fp16 = 1};
+    mt_cuda_plan *p = NULL;
+    if (mt_cuda_plan_create_ex(g, 0, &po, &p)) {
+        printf("  FAIL: INT8 plan: %s\n", mtmi_last_error());
+        g_fail = 1;
+        return;
+    }
+    const int made = mt_cuda_plan_fusions(p, "qln");
+    printf("INT8 features from the encoder (fuse_qln.c): %d QConv inputs written by a LayerNorm (must be 8)\n", made);
+    if (made != 8) g_fail = 1;
+    mt_cuda_plan_free(p);
+}
+
 /* The 3x3 QConv that makes its own upsampled input (fuse_qupconv.c):
  * mtk_qconv_upconv over a concat of two FP16 sources must give, bit for
  * bit, the float output and the int32 sums of mtk_resize_cat_q8 followed
@@ -697,6 +803,8 @@ int main(int argc, char **argv) {
         g_fail = 1;
     }
     if (!g_dry) resize_q8_check(&rng);
+    if (!g_dry) ln_q8_check(&rng);
+    if (!g_dry) qln_fired(g);
     if (!g_dry) upconv_q8_check(&rng);
     mt_graph_free(g);
 
@@ -737,11 +845,14 @@ int main(int argc, char **argv) {
      *    QConv's input write its int8 codes);
      *  - its rescaling writer (on by default, qrescale: a QConv writing a
      *    slice of an input with another scale);
-     *  - fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own input). */
+     *  - fuse_qupconv.c (opt-in: the 3x3 QConvs upsample their own input);
+     *  - fuse_qln.c (on by default: the encoder's LayerNorms write the
+     *    features' int8 codes, the heads' QConvs skip their quantize). */
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qchain", "the qchain fusion");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qresize", "the qresize fusion");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qrescale", "the qrescale writer");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qupconv", "the qupconv fusion");
+    fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qln", "the encoder's int8 features (qln)");
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
     double a1, d1, a2, d2, a3, d3;
