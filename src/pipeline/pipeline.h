@@ -65,7 +65,8 @@ mtmi_status mt_placement_check(const mt_placement *p, const char *const *stages,
  * `cpu` and each head on its own CPU device when there are cores for it. */
 mtmi_status mt_placement_auto(const char *const *stages, int nstages, int have_calib, mt_placement *p);
 /* The placements `auto` measures: on a GPU, everything on cuda:0 (fp16;
- * int8 heads; heads on an SM partition when the backend takes them); on
+ * int8 heads; with two heads or more, each head alone in int8; heads on
+ * an SM partition when the backend takes them); on
  * the CPU, all stages on one device, encoder apart from the heads, a
  * device per stage, and with a calibration cache the heads in INT8 (on the
  * encoder's device or apart).  Returns how many were written to out (at

@@ -137,7 +137,16 @@ int mt_placement_candidates(const char *const *stages, int nstages, int have_cal
         mt_devspec g8 = g16, part = g16;
         g8.prec = MT_PREC_INT8;
         if (n < cap) place_all(&out[n++], stages, nstages, &g16, &g16);
-        if (have_calib && have(&g8) && n < cap) place_all(&out[n++], stages, nstages, &g16, &g8);
+        if (have_calib && have(&g8) && n < cap) {
+            place_all(&out[n++], stages, nstages, &g16, &g8);
+            /* one head in INT8, the others FP16: on an H100 the INT8 depth
+             * head is faster than its FP16 one and the INT8 seg head slower
+             * (docs/PERFORMANCE.md), so the best mix is per head */
+            for (int h = 1; nstages > 2 && h < nstages && n < cap; h++) {
+                place_all(&out[n], stages, nstages, &g16, &g16);
+                out[n++].dev[h] = g8;
+            }
+        }
         /* The SoC-like split: heads on their own multiprocessors, a small
          * engine (16 SMs) or half of an H100 (64: the heads do more FLOPs
          * than the encoder). */
