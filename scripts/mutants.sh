@@ -72,6 +72,8 @@ M45	src/triton/grpc_load.c	^triton_perf$	C load client: outputs compared by leng
 M46	src/triton/grpc_load.c	^triton_perf$	C load client: warm-up responses counted as measured (miscounting)	s/\} else if \(s->counted\) \{/} else if (1) {/
 M47	scripts/class_bias.py	^class_bias$	logit adjustment: the constants subtracted from the classifier bias	s/nb = \(b \+ off\)\.astype/nb = (b - off).astype/
 M48	scripts/class_bias.py	^class_bias$	logit adjustment: IoU without the false positives	s/iou = tp \/ np\.maximum\(gt \+ pr - tp, 1\)/iou = tp \/ np.maximum(gt, 1)/
+M49	src/cpu/kernels_quant.c	^test_pipeline$	features handed to INT8 heads quantized with a scale 1 % off	s/dst\[w \* C \+ c\] = \(int8_t\)quantize_fast\(src\[c \* H \* W \+ w\], s\);/dst[w * C + c] = (int8_t)quantize_fast(src[c * H * W + w], s * 1.01f);/
+M50	src/quant/handover.c	^test_pipeline$	handover: the heads' int8 input laid out NCHW instead of NHWC (transposed codes)	0,/const int64_t d\[4\] = \{x->dims\[0\], x->dims\[2\], x->dims\[3\], x->dims\[1\]\};/s//const int64_t d[4] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]};/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"

@@ -34,6 +34,12 @@ typedef struct mt_tuning {
      * can hold: the INT8 paths specialize without it. */
     int fuse_concat;
 
+    /* ---- pipeline (src/pipeline) ---- */
+    /* MTMI_NO_INT8_HANDOVER=1: INT8 head stages quantize the encoder's float
+     * features themselves instead of receiving them as int8 from the
+     * encoder stage (mt_quant_handover); for A/B measurements. */
+    int no_int8_handover;
+
     /* ---- CPU kernels (src/cpu) ---- */
     int nn_col_kb;        /* MTMI_NN_COL_KB: im2col tile budget, KiB (0 = default)     */
     int nn_1x1_kb;        /* MTMI_NN_1X1_KB: 1x1 conv tile budget, KiB (0 = default)   */
@@ -48,7 +54,7 @@ typedef struct mt_tuning {
     /* ---- CUDA plans (src/cuda) ---- */
     /* MTMI_CUDA_NO_FUSE: step fusions not to apply ("all" or "1" = every
      * one; else a comma list: classmap, qchain, qresize, mlp, upconv,
-     * catgemm, chain, lnproj, lnim2col, stem, lnpair, mlpln). */
+     * catgemm, chain, lnproj, lnim2col, stem, lnpair, mlpln, qln). */
     char cuda_no_fuse[MT_TUNING_LIST];
     /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln). */
     char cuda_fuse_opt[MT_TUNING_LIST];
@@ -73,7 +79,7 @@ int mt_tuning_list_has(const char *list, const char *name, int all1);
 /* Parses "key=value;key=value" ("pdl=1;cuda_no_fuse=mlp,upconv": lists
  * keep their commas; a key alone means "1").  Keys are the field names above
  * (no_fuse, fuse_concat, nn_col_kb, nn_1x1_kb, nn_wino_kb, no_winograd,
- * no_avx512, blas_keep_core, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
+ * no_avx512, blas_keep_core, no_int8_handover, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
  * qconv_simple, qconv_fuse, trace_dest, calib_hist_dir).  Starts from the
  * defaults; NULL or "" = the defaults. */
 mtmi_status mt_tuning_parse(const char *s, mt_tuning *t);

@@ -211,6 +211,19 @@ static void quantize_all(const float *x, int8_t *q, int64_t n, float s, int nthr
     }
 }
 
+/* An input already quantized (int8 NHWC [N,H,W,C], the encoder's handed-over
+ * features: graph/qops.h) to the NCHW codes the tiles read (parallel). */
+static void nhwc_to_nchw_i8(const int8_t *x, int8_t *q, int64_t N, int64_t C, int64_t H, int64_t W, int nthreads) {
+#pragma omp parallel for num_threads(nthreads) schedule(static) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < H; h++) {
+            const int8_t *src = x + ((n * H + h) * W) * C;
+            int8_t *dst = q + n * C * H * W + h * W;
+            for (int64_t w = 0; w < W; w++)
+                for (int64_t c = 0; c < C; c++) dst[c * H * W + w] = src[w * C + c];
+        }
+}
+
 /* One row of im2col for the VNNI path, contiguous: the activations + 128
  * of input channel plane xc at kernel offset (ky, kx) for the tile's
  * output pixels c0 .. c0+nc into dst[0 .. TILE); padding reads x = 0
@@ -314,7 +327,9 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
     qstate *s = state;
     mt_conv_geom cg;
     char err[128];
-    if (mt_conv_geometry(n, in[0].dims, in[1].dims, &cg, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
+    int64_t xd[4];
+    mt_qconv_input_dims(in[0].dtype, in[0].dims, xd);
+    if (mt_conv_geometry(n, xd, in[1].dims, &cg, err, sizeof err)) return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
     const float *x = in[0].data;
     const int32_t *bq = in[2].data;
     const float *mult = in[3].data;
@@ -325,7 +340,9 @@ static mtmi_status run_qconv(const mt_graph *g, const mt_node *n, void *state, c
     int8_t *xq = ctx->scratch;
     size_t xqb = ((size_t)xn + 63) & ~(size_t)63;
     size_t tileb = (((size_t)s->P * TILE * 2 * sizeof(int16_t)) + 63) & ~(size_t)63;
-    quantize_all(x, xq, xn, xs, ctx->nthreads);
+    if (in[0].dtype == MTMI_INT8) nhwc_to_nchw_i8(in[0].data, xq, cg.N, cg.C, cg.H, cg.W, ctx->nthreads);
+    else if (in[0].dtype == MTMI_FLOAT) quantize_all(x, xq, xn, xs, ctx->nthreads);
+    else return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "input is %s: float or int8 NHWC codes", mt_dtype_name(in[0].dtype));
     if (s->vnni) {
         run_qconv_vnni(s, &cg, xq, bq, mult, y, ctx, xqb, tileb);
         return MTMI_OK;
@@ -454,7 +471,30 @@ static mtmi_status run_qlinear(const mt_graph *g, const mt_node *n, void *state,
     return MTMI_OK;
 }
 
+/* mtmi.QuantizeNHWC: float [N,C,H,W] -> the int8 codes [N,H,W,C] with
+ * the QConv's own quantize (the encoder's features handed to INT8 heads). */
+static mtmi_status run_quantize_nhwc(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                     mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    (void)state, (void)nin, (void)nout;
+    const float s = mt_attr_float(n, "scale", 0);
+    if (!(s > 0)) return mt_kernel_fail(g, n, MTMI_ERR_ARG, "scale must be positive");
+    if (in[0].dtype != MTMI_FLOAT || in[0].rank != 4) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "expects float NCHW input");
+    const int64_t N = in[0].dims[0], C = in[0].dims[1], H = in[0].dims[2], W = in[0].dims[3];
+    const float *x = in[0].data;
+    int8_t *y = out[0].data;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static) collapse(2)
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *src = x + b * C * H * W + h * W;
+            int8_t *dst = y + ((b * H + h) * W) * C;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t w = 0; w < W; w++) dst[w * C + c] = (int8_t)quantize_fast(src[c * H * W + w], s);
+        }
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_quant[] = {
+    {"QuantizeNHWC", "mtmi", run_quantize_nhwc, NULL, NULL, NULL, 0},
     {"QConv", "mtmi", run_qconv, qscratch, qprepare, qrelease, 0},
     {"QLinear", "mtmi", run_qlinear, qscratch, qprepare, qrelease, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},

@@ -47,6 +47,7 @@ enum {
     MC_SYMQUANT,    /* mtmi.SymQuant: t[0] int8, t[1] scales float [N], t[2] x, t[3] uint32 [N] scratch */
     MC_RESIZE_ARGMAX, /* bilinear resize -> ClassMap in one kernel (fuse_classmap.c): t[0] uint8 map,
                        * t[1] the resize's input; u.resize as the resize's */
+    MC_QUANT,       /* mtmi.QuantizeNHWC: t[0] int8 [N,H,W,C], t[1] x [N,C,H,W] (the quantize pass of qconv.cu) */
     MC_NKINDS
 };
 
@@ -106,6 +107,8 @@ typedef struct mc_conv {
  *   MC_CONV_SMALLK smallk -                     fuse_stem W all                              R all
  *   MC_CHAIN chain        -                     fuse_chain W all                             R all
  *   MC_UPCONV upconv      -                     fuse_upconv W nsrc                           R nsrc
+ *   MC_QUANT quant        plan_forms W scale    fuse_qln R scale (the LN writes t[0]; the step  R scale
+ *                                                 is dropped)
  *   MC_QCONV resize       -                     fuse_qupconv W (a copy of the resize's),     R coord sh sw at (with
  *                                                 at[0] 0 for a plain resize                    sources: nt > 6)
  *
@@ -176,6 +179,10 @@ typedef struct mc_upconv_args {  /* MC_UPCONV (fuse_upconv.c): t[0] y, t[1] w, t
     int64_t nsrc;
 } mc_upconv_args;
 
+typedef struct mc_quant_args {   /* MC_QUANT: t[0] int8 NHWC codes, t[1] x */
+    float scale;
+} mc_quant_args;
+
 typedef struct mc_step {
     int kind;
     int node;   /* graph node, or -1 */
@@ -198,6 +205,7 @@ typedef struct mc_step {
         mc_smallk_args smallk;
         mc_chain_args chain;
         mc_upconv_args upconv;
+        mc_quant_args quant;
     } u;
     void *obj;      /* backend-library objects (cuBLASLt / cuDNN) */
 } mc_step;

@@ -24,6 +24,11 @@
  * memory planner keeps the int8 buffer alive from the LN to its last
  * reader.
  *
+ * In a pipeline the QConvs are in the head stages' plans and the encoder's
+ * plan has instead a quantize step (mtmi.QuantizeNHWC, put there by
+ * src/quant/handover.c) writing the stage's int8 output: the LN writes that
+ * output itself and the step goes.
+ *
  * The rewritten LN step: u.ln.q8 = 1, q8_scale, t[12] the int8 buffer; the
  * unused slots t[3..11] repeat operands the step already has (as
  * fuse_im2col.c does), so the planner sees no other new buffer.
@@ -34,16 +39,15 @@
 #include "cuda/cuda_internal.h"
 #include "cuda/qkernels.h"
 
-/* x (a QConv's input view) is the LN output's rows read as an NHWC image
- * [N, C, H, W]: strides (H*W*C, 1, W*C, C) on the dimensions longer than 1 */
-static int nhwc_of_ln(const mc_tref *x, const mc_step *ln, const mtk_qconv *q) {
+/* x (a QConv's or a quantize step's input view [N, C, H, W]) is the LN
+ * output's rows read as an NHWC image: strides (H*W*C, 1, W*C, C) on the
+ * dimensions longer than 1 */
+static int nhwc_of_ln(const mc_tref *x, const mc_step *ln) {
     const mc_tref *y = &ln->t[0];
     if (x->buf != y->buf || x->off != y->off || x->st != MTMI_FLOAT16 || y->st != MTMI_FLOAT16 || x->rank != 4) return 0;
-    if (x->dims[0] != q->N || x->dims[1] != q->C || x->dims[2] != q->H || x->dims[3] != q->W) return 0;
-    if (ln->u.ln.C != q->C || ln->u.ln.rows != (int64_t)q->N * q->H * q->W || !mc_is_contig(y) ||
-        mc_numel(y) != ln->u.ln.rows * ln->u.ln.C)
-        return 0;
-    const int64_t e[4] = {(int64_t)q->H * q->W * q->C, 1, (int64_t)q->W * q->C, q->C};
+    const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    if (ln->u.ln.C != C || ln->u.ln.rows != N * H * W || !mc_is_contig(y) || mc_numel(y) != ln->u.ln.rows * ln->u.ln.C) return 0;
+    const int64_t e[4] = {H * W * C, 1, W * C, C};
     for (int d = 0; d < 4; d++)
         if (x->dims[d] != 1 && x->strides[d] != e[d]) return 0;
     return 1;
@@ -65,20 +69,34 @@ static int ln_can_quantize(const mc_step *ln) {
     return !a->pair && !a->proj && ln->t[0].st == MTMI_FLOAT16 && a->C % 8 == 0 && a->C <= 256 && a->rows > 0;
 }
 
+/* Readers of an LN output that want its int8 codes: a QConv (its input
+ * t[1], the codes into its buffer t[2]), or a quantize step (mtmi.QuantizeNHWC,
+ * the features a pipeline's encoder hands to INT8 heads: t[1] in, the
+ * codes out as t[0], usually the stage's output).  The scale, or 0. */
+static float wants_codes(const mc_step *c) {
+    if (c->kind == MC_QUANT) return c->u.quant.scale;
+    if (c->kind != MC_QCONV || !c->obj || c->nt != 6) return 0.0f; /* nt > 6: makes its own input (fuse_qupconv.c) */
+    const mtk_qconv *q = c->obj;
+    return q->x_int8 || q->C != q->Cp ? 0.0f : q->x_scale;
+}
+
 int mc_fuse_qln(mc_plan *p) {
     int made = 0;
     for (int ic = 1; ic < p->nsteps; ic++) {
         mc_step *c = &p->steps[ic];
-        if (c->kind != MC_QCONV || !c->obj || c->nt != 6) continue; /* nt > 6: makes its own input (fuse_qupconv.c) */
-        mtk_qconv *q = c->obj;
-        if (q->x_int8 || q->C != q->Cp || !(q->x_scale > 0.0f)) continue;
+        const float scale = wants_codes(c);
+        if (!(scale > 0.0f)) continue;
         const int il = ln_writer_before(p, c->t[1].buf, ic);
         if (il < 0) continue;
         mc_step *ln = &p->steps[il];
-        if (!ln_can_quantize(ln) || !nhwc_of_ln(&c->t[1], ln, q) || mc_written_between(p, il, ic, &c->t[1], 1)) continue;
+        if (!ln_can_quantize(ln) || !nhwc_of_ln(&c->t[1], ln) || mc_written_between(p, il, ic, &c->t[1], 1)) continue;
+        const mc_tref codes = c->kind == MC_QUANT ? c->t[0] : c->t[2];
+        if (c->kind == MC_QUANT && (codes.st != MTMI_INT8 || !mc_is_contig(&codes))) continue;
         if (ln->u.ln.q8) {
-            /* a reader before this one gave the LN its copy: share it if the scale is the same */
-            if (!mc_same_float_bits(ln->u.ln.q8_scale, q->x_scale)) continue;
+            /* a reader before this one gave the LN its copy: a QConv of the
+             * same scale reads it there (a quantize step's output is a
+             * tensor of its own: it keeps its pass) */
+            if (c->kind != MC_QCONV || !mc_same_float_bits(ln->u.ln.q8_scale, scale)) continue;
             c->t[2] = ln->t[12];
         } else {
             const int ln_nt = ln->nt;
@@ -86,12 +104,13 @@ int mc_fuse_qln(mc_plan *p) {
             if (!ln->u.ln.has_res) ln->t[4] = ln->t[1];   /* no residual */
             if (!ln->u.ln.keep_sum) ln->t[5] = ln->t[0];  /* no sum (t[5] may name a dropped Add's buffer) */
             for (int k = ln_nt > 6 ? ln_nt : 6; k < 12; k++) ln->t[k] = ln->t[0];
-            ln->t[12] = c->t[2];
+            ln->t[12] = codes;
             ln->nt = 13;
             ln->u.ln.q8 = 1;
-            ln->u.ln.q8_scale = q->x_scale;
+            ln->u.ln.q8_scale = scale;
         }
-        q->x_int8 = 1;
+        if (c->kind == MC_QUANT) c->kind = MC_DROPPED;
+        else ((mtk_qconv *)c->obj)->x_int8 = 1;
         made++;
     }
     return made;

@@ -359,7 +359,9 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
         if (x.rank != 4 || wv->rank != 4) return mc_unsupported(p, i, "only 2-D INT8 convolutions");
         mt_conv_geom cg;
         char err[128];
-        if (mt_conv_geometry(n, x.dims, wv->dims, &cg, err, sizeof err)) return mc_unsupported(p, i, err);
+        int64_t xd[4];
+        mt_qconv_input_dims(x.st, x.dims, xd);
+        if (mt_conv_geometry(n, xd, wv->dims, &cg, err, sizeof err)) return mc_unsupported(p, i, err);
         if (cg.group != 1) return mc_unsupported(p, i, "grouped INT8 convolution");
         q.N = (int)cg.N; q.C = (int)cg.C; q.H = (int)cg.H; q.W = (int)cg.W;
         q.CO = (int)cg.M; q.OH = (int)cg.OH; q.OW = (int)cg.OW;
@@ -383,6 +385,8 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
     }
     q.Cp = (q.C + 31) & ~31;
     q.COp = (q.CO + 31) & ~31;
+    if (x.st == MTMI_INT8 && (lin || q.C != q.Cp || !mc_is_contig(&x)))
+        return mc_unsupported(p, i, "an int8 input must be contiguous NHWC codes of 32k channels");
     int khw = q.KH * q.KW;
     /* weights [CO][C][KH][KW] (QLinear: [N][K]) -> [COp][KH*KW][Cp], zero padded */
     size_t wbytes = (size_t)q.COp * khw * q.Cp;
@@ -405,7 +409,13 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
     if (wb < 0 || bb < 0 || mb < 0) return NOMEM();
     mc_tref xq;
     int64_t xqn = (int64_t)q.N * q.H * q.W * q.Cp;
-    if (mc_new_tensor(p, MTMI_INT8, 1, &xqn, &xq)) return NOMEM();
+    if (x.st == MTMI_INT8) {
+        /* already the int8 NHWC codes (the encoder's features handed over,
+         * graph/qops.h): the GEMM reads them in place, no quantize pass */
+        xq = x;
+        q.x_int8 = 1;
+    } else if (mc_new_tensor(p, MTMI_INT8, 1, &xqn, &xq))
+        return NOMEM();
     mc_step *s = mc_new_step(p, MC_QCONV, i);
     if (!s) return NOMEM();
     s->obj = malloc(sizeof q);

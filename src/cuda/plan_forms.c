@@ -109,3 +109,26 @@ mtmi_status mc_plan_symquant(mc_plan *p, int i) {
     mc_set(p, n->out[1], &sc);
     return MTMI_OK;
 }
+
+/* mtmi.QuantizeNHWC (src/quant/handover.c: the encoder's features handed to
+ * INT8 heads as int8): the QConv's own quantize pass (mtk_qconv_quantize)
+ * into int8 [N,H,W,C], the stage's output buffer when it is one.
+ * fuse_qln.c lets the LayerNorm that made x write the codes instead. */
+mtmi_status mc_plan_quantize_nhwc(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    mc_tref x, y;
+    TRY(mc_get(p, n->in[0], &x));
+    if (x.rank != 4 || (x.st != MTMI_FLOAT && x.st != MTMI_FLOAT16)) return mc_unsupported(p, i, "the input must be a float NCHW tensor");
+    const float sc = mt_attr_float(n, "scale", 0);
+    if (!(sc > 0)) return mc_unsupported(p, i, "scale must be positive");
+    if (x.dims[1] % 8 || mc_numel(&x) >= ((int64_t)1 << 31)) return mc_unsupported(p, i, "channels not a multiple of 8, or too large");
+    if (result_dest(p, n->out[0], MTMI_INT8, &y)) return NOMEM();
+    mc_step *s = mc_new_step(p, MC_QUANT, i);
+    if (!s) return NOMEM();
+    s->t[0] = y;
+    s->t[1] = x;
+    s->nt = 2;
+    s->u.quant.scale = sc;
+    mc_set(p, n->out[0], &y);
+    return MTMI_OK;
+}

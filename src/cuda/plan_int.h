@@ -91,6 +91,7 @@ mtmi_status mc_plan_preprocess(mc_plan *p, int i);
 int mc_feeds_only_class_forms(mc_plan *p, int v);
 mtmi_status mc_plan_classmap(mc_plan *p, int i);
 mtmi_status mc_plan_symquant(mc_plan *p, int i);
+mtmi_status mc_plan_quantize_nhwc(mc_plan *p, int i); /* mtmi.QuantizeNHWC: int8 features for INT8 heads */
 
 /* ---- dispatch (plan_ops.c) */
 mtmi_status mc_plan_node(mc_plan *p, int i);

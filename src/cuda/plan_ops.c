@@ -19,6 +19,7 @@ static const op_entry g_ops[] = {
     {1, "FusedConv", mc_plan_conv},      {1, "Linear", mc_plan_linear},       {1, "Attention", mc_plan_mtmi_attention},
     {1, "Gelu", mc_plan_ew},             {1, "QConv", mc_plan_qconv},         {1, "QLinear", mc_plan_qconv},
     {1, "Preprocess", mc_plan_preprocess}, {1, "ClassMap", mc_plan_classmap}, {1, "SymQuant", mc_plan_symquant},
+    {1, "QuantizeNHWC", mc_plan_quantize_nhwc},
     {0, "Reshape", mc_plan_reshape},     {0, "Flatten", mc_plan_reshape},     {0, "Squeeze", mc_plan_reshape},
     {0, "Unsqueeze", mc_plan_reshape},   {0, "Identity", mc_plan_reshape},    {0, "Dropout", mc_plan_reshape},
     {0, "Transpose", mc_plan_transpose}, {0, "Expand", mc_plan_expand},       {0, "Cast", mc_plan_cast},

@@ -16,7 +16,7 @@ const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
                                   "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk",
-                                  "classmap", "symquant", "resize-argmax"};
+                                  "classmap", "symquant", "resize-argmax", "quantize"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -765,6 +765,12 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const mc_tref *x = &s->t[2];
         KCK(mtk_symquant(st, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, (int)x->dims[0], (int)x->dims[1], (int)x->dims[2],
                          (int)x->dims[3], mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[3])));
+        return MTMI_OK;
+    }
+    case MC_QUANT: { /* the encoder's features as int8 NHWC codes for INT8 heads (mtmi.QuantizeNHWC) */
+        const mc_tref *x = &s->t[1];
+        KCK(mtk_qconv_quantize(st, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[0]), (int)x->dims[0],
+                               (int)x->dims[1], (int)x->dims[2], (int)x->dims[3], (int)x->dims[1], s->u.quant.scale));
         return MTMI_OK;
     }
     case MC_RESIZE_ARGMAX: {

@@ -45,6 +45,14 @@
  *  Outputs stay float tensors; with y_scale set they hold exactly q * s_y,
  *  so a GPU may store int8 q and s_y instead and is still bit-identical.
  *  Padding of convolutions pads xq with 0 (= quantize(0)).
+ *
+ *  Already-quantized inputs (the encoder's features handed to INT8 heads
+ *  as int8, src/quant/handover.c):
+ *      mtmi.QuantizeNHWC(X float [N,C,H,W]) -> int8 [N,H,W,C],
+ *          y[n,h,w,c] = quantize(x[n,c,h,w], scale)   attribute "scale"
+ *      mtmi.QConv whose input 0 is int8 takes it as those codes, NHWC
+ *          [N,H,W,C], made with its x_scale: xq = the input, no quantize.
+ *  The same integers as quantizing inside the QConv, so the same outputs.
  *  Resize, Concat, Relu, Sigmoid and every other op between quantized
  *  nodes run in float on these (dequantized) values.
  * ------------------------------------------------------------------------ */
@@ -69,5 +77,10 @@ typedef struct mt_conv_geom {
     int64_t N, C, H, W, M, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, OH, OW, group;
 } mt_conv_geom;
 int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap);
+/* A QConv's input dims as [N,C,H,W]: an int8 input is [N,H,W,C] */
+static inline void mt_qconv_input_dims(int dtype, const int64_t *d, int64_t *nchw) {
+    const int nhwc = dtype == MTMI_INT8;
+    nchw[0] = d[0], nchw[1] = d[nhwc ? 3 : 1], nchw[2] = d[nhwc ? 1 : 2], nchw[3] = d[nhwc ? 2 : 3];
+}
 
 #endif

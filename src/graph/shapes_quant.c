@@ -3,7 +3,10 @@
  *   QConv(X float [N,C,H,W], Wq int8 [M,C/g,kh,kw], Bq int32 [M],
  *         Mult float [M]) -> float [N,M,OH,OW]; Conv attributes plus
  *         "activation", "x_scale", "y_scale".
- *   QLinear(X float [...,K], Wq int8 [N,K], Bq, Mult) -> float [...,N]. */
+ *         X may instead be int8 [N,H,W,C]: codes already quantized with
+ *         x_scale (what QuantizeNHWC makes).
+ *   QLinear(X float [...,K], Wq int8 [N,K], Bq, Mult) -> float [...,N].
+ *   QuantizeNHWC(X float [N,C,H,W]) -> int8 [N,H,W,C]; attribute "scale". */
 #include "graph/ops.h"
 
 #include <string.h>
@@ -57,7 +60,9 @@ static mtmi_status infer_qconv(mt_graph *g, mt_node *n) {
         return mt_node_fail(g, n, MTMI_ERR_SHAPE, "expects a rank-4 input and rank-4 int8 weights");
     mt_conv_geom c;
     char err[128];
-    if (mt_conv_geometry(n, x->dims, w->dims, &c, err, sizeof err)) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
+    int64_t xd[4];
+    mt_qconv_input_dims(x->dtype, x->dims, xd);
+    if (mt_conv_geometry(n, xd, w->dims, &c, err, sizeof err)) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "%s", err);
     int64_t d[4] = {c.N, c.M, c.OH, c.OW};
     mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT, 4, d);
     return MTMI_OK;
@@ -76,8 +81,21 @@ static mtmi_status infer_qlinear(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+static mtmi_status infer_quantize_nhwc(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    mt_value *x = mt_in(g, n, 0);
+    if (x->rank != 4 || (x->dtype != MTMI_FLOAT && x->dtype != MTMI_FLOAT16))
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "expects a float rank-4 input");
+    if (!(mt_attr_float(n, "scale", 0) > 0)) return mt_node_fail(g, n, MTMI_ERR_ARG, "scale must be positive");
+    const int64_t d[4] = {x->dims[0], x->dims[2], x->dims[3], x->dims[1]};
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_INT8, 4, d);
+    return MTMI_OK;
+}
+
 const mt_op_schema mt_schemas_quant[] = {
     {"QConv", "mtmi", infer_qconv, 0},
     {"QLinear", "mtmi", infer_qlinear, 0},
+    {"QuantizeNHWC", "mtmi", infer_quantize_nhwc, 0},
     {NULL, NULL, NULL, 0},
 };

@@ -127,6 +127,7 @@ struct mt_pipeline {
     mt_graph *spec;
     mt_split split;
     int own_split;
+    mt_graph *qheads[MT_PLACE_MAX]; /* INT8 heads rewritten before the handover (owned) */
 };
 
 /* ----------------------------------------------------------------- queues */
@@ -672,7 +673,7 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
             (s = mt_choices_load(&st->choices, p->opt.replay[i].data, p->opt.replay[i].len)))
             goto fail;
         mt_stage_cfg cfg = {.threads = st->threads, .calib = p->opt.calib, .in_mem = in_mem, .out_mem = out_mem,
-                            .tuning = p->opt.tuning, .choices = &st->choices};
+                            .tuning = p->opt.tuning, .choices = &st->choices, .graph_quantized = stages[i].graph_quantized};
         if ((s = mt_plan_create(st->be, &st->dev, st->g, &cfg, &st->mp))) {
             s = mt_fail_context(s, "stage '%s' on %s", st->name, mt_devspec_str(&st->dev, dev, sizeof dev));
             goto fail;
@@ -765,6 +766,7 @@ void mt_pipeline_free(mt_pipeline *p) {
     free(p->out_src);
     free(p->out_form);
     if (p->own_split) mt_split_free(&p->split);
+    for (int i = 0; i < MT_PLACE_MAX; i++) mt_graph_free(p->qheads[i]);
     mt_graph_free(p->spec);
     free(p);
 }
@@ -984,6 +986,42 @@ static mt_devspec qdq_auto_dev(mt_devspec d, const mt_graph *stage, const mt_cal
     return d;
 }
 
+/* INT8 heads get the encoder's features as int8 where they read them only
+ * through QConvs (mt_quant_handover): the INT8 heads are rewritten here,
+ * as mt_plan_create would, so that the handover sees their QConvs; their
+ * stages then take the rewritten graphs (qheads[i], owned by the caller).
+ * Where the rewrite fails the stages are left as they were, and
+ * mt_plan_create reports the error. */
+static void handover_int8(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_calib_cache *c, const mt_tuning *tn,
+                          mt_graph **qheads) {
+    if (!c || tn->no_int8_handover) return;
+    mt_graph *graphs[MT_PLACE_MAX];
+    int nh = 0, nq = 0;
+    for (int i = 1; i < ndesc; i++) {
+        graphs[nh] = (mt_graph *)d[i].graph; /* the split's heads, owned by the pipeline-to-be */
+        if (d[i].dev.prec == MT_PREC_INT8) {
+            if (mt_quant_stage_graph(d[i].graph, c, "stage", &qheads[i])) {
+                mt_clear_error();
+                for (int k = 0; k < MT_PLACE_MAX; k++) mt_graph_free(qheads[k]), qheads[k] = NULL;
+                return;
+            }
+            graphs[nh] = qheads[i];
+            nq++;
+        }
+        nh++;
+    }
+    int made = 0;
+    if (!nq || mt_quant_handover(sp->encoder, graphs, nh, &made)) {
+        /* nothing to hand over, or the graphs could not be changed (out of
+         * memory: the encoder may be half changed, so fail it at create) */
+        mt_clear_error();
+        for (int k = 0; k < MT_PLACE_MAX; k++) mt_graph_free(qheads[k]), qheads[k] = NULL;
+        return;
+    }
+    for (int i = 1; i < ndesc; i++)
+        if (qheads[i]) d[i].graph = qheads[i], d[i].graph_quantized = 1;
+}
+
 mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
                                    const mt_pipeline_opts *opt, mt_pipeline **out) {
     *out = NULL;
@@ -1093,8 +1131,13 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
         o2.calib = &cache;
     } else if (any_int8 && !o2.calib && m->qdq)
         o2.calib = &m->qdq->scales; /* a calibration cache, when given, wins */
+    mt_graph *qheads[MT_PLACE_MAX] = {NULL};
+    handover_int8(&sp, d, ndesc, o2.calib, &tn, qheads);
     mt_pipeline *p = NULL;
     s = mt_pipeline_create(d, ndesc, &o2, &p);
+    if (p) memcpy(p->qheads, qheads, sizeof qheads);
+    else
+        for (int i = 0; i < MT_PLACE_MAX; i++) mt_graph_free(qheads[i]);
     /* Plans hold their rewritten graphs; the cache is not needed after. */
     if (own_cache) mt_calib_cache_free(&cache);
     if (p) p->opt.calib = NULL;

@@ -83,6 +83,7 @@ typedef struct mt_stage_desc {
     mt_devspec dev;
     const mt_backend *backend; /* NULL = mt_backend_for(&dev); tests plug their own */
     int threads;               /* CPU threads; 0 = this CPU device's share  */
+    int graph_quantized;       /* INT8: graph is already the INT8 rewrite (mt_stage_cfg) */
 } mt_stage_desc;
 
 typedef struct mt_pipeline_opts {

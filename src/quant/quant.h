@@ -185,6 +185,17 @@ mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char 
  * be quantized. */
 mtmi_status mt_quant_stage_graph(const mt_graph *g, const mt_calib_cache *c, const char *what, mt_graph **out);
 
+/* The encoder's features handed to INT8 heads as int8 (handover.c): for
+ * each output of the encoder stage graph `enc` that some heads (their
+ * graphs as they will be compiled: INT8 ones already rewritten) read only
+ * through QConvs of one scale (rank 4, channels a multiple of 32), enc
+ * gets mtmi.QuantizeNHWC(feature) -> "<name>.int8_nhwc" (int8 [N,H,W,C])
+ * as an output, and those heads read it instead, their QConvs taking the
+ * codes in place (graph/qops.h: the same integers, so the same outputs).
+ * The float feature stays an output only while some head still reads it.
+ * *made: features handed over.  Graphs are changed in place. */
+mtmi_status mt_quant_handover(mt_graph *enc, mt_graph *const *heads, int nheads, int *made);
+
 /* ------------------------------------------------------------ Q/DQ import
  * A model quantized elsewhere (explicit QuantizeLinear / DequantizeLinear,
  * e.g. ONNX Runtime's quantize_static in QDQ format) becomes, at load, a

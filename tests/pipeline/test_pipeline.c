@@ -132,8 +132,32 @@ static void serial_free(serial *s) {
 
 /* Runs `frames` frames through a pipeline made from m with placement pl,
  * comparing every output with the serial run bit for bit. */
+/* The features handed to the INT8 heads as int8 (mt_quant_handover): how
+ * many QuantizeNHWC nodes the encoder stage has, after checking that every
+ * int8 input of a head is one of its outputs and that the heads' QConvs
+ * read it (the pipeline's bit-for-bit check against the whole model then
+ * covers the codes). */
+static int handed_over(const mt_pipeline *p) {
+    const mt_graph *e = mt_pipeline_stage_graph(p, 0);
+    int q = 0;
+    for (int i = 0; i < e->nnodes; i++) q += !e->nodes[i].dead && !strcmp(e->nodes[i].op, "QuantizeNHWC");
+    for (int k = 1; k < mt_pipeline_num_stages(p); k++) {
+        const mt_graph *h = mt_pipeline_stage_graph(p, k);
+        for (int i = 0; i < h->ninputs; i++) {
+            const mt_value *v = &h->values[h->inputs[i]];
+            if (v->dtype != MTMI_INT8) continue;
+            int out = 0, qconv = 0;
+            for (int o = 0; o < e->noutputs; o++) out |= !strcmp(e->values[e->outputs[o]].name, v->name);
+            for (int n = 0; n < h->nnodes; n++)
+                qconv += !h->nodes[n].dead && !strcmp(h->nodes[n].op, "QConv") && h->nodes[n].in[0] == h->inputs[i];
+            CHECK(out && qconv > 0, "head %d: int8 input '%s': encoder output %d, read by %d QConvs", k, v->name, out, qconv);
+        }
+    }
+    return q;
+}
+
 static void check_exact_q(mtmi_model *m, const char *pl_str, int inflight, int frames, int threads, int whole,
-                          const mt_calib_cache *cache) {
+                          const mt_calib_cache *cache, int handover) {
     mt_placement pl;
     CHECK(mt_placement_parse(pl_str, &pl) == MTMI_OK, "parse '%s': %s", pl_str, mtmi_last_error());
     mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
@@ -147,6 +171,11 @@ static void check_exact_q(mtmi_model *m, const char *pl_str, int inflight, int f
     CHECK(mt_pipeline_num_stages(p) == 3, "stages %d", mt_pipeline_num_stages(p));
     for (int k = 1; k < 3; k++)
         CHECK(mt_pipeline_stage_threads(p, k) == mt_pipeline_stage_threads(p, 0), "stage %d: unequal thread shares", k);
+    if (handover >= 0) {
+        const int h = handed_over(p);
+        printf("%s: %d features handed to the INT8 heads as int8\n", pl_str, h);
+        CHECK(h == handover, "%s: %d features handed over as int8, expected %d", pl_str, h, handover);
+    }
     serial ref;
     if (serial_init(&ref, m, p, whole, cache)) {
         CHECK(0, "serial init: %s", mtmi_last_error());
@@ -205,7 +234,7 @@ static void check_exact_q(mtmi_model *m, const char *pl_str, int inflight, int f
 }
 
 static void check_exact(mtmi_model *m, const char *pl_str, int inflight, int frames, int threads, int whole) {
-    check_exact_q(m, pl_str, inflight, frames, threads, whole, NULL);
+    check_exact_q(m, pl_str, inflight, frames, threads, whole, NULL, -1);
 }
 
 /* A whole-model CPU plan (INT8 heads when cache is given) run on frame
@@ -249,7 +278,7 @@ done:
  * close to FP32 (class agreement, depth error) on a held-out frame, with
  * a calibration cache from mtmi_calibrate (min-max over 3 frames). */
 static void check_int8(mtmi_model *m, int frames, const char *what, double min_agree, double max_depth_err,
-                       double max_depth_mean) {
+                       double max_depth_mean, int handover) {
     mt_graph *g = NULL;
     if (mt_model_specialize(m, NULL, 0, 1, &g)) {
         CHECK(0, "specialize: %s", mtmi_last_error());
@@ -288,7 +317,7 @@ static void check_int8(mtmi_model *m, int frames, const char *what, double min_a
         rmdir(dir);
     }
     for (int f = 0; f < 3; f++) free(fr[f]);
-    if (ok) check_exact_q(m, "encoder=cpu,seg=cpu:1/int8,depth=cpu:2/int8", 2, frames, 3, 1, &c);
+    if (ok) check_exact_q(m, "encoder=cpu,seg=cpu:1/int8,depth=cpu:2/int8", 2, frames, 3, 1, &c, handover);
     if (ok && g_threads > 1) {
         /* Held-out frame: INT8 heads vs FP32. */
         float *s32 = NULL, *d32 = NULL, *s8 = NULL, *d8 = NULL;
@@ -428,9 +457,9 @@ static double run_sleepy(int inflight, int frames, int *overlaps) {
     mt_graph *ge = io_graph("x", "feat", 16, 16), *g1 = io_graph("feat", "seg", 16, 4),
              *g2 = io_graph("feat", "depth", 16, 4);
     mt_stage_desc d[3] = {
-        {"encoder", ge, {MT_DEV_CPU, 0, 0, MT_PREC_FP32}, &g_sleep, 1},
-        {"seg", g1, {MT_DEV_CPU, 1, 0, MT_PREC_FP32}, &g_sleep, 1},
-        {"depth", g2, {MT_DEV_CPU, 2, 0, MT_PREC_FP32}, &g_sleep, 1},
+        {"encoder", ge, {MT_DEV_CPU, 0, 0, MT_PREC_FP32}, &g_sleep, 1, 0},
+        {"seg", g1, {MT_DEV_CPU, 1, 0, MT_PREC_FP32}, &g_sleep, 1, 0},
+        {"depth", g2, {MT_DEV_CPU, 2, 0, MT_PREC_FP32}, &g_sleep, 1, 0},
     };
     mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
     o.inflight = inflight;
@@ -693,7 +722,7 @@ int main(int argc, char **argv) {
         }
         /* Measured (MTMI_TEST_SEED 0..3): class agreement 0.978-0.995,
          * depth max abs error 0.018-0.047, mean 0.0030-0.0038. */
-        check_int8(tiny, quick ? 10 : 50, "tiny model", 0.97, 0.07, 0.006);
+        check_int8(tiny, quick ? 10 : 50, "tiny model", 0.97, 0.07, 0.006, -1);
         test_error(tiny, 2, 5);
         test_error(tiny, 0, 3);
         test_error(tiny, 1, 0);
@@ -709,7 +738,9 @@ int main(int argc, char **argv) {
             check_exact(net, "encoder=cpu,seg=cpu:1,depth=cpu:2", 2, 6, 3, 1);
             /* Measured (MTMI_TEST_SEED 0..3): class agreement 0.970-0.982,
              * depth max abs error 0.033-0.045, mean 0.0059-0.0093. */
-            check_int8(net, 4, "MTMI 64x64", 0.955, 0.07, 0.013);
+            /* its four features, all of 32k channels, go to the heads as
+             * int8 (mt_quant_handover) */
+            check_int8(net, 4, "MTMI 64x64", 0.955, 0.07, 0.013, 4);
             mt_model_free(net);
         } else {
             CHECK(0, "mtmi net: %s", mtmi_last_error());

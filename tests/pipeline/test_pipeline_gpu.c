@@ -233,6 +233,43 @@ static void agreement(const float *seg_a, const float *seg_b, const float *dep_a
         if (fabs(dep_a[i] - dep_b[i]) > *dmax) *dmax = fabs(dep_a[i] - dep_b[i]);
 }
 
+/* INT8 heads: the pipeline p hands the encoder's features to them as int8
+ * (mt_quant_handover; on the GPU the encoder's LayerNorms write the codes,
+ * fuse_qln.c, and the heads' QConvs read them in place).  It must have
+ * done so for every feature, and its outputs must be, bit for bit, those
+ * of the same placement with the heads quantizing the float features
+ * themselves (tuning no_int8_handover). */
+static void handover_same_bits(mtmi_model *m, const mt_placement *pl, const mt_calib_cache *calib, const mt_pipeline *p,
+                               const float *in, float *const *ref, const size_t *on) {
+    const mt_graph *e = mt_pipeline_stage_graph(p, 0);
+    int q = 0;
+    for (int i = 0; i < e->nnodes; i++) q += !e->nodes[i].dead && !strcmp(e->nodes[i].op, "QuantizeNHWC");
+    CHECK(q == 4, "the encoder hands %d features to the INT8 heads as int8, not 4", q);
+    mt_tuning t = *mt_tuning_default();
+    t.no_int8_handover = 1;
+    mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
+    o.inflight = 1;
+    o.calib = calib;
+    o.tuning = &t;
+    mt_pipeline *f = NULL;
+    mt_frame *fr;
+    if (mt_pipeline_from_model(m, NULL, pl, &o, &f) || mt_pipeline_begin(f, &fr) ||
+        (memcpy(fr->inputs[0].data, in, mt_tview_numel(mt_pipeline_input_shape(f, 0)) * sizeof(float)), mt_pipeline_submit(f, fr)) ||
+        mt_pipeline_wait(f, &fr)) {
+        CHECK(0, "pipeline without the handover: %s", mtmi_last_error());
+        mt_pipeline_free(f);
+        return;
+    }
+    int64_t diff = 0;
+    for (int i = 0; i < 2; i++)
+        for (size_t k = 0; k < on[i]; k++) diff += memcmp((const float *)fr->outputs[i].data + k, ref[i] + k, sizeof(float)) != 0;
+    printf("  int8 features from the encoder (%d): %lld elements differ from the heads quantizing float features (must be 0)\n", q,
+           (long long)diff);
+    CHECK(diff == 0, "the handover changed %lld output elements", (long long)diff);
+    mt_pipeline_release(f, fr);
+    mt_pipeline_free(f);
+}
+
 /* Runs PATTERNS frames one at a time, then `frames` frames pipelined
  * (cycling through the patterns), and compares every pipelined output
  * with the one-at-a-time output of its pattern, bit for bit. */
@@ -339,6 +376,7 @@ static void check_gpu_pipeline(mtmi_model *m, const char *place, const mt_calib_
     } else {
         CHECK(0, "whole model plan: %s", mtmi_last_error());
     }
+    if (calib) handover_same_bits(m, &pl, calib, p, pat[0], ref[0], on);
     for (int k = 0; k < PATTERNS; k++) free(ref[k][0]), free(ref[k][1]), free(pat[k]);
     mt_pipeline_free(p);
 }
