@@ -602,7 +602,42 @@ static mtmi_status run_symquant(const mt_graph *g, const mt_node *n, void *state
     return MTMI_OK;
 }
 
+/* mtmi.HalfNHWC / mtmi.FromHalfNHWC (graph/shapes_fused.c): layout and
+ * precision of a GPU pipeline's cut tensors, run here when a stage graph
+ * holding them lands on the CPU */
+static mtmi_status run_half_nhwc(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin, mt_tview *out,
+                                 int nout, mt_cpu_ctx *ctx) {
+    (void)state, (void)nin, (void)nout;
+    if (in[0].dtype != MTMI_FLOAT || in[0].rank != 4) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "expects float NCHW input");
+    const int64_t N = in[0].dims[0], C = in[0].dims[1], H = in[0].dims[2], W = in[0].dims[3];
+    const float *x = in[0].data;
+    uint16_t *y = out[0].data;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static) collapse(2)
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t w = 0; w < W; w++)
+                for (int64_t c = 0; c < C; c++) y[((b * H + h) * W + w) * C + c] = mt_float_to_half(x[((b * C + c) * H + h) * W + w]);
+    return MTMI_OK;
+}
+
+static mtmi_status run_from_half_nhwc(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                      mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    (void)state, (void)nin, (void)nout;
+    if (in[0].dtype != MTMI_FLOAT16 || in[0].rank != 4) return mt_kernel_fail(g, n, MTMI_ERR_UNSUPPORTED, "expects float16 NHWC input");
+    const int64_t N = in[0].dims[0], H = in[0].dims[1], W = in[0].dims[2], C = in[0].dims[3];
+    const uint16_t *x = in[0].data;
+    float *y = out[0].data;
+#pragma omp parallel for num_threads(ctx->nthreads) schedule(static) collapse(2)
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < W; w++) y[((b * C + c) * H + h) * W + w] = mt_half_to_float(x[((b * H + h) * W + w) * C + c]);
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_fused[] = {
+    {"HalfNHWC", "mtmi", run_half_nhwc, NULL, NULL, NULL, 0},
+    {"FromHalfNHWC", "mtmi", run_from_half_nhwc, NULL, NULL, NULL, 0},
     {"Gelu", "mtmi", run_gelu, NULL, NULL, NULL, 0},
     {"Attention", "mtmi", run_attention, scratch_attention, NULL, NULL, 0},
     {"Preprocess", "mtmi", run_preprocess, NULL, NULL, NULL, 0},

@@ -132,3 +132,42 @@ mtmi_status mc_plan_quantize_nhwc(mc_plan *p, int i) {
     mc_set(p, n->out[0], &y);
     return MTMI_OK;
 }
+
+/* [N,H,W,C] contiguous storage t seen as the [N,C,H,W] tensor it holds */
+static mc_tref nchw_view_of_nhwc(const mc_tref *t) {
+    mc_tref v = *t;
+    const int64_t N = t->dims[0], H = t->dims[1], W = t->dims[2], C = t->dims[3];
+    v.dims[0] = N, v.dims[1] = C, v.dims[2] = H, v.dims[3] = W;
+    v.strides[0] = H * W * C, v.strides[1] = 1, v.strides[2] = W * C, v.strides[3] = C;
+    return v;
+}
+
+/* mtmi.HalfNHWC (a GPU pipeline's encoder handing a feature to FP16 GPU
+ * heads, src/pipeline/handover_f16.c): one copy of the feature into the
+ * stage's float16 NHWC output, where a float cut took a transposing
+ * conversion to FP32 NCHW. */
+mtmi_status mc_plan_half_nhwc(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    mc_tref x, y;
+    TRY(mc_get(p, n->in[0], &x));
+    if (x.rank != 4 || (x.st != MTMI_FLOAT && x.st != MTMI_FLOAT16)) return mc_unsupported(p, i, "the input must be a float NCHW tensor");
+    if (result_dest(p, n->out[0], MTMI_FLOAT16, &y)) return NOMEM();
+    const mc_tref dst = nchw_view_of_nhwc(&y);
+    TRY(mc_emit_copy(p, i, &dst, &x));
+    mc_set(p, n->out[0], &y);
+    return MTMI_OK;
+}
+
+/* mtmi.FromHalfNHWC (a head's side of the same): in an FP16 plan the
+ * float16 NHWC input is the float NCHW tensor's storage, so a view and
+ * no step; an FP32 plan converts it. */
+mtmi_status mc_plan_from_half_nhwc(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    mc_tref x;
+    TRY(mc_get(p, n->in[0], &x));
+    if (x.rank != 4 || x.st != MTMI_FLOAT16 || !mc_is_contig(&x)) return mc_unsupported(p, i, "the input must be contiguous float16 NHWC");
+    mc_tref v = nchw_view_of_nhwc(&x);
+    if (mc_storage_of(p, MTMI_FLOAT) != MTMI_FLOAT16) TRY(mc_make_contig(p, i, &v));
+    mc_set(p, n->out[0], &v);
+    return MTMI_OK;
+}

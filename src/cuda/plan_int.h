@@ -92,6 +92,8 @@ int mc_feeds_only_class_forms(mc_plan *p, int v);
 mtmi_status mc_plan_classmap(mc_plan *p, int i);
 mtmi_status mc_plan_symquant(mc_plan *p, int i);
 mtmi_status mc_plan_quantize_nhwc(mc_plan *p, int i); /* mtmi.QuantizeNHWC: int8 features for INT8 heads */
+mtmi_status mc_plan_half_nhwc(mc_plan *p, int i);      /* mtmi.HalfNHWC: FP16 NHWC features for FP16 heads */
+mtmi_status mc_plan_from_half_nhwc(mc_plan *p, int i); /* mtmi.FromHalfNHWC: their view on the heads' side */
 
 /* ---- dispatch (plan_ops.c) */
 mtmi_status mc_plan_node(mc_plan *p, int i);

@@ -91,7 +91,34 @@ static mtmi_status infer_symquant(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+/* mtmi.HalfNHWC: float [N,C,H,W] -> float16 [N,H,W,C] (round to nearest
+ * even), and mtmi.FromHalfNHWC back (exact).  A pipeline's GPU encoder
+ * hands its features to FP16 GPU heads in the layout and precision both
+ * plans keep them in (src/pipeline/handover_f16.c): on the GPU the pair is
+ * a copy and a view, where the float cut tensor took two conversions. */
+static mtmi_status infer_half_nhwc(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    if (x->dtype != MTMI_FLOAT || x->rank != 4) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "expects a float rank-4 input");
+    const int64_t d[4] = {x->dims[0], x->dims[2], x->dims[3], x->dims[1]};
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT16, 4, d);
+    return MTMI_OK;
+}
+
+static mtmi_status infer_from_half_nhwc(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 1, 1);
+    if (s) return s;
+    const mt_value *x = mt_in(g, n, 0);
+    if (x->dtype != MTMI_FLOAT16 || x->rank != 4) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "expects a float16 rank-4 input");
+    const int64_t d[4] = {x->dims[0], x->dims[3], x->dims[1], x->dims[2]};
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT, 4, d);
+    return MTMI_OK;
+}
+
 const mt_op_schema mt_schemas_fused[] = {
+    {"HalfNHWC", "mtmi", infer_half_nhwc, 0},
+    {"FromHalfNHWC", "mtmi", infer_from_half_nhwc, 0},
     {"Gelu", "mtmi", infer_gelu, 0},
     {"Attention", "mtmi", infer_attention, 0},
     {"Preprocess", "mtmi", infer_preprocess, 0},

@@ -1022,6 +1022,25 @@ static void handover_int8(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_ca
         if (qheads[i]) d[i].graph = qheads[i], d[i].graph_quantized = 1;
 }
 
+/* The features a GPU encoder hands to heads on the same GPU in FP16 or
+ * INT8 storage go as float16 NHWC (mt_pipeline_handover_f16), those INT8
+ * heads read only through QConvs having gone as int8 already.  On failure
+ * (out of memory) the graphs may be half changed: mt_pipeline_create then
+ * fails to match the stages' tensors and says so. */
+static void handover_f16(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_tuning *tn) {
+    const mt_devspec *e = &d[0].dev;
+    if (tn->no_f16_handover || e->kind != MT_DEV_CUDA || e->prec == MT_PREC_FP32) return;
+    mt_graph *graphs[MT_PLACE_MAX];
+    unsigned char take[MT_PLACE_MAX];
+    int nh = 0;
+    for (int i = 1; i < ndesc; i++, nh++) {
+        graphs[nh] = (mt_graph *)d[i].graph; /* the split's heads or their INT8 rewrites, owned by the pipeline-to-be */
+        take[nh] = d[i].dev.kind == MT_DEV_CUDA && d[i].dev.index == e->index && d[i].dev.prec != MT_PREC_FP32;
+    }
+    int made = 0;
+    if (mt_pipeline_handover_f16(sp->encoder, graphs, take, nh, &made)) mt_clear_error();
+}
+
 mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
                                    const mt_pipeline_opts *opt, mt_pipeline **out) {
     *out = NULL;
@@ -1133,6 +1152,7 @@ mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape
         o2.calib = &m->qdq->scales; /* a calibration cache, when given, wins */
     mt_graph *qheads[MT_PLACE_MAX] = {NULL};
     handover_int8(&sp, d, ndesc, o2.calib, &tn, qheads);
+    handover_f16(&sp, d, ndesc, &tn);
     mt_pipeline *p = NULL;
     s = mt_pipeline_create(d, ndesc, &o2, &p);
     if (p) memcpy(p->qheads, qheads, sizeof qheads);

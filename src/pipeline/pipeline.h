@@ -154,6 +154,14 @@ mtmi_status mt_pipeline_create(const mt_stage_desc *stages, int nstages, const m
  * compile.  The pipeline owns the graphs it made. */
 mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
                                    const mt_pipeline_opts *opt, mt_pipeline **out);
+/* FP16 features from a GPU encoder to GPU heads (handover.c): each float
+ * rank-4 output of `enc` read by a head k with take[k] becomes, for those
+ * heads, "<name>.f16_nhwc" (float16 [N,H,W,C], made by mtmi.HalfNHWC in
+ * enc and read through mtmi.FromHalfNHWC in the head: a copy and a view in
+ * CUDA FP16 plans, where a float cut took two conversions).  The float
+ * output stays only while a head without take[] reads it.  *made: features
+ * handed over.  Graphs are changed in place. */
+mtmi_status mt_pipeline_handover_f16(mt_graph *enc, mt_graph *const *heads, const unsigned char *take, int nheads, int *made);
 /* Stops every stage thread (queued frames are dropped) and frees all. */
 void mt_pipeline_free(mt_pipeline *p);
 

@@ -273,6 +273,100 @@ done:
     return rc;
 }
 
+/* Runs split sp's stages one after the other on the CPU (2 threads) on
+ * input x: the encoder, its outputs (every cut tensor, allocated), then
+ * each head with its inputs found by name; round16: the float cut tensors
+ * rounded to FP16 on the way (what a GPU encoder's FP16 storage holds).
+ * The two outputs into out[] (allocated).  0 or -1. */
+static int run_split(const mt_split *sp, const float *x, int round16, float **out) {
+    mt_cpu_plan *pe = NULL;
+    const mt_graph *e = sp->encoder;
+    if (mt_cpu_plan_create(e, 2, &pe)) return -1;
+    mt_tview in;
+    view_of_value(e, e->inputs[0], &in, 0);
+    in.data = (void *)x;
+    mt_tview cut[MT_STAGE_MAX_IO];
+    memset(cut, 0, sizeof cut);
+    int rc = e->noutputs > MT_STAGE_MAX_IO ? -1 : 0;
+    for (int c = 0; !rc && c < e->noutputs; c++) view_of_value(e, e->outputs[c], &cut[c], 1);
+    if (!rc) rc = mt_cpu_plan_run(pe, &in, 1, cut, e->noutputs) ? -1 : 0;
+    mt_cpu_plan_free(pe);
+    for (int c = 0; !rc && round16 && c < e->noutputs; c++)
+        if (cut[c].dtype == MTMI_FLOAT)
+            for (int64_t i = 0; i < mt_tview_numel(&cut[c]); i++)
+                ((float *)cut[c].data)[i] = mt_half_to_float(mt_float_to_half(((float *)cut[c].data)[i]));
+    for (int k = 0; !rc && k < sp->nheads && k < 2; k++) {
+        const mt_graph *h = sp->heads[k];
+        mt_tview hin[MT_STAGE_MAX_IO], o;
+        for (int i = 0; i < h->ninputs && i < MT_STAGE_MAX_IO; i++) {
+            hin[i].data = NULL;
+            for (int c = 0; c < e->noutputs; c++)
+                if (!strcmp(h->values[h->inputs[i]].name, e->values[e->outputs[c]].name)) hin[i] = cut[c];
+            if (!hin[i].data) rc = -1;
+        }
+        view_of_value(h, h->outputs[0], &o, 1);
+        mt_cpu_plan *ph = NULL;
+        if (!rc && (mt_cpu_plan_create(h, 2, &ph) || mt_cpu_plan_run(ph, hin, h->ninputs, &o, 1))) rc = -1;
+        mt_cpu_plan_free(ph);
+        out[k] = o.data;
+    }
+    for (int c = 0; c < MT_STAGE_MAX_IO; c++) free(cut[c].data);
+    return rc;
+}
+
+/* FP16 features from a GPU encoder to GPU heads (mt_pipeline_handover_f16):
+ * on the split MTMI network, every feature goes over as float16 NHWC
+ * (mtmi.HalfNHWC / mtmi.FromHalfNHWC, run here by their CPU kernels), and
+ * the heads then compute, bit for bit, what they compute on the float
+ * features rounded to FP16; with one head not taking them, the float
+ * features stay encoder outputs for it. */
+static void test_handover_f16(mtmi_model *m) {
+    mt_graph *g = NULL;
+    mt_split sp;
+    memset(&sp, 0, sizeof sp);
+    if (mt_model_specialize(m, NULL, 0, 1, &g) || mt_graph_split(g, NULL, 0, &sp)) {
+        CHECK(0, "handover: split: %s", mtmi_last_error());
+        mt_graph_free(g);
+        return;
+    }
+    const mt_value *iv = &sp.encoder->values[sp.encoder->inputs[0]];
+    const int64_t n = mt_value_numel(iv);
+    float *x = malloc(sizeof(float) * n), *ref[2] = {NULL, NULL}, *got[2] = {NULL, NULL};
+    fill_input(x, n, 77);
+    const int ncut = sp.encoder->noutputs;
+    CHECK(run_split(&sp, x, 1, ref) == 0, "handover: reference run: %s", mtmi_last_error());
+    /* the first head takes the FP16 features, the second keeps the floats */
+    unsigned char take[2] = {1, 0};
+    int made = 0;
+    CHECK(mt_pipeline_handover_f16(sp.encoder, sp.heads, take, 2, &made) == MTMI_OK, "handover: %s", mtmi_last_error());
+    int f16_out = 0, half_in = 0, from = 0;
+    for (int c = 0; c < sp.encoder->noutputs; c++) f16_out += sp.encoder->values[sp.encoder->outputs[c]].dtype == MTMI_FLOAT16;
+    for (int i = 0; i < sp.heads[0]->ninputs; i++) half_in += sp.heads[0]->values[sp.heads[0]->inputs[i]].dtype == MTMI_FLOAT16;
+    for (int i = 0; i < sp.heads[0]->nnodes; i++) from += !strcmp(sp.heads[0]->nodes[i].op, "FromHalfNHWC");
+    CHECK(made == 4 && f16_out == 4 && half_in == 4 && from == 4 && sp.encoder->noutputs == ncut + 4,
+          "handover: %d features handed over, %d float16 encoder outputs of %d, %d float16 head inputs, %d FromHalfNHWC", made, f16_out,
+          sp.encoder->noutputs, half_in, from);
+    CHECK(run_split(&sp, x, 0, got) == 0, "handover: run: %s", mtmi_last_error());
+    int64_t diff = 0, total = 0;
+    for (int k = 0; k < 2 && ref[k] && got[k]; k++) {
+        const int64_t on = mt_value_numel(&sp.heads[k]->values[sp.heads[k]->outputs[0]]);
+        total += on;
+        if (k == 0) /* FP16 features in: the rounded floats' outputs exactly */
+            for (int64_t i = 0; i < on; i++) diff += memcmp(&ref[k][i], &got[k][i], sizeof(float)) != 0;
+    }
+    printf("handover (FP16 NHWC features): %d features, head 0: %lld of its outputs differ from the run on FP16-rounded floats\n", made,
+           (long long)diff);
+    CHECK(diff == 0 && total > 0, "handover: %lld outputs differ", (long long)diff);
+    /* the head that kept the floats still finds them */
+    int float_in = 0;
+    for (int i = 0; i < sp.heads[1]->ninputs; i++) float_in += sp.heads[1]->values[sp.heads[1]->inputs[i]].dtype == MTMI_FLOAT;
+    CHECK(float_in == 4, "handover: the head without take has %d float inputs", float_in);
+    for (int k = 0; k < 2; k++) free(ref[k]), free(got[k]);
+    free(x);
+    mt_split_free(&sp);
+    mt_graph_free(g);
+}
+
 /* INT8 heads on CPU devices: the pipeline's int8 plans must give exactly
  * what the whole model gives with its head nodes in INT8, and that must be
  * close to FP32 (class agreement, depth error) on a held-out frame, with
@@ -741,6 +835,7 @@ int main(int argc, char **argv) {
             /* its four features, all of 32k channels, go to the heads as
              * int8 (mt_quant_handover) */
             check_int8(net, 4, "MTMI 64x64", 0.955, 0.07, 0.013, 4);
+            test_handover_f16(net);
             mt_model_free(net);
         } else {
             CHECK(0, "mtmi net: %s", mtmi_last_error());
