@@ -10,7 +10,12 @@
  * can take it reads that input through mtmi.FromHalfNHWC, which makes the
  * float feature again: on the GPU one copy in the encoder and a view in
  * the head (cuda/plan_forms.c).  The values are the FP16 ones the encoder
- * computed, exactly (float16 -> float -> float16 is the identity). */
+ * computed, exactly (float16 -> float -> float16 is the identity).
+ *
+ * Opt-in (tuning f16_handover, MTMI_F16_HANDOVER=1) until a GPU run
+ * measures it: built when the session's GPU time was nearly spent.  The
+ * CPU checks it on the split graphs (tests/pipeline: the heads' outputs
+ * bit for bit those of the FP16-rounded float features). */
 #include "pipeline/pipeline.h"
 
 #include <stdlib.h>
