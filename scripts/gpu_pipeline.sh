@@ -48,9 +48,9 @@ bench soc16 "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
 # (mt_quant_handover, on by default): the same two placements without it
 MTMI_NO_INT8_HANDOVER=1 bench int8_noho "encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8" --cache "$CACHE"
 MTMI_NO_INT8_HANDOVER=1 bench soc_noho "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" --cache "$CACHE"
-# ... and of the float16 NHWC features handed to FP16 heads (mt_pipeline_handover_f16, opt-in)
-MTMI_F16_HANDOVER=1 bench fp16_ho "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/fp16"
-MTMI_F16_HANDOVER=1 bench soc16_ho "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
+# ... and of the float16 NHWC features handed to FP16 heads (mt_pipeline_handover_f16, on by default)
+MTMI_NO_F16_HANDOVER=1 bench fp16_noho "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/fp16"
+MTMI_NO_F16_HANDOVER=1 bench soc16_noho "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
 # one head INT8 (depth, faster than FP16 on an H100), the other FP16
 bench mixed "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/int8" --cache "$CACHE"
 # The heads do more FLOPs than the encoder (66 vs 51 GFLOP): half the GPU for them.
@@ -84,7 +84,7 @@ import json, os, sys
 logs, out = sys.argv[1], sys.argv[2]
 allj = {}
 print("\n%-10s %-62s %9s %9s %7s %10s" % ("bench", "placement", "sync fps", "pipe fps", "ratio", "dev MiB"))
-for n in ("fp16", "fp16_ho", "int8", "int8_noho", "mixed", "soc", "soc_noho", "soc16", "soc16_ho", "soc64", "soc64h", "auto", "gpu_cpu"):
+for n in ("fp16", "fp16_noho", "int8", "int8_noho", "mixed", "soc", "soc_noho", "soc16", "soc16_noho", "soc64", "soc64h", "auto", "gpu_cpu"):
     try: j = json.load(open(os.path.join(logs, "bench_%s.json" % n)))
     except Exception: continue
     allj[n] = j

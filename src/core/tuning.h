@@ -39,10 +39,10 @@ typedef struct mt_tuning {
      * features themselves instead of receiving them as int8 from the
      * encoder stage (mt_quant_handover); for A/B measurements. */
     int no_int8_handover;
-    /* MTMI_F16_HANDOVER=1: a GPU encoder hands its features to GPU heads as
-     * float16 NHWC instead of float NCHW cut tensors
-     * (mt_pipeline_handover_f16).  Opt-in until measured on a GPU. */
-    int f16_handover;
+    /* MTMI_NO_F16_HANDOVER=1: GPU heads read a GPU encoder's features as
+     * float NCHW cut tensors instead of float16 NHWC
+     * (mt_pipeline_handover_f16); for A/B measurements. */
+    int no_f16_handover;
 
     /* ---- CPU kernels (src/cpu) ---- */
     int nn_col_kb;        /* MTMI_NN_COL_KB: im2col tile budget, KiB (0 = default)     */
@@ -83,7 +83,7 @@ int mt_tuning_list_has(const char *list, const char *name, int all1);
 /* Parses "key=value;key=value" ("pdl=1;cuda_no_fuse=mlp,upconv": lists
  * keep their commas; a key alone means "1").  Keys are the field names above
  * (no_fuse, fuse_concat, nn_col_kb, nn_1x1_kb, nn_wino_kb, no_winograd,
- * no_avx512, blas_keep_core, no_int8_handover, f16_handover, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
+ * no_avx512, blas_keep_core, no_int8_handover, no_f16_handover, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
  * qconv_simple, qconv_fuse, trace_dest, calib_hist_dir).  Starts from the
  * defaults; NULL or "" = the defaults. */
 mtmi_status mt_tuning_parse(const char *s, mt_tuning *t);

@@ -1022,15 +1022,15 @@ static void handover_int8(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_ca
         if (qheads[i]) d[i].graph = qheads[i], d[i].graph_quantized = 1;
 }
 
-/* With tuning.f16_handover (opt-in until measured on a GPU), the features a
- * GPU encoder hands to heads on the same GPU in FP16 or INT8 storage go as
- * float16 NHWC (mt_pipeline_handover_f16), those INT8 heads read only
- * through QConvs having gone as int8 already.  On failure
+/* The features a GPU encoder hands to heads on the same GPU in FP16 or
+ * INT8 storage go as float16 NHWC (mt_pipeline_handover_f16; off with
+ * tuning.no_f16_handover), those INT8 heads read only through QConvs
+ * having gone as int8 already.  On failure
  * (out of memory) the graphs may be half changed: mt_pipeline_create then
  * fails to match the stages' tensors and says so. */
 static void handover_f16(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_tuning *tn) {
     const mt_devspec *e = &d[0].dev;
-    if (!tn->f16_handover || e->kind != MT_DEV_CUDA || e->prec == MT_PREC_FP32) return;
+    if (tn->no_f16_handover || e->kind != MT_DEV_CUDA || e->prec == MT_PREC_FP32) return;
     mt_graph *graphs[MT_PLACE_MAX];
     unsigned char take[MT_PLACE_MAX];
     int nh = 0;

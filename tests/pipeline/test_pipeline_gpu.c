@@ -238,9 +238,10 @@ static void agreement(const float *seg_a, const float *seg_b, const float *dep_a
  * write the codes, fuse_qln.c, and the heads' QConvs read them in place),
  * every feature, and the outputs must be, bit for bit, those of the same
  * placement with the heads quantizing the features themselves (tuning
- * no_int8_handover).  FP16 heads, with the opt-in float16 NHWC features
- * (tuning f16_handover, mt_pipeline_handover_f16): every feature, and the
- * outputs within FP16 rounding of p's (the float cut). */
+ * no_int8_handover).  FP16 heads: as float16 NHWC
+ * (mt_pipeline_handover_f16), every feature, and the outputs within FP16
+ * rounding of the float cut's (tuning no_f16_handover; measured: the same
+ * bits). */
 static void handover_same_bits(mtmi_model *m, const mt_placement *pl, const mt_calib_cache *calib, const mt_pipeline *p,
                                const float *in, float *const *ref, const size_t *on) {
     const mt_graph *e = mt_pipeline_stage_graph(p, 0);
@@ -248,10 +249,10 @@ static void handover_same_bits(mtmi_model *m, const mt_placement *pl, const mt_c
     for (int i = 0; i < e->nnodes; i++) q += !e->nodes[i].dead && !strcmp(e->nodes[i].op, "QuantizeNHWC");
     CHECK(!calib || q == 4, "the encoder hands %d features to the INT8 heads as int8, not 4", q);
     /* INT8: p against the heads quantizing the float features; FP16: p
-     * (float NCHW cut) against the opt-in float16 NHWC features */
+     * (float16 NHWC features) against the float NCHW cut */
     mt_tuning t = *mt_tuning_default();
     t.no_int8_handover = calib != NULL;
-    t.f16_handover = calib == NULL;
+    t.no_f16_handover = calib == NULL;
     mt_pipeline_opts o = MT_PIPELINE_OPTS_DEFAULT;
     o.inflight = 1;
     o.calib = calib;
@@ -265,8 +266,8 @@ static void handover_same_bits(mtmi_model *m, const mt_placement *pl, const mt_c
         mt_pipeline_free(f);
         return;
     }
-    if (!calib) { /* the FP16 features went over as float16 NHWC */
-        const mt_graph *e16 = mt_pipeline_stage_graph(f, 0);
+    if (!calib) { /* p's FP16 features went over as float16 NHWC */
+        const mt_graph *e16 = mt_pipeline_stage_graph(p, 0);
         for (int i = 0; i < e16->nnodes; i++) h16 += !e16->nodes[i].dead && !strcmp(e16->nodes[i].op, "HalfNHWC");
         CHECK(h16 == 4, "the encoder hands %d features to the FP16 heads as float16 NHWC, not 4", h16);
     }
@@ -281,8 +282,7 @@ static void handover_same_bits(mtmi_model *m, const mt_placement *pl, const mt_c
         /* the same FP16 values reach the heads, but a head reading FP32
          * NCHW staging may pick other kernels for its first layers (their
          * sums in another order): per element as against the whole model */
-        printf("  float16 NHWC features from the encoder (%d, opt-in): %lld elements differ from the float cut's run\n", h16,
-               (long long)diff);
+        printf("  float16 NHWC features from the encoder (%d): %lld elements differ from the float cut's run\n", h16, (long long)diff);
         for (int i = 0; i < 2; i++) {
             const int seg = on[i] > on[1 - i];
             CHECK(oracle_close(seg ? "seg logits, FP16 features vs float cut" : "depth, FP16 features vs float cut",
