@@ -73,7 +73,7 @@ M46	src/triton/grpc_load.c	^triton_perf$	C load client: warm-up responses counte
 M47	scripts/class_bias.py	^class_bias$	logit adjustment: the constants subtracted from the classifier bias	s/nb = \(b \+ off\)\.astype/nb = (b - off).astype/
 M48	scripts/class_bias.py	^class_bias$	logit adjustment: IoU without the false positives	s/iou = tp \/ np\.maximum\(gt \+ pr - tp, 1\)/iou = tp \/ np.maximum(gt, 1)/
 M49	src/cpu/kernels_quant.c	^test_pipeline$	features handed to INT8 heads quantized with a scale 1 % off	s/dst\[w \* C \+ c\] = \(int8_t\)quantize_fast\(src\[c \* H \* W \+ w\], s\);/dst[w * C + c] = (int8_t)quantize_fast(src[c * H * W + w], s * 1.01f);/
-M50	src/quant/handover.c	^test_pipeline$	handover: the heads' int8 input laid out NCHW instead of NHWC (transposed codes)	0,/const int64_t d\[4\] = \{x->dims\[0\], x->dims\[2\], x->dims\[3\], x->dims\[1\]\};/s//const int64_t d[4] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]};/
+M50	src/graph/graph.c	^test_pipeline$	handover: the stage-boundary features declared NCHW instead of NHWC (transposed codes)	s/const int64_t d\[4\] = \{xv->dims\[0\], xv->dims\[2\], xv->dims\[3\], xv->dims\[1\]\};/const int64_t d[4] = {xv->dims[0], xv->dims[1], xv->dims[2], xv->dims[3]};/
 M51	src/cpu/kernels_fused.c	^test_pipeline$	FromHalfNHWC: rows and columns of the features swapped	s/y\[\(\(b \* C \+ c\) \* H \+ h\) \* W \+ w\] = mt_half_to_float\(x\[\(\(b \* H \+ h\) \* W \+ w\) \* C \+ c\]\);/y[((b * C + c) * H + h) * W + w] = mt_half_to_float(x[((b * H + w % H) * W + h % W) * C + c]);/
 EOF
 )

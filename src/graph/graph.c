@@ -183,6 +183,52 @@ int mt_graph_find_value(const mt_graph *g, const char *name) {
     return -1;
 }
 
+int mt_graph_find_input(const mt_graph *g, const char *name) {
+    for (int i = 0; i < g->ninputs; i++)
+        if (!strcmp(g->values[g->inputs[i]].name, name)) return i;
+    return -1;
+}
+
+int mt_graph_add_nhwc_value(mt_graph *g, const char *name, int dtype, int x) {
+    if (mt_graph_find_value(g, name) >= 0) return -1;
+    const int v = mt_graph_add_value(g, name);
+    if (v < 0) return -1;
+    const mt_value *xv = &g->values[x];
+    const int64_t d[4] = {xv->dims[0], xv->dims[2], xv->dims[3], xv->dims[1]};
+    mt_value_set_shape(&g->values[v], dtype, 4, d);
+    return v;
+}
+
+int mt_graph_add_mtmi_node(mt_graph *g, const char *op, const char *name, int in, int out) {
+    char nn[320];
+    snprintf(nn, sizeof nn, "%.300s_%s", name, op);
+    const int nd = mt_graph_add_node(g, op, nn, &in, 1, &out, 1);
+    if (nd < 0) return -1;
+    mt_node *n = &g->nodes[nd];
+    free(n->domain);
+    n->domain = mt_strdup("mtmi");
+    if (!n->domain) return -1;
+    g->values[out].producer = nd;
+    return nd;
+}
+
+mtmi_status mt_graph_add_output(mt_graph *g, int v) {
+    int *outs = realloc(g->outputs, sizeof(int) * (size_t)(g->noutputs + 1));
+    if (!outs) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    g->outputs = outs;
+    g->outputs[g->noutputs++] = v;
+    g->values[v].is_output = 1;
+    return MTMI_OK;
+}
+
+void mt_graph_drop_output(mt_graph *g, int v) {
+    int w = 0;
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] != v) g->outputs[w++] = g->outputs[i];
+    g->noutputs = w;
+    g->values[v].is_output = 0;
+}
+
 int mt_graph_add_value(mt_graph *g, const char *name) {
     if (mt_grow((void **)&g->values, &g->cap_values, g->nvalues, sizeof(mt_value))) return -1;
     mt_value *v = &g->values[g->nvalues];

@@ -100,6 +100,21 @@ int mt_graph_add_value_unique(mt_graph *g, const char *base);
 /* Adds a node with the given value indices; returns its index or -1. */
 int mt_graph_add_node(mt_graph *g, const char *op, const char *name, const int *in,
                       int nin, const int *out, int nout);
+
+/* Stage-boundary edits (the pipeline's handovers of the encoder's
+ * features, src/quant/handover.c and src/pipeline/handover.c): */
+/* index in g->inputs of the input value named `name`, or -1 */
+int mt_graph_find_input(const mt_graph *g, const char *name);
+/* a new value `name` of type dtype with the dims of the NCHW value x in
+ * NHWC order ([N,H,W,C]); its index, or -1 (out of memory, or the name is
+ * taken) */
+int mt_graph_add_nhwc_value(mt_graph *g, const char *name, int dtype, int x);
+/* node "<name>_<op>" of domain mtmi from value in to value out (made its
+ * producer); its index or -1 */
+int mt_graph_add_mtmi_node(mt_graph *g, const char *op, const char *name, int in, int out);
+/* value v becomes (or stops being) a graph output */
+mtmi_status mt_graph_add_output(mt_graph *g, int v);
+void mt_graph_drop_output(mt_graph *g, int v);
 /* Copies an attribute onto a node. */
 int mt_node_set_attr(mt_node *n, const mt_attr *a);
 int mt_node_set_int(mt_node *n, const char *name, int64_t v);

@@ -23,38 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int find_input(const mt_graph *g, const char *name) {
-    for (int i = 0; i < g->ninputs; i++)
-        if (!strcmp(g->values[g->inputs[i]].name, name)) return i;
-    return -1;
-}
-
 static mtmi_status nomem(void) { return mt_fail(MTMI_ERR_NOMEM, "out of memory"); }
-
-static int add_mtmi_node(mt_graph *g, const char *op, const char *name, int in, int out) {
-    char nn[320];
-    snprintf(nn, sizeof nn, "%.300s_%s", name, op);
-    const int nd = mt_graph_add_node(g, op, nn, &in, 1, &out, 1);
-    if (nd < 0) return -1;
-    mt_node *n = &g->nodes[nd];
-    free(n->domain);
-    n->domain = mt_strdup("mtmi");
-    return n->domain ? nd : -1;
-}
 
 /* head input `in` (float [N,C,H,W]) becomes `name`, float16 [N,H,W,C],
  * read through FromHalfNHWC, which now makes the old value */
 static mtmi_status head_takes_half(mt_graph *h, int in, const char *name) {
     const int v = h->inputs[in];
-    const int q = mt_graph_add_value(h, name);
-    if (q < 0) return nomem();
-    const mt_value *x = &h->values[v];
-    const int64_t d[4] = {x->dims[0], x->dims[2], x->dims[3], x->dims[1]};
-    mt_value_set_shape(&h->values[q], MTMI_FLOAT16, 4, d);
-    const int nd = add_mtmi_node(h, "FromHalfNHWC", name, q, v);
-    if (nd < 0) return nomem();
+    const int q = mt_graph_add_nhwc_value(h, name, MTMI_FLOAT16, v);
+    if (q < 0 || mt_graph_add_mtmi_node(h, "FromHalfNHWC", name, q, v) < 0) return nomem();
     h->values[v].is_input = 0;
-    h->values[v].producer = nd;
     h->values[q].is_input = 1;
     h->values[q].producer = -1;
     h->inputs[in] = q;
@@ -63,20 +40,9 @@ static mtmi_status head_takes_half(mt_graph *h, int in, const char *name) {
 
 /* encoder: HalfNHWC(value v) -> a new output `name` */
 static mtmi_status encoder_gives_half(mt_graph *e, int v, const char *name) {
-    const int q = mt_graph_add_value(e, name);
-    if (q < 0) return nomem();
-    const mt_value *x = &e->values[v];
-    const int64_t d[4] = {x->dims[0], x->dims[2], x->dims[3], x->dims[1]};
-    mt_value_set_shape(&e->values[q], MTMI_FLOAT16, 4, d);
-    const int nd = add_mtmi_node(e, "HalfNHWC", name, v, q);
-    if (nd < 0) return nomem();
-    e->values[q].producer = nd;
-    e->values[q].is_output = 1;
-    int *outs = realloc(e->outputs, sizeof(int) * (size_t)(e->noutputs + 1));
-    if (!outs) return nomem();
-    e->outputs = outs;
-    e->outputs[e->noutputs++] = q;
-    return MTMI_OK;
+    const int q = mt_graph_add_nhwc_value(e, name, MTMI_FLOAT16, v);
+    if (q < 0 || mt_graph_add_mtmi_node(e, "HalfNHWC", name, v, q) < 0) return nomem();
+    return mt_graph_add_output(e, q);
 }
 
 mtmi_status mt_pipeline_handover_f16(mt_graph *enc, mt_graph *const *heads, const unsigned char *take, int nheads, int *made) {
@@ -94,25 +60,19 @@ mtmi_status mt_pipeline_handover_f16(mt_graph *enc, mt_graph *const *heads, cons
         if (mt_graph_find_value(enc, name) >= 0) continue; /* a name the model already uses */
         int takers = 0, others = 0;
         for (int k = 0; k < nheads; k++) {
-            const int in = find_input(heads[k], f->name);
+            const int in = mt_graph_find_input(heads[k], f->name);
             if (in < 0) continue;
             if (take[k] && mt_graph_find_value(heads[k], name) < 0) takers++;
             else others++;
         }
         if (!takers) continue;
         for (int k = 0; k < nheads && !s; k++) {
-            const int in = find_input(heads[k], enc->values[cut[c]].name);
+            const int in = mt_graph_find_input(heads[k], enc->values[cut[c]].name);
             if (in >= 0 && take[k] && mt_graph_find_value(heads[k], name) < 0) s = head_takes_half(heads[k], in, name);
         }
         const int v = cut[c];
         if (!s) s = encoder_gives_half(enc, v, name);
-        if (!s && !others) { /* no head reads the float feature any more */
-            int w = 0;
-            for (int i = 0; i < enc->noutputs; i++)
-                if (enc->outputs[i] != v) enc->outputs[w++] = enc->outputs[i];
-            enc->noutputs = w;
-            enc->values[v].is_output = 0;
-        }
+        if (!s && !others) mt_graph_drop_output(enc, v); /* no head reads the float feature any more */
         if (!s && made) (*made)++;
     }
     free(cut);

@@ -46,12 +46,6 @@ static float qconv_scale_of(const mt_graph *g, int v) {
     return readers ? s : 0.0f;
 }
 
-static int find_input(const mt_graph *g, const char *name) {
-    for (int i = 0; i < g->ninputs; i++)
-        if (!strcmp(g->values[g->inputs[i]].name, name)) return i;
-    return -1;
-}
-
 static int reads(const mt_graph *g, int v) {
     int c;
     return mt_graph_consumers(g, v, &c, 1) > 0;
@@ -61,11 +55,8 @@ static int reads(const mt_graph *g, int v) {
  * that its QConvs read in place of v */
 static mtmi_status head_takes_codes(mt_graph *h, int in, const char *name) {
     const int v = h->inputs[in];
-    const int q = mt_graph_add_value(h, name);
+    const int q = mt_graph_add_nhwc_value(h, name, MTMI_INT8, v);
     if (q < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    const mt_value *x = &h->values[v];
-    const int64_t d[4] = {x->dims[0], x->dims[2], x->dims[3], x->dims[1]};
-    mt_value_set_shape(&h->values[q], MTMI_INT8, 4, d);
     h->values[q].is_input = 1;
     h->values[q].producer = -1;
     for (int i = 0; i < h->nnodes; i++)
@@ -78,35 +69,10 @@ static mtmi_status head_takes_codes(mt_graph *h, int in, const char *name) {
 
 /* encoder: QuantizeNHWC(value v) -> a new output `name` */
 static mtmi_status encoder_gives_codes(mt_graph *e, int v, float scale, const char *name) {
-    const int q = mt_graph_add_value(e, name);
-    if (q < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    const mt_value *x = &e->values[v];
-    const int64_t d[4] = {x->dims[0], x->dims[2], x->dims[3], x->dims[1]};
-    mt_value_set_shape(&e->values[q], MTMI_INT8, 4, d);
-    char nn[320];
-    snprintf(nn, sizeof nn, "%.300s_quantize", name);
-    const int nd = mt_graph_add_node(e, "QuantizeNHWC", nn, &v, 1, &q, 1);
-    if (nd < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    mt_node *n = &e->nodes[nd];
-    free(n->domain);
-    n->domain = mt_strdup("mtmi");
-    if (!n->domain || mt_node_set_float(n, "scale", scale)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    e->values[q].producer = nd;
-    e->values[q].is_output = 1;
-    int *outs = realloc(e->outputs, sizeof(int) * (size_t)(e->noutputs + 1));
-    if (!outs) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
-    e->outputs = outs;
-    e->outputs[e->noutputs++] = q;
-    return MTMI_OK;
-}
-
-/* encoder output value v is read by no head any more: no longer an output */
-static void drop_output(mt_graph *e, int v) {
-    int w = 0;
-    for (int i = 0; i < e->noutputs; i++)
-        if (e->outputs[i] != v) e->outputs[w++] = e->outputs[i];
-    e->noutputs = w;
-    e->values[v].is_output = 0;
+    const int q = mt_graph_add_nhwc_value(e, name, MTMI_INT8, v);
+    const int nd = q < 0 ? -1 : mt_graph_add_mtmi_node(e, "QuantizeNHWC", name, v, q);
+    if (nd < 0 || mt_node_set_float(&e->nodes[nd], "scale", scale)) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    return mt_graph_add_output(e, q);
 }
 
 mtmi_status mt_quant_handover(mt_graph *enc, mt_graph *const *heads, int nheads, int *made) {
@@ -123,7 +89,7 @@ mtmi_status mt_quant_handover(mt_graph *enc, mt_graph *const *heads, int nheads,
         float scale = 0.0f;
         int takers = 0, float_readers = 0;
         for (int k = 0; k < nheads; k++) {
-            const int in = find_input(heads[k], fname);
+            const int in = mt_graph_find_input(heads[k], fname);
             if (in < 0) continue;
             const float hs = qconv_scale_of(heads[k], heads[k]->inputs[in]);
             if (hs > 0 && (!takers || !memcmp(&hs, &scale, sizeof hs))) scale = hs, takers++;
@@ -134,7 +100,7 @@ mtmi_status mt_quant_handover(mt_graph *enc, mt_graph *const *heads, int nheads,
         snprintf(qname, sizeof qname, "%s.int8_nhwc", fname);
         if (mt_graph_find_value(enc, qname) >= 0) continue; /* a name the model already uses: leave it */
         for (int k = 0; k < nheads && !s; k++) {
-            const int in = find_input(heads[k], fname);
+            const int in = mt_graph_find_input(heads[k], fname);
             if (in < 0 || mt_graph_find_value(heads[k], qname) >= 0) continue;
             const float hs = qconv_scale_of(heads[k], heads[k]->inputs[in]);
             if (hs > 0 && !memcmp(&hs, &scale, sizeof hs)) s = head_takes_codes(heads[k], in, qname);
@@ -148,7 +114,7 @@ mtmi_status mt_quant_handover(mt_graph *enc, mt_graph *const *heads, int nheads,
                 const int v = mt_graph_find_value(heads[k], fname);
                 still |= v >= 0 && heads[k]->values[v].is_input && reads(heads[k], v);
             }
-            if (!still) drop_output(enc, cut[c]);
+            if (!still) mt_graph_drop_output(enc, cut[c]);
         }
         if (!s && made) (*made)++;
     }
