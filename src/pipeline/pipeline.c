@@ -1025,9 +1025,9 @@ static void handover_int8(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_ca
 /* The features a GPU encoder hands to heads on the same GPU in FP16 or
  * INT8 storage go as float16 NHWC (mt_pipeline_handover_f16; off with
  * tuning.no_f16_handover), those INT8 heads read only through QConvs
- * having gone as int8 already.  On failure
- * (out of memory) the graphs may be half changed: mt_pipeline_create then
- * fails to match the stages' tensors and says so. */
+ * having gone as int8 already.  On failure (out of memory) the graphs may
+ * be half changed: mt_pipeline_create then fails to match the stages'
+ * tensors and says so. */
 static void handover_f16(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_tuning *tn) {
     const mt_devspec *e = &d[0].dev;
     if (tn->no_f16_handover || e->kind != MT_DEV_CUDA || e->prec == MT_PREC_FP32) return;
@@ -1038,8 +1038,7 @@ static void handover_f16(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_tun
         graphs[nh] = (mt_graph *)d[i].graph; /* the split's heads or their INT8 rewrites, owned by the pipeline-to-be */
         take[nh] = d[i].dev.kind == MT_DEV_CUDA && d[i].dev.index == e->index && d[i].dev.prec != MT_PREC_FP32;
     }
-    int made = 0;
-    if (mt_pipeline_handover_f16(sp->encoder, graphs, take, nh, &made)) mt_clear_error();
+    if (mt_pipeline_handover_f16(sp->encoder, graphs, take, nh, NULL)) mt_clear_error();
 }
 
 mtmi_status mt_pipeline_from_model(const mtmi_model *m, const mtmi_tensor *shape, const mt_placement *place,
