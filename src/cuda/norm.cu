@@ -120,6 +120,17 @@ __device__ __forceinline__ void ln_col_store(const LnCol &c, unsigned pix, int s
     }
 }
 
+// The kernel's view of the column matrix ic (K = KH*KW*C of its columns).
+LnCol ln_col_of(const mtk_ln_im2col *ic, int64_t K) {
+    LnCol c;
+    c.col = (uint4 *)ic->col;
+    c.H = ic->H; c.W = ic->W; c.OH = ic->OH; c.OW = ic->OW;
+    c.KH = ic->KH; c.KW = ic->KW; c.sh = ic->sh; c.sw = ic->sw;
+    c.ph = ic->ph; c.pw = ic->pw; c.dh = ic->dh; c.dw = ic->dw;
+    c.K8 = (int)(K / 8); c.Kp8 = ic->Kp / 8;
+    return c;
+}
+
 // A second LayerNorm applied to the first one's (FP16-rounded) output, in
 // the same pass: the encoder's patch embedding ends with a LayerNorm that the
 // first block's LayerNorm follows at once (y2 = LN2(LN1(x)); both are kept,
@@ -397,12 +408,7 @@ cudaError_t mtk_layernorm_im2col(cudaStream_t s, const void *x, const void *res,
     if (rows == 0 || M == 0) return mtk_layernorm(s, x, res, sum, y, gamma, beta, rows, C, eps, f16);
     if (layernorm_v_ok(x, res, sum, y, gamma, beta, C, f16) && ic->Kp % 8 == 0 && (uintptr_t)ic->col % 16 == 0 &&
         rows < (1ll << 31) && M < (1ll << 31)) { /* 32-bit pixel indices in the kernel */
-        LnCol cg;
-        cg.col = (uint4 *)ic->col;
-        cg.H = ic->H; cg.W = ic->W; cg.OH = ic->OH; cg.OW = ic->OW;
-        cg.KH = ic->KH; cg.KW = ic->KW; cg.sh = ic->sh; cg.sw = ic->sw;
-        cg.ph = ic->ph; cg.pw = ic->pw; cg.dh = ic->dh; cg.dw = ic->dw;
-        cg.K8 = (int)(K / 8); cg.Kp8 = ic->Kp / 8;
+        const LnCol cg = ln_col_of(ic, K);
         layernorm_v_launch<true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg);
         return cudaGetLastError();
     }
@@ -433,11 +439,7 @@ cudaError_t mtk_layernorm_pair(cudaStream_t s, const void *x, const void *res, v
     LnCol cg;
     memset(&cg, 0, sizeof cg);
     if (ic) {
-        cg.col = (uint4 *)ic->col;
-        cg.H = ic->H; cg.W = ic->W; cg.OH = ic->OH; cg.OW = ic->OW;
-        cg.KH = ic->KH; cg.KW = ic->KW; cg.sh = ic->sh; cg.sw = ic->sw;
-        cg.ph = ic->ph; cg.pw = ic->pw; cg.dh = ic->dh; cg.dw = ic->dw;
-        cg.K8 = (int)(K / 8); cg.Kp8 = ic->Kp / 8;
+        cg = ln_col_of(ic, K);
         layernorm_v_launch<true, true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, l2);
     } else {
         layernorm_v_launch<false, true>(s, x, res, sum, y, gamma, beta, rows, C, eps, cg, l2);
@@ -459,11 +461,7 @@ cudaError_t mtk_layernorm_q8(cudaStream_t s, const void *x, const void *res, voi
             ic->dh < 1 || ic->dw < 1)
             return cudaErrorInvalidValue;
         vec = vec && M > 0 && ic->Kp % 8 == 0 && (uintptr_t)ic->col % 16 == 0 && rows < (1ll << 31) && M < (1ll << 31);
-        cg.col = (uint4 *)ic->col;
-        cg.H = ic->H; cg.W = ic->W; cg.OH = ic->OH; cg.OW = ic->OW;
-        cg.KH = ic->KH; cg.KW = ic->KW; cg.sh = ic->sh; cg.sw = ic->sw;
-        cg.ph = ic->ph; cg.pw = ic->pw; cg.dh = ic->dh; cg.dw = ic->dw;
-        cg.K8 = (int)(K / 8); cg.Kp8 = ic->Kp / 8;
+        cg = ln_col_of(ic, K);
     }
     if (!vec) { /* other layouts / FP32: the LayerNorm, then the quantize pass over its output */
         if (rows > INT32_MAX) return cudaErrorInvalidValue;

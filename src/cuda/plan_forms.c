@@ -143,7 +143,7 @@ static mc_tref nchw_view_of_nhwc(const mc_tref *t) {
 }
 
 /* mtmi.HalfNHWC (a GPU pipeline's encoder handing a feature to FP16 GPU
- * heads, src/pipeline/handover_f16.c): one copy of the feature into the
+ * heads, src/pipeline/handover.c): one copy of the feature into the
  * stage's float16 NHWC output, where a float cut took a transposing
  * conversion to FP32 NCHW. */
 mtmi_status mc_plan_half_nhwc(mc_plan *p, int i) {

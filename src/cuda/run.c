@@ -12,6 +12,15 @@
 
 #define WS_BYTES ((size_t)32 << 20)
 
+/* An LN step's im2col output (fuse_im2col.c): the matrix t[6] of the conv
+ * s->conv over the LN's output */
+static mtk_ln_im2col ln_im2col_of(const mc_plan *p, const mc_step *s) {
+    const mc_conv *c = &s->conv;
+    const mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
+                              c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+    return ic;
+}
+
 const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
@@ -485,9 +494,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->u.ln.pair) {
             /* two LayerNorms in one pass (fuse_ln2.c), the im2col matrix of
              * the second one's output when u.ln.im2col */
-            const mc_conv *c = &s->conv;
-            mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
-                                c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+            const mtk_ln_im2col ic = ln_im2col_of(p, s);
             mtk_ln_second sec = {mc_ptr(p, &s->t[7]), mc_ptr(p, &s->t[8]), s->u.ln.pair_beta ? mc_ptr(p, &s->t[9]) : NULL, s->u.ln.pair_eps};
             KCK(mtk_layernorm_pair(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL,
                                    s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
@@ -499,9 +506,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
             /* also writes the int8 copy t[12] of the output for the QConvs
              * reading it (fuse_qln.c), and the im2col matrix t[6] when
              * u.ln.im2col */
-            const mc_conv *c = &s->conv;
-            mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
-                                c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+            const mtk_ln_im2col ic = ln_im2col_of(p, s);
             KCK(mtk_layernorm_q8(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL,
                                  s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
                                  s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps, f16,
@@ -511,9 +516,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         if (s->u.ln.im2col) {
             /* also writes the im2col matrix t[6] of the conv s->conv over
              * the output (fuse_im2col.c) */
-            const mc_conv *c = &s->conv;
-            mtk_ln_im2col ic = {mc_ptr(p, &s->t[6]), c->N, c->H, c->W, c->OH, c->OW, c->KH, c->KW, c->sh, c->sw,
-                                c->ph, c->pw, c->dh, c->dw, (int)s->t[6].dims[1]};
+            const mtk_ln_im2col ic = ln_im2col_of(p, s);
             KCK(mtk_layernorm_im2col(st, mc_ptr(p, &s->t[1]), s->u.ln.has_res ? mc_ptr(p, &s->t[4]) : NULL,
                                      s->u.ln.keep_sum ? mc_ptr(p, &s->t[5]) : NULL, mc_ptr(p, &s->t[0]), mc_ptr(p, &s->t[2]),
                                      s->u.ln.has_beta ? mc_ptr(p, &s->t[3]) : NULL, s->u.ln.rows, (int)s->u.ln.C, s->u.ln.eps, f16, &ic));

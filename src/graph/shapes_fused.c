@@ -94,7 +94,7 @@ static mtmi_status infer_symquant(mt_graph *g, mt_node *n) {
 /* mtmi.HalfNHWC: float [N,C,H,W] -> float16 [N,H,W,C] (round to nearest
  * even), and mtmi.FromHalfNHWC back (exact).  A pipeline's GPU encoder
  * hands its features to FP16 GPU heads in the layout and precision both
- * plans keep them in (src/pipeline/handover_f16.c): on the GPU the pair is
+ * plans keep them in (src/pipeline/handover.c): on the GPU the pair is
  * a copy and a view, where the float cut tensor took two conversions. */
 static mtmi_status infer_half_nhwc(mt_graph *g, mt_node *n) {
     mtmi_status s = mt_check_inputs(g, n, 1, 1);

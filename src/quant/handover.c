@@ -46,11 +46,6 @@ static float qconv_scale_of(const mt_graph *g, int v) {
     return readers ? s : 0.0f;
 }
 
-static int reads(const mt_graph *g, int v) {
-    int c;
-    return mt_graph_consumers(g, v, &c, 1) > 0;
-}
-
 /* head: input `in` (value v) replaced by a new int8 NHWC input named `name`
  * that its QConvs read in place of v */
 static mtmi_status head_takes_codes(mt_graph *h, int in, const char *name) {
@@ -79,46 +74,41 @@ mtmi_status mt_quant_handover(mt_graph *enc, mt_graph *const *heads, int nheads,
     if (made) *made = 0;
     const int ncut = enc->noutputs;
     int *cut = malloc(sizeof(int) * (size_t)(ncut + 1));
-    if (!cut) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    unsigned char *takes = malloc((size_t)nheads + 1); /* per head: takes this feature's codes */
+    if (!cut || !takes) {
+        free(cut);
+        free(takes);
+        return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    }
     memcpy(cut, enc->outputs, sizeof(int) * (size_t)ncut);
     mtmi_status s = MTMI_OK;
     for (int c = 0; c < ncut && !s; c++) {
         const char *fname = enc->values[cut[c]].name;
-        /* the scale every INT8 head reading the feature agrees on (the
-         * first such head's), and whether a float reader remains */
+        char qname[300];
+        snprintf(qname, sizeof qname, "%s.int8_nhwc", fname);
+        if (mt_graph_find_value(enc, qname) >= 0) continue; /* a name the model already uses: leave it */
+        /* the heads that take the codes: those reading the feature only
+         * through QConvs of the first such head's scale (and not already
+         * using the codes' name); every other reader keeps the float */
         float scale = 0.0f;
         int takers = 0, float_readers = 0;
         for (int k = 0; k < nheads; k++) {
             const int in = mt_graph_find_input(heads[k], fname);
-            if (in < 0) continue;
-            const float hs = qconv_scale_of(heads[k], heads[k]->inputs[in]);
-            if (hs > 0 && (!takers || !memcmp(&hs, &scale, sizeof hs))) scale = hs, takers++;
-            else float_readers++;
+            const float hs = in < 0 ? 0.0f : qconv_scale_of(heads[k], heads[k]->inputs[in]);
+            takes[k] = hs > 0 && (!takers || !memcmp(&hs, &scale, sizeof hs)) && mt_graph_find_value(heads[k], qname) < 0;
+            if (takes[k]) scale = hs, takers++;
+            else float_readers += in >= 0;
         }
         if (!takers) continue;
-        char qname[300];
-        snprintf(qname, sizeof qname, "%s.int8_nhwc", fname);
-        if (mt_graph_find_value(enc, qname) >= 0) continue; /* a name the model already uses: leave it */
-        for (int k = 0; k < nheads && !s; k++) {
-            const int in = mt_graph_find_input(heads[k], fname);
-            if (in < 0 || mt_graph_find_value(heads[k], qname) >= 0) continue;
-            const float hs = qconv_scale_of(heads[k], heads[k]->inputs[in]);
-            if (hs > 0 && !memcmp(&hs, &scale, sizeof hs)) s = head_takes_codes(heads[k], in, qname);
-        }
+        for (int k = 0; k < nheads && !s; k++)
+            if (takes[k]) s = head_takes_codes(heads[k], mt_graph_find_input(heads[k], fname), qname);
         if (!s) s = encoder_gives_codes(enc, cut[c], scale, qname);
-        if (!s && !float_readers) {
-            /* no head reads the float feature (heads that read it through
-             * the QConvs only read the codes now) */
-            int still = 0;
-            for (int k = 0; k < nheads; k++) {
-                const int v = mt_graph_find_value(heads[k], fname);
-                still |= v >= 0 && heads[k]->values[v].is_input && reads(heads[k], v);
-            }
-            if (!still) mt_graph_drop_output(enc, cut[c]);
-        }
+        /* no head reads the float feature any more: no longer an output */
+        if (!s && !float_readers) mt_graph_drop_output(enc, cut[c]);
         if (!s && made) (*made)++;
     }
     free(cut);
+    free(takes);
     for (int k = 0; k < nheads && !s; k++) s = mt_graph_compact(heads[k]);
     if (!s) s = mt_graph_compact(enc);
     return s;
