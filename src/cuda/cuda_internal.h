@@ -48,6 +48,8 @@ enum {
     MC_RESIZE_ARGMAX, /* bilinear resize -> ClassMap in one kernel (fuse_classmap.c): t[0] uint8 map,
                        * t[1] the resize's input; u.resize as the resize's */
     MC_QUANT,       /* mtmi.QuantizeNHWC: t[0] int8 [N,H,W,C], t[1] x [N,C,H,W] (the quantize pass of qconv.cu) */
+    MC_POLYPAD,     /* upsample 2x -> conv 3x3 at low resolution (fuse_poly.c): the replicate-padded concat */
+    MC_POLYFIN,     /* ... its four phases' bias, activation and border ring into the output (fuse_poly.c) */
     MC_NKINDS
 };
 
@@ -107,6 +109,8 @@ typedef struct mc_conv {
  *   MC_CONV_SMALLK smallk -                     fuse_stem W all                              R all
  *   MC_CHAIN chain        -                     fuse_chain W all                             R all
  *   MC_UPCONV upconv      -                     fuse_upconv W nsrc                           R nsrc
+ *   MC_POLYPAD upconv     -                     fuse_poly W nsrc                             R nsrc
+ *   MC_POLYFIN upconv     -                     fuse_poly W nsrc                             R nsrc
  *   MC_QUANT quant        plan_forms W scale    fuse_qln R scale (the LN writes t[0]; the step  R scale
  *                                                 is dropped)
  *   MC_QCONV resize       -                     fuse_qupconv W (a copy of the resize's),     R coord sh sw at (with
@@ -175,7 +179,9 @@ typedef struct mc_chain_args {   /* MC_CHAIN (fuse_chain.c): t[0] y, t[1] x, t[2
     int64_t act;                 /* 2 bits per GEMM */
 } mc_chain_args;
 
-typedef struct mc_upconv_args {  /* MC_UPCONV (fuse_upconv.c): t[0] y, t[1] w, t[2] bias, t[3..] sources */
+typedef struct mc_upconv_args {  /* MC_UPCONV (fuse_upconv.c): t[0] y, t[1] w, t[2] bias, t[3..] sources;
+                                  * MC_POLYPAD (fuse_poly.c): t[0] the padded concat, t[1..] sources;
+                                  * MC_POLYFIN: t[0] y, t[1] the phases, t[2] w, t[3] bias, t[4..] sources */
     int64_t nsrc;
 } mc_upconv_args;
 
@@ -370,6 +376,14 @@ mc_step *mc_insert_step(mc_plan *p, int at);
 int mc_fuse_mlp(mc_plan *p);
 int mc_fuse_mlp_ln(mc_plan *p);    /* fuse_mlp.c: the residual LayerNorm before a fused MLP, in its prologue */
 int mc_fuse_upconv(mc_plan *p);
+int mc_fuse_poly(mc_plan *p);        /* fuse_poly.c: upsample 2x -> 3x3 conv as a low-resolution conv of four phases */
+/* fuse_upconv.c: step i an FP16 2x bilinear upsample (of a concat) whose
+ * only reader is a 3x3 / pad 1 convolution (MC_CUDNN or MC_CONVD) at step
+ * *conv with FP16 weights and channels-last FP16 output, its sources not
+ * written in between: the sources in src[] (UPC_MAXSRC), their count
+ * returned; 0 when not */
+#define UPC_MAXSRC 4
+int mc_match_upsample_conv(const mc_plan *p, int i, mc_tref *src, int *conv);
 int mc_fuse_ln_im2col(mc_plan *p); /* fuse_im2col.c: LayerNorm writes the im2col matrix of the conv after it */
 int mc_fuse_ln_pair(mc_plan *p);     /* fuse_ln2.c: a LayerNorm of a LayerNorm's output in the same pass */
 int mc_fuse_im2col_gemm(mc_plan *p); /* fuse_stem.c: im2col + GEMM of a small-K conv (the stem) as one kernel */

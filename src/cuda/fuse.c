@@ -127,6 +127,9 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
     if (run_pass(p, "qupconv", 1, mc_fuse_qupconv) < 0) return MTMI_ERR_DEVICE;
     if (!p->f16) return MTMI_OK; /* the other fused kernels are FP16 */
     if (run_pass(p, "mlp", 0, mc_fuse_mlp) < 0) return MTMI_ERR_DEVICE;
+    /* Opt-in while measured (MTMI_CUDA_FUSE_OPT=poly; fuse_poly.c); before
+     * upconv, which takes the upsample -> conv pairs it leaves */
+    if (run_pass(p, "poly", 1, mc_fuse_poly) < 0) return MTMI_ERR_DEVICE;
     if (run_pass(p, "upconv", 0, mc_fuse_upconv) < 0) return MTMI_ERR_DEVICE;
     if (run_pass(p, "catgemm", 0, mc_fuse_concat_gemm) < 0) return MTMI_ERR_DEVICE;
     if (run_pass(p, "chain", 0, mc_fuse_chain) < 0) return MTMI_ERR_DEVICE; /* after catgemm */

@@ -18,8 +18,6 @@
 #include "core/core.h"
 #include "cuda/cuda_internal.h"
 
-#define UPC_MAXSRC 4
-
 /* The upsample: linear, half_pixel (or pytorch_half_pixel: the same for an
  * output longer than 1), scale exactly 2 on both axes; its FP16 sources in
  * src[], their count returned (0: not a candidate). */
@@ -43,30 +41,52 @@ static int upsample_sources(const mc_step *s, mc_tref *src) {
     return at == y->dims[1] ? ns : 0;
 }
 
+int mc_match_upsample_conv(const mc_plan *p, int i, mc_tref *src, int *conv) {
+    const mc_step *rs = &p->steps[i];
+    const int ns = upsample_sources(rs, src);
+    if (!ns) return 0; /* (a dropped step is no resize) */
+    const int ub = rs->t[0].buf;
+    /* the first later step touching the upsampled tensor must be a 3x3
+     * cuDNN conv reading exactly it, and nothing else may use it */
+    int j = -1;
+    for (int k = i + 1; k < p->nsteps && j < 0; k++)
+        for (int q = 0; q < p->steps[k].nt; q++)
+            if (p->steps[k].t[q].buf == ub) j = k;
+    if (j < 0) return 0;
+    const mc_step *cs = &p->steps[j];
+    const mc_conv *c = &cs->conv;
+    /* cuDNN, or the direct kernel where cuDNN is absent (same weight packing) */
+    if ((cs->kind != MC_CUDNN && cs->kind != MC_CONVD) || cs->label != rs->label || !mc_same_view(&cs->t[1], &rs->t[0])) return 0;
+    if (c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->ph != 1 || c->pw != 1 || c->ph2 != 1 || c->pw2 != 1 ||
+        c->dh != 1 || c->dw != 1 || c->groups != 1 || c->N != rs->t[0].dims[0] || c->C != rs->t[0].dims[1] ||
+        c->H != rs->t[0].dims[2] || c->W != rs->t[0].dims[3] || c->OH != c->H || c->OW != c->W)
+        return 0;
+    if (mc_buf_used_elsewhere(p, ub, i, j)) return 0;
+    /* weights [CO][3][3][C] and bias [CO] in FP16 */
+    const mc_tref *w = &cs->t[2], *b = c->has_bias ? &cs->t[3] : NULL;
+    if (w->st != MTMI_FLOAT16 || mc_numel(w) != (int64_t)c->CO * 9 * c->C || w->off % 8) return 0;
+    if (b && (cs->nt < 4 || b->st != MTMI_FLOAT16 || mc_numel(b) != c->CO || b->off % 2)) return 0;
+    /* output: FP16 channels-last, even strides (a channel slice is fine) */
+    const mc_tref *y = &cs->t[0];
+    if (y->rank != 4 || y->st != MTMI_FLOAT16 || y->dims[1] != c->CO || y->dims[2] != c->OH || y->dims[3] != c->OW ||
+        y->strides[1] != 1 || y->strides[0] % 2 || y->strides[2] % 2 || y->strides[3] % 2 || y->off % 2)
+        return 0;
+    /* the fused steps run at the conv's place and read the sources there:
+     * no step in between may write them */
+    if (mc_written_between(p, i, j, src, ns)) return 0;
+    *conv = j;
+    return ns;
+}
+
 int mc_fuse_upconv(mc_plan *p) {
     int made = 0;
     for (int i = 0; i < p->nsteps; i++) {
         mc_tref src[UPC_MAXSRC];
-        const mc_step *rs = &p->steps[i];
-        const int ns = upsample_sources(rs, src);
-        if (!ns) continue; /* (a dropped step is no resize) */
-        const int ub = rs->t[0].buf;
-        /* the first later step touching the upsampled tensor must be a 3x3
-         * cuDNN conv reading exactly it, and nothing else may use it */
-        int j = -1;
-        for (int k = i + 1; k < p->nsteps && j < 0; k++)
-            for (int q = 0; q < p->steps[k].nt; q++)
-                if (p->steps[k].t[q].buf == ub) j = k;
-        if (j < 0) continue;
+        int j;
+        const int ns = mc_match_upsample_conv(p, i, src, &j);
+        if (!ns) continue;
         mc_step *cs = &p->steps[j];
         const mc_conv *c = &cs->conv;
-        /* cuDNN, or the direct kernel where cuDNN is absent (same weight packing) */
-        if ((cs->kind != MC_CUDNN && cs->kind != MC_CONVD) || cs->label != rs->label || !mc_same_view(&cs->t[1], &rs->t[0])) continue;
-        if (c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->ph != 1 || c->pw != 1 || c->ph2 != 1 || c->pw2 != 1 ||
-            c->dh != 1 || c->dw != 1 || c->groups != 1 || c->N != rs->t[0].dims[0] || c->C != rs->t[0].dims[1] ||
-            c->H != rs->t[0].dims[2] || c->W != rs->t[0].dims[3] || c->OH != c->H || c->OW != c->W)
-            continue;
-        if (mc_buf_used_elsewhere(p, ub, i, j)) continue;
         int csrc[UPC_MAXSRC];
         for (int k = 0; k < ns; k++) csrc[k] = (int)src[k].dims[1];
         if (!mtk_upconv3x3_supported(ns, csrc, c->CO, c->act)) continue;
@@ -77,18 +97,7 @@ int mc_fuse_upconv(mc_plan *p) {
          * against 79.  So: narrow outputs only, where cuDNN's tiles waste
          * most of the tensor cores. */
         if (c->CO > 32) continue;
-        /* weights [CO][3][3][C] and bias [CO] in FP16 */
-        const mc_tref *w = &cs->t[2], *b = c->has_bias ? &cs->t[3] : NULL;
-        if (w->st != MTMI_FLOAT16 || mc_numel(w) != (int64_t)c->CO * 9 * c->C || w->off % 8) continue;
-        if (b && (cs->nt < 4 || b->st != MTMI_FLOAT16 || mc_numel(b) != c->CO || b->off % 2)) continue;
-        /* output: FP16 channels-last, even strides (a channel slice is fine) */
-        const mc_tref *y = &cs->t[0];
-        if (y->rank != 4 || y->st != MTMI_FLOAT16 || y->dims[1] != c->CO || y->dims[2] != c->OH || y->dims[3] != c->OW ||
-            y->strides[1] != 1 || y->strides[0] % 2 || y->strides[2] % 2 || y->strides[3] % 2 || y->off % 2)
-            continue;
-        /* the fused step runs at the conv's place and reads the sources
-         * there: no step in between may write them */
-        if (mc_written_between(p, i, j, src, ns)) continue;
+        const mc_tref *w = &cs->t[2], *b = c->has_bias ? &cs->t[3] : NULL, *y = &cs->t[0];
         mc_step fused = mc_step_like(cs, MC_UPCONV);
         fused.conv = *c;
         fused.t[0] = *y;

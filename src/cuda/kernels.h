@@ -320,6 +320,29 @@ cudaError_t mtk_upconv3x3_variant(cudaStream_t s, int variant, int nsrc, const v
                                   const int *csrc, const void *w, const void *bias, void *y, const int64_t ys[4], int N,
                                   int IH, int IW, int CO, int act);
 
+/* Bilinear 2x upsample -> 3x3 convolution at the low resolution, four
+ * output phases (polyphase; polyconv.cu, fuse_poly.c), in three parts:
+ *   mtk_poly_compose_weights (host): w FP16 [CO][3][3][C] -> wc FP16
+ *     [4 CO][3][3][C], output channel (py * 2 + px) * CO + co the phase
+ *     (py, px) of output channel co;
+ *   mtk_poly_pad: xpad FP16 [N][IH + 2][IW + 2][C] (dense, 16-byte
+ *     aligned), the concat of the sources (as mtk_upconv3x3's x, xs, csrc)
+ *     with a replicated border;
+ *   then the caller's convolution pconv = conv3x3(xpad, wc), no padding, no
+ *     bias or activation: FP16 [N][IH][IW][4 CO] dense;
+ *   mtk_poly_finish: y = act(conv3x3(resize2x(cat(x))) + bias) as
+ *     mtk_upconv3x3 (same arguments and output layout; y 16-byte aligned,
+ *     strides multiples of 8) from pconv, correcting the output's one-pixel
+ *     ring (zeros beyond the upsampled image) from x and w.
+ * mtk_poly_supported: the shapes mtk_poly_finish takes. */
+int mtk_poly_supported(int nsrc, const int *csrc, int CO, int act);
+void mtk_poly_compose_weights(const uint16_t *w, int CO, int C, uint16_t *wc);
+cudaError_t mtk_poly_pad(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *csrc, void *xpad,
+                         int N, int IH, int IW);
+cudaError_t mtk_poly_finish(cudaStream_t s, const void *pconv, int nsrc, const void *const *x, const int64_t (*xs)[4],
+                            const int *csrc, const void *w, const void *bias, void *y, const int64_t ys[4], int N, int IH,
+                            int IW, int CO, int act);
+
 /* A small-K convolution (the network's 7x7/4 stem over the RGB input) as one
  * tensor-core kernel (stem.cu): the im2col matrix never reaches memory.
  *   y[row, co] = act(sum_k A[row, k] w[co * ldw + k] + bias[co]),

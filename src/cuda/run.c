@@ -25,7 +25,7 @@ const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
                                   "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk",
-                                  "classmap", "symquant", "resize-argmax", "quantize"};
+                                  "classmap", "symquant", "resize-argmax", "quantize", "poly-pad", "poly-finish"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -756,6 +756,27 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         }
         KCK(mtk_upconv3x3(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[0]),
                           s->t[0].strides, c->N, (int)s->t[3].dims[2], (int)s->t[3].dims[3], c->CO, c->act));
+        return MTMI_OK;
+    }
+    case MC_POLYPAD: /* fuse_poly.c: t[0] the padded concat, t[1..] the sources */
+    case MC_POLYFIN: { /* t[0] y, t[1] the phases, t[2] w, t[3] bias, t[4..] the sources */
+        const int ns = (int)s->u.upconv.nsrc, at = s->kind == MC_POLYPAD ? 1 : 4;
+        const void *xp[4];
+        int64_t xs[4][4];
+        int cs[4];
+        for (int k = 0; k < ns; k++) {
+            const mc_tref *x = &s->t[at + k];
+            xp[k] = mc_ptr(p, x);
+            memcpy(xs[k], x->strides, sizeof xs[k]);
+            cs[k] = (int)x->dims[1];
+        }
+        const int N = (int)s->t[at].dims[0], IH = (int)s->t[at].dims[2], IW = (int)s->t[at].dims[3];
+        if (s->kind == MC_POLYPAD)
+            KCK(mtk_poly_pad(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[0]), N, IH, IW));
+        else
+            KCK(mtk_poly_finish(st, mc_ptr(p, &s->t[1]), ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[2]),
+                                s->t[3].buf >= 0 ? mc_ptr(p, &s->t[3]) : NULL, mc_ptr(p, &s->t[0]), s->t[0].strides, N, IH, IW,
+                                s->conv.CO, s->conv.act));
         return MTMI_OK;
     }
     case MC_CLASSMAP: {

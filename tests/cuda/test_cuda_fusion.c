@@ -29,7 +29,7 @@
 #include "oracle.h"
 
 /* The default passes and the opt-in ones (src/cuda/fuse.c). */
-static const char *const g_passes[] = {"mlp", "upconv", "catgemm", "chain", "lnim2col", "stem", "lnpair", "lnproj", "mlpln"};
+static const char *const g_passes[] = {"mlp", "upconv", "catgemm", "chain", "lnim2col", "stem", "lnpair", "lnproj", "mlpln", "poly", "poly32"};
 #define NPASSES ((int)(sizeof g_passes / sizeof g_passes[0]))
 
 /* Per-element tolerances of a fused FP16 plan against the unfused FP16
@@ -45,6 +45,9 @@ typedef struct run_out {
     char *plan; /* mt_cuda_plan_profile's listing (step kinds) */
 } run_out;
 
+/* the passes that run only when named (src/cuda/fuse.c) */
+static int is_optin(const char *pass) { return !strcmp(pass, "lnproj") || !strcmp(pass, "mlpln") || !strcmp(pass, "poly") || !strcmp(pass, "poly32"); }
+
 /* tuning.cuda_no_fuse (MTMI_CUDA_NO_FUSE) = every pass not in keep (comma
  * list); the opt-in ones in keep also go to tuning.cuda_fuse_opt. */
 static void set_fusions(const char *keep, mt_tuning *t) {
@@ -58,7 +61,7 @@ static void set_fusions(const char *keep, mt_tuning *t) {
         }
         char *dst = kept ? opt : no;
         size_t cap = kept ? sizeof opt : sizeof no;
-        if (kept && strcmp(g_passes[i], "lnproj") && strcmp(g_passes[i], "mlpln")) continue; /* default pass: on */
+        if (kept && !is_optin(g_passes[i])) continue; /* default pass: on */
         snprintf(dst + strlen(dst), cap - strlen(dst), "%s%s", dst[0] ? "," : "", g_passes[i]);
     }
     *t = *mt_tuning_default();
@@ -159,6 +162,7 @@ int main(int argc, char **argv) {
         {"mlp", "mlp-fused"},        {"upconv", "upconv"},    {"catgemm", "resize-sum"}, {"catgemm,chain", "gemm-chain"},
         {"lnim2col", ""},            {"stem", "conv-smallk"}, {"lnpair", ""},            {"lnim2col,lnpair", ""},
         {"lnproj", ""},              {"mlp,mlpln", ""},
+        {"poly", "poly-finish"},     {"poly,poly32", "poly-finish"},
         {"mlp,upconv,catgemm,chain,lnim2col,stem,lnpair", "mlp-fused"}, /* the default plan */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
