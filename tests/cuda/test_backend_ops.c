@@ -74,6 +74,8 @@ static const struct {
     {"bias-act", "the enum exists, no planner emits it (bias and activation ride in the GEMM and conv epilogues)"},
 #ifndef MTMI_HAVE_CUDNN
     {"conv-cudnn", "this build has no cuDNN"},
+    {"poly-pad", "the polyphase rewrite needs cuDNN's convolution"},
+    {"poly-finish", "the polyphase rewrite needs cuDNN's convolution"},
 #endif
 };
 
@@ -91,6 +93,7 @@ typedef struct built {
     unsigned forms[4];  /* per output, MT_FORM_*: applied after optimization (0 = none) */
     int image_input;    /* input 0 as uint8 frames (mtmi.Preprocess) */
     int int8;           /* rewrite to QConv / QLinear with min-max scales of this input */
+    const char *fuse_opt; /* opt-in CUDA step fusions for the plan (tuning.cuda_fuse_opt) */
     char desc[160];
 } built;
 
@@ -303,6 +306,31 @@ static int case_upconv(uint64_t seed, built *o) {
     return finish(&b, o);
 }
 
+/* The same pattern with the opt-in polyphase rewrite (fuse_poly.c): the
+ * conv at the low resolution with four output phases, any CO (poly32), odd
+ * sizes (the border ring of the output corrected), one or two sources. */
+static int case_poly(uint64_t seed, built *o) {
+    mt_builder b;
+    oracle_rng r = {seed};
+    if (mt_builder_init(&b, seed, 17)) return -1;
+    /* odd and even sizes; the column matrix over 48 MB (as case_upconv) */
+    int64_t d[4] = {pick(&r, 1, 2, 1), 8, pick(&r, 121, 131, 5), pick(&r, 121, 135, 7)};
+    int x = mt_b_input(&b, "x", MTMI_FLOAT, 4, d);
+    const int c1 = pick(&r, 48, 64, 16), c2 = pick(&r, 0, 32, 16), CO = pick(&r, 16, 72, 8);
+    int up;
+    if (c2) up = upsampled_concat(&b, x, d, c1, c2);
+    else {
+        const float sc[4] = {1, 1, 2, 2};
+        up = mt_b_resize_scales(&b, mt_b_conv(&b, x, "p", (int)d[1], c1, 1, 1, 0, 1, 1, d[0] * d[2] * d[3]), sc, 4);
+    }
+    int y = mt_b_conv(&b, up, "conv", c1 + c2, CO, 3, 1, 1, 1, 1, 4 * d[0] * d[2] * d[3]);
+    mt_b_output(&b, mt_b_unary(&b, "Relu", y), "y");
+    o->fuse_opt = "poly,poly32";
+    snprintf(o->desc, sizeof o->desc, "polyphase: conv 3x3 -> %d of resize x2 of %d + %d channels at %lldx%lldx%lld", CO, c1,
+             c2, (long long)d[0], (long long)d[2], (long long)d[3]);
+    return finish(&b, o);
+}
+
 /* Two convolutions rewritten to QConv with min-max scales. */
 static int case_qconv(uint64_t seed, built *o) {
     mt_builder b;
@@ -398,6 +426,9 @@ static const op_case g_cases[] = {
     {"attention", case_attention, "attention", "attention", "reduce"},
     {"resize_cat", case_resize_cat, "resize", "resize-cat", "reduce"},
     {"upconv", case_upconv, "conv-cudnn,conv-direct", "upconv", "reduce"},
+#ifdef MTMI_HAVE_CUDNN
+    {"poly", case_poly, "conv-cudnn,conv-direct", "poly-finish", "reduce"},
+#endif
     {"qconv", case_qconv, "qconv-int8", "qconv-int8", "int8"},
     {"preprocess", case_preprocess, "preprocess", "preprocess", "move"},
     {"classmap", case_classmap, "classmap", "classmap", "reduce"},
@@ -493,9 +524,11 @@ static int run_cpu(const mt_graph *g, const mt_tview *in, outs *o) {
     return rc;
 }
 
-static int run_gpu(const mt_graph *g, const mt_tview *in, int fp16, outs *o, int *counts) {
+static int run_gpu(const mt_graph *g, const mt_tview *in, int fp16, const char *fuse_opt, outs *o, int *counts) {
     mt_cuda_plan *p = NULL;
-    mt_cuda_plan_opts po = {.fp16 = fp16};
+    mt_tuning t = *mt_tuning_default();
+    if (fuse_opt) snprintf(t.cuda_fuse_opt, sizeof t.cuda_fuse_opt, "%s", fuse_opt);
+    mt_cuda_plan_opts po = {.fp16 = fp16, .tuning = &t};
     int rc = mt_cuda_plan_create_ex(g, 0, &po, &p) || alloc_outs(g, o) ? -1 : 0;
     if (!rc) mt_cuda_plan_step_counts(p, counts);
     if (!rc && mt_cuda_plan_run(p, in, g->ninputs, o->v, o->n)) rc = -1;
@@ -635,7 +668,7 @@ static void run_case(const op_case *c, uint64_t seed, int *seen) {
         int counts[64] = {0};
         outs got = {0};
         const char *prec = fp16 ? "fp16" : "fp32";
-        if (run_gpu(bt.g, in, fp16, &got, counts)) {
+        if (run_gpu(bt.g, in, fp16, bt.fuse_opt, &got, counts)) {
             CHECK(0, "%s %s: GPU run: %s", c->name, prec, mtmi_last_error());
             outs_free(&got);
             continue;
