@@ -356,6 +356,8 @@ int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b);
  * innermost, every stride and the offset multiples of 8 elements and its
  * channels too: what the 8-channel (16-byte) kernels read */
 int mc_f16_c8_view(const mc_tref *t, int64_t N);
+/* A dense channels-last FP16 image [N, C, H, W] in buffer buf (offset 0). */
+mc_tref mc_nhwc_f16(int buf, int64_t N, int64_t C, int64_t H, int64_t W);
 /* 1 if the element ranges of two views of one buffer may intersect */
 int mc_views_overlap(const mc_tref *a, const mc_tref *b);
 /* 1 if a step strictly between steps[a] and steps[b] writes (t[0]) into any

@@ -42,6 +42,15 @@ int mc_buf_used_elsewhere(const mc_plan *p, int buf, int a, int b) {
     return 0;
 }
 
+mc_tref mc_nhwc_f16(int buf, int64_t N, int64_t C, int64_t H, int64_t W) {
+    mc_tref t;
+    memset(&t, 0, sizeof t);
+    t.buf = buf, t.st = MTMI_FLOAT16, t.rank = 4;
+    t.dims[0] = N, t.dims[1] = C, t.dims[2] = H, t.dims[3] = W;
+    t.strides[0] = H * W * C, t.strides[1] = 1, t.strides[2] = W * C, t.strides[3] = C;
+    return t;
+}
+
 int mc_f16_c8_view(const mc_tref *t, int64_t N) {
     return t->rank == 4 && t->st == MTMI_FLOAT16 && t->dims[0] == N && t->strides[1] == 1 && t->strides[0] % 8 == 0 &&
            t->strides[2] % 8 == 0 && t->strides[3] % 8 == 0 && t->off % 8 == 0 && t->dims[1] % 8 == 0;

@@ -31,16 +31,6 @@ static mc_tref tref2(int buf, int64_t off, int64_t rows, int64_t cols, int64_t l
     return t;
 }
 
-/* dense channels-last image [N, C, H, W] */
-static mc_tref nhwc(int buf, int64_t N, int64_t C, int64_t H, int64_t W) {
-    mc_tref t;
-    memset(&t, 0, sizeof t);
-    t.buf = buf, t.st = MTMI_FLOAT16, t.rank = 4;
-    t.dims[0] = N, t.dims[1] = C, t.dims[2] = H, t.dims[3] = W;
-    t.strides[0] = H * W * C, t.strides[1] = 1, t.strides[2] = W * C, t.strides[3] = C;
-    return t;
-}
-
 static int is_nhwc_dense(const mc_tref *t) {
     return t->rank == 4 && t->strides[1] == 1 && t->strides[3] == t->dims[1] && t->strides[2] == t->dims[3] * t->dims[1] &&
            (t->dims[0] == 1 || t->strides[0] == t->dims[2] * t->dims[3] * t->dims[1]);
@@ -136,7 +126,7 @@ int mc_fuse_concat_gemm(mc_plan *p) {
             s->t[2] = Bs;
             s->t[3] = (mc_tref){.buf = -1};
             s->nt = 3;
-            ys[r] = nhwc(by, src.dims[0], Nout, src.dims[2], src.dims[3]);
+            ys[r] = mc_nhwc_f16(by, src.dims[0], Nout, src.dims[2], src.dims[3]);
         }
         {
             mc_step *s = &p->steps[w0];
@@ -162,7 +152,7 @@ int mc_fuse_concat_gemm(mc_plan *p) {
         if (!rsum) return mt_fail(MTMI_ERR_NOMEM, "out of memory"), -1;
         rsum->kind = MC_RESIZE_SUM;
         rsum->node = node, rsum->label = label;
-        rsum->t[0] = nhwc(bsum, N, Nout, OH, OW);
+        rsum->t[0] = mc_nhwc_f16(bsum, N, Nout, OH, OW);
         for (int r = 0; r < nres; r++) rsum->t[1 + r] = ys[r];
         rsum->nt = 1 + nres;
         rsum->u.resize.coord = coord;

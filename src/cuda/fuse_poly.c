@@ -31,17 +31,6 @@ static int out_ok(const mc_tref *y) {
     return y->strides[0] % 8 == 0 && y->strides[2] % 8 == 0 && y->strides[3] % 8 == 0 && y->off % 8 == 0;
 }
 
-static mc_tref nhwc_of(int buf, int64_t N, int64_t C, int64_t H, int64_t W) {
-    mc_tref t;
-    memset(&t, 0, sizeof t);
-    t.buf = buf;
-    t.st = MTMI_FLOAT16;
-    t.rank = 4;
-    t.dims[0] = N, t.dims[1] = C, t.dims[2] = H, t.dims[3] = W;
-    mc_set_nhwc(&t);
-    return t;
-}
-
 /* The composed weights [4 CO][3][3][C] as a new constant buffer; -1 when
  * the original weights have no host copy (or out of memory). */
 static int composed_weights(mc_plan *p, const mc_tref *w, int CO, int C) {
@@ -80,7 +69,7 @@ int mc_fuse_poly(mc_plan *p) {
         const int bpad = mc_new_arena(p, (size_t)(N * (IH + 2) * (IW + 2) * c->C * 2));
         const int bph = mc_new_arena(p, (size_t)(N * IH * IW * 4 * c->CO * 2));
         if (bpad < 0 || bph < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory"), -1;
-        const mc_tref xpad = nhwc_of(bpad, N, c->C, IH + 2, IW + 2), phases = nhwc_of(bph, N, 4 * c->CO, IH, IW);
+        const mc_tref xpad = mc_nhwc_f16(bpad, N, c->C, IH + 2, IW + 2), phases = mc_nhwc_f16(bph, N, 4 * c->CO, IH, IW);
 
         /* the resize becomes the padded concat */
         mc_step pad = mc_step_like(&p->steps[i], MC_POLYPAD);

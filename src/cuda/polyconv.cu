@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bilinear.cuh"
 #include "concat.cuh"
 #include "fastmath.cuh"
 #include "kernels.h"
@@ -65,15 +66,6 @@ struct PolyArgs {
     unsigned ring_blocks;
 };
 
-// One axis of the half_pixel scale-2 taps (as k_resize_cat8 / upconv.cu).
-__device__ __forceinline__ void poly_tap(int o, int len, int *i0, int *i1, float *a) {
-    float f = (o + 0.5f) / 2.f - 0.5f;
-    f = fminf(fmaxf(f, 0.f), (float)(len - 1));
-    *i0 = (int)f;
-    *i1 = min(*i0 + 1, len - 1);
-    *a = f - *i0;
-}
-
 // Interior pixels: bias + activation of the phase result, 8 channels a thread.
 __device__ void poly_shuffle(const PolyArgs &a, long long i, int N) {
     const int OH = 2 * a.IH, OW = 2 * a.IW, C8 = a.CO / 8;
@@ -104,20 +96,17 @@ __device__ void poly_shuffle(const PolyArgs &a, long long i, int N) {
     *(uint4 *)(a.y + n * a.ys0 + (long long)oy * a.ys2 + (long long)ox * a.ys3 + c * 8) = o;
 }
 
-// The upsampled value of concat channel ci at (oy, ox), rounded to FP16 as
-// the resize writes it.
+// The upsampled value of concat channel ci at (oy, ox) (half_pixel, scale
+// 2), rounded to FP16 as the resize writes it (bilinear.cuh's taps and
+// expression order).
 __device__ __forceinline__ float poly_up(const CatSrc &src, int n, int ci, int oy, int ox, int IH, int IW) {
-    int y0, y1, x0, x1;
-    float ay, ax;
-    poly_tap(oy, IH, &y0, &y1, &ay);
-    poly_tap(ox, IW, &x0, &x1, &ax);
+    const Bilin t = bilin_at(oy, ox, 2.f, 2.f, IH, IW, 2 * IH, 2 * IW, 0);
     const CatAt at = cat_at(src, ci >> 3);
     const __half *base = (const __half *)(at.x + (long long)n * at.s0 + at.c) + (ci & 7);
     const long long s2 = 8ll * at.s2, s3 = 8ll * at.s3;
-    const float fa = __half2float(base[y0 * s2 + x0 * s3]), fb = __half2float(base[y0 * s2 + x1 * s3]);
-    const float fc = __half2float(base[y1 * s2 + x0 * s3]), fd = __half2float(base[y1 * s2 + x1 * s3]);
-    const float w00 = (1.f - ay) * (1.f - ax), w01 = (1.f - ay) * ax, w10 = ay * (1.f - ax), w11 = ay * ax;
-    return __half2float(__float2half_rn(fa * w00 + fb * w01 + fc * w10 + fd * w11));
+    const float fa = __half2float(base[t.y0 * s2 + t.x0 * s3]), fb = __half2float(base[t.y0 * s2 + t.x1 * s3]);
+    const float fc = __half2float(base[t.y1 * s2 + t.x0 * s3]), fd = __half2float(base[t.y1 * s2 + t.x1 * s3]);
+    return __half2float(__float2half_rn(fa * t.w00 + fb * t.w01 + fc * t.w10 + fd * t.w11));
 }
 
 // Ring pixel r of an image (top row, bottom row, then the left and right
@@ -186,12 +175,8 @@ __global__ void __launch_bounds__(256) k_poly_finish(PolyArgs a, int N) {
 
 extern "C" {
 
-int mtk_poly_supported(int nsrc, const int *csrc, int CO, int act) {
-    if (nsrc < 1 || nsrc > CAT_MAXSRC || CO < 8 || CO % 8 || act < 0 || act > 3) return 0;
-    for (int k = 0; k < nsrc; k++)
-        if (csrc[k] < 8 || csrc[k] % 8) return 0;
-    return 1;
-}
+/* the operand rules of the upconv kernel (8-channel sources, CO % 8) */
+int mtk_poly_supported(int nsrc, const int *csrc, int CO, int act) { return mtk_upconv3x3_supported(nsrc, csrc, CO, act); }
 
 void mtk_poly_compose_weights(const uint16_t *w, int CO, int C, uint16_t *wc) {
     static const float R[2][3][3] = {

@@ -459,6 +459,18 @@ void mc_release_step(mc_plan *p, mc_step *s) {
 /* A failed launch names its step kind (MC_CUDA_CHECK, cuda_internal.h). */
 #define KCK(call) MC_CUDA_CHECK(call, "%s step", mc_step_name(s->kind))
 
+/* The sources of a concat that a fused step reads in place (t[at ..],
+ * ns of them): pointers, element strides and channel counts, as
+ * concat.cuh's cat_src_fill takes them. */
+static void cat_sources(const mc_plan *p, const mc_step *s, int at, int ns, const void **xp, int64_t (*xs)[4], int *cs) {
+    for (int k = 0; k < ns; k++) {
+        const mc_tref *x = &s->t[at + k];
+        xp[k] = mc_ptr(p, x);
+        memcpy(xs[k], x->strides, sizeof xs[k]);
+        cs[k] = (int)x->dims[1];
+    }
+}
+
 mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     cudaStream_t st = p->stream;
     int f16 = p->f16;
@@ -748,12 +760,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const void *xp[4];
         int64_t xs[4][4];
         int cs[4];
-        for (int k = 0; k < ns; k++) {
-            const mc_tref *x = &s->t[3 + k];
-            xp[k] = mc_ptr(p, x);
-            memcpy(xs[k], x->strides, sizeof xs[k]);
-            cs[k] = (int)x->dims[1];
-        }
+        cat_sources(p, s, 3, ns, xp, xs, cs);
         KCK(mtk_upconv3x3(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[0]),
                           s->t[0].strides, c->N, (int)s->t[3].dims[2], (int)s->t[3].dims[3], c->CO, c->act));
         return MTMI_OK;
@@ -764,12 +771,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         const void *xp[4];
         int64_t xs[4][4];
         int cs[4];
-        for (int k = 0; k < ns; k++) {
-            const mc_tref *x = &s->t[at + k];
-            xp[k] = mc_ptr(p, x);
-            memcpy(xs[k], x->strides, sizeof xs[k]);
-            cs[k] = (int)x->dims[1];
-        }
+        cat_sources(p, s, at, ns, xp, xs, cs);
         const int N = (int)s->t[at].dims[0], IH = (int)s->t[at].dims[2], IW = (int)s->t[at].dims[3];
         if (s->kind == MC_POLYPAD)
             KCK(mtk_poly_pad(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[0]), N, IH, IW));
