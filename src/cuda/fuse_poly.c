@@ -39,7 +39,10 @@ static int composed_weights(mc_plan *p, const mc_tref *w, int CO, int C) {
     const size_t n = (size_t)4 * CO * 9 * C;
     uint16_t *wc = malloc(n * sizeof *wc + 16);
     if (!wc) return -1;
-    mtk_poly_compose_weights((const uint16_t *)B->host + w->off, CO, C, wc);
+    if (mtk_poly_compose_weights((const uint16_t *)B->host + w->off, CO, C, wc)) {
+        free(wc);
+        return -1;
+    }
     int b = mc_new_buf(p, n * sizeof *wc, MC_CONST);
     if (b < 0) {
         free(wc);

@@ -336,7 +336,7 @@ cudaError_t mtk_upconv3x3_variant(cudaStream_t s, int variant, int nsrc, const v
  *     ring (zeros beyond the upsampled image) from x and w.
  * mtk_poly_supported: the shapes mtk_poly_finish takes. */
 int mtk_poly_supported(int nsrc, const int *csrc, int CO, int act);
-void mtk_poly_compose_weights(const uint16_t *w, int CO, int C, uint16_t *wc);
+int mtk_poly_compose_weights(const uint16_t *w, int CO, int C, uint16_t *wc); /* -1: out of memory */
 cudaError_t mtk_poly_pad(cudaStream_t s, int nsrc, const void *const *x, const int64_t (*xs)[4], const int *csrc, void *xpad,
                          int N, int IH, int IW);
 cudaError_t mtk_poly_finish(cudaStream_t s, const void *pconv, int nsrc, const void *const *x, const int64_t (*xs)[4],

@@ -205,7 +205,10 @@ static void poly_setup(const ucase *c, const ubufs *b, cudaStream_t st, poly_ctx
     const int N = c->N, IH = c->IH, IW = c->IW, C = b->C, CO4 = 4 * c->CO;
     memset(q, 0, sizeof *q);
     uint16_t *wc = malloc(sizeof(uint16_t) * (size_t)CO4 * 9 * C);
-    mtk_poly_compose_weights(b->hw, c->CO, C, wc);
+    if (mtk_poly_compose_weights(b->hw, c->CO, C, wc)) {
+        printf("FAIL: polyphase: out of memory composing the weights\n");
+        exit(1);
+    }
     q->wc = dev_copy(wc, sizeof(uint16_t) * (size_t)CO4 * 9 * C);
     free(wc);
     CK(cudaMalloc(&q->xpad, (size_t)N * (IH + 2) * (IW + 2) * C * 2));

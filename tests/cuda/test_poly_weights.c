@@ -52,7 +52,10 @@ static int check_case(int IH, int IW, int C, int CO, oracle_rng *r) {
     uint16_t *w = malloc(sizeof(uint16_t) * (size_t)CO * 9 * C), *wc = malloc(sizeof(uint16_t) * (size_t)4 * CO * 9 * C);
     for (size_t i = 0; i < (size_t)IH * IW * C; i++) x[i] = oracle_normal(r);
     for (size_t i = 0; i < (size_t)CO * 9 * C; i++) w[i] = mt_float_to_half((float)((int)(oracle_uniform(r) * 33) - 16) / 8.f);
-    mtk_poly_compose_weights(w, CO, C, wc);
+    if (mtk_poly_compose_weights(w, CO, C, wc)) {
+        printf("  out of memory\n");
+        return 0;
+    }
     double maxd = 0, maxr = 0;
     for (int oy = 0; oy < OH; oy++)
         for (int ox = 0; ox < OW; ox++)
