@@ -58,9 +58,10 @@ typedef struct mt_tuning {
     /* ---- CUDA plans (src/cuda) ---- */
     /* MTMI_CUDA_NO_FUSE: step fusions not to apply ("all" or "1" = every
      * one; else a comma list: classmap, qchain, qresize, mlp, upconv,
-     * catgemm, chain, lnproj, lnim2col, stem, lnpair, mlpln, qln). */
+     * catgemm, chain, lnproj, lnim2col, stem, lnpair, mlpln, qln, poly). */
     char cuda_no_fuse[MT_TUNING_LIST];
-    /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln). */
+    /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln, qupconv,
+     * poly; poly32: poly also for convs of 32 or fewer outputs). */
     char cuda_fuse_opt[MT_TUNING_LIST];
     int pdl;              /* MTMI_PDL=1: programmatic dependent launch attributes      */
     /* MTMI_ATTN_CFG="kernel,ksplit": force the attention kernel and its key
