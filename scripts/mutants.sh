@@ -75,6 +75,7 @@ M48	scripts/class_bias.py	^class_bias$	logit adjustment: IoU without the false p
 M49	src/cpu/kernels_quant.c	^test_pipeline$	features handed to INT8 heads quantized with a scale 1 % off	s/dst\[w \* C \+ c\] = \(int8_t\)quantize_fast\(src\[c \* H \* W \+ w\], s\);/dst[w * C + c] = (int8_t)quantize_fast(src[c * H * W + w], s * 1.01f);/
 M50	src/graph/graph.c	^test_pipeline$	handover: the stage-boundary features declared NCHW instead of NHWC (transposed codes)	s/const int64_t d\[4\] = \{xv->dims\[0\], xv->dims\[2\], xv->dims\[3\], xv->dims\[1\]\};/const int64_t d[4] = {xv->dims[0], xv->dims[1], xv->dims[2], xv->dims[3]};/
 M51	src/cpu/kernels_fused.c	^test_pipeline$	FromHalfNHWC: rows and columns of the features swapped	s/y\[\(\(b \* C \+ c\) \* H \+ h\) \* W \+ w\] = mt_half_to_float\(x\[\(\(b \* H \+ h\) \* W \+ w\) \* C \+ c\]\);/y[((b * C + c) * H + h) * W + w] = mt_half_to_float(x[((b * H + w % H) * W + h % W) * C + c]);/
+M52	src/cpu/kernels_quant.c	^test_reassoc$	QUpsampleSum: the bilinear source coordinate half a pixel off	s/    int64_t num = 2 \* o \+ 1 - f; \/\* the source/    int64_t num = 2 * o - f; \/* the source/
 EOF
 )
 QUICK="M01 M04 M07 M12 M16 M19 M22"

@@ -24,6 +24,7 @@ static const env_map g_map[] = {
     {"MTMI_ATTN_CFG", "attn_cfg"},         {"MTMI_QCONV_SIMPLE", "qconv_simple"},
     {"MTMI_QCONV_FUSE", "qconv_fuse"},     {"MTMI_CALIB_HIST_DIR", "calib_hist_dir"},
     {"MTMI_NO_INT8_HANDOVER", "no_int8_handover"}, {"MTMI_NO_F16_HANDOVER", "no_f16_handover"},
+    {"MTMI_INT8_REASSOC", "int8_reassoc"},
     {NULL, NULL}};
 
 void mt_app_tuning_from_env(mt_tuning *t) {

@@ -47,7 +47,9 @@ mtmi_status mt_device_supports(const mt_devspec *d, const mt_graph *g) {
 static mtmi_status int8_graph(const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg, mt_graph **q) {
     char buf[64], what[80];
     snprintf(what, sizeof what, "device '%s'", mt_devspec_str(d, buf, sizeof buf));
-    return mt_quant_stage_graph(g, cfg ? cfg->calib : NULL, what, q);
+    mtmi_status s = mt_quant_stage_graph(g, cfg ? cfg->calib : NULL, what, q);
+    if (!s) s = mt_quant_apply_tuning(*q, cfg ? cfg->tuning : NULL, d->kind == MT_DEV_CPU);
+    return s;
 }
 
 mtmi_status mt_plan_create(const mt_backend *be, const mt_devspec *d, const mt_graph *g, const mt_stage_cfg *cfg,

@@ -51,6 +51,7 @@ mtmi_status mt_tuning_set(mt_tuning *t, const char *key, const char *v) {
     if (!strcmp(key, "no_avx512")) return t->no_avx512 = flag(v), MTMI_OK;
     if (!strcmp(key, "blas_keep_core")) return t->blas_keep_core = v[0] == '1', MTMI_OK;
     if (!strcmp(key, "no_int8_handover")) return t->no_int8_handover = flag(v), MTMI_OK;
+    if (!strcmp(key, "int8_reassoc")) return t->int8_reassoc = flag(v), MTMI_OK;
     if (!strcmp(key, "no_f16_handover")) return t->no_f16_handover = flag(v), MTMI_OK;
     if (!strcmp(key, "cuda_no_fuse")) return set_list(t->cuda_no_fuse, key, v);
     if (!strcmp(key, "cuda_fuse_opt")) return set_list(t->cuda_fuse_opt, key, v);

@@ -44,6 +44,15 @@ typedef struct mt_tuning {
      * (mt_pipeline_handover_f16); for A/B measurements. */
     int no_f16_handover;
 
+    /* ---- INT8 (src/quant) ---- */
+    /* MTMI_INT8_REASSOC=1: the INT8 1x1 QConv over a concat of upsampled
+     * maps (the seg head's fuse conv) reassociated in exact integers:
+     * per-map projections at their own resolution and mtmi.QUpsampleSum
+     * (src/quant/reassoc.c; the concat's quantize moves before the
+     * resizes).  CPU stages only for now: the CUDA backend has no
+     * QUpsampleSum kernel, so its INT8 stages keep the Q/DQ order. */
+    int int8_reassoc;
+
     /* ---- CPU kernels (src/cpu) ---- */
     int nn_col_kb;        /* MTMI_NN_COL_KB: im2col tile budget, KiB (0 = default)     */
     int nn_1x1_kb;        /* MTMI_NN_1X1_KB: 1x1 conv tile budget, KiB (0 = default)   */

@@ -150,8 +150,7 @@ static size_t qscratch(const mt_graph *g, const mt_node *n, const mt_cpu_ctx *ct
  * simple loops so that they vectorize; every step is an IEEE operation
  * with one rounding (vcvtdq2ps, vmulps, vdivps, vroundps), so vector and
  * scalar forms give the same bits. */
-static inline void epilogue(const int32_t *acc, int n, float mult, int act, float ys, float *y) {
-    for (int t = 0; t < n; t++) y[t] = (float)acc[t] * mult;
+static inline void epilogue_act(int n, int act, float ys, float *y) {
     switch (act) {
     case ACT_RELU:
         for (int t = 0; t < n; t++) y[t] = y[t] > 0 ? y[t] : 0.0f;
@@ -166,6 +165,10 @@ static inline void epilogue(const int32_t *acc, int n, float mult, int act, floa
     }
     if (ys > 0)
         for (int t = 0; t < n; t++) y[t] = (float)quantize_fast(y[t], ys) * ys;
+}
+static inline void epilogue(const int32_t *acc, int n, float mult, int act, float ys, float *y) {
+    for (int t = 0; t < n; t++) y[t] = (float)acc[t] * mult;
+    epilogue_act(n, act, ys, y);
 }
 
 /* acc[r][c] for rows m0..m0+nr (nr <= 4), columns t0..t0+16 of the tile. */
@@ -493,8 +496,101 @@ static mtmi_status run_quantize_nhwc(const mt_graph *g, const mt_node *n, void *
     return MTMI_OK;
 }
 
+/* mtmi.QUpsampleSum (graph/qops.h): the reassociated 1x1 QConv's exact
+ * upsample-sum of its per-level integer sums.  Every term is an integer
+ * below 2^40 here (|P| < 2^24, weights 16 x 16, 256 Bq < 2^39), so double
+ * sums are exact and (float)acc is the contract's int64 -> float rounding.
+ * Separable: per output row, each level's two source rows are blended at
+ * the level's width, then the columns. */
+typedef struct qup_axis {
+    int64_t *i0, *i1;
+    double *w0, *w1; /* x 16 */
+} qup_axis;
+
+static void qup_taps(int64_t o, int64_t in, int f, int64_t *i0, int64_t *i1, double *w0, double *w1) {
+    int64_t num = 2 * o + 1 - f; /* the source coordinate (o + 0.5) / f - 0.5, in units of 1 / (2f) */
+    if (num < 0) num = 0;
+    if (num > (in - 1) * 2 * f) num = (in - 1) * 2 * f;
+    *i0 = num / (2 * f);
+    *i1 = *i0 + 1 < in ? *i0 + 1 : in - 1;
+    const int64_t w = (num - *i0 * 2 * f) * 16 / (2 * f); /* exact: 2f divides 16 */
+    *w1 = (double)w;
+    *w0 = (double)(16 - w);
+}
+
+static mtmi_status run_qupsample_sum(const mt_graph *g, const mt_node *n, void *state, const mt_tview *in, int nin,
+                                     mt_tview *out, int nout, mt_cpu_ctx *ctx) {
+    (void)state, (void)nout;
+    const int L = nin - 2;
+    const int64_t N = in[2].dims[0], M = in[2].dims[1], H = in[2].dims[2], W = in[2].dims[3];
+    const int32_t *bq = in[0].data;
+    const float *mult = in[1].data;
+    const int act = act_code(n);
+    const float ys = mt_attr_float(n, "y_scale", 0);
+    if (L < 1 || L > MT_QUPSUM_MAX_LEVELS) return mt_kernel_fail(g, n, MTMI_ERR_ARG, "expects 1 to %d levels", MT_QUPSUM_MAX_LEVELS);
+    /* the column taps of each level, once */
+    qup_axis ax[MT_QUPSUM_MAX_LEVELS];
+    int fy[MT_QUPSUM_MAX_LEVELS];
+    void *mem = malloc((size_t)L * (size_t)W * (2 * sizeof(int64_t) + 2 * sizeof(double)) + 16);
+    if (!mem) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < L; l++) {
+        const int64_t wl = in[2 + l].dims[3];
+        const int fx = mt_qupsample_factor(W, wl);
+        fy[l] = mt_qupsample_factor(H, in[2 + l].dims[2]);
+        if (!fx || !fy[l]) {
+            free(mem);
+            return mt_kernel_fail(g, n, MTMI_ERR_SHAPE, "level %d is not the first level's size over 1, 2, 4 or 8", l);
+        }
+        ax[l].i0 = (int64_t *)mem + (size_t)l * 2 * W;
+        ax[l].i1 = ax[l].i0 + W;
+        ax[l].w0 = (double *)((int64_t *)mem + (size_t)L * 2 * W) + (size_t)l * 2 * W;
+        ax[l].w1 = ax[l].w0 + W;
+        for (int64_t o = 0; o < W; o++) qup_taps(o, wl, fx, &ax[l].i0[o], &ax[l].i1[o], &ax[l].w0[o], &ax[l].w1[o]);
+    }
+    float *y = out[0].data;
+    int failed = 0;
+#pragma omp parallel num_threads(ctx->nthreads)
+    {
+        int64_t wmax = W;
+        for (int l = 0; l < L; l++) wmax = in[2 + l].dims[3] > wmax ? in[2 + l].dims[3] : wmax;
+        double *acc = malloc(sizeof(double) * (size_t)(W + wmax) + 16), *row = acc ? acc + W : NULL;
+        if (!acc) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t c = 0; c < M; c++) {
+                if (!acc) continue;
+                const float ms = ldexpf(mult[c], -8);
+                float *yp = y + ((b * M + c) * H) * W;
+                for (int64_t oy = 0; oy < H; oy++) {
+                    for (int64_t x = 0; x < W; x++) acc[x] = 256.0 * (double)bq[c];
+                    for (int l = 0; l < L; l++) {
+                        const int64_t hl = in[2 + l].dims[2], wl = in[2 + l].dims[3];
+                        const float *p = (const float *)in[2 + l].data + ((b * M + c) * hl) * wl;
+                        int64_t r0, r1;
+                        double wy0, wy1;
+                        qup_taps(oy, hl, fy[l], &r0, &r1, &wy0, &wy1);
+                        for (int64_t x = 0; x < wl; x++) row[x] = wy0 * (double)p[r0 * wl + x] + wy1 * (double)p[r1 * wl + x];
+                        const qup_axis *a = &ax[l];
+                        for (int64_t x = 0; x < W; x++) acc[x] += a->w0[x] * row[a->i0[x]] + a->w1[x] * row[a->i1[x]];
+                    }
+                    float *yr = yp + oy * W;
+                    for (int64_t x = 0; x < W; x++) yr[x] = (float)acc[x] * ms;
+                    epilogue_act((int)W, act, ys, yr);
+                }
+            }
+        free(acc);
+    }
+    free(mem);
+    if (failed) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
+    return MTMI_OK;
+}
+
 const mt_cpu_kernel mt_kernels_quant[] = {
     {"QuantizeNHWC", "mtmi", run_quantize_nhwc, NULL, NULL, NULL, 0},
+    {"QUpsampleSum", "mtmi", run_qupsample_sum, NULL, NULL, NULL, 0},
     {"QConv", "mtmi", run_qconv, qscratch, qprepare, qrelease, 0},
     {"QLinear", "mtmi", run_qlinear, qscratch, qprepare, qrelease, 0},
     {NULL, NULL, NULL, NULL, NULL, NULL, 0},

@@ -55,6 +55,27 @@
  *  The same integers as quantizing inside the QConv, so the same outputs.
  *  Resize, Concat, Relu, Sigmoid and every other op between quantized
  *  nodes run in float on these (dequantized) values.
+ *
+ *  The 1x1 QConv over a concat of bilinear-upsampled maps, reassociated
+ *  (opt-in, tuning.int8_reassoc; src/quant/reassoc.c): the concat's
+ *  quantize moves before the resizes and the conv before the upsampling,
+ *  as the FP16 seg head runs it, in exact integers:
+ *      per level l: P_l = a QConv 1x1 of the map y_l with the concat's
+ *          x_scale, the weights' columns of that level, bias 0, multiplier
+ *          1.0f, no activation, no y_scale: float values that ARE the
+ *          int32 sums (|P| < 2^24, so exact in float32; a backend keeps
+ *          them exact);
+ *      mtmi.QUpsampleSum(Bq int32 [M], Mult float [M], P_0, .., P_L-1)
+ *          -> float [N,M,H,W] (H, W: P_0's; each P_l's H_l, W_l with
+ *          H = f H_l, W = g W_l, f and g in {1, 2, 4, 8}):
+ *          acc = 256 Bq[c] + sum_l sum_taps wy wx P_l[tap]     exact int64
+ *          with the half_pixel bilinear taps (clamped) of output (oy, ox)
+ *          in level l and their weights times 16 per axis (integers: the
+ *          fractions are multiples of 1/16 for f <= 8; wy0 + wy1 = 16);
+ *          y = (float)acc * ldexpf(Mult[c], -8)   int64->float rne, one
+ *          multiply; then the activation and y_scale as a QConv's.
+ *  = the QConv of the concat of exact (unrounded) upsamples of the codes
+ *  quantize(y_l, x_scale); with every factor 1 it is the QConv's own bits.
  * ------------------------------------------------------------------------ */
 #ifndef MT_GRAPH_QOPS_H
 #define MT_GRAPH_QOPS_H
@@ -77,6 +98,10 @@ typedef struct mt_conv_geom {
     int64_t N, C, H, W, M, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, OH, OW, group;
 } mt_conv_geom;
 int mt_conv_geometry(const mt_node *n, const int64_t *xd, const int64_t *wd, mt_conv_geom *o, char *err, size_t cap);
+/* mtmi.QUpsampleSum: at most this many levels; a level's factor on one
+ * side (out = f in, f in {1, 2, 4, 8}), 0 when none fits. */
+#define MT_QUPSUM_MAX_LEVELS 8
+int mt_qupsample_factor(int64_t out, int64_t in);
 /* A QConv's input dims as [N,C,H,W]: an int8 input is [N,H,W,C] */
 static inline void mt_qconv_input_dims(int dtype, const int64_t *d, int64_t *nchw) {
     const int nhwc = dtype == MTMI_INT8;

@@ -6,7 +6,10 @@
  *         X may instead be int8 [N,H,W,C]: codes already quantized with
  *         x_scale (what QuantizeNHWC makes).
  *   QLinear(X float [...,K], Wq int8 [N,K], Bq, Mult) -> float [...,N].
- *   QuantizeNHWC(X float [N,C,H,W]) -> int8 [N,H,W,C]; attribute "scale". */
+ *   QuantizeNHWC(X float [N,C,H,W]) -> int8 [N,H,W,C]; attribute "scale".
+ *   QUpsampleSum(Bq int32 [M], Mult float [M], P_0 .. P_L-1 float
+ *         [N,M,H_l,W_l]) -> float [N,M,H_0,W_0], H_0 = f H_l with f in
+ *         {1, 2, 4, 8} (and W alike); "activation", "y_scale". */
 #include "graph/ops.h"
 
 #include <string.h>
@@ -93,9 +96,35 @@ static mtmi_status infer_quantize_nhwc(mt_graph *g, mt_node *n) {
     return MTMI_OK;
 }
 
+/* The factor of a level's side: 1, 2, 4 or 8; 0 when none fits. */
+int mt_qupsample_factor(int64_t out, int64_t in) {
+    for (int f = 1; f <= 8; f *= 2)
+        if (in > 0 && in * f == out) return f;
+    return 0;
+}
+
+static mtmi_status infer_qupsample_sum(mt_graph *g, mt_node *n) {
+    mtmi_status s = mt_check_inputs(g, n, 3, 2 + MT_QUPSUM_MAX_LEVELS);
+    if (s) return s;
+    const mt_value *b = mt_in(g, n, 0), *m = mt_in(g, n, 1), *p0 = mt_in(g, n, 2);
+    if (p0->rank != 4 || p0->dtype != MTMI_FLOAT) return mt_node_fail(g, n, MTMI_ERR_SHAPE, "expects float rank-4 levels");
+    const int64_t M = p0->dims[1];
+    if (b->dtype != MTMI_INT32 || b->rank != 1 || b->dims[0] != M || m->dtype != MTMI_FLOAT || m->rank != 1 || m->dims[0] != M)
+        return mt_node_fail(g, n, MTMI_ERR_SHAPE, "expects int32 biases and float multipliers, one per channel (%lld)", (long long)M);
+    for (int i = 3; i < n->nin; i++) {
+        const mt_value *p = mt_in(g, n, i);
+        if (p->rank != 4 || p->dtype != MTMI_FLOAT || p->dims[0] != p0->dims[0] || p->dims[1] != M ||
+            !mt_qupsample_factor(p0->dims[2], p->dims[2]) || !mt_qupsample_factor(p0->dims[3], p->dims[3]))
+            return mt_node_fail(g, n, MTMI_ERR_SHAPE, "level %d is not the first level's size over 1, 2, 4 or 8", i - 2);
+    }
+    mt_value_set_shape(mt_out(g, n, 0), MTMI_FLOAT, 4, p0->dims);
+    return MTMI_OK;
+}
+
 const mt_op_schema mt_schemas_quant[] = {
     {"QConv", "mtmi", infer_qconv, 0},
     {"QLinear", "mtmi", infer_qlinear, 0},
     {"QuantizeNHWC", "mtmi", infer_quantize_nhwc, 0},
+    {"QUpsampleSum", "mtmi", infer_qupsample_sum, 0},
     {NULL, NULL, NULL, 0},
 };

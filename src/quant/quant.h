@@ -185,6 +185,17 @@ mtmi_status mt_quant_plan_graph(const mt_graph *loaded, mt_graph *g, const char 
  * be quantized. */
 mtmi_status mt_quant_stage_graph(const mt_graph *g, const mt_calib_cache *c, const char *what, mt_graph **out);
 
+/* The 1x1 QConvs over a concat of bilinear-upsampled maps, reassociated in
+ * exact integers (reassoc.c; graph/qops.h, mtmi.QUpsampleSum): per-map
+ * projections at their own resolution and the exact upsample-sum.  Run
+ * on a graph mt_quant_rewrite made; *made (may be NULL): QConvs rewritten. */
+mtmi_status mt_quant_reassociate(mt_graph *g, int *made);
+/* The INT8 rewrite's opt-in passes that tuning t asks for (NULL: none):
+ * int8_reassoc, where the graph's device runs mtmi.QUpsampleSum
+ * (runs_qupsample: the CPU backend; the CUDA one has no kernel for it yet,
+ * so its INT8 stages keep the Q/DQ order). */
+mtmi_status mt_quant_apply_tuning(mt_graph *g, const mt_tuning *t, int runs_qupsample);
+
 /* The encoder's features handed to INT8 heads as int8 (handover.c): for
  * each output of the encoder stage graph `enc` that some heads (their
  * graphs as they will be compiled: INT8 ones already rewritten) read only

@@ -90,8 +90,9 @@ def small_model(path, size, seed=0, gain_sigma=0.0):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def mtmi(*args):
-    r = subprocess.run([tu.MTMI_BIN] + [str(a) for a in args], capture_output=True, text=True)
+def mtmi(*args, env=None):
+    r = subprocess.run([tu.MTMI_BIN] + [str(a) for a in args], capture_output=True, text=True,
+                       env=dict(os.environ, **env) if env else None)
     if r.returncode:
         raise RuntimeError(f"mtmi {args[0]} failed: {r.stderr.strip()}")
     return r.stdout
@@ -207,6 +208,25 @@ def main():
             if j["quantized_nodes"] != 15:
                 print(f"FAIL: {j['quantized_nodes']} convs in INT8, expected the heads' 15")
                 ok = False
+        # The seg head's fuse conv reassociated in exact integers
+        # (MTMI_INT8_REASSOC=1, src/quant/reassoc.c): the same bounds, within
+        # half a point of the Q/DQ order's agreement, and the public API's
+        # int8 plan (which applies it too on the CPU) the same bits.
+        j0 = res["entropy"][0]
+        args = ["accuracy", ref, "--cache", os.path.join(d, "ref_entropy.cache"), "--json", "-", "--features",
+                os.path.join(d, "ref.features"), "--threads", "2", "--check-api", "--dump", os.path.join(d, "ref_reassoc_dump")]
+        for f in evals:
+            args += ["--images", f]
+        j = json.loads(mtmi(*args, env={"MTMI_INT8_REASSOC": "1"}))
+        j["dump"] = {(o, k): np.load(os.path.join(d, "ref_reassoc_dump", f"{o}_{k}.npy")) for o in ("seg", "depth") for k in ("fp32", "int8")}
+        a0, a1 = j0["seg"]["agreement_pct"], j["seg"]["agreement_pct"]
+        moved = not np.array_equal(j["dump"][("seg", "int8")], j0["dump"][("seg", "int8")])
+        print(f"  MTMI      reassociated      seg agreement {a1:.3f}% (Q/DQ order {a0:.3f}%), logits changed: {moved}")
+        rows.append(row("MTMI 256x256, fuse conv reassociated (MTMI_INT8_REASSOC=1)", "entropy", j))
+        ok &= bounded("ref", "entropy reassoc", j)
+        if not moved or a1 < a0 - 0.5:
+            print("FAIL: the reassociated seg head did not run, or lost more than half a point of agreement")
+            ok = False
         if report and len(images) >= 5:
             # Leave-one-out over the five scenes: calibrate on four, evaluate
             # on the fifth, five times; means (max of the max errors).

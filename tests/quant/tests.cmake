@@ -1,6 +1,7 @@
 # INT8 quantization: caches, calibration, INT8 kernels, accuracy.
 mtmi_c_test(test_quant tests/quant/test_quant.c)
 mtmi_c_test(test_cache_version tests/quant/test_cache_version.c)
+mtmi_c_test(test_reassoc tests/quant/test_reassoc.c)
 add_executable(quant_entropy_tool ${CMAKE_SOURCE_DIR}/tests/quant/entropy_tool.c)
 target_include_directories(quant_entropy_tool PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(quant_entropy_tool PRIVATE mtmi)
