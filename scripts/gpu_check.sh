@@ -78,6 +78,10 @@ B8=$REF/mtmi_dynamo_b8.graph.onnx
 [ -f "$B8" ] || python3 tests/tools/make_variants.py "$MODEL" "$B8" --batch 8 > /dev/null 2>&1
 "$BENCH" "$B8" --batch 8 --iters $((ITERS / 4)) --json "$OUT/ours_b8.json" || rc=1
 "$BENCH" "$REF/mtmi_torchscript_opset17.graph.onnx" --batch 1 --iters $ITERS --json "$OUT/ours_ts_b1.json" > /dev/null || true
+# the opt-in polyphase depth convs (fuse_poly.c) in the same call, for the
+# table's A/B row (issue 16)
+MTMI_CUDA_FUSE_OPT=poly,poly32 "$BENCH" "$MODEL" --batch 1 --iters $ITERS --json "$OUT/ours_poly_b1.json" > "$BUILD/poly_bench.log" 2>&1 || rc=1
+grep -E "whole|depth|fusions" "$BUILD/poly_bench.log" | head -3
 echo "== attention kernels on the encoder's shapes (every configuration)"
 "$BUILD/tests/mtmi_attn_bench" > "$OUT/attn_bench.txt" 2>&1 || rc=1
 grep -E "picked|resident ksplit=1 |stream ksplit=1 " "$OUT/attn_bench.txt"
@@ -121,13 +125,16 @@ def load(n):
     try: return json.load(open(os.path.join(out, n)))
     except Exception: return {}
 o1, o8, ots, pe = load("ours_b1.json"), load("ours_b8.json"), load("ours_ts_b1.json"), load("peers.json")
+op = load("ours_poly_b1.json")
 tc = pe.get("compile_reduce-overhead_fp16_ms")
 rows = [("whole net, batch 1", o1.get("whole_ms"), pe.get("eager_fp16_ms"), pe.get("graph_fp16_ms"), tc),
         ("encoder, batch 1", o1.get("encoder_ms"), pe.get("eager_fp16_enc_ms"), pe.get("graph_fp16_enc_ms"), None),
         ("seg head, batch 1", o1.get("seg_ms"), pe.get("eager_fp16_seg_ms"), pe.get("graph_fp16_seg_ms"), None),
         ("depth head, batch 1", o1.get("depth_ms"), pe.get("eager_fp16_depth_ms"), pe.get("graph_fp16_depth_ms"), None),
         ("whole net, batch 8, per image", o8.get("whole_ms", 0) / 8 if o8 else None, None, pe.get("graph_fp16_b8_ms_per_img"), None),
-        ("whole net (torchscript export), b1", ots.get("whole_ms"), None, None, tc)]
+        ("whole net (torchscript export), b1", ots.get("whole_ms"), None, None, tc),
+        ("whole net, polyphase (opt-in), b1", op.get("whole_ms"), None, pe.get("graph_fp16_ms"), tc),
+        ("depth head, polyphase (opt-in), b1", op.get("depth_ms"), None, pe.get("graph_fp16_depth_ms"), None)]
 f = lambda v: f"{v:8.3f}" if isinstance(v, (int, float)) else "       -"
 r = lambda a, b: f"{a / b:6.2f}x" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "      -"
 print("\n%-36s %8s %8s %8s %8s | %7s %7s" % ("FP16, ms", "mtmi", "eager", "cudagr", "compile", "/graph", "/compil"))
@@ -146,5 +153,8 @@ if i8 and o1:
 if o1 and tc:
     print("targets: whole <= 1.0 ms: %s (%.3f); <= 0.5x torch.compile: %s (%.2fx)" % (
         "MET" if o1["whole_ms"] <= 1.0 else "MISSED", o1["whole_ms"], "MET" if o1["whole_ms"] <= 0.5 * tc else "MISSED", o1["whole_ms"] / tc))
+    best = min(v for v in (o1.get("whole_ms"), op.get("whole_ms")) if isinstance(v, (int, float)))
+    print("issue 16: whole <= 0.6 ms: %s (%.3f, best of default and polyphase); <= 0.33x torch.compile: %s (%.2fx)" % (
+        "MET" if best <= 0.6 else "MISSED", best, "MET" if best <= 0.33 * tc else "MISSED", best / tc))
 PY
 exit $rc
