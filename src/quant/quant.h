@@ -190,6 +190,9 @@ mtmi_status mt_quant_stage_graph(const mt_graph *g, const mt_calib_cache *c, con
  * projections at their own resolution and the exact upsample-sum.  Run
  * on a graph mt_quant_rewrite made; *made (may be NULL): QConvs rewritten. */
 mtmi_status mt_quant_reassociate(mt_graph *g, int *made);
+/* A new constant of g (a quantized weight, bias or multiplier) named
+ * after base, taking over data (freed on failure): its index, or -1. */
+int mt_quant_add_const(mt_graph *g, const char *base, int dtype, int rank, const int64_t *dims, void *data);
 /* The INT8 rewrite's opt-in passes that tuning t asks for (NULL: none):
  * int8_reassoc, where the graph's device runs mtmi.QUpsampleSum
  * (runs_qupsample: the CPU backend; the CUDA one has no kernel for it yet,

@@ -82,19 +82,6 @@ static int level_source(const mt_graph *g, int v, int cat, const int64_t *od) {
     return v; /* a map of the output's size (factor 1) */
 }
 
-static int new_const(mt_graph *g, const char *base, int dtype, int rank, const int64_t *dims, void *data) {
-    int v = mt_graph_add_value_unique(g, base);
-    if (v < 0) {
-        free(data);
-        return -1;
-    }
-    mt_value *val = &g->values[v];
-    mt_value_set_shape(val, dtype, rank, dims);
-    val->data = data;
-    val->is_weight = 1;
-    return v;
-}
-
 /* P_l = QConv(src, columns [k0, k0 + kc) of F's weights, bias 0,
  * multiplier 1, F's x_scale): the value's index, or -1 */
 static int projection(mt_graph *g, int fi, int src, int64_t k0, int64_t kc, int l) {
@@ -120,9 +107,9 @@ static int projection(mt_graph *g, int fi, int src, int64_t k0, int64_t kc, int 
     snprintf(wn, sizeof wn, "%s_wq", base);
     snprintf(bn, sizeof bn, "%s_bq", base);
     snprintf(mn, sizeof mn, "%s_mult", base);
-    const int vw = new_const(g, wn, MTMI_INT8, 4, wd, wq);
-    const int vb = vw < 0 ? (free(bq), -1) : new_const(g, bn, MTMI_INT32, 1, &M, bq);
-    const int vm = vb < 0 ? (free(one), -1) : new_const(g, mn, MTMI_FLOAT, 1, &M, one);
+    const int vw = mt_quant_add_const(g, wn, MTMI_INT8, 4, wd, wq);
+    const int vb = vw < 0 ? (free(bq), -1) : mt_quant_add_const(g, bn, MTMI_INT32, 1, &M, bq);
+    const int vm = vb < 0 ? (free(one), -1) : mt_quant_add_const(g, mn, MTMI_FLOAT, 1, &M, one);
     const int out = vm < 0 ? -1 : mt_graph_add_value_unique(g, base);
     if (out < 0) return -1;
     const int in[4] = {src, vw, vb, vm};

@@ -176,7 +176,7 @@ done:
 }
 
 /* ------------------------------------------------------------ rewrite */
-static int new_const(mt_graph *g, const char *base, int dtype, int rank, const int64_t *dims, void *data) {
+int mt_quant_add_const(mt_graph *g, const char *base, int dtype, int rank, const int64_t *dims, void *data) {
     int v = mt_graph_add_value_unique(g, base);
     if (v < 0) {
         free(data);
@@ -276,11 +276,11 @@ static mtmi_status quantize_node(mt_graph *g, int ni, const mt_calib_cache *cach
     /* w and b point into g->values, which adding values may move. */
     w = b = NULL;
     snprintf(base, sizeof base, "%.200s_wq", g->values[n->out[0]].name);
-    int vw = new_const(g, base, MTMI_INT8, wrank, wdims, wq);
+    int vw = mt_quant_add_const(g, base, MTMI_INT8, wrank, wdims, wq);
     snprintf(base, sizeof base, "%.200s_bq", g->values[g->nodes[ni].out[0]].name);
-    int vb = vw < 0 ? -1 : new_const(g, base, MTMI_INT32, 1, &M, bq);
+    int vb = vw < 0 ? -1 : mt_quant_add_const(g, base, MTMI_INT32, 1, &M, bq);
     snprintf(base, sizeof base, "%.200s_mult", g->values[g->nodes[ni].out[0]].name);
-    int vm = vb < 0 ? -1 : new_const(g, base, MTMI_FLOAT, 1, &M, mult);
+    int vm = vb < 0 ? -1 : mt_quant_add_const(g, base, MTMI_FLOAT, 1, &M, mult);
     if (vw < 0 || vb < 0 || vm < 0) {
         if (vw < 0) free(bq);
         if (vb < 0) free(mult);
