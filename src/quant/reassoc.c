@@ -145,6 +145,8 @@ static int reassociate_one(mt_graph *g, int fi) {
         if (v < 0 || (src[i] = level_source(g, v, cat, od)) < 0) return 0;
         k0[i] = at;
         kc[i] = g->values[v].dims[1];
+        /* a level's sums must be exact in float32: |sum| <= kc 128 127 < 2^24 */
+        if (kc[i] * 128 * 127 >= ((int64_t)1 << 24)) return 0;
         at += kc[i];
         if (src[i] == v && first < 0) first = i;
         upsampled += src[i] != v;
