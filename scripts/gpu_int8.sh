@@ -66,6 +66,18 @@ MTMI_CUDA_NO_FUSE=qrescale timeout 90 "$BENCH" "$MODEL" --precision int8 --cache
 # ... and of the encoder's int8 features (fuse_qln.c, on by default): without it
 MTMI_CUDA_NO_FUSE=qln timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
   --json "$OUT/bench_int8_noqln.json" > "$OUT/bench_int8_noqln.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_noqln.log"; }
+# ... and of the reassociated seg fuse conv (MTMI_INT8_REASSOC=1, opt-in;
+# its upsample-sum in level 0's GEMM, fuse_qupsum.c), and without that fusion
+MTMI_INT8_REASSOC=1 timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_reassoc.json" --profile "$OUT/profile_int8_reassoc.txt" > "$OUT/bench_int8_reassoc.log" 2>&1 \
+  || { rc=1; tail -3 "$OUT/bench_int8_reassoc.log"; }
+MTMI_INT8_REASSOC=1 MTMI_CUDA_NO_FUSE=qupsum timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_reassoc_nofuse.json" > "$OUT/bench_int8_reassoc_nofuse.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_reassoc_nofuse.log"; }
+grep -E "^fusions" "$OUT/bench_int8_reassoc.log" | head -1 | sed 's/^/  reassoc plan /'
+# the seg head's steps (part 1), eager, with and without the rewrite
+for f in profile_int8 profile_int8_reassoc; do
+  awk -v f=$f '$1 == "step" && $4 == 1 {n++; t += $6; s = s sprintf(" %s %.1f,", $5, $6 * 1000)} END {printf "  %s seg steps: %d, %.1f us:%s\n", f, n, t * 1000, s}' "$OUT/$f.txt" 2>/dev/null
+done
 grep -E "^fusions" "$OUT/bench_int8.log" | head -1 | sed 's/^/  int8 plan /'
 # "ncu" as the second argument: the INT8 GEMM kernels of one graph replay
 # under Nsight Compute (clocks left alone): time, registers, achieved
@@ -160,6 +172,7 @@ def load(n):
     except Exception: return {}
 f, i, c, qr = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json"), load("bench_int8_noqresize.json")
 qu, qs, ql = load("bench_int8_qupconv.json"), load("bench_int8_qrescale.json"), load("bench_int8_noqln.json")
+ra, rn = load("bench_int8_reassoc.json"), load("bench_int8_reassoc_nofuse.json")
 summ = ""
 try:
     summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
@@ -167,11 +180,12 @@ except Exception: pass
 kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
 def ms(v):
     return f"{v:9.3f}" if isinstance(v, (int, float)) else "        -"
-print("\n%-28s %9s %9s %8s %9s %9s %9s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize", "+qupconv", "-qrescale", "-qln"))
+print("\n%-28s %9s %9s %8s %9s %9s %9s %9s %9s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize", "+qupconv", "-qrescale", "-qln", "+reassoc", "re-qupsum"))
 for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
     a, b = f.get(k), i.get(k)
     r = f"{b / a:8.2f}x" if a and b else "       -"
-    print("%-28s %s %s %s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k)), ms(qu.get(k)), ms(qs.get(k)), ms(ql.get(k))))
+    print("%-28s %s %s %s %s %s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k)), ms(qu.get(k)), ms(qs.get(k)), ms(ql.get(k)),
+          ms(ra.get(k)), ms(rn.get(k))))
 if kv:
     print("INT8 kernels vs CPU reference: %s nodes, %s outputs, %s not bit-identical (max %s ulp); int32 acc %s checked, %s wrong"
           % (kv.get("nodes"), kv.get("outputs"), kv.get("mismatches"), kv.get("max_ulp"), kv.get("acc_checked"), kv.get("acc_bad")))

@@ -226,7 +226,7 @@ mtmi_status mtmi_plan_create(mtmi_model *m, const mtmi_plan_options *opt, mtmi_p
     if (!s && d.prec == MT_PREC_INT8)
         s = opt && opt->calibration_cache ? mt_quant_plan_graph(m->graph, p->graph, opt->calibration_cache, NULL)
                                           : mt_quant_qdq_plan_graph(p->graph, &m->qdq->scales, NULL);
-    if (!s && d.prec == MT_PREC_INT8) s = mt_quant_apply_tuning(p->graph, &p->tuning, d.kind == MT_DEV_CPU);
+    if (!s && d.prec == MT_PREC_INT8) s = mt_quant_apply_tuning(p->graph, &p->tuning);
     /* A Q/DQ model's own int8 on a GPU that cannot run its quantized
      * layers (the CUDA backend has no grouped INT8 convolution yet): the
      * GPU's FP16 instead of an error, as nobody asked for int8. */

@@ -48,7 +48,7 @@ static mtmi_status int8_graph(const mt_devspec *d, const mt_graph *g, const mt_s
     char buf[64], what[80];
     snprintf(what, sizeof what, "device '%s'", mt_devspec_str(d, buf, sizeof buf));
     mtmi_status s = mt_quant_stage_graph(g, cfg ? cfg->calib : NULL, what, q);
-    if (!s) s = mt_quant_apply_tuning(*q, cfg ? cfg->tuning : NULL, d->kind == MT_DEV_CPU);
+    if (!s) s = mt_quant_apply_tuning(*q, cfg ? cfg->tuning : NULL);
     return s;
 }
 

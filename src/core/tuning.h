@@ -49,8 +49,9 @@ typedef struct mt_tuning {
      * maps (the seg head's fuse conv) reassociated in exact integers:
      * per-map projections at their own resolution and mtmi.QUpsampleSum
      * (src/quant/reassoc.c; the concat's quantize moves before the
-     * resizes).  CPU stages only for now: the CUDA backend has no
-     * QUpsampleSum kernel, so its INT8 stages keep the Q/DQ order. */
+     * resizes).  CPU and CUDA stages (src/cuda/qupsum.cu; on the GPU
+     * level 0's GEMM does the upsample-sum in its epilogue,
+     * fuse_qupsum.c). */
     int int8_reassoc;
 
     /* ---- CPU kernels (src/cpu) ---- */
@@ -67,7 +68,8 @@ typedef struct mt_tuning {
     /* ---- CUDA plans (src/cuda) ---- */
     /* MTMI_CUDA_NO_FUSE: step fusions not to apply ("all" or "1" = every
      * one; else a comma list: classmap, qchain, qresize, mlp, upconv,
-     * catgemm, chain, lnproj, lnim2col, stem, lnpair, mlpln, qln, poly). */
+     * catgemm, chain, lnproj, lnim2col, stem, lnpair, mlpln, qln, poly,
+     * qupsum). */
     char cuda_no_fuse[MT_TUNING_LIST];
     /* MTMI_CUDA_FUSE_OPT: opt-in step fusions to apply (lnproj, mlpln, qupconv,
      * poly; poly32: poly also for convs of 32 or fewer outputs). */

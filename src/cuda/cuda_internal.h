@@ -50,6 +50,7 @@ enum {
     MC_QUANT,       /* mtmi.QuantizeNHWC: t[0] int8 [N,H,W,C], t[1] x [N,C,H,W] (the quantize pass of qconv.cu) */
     MC_POLYPAD,     /* upsample 2x -> conv 3x3 at low resolution (fuse_poly.c): the replicate-padded concat */
     MC_POLYFIN,     /* ... its four phases' bias, activation and border ring into the output (fuse_poly.c) */
+    MC_QUPSUM,      /* mtmi.QUpsampleSum (qupsum.cu): t[0] y, t[1] Bq, t[2] ldexpf(Mult, -8), t[3..] the levels */
     MC_NKINDS
 };
 
@@ -114,7 +115,10 @@ typedef struct mc_conv {
  *   MC_QUANT quant        plan_forms W scale    fuse_qln R scale (the LN writes t[0]; the step  R scale
  *                                                 is dropped)
  *   MC_QCONV resize       -                     fuse_qupconv W (a copy of the resize's),     R coord sh sw at (with
- *                                                 at[0] 0 for a plain resize                    sources: nt > 6)
+ *                                                 at[0] 0 for a plain resize                    sources: nt > 6 and
+ *                                                                                               no ups_n)
+ *   MC_QUPSUM qups        plan_conv W all       fuse_qupsum R all (folds it into the level-0  R all
+ *                                                 MC_QCONV: mtk_qconv.ups_n, t[6..] levels)
  *
  * Operands (mc_step.t): t[0] is the (first) output; the rest per kind as
  * documented where the kind is made (plan_*.c, fuse*.c) and read (run.c). */
@@ -189,6 +193,11 @@ typedef struct mc_quant_args {   /* MC_QUANT: t[0] int8 NHWC codes, t[1] x */
     float scale;
 } mc_quant_args;
 
+typedef struct mc_qups_args {    /* MC_QUPSUM: the QUpsampleSum's epilogue */
+    int64_t act;
+    float y_scale;
+} mc_qups_args;
+
 typedef struct mc_step {
     int kind;
     int node;   /* graph node, or -1 */
@@ -212,6 +221,7 @@ typedef struct mc_step {
         mc_chain_args chain;
         mc_upconv_args upconv;
         mc_quant_args quant;
+        mc_qups_args qups;
     } u;
     void *obj;      /* backend-library objects (cuBLASLt / cuDNN) */
 } mc_step;
@@ -302,6 +312,11 @@ int64_t mc_numel(const mc_tref *t);
 int mc_is_contig(const mc_tref *t);
 float mc_const_float(const mt_value *v, int64_t i);
 void *mc_ptr(const mc_plan *p, const mc_tref *t);
+/* A level of mtmi.QUpsampleSum (qkernels.h) from t, a dense NHWC int32
+ * tensor, for an OH x OW output, at address ptr (NULL at plan time): 0, or
+ * -1 when t is not one (layout, factor). */
+struct mtk_qups_level;
+int mc_qups_level(const mc_tref *t, const void *ptr, int OH, int OW, struct mtk_qups_level *l);
 
 /* Makes the plan's device (or context) current on the calling thread. */
 mtmi_status mc_bind(const mc_plan *p);
@@ -392,6 +407,7 @@ int mc_fuse_im2col_gemm(mc_plan *p); /* fuse_stem.c: im2col + GEMM of a small-K 
 int mc_fuse_classmap(mc_plan *p);    /* fuse_classmap.c: bilinear resize + class map as one kernel */
 int mc_fuse_concat_gemm(mc_plan *p); /* fuse_catgemm.c: 1x1 conv of a concat of upsampled maps, reassociated */
 int mc_fuse_chain(mc_plan *p);       /* fuse_chain.c: three chained per-pixel GEMMs as one step */
+int mc_fuse_qupsum(mc_plan *p);      /* fuse_qupsum.c: mtmi.QUpsampleSum in its level-0 GEMM's epilogue */
 int mc_fuse_qchain(mc_plan *p);      /* fuse_qchain.c: a QConv writes the next QConv's int8 input */
 int mc_fuse_qresize(mc_plan *p);     /* fuse_qresize.c: resizes and QConvs write a concat's slices as the next QConv's int8 input */
 int mc_fuse_qupconv(mc_plan *p);     /* fuse_qupconv.c: a 3x3 QConv upsamples its own int8 input (after qresize) */

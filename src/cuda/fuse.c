@@ -122,6 +122,10 @@ static int run_pass(mc_plan *p, const char *name, int optin, int (*pass)(mc_plan
 
 mtmi_status mc_fuse_steps(mc_plan *p) {
     if (run_pass(p, "classmap", 0, mc_fuse_classmap) < 0) return MTMI_ERR_DEVICE; /* FP16 and FP32 */
+    /* the reassociated INT8 fuse conv (MTMI_INT8_REASSOC=1): its
+     * upsample-sum in level 0's GEMM epilogue (fuse_qupsum.c: the same
+     * bits); before qchain, which can then chain that GEMM to the next */
+    if (run_pass(p, "qupsum", 0, mc_fuse_qupsum) < 0) return MTMI_ERR_DEVICE;
     /* INT8 heads, any storage; on by default since its GPU measurement
      * (fuse_qchain.c: same bits, seg -24 us, depth -20 us on an H200) */
     if (run_pass(p, "qchain", 0, mc_fuse_qchain) < 0) return MTMI_ERR_DEVICE;
@@ -136,8 +140,12 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
     if (run_pass(p, "qupconv", 1, mc_fuse_qupconv) < 0) return MTMI_ERR_DEVICE;
     if (!p->f16) return MTMI_OK; /* the other fused kernels are FP16 */
     if (run_pass(p, "mlp", 0, mc_fuse_mlp) < 0) return MTMI_ERR_DEVICE;
-    /* Opt-in while measured (MTMI_CUDA_FUSE_OPT=poly; fuse_poly.c); before
-     * upconv, which takes the upsample -> conv pairs it leaves */
+    /* Opt-in only (MTMI_CUDA_FUSE_OPT=poly; fuse_poly.c): correct, but
+     * measured slower on an H100 (2026-12-07, scripts/gpu_ab.sh, 3 rounds:
+     * depth head 0.62-0.66 ms with it, 0.27-0.28 without; cuDNN runs the
+     * composed low-resolution conv no faster than the upsampled one, and
+     * the finish kernel took 56-227 us).  Before upconv, which takes the
+     * upsample -> conv pairs it leaves. */
     if (run_pass(p, "poly", 1, mc_fuse_poly) < 0) return MTMI_ERR_DEVICE;
     if (run_pass(p, "upconv", 0, mc_fuse_upconv) < 0) return MTMI_ERR_DEVICE;
     if (run_pass(p, "catgemm", 0, mc_fuse_concat_gemm) < 0) return MTMI_ERR_DEVICE;

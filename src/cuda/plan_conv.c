@@ -311,6 +311,18 @@ static mc_tref raw_tref(int buf, int st, int64_t n) {
     return t;
 }
 
+/* v is read by mtmi.QUpsampleSum nodes only (and is no graph output) */
+static int feeds_qupsample_sum(mc_plan *p, int v) {
+    if (v < 0 || p->nuse[v] < 1 || p->g->values[v].is_output) return 0;
+    for (int i = 0; i < p->g->nnodes; i++) {
+        const mt_node *n = mc_node(p, i);
+        if (n->dead) continue;
+        for (int k = 0; k < n->nin; k++)
+            if (n->in[k] == v && !mc_mtmi_op_is(n, "QUpsampleSum")) return 0;
+    }
+    return 1;
+}
+
 /* mtmi.QConv / mtmi.QLinear (made by mt_quant_rewrite): the int8 weights,
  * int32 biases and float multipliers are the graph's constants, repacked
  * (not recomputed) so that the GPU reads the numbers the CPU reference
@@ -338,6 +350,10 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
     int out_v = n->out[0];
     const mt_value *ov = mc_val(p, out_v);
     int st = mc_storage_of(p, ov->dtype);
+    /* a level of mtmi.QUpsampleSum (bias 0, multiplier 1): its exact sums,
+     * stored as the int32 they are (y_i32) for the upsample-sum to add */
+    const int exact = !lin && feeds_qupsample_sum(p, out_v);
+    if (exact) st = MTMI_INT32;
     mc_tref Y;
     q.KH = q.KW = q.sh = q.sw = q.dh = q.dw = 1;
     if (lin) {
@@ -373,8 +389,9 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
         like.rank = 4;
         for (int d = 0; d < 4; d++) like.dims[d] = ov->dims[d];
         mc_set_nhwc(&like);
-        TRY(mc_dest_for(p, out_v, &like, &Y));
-        int ok = Y.rank == 4 && (Y.strides[1] == 1 || q.CO == 1) && Y.strides[3] >= q.CO &&
+        if (exact) memset(&Y, 0, sizeof Y);
+        else TRY(mc_dest_for(p, out_v, &like, &Y));
+        int ok = !exact && Y.rank == 4 && (Y.strides[1] == 1 || q.CO == 1) && Y.strides[3] >= q.CO &&
                  (Y.strides[2] == Y.strides[3] * q.OW || q.OH == 1);
         if (!ok) {
             if (mc_new_tensor(p, st, ov->rank, ov->dims, &Y)) return NOMEM();
@@ -385,6 +402,7 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
     }
     q.Cp = (q.C + 31) & ~31;
     q.COp = (q.CO + 31) & ~31;
+    q.y_i32 = exact;
     if (x.st == MTMI_INT8 && (lin || q.C != q.Cp || !mc_is_contig(&x)))
         return mc_unsupported(p, i, "an int8 input must be contiguous NHWC codes of 32k channels");
     int khw = q.KH * q.KW;
@@ -429,5 +447,78 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
     s->t[5] = raw_tref(mb, MTMI_FLOAT, q.COp);
     s->nt = 6;
     mc_set(p, out_v, &Y);
+    return MTMI_OK;
+}
+
+int mc_qups_level(const mc_tref *t, const void *ptr, int OH, int OW, mtk_qups_level *l) {
+    memset(l, 0, sizeof *l);
+    if (t->rank != 4 || t->st != MTMI_INT32 || t->strides[1] != 1 || t->strides[2] != t->strides[3] * t->dims[3] ||
+        t->dims[2] < 1 || t->dims[3] < 1 || OH % t->dims[2] || OW % t->dims[3])
+        return -1;
+    l->p = ptr;
+    l->H = (int)t->dims[2], l->W = (int)t->dims[3];
+    l->fy = OH / l->H, l->fx = OW / l->W;
+    l->ldp = (int)t->strides[3];
+    l->s0 = t->strides[0];
+    return mt_qupsample_factor(OH, l->H) && mt_qupsample_factor(OW, l->W) ? 0 : -1;
+}
+
+/* mtmi.QUpsampleSum(Bq, Mult, P_0 ..) (graph/qops.h; made by
+ * src/quant/reassoc.c): one MC_QUPSUM step, t[0] y (NHWC, a Concat's slice
+ * where it feeds one), t[1] Bq int32, t[2] ldexpf(Mult, -8) float32, t[3 +
+ * l] level l's sums (int32 NHWC: the QConvs that make them store their
+ * sums, y_i32, see feeds_qupsample_sum).  fuse_qupsum.c folds it into level 0's
+ * GEMM where it can. */
+mtmi_status mc_plan_qupsample_sum(mc_plan *p, int i) {
+    const mt_node *n = mc_node(p, i);
+    const int L = n->nin - 2;
+    if (L < 1 || L > MTK_QUPS_MAX || L + 3 > MC_MAX_T) return mc_unsupported(p, i, "QUpsampleSum takes 1 to 8 levels");
+    const mt_value *bv = mc_val(p, n->in[0]), *mv = mc_val(p, n->in[1]), *ov = mc_val(p, n->out[0]);
+    if (bv->dtype != MTMI_INT32 || !bv->data || mv->dtype != MTMI_FLOAT || !mv->data || ov->rank != 4)
+        return mc_unsupported(p, i, "QUpsampleSum needs constant int32 Bq and float Mult");
+    const int64_t C = ov->dims[1];
+    if (mt_value_numel(bv) != C || mt_value_numel(mv) != C) return mc_unsupported(p, i, "Bq and Mult must have one value a channel");
+    const int act = mc_act_code(mt_attr_string(n, "activation", ""));
+    if (act < 0) return mc_unsupported(p, i, "activation");
+    mc_tref lv[MTK_QUPS_MAX];
+    for (int l = 0; l < L; l++) {
+        TRY(mc_get(p, n->in[2 + l], &lv[l]));
+        /* exact sums only: the int32 that the level's QConv stores */
+        if (lv[l].st != MTMI_INT32 || lv[l].rank != 4 || lv[l].dims[1] != C)
+            return mc_unsupported(p, i, "QUpsampleSum levels must be the sums of QConvs (bias 0, multiplier 1)");
+        mtk_qups_level chk; /* dense NHWC as the QConv stored it */
+        if (mc_qups_level(&lv[l], NULL, (int)ov->dims[2], (int)ov->dims[3], &chk))
+            return mc_unsupported(p, i, "a QUpsampleSum level is not the output's size over 1, 2, 4 or 8");
+    }
+    int32_t *bp = malloc(sizeof(int32_t) * (size_t)C + 16);
+    float *mp = malloc(sizeof(float) * (size_t)C + 16);
+    if (!bp || !mp) {
+        free(bp), free(mp);
+        return NOMEM();
+    }
+    memcpy(bp, bv->data, sizeof(int32_t) * (size_t)C);
+    for (int64_t c = 0; c < C; c++) mp[c] = ldexpf(((const float *)mv->data)[c], -8); /* the CPU kernel's ms */
+    const int bb = upload_raw(p, bp, sizeof(int32_t) * (size_t)C), mb = upload_raw(p, mp, sizeof(float) * (size_t)C);
+    if (bb < 0 || mb < 0) return NOMEM();
+    mc_tref like, Y;
+    memset(&like, 0, sizeof like);
+    like.rank = 4;
+    for (int d = 0; d < 4; d++) like.dims[d] = ov->dims[d];
+    mc_set_nhwc(&like);
+    TRY(mc_dest_for(p, n->out[0], &like, &Y));
+    if (!(Y.rank == 4 && (Y.strides[1] == 1 || C == 1))) {
+        if (mc_new_tensor(p, mc_storage_of(p, ov->dtype), 4, ov->dims, &Y)) return NOMEM();
+        mc_set_nhwc(&Y);
+    }
+    mc_step *s = mc_new_step(p, MC_QUPSUM, i);
+    if (!s) return NOMEM();
+    s->u.qups.act = act;
+    s->u.qups.y_scale = mt_attr_float(n, "y_scale", 0);
+    s->t[0] = Y;
+    s->t[1] = raw_tref(bb, MTMI_INT32, C);
+    s->t[2] = raw_tref(mb, MTMI_FLOAT, C);
+    for (int l = 0; l < L; l++) s->t[3 + l] = lv[l];
+    s->nt = 3 + L;
+    mc_set(p, n->out[0], &Y);
     return MTMI_OK;
 }

@@ -85,6 +85,7 @@ mtmi_status mc_plan_resize(mc_plan *p, int i);
 /* ---- convolutions (plan_conv.c) */
 mtmi_status mc_plan_conv(mc_plan *p, int i);
 mtmi_status mc_plan_qconv(mc_plan *p, int i);
+mtmi_status mc_plan_qupsample_sum(mc_plan *p, int i);
 
 /* ---- result forms (plan_forms.c) */
 mtmi_status mc_plan_preprocess(mc_plan *p, int i);

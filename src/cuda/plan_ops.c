@@ -20,7 +20,7 @@ static const op_entry g_ops[] = {
     {1, "Gelu", mc_plan_ew},             {1, "QConv", mc_plan_qconv},         {1, "QLinear", mc_plan_qconv},
     {1, "Preprocess", mc_plan_preprocess}, {1, "ClassMap", mc_plan_classmap}, {1, "SymQuant", mc_plan_symquant},
     {1, "QuantizeNHWC", mc_plan_quantize_nhwc}, {1, "HalfNHWC", mc_plan_half_nhwc},
-    {1, "FromHalfNHWC", mc_plan_from_half_nhwc},
+    {1, "FromHalfNHWC", mc_plan_from_half_nhwc}, {1, "QUpsampleSum", mc_plan_qupsample_sum},
     {0, "Reshape", mc_plan_reshape},     {0, "Flatten", mc_plan_reshape},     {0, "Squeeze", mc_plan_reshape},
     {0, "Unsqueeze", mc_plan_reshape},   {0, "Identity", mc_plan_reshape},    {0, "Dropout", mc_plan_reshape},
     {0, "Transpose", mc_plan_transpose}, {0, "Expand", mc_plan_expand},       {0, "Cast", mc_plan_cast},

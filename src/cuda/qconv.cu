@@ -22,6 +22,7 @@
 #include "concat.cuh"
 #include "qkernels.h"
 #include "qquant.cuh"
+#include "qupsum.cuh"
 #include "launch.cuh"
 
 /* ------------------------------------------------------------ quantize
@@ -109,23 +110,6 @@ extern "C" cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const 
  * pixels x 32 channels (2 x 4 mma tiles); a block is 4 warps along the
  * pixels.  Operands come straight from global memory (L1/L2-resident for
  * these layer sizes): the simplest correct tensor-core kernel. */
-/* Sigmoid (2) / Gelu (3) of the epilogue, out of line: inlined, the double
- * exp / erf code, unrolled over every accumulator of a thread, made the
- * GEMM kernels tens of kilobytes long and instruction-fetch bound. */
-__device__ __noinline__ float q_act_slow(float v, int act) {
-    if (act == 2) {
-        /* CPU: 1 / (1 + expf(-y)).  exp in double, rounded once to float, is
-         * (nearly always) the correctly rounded expf; glibc's expf is within
-         * 0.502 ulp of it, so e may differ by 1 ulp and the output by up to
-         * 2 (H100: 142 of 262144 outputs, max 2 ulp).  Not bit-exact across
-         * math libraries, as graph/qops.h says. */
-        float e = q_d2f(exp(-q_f2d(v)));
-        return q_div(1.0f, q_add(1.0f, e));
-    }
-    float e = q_d2f(erf(q_f2d(q_mul(v, 0.70710677f))));
-    return q_mul(q_mul(0.5f, v), q_add(1.0f, e));
-}
-
 /* The CPU's float steps after the int32 sum (bias included), in its order,
  * up to the requantization: dequantize, activation. */
 __device__ __forceinline__ float q_dequant_act(const mtk_qconv &q, int av, float m) {
@@ -270,7 +254,7 @@ extern "C" cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q
                                       const float *mult, void *y, int y_f16, int32_t *acc) {
     int64_t P = (int64_t)q->N * q->OH * q->OW;
     if (P <= 0 || q->CO <= 0) return cudaSuccess;
-    if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
+    if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO || q->ups_n || q->y_i32) return cudaErrorInvalidValue; /* the tiled kernels' */
     dim3 grid((unsigned)((P + QG_WARPS * 32 - 1) / (QG_WARPS * 32)), (unsigned)(q->COp / 32));
     mtk_launch(k_qgemm, grid, QG_WARPS * 32, 0, st, *q, xq, wq, bq, mult, y, y_f16, acc);
     return cudaGetLastError();
@@ -409,6 +393,46 @@ __device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, in
     q_put2f(y, y_f16, obase + col, two, q_epilogue(q, av0, m0, ry), two ? q_epilogue(q, av1, m1, ry) : 0.0f);
 }
 
+/* The dequantize of q_epilogue_tile for the reassociated fuse conv's
+ * level 0 (q.ups_n > 0, fuse_qupsum.c): each output's exact sum
+ * 256 (acc + Bq) + the lower levels' upsampled int32 sums, in int64,
+ * rounded once to float and multiplied by ldexpf(Mult, -8):
+ * mtmi.QUpsampleSum's value with this GEMM's sums as its level 0.  Rows
+ * pix0 and pix0 + 8, columns c0 + ni * 8 + 2t (+ 1); the levels' float2
+ * loads need even channel strides (mtk_qconv_gemm_cfg checks). */
+template <int NI>
+__device__ __forceinline__ void q_ups_dequant(const mtk_qconv &q, const int (&av)[NI][4], const float (&cmul)[NI][2], int pix0,
+                                              int c0, int t, int P, float (&v)[NI][4]) {
+    long long u[NI][4];
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) u[ni][i] = 256ll * av[ni][i];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int pix = pix0 + 8 * hr;
+        if (pix >= P) continue;
+        const int ox = pix % q.OW, rr = pix / q.OW, oy = rr % q.OH, n = rr / q.OH;
+        /* unrolled: a constant index reads q.ups from the parameter space
+         * (a variable one made the compiler copy q to local memory) */
+#pragma unroll
+        for (int l = 0; l < MTK_QUPS_MAX; l++) {
+            if (l >= q.ups_n) break;
+            const QupPix tp = qup_pix(q.ups[l], n, oy, ox);
+#pragma unroll
+            for (int ni = 0; ni < NI; ni++) {
+                const int col = c0 + ni * 8 + t * 2;
+                if (col + 1 < q.CO) qup_at2(q.ups[l], tp, col, u[ni][2 * hr], u[ni][2 * hr + 1]);
+                else if (col < q.CO) u[ni][2 * hr] += qup_at(q.ups[l], tp, col);
+            }
+        }
+    }
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[ni][i] = q_mul(q_l2f(u[ni][i]), cmul[ni][i & 1]);
+}
+
 /* The tiled kernel's epilogue: a thread's MI x NI mma tiles (rows r0 + mi
  * * 16 + g (+ 8), columns c0 + ni * 8 + 2t (+ 1)), each output as q_out2
  * makes it, but in phases over the 4 * NI outputs of one mi at a time:
@@ -421,7 +445,7 @@ __device__ __forceinline__ void q_out2(const mtk_qconv &q, float ry, int av0, in
  * inline per pair (ncu: 62 thread instructions an output; a branch, its
  * reconvergence and a call site per output), 24.1 in phases (43 an
  * output, loads and the K loop included). */
-template <int MI, int NI>
+template <int MI, int NI, bool EXT = false>
 __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[MI][NI][4], int P, int r0, int c0, int g, int t,
                                                 const int32_t *__restrict__ bq, const float *__restrict__ mult,
                                                 void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
@@ -470,12 +494,35 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
                     if (rok[i >> 1] && col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av[ni][i];
                 }
         }
+        if (EXT && q.y_i32) { /* the sums themselves (a QUpsampleSum level); pairs where aligned */
+            const bool pairs = !(q.ldy & 1) && !(q.ys0 & 1);
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                if (!rok[hr]) continue;
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) {
+                    const int col = c0 + ni * 8 + t * 2;
+                    int32_t *yo = (int32_t *)y + obase[hr] + col;
+                    if (col + 1 < q.CO && pairs) {
+                        *(int2 *)yo = make_int2(av[ni][2 * hr], av[ni][2 * hr + 1]);
+                    } else if (col < q.CO) {
+                        yo[0] = av[ni][2 * hr];
+                        if (col + 1 < q.CO) yo[1] = av[ni][2 * hr + 1];
+                    }
+                }
+            }
+            continue;
+        }
         /* dequantize, activation (q_dequant_act) */
         float v[NI][4];
+        if (EXT && q.ups_n) {
+            q_ups_dequant<NI>(q, av, cmul, r0 + mi * 16 + g, c0, t, P, v);
+        } else {
 #pragma unroll
-        for (int ni = 0; ni < NI; ni++)
+            for (int ni = 0; ni < NI; ni++)
 #pragma unroll
-            for (int i = 0; i < 4; i++) v[ni][i] = q_mul(q_i2f(av[ni][i]), cmul[ni][i & 1]);
+                for (int i = 0; i < 4; i++) v[ni][i] = q_mul(q_i2f(av[ni][i]), cmul[ni][i & 1]);
+        }
         if (q.act == 1) {
 #pragma unroll
             for (int ni = 0; ni < NI; ni++)
@@ -560,7 +607,11 @@ template <int BM, int BN, int WM, int WN, int STAGES, int CH> struct QT {
 };
 
 /* MB: the blocks an SM __launch_bounds__ asks for (0: QT::MINB) */
-template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ>
+/* EXT: the epilogue also knows y_i32 and ups_n (one instantiation,
+ * q_launch_ext; in every kernel the extra paths cost registers and spills:
+ * the 128x128 tile went from 128 registers and none spilled to 712 bytes
+ * of spill stores) */
+template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ, bool EXT = false>
 __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? MB : QT<BM, BN, WM, WN, STAGES, CH>::MINB)
     k_qgemm_tiled(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                   const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, q_fx fx) {
@@ -734,7 +785,7 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? M
     }
     q_cp_wait<0>();
 
-    q_epilogue_tile<T::MI, T::NI>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
+    q_epilogue_tile<T::MI, T::NI, EXT>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
 }
 
 /* more than 48 KB of dynamic shared memory for kern: the attribute set once
@@ -751,11 +802,11 @@ template <typename K> static cudaError_t q_smem_optin(K kern, int bytes, unsigne
     return e;
 }
 
-template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ>
+template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ, bool EXT = false>
 static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
                             const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, const q_fx &fx) {
     typedef QT<BM, BN, WM, WN, STAGES, CH> T;
-    auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH, MB, FQ>;
+    auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH, MB, FQ, EXT>;
     static unsigned long long done; /* this kernel's devices */
     const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
     if (e != cudaSuccess) return e;
@@ -1141,6 +1192,33 @@ static int q_pick(const mtk_qconv *q, int64_t P) {
 extern "C" int mtk_qconv_ncfg(void) { return Q_NCFG; }
 extern "C" const char *mtk_qconv_cfg_name(int cfg) { return q_cfg_name(cfg); }
 
+/* The one kernel whose epilogue takes y_i32 and ups_n (the reassociated
+ * seg fuse conv's levels, fuse_qupsum.c): 64x64 tiles of 32x32 warp tiles,
+ * four warps, so each thread's upsample taps serve 8 outputs and it may
+ * use up to 255 registers. */
+static cudaError_t q_launch_ext(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
+                                const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, const q_fx &fx) {
+    return q_launch<64, 64, 32, 32, 4, 2, 0, false, true>(st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
+}
+
+/* a level-0 GEMM with upsampled levels (fuse_qupsum.c): 1x1, and levels
+ * that tile the output with float2-aligned channels */
+static bool q_ups_ok(const mtk_qconv *q) {
+    if (q->ups_n < 1 || q->ups_n > MTK_QUPS_MAX || q->KH != 1 || q->KW != 1 || q->sh != 1 || q->sw != 1 || q->ph || q->pw)
+        return false;
+    for (int l = 0; l < q->ups_n; l++) {
+        const mtk_qups_level *v = &q->ups[l];
+        const bool f = (v->fy == 1 || v->fy == 2 || v->fy == 4 || v->fy == 8) && (v->fx == 1 || v->fx == 2 || v->fx == 4 || v->fx == 8);
+        if (!v->p || !f || v->H < 1 || v->W < 1 || (int64_t)v->H * v->fy != q->OH || (int64_t)v->W * v->fx != q->OW || v->ldp < q->CO ||
+            v->ldp % 2 || v->s0 % 2 || v->s0 < 0 || (uintptr_t)v->p % 8)
+            return false;
+    }
+    return true;
+}
+
+/* y_i32: no requantization, int8 output or upsampled levels */
+static bool q_i32_ok(const mtk_qconv *q) { return !q->y_i32 || (!q->y_int8 && !q->ups_n && q->ldy >= q->CO); }
+
 static bool q_geom_ok(const mtk_qconv *q, int64_t P) {
     return P > 0 && P <= ((int64_t)1 << 30) && (int64_t)q->N * q->H * q->W <= ((int64_t)1 << 30);
 }
@@ -1156,6 +1234,11 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32)) ||
         (Q_IS_HALO(cfg) && !q_halo_ok(q)))
         cfg = 1;
+    if (q->ups_n || q->y_i32) { /* the upsampled levels, the int32 stores: the EXT kernel */
+        if ((q->ups_n && !q_ups_ok(q)) || !q_i32_ok(q) || !q_geom_ok(q, P)) return cudaErrorInvalidValue;
+        q_fx none = {nullptr, 0, 0, 0};
+        return q_launch_ext(st, q, P, xq, wq, bq, mult, y, y_f16, acc, none);
+    }
     if (cfg > Q_NCFG || !q_geom_ok(q, P)) cfg = 0;
     q_fx fx = {nullptr, 0, 0, 0};
     return q_run_cfg(cfg, false, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
@@ -1181,9 +1264,10 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
     /* fuse < 0: off, measured slower than the two launches on H100
      * (docs/PERFORMANCE.md); the plan passes tuning.qconv_fuse. */
     if (fuse < 0) fuse = 0;
+    if ((q->ups_n && !q_ups_ok(q)) || !q_i32_ok(q)) return cudaErrorInvalidValue;
     if (q->x_int8) /* xq was written by the previous QConv (fuse_qchain.c) */
         return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
-    if (fuse && cfg != 0 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
+    if (fuse && cfg != 0 && !q->ups_n && !q->y_i32 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
         if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
         if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32 || Q_IS_HALO(cfg))
             cfg = 1; /* no fused-quantize variant */
@@ -1197,7 +1281,7 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
 
 extern "C" int mtk_qconv_upconv_supported(const mtk_qconv *q) {
     const int64_t P = (int64_t)q->N * q->OH * q->OW;
-    return q_halo_ok(q) && q_geom_ok(q, P) && q->C == q->Cp && q->C % 8 == 0 && q->x_scale > 0.0f &&
+    return !q->ups_n && !q->y_i32 && q_halo_ok(q) && q_geom_ok(q, P) && q->C == q->Cp && q->C % 8 == 0 && q->x_scale > 0.0f &&
            q->COp % 32 == 0 && q->COp >= q->CO && (!q->y_int8 || q->y_scale > 0.0f);
 }
 

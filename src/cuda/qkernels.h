@@ -23,6 +23,17 @@
 extern "C" {
 #endif
 
+/* One upsampled level of mtmi.QUpsampleSum: its exact int32 sums (the
+ * level's QConv stores them as int32, y_i32), element (n, y, x, c) at p[n
+ * s0 + (y W + x) ldp + c]; the output is fy H x fx W, fy and fx in {1, 2,
+ * 4, 8}. */
+#define MTK_QUPS_MAX 8
+typedef struct mtk_qups_level {
+    const int32_t *p;
+    int H, W, fy, fx, ldp;
+    int64_t s0;
+} mtk_qups_level;
+
 typedef struct mtk_qconv {
     int N, H, W, C, Cp;      /* input (Cp = padded channels of xq) */
     int OH, OW, CO, COp;     /* output */
@@ -42,6 +53,21 @@ typedef struct mtk_qconv {
      * int8 output is quantize(fp16(q * y_scale), y2_scale), what the FP16
      * store and the next QConv's quantize pass made of it, bit for bit */
     float y2_scale;
+    /* The reassociated fuse conv's level 0 (fuse_qupsum.c, graph/qops.h's
+     * mtmi.QUpsampleSum): ups_n > 0 lower levels whose exact sums are
+     * added, upsampled, before the epilogue.  Then the bias is QUpsampleSum's
+     * Bq, the multipliers ldexpf(Mult, -8), and each output is
+     *   fl32(256 (acc + Bq) + sum_l sum_taps wy wx P_l[tap]) * mult
+     * (the sum exact in int64), then the activation and y_scale as usual:
+     * QUpsampleSum's bits with this GEMM's sums as its P_0.  The tiled
+     * kernels only (the others refuse it). */
+    int ups_n;
+    mtk_qups_level ups[MTK_QUPS_MAX];
+    /* y_i32: the output is the int32 sums themselves (acc + bias, no
+     * epilogue), int32 NHWC at y like a float output: a QUpsampleSum level
+     * (bias 0, multiplier 1, so the same numbers as the float output the
+     * graph says; the tiled kernels only) */
+    int y_i32;
 } mtk_qconv;
 
 /* x: logical [N, C, H, W] with element strides xs (f16 or f32) ->
@@ -83,6 +109,13 @@ int mtk_qconv_can_fuse(const mtk_qconv *q, const void *x, const int64_t xs[4], i
 cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const void *x, const int64_t xs[4], int x_f16, int8_t *xq,
                           const int8_t *wq, const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, int cfg,
                           int fuse);
+/* mtmi.QUpsampleSum on its own (graph/qops.h; the form fuse_qupsum.c
+ * folds into level 0's GEMM): y at y + n ys0 + (oy OW + ox) ldy + c, f16 or
+ * f32, for N x OH x OW pixels and C channels, from the L levels (level 0
+ * too: factor 1), bias bq [C] int32 and ms [C] = ldexpf(Mult, -8); act and
+ * y_scale as a QConv's.  Every value exact as the CPU reference's. */
+cudaError_t mtk_qupsample_sum(cudaStream_t st, int L, const mtk_qups_level *lv, const int32_t *bq, const float *ms, int act,
+                              float y_scale, void *y, int y_f16, int64_t ldy, int64_t ys0, int N, int OH, int OW, int C);
 /* the same with the first, simple kernel (no shared-memory tiling), kept
  * for comparisons (cfg 0 above). */
 cudaError_t mtk_qconv_gemm_simple(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,

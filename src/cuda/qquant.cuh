@@ -86,6 +86,23 @@ __device__ __forceinline__ int q_quant_r(float x, float s, float r) {
     return q_quant_slow(x, s);
 }
 
+/* Sigmoid (2) / Gelu (3) of the epilogue, out of line: inlined, the double
+ * exp / erf code, unrolled over every accumulator of a thread, made the
+ * GEMM kernels tens of kilobytes long and instruction-fetch bound. */
+static __device__ __noinline__ float q_act_slow(float v, int act) {
+    if (act == 2) {
+        /* CPU: 1 / (1 + expf(-y)).  exp in double, rounded once to float, is
+         * (nearly always) the correctly rounded expf; glibc's expf is within
+         * 0.502 ulp of it, so e may differ by 1 ulp and the output by up to
+         * 2 (H100: 142 of 262144 outputs, max 2 ulp).  Not bit-exact across
+         * math libraries, as graph/qops.h says. */
+        float e = q_d2f(exp(-q_f2d(v)));
+        return q_div(1.0f, q_add(1.0f, e));
+    }
+    float e = q_d2f(erf(q_f2d(q_mul(v, 0.70710677f))));
+    return q_mul(q_mul(0.5f, v), q_add(1.0f, e));
+}
+
 /* 8 FP16 values (one 16-byte load) -> their 8 int8 codes, byte k of the
  * result the code of half k: the quantize pass's packing, shared by the
  * pass, the fused-quantize loads and the resizes that write int8.

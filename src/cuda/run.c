@@ -25,7 +25,7 @@ const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
                                   "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk",
-                                  "classmap", "symquant", "resize-argmax", "quantize", "poly-pad", "poly-finish"};
+                                  "classmap", "symquant", "resize-argmax", "quantize", "poly-pad", "poly-finish", "qupsample-sum"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -706,7 +706,12 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     case MC_QCONV: { /* INT8 QConv / QLinear: quantize the input, then the tensor-core GEMM (qconv.cu) */
         const mtk_qconv *q = s->obj;
         const mc_tref *x = &s->t[1];
-        if (s->nt > 6) { /* fuse_qupconv.c: t[6 ..] the sources of the upsample it makes of its input */
+        mtk_qconv qu;
+        if (q->ups_n) { /* fuse_qupsum.c: t[6 ..] the upsampled levels, read in the epilogue */
+            qu = *q;
+            for (int l = 0; l < q->ups_n; l++) qu.ups[l].p = mc_ptr(p, &s->t[6 + l]);
+            q = &qu;
+        } else if (s->nt > 6) { /* fuse_qupconv.c: t[6 ..] the sources of the upsample it makes of its input */
             const int ns = s->nt - 6;
             const void *xp[MC_MAX_T];
             int64_t xs[MC_MAX_T][4];
@@ -763,6 +768,18 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         cat_sources(p, s, 3, ns, xp, xs, cs);
         KCK(mtk_upconv3x3(st, ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[0]),
                           s->t[0].strides, c->N, (int)s->t[3].dims[2], (int)s->t[3].dims[3], c->CO, c->act));
+        return MTMI_OK;
+    }
+    case MC_QUPSUM: { /* mtmi.QUpsampleSum (qupsum.cu): t[0] y, t[1] Bq, t[2] ms, t[3..] the levels */
+        const mc_tref *y = &s->t[0];
+        mtk_qups_level lv[MTK_QUPS_MAX];
+        const int L = s->nt - 3;
+        for (int l = 0; l < L && l < MTK_QUPS_MAX; l++)
+            if (mc_qups_level(&s->t[3 + l], mc_ptr(p, &s->t[3 + l]), (int)y->dims[2], (int)y->dims[3], &lv[l]))
+                return mt_fail(MTMI_ERR_INTERNAL, "QUpsampleSum level %d: not a dense float32 NHWC tensor", l);
+        KCK(mtk_qupsample_sum(st, L, lv, mc_ptr(p, &s->t[1]), mc_ptr(p, &s->t[2]), (int)s->u.qups.act, s->u.qups.y_scale,
+                              mc_ptr(p, y), y->st == MTMI_FLOAT16, y->strides[3], y->strides[0], (int)y->dims[0], (int)y->dims[2],
+                              (int)y->dims[3], (int)y->dims[1]));
         return MTMI_OK;
     }
     case MC_POLYPAD: /* fuse_poly.c: t[0] the padded concat, t[1..] the sources */

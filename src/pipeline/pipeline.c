@@ -1000,7 +1000,7 @@ static void handover_int8(mt_split *sp, mt_stage_desc *d, int ndesc, const mt_ca
     for (int i = 1; i < ndesc; i++) {
         graphs[nh] = (mt_graph *)d[i].graph; /* the split's heads, owned by the pipeline-to-be */
         if (d[i].dev.prec == MT_PREC_INT8) {
-            if (mt_quant_stage_graph(d[i].graph, c, "stage", &qheads[i]) || mt_quant_apply_tuning(qheads[i], tn, d[i].dev.kind == MT_DEV_CPU)) {
+            if (mt_quant_stage_graph(d[i].graph, c, "stage", &qheads[i]) || mt_quant_apply_tuning(qheads[i], tn)) {
                 mt_clear_error();
                 for (int k = 0; k < MT_PLACE_MAX; k++) mt_graph_free(qheads[k]), qheads[k] = NULL;
                 return;

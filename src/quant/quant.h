@@ -194,10 +194,9 @@ mtmi_status mt_quant_reassociate(mt_graph *g, int *made);
  * after base, taking over data (freed on failure): its index, or -1. */
 int mt_quant_add_const(mt_graph *g, const char *base, int dtype, int rank, const int64_t *dims, void *data);
 /* The INT8 rewrite's opt-in passes that tuning t asks for (NULL: none):
- * int8_reassoc, where the graph's device runs mtmi.QUpsampleSum
- * (runs_qupsample: the CPU backend; the CUDA one has no kernel for it yet,
- * so its INT8 stages keep the Q/DQ order). */
-mtmi_status mt_quant_apply_tuning(mt_graph *g, const mt_tuning *t, int runs_qupsample);
+ * int8_reassoc (both backends run mtmi.QUpsampleSum: the CPU's
+ * kernels_quant.c, the CUDA one's qupsum.cu and fuse_qupsum.c). */
+mtmi_status mt_quant_apply_tuning(mt_graph *g, const mt_tuning *t);
 
 /* The encoder's features handed to INT8 heads as int8 (handover.c): for
  * each output of the encoder stage graph `enc` that some heads (their

@@ -182,8 +182,8 @@ static int reassociate_one(mt_graph *g, int fi) {
     return 1;
 }
 
-mtmi_status mt_quant_apply_tuning(mt_graph *g, const mt_tuning *t, int runs_qupsample) {
-    return t && t->int8_reassoc && runs_qupsample ? mt_quant_reassociate(g, NULL) : MTMI_OK;
+mtmi_status mt_quant_apply_tuning(mt_graph *g, const mt_tuning *t) {
+    return t && t->int8_reassoc ? mt_quant_reassociate(g, NULL) : MTMI_OK;
 }
 
 mtmi_status mt_quant_reassociate(mt_graph *g, int *made) {

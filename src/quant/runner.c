@@ -129,7 +129,7 @@ mtmi_status mt_qrunner_quantize(mt_qrunner *r, const mt_graph *loaded, const mt_
     if (s) return s;
     if (!(r->heads_q = mt_graph_clone(r->heads))) return mt_fail(MTMI_ERR_NOMEM, "out of memory");
     if ((s = mt_quant_rewrite(r->heads_q, c, NULL, rep))) return s;
-    if ((s = mt_quant_apply_tuning(r->heads_q, &r->tuning, 1))) return s; /* the CPU reference */
+    if ((s = mt_quant_apply_tuning(r->heads_q, &r->tuning))) return s; /* the CPU reference */
     if (rep->quantized == 0)
         return mt_fail(MTMI_ERR_ARG, "%s: no convolution of the heads has a scale for its input (first missing: '%s')",
                        c->path ? c->path : "calibration cache", rep->first_skipped);

@@ -79,7 +79,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "error: --precision int8 needs --cache CALIB\n");
             return 2;
         }
-        if (mt_quant_plan_graph(m->graph, g, cache, &rep)) {
+        /* and the opt-in INT8 rewrites (MTMI_INT8_REASSOC=1), as the library applies them */
+        if (mt_quant_plan_graph(m->graph, g, cache, &rep) || mt_quant_apply_tuning(g, &tn)) {
             fprintf(stderr, "error: %s\n", mtmi_last_error());
             return 1;
         }
@@ -132,7 +133,7 @@ int main(int argc, char **argv) {
     printf("mtmi cuda %s batch %d %lldx%lld: plan %.0f ms, %d steps\n", prec, batch, (long long)shape.dims[2],
            (long long)shape.dims[3], t1 - t0, mt_cuda_plan_num_steps(p));
     { /* what each fusion pass made (src/cuda/fuse.c; MTMI_CUDA_NO_FUSE names) */
-        static const char *const passes[] = {"classmap", "qchain", "qresize", "qupconv", "mlp", "upconv", "catgemm", "chain",
+        static const char *const passes[] = {"classmap", "qupsum", "qchain", "qresize", "qupconv", "mlp", "upconv", "catgemm", "chain",
                                              "lnproj", "lnim2col", "stem", "lnpair", "mlpln", "qln"};
         printf("fusions:");
         for (size_t k = 0; k < sizeof passes / sizeof passes[0]; k++) {

@@ -94,6 +94,9 @@ typedef struct built {
     int image_input;    /* input 0 as uint8 frames (mtmi.Preprocess) */
     int int8;           /* rewrite to QConv / QLinear with min-max scales of this input */
     const char *fuse_opt; /* opt-in CUDA step fusions for the plan (tuning.cuda_fuse_opt) */
+    int reassoc;        /* then the 1x1 QConvs over upsampled concats reassociated (mtmi.QUpsampleSum) */
+    const char *no_fuse32; /* fusions off in the FP32 plan (tuning.cuda_no_fuse): it checks the unfused form */
+    const char *fused16;   /* a fusion pass that must fire in the FP16 plan */
     char desc[160];
 } built;
 
@@ -347,6 +350,62 @@ static int case_qconv(uint64_t seed, built *o) {
     return finish(&b, o);
 }
 
+/* The seg head's fuse conv reassociated (src/quant/reassoc.c): three
+ * maps at 1, 1/2 and 1/4 of the output's size, projected (1x1), the small
+ * ones upsampled, concatenated and fused by a 1x1 conv + Relu, then a 1x1
+ * classifier.  The FP32 plan runs mtmi.QUpsampleSum's own kernel, the
+ * FP16 plan the form folded into level 0's GEMM (fuse_qupsum.c), chained
+ * to the classifier's int8 input. */
+static int case_qupsum(uint64_t seed, built *o) {
+    mt_builder b;
+    oracle_rng r = {seed};
+    if (mt_builder_init(&b, seed, 17)) return -1;
+    int64_t d[4] = {pick(&r, 1, 2, 1), pick(&r, 16, 32, 16), 4 * pick(&r, 2, 7, 1), 4 * pick(&r, 2, 7, 1)};
+    const int x = mt_b_input(&b, "x", MTMI_FLOAT, 4, d);
+    const int C0 = (int)d[1], C1 = pick(&r, 16, 32, 16), C2 = pick(&r, 16, 48, 16), E = pick(&r, 16, 32, 8), M = pick(&r, 16, 40, 8);
+    const int64_t hw = d[0] * d[2] * d[3];
+    const int x1 = mt_b_unary(&b, "Relu", mt_b_conv(&b, x, "down1", C0, C1, 3, 2, 1, 1, 1, hw / 4));
+    const int x2 = mt_b_unary(&b, "Relu", mt_b_conv(&b, x1, "down2", C1, C2, 3, 2, 1, 1, 1, hw / 16));
+    const float s2[4] = {1, 1, 2, 2}, s4[4] = {1, 1, 4, 4};
+    int parts[3];
+    parts[0] = mt_b_conv(&b, x, "proj0", C0, E, 1, 1, 0, 1, 1, hw);
+    parts[1] = mt_b_resize_scales(&b, mt_b_conv(&b, x1, "proj1", C1, E, 1, 1, 0, 1, 1, hw / 4), s2, 4);
+    parts[2] = mt_b_resize_scales(&b, mt_b_conv(&b, x2, "proj2", C2, E, 1, 1, 0, 1, 1, hw / 16), s4, 4);
+    const int f = mt_b_unary(&b, "Relu", mt_b_conv(&b, mt_b_concat(&b, parts, 3, 1), "fuse", 3 * E, M, 1, 1, 0, 1, 1, hw));
+    mt_b_output(&b, mt_b_conv(&b, f, "cls", M, 8, 1, 1, 0, 1, 1, hw), "y");
+    o->int8 = 1;
+    o->reassoc = 1;
+    o->no_fuse32 = "qupsum";
+    o->fused16 = "qupsum";
+    snprintf(o->desc, sizeof o->desc, "int8 fuse conv 3x%d -> %d reassociated, maps %d/%d/%d at %lldx%lldx%lld", E, M, C0, C1, C2,
+             (long long)d[0], (long long)d[2], (long long)d[3]);
+    return finish(&b, o);
+}
+
+/* mtmi.QuantizeNHWC (the encoder's features handed to INT8 heads as
+ * codes, src/quant/handover.c): a conv's output, also quantized to int8
+ * NHWC as a second output.  The scale puts most codes inside +-127 with
+ * some clamped. */
+static int case_quantize(uint64_t seed, built *o) {
+    mt_builder b;
+    oracle_rng r = {seed};
+    if (mt_builder_init(&b, seed, 17)) return -1;
+    int64_t d[4];
+    const int x = input4(&b, &r, 8, 32, 8, d);
+    const int C = (int)d[1], CO = pick(&r, 8, 40, 8);
+    const int y = mt_b_conv(&b, x, "c", C, CO, 1, 1, 0, 1, 1, d[0] * d[2] * d[3]);
+    mt_b_output(&b, y, "y");
+    if (finish(&b, o)) return -1;
+    mt_graph *g = o->g;
+    const int yv = g->outputs[0];
+    const int q = mt_graph_add_nhwc_value(g, "y:codes", MTMI_INT8, yv);
+    const int nd = q < 0 ? -1 : mt_graph_add_mtmi_node(g, "QuantizeNHWC", "quantize", yv, q);
+    if (nd < 0 || mt_node_set_float(&g->nodes[nd], "scale", 0.02f) || mt_graph_add_output(g, q)) return -1;
+    snprintf(o->desc, sizeof o->desc, "conv 1x1 %d -> %d, its int8 NHWC codes at %lldx%lldx%lld", C, CO, (long long)d[0],
+             (long long)d[2], (long long)d[3]);
+    return 0;
+}
+
 /* 8-bit frames normalized on the device, then a pointwise op. */
 static int case_preprocess(uint64_t seed, built *o) {
     mt_builder b;
@@ -430,6 +489,8 @@ static const op_case g_cases[] = {
     {"poly", case_poly, "conv-cudnn,conv-direct", "poly-finish", "reduce"},
 #endif
     {"qconv", case_qconv, "qconv-int8", "qconv-int8", "int8"},
+    {"qupsum", case_qupsum, "qupsample-sum", "qconv-int8", "int8"},
+    {"quantize", case_quantize, "quantize", "quantize", "reduce"},
     {"preprocess", case_preprocess, "preprocess", "preprocess", "move"},
     {"classmap", case_classmap, "classmap", "classmap", "reduce"},
     {"resize_argmax", case_resize_argmax, "resize-argmax", "resize-argmax", "reduce"},
@@ -502,8 +563,12 @@ static int prepare(built *bt, oracle_rng *r, mt_tview *in) {
     if (!mt_calib_stats_init(&st, g, sel) && !mt_cpu_plan_create(g, 0, &cp) && !mt_calib_observer_attach(&ob, &st, g, cp) &&
         !alloc_outs(g, &o)) {
         if (!mt_cpu_plan_run(cp, in, g->ninputs, o.v, o.n) && !mt_calib_stats_scales(&st, MT_CALIB_MINMAX, 0, NULL, &cache) &&
-            !mt_quant_stage_graph(g, &cache, "test", &q))
+            !mt_quant_stage_graph(g, &cache, "test", &q)) {
+            int made = 0;
             rc = 0;
+            /* a reassoc case that no longer reassociates tests nothing */
+            if (bt->reassoc && (mt_quant_reassociate(q, &made) || made < 1)) rc = -1;
+        }
         outs_free(&o);
     }
     mt_calib_observer_free(&ob);
@@ -524,13 +589,17 @@ static int run_cpu(const mt_graph *g, const mt_tview *in, outs *o) {
     return rc;
 }
 
-static int run_gpu(const mt_graph *g, const mt_tview *in, int fp16, const char *fuse_opt, outs *o, int *counts) {
+/* *fired (may be NULL): how many fusions pass `fired_pass` made, -1 if it did not run */
+static int run_gpu(const mt_graph *g, const mt_tview *in, int fp16, const char *fuse_opt, const char *no_fuse, outs *o, int *counts,
+                   const char *fired_pass, int *fired) {
     mt_cuda_plan *p = NULL;
     mt_tuning t = *mt_tuning_default();
     if (fuse_opt) snprintf(t.cuda_fuse_opt, sizeof t.cuda_fuse_opt, "%s", fuse_opt);
+    if (no_fuse) snprintf(t.cuda_no_fuse, sizeof t.cuda_no_fuse, "%s", no_fuse);
     mt_cuda_plan_opts po = {.fp16 = fp16, .tuning = &t};
     int rc = mt_cuda_plan_create_ex(g, 0, &po, &p) || alloc_outs(g, o) ? -1 : 0;
     if (!rc) mt_cuda_plan_step_counts(p, counts);
+    if (!rc && fired_pass && fired) *fired = mt_cuda_plan_fusions(p, fired_pass);
     if (!rc && mt_cuda_plan_run(p, in, g->ninputs, o->v, o->n)) rc = -1;
     mt_cuda_plan_free(p);
     return rc;
@@ -668,7 +737,9 @@ static void run_case(const op_case *c, uint64_t seed, int *seen) {
         int counts[64] = {0};
         outs got = {0};
         const char *prec = fp16 ? "fp16" : "fp32";
-        if (run_gpu(bt.g, in, fp16, bt.fuse_opt, &got, counts)) {
+        int fired = -1;
+        const char *want = fp16 ? bt.fused16 : NULL;
+        if (run_gpu(bt.g, in, fp16, bt.fuse_opt, fp16 ? NULL : bt.no_fuse32, &got, counts, want, &fired)) {
             CHECK(0, "%s %s: GPU run: %s", c->name, prec, mtmi_last_error());
             outs_free(&got);
             continue;
@@ -679,6 +750,7 @@ static void run_case(const op_case *c, uint64_t seed, int *seen) {
         for (int i = 0; i < mt_cuda_num_step_kinds() && i < 64; i++) seen[i] += counts[i];
         CHECK(kinds_contain(counts, fp16 ? c->kinds16 : c->kinds32), "%s %s: no %s step in the plan (%s)", c->name, prec,
               fp16 ? c->kinds16 : c->kinds32, ks);
+        if (want) CHECK(fired > 0, "%s %s: fusion %s did not fire (%d)", c->name, prec, want, fired);
         const double abs = fp16 ? t->abs16 : t->abs32, amax = fp16 ? t->amax16 : t->amax32, rel = fp16 ? t->rel16 : t->rel32;
         for (int k = 0; k < ref.n; k++) {
             const mt_value *ov = &bt.g->values[bt.g->outputs[k]];

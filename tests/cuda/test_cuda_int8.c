@@ -853,6 +853,23 @@ int main(int argc, char **argv) {
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qrescale", "the qrescale writer");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qupconv", "the qupconv fusion");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qln", "the encoder's int8 features (qln)");
+    /* The seg head's fuse conv reassociated (int8_reassoc; mtmi.QUpsampleSum,
+     * src/quant/reassoc.c): the GPU's level-0 GEMM with the upsample-sum in
+     * its epilogue (fuse_qupsum.c) against QUpsampleSum's own kernel, bit
+     * for bit, and both against the CPU running the same graph. */
+    run_out ri8, rg8;
+    run_plan_tuned(m, "cpu", "int8", cache, "int8_reassoc=1", &full, &ri8);
+    run_plan_tuned(m, "cuda:0", "int8", cache, "int8_reassoc=1", &full, &rg8);
+    fusion_same_bits(m, cache, &full, &rg8, "int8_reassoc=1;cuda_no_fuse=qupsum", "the reassociated fuse conv's qupsum fusion");
+    double ar, dr, ar2, dr2;
+    compare("GPU int8 reassoc vs CPU int8 reassoc:", &rg8, &ri8, &ar, &dr);
+    compare("GPU int8 reassoc vs GPU int8:", &rg8, &gi8, &ar2, &dr2);
+    if (!(ar >= 0.965) || !(dr < 0.071) || !(ar2 >= 0.95)) {
+        printf("  FAIL: the reassociated GPU INT8 plan too far from the CPU's (agreement %.4f >= 0.965, depth max %.4f < 0.071) "
+               "or from the Q/DQ-order GPU plan (agreement %.4f >= 0.95)\n", ar, dr, ar2);
+        g_fail = 1;
+    }
+    free(ri8.o[0]), free(ri8.o[1]), free(rg8.o[0]), free(rg8.o[1]);
     run_plan(m, "cpu", "fp32", NULL, &full, &cf32);
     run_plan(m, "cuda:0", "fp16", NULL, &full, &gf16);
     double a1, d1, a2, d2, a3, d3;
