@@ -53,6 +53,9 @@ MTMI_NO_F16_HANDOVER=1 bench fp16_noho "encoder=cuda:0/fp16,seg=cuda:0/fp16,dept
 MTMI_NO_F16_HANDOVER=1 bench soc16_noho "encoder=cuda:0/fp16,depth=cuda:0.sm16/fp16,seg=cuda:0.sm16/fp16"
 # one head INT8 (depth, faster than FP16 on an H100), the other FP16
 bench mixed "encoder=cuda:0/fp16,seg=cuda:0/fp16,depth=cuda:0/int8" --cache "$CACHE"
+# the reassociated seg fuse conv (opt-in, src/quant/reassoc.c, fuse_qupsum.c)
+MTMI_INT8_REASSOC=1 bench int8_reassoc "encoder=cuda:0/fp16,seg=cuda:0/int8,depth=cuda:0/int8" --cache "$CACHE"
+MTMI_INT8_REASSOC=1 bench soc_reassoc "encoder=cuda:0/fp16,depth=cuda:0.sm16/int8,seg=cuda:0.sm16/int8" --cache "$CACHE"
 # The heads do more FLOPs than the encoder (66 vs 51 GFLOP): half the GPU for them.
 bench soc64 "encoder=cuda:0/fp16,depth=cuda:0.sm64/int8,seg=cuda:0.sm64/int8" --cache "$CACHE" --trace "$OUT/trace_bench_soc64.json"
 python3 scripts/trace_png.py "$OUT/trace_bench_soc64.json" "$OUT/timeline_bench_soc64.png" --frames 8 || true
@@ -84,7 +87,7 @@ import json, os, sys
 logs, out = sys.argv[1], sys.argv[2]
 allj = {}
 print("\n%-10s %-62s %9s %9s %7s %10s" % ("bench", "placement", "sync fps", "pipe fps", "ratio", "dev MiB"))
-for n in ("fp16", "fp16_noho", "int8", "int8_noho", "mixed", "soc", "soc_noho", "soc16", "soc16_noho", "soc64", "soc64h", "auto", "gpu_cpu"):
+for n in ("fp16", "fp16_noho", "int8", "int8_noho", "int8_reassoc", "mixed", "soc", "soc_noho", "soc_reassoc", "soc16", "soc16_noho", "soc64", "soc64h", "auto", "gpu_cpu"):
     try: j = json.load(open(os.path.join(logs, "bench_%s.json" % n)))
     except Exception: continue
     allj[n] = j
