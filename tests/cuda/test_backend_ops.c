@@ -362,7 +362,11 @@ static int case_qupsum(uint64_t seed, built *o) {
     if (mt_builder_init(&b, seed, 17)) return -1;
     int64_t d[4] = {pick(&r, 1, 2, 1), pick(&r, 16, 32, 16), 4 * pick(&r, 2, 7, 1), 4 * pick(&r, 2, 7, 1)};
     const int x = mt_b_input(&b, "x", MTMI_FLOAT, 4, d);
-    const int C0 = (int)d[1], C1 = pick(&r, 16, 32, 16), C2 = pick(&r, 16, 48, 16), E = pick(&r, 16, 32, 8), M = pick(&r, 16, 40, 8);
+    /* M odd for odd seeds (one shape in three): int32 levels with odd
+     * strides (scalar stores), and no fusion (its loads take channel
+     * pairs): the kernel in both plans */
+    const int C0 = (int)d[1], C1 = pick(&r, 16, 32, 16), C2 = pick(&r, 16, 48, 16), E = pick(&r, 16, 32, 8);
+    const int M = pick(&r, 16, 40, 8) | (int)(seed & 1);
     const int64_t hw = d[0] * d[2] * d[3];
     const int x1 = mt_b_unary(&b, "Relu", mt_b_conv(&b, x, "down1", C0, C1, 3, 2, 1, 1, 1, hw / 4));
     const int x2 = mt_b_unary(&b, "Relu", mt_b_conv(&b, x1, "down2", C1, C2, 3, 2, 1, 1, 1, hw / 16));
@@ -376,7 +380,7 @@ static int case_qupsum(uint64_t seed, built *o) {
     o->int8 = 1;
     o->reassoc = 1;
     o->no_fuse32 = "qupsum";
-    o->fused16 = "qupsum";
+    o->fused16 = M % 2 ? NULL : "qupsum";
     snprintf(o->desc, sizeof o->desc, "int8 fuse conv 3x%d -> %d reassociated, maps %d/%d/%d at %lldx%lldx%lld", E, M, C0, C1, C2,
              (long long)d[0], (long long)d[2], (long long)d[3]);
     return finish(&b, o);
