@@ -311,6 +311,13 @@ static mc_tref raw_tref(int buf, int st, int64_t n) {
     return t;
 }
 
+/* every multiplier exactly 1: the float output is the int32 sum itself */
+static int all_ones(const float *m, int64_t n) {
+    for (int64_t k = 0; k < n; k++)
+        if (m[k] != 1.0f) return 0;
+    return 1;
+}
+
 /* v is read by mtmi.QUpsampleSum nodes only (and is no graph output) */
 static int feeds_qupsample_sum(mc_plan *p, int v) {
     if (v < 0 || p->nuse[v] < 1 || p->g->values[v].is_output) return 0;
@@ -354,6 +361,8 @@ mtmi_status mc_plan_qconv(mc_plan *p, int i) {
      * stored as the int32 they are (y_i32) for the upsample-sum to add */
     const int exact = !lin && feeds_qupsample_sum(p, out_v);
     if (exact) st = MTMI_INT32;
+    if (exact && !(q.act == 0 && q.y_scale == 0.0f && all_ones(mv->data, mt_value_numel(mv))))
+        return mc_unsupported(p, i, "a QUpsampleSum level must be a QConv with multiplier 1, no activation and no output scale");
     mc_tref Y;
     q.KH = q.KW = q.sh = q.sw = q.dh = q.dw = 1;
     if (lin) {

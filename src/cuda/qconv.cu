@@ -346,6 +346,15 @@ __device__ __forceinline__ void q_put2q(int8_t *yq, int q0, int q1) {
         yq[1] = (int8_t)q1;
     }
 }
+/* ... and int32 sums (y_i32) as one int2 where aligned and both exist */
+__device__ __forceinline__ void q_put2i(int32_t *y, int64_t off, bool two, int v0, int v1) {
+    if (two && (off & 1) == 0) {
+        *(int2 *)(y + off) = make_int2(v0, v1);
+    } else {
+        y[off] = v0;
+        if (two) y[off + 1] = v1;
+    }
+}
 __device__ __forceinline__ void q_put2f(void *__restrict__ y, int y_f16, int64_t off, bool two, float v0, float v1) {
     if (y_f16) {
         __half *yh = (__half *)y;
@@ -494,21 +503,14 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
                     if (rok[i >> 1] && col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av[ni][i];
                 }
         }
-        if (EXT && q.y_i32) { /* the sums themselves (a QUpsampleSum level); pairs where aligned */
-            const bool pairs = !(q.ldy & 1) && !(q.ys0 & 1);
+        if (EXT && q.y_i32) { /* the sums themselves (a QUpsampleSum level) */
 #pragma unroll
             for (int hr = 0; hr < 2; hr++) {
                 if (!rok[hr]) continue;
 #pragma unroll
                 for (int ni = 0; ni < NI; ni++) {
                     const int col = c0 + ni * 8 + t * 2;
-                    int32_t *yo = (int32_t *)y + obase[hr] + col;
-                    if (col + 1 < q.CO && pairs) {
-                        *(int2 *)yo = make_int2(av[ni][2 * hr], av[ni][2 * hr + 1]);
-                    } else if (col < q.CO) {
-                        yo[0] = av[ni][2 * hr];
-                        if (col + 1 < q.CO) yo[1] = av[ni][2 * hr + 1];
-                    }
+                    if (col < q.CO) q_put2i((int32_t *)y, obase[hr] + col, col + 1 < q.CO, av[ni][2 * hr], av[ni][2 * hr + 1]);
                 }
             }
             continue;
