@@ -73,7 +73,7 @@ extern "C" cudaError_t mtk_qupsample_sum(cudaStream_t st, int L, const mtk_qups_
         return cudaErrorInvalidValue;
     const int64_t threads = (int64_t)N * OH * OW * ((C + QUP_RUN - 1) / QUP_RUN);
     if (!threads) return cudaSuccess;
-    if (threads >= ((int64_t)1 << 40)) return cudaErrorInvalidValue;
+    if (threads >= ((int64_t)1 << 38)) return cudaErrorInvalidValue; /* blocks within the grid limit */
     QupArgs a;
     memset(&a, 0, sizeof a);
     a.L = L;
