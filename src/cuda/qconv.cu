@@ -1210,10 +1210,8 @@ static bool q_ups_ok(const mtk_qconv *q) {
         return false;
     for (int l = 0; l < q->ups_n; l++) {
         const mtk_qups_level *v = &q->ups[l];
-        const bool f = (v->fy == 1 || v->fy == 2 || v->fy == 4 || v->fy == 8) && (v->fx == 1 || v->fx == 2 || v->fx == 4 || v->fx == 8);
-        if (!v->p || !f || v->H < 1 || v->W < 1 || (int64_t)v->H * v->fy != q->OH || (int64_t)v->W * v->fx != q->OW || v->ldp < q->CO ||
-            v->ldp % 2 || v->s0 % 2 || v->s0 < 0 || (uintptr_t)v->p % 8)
-            return false;
+        /* and channel pairs as float2-sized loads: even strides, 8-byte aligned */
+        if (!qup_level_ok(v, q->OH, q->OW) || v->ldp < q->CO || v->ldp % 2 || v->s0 % 2 || (uintptr_t)v->p % 8) return false;
     }
     return true;
 }

@@ -60,12 +60,6 @@ __global__ void __launch_bounds__(256) k_qupsample_sum(QupArgs a, const int32_t 
     }
 }
 
-static bool level_ok(const mtk_qups_level *l, int OH, int OW) {
-    const bool fy = l->fy == 1 || l->fy == 2 || l->fy == 4 || l->fy == 8, fx = l->fx == 1 || l->fx == 2 || l->fx == 4 || l->fx == 8;
-    return l->p && fy && fx && l->H >= 1 && l->W >= 1 && (int64_t)l->H * l->fy == OH && (int64_t)l->W * l->fx == OW && l->ldp >= 1 &&
-           l->s0 >= 0;
-}
-
 extern "C" cudaError_t mtk_qupsample_sum(cudaStream_t st, int L, const mtk_qups_level *lv, const int32_t *bq, const float *ms,
                                          int act, float y_scale, void *y, int y_f16, int64_t ldy, int64_t ys0, int N, int OH,
                                          int OW, int C) {
@@ -78,7 +72,7 @@ extern "C" cudaError_t mtk_qupsample_sum(cudaStream_t st, int L, const mtk_qups_
     memset(&a, 0, sizeof a);
     a.L = L;
     for (int l = 0; l < L; l++) {
-        if (!level_ok(&lv[l], OH, OW)) return cudaErrorInvalidValue;
+        if (!qup_level_ok(&lv[l], OH, OW)) return cudaErrorInvalidValue;
         a.lv[l] = lv[l];
     }
     mtk_launch(k_qupsample_sum, (unsigned)((threads + 255) / 256), 256, 0, st, a, bq, ms, act, y_scale, y, y_f16, ldy, ys0, N, OH,

@@ -11,6 +11,15 @@
 
 #include "qkernels.h"
 
+/* A level the kernels can read for an OH x OW output: its address, a
+ * factor of 1, 2, 4 or 8 per side that tiles the output, sane strides
+ * (the fused epilogue asks for more: qconv.cu's q_ups_ok) */
+static inline bool qup_level_ok(const mtk_qups_level *l, int OH, int OW) {
+    const bool fy = l->fy == 1 || l->fy == 2 || l->fy == 4 || l->fy == 8, fx = l->fx == 1 || l->fx == 2 || l->fx == 4 || l->fx == 8;
+    return l->p && fy && fx && l->H >= 1 && l->W >= 1 && (int64_t)l->H * l->fy == OH && (int64_t)l->W * l->fx == OW && l->ldp >= 1 &&
+           l->s0 >= 0;
+}
+
 /* The half_pixel bilinear taps of output o on an axis of `in` samples
  * upsampled by f = 2^lf (f in 1, 2, 4, 8): source rows i0, i1 (clamped)
  * and the second one's weight in 16ths.  The source coordinate (o + 0.5) /
