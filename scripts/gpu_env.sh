@@ -26,9 +26,9 @@ if ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
   fi
 fi
 
-# gpu_configure BUILD_DIR: configures a Release sm_90 build against .deps.
+# gpu_configure BUILD_DIR: configures a Release sm_90a build against .deps.
 gpu_configure() {
-  cmake -S "$ROOT_DIR" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  cmake -S "$ROOT_DIR" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
     -DONNX_PROTO_DIR="$DEPS/usr/include/onnx" -DPROTOC_C="$DEPS/usr/bin/protoc-c" \
     -DCBLAS_INCLUDE="$DEPS/usr/include/x86_64-linux-gnu/openblas-pthread" \
     -DOPENBLAS_LIB="$LIBD/openblas-pthread/libopenblas.so" \

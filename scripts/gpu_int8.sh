@@ -43,7 +43,7 @@ echo "== INT8 kernel and model tests (+$(( $(date +%s) - T0 )) s)"
 MTMI_INT8_TEST_ARGS=${MTMI_INT8_TEST_ARGS:---bench} \
   timeout 240 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BIN" "$TEST" "$BUILD/int8_test_work" > "$OUT/int8_test.log" 2>&1
 trc=$?
-grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 fused|INT8 resize|INT8 3x3|INT8 features|qupconv|qrescale|qln|agreement|qchain|qresize|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
+grep -E "rewrite|QConv|QLinear|INT8 kernels|INT8 wgmma|wgmma|INT8 fused|INT8 resize|INT8 3x3|INT8 features|qupconv|qrescale|qln|agreement|qchain|qresize|FAIL|DIFFERS|passed|error|SUMMARY|^  bench" "$OUT/int8_test.log" | cut -c1-260
 echo "test_cuda_int8 exit: $trc"
 [ $trc -ne 0 ] && rc=1
 echo "== benchmark: FP16 heads vs INT8 heads (+$(( $(date +%s) - T0 )) s)"
@@ -73,10 +73,18 @@ MTMI_INT8_REASSOC=1 timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACH
   || { rc=1; tail -3 "$OUT/bench_int8_reassoc.log"; }
 MTMI_INT8_REASSOC=1 MTMI_CUDA_NO_FUSE=qupsum timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
   --json "$OUT/bench_int8_reassoc_nofuse.json" > "$OUT/bench_int8_reassoc_nofuse.log" 2>&1 || { rc=1; tail -3 "$OUT/bench_int8_reassoc_nofuse.log"; }
+# ... and of the 3x3 convs on the wgmma kernel (MTMI_QCONV_WGMMA=1, sm_90a)
+MTMI_QCONV_WGMMA=1 timeout 90 "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters "$ITERS" \
+  --json "$OUT/bench_int8_wgmma.json" --profile "$OUT/profile_int8_wgmma.txt" > "$OUT/bench_int8_wgmma.log" 2>&1 \
+  || { rc=1; tail -3 "$OUT/bench_int8_wgmma.log"; }
 grep -E "^fusions" "$OUT/bench_int8_reassoc.log" | head -1 | sed 's/^/  reassoc plan /'
 # the seg head's steps (part 1), eager, with and without the rewrite
 for f in profile_int8 profile_int8_reassoc; do
   awk -v f=$f '$1 == "step" && $4 == 1 {n++; t += $6; s = s sprintf(" %s %.1f,", $5, $6 * 1000)} END {printf "  %s seg steps: %d, %.1f us:%s\n", f, n, t * 1000, s}' "$OUT/$f.txt" 2>/dev/null
+done
+# the depth head's steps (part 2), eager, with and without the wgmma 3x3 kernel
+for f in profile_int8 profile_int8_wgmma; do
+  awk -v f=$f '$1 == "step" && $4 == 2 {n++; t += $6; s = s sprintf(" %s %.1f,", $5, $6 * 1000)} END {printf "  %s depth steps: %d, %.1f us:%s\n", f, n, t * 1000, s}' "$OUT/$f.txt" 2>/dev/null
 done
 grep -E "^fusions" "$OUT/bench_int8.log" | head -1 | sed 's/^/  int8 plan /'
 # "ncu" as the second argument: the INT8 GEMM kernels of one graph replay
@@ -120,32 +128,10 @@ for name, v in tot.most_common(12): print("  %8.1f us  %3d x  %s" % (v, cnt[name
 print("  launches: " + ", ".join("%s %.1f" % (name.replace("k_", "")[:22], v) for _, name, v in heads))
 PY
   echo "== ncu: the INT8 GEMM kernels (tiled, halo, narrow), one replay (+$(( $(date +%s) - T0 )) s)"
-  timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:'k_qgemm|k_qconv_halo|k_qconv_narrow' --launch-count 15 \
+  timeout 240 ncu --profile-from-start off --clock-control none --kernel-name regex:'k_qgemm|k_qconv_halo|k_qconv_narrow|k_qconv_wg' --launch-count 15 \
     --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --metrics smsp__inst_executed.sum --csv --page raw \
     "$BENCH" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu > "$OUT/ncu_qgemm.csv" 2> "$OUT/ncu_qgemm.err" || tail -3 "$OUT/ncu_qgemm.err"
-  python3 - "$OUT/ncu_qgemm.csv" <<'PY'
-import csv, sys
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 20]
-if len(rows) < 3: print("ncu: no rows"); sys.exit(0)
-h, data = rows[0], rows[2:]  # row 1: units
-def col(sub, exact=False):
-    for i, n in enumerate(h):
-        if (n == sub) if exact else (sub in n): return i
-    return None
-def num(r, i):
-    try: return float(r[i].replace(",", ""))
-    except (TypeError, ValueError, IndexError): return float("nan")
-it, ireg, igrid, iblk = col("gpu__time_duration.sum"), col("launch__registers_per_thread"), col("launch__grid_size"), col("launch__block_size")
-iocc, ism, idram = col("sm__warps_active.avg.pct_of_peak_sustained_active"), col("sm__throughput.avg.pct_of_peak_sustained_elapsed"), col("gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed")
-iinst = col("smsp__inst_executed.sum", True)
-stall = [(i, n) for i, n in enumerate(h) if n.startswith("smsp__average_warp_latency_issue_stalled_") and n.endswith(".ratio")
-         or n.startswith("smsp__average_warps_issue_stalled_") and n.endswith("_per_issue_active.ratio")]
-print("%7s %4s %6s %4s %5s %5s %5s %9s  %s" % ("us", "reg", "grid", "blk", "occ%", "sm%", "mem%", "inst", "leading stalls (cycles per issued instruction)"))
-for r in data:
-    st = sorted(((num(r, i), n.split("stalled_")[1].split("_per_")[0].replace(".ratio", "")) for i, n in stall), reverse=True)[:4]
-    print("%7.1f %4.0f %6.0f %4.0f %5.1f %5.1f %5.1f %9.0f  %s" % (num(r, it) / (1e3 if h and "ns" in rows[1][it] else 1), num(r, ireg), num(r, igrid), num(r, iblk),
-          num(r, iocc), num(r, ism), num(r, idram), num(r, iinst), ", ".join("%s %.1f" % (n, v) for v, n in st)))
-PY
+  python3 "$ROOT_DIR/scripts/ncu_table.py" "$OUT/ncu_qgemm.csv"
   # the SASS of one tiled configuration (128x64, no fused quantize) and of
   # the halo kernel: their instruction mix, to count what the epilogue and
   # the loader cost per output
@@ -172,7 +158,7 @@ def load(n):
     except Exception: return {}
 f, i, c, qr = load("bench_fp16.json"), load("bench_int8.json"), load("bench_int8_noqchain.json"), load("bench_int8_noqresize.json")
 qu, qs, ql = load("bench_int8_qupconv.json"), load("bench_int8_qrescale.json"), load("bench_int8_noqln.json")
-ra, rn = load("bench_int8_reassoc.json"), load("bench_int8_reassoc_nofuse.json")
+ra, rn, wg = load("bench_int8_reassoc.json"), load("bench_int8_reassoc_nofuse.json"), load("bench_int8_wgmma.json")
 summ = ""
 try:
     summ = [l for l in open(os.path.join(out, "int8_test.log")) if l.startswith("SUMMARY")][-1]
@@ -180,12 +166,14 @@ except Exception: pass
 kv = dict(x.split("=", 1) for x in summ.split() if "=" in x)
 def ms(v):
     return f"{v:9.3f}" if isinstance(v, (int, float)) else "        -"
-print("\n%-28s %9s %9s %8s %9s %9s %9s %9s %9s %9s %9s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize", "+qupconv", "-qrescale", "-qln", "+reassoc", "re-qupsum"))
+print("\n%-28s %9s %9s %8s %9s %9s %9s %9s %9s %9s %9s %9s %8s" % ("CUDA plan, batch 1, ms", "FP16", "INT8hd", "int8/fp16", "-qchain", "-qresize", "+qupconv", "-qrescale", "-qln", "+reassoc", "re-qupsum", "+wgmma", "wg/fp16"))
 for k, name in (("whole_ms", "whole net"), ("encoder_ms", "encoder (FP16 in both)"), ("seg_ms", "seg head"), ("depth_ms", "depth head")):
     a, b = f.get(k), i.get(k)
     r = f"{b / a:8.2f}x" if a and b else "       -"
-    print("%-28s %s %s %s %s %s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k)), ms(qu.get(k)), ms(qs.get(k)), ms(ql.get(k)),
-          ms(ra.get(k)), ms(rn.get(k))))
+    w = wg.get(k)
+    rw = f"{w / a:7.2f}x" if a and w else "       -"
+    print("%-28s %s %s %s %s %s %s %s %s %s %s %s %s" % (name, ms(a), ms(b), r, ms(c.get(k)), ms(qr.get(k)), ms(qu.get(k)), ms(qs.get(k)), ms(ql.get(k)),
+          ms(ra.get(k)), ms(rn.get(k)), ms(w), rw))
 if kv:
     print("INT8 kernels vs CPU reference: %s nodes, %s outputs, %s not bit-identical (max %s ulp); int32 acc %s checked, %s wrong"
           % (kv.get("nodes"), kv.get("outputs"), kv.get("mismatches"), kv.get("max_ulp"), kv.get("acc_checked"), kv.get("acc_bad")))

@@ -23,6 +23,7 @@ static const env_map g_map[] = {
     {"MTMI_CUDA_FUSE_OPT", "cuda_fuse_opt"}, {"MTMI_PDL", "pdl"},
     {"MTMI_ATTN_CFG", "attn_cfg"},         {"MTMI_QCONV_SIMPLE", "qconv_simple"},
     {"MTMI_QCONV_FUSE", "qconv_fuse"},     {"MTMI_CALIB_HIST_DIR", "calib_hist_dir"},
+    {"MTMI_QCONV_WGMMA", "qconv_wgmma"},
     {"MTMI_NO_INT8_HANDOVER", "no_int8_handover"}, {"MTMI_NO_F16_HANDOVER", "no_f16_handover"},
     {"MTMI_INT8_REASSOC", "int8_reassoc"},
     {NULL, NULL}};

@@ -62,6 +62,7 @@ mtmi_status mt_tuning_set(mt_tuning *t, const char *key, const char *v) {
     }
     if (!strcmp(key, "qconv_simple")) return t->qconv_simple = v[0] == '1', MTMI_OK;
     if (!strcmp(key, "qconv_fuse")) return t->qconv_fuse = v[0] == '1', MTMI_OK;
+    if (!strcmp(key, "qconv_wgmma")) return t->qconv_wgmma = flag(v) ? 1 : -1, MTMI_OK;
     if (!strcmp(key, "trace_dest")) return t->trace_dest = v[0] != 0, MTMI_OK;
     if (!strcmp(key, "calib_hist_dir")) return set_list(t->calib_hist_dir, key, v);
     return mt_fail(MTMI_ERR_ARG, "unknown tuning switch '%s' (see src/core/tuning.h)", key);

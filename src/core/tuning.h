@@ -80,6 +80,10 @@ typedef struct mt_tuning {
     int attn_cfg_set, attn_kernel, attn_ksplit;
     int qconv_simple;     /* MTMI_QCONV_SIMPLE=1: the untiled INT8 conv kernel         */
     int qconv_fuse;       /* MTMI_QCONV_FUSE=1: quantize + 1x1 INT8 GEMM in one kernel */
+    /* MTMI_QCONV_WGMMA: the INT8 3x3 convolutions on the wgmma kernel (sm_90a
+     * builds): 1 on, -1 off ("0"), 0 the library's default (off until
+     * measured faster: docs/PERFORMANCE.md) */
+    int qconv_wgmma;
     int trace_dest;       /* MTMI_CUDA_TRACE_DEST=1: where each tensor is written, to stderr */
 
     /* ---- calibration (src/quant) ---- */
@@ -96,7 +100,7 @@ int mt_tuning_list_has(const char *list, const char *name, int all1);
  * keep their commas; a key alone means "1").  Keys are the field names above
  * (no_fuse, fuse_concat, nn_col_kb, nn_1x1_kb, nn_wino_kb, no_winograd,
  * no_avx512, blas_keep_core, no_int8_handover, no_f16_handover, cuda_no_fuse, cuda_fuse_opt, pdl, attn_cfg,
- * qconv_simple, qconv_fuse, trace_dest, calib_hist_dir).  Starts from the
+ * qconv_simple, qconv_fuse, qconv_wgmma, trace_dest, calib_hist_dir).  Starts from the
  * defaults; NULL or "" = the defaults. */
 mtmi_status mt_tuning_parse(const char *s, mt_tuning *t);
 /* Sets one key from its string value (what the environment mapping and

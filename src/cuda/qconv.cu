@@ -23,6 +23,7 @@
 #include "qkernels.h"
 #include "qquant.cuh"
 #include "qupsum.cuh"
+#include "wgmma.cuh"
 #include "launch.cuh"
 
 /* ------------------------------------------------------------ quantize
@@ -443,7 +444,8 @@ __device__ __forceinline__ void q_ups_dequant(const mtk_qconv &q, const int (&av
 }
 
 /* The tiled kernel's epilogue: a thread's MI x NI mma tiles (rows r0 + mi
- * * 16 + g (+ 8), columns c0 + ni * 8 + 2t (+ 1)), each output as q_out2
+ * * 16 + g (+ hs: 8, or the image width for the wgmma kernel's 8-pixel-wide
+ * tiles), columns c0 + ni * 8 + 2t (+ 1)), each output as q_out2
  * makes it, but in phases over the 4 * NI outputs of one mi at a time:
  * dequantize and activation; the requantization's fast path (q_quant_r's,
  * branch-free) with a bit per output where it cannot decide; one branch
@@ -457,7 +459,7 @@ __device__ __forceinline__ void q_ups_dequant(const mtk_qconv &q, const int (&av
 template <int MI, int NI, bool EXT = false>
 __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[MI][NI][4], int P, int r0, int c0, int g, int t,
                                                 const int32_t *__restrict__ bq, const float *__restrict__ mult,
-                                                void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+                                                void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out, int hs = 8) {
     const float ry = q_y_rcp(q);
     const bool has_ys = q.y_scale > 0.0f;
     int cbias[NI][2];
@@ -479,7 +481,7 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
         bool rok[2];
 #pragma unroll
         for (int hr = 0; hr < 2; hr++) {
-            const int pix = r0 + mi * 16 + g + 8 * hr;
+            const int pix = r0 + mi * 16 + g + hs * hr;
             rok[hr] = pix < P;
             if (dense) {
                 obase[hr] = (int64_t)pix * q.ldy;
@@ -499,7 +501,7 @@ __device__ __forceinline__ void q_epilogue_tile(const mtk_qconv &q, int (&acc)[M
             for (int ni = 0; ni < NI; ni++)
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    const int pix = r0 + mi * 16 + g + 8 * (i >> 1), col = c0 + ni * 8 + t * 2 + (i & 1);
+                    const int pix = r0 + mi * 16 + g + hs * (i >> 1), col = c0 + ni * 8 + t * 2 + (i & 1);
                     if (rok[i >> 1] && col < q.CO) acc_out[(int64_t)pix * q.CO + col] = av[ni][i];
                 }
         }
@@ -1077,6 +1079,160 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
     return cudaGetLastError();
 }
 
+/* ------------------------------------------------ 3x3 on wgmma (sm_90a)
+ * The halo kernel's scheme on Hopper's warpgroup MMA: one warpgroup a
+ * block, MT m64 tiles of 8 x 8 output pixels stacked in y (a tile of TY =
+ * 8 MT rows x 8 columns), BN output channels.  Each 32-channel chunk of the
+ * (TY + 2) x 10 input halo and the nine taps' weights go to shared memory
+ * with 16-byte cp.async (zero-filled outside the image), in layouts that
+ * the tensor cores read through descriptors, without swizzling (core
+ * matrices of 8 rows x 16 bytes):
+ *   halo   [k half][halo pixel][16 bytes]: the 8 pixels of a tile row at a
+ *          tap are 8 consecutive halo pixels (one core matrix, any 16-byte
+ *          start), the next tile row HX pixels on (sbo = 160), the other
+ *          k half HHALF bytes on (lbo);
+ *   weights [tap][k half][BN channels][16 bytes] (sbo 128, lbo WHALF).
+ * The halves' distances are 64 modulo 128, so a warp's 16-byte stores of
+ * (pixel, half) pairs fill all 32 banks.  A chunk is 9 x MT wgmma
+ * m64nBNk32, one batch, waited for before the next chunk's barrier, while
+ * the cp.async of the next S - 1 chunks are in flight.  The int32 sums
+ * are the other kernels' (integer sums in any order), and the epilogue is
+ * q_epilogue_tile's with rows g and g + 8 an image row apart, so every
+ * configuration gives the same bits.  Needs OH % TY == 0 and OW % 8 == 0
+ * (q_wg_ok). */
+template <int BN, int MT, int S> struct QW {
+    static constexpr int TX = 8, TY = 8 * MT, NT = 128, NI = BN / 8;
+    static constexpr int HX = TX + 2, HY = TY + 2, HP = HX * HY;
+    static constexpr int HHALF = (HP * 16 + 127) / 128 * 128 + 64;
+    static constexpr int HALO_BYTES = 2 * HHALF;
+    static constexpr int WHALF = BN * 16 + 64, WTAP = 2 * WHALF;
+    static constexpr int STAGE_BYTES = HALO_BYTES + 9 * WTAP;
+    static constexpr int SMEM = S * STAGE_BYTES;
+    static constexpr int H_IT = (HP * 2 + NT - 1) / NT, W_PIECES = 9 * BN * 2, W_IT = (W_PIECES + NT - 1) / NT;
+};
+
+template <int BN, int MT, int S>
+__global__ void __launch_bounds__(128, 1)
+    k_qconv_wg(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
+               const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+#if MT_WGMMA
+    MTK_PDL_WAIT();
+    typedef QW<BN, MT, S> T;
+    extern __shared__ __align__(128) unsigned char q_sm[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int tiles_x = q.OW / T::TX, tiles_y = q.OH / T::TY;
+    const int bx = blockIdx.x % tiles_x, rest = blockIdx.x / tiles_x;
+    const int by = rest % tiles_y, n = rest / tiles_y;
+    const int ox0 = bx * T::TX, oy0 = by * T::TY, n0 = blockIdx.y * BN;
+    const int P = q.N * q.OH * q.OW; /* < 2^31: checked by the launcher */
+
+    /* this thread's halo pieces (pixel, 16-byte half), without the chunk
+     * offset that each stage adds */
+    const int8_t *hsrc[T::H_IT];
+    int hoff[T::H_IT];
+    bool hok[T::H_IT];
+#pragma unroll
+    for (int i = 0; i < T::H_IT; i++) {
+        const int piece = tid + i * T::NT, hp = piece >> 1, hh = piece & 1;
+        const int iy = oy0 - 1 + hp / T::HX, ix = ox0 - 1 + hp % T::HX;
+        hok[i] = piece < T::HP * 2 && iy >= 0 && iy < q.H && ix >= 0 && ix < q.W;
+        hsrc[i] = hok[i] ? xq + (((int64_t)n * q.H + iy) * q.W + ix) * q.Cp + hh * 16 : xq;
+        hoff[i] = piece < T::HP * 2 ? hh * T::HHALF + hp * 16 : -1;
+    }
+    const int64_t wrow = (int64_t)9 * q.Cp;
+    const unsigned sm0 = q_smem(q_sm);
+    auto load_stage = [&](int c) {
+        const unsigned base = sm0 + (c % S) * T::STAGE_BYTES;
+        const int c0 = c * 32;
+#pragma unroll
+        for (int i = 0; i < T::H_IT; i++)
+            if (T::H_IT * T::NT == T::HP * 2 || hoff[i] >= 0) q_cp16g(base + hoff[i], hsrc[i] + c0, hok[i]);
+        /* weight piece p: (tap, channel row r, half h), p = (tap BN + r) 2 + h */
+#pragma unroll
+        for (int i = 0; i < T::W_IT; i++) {
+            const int p = tid + i * T::NT;
+            if (T::W_IT * T::NT == T::W_PIECES || p < T::W_PIECES) {
+                const int h = p & 1, rt = p >> 1, tap = rt / BN, r = rt - tap * BN;
+                const bool ok = n0 + r < q.COp;
+                q_cp16g(base + T::HALO_BYTES + tap * T::WTAP + h * T::WHALF + r * 16,
+                        ok ? wq + (n0 + r) * wrow + tap * q.Cp + h * 16 + c0 : wq, ok);
+            }
+        }
+    };
+
+    int acc[MT][BN / 2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) acc[mt][i] = 0;
+    const int NC = q.Cp >> 5;
+#pragma unroll 1
+    for (int s = 0; s < S - 1; s++) {
+        if (s < NC) load_stage(s);
+        q_cp_commit();
+    }
+#pragma unroll 1
+    for (int c = 0; c < NC; c++) {
+        q_cp_wait<S - 2>();
+        wg_proxy_fence();
+        __syncthreads();
+        if (c + S - 1 < NC) load_stage(c + S - 1);
+        q_cp_commit();
+        const unsigned base = sm0 + (c % S) * T::STAGE_BYTES;
+        wg_fence();
+#pragma unroll
+        for (int ky = 0; ky < 3; ky++)
+#pragma unroll
+            for (int kx = 0; kx < 3; kx++) {
+                const uint64_t db = wg_desc(base + T::HALO_BYTES + (ky * 3 + kx) * T::WTAP, T::WHALF, 128);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+                    wg_s8<BN>::mma(acc[mt], wg_desc(base + ((mt * 8 + ky) * T::HX + kx) * 16, T::HHALF, T::HX * 16), db);
+            }
+        wg_commit();
+        wg_wait<0>();
+    }
+    q_cp_wait<0>();
+    /* warp w's rows 16w + g and 16w + g + 8 of tile mt: image rows oy0 + 8
+     * mt + 2w and the next, column ox0 + g */
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int oy = oy0 + mt * 8 + 2 * warp;
+        int(&row)[1][T::NI][4] = *reinterpret_cast<int(*)[1][T::NI][4]>(&acc[mt][0]);
+        q_epilogue_tile<1, T::NI>(q, row, P, (n * q.OH + oy) * q.OW + ox0, n0, g, t, bq, mult, y, y_f16, acc_out, q.OW);
+    }
+#else
+    __trap(); /* never launched: q_wg_ok is false without sm_90a */
+#endif
+}
+
+static bool q_wg_ok(const mtk_qconv *q, int ty) {
+#if MTMI_CUDA_WGMMA
+    return q->KH == 3 && q->KW == 3 && q->sh == 1 && q->sw == 1 && q->ph == 1 && q->pw == 1 && q->dh == 1 && q->dw == 1 &&
+           q->H == q->OH && q->W == q->OW && q->OW % 8 == 0 && q->OH % ty == 0 &&
+           (int64_t)q->COp * 9 * q->Cp < ((int64_t)1 << 31);
+#else
+    (void)q;
+    (void)ty;
+    return false;
+#endif
+}
+
+template <int BN, int MT, int S>
+static cudaError_t q_launch_wg(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                               const float *mult, void *y, int y_f16, int32_t *acc) {
+    typedef QW<BN, MT, S> T;
+    auto kern = k_qconv_wg<BN, MT, S>;
+    static unsigned long long done; /* this kernel's devices */
+    const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
+    if (e != cudaSuccess) return e;
+    const int64_t blocks = (int64_t)q->N * (q->OH / T::TY) * (q->OW / T::TX);
+    dim3 grid((unsigned)blocks, (unsigned)((q->COp + BN - 1) / BN));
+    mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc);
+    return cudaGetLastError();
+}
+
 /* tile configurations: BM pixels x BN channels, warp tile WM x WN, STAGES
  * deep, CH 32-byte chunks of k per stage.  11 and 12 (two warps a block):
  * for the small layers whose kernels take ~18 us whatever their size,
@@ -1124,8 +1280,30 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
                            * 45.4 against 46.2, fuse.1 51.1 against 49.4, fuse.3 21.5 against
                            * 18.5: 168 registers, three blocks an SM, cost what the halved B
                            * loads saved) */
-#define Q_NCFG 20
+/* 21-25: k_qconv_wg (wgmma, sm_90a), 3x3 stride 1 only: (BN, MT, S) */
+#define Q_WG_CFGS(X)   \
+    X(21, 32, 2, 3)    \
+    X(22, 32, 4, 3)    \
+    X(23, 64, 2, 3)    \
+    X(24, 80, 2, 3)    \
+    X(25, 160, 1, 3)
+#define Q_CFG_WG_FIRST 21
+#define Q_CFG_AUTO_WG (-2) /* the automatic choice with the wgmma 3x3 configurations (MTK_QCONV_AUTO_WG) */
+#define Q_CFG_WG_LAST 25
+#define Q_NCFG 25
 #define Q_IS_HALO(c) ((c) == Q_CFG_HALO32 || (c) == Q_CFG_HALO64 || (c) == Q_CFG_HALO32R4)
+#define Q_IS_WG(c) ((c) >= Q_CFG_WG_FIRST && (c) <= Q_CFG_WG_LAST)
+
+/* the tile height (8 MT) of wgmma configuration c */
+static int q_wg_ty(int c) {
+    switch (c) {
+#define X(id, BN, MT, S) \
+    case id: return 8 * MT;
+        Q_WG_CFGS(X)
+#undef X
+    default: return 8;
+    }
+}
 
 static const char *q_cfg_name(int c) {
     switch (c) {
@@ -1139,6 +1317,10 @@ static const char *q_cfg_name(int c) {
     case Q_CFG_HALO32: return "halo 3x3 (8x16 pixels x 32, s3)";
     case Q_CFG_HALO64: return "halo 3x3 (8x16 pixels x 64, s3)";
     case Q_CFG_HALO32R4: return "halo 3x3 (16x16 pixels x 32, 4 rows a warp, s3)";
+#define X(id, BN, MT, S) \
+    case id: return "wgmma 3x3 (" #MT "x8x8 pixels x " #BN ", s" #S ")";
+        Q_WG_CFGS(X)
+#undef X
     default: return "auto";
     }
 }
@@ -1163,6 +1345,10 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
         return q_launch_halo<64, 3, false>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
     case Q_CFG_HALO32R4:
         return q_launch_halo<32, 3, false, 4>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
+#define X(id, BN, MT, S) \
+    case id: return q_launch_wg<BN, MT, S>(st, q, xq, wq, bq, mult, y, y_f16, acc);
+        Q_WG_CFGS(X)
+#undef X
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
     }
 }
@@ -1170,9 +1356,15 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
 /* the configuration for a layer, from the H100 sweep of test_cuda_int8
  * --bench over the reference heads (docs/PERFORMANCE.md); every
  * configuration gives the same bits */
-static int q_pick(const mtk_qconv *q, int64_t P) {
+static int q_pick(const mtk_qconv *q, int64_t P, bool wg) {
     const int64_t pb128 = (P + 127) / 128;
     if (q_narrow_ok(q, 4)) return Q_CFG_NARROW;
+    /* wg (cfg Q_CFG_AUTO_WG): the 3x3 convs on wgmma where a configuration
+     * fits their output channels */
+    if (wg) {
+        const int c = q->COp == 32 ? 21 : q->COp == 64 ? 23 : q->COp % 80 == 0 ? 24 : 0;
+        if (c && q_wg_ok(q, q_wg_ty(c))) return c;
+    }
     /* small 1x1 layers (<= 1M outputs) are latency-bound: the most warps,
      * 16x16 warp tiles (H100 sweep, 2026-12-07: 13.7-14.4 -> 7.0-10.4 us) */
     if (q->KH * q->KW == 1 && P * q->COp <= ((int64_t)1 << 20)) return P <= 1024 && q->COp <= 128 ? 14 : 13;
@@ -1192,6 +1384,14 @@ static int q_pick(const mtk_qconv *q, int64_t P) {
 }
 
 extern "C" int mtk_qconv_ncfg(void) { return Q_NCFG; }
+extern "C" int mtk_qconv_wgmma_built(void) { return MTMI_CUDA_WGMMA; }
+extern "C" int mtk_qconv_cfg_fits(const mtk_qconv *q, int cfg) {
+    if (cfg == Q_CFG_NARROW) return q_narrow_ok(q, 4);
+    if (cfg == Q_CFG_NARROW32) return q_narrow_ok(q, 32);
+    if (Q_IS_HALO(cfg)) return q_halo_ok(q);
+    if (Q_IS_WG(cfg)) return q_wg_ok(q, q_wg_ty(cfg));
+    return cfg >= 0 && cfg <= Q_NCFG;
+}
 extern "C" const char *mtk_qconv_cfg_name(int cfg) { return q_cfg_name(cfg); }
 
 /* The one kernel whose epilogue takes y_i32 and ups_n (the reassociated
@@ -1230,9 +1430,9 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if (q->Cp % 32 || q->COp % 32 || q->COp < q->CO) return cudaErrorInvalidValue;
     if (q->y_int8 && !(q->y_scale > 0.0f)) return cudaErrorInvalidValue;
     if (q->y2_scale > 0.0f && !q->y_int8) return cudaErrorInvalidValue;
-    if (cfg < 0) cfg = q_pick(q, P);
+    if (cfg < 0) cfg = q_pick(q, P, cfg == Q_CFG_AUTO_WG);
     if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32)) ||
-        (Q_IS_HALO(cfg) && !q_halo_ok(q)))
+        (Q_IS_HALO(cfg) && !q_halo_ok(q)) || (Q_IS_WG(cfg) && !q_wg_ok(q, q_wg_ty(cfg))))
         cfg = 1;
     if (q->ups_n || q->y_i32) { /* the upsampled levels, the int32 stores: the EXT kernel */
         if ((q->ups_n && !q_ups_ok(q)) || !q_i32_ok(q) || !q_geom_ok(q, P)) return cudaErrorInvalidValue;
@@ -1268,8 +1468,8 @@ extern "C" cudaError_t mtk_qconv_run(cudaStream_t st, const mtk_qconv *q, const 
     if (q->x_int8) /* xq was written by the previous QConv (fuse_qchain.c) */
         return mtk_qconv_gemm_cfg(st, q, xq, wq, bq, mult, y, y_f16, acc, cfg);
     if (fuse && cfg != 0 && !q->ups_n && !q->y_i32 && mtk_qconv_can_fuse(q, x, xs, x_f16)) {
-        if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P);
-        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32 || Q_IS_HALO(cfg))
+        if (cfg < 0 || cfg > Q_NCFG) cfg = q_pick(q, P, false);
+        if (cfg == Q_CFG_NARROW || cfg == Q_CFG_NARROW32 || Q_IS_HALO(cfg) || Q_IS_WG(cfg))
             cfg = 1; /* no fused-quantize variant */
         q_fx fx = {(const __half *)x, xs[0], xs[2], xs[3]};
         return q_run_cfg(cfg, true, st, q, P, xq, wq, bq, mult, y, y_f16, acc, fx);
@@ -1300,7 +1500,7 @@ extern "C" cudaError_t mtk_qconv_upconv(cudaStream_t st, const mtk_qconv *q, int
         if (cbegin[k] <= cbegin[k - 1] || cbegin[k] >= q->C) return cudaErrorInvalidValue;
     up.IH = IH, up.IW = IW, up.coord = coord, up.sh = scale_h, up.sw = scale_w;
     const int64_t P = (int64_t)q->N * q->OH * q->OW;
-    if (cfg != Q_CFG_HALO32 && cfg != Q_CFG_HALO64) cfg = q_pick(q, P);
+    if (cfg != Q_CFG_HALO32 && cfg != Q_CFG_HALO64) cfg = q_pick(q, P, false);
     return cfg == Q_CFG_HALO64 ? q_launch_halo<64, 3, true>(st, q, nullptr, wq, bq, mult, y, y_f16, acc, up)
                                : q_launch_halo<32, 3, true>(st, q, nullptr, wq, bq, mult, y, y_f16, acc, up);
 }

@@ -79,12 +79,21 @@ cudaError_t mtk_qconv_quantize(cudaStream_t st, const void *x, const int64_t xs[
  * for tests): int32 accumulators incl. bias, [N*OH*OW][CO]. */
 cudaError_t mtk_qconv_gemm(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                            const float *mult, void *y, int y_f16, int32_t *acc);
-/* mtk_qconv_gemm with tile configuration cfg: -1 the automatic choice, 0 the
- * simple kernel, 1..mtk_qconv_ncfg() the tiled kernel's configurations
- * (named by mtk_qconv_cfg_name; for tests and tuning). */
+/* mtk_qconv_gemm with tile configuration cfg: -1 the automatic choice,
+ * MTK_QCONV_AUTO_WG (-2) the same with the 3x3 convolutions on the wgmma
+ * kernel where one fits (sm_90a builds: mtk_qconv_wgmma_built), 0 the
+ * simple kernel, 1..mtk_qconv_ncfg() the configurations (named by
+ * mtk_qconv_cfg_name; for tests and tuning; a configuration that does not
+ * fit the layer runs configuration 1). */
+#define MTK_QCONV_AUTO_WG (-2)
 cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                const float *mult, void *y, int y_f16, int32_t *acc, int cfg);
 int mtk_qconv_ncfg(void);
+/* 1 where the wgmma kernels were built (CMAKE_CUDA_ARCHITECTURES 90a) */
+int mtk_qconv_wgmma_built(void);
+/* 1 if configuration cfg runs as itself on q (0: it would fall back to
+ * configuration 1) */
+int mtk_qconv_cfg_fits(const mtk_qconv *q, int cfg);
 
 /* The 3x3 QConv over the bilinear upsample of a channel concat (fuse_qupconv.c):
  * its input, never stored, is what mtk_resize_cat_q8 (x, xs, cbegin as

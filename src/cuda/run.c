@@ -729,7 +729,8 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
         }
         KCK(mtk_qconv_run(st, q, mc_ptr(p, x), x->strides, x->st == MTMI_FLOAT16, mc_ptr(p, &s->t[2]), mc_ptr(p, &s->t[3]),
                           mc_ptr(p, &s->t[4]), mc_ptr(p, &s->t[5]), mc_ptr(p, &s->t[0]), s->t[0].st == MTMI_FLOAT16, NULL,
-                          p->tuning.qconv_simple ? 0 : -1, p->tuning.qconv_fuse && !p->tuning.qconv_simple));
+                          p->tuning.qconv_simple ? 0 : (p->tuning.qconv_wgmma > 0 ? MTK_QCONV_AUTO_WG : -1),
+                          p->tuning.qconv_fuse && !p->tuning.qconv_simple));
         return MTMI_OK;
     }
     case MC_CHAIN: { /* fuse_chain.c: t[0] y, t[1] x, t[2..3] w1 b1, t[4] r, t[5..6] w2 b2, t[7..8] w3 b3 */

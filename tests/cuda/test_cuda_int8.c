@@ -511,6 +511,36 @@ static void fp16_node(const mtk_qconv *q, const float *x, int64_t xn, const void
     cudaFree(dxh); cudaFree(dxq); cudaFree(dyh); cudaFree(dyf); cudaFree(dacc);
 }
 
+/* Every wgmma configuration that fits the node (the 3x3 ones, sm_90a
+ * builds) against the automatic choice's float output yref and int32 sums
+ * accref, bit for bit (dy, dacc: device scratch of their sizes). */
+static int64_t g_wg_runs = 0, g_wg_bad = 0;
+static void wgmma_node(const mtk_qconv *q, const void *dxq, const void *dw, const void *db, const void *dm, void *dy, void *dacc,
+                       const float *yref, const int32_t *accref, const char *name) {
+    const int64_t no = (int64_t)q->N * q->OH * q->OW * q->CO;
+    float *yf = NULL;
+    int32_t *ac = NULL;
+    for (int c = 1; c <= mtk_qconv_ncfg(); c++) {
+        if (strncmp(mtk_qconv_cfg_name(c), "wgmma", 5) || !mtk_qconv_cfg_fits(q, c)) continue;
+        if (!yf) yf = malloc(4 * no), ac = malloc(4 * no);
+        CK(cudaMemset(dy, 0x5a, 4 * no));
+        CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dy, 0, dacc, c));
+        CK(cudaMemcpy(yf, dy, 4 * no, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(ac, dacc, 4 * no, cudaMemcpyDeviceToHost));
+        g_wg_runs++;
+        if (memcmp(yf, yref, 4 * no) || memcmp(ac, accref, 4 * no)) {
+            g_wg_bad++;
+            int64_t d = 0;
+            for (int64_t i = 0; i < no; i++) d += ac[i] != accref[i];
+            printf("  FAIL: %s: %s differs from the automatic choice (%lld of %lld int32 sums)\n", name, mtk_qconv_cfg_name(c),
+                   (long long)d, (long long)no);
+            g_fail = 1;
+        }
+    }
+    free(yf);
+    free(ac);
+}
+
 /* ------------------------------------------------------------ part 1 */
 static void check_node(const mt_graph *g, int ni, mt_rng *rng, int *nodes, int64_t *elems, int64_t *mism, int64_t *maxulp,
                        int64_t *acc_checked, int64_t *acc_bad, int64_t *fchk, int64_t *fbad) {
@@ -623,6 +653,7 @@ static void check_node(const mt_graph *g, int ni, mt_rng *rng, int *nodes, int64
                 achk++;
                 if (s != acc[pix * q.CO + co]) abad++;
             }
+            wgmma_node(&q, dxq, dw, db, dm, dy, dacc, yd, acc, n->name ? n->name : "?");
             fp16_node(&q, x, xn, dw, db, dm, yd, acc, n->name ? n->name : "?", fchk, fbad);
             free(acc); free(yd); free(wp); free(bp); free(mp);
             cudaFree(dx); cudaFree(dxq); cudaFree(dw); cudaFree(db); cudaFree(dm); cudaFree(dy); cudaFree(dacc);
@@ -802,6 +833,12 @@ int main(int argc, char **argv) {
         printf("  FAIL: no node with an output scale: y_int8 untested\n");
         g_fail = 1;
     }
+    printf("INT8 wgmma 3x3 configurations vs the automatic choice: %lld runs, %lld differ\n", (long long)g_wg_runs,
+           (long long)g_wg_bad);
+    if (mtk_qconv_wgmma_built() && !g_wg_runs && !g_dry) {
+        printf("  FAIL: wgmma kernels built but no node ran them\n");
+        g_fail = 1;
+    }
     if (!g_dry) resize_q8_check(&rng);
     if (!g_dry) ln_q8_check(&rng);
     if (!g_dry) qln_fired(g);
@@ -853,6 +890,13 @@ int main(int argc, char **argv) {
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qrescale", "the qrescale writer");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_fuse_opt=qupconv", "the qupconv fusion");
     fusion_same_bits(m, cache, &full, &gi8, "cuda_no_fuse=qln", "the encoder's int8 features (qln)");
+    /* the 3x3 QConvs on the wgmma kernel (sm_90a builds) and off it */
+    if (mtk_qconv_wgmma_built()) {
+        fusion_same_bits(m, cache, &full, &gi8, "qconv_wgmma=1", "the wgmma 3x3 kernel");
+        fusion_same_bits(m, cache, &full, &gi8, "qconv_wgmma=0", "the 3x3 convs off the wgmma kernel");
+    } else {
+        printf("  wgmma kernels not built (CMAKE_CUDA_ARCHITECTURES is not 90a): their checks skipped\n");
+    }
     /* The seg head's fuse conv reassociated (int8_reassoc; mtmi.QUpsampleSum,
      * src/quant/reassoc.c): the GPU's level-0 GEMM with the upsample-sum in
      * its epilogue (fuse_qupsum.c) against QUpsampleSum's own kernel, bit

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The INT8 3x3 convolutions of the depth head under Nsight Compute, one
+# command for the GPU machine: build, test_cuda_int8 without its timing
+# sweep (every kernel configuration, the wgmma ones included, checked bit
+# for bit), then ncu of the 3x3 kernels (halo: k_qconv_halo; wgmma:
+# k_qconv_wg, MTMI_QCONV_WGMMA=1) in one replay of the INT8 plan: time,
+# occupancy, throughput, stall reasons and the tensor pipes' activity.
+# Usage: scripts/gpu_qconv_ncu.sh   (logs in $OUT or ./results)
+set -u
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+OUT=${OUT:-$ROOT_DIR/results}
+mkdir -p "$OUT"
+T0=$(date +%s)
+source "$ROOT_DIR/scripts/gpu_env.sh"
+BUILD=$ROOT_DIR/build-gpu
+{ gpu_configure "$BUILD" && cmake --build "$BUILD" -j 16 --target mtmi_cli test_cuda_int8 mtmi_cuda_bench; } > "$OUT/build.log" 2>&1 \
+  || { tail -30 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; }
+echo "build done at +$(( $(date +%s) - T0 )) s"
+SH=$ROOT_DIR/.deps/shared
+MODEL=$SH/reference/mtmi_dynamo_opset17.graph.onnx
+CACHE=$OUT/heads_seed1.cache
+"$BUILD/mtmi" calibrate "$MODEL" --images "$SH/images" --random-weights 1 -o "$CACHE" > "$OUT/calibrate.log" 2>&1 || { tail -3 "$OUT/calibrate.log"; exit 1; }
+rc=0
+MTMI_INT8_TEST_ARGS=" " timeout 240 sh "$ROOT_DIR/tests/cuda/test_cuda_int8.sh" "$BUILD/mtmi" "$BUILD/tests/test_cuda_int8" "$BUILD/int8_test_work" \
+  > "$OUT/int8_test.log" 2>&1 || rc=1
+grep -E "wgmma|FAIL|DIFFERS|all INT8|error" "$OUT/int8_test.log" | cut -c1-240
+echo "test_cuda_int8 rc $rc (+$(( $(date +%s) - T0 )) s)"
+for wg in 0 1; do
+  echo "== ncu, MTMI_QCONV_WGMMA=$wg: the depth head's 3x3 kernels"
+  MTMI_QCONV_WGMMA=$wg timeout 200 ncu --profile-from-start off --clock-control none --kernel-name regex:'k_qconv_halo|k_qconv_wg' --launch-count 3 \
+    --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
+    --section MemoryWorkloadAnalysis --metrics smsp__inst_executed.sum --csv --page raw \
+    "$BUILD/tests/mtmi_cuda_bench" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu > "$OUT/ncu_wg$wg.csv" 2> "$OUT/ncu_wg$wg.err" \
+    || tail -3 "$OUT/ncu_wg$wg.err"
+  python3 "$ROOT_DIR/scripts/ncu_table.py" "$OUT/ncu_wg$wg.csv" pipe_tensor bank_conflict pipe_lsu_wavefronts_mem_shared l1tex__t_bytes lts__t_bytes.sum dram__bytes
+done
+echo "total +$(( $(date +%s) - T0 )) s, rc $rc"
+exit $rc
