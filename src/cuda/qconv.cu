@@ -1100,30 +1100,24 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
  * q_epilogue_tile's with rows g and g + 8 an image row apart, so every
  * configuration gives the same bits.  Needs OH % TY == 0 and OW % 8 == 0
  * (q_wg_ok). */
-/* PAD: rows of core matrices placed 16 bytes off the 128-byte grid (the
- * halo's row pitch RP = 17 pixels, the weights' 8-channel groups GP = 144
- * bytes apart), in case the tensor cores read the 8 core matrices of a
- * column in one pass: at strides of 160 / 128 bytes those share banks,
- * at 272 / 144 they do not */
-template <int BN, int MT, int S, bool PAD = false> struct QW {
+template <int BN, int MT, int S> struct QW {
     static constexpr int TX = 8, TY = 8 * MT, NT = 128, NI = BN / 8;
     static constexpr int HX = TX + 2, HY = TY + 2, HP = HX * HY;
-    static constexpr int RP = PAD ? 17 : HX, GP = PAD ? 144 : 128;
-    static constexpr int HHALF = (HY * RP * 16 + 127) / 128 * 128 + 64;
+    static constexpr int HHALF = (HP * 16 + 127) / 128 * 128 + 64;
     static constexpr int HALO_BYTES = 2 * HHALF;
-    static constexpr int WHALF = (BN / 8 * GP + 127) / 128 * 128 + 64, WTAP = 2 * WHALF;
+    static constexpr int WHALF = BN * 16 + 64, WTAP = 2 * WHALF;
     static constexpr int STAGE_BYTES = HALO_BYTES + 9 * WTAP;
     static constexpr int SMEM = S * STAGE_BYTES;
     static constexpr int H_IT = (HP * 2 + NT - 1) / NT, W_PIECES = 9 * BN * 2, W_IT = (W_PIECES + NT - 1) / NT;
 };
 
-template <int BN, int MT, int S, bool PAD>
+template <int BN, int MT, int S>
 __global__ void __launch_bounds__(128, 1)
     k_qconv_wg(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
                const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
 #if MT_WGMMA
     MTK_PDL_WAIT();
-    typedef QW<BN, MT, S, PAD> T;
+    typedef QW<BN, MT, S> T;
     extern __shared__ __align__(128) unsigned char q_sm[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -1144,7 +1138,7 @@ __global__ void __launch_bounds__(128, 1)
         const int iy = oy0 - 1 + hp / T::HX, ix = ox0 - 1 + hp % T::HX;
         hok[i] = piece < T::HP * 2 && iy >= 0 && iy < q.H && ix >= 0 && ix < q.W;
         hsrc[i] = hok[i] ? xq + (((int64_t)n * q.H + iy) * q.W + ix) * q.Cp + hh * 16 : xq;
-        hoff[i] = piece < T::HP * 2 ? hh * T::HHALF + ((hp / T::HX) * T::RP + hp % T::HX) * 16 : -1;
+        hoff[i] = piece < T::HP * 2 ? hh * T::HHALF + hp * 16 : -1;
     }
     const int64_t wrow = (int64_t)9 * q.Cp;
     const unsigned sm0 = q_smem(q_sm);
@@ -1161,7 +1155,7 @@ __global__ void __launch_bounds__(128, 1)
             if (T::W_IT * T::NT == T::W_PIECES || p < T::W_PIECES) {
                 const int h = p & 1, rt = p >> 1, tap = rt / BN, r = rt - tap * BN;
                 const bool ok = n0 + r < q.COp;
-                q_cp16g(base + T::HALO_BYTES + tap * T::WTAP + h * T::WHALF + (r >> 3) * T::GP + (r & 7) * 16,
+                q_cp16g(base + T::HALO_BYTES + tap * T::WTAP + h * T::WHALF + r * 16,
                         ok ? wq + (n0 + r) * wrow + tap * q.Cp + h * 16 + c0 : wq, ok);
             }
         }
@@ -1191,10 +1185,10 @@ __global__ void __launch_bounds__(128, 1)
         for (int ky = 0; ky < 3; ky++)
 #pragma unroll
             for (int kx = 0; kx < 3; kx++) {
-                const uint64_t db = wg_desc(base + T::HALO_BYTES + (ky * 3 + kx) * T::WTAP, T::WHALF, T::GP);
+                const uint64_t db = wg_desc(base + T::HALO_BYTES + (ky * 3 + kx) * T::WTAP, T::WHALF, 128);
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++)
-                    wg_s8<BN>::mma(acc[mt], wg_desc(base + ((mt * 8 + ky) * T::RP + kx) * 16, T::HHALF, T::RP * 16), db);
+                    wg_s8<BN>::mma(acc[mt], wg_desc(base + ((mt * 8 + ky) * T::HX + kx) * 16, T::HHALF, T::HX * 16), db);
             }
         wg_commit();
         wg_wait<0>();
@@ -1225,11 +1219,11 @@ static bool q_wg_ok(const mtk_qconv *q, int ty) {
 #endif
 }
 
-template <int BN, int MT, int S, bool PAD>
+template <int BN, int MT, int S>
 static cudaError_t q_launch_wg(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
                                const float *mult, void *y, int y_f16, int32_t *acc) {
-    typedef QW<BN, MT, S, PAD> T;
-    auto kern = k_qconv_wg<BN, MT, S, PAD>;
+    typedef QW<BN, MT, S> T;
+    auto kern = k_qconv_wg<BN, MT, S>;
     static unsigned long long done; /* this kernel's devices */
     const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
     if (e != cudaSuccess) return e;
@@ -1286,27 +1280,33 @@ static cudaError_t q_launch_wg(cudaStream_t st, const mtk_qconv *q, const int8_t
                            * 45.4 against 46.2, fuse.1 51.1 against 49.4, fuse.3 21.5 against
                            * 18.5: 168 registers, three blocks an SM, cost what the halved B
                            * loads saved) */
-/* 21-28: k_qconv_wg (wgmma, sm_90a), 3x3 stride 1 only: (BN, MT, S, PAD) */
-#define Q_WG_CFGS(X)         \
-    X(21, 32, 2, 3, false)   \
-    X(22, 32, 4, 3, false)   \
-    X(23, 64, 2, 3, false)   \
-    X(24, 80, 2, 3, false)   \
-    X(25, 160, 1, 3, false)  \
-    X(26, 32, 2, 3, true)    \
-    X(27, 64, 2, 3, true)    \
-    X(28, 80, 2, 3, true)
+/* 21-25: k_qconv_wg (wgmma, sm_90a), 3x3 stride 1 only: (BN, MT, S).
+ * Swept on an H100 (2026-12-08, test_cuda_int8 --bench, us; halo kernel
+ * in brackets): fuse.0 512x512 CO 32: 99.7 / 81.0 (MT 4) [64.6-68.9];
+ * fuse.1 256x256 CO 64: 55.3 [49.5]; fuse.2 128x128 CO 160: 60.5 (BN 80),
+ * 86.5 (BN 160), 49.0 (BN 32, MT 4) [45.0-49.0]; fuse.3 32x32 CO 256:
+ * 18.8 [17.1].  Not picked by default (MTMI_QCONV_WGMMA=1 picks them):
+ * docs/PERFORMANCE.md says why.  Variants with the core-matrix rows
+ * padded off the 128-byte grid (no shared-memory bank sharing whatever
+ * order the tensor cores read them in) measured the same and were
+ * dropped. */
+#define Q_WG_CFGS(X) \
+    X(21, 32, 2, 3)  \
+    X(22, 32, 4, 3)  \
+    X(23, 64, 2, 3)  \
+    X(24, 80, 2, 3)  \
+    X(25, 160, 1, 3)
 #define Q_CFG_WG_FIRST 21
 #define Q_CFG_AUTO_WG (-2) /* the automatic choice with the wgmma 3x3 configurations (MTK_QCONV_AUTO_WG) */
-#define Q_CFG_WG_LAST 28
-#define Q_NCFG 28
+#define Q_CFG_WG_LAST 25
+#define Q_NCFG 25
 #define Q_IS_HALO(c) ((c) == Q_CFG_HALO32 || (c) == Q_CFG_HALO64 || (c) == Q_CFG_HALO32R4)
 #define Q_IS_WG(c) ((c) >= Q_CFG_WG_FIRST && (c) <= Q_CFG_WG_LAST)
 
 /* the tile height (8 MT) of wgmma configuration c */
 static int q_wg_ty(int c) {
     switch (c) {
-#define X(id, BN, MT, S, PAD) \
+#define X(id, BN, MT, S) \
     case id: return 8 * MT;
         Q_WG_CFGS(X)
 #undef X
@@ -1326,8 +1326,8 @@ static const char *q_cfg_name(int c) {
     case Q_CFG_HALO32: return "halo 3x3 (8x16 pixels x 32, s3)";
     case Q_CFG_HALO64: return "halo 3x3 (8x16 pixels x 64, s3)";
     case Q_CFG_HALO32R4: return "halo 3x3 (16x16 pixels x 32, 4 rows a warp, s3)";
-#define X(id, BN, MT, S, PAD) \
-    case id: return PAD ? "wgmma 3x3 (" #MT "x8x8 pixels x " #BN ", s" #S ", padded rows)" : "wgmma 3x3 (" #MT "x8x8 pixels x " #BN ", s" #S ")";
+#define X(id, BN, MT, S) \
+    case id: return "wgmma 3x3 (" #MT "x8x8 pixels x " #BN ", s" #S ")";
         Q_WG_CFGS(X)
 #undef X
     default: return "auto";
@@ -1354,8 +1354,8 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
         return q_launch_halo<64, 3, false>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
     case Q_CFG_HALO32R4:
         return q_launch_halo<32, 3, false, 4>(st, q, xq, wq, bq, mult, y, y_f16, acc, q_up{});
-#define X(id, BN, MT, S, PAD) \
-    case id: return q_launch_wg<BN, MT, S, PAD>(st, q, xq, wq, bq, mult, y, y_f16, acc);
+#define X(id, BN, MT, S) \
+    case id: return q_launch_wg<BN, MT, S>(st, q, xq, wq, bq, mult, y, y_f16, acc);
         Q_WG_CFGS(X)
 #undef X
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
@@ -1371,7 +1371,7 @@ static int q_pick(const mtk_qconv *q, int64_t P, bool wg) {
     /* wg (cfg Q_CFG_AUTO_WG): the 3x3 convs on wgmma where a configuration
      * fits their output channels */
     if (wg) {
-        const int c = q->COp == 32 ? 21 : q->COp == 64 ? 23 : q->COp % 80 == 0 ? 24 : 0;
+        const int c = q->COp == 32 ? 22 : q->COp == 64 ? 23 : q->COp % 80 == 0 ? 24 : 0;
         if (c && q_wg_ok(q, q_wg_ty(c))) return c;
     }
     /* small 1x1 layers (<= 1M outputs) are latency-bound: the most warps,
