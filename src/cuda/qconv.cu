@@ -1394,13 +1394,16 @@ static int q_pick(const mtk_qconv *q, int64_t P, bool wg) {
 
 extern "C" int mtk_qconv_ncfg(void) { return Q_NCFG; }
 extern "C" int mtk_qconv_wgmma_built(void) { return MTMI_CUDA_WGMMA; }
-extern "C" int mtk_qconv_cfg_fits(const mtk_qconv *q, int cfg) {
+/* configuration cfg (0..Q_NCFG) runs as itself on q; one that does not
+ * fit runs configuration 1 (mtk_qconv_gemm_cfg) */
+static bool q_cfg_fits(const mtk_qconv *q, int cfg) {
     if (cfg == Q_CFG_NARROW) return q_narrow_ok(q, 4);
     if (cfg == Q_CFG_NARROW32) return q_narrow_ok(q, 32);
     if (Q_IS_HALO(cfg)) return q_halo_ok(q);
     if (Q_IS_WG(cfg)) return q_wg_ok(q, q_wg_ty(cfg));
     return cfg >= 0 && cfg <= Q_NCFG;
 }
+extern "C" int mtk_qconv_cfg_fits(const mtk_qconv *q, int cfg) { return q_cfg_fits(q, cfg); }
 extern "C" const char *mtk_qconv_cfg_name(int cfg) { return q_cfg_name(cfg); }
 
 /* The one kernel whose epilogue takes y_i32 and ups_n (the reassociated
@@ -1440,9 +1443,7 @@ extern "C" cudaError_t mtk_qconv_gemm_cfg(cudaStream_t st, const mtk_qconv *q, c
     if (q->y_int8 && !(q->y_scale > 0.0f)) return cudaErrorInvalidValue;
     if (q->y2_scale > 0.0f && !q->y_int8) return cudaErrorInvalidValue;
     if (cfg < 0) cfg = q_pick(q, P, cfg == Q_CFG_AUTO_WG);
-    if ((cfg == Q_CFG_NARROW && !q_narrow_ok(q, 4)) || (cfg == Q_CFG_NARROW32 && !q_narrow_ok(q, 32)) ||
-        (Q_IS_HALO(cfg) && !q_halo_ok(q)) || (Q_IS_WG(cfg) && !q_wg_ok(q, q_wg_ty(cfg))))
-        cfg = 1;
+    if (cfg <= Q_NCFG && !q_cfg_fits(q, cfg)) cfg = 1;
     if (q->ups_n || q->y_i32) { /* the upsampled levels, the int32 stores: the EXT kernel */
         if ((q->ups_n && !q_ups_ok(q)) || !q_i32_ok(q) || !q_geom_ok(q, P)) return cudaErrorInvalidValue;
         q_fx none = {nullptr, 0, 0, 0};
