@@ -3,7 +3,8 @@
 # command for the GPU machine: build, test_cuda_int8 with its timing
 # sweep (every kernel configuration, the wgmma ones included, checked bit
 # for bit and timed), then ncu of the 3x3 kernels (halo: k_qconv_halo; wgmma:
-# k_qconv_wg, MTMI_QCONV_WGMMA=1) in one replay of the INT8 plan: time,
+# k_qconv_wr where its weights fit, else k_qconv_wg, MTMI_QCONV_WGMMA=1) in
+# one replay of the INT8 plan: time,
 # occupancy, throughput, stall reasons and the tensor pipes' activity.
 # Usage: scripts/gpu_qconv_ncu.sh   (logs in $OUT or ./results)
 set -u
@@ -38,16 +39,16 @@ grep -E "^  bench /depth" "$OUT/int8_test.log" | sed 's/; fused.*//' | cut -c1-6
 echo "test_cuda_int8 rc $rc (+$(( $(date +%s) - T0 )) s)"
 for wg in 0 1; do
   echo "== ncu, MTMI_QCONV_WGMMA=$wg: the depth head's 3x3 kernels"
-  MTMI_QCONV_WGMMA=$wg timeout 200 ncu --profile-from-start off --clock-control none --kernel-name regex:'k_qconv_halo|k_qconv_wg' --launch-count 3 \
+  MTMI_QCONV_WGMMA=$wg timeout 200 ncu --profile-from-start off --clock-control none --kernel-name regex:'k_qconv_halo|k_qconv_wg|k_qconv_wr' --launch-count 3 \
     --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
     --section MemoryWorkloadAnalysis --metrics smsp__inst_executed.sum --csv --page raw \
     "$BUILD/tests/mtmi_cuda_bench" "$MODEL" --precision int8 --cache "$CACHE" --iters 1 --ncu > "$OUT/ncu_wg$wg.csv" 2> "$OUT/ncu_wg$wg.err" \
     || tail -3 "$OUT/ncu_wg$wg.err"
   python3 "$ROOT_DIR/scripts/ncu_table.py" "$OUT/ncu_wg$wg.csv" pipe_tensor bank_conflict pipe_lsu_wavefronts_mem_shared l1tex__t_bytes lts__t_bytes.sum dram__bytes
 done
-# the SASS instruction mix of the wgmma kernel (BN 32, MT 2) and of the halo one
+# the SASS instruction mix of the wgmma kernels (BN 32, MT 2) and of the halo one
 OBJ=$(find "$BUILD" -name "qconv.cu.o" | head -1)
-for fn in "k_qconv_wgILi32ELi2ELi3E:wgmma 32x2" "k_qconv_haloILi32ELi3ELb0ELi2E:halo 32"; do
+for fn in "k_qconv_wrILi32ELi2ELi3ELi3E:wgmma resident 32x2" "k_qconv_wgILi32ELi2ELi3E:wgmma 32x2" "k_qconv_haloILi32ELi3ELb0ELi2E:halo 32"; do
   cuobjdump -sass "$OBJ" 2>/dev/null | awk -v pat="${fn%%:*}" '/Function :/ {on = index($0, pat) > 0; next} on && /\/\*[0-9a-f]+\*\// {op = $2; if (op ~ /^@/) op = $3; print op}' \
     | sed 's/;//' | sort | uniq -c | sort -rn | head -30 | awk '{printf "%s %s, ", $2, $1} END {print ""}' | sed "s/^/  SASS ${fn#*:}: /"
 done

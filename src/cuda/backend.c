@@ -180,6 +180,7 @@ static mtmi_status cuda_create(const mt_devspec *d, const mt_graph *g, const mt_
         if ((s = make_partition(d, c))) goto fail;
         o.stream = c->gstream;
         o.ctx = c->ctx;
+        o.sms = c->sms;
     }
     s = mt_cuda_plan_create_ex(g, d->index, &o, &c->plan);
     if (!s) s = make_side_stream(c);

@@ -37,6 +37,8 @@ typedef struct mt_cuda_plan_opts {
     void *stream;   /* cudaStream_t the plan runs on (not owned); NULL = its own */
     void *ctx;      /* CUcontext made current instead of the device's primary
                      * context (a green context's, for an SM partition) */
+    int sms;        /* that partition's multiprocessors (0 = the whole GPU):
+                     * persistent kernels size their grids by it */
     /* Inputs / outputs always given in device memory (mt_cuda_plan_enqueue
      * with dev[i] = 1; NULL = none): the plan keeps no staging buffer for
      * them, and every run must bind them. */

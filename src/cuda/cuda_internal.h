@@ -246,6 +246,7 @@ typedef struct mc_plan {
     cudaStream_t stream;
     int own_stream;  /* 0: the caller's stream (mt_cuda_plan_opts.stream) */
     CUcontext ctx;   /* made current instead of cudaSetDevice (green context) */
+    int sms;         /* its multiprocessors (0 = the whole GPU; mtk_set_sm_limit) */
     mc_binding binds[MC_MAX_BINDINGS];
     int nbinds;
     int any_bound;   /* some input / output is always given in device memory: no unbound graph */

@@ -258,6 +258,9 @@ cudaError_t mtk_attention(cudaStream_t s, const mtk_attn *a, int f16);
 /* Programmatic dependent launch for this thread's next launches (tuning.pdl;
  * launch.cu): the plan sets it before each step. */
 void mtk_set_pdl(int on);
+/* the multiprocessors of the plan about to launch (launch.cuh
+ * mtk_sm_budget; 0 = the whole GPU), per thread like mtk_set_pdl */
+void mtk_set_sm_limit(int sms);
 /* One FP16 tensor-core configuration, for benchmarks and tests: K and V
  * streamed through shared memory (MTK_ATTN_STREAM) or a head's whole K and
  * V kept there (MTK_ATTN_RESIDENT; D = 32, up to 1280 keys), with ksplit

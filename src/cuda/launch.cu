@@ -10,6 +10,10 @@ thread_local int mtk_pdl_on = 0;
 
 extern "C" void mtk_set_pdl(int on) { mtk_pdl_on = on != 0; }
 
+thread_local int mtk_sm_limit = 0;
+
+extern "C" void mtk_set_sm_limit(int sms) { mtk_sm_limit = sms > 0 ? sms : 0; }
+
 /* Test probe: block b writes the multiprocessor it ran on; each block stays
  * a few microseconds so that a grid larger than the GPU spreads over every
  * SM it is allowed to use (green-context partition checks). */

@@ -52,6 +52,18 @@ static inline cudaError_t mtk_sm_count(int *sms) {
     return e;
 }
 
+// The multiprocessors the current plan may use (its green context's for
+// `cuda:N.smK`; 0 = the whole GPU), set per thread before each step like
+// mtk_pdl_on.  Persistent kernels size their grids by mtk_sm_budget: a grid
+// of one block per SM of the whole GPU on a 16-SM partition would run in
+// eight rounds, each block reloading what it keeps resident.
+extern thread_local int mtk_sm_limit;
+static inline int mtk_sm_budget(void) {
+    int sms = 132;
+    mtk_sm_count(&sms);
+    return mtk_sm_limit > 0 && mtk_sm_limit < sms ? mtk_sm_limit : sms;
+}
+
 template <typename... KArgs, typename... Args>
 static inline cudaError_t mtk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                                      Args &&...args) {

@@ -223,6 +223,7 @@ mtmi_status mt_cuda_plan_create_ex(const mt_graph *g, int device, const mt_cuda_
     p->device = device;
     p->f16 = o->fp16;
     p->ctx = (CUcontext)o->ctx;
+    p->sms = o->sms > 0 ? o->sms : 0;
     p->tuning = o->tuning ? *o->tuning : *mt_tuning_default();
     p->choices = o->choices;
     if ((s = mc_bind(p))) {

@@ -23,6 +23,7 @@
 #include "qkernels.h"
 #include "qquant.cuh"
 #include "qupsum.cuh"
+#include "wgconv.cuh"
 #include "wgmma.cuh"
 #include "launch.cuh"
 
@@ -1233,6 +1234,59 @@ static cudaError_t q_launch_wg(cudaStream_t st, const mtk_qconv *q, const int8_t
     return cudaGetLastError();
 }
 
+/* ------------------------------ 3x3 on wgmma, weights resident (sm_90a)
+ * k_qconv_wg's scheme made persistent, with the block's weights resident
+ * in shared memory and NWG warpgroups that each run their own tiles
+ * (wgconv.cuh says why and how; the FP16 kernel k_hconv_wr shares that
+ * main loop).  The halo and weight layouts and the descriptors are
+ * k_qconv_wg's, the sums the same integers, the epilogue the same code:
+ * the same bits as every other configuration. */
+template <int BN, int MT, int NWG, int S>
+__global__ void __launch_bounds__(WR<BN, MT, NWG, S>::NT, 1)
+    k_qconv_wr(mtk_qconv q, const int8_t *__restrict__ xq, const int8_t *__restrict__ wq, const int32_t *__restrict__ bq,
+               const float *__restrict__ mult, void *__restrict__ y, int y_f16, int32_t *__restrict__ acc_out) {
+#if MT_WGMMA
+    MTK_PDL_WAIT();
+    extern __shared__ __align__(128) unsigned char q_sm[];
+    const wr_geom gm = {(const unsigned char *)xq, (int64_t)q.H * q.W * q.Cp, q.Cp, (const unsigned char *)wq, (int64_t)9 * q.Cp,
+                        q.COp, q.N, q.H, q.W, q.Cp};
+    const int P = q.N * q.OH * q.OW; /* < 2^31: checked by the launcher */
+    const int lane = threadIdx.x & 31, warp = (threadIdx.x & 127) >> 5;
+    const int g = lane >> 2, t = lane & 3, n0 = blockIdx.y * BN;
+    /* a tile's epilogue, as k_qconv_wg's: warp w's rows are image rows oy0
+     * + 8 mt + 2w and the next, column ox0 + g */
+    auto epi = [&](int (&acc)[MT][BN / 2], int n, int oy0, int ox0) {
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            const int oy = oy0 + mt * 8 + 2 * warp;
+            int(&row)[1][BN / 8][4] = *reinterpret_cast<int(*)[1][BN / 8][4]>(&acc[mt][0]);
+            q_epilogue_tile<1, BN / 8>(q, row, P, (n * q.OH + oy) * q.OW + ox0, n0, g, t, bq, mult, y, y_f16, acc_out, q.OW);
+        }
+    };
+    wr_conv<BN, MT, NWG, S, wg_s8<BN>, int>(gm, q_sm, epi);
+#else
+    __trap(); /* never launched: q_wr_ok is false without sm_90a */
+#endif
+}
+
+template <int BN, int MT, int NWG, int S> static bool q_wr_ok(const mtk_qconv *q) {
+    return q_wg_ok(q, 8 * MT) && wr_smem<BN, MT, NWG, S>(q->Cp) <= WR_SMEM_MAX;
+}
+
+template <int BN, int MT, int NWG, int S>
+static cudaError_t q_launch_wr(cudaStream_t st, const mtk_qconv *q, const int8_t *xq, const int8_t *wq, const int32_t *bq,
+                               const float *mult, void *y, int y_f16, int32_t *acc) {
+    typedef WR<BN, MT, NWG, S> T;
+    auto kern = k_qconv_wr<BN, MT, NWG, S>;
+    static unsigned long long done; /* this kernel's devices: opted in to the most, once */
+    const cudaError_t e = q_smem_optin(kern, WR_SMEM_MAX, &done);
+    if (e != cudaSuccess) return e;
+    const int64_t ntiles = (int64_t)q->N * (q->OH / T::TY) * (q->OW / T::TX);
+    const dim3 grid = wr_grid(ntiles, (q->COp + BN - 1) / BN, NWG);
+    mtk_launch(kern, grid, T::NT, (size_t)wr_smem<BN, MT, NWG, S>(q->Cp), st, *q, xq, wq, bq, mult, y, y_f16, acc);
+    return cudaGetLastError();
+}
+
 /* tile configurations: BM pixels x BN channels, warp tile WM x WN, STAGES
  * deep, CH 32-byte chunks of k per stage.  11 and 12 (two warps a block):
  * for the small layers whose kernels take ~18 us whatever their size,
@@ -1299,9 +1353,28 @@ static cudaError_t q_launch_wg(cudaStream_t st, const mtk_qconv *q, const int8_t
 #define Q_CFG_WG_FIRST 21
 #define Q_CFG_AUTO_WG (-2) /* the automatic choice with the wgmma 3x3 configurations (MTK_QCONV_AUTO_WG) */
 #define Q_CFG_WG_LAST 25
-#define Q_NCFG 25
+/* 26-29: k_qconv_wr (wgmma, weights resident, persistent), 3x3 stride 1
+ * only: (BN, MT, NWG, S).  Built 2026-12-08 without a GPU (eighth
+ * session); not yet measured.  Predicted from the byte and instruction
+ * counts (docs/PERFORMANCE.md): the depth head's 3x3 convs 1.5-2x faster
+ * than the halo kernel, so the automatic choice with wgmma
+ * (MTMI_QCONV_WGMMA=1) takes them where they fit; the default does not
+ * until they are measured.  ptxas (sm_90a): 26 138 registers, 28 and 29
+ * 168, none spilling; 27 (64 x 2 tiles under three warpgroups' cap of 168)
+ * spills 68 bytes, 30 is the same tile with two warpgroups (232). */
+#define Q_WR_CFGS(X)    \
+    X(26, 32, 2, 3, 3)  \
+    X(27, 64, 2, 3, 3)  \
+    X(28, 32, 4, 2, 3)  \
+    X(29, 64, 1, 3, 4)  \
+    X(30, 64, 2, 2, 4)
+#define Q_CFG_WR_FIRST 26
+#define Q_CFG_WR_LAST 30
+#define Q_NCFG 30
 #define Q_IS_HALO(c) ((c) == Q_CFG_HALO32 || (c) == Q_CFG_HALO64 || (c) == Q_CFG_HALO32R4)
-#define Q_IS_WG(c) ((c) >= Q_CFG_WG_FIRST && (c) <= Q_CFG_WG_LAST)
+/* the 3x3-only wgmma kernels, k_qconv_wg's and k_qconv_wr's */
+#define Q_IS_WG(c) ((c) >= Q_CFG_WG_FIRST && (c) <= Q_CFG_WR_LAST)
+#define Q_IS_WR(c) ((c) >= Q_CFG_WR_FIRST && (c) <= Q_CFG_WR_LAST)
 
 /* the tile height (8 MT) of wgmma configuration c */
 static int q_wg_ty(int c) {
@@ -1329,6 +1402,10 @@ static const char *q_cfg_name(int c) {
 #define X(id, BN, MT, S) \
     case id: return "wgmma 3x3 (" #MT "x8x8 pixels x " #BN ", s" #S ")";
         Q_WG_CFGS(X)
+#undef X
+#define X(id, BN, MT, NWG, S) \
+    case id: return "wgmma resident 3x3 (" #MT "x8x8 pixels x " #BN ", " #NWG " warpgroups, s" #S ")";
+        Q_WR_CFGS(X)
 #undef X
     default: return "auto";
     }
@@ -1358,6 +1435,10 @@ static cudaError_t q_run_cfg(int c, bool fq, cudaStream_t st, const mtk_qconv *q
     case id: return q_launch_wg<BN, MT, S>(st, q, xq, wq, bq, mult, y, y_f16, acc);
         Q_WG_CFGS(X)
 #undef X
+#define X(id, BN, MT, NWG, S) \
+    case id: return q_launch_wr<BN, MT, NWG, S>(st, q, xq, wq, bq, mult, y, y_f16, acc);
+        Q_WR_CFGS(X)
+#undef X
     default: return mtk_qconv_gemm_simple(st, q, xq, wq, bq, mult, y, y_f16, acc);
     }
 }
@@ -1371,6 +1452,11 @@ static int q_pick(const mtk_qconv *q, int64_t P, bool wg) {
     /* wg (cfg Q_CFG_AUTO_WG): the 3x3 convs on wgmma where a configuration
      * fits their output channels */
     if (wg) {
+        /* weights resident where they fit (64 channels a block where the
+         * channels come in 64s: wgmma's n64 reads as many bytes of shared
+         * memory as it has clocks of MMAs, n32 half again more) */
+        if (q->COp % 64 == 0 && q_wr_ok<64, 1, 3, 4>(q)) return 29;
+        if (q_wr_ok<32, 2, 3, 3>(q)) return 26;
         const int c = q->COp == 32 ? 22 : q->COp == 64 ? 23 : q->COp % 80 == 0 ? 24 : 0;
         if (c && q_wg_ok(q, q_wg_ty(c))) return c;
     }
@@ -1400,6 +1486,12 @@ static bool q_cfg_fits(const mtk_qconv *q, int cfg) {
     if (cfg == Q_CFG_NARROW) return q_narrow_ok(q, 4);
     if (cfg == Q_CFG_NARROW32) return q_narrow_ok(q, 32);
     if (Q_IS_HALO(cfg)) return q_halo_ok(q);
+    switch (cfg) {
+#define X(id, BN, MT, NWG, S) \
+    case id: return q_wr_ok<BN, MT, NWG, S>(q);
+        Q_WR_CFGS(X)
+#undef X
+    }
     if (Q_IS_WG(cfg)) return q_wg_ok(q, q_wg_ty(cfg));
     return cfg >= 0 && cfg <= Q_NCFG;
 }

@@ -476,6 +476,7 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
     int f16 = p->f16;
     /* tuning.pdl: mtk_launch reads it on this thread (launch.cuh) */
     mtk_set_pdl(p->tuning.pdl);
+    mtk_set_sm_limit(p->sms);
     switch (s->kind) {
     case MC_COPY: {
         const mc_tref *v[2] = {&s->t[0], &s->t[1]};

@@ -513,28 +513,39 @@ static void fp16_node(const mtk_qconv *q, const float *x, int64_t xn, const void
 
 /* Every wgmma configuration that fits the node (the 3x3 ones, sm_90a
  * builds) against the automatic choice's float output yref and int32 sums
- * accref, bit for bit (dy, dacc: device scratch of their sizes). */
+ * accref, bit for bit (dy, dacc: device scratch of their sizes).  The
+ * persistent ones ("wgmma resident") also with an SM budget of 1 and 3
+ * (mtk_set_sm_limit): at test sizes the whole GPU gives each warpgroup at
+ * most one tile, and the budgets make them run many tiles through their
+ * halo rings, and a last round that not every warpgroup has. */
 static int64_t g_wg_runs = 0, g_wg_bad = 0;
 static void wgmma_node(const mtk_qconv *q, const void *dxq, const void *dw, const void *db, const void *dm, void *dy, void *dacc,
                        const float *yref, const int32_t *accref, const char *name) {
     const int64_t no = (int64_t)q->N * q->OH * q->OW * q->CO;
     float *yf = NULL;
     int32_t *ac = NULL;
+    static const int budgets[3] = {0, 1, 3};
     for (int c = 1; c <= mtk_qconv_ncfg(); c++) {
         if (strncmp(mtk_qconv_cfg_name(c), "wgmma", 5) || !mtk_qconv_cfg_fits(q, c)) continue;
-        if (!yf) yf = malloc(4 * no), ac = malloc(4 * no);
-        CK(cudaMemset(dy, 0x5a, 4 * no));
-        CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dy, 0, dacc, c));
-        CK(cudaMemcpy(yf, dy, 4 * no, cudaMemcpyDeviceToHost));
-        CK(cudaMemcpy(ac, dacc, 4 * no, cudaMemcpyDeviceToHost));
-        g_wg_runs++;
-        if (memcmp(yf, yref, 4 * no) || memcmp(ac, accref, 4 * no)) {
-            g_wg_bad++;
-            int64_t d = 0;
-            for (int64_t i = 0; i < no; i++) d += ac[i] != accref[i];
-            printf("  FAIL: %s: %s differs from the automatic choice (%lld of %lld int32 sums)\n", name, mtk_qconv_cfg_name(c),
-                   (long long)d, (long long)no);
-            g_fail = 1;
+        const int nb = strncmp(mtk_qconv_cfg_name(c), "wgmma resident", 14) ? 1 : 3;
+        for (int b = 0; b < nb; b++) {
+            if (!yf) yf = malloc(4 * no), ac = malloc(4 * no);
+            CK(cudaMemset(dy, 0x5a, 4 * no));
+            CK(cudaMemset(dacc, 0x5a, 4 * no));
+            mtk_set_sm_limit(budgets[b]);
+            CK(mtk_qconv_gemm_cfg(0, q, dxq, dw, db, dm, dy, 0, dacc, c));
+            mtk_set_sm_limit(0);
+            CK(cudaMemcpy(yf, dy, 4 * no, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(ac, dacc, 4 * no, cudaMemcpyDeviceToHost));
+            g_wg_runs++;
+            if (memcmp(yf, yref, 4 * no) || memcmp(ac, accref, 4 * no)) {
+                g_wg_bad++;
+                int64_t d = 0;
+                for (int64_t i = 0; i < no; i++) d += ac[i] != accref[i];
+                printf("  FAIL: %s: %s (SM budget %d) differs from the automatic choice (%lld of %lld int32 sums)\n", name,
+                       mtk_qconv_cfg_name(c), budgets[b], (long long)d, (long long)no);
+                g_fail = 1;
+            }
         }
     }
     free(yf);
