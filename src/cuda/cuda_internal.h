@@ -51,6 +51,7 @@ enum {
     MC_POLYPAD,     /* upsample 2x -> conv 3x3 at low resolution (fuse_poly.c): the replicate-padded concat */
     MC_POLYFIN,     /* ... its four phases' bias, activation and border ring into the output (fuse_poly.c) */
     MC_QUPSUM,      /* mtmi.QUpsampleSum (qupsum.cu): t[0] y, t[1] Bq, t[2] ldexpf(Mult, -8), t[3..] the levels */
+    MC_WGCONV,      /* FP16 3x3 conv on wgmma (hconv.cu, fuse_wgconv.c): operands and conv as MC_CUDNN's */
     MC_NKINDS
 };
 
@@ -414,6 +415,11 @@ int mc_fuse_qresize(mc_plan *p);     /* fuse_qresize.c: resizes and QConvs write
 int mc_fuse_qupconv(mc_plan *p);     /* fuse_qupconv.c: a 3x3 QConv upsamples its own int8 input (after qresize) */
 int mc_fuse_qln(mc_plan *p);         /* fuse_qln.c: a LayerNorm also writes the int8 input of the QConvs reading it */
 int mc_fuse_ln_proj(mc_plan *p);     /* fuse_lnproj.c: a small projection GEMM computed by the residual LayerNorm after it */
+int mc_fuse_wgconv(mc_plan *p);      /* fuse_wgconv.c: FP16 3x3 convs from cuDNN to the wgmma kernel (hconv.cu) */
+/* fuse_wgconv.c: MC_WGCONV step s's kernel parameters (with_ptrs: the
+ * device pointers too, once memory is placed) */
+struct mtk_hconv;
+void mc_wgconv_params(const mc_plan *p, const mc_step *s, int with_ptrs, struct mtk_hconv *h);
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

@@ -170,6 +170,10 @@ mtmi_status mc_fuse_steps(mc_plan *p) {
      * features' int8 codes for the heads' QConvs (fuse_qln.c); last, once
      * lnim2col / lnpair / mlpln have settled which LN kernel runs */
     if (run_pass(p, "qln", 0, mc_fuse_qln) < 0) return MTMI_ERR_DEVICE;
+    /* Opt-in only (MTMI_CUDA_FUSE_OPT=wgconv; fuse_wgconv.c): the FP16 3x3
+     * convs on our wgmma kernel instead of cuDNN; built without a GPU, not
+     * yet measured.  Last: the passes above look for MC_CUDNN steps. */
+    if (run_pass(p, "wgconv", 1, mc_fuse_wgconv) < 0) return MTMI_ERR_DEVICE;
     return MTMI_OK;
 }
 

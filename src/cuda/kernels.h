@@ -323,6 +323,40 @@ cudaError_t mtk_upconv3x3_variant(cudaStream_t s, int variant, int nsrc, const v
                                   const int *csrc, const void *w, const void *bias, void *y, const int64_t ys[4], int N,
                                   int IH, int IW, int CO, int act);
 
+/* The FP16 3x3 convolution (stride 1, padding 1, dilation 1, one group) on
+ * Hopper's wgmma with the weights resident in shared memory (hconv.cu,
+ * wgconv.cuh; sm_90a builds only: mtk_hconv_built), for the opt-in pass
+ * "wgconv" (fuse_wgconv.c), FP32 sums:
+ *   x:    FP16 [N][H][W][C], image n at x + n xs0, pixel (iy, ix) at
+ *         (iy W + ix) xpix (elements; channels contiguous, C % 16 == 0,
+ *         xs0 and xpix multiples of 8, 16-byte aligned);
+ *   w:    FP16 [CO][3][3][C] (cuDNN's layout in the plan), 16-byte aligned;
+ *   bias: [CO], FP16 (bias_f16) or FP32, or NULL;  act: 0 none, 1 relu;
+ *   y:    FP16, output (n, oy, ox, co) at y + n ys0 + (oy W + ox) ldy + co
+ *         (ldy >= CO and ys0 even, 4-byte aligned).
+ * Configurations 1..mtk_hconv_ncfg() (BN output channels a block, tiles,
+ * warpgroups, stages; mtk_hconv_cfg_name); mtk_hconv_cfg_fits says whether
+ * one runs on h (shapes and shared memory; the pointers' alignment is
+ * checked at the launch), mtk_hconv_pick the automatic choice (0: none
+ * fits).  mtk_hconv3x3 with cfg -1 runs the automatic choice;
+ * cudaErrorInvalidValue where the configuration does not fit. */
+typedef struct mtk_hconv {
+    const void *x;
+    int64_t xs0, xpix;
+    const void *w;
+    const void *bias;
+    int bias_f16;
+    void *y;
+    int64_t ys0, ldy;
+    int N, H, W, C, CO, act;
+} mtk_hconv;
+int mtk_hconv_built(void);
+int mtk_hconv_ncfg(void);
+const char *mtk_hconv_cfg_name(int cfg);
+int mtk_hconv_cfg_fits(const mtk_hconv *h, int cfg);
+int mtk_hconv_pick(const mtk_hconv *h);
+cudaError_t mtk_hconv3x3(cudaStream_t s, const mtk_hconv *h, int cfg);
+
 /* Bilinear 2x upsample -> 3x3 convolution at the low resolution, four
  * output phases (polyphase; polyconv.cu, fuse_poly.c), in three parts:
  *   mtk_poly_compose_weights (host): w FP16 [CO][3][3][C] -> wc FP16

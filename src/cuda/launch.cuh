@@ -64,6 +64,20 @@ static inline int mtk_sm_budget(void) {
     return mtk_sm_limit > 0 && mtk_sm_limit < sms ? mtk_sm_limit : sms;
 }
 
+// More than 48 KB of dynamic shared memory for kern: the attribute set
+// once per device (done: the caller's bitmask of devices for this kernel;
+// a host call, also fine while a graph is captured).
+template <typename K> static inline cudaError_t mtk_smem_optin(K kern, int bytes, unsigned long long *done) {
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (dev < 64 && ((*done >> dev) & 1ull)) return cudaSuccess;
+    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e == cudaSuccess && dev < 64) *done |= 1ull << dev;
+    return e;
+}
+
 template <typename... KArgs, typename... Args>
 static inline cudaError_t mtk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                                      Args &&...args) {

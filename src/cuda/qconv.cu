@@ -793,19 +793,6 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? M
     q_epilogue_tile<T::MI, T::NI, EXT>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
 }
 
-/* more than 48 KB of dynamic shared memory for kern: the attribute set once
- * per device (done: the caller's bitmask of devices for this kernel; a host
- * call, also fine while a graph is captured) */
-template <typename K> static cudaError_t q_smem_optin(K kern, int bytes, unsigned long long *done) {
-    if (bytes <= 48 * 1024) return cudaSuccess;
-    int dev = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e != cudaSuccess) return e;
-    if (dev < 64 && ((*done >> dev) & 1ull)) return cudaSuccess;
-    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (e == cudaSuccess && dev < 64) *done |= 1ull << dev;
-    return e;
-}
 
 template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ, bool EXT = false>
 static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
@@ -813,7 +800,7 @@ static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, cons
     typedef QT<BM, BN, WM, WN, STAGES, CH> T;
     auto kern = k_qgemm_tiled<BM, BN, WM, WN, STAGES, CH, MB, FQ, EXT>;
     static unsigned long long done; /* this kernel's devices */
-    const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
+    const cudaError_t e = mtk_smem_optin(kern, T::SMEM, &done);
     if (e != cudaSuccess) return e;
     dim3 grid((unsigned)((P + BM - 1) / BM), (unsigned)((q->COp + BN - 1) / BN));
     mtk_launch(kern, grid, T::NT, T::SMEM, st, *q, xq, wq, bq, mult, y, y_f16, acc, fx);
@@ -1072,7 +1059,7 @@ static cudaError_t q_launch_halo(cudaStream_t st, const mtk_qconv *q, const int8
     typedef QH<BN, S, MI> T;
     auto kern = k_qconv_halo<BN, S, UP, MI>;
     static unsigned long long done; /* this kernel's devices */
-    const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
+    const cudaError_t e = mtk_smem_optin(kern, T::SMEM, &done);
     if (e != cudaSuccess) return e;
     const int64_t blocks = (int64_t)q->N * ((q->OH + T::TY - 1) / T::TY) * (q->OW / T::TX);
     dim3 grid((unsigned)blocks, (unsigned)((q->COp + BN - 1) / BN));
@@ -1226,7 +1213,7 @@ static cudaError_t q_launch_wg(cudaStream_t st, const mtk_qconv *q, const int8_t
     typedef QW<BN, MT, S> T;
     auto kern = k_qconv_wg<BN, MT, S>;
     static unsigned long long done; /* this kernel's devices */
-    const cudaError_t e = q_smem_optin(kern, T::SMEM, &done);
+    const cudaError_t e = mtk_smem_optin(kern, T::SMEM, &done);
     if (e != cudaSuccess) return e;
     const int64_t blocks = (int64_t)q->N * (q->OH / T::TY) * (q->OW / T::TX);
     dim3 grid((unsigned)blocks, (unsigned)((q->COp + BN - 1) / BN));
@@ -1279,7 +1266,7 @@ static cudaError_t q_launch_wr(cudaStream_t st, const mtk_qconv *q, const int8_t
     typedef WR<BN, MT, NWG, S> T;
     auto kern = k_qconv_wr<BN, MT, NWG, S>;
     static unsigned long long done; /* this kernel's devices: opted in to the most, once */
-    const cudaError_t e = q_smem_optin(kern, WR_SMEM_MAX, &done);
+    const cudaError_t e = mtk_smem_optin(kern, WR_SMEM_MAX, &done);
     if (e != cudaSuccess) return e;
     const int64_t ntiles = (int64_t)q->N * (q->OH / T::TY) * (q->OW / T::TX);
     const dim3 grid = wr_grid(ntiles, (q->COp + BN - 1) / BN, NWG);

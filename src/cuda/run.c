@@ -25,7 +25,7 @@ const char *mc_step_name(int kind) {
     static const char *names[] = {"copy", "elementw", "layernorm", "softmax", "resize", "dwconv", "conv-direct",
                                   "conv-cudnn", "gemm", "bias-act", "gather", "attention", "im2col", "gemm-smalln", "resize-cat", "qconv-int8",
                                   "preprocess", "mlp-fused", "upconv", "resize-sum", "gemm-chain", "conv-smallk",
-                                  "classmap", "symquant", "resize-argmax", "quantize", "poly-pad", "poly-finish", "qupsample-sum"};
+                                  "classmap", "symquant", "resize-argmax", "quantize", "poly-pad", "poly-finish", "qupsample-sum", "conv-wgmma"};
     return kind >= 0 && kind < MC_NKINDS ? names[kind] : "?";
 }
 
@@ -798,6 +798,12 @@ mtmi_status mc_run_step(mc_plan *p, mc_step *s) {
             KCK(mtk_poly_finish(st, mc_ptr(p, &s->t[1]), ns, xp, (const int64_t(*)[4])xs, cs, mc_ptr(p, &s->t[2]),
                                 s->t[3].buf >= 0 ? mc_ptr(p, &s->t[3]) : NULL, mc_ptr(p, &s->t[0]), s->t[0].strides, N, IH, IW,
                                 s->conv.CO, s->conv.act));
+        return MTMI_OK;
+    }
+    case MC_WGCONV: { /* fuse_wgconv.c: the FP16 3x3 conv on wgmma, operands as MC_CUDNN's */
+        mtk_hconv h;
+        mc_wgconv_params(p, s, 1, &h);
+        KCK(mtk_hconv3x3(st, &h, -1));
         return MTMI_OK;
     }
     case MC_CLASSMAP: {

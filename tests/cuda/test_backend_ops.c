@@ -31,6 +31,7 @@
 #include "check.h"
 #include "cpu/cpu.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
 #include "graph/builder.h"
 #include "image/image.h"
 #include "model/model.h"
@@ -334,6 +335,26 @@ static int case_poly(uint64_t seed, built *o) {
     return finish(&b, o);
 }
 
+/* A 3x3 conv (stride 1, pad 1, one group, C a multiple of 16) that the FP16
+ * plan gives cuDNN, with the opt-in pass "wgconv": our wgmma kernel
+ * instead (hconv.cu).  The column matrix over 48 MB, as case_upconv's, so
+ * that the planner does not take im2col; H a multiple of 16 or only of 8
+ * (the one-tile-row configuration), CO not always a multiple of the block. */
+static int case_wgconv(uint64_t seed, built *o) {
+    mt_builder b;
+    oracle_rng r = {seed};
+    if (mt_builder_init(&b, seed, 17)) return -1;
+    int64_t d[4] = {1, pick(&r, 64, 80, 16), pick(&r, 200, 240, 8), pick(&r, 224, 256, 8)};
+    int x = mt_b_input(&b, "x", MTMI_FLOAT, 4, d);
+    const int CO = pick(&r, 16, 72, 8);
+    int y = mt_b_conv(&b, x, "conv", (int)d[1], CO, 3, 1, 1, 1, 1, d[0] * d[2] * d[3]);
+    mt_b_output(&b, mt_b_unary(&b, "Relu", y), "y");
+    o->fuse_opt = "wgconv";
+    snprintf(o->desc, sizeof o->desc, "wgmma conv 3x3: %lld -> %d channels at %lldx%lldx%lld", (long long)d[1], CO,
+             (long long)d[0], (long long)d[2], (long long)d[3]);
+    return finish(&b, o);
+}
+
 /* Two convolutions rewritten to QConv with min-max scales. */
 static int case_qconv(uint64_t seed, built *o) {
     mt_builder b;
@@ -491,6 +512,9 @@ static const op_case g_cases[] = {
     {"upconv", case_upconv, "conv-cudnn,conv-direct", "upconv", "reduce"},
 #ifdef MTMI_HAVE_CUDNN
     {"poly", case_poly, "conv-cudnn,conv-direct", "poly-finish", "reduce"},
+    /* conv-cudnn where the wgmma kernels are not built (sm_90 builds);
+     * where they are, the coverage check below requires conv-wgmma */
+    {"wgconv", case_wgconv, "conv-cudnn,conv-direct", "conv-wgmma,conv-cudnn", "reduce"},
 #endif
     {"qconv", case_qconv, "qconv-int8", "qconv-int8", "int8"},
     {"qupsum", case_qupsum, "qupsample-sum", "qconv-int8", "int8"},
@@ -833,6 +857,17 @@ int main(int argc, char **argv) {
                     excused = 1;
                     printf("kind %s: not checked: %s\n", name, g_not_emitted[e].why);
                 }
+#ifdef MTMI_HAVE_CUDNN
+            if (!strcmp(name, "conv-wgmma") && !mtk_hconv_built()) {
+                excused = 1;
+                printf("kind %s: not checked: this build has no wgmma kernels (CMAKE_CUDA_ARCHITECTURES is not 90a)\n", name);
+            }
+#else
+            if (!strcmp(name, "conv-wgmma")) {
+                excused = 1;
+                printf("kind %s: not checked: the pass rewrites cuDNN's convolutions, and this build has no cuDNN\n", name);
+            }
+#endif
             if (!excused) CHECK(seen[k] > 0, "step kind '%s' appeared in no case", name);
         }
     }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The 3x3 convolutions on wgmma with resident weights (wgconv.cuh: INT8
+# k_qconv_wr, FP16 k_hconv_wr; built in the eighth session without a GPU),
+# checked and measured on the device machine.  Two parts, each one call
+# (each fits the 10-minute limit; together they may not):
+#   int8: gpu_int8.sh 50 -- cuda_int8 (every wgmma configuration bit for
+#         bit against the automatic choice, the resident ones at SM budgets
+#         0/1/3; the whole model with qconv_wgmma=1 and =0), the --bench
+#         sweep of every configuration on every node, and FP16 vs INT8 vs
+#         +wgmma (MTMI_QCONV_WGMMA=1) heads with the depth head's steps;
+#   fp16: gpu_ab.sh -- cuda_hconv (the FP16 kernel vs a CPU reference, every
+#         configuration, SM budgets 0/1/3) and cuda_fusion (pass wgconv vs
+#         the unfused plan), then the whole network with and without
+#         MTMI_CUDA_FUSE_OPT=wgconv in alternating rounds, then
+#         test_cuda_hconv --bench (each configuration on the depth head's
+#         four layers at 1024x1024).
+# Usage: scripts/gpu_wr.sh int8|fp16   (logs in $OUT or ./results)
+set -u
+cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
+OUT=${OUT:-$ROOT_DIR/results}
+mkdir -p "$OUT"
+case ${1:-} in
+  int8)
+    BUNDLE=${BUNDLE:-1} OUT=$OUT bash "$ROOT_DIR/scripts/gpu_int8.sh" 50 ;;
+  fp16)
+    OUT=$OUT bash "$ROOT_DIR/scripts/gpu_ab.sh" -R "cuda_hconv|cuda_fusion" -r 3 none MTMI_CUDA_FUSE_OPT=wgconv
+    rc=$?
+    echo "== test_cuda_hconv --bench"
+    timeout 120 "$ROOT_DIR/build-gpu/tests/test_cuda_hconv" --bench > "$OUT/hconv_bench.log" 2>&1 || rc=1
+    grep -E "bench|FAIL|runs|all ok|FAILED|skipped" "$OUT/hconv_bench.log" | tail -20
+    exit $rc ;;
+  *)
+    echo "usage: scripts/gpu_wr.sh int8|fp16" >&2
+    exit 2 ;;
+esac
