@@ -8,7 +8,8 @@
 #   SETTING: a value of MTMI_CUDA_NO_FUSE ("" or none = every fusion on,
 #   all = every fusion off, or pass names such as mlp,upconv), or
 #   VAR=VALUE[,...] to set another variable instead (every fusion on), e.g.
-#   MTMI_ATTN_CFG=0,0 for the first-generation attention kernel.
+#   MTMI_ATTN_CFG=0,0 for the first-generation attention kernel; several
+#   joined by '+' (MTMI_CUDA_FUSE_OPT=wgconv+MTMI_CUDA_NO_FUSE=upconv).
 set -u
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
@@ -42,7 +43,8 @@ for r in $(seq "$ROUNDS"); do
   line="round $r:"
   for st in "${SETTINGS[@]}"; do
     if [[ $st == *=* ]]; then
-      res=$(env "$st" "$BENCH" "$MODEL" --iters 200 2>&1)
+      # shellcheck disable=SC2086
+      res=$(env ${st//+/ } "$BENCH" "$MODEL" --iters 200 2>&1)
     else
       v=$([ "$st" = none ] && echo "" || echo "$st")
       res=$(MTMI_CUDA_NO_FUSE=$v "$BENCH" "$MODEL" --iters 200 2>&1)

@@ -11,7 +11,8 @@
 #   fp16: gpu_ab.sh -- cuda_hconv (the FP16 kernel vs a CPU reference, every
 #         configuration, SM budgets 0/1/3) and cuda_fusion (pass wgconv vs
 #         the unfused plan), then the whole network with and without
-#         MTMI_CUDA_FUSE_OPT=wgconv in alternating rounds, then
+#         MTMI_CUDA_FUSE_OPT=wgconv (and with upconv off) in alternating
+#         rounds, then
 #         test_cuda_hconv --bench (each configuration on the depth head's
 #         four layers at 1024x1024).
 # Usage: scripts/gpu_wr.sh int8|fp16   (logs in $OUT or ./results)
@@ -24,7 +25,11 @@ case ${1:-} in
   int8)
     BUNDLE=${BUNDLE:-1} OUT=$OUT bash "$ROOT_DIR/scripts/gpu_int8.sh" 50 ;;
   fp16)
-    OUT=$OUT bash "$ROOT_DIR/scripts/gpu_ab.sh" -R "cuda_hconv|cuda_fusion" -r 3 none MTMI_CUDA_FUSE_OPT=wgconv
+    # wgconv beside the upconv kernel (which keeps fuse.0), and instead of
+    # it (fuse.0 as resize-cat + the wgmma conv: predicted ~55 us against
+    # the upconv kernel's ~78)
+    OUT=$OUT bash "$ROOT_DIR/scripts/gpu_ab.sh" -R "cuda_hconv|cuda_fusion" -r 3 none MTMI_CUDA_FUSE_OPT=wgconv \
+      MTMI_CUDA_FUSE_OPT=wgconv+MTMI_CUDA_NO_FUSE=upconv
     rc=$?
     echo "== test_cuda_hconv --bench"
     timeout 120 "$ROOT_DIR/build-gpu/tests/test_cuda_hconv" --bench > "$OUT/hconv_bench.log" 2>&1 || rc=1
