@@ -1,14 +1,17 @@
 /* Pass "wgconv" (opt-in, MTMI_CUDA_FUSE_OPT=wgconv): an FP16 3x3
- * convolution that the planner gave cuDNN (MC_CUDNN) runs on our wgmma
- * kernel instead (MC_WGCONV: hconv.cu, mtk_hconv3x3), where one of its
- * configurations fits: stride 1, padding 1, dilation 1, one group, C a
- * multiple of 16, no activation or ReLU, channels-last FP16 input and
- * output, and the block's weights in shared memory.  The operands stay as
- * the cuDNN step had them (t[0] y, t[1] x, t[2] w FP16 [CO][3][3][C], t[3]
- * the bias when conv.has_bias), so only the kind changes; the pass runs
- * last, after the passes that look for MC_CUDNN steps (poly, upconv), and
- * before finalize, which then makes no cuDNN search for these steps.
- * Opt-in until measured: built without a GPU (docs/PERFORMANCE.md). */
+ * convolution that the planner gave cuDNN (MC_CUDNN) or the direct kernel
+ * (MC_CONVD: the same operands) runs on our wgmma kernel instead
+ * (MC_WGCONV: hconv.cu, mtk_hconv3x3) where one of its configurations
+ * fits: stride 1, padding 1, dilation 1, one group, C a multiple of 16, no
+ * activation or ReLU, channels-last FP16 input and output, and the block's
+ * weights in shared memory.  With the pass on, the planner gives such
+ * convs that form rather than im2col + GEMM (plan_conv.c, wgconv_wanted).
+ * The operands stay as the convolution step had them (t[0] y, t[1] x,
+ * t[2] w FP16 [CO][3][3][C], t[3] the bias when conv.has_bias), so only
+ * the kind changes; the pass runs last, after the passes that look for
+ * MC_CUDNN steps (poly, upconv), and before finalize, which then makes no
+ * cuDNN search for these steps.  Opt-in until measured: built without a
+ * GPU (docs/PERFORMANCE.md). */
 
 #include <string.h>
 
@@ -57,7 +60,7 @@ int mc_fuse_wgconv(mc_plan *p) {
     int made = 0;
     for (int i = 0; i < p->nsteps; i++) {
         mc_step *s = &p->steps[i];
-        if (s->kind != MC_CUDNN || !fits(p, s)) continue;
+        if ((s->kind != MC_CUDNN && s->kind != MC_CONVD) || !fits(p, s)) continue;
         s->kind = MC_WGCONV;
         made++;
     }

@@ -4,11 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/kernels.h"
 #include "cuda/plan_int.h"
 #include "cuda/qkernels.h"
 #include "graph/qops.h"
 
 /* --------------------------------------------------------------- conv */
+/* The opt-in pass wgconv (fuse_wgconv.c) moves FP16 3x3 stride-1 convs
+ * from the cuDNN form to our wgmma kernel; with it on, such a conv also
+ * skips im2col + GEMM (the depth head's 64x64 one, whose column matrix is
+ * under 48 MB), so that the pass sees it.  One it cannot take stays a
+ * cuDNN (or direct) convolution. */
+static int wgconv_wanted(const mc_plan *p, const mc_conv *cv) {
+    return p->f16 && mt_tuning_list_has(p->tuning.cuda_fuse_opt, "wgconv", 0) && mc_fuse_enabled(p, "wgconv") &&
+           mtk_hconv_built() && cv->KH == 3 && cv->KW == 3 && cv->sh == 1 && cv->sw == 1 && cv->ph == 1 && cv->pw == 1 &&
+           cv->ph2 == 1 && cv->pw2 == 1 && cv->dh == 1 && cv->dw == 1 && cv->groups == 1 && cv->C % 16 == 0 &&
+           cv->OH == cv->H && cv->OW == cv->W;
+}
+
 mtmi_status mc_plan_conv(mc_plan *p, int i) {
     const mt_node *n = mc_node(p, i);
     mc_tref x;
@@ -59,7 +72,7 @@ mtmi_status mc_plan_conv(mc_plan *p, int i) {
     {
         int64_t Kc = (int64_t)cv.KH * cv.KW * cig, Kp = (Kc + 7) & ~(int64_t)7;
         int is1x1 = cv.KH == 1 && cv.KW == 1 && cv.sh == 1 && cv.sw == 1 && !cv.ph && !cv.pw && !cv.ph2 && !cv.pw2;
-        int im2col = !is1x1 && cv.groups == 1 && (size_t)cv.N * cv.OH * cv.OW * Kp * mc_esize(st) <= ((size_t)48 << 20) &&
+        int im2col = !is1x1 && !wgconv_wanted(p, &cv) && cv.groups == 1 && (size_t)cv.N * cv.OH * cv.OW * Kp * mc_esize(st) <= ((size_t)48 << 20) &&
                      (Kp <= 2048 || (cig % 8 == 0 && p->f16)) && (xraw.st == MTMI_FLOAT || xraw.st == MTMI_FLOAT16);
         if (!im2col) TRY(mc_make_nhwc(p, i, &x));
     }
@@ -179,7 +192,7 @@ mtmi_status mc_plan_conv(mc_plan *p, int i) {
         int64_t Kc = (int64_t)cv.KH * cv.KW * cig, Kp = (Kc + 7) & ~(int64_t)7;
         int64_t M = (int64_t)cv.N * cv.OH * cv.OW;
         size_t colbytes = (size_t)M * Kp * mc_esize(st);
-        if (cv.groups == 1 && colbytes <= ((size_t)48 << 20) && (Kp <= 2048 || (cig % 8 == 0 && p->f16)) &&
+        if (cv.groups == 1 && !wgconv_wanted(p, &cv) && colbytes <= ((size_t)48 << 20) && (Kp <= 2048 || (cig % 8 == 0 && p->f16)) &&
             (xraw.st == MTMI_FLOAT || xraw.st == MTMI_FLOAT16)) {
             x = xraw;
             float *wp = calloc((size_t)cv.CO * Kp, sizeof(float));
