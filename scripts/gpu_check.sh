@@ -60,11 +60,13 @@ if [ $TESTS = 1 ]; then
       compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/test_cuda_kernels" > "$OUT/sanitizer.log" 2>&1
     src=$?
     tail -3 "$OUT/sanitizer.log"; echo "sanitizer exit: $src"
-    # the fused kernels' own test programs (mlp, upconv, stem)
-    for t in test_cuda_mlp test_cuda_upconv test_cuda_stem; do
+    # the fused kernels' own test programs (mlp, upconv, stem, the wgmma conv)
+    for t in test_cuda_mlp test_cuda_upconv test_cuda_stem test_cuda_hconv; do
       bin=$(ls "$BUILD/tests/$t" "$BUILD/$t" 2>/dev/null | head -1)
       [ -n "$bin" ] || continue
-      timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" > "$BUILD/sanitizer_$t.log" 2>&1
+      args=$([ $t = test_cuda_hconv ] && echo --quick)
+      # shellcheck disable=SC2086
+      timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" $args > "$BUILD/sanitizer_$t.log" 2>&1
       echo "sanitizer $t exit: $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$BUILD/sanitizer_$t.log") clean summaries)"
     done
   fi

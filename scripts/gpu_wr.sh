@@ -31,6 +31,15 @@ case ${1:-} in
     OUT=$OUT bash "$ROOT_DIR/scripts/gpu_ab.sh" -R "cuda_hconv|cuda_fusion" -r 3 none MTMI_CUDA_FUSE_OPT=wgconv \
       MTMI_CUDA_FUSE_OPT=wgconv+MTMI_CUDA_NO_FUSE=upconv
     rc=$?
+    # the shared main loop's barriers and shared-memory accesses under
+    # compute-sanitizer (the FP16 kernel's quick cases; racecheck may not
+    # see the tensor cores' asynchronous reads, memcheck sees every access)
+    for tool in memcheck racecheck; do
+      timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 "$ROOT_DIR/build-gpu/tests/test_cuda_hconv" --quick \
+        > "$OUT/hconv_$tool.log" 2>&1
+      echo "compute-sanitizer $tool on test_cuda_hconv --quick: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors\|RACECHECK SUMMARY: 0 hazards' "$OUT/hconv_$tool.log") clean summaries)"
+      grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAIL" "$OUT/hconv_$tool.log" | head -3
+    done
     echo "== test_cuda_hconv --bench"
     timeout 120 "$ROOT_DIR/build-gpu/tests/test_cuda_hconv" --bench > "$OUT/hconv_bench.log" 2>&1 || rc=1
     grep -E "bench|FAIL|runs|all ok|FAILED|skipped" "$OUT/hconv_bench.log" | tail -20

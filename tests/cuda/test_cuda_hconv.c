@@ -14,7 +14,8 @@
  * kernels in which none ran, fails.  Exit 1 on failure, 77 when no GPU or
  * when the kernels are not built (an sm_90 build: said so, not hidden).
  * --bench: the depth head's four layers at 1024x1024, median of 50
- * launches per configuration, us and TFLOP/s. */
+ * launches per configuration, us and TFLOP/s.  --quick: only the three
+ * small cases at budgets 0 and 1 (what compute-sanitizer runs). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,8 @@ static void check_cfg(const hcase *c, hbufs *b, const double *ref, int cfg, int 
     free(got);
 }
 
+static int g_quick = 0; /* --quick: the small cases, budgets 0 and 1 (for compute-sanitizer) */
+
 static void run_checks(void) {
     static const hcase cases[] = {
         /* the depth head's layers at 256x256 input (fuse.0 .. fuse.3) */
@@ -188,7 +191,8 @@ static void run_checks(void) {
     };
     const int budgets[3] = {0, 1, 3};
     int fit_any[16] = {0};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const size_t first = g_quick ? 4 : 0; /* quick: from "2 images" on */
+    for (size_t i = first; i < sizeof cases / sizeof cases[0]; i++) {
         const hcase *c = &cases[i];
         hbufs b;
         make_bufs(c, &b);
@@ -197,7 +201,7 @@ static void run_checks(void) {
         for (int cfg = 1; cfg <= mtk_hconv_ncfg(); cfg++) {
             if (!mtk_hconv_cfg_fits(&h, cfg)) continue;
             fit_any[cfg] = 1;
-            for (int k = 0; k < 3; k++) check_cfg(c, &b, ref, cfg, budgets[k]);
+            for (int k = 0; k < (g_quick ? 2 : 3); k++) check_cfg(c, &b, ref, cfg, budgets[k]);
         }
         if (!mtk_hconv_pick(&h)) {
             printf("  FAIL: %s: no configuration fits\n", c->name);
@@ -206,7 +210,7 @@ static void run_checks(void) {
         free(ref);
         free_bufs(&b);
     }
-    for (int cfg = 1; cfg <= mtk_hconv_ncfg(); cfg++)
+    for (int cfg = 1; cfg <= mtk_hconv_ncfg() && !g_quick; cfg++)
         if (!fit_any[cfg]) {
             printf("  FAIL: %s fits no case\n", mtk_hconv_cfg_name(cfg));
             g_fail = 1;
@@ -269,9 +273,18 @@ int main(int argc, char **argv) {
         return 77;
     }
     mt_rng_seed(&g_rng, oracle_seed(1) ^ 0x5851f42d4c957f2dull); /* printed; MTMI_TEST_SEED sets it */
-    printf("FP16 3x3 conv on wgmma (resident weights) vs CPU reference:\n");
+    int bench = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bench")) bench = 1;
+        else if (!strcmp(argv[i], "--quick")) g_quick = 1;
+        else {
+            fprintf(stderr, "usage: test_cuda_hconv [--quick] [--bench]\n");
+            return 2;
+        }
+    }
+    printf("FP16 3x3 conv on wgmma (resident weights) vs CPU reference%s:\n", g_quick ? " (quick)" : "");
     run_checks();
-    if (argc > 1 && !strcmp(argv[1], "--bench")) run_bench();
+    if (bench) run_bench();
     printf("%s\n", g_fail ? "FAILED" : "all ok");
     return g_fail;
 }
