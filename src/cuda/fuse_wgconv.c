@@ -7,14 +7,16 @@
  * weights in shared memory.  With the pass on, the planner gives such
  * convs that form rather than im2col + GEMM (plan_conv.c, wgconv_wanted).
  * The operands stay as the convolution step had them (t[0] y, t[1] x,
- * t[2] w FP16 [CO][3][3][C], t[3] the bias when conv.has_bias), so only
- * the kind changes; the pass runs last, after the passes that look for
+ * t[2] w FP16 [CO][3][3][C], t[3] the bias when conv.has_bias, else buf
+ * -1), plus t[4], an FP32 scratch for the partial sums where the kernel
+ * runs K in parts (mtk_hconv_parts > 1); the pass runs last, after the passes that look for
  * MC_CUDNN steps (poly, upconv), and before finalize, which then makes no
  * cuDNN search for these steps.  Opt-in until measured: built without a
  * GPU (docs/PERFORMANCE.md). */
 
 #include <string.h>
 
+#include "core/core.h"
 #include "cuda/cuda_internal.h"
 #include "cuda/kernels.h"
 
@@ -39,6 +41,7 @@ void mc_wgconv_params(const mc_plan *p, const mc_step *s, int with_ptrs, mtk_hco
         h->w = mc_ptr(p, &s->t[2]);
         h->bias = c->has_bias ? mc_ptr(p, &s->t[3]) : NULL;
         h->y = mc_ptr(p, y);
+        h->scratch = s->nt > 4 && s->t[4].buf >= 0 ? mc_ptr(p, &s->t[4]) : NULL;
     }
 }
 
@@ -61,6 +64,23 @@ int mc_fuse_wgconv(mc_plan *p) {
     for (int i = 0; i < p->nsteps; i++) {
         mc_step *s = &p->steps[i];
         if ((s->kind != MC_CUDNN && s->kind != MC_CONVD) || !fits(p, s)) continue;
+        /* K in parts (the whole K's weights do not fit): the FP32 partial
+         * sums' scratch as t[4], live for this step only */
+        mtk_hconv h;
+        mc_wgconv_params(p, s, 0, &h);
+        if (mtk_hconv_parts(&h, mtk_hconv_pick(&h)) > 1) {
+            const int64_t n = (int64_t)h.N * h.H * h.W * h.CO;
+            const int b = mc_new_arena(p, (size_t)n * sizeof(float));
+            if (b < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory"), -1;
+            if (!s->conv.has_bias) memset(&s->t[3], 0, sizeof s->t[3]), s->t[3].buf = -1;
+            memset(&s->t[4], 0, sizeof s->t[4]);
+            s->t[4].buf = b;
+            s->t[4].st = MTMI_FLOAT;
+            s->t[4].rank = 1;
+            s->t[4].dims[0] = n;
+            s->t[4].strides[0] = 1;
+            s->nt = 5;
+        }
         s->kind = MC_WGCONV;
         made++;
     }

@@ -333,13 +333,18 @@ cudaError_t mtk_upconv3x3_variant(cudaStream_t s, int variant, int nsrc, const v
  *   w:    FP16 [CO][3][3][C] (cuDNN's layout in the plan), 16-byte aligned;
  *   bias: [CO], FP16 (bias_f16) or FP32, or NULL;  act: 0 none, 1 relu;
  *   y:    FP16, output (n, oy, ox, co) at y + n ys0 + (oy W + ox) ldy + co
- *         (ldy >= CO and ys0 even, 4-byte aligned).
+ *         (ldy >= CO and ys0 even, 4-byte aligned);
+ *   scratch: FP32 [N H W][CO] (16-byte aligned), needed only where the
+ *         configuration runs K in parts (mtk_hconv_parts > 1: the weights
+ *         of the whole K do not fit in shared memory; one launch a part,
+ *         their sums added through it), else ignored (may be NULL).
  * Configurations 1..mtk_hconv_ncfg() (BN output channels a block, tiles,
- * warpgroups, stages; mtk_hconv_cfg_name); mtk_hconv_cfg_fits says whether
- * one runs on h (shapes and shared memory; the pointers' alignment is
- * checked at the launch), mtk_hconv_pick the automatic choice (0: none
- * fits).  mtk_hconv3x3 with cfg -1 runs the automatic choice;
- * cudaErrorInvalidValue where the configuration does not fit. */
+ * warpgroups, stages; mtk_hconv_cfg_name); mtk_hconv_parts says in how many
+ * K parts (1..4) one runs on h (0: it does not fit; shapes and shared
+ * memory, the pointers' alignment is checked at the launch),
+ * mtk_hconv_pick the automatic choice (0: none fits).  mtk_hconv3x3 with
+ * cfg -1 runs the automatic choice; cudaErrorInvalidValue where the
+ * configuration does not fit or needs the scratch it lacks. */
 typedef struct mtk_hconv {
     const void *x;
     int64_t xs0, xpix;
@@ -348,12 +353,13 @@ typedef struct mtk_hconv {
     int bias_f16;
     void *y;
     int64_t ys0, ldy;
+    float *scratch;
     int N, H, W, C, CO, act;
 } mtk_hconv;
 int mtk_hconv_built(void);
 int mtk_hconv_ncfg(void);
 const char *mtk_hconv_cfg_name(int cfg);
-int mtk_hconv_cfg_fits(const mtk_hconv *h, int cfg);
+int mtk_hconv_parts(const mtk_hconv *h, int cfg);
 int mtk_hconv_pick(const mtk_hconv *h);
 cudaError_t mtk_hconv3x3(cudaStream_t s, const mtk_hconv *h, int cfg);
 

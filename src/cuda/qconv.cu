@@ -1236,7 +1236,7 @@ __global__ void __launch_bounds__(WR<BN, MT, NWG, S>::NT, 1)
     MTK_PDL_WAIT();
     extern __shared__ __align__(128) unsigned char q_sm[];
     const wr_geom gm = {(const unsigned char *)xq, (int64_t)q.H * q.W * q.Cp, q.Cp, (const unsigned char *)wq, (int64_t)9 * q.Cp,
-                        q.COp, q.N, q.H, q.W, q.Cp};
+                        q.Cp, q.COp, q.N, q.H, q.W, 0, q.Cp};
     const int P = q.N * q.OH * q.OW; /* < 2^31: checked by the launcher */
     const int lane = threadIdx.x & 31, warp = (threadIdx.x & 127) >> 5;
     const int g = lane >> 2, t = lane & 3, n0 = blockIdx.y * BN;

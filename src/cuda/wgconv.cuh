@@ -47,16 +47,19 @@
 #include "mma.cuh"
 #include "wgmma.cuh"
 
-/* The convolution in bytes: output size = input size (stride 1, pad 1). */
+/* The convolution in bytes: output size = input size (stride 1, pad 1).
+ * K may be a part of the whole (koff, KB): a caller that splits K runs
+ * one launch a part and adds their sums (hconv.cu). */
 struct wr_geom {
     const unsigned char *x; /* pixel (n, iy, ix) at x + n xs0 + (iy W + ix) xpix (16-byte aligned) */
     int64_t xs0;
     int64_t xpix;
-    const unsigned char *w; /* output channel r's weights at w + r wrow: [9 taps][KB bytes] */
-    int64_t wrow;
+    const unsigned char *w; /* output channel r's tap t at w + r wrow + t wtap */
+    int64_t wrow, wtap;
     int rows;               /* weight rows that exist: r >= rows reads zeros */
     int N, H, W;
-    int KB;                 /* bytes of K a pixel and tap, a multiple of 32 */
+    int64_t koff;           /* the part's first byte of K, in a pixel and in a tap */
+    int KB;                 /* the part's bytes of K, a multiple of 32 */
 };
 
 template <int BN, int MT, int NWG, int S> struct WR {
@@ -115,7 +118,7 @@ static __device__ __forceinline__ void wr_conv(const wr_geom &gm, unsigned char 
             const int h = p & 1, rc = p >> 1, c = rc % NC, rt = rc / NC, tap = rt % 9, r = rt / 9;
             const bool ok = n0 + r < gm.rows;
             cp_async16(wsm + c * T::WCHUNK + tap * T::WTAP + h * T::WHALF + r * 16,
-                       ok ? gm.w + (n0 + r) * gm.wrow + tap * gm.KB + c * 32 + h * 16 : gm.w, ok);
+                       ok ? gm.w + (n0 + r) * gm.wrow + tap * gm.wtap + gm.koff + c * 32 + h * 16 : gm.w, ok);
         }
         cp_async_commit();
     }
@@ -150,8 +153,8 @@ static __device__ __forceinline__ void wr_conv(const wr_geom &gm, unsigned char 
             if (T::H_IT * 128 == T::HP * 2 || hoff[i] >= 0) {
                 const int iy = oy0 + hdy[i], ix = ox0 + hdx[i];
                 const bool ok = iy >= 0 && iy < gm.H && ix >= 0 && ix < gm.W;
-                cp_async16(base + hoff[i], ok ? gm.x + n * gm.xs0 + ((int64_t)iy * gm.W + ix) * gm.xpix + c * 32 + hhb[i] : gm.x,
-                           ok);
+                cp_async16(base + hoff[i],
+                           ok ? gm.x + n * gm.xs0 + ((int64_t)iy * gm.W + ix) * gm.xpix + gm.koff + c * 32 + hhb[i] : gm.x, ok);
             }
         }
     };

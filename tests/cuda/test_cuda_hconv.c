@@ -5,7 +5,9 @@
  * 4e-3 |ref| (FP16's half-ulp is 4.9e-4 relative).  Every configuration
  * that fits each case runs, with the whole GPU and with SM budgets of 1 and
  * 3 (mtk_set_sm_limit: the persistent blocks then run many tiles each, and
- * a last round that not every warpgroup has).  Cases: the depth head's
+ * a last round that not every warpgroup has), and in as many K parts as
+ * its weights need (mtk_hconv_parts: the partial sums through an FP32
+ * scratch; some case must run so).  Cases: the depth head's
  * four layers at reduced resolution, two images with padding between them
  * (xs0 > H W xpix), a strided input (pixel stride > C), an output slice of
  * a wider tensor (the channels around it must keep their guard values), CO
@@ -43,7 +45,7 @@ typedef struct hcase {
 typedef struct hbufs {
     uint16_t *hx, *hw, *hy0;
     float *hbf;         /* the bias as floats (FP16-rounded for an FP16 bias) */
-    void *dx, *dw, *db, *dy;
+    void *dx, *dw, *db, *dy, *dscratch;
     int64_t xs0, xpix, ys0, ldy, nx, ny;
 } hbufs;
 
@@ -87,10 +89,12 @@ static void make_bufs(const hcase *c, hbufs *b) {
     b->hy0 = malloc(b->ny * 2);
     for (int64_t i = 0; i < b->ny; i++) b->hy0[i] = mt_float_to_half(-77.f);
     b->dy = dev_copy(b->hy0, b->ny * 2);
+    /* the partial sums of configurations that run K in parts */
+    CK(cudaMalloc(&b->dscratch, sizeof(float) * c->N * c->H * c->W * c->CO));
 }
 
 static void free_bufs(hbufs *b) {
-    cudaFree(b->dx), cudaFree(b->dw), cudaFree(b->db), cudaFree(b->dy);
+    cudaFree(b->dx), cudaFree(b->dw), cudaFree(b->db), cudaFree(b->dy), cudaFree(b->dscratch);
     free(b->hx), free(b->hw), free(b->hy0), free(b->hbf);
 }
 
@@ -101,6 +105,7 @@ static mtk_hconv params(const hcase *c, const hbufs *b) {
     h.w = b->dw;
     h.bias = c->bias ? b->db : NULL, h.bias_f16 = c->bias == 1;
     h.y = (uint16_t *)b->dy + c->yoff, h.ys0 = b->ys0, h.ldy = b->ldy;
+    h.scratch = b->dscratch;
     h.N = c->N, h.H = c->H, h.W = c->W, h.C = c->C, h.CO = c->CO, h.act = c->act;
     return h;
 }
@@ -168,8 +173,9 @@ static void check_cfg(const hcase *c, hbufs *b, const double *ref, int cfg, int 
         }
     }
     g_runs++;
-    printf("  %-28s %-62s SM budget %3d: max abs err %.3g (|ref| up to %.3g), %lld out of tolerance, %lld guards written\n",
-           c->name, mtk_hconv_cfg_name(cfg), sms, maxerr, maxref, (long long)bad, (long long)guard);
+    printf("  %-28s %-62s K in %d, SM budget %3d: max abs err %.3g (|ref| up to %.3g), %lld out of tolerance, %lld guards "
+           "written\n",
+           c->name, mtk_hconv_cfg_name(cfg), mtk_hconv_parts(&h, cfg), sms, maxerr, maxref, (long long)bad, (long long)guard);
     if (bad || guard) g_fail = 1;
     free(got);
 }
@@ -190,7 +196,7 @@ static void run_checks(void) {
         {"CO 200 of 64s", 1, 32, 16, 32, 200, 1, 1, 0, 0, 0, 0},
     };
     const int budgets[3] = {0, 1, 3};
-    int fit_any[16] = {0};
+    int fit_any[16] = {0}, split_any = 0;
     const size_t first = g_quick ? 4 : 0; /* quick: from "2 images" on */
     for (size_t i = first; i < sizeof cases / sizeof cases[0]; i++) {
         const hcase *c = &cases[i];
@@ -199,8 +205,10 @@ static void run_checks(void) {
         double *ref = reference(c, &b);
         const mtk_hconv h = params(c, &b);
         for (int cfg = 1; cfg <= mtk_hconv_ncfg(); cfg++) {
-            if (!mtk_hconv_cfg_fits(&h, cfg)) continue;
+            const int parts = mtk_hconv_parts(&h, cfg);
+            if (!parts) continue;
             fit_any[cfg] = 1;
+            split_any |= parts > 1;
             for (int k = 0; k < (g_quick ? 2 : 3); k++) check_cfg(c, &b, ref, cfg, budgets[k]);
         }
         if (!mtk_hconv_pick(&h)) {
@@ -215,6 +223,10 @@ static void run_checks(void) {
             printf("  FAIL: %s fits no case\n", mtk_hconv_cfg_name(cfg));
             g_fail = 1;
         }
+    if (!split_any && !g_quick) {
+        printf("  FAIL: no case ran K in parts\n");
+        g_fail = 1;
+    }
     printf("%d runs\n", g_runs);
 }
 
@@ -236,7 +248,7 @@ static void run_bench(void) {
         const mtk_hconv h = params(c, &b);
         const double flop = 2.0 * c->N * c->H * c->W * c->CO * 9.0 * c->C;
         for (int cfg = 1; cfg <= mtk_hconv_ncfg(); cfg++) {
-            if (!mtk_hconv_cfg_fits(&h, cfg)) continue;
+            if (!mtk_hconv_parts(&h, cfg)) continue;
             float t[50];
             for (int r = 0; r < 3; r++) CK(mtk_hconv3x3(0, &h, cfg));
             for (int r = 0; r < 50; r++) {
@@ -247,8 +259,8 @@ static void run_bench(void) {
                 CK(cudaEventElapsedTime(&t[r], e0, e1));
             }
             const float ms = median_of(t, 50);
-            printf("  bench %-26s %-62s %8.1f us %7.1f TFLOP/s\n", c->name, mtk_hconv_cfg_name(cfg), ms * 1e3,
-                   flop / (ms * 1e9));
+            printf("  bench %-26s %-62s K in %d %8.1f us %7.1f TFLOP/s\n", c->name, mtk_hconv_cfg_name(cfg),
+                   mtk_hconv_parts(&h, cfg), ms * 1e3, flop / (ms * 1e9));
         }
         free_bufs(&b);
     }
