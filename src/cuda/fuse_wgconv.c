@@ -9,10 +9,10 @@
  * The operands stay as the convolution step had them (t[0] y, t[1] x,
  * t[2] w FP16 [CO][3][3][C], t[3] the bias when conv.has_bias, else buf
  * -1), plus t[4], an FP32 scratch for the partial sums where the kernel
- * runs K in parts (mtk_hconv_parts > 1); the pass runs last, after the passes that look for
- * MC_CUDNN steps (poly, upconv), and before finalize, which then makes no
- * cuDNN search for these steps.  Opt-in until measured: built without a
- * GPU (docs/PERFORMANCE.md). */
+ * runs K in parts (mtk_hconv_parts > 1).  The pass runs last, after the
+ * passes that look for MC_CUDNN steps (poly, upconv), and before finalize,
+ * which then makes no cuDNN search for these steps.  Opt-in until
+ * measured: built without a GPU (docs/PERFORMANCE.md). */
 
 #include <string.h>
 
@@ -45,7 +45,9 @@ void mc_wgconv_params(const mc_plan *p, const mc_step *s, int with_ptrs, mtk_hco
     }
 }
 
-static int fits(const mc_plan *p, const mc_step *s) {
+/* the configuration the kernel picks for step s (0: it does not fit), h
+ * its parameters without pointers */
+static int pick(const mc_plan *p, const mc_step *s, mtk_hconv *h) {
     const mc_conv *c = &s->conv;
     if (c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->ph != 1 || c->pw != 1 || c->ph2 != 1 || c->pw2 != 1 ||
         c->dh != 1 || c->dw != 1 || c->groups != 1 || c->H != c->OH || c->W != c->OW || (c->act != 0 && c->act != 1))
@@ -54,21 +56,20 @@ static int fits(const mc_plan *p, const mc_step *s) {
     /* 16-byte input pieces, FP16 pairs out (the buffers' bases are aligned) */
     if (s->t[1].off % 8 || s->t[0].off % 2 || s->t[2].off % 8) return 0;
     if (c->has_bias && s->t[3].st != MTMI_FLOAT16 && s->t[3].st != MTMI_FLOAT) return 0;
-    mtk_hconv h;
-    mc_wgconv_params(p, s, 0, &h);
-    return mtk_hconv_pick(&h) > 0;
+    mc_wgconv_params(p, s, 0, h);
+    return mtk_hconv_pick(h);
 }
 
 int mc_fuse_wgconv(mc_plan *p) {
     int made = 0;
     for (int i = 0; i < p->nsteps; i++) {
         mc_step *s = &p->steps[i];
-        if ((s->kind != MC_CUDNN && s->kind != MC_CONVD) || !fits(p, s)) continue;
+        mtk_hconv h;
+        const int cfg = s->kind == MC_CUDNN || s->kind == MC_CONVD ? pick(p, s, &h) : 0;
+        if (!cfg) continue;
         /* K in parts (the whole K's weights do not fit): the FP32 partial
          * sums' scratch as t[4], live for this step only */
-        mtk_hconv h;
-        mc_wgconv_params(p, s, 0, &h);
-        if (mtk_hconv_parts(&h, mtk_hconv_pick(&h)) > 1) {
+        if (mtk_hconv_parts(&h, cfg) > 1) {
             const int64_t n = (int64_t)h.N * h.H * h.W * h.CO;
             const int b = mc_new_arena(p, (size_t)n * sizeof(float));
             if (b < 0) return mt_fail(MTMI_ERR_NOMEM, "out of memory"), -1;

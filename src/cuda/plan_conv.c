@@ -69,13 +69,14 @@ mtmi_status mc_plan_conv(mc_plan *p, int i) {
     mc_tref xraw = x;
     int cig = cv.C / cv.groups;
     int st = mc_storage_of(p, ov->dtype);
-    {
-        int64_t Kc = (int64_t)cv.KH * cv.KW * cig, Kp = (Kc + 7) & ~(int64_t)7;
-        int is1x1 = cv.KH == 1 && cv.KW == 1 && cv.sh == 1 && cv.sw == 1 && !cv.ph && !cv.pw && !cv.ph2 && !cv.pw2;
-        int im2col = !is1x1 && !wgconv_wanted(p, &cv) && cv.groups == 1 && (size_t)cv.N * cv.OH * cv.OW * Kp * mc_esize(st) <= ((size_t)48 << 20) &&
-                     (Kp <= 2048 || (cig % 8 == 0 && p->f16)) && (xraw.st == MTMI_FLOAT || xraw.st == MTMI_FLOAT16);
-        if (!im2col) TRY(mc_make_nhwc(p, i, &x));
-    }
+    /* im2col + GEMM when the column matrix is small (patchify, stem, patch
+     * embeddings): tensor cores through cuBLASLt; else channels-last input */
+    const int64_t Kp = ((int64_t)cv.KH * cv.KW * cig + 7) & ~(int64_t)7;
+    const int is1x1 = cv.KH == 1 && cv.KW == 1 && cv.sh == 1 && cv.sw == 1 && !cv.ph && !cv.pw && !cv.ph2 && !cv.pw2;
+    const int im2col = !is1x1 && !wgconv_wanted(p, &cv) && cv.groups == 1 &&
+                       (size_t)cv.N * cv.OH * cv.OW * Kp * mc_esize(st) <= ((size_t)48 << 20) &&
+                       (Kp <= 2048 || (cig % 8 == 0 && p->f16)) && (xraw.st == MTMI_FLOAT || xraw.st == MTMI_FLOAT16);
+    if (!im2col) TRY(mc_make_nhwc(p, i, &x));
     /* 1x1 stride 1: a GEMM over NHWC rows */
     if (cv.KH == 1 && cv.KW == 1 && cv.sh == 1 && cv.sw == 1 && !cv.ph && !cv.pw && !cv.ph2 && !cv.pw2 && cv.groups == 1) {
         mc_tref A = x, W, Bm, Y, C2;
@@ -186,14 +187,10 @@ mtmi_status mc_plan_conv(mc_plan *p, int i) {
     mc_tref Y;
     if (mc_new_tensor(p, st, ov->rank, ov->dims, &Y)) return NOMEM();
     mc_set_nhwc(&Y);
-    /* im2col + GEMM when the column matrix is small (patchify, stem, patch
-     * embeddings): tensor cores through cuBLASLt */
+    /* im2col + GEMM (decided above) */
     {
-        int64_t Kc = (int64_t)cv.KH * cv.KW * cig, Kp = (Kc + 7) & ~(int64_t)7;
         int64_t M = (int64_t)cv.N * cv.OH * cv.OW;
-        size_t colbytes = (size_t)M * Kp * mc_esize(st);
-        if (cv.groups == 1 && !wgconv_wanted(p, &cv) && colbytes <= ((size_t)48 << 20) && (Kp <= 2048 || (cig % 8 == 0 && p->f16)) &&
-            (xraw.st == MTMI_FLOAT || xraw.st == MTMI_FLOAT16)) {
+        if (im2col) {
             x = xraw;
             float *wp = calloc((size_t)cv.CO * Kp, sizeof(float));
             if (!wp) return NOMEM();

@@ -793,7 +793,6 @@ __global__ void __launch_bounds__(QT<BM, BN, WM, WN, STAGES, CH>::NT, MB > 0 ? M
     q_epilogue_tile<T::MI, T::NI, EXT>(q, acc, P, p0 + wm * WM, n0 + wn * WN, g, t, bq, mult, y, y_f16, acc_out);
 }
 
-
 template <int BM, int BN, int WM, int WN, int STAGES, int CH, int MB, bool FQ, bool EXT = false>
 static cudaError_t q_launch(cudaStream_t st, const mtk_qconv *q, int64_t P, const int8_t *xq, const int8_t *wq,
                             const int32_t *bq, const float *mult, void *y, int y_f16, int32_t *acc, const q_fx &fx) {
@@ -1340,7 +1339,7 @@ static cudaError_t q_launch_wr(cudaStream_t st, const mtk_qconv *q, const int8_t
 #define Q_CFG_WG_FIRST 21
 #define Q_CFG_AUTO_WG (-2) /* the automatic choice with the wgmma 3x3 configurations (MTK_QCONV_AUTO_WG) */
 #define Q_CFG_WG_LAST 25
-/* 26-29: k_qconv_wr (wgmma, weights resident, persistent), 3x3 stride 1
+/* 26-30: k_qconv_wr (wgmma, weights resident, persistent), 3x3 stride 1
  * only: (BN, MT, NWG, S).  Built 2026-12-08 without a GPU (eighth
  * session); not yet measured.  Predicted from the byte and instruction
  * counts (docs/PERFORMANCE.md): the depth head's 3x3 convs 1.5-2x faster
@@ -1361,7 +1360,6 @@ static cudaError_t q_launch_wr(cudaStream_t st, const mtk_qconv *q, const int8_t
 #define Q_IS_HALO(c) ((c) == Q_CFG_HALO32 || (c) == Q_CFG_HALO64 || (c) == Q_CFG_HALO32R4)
 /* the 3x3-only wgmma kernels, k_qconv_wg's and k_qconv_wr's */
 #define Q_IS_WG(c) ((c) >= Q_CFG_WG_FIRST && (c) <= Q_CFG_WR_LAST)
-#define Q_IS_WR(c) ((c) >= Q_CFG_WR_FIRST && (c) <= Q_CFG_WR_LAST)
 
 /* the tile height (8 MT) of wgmma configuration c */
 static int q_wg_ty(int c) {
