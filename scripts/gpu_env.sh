@@ -26,6 +26,19 @@ if ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
   fi
 fi
 
+# gpu_bundle_out NAME: with BUNDLE=1, the calling script's logs go to a
+# scratch folder (OUT is pointed there) and come back as one
+# NAME_logs.tgz in the OUT it had, when the script exits (the device tool
+# returns at most 8 files).  Without BUNDLE, nothing.
+gpu_bundle_out() {
+  [ "${BUNDLE:-0}" = 1 ] || return 0
+  GPU_BUNDLE_DEST=$OUT
+  GPU_BUNDLE_NAME=$1
+  OUT=$(mktemp -d)
+  mkdir -p "$GPU_BUNDLE_DEST"
+  trap 'tar czf "$GPU_BUNDLE_DEST/${GPU_BUNDLE_NAME}_logs.tgz" -C "$OUT" --exclude="*.features" . 2>/dev/null' EXIT
+}
+
 # gpu_configure BUILD_DIR: configures a Release sm_90a build against .deps.
 gpu_configure() {
   cmake -S "$ROOT_DIR" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \

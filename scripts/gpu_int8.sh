@@ -11,18 +11,11 @@ set -u
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-# BUNDLE=1: the logs go to a scratch folder and come back as one
-# <script>_logs.tgz in $OUT (the device tool returns at most 8 files)
-if [ "${BUNDLE:-0}" = 1 ]; then
-  FINAL_OUT=$OUT
-  OUT=$(mktemp -d)
-  mkdir -p "$FINAL_OUT"
-  trap 'tar czf "$FINAL_OUT/$(basename "$0" .sh)_logs.tgz" -C "$OUT" --exclude="*.features" . 2>/dev/null' EXIT
-fi
 ITERS=${1:-100}
-mkdir -p "$OUT"
 T0=$(date +%s)
 source "$ROOT_DIR/scripts/gpu_env.sh"
+gpu_bundle_out gpu_int8 # BUNDLE=1: the logs as one gpu_int8_logs.tgz in $OUT
+mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 echo "== build"
 BUILD=$ROOT_DIR/build-gpu

@@ -11,17 +11,10 @@ set -u
 cd "$(dirname "$0")/.."
 ROOT_DIR=$PWD
 OUT=${OUT:-$ROOT_DIR/results}
-# BUNDLE=1: the logs go to a scratch folder and come back as one
-# <script>_logs.tgz in $OUT (the device tool returns at most 8 files)
-if [ "${BUNDLE:-0}" = 1 ]; then
-  FINAL_OUT=$OUT
-  OUT=$(mktemp -d)
-  mkdir -p "$FINAL_OUT"
-  trap 'tar czf "$FINAL_OUT/$(basename "$0" .sh)_logs.tgz" -C "$OUT" --exclude="*.features" . 2>/dev/null' EXIT
-fi
-mkdir -p "$OUT"
 T0=$(date +%s)
 source "$ROOT_DIR/scripts/gpu_env.sh"
+gpu_bundle_out gpu_qconv_ncu # BUNDLE=1: the logs as one gpu_qconv_ncu_logs.tgz in $OUT
+mkdir -p "$OUT"
 BUILD=$ROOT_DIR/build-gpu
 { gpu_configure "$BUILD" && cmake --build "$BUILD" -j 16 --target mtmi_cli test_cuda_int8 mtmi_cuda_bench; } > "$OUT/build.log" 2>&1 \
   || { tail -30 "$OUT/build.log"; echo "BUILD FAILED"; exit 1; }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "core/core.h"
+#include "cuda/cuda_ck.h"
 
 /* x rounded to FP16 (round to nearest) */
 static inline float h16(float x) { return mt_half_to_float(mt_float_to_half(x)); }
@@ -24,6 +25,21 @@ static inline double act_ref(double x, int act) {
 static inline int cmp_float_asc(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
+}
+
+/* n FP16 values drawn normal * scale from r (malloc'd, at least one) */
+static inline uint16_t *rnd_half(mt_rng *r, int64_t n, float scale) {
+    uint16_t *a = (uint16_t *)malloc(sizeof(uint16_t) * (n ? n : 1));
+    for (int64_t i = 0; i < n; i++) a[i] = mt_float_to_half(mt_rng_normal(r) * scale);
+    return a;
+}
+
+/* a device copy of `bytes` of host memory (16 bytes allocated for none) */
+static inline void *dev_copy(const void *h, size_t bytes) {
+    void *d;
+    CK(cudaMalloc(&d, bytes ? bytes : 16));
+    if (bytes) CK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
 }
 
 /* the median of n timings (sorts t) */

@@ -49,32 +49,19 @@ typedef struct hbufs {
     int64_t xs0, xpix, ys0, ldy, nx, ny;
 } hbufs;
 
-static uint16_t *rnd_half(int64_t n, float scale) {
-    uint16_t *a = malloc(sizeof(uint16_t) * (n ? n : 1));
-    for (int64_t i = 0; i < n; i++) a[i] = mt_float_to_half(mt_rng_normal(&g_rng) * scale);
-    return a;
-}
-
-static void *dev_copy(const void *h, size_t bytes) {
-    void *d;
-    CK(cudaMalloc(&d, bytes ? bytes : 16));
-    if (bytes) CK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-    return d;
-}
-
 static void make_bufs(const hcase *c, hbufs *b) {
     memset(b, 0, sizeof *b);
     b->xpix = c->C + c->xpad;
     b->xs0 = (int64_t)c->H * c->W * b->xpix + c->ximg;
     b->nx = c->N * b->xs0;
-    b->hx = rnd_half(b->nx, 1.f);
+    b->hx = rnd_half(&g_rng, b->nx, 1.f);
     b->dx = dev_copy(b->hx, b->nx * 2);
     const int64_t nw = (int64_t)c->CO * 9 * c->C;
-    b->hw = rnd_half(nw, 1.f / sqrtf(9.f * c->C));
+    b->hw = rnd_half(&g_rng, nw, 1.f / sqrtf(9.f * c->C));
     b->dw = dev_copy(b->hw, nw * 2);
     b->hbf = calloc(c->CO, sizeof(float));
     if (c->bias == 1) {
-        uint16_t *hb = rnd_half(c->CO, 0.3f);
+        uint16_t *hb = rnd_half(&g_rng, c->CO, 0.3f);
         for (int k = 0; k < c->CO; k++) b->hbf[k] = mt_half_to_float(hb[k]);
         b->db = dev_copy(hb, c->CO * 2);
         free(hb);

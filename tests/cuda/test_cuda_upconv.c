@@ -47,19 +47,6 @@ typedef struct ucase {
     int ypix, yoff; /* output pixel stride and first channel (a slice); ypix 0: CO */
 } ucase;
 
-static uint16_t *rnd_half(int64_t n, float scale) {
-    uint16_t *a = malloc(sizeof(uint16_t) * (n ? n : 1));
-    for (int64_t i = 0; i < n; i++) a[i] = mt_float_to_half(mt_rng_normal(&g_rng) * scale);
-    return a;
-}
-
-static void *dev_copy(const void *h, size_t bytes) {
-    void *d;
-    CK(cudaMalloc(&d, bytes ? bytes : 16));
-    if (bytes) CK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-    return d;
-}
-
 /* one axis of the half_pixel scale-2 bilinear taps, as k_resize_cat8 */
 static void tap_at(int o, int len, int *i0, int *i1, float *a) {
     float f = (o + 0.5f) / 2.f - 0.5f;
@@ -88,7 +75,7 @@ static void make_bufs(const ucase *c, ubufs *b) {
     for (int k = 0; k < c->nsrc; k++) {
         int px = c->cs[k] + c->xpad;
         int64_t n = (int64_t)c->N * c->IH * c->IW * px;
-        b->hx[k] = rnd_half(n, 1.f);
+        b->hx[k] = rnd_half(&g_rng, n, 1.f);
         b->dx[k] = dev_copy(b->hx[k], n * 2);
         b->xs[k][1] = 1;
         b->xs[k][3] = px;
@@ -96,9 +83,9 @@ static void make_bufs(const ucase *c, ubufs *b) {
         b->xs[k][0] = (int64_t)c->IH * c->IW * px;
     }
     int64_t nw = (int64_t)c->CO * 9 * b->C;
-    b->hw = rnd_half(nw, 1.f / sqrtf(9.f * b->C));
+    b->hw = rnd_half(&g_rng, nw, 1.f / sqrtf(9.f * b->C));
     b->dw = dev_copy(b->hw, nw * 2);
-    b->hb = rnd_half(c->CO, 0.2f);
+    b->hb = rnd_half(&g_rng, c->CO, 0.2f);
     b->db = dev_copy(b->hb, c->CO * 2);
     b->ypix = c->ypix ? c->ypix : c->CO;
     b->ys[1] = 1;
