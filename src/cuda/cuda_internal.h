@@ -420,6 +420,10 @@ int mc_fuse_wgconv(mc_plan *p);      /* fuse_wgconv.c: FP16 3x3 convs from cuDNN
  * device pointers too, once memory is placed) */
 struct mtk_hconv;
 void mc_wgconv_params(const mc_plan *p, const mc_step *s, int with_ptrs, struct mtk_hconv *h);
+/* fuse_wgconv.c: the geometry the wgmma conv takes (3x3, stride 1, padding
+ * 1, dilation 1, one group, same size out, C a multiple of 16), shared by
+ * the pass and the planner's im2col decision (plan_conv.c) */
+int mc_wgconv_shape(const mc_conv *c);
 
 /* run.c */
 mtmi_status mc_libs_init(mc_plan *p);

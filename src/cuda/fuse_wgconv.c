@@ -45,13 +45,16 @@ void mc_wgconv_params(const mc_plan *p, const mc_step *s, int with_ptrs, mtk_hco
     }
 }
 
+int mc_wgconv_shape(const mc_conv *c) {
+    return c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 && c->ph == 1 && c->pw == 1 && c->ph2 == 1 && c->pw2 == 1 &&
+           c->dh == 1 && c->dw == 1 && c->groups == 1 && c->H == c->OH && c->W == c->OW && c->C % 16 == 0;
+}
+
 /* the configuration the kernel picks for step s (0: it does not fit), h
  * its parameters without pointers */
 static int pick(const mc_plan *p, const mc_step *s, mtk_hconv *h) {
     const mc_conv *c = &s->conv;
-    if (c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->ph != 1 || c->pw != 1 || c->ph2 != 1 || c->pw2 != 1 ||
-        c->dh != 1 || c->dw != 1 || c->groups != 1 || c->H != c->OH || c->W != c->OW || (c->act != 0 && c->act != 1))
-        return 0;
+    if (!mc_wgconv_shape(c) || (c->act != 0 && c->act != 1)) return 0;
     if (!nhwc_f16(&s->t[0]) || !nhwc_f16(&s->t[1]) || s->t[2].st != MTMI_FLOAT16) return 0;
     /* 16-byte input pieces, FP16 pairs out (the buffers' bases are aligned) */
     if (s->t[1].off % 8 || s->t[0].off % 2 || s->t[2].off % 8) return 0;

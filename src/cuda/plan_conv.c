@@ -17,9 +17,7 @@
  * cuDNN (or direct) convolution. */
 static int wgconv_wanted(const mc_plan *p, const mc_conv *cv) {
     return p->f16 && mt_tuning_list_has(p->tuning.cuda_fuse_opt, "wgconv", 0) && mc_fuse_enabled(p, "wgconv") &&
-           mtk_hconv_built() && cv->KH == 3 && cv->KW == 3 && cv->sh == 1 && cv->sw == 1 && cv->ph == 1 && cv->pw == 1 &&
-           cv->ph2 == 1 && cv->pw2 == 1 && cv->dh == 1 && cv->dw == 1 && cv->groups == 1 && cv->C % 16 == 0 &&
-           cv->OH == cv->H && cv->OW == cv->W;
+           mtk_hconv_built() && mc_wgconv_shape(cv);
 }
 
 mtmi_status mc_plan_conv(mc_plan *p, int i) {
